@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PRESET ?= tiny
+
+.PHONY: demo test install check-clean nbtest pytest export clean-nbs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU build first, so nothing pulls the CUDA wheels on a CPU machine
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/phi1 pipeline --preset $(PRESET)
+
+# fails when the committed notebooks are not clean or phi1_nb/ is not what nbdev-export writes
+check-clean: install
+	@before=$$(git status --porcelain -- nbs phi1_nb); \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-export; \
+	after=$$(git status --porcelain -- nbs phi1_nb); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev-clean/nbdev-export changed tracked files:"; git status --porcelain -- nbs phi1_nb; git diff --stat -- nbs phi1_nb; exit 1; fi; \
+	echo "notebooks clean, export in sync"
+	$(BIN)/python scripts/make_readme.py --check
+
+nbtest: install
+	$(BIN)/nbdev-test --n-workers 2 --timing
+
+pytest: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test: check-clean nbtest pytest
+
+export: install
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && $(BIN)/python scripts/make_readme.py
