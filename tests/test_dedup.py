@@ -1,0 +1,326 @@
+"Dedup: exact, MinHash LSH (word and AST shingles), embedding near-duplicates, the keep rule, OnlineDedup and the stage."
+import os, random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
+from phi1_nb.dedup import (DedupIndex, MinHasher, OnlineDedup, candidate_pairs, code_tokens, components, embedding_pairs,
+                           estimate_jaccard, exact_key, find_duplicates, jaccard, keep_one, lsh_params, run_dedup,
+                           shingle_hashes, text_shingles)
+
+ORIG = '''def moving_average(values, window):
+    """Average of each window of consecutive values."""
+    out = []
+    total = 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        if i >= window - 1:
+            out.append(total / window)
+    return out
+'''
+RENAMED = '''def rolling_mean(xs, k):
+    res = []
+    s = 0.0
+    for j, x in enumerate(xs):
+        s += x
+        if j >= k:
+            s -= xs[j - k]
+        if j >= k - 1:
+            res.append(s / k)
+    return res
+'''
+UNRELATED = '''import json
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+'''
+
+
+def stdlib(n, lo=1000, hi=40000):
+    out = []
+    for f in sorted(Path(os.__file__).parent.glob("*.py")):
+        t = f.read_text(encoding="utf-8", errors="replace")
+        if lo < len(t) < hi: out.append((f.name, t))
+        if len(out) >= n: break
+    return out
+
+
+@pytest.mark.parametrize("a,b,kw,same", [
+    ("x = 1\n", "x  =  1", {}, True),
+    ("x = 1  # one\n", "x = 1\n", {}, True),                       # comments stripped by default
+    ("x = 1  # one\n", "x = 1\n", {"comments": True}, False),
+    ("x = 1\n", "x  =  1\n", {"whitespace": True}, False),
+    ("s = '#x'\n", "s = ''\n", {}, False),                           # a '#' inside a string is not a comment
+])
+def test_exact_key(a, b, kw, same):
+    assert (exact_key(a, **kw) == exact_key(b, **kw)) is same
+
+
+def test_renamed_copy_caught_by_ast_missed_by_words():
+    (w1, _), (w2, _) = text_shingles(ORIG, "word"), text_shingles(RENAMED, "word")
+    (a1, _), (a2, _) = text_shingles(ORIG, "ast"), text_shingles(RENAMED, "ast")
+    assert jaccard(w1, w2) < 0.3 and jaccard(a1, a2) == 1.0
+    for kind, flagged in [("word", False), ("ast", True)]:
+        r = find_duplicates([ORIG, RENAMED, UNRELATED], shingles=kind, threshold=0.7)
+        assert (r["reason"] == {1: "near_duplicate"}) is flagged, (kind, r["reason"])
+        assert r["keep"][2]   # the unrelated file is never flagged
+
+
+@pytest.mark.parametrize("shingles", ["word", "ast"])
+def test_unrelated_stdlib_files_not_flagged(shingles):
+    texts = [t for _, t in stdlib(30)]
+    r = find_duplicates(texts, shingles=shingles, threshold=0.7)
+    assert r["reason"] == {} and r["keep"].all()
+
+
+def test_code_tokens_drop_docstrings_comments_and_literals():
+    toks = code_tokens('def f(a):\n    """doc"""\n    # c\n    return a.upper() + "x" * 3 + len(a)\n')
+    assert toks == ["def", "ID", "(", "ID", ")", ":", "NEWLINE", "INDENT", "return", "ID", ".", "ID", "(", ")",
+                    "+", "STR", "*", "NUM", "+", "len", "(", "ID", ")", "NEWLINE", "DEDENT"]
+    assert code_tokens("def f(:\n") is None
+
+
+def tokenize_reference(code):
+    "The same stream from the standard `tokenize` module (slow, pure Python): the reference for `code_tokens`."
+    import ast, io, tokenize
+    from phi1_nb.dedup import KEEP_NAMES
+    try:
+        ast.parse(code)
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENDMARKER)]
+    except (SyntaxError, ValueError, tokenize.TokenError): return None
+    out, skip_nl, stmt_start = [], False, (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    for i, t in enumerate(toks):
+        if skip_nl and t.type == tokenize.NEWLINE: skip_nl = False; continue
+        if t.type == tokenize.STRING:
+            prev, nxt = toks[i-1].type if i else tokenize.NEWLINE, toks[i+1].type if i+1 < len(toks) else tokenize.NEWLINE
+            if prev in stmt_start and nxt == tokenize.NEWLINE: skip_nl = True; continue
+            out.append("STR")
+        elif t.type == tokenize.NUMBER: out.append("NUM")
+        elif t.type == tokenize.NAME: out.append(t.string if t.string in KEEP_NAMES else "ID")
+        elif t.type == tokenize.NEWLINE: out.append("NEWLINE")
+        elif t.type in (tokenize.INDENT, tokenize.DEDENT): out.append(tokenize.tok_name[t.type])
+        else: out.append(t.string)
+    return out
+
+
+TRICKY = [
+    'x = r"a\\\\" + \'\'\'b\\\'c\'\'\' + "c\\\nd" + """e\\"""" + """f"""\n',  # escaped quotes, backslash-newline in a string
+    'if x:\n    y = (1,\n  2)\n\n\n    # c\n    z = 0x1F + 1e-5j + .5\nw = 1\n',  # brackets, blank lines, numbers
+    'def f():\n    "doc"\n    "also a bare string"\n    return f"{1}" "x", ...\n',  # docstrings, concatenation
+    'a = 1 \\\n  + 2\nclass A: pass',                                # a continuation, no final newline
+    'x = {"#": 1}  # c',
+]
+
+
+@pytest.mark.parametrize("code", TRICKY + [t for _, t in stdlib(25, lo=0, hi=60000)])
+def test_code_tokens_agree_with_tokenize(code):
+    ref = tokenize_reference(code)
+    assert ref is not None and code_tokens(code) == ref
+
+
+def test_unparsable_falls_back_to_words_and_is_counted():
+    broken = "def f(:\n    return [1, 2, 3] + something_long_enough(here, there)\n"
+    r = find_duplicates([broken, broken.replace("here", "hare"), ORIG], shingles="ast", ngram=3, threshold=0.5)
+    assert r["ast_fallback"] == 2
+    assert len(r["reason"]) == 1 and set(r["reason"].values()) == {"near_duplicate"} and r["keep"][2]
+    s, fell = text_shingles(broken, "ast")
+    assert fell and np.array_equal(s, text_shingles(broken, "word")[0])
+
+
+@pytest.mark.parametrize("threshold,num_perm,weights", [(0.5, 128, (0.5, 0.5)), (0.7, 128, (0.5, 0.5)),
+                                                        (0.85, 256, (0.5, 0.5)), (0.8, 128, (0.1, 0.9)), (0.9, 64, (0.9, 0.1))])
+def test_lsh_params_match_datasketch(threshold, num_perm, weights):
+    from datasketch import MinHashLSH
+    l = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
+    b, r = lsh_params(threshold, num_perm, weights)
+    assert (b, r) == (l.b, l.r) and b * r <= num_perm
+    p = lambda s: 1 - (1 - s ** r) ** b   # the S-curve: likely above the threshold, unlikely well below
+    assert p(min(1, threshold + 0.15)) > 0.8 and p(threshold - 0.35) < 0.2
+
+
+def test_lsh_weights_shift_the_choice():
+    b_fn, r_fn = lsh_params(0.8, 128, (0.1, 0.9))   # false negatives costly: more bands, fewer rows
+    b_fp, r_fp = lsh_params(0.8, 128, (0.9, 0.1))
+    assert r_fn < r_fp and b_fn > b_fp
+    with pytest.raises(ValueError, match="threshold"): lsh_params(0.0)
+
+
+def sets_with_jaccard(J, n=2000, rng=None):
+    "Two integer sets of n elements each with Jaccard similarity J (approximately)."
+    rng = rng or np.random.default_rng(0)
+    inter = int(round(2 * n * J / (1 + J)))
+    pool = rng.choice(2**32 - 1, 2 * n, replace=False).astype(np.uint32)
+    a = pool[:n]; b = np.concatenate([a[:inter], pool[n:2 * n - inter]])
+    return np.unique(a), np.unique(b)
+
+
+@pytest.mark.parametrize("J", [0.1, 0.5, 0.8, 0.95])
+def test_minhash_estimate_within_error_bound(J):
+    rng = np.random.default_rng(int(J * 100))
+    mh, errs = MinHasher(128, seed=3), []
+    for _ in range(20):
+        a, b = sets_with_jaccard(J, rng=rng)
+        s = mh.signatures([a, b])
+        errs.append(estimate_jaccard(s[0], s[1]) - jaccard(a, b))
+    sd = np.sqrt(J * (1 - J) / 128)
+    assert np.abs(errs).max() < 4 * sd and abs(np.mean(errs)) < 3 * sd / np.sqrt(20) + 0.01
+
+
+def test_minhash_batch_equals_one_by_one_and_threads():
+    texts = [t for _, t in stdlib(8)] + [""]
+    sets = [text_shingles(t)[0] for t in texts]
+    mh = MinHasher(64, seed=7)
+    batch = mh.signatures(sets, chunk=333)
+    single = np.stack([mh.signatures([s])[0] for s in sets])
+    assert np.array_equal(batch, single) and np.array_equal(batch, mh.signatures(sets, chunk=1000, threads=2))
+    assert (batch[-1] == 0xFFFFFFFF).all()                      # an empty set
+    assert not np.array_equal(batch, MinHasher(64, seed=8).signatures(sets))
+
+
+def test_candidate_pairs_find_planted_pairs():
+    rng = np.random.default_rng(1)
+    sets = []
+    for k in range(20):
+        a, b = sets_with_jaccard(0.95, n=500, rng=rng)   # P(candidate) > 0.999 at (b, r) for 0.7
+        sets += [a, b]
+    sig = MinHasher(128).signatures(sets)
+    pairs = {tuple(p) for p in candidate_pairs(sig, *lsh_params(0.7, 128)).tolist()}
+    planted = {(2 * k, 2 * k + 1) for k in range(20)}
+    assert planted <= pairs and len(pairs - planted) <= 2
+
+
+@pytest.mark.parametrize("lengths,scores,kept", [
+    ([10, 30, 20], None, 1),                 # no scores: the longest
+    ([10, 30, 20], [0.9, 0.1, 0.5], 0),      # scores: the highest educational_value
+    ([10, 30, 30], [None, None, None], 1),   # ties: the first
+    ([10, 30, 20], [0.5, None, 0.5], 2),     # equal scores: the longer
+])
+def test_keep_rule(lengths, scores, kept):
+    assert keep_one([0, 1, 2], lengths, scores) == kept
+
+
+def test_keep_rule_in_clusters_uses_educational_value():
+    r = find_duplicates([ORIG, ORIG + "\n# trailing note\n", RENAMED], scores=[0.9, 0.1, 0.2], shingles="ast")
+    assert r["keep"].tolist() == [True, False, False]
+    assert r["duplicate_of"] == {1: 0, 2: 0} and r["clusters"]["exact_duplicate"] == [[0, 1]]
+
+
+def test_components():
+    assert components(7, [(0, 1), (2, 3), (3, 1), (5, 6)]) == [[0, 1, 2, 3], [5, 6]]
+    assert components(3, []) == []
+
+
+class ToyEmbedder:
+    "Bag of character bigrams, unit-normalized: near-identical texts land close."
+    name, dim = "toy", 256
+    def embed(self, texts):
+        X = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for a, b in zip(t, t[1:]): X[i, (ord(a) * 31 + ord(b)) % self.dim] += 1
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.mark.parametrize("metric,threshold", [("cosine", 0.02), ("l2", 0.2)])
+def test_embedding_near_duplicates(metric, threshold):
+    texts = [ORIG, ORIG.replace("window", "windo"), UNRELATED]
+    r = find_duplicates(texts, exact=False, near="none", embedder=ToyEmbedder(), embed_metric=metric, embed_threshold=threshold)
+    assert r["reason"] == {1: "embedding_duplicate"} and r["keep"][2]
+    with pytest.raises(ValueError, match="metric"): embedding_pairs(np.eye(3), 0.1, "manhattan")
+
+
+def test_embedding_pairs_agree_with_brute_force():
+    X = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    got = {(int(i), int(j)) for i, j, _ in embedding_pairs(X, 2.0, "l2")}
+    D = np.linalg.norm(X[:, None] - X[None], axis=-1)
+    want = {(i, j) for i in range(60) for j in range(i + 1, 60) if D[i, j] <= 2.0}
+    assert got == want and len(want) > 0
+
+
+def test_embedding_by_name_uses_phi1_embed():
+    pytest.importorskip("phi1_nb.embed")
+    r = find_duplicates([ORIG, ORIG + " ", UNRELATED], exact=False, near="none", embedder="hashing", embed_threshold=0.01)
+    assert list(r["reason"].values()) == ["embedding_duplicate"] and 2 not in r["reason"]
+
+
+def test_online_dedup():
+    od = OnlineDedup(threshold=0.7, num_perm=128, ngram=5)
+    base = [t for _, t in stdlib(5)]
+    assert all(od.add(f"k{i}", t) is None for i, t in enumerate(base))
+    assert od.add("dup", base[2] + "\n# generated again\n") == "k2"
+    assert od.query(base[3]) == "k3" and od.query(UNRELATED) is None
+    assert len(od) == 5
+    with pytest.raises(KeyError): od.add("k0", UNRELATED)
+    ast_od = OnlineDedup(threshold=0.8, shingles="ast")
+    assert ast_od.add("a", ORIG) is None and ast_od.add("b", RENAMED) == "a"
+
+
+def make_filter_stage(tmp_path, recs):
+    write_manifest(tmp_path / "filter", stage="filter", shards=[write_shard(tmp_path / "filter" / "part-00000.jsonl", recs[:len(recs) // 2]),
+                                                                 write_shard(tmp_path / "filter" / "part-00001.jsonl", recs[len(recs) // 2:])])
+
+
+def test_run_dedup_stage(tmp_path):
+    recs = [{"id": n, "content": t, "educational_value": 0.5} for n, t in stdlib(20)]
+    recs += [{"id": "exact", "content": recs[3]["content"] + "\n\n\n", "educational_value": 0.1},
+             {"id": "renamed-a", "content": ORIG, "educational_value": 0.4},
+             {"id": "renamed-b", "content": RENAMED, "educational_value": 0.8},
+             {"id": "broken", "content": "def oops(:\n"}]
+    make_filter_stage(tmp_path, recs)
+    m = run_dedup(tmp_path, records_per_shard=7, shard_format="jsonl.zst", shingles="ast")
+    assert m["drops"] == {"exact_duplicate": 1, "near_duplicate": 1}
+    assert m["counts"]["in"] == len(recs) and m["counts"]["out"] == len(recs) - 2 and m["counts"]["ast_fallback"] == 1
+    on_disk = read_manifest(tmp_path / "dedup")
+    assert on_disk["cluster_sizes"] == {"exact_duplicate": {"2": 1}, "near_duplicate": {"2": 1}}
+    assert on_disk["lsh_bands_rows"] == list(lsh_params(0.7, 128))
+    assert on_disk["example_clusters"]["near_duplicate"] == [["renamed-b", "renamed-a"]]
+    kept = [r["id"] for r in read_dataset(tmp_path / "dedup")]
+    assert "renamed-b" in kept and "renamed-a" not in kept and "exact" not in kept and recs[3]["id"] in kept
+    assert len(kept) == len(set(kept)) == len(recs) - 2
+    dropped = {r["id"]: r for s in m["dropped_shards"] for r in read_shard(tmp_path / "dedup" / "dropped" / s["path"])}
+    assert dropped["renamed-a"]["duplicate_of"] == "renamed-b" and dropped["renamed-a"]["drop_reason"] == "near_duplicate"
+    assert dropped["exact"]["duplicate_of"] == recs[3]["id"]
+    m2 = run_dedup(tmp_path, shingles="word")   # a rerun replaces the output; word shingles miss the renamed copy
+    assert m2["drops"] == {"exact_duplicate": 1} and len(list(read_dataset(tmp_path / "dedup"))) == len(recs) - 1
+
+
+def test_run_dedup_needs_its_input_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the 'filter' stage first"): run_dedup(tmp_path)
+    with pytest.raises(ValueError, match="near"): DedupIndex(near="simhash")
+    with pytest.raises(ValueError, match="shingles"): text_shingles("x", "chars")
+
+
+def test_run_dedup_embeddings_use_the_run_cache(tmp_path):
+    pytest.importorskip("phi1_nb.embed")
+    recs = [{"id": n, "content": t} for n, t in stdlib(6)] + [{"id": "near", "content": stdlib(6)[2][1] + "\n"}]
+    make_filter_stage(tmp_path, recs)
+    m = run_dedup(tmp_path, exact=False, near="none", embedder="hashing", embed_threshold=0.001, shard_format="jsonl")
+    assert m["drops"] == {"embedding_duplicate": 1} and m["counts"]["out"] == 6
+    assert any((tmp_path / "cache" / "embed").iterdir())        # vectors cached per content hash, as the filter does
+
+
+def test_run_dedup_counts_records_without_content(tmp_path):
+    recs = [{"id": "a", "content": ORIG}, {"id": "b", "content": None}, {"id": "c"}, {"id": "d", "content": 42},
+            {"id": "e", "content": UNRELATED}]
+    make_filter_stage(tmp_path, recs)
+    m = run_dedup(tmp_path, shard_format="jsonl")
+    assert m["drops"] == {"no_content": 3} and [r["id"] for r in read_dataset(tmp_path / "dedup")] == ["a", "e"]
+    dropped = [r for s in m["dropped_shards"] for r in read_shard(tmp_path / "dedup" / "dropped" / s["path"])]
+    assert {r["id"]: r["drop_reason"] for r in dropped} == {"b": "no_content", "c": "no_content", "d": "no_content"}
+
+
+@pytest.mark.parametrize("scheme", ["affine", "oph"])
+def test_verify_by_signature_and_oph_scheme_agree_with_exact(scheme):
+    texts = [t for _, t in stdlib(12)] + [ORIG, RENAMED, UNRELATED]
+    texts += [texts[2] + "\n# one more comment line\n", texts[5].replace("self", "this")]
+    exact = find_duplicates(texts, shingles="ast", threshold=0.7)
+    for kw in ({"verify": "signature"}, {"scheme": scheme}):
+        r = find_duplicates(texts, shingles="ast", threshold=0.7, **kw)
+        assert r["reason"] == exact["reason"] and len(exact["reason"]) >= 3, (kw, r["reason"], exact["reason"])
+    with pytest.raises(ValueError, match="verify"): DedupIndex(verify="none")
+    with pytest.raises(ValueError, match="scheme"): MinHasher(scheme="simhash")

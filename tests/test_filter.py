@@ -1,0 +1,263 @@
+"The filter stage: judge parsing and retries on a loopback server, labels on disk, split without leakage, forest, budget."
+import json, os, socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
+from phi1_nb.embed import EmbeddingCache, content_hash, embed_cache_dir, get_embedder
+from phi1_nb.filter import (EduFilter, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge, apply_filter,
+                            budget_mask, check_sample, dedup_split, fit_forest, label_samples, near_duplicate_groups,
+                            parse_judgement, run_filter, rubric, select_and_label)
+from phi1_nb.llm import FakeOpenAIServer, LLMUnreachable
+
+STDLIB = Path(os.__file__).parent
+FILES = sorted(STDLIB.glob("*.py"))
+SAMPLES = [dict(id=f"stdlib/{p.name}", content=p.read_text(encoding="utf-8", errors="replace")) for p in FILES]
+GOOD = '{"educational_value": "high", "reason": "Explains a loop."}'
+BAD_ANSWERS = ["Yes, high.", '{"educational_value": "medium", "reason": "x"}', '{"educational_value": "high"}',
+               '{"educational_value": "high", "reason": "x", "score": 3}', "", "null", '["high"]',
+               'Answer: {"educational_value": "high", "reason": "x"}']
+
+
+def make_corpus(run_dir, samples, per_shard=60, extra=()):
+    recs = [dict(id=s["id"], content=s["content"], path=s["id"], repo="stdlib", source="stdlib",
+                 size=len(s["content"]), lines=s["content"].count("\n")) for s in samples] + list(extra)
+    d = Path(run_dir) / "corpus"
+    shards = [write_shard(d / f"part-{i // per_shard:05d}.jsonl.zst", recs[i:i + per_shard])
+              for i in range(0, len(recs), per_shard)]
+    write_manifest(d, stage="corpus", shards=shards)
+    return d
+
+
+def answer_by_def(body):
+    code = body["messages"][0]["content"]
+    return json.dumps({"educational_value": "high" if code.count("def ") >= 5 else "low", "reason": "counts functions"})
+
+
+# ---------------------------------------------------------------- parsing and the judges
+
+@pytest.mark.parametrize("text,label", [(GOOD, 1), ('{"educational_value": "low", "reason": "Only constants."}', 0),
+                                        ("```json\n" + GOOD + "\n```", 1), ("  " + GOOD + "\n", 1)])
+def test_parse_good(text, label):
+    assert parse_judgement(text)[0] == label
+
+
+@pytest.mark.parametrize("text", BAD_ANSWERS)
+def test_parse_rejects_garbage(text):
+    with pytest.raises(JudgeParseError): parse_judgement(text)
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "hang", "truncated", "empty", "disconnect"])
+def test_judge_retries_transport_faults(fault):
+    with FakeOpenAIServer(lambda b: GOOD, faults=[fault, fault], retry_after=0) as srv:
+        jd = OpenAIJudge(srv.base_url, "fake", max_retries=3, timeout=0.5, backoff=0.01, concurrency=1)
+        out = jd.judge([SAMPLES[0]["content"]])
+        assert out[0]["label"] == 1 and out[0]["reason"] == "Explains a loop."
+        assert srv.outcomes[fault] == 2 and srv.outcomes["ok"] == 1
+
+
+def test_judge_reasks_on_a_malformed_answer_then_records_unlabeled():
+    def handler(body):
+        msg = body["messages"][0]["content"]
+        if "AAA" in msg: return GOOD if "previous answer" in msg else "It is high."   # right after one reminder
+        return "never JSON"                                                            # never right
+    with FakeOpenAIServer(handler) as srv:
+        out = OpenAIJudge(srv.base_url, "fake", parse_retries=2).judge(["x = 'AAA'", "y = 'BBB'"])
+    assert out[0]["label"] == 1 and out[0]["raw"] == GOOD
+    assert out[1]["label"] is None and out[1]["raw"] == "never JSON" and "unparsable" in out[1]["reason"]
+    assert srv.n_requests == 2 + 2 + 1          # both, both again (reminded), then only the still-bad one
+
+
+def test_judge_gives_up_on_persistent_server_errors_without_guessing():
+    with FakeOpenAIServer(lambda b: GOOD, faults=lambda i, b: "500") as srv:
+        out = OpenAIJudge(srv.base_url, "fake", max_retries=1, backoff=0.01).judge(["x = 1"])
+    assert out[0]["label"] is None and "request failed" in out[0]["reason"]
+
+
+def test_unreachable_judge_names_the_url_and_loses_no_label(tmp_path):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()   # nothing listens here
+    url = f"http://127.0.0.1:{port}/v1"
+    with FakeOpenAIServer(answer_by_def) as srv:
+        label_samples(OpenAIJudge(srv.base_url, "fake", cache_dir=tmp_path / "llm"), SAMPLES[:20], LabelStore(tmp_path / "lab"), 10)
+    with pytest.raises(LLMUnreachable, match=f"127.0.0.1:{port}"):
+        label_samples(OpenAIJudge(url, "fake", max_retries=1, backoff=0.01, cache_dir=tmp_path / "llm"),
+                      SAMPLES[:40], LabelStore(tmp_path / "lab"), 10)
+    assert len(LabelStore(tmp_path / "lab")) == 20                    # what was labelled is still there
+    with FakeOpenAIServer(answer_by_def) as srv:
+        labs = label_samples(OpenAIJudge(srv.base_url, "fake", cache_dir=tmp_path / "llm"), SAMPLES[:40], LabelStore(tmp_path / "lab"), 10)
+        assert srv.n_requests == 20                                    # only the missing ones are asked
+    assert [l["id"] for l in labs] == [s["id"] for s in SAMPLES[:40]] and {l["label"] for l in labs} == {0, 1}
+
+
+def test_heuristic_rubric_is_deterministic_and_explains_itself():
+    algo = 'def fact(n):\n    """n! recursively."""\n    # base case first\n    return 1 if n < 2 else n * fact(n - 1)\n' * 3
+    boring = "import numpy\nA = 1\nB = 2\nC = 'x'\nD = [1, 2]\n"
+    s1, c1, why1 = rubric(algo)
+    s2, c2, why2 = rubric(boring)
+    assert s1 > 0.5 > s2 and c1["algorithmic"] == 1 and c2["self_contained"] < 1
+    assert any("recursive" in w for w in why1) and any("numpy" in w for w in why2)
+    assert HeuristicJudge().judge([algo, boring]) == HeuristicJudge().judge([algo, boring])
+    assert [j["label"] for j in HeuristicJudge().judge([algo, boring, "def (:"])] == [1, 0, 0]
+
+
+def test_bad_input_is_named():
+    assert (check_sample(""), check_sample(None), check_sample("   \n"), check_sample("Thanks, that helped a lot!")) == \
+        ("empty", "empty", "empty", "not_code")
+    assert check_sample(SAMPLES[0]["content"]) is None
+    assert check_sample("How do I sort a dict?\n\nsorted(d.items(), key=lambda kv: kv[1])\nx = [1, 2]") is None
+
+
+# ---------------------------------------------------------------- split, forest, active learning
+
+def test_split_has_no_near_duplicate_across_train_and_val():
+    base = [s["content"] for s in SAMPLES[:40]]
+    copies = [base[i].replace("    ", "  ") + f"\n# copy {i}\n" for i in range(0, 40, 4)]   # 10 edited copies
+    texts = base + copies
+    y = np.arange(len(texts)) % 2
+    tr, va, removed = dedup_split(texts, y, val_frac=0.25, seed=3)
+    assert removed == 10 and len(tr) + len(va) == 40
+    g = near_duplicate_groups(texts)
+    assert not set(g[tr]) & set(g[va])
+    assert list(g[40:]) == list(g[0:40:4])
+    # the check that matters: no validation text is a near-copy of a training text
+    shingles = lambda t: {t[k:k + 40] for k in range(0, max(1, len(t) - 40), 20)}
+    for v in va:
+        sv = shingles(texts[v])
+        assert max(len(sv & shingles(texts[t])) / len(sv | shingles(texts[t])) for t in tr) < 0.5
+
+
+def test_saved_filter_reloads_by_path(tmp_path):
+    texts = [s["content"] for s in SAMPLES[:60]]
+    y = [HeuristicJudge().judge([t])[0]["score"] for t in texts]
+    for kind in ("classifier", "regressor"):
+        f = EduFilter("hashing", {"n_features": 128}, fit_forest(get_embedder("hashing", n_features=128).embed(texts), y, kind, 20))
+        f.save(tmp_path / kind)
+        g = EduFilter.load(tmp_path / kind)
+        assert np.array_equal(g.score(texts), f.score(texts)) and type(g.model) is type(f.model)
+        assert json.loads((tmp_path / kind / "filter.json").read_text())["embedder_params"] == {"n_features": 128}
+
+
+def test_a_saved_filter_with_untrusted_types_is_refused(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+    f = EduFilter("hashing", {"n_features": 64}, FunctionTransformer(func=os.path.basename))   # would call os code on load
+    f.save(tmp_path)
+    with pytest.raises(ValueError, match="untrusted types.*posixpath.basename"): EduFilter.load(tmp_path)
+
+
+def test_active_learning_spends_labels_where_the_forest_is_unsure(tmp_path):
+    # 1-d "embeddings" x; the judge says high when x plus some noise > .5, so the classes overlap near .5
+    rng = np.random.default_rng(0)
+    xs, noise = rng.random(400), rng.normal(0, .08, 400)
+    pool = [dict(id=str(i), content=f"{x:.6f} {x + n:.6f}") for i, (x, n) in enumerate(zip(xs, noise))]
+    class Judge:
+        name = "noisy-threshold"
+        def judge(self, texts): return [dict(label=int(float(t.split()[1]) > .5), score=0., reason="", raw=None) for t in texts]
+    embed = lambda ts: np.array([[float(t.split()[0])] for t in ts], np.float32)
+    act = select_and_label(Judge(), pool, LabelStore(tmp_path / "a"), 80, 3, embed, n_estimators=30, seed=0)
+    rnd = select_and_label(Judge(), pool, LabelStore(tmp_path / "r"), 80, 0, embed, seed=0)
+    assert len(act) == len(rnd) == 80 and len({a["id"] for a in act}) == 80
+    assert [a["id"] for a in act[:20]] == [r["id"] for r in rnd[:20]]    # the same random first share
+    dist = lambda labs: np.mean([abs(float(l["content"].split()[0]) - .5) for l in labs[20:]])
+    assert dist(act) < dist(rnd) / 2                                # later picks crowd the decision boundary
+
+
+# ---------------------------------------------------------------- the stage
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    bad = [dict(id="bad/empty", content="", path="e.py", repo="x", source="x", size=0, lines=0),
+           dict(id="bad/prose", content="Please do the needful.\nRegards,\nA. User", path="p.py", repo="x", source="x", size=40, lines=3)]
+    make_corpus(run, SAMPLES, extra=bad)
+    kw = dict(n_labels=90, pool_size=170, embedder_params={"n_features": 512}, n_estimators=60)
+    m = run_filter(run, progress=False, **kw)
+    return run, m, kw
+
+
+def test_stage_scores_every_record_and_keeps_provenance(small_run):
+    run, m, _ = small_run
+    kept = list(read_dataset(run / "filter"))
+    dropped = [r for p in sorted((run / "filter" / "dropped").glob("*.jsonl.zst")) for r in read_shard(p)]
+    assert m["counts"]["in"] == len(SAMPLES) + 2 == len(kept) + len(dropped)
+    assert m["drops"]["empty"] == 1 and m["drops"]["not_code"] == 1 and m["drops"]["below_threshold"] > 0
+    assert all(r["educational_value"] >= 0.5 and r["repo"] == "stdlib" for r in kept)
+    assert all(r["drop_reason"] in ("empty", "not_code", "below_threshold") for r in dropped)
+    assert all(r["educational_value"] < 0.5 for r in dropped if r["drop_reason"] == "below_threshold")
+    metrics = json.loads((run / "filter" / "model" / "metrics.json").read_text())
+    for k in ("precision", "recall", "f1", "roc_auc", "confusion", "near_duplicates_removed"): assert k in metrics
+    assert metrics["n_train"] + metrics["n_val"] + metrics["near_duplicates_removed"] == metrics["n_labelled"] == 90
+    # the saved filter, reloaded by path, reproduces the written scores
+    f = EduFilter.load(run / "filter" / "model")
+    some = kept[:5]
+    assert np.allclose(f.score([r["content"] for r in some]), [r["educational_value"] for r in some], atol=1e-4)
+    assert sum(1 for r in kept + dropped if "judge_label" in r) == 90
+    # every usable record's embedding is in the run's cache, where dedup can fetch it by content hash
+    cache = EmbeddingCache(embed_cache_dir(run), get_embedder("hashing", n_features=512).key)
+    assert len(cache) == m["scored"] == len(SAMPLES) and content_hash(kept[0]["content"]) in cache
+
+
+def test_stage_resumes_and_refilters_on_new_params(small_run):
+    run, m, kw = small_run
+    m2 = run_filter(run, progress=False, **kw)
+    assert m2["resumed_tasks"] == len(m["shards"]) and m2["counts"] == m["counts"]
+    # a lost shard receipt (a kill mid-stage) redoes just that task
+    (run / "filter" / "parts" / "part-00001.json").unlink()
+    m3 = run_filter(run, progress=False, **kw)
+    assert m3["resumed_tasks"] == len(m["shards"]) - 1 and m3["counts"] == m["counts"]
+    # a new threshold reuses the model (same labels, same forest) but refilters every shard
+    m4 = run_filter(run, progress=False, **dict(kw, threshold=0.8))
+    assert m4["resumed_tasks"] == 0 and m4["counts"]["out"] < m["counts"]["out"] and m4["metrics"] == m["metrics"]
+
+
+def test_threshold_by_token_budget(small_run, tmp_path):
+    run, m, _ = small_run
+    f = EduFilter.load(run / "filter" / "model")
+    budget = m["total_tokens"] // 3
+    mb = apply_filter(f, run / "corpus", tmp_path / "b", token_budget=budget, progress=False)
+    kept = list(read_dataset(tmp_path / "b"))
+    dropped = [r for p in (tmp_path / "b" / "dropped").glob("*") for r in read_shard(p) if r["drop_reason"] == "below_threshold"]
+    assert sum(len(r["content"].split()) for r in kept) == mb["kept_tokens"] <= budget
+    assert mb["kept_tokens"] > budget * 0.8                          # it fills the budget, not just stays under it
+    assert min(r["educational_value"] for r in kept) >= max(r["educational_value"] for r in dropped) - 1e-4
+    # a budget larger than the corpus keeps every usable record
+    mall = apply_filter(f, run / "corpus", tmp_path / "all", token_budget=10**12, progress=False)
+    assert mall["counts"]["out"] == len(SAMPLES)
+    assert budget_mask(np.array([.3, np.nan, .9]), np.array([1, 1, 1]), 10).tolist() == [True, False, True]
+
+
+def test_stage_with_the_openai_judge_on_loopback(tmp_path):
+    make_corpus(tmp_path, SAMPLES[:120])
+    with FakeOpenAIServer(answer_by_def, faults=lambda i, b: "429" if i % 7 == 3 else None, retry_after=0) as srv:
+        m = run_filter(tmp_path, judge="openai", base_url=srv.base_url, judge_model="fake-judge", n_labels=60,
+                       pool_size=120, embedder_params={"n_features": 256}, n_estimators=40, progress=False)
+        assert srv.outcomes["429"] > 0
+    labels = list(LabelStore(tmp_path / "filter" / "labels" / "openai-fake-judge").labels.values())
+    assert len(labels) == 60 and all(l["label"] in (0, 1) and l["reason"] == "counts functions" for l in labels)
+    assert m["metrics"]["n_labelled"] == 60 and m["counts"]["in"] == 120
+
+
+def test_stage_refuses_missing_corpus_and_bad_judge(tmp_path):
+    with pytest.raises(FileNotFoundError, match="corpus"): run_filter(tmp_path, progress=False)
+    make_corpus(tmp_path, SAMPLES[:30])
+    with pytest.raises(ValueError, match="heuristic"): run_filter(tmp_path, judge="gpt", progress=False)
+    with pytest.raises(ValueError, match="base_url"): run_filter(tmp_path, judge="openai", progress=False)
+
+
+def test_a_new_corpus_is_refiltered_and_the_forest_retrained(tmp_path):
+    kw = dict(n_labels=40, pool_size=60, embedder_params={"n_features": 128}, n_estimators=20, progress=False)
+    make_corpus(tmp_path, SAMPLES[:60])
+    m1 = run_filter(tmp_path, **kw)
+    make_corpus(tmp_path, SAMPLES[:90])                      # the corpus stage was rerun with more files
+    m2 = run_filter(tmp_path, **kw)
+    assert m1["counts"]["in"] == 60 and m2["counts"]["in"] == 90 and m2["resumed_tasks"] == 0
+    assert len(list(read_dataset(tmp_path / "filter"))) == m2["counts"]["out"]
+    state = json.loads((tmp_path / "filter" / "params.json").read_text())
+    assert state["corpus"] == state["model_params"]["corpus"] and "corpus" not in m2["params"]
+    # the regressor option learns the judge's graded score; a new model setting retrains, the labels are reused
+    n_labels = len(LabelStore(tmp_path / "filter" / "labels" / "heuristic"))
+    m3 = run_filter(tmp_path, **dict(kw, model="regressor"))
+    f = EduFilter.load(tmp_path / "filter" / "model")
+    assert type(f.model).__name__ == "RandomForestRegressor" and m3["metrics"]["roc_auc"] is not None
+    assert len(LabelStore(tmp_path / "filter" / "labels" / "heuristic")) == n_labels     # no sample judged twice

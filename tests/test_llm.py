@@ -1,0 +1,178 @@
+"""The shared LLM client layer (phi1_nb.llm) against the local FakeOpenAIServer: faults, retries, limits, cache, budget."""
+import asyncio, json, socket
+
+import pytest
+
+from phi1_nb.llm import (BudgetExceeded, Completion, FakeOpenAIServer, LLMBadResponse, LLMCache, LLMClient, LLMError,
+                         LLMUnreachable, TokenBucket, cache_key, cost_usd)
+
+MSGS = [[{"role": "user", "content": f"q{i}"}] for i in range(12)]
+
+
+def client(srv, **kw):
+    return LLMClient(srv.base_url, "fake", **{"timeout": 0.5, "backoff": 0.01, **kw})
+
+
+@pytest.mark.parametrize("fault,counter", [("429", "errors_429"), ("500", "errors_5xx"), ("hang", "errors_timeout"),
+                                           ("truncated", "errors_bad_response"), ("empty", "errors_bad_response"),
+                                           ("disconnect", "errors_connection")])
+def test_each_fault_is_retried(fault, counter):
+    with FakeOpenAIServer(faults=[fault, fault], retry_after=0.05) as srv:
+        cl = client(srv, concurrency=1)
+        out = cl.complete_many(MSGS[:3], max_tokens=8)
+        assert [o.text for o in out] == ["echo: q0", "echo: q1", "echo: q2"]
+        assert srv.n_requests == 5 and cl.usage[counter] == 2 and cl.usage["retries"] == 2
+        assert dict(srv.outcomes) == {fault: 2, "ok": 3}
+
+
+def test_retry_after_is_honoured_and_pauses_everyone():
+    with FakeOpenAIServer(faults=["429"], retry_after=0.4) as srv:
+        cl = client(srv, concurrency=4, backoff=0.001)
+        out = cl.complete_many(MSGS[:4], max_tokens=8)
+        assert all(isinstance(o, Completion) for o in out)
+        t429 = srv.times[0]
+        # every request sent after the 429 was answered waited for Retry-After (the retried one and the newcomers)
+        later = [t for t in srv.times[1:] if t > t429 + 0.01]
+        assert later and all(t - t429 >= 0.35 for t in later), [round(t - t429, 3) for t in srv.times]
+
+
+def test_persistent_failure_comes_back_as_the_exception_others_succeed():
+    fails = lambda i, body: "500" if body["messages"][0]["content"] == "q1" else None
+    with FakeOpenAIServer(faults=fails) as srv:
+        cl = client(srv, max_retries=2)
+        out = cl.complete_many(MSGS[:3], max_tokens=8)
+        assert isinstance(out[1], LLMError) and "5xx after 3 attempts" in str(out[1])
+        assert out[0].text == "echo: q0" and out[2].text == "echo: q2"
+        assert sum(b["messages"][0]["content"] == "q1" for b in srv.bodies) == 3
+
+
+def test_bad_answers_give_bad_response_after_retries():
+    with FakeOpenAIServer(faults=lambda i, b: "empty") as srv:
+        out = client(srv, max_retries=1).complete_many(MSGS[:1])
+        assert isinstance(out[0], LLMBadResponse) and srv.n_requests == 2
+
+
+def test_client_error_is_not_retried():
+    with FakeOpenAIServer(faults=["400"]) as srv:
+        cl = client(srv)
+        out = cl.complete_many(MSGS[:1])
+        assert isinstance(out[0], Exception) and srv.n_requests == 1 and cl.usage["errors_fatal"] == 1
+
+
+def test_unreachable_names_the_url():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    url = f"http://127.0.0.1:{port}/v1"
+    cl = LLMClient(url, "m", max_retries=1, backoff=0.01)
+    with pytest.raises(LLMUnreachable, match=f"127.0.0.1:{port}") as e:
+        cl.complete_many(MSGS[:5])
+    assert e.value.url == url
+
+
+def test_concurrency_bound_and_order():
+    with FakeOpenAIServer(latency=0.05) as srv:
+        cl = client(srv, concurrency=3, timeout=5)
+        out = cl.complete_many(MSGS, max_tokens=8)
+        assert [o.text for o in out] == [f"echo: q{i}" for i in range(12)]
+        assert srv.max_in_flight == 3
+
+
+def test_completions_endpoint_and_async_api():
+    with FakeOpenAIServer() as srv:
+        cl = client(srv)
+        out = cl.complete_many(["def f(", "class A"], max_tokens=8)
+        assert [o.text for o in out] == ["echo: def f(", "echo: class A"]
+        assert srv.bodies[0]["prompt"] == "def f(" and "messages" not in srv.bodies[0]
+
+        async def go():
+            return await cl.acomplete(MSGS[0], max_tokens=4)
+        c = asyncio.run(go())
+        assert c.text == "echo: q0" and c.usage["total_tokens"] == c.usage["prompt_tokens"] + c.usage["completion_tokens"]
+        assert cl.usage["total_tokens"] >= c.usage["total_tokens"] and cl.usage["requests"] == 3
+
+
+def test_cache_pays_no_request_twice_and_keys_on_params(tmp_path):
+    with FakeOpenAIServer() as srv:
+        cl = client(srv, cache_dir=tmp_path)
+        a = cl.complete_many(MSGS, max_tokens=8, seed=1); cl.close()
+        cl = client(srv, cache_dir=tmp_path)
+        b = cl.complete_many(MSGS, max_tokens=8, seed=1)
+        assert srv.n_requests == 12 and all(x.cached for x in b) and [x.text for x in a] == [x.text for x in b]
+        assert b[0].usage == a[0].usage and b[0].raw["id"] == a[0].raw["id"]
+        cl.complete_many(MSGS[:2], max_tokens=8, seed=2)
+        cl.complete_many(MSGS[:2], max_tokens=9, seed=1)
+        assert srv.n_requests == 16
+        assert cl.key(MSGS[0], seed=1) != LLMClient(srv.base_url, "other").key(MSGS[0], seed=1)   # the model is in the key
+
+
+def test_cache_survives_a_torn_line(tmp_path):
+    c = LLMCache(tmp_path); c.put("a", {"text": "1"}); c.close()
+    with open(tmp_path / "completions.jsonl", "ab") as f:
+        f.write(b'{"key": "b", "text": "tor')
+    c = LLMCache(tmp_path)
+    assert (len(c), c.torn) == (1, 1)
+    c.put("c", {"text": "3"}); c.close()
+    assert set(LLMCache(tmp_path).keys()) == {"a", "c"}
+
+
+def test_token_budget_is_hard():
+    with FakeOpenAIServer() as srv:
+        cl = client(srv, concurrency=4, budget_tokens=200)
+        out = cl.complete_many([[{"role": "user", "content": f"{i:02d}" + "x" * 38}] for i in range(30)], max_tokens=20)
+        ok = [o for o in out if isinstance(o, Completion)]
+        assert 0 < len(ok) < 30 and all(isinstance(o, BudgetExceeded) for o in out if not isinstance(o, Completion))
+        assert cl.usage["total_tokens"] <= 200 and srv.n_requests == len(ok)
+
+
+def test_usd_budget():
+    price = {"prompt": 1e6, "completion": 1e6}   # a dollar a token
+    with FakeOpenAIServer() as srv:
+        cl = client(srv, concurrency=1, budget_usd=30, price=price)
+        out = cl.complete_many(MSGS, max_tokens=4)
+        n = sum(isinstance(o, Completion) for o in out)
+        assert 0 < n < 12 and cl.spent_usd() <= 30
+        assert cl.spent_usd() == pytest.approx(cost_usd(cl.usage, price))
+
+
+def test_token_bucket_limits_rate():
+    now = [0.0]
+    b = TokenBucket(120, clock=lambda: now[0])   # 2 per second
+    asyncio.run(b.take(120))
+    assert b.wait_time(1) == pytest.approx(0.5)
+    now[0] = 1.0
+    assert b.wait_time(2) == 0.0 and b.wait_time(3) == pytest.approx(0.5)
+    b.give_back(-2)
+    assert b.wait_time(1) == pytest.approx(0.5)
+
+
+def test_rpm_limit_spaces_requests():
+    with FakeOpenAIServer() as srv:
+        cl = client(srv, rpm=600, concurrency=8)   # a full bucket of 600, then 10 per second
+        cl.rpm.level = 0                          # start empty to see the refill rate
+        cl.complete_many(MSGS[:4], max_tokens=4)
+        gaps = [b - a for a, b in zip(srv.times, srv.times[1:])]
+        assert srv.times[-1] - srv.times[0] >= 0.25, gaps
+
+
+def test_cache_key_is_canonical():
+    assert cache_key(a=1, b={"x": 1, "y": 2}) == cache_key(b={"y": 2, "x": 1}, a=1)
+    assert cache_key(a=1) != cache_key(a=2)
+
+
+def test_duplicate_requests_in_flight_are_paid_once():
+    with FakeOpenAIServer(latency=0.05) as srv:
+        cl = client(srv, concurrency=12, timeout=5)              # all twelve in flight together (no cache here)
+        out = cl.complete_many(MSGS[:2] * 6, max_tokens=8)
+        assert [o.text for o in out] == ["echo: q0", "echo: q1"] * 6
+        assert srv.n_requests == 2 and cl.usage["requests"] == 2 and cl.usage["cached"] == 10
+
+
+def test_duplicate_of_a_failing_request_gets_the_error():
+    with FakeOpenAIServer(faults=lambda i, b: "400") as srv:
+        out = client(srv, concurrency=4).complete_many(MSGS[:1] * 3)
+        assert all(isinstance(o, Exception) for o in out) and srv.n_requests == 1
+
+
+def test_unsupported_params_are_a_clear_error():
+    with FakeOpenAIServer() as srv:
+        out = client(srv).complete_many(MSGS[:1], n=3)
+        assert isinstance(out[0], ValueError) and "n > 1" in str(out[0]) and srv.n_requests == 0

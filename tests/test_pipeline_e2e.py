@@ -1,0 +1,36 @@
+"The whole pipeline, end to end, on the smaller-than-tiny `smoke` preset; a failing stage, then resume."
+import json
+from pathlib import Path
+
+import pytest
+from phi1_nb.core import read_manifest
+from phi1_nb.pipeline import STAGE_NAMES, StageFailed, available_stages, run_pipeline
+
+
+def test_pipeline_end_to_end_with_failure_and_resume(tmp_path):
+    missing = [s for s in STAGE_NAMES if s not in available_stages()]
+    assert not missing, f"stages not built: {missing}"
+    run = {"runs_dir": str(tmp_path), "name": "smoke"}
+    bad = {"run": run, "decontaminate": {"benchmarks": str(tmp_path / "no-such-benchmark.jsonl")}}
+    with pytest.raises(StageFailed) as e:
+        run_pipeline("smoke", bad, log=lambda *a: None)
+    assert "decontaminate" in str(e.value) and "notebooks" in str(e.value)
+    rd = tmp_path / "smoke"
+    s = json.loads((rd / "summary.json").read_text())
+    assert [x["stage"] for x in s["stages"]][-1] == "decontaminate" and s["stages"][-1]["status"] == "failed"
+    done = [x["stage"] for x in s["stages"] if x["status"] == "ran"]
+    assert done == ["corpus", "filter", "dedup", "tokenizer", "pretrain", "synth"]
+    before = {st: read_manifest(rd / st)["created"] for st in done}
+
+    s = run_pipeline("smoke", {"run": run}, log=lambda *a: None)  # the same run, fixed: resumes at decontaminate
+    status = {x["stage"]: x["status"] for x in s["stages"]}
+    assert status == {**{st: "reused" for st in done}, "decontaminate": "ran", "finetune": "ran", "eval": "ran",
+                      "ablation": "ran", "report": "ran"}
+    assert {st: read_manifest(rd / st)["created"] for st in done} == before  # reused outputs were not rewritten
+    for st in STAGE_NAMES:
+        assert (rd / st / "manifest.json").exists(), st
+    nbs = sorted(p.name for p in (rd / "notebooks").glob("*.ipynb"))
+    assert len(nbs) == len(STAGE_NAMES)
+    assert (rd / "pretrain" / "final" / "config.json").exists() and (rd / "finetune" / "final" / "config.json").exists()
+    rep = json.loads((rd / "report" / "report.json").read_text())
+    assert rep["eval"] is not None and rep["ablation"] is not None
