@@ -126,3 +126,24 @@ def test_cli_evaluate_tool(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "'pass@1': 0.666" in r.stdout and "per_problem" not in r.stdout
     assert (tmp_path / "s.jsonl_results.jsonl").exists()
+
+
+def test_paper_preset_validates(tmp_path):
+    "The paper preset loads, its notebooks prepare with its parameters, and its DeepSpeed config is valid."
+    from phi1_nb.model import phi_config, count_params
+    from phi1_nb.train import check_deepspeed_config, resolve_deepspeed, training_args
+    cfg = load_config("paper")
+    assert (cfg.pretrain.model, cfg.pretrain.effective_batch, cfg.pretrain.learning_rate, cfg.pretrain.max_steps) == ("phi-1", 1024, 1e-3, 36000)
+    assert (cfg.finetune.effective_batch, cfg.finetune.learning_rate, cfg.finetune.max_steps) == (256, 1e-4, 6000)
+    assert 1.3e9 < count_params(phi_config(cfg.pretrain.model)) < 1.45e9
+    s = run_pipeline("paper", {"run": {"runs_dir": str(tmp_path)}}, prepare_only=True, log=lambda *a: None)
+    assert {x["status"] for x in s["stages"]} == {"prepared"} and len(s["stages"]) == len(STAGE_NAMES)
+    nb = json.loads((tmp_path / "paper" / "notebooks" / "04_pretrain.ipynb").read_text())
+    injected = "".join(next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))["source"])
+    assert "max_steps = 36000" in injected and "effective_batch = 1024" in injected
+    p = cfg.pretrain
+    args = training_args(tmp_path / "ds", max_steps=p.max_steps, micro_batch_size=p.micro_batch_size,
+                         effective_batch=p.effective_batch, learning_rate=p.learning_rate, warmup_steps=p.warmup_steps,
+                         weight_decay=p.weight_decay, precision="fp32")
+    ds = check_deepspeed_config(resolve_deepspeed(p.deepspeed), args, hidden_size=2048, num_training_steps=p.max_steps)
+    assert ds["zero_optimization"]["stage"] in (2, 3)
