@@ -8,15 +8,15 @@ PRESET ?= tiny
 
 .PHONY: demo test install check-clean nbtest pytest export clean-nbs
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# CPU build first, so nothing pulls the CUDA wheels on a CPU machine
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
-
-install: $(STAMP)
+# (re)installs when .venv is missing or pyproject.toml's content changed since the last install
+install:
+	@if ! cmp -s pyproject.toml $(STAMP); then \
+	  set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -m pip install -q --upgrade pip; \
+	  echo "installing torch==2.13.0 first (the CPU build on a CPU machine), then -e .[dev]"; \
+	  $(BIN)/python -m pip install -q torch==2.13.0; \
+	  $(BIN)/python -m pip install -q -e ".[dev]"; \
+	  cp pyproject.toml $(STAMP); fi
 
 demo: install
 	$(BIN)/phi1 pipeline --preset $(PRESET)
