@@ -13,9 +13,9 @@ install:
 	@if ! cmp -s pyproject.toml $(STAMP); then \
 	  set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	  $(BIN)/python -m pip install -q --upgrade pip; \
-	  echo "installing torch==2.13.0 first (the CPU build on a CPU machine), then -e .[dev]"; \
+	  echo "installing torch==2.13.0 first (the CPU build on a CPU machine), then -e .[dev,ray]"; \
 	  $(BIN)/python -m pip install -q torch==2.13.0; \
-	  $(BIN)/python -m pip install -q -e ".[dev]"; \
+	  $(BIN)/python -m pip install -q -e ".[dev,ray]"; \
 	  cp pyproject.toml $(STAMP); fi
 
 demo: install

@@ -130,10 +130,11 @@ def test_run_decontaminate(tmp_path):
              exercise(11, "", HE[20]["code"] + "\n\ndef extra(x):\n    return [x, x]\n"),  # HumanEval/20 plus a helper
              exercise(12, "def broken(:\n", "  pass\n")]
     make_exercises(tmp_path, recs)
-    m = run_decontaminate(tmp_path, tau=0.95, embedder=ToyEmbedder(), embed_threshold=1e-3, records_per_shard=4,
+    m = run_decontaminate(tmp_path, tau=0.95, embedder=ToyEmbedder(), embed_threshold=1e-3, batch_size=4,
                           benchmarks=f"humaneval,{FIXTURE}")
     assert m["counts"]["in"] == 13 and m["counts"]["unparsable"] == 1
-    removed = {r["id"]: r for s in m["removed_shards"] for r in read_shard(tmp_path / "decontaminate" / "removed" / s["path"])}
+    removed = {r["id"]: r for s in m["dropped_shards"] for r in read_shard(tmp_path / "decontaminate" / "dropped" / s["path"])
+               if r["drop_reason"] == "contaminated"}
     assert set(removed) == {"ex10"} and m["counts"]["out"] == 12
     assert {"task_id": "HumanEval/7", "method": "ast", "score": 1.0} in removed["ex10"]["matched_problems"]
     hits = [json.loads(l) for l in (tmp_path / "decontaminate" / "hits.jsonl").read_text().splitlines()]

@@ -272,7 +272,7 @@ def test_run_dedup_stage(tmp_path):
              {"id": "renamed-b", "content": RENAMED, "educational_value": 0.8},
              {"id": "broken", "content": "def oops(:\n"}]
     make_filter_stage(tmp_path, recs)
-    m = run_dedup(tmp_path, records_per_shard=7, shard_format="jsonl.zst", shingles="ast")
+    m = run_dedup(tmp_path, batch_size=7, shard_format="jsonl.zst", shingles="ast")
     assert m["drops"] == {"exact_duplicate": 1, "near_duplicate": 1}
     assert m["counts"]["in"] == len(recs) and m["counts"]["out"] == len(recs) - 2 and m["counts"]["ast_fallback"] == 1
     on_disk = read_manifest(tmp_path / "dedup")
