@@ -16,11 +16,17 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import yaml
 
+from .shards import (SHARD_SUFFIXES, ChecksumError, ShardError, atomic_write, conform_parquet, dataset_card,
+                            read_shard, remove_stale_temps, schema_from_str, schema_to_str, sha256_file, shard_format,
+                            shard_schema, unify_schemas, write_shard)
+_all_ = ["SHARD_SUFFIXES", "ChecksumError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
+         "write_shard"]   # the file layer lives in `shards`; stages import it from here
+
 # %% auto #0
-__all__ = ['SHARD_SUFFIXES', 'ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section',
-           'seed_everything', 'atomic_write', 'write_json', 'read_json', 'shard_format', 'sha256_file', 'write_shard',
-           'read_shard', 'ChecksumError', 'versions', 'write_manifest', 'read_manifest', 'verify_shards',
-           'read_dataset', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage']
+__all__ = ['ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section', 'seed_everything',
+           'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'read_dataset',
+           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'SHARD_SUFFIXES', 'ChecksumError',
+           'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -119,103 +125,13 @@ def seed_everything(seed:int) -> int:
     return seed
 
 # %% ../nbs/00_core.ipynb #39cb7f89
-def _fsync_dir(d:Path):
-    try:
-        fd = os.open(d, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-    except OSError: pass
-
-@contextmanager
-def atomic_write(path:str|Path, mode:str="wb"):
-    "Open a temp file beside `path`; on success fsync and rename it onto `path`, on error remove it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path); _fsync_dir(path.parent)
-    except BaseException:
-        try: os.unlink(tmp)
-        except FileNotFoundError: pass
-        raise
-
 def write_json(path, obj, indent=2):
     "Write `obj` as JSON atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=indent, default=str)
 
 def read_json(path): return json.loads(Path(path).read_text())
 
-# %% ../nbs/00_core.ipynb #89bcaf04
-SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".parquet")
-
-def shard_format(path) -> str:
-    "The format of a shard from its name."
-    n = str(path)
-    for s in SHARD_SUFFIXES:
-        if n.endswith(s): return s[1:]
-    raise ValueError(f"{path}: not a shard (expected one of {SHARD_SUFFIXES})")
-
-def sha256_file(path, bufsize=1<<20) -> str:
-    "Hex sha256 of a file's bytes."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(bufsize): h.update(b)
-    return h.hexdigest()
-
-# %% ../nbs/00_core.ipynb #51de244a
-def _write_parquet(f, records, rows_per_group=2000) -> int:
-    import pyarrow as pa, pyarrow.parquet as pq
-    writer, batch, n = None, [], 0
-    def flush():
-        nonlocal writer
-        t = pa.Table.from_pylist(batch)
-        if writer is None: writer = pq.ParquetWriter(f, t.schema, compression="zstd")
-        writer.write_table(t.cast(writer.schema))
-    for r in records:
-        batch.append(r); n += 1
-        if len(batch) >= rows_per_group: flush(); batch.clear()
-    if batch: flush()
-    if writer is None: writer = pq.ParquetWriter(f, pa.schema([]))
-    writer.close()
-    return n
-
-def write_shard(path, records:Iterable[dict]) -> dict:
-    "Stream `records` into a shard atomically; returns `{'path', 'n', 'sha256', 'bytes'}`."
-    path, fmt, n = Path(path), shard_format(path), 0
-    with atomic_write(path, "wb") as f:
-        if fmt == "parquet": n = _write_parquet(f, records)
-        else:
-            if fmt == "jsonl.zst":
-                import zstandard
-                out = zstandard.ZstdCompressor(level=3).stream_writer(f, closefd=False)
-            else: out = f
-            for r in records:
-                out.write((json.dumps(r, ensure_ascii=False, default=str) + "\n").encode()); n += 1
-            if out is not f: out.close()
-    return dict(path=path.name, n=n, sha256=sha256_file(path), bytes=path.stat().st_size)
-
-def read_shard(path) -> Iterator[dict]:
-    "Stream the records of one shard."
-    fmt = shard_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-        pf = pq.ParquetFile(path)
-        for b in pf.iter_batches(batch_size=1000): yield from b.to_pylist()
-        return
-    with open(path, "rb") as raw:
-        if fmt == "jsonl.zst":
-            import zstandard
-            f = io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw), encoding="utf-8")
-        else: f = io.TextIOWrapper(raw, encoding="utf-8")
-        for line in f:
-            if line.strip(): yield json.loads(line)
-
 # %% ../nbs/00_core.ipynb #15877dc6
-class ChecksumError(IOError):
-    "A shard whose bytes do not match its manifest."
-
 def versions(*pkgs) -> dict:
     "Versions of Python, this package and the given packages (those installed)."
     from importlib.metadata import version, PackageNotFoundError
@@ -225,37 +141,63 @@ def versions(*pkgs) -> dict:
         except PackageNotFoundError: pass
     return out
 
+def _stage_schema(out_dir:Path, shards:list[dict]):
+    "One schema over a stage's shards (each's own from `write_shard`, else read back); Parquet shards rewritten to it."
+    if not shards or not all((out_dir/s["path"]).is_file() and str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards): return None
+    schs = [schema_from_str(s["schema"]) if s.get("schema") else shard_schema(out_dir/s["path"]) for s in shards]
+    parquet = [s for s in shards if shard_format(s["path"]) == "parquet"]
+    if any(x is None for x in schs) and not parquet: return None     # JSON Lines whose types clash: no schema declared
+    try: schema = unify_schemas(schs)
+    except ShardError as e:
+        if parquet: raise ShardError(f"{out_dir}: {e}") from None
+        return None
+    for s in parquet:
+        if conform_parquet(out_dir/s["path"], schema): s.update(sha256=sha256_file(out_dir/s["path"]), bytes=(out_dir/s["path"]).stat().st_size)
+    return schema
+
 def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=None, inputs:list|None=None,
                    counts:dict|None=None, drops:dict|None=None, seconds:float=0., extra:dict|None=None) -> dict:
-    "Write `out_dir/manifest.json` atomically and return it."
+    "Write `out_dir/manifest.json` (one stage schema, Parquet shards conformed to it) and a dataset card `README.md`."
+    out_dir = Path(out_dir); shards = [dict(s) for s in shards]
+    schema = _stage_schema(out_dir, shards)
+    for s in shards: s.pop("schema", None)
     n_out = sum(s["n"] for s in shards)
     drops = dict(sorted(Counter(drops or {}).items()))
     counts = {"in": n_out + sum(drops.values()), "out": n_out, **(counts or {})}
+    feats = None if schema is None else {f.name: str(f.type) for f in schema}
     m = dict(stage=stage, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), inputs=[str(i) for i in inputs or []],
-             params=params or {}, counts=counts, drops=drops, shards=shards, versions=versions(),
-             seconds=round(seconds, 3), **(extra or {}))
-    write_json(Path(out_dir)/"manifest.json", m)
+             params=params or {}, counts=counts, drops=drops, shards=shards, features=feats, schema=schema_to_str(schema),
+             versions=versions(), seconds=round(seconds, 3), **(extra or {}))
+    if shards and all(str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards):
+        with atomic_write(out_dir/"README.md", "w") as f: f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts))
+    write_json(out_dir/"manifest.json", m)
     return m
 
+# %% ../nbs/00_core.ipynb #27134a21
 def read_manifest(d) -> dict:
     "The manifest of an output folder (error if it has none: the stage did not finish)."
     p = Path(d)/"manifest.json"
     if not p.exists(): raise FileNotFoundError(f"{d}: no manifest.json (the stage that writes it has not finished)")
-    return read_json(p)
+    try: return read_json(p)
+    except ValueError: raise ShardError(f"{p}: not valid JSON; rerun the stage that wrote it") from None
 
 def verify_shards(d, manifest:dict|None=None) -> dict:
-    "Check every shard in `d` against its manifest; raise `ChecksumError` naming the first bad one."
+    "Check every shard in `d` against its manifest; raise `ChecksumError` naming the first bad one and what to do."
     m = manifest or read_manifest(d)
+    fix = f"rerun the '{m.get('stage', '?')}' stage to rewrite it"
     for s in m["shards"]:
         p = Path(d)/s["path"]
-        if not p.exists(): raise ChecksumError(f"shard {p} is listed in the manifest but missing")
-        if sha256_file(p) != s["sha256"]: raise ChecksumError(f"shard {p} does not match its manifest checksum")
+        if not p.exists(): raise ChecksumError(f"{p}: listed in the manifest but missing; {fix}")
+        if sha256_file(p) != s["sha256"]: raise ChecksumError(f"{p}: does not match its manifest checksum (changed after it was written); {fix}")
     return m
 
 def read_dataset(d, verify:bool=True) -> Iterator[dict]:
-    "Stream every record of an output folder, in manifest order, after checking the checksums."
+    "Stream every record of an output folder, in manifest order, after checking checksums (and record counts)."
     m = verify_shards(d) if verify else read_manifest(d)
-    for s in m["shards"]: yield from read_shard(Path(d)/s["path"])
+    for s in m["shards"]:
+        n = 0
+        for r in read_shard(Path(d)/s["path"]): n += 1; yield r
+        if verify and n != s["n"]: raise ChecksumError(f"{Path(d)/s['path']}: {n} records, the manifest says {s['n']}; rerun the stage")
 
 # %% ../nbs/00_core.ipynb #7c5f2072
 @dataclass
@@ -298,16 +240,22 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); (out_dir/"parts").mkdir(parents=True, exist_ok=True)
     if (out_dir/"manifest.json").exists(): (out_dir/"manifest.json").unlink()  # stale until we finish
+    remove_stale_temps(out_dir)                                                  # what a killed run left half-written
     items = list(tasks.items())
     if map_tasks is None:
         receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped)
                     for tid, task in tqdm(items, desc=stage, disable=not progress, unit="shard")]
     else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
-    more = {"dropped_shards": [r["dropped"] for r in receipts if "dropped" in r]} if keep_dropped else {}
-    return write_manifest(out_dir, stage=stage, shards=[r["shard"] for r in receipts], params=params, inputs=inputs,
-                          drops=drops, seconds=sum(r["seconds"] for r in receipts),
-                          extra={"resumed_tasks": sum(r["resumed"] for r in receipts), **more, **(extra or {})})
+    more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"} for r in receipts if "dropped" in r]} if keep_dropped else {}
+    m = write_manifest(out_dir, stage=stage, shards=[r["shard"] for r in receipts], params=params, inputs=inputs,
+                       drops=drops, seconds=sum(r["seconds"] for r in receipts),
+                       extra={"resumed_tasks": sum(r["resumed"] for r in receipts), **more, **(extra or {})})
+    for r, s in zip(receipts, m["shards"]):     # a shard conformed to the stage schema: its receipt follows
+        if s["sha256"] != r["shard"]["sha256"]:
+            write_json(out_dir/"parts"/f"{r['task']}.json", {**{k: v for k, v in r.items() if k != "resumed"},
+                                                              "shard": {**s, "schema": m["schema"]}})
+    return m
 
 # %% ../nbs/00_core.ipynb #7e0571b4
 def stage_dir(run_dir, stage:str, create:bool=True) -> Path:
