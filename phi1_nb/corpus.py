@@ -10,11 +10,12 @@ import ast, errno, html, os, re, sysconfig
 from pathlib import Path
 from typing import Iterator
 
-from .core import Drop, SHARD_SUFFIXES, read_dataset, read_shard, run_stage, stage_dir
+from .core import Drop, SHARD_SUFFIXES, ShardError, read_dataset, read_shard, run_stage, stage_dir
+from .shards import shard_schema
 
 # %% auto #0
-__all__ = ['DROP_REASONS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown', 'stack_record',
-           'stackoverflow_record', 'run_corpus', 'corpus_stats', 'plot_sizes']
+__all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown',
+           'stack_record', 'stackoverflow_record', 'run_corpus', 'corpus_stats', 'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 DROP_REASONS = dict(
@@ -122,6 +123,13 @@ def _input_shards(src:Path) -> list[Path]:
     if not out: raise FileNotFoundError(f"no shards ({', '.join(SHARD_SUFFIXES)}) under {src}")
     return out
 
+TEXT_FIELDS = dict(stack=("content",), stackoverflow=("question", "body", "answer"))
+
+def _no_text(path, format:str, cols) -> ShardError:
+    need = TEXT_FIELDS[format]
+    return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
+                      f"corpus.format={format} reads the text from it: choose the right format or rename the column")
+
 def _limited(shards, limit):
     "Tasks `(shard, n_rows_or_None)` that read at most `limit` rows in order."
     if limit is None: return {f"part-{i:05d}": (p, None) for i, p in enumerate(shards)}
@@ -161,10 +169,15 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     tasks = _limited(_input_shards(src), limit)
     def process(task):
         path, n = task
+        if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
+            raise _no_text(path, format, cols)                     # a whole file without the text is an error, not n drops
+        cols = {}
         for i, r in enumerate(read_shard(path)):
             if n is not None and i >= n: break
+            cols.update(dict.fromkeys(r))
             yield (stack_record(r, i, max_bytes, keep_unparsable, src.name) if format == "stack"
                    else stackoverflow_record(r, i, max_bytes, src.name))
+        if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
     return run_stage(out, tasks, process, stage="corpus", params=params, inputs=[str(p) for p, _ in tasks.values()],
                      fmt=shard_format, progress=progress)
 

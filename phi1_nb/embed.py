@@ -23,6 +23,7 @@ class Embedder:
     "Base class: subclasses set `name`, `dim`, `params` and implement `_embed(texts) -> (vectors, truncated)`."
     name, dim, params = "base", 0, {}
     last_truncated: np.ndarray = np.zeros(0, bool)
+    progress: bool = True      # a tqdm bar over the batches of a long `embed` call (set False to silence it)
 
     @property
     def key(self) -> str:
@@ -91,6 +92,7 @@ class HFEmbedder(Embedder):
 
     def _embed(self, texts):
         import torch
+        from tqdm.auto import tqdm
         ids = self.tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         ids = [i if i else [self.tok.pad_token_id] for i in ids]        # an empty file still gets a vector
         tr = np.array([len(i) > self.max_length for i in ids])
@@ -99,7 +101,8 @@ class HFEmbedder(Embedder):
                for i, t in zip(ids, tr)]
         order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
         with torch.inference_mode():
-            for s in range(0, len(ids), self.batch_size):
+            for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
+                          disable=not self.progress or len(ids) <= 4*self.batch_size):
                 idx = order[s:s+self.batch_size]
                 b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
                 h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from .core import (Drop, read_dataset, read_json, read_manifest, read_shard, require_stage, run_stage,
-                          seed_everything, stage_dir, write_json, write_shard, atomic_write)
+                          seed_everything, stage_dir, verify_shards, write_json, write_shard, atomic_write)
 from .embed import CODE_TOKEN, embed_cache_dir, embed_cached, get_embedder
 
 # %% auto #0
 __all__ = ['PROMPT', 'RETRY_NOTE', 'GUI', 'WEIGHTS', 'CODE_LINE', 'JudgeParseError', 'parse_judgement', 'rubric',
-           'HeuristicJudge', 'OpenAIJudge', 'LabelStore', 'label_samples', 'near_duplicate_groups', 'dedup_split',
-           'fit_forest', 'forest_scores', 'heldout_metrics', 'EduFilter', 'looks_like_code', 'check_sample',
-           'sample_pool', 'select_and_label', 'make_token_counter', 'budget_mask', 'scored_records', 'save_scores',
-           'score_shards', 'apply_filter', 'shard_fmt', 'make_judge', 'run_filter']
+           'HeuristicJudge', 'OpenAIJudge', 'LabelStore', 'label_samples', 'near_duplicate_groups', 'group_split',
+           'fit_forest', 'forest_scores', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders', 'run_labels',
+           'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label', 'make_token_counter', 'budget_mask',
+           'scored_records', 'save_scores', 'score_shards', 'apply_filter', 'shard_fmt', 'make_judge', 'run_filter']
 
 # %% ../nbs/04_filter.ipynb #296fab33
 PROMPT = ("Determine the educational value of the following code for a student whose goal is to learn basic "
@@ -152,24 +152,24 @@ def label_samples(judge, samples:list[dict], store:LabelStore, batch_size:int=64
     return [store.labels[s["id"]] for s in samples]
 
 # %% ../nbs/04_filter.ipynb #59df7b1e
-def near_duplicate_groups(texts:list[str], threshold:float=0.7, num_perm:int=64, ngram:int=5) -> np.ndarray:
-    "A group id per text: exact and MinHash near-duplicates share one (found by the dedup stage's `find_duplicates`)."
+def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128, ngram:int=5) -> np.ndarray:
+    "A group id per text: exact and near-duplicates (the dedup stage's `find_duplicates`, its shingles) share one, transitively."
     from phi1_nb.dedup import find_duplicates
-    dup = find_duplicates(texts, threshold=threshold, num_perm=num_perm, ngram=ngram)["duplicate_of"]
+    res, parent = find_duplicates(texts, threshold=threshold, shingles=shingles, num_perm=num_perm, ngram=ngram), list(range(len(texts)))
     def root(i):
-        while i in dup: i = dup[i]
+        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
         return i
+    pairs = [(c[0], j) for cs in res["clusters"].values() for c in cs for j in c[1:]] + list(res["duplicate_of"].items())
+    for i, j in pairs: parent[root(i)] = root(j)
     return np.array([root(i) for i in range(len(texts))])
 
-def dedup_split(texts:list[str], y, val_frac:float=0.2, threshold:float=0.7, seed:int=0):
-    "`(train_idx, val_idx, n_removed)`: one sample per near-duplicate group, then a stratified split."
-    from sklearn.model_selection import train_test_split
-    g = near_duplicate_groups(texts, threshold)
-    keep = np.array(sorted({gi: i for i, gi in reversed(list(enumerate(g)))}.values()))
-    yk = np.asarray(y)[keep] >= 0.5
-    strat = yk if min(yk.sum(), (~yk).sum()) >= 2 else None
-    tr, va = train_test_split(keep, test_size=val_frac, random_state=seed, stratify=strat)
-    return np.sort(tr), np.sort(va), len(texts) - len(keep)
+def group_split(texts:list[str], y, val_frac:float=0.2, threshold:float=0.7, seed:int=0, shingles:str="ast"):
+    "`(train_idx, val_idx, groups)`: `GroupShuffleSplit` over near-duplicate groups (the first of 20 draws with both classes on each side)."
+    from sklearn.model_selection import GroupShuffleSplit
+    g, yb = near_duplicate_groups(texts, threshold, shingles), np.asarray(y) >= .5
+    draws = list(GroupShuffleSplit(n_splits=20, test_size=val_frac, random_state=seed).split(texts, yb, g))
+    tr, va = next(((t, v) for t, v in draws if len(set(yb[t])) == len(set(yb[v])) == 2), draws[0])
+    return np.sort(tr), np.sort(va), g
 
 # %% ../nbs/04_filter.ipynb #dcfc6b1f
 def fit_forest(X, y, kind:str="classifier", n_estimators:int=200, seed:int=0):
@@ -187,14 +187,36 @@ def forest_scores(model, X) -> np.ndarray:
         return (p[:, cls.index(True)] if True in cls else np.zeros(len(X))).astype(np.float32)
     return np.clip(model.predict(X), 0, 1).astype(np.float32)
 
-def heldout_metrics(y_true, score, cut:float=0.5) -> dict:
-    "Precision, recall, F1, ROC AUC and the confusion matrix of `score >= cut` against `y_true >= 0.5`."
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
-    yt, yp = np.asarray(y_true) >= .5, np.asarray(score) >= cut
+def _binary(yt, yp) -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
     p, r, f, _ = precision_recall_fscore_support(yt, yp, average="binary", zero_division=0)
-    auc = float(roc_auc_score(yt, score)) if 0 < yt.sum() < len(yt) else None
-    return dict(n=int(len(yt)), positives=int(yt.sum()), precision=float(p), recall=float(r), f1=float(f), roc_auc=auc,
-                confusion=confusion_matrix(yt, yp, labels=[False, True]).tolist())
+    bal = float(balanced_accuracy_score(yt, yp)) if 0 < yt.sum() < len(yt) else None
+    return dict(precision=float(p), recall=float(r), f1=float(f), accuracy=float(accuracy_score(yt, yp)), balanced_accuracy=bal)
+
+def heldout_metrics(y_true, score, cut:float=0.5,
+                    y_train=None, # the training labels: the baseline predicts their majority class (None: the held-out majority)
+                    ) -> dict:
+    "Precision, recall, F1, (balanced) accuracy, ROC AUC, AP and confusion of `score >= cut`, and the majority-class baseline's."
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+    yt, yp, score = np.asarray(y_true) >= .5, np.asarray(score) >= cut, np.asarray(score, float)
+    both = 0 < yt.sum() < len(yt)
+    major = bool(np.mean(np.asarray(y_train if y_train is not None else yt) >= .5) >= .5)
+    base = dict(predicts="high" if major else "low", **_binary(yt, np.full(len(yt), major)), roc_auc=.5 if both else None,
+                average_precision=float(yt.mean()) if both else None)
+    return dict(n=int(len(yt)), positives=int(yt.sum()), **_binary(yt, yp),
+                roc_auc=float(roc_auc_score(yt, score)) if both else None,
+                average_precision=float(average_precision_score(yt, score)) if both else None,
+                confusion=confusion_matrix(yt, yp, labels=[False, True]).tolist(), baseline=base)
+
+def plot_pr(y_true, score, baseline:dict|None=None, ax=None, label:str="forest"):
+    "The held-out precision-recall curve, with the majority-class baseline as a point."
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import PrecisionRecallDisplay
+    ax = ax or plt.subplots(figsize=(4.5, 3.5))[1]
+    PrecisionRecallDisplay.from_predictions(np.asarray(y_true) >= .5, score, ax=ax, name=label, plot_chance_level=True)
+    if baseline: ax.plot(baseline["recall"], baseline["precision"], "k*", ms=10, label=f"all {baseline['predicts']} (F1 {baseline['f1']:.2f})")
+    ax.legend(loc="lower left", fontsize=8); ax.set_title("held-out precision-recall")
+    return ax
 
 # %% ../nbs/04_filter.ipynb #e9081f22
 class EduFilter:
@@ -225,6 +247,29 @@ class EduFilter:
         unknown = [t for t in sio.get_untrusted_types(data=raw) if not t.startswith(("sklearn.", "numpy."))]
         if unknown: raise ValueError(f"{d/'forest.skops'} holds untrusted types {unknown}")
         return cls(meta["embedder"], meta["embedder_params"], sio.loads(raw, trusted=sio.get_untrusted_types(data=raw)), meta["metrics"])
+
+# %% ../nbs/04_filter.ipynb #55d9e6f0
+def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder name, its params)}`
+                      val_frac:float=0.2, threshold:float=0.7, shingles:str="ast", n_estimators:int=200, seed:int=0,
+                      cache_dir=None) -> dict:
+    "`{name: held-out metrics}` of a forest trained on each embedder's vectors, on one group split of `texts`."
+    y = np.asarray(y); tr, va, _ = group_split(texts, y, val_frac, threshold, seed, shingles)
+    out = {}
+    for label, (name, params) in embedders.items():
+        X = embed_cached(get_embedder(name, **params), texts, cache_dir)
+        out[label] = heldout_metrics(y[va], forest_scores(fit_forest(X[tr], y[tr], "classifier", n_estimators, seed), X[va]), y_train=y[tr])
+    return out
+
+def run_labels(run_dir) -> tuple[list[str], np.ndarray]:
+    "`(texts, labels)` of what a finished filter run's judge labelled (contents looked up in the verified corpus)."
+    st = read_json(Path(run_dir)/"filter"/"params.json")["params"]
+    j = st["judge"] if st["judge"] == "heuristic" else f"{st['judge']}-{st['judge_model']}".replace("/", "_")
+    labs = [l for l in LabelStore(Path(run_dir)/"filter"/"labels"/j).labels.values() if l["label"] is not None]
+    want = {l["id"] for l in labs}
+    content = {str(r.get("id") or hashlib.sha256(r["content"].encode()).hexdigest()): r["content"]
+               for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
+    labs = [l for l in labs if l["id"] in content and l["id"] in want]
+    return [content[l["id"]] for l in labs], np.array([l["label"] for l in labs])
 
 # %% ../nbs/04_filter.ipynb #17a82f2c
 CODE_LINE = re.compile(r"[=(){}\[\]:#]|^\s*(def|class|import|from|return|for|while|if)\b")
@@ -329,9 +374,10 @@ def apply_filter(filt:EduFilter, in_dir, out_dir, threshold:float=0.5, token_bud
                  labels:dict|None=None, params:dict|None=None, extra:dict|None=None, progress:bool=True,
                  map_tasks=None, # run the shards elsewhere, e.g. on Ray (see `core.run_stage`); None: here, in order
                  ) -> dict:
-    "Score `in_dir` with `filt` and write kept/dropped shards to `out_dir` (a resumable stage); returns the manifest."
+    "Score `in_dir` (checksums verified first) with `filt`, write kept/dropped shards to `out_dir` (resumable); returns the manifest."
     in_dir, out_dir = Path(in_dir), Path(out_dir); sdir = out_dir/"scores"; sdir.mkdir(parents=True, exist_ok=True)
-    shards, count, labels, keep = read_manifest(in_dir)["shards"], make_token_counter(token_counter_spec), labels or {}, None
+    filt.embedder.progress = False                   # run_stage's bar counts the shards; one per 256-record batch is noise
+    shards, count, labels, keep = verify_shards(in_dir)["shards"], make_token_counter(token_counter_spec), labels or {}, None
     load = lambda: [np.load(sdir/f"{_tid(sh)}.npz") for sh in shards]
     if token_budget is not None:                 # the cut needs every score first: a scoring pass, then the cut
         score_shards(filt, in_dir, sdir, count, cache_dir, batch_size, map_tasks)
@@ -373,7 +419,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
                n_labels:int=600, active_rounds:int=0, pool_size:int=2000, embedder:str="hashing",
                embedder_params:dict|None=None, model:str="classifier", n_estimators:int=200, val_frac:float=0.2,
-               near_dup_threshold:float=0.7, threshold:float=0.5, token_budget:float|None=None,
+               near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5, token_budget:float|None=None,
                token_counter:str="whitespace", cache_embeddings:bool=True, keep_dropped:bool=True,
                batch_size:int=256, seed:int=1234, engine:str="local", ray_address:str|None=None,
                ray_actors:int|None=None, progress:bool=True) -> dict:
@@ -384,7 +430,8 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     cache = embed_cache_dir(run_dir) if cache_embeddings else None
     corpus_id = hashlib.sha256(json.dumps(read_manifest(corpus)["shards"], sort_keys=True).encode()).hexdigest()
     model_params = {k: params[k] for k in ("judge", "judge_model", "n_labels", "active_rounds", "pool_size", "embedder",
-                                           "embedder_params", "model", "n_estimators", "val_frac", "near_dup_threshold", "seed")}
+                                           "embedder_params", "model", "n_estimators", "val_frac", "near_dup_threshold",
+                                           "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
     if engine not in ("local", "ray"): raise ValueError(f"filter.engine must be 'local' or 'ray', not {engine!r}")
     same = lambda p: {k: v for k, v in (p or {}).items() if k not in ("engine", "ray_address", "ray_actors")}
@@ -399,24 +446,26 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     else:
         jd = make_judge(judge, base_url, judge_model, api_key_env, concurrency, rpm, tpm, labels_dir/"llm_cache")
         pool = sample_pool(read_dataset(corpus), pool_size, seed)
-        emb = get_embedder(embedder, **embedder_params)
+        emb = get_embedder(embedder, **embedder_params); emb.progress = progress
         X = lambda ts: embed_cached(emb, ts, cache)
         lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), n_labels, active_rounds, X, n_estimators, seed)
                if l["label"] is not None]
         ys = np.array([l["score"] if model == "regressor" else l["label"] for l in lab], float)
         if len(lab) < 10 or len(set(l["label"] for l in lab)) < 2:
             raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): need >= 10 of both classes")
-        tr, va, removed = dedup_split([l["content"] for l in lab], ys, val_frac, near_dup_threshold, seed)
-        Xl = X([l["content"] for l in lab])
+        tr, va, groups = group_split([l["content"] for l in lab], ys, val_frac, near_dup_threshold, seed, near_dup_shingles)
+        Xl, yl = X([l["content"] for l in lab]), np.array([l["label"] for l in lab])
         forest = fit_forest(Xl[tr], ys[tr], model, n_estimators, seed)
-        metrics = dict(heldout_metrics([lab[i]["label"] for i in va], forest_scores(forest, Xl[va])), n_labelled=len(lab),
-                       n_train=len(tr), n_val=len(va), near_duplicates_removed=removed,
+        metrics = dict(heldout_metrics(yl[va], forest_scores(forest, Xl[va]), y_train=yl[tr]), n_labelled=len(lab),
+                       n_train=len(tr), n_val=len(va), split="GroupShuffleSplit over near-duplicate groups",
+                       groups=len(set(groups)), grouped_near_duplicates=len(lab) - len(set(groups)),
                        label_counts=dict(Counter(str(l["label"]) for l in lab)))
         write_json(out/"model"/"metrics.json", metrics); labels = {l["id"]: l for l in lab}
         write_json(out/"model"/"heldout.json", dict(id=[lab[i]["id"] for i in va], label=[lab[i]["label"] for i in va],
                                                      score=forest_scores(forest, Xl[va]).tolist()))
         filt = EduFilter(embedder, embedder_params, forest, metrics); filt.save(out/"model")   # filter.json last: the marker
-        print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "roc_auc")})
+        print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")},
+              "majority baseline F1:", round(metrics["baseline"]["f1"], 3))
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
     mt = None
     if engine == "ray":

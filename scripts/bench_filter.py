@@ -8,6 +8,7 @@ subprocess: streaming over shards should keep it flat.
 
     .venv/bin/python scripts/bench_filter.py                      # hashing on all files, minilm/hf on a sample
     .venv/bin/python scripts/bench_filter.py --embedders hashing --files 0   # every stdlib file
+    .venv/bin/python scripts/bench_filter.py --compare runs/tiny   # held-out quality of each embedder on a run's labels
 """
 import argparse, json, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
 from phi1_nb.embed import get_embedder, make_tiny_causal_lm
-from phi1_nb.filter import EduFilter, HeuristicJudge, apply_filter, check_sample, fit_forest
+from phi1_nb.filter import EduFilter, HeuristicJudge, apply_filter, check_sample, compare_embedders, fit_forest, run_labels
 
 STDLIB = Path(os.__file__).parent
 
@@ -82,8 +83,24 @@ def peak_rss(run_dir):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def compare(run_dir, embedders, n_estimators=200, seed=1234):
+    "Held-out metrics of each embedder on the labels of a finished filter run (same labels, group split and forest)."
+    texts, y = run_labels(run_dir)
+    print(f"{len(texts)} labels of {run_dir} ({int(np.sum(y))} high); one GroupShuffleSplit over near-duplicate groups")
+    setups = {"hashing": ("hashing", {}), "minilm": ("minilm", {"max_length": 256})}
+    res = compare_embedders(texts, y, {e: setups[e] for e in embedders}, n_estimators=n_estimators, seed=seed)
+    print(f"{'embedder':22} {'n':>4} {'ROC AUC':>8} {'AP':>6} {'F1':>6} {'bal.acc':>8} {'acc':>6}")
+    rows = [(e, m) for e, m in res.items()] + [(f"baseline (all {m['baseline']['predicts']})", m["baseline"]) for m in list(res.values())[:1]]
+    for e, m in rows:
+        f = lambda k: "" if m.get(k) is None else f"{m[k]:.3f}"
+        print(f"{e:22} {m.get('n', res[next(iter(res))]['n']):4d} {f('roc_auc'):>8} {f('average_precision'):>6} {f('f1'):>6} "
+              f"{f('balanced_accuracy'):>8} {f('accuracy'):>6}")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--compare", default=None, help="a run folder with a finished filter: compare embedders' held-out AUC on its labels")
     ap.add_argument("--embedders", default="hashing,minilm,hf")
     ap.add_argument("--files", type=int, default=2000, help="stdlib files in the corpus (0: all), the tiny preset's size")
     ap.add_argument("--sample", type=int, default=120, help="files used for the slow embedders (minilm, hf)")
@@ -91,6 +108,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
+    if a.compare: return compare(a.compare, [e for e in a.embedders.split(",") if e != "hf"])
     import torch
     print(f"CPU threads: torch {torch.get_num_threads()}, cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_filter-"))

@@ -120,3 +120,103 @@ def test_run_stage_reruns_a_task_whose_shard_was_tampered(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"i": 99}\n')
     m = run_stage(tmp_path, tasks, proc, stage="t", progress=False, fmt="jsonl")
     assert m["resumed_tasks"] == 1 and sorted(r["i"] for r in read_dataset(tmp_path)) == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------- issue 18: schema, verification, stage folders
+
+from phi1_nb.core import ShardError, sha256_file
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".jsonl.zst", ".parquet"])
+def test_keys_missing_in_the_first_row_and_late_non_null_columns_survive(tmp_path, ext):
+    recs = [{"id": i, "content": "x"} for i in range(2500)] + [{"id": 2500, "content": "y", "judge_label": 1}]
+    recs[3]["score"] = None; recs[2400]["score"] = 0.5                         # null for its first 2,000 rows
+    write_shard(tmp_path / f"s{ext}", recs)
+    back = list(read_shard(tmp_path / f"s{ext}"))
+    assert sum(r.get("judge_label") is not None for r in back) == 1 and back[-1]["judge_label"] == 1
+    assert back[2400]["score"] == 0.5
+
+
+def _parity_stage(tmp_path, fmt):
+    tasks = {"part-00000": range(0, 6), "part-00001": range(6, 12)}   # the second task's records carry a key the first never has
+    def proc(t):
+        for i in t:
+            if i % 5 == 0: yield Drop("fives", {"i": i})
+            else: yield {"i": i, "content": f"c{i}", **({"judge_label": i % 2} if i >= 6 else {})}
+    return run_stage(tmp_path / "st", tasks, proc, stage="t", fmt=fmt, keep_dropped=True, progress=False)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.zst", "parquet"])
+def test_a_stage_folder_loads_as_exactly_its_kept_records(tmp_path, fmt):
+    import datasets, pandas as pd, pyarrow.dataset as pads
+    m = _parity_stage(tmp_path, fmt)
+    st = tmp_path / "st"
+    kept = list(read_dataset(st))
+    assert (st / "dropped").is_dir() and len(kept) == m["counts"]["out"] == 9
+    ds = datasets.load_dataset(str(st), split="train", cache_dir=str(tmp_path / "cache"))
+    assert ds.to_list() == [{"i": r["i"], "content": r["content"], "judge_label": r.get("judge_label")} for r in kept]
+    assert list(m["features"]) == ["i", "content", "judge_label"]
+    files = [str(st / s["path"]) for s in m["shards"]]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+        assert len({pq.read_schema(f) for f in files}) == 1           # one schema across shards
+        assert pads.dataset(files, format="parquet").to_table().num_rows == 9
+        assert len(pd.concat(pd.read_parquet(f) for f in files)) == 9
+        # and the rewrite is in the receipts: a rerun resumes every task
+        assert _parity_stage(tmp_path, fmt)["resumed_tasks"] == 2
+    else:
+        assert len(pd.concat(pd.read_json(f, lines=True) for f in files)) == 9
+
+
+def test_every_cut_of_a_zstd_shard_is_refused(tmp_path):
+    p = tmp_path / "s.jsonl.zst"
+    write_shard(p, [{"i": i, "content": "def f():\n    return %d\n" % i} for i in range(8)])
+    whole = p.read_bytes()
+    for cut in range(len(whole)):
+        (tmp_path / "cut.jsonl.zst").write_bytes(whole[:cut])
+        with pytest.raises(ShardError, match="cut.jsonl.zst"): list(read_shard(tmp_path / "cut.jsonl.zst"))
+
+
+@pytest.mark.parametrize("cut", [0, 4, 100, -8, -1])
+def test_a_cut_parquet_shard_is_refused_by_name(tmp_path, cut):
+    p = tmp_path / "s.parquet"
+    write_shard(p, [{"i": i, "content": "x" * i} for i in range(50)])
+    (tmp_path / "cut.parquet").write_bytes(p.read_bytes()[:cut])
+    with pytest.raises(ShardError, match=r"cut.parquet: not a complete Parquet file.*rerun"): list(read_shard(tmp_path / "cut.parquet"))
+
+
+def test_read_errors_are_one_line_and_say_what_to_do(tmp_path):
+    infos = [write_shard(tmp_path / "part-0.jsonl", [{"i": 0}])]
+    write_manifest(tmp_path, stage="t", shards=infos)
+    (tmp_path / "part-0.jsonl").write_text('{"i": 1}\n')
+    with pytest.raises(ChecksumError) as e: list(read_dataset(tmp_path))
+    assert "\n" not in str(e.value) and "part-0.jsonl" in str(e.value) and "rerun the 't' stage" in str(e.value)
+    assert isinstance(e.value, ValueError)                          # the CLI's exit-2 errors
+    (tmp_path / "bad.jsonl").write_text('{"i": 1}\n{"i": \n')
+    with pytest.raises(ShardError, match=r"bad.jsonl:2: not a JSON line"): list(read_shard(tmp_path / "bad.jsonl"))
+
+
+def test_the_next_run_removes_stale_temp_files(tmp_path):
+    st = tmp_path / "st"; (st / "dropped").mkdir(parents=True)
+    for p in (st / ".tmp-part-00000.jsonl.zst.k1", st / "dropped" / ".tmp-part-00000.jsonl.zst.k2"): p.touch()
+    run_stage(st, {"part-00000": [1]}, lambda t: ({"i": i} for i in t), stage="t", keep_dropped=True, progress=False)
+    assert not list(st.rglob(".tmp-*"))
+
+
+def test_killed_run_stage_leaves_temps_that_the_next_run_removes(tmp_path):
+    out = tmp_path / "stage"
+    code = f"""
+        import time
+        from phi1_nb.core import run_stage
+        def proc(task):
+            for i in task:
+                time.sleep(0.01); yield {{"i": i}}
+        run_stage({str(out)!r}, {{"part-00000": range(10**6)}}, proc, stage="t", progress=False)
+    """
+    p = _spawn(code, tmp_path)
+    t0 = time.time()
+    while not list(out.glob(".tmp-*")) and time.time() - t0 < 60: time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert list(out.glob(".tmp-part-*"))
+    run_stage(out, {"part-00000": range(3)}, lambda t: ({"i": i} for i in t), stage="t", progress=False)
+    assert not list(out.rglob(".tmp-*")) and [r["i"] for r in read_dataset(out)] == [0, 1, 2]

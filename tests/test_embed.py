@@ -110,3 +110,14 @@ def test_cache_ignores_a_chunk_without_its_keys(tmp_path):
     assert len(EmbeddingCache(tmp_path, e.key)) == 0
     embed_cached(e, TEXTS[:3], tmp_path)
     assert e.seen == 6
+
+
+def test_a_long_embedding_shows_a_progress_bar(tmp_path, capsys):
+    from phi1_nb.embed import HFEmbedder, make_tiny_causal_lm
+    texts = [f"def f{i}(x):\n    return x + {i}\n" for i in range(40)]
+    lm = make_tiny_causal_lm(tmp_path / "lm", texts, vocab_size=300)
+    e = HFEmbedder(str(lm), max_length=32, batch_size=4, device="cpu")
+    e.embed(texts)
+    assert "embed (hf)" in capsys.readouterr().err
+    e.progress = False; e.embed(texts)
+    assert "embed (hf)" not in capsys.readouterr().err

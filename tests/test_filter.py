@@ -8,7 +8,8 @@ import pytest
 from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
 from phi1_nb.embed import EmbeddingCache, content_hash, embed_cache_dir, get_embedder
 from phi1_nb.filter import (EduFilter, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge, apply_filter,
-                            budget_mask, check_sample, dedup_split, fit_forest, label_samples, near_duplicate_groups,
+                            budget_mask, check_sample, fit_forest, group_split, heldout_metrics, label_samples,
+                            near_duplicate_groups,
                             parse_judgement, run_filter, rubric, select_and_label)
 from phi1_nb.llm import FakeOpenAIServer, LLMUnreachable
 
@@ -111,21 +112,43 @@ def test_bad_input_is_named():
 
 # ---------------------------------------------------------------- split, forest, active learning
 
+def _renamed(code: str, tag: str) -> str:
+    "The same program with every local name renamed: word shingles differ, AST shingles (dedup's) do not."
+    import ast
+    class R(ast.NodeTransformer):
+        def visit_Name(self, n): n.id = f"{n.id}_{tag}"; return n
+        def visit_arg(self, n): n.arg = f"{n.arg}_{tag}"; return n
+    return ast.unparse(R().visit(ast.parse(code)))
+
+
 def test_split_has_no_near_duplicate_across_train_and_val():
-    base = [s["content"] for s in SAMPLES[:40]]
-    copies = [base[i].replace("    ", "  ") + f"\n# copy {i}\n" for i in range(0, 40, 4)]   # 10 edited copies
+    from phi1_nb.dedup import jaccard, text_shingles
+    base = [ast_ok for ast_ok in (s["content"] for s in SAMPLES[:60]) if _parses(ast_ok)][:40]
+    base = [_renamed(b, "o") for b in base]                             # one spelling for originals and copies
+    copies = [_renamed(base[i], f"c{i}") for i in range(0, 40, 2)]     # 20 renamed copies
     texts = base + copies
     y = np.arange(len(texts)) % 2
-    tr, va, removed = dedup_split(texts, y, val_frac=0.25, seed=3)
-    assert removed == 10 and len(tr) + len(va) == 40
-    g = near_duplicate_groups(texts)
-    assert not set(g[tr]) & set(g[va])
-    assert list(g[40:]) == list(g[0:40:4])
-    # the check that matters: no validation text is a near-copy of a training text
-    shingles = lambda t: {t[k:k + 40] for k in range(0, max(1, len(t) - 40), 20)}
-    for v in va:
-        sv = shingles(texts[v])
-        assert max(len(sv & shingles(texts[t])) / len(sv | shingles(texts[t])) for t in tr) < 0.5
+    tr, va, g = group_split(texts, y, val_frac=0.25, seed=3)
+    assert sorted(tr.tolist() + va.tolist()) == list(range(60))         # every label used
+    assert not set(g[tr]) & set(g[va]) and list(g[40:]) == list(g[0:40:2])
+    # the check that matters, with dedup's own shingles and exact Jaccard: no validation text has a near-copy in train
+    sh = [text_shingles(t, "ast", 5)[0] for t in texts]
+    assert max(jaccard(sh[v], sh[t]) for v in va for t in tr) < 0.7
+    # the old split (word shingles, 64 permutations) missed these copies: renaming defeats word shingles
+    wsh = [text_shingles(t, "word", 5)[0] for t in texts]
+    assert sum(jaccard(wsh[i], wsh[40 + k]) < 0.7 for k, i in enumerate(range(0, 40, 2))) >= 10
+
+
+def _parses(t):
+    import ast
+    try: ast.parse(t); return True
+    except SyntaxError: return False
+
+
+def test_metrics_carry_the_majority_baseline():
+    m = heldout_metrics([1, 1, 1, 1, 0, 0], [.9, .8, .7, .6, .55, .1], y_train=[1, 1, 0])
+    assert m["baseline"]["predicts"] == "high" and m["baseline"]["f1"] == pytest.approx(0.8)
+    assert m["baseline"]["balanced_accuracy"] == 0.5 and m["balanced_accuracy"] == 0.75 and m["average_precision"] == 1.0
 
 
 def test_saved_filter_reloads_by_path(tmp_path):
@@ -186,8 +209,10 @@ def test_stage_scores_every_record_and_keeps_provenance(small_run):
     assert all(r["drop_reason"] in ("empty", "not_code", "below_threshold") for r in dropped)
     assert all(r["educational_value"] < 0.5 for r in dropped if r["drop_reason"] == "below_threshold")
     metrics = json.loads((run / "filter" / "model" / "metrics.json").read_text())
-    for k in ("precision", "recall", "f1", "roc_auc", "confusion", "near_duplicates_removed"): assert k in metrics
-    assert metrics["n_train"] + metrics["n_val"] + metrics["near_duplicates_removed"] == metrics["n_labelled"] == 90
+    for k in ("precision", "recall", "f1", "roc_auc", "confusion", "balanced_accuracy", "average_precision", "baseline"):
+        assert k in metrics
+    assert metrics["baseline"]["predicts"] in ("high", "low") and "f1" in metrics["baseline"]
+    assert metrics["n_train"] + metrics["n_val"] == metrics["n_labelled"] == 90
     # the saved filter, reloaded by path, reproduces the written scores
     f = EduFilter.load(run / "filter" / "model")
     some = kept[:5]
@@ -261,3 +286,36 @@ def test_a_new_corpus_is_refiltered_and_the_forest_retrained(tmp_path):
     f = EduFilter.load(tmp_path / "filter" / "model")
     assert type(f.model).__name__ == "RandomForestRegressor" and m3["metrics"]["roc_auc"] is not None
     assert len(LabelStore(tmp_path / "filter" / "labels" / "heuristic")) == n_labels     # no sample judged twice
+
+
+def test_parquet_filter_output_loads_by_folder_and_a_rerun_verifies_its_input(tmp_path):
+    import datasets
+    from phi1_nb.core import ChecksumError
+    recs = [dict(id=s["id"], content=s["content"], path=s["id"], repo="stdlib", source="stdlib") for s in SAMPLES[:120]]
+    d = tmp_path / "corpus"
+    write_manifest(d, stage="corpus", shards=[write_shard(d / f"part-{i:05d}.parquet", recs[i*40:(i+1)*40]) for i in range(3)])
+    kw = dict(n_labels=60, pool_size=120, embedder_params={"n_features": 256}, n_estimators=30, progress=False)
+    m = run_filter(tmp_path, **kw)
+    out = tmp_path / "filter"
+    kept = list(read_dataset(out))
+    dropped = [r for s in m["dropped_shards"] for r in read_shard(out / "dropped" / s["path"])]
+    # every labelled record keeps its judge label, whatever row of its shard it is in
+    assert sum(r.get("judge_label") is not None for r in kept + dropped) == m["metrics"]["n_labelled"] == 60
+    ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf"))
+    assert ds["id"] == [r["id"] for r in kept] and len(ds) == m["counts"]["out"] > 0
+    assert ds["judge_label"] == [r.get("judge_label") for r in kept]
+    # a rerun that reuses the model still checks its input: one edited record is refused, naming the shard
+    t = [dict(r) for r in read_shard(d / "part-00001.parquet")]; t[0]["content"] += "\nimport os; os.remove('x')\n"
+    write_shard(d / "part-00001.parquet", t)
+    with pytest.raises(ChecksumError, match="part-00001.parquet"): run_filter(tmp_path, **kw)
+
+
+def test_cli_reports_a_tampered_input_in_one_line_with_exit_2(tmp_path):
+    import subprocess, sys
+    make_corpus(tmp_path, SAMPLES[:30])
+    with open(tmp_path / "corpus" / "part-00000.jsonl.zst", "r+b") as f: f.seek(40); f.write(b"\0")
+    p = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "filter", "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    line = p.stderr.strip().splitlines()[-1]
+    assert len(p.stderr.strip().splitlines()) == 1 and "part-00000.jsonl.zst" in line and "rerun" in line, p.stderr
