@@ -16,17 +16,17 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import yaml
 
-from .shards import (SHARD_SUFFIXES, ChecksumError, ShardError, atomic_write, conform_parquet, dataset_card,
+from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, conform_parquet, dataset_card,
                             read_shard, remove_stale_temps, schema_from_str, schema_to_str, sha256_file, shard_format,
                             shard_schema, unify_schemas, write_shard)
-_all_ = ["SHARD_SUFFIXES", "ChecksumError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
+_all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
          "write_shard"]   # the file layer lives in `shards`; stages import it from here
 
 # %% auto #0
 __all__ = ['ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section', 'seed_everything',
            'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'read_dataset',
            'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'SHARD_SUFFIXES', 'ChecksumError',
-           'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
+           'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -148,8 +148,8 @@ def _stage_schema(out_dir:Path, shards:list[dict]):
     parquet = [s for s in shards if shard_format(s["path"]) == "parquet"]
     if any(x is None for x in schs) and not parquet: return None     # JSON Lines whose types clash: no schema declared
     try: schema = unify_schemas(schs)
-    except ShardError as e:
-        if parquet: raise ShardError(f"{out_dir}: {e}") from None
+    except SchemaError as e:
+        if parquet: raise SchemaError(f"{out_dir}: {e}") from None
         return None
     for s in parquet:
         if conform_parquet(out_dir/s["path"], schema): s.update(sha256=sha256_file(out_dir/s["path"]), bytes=(out_dir/s["path"]).stat().st_size)

@@ -15,141 +15,17 @@ import numpy as np
 from .core import (Drop, read_dataset, read_json, read_manifest, read_shard, require_stage, run_stage,
                           seed_everything, stage_dir, verify_shards, write_json, write_shard, atomic_write)
 from .embed import CODE_TOKEN, embed_cache_dir, embed_cached, get_embedder
+from .judge import (GUI, PROMPT, RETRY_NOTE, WEIGHTS, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge,
+                           label_samples, make_judge, parse_judgement, rubric)
+_all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParseError", "LabelStore", "OpenAIJudge",
+         "label_samples", "make_judge", "parse_judgement", "rubric"]   # the judge lives in `judge`; stages import it from here
 
 # %% auto #0
-__all__ = ['PROMPT', 'RETRY_NOTE', 'GUI', 'WEIGHTS', 'CODE_LINE', 'JudgeParseError', 'parse_judgement', 'rubric',
-           'HeuristicJudge', 'OpenAIJudge', 'LabelStore', 'label_samples', 'near_duplicate_groups', 'group_split',
-           'fit_forest', 'forest_scores', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders', 'run_labels',
-           'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label', 'make_token_counter', 'budget_mask',
-           'scored_records', 'save_scores', 'score_shards', 'apply_filter', 'shard_fmt', 'make_judge', 'run_filter']
-
-# %% ../nbs/04_filter.ipynb #296fab33
-PROMPT = ("Determine the educational value of the following code for a student whose goal is to learn basic "
-          "coding concepts.\nAnswer with one JSON object and nothing else: "
-          '{"educational_value": "high" or "low", "reason": "<one short sentence>"}\n\n```python\n<CODE>\n```')
-RETRY_NOTE = "\n\nYour previous answer could not be parsed. Reply with the JSON object only."
-
-class JudgeParseError(ValueError):
-    "A judge's answer that is not the JSON object the prompt asks for."
-
-def parse_judgement(text:str) -> tuple[int, str]:
-    "`(1 for high | 0 for low, reason)` from a judge's answer; `JudgeParseError` for anything else."
-    s = (text or "").strip()
-    if m := re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", s, re.S): s = m.group(1)   # a fenced object is still one object
-    try: d = json.loads(s)
-    except ValueError: raise JudgeParseError(f"not JSON: {text[:80]!r}") from None
-    if not isinstance(d, dict) or set(d) != {"educational_value", "reason"}:
-        raise JudgeParseError(f"expected keys educational_value, reason; got {d!r:.80}")
-    v, r = d["educational_value"], d["reason"]
-    if v not in ("high", "low"): raise JudgeParseError(f"educational_value must be 'high' or 'low', not {v!r}")
-    if not isinstance(r, str) or not r.strip(): raise JudgeParseError("reason must be a non-empty string")
-    return int(v == "high"), r.strip()[:300]
-
-# %% ../nbs/04_filter.ipynb #cf2cef4b
-GUI = {"tkinter", "turtle", "PyQt5", "PyQt6", "PySide2", "PySide6", "wx", "kivy", "pygame", "gi"}
-WEIGHTS = dict(self_contained=.20, explained=.25, algorithmic=.30, not_boring=.15, length=.10)
-
-def rubric(code:str) -> tuple[float, dict, list[str]]:
-    "The heuristic's `(score, {criterion: value}, reasons)` for one sample."
-    try: tree = ast.parse(code)
-    except (SyntaxError, ValueError): return 0.0, {}, ["does not parse as Python"]
-    lines = [l for l in code.splitlines() if l.strip()]
-    n, why = max(len(lines), 1), []
-    mods = {("." if a.level else "") + (a.module or "").split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.ImportFrom)}
-    mods |= {x.name.split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.Import) for x in a.names}
-    bad = sorted(m for m in mods if m.startswith(".") or m not in sys.stdlib_module_names)
-    c = dict(self_contained=max(0., 1 - len(bad)/3))
-    why.append(f"imports outside the standard library: {', '.join(bad)}" if bad else "self-contained (standard library only)")
-    defs = [d for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    doc = sum(ast.get_docstring(d) is not None for d in defs) / len(defs) if defs else float(ast.get_docstring(tree) is not None)
-    com = sum(l.lstrip().startswith("#") for l in lines) / n
-    c["explained"] = min(1., .7*doc + .3*min(1., com/.08))
-    why.append(f"{doc:.0%} of functions/classes documented, {com:.0%} comment lines")
-    loops = sum(isinstance(x, (ast.For, ast.While, ast.comprehension)) for x in ast.walk(tree))
-    ifs = sum(isinstance(x, (ast.If, ast.IfExp)) for x in ast.walk(tree))
-    rec = sum(any(isinstance(x, ast.Call) and getattr(x.func, "id", getattr(x.func, "attr", None)) == f.name for x in ast.walk(f))
-              for f in defs if not isinstance(f, ast.ClassDef))
-    c["algorithmic"] = min(1., (loops + .5*ifs + 2*rec) / max(3., n/12))
-    why.append(f"{loops} loops, {ifs} branches, {rec} recursive functions in {n} lines")
-    const = sum(isinstance(s, (ast.Assign, ast.AnnAssign)) and isinstance(s.value, (ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set))
-                for s in tree.body) / max(len(tree.body), 1)
-    gui = bool(mods & GUI)
-    c["not_boring"] = max(0., 1 - const - .5*gui)
-    if const > .3 or gui: why.append(f"{const:.0%} constant assignments" + (", GUI set-up" if gui else ""))
-    c["length"] = min(1., n/10) if n < 10 else max(0., 1 - (n - 400)/1600) if n > 400 else 1.
-    if c["length"] < 1: why.append(f"{n} lines: too {'short' if n < 10 else 'long'}")
-    return round(sum(WEIGHTS[k]*v for k, v in c.items()), 4), c, why
-
-class HeuristicJudge:
-    "The offline rubric judge (not an LLM): graded score, label `score >= cut`, reasons."
-    name = "heuristic"
-    def __init__(self, cut:float=0.5): self.cut = cut
-    def judge(self, texts:list[str]) -> list[dict]:
-        "One `{label, score, reason, raw}` per text."
-        out = []
-        for t in texts:
-            s, _, why = rubric(t)
-            out.append(dict(label=int(s >= self.cut), score=s, reason="; ".join(why), raw=None))
-        return out
-
-# %% ../nbs/04_filter.ipynb #866018a5
-class OpenAIJudge:
-    "Labels via an OpenAI-compatible endpoint with the paper's question; strict parsing, retries, unlabeled on failure."
-    name = "openai"
-    def __init__(self, base_url:str, model:str="gpt-4", api_key_env:str="OPENAI_API_KEY", concurrency:int=8,
-                 rpm:float|None=None, tpm:float|None=None, cache_dir=None,
-                 parse_retries:int=2, # re-asks after a malformed answer
-                 max_chars:int=6000, # code beyond this is cut from the prompt
-                 **client_kw): # more LLMClient options: max_retries, timeout, backoff, ...
-        from phi1_nb.llm import LLMClient
-        if not base_url: raise ValueError("the openai judge needs filter.base_url (an OpenAI-compatible endpoint)")
-        self.client = LLMClient(base_url, model, api_key_env=api_key_env, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                                cache_dir=cache_dir, **client_kw)
-        self.parse_retries, self.max_chars = parse_retries, max_chars
-
-    def messages(self, code:str, attempt:int=0) -> list[dict]:
-        "The chat messages for one sample (attempt > 0 adds the format reminder)."
-        return [{"role": "user", "content": PROMPT.replace("<CODE>", code[:self.max_chars]) + RETRY_NOTE*(attempt > 0)}]
-
-    def judge(self, texts:list[str]) -> list[dict]:
-        "One `{label, score, reason, raw}` per text; label None when no valid answer came."
-        out, todo = [None]*len(texts), list(range(len(texts)))
-        for attempt in range(self.parse_retries + 1):
-            res = self.client.complete_many([self.messages(texts[i], attempt) for i in todo], temperature=0, max_tokens=120)
-            retry = []
-            for i, r in zip(todo, res):
-                if isinstance(r, Exception):
-                    out[i] = dict(label=None, score=None, reason=f"request failed: {r}", raw=None); continue
-                try:
-                    lab, why = parse_judgement(r.text)
-                    out[i] = dict(label=lab, score=float(lab), reason=why, raw=r.text)
-                except JudgeParseError as e:
-                    out[i] = dict(label=None, score=None, reason=f"unparsable answer: {e}", raw=r.text); retry.append(i)
-            if not (todo := retry): break
-        self.client.cache and self.client.cache.sync()
-        return out
-
-# %% ../nbs/04_filter.ipynb #b8e12e6c
-class LabelStore:
-    "Judge labels by sample id, one atomic JSONL shard per batch under `dir`."
-    def __init__(self, dir):
-        self.dir = Path(dir); self.dir.mkdir(parents=True, exist_ok=True)
-        self.labels = {r["id"]: r for p in sorted(self.dir.glob("batch-*.jsonl")) for r in read_shard(p)}
-    def __len__(self): return len(self.labels)
-    def __contains__(self, i): return i in self.labels
-    def add(self, recs:list[dict]):
-        "Write a batch of label records (each with an `id`)."
-        if not recs: return
-        write_shard(self.dir/f"batch-{len(list(self.dir.glob('batch-*.jsonl'))):06d}.jsonl", recs)
-        self.labels.update({r["id"]: r for r in recs})
-
-def label_samples(judge, samples:list[dict], store:LabelStore, batch_size:int=64) -> list[dict]:
-    "Label `samples` (`{id, content}`) not yet in `store`, batch by batch; returns the labels of all of them."
-    todo = [s for s in samples if s["id"] not in store]
-    for b in range(0, len(todo), batch_size):
-        chunk = todo[b:b+batch_size]
-        store.add([dict(id=s["id"], judge=judge.name, **r) for s, r in zip(chunk, judge.judge([s["content"] for s in chunk]))])
-    return [store.labels[s["id"]] for s in samples]
+__all__ = ['CODE_LINE', 'near_duplicate_groups', 'group_split', 'fit_forest', 'forest_scores', 'heldout_metrics', 'plot_pr',
+           'EduFilter', 'compare_embedders', 'run_labels', 'looks_like_code', 'check_sample', 'sample_pool',
+           'select_and_label', 'make_token_counter', 'budget_mask', 'scored_records', 'save_scores', 'score_shards',
+           'apply_filter', 'shard_fmt', 'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge',
+           'JudgeParseError', 'LabelStore', 'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric']
 
 # %% ../nbs/04_filter.ipynb #59df7b1e
 def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128, ngram:int=5) -> np.ndarray:
@@ -408,13 +284,6 @@ def shard_fmt(shards) -> str:
     return shards[0]["path"].split(".", 1)[1] if shards else "jsonl.zst"
 
 # %% ../nbs/04_filter.ipynb #9b224033
-def make_judge(judge:str, base_url=None, judge_model="gpt-4", api_key_env="OPENAI_API_KEY", concurrency=8, rpm=None,
-               tpm=None, cache_dir=None):
-    "The judge named by the config: 'heuristic' or 'openai'."
-    if judge == "heuristic": return HeuristicJudge()
-    if judge == "openai": return OpenAIJudge(base_url, judge_model, api_key_env, concurrency, rpm, tpm, cache_dir)
-    raise ValueError(f"filter.judge must be 'heuristic' or 'openai', not {judge!r}")
-
 def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_model:str="gpt-4",
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
                n_labels:int=600, active_rounds:int=0, pool_size:int=2000, embedder:str="hashing",

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 # %% auto #0
-__all__ = ['TMP_PREFIX', 'SHARD_SUFFIXES', 'ShardError', 'ChecksumError', 'atomic_write', 'remove_stale_temps', 'shard_format',
-           'sha256_file', 'infer_schema', 'unify_schemas', 'schema_to_str', 'schema_from_str', 'write_shard',
-           'read_shard', 'shard_schema', 'conform_parquet', 'dataset_card']
+__all__ = ['TMP_PREFIX', 'SHARD_SUFFIXES', 'ShardError', 'ChecksumError', 'SchemaError', 'atomic_write', 'remove_stale_temps',
+           'shard_format', 'sha256_file', 'infer_schema', 'unify_schemas', 'schema_to_str', 'schema_from_str',
+           'write_shard', 'read_shard', 'shard_schema', 'conform_parquet', 'dataset_card']
 
 # %% ../nbs/00a_shards.ipynb #03b28bb6
 class ShardError(ValueError):
@@ -22,6 +22,9 @@ class ShardError(ValueError):
 
 class ChecksumError(ShardError):
     "A shard whose bytes do not match its manifest."
+
+class SchemaError(ShardError):
+    "Records whose keys or value types do not fit one schema."
 
 def _one_line(e) -> str: return " ".join(str(e).split())[:200]
 
@@ -84,7 +87,7 @@ def infer_schema(records:list[dict]):
     fields = []
     for k in dict.fromkeys(k for r in records for k in r):
         try: fields.append(pa.field(k, pa.array([r.get(k) for r in records]).type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise ShardError(f"key {k!r} mixes value types: {_one_line(e)}") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise SchemaError(f"key {k!r} mixes value types: {_one_line(e)}") from None
     return pa.schema(fields)
 
 def unify_schemas(schemas:list):
@@ -93,7 +96,7 @@ def unify_schemas(schemas:list):
     schemas = [s for s in schemas if s is not None]
     if not schemas: return None
     try: return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise ShardError(f"shards disagree on a column's type: {_one_line(e)}") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise SchemaError(f"shards disagree on a column's type: {_one_line(e)}") from None
 
 def schema_to_str(schema) -> str|None:
     "A schema as base64 Arrow IPC (JSON-safe, exact)."
@@ -117,7 +120,7 @@ def _write_parquet(f, records, schema=None, rows_per_group=2000):
         records = list(records); schema = infer_schema(records)
     w, n = pq.ParquetWriter(f, schema, compression="zstd"), 0
     for b in _chunks(records, rows_per_group):
-        if extra := set().union(*b) - set(schema.names): raise ShardError(f"keys {sorted(extra)} are not in the schema")
+        if extra := set().union(*b) - set(schema.names): raise SchemaError(f"keys {sorted(extra)} are not in the schema")
         w.write_table(pa.Table.from_pylist(b, schema=schema)); n += len(b)
     w.close()
     return n, schema
@@ -129,7 +132,7 @@ def _write_jsonl(f, records, zst:bool, rows_per_group=2000):
     for b in _chunks(records, rows_per_group):
         if ok:
             try: schema = unify_schemas([schema, infer_schema(b)])
-            except ShardError: ok, schema = False, None        # mixed types: JSON holds them; no schema is declared
+            except SchemaError: ok, schema = False, None       # mixed types: JSON holds them; no schema is declared
         out.write("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in b).encode()); n += len(b)
     if out is not f: out.close()
     return n, schema
@@ -141,7 +144,7 @@ def write_shard(path, records:Iterable[dict], schema=None, # a `pyarrow.Schema` 
     try:
         with atomic_write(path, "wb") as f:
             n, schema = _write_parquet(f, records, schema) if fmt == "parquet" else _write_jsonl(f, records, fmt == "jsonl.zst")
-    except ShardError as e: raise ShardError(f"{path}: {e}") from None
+    except SchemaError as e: raise SchemaError(f"{path}: {e}") from None     # (an error of the records' source passes as it is)
     return dict(path=path.name, n=n, sha256=sha256_file(path), bytes=path.stat().st_size, schema=schema_to_str(schema))
 
 # %% ../nbs/00a_shards.ipynb #3e89d6d7
@@ -203,9 +206,7 @@ def shard_schema(path):
     "A shard's schema: the Parquet footer's, or inferred from every JSON line (None if its types clash)."
     if shard_format(path) == "parquet": return _parquet_file(path).schema_arrow
     try: return unify_schemas([infer_schema(b) for b in _chunks(read_shard(path), 2000)])
-    except ShardError as e:
-        if "mixes" in str(e) or "disagree" in str(e): return None
-        raise
+    except SchemaError: return None
 
 # %% ../nbs/00a_shards.ipynb #34db266c
 def conform_parquet(path, schema) -> bool:

@@ -83,23 +83,28 @@ def peak_rss(run_dir):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def compare(run_dir, embedders, n_estimators=200, seed=1234):
-    "Held-out metrics of each embedder on the labels of a finished filter run (same labels, group split and forest)."
+def compare(run_dir, embedders, seeds=(1234,), n_estimators=200):
+    "Held-out metrics of each embedder on the labels of a finished filter run: same labels, group splits and forest."
+    from phi1_nb.embed import embed_cache_dir
     texts, y = run_labels(run_dir)
-    print(f"{len(texts)} labels of {run_dir} ({int(np.sum(y))} high); one GroupShuffleSplit over near-duplicate groups")
+    print(f"{len(texts)} labels of {run_dir} ({int(np.sum(y))} high); GroupShuffleSplit over near-duplicate groups, "
+          f"seeds {list(seeds)}; mean (min-max) over the seeds")
     setups = {"hashing": ("hashing", {}), "minilm": ("minilm", {"max_length": 256})}
-    res = compare_embedders(texts, y, {e: setups[e] for e in embedders}, n_estimators=n_estimators, seed=seed)
-    print(f"{'embedder':22} {'n':>4} {'ROC AUC':>8} {'AP':>6} {'F1':>6} {'bal.acc':>8} {'acc':>6}")
-    rows = [(e, m) for e, m in res.items()] + [(f"baseline (all {m['baseline']['predicts']})", m["baseline"]) for m in list(res.values())[:1]]
-    for e, m in rows:
-        f = lambda k: "" if m.get(k) is None else f"{m[k]:.3f}"
-        print(f"{e:22} {m.get('n', res[next(iter(res))]['n']):4d} {f('roc_auc'):>8} {f('average_precision'):>6} {f('f1'):>6} "
-              f"{f('balanced_accuracy'):>8} {f('accuracy'):>6}")
+    res = [compare_embedders(texts, y, {e: setups[e] for e in embedders}, n_estimators=n_estimators, seed=s,
+                             cache_dir=embed_cache_dir(run_dir)) for s in seeds]
+    rows = {e: [r[e] for r in res] for e in embedders}
+    rows[f"baseline (majority)"] = [r[embedders[0]]["baseline"] for r in res]
+    keys = ("roc_auc", "average_precision", "f1", "balanced_accuracy", "accuracy")
+    print(f"{'embedder':20} {'n_val':>5} " + " ".join(f"{k:>22}" for k in keys))
+    for e, ms in rows.items():
+        cell = lambda k: "" if ms[0].get(k) is None else f"{np.mean([m[k] for m in ms]):.3f} ({min(m[k] for m in ms):.3f}-{max(m[k] for m in ms):.3f})"
+        print(f"{e:20} {res[0][embedders[0]]['n']:5d} " + " ".join(f"{cell(k):>22}" for k in keys))
     return res
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=5, help="--compare: group splits (seeds 0..n-1) to average over")
     ap.add_argument("--compare", default=None, help="a run folder with a finished filter: compare embedders' held-out AUC on its labels")
     ap.add_argument("--embedders", default="hashing,minilm,hf")
     ap.add_argument("--files", type=int, default=2000, help="stdlib files in the corpus (0: all), the tiny preset's size")
@@ -108,7 +113,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
-    if a.compare: return compare(a.compare, [e for e in a.embedders.split(",") if e != "hf"])
+    if a.compare: return compare(a.compare, [e for e in a.embedders.split(",") if e != "hf"], range(a.seeds))
     import torch
     print(f"CPU threads: torch {torch.get_num_threads()}, cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_filter-"))

@@ -147,3 +147,18 @@ def test_paper_preset_validates(tmp_path):
                          weight_decay=p.weight_decay, precision="fp32")
     ds = check_deepspeed_config(resolve_deepspeed(p.deepspeed), args, hidden_size=2048, num_training_steps=p.max_steps)
     assert ds["zero_optimization"]["stage"] in (2, 3)
+
+
+@pytest.mark.parametrize("ext", [".parquet", ".jsonl.zst"])
+def test_a_shard_without_the_content_column_is_an_error(tmp_path, ext):
+    from phi1_nb.core import ShardError
+    write_shard(tmp_path / "stack" / f"train-0{ext}", [{"text": "def f():\n    return 1\n", "path": f"f{i}.py"} for i in range(5)])
+    with pytest.raises(ShardError, match=rf"train-0{ext.replace('.', '[.]')}: no 'content' column \(it has: text, path\)"):
+        run_corpus(tmp_path / "r", source=str(tmp_path / "stack"), format="stack", limit=None, progress=False)
+    assert not (tmp_path / "r" / "corpus" / "manifest.json").exists()
+    r = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "corpus", "--run-dir", str(tmp_path / "r"), "--source", str(tmp_path / "stack"), "--format", "stack"],
+                       capture_output=True, text=True, timeout=300)
+    errors = [l[l.index("phi1 corpus: error:"):] for l in r.stderr.splitlines() if "error:" in l]   # (beside the stage's tqdm bar)
+    assert r.returncode == 2 and len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert errors[0].startswith("phi1 corpus: error: " + str(tmp_path / "stack" / f"train-0{ext}") + ": no 'content' column")

@@ -317,5 +317,5 @@ def test_cli_reports_a_tampered_input_in_one_line_with_exit_2(tmp_path):
     p = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))",
                         "filter", "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr[-2000:]
-    line = p.stderr.strip().splitlines()[-1]
-    assert len(p.stderr.strip().splitlines()) == 1 and "part-00000.jsonl.zst" in line and "rerun" in line, p.stderr
+    errors = [l for l in p.stderr.splitlines() if "error:" in l]
+    assert len(errors) == 1 and "Traceback" not in p.stderr and "part-00000.jsonl.zst" in errors[0] and "rerun" in errors[0], p.stderr
