@@ -124,8 +124,6 @@ def test_run_stage_reruns_a_task_whose_shard_was_tampered(tmp_path):
 
 # ---------------------------------------------------------------- issue 18: schema, verification, stage folders
 
-from phi1_nb.core import ShardError, sha256_file
-
 
 @pytest.mark.parametrize("ext", [".jsonl", ".jsonl.zst", ".parquet"])
 def test_keys_missing_in_the_first_row_and_late_non_null_columns_survive(tmp_path, ext):
@@ -169,6 +167,7 @@ def test_a_stage_folder_loads_as_exactly_its_kept_records(tmp_path, fmt):
 
 
 def test_every_cut_of_a_zstd_shard_is_refused(tmp_path):
+    from phi1_nb.core import ShardError
     p = tmp_path / "s.jsonl.zst"
     write_shard(p, [{"i": i, "content": "def f():\n    return %d\n" % i} for i in range(8)])
     whole = p.read_bytes()
@@ -179,6 +178,7 @@ def test_every_cut_of_a_zstd_shard_is_refused(tmp_path):
 
 @pytest.mark.parametrize("cut", [0, 4, 100, -8, -1])
 def test_a_cut_parquet_shard_is_refused_by_name(tmp_path, cut):
+    from phi1_nb.core import ShardError
     p = tmp_path / "s.parquet"
     write_shard(p, [{"i": i, "content": "x" * i} for i in range(50)])
     (tmp_path / "cut.parquet").write_bytes(p.read_bytes()[:cut])
@@ -186,6 +186,7 @@ def test_a_cut_parquet_shard_is_refused_by_name(tmp_path, cut):
 
 
 def test_read_errors_are_one_line_and_say_what_to_do(tmp_path):
+    from phi1_nb.core import ShardError
     infos = [write_shard(tmp_path / "part-0.jsonl", [{"i": 0}])]
     write_manifest(tmp_path, stage="t", shards=infos)
     (tmp_path / "part-0.jsonl").write_text('{"i": 1}\n')

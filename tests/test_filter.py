@@ -8,7 +8,7 @@ import pytest
 from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
 from phi1_nb.embed import EmbeddingCache, content_hash, embed_cache_dir, get_embedder
 from phi1_nb.filter import (EduFilter, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge, apply_filter,
-                            budget_mask, check_sample, fit_forest, group_split, heldout_metrics, label_samples,
+                            budget_mask, check_sample, fit_forest, heldout_metrics, label_samples,
                             near_duplicate_groups,
                             parse_judgement, run_filter, rubric, select_and_label)
 from phi1_nb.llm import FakeOpenAIServer, LLMUnreachable
@@ -123,6 +123,7 @@ def _renamed(code: str, tag: str) -> str:
 
 def test_split_has_no_near_duplicate_across_train_and_val():
     from phi1_nb.dedup import jaccard, text_shingles
+    from phi1_nb.filter import group_split
     base = [ast_ok for ast_ok in (s["content"] for s in SAMPLES[:60]) if _parses(ast_ok)][:40]
     base = [_renamed(b, "o") for b in base]                             # one spelling for originals and copies
     copies = [_renamed(base[i], f"c{i}") for i in range(0, 40, 2)]     # 20 renamed copies
