@@ -87,7 +87,8 @@ def infer_schema(records:list[dict]):
     fields = []
     for k in dict.fromkeys(k for r in records for k in r):
         try: fields.append(pa.field(k, pa.array([r.get(k) for r in records]).type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise SchemaError(f"key {k!r} mixes value types: {_one_line(e)}") from None
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+            raise SchemaError(f"key {k!r}: its values do not fit one Arrow type ({_one_line(e)})") from None
     return pa.schema(fields)
 
 def unify_schemas(schemas:list):

@@ -221,3 +221,13 @@ def test_killed_run_stage_leaves_temps_that_the_next_run_removes(tmp_path):
     assert list(out.glob(".tmp-part-*"))
     run_stage(out, {"part-00000": range(3)}, lambda t: ({"i": i} for i in t), stage="t", progress=False)
     assert not list(out.rglob(".tmp-*")) and [r["i"] for r in read_dataset(out)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("value", [2**70, (1, "x"), {1: 2}, [1, "x"]])
+def test_json_lines_take_values_no_arrow_type_fits(tmp_path, value):
+    "JSON Lines never refused a JSON-able record; no schema is declared for such a shard rather than failing the write."
+    from phi1_nb.core import SchemaError
+    info = write_shard(tmp_path / "s.jsonl.zst", [{"a": value}, {"a": None}])
+    assert info["n"] == 2 and info["schema"] is None and len(list(read_shard(tmp_path / "s.jsonl.zst"))) == 2
+    with pytest.raises(SchemaError, match=r"s.parquet: key 'a'"): write_shard(tmp_path / "s.parquet", [{"a": value}, {"a": 1}])
+    assert not (tmp_path / "s.parquet").exists()
