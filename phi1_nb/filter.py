@@ -125,6 +125,9 @@ class EduFilter:
         return cls(meta["embedder"], meta["embedder_params"], sio.loads(raw, trusted=sio.get_untrusted_types(data=raw)), meta["metrics"])
 
 # %% ../nbs/04_filter.ipynb #55d9e6f0
+def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
+    return out/"labels"/(judge if judge == "heuristic" else f"{judge}-{judge_model}".replace("/", "_"))
+
 def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder name, its params)}`
                       val_frac:float=0.2, threshold:float=0.7, shingles:str="ast", n_estimators:int=200, seed:int=0,
                       cache_dir=None) -> dict:
@@ -139,12 +142,11 @@ def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder n
 def run_labels(run_dir) -> tuple[list[str], np.ndarray]:
     "`(texts, labels)` of what a finished filter run's judge labelled (contents looked up in the verified corpus)."
     st = read_json(Path(run_dir)/"filter"/"params.json")["params"]
-    j = st["judge"] if st["judge"] == "heuristic" else f"{st['judge']}-{st['judge_model']}".replace("/", "_")
-    labs = [l for l in LabelStore(Path(run_dir)/"filter"/"labels"/j).labels.values() if l["label"] is not None]
-    want = {l["id"] for l in labs}
+    labs = [l for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()
+            if l["label"] is not None]
     content = {str(r.get("id") or hashlib.sha256(r["content"].encode()).hexdigest()): r["content"]
                for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
-    labs = [l for l in labs if l["id"] in content and l["id"] in want]
+    labs = [l for l in labs if l["id"] in content]
     return [content[l["id"]] for l in labs], np.array([l["label"] for l in labs])
 
 # %% ../nbs/04_filter.ipynb #17a82f2c
@@ -309,7 +311,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
         for d in ["parts", "scores", "dropped"] + (["model"] if prev.get("model_params") != model_params else []):
             shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("part-*"): p.unlink()
-    labels_dir = out/"labels"/(judge if judge == "heuristic" else f"{judge}-{judge_model}".replace("/", "_"))
+    labels_dir = _labels_dir(out, judge, judge_model)
     if (out/"model"/"filter.json").exists():
         filt = EduFilter.load(out/"model"); labels = LabelStore(labels_dir).labels
     else:
