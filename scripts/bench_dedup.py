@@ -1,45 +1,57 @@
-"""Benchmark the dedup and decontamination stages (not run by the tests).
+"""Benchmark the dedup and decontamination stages (not run by the tests). Every race is fair: each side gets the same
+input, everything is timed in full (no subsets, no extrapolation), the methods run interleaved, and the median of
+`--reps` (>= 3) runs is reported.
 
-1. MinHash signature throughput on the standard library (word 5-gram shingles, num_perm=128): phi1_nb's
-   vectorized MinHasher next to datasketch's `MinHash.update_batch` and rensa's `RMinHash`, both from the
-   same shingle strings (signature only) and end to end from the text; Jaccard estimates checked against the
-   exact Jaccard on sampled pairs (same sets for all three).
-2. Near-duplicate precision/recall on the stdlib corpus with planted near-duplicates (renamed variables,
-   reordered functions, added comments), word shingles vs AST-normalized shingles.
-3. AST match rate for all pairs of 1,000 samples x the 164 HumanEval problems, with and without the exact prefilter.
+1. MinHash signatures (word 5-gram shingles of stdlib files, num_perm=128):
+   a. signatures only, every side from the same pre-hashed uint64 shingle hashes: datasketch (identity hashfunc),
+      rensa's `digest_matrix_from_token_hash_sets` (digests read back with `to_rows`), phi1_nb's MinHasher on each
+      backend; for reference rensa from a pre-flattened buffer (an easier input than the others get)
+      (calls under 0.1 s are repeated 4-20 times inside one timing and divided, against the machine's noise);
+   b. end to end, every side from the same text strings;
+   c. Jaccard estimates against the exact Jaccard on sampled pairs, bound 3 sd.
+2. Near-duplicate precision/recall on planted copies of stdlib functions (`phi1_nb.dedup.planted_set`: renamed,
+   re-printed or re-commented, imports reordered), next to datasketch's word 5-gram MinHashLSH and the previous
+   AST normalization (identifiers `ID`, literals `STR`/`NUM`, docstrings dropped).
+3. AST match rate, all pairs of `--samples` samples x the 164 HumanEval problems, with and without the prefilter.
+4. Decontamination per function: planted copies (`plant_copy`) of the 164 HumanEval solutions pasted at the end of
+   larger stdlib files, docstring-only copies, and 2,000 clean stdlib functions, at the Table-3 taus.
 
-usage: .venv/bin/python scripts/bench_dedup.py [--files 400] [--samples 1000]
+usage: python scripts/bench_dedup.py [--files 300] [--functions 3000] [--samples 1000] [--reps 3] [--only 1234]
 """
 from __future__ import annotations
-import argparse, ast, os, random, re, sys, time
+import argparse, ast, os, random, re, statistics, sys, time
 from pathlib import Path
 
 import numpy as np
 
-from phi1_nb.dedup import MinHasher, find_duplicates, jaccard, ngram_combine, shingle_hashes, word_token_hashes, word_tokens
+import phi1_nb.minhash as M
+from phi1_nb.dedup import pair_scores, plant_copy, planted_set, stdlib_functions
+from phi1_nb.minhash import (KEEP_NAMES, MinHasher, _STR, components, jaccard, ngram_combine, shingle_hashes, word_token_hashes,
+                             word_tokens)
 
 NUM_PERM, NGRAM = 128, 5
 
 
 def stdlib_texts(n):
-    root = Path(os.__file__).parent
-    files = sorted(root.glob("*.py")) + sorted(root.glob("*/*.py"))
-    out = []
-    for f in files:
-        try: t = f.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError): continue
-        try: ast.parse(t)
-        except SyntaxError: continue
+    root, out = Path(os.__file__).parent, []
+    for f in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
+        try: t = f.read_text(encoding="utf-8"); ast.parse(t)
+        except (UnicodeDecodeError, OSError, SyntaxError): continue
         out.append((str(f.relative_to(root)), t))
         if len(out) >= n: break
     return out
 
 
-def best_of(fn, reps=3):
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); r = fn(); ts.append(time.perf_counter() - t)
-    return min(ts), r
+def race(methods, reps, inner=None):
+    "Run `methods` ({name: fn}) interleaved `reps` times, rotating who goes first; {name: median seconds a call}."
+    ts, names, inner = {k: [] for k in methods}, list(methods), inner or {}
+    for r in range(reps):                                  # each run starts with another method: no seat is always first
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            n = inner.get(k, 1)                            # a fast call is repeated n times in one timing (a busy machine's noise)
+            t = time.perf_counter()
+            for _ in range(n): methods[k]()
+            ts[k].append((time.perf_counter() - t) / n)
+    return {k: statistics.median(v) for k, v in ts.items()}
 
 
 def shingle_strings(toks, n=NGRAM):
@@ -47,183 +59,195 @@ def shingle_strings(toks, n=NGRAM):
     return [" ".join(toks[i:i+n]) for i in range(len(toks) - n + 1)]
 
 
-def bench_minhash(texts):
+def table(title, res, n_sh, ref, ours=()):
+    print(f"{title:64s} {'seconds':>8s} {'M shingles/s':>13s} {'vs ' + ref:>16s}")
+    for k, t in res.items(): print(f"{k:64s} {t:8.3f} {n_sh/t/1e6:13.2f} {res[ref]/t:15.2f}x")
+    for a, b in ours: print(f"  {a} / {b}: {res[b]/res[a]:.2f}x")
+
+
+def bench_minhash(texts, reps):
     import datasketch, rensa
-    toks = [word_tokens(t) for _, t in texts]
-    shs = [shingle_strings(t) for t in toks]
-    n_sh = sum(map(len, shs)); n_docs = len(shs)
-    print(f"\n== 1. MinHash signatures: {n_docs} stdlib files, {n_sh:,} word {NGRAM}-gram shingles, num_perm={NUM_PERM}")
-    enc = [[s.encode() for s in d] for d in shs]
-    pre = [ngram_combine(word_token_hashes(t), NGRAM) for _, t in texts]          # our 32-bit shingle hashes
-    pre64 = [h.astype(np.uint64) for h in pre]
-    assert all(len(np.unique(h)) == len(set(d)) for h, d in zip(pre, shs)), "shingle sets differ"
-    mh, oph = MinHasher(NUM_PERM, seed=1), MinHasher(NUM_PERM, seed=1, scheme="oph")
-    # datasketch is slow: time it on a quarter of the files and scale by shingle count
-    sub = max(1, n_docs // 4); k = sum(map(len, shs[:sub]))
-    t_ds = best_of(lambda: [datasketch.MinHash(NUM_PERM, seed=1).update_batch(d) for d in enc[:sub]], 1)[0] * n_sh / k
-    def rensa_sig():
-        for d in shs:
-            m = rensa.RMinHash(NUM_PERM, 1); m.update(d); m.digest()
-    rows = [("datasketch MinHash.update_batch (bytes; sha1 inside)", t_ds),
-            ("rensa RMinHash.update (strings; hashing inside)", best_of(rensa_sig)[0]),
-            ("rensa digest_matrix_from_token_sets (strings, bulk)", best_of(lambda: rensa.RMinHash.digest_matrix_from_token_sets(shs, NUM_PERM, 1))[0]),
-            ("rensa digest_matrix_from_token_hash_sets (pre-hashed)", best_of(lambda: rensa.RMinHash.digest_matrix_from_token_hash_sets(pre64, NUM_PERM, 1))[0]),
-            ("phi1_nb MinHasher.signatures (pre-hashed), 1 thread", best_of(lambda: mh.signatures(pre))[0]),
-            ("phi1_nb MinHasher.signatures (pre-hashed), 2 threads", best_of(lambda: mh.signatures(pre, threads=2))[0]),
-            ("phi1_nb MinHasher(scheme='oph') (pre-hashed)", best_of(lambda: oph.signatures(pre))[0])]
-    print(f"{'signature only, same shingle sets':56s} {'seconds':>8s} {'M shingles/s':>13s} {'vs datasketch':>14s}")
-    for name, t in rows: print(f"{name:56s} {t:8.3f} {n_sh/t/1e6:13.2f} {t_ds/t:13.1f}x")
+    shs = [shingle_strings(word_tokens(t)) for _, t in texts]
+    pre32 = [np.unique(ngram_combine(word_token_hashes(t), NGRAM)) for _, t in texts]   # the same sets, hashed once
+    assert all(len(h) == len(set(d)) for h, d in zip(pre32, shs)), "shingle sets differ"
+    pre64 = [h.astype(np.uint64) for h in pre32]
+    flat, off = np.concatenate(pre64), np.r_[0, np.cumsum([len(h) for h in pre64])].astype(np.uint64)
+    n_sh = int(off[-1])
+    print(f"\n== 1. MinHash: {len(texts)} stdlib files, {n_sh:,} distinct word {NGRAM}-gram shingles, num_perm={NUM_PERM}, "
+          f"median of {reps} interleaved runs")
+    ident = lambda x: int(x)
+    mh_r, mh_n = MinHasher(NUM_PERM, 1, "rensa"), MinHasher(NUM_PERM, 1, "numpy")
+    names = ["datasketch MinHash.update_batch (identity hashfunc)", "rensa digest_matrix_from_token_hash_sets + to_rows",
+             "phi1_nb MinHasher(backend='rensa').signatures -> uint32 array", "phi1_nb MinHasher(backend='numpy').signatures -> uint32 array",
+             "(ref.) rensa from a pre-flattened buffer + to_rows", "(ref.) rensa from a pre-flattened buffer, matrix only"]
+    res = race(dict(zip(names, [
+        lambda: [datasketch.MinHash(NUM_PERM, seed=1, hashfunc=ident).update_batch(h) for h in pre64],
+        lambda: rensa.RMinHash.digest_matrix_from_token_hash_sets(pre64, NUM_PERM, 1).to_rows(),
+        lambda: mh_r.signatures(pre64), lambda: mh_n.signatures(pre64),
+        lambda: rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, off, NUM_PERM, 1).to_rows(),
+        lambda: rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, off, NUM_PERM, 1)])), reps,
+        inner={names[1]: 20, names[2]: 20, names[3]: 4, names[4]: 20, names[5]: 20})
+    table("a. signatures only, same input: a list of uint64 hash arrays", res, n_sh, names[0],
+          [(names[2], names[1]), (names[3], names[1]), (names[2], names[4])])
+    print("  (ref.) rows: rensa handed one flat buffer and row offsets, which the others must build from the list")
 
-    def ds_e2e(ts):
-        for _, t in ts:
-            m = datasketch.MinHash(NUM_PERM, seed=1); m.update_batch([s.encode() for s in shingle_strings(word_tokens(t))])
-    def rensa_e2e():
+    def ds_e2e():
         for _, t in texts:
-            m = rensa.RMinHash(NUM_PERM, 1); m.update(shingle_strings(word_tokens(t))); m.digest()
-    def ours_e2e(threads=1, h=mh): h.signatures([ngram_combine(word_token_hashes(t), NGRAM) for _, t in texts], threads=threads)
-    t_ds_e2e = best_of(lambda: ds_e2e(texts[:sub]), 1)[0] * n_sh / k
-    rows = [("datasketch (regex tokens, join shingles, encode, update_batch)", t_ds_e2e),
-            ("rensa RMinHash (regex tokens, join shingles, update)", best_of(rensa_e2e)[0]),
-            ("rensa bulk matrix (regex tokens, join shingles)", best_of(lambda: rensa.RMinHash.digest_matrix_from_token_sets(
-                [shingle_strings(word_tokens(t)) for _, t in texts], NUM_PERM, 1))[0]),
-            ("phi1_nb (vectorized token hashes, n-grams, signatures), 1 thread", best_of(ours_e2e)[0]),
-            ("phi1_nb, 2 threads for the signatures", best_of(lambda: ours_e2e(2))[0]),
-            ("phi1_nb, scheme='oph'", best_of(lambda: ours_e2e(1, oph))[0])]
-    print(f"{'end to end, from the text':66s} {'seconds':>8s} {'M shingles/s':>13s} {'vs datasketch':>14s}")
-    for name, t in rows: print(f"{name:66s} {t:8.3f} {n_sh/t/1e6:13.2f} {t_ds_e2e/t:13.1f}x")
+            m = datasketch.MinHash(NUM_PERM, seed=1); m.update_batch([s.encode() for s in shingle_strings(word_tokens(t))])
+    res = race({
+        "datasketch (regex tokens, join shingles, encode, sha1 update_batch)": ds_e2e,
+        "rensa digest_matrix_from_token_sets + to_rows (regex tokens, join)": lambda: rensa.RMinHash.digest_matrix_from_token_sets(
+            [shingle_strings(word_tokens(t)) for _, t in texts], NUM_PERM, 1).to_rows(),
+        "phi1_nb text -> signatures, backend rensa": lambda: mh_r.signatures([ngram_combine(word_token_hashes(t), NGRAM) for _, t in texts]),
+        "phi1_nb text -> signatures, backend numpy": lambda: mh_n.signatures([ngram_combine(word_token_hashes(t), NGRAM) for _, t in texts]),
+    }, reps)
+    k = list(res)
+    table("b. end to end, same text strings", res, n_sh, k[0], [(k[2], k[1]), (k[3], k[1])])
 
-    # Jaccard error on sampled pairs: a file vs the same file with a random fraction of its lines dropped
-    rng = random.Random(0); errs = {"phi1_nb": [], "phi1_nb oph": [], "datasketch": [], "rensa": []}; within = {k: 0 for k in errs}; n_pairs = 0; Js = []
+    rng = random.Random(0); names = ["phi1_nb rensa", "phi1_nb numpy", "datasketch", "rensa strings"]
+    errs, within, Js = {k: [] for k in names}, {k: 0 for k in names}, []
     for _ in range(200):
-        _, t = texts[rng.randrange(n_docs)]
-        keep = rng.uniform(0.2, 0.95)
+        t = texts[rng.randrange(len(texts))][1]; keep = rng.uniform(0.2, 0.95)
         t2 = "\n".join(l for l in t.splitlines() if rng.random() < keep)
         a, b = shingle_strings(word_tokens(t)), shingle_strings(word_tokens(t2))
         if not a or not b: continue
-        J = len(set(a) & set(b)) / len(set(a) | set(b)); Js.append(J)
-        ours = mh.signatures([shingle_hashes(a, 1), shingle_hashes(b, 1)])
-        ours_oph = oph.signatures([shingle_hashes(a, 1), shingle_hashes(b, 1)])
+        J = len(set(a) & set(b)) / len(set(a) | set(b)); Js.append(J); sd = np.sqrt(max(J * (1 - J), 1e-9) / NUM_PERM)
+        sa, sb = np.unique(shingle_hashes(a, 1)), np.unique(shingle_hashes(b, 1))
         m1, m2 = datasketch.MinHash(NUM_PERM, seed=1), datasketch.MinHash(NUM_PERM, seed=1)
         m1.update_batch([s.encode() for s in a]); m2.update_batch([s.encode() for s in b])
         r1, r2 = rensa.RMinHash(NUM_PERM, 1), rensa.RMinHash(NUM_PERM, 1); r1.update(a); r2.update(b)
-        sd = np.sqrt(max(J * (1 - J), 1e-9) / NUM_PERM)
-        for name, est in [("phi1_nb", float(np.mean(ours[0] == ours[1]))), ("phi1_nb oph", float(np.mean(ours_oph[0] == ours_oph[1]))),
-                          ("datasketch", m1.jaccard(m2)), ("rensa", r1.jaccard(r2))]:
-            errs[name].append(abs(est - J)); within[name] += abs(est - J) <= 3 * sd
-        n_pairs += 1
-    print(f"\nJaccard estimates on {n_pairs} sampled pairs (exact J from {min(Js):.2f} to {max(Js):.2f}), bound 3*sqrt(J(1-J)/{NUM_PERM}):")
-    print(f"{'':12s} {'mean |err|':>11s} {'max |err|':>10s} {'within 3 sd':>12s}")
-    for name in errs:
-        e = np.array(errs[name]); print(f"{name:12s} {e.mean():11.4f} {e.max():10.4f} {within[name]/n_pairs:11.1%}")
+        ests = {"phi1_nb rensa": mh_r.signatures([sa, sb]), "phi1_nb numpy": mh_n.signatures([sa, sb])}
+        ests = {k: float(np.mean(v[0] == v[1])) for k, v in ests.items()} | {"datasketch": m1.jaccard(m2), "rensa strings": r1.jaccard(r2)}
+        for k, e in ests.items(): errs[k].append(abs(e - J)); within[k] += abs(e - J) <= 3 * sd
+    n = len(Js)
+    print(f"\nc. Jaccard estimates on {n} sampled pairs (exact J {min(Js):.2f}..{max(Js):.2f}), bound 3*sqrt(J(1-J)/{NUM_PERM}):")
+    print(f"{'':16s} {'mean |err|':>11s} {'max |err|':>10s} {'within 3 sd':>12s}")
+    for k in names: e = np.array(errs[k]); print(f"{k:16s} {e.mean():11.4f} {e.max():10.4f} {within[k]/n:11.1%}")
 
 
-# ---- 2. planted near-duplicates -------------------------------------------------------------------------
-def rename_variables(code, rng):
-    "Rename every name the module binds (functions, classes, arguments, assigned names) consistently."
-    tree = ast.parse(code); names = set()
-    for n in ast.walk(tree):
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(n.name)
-        elif isinstance(n, ast.arg): names.add(n.arg)
-        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): names.add(n.id)
-    names -= {"self", "cls"}
-    names = [n for n in names if not n.startswith("__")]
-    mapping = {n: f"{n[:1]}{rng.randrange(10**6)}_{len(n)}" for n in names}
-    if not mapping: return code
-    pat = re.compile(r"\b(" + "|".join(map(re.escape, sorted(mapping, key=len, reverse=True))) + r")\b")
-    return pat.sub(lambda m: mapping[m.group(1)], code)
+# ---- 2. planted near-duplicates ------------------------------------------------------------------------
+_OLD_TOKEN = re.compile(rf"""(?P<str>{_STR})|(?P<com>\#[^\r\n]*)|(?P<cont>\\\r?\n)|(?P<nl>\r?\n[ \t]*)
+    |(?P<num>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?)|(?P<name>[^\W\d]\w*)
+    |(?P<op>\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w])""", re.X)
+
+def old_code_tokens(code):
+    "The previous normalization (before issue 17): every identifier ID, literals STR/NUM, docstrings dropped."
+    try: ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError): return None
+    toks = [(m.lastgroup, m.group()) for m in _OLD_TOKEN.finditer(code) if m.lastgroup not in ("com", "cont")]
+    out, indents, pending, depth, line_tok = [], [0], 0, 0, False
+    for i, (kind, t) in enumerate(toks):
+        if kind == "nl":
+            if depth: continue
+            if line_tok: out.append("NEWLINE"); line_tok = False
+            pending = len(t.lstrip("\r\n")); continue
+        if not line_tok:
+            while pending < indents[-1]: indents.pop(); out.append("DEDENT")
+            if pending > indents[-1]: indents.append(pending); out.append("INDENT")
+        if kind == "str":
+            nxt = toks[i+1][0] if i + 1 < len(toks) else "nl"
+            if not line_tok and nxt == "nl" and not depth: continue
+            out.append("STR")
+        elif kind == "num": out.append("NUM")
+        elif kind == "name": out.append(t if t in KEEP_NAMES else "ID")
+        else: depth = max(depth + (t in "([{") - (t in ")]}"), 0); out.append(t)
+        line_tok = True
+    if line_tok: out.append("NEWLINE")
+    return out + ["DEDENT"] * (len(indents) - 1)
 
 
-def reorder_functions(code, rng):
-    "Shuffle the module's top-level function and class definitions."
-    tree = ast.parse(code); lines = code.splitlines(keepends=True)
-    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    if len(defs) < 2: return code
-    spans = [((n.decorator_list[0].lineno if n.decorator_list else n.lineno) - 1, n.end_lineno) for n in defs]
-    blocks = ["".join(lines[s:e]) for s, e in spans]
-    rng.shuffle(blocks)
-    out, prev = [], 0
-    for (s, e), b in zip(spans, blocks):
-        out.append("".join(lines[prev:s])); out.append(b if b.endswith("\n") else b + "\n"); prev = e
-    out.append("".join(lines[prev:]))
-    return "".join(out)
+def datasketch_minhashes(texts):
+    from datasketch import MinHash
+    out = []
+    for t in texts:
+        m = MinHash(NUM_PERM, seed=1); m.update_batch([s.encode() for s in set(shingle_strings(word_tokens(t)))]); out.append(m)
+    return out
 
 
-def add_comments(code, rng):
-    "Add a comment line every few lines and a header comment."
-    out = ["# Copied from an internal tool; kept for reference.\n"]
-    for i, l in enumerate(code.splitlines(keepends=True)):
-        out.append(l)
-        if i % 6 == 5 and l.strip() and not l.rstrip().endswith(("\\", ",", "(", "[", "{")):
-            ind = len(l) - len(l.lstrip())
-            out.append(" " * ind + f"# step {i}: see the notes above\n")
-    return "".join(out)
+def datasketch_lsh(mhs, threshold):
+    "datasketch's word 5-gram MinHashLSH (candidates unverified, as datasketch returns them); the earliest record of a component stays."
+    from datasketch import MinHashLSH
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    for i, m in enumerate(mhs): lsh.insert(i, m)
+    pairs = [(i, j) for i, m in enumerate(mhs) for j in lsh.query(m) if j < i]
+    return {i: c[0] for c in components(len(mhs), pairs) for i in c[1:]}
 
 
-def bench_quality(texts, n_plant=60):
-    rng = random.Random(0)
-    base = [t for _, t in texts if 2_000 < len(t) < 60_000]
-    # the stdlib has real near-duplicates of its own (encodings/cp*.py, ...): drop every file either method
-    # clusters, so that each predicted pair is either a planted one or a false positive
-    for sh in ("word", "ast"):
-        r = find_duplicates(base, shingles=sh, threshold=0.5, num_perm=NUM_PERM)
-        clustered = {i for cs in r["clusters"].values() for c in cs for i in c}
-        base = [t for i, t in enumerate(base) if i not in clustered]
-    docs = list(base); truth = {}
-    kinds = [("renamed variables", rename_variables), ("reordered functions", reorder_functions), ("added comments", add_comments)]
-    picks = rng.sample(range(len(base)), min(n_plant * len(kinds), len(base)))
-    for k, i in enumerate(picks):
-        kind, fn = kinds[k % len(kinds)]
-        v = fn(base[i], rng)
-        try: ast.parse(v)
-        except SyntaxError: continue
-        truth[(i, len(docs))] = kind; docs.append(v)
-    print(f"\n== 2. Planted near-duplicates: {len(base)} stdlib files + {len(truth)} variants "
-          f"({', '.join(f'{sum(1 for v in truth.values() if v == k)} {k}' for k, _ in kinds)})")
-    print(f"{'shingles':9s} {'threshold':>9s} {'precision':>9s} {'recall':>7s}  " + "  ".join(f"{k:>20s}" for k, _ in kinds) + f" {'seconds':>8s}")
-    for sh in ("word", "ast"):
-        for th in (0.5, 0.7):
-            t = time.perf_counter()
-            res = find_duplicates(docs, exact=True, shingles=sh, ngram=NGRAM, threshold=th, num_perm=NUM_PERM)
-            dt = time.perf_counter() - t
-            pred = set()
-            for cs in res["clusters"].values():
-                for c in cs: pred |= {(min(a, b), max(a, b)) for a in c for b in c if a < b}
-            tp = pred & set(truth)
-            p = len(tp) / len(pred) if pred else 1.0; r = len(tp) / len(truth)
-            per = [sum(1 for x in tp if truth[x] == k) / max(1, sum(1 for v in truth.values() if v == k)) for k, _ in kinds]
-            print(f"{sh:9s} {th:9.2f} {p:9.3f} {r:7.3f}  " + "  ".join(f"{x:20.3f}" for x in per) + f" {dt:8.2f}")
+def index(texts, shingles, tokens=None):
+    "A `DedupIndex` of the texts (shingled once; `resolve()` at each threshold), with another tokenizer if given."
+    from phi1_nb.dedup import DedupIndex
+    keep = M.code_tokens
+    if tokens: M.code_tokens = tokens
+    try: ix = DedupIndex(shingles=shingles); ix.add_batch(texts); return ix
+    finally: M.code_tokens = keep
+
+
+def resolve(ix, th):
+    ix.threshold = th; return ix.resolve()["duplicate_of"]
+
+
+def bench_quality(n_functions):
+    texts, group = planted_set(n_functions, seed=0)
+    copies = len(texts) - n_functions
+    print(f"\n== 2. Planted near-duplicates: {n_functions} distinct stdlib functions + {copies} planted copies "
+          f"(renamed p=0.8, then re-printed p=0.35 or re-commented p=0.45, imports reordered)")
+    print(f"{'method':52s} {'threshold':>9s} {'precision':>9s} {'recall':>7s} {'false pairs':>11s} {'seconds':>8s}")
+    print("(seconds: shingling and signatures, once per method, then each threshold's LSH, verification and clusters)")
+    for name, prep, run, ths in [
+            ("datasketch MinHashLSH, word 5-grams (unverified)", datasketch_minhashes, datasketch_lsh, (0.5, 0.7, 0.8)),
+            ("phi1_nb word 5-grams (verified)", lambda t: index(t, "word"), resolve, (0.5, 0.7, 0.8)),
+            ("previous AST normalization (ID/STR/NUM)", lambda t: index(t, "ast", old_code_tokens), resolve, (0.7, 0.8, 0.9)),
+            ("phi1_nb canonical code (default 0.8)", lambda t: index(t, "ast"), resolve, (0.7, 0.8, 0.9))]:
+        t = time.perf_counter(); state = prep(texts); t_prep = time.perf_counter() - t
+        for th in ths:
+            t = time.perf_counter(); d = run(state, th); dt = time.perf_counter() - t
+            s = pair_scores(d, group)
+            print(f"{name:52s} {th:9.2f} {s['precision']:9.3f} {s['recall']:7.3f} {s['false_pairs']:11d} {t_prep + dt:8.2f}")
 
 
 # ---- 3. AST match rate --------------------------------------------------------------------------------
-def bench_match_rate(texts, n_samples):
-    from phi1_nb.decontaminate import load_benchmark, ast_match_rates
-    probs = load_benchmark("humaneval")
-    funcs = []
-    for _, t in texts:
-        lines = t.splitlines(keepends=True)
-        for n in ast.parse(t).body:
-            if isinstance(n, ast.FunctionDef): funcs.append("".join(lines[n.lineno-1:n.end_lineno]))
-    rng = random.Random(0)
-    samples = rng.sample(funcs, min(n_samples - 20, len(funcs)))
-    samples += [rename_variables(p["code"], rng) for p in rng.sample(probs, 20)]  # planted near-copies
-    print(f"\n== 3. AST match rate: {len(samples)} samples (stdlib functions + 20 renamed HumanEval solutions) x {len(probs)} HumanEval problems")
-    bcode = [p["code"] for p in probs]
-    print(f"{'':42s} {'seconds':>8s} {'pairs scored':>13s} {'samples >= 0.8':>15s} {'us/pair (all pairs)':>20s}")
+def bench_match_rate(n_samples):
+    from phi1_nb.decontaminate import ast_match_rates, load_benchmark
+    probs = load_benchmark("humaneval"); rng = random.Random(0)
+    samples = [s for _, s in rng.sample(stdlib_functions(min_lines=1, max_lines=10**6), n_samples - 20)]
+    samples += [p["unit"].replace("(", " (", 1) for p in rng.sample(probs, 20)]
+    units = [p["unit"] for p in probs]
+    print(f"\n== 3. AST match rate: {len(samples)} samples (stdlib functions + 20 HumanEval solutions) x {len(probs)} problems")
+    print(f"{'':42s} {'seconds':>8s} {'pairs scored':>13s} {'samples >= 0.8':>15s} {'us/pair':>8s}")
     for name, floor in [("no prefilter (all pairs, exact)", 0.0), ("prefilter (size + node-type bag bound), 0.8", 0.8)]:
-        t = time.perf_counter()
-        r = ast_match_rates(samples, bcode, min_match_rate=floor)
-        dt = time.perf_counter() - t
-        n_hi = int((r["best"] >= 0.8).sum())
-        print(f"{name:42s} {dt:8.2f} {r['n_scored']:13,d} {n_hi:15d} {dt/len(samples)/len(bcode)*1e6:20.2f}")
-    per_pair = dt / len(samples) / len(bcode)
-    print(f"extrapolated to the paper's 879.5K x 164 with the prefilter: {per_pair*879_500*164/60:.1f} minutes on one core")
+        t = time.perf_counter(); r = ast_match_rates(samples, units, min_match_rate=floor); dt = time.perf_counter() - t
+        print(f"{name:42s} {dt:8.2f} {r['n_scored']:13,d} {int((r['best'] >= 0.8).sum()):15d} {dt/len(samples)/len(units)*1e6:8.2f}")
+
+
+# ---- 4. decontamination per function --------------------------------------------------------------------
+def bench_decontaminate(n_clean):
+    from phi1_nb.decontaminate import Checker, load_benchmark
+    probs = load_benchmark("humaneval"); rng = random.Random(0); ck = Checker(probs, floor=0.8)
+    big = [t for _, t in stdlib_texts(400) if 3000 < len(t) < 60000]
+    emb = [dict(id=f"e{j}", content=rng.choice(big) + "\n\n" + plant_copy(p["unit"], rng)) for j, p in enumerate(probs)]
+    docs = [dict(id=f"d{j}", content=f'def solve(data, k=1):\n    """{p["docstring"]}"""\n    return sorted(data)[:k]\n')
+            for j, p in enumerate(probs)]
+    clean = [dict(id=n, content=s) for n, s in rng.sample(stdlib_functions(min_lines=1, max_lines=10**6), n_clean)]
+    print(f"\n== 4. Decontamination per function (HumanEval, default tau 0.95, docstring coverage 0.5)")
+    for name, recs, want in [(f"{len(emb)} planted copies of solutions pasted into larger stdlib files", emb, True),
+                             (f"{len(docs)} docstring-only copies (another body)", docs, True),
+                             (f"{len(clean)} clean stdlib functions", clean, False)]:
+        t = time.perf_counter(); res, info = ck.check(recs); dt = time.perf_counter() - t
+        gone = sum(g for g, _ in res)
+        right = sum(1 for (g, r), p in zip(res, probs) if g and any(m["task_id"] == p["task_id"] for m in r["matched_problems"])) if want else 0
+        by_tau = {tau: int((np.asarray(info["best"]) >= tau).sum()) for tau in (0.95, 0.9, 0.85, 0.8)}
+        print(f"{name:58s} removed {gone}/{len(recs)} = {gone/len(recs):6.1%}" + (f" (right problem: {right})" if want else "")
+              + f"  AST best >= tau {by_tau}  {dt:.1f}s")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(); ap.add_argument("--files", type=int, default=400); ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--only", default="123")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=300); ap.add_argument("--functions", type=int, default=3000)
+    ap.add_argument("--samples", type=int, default=1000); ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default="1234")
     a = ap.parse_args()
-    texts = stdlib_texts(a.files)
-    if "1" in a.only: bench_minhash(texts)
-    if "2" in a.only: bench_quality(texts)
-    if "3" in a.only: bench_match_rate(stdlib_texts(3000), a.samples)
+    if a.reps < 3: sys.exit("--reps must be at least 3 (the median of 3 or more runs)")
+    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps)
+    if "2" in a.only: bench_quality(a.functions)
+    if "3" in a.only: bench_match_rate(a.samples)
+    if "4" in a.only: bench_decontaminate(2000)

@@ -8,7 +8,8 @@ import pytest
 from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
 from phi1_nb.dedup import (DedupIndex, MinHasher, OnlineDedup, candidate_pairs, code_tokens, components, embedding_pairs,
                            estimate_jaccard, exact_key, find_duplicates, jaccard, keep_one, lsh_params, run_dedup,
-                           shingle_hashes, text_shingles)
+                           shingle_hashes, text_shingles, canonical_code, stdlib_functions, plant_copy, planted_set,
+                           pair_scores)
 
 ORIG = '''def moving_average(values, window):
     """Average of each window of consecutive values."""
@@ -64,7 +65,7 @@ def test_exact_key(a, b, kw, same):
 def test_renamed_copy_caught_by_ast_missed_by_words():
     (w1, _), (w2, _) = text_shingles(ORIG, "word"), text_shingles(RENAMED, "word")
     (a1, _), (a2, _) = text_shingles(ORIG, "ast"), text_shingles(RENAMED, "ast")
-    assert jaccard(w1, w2) < 0.3 and jaccard(a1, a2) == 1.0
+    assert jaccard(w1, w2) < 0.3 and jaccard(a1, a2) >= 0.8   # RENAMED also lost its docstring
     for kind, flagged in [("word", False), ("ast", True)]:
         r = find_duplicates([ORIG, RENAMED, UNRELATED], shingles=kind, threshold=0.7)
         assert (r["reason"] == {1: "near_duplicate"}) is flagged, (kind, r["reason"])
@@ -78,50 +79,55 @@ def test_unrelated_stdlib_files_not_flagged(shingles):
     assert r["reason"] == {} and r["keep"].all()
 
 
-def test_code_tokens_drop_docstrings_comments_and_literals():
-    toks = code_tokens('def f(a):\n    """doc"""\n    # c\n    return a.upper() + "x" * 3 + len(a)\n')
-    assert toks == ["def", "ID", "(", "ID", ")", ":", "NEWLINE", "INDENT", "return", "ID", ".", "ID", "(", ")",
-                    "+", "STR", "*", "NUM", "+", "len", "(", "ID", ")", "NEWLINE", "DEDENT"]
+def test_code_tokens_keep_literals_attributes_and_free_names():
+    toks = code_tokens('def f(a):\n    """doc"""\n    # c\n    return a.upper() + "x" * 3 + len(a) + helper(a, key=a)\n')
+    assert toks == ["def", "v0", "(", "v1", ")", ":", "\n    ", '"""doc"""', "\n    ", "return", "v1", ".", "upper", "(", ")",
+                    "+", "'x'", "*", "3", "+", "len", "(", "v1", ")", "+", "helper", "(", "v1", ",", "key", "=", "v1", ")"]
     assert code_tokens("def f(:\n") is None
 
 
-def tokenize_reference(code):
-    "The same stream from the standard `tokenize` module (slow, pure Python): the reference for `code_tokens`."
-    import ast, io, tokenize
-    from phi1_nb.dedup import KEEP_NAMES
-    try:
-        ast.parse(code)
-        toks = [t for t in tokenize.generate_tokens(io.StringIO(code).readline)
-                if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENDMARKER)]
-    except (SyntaxError, ValueError, tokenize.TokenError): return None
-    out, skip_nl, stmt_start = [], False, (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
-    for i, t in enumerate(toks):
-        if skip_nl and t.type == tokenize.NEWLINE: skip_nl = False; continue
-        if t.type == tokenize.STRING:
-            prev, nxt = toks[i-1].type if i else tokenize.NEWLINE, toks[i+1].type if i+1 < len(toks) else tokenize.NEWLINE
-            if prev in stmt_start and nxt == tokenize.NEWLINE: skip_nl = True; continue
-            out.append("STR")
-        elif t.type == tokenize.NUMBER: out.append("NUM")
-        elif t.type == tokenize.NAME: out.append(t.string if t.string in KEEP_NAMES else "ID")
-        elif t.type == tokenize.NEWLINE: out.append("NEWLINE")
-        elif t.type in (tokenize.INDENT, tokenize.DEDENT): out.append(tokenize.tok_name[t.type])
-        else: out.append(t.string)
-    return out
+def test_typing_special_forms_stay_apart():
+    "TypeGuard and Required have one shape (the old normalization made them identical): canonical tokens keep them apart."
+    import ast, typing
+    src = Path(typing.__file__).read_text(); lines = src.splitlines(keepends=True)
+    fn = {n.name: "".join(lines[n.decorator_list[0].lineno - 1:n.end_lineno]) for n in ast.parse(src).body
+          if isinstance(n, ast.FunctionDef) and n.decorator_list}
+    (a, _), (b, _) = text_shingles(fn["TypeGuard"], "ast"), text_shingles(fn["Required"], "ast")
+    assert jaccard(a, b) < 0.6
+    assert find_duplicates([fn["TypeGuard"], fn["Required"]], shingles="ast", threshold=0.7)["reason"] == {}
 
 
-TRICKY = [
-    'x = r"a\\\\" + \'\'\'b\\\'c\'\'\' + "c\\\nd" + """e\\"""" + """f"""\n',  # escaped quotes, backslash-newline in a string
-    'if x:\n    y = (1,\n  2)\n\n\n    # c\n    z = 0x1F + 1e-5j + .5\nw = 1\n',  # brackets, blank lines, numbers
-    'def f():\n    "doc"\n    "also a bare string"\n    return f"{1}" "x", ...\n',  # docstrings, concatenation
-    'a = 1 \\\n  + 2\nclass A: pass',                                # a continuation, no final newline
-    'x = {"#": 1}  # c',
-]
+def test_planted_copies_have_the_canonical_form_of_their_original():
+    rng, same, n = random.Random(5), 0, 0
+    for _, src in random.Random(4).sample(stdlib_functions(), 150):
+        try: v = plant_copy(src, rng)
+        except SyntaxError: continue
+        n += 1; same += code_tokens(v) == code_tokens(src)
+        assert code_tokens(canonical_code(src)) == code_tokens(src)          # the canonical form is a fixed point
+    assert n >= 140 and same / n >= 0.97, (same, n)
 
 
-@pytest.mark.parametrize("code", TRICKY + [t for _, t in stdlib(25, lo=0, hi=60000)])
-def test_code_tokens_agree_with_tokenize(code):
-    ref = tokenize_reference(code)
-    assert ref is not None and code_tokens(code) == ref
+def test_planted_near_duplicates_precision_and_recall():
+    "A small sample (the full figure: scripts/bench_dedup.py): both >= 0.95 with ast shingles at the default 0.8."
+    texts, group = planted_set(400, seed=2)
+    s = pair_scores(find_duplicates(texts, shingles="ast", threshold=0.8)["duplicate_of"], group)
+    assert s["copies"] >= 120 and s["precision"] >= 0.95 and s["recall"] >= 0.95, s
+
+
+def test_pair_scores():
+    s = pair_scores({3: 0, 2: 1}, [0, 1, 2, 0])            # 3 is 0's copy (found); 2 merged into 1 by mistake
+    assert s == dict(precision=0.5, false_pairs=1, recall=1.0, copies=1)
+    assert pair_scores({}, [0, 1, 0])["recall"] == 0.0
+
+
+def test_no_import_cycle_between_dedup_and_the_ray_engine():
+    import re
+    root = Path(__file__).parent.parent/"phi1_nb"
+    imports = lambda m: set(re.findall(r"(?:from\s+(?:phi1_nb|)\.?(\w+)\s+import|import\s+phi1_nb\.(\w+))", (root/f"{m}.py").read_text()))
+    flat = lambda m: {a or b for a, b in imports(m)}
+    assert not flat("ray_engine") & {"dedup", "minhash", "dedup_ray", "filter", "decontaminate"}, flat("ray_engine")
+    assert "dedup" not in flat("dedup_ray") and "dedup" not in flat("minhash")
+    for m in ("dedup", "minhash", "dedup_ray", "ray_engine"): assert len((root/f"{m}.py").read_text().splitlines()) <= 360, m
 
 
 def test_unparsable_falls_back_to_words_and_is_counted():
@@ -160,10 +166,11 @@ def sets_with_jaccard(J, n=2000, rng=None):
     return np.unique(a), np.unique(b)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "rensa"])
 @pytest.mark.parametrize("J", [0.1, 0.5, 0.8, 0.95])
-def test_minhash_estimate_within_error_bound(J):
+def test_minhash_estimate_within_error_bound(J, backend):
     rng = np.random.default_rng(int(J * 100))
-    mh, errs = MinHasher(128, seed=3), []
+    mh, errs = MinHasher(128, seed=3, backend=backend), []
     for _ in range(20):
         a, b = sets_with_jaccard(J, rng=rng)
         s = mh.signatures([a, b])
@@ -175,7 +182,7 @@ def test_minhash_estimate_within_error_bound(J):
 def test_minhash_batch_equals_one_by_one_and_threads():
     texts = [t for _, t in stdlib(8)] + [""]
     sets = [text_shingles(t)[0] for t in texts]
-    mh = MinHasher(64, seed=7)
+    mh = MinHasher(64, seed=7, backend="numpy")
     batch = mh.signatures(sets, chunk=333)
     single = np.stack([mh.signatures([s])[0] for s in sets])
     assert np.array_equal(batch, single) and np.array_equal(batch, mh.signatures(sets, chunk=1000, threads=2))
@@ -277,7 +284,7 @@ def test_run_dedup_stage(tmp_path):
     assert m["counts"]["in"] == len(recs) and m["counts"]["out"] == len(recs) - 2 and m["counts"]["ast_fallback"] == 1
     on_disk = read_manifest(tmp_path / "dedup")
     assert on_disk["cluster_sizes"] == {"exact_duplicate": {"2": 1}, "near_duplicate": {"2": 1}}
-    assert on_disk["lsh_bands_rows"] == list(lsh_params(0.7, 128))
+    assert on_disk["lsh_bands_rows"] == list(lsh_params(0.8, 128))   # the default threshold
     assert on_disk["example_clusters"]["near_duplicate"] == [["renamed-b", "renamed-a"]]
     kept = [r["id"] for r in read_dataset(tmp_path / "dedup")]
     assert "renamed-b" in kept and "renamed-a" not in kept and "exact" not in kept and recs[3]["id"] in kept
@@ -314,13 +321,13 @@ def test_run_dedup_counts_records_without_content(tmp_path):
     assert {r["id"]: r["drop_reason"] for r in dropped} == {"b": "no_content", "c": "no_content", "d": "no_content"}
 
 
-@pytest.mark.parametrize("scheme", ["affine", "oph"])
-def test_verify_by_signature_and_oph_scheme_agree_with_exact(scheme):
+@pytest.mark.parametrize("backend", ["numpy", "rensa"])
+def test_verify_by_signature_and_backends_agree_with_exact(backend):
     texts = [t for _, t in stdlib(12)] + [ORIG, RENAMED, UNRELATED]
     texts += [texts[2] + "\n# one more comment line\n", texts[5].replace("self", "this")]
     exact = find_duplicates(texts, shingles="ast", threshold=0.7)
-    for kw in ({"verify": "signature"}, {"scheme": scheme}):
+    for kw in ({"verify": "signature"}, {"backend": backend}):
         r = find_duplicates(texts, shingles="ast", threshold=0.7, **kw)
         assert r["reason"] == exact["reason"] and len(exact["reason"]) >= 3, (kw, r["reason"], exact["reason"])
     with pytest.raises(ValueError, match="verify"): DedupIndex(verify="none")
-    with pytest.raises(ValueError, match="scheme"): MinHasher(scheme="simhash")
+    with pytest.raises(ValueError, match="backend"): MinHasher(backend="oph")

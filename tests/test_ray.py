@@ -105,7 +105,7 @@ def dedup_corpus():
     return recs
 
 
-@pytest.mark.parametrize("kw", [dict(shingles="ast"), dict(shingles="word", verify="signature", exact=False, threshold=0.8)])
+@pytest.mark.parametrize("kw", [dict(shingles="ast", threshold=0.7), dict(shingles="word", verify="signature", exact=False, threshold=0.8)])
 def test_dedup_engines_keep_the_same_records(cluster, tmp_path, kw):
     recs = dedup_corpus()
     for run in ("local", "ray"): stage(tmp_path / run, "filter", recs, 23)
