@@ -304,3 +304,13 @@ def test_generate_refill_matches_one_by_one(tiny_ckpt):
 def test_bad_samples_are_an_error():
     with pytest.raises(ValueError, match="sample 2"):
         ev.evaluate([{"task_id": "HumanEval/0", "completion": ""}, {"task_id": "HumanEval/0"}], ev.load_humaneval(limit=1))
+
+
+def test_cli_generate_bad_input_exit_2(tmp_path, capsys):
+    from phi1_nb.cli import main
+    rc = main(["generate", "nomodel", str(tmp_path/"o.jsonl"), "--stops", "not json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--stops must be a JSON list" in err and "\n" not in err
+    rc = main(["generate", "nomodel", str(tmp_path/"o.jsonl"), "--problems", f"mbpp:{tmp_path/'none.jsonl'}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "none.jsonl" in err and "\n" not in err
