@@ -323,3 +323,12 @@ def test_wipe_is_iterative_and_stays_inside(tmp_path):
     iso_mod.wipe(str(tmp_path))
     assert os.listdir(tmp_path) == [] and outside.read_text() == "x"
     outside.unlink()
+
+
+def test_sysv_ipc_does_not_outlive_its_program(mode):
+    make = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.shmget(0x5eed, 4096, 0o1666) >= 0\n"
+            "assert libc.msgget(0x5eed, 0o1666) >= 0 and libc.semget(0x5eed, 1, 0o1666) >= 0")
+    look = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "assert libc.shmget(0x5eed, 0, 0) == libc.msgget(0x5eed, 0) == libc.semget(0x5eed, 0, 0) == -1")
+    rs = run_many([make, look], workers=1, timeout=5)
+    assert [r.status for r in rs] == ["passed", "passed"], rs
