@@ -13,6 +13,7 @@ import yaml
 from fastcore.script import anno_parser
 from .core import ConfigError, describe_section, load_config, parse_overrides, seed_everything
 from .pipeline import STAGE_NAMES, StageFailed, run_pipeline, stage_function
+from .sandbox import SandboxError
 
 # %% auto #0
 __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main']
@@ -87,12 +88,13 @@ def main(argv:list[str]|None=None) -> int:
             print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
         elif cmd in TOOLS:
             mod, fn = TOOLS[cmd].split(":"); f = getattr(importlib.import_module(mod), fn)
+            rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]  # --memory_mb too
             ns = anno_parser(f, prog=f"phi1 {cmd}").parse_args(rest)
             out = f(**{k: v for k, v in vars(ns).items() if k not in ("pdb", "xtra")})  # anno_parser's own flags
             if isinstance(out, dict): out = {k: v for k, v in out.items() if k != "per_problem"}
             print(out if out is not None else "")
         else:
             print(f"phi1: unknown command {cmd!r}; valid: {', '.join(cmds)}", file=sys.stderr); return 2
-    except (ConfigError, FileNotFoundError, StageFailed, ValueError, ConnectionError) as e:   # ConnectionError: no Ray cluster
+    except (ConfigError, FileNotFoundError, StageFailed, ValueError, ConnectionError, SandboxError) as e:   # ConnectionError: no Ray cluster
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return 2
     return 0

