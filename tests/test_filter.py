@@ -10,7 +10,8 @@ from phi1_nb.embed import EmbeddingCache, content_hash, embed_cache_dir, get_emb
 from phi1_nb.filter import (EduFilter, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge, apply_filter,
                             budget_mask, check_sample, dedup_split, fit_forest, label_samples, near_duplicate_groups,
                             parse_judgement, run_filter, rubric, select_and_label)
-from phi1_nb.llm import FakeOpenAIServer, LLMUnreachable
+from phi1_nb.llm import LLMUnreachable
+from phi1_nb.testing import FakeOpenAIServer
 
 STDLIB = Path(os.__file__).parent
 FILES = sorted(STDLIB.glob("*.py"))
