@@ -526,9 +526,12 @@ def _exit(stopped, failed:Counter, kinds:dict, be) -> tuple[int, str|None]:
     if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
     if not failed: return 0, None
     why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
-    rejected = any(r.startswith(("LLMRejected", "LLMUnreachable")) for r in failed)
-    return (EXIT_REJECTED if rejected else EXIT_FAILED,
-            f"{sum(failed.values())} requests failed after their retries, {missing} records missing; rerun to ask again. Why: {why}")
+    answered = be.usage.get("prompt_tokens", 0) + be.usage.get("cached", 0) > 0
+    if not answered or any(r.startswith(("LLMRejected", "LLMUnreachable")) for r in failed):
+        return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
+                               f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
+                               f"chat template needs api: completions). Why: {why}")
+    return EXIT_FAILED, f"{sum(failed.values())} requests failed after their retries, {missing} records missing; rerun to ask again. Why: {why}"
 
 def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds) -> dict:
     cache = be.client.cache if isinstance(be, OpenAIBackend) else be.cache
