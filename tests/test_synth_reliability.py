@@ -236,3 +236,12 @@ def test_kill_9_pays_again_at_most_the_requests_in_flight(tmp_path):
     led = Ledger(run_dir / "synth" / "ledger.jsonl")
     assert led.spent["settled_lost"] <= 8                                # reservations of the killed run: counted as spent
     assert n1 + len(second) <= led.spent["requests"] <= n1 + len(second) + 8   # (some were reserved, never sent)
+
+
+def test_two_runs_on_one_folder_are_refused(tmp_path):
+    import fcntl
+    (tmp_path / "synth").mkdir()
+    with open(tmp_path / "synth" / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)                  # another run holds the folder
+        with pytest.raises(ValueError, match="another synth run"):
+            run_synth(tmp_path, **{**KW, "base_url": "http://127.0.0.1:9/v1"}, n_textbooks=2, n_exercises=0)
