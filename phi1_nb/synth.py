@@ -1,4 +1,4 @@
-"""Synthetic textbooks and CodeExercises (paper section 2.2): diverse prompts from a seed, two backends, a hard budget, a crash-safe cache, and only what passes its own tests.
+"""Synthetic textbooks and CodeExercises (paper section 2.2): diverse prompts from a seed, two backends, per-request seeds, a hard budget across runs, each record generated once through outages and reruns, and only what passes its own tests.
 
 Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 
@@ -6,21 +6,25 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 
 # %% ../nbs/06_synth.ipynb #8b6d8036
 from __future__ import annotations
-import ast, hashlib, json, math, random, re, time
+import ast, fcntl, hashlib, json, math, random, re, shutil, sys, time
 from collections import Counter
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
-from .core import Drop, read_dataset, read_json, read_shard, run_stage, stage_dir, write_json, write_manifest, _done
-from .llm import BudgetExceeded, Completion, LLMCache, LLMClient, cache_key, cost_usd, estimate_tokens
+from .core import Drop, read_dataset, read_json, read_shard, run_task, stage_dir, write_json, write_manifest, _done
+from .ledger import prompt_bound
+from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, LLMUnreachable, cache_key, cost_usd,
+                         estimate_tokens, _prompt_text)
 from .synth_quality import DiversityReport, mine_exercises, parse_exercise, run_checks, split_blocks, parse_prefix
 
 # %% auto #0
-__all__ = ['SANDBOX_FAILS', 'data_path', 'topic_leaves', 'vocabulary', 'audiences', 'styles', 'humaneval_entry_points',
-           'NameSpace', 'textbook_spec', 'exercise_spec', 'textbook_messages', 'exercise_messages', 'textbook_prefix',
-           'exercise_prefix', 'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record',
-           'dry_run_table', 'make_backend', 'run_synth', 'source_rates', 'paid_usage', 'fake_teacher']
+__all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'data_path', 'topic_leaves', 'vocabulary',
+           'audiences', 'styles', 'humaneval_entry_points', 'NameSpace', 'textbook_spec', 'exercise_spec',
+           'textbook_messages', 'exercise_messages', 'textbook_prefix', 'exercise_prefix', 'request_seed',
+           'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table',
+           'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
+           'paid_usage']
 
 # %% ../nbs/06_synth.ipynb #2d4d4797
 def data_path(name:str) -> Path:
@@ -114,24 +118,43 @@ def exercise_prefix(s:dict) -> str:
     return f"# {s['difficulty'].capitalize()} exercise: {s['topic'].split(' > ')[-1]}\n\n\ndef {s['function_name']}("
 
 # %% ../nbs/06_synth.ipynb #ffd321df
+def request_seed(run_seed:int, record_id:str) -> int:
+    "The sampling seed of one request, from the run seed and the record id (31 bits)."
+    return int.from_bytes(hashlib.sha256(f"{run_seed}:{record_id}".encode()).digest()[:4], "big") & 0x7fffffff
+
+class _Lazy:
+    "A sequence computing `fn(xs[i])` on access (a million prompts need not sit in memory at once)."
+    def __init__(self, xs, fn): self.xs, self.fn = xs, fn
+    def __len__(self): return len(self.xs)
+    def __getitem__(self, i): return self.fn(self.xs[i])
+
 class OpenAIBackend:
-    "Chat completions through `LLMClient`."
+    "Chat or text completions through `LLMClient`, one seed per request."
     kind = "openai"
-    def __init__(self, client:LLMClient, temperature=1.0, top_p=0.95, seed=0):
-        self.client, self.model, self.params = client, client.model, dict(temperature=temperature, top_p=top_p, seed=seed)
+    def __init__(self, client:LLMClient, temperature=1.0, top_p=0.95, seed=0, api:str="chat"):
+        if api not in ("chat", "completions"): raise ValueError(f"unknown synth api {api!r}: use 'chat' or 'completions'")
+        self.client, self.model, self.api, self.seed = client, client.model, api, seed
+        self.base, self.params = api == "completions", dict(temperature=temperature, top_p=top_p)
     @property
     def usage(self): return self.client.usage
-    def prompt(self, spec): return textbook_messages(spec) if spec["kind"] == "textbook" else exercise_messages(spec)
+    def prompt(self, spec):
+        if self.base: return textbook_prefix(spec) if spec["kind"] == "textbook" else exercise_prefix(spec)
+        return textbook_messages(spec) if spec["kind"] == "textbook" else exercise_messages(spec)
+    def request_params(self, spec, max_tokens) -> dict:
+        return dict(max_tokens=max_tokens, **self.params, seed=request_seed(self.seed, spec["id"]))
     def is_cached(self, spec, max_tokens) -> bool:
-        return self.client.cache is not None and self.client.key(self.prompt(spec), max_tokens=max_tokens, **self.params) in self.client.cache
-    def generate(self, specs:list[dict], max_tokens:int) -> list:
-        return self.client.complete_many([self.prompt(s) for s in specs], max_tokens=max_tokens, **self.params)
+        return self.client.cache is not None and self.client.key(self.prompt(spec), **self.request_params(spec, max_tokens)) in self.client.cache
+    def stream(self, specs, max_tokens:int, tag=None, progress=False):
+        "Answers for `specs` (a sequence), in order, with `concurrency` requests in flight."
+        return self.client.complete_iter(_Lazy(specs, self.prompt), params=_Lazy(specs, lambda s: {"seed": request_seed(self.seed, s["id"])}),
+                                         tag=tag, progress=progress, max_tokens=max_tokens, **self.params)
+    def generate(self, specs:list[dict], max_tokens:int) -> list: return list(self.stream(specs, max_tokens))
     def close(self): self.client.close()
 
 # %% ../nbs/06_synth.ipynb #0c596b9e
 class TransformersBackend:
     "Batched sampling from a local causal LM checkpoint, cached like the API backend."
-    kind = "transformers"
+    kind, base = "transformers", True
     def __init__(self, path, cache_dir=None, batch_size:int=8, temperature=1.0, top_p=0.95, seed=0, budget_tokens=None,
                  cpu_threads:int|None=None):
         import torch
@@ -188,6 +211,9 @@ class TransformersBackend:
                 out[j] = Completion(text, u, False)
         if self.cache is not None: self.cache.sync()
         return out
+    def stream(self, specs, max_tokens:int, tag=None, progress=False):
+        "Answers for `specs`, in order, one batch at a time."
+        for b in range(0, len(specs), self.batch_size): yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
     def close(self):
         if self.cache is not None: self.cache.close()
 
@@ -196,9 +222,9 @@ def _parses(code:str) -> bool:
     try: ast.parse(code); return True
     except (SyntaxError, ValueError): return False
 
-def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200) -> dict|str:
-    "A textbook record from an answer, or the reason it is dropped."
-    if backend_kind == "transformers":   # a base model continues a lesson file: keep what parses
+def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200, base:bool|None=None) -> dict|str:
+    "A textbook record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
+    if backend_kind == "transformers" if base is None else base:   # a base model continues a lesson file: keep what parses
         p = parse_prefix(textbook_prefix(spec) + comp.text)
         if p is None: return "code_syntax_error"
         text, blocks, ok = p[1], 1, 1
@@ -214,58 +240,83 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
             "seed_words": spec["seed_words"], "source": "synthetic_textbook", "backend": backend_kind, "model": model,
             "seed": spec["seed"], "index": spec["index"], "code_blocks": blocks, "code_blocks_parsed": ok, "usage": comp.usage}
 
-def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str) -> dict|str:
-    "An exercise record from an answer, or the reason it is dropped."
-    text = exercise_prefix(spec) + comp.text if backend_kind == "transformers" else comp.text
+def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, base:bool|None=None) -> dict|str:
+    "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
+    text = exercise_prefix(spec) + comp.text if (backend_kind == "transformers" if base is None else base) else comp.text
     ex = parse_exercise(text, spec["function_name"])
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
             "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"], "usage": comp.usage}
 
 # %% ../nbs/06_synth.ipynb #a968b943
-def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None) -> list[dict]:
-    "Per kind: requests, already cached, estimated prompt tokens, max completion tokens, cost bound."
+def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
+    "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
     rows = []
     for kind, ss in specs.items():
-        pt = sum(estimate_tokens(json.dumps(backend.prompt(s)) if not isinstance(backend.prompt(s), str) else backend.prompt(s)) for s in ss)
-        cached = sum(backend.is_cached(s, max_tokens[kind]) for s in ss)
-        ct = (len(ss) - cached) * max_tokens[kind]
-        pt_new = pt * (len(ss) - cached) / max(1, len(ss))
-        rows.append(dict(kind=kind, requests=len(ss), cached=cached, prompt_tokens_est=int(pt_new), completion_tokens_max=ct,
-                         cost_usd_max=round(cost_usd({"prompt_tokens": pt_new, "completion_tokens": ct}, price), 4)))
+        todo = [s for s in ss if not backend.is_cached(s, max_tokens[kind])]
+        prompts = [backend.prompt(s) for s in todo]
+        mt, pb = max_tokens[kind], sum(prompt_bound(p) for p in prompts)
+        ob = ledger.observed(kind) if ledger is not None else None
+        if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
+            pt = pb * ob["prompt_tokens_per_byte"]
+            ct = len(todo) * min(mt, ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"]))
+        else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
+        rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
+                         prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
+                         cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
+                         completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
+                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
     return rows
 
-class _BudgetStop(Exception): "The budget ran out inside a batch: abort the batch, keep what is finished."
-
 # %% ../nbs/06_synth.ipynb #9e58a742
+NOT_FINAL = ("llm_error",)   # drops that older versions wrote for failed requests: those ids are asked again
+
 def _mined_source(run_dir) -> Path|None:
     for st in ("dedup", "filter"):
         if (Path(run_dir)/st/"manifest.json").exists(): return Path(run_dir)/st
     return None
 
-def _seed_report(out_dir:Path, tasks:dict, report:DiversityReport):
-    "Rebuild the diversity state from the shards of tasks that are already finished (resume)."
-    for tid in tasks:
-        if (r := _done(out_dir, tid)) is not None:
-            for rec in read_shard(out_dir/r["shard"]["path"]): report.add(rec)
+def _final_ids(kdir:Path, r:dict) -> set:
+    "The ids a receipt made final (its `ids/` file, or read from its shards for receipts of older versions)."
+    if (side := kdir/"ids"/f"{r['task']}.json").exists(): return set(read_json(side))
+    ids = {x["id"] for x in read_shard(kdir/r["shard"]["path"])}
+    if "dropped" in r and (kdir/r["dropped"]["path"]).exists():
+        ids |= {x["id"] for x in read_shard(kdir/r["dropped"]["path"]) if "id" in x and x.get("drop_reason") not in NOT_FINAL}
+    return ids
 
-def _generate_batch(kind, idx, specs_of, backend, max_tokens, report, workers, timeout):
-    specs = [specs_of(i) for i in idx]
-    answers = backend.generate(specs, max_tokens)
-    if any(isinstance(a, BudgetExceeded) for a in answers): raise _BudgetStop(next(a for a in answers if isinstance(a, BudgetExceeded)))
+def plan_synthetic(kdir:Path, ids:list[str], per_shard:int) -> tuple[dict, list[list[int]]]:
+    "The intact receipts that cover requested ids (no overlaps), and the missing indices in chunks of `per_shard`."
+    where, sel, covered = {x: i for i, x in enumerate(ids)}, {}, set()
+    for p in sorted((kdir/"parts").glob("synthetic-*.json")):
+        if (r := _done(kdir, p.stem)) is None: continue
+        got = _final_ids(kdir, r)
+        if got and got <= where.keys() and not got & covered: sel[p.stem] = r; covered |= got
+    missing = [i for x, i in where.items() if x not in covered]
+    return sel, [missing[j:j+per_shard] for j in range(0, len(missing), per_shard)]
+
+def _task_id(chunk:list[int], ids:list[str]) -> str:
+    return f"synthetic-{chunk[0]:07d}-{hashlib.sha256(json.dumps([ids[i] for i in chunk]).encode()).hexdigest()[:8]}"
+
+def _seed_report(out_dir:Path, receipts:dict, report:DiversityReport):
+    "Rebuild the diversity state from the shards already finished (resume)."
+    for r in receipts.values():
+        for rec in read_shard(out_dir/r["shard"]["path"]): report.add(rec)
+
+def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[list, list]:
+    "Final items (records and drops) of one shard, and the `(spec, error)` of requests that are not final."
     make = textbook_record if kind == "textbooks" else exercise_record
-    pending = []
+    items, failed, pending = [], [], []
     for s, a in zip(specs, answers):
-        if isinstance(a, Exception): yield Drop("llm_error", {"id": s["id"], "error": repr(a)[:500]}); continue
-        rec = make(s, a, backend.kind, backend.model)
-        if isinstance(rec, str): yield Drop(rec, {**s, "answer": a.text[:4000]}); continue
-        if (dup := report.near_duplicate(rec["content"])) is not None: yield Drop("near_duplicate", {**rec, "duplicate_of": dup}); continue
+        if isinstance(a, Exception): failed.append((s, a)); continue
+        rec = make(s, a, backend.kind, backend.model, base=getattr(backend, "base", None))
+        if isinstance(rec, str): items.append(Drop(rec, {**s, "answer": a.text[:4000]})); continue
+        if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
         pending.append(rec)
     why = run_checks(pending, workers, timeout) if kind == "exercises" else [None]*len(pending)
     for rec, w in zip(pending, why):
         if w is None and (dup := report.add(rec)) is not None: w = "near_duplicate"
-        if w: yield Drop(w, rec)
-        else: yield rec
+        items.append(Drop(w, rec) if w else rec)
+    return items, failed
 
 def _mine_task(shard_path, cap, seed, tid, report, workers, timeout):
     cands = []
@@ -288,15 +339,16 @@ def _mine_task(shard_path, cap, seed, tid, report, workers, timeout):
 
 # %% ../nbs/06_synth.ipynb #66658891
 def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temperature, top_p, seed, batch_size,
-                 concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads=None):
+                 concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads=None,
+                 api:str="chat", ledger=None):
     "The generation backend of a run, from the stage's parameters."
     import os
     if backend == "openai":
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         cl = LLMClient(url, model or "gpt-3.5-turbo", api_key_env=api_key_env, concurrency=concurrency, rpm=rpm, tpm=tpm,
                        max_retries=max_retries, timeout=timeout, cache_dir=cache_dir, budget_tokens=budget_tokens,
-                       budget_usd=budget_usd, price=price)
-        return OpenAIBackend(cl, temperature=temperature, top_p=top_p, seed=seed)
+                       budget_usd=budget_usd, price=price, ledger=ledger)
+        return OpenAIBackend(cl, temperature=temperature, top_p=top_p, seed=seed, api=api)
     if backend == "transformers":
         path = Path(model) if model else Path(run_dir)/"pretrain"/"final"
         if not path.exists():
@@ -305,29 +357,108 @@ def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temp
                                    seed=seed, budget_tokens=budget_tokens, cpu_threads=cpu_threads)
     raise ValueError(f"unknown synth backend {backend!r}: use 'openai' or 'transformers'")
 
+class ShapingChanged(ValueError):
+    "A rerun changed a parameter that shapes the records already written."
+
+def shaping(kind:str, be, spec_of, p:dict, max_tokens:int) -> dict:
+    "What shapes a kind's records: a rerun must match it."
+    prompts = json.dumps([be.prompt(spec_of(i)) for i in range(2)], sort_keys=True, default=str)
+    return dict(kind=kind, backend=be.kind, model=be.model, api=getattr(be, "api", "prefix"), temperature=p["temperature"],
+                top_p=p["top_p"], seed=p["seed"], max_tokens=max_tokens, **({"k_words": p["k_words"]} if kind == "textbooks" else {}),
+                prompts_sha256=hashlib.sha256(prompts.encode()).hexdigest()[:16])
+
+def check_shaping(kdir:Path, new:dict, force:bool=False):
+    "Refuse a run whose shaping parameters differ from the folder's (unless `force`: then start the kind afresh)."
+    p = kdir/"shaping.json"
+    old = read_json(p) if p.exists() else None
+    if old is not None and old != new:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+        if not force:
+            raise ShapingChanged(f"{kdir} was generated with other shaping parameters ({diff}); its records would mix two "
+                                 "configurations. Use another run folder, or pass force=true (--force true) to regenerate "
+                                 "this kind afresh (answers already paid stay in the cache).")
+        for x in kdir.iterdir(): shutil.rmtree(x) if x.is_dir() else x.unlink()
+    if old != new: write_json(p, new)
+
+def _lock(out:Path):
+    "An exclusive lock on the stage folder for this process (released when it exits, killed or not)."
+    f = open(out/".lock", "w")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError: f.close(); raise ValueError(f"another synth run is using {out} (it holds {out/'.lock'})")
+    return f
+
 # %% ../nbs/06_synth.ipynb #20ecaad8
+def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tuple[dict, Counter, str|None]:
+    "Generate one kind into `kdir`: mined tasks, then every missing id; the kind's manifest, the failures by reason, a stop."
+    t0, u0 = time.time(), Counter(be.usage)
+    if (kdir/"manifest.json").exists(): (kdir/"manifest.json").unlink()   # stale until this run finishes
+    check_shaping(kdir, shaping(kind, be, spec_of, p, max_tok), p["force"])
+    report = DiversityReport(topics=list(topic_leaves()), threshold=p["dedup_threshold"])
+    ids = [spec_of(i)["id"] for i in range(n)]
+    done, chunks = plan_synthetic(kdir, ids, p["per_shard"])
+    receipts, src = {}, mined[0] if mined else None
+    for tid, path in (mined[1].items() if mined else []):   # mined first: they cost no tokens
+        receipts[tid] = run_task(kdir, tid, path, lambda x, tid=tid: _mine_task(x, mined[2], p["seed"], Path(x).name, report,
+                                 p["sandbox_workers"], p["sandbox_timeout"]), p["shard_format"], keep_dropped=True)
+    _seed_report(kdir, done, report)
+    receipts.update({t: {**r, "resumed": True} for t, r in done.items()})
+    failed, stop = Counter(), None
+    stream = be.stream(_Lazy([i for c in chunks for i in c], spec_of), max_tok, tag=kind, progress=progress)
+    try:
+        for chunk in chunks:
+            specs = [spec_of(i) for i in chunk]
+            items, bad = _records(kind, specs, [next(stream) for _ in chunk], be, report, p["sandbox_workers"], p["sandbox_timeout"])
+            for s, e in bad:
+                if isinstance(e, BudgetExceeded): stop = stop or f"budget: {e}"
+                else: failed[f"{type(e).__name__}: {str(e)[:200]}"] += 1
+            if len(bad) < len(chunk):   # something became final: write it (failed ids stay missing for the next run)
+                tid = _task_id(chunk, ids)
+                write_json(kdir/"ids"/f"{tid}.json", [s["id"] for s in specs if all(s is not b[0] for b in bad)])
+                receipts[tid] = run_task(kdir, tid, items, iter, p["shard_format"], keep_dropped=True)
+            if any(isinstance(e, LLMUnreachable) for _, e in bad): raise next(e for _, e in bad if isinstance(e, LLMUnreachable))
+    finally: getattr(stream, "close", lambda: None)()
+    order = sorted(receipts)
+    drops = sum((Counter(receipts[t]["drops"]) for t in order), Counter())
+    div, nd, n_out = report.summary(), drops.get("near_duplicate", 0), sum(receipts[t]["shard"]["n"] for t in order)
+    div["near_duplicate_rate"] = nd / (nd + n_out) if nd + n_out else None
+    n_final = sum(len(_final_ids(kdir, receipts[t])) for t in order if t.startswith("synthetic-"))
+    m = write_manifest(kdir, stage=f"synth/{kind}", shards=[receipts[t]["shard"] for t in order], params=p, drops=drops,
+                       inputs=[str(src)] if src else [], seconds=time.time() - t0,
+                       extra={"kind": kind, "backend": be.kind, "model": be.model, "mined_from": str(src) if src else None,
+                              "tasks": order, "resumed_tasks": sum(receipts[t].get("resumed", False) for t in order),
+                              "dropped_shards": [receipts[t]["dropped"] for t in order if "dropped" in receipts[t]],
+                              "requested": n, "final": n_final, "missing": n - n_final, "failed": dict(failed),
+                              "usage_this_run": {k: v - u0.get(k, 0) for k, v in be.usage.items()}, "stopped": stop,
+                              "diversity": div, "coverage_by_branch": report.coverage_by_branch()})
+    return m, failed, stop
+
+# %% ../nbs/06_synth.ipynb #5f3a1c2e
+EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED = 3, 4, 5
+
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
               backend:str="transformers", # 'openai' (any OpenAI-compatible endpoint) or 'transformers' (local checkpoint)
               model:str|None=None, # API model name, or checkpoint folder (None: gpt-3.5-turbo / run_dir/pretrain/final)
               base_url:str|None=None, # endpoint for 'openai' (None: $OPENAI_BASE_URL or api.openai.com)
               api_key_env:str="OPENAI_API_KEY", # environment variable holding the API key
+              api:str="chat", # 'openai': 'chat' (/v1/chat/completions) or 'completions' (/v1/completions, base models)
               n_textbooks:int=16, n_exercises:int=32, # how many to request
-              per_shard:int=16, # records requested per shard (the unit of resume)
+              per_shard:int=16, # records per shard (the unit of writing; resume is per record id)
               k_words:int=3, # vocabulary words per textbook prompt
               temperature:float=1.0, top_p:float=0.95, # sampling
               max_tokens_textbook:int=128, max_tokens_exercise:int=96, # completion length caps
               batch_size:int=16, cpu_threads:int|None=1, # 'transformers' batch size, torch threads on CPU (None: default)
               concurrency:int=8, rpm:float|None=None, tpm:float|None=None, # 'openai' in-flight requests and rate limits
               timeout:float=60.0, max_retries:int=5, # 'openai' seconds per attempt, retries per request
-              budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget (None: unlimited)
+              budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget over every run of this folder (None: unlimited)
               price_prompt:float=0.5, price_completion:float=1.5, # dollars per 1M tokens, for dry runs and budgets
               dry_run:bool=False, # only print requests, tokens and cost; generate nothing
               mine:bool=True, n_mined:int=200, # mine exercises from the filtered corpus, at most this many
               dedup_threshold:float|None=0.7, # MinHash Jaccard above which a record is a near-duplicate (None: off)
               sandbox_workers:int=2, sandbox_timeout:float=5.0, # executing the exercises' checks
-              seed:int=1234, # draws every prompt
+              seed:int=1234, # draws every prompt, and with the record id each request's sampling seed
               shard_format:str="jsonl.zst", # output shard format
+              force:bool=False, # start a kind afresh when its shaping parameters changed (else: refused)
               progress:bool=True) -> dict:
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
@@ -335,56 +466,42 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
     price = {"prompt": price_prompt, "completion": price_completion}
     out = stage_dir(run_dir, "synth")
+    lock = None if dry_run else _lock(out)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
-                      concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads)
+                      concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
+                      api=api, ledger=out/"ledger.jsonl")
     names, n_of = NameSpace(), {"textbooks": n_textbooks, "exercises": n_exercises}
     spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words), "exercises": lambda i: exercise_spec(seed, i, names)}
     max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
     if dry_run:
-        rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price)
+        rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price,
+                             getattr(getattr(be, "client", None), "ledger", None))
         for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
         be.close(); return {"dry_run": rows, "params": params}
-    summary, stopped = {}, None
+    summary, failed, stopped = {}, Counter(), None
     try:
         for kind in kinds_l:
-            kdir, n = out/kind, n_of[kind]
-            tasks, src = {}, _mined_source(run_dir) if (kind == "exercises" and mine and n_mined) else None
-            if src is not None:   # mined first: they cost no tokens, so a budget stop never loses them
+            src = _mined_source(run_dir) if (kind == "exercises" and mine and n_mined) else None
+            mined = None
+            if src is not None:
                 ups = read_json(src/"manifest.json")["shards"]
-                cap = math.ceil(n_mined / max(1, len(ups)))
-                tasks.update({f"mined-{j:05d}": src/s["path"] for j, s in enumerate(ups)})
-            tasks.update({f"synthetic-{j:05d}": range(j*per_shard, min(n, (j+1)*per_shard)) for j in range(math.ceil(n/per_shard))})
-            report = DiversityReport(topics=list(topic_leaves()), threshold=dedup_threshold)
-            _seed_report(kdir, tasks, report)
-            u0 = Counter(be.usage)
-            def process(task, kind=kind, report=report):
-                if isinstance(task, range): return _generate_batch(kind, task, spec_of[kind], be, max_tok[kind], report, sandbox_workers, sandbox_timeout)
-                return _mine_task(task, cap, seed, Path(task).name, report, sandbox_workers, sandbox_timeout)
-            def finish(task_ids, stop=None):
-                m = run_stage(kdir, {t: tasks[t] for t in task_ids}, process, stage=f"synth/{kind}", params=params,
-                              inputs=[str(src)] if src else [], fmt=shard_format, keep_dropped=True, progress=progress,
-                              extra={"kind": kind, "backend": be.kind, "model": be.model, "mined_from": str(src) if src else None})
-                div, nd = report.summary(), m["drops"].get("near_duplicate", 0)
-                div["near_duplicate_rate"] = nd / (nd + m["counts"]["out"]) if nd + m["counts"]["out"] else None  # all tasks, resumed too
-                m.update(usage_this_run={k: v - u0.get(k, 0) for k, v in be.usage.items()}, stopped=stop,
-                         diversity=div, coverage_by_branch=report.coverage_by_branch())
-                write_json(kdir/"manifest.json", m)   # the report is complete only once every task ran
-                return m
-            try: summary[kind] = finish(list(tasks))
-            except _BudgetStop as e:
-                stopped = f"budget: {e}"
-                summary[kind] = finish([t for t in tasks if _done(kdir, t) is not None], stop=stopped)
-                break
-    finally: be.close()
-    return _write_synth_manifest(out, summary, params, stopped, be, price, time.time() - t0)
+                mined = (src, {f"mined-{j:05d}": src/s["path"] for j, s in enumerate(ups)}, math.ceil(n_mined / max(1, len(ups))))
+            summary[kind], f, stopped = _synth_kind(kind, out/kind, n_of[kind], spec_of[kind], be, max_tok[kind], params, mined, progress)
+            failed += f
+            if stopped: break
+    finally:
+        be.close()
+        if lock is not None: lock.close()
+    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0)
 
 # %% ../nbs/06_synth.ipynb #1fac2bea
 SANDBOX_FAILS = ("tests_failed", "tests_timeout", "definition_failed")
 
-def source_rates(kdir:Path) -> dict:
-    "Per source ('synthetic', 'mined'): requested, kept, drops by reason, acceptance and pass rates."
+def source_rates(kdir:Path, tasks:list|None=None) -> dict:
+    "Per source ('synthetic', 'mined'): requested, kept, drops by reason, acceptance and pass rates (over `tasks`, default all)."
     out = {}
     for p in sorted((Path(kdir)/"parts").glob("*.json")):
+        if tasks is not None and p.stem not in tasks: continue
         r = read_json(p); src = r["task"].split("-")[0]
         o = out.setdefault(src, {"requested": 0, "kept": 0, "drops": Counter()})
         o["kept"] += r["shard"]["n"]; o["drops"].update(r["drops"]); o["requested"] += r["shard"]["n"] + sum(r["drops"].values())
@@ -403,42 +520,41 @@ def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
         u["answers"] += 1
     return {**u, "cost_usd": round(cost_usd(u, price), 6)}
 
-def _write_synth_manifest(out, summary, params, stopped, be, price, seconds) -> dict:
+def _exit(stopped, failed:Counter, kinds:dict, be) -> tuple[int, str|None]:
+    "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
+    missing = sum(m["missing"] for m in kinds.values())
+    if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
+    if not failed: return 0, None
+    why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
+    answered = be.usage.get("prompt_tokens", 0) + be.usage.get("cached", 0) > 0
+    if not answered or any(r.startswith(("LLMRejected", "LLMUnreachable")) for r in failed):
+        return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
+                               f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
+                               f"chat template needs api: completions). Why: {why}")
+    return EXIT_FAILED, f"{sum(failed.values())} requests failed after their retries, {missing} records missing; rerun to ask again. Why: {why}"
+
+def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds) -> dict:
     cache = be.client.cache if isinstance(be, OpenAIBackend) else be.cache
-    kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k), "diversity": m["diversity"],
-                 "coverage_by_branch": m["coverage_by_branch"]} for k, m in summary.items()}
+    kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]), "diversity": m["diversity"],
+                 "coverage_by_branch": m["coverage_by_branch"], **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
+             for k, m in summary.items()}
     drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())
     counts = {"in": sum(m["counts"]["in"] for m in summary.values()), "out": sum(m["counts"]["out"] for m in summary.values()),
               **{k: m["counts"]["out"] for k, m in summary.items()}}
+    status, msg = _exit(stopped, failed, kinds, be)
+    if msg: print(f"synth: {msg}", file=sys.stderr)
+    ledger = be.client.ledger.summary() if isinstance(be, OpenAIBackend) else None
     return write_manifest(out, stage="synth", shards=[], params=params, counts=counts, drops=drops, seconds=seconds,
                           inputs=[str(Path(out)/k) for k in summary],
                           extra={"kinds": kinds, "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
-                                 "usage_this_run": dict(be.usage),
-                                 "stopped": stopped, "backend": be.kind, "model": be.model})
+                                 "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
+                                 "stopped": stopped, "exit_status": status, "exit_message": msg, "complete": status == 0,
+                                 "backend": be.kind, "model": be.model})
 
 # %% ../nbs/06_synth.ipynb #6e42080f
-_TEMPLATES = [
-    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}"),
-    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}"),
-    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}"),
-    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}"),
-]
-
-def fake_teacher(body:dict) -> str:
-    "Answer a synth prompt (chat body) like a teacher model would, deterministically from the prompt."
-    msg = body["messages"][-1]["content"] if body.get("messages") else str(body.get("prompt", ""))
-    h = int(hashlib.sha256(msg.encode()).hexdigest(), 16)
-    k, c = 2 + h % 7, (h >> 8) % 50
-    if m := re.search(r"function `(\w+)`", msg):
-        doc, code, arg, want = _TEMPLATES[(h >> 16) % len(_TEMPLATES)]
-        f = lambda s: s.format(k=k, c=c)
-        wrong = " + 1" if (h >> 24) % 5 == 0 else ""
-        return (f"```python\ndef {m.group(1)}(xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n"
-                f"assert {m.group(1)}({f(arg)}) == {f(want)}{wrong}\nassert isinstance({m.group(1)}([]), int)\n```")
-    words = re.search(r"words naturally into the text: ([^.]+)\.", msg)
-    words = words.group(1).split(", ") if words else ["apple"]
-    topic = re.search(r"about (.+?) \(part", msg)
-    return (f"{topic.group(1).capitalize() if topic else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}. "
-            f"Suppose we keep {k} of them in a list and want {c} more.\n\n```python\nitems = ['{words[0]}'] * {k}\n"
-            f"items += ['{words[-1]}'] * {c}\nprint(len(items))\n```\n\nThe list now holds {k + c} items; "
-            f"counting them is what `len` is for, whatever the {' and '.join(words)} are.")
+def __getattr__(name):
+    "`fake_teacher` lived here before `phi1_nb.testing`; old imports keep working."
+    if name == "fake_teacher":
+        from phi1_nb.testing import fake_teacher
+        return fake_teacher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -270,7 +270,7 @@ def test_generate_then_evaluate(tiny_ckpt, tmp_path):
 
 
 def test_generate_api_truncates_and_scores(tmp_path):
-    from phi1_nb.llm import FakeOpenAIServer
+    from phi1_nb.testing import FakeOpenAIServer
     probs = ev.load_humaneval(limit=3)
     by_prompt = {p["prompt"]: p["canonical_solution"] for p in probs.values()}
     with FakeOpenAIServer(handler=lambda body: by_prompt[body["prompt"]] + "\n\ndef junk():\n    raise SystemExit\n") as srv:

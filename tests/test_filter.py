@@ -11,7 +11,8 @@ from phi1_nb.filter import (EduFilter, HeuristicJudge, JudgeParseError, LabelSto
                             budget_mask, check_sample, fit_forest, heldout_metrics, label_samples,
                             near_duplicate_groups,
                             parse_judgement, run_filter, rubric, select_and_label)
-from phi1_nb.llm import FakeOpenAIServer, LLMUnreachable
+from phi1_nb.llm import LLMUnreachable
+from phi1_nb.testing import FakeOpenAIServer
 
 STDLIB = Path(os.__file__).parent
 FILES = sorted(STDLIB.glob("*.py"))

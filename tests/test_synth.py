@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from phi1_nb.core import Drop, read_dataset, read_json, read_shard, write_manifest, write_shard
-from phi1_nb.llm import FakeOpenAIServer, LLMCache, LLMClient, LLMUnreachable
-from phi1_nb.synth import (NameSpace, exercise_messages, exercise_spec, fake_teacher, humaneval_entry_points, run_synth,
+from phi1_nb.llm import LLMCache, LLMClient, LLMUnreachable
+from phi1_nb.testing import FakeOpenAIServer, fake_teacher
+from phi1_nb.synth import (NameSpace, exercise_messages, exercise_spec, humaneval_entry_points, run_synth,
                            textbook_messages, textbook_spec, topic_leaves)
 from phi1_nb.synth_quality import mine_exercises, parse_exercise, run_checks, split_blocks
 

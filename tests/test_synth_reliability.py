@@ -1,0 +1,247 @@
+"""Synth reliability (issue 15): each requested record generated once through outages and reruns, per-request seeds,
+a hard budget across runs, rate limits from the first second, requests in flight across shards, both APIs, exit
+statuses. Every test runs against phi1_nb.testing.FakeOpenAIServer, which counts its own tokens and fails on demand."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+from phi1_nb.cli import main
+from phi1_nb.core import read_dataset, read_json, read_shard
+from phi1_nb.ledger import Ledger
+from phi1_nb.llm import LLMCache, LLMClient
+from phi1_nb.synth import ShapingChanged, exercise_spec, request_seed, run_synth, textbook_spec
+from phi1_nb.testing import FakeOpenAIServer, fake_teacher
+
+ROOT = Path(__file__).resolve().parents[1]
+KW = dict(backend="openai", model="fake", per_shard=8, mine=False, progress=False, timeout=5, concurrency=4, max_retries=1)
+
+
+def billed(srv): return srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+def ids_of(d):
+    kept = [r["id"] for r in read_dataset(d)]
+    dropped = [r["id"] for f in (Path(d) / "dropped").glob("*") for r in read_shard(f)]
+    return kept, dropped
+
+
+# ---------------------------------------------------------------- exactly once
+def test_failed_requests_are_not_final_and_the_rerun_asks_again(tmp_path):
+    """An outage mid-run: the run exits 4 saying how many failed and why; the rerun asks for exactly those."""
+    outage = lambda i, b: "500" if 6 <= i < 30 else None
+    with FakeOpenAIServer(handler=fake_teacher, faults=outage) as srv:
+        kw = {**KW, "base_url": srv.base_url, "kinds": "textbooks", "n_textbooks": 24}
+        m = run_synth(tmp_path, **kw)
+        assert m["exit_status"] == 4 and not m["complete"]
+        k = m["kinds"]["textbooks"]
+        n_failed = sum(m["failed"].values())
+        assert n_failed > 0 and k["missing"] == n_failed and k["final"] == 24 - n_failed
+        assert f"{n_failed} requests failed" in m["exit_message"] and "5xx" in m["exit_message"]
+        assert "llm_error" not in m["drops"]
+        n1 = srv.n_requests
+        m2 = run_synth(tmp_path, **kw)
+        assert m2["exit_status"] == 0 and m2["kinds"]["textbooks"]["final"] == 24
+        assert srv.n_requests - n1 == n_failed                     # exactly the failed ones, nothing else
+    kept, dropped = ids_of(tmp_path / "synth" / "textbooks")
+    assert sorted(kept + dropped) == sorted(textbook_spec(1234, i)["id"] for i in range(24))
+
+
+def test_growing_n_generates_the_missing_ids(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = {**KW, "base_url": srv.base_url, "kinds": "textbooks", "per_shard": 16}
+        run_synth(tmp_path, **kw, n_textbooks=10)
+        m = run_synth(tmp_path, **kw, n_textbooks=20)
+        assert srv.n_requests == 20 and m["kinds"]["textbooks"]["final"] == 20
+        kept, dropped = ids_of(tmp_path / "synth" / "textbooks")
+        assert sorted(kept + dropped) == [textbook_spec(1234, i)["id"] for i in range(20)]
+        m = run_synth(tmp_path, **kw, n_textbooks=12)              # shrinking: the 20 stay on disk, the manifest holds 12
+        kept, dropped = ids_of(tmp_path / "synth" / "textbooks")
+        assert sorted(kept + dropped) == [textbook_spec(1234, i)["id"] for i in range(12)] and srv.n_requests == 20
+        run_synth(tmp_path, **kw, n_textbooks=20)                  # and growing back reuses them: no overlap, no request
+        kept, dropped = ids_of(tmp_path / "synth" / "textbooks")
+        assert sorted(kept + dropped) == [textbook_spec(1234, i)["id"] for i in range(20)] and srv.n_requests == 20
+
+
+def test_a_changed_shaping_parameter_is_refused_unless_forced(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = {**KW, "base_url": srv.base_url, "kinds": "exercises", "n_exercises": 8}
+        run_synth(tmp_path, **kw)
+        with pytest.raises(ShapingChanged, match=r"temperature: 1\.0 -> 0\.5.*force"):
+            run_synth(tmp_path, **kw, temperature=0.5)
+        with pytest.raises(ShapingChanged, match="max_tokens"):
+            run_synth(tmp_path, **kw, max_tokens_exercise=50)
+        n = srv.n_requests
+        m = run_synth(tmp_path, **kw, temperature=0.5, force=True)
+        assert m["exit_status"] == 0 and srv.n_requests == n + 8
+        assert {b["temperature"] for b in srv.bodies[n:]} == {0.5}
+        assert run_synth(tmp_path, **kw, temperature=0.5)["exit_status"] == 0 and srv.n_requests == n + 8
+
+
+# ---------------------------------------------------------------- per-request seeds
+def test_each_request_has_its_own_seed_from_run_seed_and_record_id(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        run_synth(tmp_path, **{**KW, "base_url": srv.base_url}, n_textbooks=8, n_exercises=24, seed=7)
+        seeds = {b["messages"][-1]["content"]: b["seed"] for b in srv.bodies}
+    assert len(srv.bodies) == 32 and len(set(seeds.values())) == 32
+    want = {request_seed(7, s["id"]) for s in [textbook_spec(7, i) for i in range(8)] + [exercise_spec(7, i) for i in range(24)]}
+    assert set(seeds.values()) == want
+    assert request_seed(7, "exercise-7-0000001") != request_seed(8, "exercise-7-0000001")
+
+
+# ---------------------------------------------------------------- a hard budget
+def test_the_budget_holds_across_runs_and_in_the_servers_own_count(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = {**KW, "base_url": srv.base_url, "kinds": "exercises", "n_exercises": 64, "concurrency": 8}
+        ms = [run_synth(tmp_path, **kw, budget_tokens=3000) for _ in range(3)]
+        assert all(m["exit_status"] == 3 and m["stopped"].startswith("budget") for m in ms)
+        assert billed(srv) <= 3000 < billed(srv) + 600               # spent up to the budget, never beyond
+        led = ms[-1]["ledger"]
+        assert led["spent_tokens"] == billed(srv) and not led.get("over_bound")   # the ledger agrees with the server
+        assert ms[-1]["kinds"]["exercises"]["final"] == srv.billed["answers"]
+        m = run_synth(tmp_path, **kw, budget_tokens=None)            # lifted: the rest, and nothing twice
+        assert m["exit_status"] == 0 and srv.billed["answers"] == 64
+
+
+def test_unknown_fates_are_charged_at_their_bound(tmp_path):
+    """A request that timed out may have been billed: the ledger charges its whole reservation."""
+    with FakeOpenAIServer(faults=["hang"], hang=5) as srv:
+        cl = LLMClient(srv.base_url, "fake", timeout=0.3, backoff=0.01, ledger=tmp_path / "l.jsonl", concurrency=1)
+        out = cl.complete_many([[{"role": "user", "content": "abc"}]], max_tokens=10); cl.close()
+    assert out[0].text == "echo: abc"
+    L = Ledger(tmp_path / "l.jsonl")
+    assert L.spent["settled_unknown"] == 1 and L.spent["bound_tokens"] == (3 + 4 + 8 + 32) + 10
+    assert L.spent_tokens() == L.spent["bound_tokens"] + billed(srv)
+
+
+def test_dry_run_estimate_is_within_15_percent_of_the_real_spend(tmp_path, capsys):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = {**KW, "base_url": srv.base_url, "concurrency": 8}
+        run_synth(tmp_path, **kw, n_textbooks=8, n_exercises=16)           # a pilot
+        rows = {r["kind"]: r for r in run_synth(tmp_path, **kw, n_textbooks=64, n_exercises=128, dry_run=True)["dry_run"]}
+        assert "calibrated_on=16" in capsys.readouterr().out
+        b0 = billed(srv)
+        run_synth(tmp_path, **kw, n_textbooks=64, n_exercises=128)
+        real = billed(srv) - b0
+    est = rows["textbooks"]["tokens_est"] + rows["exercises"]["tokens_est"]
+    assert rows["exercises"]["calibrated_on"] == 16 and abs(est - real) / real <= 0.15, (est, real)
+    assert rows["textbooks"]["tokens_bound"] + rows["exercises"]["tokens_bound"] >= real
+
+
+# ---------------------------------------------------------------- rate limits
+def _max_over_windows(times, weights):
+    "max over windows [t_i, t_j] of (sum of weights in it) - rate-free: returns [(span, total)]."
+    return [(times[j] - times[i], sum(weights[i:j + 1])) for i in range(len(times)) for j in range(i, len(times))]
+
+
+def test_rpm_holds_over_every_window_from_the_first_second():
+    with FakeOpenAIServer() as srv:
+        cl = LLMClient(srv.base_url, "fake", rpm=120, concurrency=8)     # 2 per second
+        cl.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(6)], max_tokens=4)
+    t = sorted(srv.times)
+    for span, n in _max_over_windows(t, [1] * len(t)):
+        assert n <= 2 * (span + 0.15) + 1, (span, n)                    # never a burst beyond one request (150 ms jitter)
+    assert t[-1] - t[0] >= 5 / 2 - 0.15
+
+
+def test_tpm_holds_over_every_window_in_the_servers_own_count():
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        cl = LLMClient(srv.base_url, "fake", tpm=60_000, concurrency=8)  # 1,000 tokens per second
+        msgs = [[{"role": "user", "content": f"Write about topic {i}."}] for i in range(8)]
+        cl.complete_many(msgs, max_tokens=60)
+    log = sorted(srv.log, key=lambda e: e["t"])
+    t, tok = [e["t"] for e in log], [e["total_tokens"] for e in log]
+    biggest = max(tok)
+    for span, n in _max_over_windows(t, tok):
+        assert n <= 1000 * span + biggest + 1e-6, (span, n)
+
+
+@pytest.mark.parametrize("code", ["429", "503"])
+def test_retry_after_is_honoured_on_429_and_503(code):
+    with FakeOpenAIServer(faults=[code], retry_after=0.6) as srv:
+        cl = LLMClient(srv.base_url, "fake", backoff=0.001, concurrency=1, max_retries=2)
+        out = cl.complete_many([[{"role": "user", "content": "q"}]], max_tokens=4)
+    assert out[0].text == "echo: q" and srv.n_requests == 2
+    assert srv.times[1] - srv.times[0] >= 0.55                          # waited as told, not the 1 ms backoff
+
+
+# ---------------------------------------------------------------- throughput and APIs
+def test_concurrency_is_kept_in_flight_across_shards(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.1) as srv:
+        m = run_synth(tmp_path, **{**KW, "base_url": srv.base_url, "kinds": "textbooks", "per_shard": 4, "concurrency": 12},
+                      n_textbooks=48)
+    assert m["exit_status"] == 0 and srv.max_in_flight == 12            # three times per_shard in flight at once
+
+
+def test_completions_api_for_a_base_model_and_a_clear_error_when_every_request_is_rejected(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher, chat_template=False) as srv:   # a checkpoint without a chat template
+        kw = {**KW, "base_url": srv.base_url, "n_textbooks": 8, "n_exercises": 8, "max_retries": 0}
+        m = run_synth(tmp_path / "chat", **kw)
+        assert m["exit_status"] == 5 and "chat template" in m["exit_message"] and m["counts"]["out"] == 0
+        assert srv.n_requests < 16 + 4                                 # it stopped asking (reject_after / all failed)
+        m = run_synth(tmp_path / "base", **kw, api="completions")
+        assert m["exit_status"] == 0 and m["kinds"]["exercises"]["final"] == 8 and m["counts"]["textbooks"] > 0
+        assert all("prompt" in b and "messages" not in b for b in srv.bodies[-16:])
+    recs = list(read_dataset(tmp_path / "base" / "synth" / "exercises"))
+    assert recs and all(r["content"].lstrip().startswith(("#", "def")) for r in recs)
+
+
+def test_the_command_line_exit_statuses(tmp_path, capsys):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        base = ["synth", "--backend", "openai", "--model", "fake", "--base_url", srv.base_url, "--kinds", "exercises",
+                "--mine", "false", "--max_retries", "0", "--n_exercises", "16", "--per_shard", "8"]
+        assert main(base + ["--run-dir", str(tmp_path / "a"), "--budget_tokens", "1500"]) == 3
+        assert "budget" in capsys.readouterr().err
+        srv.fail("401")
+        assert main(base + ["--run-dir", str(tmp_path / "b")]) == 5
+        assert "rejected" in capsys.readouterr().err
+        srv.fail("500", n=3)
+        assert main(base + ["--run-dir", str(tmp_path / "c")]) == 4
+        assert "3 requests failed" in capsys.readouterr().err
+        assert main(base + ["--run-dir", str(tmp_path / "c")]) == 0
+        assert main(base + ["--run-dir", str(tmp_path / "c"), "--temperature", "0.3"]) == 2
+        assert "force" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- kill -9
+RUN = ("import sys; from phi1_nb.synth import run_synth; "
+       "run_synth(sys.argv[1], backend='openai', base_url=sys.argv[2], model='fake', kinds='textbooks', n_textbooks=96, "
+       "per_shard=8, concurrency=8, mine=False, progress=False)")
+
+
+def test_kill_9_pays_again_at_most_the_requests_in_flight(tmp_path):
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.1) as srv:
+        p = subprocess.Popen([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT)
+        deadline = time.time() + 120
+        while time.time() < deadline and srv.n_requests < 40 and p.poll() is None: time.sleep(0.01)
+        os.kill(p.pid, signal.SIGKILL); p.wait()
+        assert p.returncode == -signal.SIGKILL
+        time.sleep(0.3)                                                # let the server finish what it had
+        n1, received = srv.n_requests, list(srv.bodies)
+        cached = set(LLMCache(run_dir / "synth" / "cache").keys())
+        assert 40 <= n1 < 96, "the kill must land mid-run"
+        r = subprocess.run([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT)
+        assert r.returncode == 0
+        second = srv.bodies[n1:]
+    key = lambda b: LLMClient("x", "fake").key(b["messages"], max_tokens=b["max_tokens"], temperature=b["temperature"],
+                                               top_p=b["top_p"], seed=b["seed"])
+    before = {key(b) for b in received}
+    paid_again = {key(b) for b in second} & before
+    assert paid_again == before - cached                               # exactly the ones whose answer never reached the cache
+    assert len(paid_again) <= 8                                        # at most the requests in flight (concurrency)
+    assert len(second) == 96 - len(cached)                             # the rerun asked for every missing one, once
+    kept, dropped = ids_of(run_dir / "synth" / "textbooks")
+    assert sorted(kept + dropped) == [textbook_spec(1234, i)["id"] for i in range(96)]
+    led = Ledger(run_dir / "synth" / "ledger.jsonl")
+    assert led.spent["settled_lost"] <= 8                                # reservations of the killed run: counted as spent
+    assert n1 + len(second) <= led.spent["requests"] <= n1 + len(second) + 8   # (some were reserved, never sent)
+
+
+def test_two_runs_on_one_folder_are_refused(tmp_path):
+    import fcntl
+    (tmp_path / "synth").mkdir()
+    with open(tmp_path / "synth" / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)                  # another run holds the folder
+        with pytest.raises(ValueError, match="another synth run"):
+            run_synth(tmp_path, **{**KW, "base_url": "http://127.0.0.1:9/v1"}, n_textbooks=2, n_exercises=0)
