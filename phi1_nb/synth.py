@@ -15,7 +15,7 @@ from .llm import BudgetExceeded, Completion, LLMCache, LLMClient, cache_key, cos
 from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix,
                              exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
                              textbook_prefix, textbook_spec, topic_leaves, vocabulary)
-from .synth_quality import DiversityReport, mine_exercises, parse_exercise, run_checks, split_blocks, parse_prefix
+from .synth_quality import DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, textbook_verdict
 
 # %% auto #0
 __all__ = ['SANDBOX_FAILS', 'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table',
@@ -100,35 +100,40 @@ class TransformersBackend:
         if self.cache is not None: self.cache.close()
 
 # %% ../nbs/06_synth.ipynb #14f3c828
-def _parses(code:str) -> bool:
-    try: ast.parse(code); return True
-    except (SyntaxError, ValueError): return False
+def _prompt_sha(spec:dict, backend_kind:str) -> str:
+    "A short hash of the exact prompt a backend sends for `spec`."
+    t = spec["kind"] == "textbook"
+    p = (textbook_prefix if t else exercise_prefix)(spec) if backend_kind == "transformers" else (textbook_messages if t else exercise_messages)(spec)
+    return hashlib.blake2b(json.dumps(p, sort_keys=True).encode(), digest_size=8).hexdigest()
 
-def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200) -> dict|str:
+def _provenance(spec:dict, backend_kind:str, model:str, comp:Completion) -> dict:
+    extra = {k: spec[k] for k in ("extract_id",) if k in spec}
+    return {**extra, "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"],
+            "prompt_sha": _prompt_sha(spec, backend_kind), "usage": comp.usage}
+
+def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200,
+                    min_prose_share:float=0.3) -> dict|str:
     "A textbook record from an answer, or the reason it is dropped."
     if backend_kind == "transformers":   # a base model continues a lesson file: keep what parses
         p = parse_prefix(textbook_prefix(spec) + comp.text)
         if p is None: return "code_syntax_error"
-        text, blocks, ok = p[1], 1, 1
+        text = p[1]
         if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
+        why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
     else:
         text = comp.text.strip()
-        if len(text) < min_chars: return "too_short"
-        code = [s["text"] for s in split_blocks(text) if s["kind"] == "code"]
-        if not code: return "no_code"
-        blocks, ok = len(code), sum(_parses(c) for c in code)
-        if not ok: return "code_syntax_error"
+        why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
+    if why: return why
     return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
-            "seed_words": spec["seed_words"], "source": "synthetic_textbook", "backend": backend_kind, "model": model,
-            "seed": spec["seed"], "index": spec["index"], "code_blocks": blocks, "code_blocks_parsed": ok, "usage": comp.usage}
+            "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp)}
 
 def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str) -> dict|str:
-    "An exercise record from an answer, or the reason it is dropped."
+    "An exercise record from an answer, or the reason it is dropped (its tests still have to pass in the sandbox)."
     text = exercise_prefix(spec) + comp.text if backend_kind == "transformers" else comp.text
     ex = parse_exercise(text, spec["function_name"])
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
-            "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"], "usage": comp.usage}
+            **_provenance(spec, backend_kind, model, comp)}
 
 # %% ../nbs/06_synth.ipynb #a968b943
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None) -> list[dict]:
@@ -223,6 +228,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               n_textbooks:int=16, n_exercises:int=32, # how many to request
               per_shard:int=16, # records requested per shard (the unit of resume)
               k_words:int=3, # vocabulary words per textbook prompt
+              topics:str|None=None, # a topic tree file {branch: {subtopic: [leaf, ...]}} (None: the shipped one)
+              seed_from:str|None=None, # seed every prompt with an extract of this stage's output, e.g. 'dedup' (None: off)
               temperature:float=1.0, top_p:float=0.95, # sampling
               max_tokens_textbook:int=128, max_tokens_exercise:int=96, # completion length caps
               batch_size:int=16, cpu_threads:int|None=1, # 'transformers' batch size, torch threads on CPU (None: default)
@@ -245,8 +252,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     out = stage_dir(run_dir, "synth")
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads)
-    names, n_of = NameSpace(), {"textbooks": n_textbooks, "exercises": n_exercises}
-    spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words), "exercises": lambda i: exercise_spec(seed, i, names)}
+    names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
+    ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
+    spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words, topics, ext), "exercises": lambda i: exercise_spec(seed, i, names, ext)}
     max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
     if dry_run:
         rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price)
@@ -262,7 +270,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
                 cap = math.ceil(n_mined / max(1, len(ups)))
                 tasks.update({f"mined-{j:05d}": src/s["path"] for j, s in enumerate(ups)})
             tasks.update({f"synthetic-{j:05d}": range(j*per_shard, min(n, (j+1)*per_shard)) for j in range(math.ceil(n/per_shard))})
-            report = DiversityReport(topics=list(topic_leaves()), threshold=dedup_threshold)
+            report = DiversityReport(topics=list(topic_leaves(topics)), threshold=dedup_threshold)
             _seed_report(kdir, tasks, report)
             u0 = Counter(be.usage)
             def process(task, kind=kind, report=report):
@@ -274,6 +282,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
                               extra={"kind": kind, "backend": be.kind, "model": be.model, "mined_from": str(src) if src else None})
                 div, nd = report.summary(), m["drops"].get("near_duplicate", 0)
                 div["near_duplicate_rate"] = nd / (nd + m["counts"]["out"]) if nd + m["counts"]["out"] else None  # all tasks, resumed too
+                div["prompt_repeat_rate"] = prompt_repeat_rate(be.prompt(spec_of[kind](i)) for i in range(n))   # every prompt requested
                 m.update(usage_this_run={k: v - u0.get(k, 0) for k, v in be.usage.items()}, stopped=stop,
                          diversity=div, coverage_by_branch=report.coverage_by_branch())
                 write_json(kdir/"manifest.json", m)   # the report is complete only once every task ran
