@@ -150,6 +150,7 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
                    require_tests:bool=True) -> dict|str: # asserts must call the function and check its result
     "`{prompt, solution, tests, content, function_name}` from an answer, or the reason it is unusable."
+    if "```" not in text and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
     code = "\n\n".join(s["text"] for s in split_blocks(text) if s["kind"] == "code")
     if (p := parse_prefix(code)) is None: return "syntax_error"
     tree, src = p

@@ -67,3 +67,49 @@ class TransformersServer:
             try: self.proc.wait(15)
             except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait(5)
         self._log.close()
+
+
+class AnswerServer:
+    "A minimal OpenAI-compatible chat endpoint (FastAPI + uvicorn in a thread) that answers with `answer(body) -> str`."
+    def __init__(self, answer):
+        import fastapi, uvicorn
+        app, self.requests = fastapi.FastAPI(), []
+        @app.post("/v1/chat/completions")
+        async def chat(body:dict):
+            self.requests.append(body)
+            text = answer(body)
+            n_in, n_out = sum(len(m["content"].split()) for m in body["messages"]), len(text.split())
+            return {"id": f"cmpl-{len(self.requests)}", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        import threading
+        self.thread = threading.Thread(target=self.server.run, daemon=True); self.thread.start()
+        t0 = time.monotonic()
+        while not self.server.started:
+            if time.monotonic() - t0 > 30 or not self.thread.is_alive(): raise RuntimeError("the answer server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *a):
+        self.server.should_exit = True; self.thread.join(10)
+
+
+def served_answers(seed:int, fixture:Path) -> tuple[dict, dict, object]:
+    "The hand-written answers of `fixture` assigned to the first specs of `seed`: (exercises, textbooks, answer function)."
+    from phi1_nb.synth import exercise_spec, textbook_spec
+    d = json.loads(Path(fixture).read_text())
+    ex = {exercise_spec(seed, i)["function_name"]: (k, v) for i, (k, v) in enumerate(d["exercises"].items())}
+    tb = {tuple(textbook_spec(seed, i)["seed_words"]): (k, v) for i, (k, v) in enumerate(d["textbooks"].items())}
+    def answer(body):
+        msg = body["messages"][-1]["content"]
+        for name, (_, v) in ex.items():
+            if f"function `{name}`" in msg: return v["answer"].replace("{name}", name)
+        for words, (_, v) in tb.items():
+            if f"text: {', '.join(words)}." in msg: return v["answer"]
+        raise KeyError("a prompt that no served answer was written for")
+    return ex, tb, answer
