@@ -56,15 +56,15 @@ def _code_of(block:str) -> str:
     return block
 
 def _code_prose_chars(code:str) -> int:
-    "Characters of comments and docstrings (string statements) in parsable `code`."
+    "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
     import io, tokenize
     n = 0
     try:
         for t in tokenize.generate_tokens(io.StringIO(code).readline):
-            if t.type == tokenize.COMMENT: n += len(t.string.lstrip("#").strip())
+            if t.type == tokenize.COMMENT: n += len(re.sub(r"[\s#]", "", t.string))
     except (tokenize.TokenError, SyntaxError): pass
     for s in ast.walk(ast.parse(code)):
-        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): n += len(s.value.value.strip())
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): n += len(re.sub(r"\s", "", s.value.value))
     return n
 
 def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code file (base model)
