@@ -13,9 +13,9 @@ from typing import Iterable, Iterator
 from .core import Drop
 
 # %% auto #0
-__all__ = ['FENCE', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'segment', 'exercise_parts',
-           'parse_exercise', 'exercise_program', 'run_checks', 'free_names', 'mine_exercises', 'opener',
-           'DiversityReport']
+__all__ = ['FENCE', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'textbook_verdict', 'tests_verdict',
+           'segment', 'exercise_parts', 'parse_exercise', 'exercise_program', 'run_checks', 'free_names',
+           'mine_exercises', 'opener', 'DiversityReport']
 
 # %% ../nbs/06a_synth_quality.ipynb #d3d888f6
 FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n```|\Z)", re.S)
@@ -47,6 +47,80 @@ def parse_prefix(code:str, min_lines:int=1) -> tuple[ast.Module, str]|None:
         except (SyntaxError, ValueError): continue
     return None
 
+# %% ../nbs/06a_synth_quality.ipynb #abc35b57
+def _code_of(block:str) -> str:
+    "The Python in a code block; a REPL transcript (`>>>` lines) gives its input lines only."
+    lines = block.splitlines()
+    if any(l.lstrip().startswith(">>>") for l in lines):
+        return "\n".join(l.lstrip()[4:] for l in lines if l.lstrip().startswith((">>>", "...")))
+    return block
+
+def _code_prose_chars(code:str) -> int:
+    "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
+    import io, tokenize
+    n = 0
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(code).readline):
+            if t.type == tokenize.COMMENT: n += len(re.sub(r"[\s#]", "", t.string))
+    except (tokenize.TokenError, SyntaxError): pass
+    for s in ast.walk(ast.parse(code)):
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): n += len(re.sub(r"\s", "", s.value.value))
+    return n
+
+def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code file (base model)
+                     markdown:bool=True, # Markdown with fenced code; False: a code file, prose = comments and docstrings
+                     min_chars:int=200, # shortest textbook kept
+                     min_prose_share:float=0.3) -> tuple[str|None, dict]: # least share of prose characters
+    "Why a textbook answer is not kept (None when it is), and its `{code_blocks, prose_share}`."
+    text = text.strip()
+    if len(text) < min_chars: return "too_short", {}
+    if not markdown:
+        try: prose = _code_prose_chars(text)
+        except (SyntaxError, ValueError): return "code_syntax_error", {}
+        share = prose / max(1, len(re.sub(r"\s", "", text)))
+        return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1, "prose_share": round(share, 3)}
+    segs = split_blocks(text) if "```" in text else [{"kind": "prose", "text": text}]
+    code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
+    if not any(c.strip() for c in code):   # all prose, or code without fences
+        try: ast.parse(text); return "too_little_prose", {"code_blocks": 0, "prose_share": 0.0}
+        except (SyntaxError, ValueError): return "no_code", {"code_blocks": 0, "prose_share": 1.0}
+    chars = lambda kind: sum(len(re.sub(r"\s", "", s["text"])) for s in segs if s["kind"] == kind)
+    share = chars("prose") / max(1, chars("prose") + chars("code"))
+    stats = {"code_blocks": len(code), "prose_share": round(share, 3)}
+    if any(not _parses(c) for c in code): return "code_syntax_error", stats
+    return ("too_little_prose" if share < min_prose_share else None), stats
+
+def _parses(code:str) -> bool:
+    try: ast.parse(code); return True
+    except (SyntaxError, ValueError): return False
+
+# %% ../nbs/06a_synth_quality.ipynb #1985a6cc
+_WEAK = (ast.Is, ast.IsNot)
+
+def _calls(node, name:str, with_args:bool) -> bool:
+    "Whether `node` contains a call of `name` (with at least one argument when `with_args`)."
+    return any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == name and (c.args or c.keywords or not with_args)
+               for c in ast.walk(node))
+
+def _checks_result(test, name:str, with_args:bool) -> bool:
+    "An assert test that checks what `name(...)` returns: a comparison with the call on one side, or the call as the truth value."
+    t = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else test
+    if isinstance(t, ast.Call) and isinstance(t.func, ast.Name) and t.func.id == name: return _calls(t, name, with_args)
+    for c in (n for n in ast.walk(test) if isinstance(n, ast.Compare)):
+        sides = [c.left, *c.comparators]
+        weak = all(isinstance(op, _WEAK) for op in c.ops) and any(isinstance(s, ast.Constant) and s.value is None for s in sides)
+        if not weak and any(_calls(s, name, with_args) for s in sides): return True
+    return False
+
+def tests_verdict(asserts:list, fn) -> str|None:
+    "Why the asserts do not test function `fn` (None when at least one calls it with arguments and checks the result)."
+    if not asserts: return "no_tests"
+    if all(not any(isinstance(n, (ast.Name, ast.Call, ast.Attribute)) for n in ast.walk(a.test)) for a in asserts): return "trivial_tests"
+    with_args = bool(fn.args.args or fn.args.posonlyargs or fn.args.kwonlyargs or fn.args.vararg or fn.args.kwarg)
+    if not any(_calls(a.test, fn.name, with_args) for a in asserts): return "tests_do_not_call"
+    if not any(_checks_result(a.test, fn.name, with_args) for a in asserts): return "tests_do_not_compare"
+    return None
+
 # %% ../nbs/06a_synth_quality.ipynb #bb4c1c96
 def segment(lines:list[bytes], node) -> str:
     "Source of `node` from the file's lines as bytes (AST columns are UTF-8 byte offsets); `ast.get_source_segment` re-splits the file on every call."
@@ -74,8 +148,9 @@ def exercise_parts(src:str, fn, imports:list[str]) -> dict:
 
 def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or raw code)
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
-                   require_tests:bool=True) -> dict|str: # an exercise without asserts is `no_tests`
+                   require_tests:bool=True) -> dict|str: # asserts must call the function and check its result
     "`{prompt, solution, tests, content, function_name}` from an answer, or the reason it is unusable."
+    if "```" not in text and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
     code = "\n\n".join(s["text"] for s in split_blocks(text) if s["kind"] == "code")
     if (p := parse_prefix(code)) is None: return "syntax_error"
     tree, src = p
@@ -86,8 +161,9 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
     if doc is None: return "no_docstring"
     if _trivial(body): return "no_solution"
     lines = [l.encode() for l in source_lines(src)]
-    tests = "\n".join(segment(lines, n) for n in tree.body if isinstance(n, ast.Assert))
-    if require_tests and not tests: return "no_tests"
+    asserts = [n for n in tree.body if isinstance(n, ast.Assert)]
+    tests = "\n".join(segment(lines, n) for n in asserts)
+    if require_tests and (why := tests_verdict(asserts, fn)): return why
     imports = [segment(lines, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno < fn.lineno]
     parts = exercise_parts(src, fn, imports)
     return {**parts, "tests": tests, "content": parts["prompt"] + parts["solution"], "function_name": fn.name}

@@ -1,0 +1,16 @@
+"""Session fixtures shared by the test files."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory):
+    "`transformers serve` on 127.0.0.1 with a tiny random Phi checkpoint that has a chat template (one per session)."
+    from real_server import TransformersServer, build_tiny_checkpoint
+    d = tmp_path_factory.mktemp("real_server")
+    with TransformersServer(build_tiny_checkpoint(d/"checkpoint"), startup_timeout=180, log=d/"serve.log") as srv:
+        yield srv
