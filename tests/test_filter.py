@@ -116,10 +116,15 @@ def test_bad_input_is_named():
 def _renamed(code: str, tag: str) -> str:
     "The same program with every local name renamed: word shingles differ, AST shingles (dedup's) do not."
     import ast
+    tree = ast.parse(code)   # rename only the names the program binds (a real renamed copy: builtins and imports keep their names)
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | \
+            {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
     class R(ast.NodeTransformer):
-        def visit_Name(self, n): n.id = f"{n.id}_{tag}"; return n
+        def visit_Name(self, n):
+            if n.id in bound: n.id = f"{n.id}_{tag}"
+            return n
         def visit_arg(self, n): n.arg = f"{n.arg}_{tag}"; return n
-    return ast.unparse(R().visit(ast.parse(code)))
+    return ast.unparse(R().visit(tree))
 
 
 def test_split_has_no_near_duplicate_across_train_and_val():
