@@ -131,6 +131,14 @@ def test_overrides_pass_through():
                                "--pretrain.precision", "bf16"]
 
 
+def test_force_discards_checkpoints():
+    "--force is the stage's resume=false (a fresh start), wherever it appears among the overrides."
+    cmd = command("runs/x", "--pretrain.max_steps", "3", "--force", LAUNCHER="torchrun", PRESET="tiny")
+    assert entry_args(cmd) == ["pretrain", "tiny", "runs/x", "--pretrain.max_steps", "3", "--pretrain.resume", "false"]
+    cmd = command("--force", script=FINETUNE, LAUNCHER="torchrun", PRESET="tiny")
+    assert entry_args(cmd) == ["finetune", "tiny", "runs/tiny", "--finetune.resume", "false"]
+
+
 def test_overrides_without_run_dir():
     cmd = command("--pretrain.max_steps", "3", LAUNCHER="torchrun", PRESET="tiny")
     assert entry_args(cmd) == ["pretrain", "tiny", "runs/tiny", "--pretrain.max_steps", "3"]
