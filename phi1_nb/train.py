@@ -22,7 +22,8 @@ from .checkpoints import (NO_CURVE_KEYS, RunSignature, check_signature, discard_
 # %% auto #0
 __all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
            'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'mean_train_loss', 'fit', 'check_deepspeed_config',
-           'pack_split', 'eval_subset', 'check_resume', 'resolve_deepspeed', 'run_pretrain']
+           'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset', 'check_resume',
+           'resolve_deepspeed', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -199,6 +200,26 @@ def check_deepspeed_config(path, args, hidden_size:int, num_training_steps:int) 
     if c["train_batch_size"] != c["train_micro_batch_size_per_gpu"] * c["gradient_accumulation_steps"] * args.world_size:
         raise ValueError(f"{path}: train_batch_size != micro x accumulation x world size")
     return c
+
+# %% ../nbs/09_train.ipynb #2c34a8ed
+def saved_activation_bytes(model, input_ids, autocast:bool=True) -> int:
+    "Bytes of the tensors autograd saves for backward in one training forward pass (storages once, parameters excluded)."
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+    def keep(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params: seen[st.data_ptr()] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+        model.train()(input_ids=input_ids, labels=input_ids).loss
+    return sum(seen.values())
+
+def activation_memory_gib(config, micro_batch:int, seq_len:int, checkpointing:bool=False) -> float:
+    "GiB of saved activations for one micro batch under bf16 autocast with flash attention (constants measured below)."
+    d, L, V = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    per_layer, outside = 70 * d, 4 * V + 10 * d          # bytes per token
+    layers = L * 4 * d + per_layer if checkpointing else L * per_layer   # checkpointing: each layer's fp32 input, one layer live
+    return micro_batch * seq_len * (layers + outside) / 2**30
 
 # %% ../nbs/09_train.ipynb #edc6165d
 def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction:float, stage:str, mask_prompt:bool|None=None) -> tuple:
