@@ -148,8 +148,8 @@ def resolve_init(run_dir, init:str) -> Path:
     return require_stage(run_dir, init)/"final"
 
 def init_id(path:Path) -> str:
-    "A name for the exact weights in `path`: its stage's creation time or its checkpoint state's checksum."
-    from phi1_nb.core import read_manifest, sha256_file
-    if (path/"trainer_state.json").exists(): return sha256_file(path/"trainer_state.json")[:16]
-    try: return read_manifest(path.parent)["created"]
-    except (FileNotFoundError, KeyError): return sha256_file(path/"config.json")[:16]
+    "A name for the exact weights in `path`: the checksum of its weight files (a few seconds for phi-1's 2.8 GB)."
+    from phi1_nb.core import sha256_file
+    path, idx = Path(path), Path(path)/"model.safetensors.index.json"
+    files = [idx, *sorted({path/f for f in read_json(idx)["weight_map"].values()})] if idx.exists() else [path/"model.safetensors"]
+    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()[:16]

@@ -58,7 +58,7 @@ def run_finetune(run_dir, # the run folder
     params = {k: v for k, v in locals().items() if k != "run_dir"}
     if keep_best and save_steps % eval_steps: raise ValueError(f"keep_best needs save_steps ({save_steps}) to be a multiple of eval_steps ({eval_steps})")
     t0, out = time.time(), stage_dir(run_dir, "finetune")
-    base = resolve_init(run_dir, init)
+    base = resolve_init(run_dir, init); base_id = init_id(base)
     src, note = exercise_source(run_dir, source, fallback_source)
     tok = load_tokenizer(base)
     check_resume(out, params, resume)
@@ -73,11 +73,11 @@ def run_finetune(run_dir, # the run folder
             learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
             precision=precision, save_steps=save_steps, save_total_limit=save_total_limit, eval_steps=eval_steps, logging_steps=logging_steps,
             keep_best=keep_best, deepspeed=resolve_deepspeed(deepspeed), seed=seed, gradient_checkpointing=gradient_checkpointing,
-            torch_compile=torch_compile, signature=dict(init=str(base), init_id=init_id(base)))
+            torch_compile=torch_compile, signature=dict(init=str(base), init_id=base_id))
     if not is_main_process(): return s
     pm = read_manifest(out/"data"/"train")
     return write_manifest(out, stage="finetune", shards=[], params=params, inputs=[base, src], seconds=time.time()-t0,
         counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"], "valid_tokens": valid_ds.manifest["n_tokens"],
                 "loss_tokens": int(train_ds.mask.sum()) if train_ds.mask is not None else pm["n_tokens"],
                 "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", init=str(base), init_id=init_id(base), source=str(src), source_note=note, **s))
+        extra=dict(final="final", init=str(base), init_id=base_id, source=str(src), source_note=note, **s))
