@@ -14,16 +14,22 @@ import numpy as np
 from .core import atomic_write, read_dataset, read_manifest, require_stage, sha256_file, stage_dir, write_manifest
 
 # %% auto #0
-__all__ = ['EOT', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPER_PARAMS', 'load_tokenizer', 'train_tokenizer', 'run_tokenizer',
-           'token_dtype', 'pack', 'PackedDataset', 'is_valid', 'phi_config', 'count_params', 'flops_per_token', 'mfu',
-           'attn_implementation', 'build_model', 'load_model']
+__all__ = ['EOT', 'TOKENIZER_FILES', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPER_PARAMS', 'PEAK_FLOPS', 'load_tokenizer',
+           'train_tokenizer', 'run_tokenizer', 'token_dtype', 'pack', 'PackedDataset', 'is_valid', 'phi_config',
+           'count_params', 'flops_per_token', 'mfu', 'measure_matmul_flops', 'detect_peak_flops', 'attn_implementation',
+           'build_model', 'load_model']
 
 # %% ../nbs/08_model.ipynb #9b248a25
 EOT = "<|endoftext|>"  # CodeGen's (and GPT-2's) document separator; also bos, eos and pad here
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")  # a folder holds a tokenizer when it has one of these
 
 def load_tokenizer(name_or_path:str|Path): # a Hub name (`Salesforce/codegen-350M-mono`) or a local folder
     "Load any Hugging Face tokenizer, with pad falling back to eos as CodeGen's has none."
     from transformers import AutoTokenizer
+    p = Path(name_or_path)
+    if p.is_dir() and not any((p/f).exists() for f in TOKENIZER_FILES):   # AutoTokenizer would return a 1-token tokenizer
+        raise FileNotFoundError(f"{p} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): a checkpoint written before "
+                                "fit saved the tokenizer in each one; copy run_dir/tokenizer/* into it")
     try: tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
         raise OSError(f"cannot load tokenizer {name_or_path!r} (offline, or no such path?): train one instead "
@@ -207,6 +213,24 @@ def flops_per_token(config, seq_len:int) -> float:
 def mfu(tokens_per_s:float, flops_tok:float, peak_flops:float, n_devices:int=1) -> float:
     "Model FLOPs utilization: achieved model FLOP/s over the devices' peak."
     return tokens_per_s * flops_tok / (peak_flops * n_devices)
+
+# %% ../nbs/08_model.ipynb #320743ad
+PEAK_FLOPS = {"H200": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12}
+
+def measure_matmul_flops(n:int=1024, reps:int=8) -> float:
+    "FLOP/s of `reps` n x n fp32 matmuls on the CPU (after one warm-up)."
+    import torch
+    a, b = torch.randn(n, n), torch.randn(n, n); a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps): a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+def detect_peak_flops(default:float|None=None, device_name:str|None=None) -> float:
+    "Peak FLOP/s of one device: from the GPU's name, else `default`, else measured on the CPU."
+    import torch
+    name = device_name or (torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+    if hit := next((v for k, v in PEAK_FLOPS.items() if k in name), None): return hit
+    return default if default is not None else measure_matmul_flops()
 
 # %% ../nbs/08_model.ipynb #c7a8593c
 def attn_implementation() -> str:

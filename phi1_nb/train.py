@@ -6,21 +6,24 @@ Docs: https://phi1-nb.github.io/phi1_nb/train.html.md"""
 
 # %% ../nbs/09_train.ipynb #988891f0
 from __future__ import annotations
-import copy, json, math, os, shutil, time
+import copy, json, math, os, shutil, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, default_data_collator
 
 from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
-from .model import (PackedDataset, build_model, count_params, flops_per_token, is_valid, load_tokenizer,
-                           mfu, pack, phi_config)
+from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
+                           load_tokenizer, mfu, pack, phi_config)
+from .checkpoints import (NO_CURVE_KEYS, RunSignature, check_signature, discard_checkpoints, last_complete_checkpoint,
+                                 load_weights, run_signature)
 
 # %% auto #0
 __all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
-           'ThroughputCallback', 'PhiTrainer', 'fit', 'check_deepspeed_config', 'pack_split', 'eval_subset',
-           'check_resume', 'resolve_deepspeed', 'run_pretrain']
+           'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'mean_train_loss', 'fit', 'check_deepspeed_config',
+           'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset', 'check_resume',
+           'resolve_deepspeed', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -45,19 +48,28 @@ def training_args(out_dir, # checkpoints go to out_dir/checkpoints
                   max_steps:int, micro_batch_size:int, effective_batch:int, learning_rate:float, warmup_steps:int,
                   weight_decay:float, max_grad_norm:float=1.0, precision:str="auto", save_steps:int=1000,
                   save_total_limit:int|None=3, eval_steps:int|None=None, logging_steps:int=10, keep_best:bool=False,
-                  deepspeed:str|None=None, seed:int=1234, **kw):
+                  deepspeed:str|None=None, seed:int=1234,
+                  gradient_checkpointing:bool=False, # recompute each layer's activations in the backward pass
+                  torch_compile:bool=False, # compile the model with torch.compile (inductor)
+                  disable_tqdm:bool|None=None, # None: the progress bar only on a terminal
+                  **kw):
     "`TrainingArguments` for the paper's recipe: AdamW, linear warmup then linear decay, clipping, accumulation."
     from transformers import TrainingArguments
     ev = dict(eval_strategy="steps", eval_steps=eval_steps, per_device_eval_batch_size=micro_batch_size) if eval_steps else dict(eval_strategy="no")
     if keep_best and eval_steps: ev.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+    cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(Path(out_dir)/"checkpoints"), max_steps=max_steps, per_device_train_batch_size=micro_batch_size,
         gradient_accumulation_steps=grad_accum_steps(effective_batch, micro_batch_size), learning_rate=learning_rate,
         lr_scheduler_type="linear", warmup_steps=warmup_steps, optim="adamw_torch", weight_decay=weight_decay,
         max_grad_norm=max_grad_norm, **precision_flags(precision), save_strategy="steps", save_steps=save_steps,
         save_total_limit=save_total_limit, logging_steps=logging_steps, logging_first_step=True, report_to="none",
-        deepspeed=deepspeed, seed=seed, data_seed=seed, dataloader_num_workers=0, disable_tqdm=True,
-        dataloader_pin_memory=torch.cuda.is_available(), **ev, **kw)
+        deepspeed=deepspeed, seed=seed, data_seed=seed, dataloader_num_workers=0,
+        disable_tqdm=not sys.stderr.isatty() if disable_tqdm is None else disable_tqdm,
+        use_cpu=not cuda,                    # without it torchrun on CPU gives N unsynchronised single-process runs
+        ddp_find_unused_parameters=False,    # every parameter of phi-1 gets a gradient: skip DDP's graph walk
+        activation_checkpointing=gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
+        torch_compile=torch_compile, dataloader_pin_memory=cuda, **ev, **kw)
 
 # %% ../nbs/09_train.ipynb #2df23ebb
 class ThroughputCallback(TrainerCallback):
@@ -86,43 +98,74 @@ class PhiTrainer(Trainer):
         super().log(logs, *a, **kw)
 
 # %% ../nbs/09_train.ipynb #f91ea8e8
-def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int, peak_flops:float=312e12, resume:bool=True,
-        callbacks:list=(), **hparams) -> dict:
+class LogAtSaves(TrainerCallback):
+    "Log at every checkpoint and at the last step, so the logged interval means cover every step."
+    def on_step_end(self, args, state, control, **kw):
+        if control.should_save or state.global_step >= state.max_steps: control.should_log = True
+
+def mean_train_loss(hist:list[dict]) -> float|None:
+    "The training loss averaged over all steps, from the per-interval means in `log_history` (resumed runs included)."
+    prev, tot = 0, 0.0
+    for h in hist:
+        if "loss" in h and h["step"] > prev: tot += h["loss"] * (h["step"] - prev); prev = h["step"]
+    return tot / prev if prev else None
+
+def _replace_dir(tmp:Path, dest:Path):
+    "Put folder `tmp` in place of `dest` by renames (the old one stays whole until the new one is complete)."
+    old = dest.with_name(dest.name + ".old")
+    if old.exists(): shutil.rmtree(old)
+    if dest.exists(): dest.rename(old)
+    tmp.rename(dest)
+    if old.exists(): shutil.rmtree(old)
+
+def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int,
+        peak_flops:float|None=None, # one device's peak FLOP/s for MFU when the GPU is not a known one (None: measured on CPU)
+        resume:bool=True, # continue the newest complete checkpoint (False: discard the checkpoints, start afresh)
+        callbacks:list=(), signature:dict|None=None, # more values a checkpoint must match to be resumed
+        **hparams) -> dict:
     "Train with `training_args(**hparams)`; save `out_dir/final`; returns a summary with the `log_history`."
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers.integrations import TensorBoardCallback
-    from transformers.trainer_utils import get_last_checkpoint
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if eval_ds is not None and len(eval_ds) == 0: eval_ds = None
     if eval_ds is None: hparams["eval_steps"] = None
     args = training_args(out, **hparams)
-    ckdir = Path(args.output_dir)
-    last = get_last_checkpoint(str(ckdir)) if resume and ckdir.exists() else None
-    tp = ThroughputCallback(seq_len, flops_per_token(model.config, seq_len), peak_flops)
-    trainer = PhiTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, throughput=tp,
-                         callbacks=[TensorBoardCallback(SummaryWriter(str(out/"tb"))), *callbacks])
+    main, ckdir = args.process_index == 0, Path(args.output_dir)
+    sig = run_signature(model, train_ds, seq_len, hparams, signature)
+    if not resume and main: discard_checkpoints(ckdir)
+    if main and (out/"final.tmp").exists(): shutil.rmtree(out/"final.tmp")   # left by a run killed while saving
+    last = last_complete_checkpoint(ckdir, quarantine=main) if resume else None
+    if last: check_signature(last, sig)
+    peak = detect_peak_flops(peak_flops)
     t0 = time.time()
-    done = last and read_json(Path(last)/"trainer_state.json")["global_step"] >= args.max_steps
-    if done:   # already finished: transformers 5 would take one step past max_steps on resume, so load instead
-        from transformers.trainer_callback import TrainerState
-        trainer.state = TrainerState.load_from_json(str(Path(last)/"trainer_state.json"))
-        if (out/"log_history.json").exists(): trainer.state.log_history = read_json(out/"log_history.json")  # + the final summary
-        trainer._load_from_checkpoint(trainer.state.best_model_checkpoint if args.load_best_model_at_end and
-                                      trainer.state.best_model_checkpoint else last)
-        res = SimpleNamespace(training_loss=next((h["train_loss"] for h in reversed(trainer.state.log_history) if "train_loss" in h), None))
-    else: res = trainer.train(resume_from_checkpoint=last)
-    final = out/"final"
-    trainer.save_model(str(final))   # every rank calls it (DeepSpeed ZeRO-3 gathers weights); rank 0 writes
-    hist = trainer.state.log_history
-    if trainer.is_world_process_zero(): tokenizer.save_pretrained(final); write_json(out/"log_history.json", hist)
+    st = read_json(last/"trainer_state.json") if last else {}
+    if st.get("global_step", -1) >= args.max_steps:
+        # finished: transformers 5 would take one step past max_steps on resume, and a Trainer that has not trained
+        # has no DeepSpeed engine to save with: load the weights into the model and save them plainly
+        best = st.get("best_model_checkpoint") if args.load_best_model_at_end else None
+        load_weights(model, ckdir/Path(best).name if best else last)
+        hist, best_ck, steps = st["log_history"], best, st["global_step"]
+        if main: tmp = out/"final.tmp"; model.save_pretrained(tmp); tokenizer.save_pretrained(tmp); _replace_dir(tmp, out/"final")
+    else:
+        cbs = [RunSignature(sig), LogAtSaves(), *callbacks]
+        if main:   # TensorBoard on rank 0 only (the other ranks would write event files of their own)
+            from torch.utils.tensorboard import SummaryWriter
+            from transformers.integrations import TensorBoardCallback
+            cbs.insert(0, TensorBoardCallback(SummaryWriter(str(out/"tb"))))
+        trainer = PhiTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+                             data_collator=default_data_collator, callbacks=cbs,   # processing_class: the tokenizer in every checkpoint
+                             throughput=ThroughputCallback(seq_len, flops_per_token(model.config, seq_len), peak))
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
+        trainer.save_model(str(out/"final.tmp"))   # every rank calls it (ZeRO-3 gathers the weights); rank 0 writes
+        if main: _replace_dir(out/"final.tmp", out/"final")
+        hist, best_ck, steps = trainer.state.log_history, trainer.state.best_model_checkpoint, trainer.state.global_step
+    if main: write_json(out/"log_history.json", hist)
     tps = [h["tokens_per_s"] for h in hist if "tokens_per_s" in h]
-    return dict(resumed_from=last and Path(last).name, steps=trainer.state.global_step, train_seconds=round(time.time()-t0, 1),
-                train_loss=res.training_loss, eval_loss=next((h["eval_loss"] for h in reversed(hist) if "eval_loss" in h), None),
-                best_checkpoint=trainer.state.best_model_checkpoint and Path(trainer.state.best_model_checkpoint).name,
-                tokens_per_s=round(sum(tps)/len(tps), 1) if tps else None, mfu=next((h["mfu"] for h in reversed(hist) if "mfu" in h), None),
-                tokens_seen=trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size * seq_len,
-                n_params=count_params(model.config), gradient_accumulation_steps=args.gradient_accumulation_steps,
-                log_history=hist)
+    eff = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return dict(resumed_from=last and last.name, steps=steps, train_seconds=round(time.time()-t0, 1),
+                train_loss=mean_train_loss(hist), eval_loss=next((h["eval_loss"] for h in reversed(hist) if "eval_loss" in h), None),
+                best_checkpoint=best_ck and Path(best_ck).name, tokens_per_s=round(sum(tps)/len(tps), 1) if tps else None,
+                mfu=next((h["mfu"] for h in reversed(hist) if "mfu" in h), None), peak_flops_used=peak,
+                tokens_seen=steps * eff * seq_len, n_params=count_params(model.config), world_size=args.world_size,
+                effective_batch=eff, gradient_accumulation_steps=args.gradient_accumulation_steps, log_history=hist)
 
 # %% ../nbs/09_train.ipynb #42a79461
 DS_AUTO_KEYS = {"train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "gradient_clipping",
@@ -158,6 +201,26 @@ def check_deepspeed_config(path, args, hidden_size:int, num_training_steps:int) 
         raise ValueError(f"{path}: train_batch_size != micro x accumulation x world size")
     return c
 
+# %% ../nbs/09_train.ipynb #2c34a8ed
+def saved_activation_bytes(model, input_ids, autocast:bool=True) -> int:
+    "Bytes of the tensors autograd saves for backward in one training forward pass (storages once, parameters excluded)."
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+    def keep(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params: seen[st.data_ptr()] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+        model.train()(input_ids=input_ids, labels=input_ids).loss
+    return sum(seen.values())
+
+def activation_memory_gib(config, micro_batch:int, seq_len:int, checkpointing:bool=False) -> float:
+    "GiB of saved activations for one micro batch under bf16 autocast with flash attention (constants measured below)."
+    d, L, V = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    per_layer, outside = 70 * d, 4 * V + 10 * d          # bytes per token
+    layers = L * 4 * d + per_layer if checkpointing else L * per_layer   # checkpointing: each layer's fp32 input, one layer live
+    return micro_batch * seq_len * (layers + outside) / 2**30
+
 # %% ../nbs/09_train.ipynb #edc6165d
 def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction:float, stage:str, mask_prompt:bool|None=None) -> tuple:
     "Pack `srcs` into out/train and out/valid (split by `is_valid`), reusing packs with the same parameters; rank 0 packs, other ranks wait."
@@ -177,12 +240,12 @@ def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction
     return tuple(dss)
 
 def _wait_for_pack(d:Path, sig:dict, timeout:float=24*3600, poll:float=10.):
-    t0 = time.time()
+    t0, k = time.time(), 0
     while time.time() - t0 < timeout:
         try:
             if read_manifest(d)["params"].get("signature") == sig: return
         except (FileNotFoundError, ValueError): pass
-        time.sleep(poll)
+        time.sleep(min(poll, 0.1 * 2**k)); k += 1   # a small pack is seen at once, a big one polled every `poll` s
     raise TimeoutError(f"rank {os.environ.get('RANK')}: rank 0 did not finish packing {d} in {timeout}s")
 
 def eval_subset(ds, max_sequences:int|None):
@@ -191,19 +254,17 @@ def eval_subset(ds, max_sequences:int|None):
     return torch.utils.data.Subset(ds, [int(i * len(ds) / max_sequences) for i in range(max_sequences)])
 
 # %% ../nbs/09_train.ipynb #76c48393
-_NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences", "peak_flops", "deepspeed", "precision"}
-
 def check_resume(out:Path, params:dict, resume:bool):
     "Refuse to resume checkpoints made with other parameters; `resume=False` removes old checkpoints."
     ck, p = out/"checkpoints", out/"checkpoints"/"stage_params.json"
-    cur = {k: v for k, v in params.items() if k not in _NO_CURVE_KEYS}
+    cur = {k: v for k, v in params.items() if k not in NO_CURVE_KEYS}
     if ck.exists() and any(ck.glob("checkpoint-*")):
         if not resume:
             if is_main_process(): shutil.rmtree(ck)
         elif p.exists() and (old := read_json(p)) != cur:
             diff = {k: (old.get(k), cur.get(k)) for k in sorted(set(old) | set(cur)) if old.get(k) != cur.get(k)}
             raise ValueError(f"{ck} holds checkpoints made with other parameters {diff} (old, new): "
-                             "pass resume=False to start over")
+                             "resume=False (--force) discards them and starts afresh")
     if is_main_process(): write_json(p, cur)
 
 def resolve_deepspeed(path:str|None) -> str|None:
@@ -236,8 +297,10 @@ def run_pretrain(run_dir, # the run folder
                  eval_steps:int=50, # evaluation loss every this many steps
                  logging_steps:int=10, # log loss, lr, tokens/s and MFU every this many steps
                  deepspeed:str|None=None, # a DeepSpeed JSON (configs/ds_zero2.json) or None
-                 peak_flops:float=2e11, # peak FLOP/s of one device, for MFU
-                 resume:bool=True, # continue from the newest checkpoint when there is one
+                 gradient_checkpointing:bool=False, # recompute activations in the backward pass (less memory, ~1/3 more compute)
+                 torch_compile:bool=False, # compile the model with torch.compile
+                 peak_flops:float=2e11, # peak FLOP/s of one device for MFU, when the GPU is not one detect_peak_flops knows
+                 resume:bool=True, # continue the newest complete checkpoint (False: discard checkpoints, start afresh)
                  seed:int=1234): # seed for initialisation, dropout and data order
     "Pretrain phi-1(-base) on CodeTextbook; writes `run_dir/pretrain/final/` and a manifest with the loss curves."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
@@ -257,7 +320,8 @@ def run_pretrain(run_dir, # the run folder
             peak_flops=peak_flops, resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size,
             effective_batch=effective_batch, learning_rate=learning_rate, warmup_steps=warmup_steps,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm, precision=precision, save_steps=save_steps, save_total_limit=save_total_limit,
-            eval_steps=eval_steps, logging_steps=logging_steps, deepspeed=resolve_deepspeed(deepspeed), seed=seed)
+            eval_steps=eval_steps, logging_steps=logging_steps, deepspeed=resolve_deepspeed(deepspeed), seed=seed,
+            gradient_checkpointing=gradient_checkpointing, torch_compile=torch_compile)
     if not is_main_process(): return s
     return write_manifest(out, stage="pretrain", shards=[], params=params, inputs=srcs, seconds=time.time()-t0,
         counts={"in": train_ds.manifest["counts"]["out"], "out": 1, "train_tokens": train_ds.manifest["n_tokens"],

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from phi1_nb.model import (PackedDataset, attn_implementation, build_model, count_params, flops_per_token, mfu, pack,
-                           phi_config, train_tokenizer)
+from phi1_nb.model import (PackedDataset, attn_implementation, build_model, count_params, detect_peak_flops, flops_per_token,
+                           mfu, pack, phi_config, train_tokenizer)
 from phi1_nb.train import fit
 
 
@@ -41,13 +41,13 @@ def row(name, tok_s, fpt, peak, extra=""):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s (default: 2e11 on CPU, 989e12 on H100, 312e12 otherwise)")
+    ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s (default: detect_peak_flops: A100 312e12, H100/H200 989e12, L40S 362e12; 2e11 on CPU)")
     ap.add_argument("--small-seq", type=int, default=128)
     a = ap.parse_args()
     torch.manual_seed(0)
     cuda = torch.cuda.is_available()
     name = torch.cuda.get_device_name() if cuda else f"CPU x{torch.get_num_threads()} threads"
-    peak = a.peak_flops or ((989e12 if "H100" in name or "H200" in name else 312e12) if cuda else 2e11)
+    peak = a.peak_flops or detect_peak_flops(312e12 if cuda else 2e11)
     print(f"device: {name}; peak {peak:.3g} FLOP/s; attention: {attn_implementation()}")
 
     # tiny: our Trainer setup vs a bare loop, on real packed stdlib code

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Pretrain phi-1 on one 8-GPU node (the paper: 8 A100s, < 4 days) or on several nodes, with DeepSpeed ZeRO.
-#   scripts/launch_pretrain.sh [RUN_DIR] [--pretrain.key value ...]
+#   scripts/launch_pretrain.sh [RUN_DIR] [--force] [--pretrain.key value ...]
 # RUN_DIR (default runs/<preset name>) is relative to the repository root; the `--section.key value` overrides go to
-# load_config(PRESET, overrides) as on the `phi1` command line (e.g. --pretrain.max_steps 24000).
+# load_config(PRESET, overrides) as on the `phi1` command line (e.g. --pretrain.max_steps 24000). --force discards
+# the stage's checkpoints and starts afresh (it is --<stage>.resume false); without it the newest complete
+# checkpoint is resumed, and one written under other parameters is refused with a message naming them.
+# Works on CPU too (LAUNCHER=torchrun NGPUS=2: two gloo processes, tests/test_distributed.py).
 #
 # Every rank runs run_pretrain (STAGE=finetune: run_finetune) with the preset's section of that name. Global
 # rank 0 packs the data into RUN_DIR/<stage>/data while the other ranks poll for its manifest, so on several
@@ -43,6 +46,9 @@ STAGE=${STAGE:-pretrain}
 PRESET=${PRESET:-paper}
 RUN_DIR=${PRESET##*/}; RUN_DIR=runs/${RUN_DIR%.y*ml}   # default: runs/<preset name>
 if [[ $# -gt 0 && $1 != -* ]]; then RUN_DIR=$1; shift; fi
+PASS=()   # the overrides, with --force spelled as the stage's resume key
+for a in "$@"; do if [[ $a == --force ]]; then PASS+=("--$STAGE.resume" false); else PASS+=("$a"); fi; done
+set -- ${PASS[@]+"${PASS[@]}"}
 CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
 

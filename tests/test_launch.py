@@ -131,6 +131,14 @@ def test_overrides_pass_through():
                                "--pretrain.precision", "bf16"]
 
 
+def test_force_discards_checkpoints():
+    "--force is the stage's resume=false (a fresh start), wherever it appears among the overrides."
+    cmd = command("runs/x", "--pretrain.max_steps", "3", "--force", LAUNCHER="torchrun", PRESET="tiny")
+    assert entry_args(cmd) == ["pretrain", "tiny", "runs/x", "--pretrain.max_steps", "3", "--pretrain.resume", "false"]
+    cmd = command("--force", script=FINETUNE, LAUNCHER="torchrun", PRESET="tiny")
+    assert entry_args(cmd) == ["finetune", "tiny", "runs/tiny", "--finetune.resume", "false"]
+
+
 def test_overrides_without_run_dir():
     cmd = command("--pretrain.max_steps", "3", LAUNCHER="torchrun", PRESET="tiny")
     assert entry_args(cmd) == ["pretrain", "tiny", "runs/tiny", "--pretrain.max_steps", "3"]
@@ -199,3 +207,21 @@ def test_error_bad_numbers_and_inputs():
     fails(LAUNCHER="torchrun", DS_CONFIG="configs/nope.json", match="DS_CONFIG=configs/nope.json: not found")
     fails(LAUNCHER="torchrun", PRESET="nope", match="PRESET=nope")
     fails(LAUNCHER="torchrun", STAGE="eval", match="STAGE=eval")
+
+
+def test_gpu_check_cpu_tiny():
+    "scripts/gpu_check.py --cpu --tiny: every part runs and stdout is one JSON object."
+    import json, sys
+    r = subprocess.run([sys.executable, str(ROOT/"scripts/gpu_check.py"), "--cpu", "--tiny"], capture_output=True, text=True,
+                       timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, r.stdout[-2000:]
+    res = json.loads(lines[0])
+    assert res["device"].startswith("cpu") and res["tiny"] is True
+    for part in ("small_train", "phi1_step", "generation", "zero2"):
+        assert "error" not in res[part], (part, res[part])
+    s = res["small_train"]
+    assert s["steps"] == 4 and s["tokens_per_s"] > 0 and 0 < s["mfu"] < 1 and s["attn"] in ("sdpa", "flash_attention_2")
+    assert res["phi1_step"]["checkpointing"]["step_s"] > 0 and res["phi1_step"]["no_checkpointing"]["predicted_activation_gib"] >= 0
+    assert res["generation"]["batch"] == 4 and res["generation"]["tokens_per_s"] > 0

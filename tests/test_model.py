@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from phi1_nb.core import write_manifest, write_shard
 from phi1_nb.model import (EOT, MODEL_CONFIGS, PAPER_PARAMS, WHITESPACE_TOKENS, PackedDataset, build_model, count_params,
-                           flops_per_token, is_valid, load_model, load_tokenizer, mfu, pack, phi_config, run_tokenizer,
+                           detect_peak_flops, flops_per_token, is_valid, load_model, load_tokenizer, mfu, pack, phi_config, run_tokenizer,
                            token_dtype, train_tokenizer)
 
 STDLIB = sorted(Path(os.__file__).parent.glob("*.py"))
@@ -48,9 +48,24 @@ def test_whitespace_runs_are_single_tokens(tok):
     assert tok.eos_token == tok.bos_token == tok.pad_token == EOT
 
 
-def test_tokenizer_errors():
+def test_tokenizer_errors(tmp_path):
     with pytest.raises(ValueError, match="too small"): train_tokenizer(["x"], vocab_size=100)
     with pytest.raises(OSError, match="train one instead"): load_tokenizer("/no/such/tokenizer")
+    # a model folder without tokenizer files: AutoTokenizer would give a 1-token GPT2Tokenizer that encodes code to []
+    build_model(phi_config("tiny", train_tokenizer(["def f(): pass"] * 3, vocab_size=300))).save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"): load_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("name,peak", [("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA A100-PCIE-40GB", 312e12),
+                                       ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
+                                       ("NVIDIA H200", 989e12), ("NVIDIA L40S", 362e12), ("Tesla V100-SXM2-16GB", 1.25e14)])
+def test_detect_peak_flops(name, peak):
+    assert detect_peak_flops(1.25e14, device_name=name) == peak
+
+
+def test_peak_flops_measured_on_cpu_without_default():
+    if torch.cuda.is_available(): pytest.skip("a GPU is present")
+    assert 1e8 < detect_peak_flops(None) < 1e14 and detect_peak_flops(2e11) == 2e11
 
 
 def test_run_tokenizer_stage(tmp_path):

@@ -9,7 +9,9 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from phi1_nb.core import find_configs_dir, load_config, read_manifest, write_manifest, write_shard
 from phi1_nb.finetune import run_finetune
 from phi1_nb.model import PackedDataset, build_model, pack, phi_config, run_tokenizer, train_tokenizer
+from phi1_nb.model import load_tokenizer
 from phi1_nb.train import (check_deepspeed_config, fit, grad_accum_steps, precision_flags, run_pretrain, training_args)
+import phi1_nb.train as train_mod
 
 STDLIB = sorted(Path(os.__file__).parent.glob("*.py"))
 CONFIGS = find_configs_dir()
@@ -60,6 +62,78 @@ def test_resume_continues_the_same_loss_curve(data, tmp_path):
     full, first, resumed = runs
     assert first["steps"] == 4 and resumed["resumed_from"] == "checkpoint-4" and resumed["steps"] == 8
     assert _losses(resumed) == _losses(full)   # bit-identical curve, steps 1-4 from the checkpoint's log_history
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-9)   # the mean over all 8 steps, not steps 5-8
+    assert resumed["train_loss"] == pytest.approx(sum(_losses(full)) / 8, rel=1e-9)
+
+
+def _fresh(tok, **kw):
+    torch.manual_seed(0)
+    return build_model(phi_config("tiny", tok, dropout=0.0))
+
+
+def test_resume_skips_half_written_checkpoints(data, tmp_path):
+    "Checkpoints killed while saving are skipped with a warning; the newest complete one is resumed, the curve unchanged."
+    tok, ds = data
+    hp = dict(max_steps=3, save_steps=1, save_total_limit=None, **HP)
+    full = fit(_fresh(tok), tok, ds, None, tmp_path/"a", **hp)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"b", callbacks=[StopAt(3)], **hp)
+    cks = tmp_path/"b/checkpoints"
+    (cks/"checkpoint-3/trainer_state.json").unlink()                      # killed before the state was written
+    f = cks/"checkpoint-2/model.safetensors"
+    with open(f, "r+b") as fh: fh.truncate(f.stat().st_size // 2)          # killed while writing the weights
+    with pytest.warns(UserWarning, match="skipping incomplete checkpoint") as w:
+        again = fit(_fresh(tok), tok, ds, None, tmp_path/"b", **hp)
+    assert sum("skipping incomplete" in str(x.message) for x in w) == 2
+    assert again["resumed_from"] == "checkpoint-1" and again["steps"] == 3
+    assert _losses(again) == _losses(full)
+    assert sorted(p.name[:23] for p in cks.iterdir() if p.name.startswith("incomplete-")) == ["incomplete-checkpoint-2", "incomplete-checkpoint-3"]
+
+
+def test_resume_refuses_other_parameters_and_force_starts_afresh(data, tmp_path):
+    "The stale-reuse finding: a rerun with another seed (or data) must not continue the old checkpoint."
+    tok, ds = data
+    hp = dict(max_steps=4, save_steps=2, **HP)
+    first = fit(_fresh(tok), tok, ds, None, tmp_path, seed=1234, **hp)
+    with pytest.raises(ValueError, match=r"seed: 1234 -> 7.*resume=False"):
+        fit(_fresh(tok), tok, ds, None, tmp_path, seed=7, **hp)
+    with pytest.raises(ValueError, match="data: "):
+        fit(_fresh(tok), tok, torch.utils.data.Subset(ds, list(range(16))), None, tmp_path, seed=1234, **hp)
+    fit(_fresh(tok), tok, ds, None, tmp_path, seed=1234, **{**hp, "logging_steps": 2})   # bookkeeping may change
+    fresh = fit(_fresh(tok), tok, ds, None, tmp_path, seed=7, resume=False, **hp)
+    assert fresh["resumed_from"] is None and fresh["steps"] == 4 and _losses(fresh) != _losses(first)
+
+
+def test_finished_rerun_needs_no_trainer(data, tmp_path, monkeypatch):
+    "A finished run is loaded, not trained: no Trainer (under DeepSpeed: no engine) reaches save_model."
+    tok, ds = data
+    hp = dict(max_steps=4, save_steps=2, **HP)
+    first = fit(_fresh(tok), tok, ds, None, tmp_path, **hp)
+    class NoTrainer:
+        def __init__(self, *a, **kw): raise AssertionError("a finished run built a Trainer")
+    monkeypatch.setattr(train_mod, "PhiTrainer", NoTrainer)
+    model = _fresh(tok)
+    again = fit(model, tok, ds, None, tmp_path, **hp)
+    assert again["resumed_from"] == "checkpoint-4" and again["train_loss"] == first["train_loss"]
+    want = AutoModelForCausalLM.from_pretrained(tmp_path/"checkpoints/checkpoint-4").state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())      # the caller's model holds the weights
+    assert (tmp_path/"final/tokenizer.json").exists() and not (tmp_path/"final.tmp").exists()
+
+
+def test_checkpoints_carry_the_tokenizer(data, tmp_path):
+    tok, ds = data
+    fit(_fresh(tok), tok, ds, None, tmp_path, max_steps=2, save_steps=1, save_total_limit=None, **HP)
+    code = "def f(x):\n    return x + 1\n"
+    for ck in ("checkpoint-1", "checkpoint-2", "../final"):
+        t = load_tokenizer(tmp_path/"checkpoints"/ck)
+        assert t(code)["input_ids"] == tok(code)["input_ids"] != []
+
+
+def test_gradient_checkpointing_same_curve(data, tmp_path):
+    tok, ds = data
+    hp = dict(max_steps=3, save_steps=100, **HP)
+    a = fit(_fresh(tok), tok, ds, None, tmp_path/"a", **hp)
+    b = fit(_fresh(tok), tok, ds, None, tmp_path/"b", gradient_checkpointing=True, **hp)
+    assert _losses(b) == pytest.approx(_losses(a), rel=1e-5)
 
 
 def test_batch_and_precision():
@@ -139,8 +213,22 @@ def test_pretrain_and_finetune_stages(tmp_path):
 
     f = run_finetune(rd, max_steps=6, save_steps=3, eval_steps=3, warmup_steps=1, valid_fraction=0.2, **common)
     assert "WITHOUT decontamination" in f["source_note"] and f["source"].endswith("synth/exercises")
+    assert f["init"].endswith("pretrain/final")
     assert 0 < f["counts"]["loss_tokens"] < f["counts"]["train_tokens"] and f["best_checkpoint"] in ("checkpoint-3", "checkpoint-6")
     assert read_manifest(rd/"finetune")["stage"] == "finetune"
     assert AutoModelForCausalLM.from_pretrained(rd/"finetune/final") is not None
     with pytest.raises(ValueError, match="multiple of eval_steps"):
         run_finetune(rd, max_steps=6, save_steps=4, eval_steps=3, **common)
+
+    # phi-1-base is a checkpoint (the paper: step 24,000 of 36,000): finetune from pretrain's checkpoint-3
+    ft = dict(max_steps=2, save_steps=1, eval_steps=1, warmup_steps=1, valid_fraction=0.2, **common)
+    g = run_finetune(rd, init="pretrain/checkpoints/checkpoint-3", resume=False, **ft)
+    assert g["init"].endswith("pretrain/checkpoints/checkpoint-3") and g["steps"] == 2
+    with pytest.raises(FileNotFoundError, match="no such model"): run_finetune(rd, init="pretrain/checkpoints/checkpoint-99", **ft)
+    # a checkpoint without tokenizer files (written before they were saved in each) is refused, not read as a 1-token tokenizer
+    for f_ in rd.glob("pretrain/checkpoints/checkpoint-3/*token*"): f_.unlink()
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"): run_finetune(rd, init="pretrain/checkpoints/checkpoint-3", **ft)
+    # the same init name on other weights (pretrain run again from scratch) does not resume the old finetuning
+    run_finetune(rd, resume=False, **ft)
+    run_pretrain(rd, max_steps=6, save_steps=3, eval_steps=3, warmup_steps=1, valid_fraction=0.2, seed=5, resume=False, **common)
+    with pytest.raises(ValueError, match="init_id"): run_finetune(rd, **ft)
