@@ -221,3 +221,26 @@ IMPORTS = {
     "10_eval.ipynb": "from phi1_nb.eval import pass_at_k\nfrom phi1_nb.sandbox import run_program",
     "13_ablation.ipynb": "from phi1_nb.ablation import paired_bootstrap",
 }
+
+# a figure at the top of the section, to predict from (stage notebooks only)
+FIGURES = {
+    "07_dedup.ipynb": """import numpy as np, matplotlib.pyplot as plt
+from phi1_nb.dedup import lsh_params
+b, r = lsh_params(0.7, 128); s = np.linspace(0, 1, 101)
+plt.figure(figsize=(5, 3)); plt.plot(s, 1 - (1 - s**r)**b); plt.axvline(0.7, ls="--", color="gray")
+plt.xlabel("Jaccard similarity of a pair"); plt.ylabel("P(pair becomes a candidate)")
+plt.title(f"MinHash LSH at threshold 0.7: {b} bands x {r} rows"); plt.show()""",
+    "08_model.ipynb": """import matplotlib.pyplot as plt
+from phi1_nb.model import PAPER_PARAMS
+sizes = ["phi-1-small", "phi-1"]; cfgs = [phi_config(n, vocab_size=51200) for n in sizes]
+emb = [count_params(c) - count_params(c, exclude_embeddings=True) for c in cfgs]; rest = [count_params(c) - e for c, e in zip(cfgs, emb)]
+plt.figure(figsize=(5, 3)); plt.bar(sizes, rest, label="layers + output"); plt.bar(sizes, emb, bottom=rest, label="input embedding")
+plt.scatter(sizes, [PAPER_PARAMS[n] for n in sizes], color="black", zorder=3, label="the paper's size")
+plt.ylabel("parameters"); plt.title("Where the parameters are"); plt.legend(); plt.show()""",
+    "13_ablation.ipynb": """import matplotlib.pyplot as plt
+from phi1_nb.exercises import _losses
+raw, filt = _losses(); keys = sorted(raw)
+plt.figure(figsize=(4, 4)); plt.scatter([raw[k] for k in keys], [filt[k] for k in keys], s=8)
+lo, hi = min(raw.values()), max(raw.values()); plt.plot([lo, hi], [lo, hi], "--", color="gray")
+plt.xlabel("loss, raw arm"); plt.ylabel("loss, filtered arm"); plt.title("Per-problem losses of two arms (made up)"); plt.show()""",
+}
