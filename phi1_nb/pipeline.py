@@ -117,13 +117,15 @@ class StageProgress:
         self.file = file or sys.stderr
         self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
         self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
-                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed} {postfix}") if self.tty else None
+                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
     def status(self) -> str:
         "`done/total cells, elapsed, ETA` as one line."
         el = time.time() - self.t0
         eta = eta_seconds(self.last, self.done, self.total, el)
-        return (f"{self.done}/{self.total} cells, {_fmt(el)} elapsed, " +
-                (f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})" if self.last else "ETA unknown (no earlier run)"))
+        if not self.last: tail = "ETA unknown (no earlier run)"
+        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
+        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
+        return f"{self.done}/{self.total} cells, {_fmt(el)} elapsed, {tail}"
     def cell_done(self, cell=None, cell_index=None, **kw):
         "nbclient's `on_cell_complete` hook: one more code cell finished."
         self.done += 1
