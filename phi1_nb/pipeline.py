@@ -85,10 +85,10 @@ def _fmt(s:float|None) -> str:
     s = int(round(s)); return f"{s//60}m{s%60:02d}s" if s >= 60 else f"{s}s"
 
 def eta_seconds(last:list[float]|None, # the cell durations of the last run, in cell order
-                done:int, total:int, elapsed:float) -> float|None:
-    "Seconds left: the last run's time for the cells not done yet (or its total minus elapsed if the cells changed)."
+                done:int, total:int, elapsed:float, in_cell:float=0.) -> float|None:
+    "Seconds left: the last run's time for the cells not done yet, less the time already in the current one (or the last total minus elapsed if the cells changed)."
     if not last: return None
-    if len(last) == total: return float(sum(last[done:]))
+    if len(last) == total: return max(float(sum(last[done:])) - in_cell, 0.0)
     return max(float(sum(last)) - elapsed, 0.0)
 
 def cell_durations(nb_path) -> list[float]|None:
@@ -110,30 +110,38 @@ def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
     except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
 
 class StageProgress:
-    "Cells done of all code cells of one stage, with an ETA from the last run: a tqdm bar on a TTY, else a line per 30 s."
+    "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
     def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None, every:float=30.):
         from tqdm.auto import tqdm
         self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
+        self.t_cell = self.t0
         self.file = file or sys.stderr
         self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
         self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
                         bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
+        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
+        self._stop = threading.Event()
+        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
     def status(self) -> str:
         "`done/total cells, elapsed, ETA` as one line."
         el = time.time() - self.t0
-        eta = eta_seconds(self.last, self.done, self.total, el)
+        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
         if not self.last: tail = "ETA unknown (no earlier run)"
         elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
         else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
         return f"{self.done}/{self.total} cells, {_fmt(el)} elapsed, {tail}"
+    def _show(self, step:int=0, force:bool=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.status().split(", ", 2)[2], refresh=False); self.bar.update(step); self.bar.refresh()
+        elif force or time.time() - self.shown >= self.every:
+            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
+    def _beat(self):
+        while not self._stop.wait(1. if self.tty else self.every): self._show()
     def cell_done(self, cell=None, cell_index=None, **kw):
         "nbclient's `on_cell_complete` hook: one more code cell finished."
-        self.done += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(self.status().split(", ", 2)[2], refresh=False); self.bar.update(1)
-        elif time.time() - self.shown >= self.every or self.done == self.total:
-            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
+        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
     def close(self):
+        self._stop.set()
         if self.bar is not None: self.bar.close()
 
 def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None, **kw):
