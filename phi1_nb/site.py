@@ -72,7 +72,8 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
         tmp_out = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp_out, ignore_errors=True)
         (work/"mkdocs.yml").write_text(yaml.safe_dump(mkdocs_config(title, nav, tmp_out, docs), sort_keys=False))
-        r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")], capture_output=True,
+                           text=True, cwd=work)   # mkdocs-jupyter caches into ./.cache: the scratch folder, not the repository
         if r.returncode: raise RuntimeError(f"mkdocs build failed:\n{r.stderr[-3000:]}")
         (tmp_out/"phi1_pages.json").write_text(json.dumps(pages, indent=1))   # what check_site opens
         shutil.rmtree(out, ignore_errors=True); os.replace(tmp_out, out)   # the old site stays until the new one is complete
