@@ -173,6 +173,7 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  log=print) -> dict:
     "Execute the stage notebooks in order into `runs/<name>/`; returns the run summary."
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
@@ -202,12 +203,14 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
         try:
             execute_stage(nbs/nb, out_nb, dict(run_dir=str(run_dir), **params), nbs, bar, prepare_only=prepare_only,
                           execution_timeout=cfg.pipeline.execution_timeout, report_mode=False)
-        except pm.PapermillExecutionError as e:
+        except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, or the kernel died
             secs = time.time() - t0
-            summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb),
-                                          error=f"{e.ename}: {e.evalue}"))
+            why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
+                   f"a cell ran past pipeline.execution_timeout={cfg.pipeline.execution_timeout}s" if isinstance(e, CellTimeoutError)
+                   else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
+            summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb), error=why))
             write_json(run_dir/"summary.json", summary)
-            raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {e.ename}: {e.evalue}\n"
+            raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {why}\n"
                               f"open {out_nb} to see the failing cell; rerun the same command to resume") from None
         finally:
             if bar is not None: bar.close()

@@ -22,3 +22,12 @@ def test_stage_reports_cells_and_kernel_is_quiet(tmp_path, capfd):
     save_timings(tmp_path, "demo", tmp_path/"out.ipynb")
     t = last_timings(tmp_path, "demo", None)
     assert len(t) == 4 and t[2] >= 0.2 and json.loads((tmp_path/"timings.json").read_text())["demo"] == t
+
+
+def test_a_cell_past_the_timeout_is_a_failed_stage(tmp_path):
+    from phi1_nb.pipeline import StageFailed, run_pipeline
+    over = {"run": {"runs_dir": str(tmp_path), "name": "t"}, "corpus": {"limit": 30}, "pipeline": {"execution_timeout": 1}}
+    try: run_pipeline("tiny", over, stages="corpus", log=lambda *a: None); raise AssertionError("no StageFailed")
+    except StageFailed as e: assert "execution_timeout=1s" in str(e) and "resume" in str(e)
+    s = json.loads((tmp_path/"t"/"summary.json").read_text())
+    assert s["stages"][-1]["status"] == "failed" and "execution_timeout" in s["stages"][-1]["error"]
