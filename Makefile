@@ -1,4 +1,4 @@
-# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Two commands set everything up on a fresh machine: `make demo` and `make test` (`make site` renders the demo's notebooks).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= tiny
 
-.PHONY: demo test install check-clean nbtest pytest export clean-nbs
+.PHONY: demo site test install check-clean nbtest pytest export clean-nbs
 
 # (re)installs when .venv is missing or pyproject.toml's content changed since the last install
 install:
@@ -20,6 +20,10 @@ install:
 
 demo: install
 	$(BIN)/phi1 pipeline --preset $(PRESET)
+
+# the executed walkthrough of `make demo` as a static site in _site/ (open _site/index.html), checked in headless Chromium
+site: install
+	$(BIN)/python scripts/make_site.py --run runs/$(PRESET) --out _site
 
 # fails when the committed notebooks are not clean or phi1_nb/ is not what nbdev-export writes
 check-clean: install

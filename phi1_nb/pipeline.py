@@ -13,6 +13,7 @@ from .core import Config, load_config, read_manifest, seed_everything, write_jso
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
+           'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'execute_stage',
            'StageFailed', 'run_pipeline', 'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
@@ -78,6 +79,82 @@ def check_stage(stage:str, cfg:Config|None=None, nbs:Path|None=None) -> list[str
     probs += [f"{stage}: config key {k!r} is not in the notebook's parameters cell" for k in sorted(keys - nb_keys)]
     return probs
 
+# %% ../nbs/11_pipeline.ipynb #a5c427c5
+def _fmt(s:float|None) -> str:
+    if s is None: return "?"
+    s = int(round(s)); return f"{s//60}m{s%60:02d}s" if s >= 60 else f"{s}s"
+
+def eta_seconds(last:list[float]|None, # the cell durations of the last run, in cell order
+                done:int, total:int, elapsed:float, in_cell:float=0.) -> float|None:
+    "Seconds left: the last run's time for the cells not done yet, less the time already in the current one (or the last total minus elapsed if the cells changed)."
+    if not last: return None
+    if len(last) == total: return max(float(sum(last[done:])) - in_cell, 0.0)
+    return max(float(sum(last)) - elapsed, 0.0)
+
+def cell_durations(nb_path) -> list[float]|None:
+    "The code cells' durations papermill recorded in an executed notebook (None if it is missing or unfinished)."
+    try: nb = json.loads(Path(nb_path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError): return None
+    d = [c.get("metadata", {}).get("papermill", {}).get("duration") for c in nb["cells"] if c["cell_type"] == "code"]
+    return None if not d or any(x is None for x in d) else [float(x) for x in d]
+
+def save_timings(run_dir:Path, stage:str, nb_path):
+    "Keep a finished stage's cell durations in `run_dir/timings.json` for the next run's ETA."
+    if (d := cell_durations(nb_path)) is None: return
+    t = (json.loads((run_dir/"timings.json").read_text()) if (run_dir/"timings.json").exists() else {})
+    write_json(run_dir/"timings.json", {**t, stage: d})
+
+def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
+    "The stage's cell durations from the last finished run (timings.json, else the executed notebook left there)."
+    try: return json.loads((run_dir/"timings.json").read_text())[stage]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
+
+class StageProgress:
+    "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
+    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None, every:float=30.):
+        from tqdm.auto import tqdm
+        self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
+        self.t_cell = self.t0
+        self.file = file or sys.stderr
+        self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
+        self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
+                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
+        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
+        self._stop = threading.Event()
+        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
+    def status(self) -> str:
+        "`done/total cells, elapsed, ETA` as one line."
+        el = time.time() - self.t0
+        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
+        if not self.last: tail = "ETA unknown (no earlier run)"
+        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
+        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
+        return f"{self.done}/{self.total} cells, {_fmt(el)} elapsed, {tail}"
+    def _show(self, step:int=0, force:bool=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.status().split(", ", 2)[2], refresh=False); self.bar.update(step); self.bar.refresh()
+        elif force or time.time() - self.shown >= self.every:
+            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
+    def _beat(self):
+        while not self._stop.wait(1. if self.tty else self.every): self._show()
+    def cell_done(self, cell=None, cell_index=None, **kw):
+        "nbclient's `on_cell_complete` hook: one more code cell finished."
+        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
+    def close(self):
+        self._stop.set()
+        if self.bar is not None: self.bar.close()
+
+def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None, **kw):
+    "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
+    import papermill as pm, tempfile
+    from jupyter_client import AsyncKernelManager
+    with tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
+        class QuietKernelManager(AsyncKernelManager):
+            def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
+        hook = dict(on_cell_complete=progress.cell_done) if progress else {}
+        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+                                   progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
+
 # %% ../nbs/11_pipeline.ipynb #b4ae3180
 class StageFailed(RuntimeError):
     "A stage notebook raised; the message names the executed notebook to open."
@@ -96,6 +173,7 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  log=print) -> dict:
     "Execute the stage notebooks in order into `runs/<name>/`; returns the run summary."
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
@@ -120,18 +198,24 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                                           counts=m.get("counts"), drops=m.get("drops"))); continue
         rerun, t0 = True, time.time()
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
+        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs/nb).read_text())["cells"]) + 1  # + injected parameters
+        bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code, last_timings(run_dir, stage, out_nb))
         try:
-            pm.execute_notebook(str(nbs/nb), str(out_nb), parameters=dict(run_dir=str(run_dir), **params),
-                                kernel_name="python3", cwd=str(nbs), prepare_only=prepare_only, progress_bar=False,
-                                execution_timeout=cfg.pipeline.execution_timeout, report_mode=False)
-        except pm.PapermillExecutionError as e:
+            execute_stage(nbs/nb, out_nb, dict(run_dir=str(run_dir), **params), nbs, bar, prepare_only=prepare_only,
+                          execution_timeout=cfg.pipeline.execution_timeout, report_mode=False)
+        except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, or the kernel died
             secs = time.time() - t0
-            summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb),
-                                          error=f"{e.ename}: {e.evalue}"))
+            why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
+                   f"a cell ran past pipeline.execution_timeout={cfg.pipeline.execution_timeout}s" if isinstance(e, CellTimeoutError)
+                   else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
+            summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb), error=why))
             write_json(run_dir/"summary.json", summary)
-            raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {e.ename}: {e.evalue}\n"
+            raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {why}\n"
                               f"open {out_nb} to see the failing cell; rerun the same command to resume") from None
+        finally:
+            if bar is not None: bar.close()
         secs = time.time() - t0
+        if not prepare_only: save_timings(run_dir, stage, out_nb)
         rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(secs, 2), notebook=str(out_nb))
         if not prepare_only:
             m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))

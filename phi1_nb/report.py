@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import read_json, read_manifest, stage_dir, write_json, write_manifest, atomic_write
 
 # %% auto #0
-__all__ = ['PAPER', 'stage_rows', 'collect', 'eval_rows', 'to_markdown', 'run_report']
+__all__ = ['PAPER', 'stage_rows', 'report_figures', 'to_html', 'collect', 'eval_rows', 'to_markdown', 'run_report']
 
 # %% ../nbs/14_report.ipynb #20569695
 PAPER = {  # the paper's figures that a run can be compared with (PAPER.md)
@@ -41,6 +41,134 @@ def stage_rows(run_dir) -> list[dict]:
                          drops=", ".join(f"{k}: {v}" for k, v in (m.get("drops") or {}).items()), seconds=m.get("seconds")))
     return rows
 
+# %% ../nbs/14_report.ipynb #f72c8b1f
+def _ablation(rd:Path) -> dict|None:
+    "The ablation's results.json: the arms/pairs schema, the older comparison-only one, or None."
+    a = _get(rd/"ablation"/"results.json")
+    if not a: return None
+    return dict(arms=a.get("arms"), pairs=a.get("pairs"), comparison=a.get("comparison"),
+                figure=str(rd/"ablation"/"ablation.png") if (rd/"ablation"/"ablation.png").exists() else None)
+
+def _figure(out:Path, name:str, draw, size=(6, 3.2)) -> str:
+    "Draw `draw(fig)` on a backend-free matplotlib Figure, save `out/figures/name.png`; the page's relative path."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=size, layout="constrained"); draw(fig)
+    (out/"figures").mkdir(parents=True, exist_ok=True)
+    with atomic_write(out/"figures"/f"{name}.png") as f: fig.savefig(f, format="png", dpi=110)
+    return f"figures/{name}.png"
+
+def _losses(fig, r):
+    for ax, k in zip(fig.subplots(1, 2), ("pretrain", "finetune")):
+        c = r.get(k) or {}
+        if c.get("train"): ax.plot(*zip(*c["train"]), label="train")
+        if c.get("eval"): ax.plot(*zip(*c["eval"]), "o-", label="held-out")
+        ax.set(title=k if c else f"{k}: missing", xlabel="step", ylabel="loss")
+        if c: ax.legend()
+
+def _confusion(fig, cm):
+    ax = fig.subplots(); ax.imshow(cm, cmap="Blues")
+    for i in range(2):
+        for j in range(2): ax.text(j, i, cm[i][j], ha="center", va="center", fontsize=14)
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["low", "high"], yticklabels=["low", "high"],
+           xlabel="forest (score >= cut)", ylabel="judge's label", title="filter: held-out confusion matrix")
+
+def _scores(fig, corpus, held, cut):
+    import numpy as np
+    axs = fig.subplots(1, 2)
+    axs[0].hist(corpus, bins=30, color="gray"); axs[0].axvline(cut, color="red", ls="--", label=f"cut {cut:g}")
+    axs[0].set(title=f"corpus: {len(corpus)} files", xlabel="educational value", ylabel="files"); axs[0].legend()
+    y, s = np.asarray(held.get("label", [])) >= .5, np.asarray(held.get("score", []))
+    for m, lab in ((~y, "judge: low"), (y, "judge: high")):
+        if m.any(): axs[1].hist(s[m], bins=20, range=(0, 1), alpha=.6, label=lab)
+    axs[1].set(title="held-out labels", xlabel="forest score"); axs[1].legend()
+
+def _passk(fig, ev):
+    ax, names = fig.subplots(), []
+    for m, s in ev["models"].items():
+        for k in sorted((k for k in s if k.startswith("pass@") and not k.endswith("_ci95")), key=lambda k: int(k[5:])):
+            lo, hi = s.get(f"{k}_ci95") or (s[k], s[k])
+            ax.errorbar([len(names)], [s[k]], yerr=[[s[k] - lo], [hi - s[k]]], fmt="o", capsize=6); names.append(f"{m}\n{k}")
+    st = ev.get("self_test") or {}
+    for k, lab in (("canonical_pass@1", "canonical\n(self-test)"), ("corrupted_pass@1", "corrupted\n(self-test)")):
+        if st.get(k) is not None: ax.plot([len(names)], [st[k]], "s", color="gray"); names.append(lab)
+    ax.set(ylabel="pass rate", title="pass@k with 95% bootstrap intervals", xticks=range(len(names)), ylim=(-.05, 1.05))
+    ax.set_xticklabels(names, fontsize=8)
+
+def _arms(fig, arms):
+    ax = fig.subplots(); names = list(arms)
+    means = [arms[n].get("loss_mean") for n in names]; ci = [arms[n].get("loss_ci") or (m, m) for n, m in zip(names, means)]
+    ax.errorbar(range(len(names)), means, yerr=[[m - c[0] for m, c in zip(means, ci)], [c[1] - m for m, c in zip(means, ci)]],
+                fmt="o", capsize=6)
+    ax.set(xticks=range(len(names)), xticklabels=names, ylabel="HumanEval solution loss", title="ablation arms (95% CI)")
+
+def report_figures(r:dict, run_dir, out) -> dict:
+    "Draw the run's figures into `out/figures/`: `{name: relative path}` for each result the run has."
+    import numpy as np, shutil
+    rd, out, figs = Path(run_dir), Path(out), {}
+    if r.get("pretrain") or r.get("finetune"): figs["losses"] = _figure(out, "losses", lambda f: _losses(f, r), (9, 3.2))
+    flt = r.get("filter") or {}
+    if flt.get("confusion"): figs["confusion"] = _figure(out, "filter_confusion", lambda f: _confusion(f, flt["confusion"]), (4, 3.4))
+    npz = sorted((rd/"filter"/"scores").glob("*.npz")) if (rd/"filter"/"scores").exists() else []
+    corpus = np.concatenate([np.load(p)["score"] for p in npz]) if npz else np.zeros(0)
+    held = _get(rd/"filter"/"model"/"heldout.json") or {}
+    if len(corpus) or held.get("score"):
+        cut = float((((_get(rd/"filter"/"manifest.json") or {}).get("params") or {}).get("threshold")) or .5)
+        figs["scores"] = _figure(out, "filter_scores", lambda f: _scores(f, corpus, held, cut), (9, 3.2))
+    if (r.get("eval") or {}).get("models"): figs["pass_at_k"] = _figure(out, "pass_at_k", lambda f: _passk(f, r["eval"]))
+    ab = r.get("ablation_results") or {}
+    if ab.get("figure"):
+        (out/"figures").mkdir(parents=True, exist_ok=True); shutil.copyfile(ab["figure"], out/"figures"/"ablation.png")
+        figs["ablation"] = "figures/ablation.png"
+    elif ab.get("arms"): figs["ablation"] = _figure(out, "ablation", lambda f: _arms(f, ab["arms"]))
+    return figs
+
+# %% ../nbs/14_report.ipynb #735831db
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+        "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.paper{color:#555;font-style:italic}"
+        ".missing{color:#a33}")
+
+def _table(rows) -> str:
+    "An HTML table of a list of dicts (or a dict: one row per key)."
+    import html
+    if isinstance(rows, dict): rows = [{"key": k, "value": v} for k, v in rows.items()]
+    rows = [x for x in rows or [] if isinstance(x, dict)]
+    if not rows: return '<p class="missing">(none)</p>'
+    cols = list(dict.fromkeys(c for x in rows for c in x))
+    cell = lambda v: "" if v is None else html.escape(f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+    return ("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>" +
+            "".join("<tr>" + "".join(f"<td>{cell(x.get(c))}</td>" for c in cols) + "</tr>" for x in rows) + "</table>")
+
+def to_html(r:dict, figs:dict) -> str:
+    "The report as one HTML page: tables and the figures of `report_figures` (relative paths)."
+    import html
+    img = lambda k, alt: f'<img src="{figs[k]}" alt="{alt}">' if k in figs else ""
+    paper = lambda k: f'<p class="paper">paper: {html.escape(json.dumps(PAPER[k]) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
+    miss = '<p class="missing">missing: the stage did not run or left no result</p>'
+    flt, ev, ab = r.get("filter"), r.get("eval"), r.get("ablation_results")
+    s = [f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{_CSS}</style></head><body>",
+         f"<h1>Run report</h1><p><code>{html.escape(r['run_dir'])}</code></p>", "<h2>Stages</h2>", _table(r["stages"]),
+         "<h2>Filter</h2>", paper("filter")]
+    s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}), img("confusion", "confusion matrix"),
+          img("scores", "score histogram")] if flt else [miss]
+    s += ["<h2>Synthetic data</h2>", paper("synth"),
+          _table([{"kind": k, **{kk: vv for kk, vv in (v.get("diversity") or {}).items() if not isinstance(vv, (list, dict))}}
+                  for k, v in r["synth"].items()]) if r.get("synth") else miss]
+    s += ["<h2>Decontamination: the tau table</h2>", paper("decontaminate"),
+          _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))} for x in r["decontaminate"]])
+          if isinstance(r.get("decontaminate"), list) else miss]
+    s += ["<h2>Training</h2>", paper("pretrain"), paper("finetune"), img("losses", "loss curves") or miss]
+    s += ["<h2>Evaluation: pass@k</h2>", _table(eval_rows(ev)) + img("pass_at_k", "pass@k") if ev else miss]
+    s += ["<h2>Ablation</h2>", paper("ablation")]
+    if ab:
+        s += [img("ablation", "ablation figure")]
+        if ab.get("arms"): s += ["<h3>Arms</h3>", _table([{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}}
+                                                        for k, v in ab["arms"].items()])]
+        if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
+        if ab.get("comparison"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
+    else: s += [miss]
+    return "\n".join(s + ["</body></html>"])
+
 # %% ../nbs/14_report.ipynb #4ae7487c
 def _curve(d:Path):
     h = _get(d/"log_history.json") or []
@@ -60,7 +188,8 @@ def collect(run_dir) -> dict:
     r["pretrain"] = _curve(rd/"pretrain") if (rd/"pretrain"/"log_history.json").exists() else None
     r["finetune"] = _curve(rd/"finetune") if (rd/"finetune"/"log_history.json").exists() else None
     r["eval"] = _get(rd/"eval"/"summary.json")
-    r["ablation"] = (_get(rd/"ablation"/"results.json") or {}).get("comparison")
+    ab = r["ablation_results"] = _ablation(rd)
+    r["ablation"] = (ab.get("comparison") or {k: ab[k] for k in ("arms", "pairs") if ab.get(k)} or None) if ab else None
     return r
 
 def _md_table(rows:list[dict]) -> str:
@@ -90,11 +219,13 @@ def to_markdown(r:dict) -> str:
     return "\n".join(out)
 
 def run_report(run_dir): # the run folder
-    "Gather every stage's results into `run_dir/report/` (report.json, report.md)."
+    "Gather every stage's results into `run_dir/report/` (report.json, report.md, report.html + figures/)."
     t0, out = time.time(), stage_dir(run_dir, "report")
     r = collect(run_dir)
     write_json(out/"report.json", r)
     with atomic_write(out/"report.md", "w") as f: f.write(to_markdown(r))
+    figs = report_figures(r, run_dir, out)
+    with atomic_write(out/"report.html", "w") as f: f.write(to_html(r, figs))
     missing = [k for k in ("filter", "synth", "decontaminate", "pretrain", "finetune", "eval", "ablation") if r.get(k) is None]
     return write_manifest(out, stage="report", shards=[], seconds=time.time() - t0, counts={"in": len(r["stages"]), "out": 1},
-                          extra=dict(missing=missing))
+                          extra=dict(missing=missing, figures=figs))

@@ -34,3 +34,15 @@ def test_pipeline_end_to_end_with_failure_and_resume(tmp_path):
     assert (rd / "pretrain" / "final" / "config.json").exists() and (rd / "finetune" / "final" / "config.json").exists()
     rep = json.loads((rd / "report" / "report.json").read_text())
     assert rep["eval"] is not None and rep["ablation"] is not None
+
+    # the same run as a site: every stage page, opened in headless Chromium, shows its title, a figure and no error
+    import shutil
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        from phi1_nb.site import build_site, check_site
+        site = build_site(rd, tmp_path / "_site")
+        problems = check_site(site, rd, screenshots=1)
+        assert len(problems) == len(STAGE_NAMES) + 2 and not any(problems.values()), problems   # + index, run report
+        assert (rd / "site_screenshots" / "index.png").exists()
+    # the progress ETA of a next run comes from this run's timings: one duration per code cell of every stage
+    timings = json.loads((rd / "timings.json").read_text())
+    assert set(timings) == set(STAGE_NAMES) and all(len(v) > 1 for v in timings.values())

@@ -1,0 +1,65 @@
+"`make site` on a small executed run: every page opened in headless Chromium shows its title, a figure, no error."
+import base64, io, json, shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from phi1_nb.report import report_figures, to_html
+from phi1_nb.site import build_site, check_site, chromium
+
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+                                reason="no chromium: .ci/run installs it (apt-get install chromium)")
+
+
+def _png() -> str:
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(3, 2)); fig.subplots().plot([0, 1, 4]); buf = io.BytesIO(); fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def executed(title:str, figure:bool=True, error:bool=False):
+    "A notebook as papermill leaves it: an H1 title, a code cell with a stream and (optionally) a figure or a traceback."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}\n> the {title} stage"),
+                                         nbformat.v4.new_code_cell("print('counts'); plot()")])
+    outs = [nbformat.v4.new_output("stream", name="stdout", text="counts: 3 in, 2 out\n")]
+    if figure: outs.append(nbformat.v4.new_output("display_data", {"image/png": _png(), "text/plain": "<Figure>"}))
+    if error: outs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
+                                                 traceback=["Traceback (most recent call last)", "ValueError: boom"]))
+    nb.cells[1].outputs = outs
+    return nb
+
+
+@pytest.fixture
+def run(tmp_path):
+    "A small executed run: two good stage pages, one without a figure, one with a traceback, and a report."
+    rd = tmp_path/"tiny"; (rd/"notebooks").mkdir(parents=True)
+    pages = [("corpus", "corpus", {}), ("filter", "filter", {}), ("dedup", "dedup", dict(figure=False)), ("pretrain", "train", dict(error=True))]
+    for i, (stage, title, kw) in enumerate(pages):
+        nbformat.write(executed(title, **kw), rd/"notebooks"/f"{i:02d}_{stage}.ipynb")
+    r = dict(run_dir=str(rd), stages=[{"stage": "corpus", "records_in": 3, "records_out": 2}], synth=None, decontaminate=None,
+             pretrain=dict(train=[(1, 8.), (10, 6.)], eval=[(10, 6.4)]), filter=dict(precision=.8, confusion=[[5, 1], [2, 9]]),
+             eval=dict(models={"finetune": {"pass@1": .2, "pass@1_ci95": [.05, .4]}}))
+    (rd/"report").mkdir(); (rd/"report"/"report.html").write_text(to_html(r, report_figures(r, rd, rd/"report")))
+    return rd
+
+
+def test_site_pages_in_a_browser(run, tmp_path):
+    site = build_site(run, tmp_path/"_site")
+    pages = json.loads((site/"phi1_pages.json").read_text())
+    assert [p["title"] for p in pages] == ["phi1_nb", "corpus", "filter", "dedup", "train", "Run report"]   # reading order
+    problems = check_site(site, run, screenshots=1)
+    assert problems == {"index.html": [], "00_corpus.html": [], "01_filter.html": [], "02_dedup.html": ["no figure"],
+                        "03_pretrain.html": ["error output: 'Traceback (most recent call last)'"], "report.html": []}, problems
+    assert [p.name for p in (run/"site_screenshots").glob("*.png")] == ["index.png"]
+    assert (run/"site_screenshots"/"index.png").stat().st_size > 10_000
+    html = (site/"01_filter.html").read_text()
+    assert "00_corpus.html" in html and "report.html" in html and "<img" in (site/"report.html").read_text()  # sidebar, figures
+    assert (site/"search"/"search_index.js").exists() or (site/"search"/"search_index.json").exists()
+
+
+def test_no_run_is_a_clear_error(tmp_path):
+    import subprocess, sys
+    r = subprocess.run([sys.executable, str(Path(__file__).parent.parent/"scripts"/"make_site.py"), "--run", str(tmp_path/"none"),
+                        "--out", str(tmp_path/"_site")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run the pipeline first" in r.stderr and not (tmp_path/"_site").exists()
+    assert chromium()
