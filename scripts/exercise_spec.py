@@ -41,8 +41,9 @@ distinct topic leaves do the first 500 textbook specs of seed 0 (`textbook_spec(
 `len(topic_leaves())`, then count.""",
 "n_topics = None\ncheck(\"synth.topics\", n_topics);",
 "n_topics = len({textbook_spec(0, i)[\"topic\"] for i in range(500)})\nassert check(\"synth.topics\", n_topics)"),
-("synth.unique_names", """**Measure diversity.** Exercises get generated function names (`NameSpace`). What share of the first 1000
-`exercise_spec(0, i)` names is distinct? (The birthday problem says how big the space must be to keep it near 1.)""",
+("synth.unique_names", """**Predict, then measure diversity.** Exercises get generated function names (`NameSpace`). What share of the
+first 1000 `exercise_spec(0, i)` names is distinct? Predict first: drawn independently from a space of N names, the
+birthday problem expects about 1000²/(2N) repeats; `06b_prompts` draws them through a keyed permutation instead.""",
 "share = None\ncheck(\"synth.unique_names\", share);",
 "ns = NameSpace()\nnames = [exercise_spec(0, i, ns)[\"function_name\"] for i in range(1000)]\nshare = len(set(names)) / len(names)\nassert check(\"synth.unique_names\", share)"),
 ("synth.no_benchmark_names", """**Guard the benchmark.** A synthetic exercise named like a HumanEval function invites contamination. Write
