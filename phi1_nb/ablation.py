@@ -95,7 +95,7 @@ def score_run(run, problems:dict, pass_at_1:bool=False, max_new_tokens:int=128, 
     s = dict(key=key, loss=solution_loss(m, load_tokenizer(f.parent), problems)); del m
     if pass_at_1:
         from phi1_nb.eval import evaluate, generate_hf
-        samples = generate_hf(f.parent, problems, n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
+        samples = generate_hf(str(f.parent), problems, n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
         s["pass"] = {r["task_id"]: r["pass@1"] for r in evaluate(samples, problems, n_workers=sandbox_workers, k=[1], n_boot=10)["per_problem"]}
     write_json(p, s)
     return s

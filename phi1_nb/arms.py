@@ -105,7 +105,8 @@ def take(records:Iterable[dict], hist:np.ndarray, budget:int, tokenizer=None, se
     if not 0 <= budget <= cum[-1]: raise ValueError(f"a budget of {budget} from a source of {int(cum[-1])}")
     last = int(np.searchsorted(cum, budget))   # the first bin whose running total reaches the budget
     left = budget - (int(cum[last - 1]) if last else 0)
-    for r, ids, size in measured(records, tokenizer):
+    chosen = (r for r in records if r.get("content") and _bin(r, seed, len(hist)) <= last)   # tokenize only these
+    for r, ids, size in measured(chosen, tokenizer):
         b = _bin(r, seed, len(hist))
         if b < last: yield r, ids, size
         elif b == last and left > 0: yield r, ids, min(size, left); left -= min(size, left)

@@ -122,6 +122,19 @@ def test_arms_matched_in_tokens(run):
         prepare_arms(run/"ablation3", paths, "fair", tokenizer_bytes=4000, vocab_size=400, tokens=10**7, seq_len=32)
 
 
+def test_other_ranks_wait_for_the_main_one(run):
+    "Under a launcher, a non-main process waits for the main one's data manifest and returns the same arms."
+    import threading
+    paths = {"raw": [run/"corpus"], "filtered": [run/"dedup"]}
+    kw = dict(tokenizer_bytes=4000, vocab_size=400, seed=3, seq_len=32)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(prepare_arms(run/"ablation", paths, "fair", main=False, **kw)))
+    t.start()
+    m = prepare_arms(run/"ablation", paths, "fair", **kw)
+    t.join(60)
+    assert not t.is_alive() and got["budget"] == m["budget"] and got["created"] == m["created"]
+
+
 def test_fair_tokenizer_takes_equal_bytes(run):
     tok, each = fair_tokenizer({"raw": [run/"corpus"], "filtered": [run/"dedup"]}, bytes_per_arm=10**9, vocab_size=400)
     assert each == size_histogram(source_records(run/"dedup"))["size"]   # the smaller arm bounds the share
@@ -224,8 +237,13 @@ def test_launcher_runs_the_ablation(run, tmp_path):
     "One CPU process through torchrun: the entry runs run_ablation with the preset's section and the overrides."
     preset = tmp_path/"p.yaml"
     preset.write_text("ablation:\n" + "".join(f"  {k}: {v}\n" for k, v in SMALL.items()) + "  arms: raw,filtered\n  seeds: [5]\n")
-    r = launch(str(run), "--ablation.limit", "2", PRESET=preset, LAUNCHER="torchrun", NGPUS=1, PYTHON=sys.executable,
+    r = launch(str(run), "--ablation.limit", "2", "--ablation.pass_at_1", "true", "--ablation.max_new_tokens", "8",
+               PRESET=preset, LAUNCHER="torchrun", NGPUS=1, PYTHON=sys.executable,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((run/"ablation"/"results.json").read_text())
     assert res["seeds"] == [5] and res["problems"] == 2 and set(res["arms"]) == {"raw", "filtered"}
+    for v in res["arms"].values():   # pass@1 as well as the loss (0 for a 2-step model, but measured in the sandbox)
+        assert v["pass@1"] == 0.0 and v["pass@1_ci"] == [0.0, 0.0] and v["seeds"]["5"]["pass@1"] == 0.0
+    assert "pass@1_diff" in res["pairs"][0]
+    assert json.loads((run/"ablation"/"runs"/"raw"/"seed-5"/"scores.json").read_text())["pass"].keys() == {"HumanEval/0", "HumanEval/1"}
