@@ -145,8 +145,8 @@ def plot_ablation(results:dict, path=None):
         ys = [v["loss_mean"] for v in arms[a]["seeds"].values()]
         ax.plot(i + np.linspace(-0.12, 0.12, len(ys)), ys, "x", color="grey", label="each seed" if i == 0 else None)
     ax.set_xticks(x, [f"{a}\n{arms[a]['bytes_per_token']:.2f} bytes/token" for a in names]); ax.set_xlim(-0.6, len(names) - 0.4)
-    ax.set(ylabel="NLL of canonical solutions (nats/token)",
-           title=f"HumanEval, given the prompt (lower is better): {len(results['seeds'])} seed(s), {results['problems']} problems")
+    ax.set_ylabel("NLL of canonical solutions (nats/token)")
+    ax.set_title(f"HumanEval solutions given the prompt, lower is better\n{len(results['seeds'])} seed(s) x {results['problems']} problems", fontsize=10)
     ax.legend(fontsize=8)
     if path:
         with atomic_write(path) as f: fig.savefig(f, format="png", dpi=110)
