@@ -159,8 +159,9 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                  tokens:int|None=None, # tokens of every arm (None: the smallest arm's)
                  seed:int=0, seq_len:int=128, main:bool=True) -> dict: # main: this process prepares, the others wait
     "Every arm's token file, exactly `budget` tokens long, and the tokenizer; returns the data manifest."
+    import time
     from phi1_nb.model import load_tokenizer
-    out, d = Path(out), Path(out)/"data"
+    t0, out, d = time.time(), Path(out), Path(out)/"data"
     tok_id = (dict(bytes=tokenizer_bytes, vocab_size=vocab_size) if tokenizer == "fair" else
               hashlib.sha256(load_tokenizer(tokenizer).backend_tokenizer.to_str().encode()).hexdigest())
     sig = dict(arms={a: [[str(p), source_stamp(p)] for p in ps] for a, ps in paths.items()}, tokenizer=tokenizer,
@@ -204,5 +205,5 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         if w["n_tokens"] != budget: raise RuntimeError(f"{d/a}: {w['n_tokens']} tokens written, {budget} expected: did a source change?")
         arms[a] = {k: w[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
     return write_manifest(d, stage="ablation-data", shards=[], params=dict(signature=sig), inputs=sorted({str(p) for ps in live.values() for p in ps}),
-                          counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)},
+                          counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)}, seconds=time.time() - t0,
                           extra=dict(budget=budget, arms=arms, skipped=skipped, tokenizer=tok_info, tokenizer_path=tok_path))
