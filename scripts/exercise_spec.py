@@ -182,14 +182,14 @@ passes when the sandbox killed it (a timeout, a MemoryError or a signal), not wh
 "program = \"while True:\\n    pass\\n\"\nassert check(\"eval.break_it\", program)"),
 ],
 "13_ablation.ipynb": [
-("ablation.sign", """**Predict, then run.** `paired_bootstrap(raw, filtered)` reports `diff = mean(raw - filtered)` of per-problem
+("ablation.sign", """**Predict, then run.** `paired_diff(raw, filtered)` (the ablation's `seed_problem_bootstrap` with one seed) reports `diff = mean(raw - filtered)` of per-problem
 losses. If filtering helps (lower loss), is `diff` positive or negative? Answer `'+'` or `'-'`, then check on the losses
 of `phi1_nb.exercises._losses()`.""",
 "answer = None  # '+' or '-'\ncheck(\"ablation.sign\", answer);",
-"from phi1_nb.exercises import _losses\nanswer = '+' if paired_bootstrap(*_losses())['diff'] > 0 else '-'\nassert check(\"ablation.sign\", answer)"),
+"from phi1_nb.exercises import _losses\nanswer = '+' if paired_diff(*_losses())['diff'] > 0 else '-'\nassert check(\"ablation.sign\", answer)"),
 ("ablation.paired_ci", """**By hand.** Write `paired_ci(a, b)`: a 95% percentile-bootstrap interval of the mean of `a[k] - b[k]` over
 the problems both dicts share (resample problems with replacement, a few thousand times). It should land close to
-`paired_bootstrap`'s `diff_ci`.""",
+`paired_diff`'s `diff_ci`.""",
 "def paired_ci(a, b):\n    return None  # your code: (lo, hi)\ncheck(\"ablation.paired_ci\", paired_ci);",
 """import numpy as np
 def paired_ci(a, b, n_boot=4000, seed=0):
@@ -220,7 +220,7 @@ IMPORTS = {
     "09_train.ipynb": "from phi1_nb.train import grad_accum_steps",
     "09a_finetune.ipynb": "",
     "10_eval.ipynb": "from phi1_nb.eval import pass_at_k\nfrom phi1_nb.sandbox import run_program",
-    "13_ablation.ipynb": "from phi1_nb.ablation import paired_bootstrap",
+    "13_ablation.ipynb": "from phi1_nb.exercises import paired_diff",
 }
 
 # a figure at the top of the section, to predict from (stage notebooks only)
