@@ -169,7 +169,8 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
              params=params or {}, counts=counts, drops=drops, shards=shards, features=feats, schema=schema_to_str(schema),
              versions=versions(), seconds=round(seconds, 3), **(extra or {}))
     if shards and all(str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards):
-        with atomic_write(out_dir/"README.md", "w") as f: f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts))
+        with atomic_write(out_dir/"README.md", "w") as f: f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts,
+                                                                         hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()))
     write_json(out_dir/"manifest.json", m)
     return m
 

@@ -222,15 +222,19 @@ def conform_parquet(path, schema) -> bool:
     return True
 
 # %% ../nbs/00a_shards.ipynb #c3e38b66
-def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None) -> str:
-    "A Hugging Face dataset card: `configs` naming the data files (nothing else in the folder) and the features."
+def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None, fingerprint:str|None=None) -> str:
+    "A Hugging Face dataset card: `configs` naming the data files (nothing else in the folder), the features and a content fingerprint."
     import yaml
     meta = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": list(files)}]}]}
+    # `datasets` caches a folder by its name and its card, not by its files: without the shards' fingerprint in the card,
+    # a rerun (or another run's folder of the same name) would load the records cached the first time
+    info = {"description": f"phi1_nb {stage} output, shards sha256 {fingerprint}"} if fingerprint else {}
     if schema is not None:
         try:
             from datasets import Features
-            meta["dataset_info"] = {"features": Features.from_arrow_schema(schema)._to_yaml_list()}
+            info["features"] = Features.from_arrow_schema(schema)._to_yaml_list()
         except ImportError: pass
+    if info: meta["dataset_info"] = info
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"
             f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the shards with their "
             "checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"

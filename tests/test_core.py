@@ -166,6 +166,22 @@ def test_a_stage_folder_loads_as_exactly_its_kept_records(tmp_path, fmt):
         assert len(pd.concat(pd.read_json(f, lines=True) for f in files)) == 9
 
 
+def test_a_rerun_stage_folder_never_loads_stale_records(tmp_path):
+    "`datasets` caches a folder by its name and card: two runs' `filter` folders (or one rerun) must not share a cache entry."
+    import datasets
+    cache = str(tmp_path / "cache")   # one cache for both, as ~/.cache/huggingface is for a user
+    for run, n in (("a", 5), ("b", 7)):
+        st = tmp_path / run / "filter"
+        run_stage(st, {"t0": range(n)}, lambda t: ({"id": f"{run}{i}", "content": "x" * i} for i in t), stage="filter",
+                  fmt="jsonl.zst", progress=False)
+        assert datasets.load_dataset(str(st), split="train", cache_dir=cache)["id"] == [f"{run}{i}" for i in range(n)]
+    st = tmp_path / "a" / "filter"   # the same folder rewritten with other records of the same count and size
+    for p in st.iterdir(): p.unlink() if p.is_file() else None
+    run_stage(st, {"t0": range(5)}, lambda t: ({"id": f"z{i}", "content": "y" * i} for i in t), stage="filter",
+              fmt="jsonl.zst", progress=False)
+    assert datasets.load_dataset(str(st), split="train", cache_dir=cache)["id"] == [f"z{i}" for i in range(5)]
+
+
 def test_every_cut_of_a_zstd_shard_is_refused(tmp_path):
     from phi1_nb.core import ShardError
     p = tmp_path / "s.jsonl.zst"
