@@ -103,5 +103,3 @@ def main(argv:list[str]|None=None) -> int:
         if not getattr(e, "exit_status", None): raise   # errors that carry their own status (an unreachable LLM endpoint: 5)
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return e.exit_status
     return 0
-
-if __name__ == "__main__": sys.exit(main())   # `python -m phi1_nb.cli ...` works like `phi1 ...`
