@@ -355,11 +355,3 @@ def close(self):
     self.ledger.close()
 
 LLMClient._stop_error, LLMClient.complete_iter, LLMClient.complete_many, LLMClient.close = _stop_error, complete_iter, complete_many, close
-
-# %% ../nbs/02_llm.ipynb #769f8547
-def __getattr__(name):
-    "`FakeOpenAIServer` lived here before `phi1_nb.testing`; old imports keep working."
-    if name == "FakeOpenAIServer":
-        from phi1_nb.testing import FakeOpenAIServer
-        return FakeOpenAIServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -466,11 +466,3 @@ def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seco
                                  "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
                                  "stopped": stopped, "exit_status": status, "exit_message": msg, "complete": status == 0,
                                  "backend": be.kind, "model": be.model})
-
-# %% ../nbs/06_synth.ipynb #6e42080f
-def __getattr__(name):
-    "`fake_teacher` lived here before `phi1_nb.testing`; old imports keep working."
-    if name == "fake_teacher":
-        from phi1_nb.testing import fake_teacher
-        return fake_teacher
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
