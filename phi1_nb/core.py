@@ -113,15 +113,27 @@ def describe_section(section:str, configs_dir=None) -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #a6267ad9
+class _SeedTorchOnImport:
+    "A `sys.meta_path` finder that seeds torch right after its first import (and then steps aside)."
+    def __init__(self, seed:int): self.seed = seed
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch": return None
+        import importlib.util
+        if self in sys.meta_path: sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run, seed = spec.loader.exec_module, self.seed
+            def exec_module(module): run(module); module.manual_seed(seed)   # seeds CUDA too, when there is one
+            spec.loader.exec_module = exec_module
+        return spec
+
 def seed_everything(seed:int) -> int:
-    "Seed `random`, `numpy` and `torch` from one integer; returns it."
+    "Seed `random`, `numpy` and `torch` from one integer; returns it (torch when it is first imported: a stage that never uses it does not pay the second its import costs)."
     random.seed(seed); np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
-    try:
-        import torch
-        torch.manual_seed(seed)
-        if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
-    except ImportError: pass
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _SeedTorchOnImport)]
+    if "torch" in sys.modules: sys.modules["torch"].manual_seed(seed)
+    else: sys.meta_path.insert(0, _SeedTorchOnImport(seed))
     return seed
 
 # %% ../nbs/00_core.ipynb #39cb7f89

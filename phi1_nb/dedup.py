@@ -225,12 +225,16 @@ class OnlineDedup:
                  backend:str="auto"):
         self.threshold, self.ngram, self.shingles = threshold, ngram, shingles
         self.hasher, (self.b, self.r) = MinHasher(num_perm, seed, backend), lsh_params(threshold, num_perm, weights)
-        self.tables, self.sets = [dict() for _ in range(self.b)], {}
+        self.tables, self.sets, self._memo = [dict() for _ in range(self.b)], {}, {}
 
     def _features(self, text):
+        "Shingles and band keys of `text` (kept a while: `add` after `query` of the same text computes them once)."
+        if (f := self._memo.get(text)) is not None: return f
         s = text_shingles(text, self.shingles, self.ngram)[0]
         sig = self.hasher.signatures([s])[0]
-        return s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)]
+        if len(self._memo) >= 4096: self._memo.clear()
+        f = self._memo[text] = (s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)])
+        return f
 
     def query(self, text:str, _f=None) -> str|None:
         "The key of a stored near-duplicate of `text`, or None."
@@ -244,7 +248,7 @@ class OnlineDedup:
 
     def add(self, key:str, text:str) -> str|None:
         "Insert `text` under `key` unless it nearly duplicates an earlier one (whose key is returned)."
-        f = self._features(text)
+        f = self._features(text); self._memo.pop(text, None)
         if (dup := self.query(text, f)) is not None: return dup
         if key in self.sets: raise KeyError(f"key {key!r} already inserted")
         self.sets[key] = f[0]

@@ -6,15 +6,15 @@ Docs: https://phi1-nb.github.io/phi1_nb/minhash.html.md"""
 
 # %% ../nbs/07b_minhash.ipynb #20755ae5
 from __future__ import annotations
-import ast, builtins, gc, hashlib, keyword, operator, re
+import ast, builtins, gc, hashlib, keyword, math, operator, re
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['WORD_RE', 'KEEP_NAMES', 'TOKENS_VERSION', 'strip_comments', 'normalize_text', 'exact_key', 'word_tokens',
            'bound_names', 'canonical_code', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes',
-           'ngram_combine', 'shingle_hashes', 'text_shingles', 'MinHasher', 'jaccard', 'estimate_jaccard', 'lsh_params',
-           'candidate_pairs', 'components']
+           'ngram_combine', 'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'estimate_jaccard', 'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -163,6 +163,61 @@ def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, b
     ids = token_hashes(toks) if toks is not None else word_token_hashes(text)
     return np.unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
 
+# %% ../nbs/07b_minhash.ipynb #7eb6dc22
+def ngram_hashes64(ids:np.ndarray, n:int) -> np.ndarray:
+    "uint64 hash of every n-gram of a uint64 token-hash array (empty when there are fewer than `n` tokens)."
+    m = len(ids) - n + 1
+    if m <= 0: return np.empty(0, np.uint64)
+    h = np.full(m, n, np.uint64)
+    for k in range(n): h += ids[k:k+m] * _NGRAM_MUL[k % 64]
+    return fmix64(h)
+
+def _bit_length32(x:np.ndarray) -> np.ndarray:
+    return np.frexp(x.astype(np.float64))[1]   # exact: a uint32 fits a float64's mantissa
+
+def _hll_sigma(x:float) -> float:
+    if x == 1: return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x; z0 = z; z += x * y; y += y
+        if z == z0: return z
+
+def _hll_tau(x:float) -> float:
+    if x in (0, 1): return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x); z0 = z; y *= 0.5; z -= (1 - x) ** 2 * y
+        if z == z0: return z / 3
+
+class HyperLogLog:
+    "A HyperLogLog sketch of distinct uint64 hashes, updated an array at a time."
+    def __init__(self, p:int=14):
+        if not 4 <= p <= 18: raise ValueError(f"p must be in [4, 18], got {p}")
+        self.p, self.reg = p, np.zeros(1 << p, np.uint8)
+
+    def update(self, h:np.ndarray):
+        "Add the uint64 hashes `h`."
+        h = np.asarray(h, np.uint64)
+        if not len(h): return
+        w = h << np.uint64(self.p)                                    # the 64-p bits left after the register index
+        hi, lo = (w >> np.uint64(32)).astype(np.uint32), (w & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        lz = np.where(hi > 0, 32 - _bit_length32(hi), 64 - _bit_length32(lo))
+        np.maximum.at(self.reg, (h >> np.uint64(64 - self.p)).astype(np.intp), np.minimum(lz + 1, 65 - self.p).astype(np.uint8))
+
+    def count(self) -> float:
+        "The estimated number of distinct hashes added (Ertl's improved estimator: no bias correction tables needed)."
+        m, q = len(self.reg), 64 - self.p
+        C = np.bincount(self.reg, minlength=q + 2)
+        z = m * _hll_tau(1 - C[q + 1] / m)
+        for k in range(q, 0, -1): z = 0.5 * (z + C[k])
+        return m * m / (2 * math.log(2)) / (z + m * _hll_sigma(C[0] / m))
+
+    def merge(self, other:"HyperLogLog"):
+        "Fold in another sketch of the same `p` (the union of what both saw)."
+        if other.p != self.p: raise ValueError(f"cannot merge p={other.p} into p={self.p}")
+        np.maximum(self.reg, other.reg, out=self.reg)
+
+
 # %% ../nbs/07b_minhash.ipynb #a21517ab
 def _rensa():
     try: import rensa; return rensa
@@ -221,9 +276,17 @@ def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:
     "`(bands, rows)` minimizing the weighted false positive/negative probability, as datasketch's MinHashLSH."
-    from datasketch.lsh import _optimal_param
     if not 0 < threshold < 1: raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    return _optimal_param(threshold, num_perm, *weights)
+    if num_perm > 512:   # many nodes: leave it to datasketch's adaptive quadrature
+        from datasketch.lsh import _optimal_param
+        return _optimal_param(threshold, num_perm, *weights)
+    br = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], np.float64)
+    b, r = br[:, :1], br[:, 1:]
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)   # exact for polynomials of degree <= num_perm (r*b is)
+    def area(lo, hi, f): return (hi - lo) / 2 * (f((hi - lo) / 2 * x[None, :] + (hi + lo) / 2) @ w)
+    fp, fn = area(0.0, threshold, lambda s: 1 - (1 - s ** r) ** b), area(threshold, 1.0, lambda s: (1 - s ** r) ** b)
+    i = int(np.argmin(fp * weights[0] + fn * weights[1]))   # the first minimum, in datasketch's (b, r) order
+    return int(br[i, 0]), int(br[i, 1])
 
 def candidate_pairs(sigs:np.ndarray, bands:int, rows:int, max_bucket:int=100) -> np.ndarray:
     "Unique `(i, j)` pairs, i < j, sharing a band bucket; a bucket over `max_bucket` gives a star and a chain."

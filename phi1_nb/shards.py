@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 # %% auto #0
 __all__ = ['TMP_PREFIX', 'SHARD_SUFFIXES', 'ShardError', 'ChecksumError', 'SchemaError', 'atomic_write', 'remove_stale_temps',
            'shard_format', 'sha256_file', 'infer_schema', 'unify_schemas', 'schema_to_str', 'schema_from_str',
-           'write_shard', 'read_shard', 'shard_schema', 'conform_parquet', 'dataset_card']
+           'write_shard', 'read_shard', 'shard_schema', 'conform_parquet', 'hf_features', 'dataset_card']
 
 # %% ../nbs/00a_shards.ipynb #03b28bb6
 class ShardError(ValueError):
@@ -81,9 +81,50 @@ def sha256_file(path, bufsize=1<<20) -> str:
     return h.hexdigest()
 
 # %% ../nbs/00a_shards.ipynb #21eed47e
+class _Mixed(Exception): "A value mix the plain inference leaves to Arrow's (int with float, odd types, ...)."
+
+def _plain_type(v):
+    "The Arrow type of a JSON-like value as a plain tree: a name, `('list', item)` or `('struct', {key: type})`."
+    if v is None: return "null"
+    t = type(v)
+    if t is str: return "string"
+    if t is bool: return "bool"
+    if t is int:
+        if -2**63 <= v < 2**63: return "int64"
+        raise _Mixed
+    if t is float: return "double"
+    if t is list: return ("list", _plain_unify(map(_plain_type, v)))
+    if t is dict:
+        if not all(type(k) is str for k in v): raise _Mixed
+        return ("struct", {k: _plain_type(x) for k, x in v.items()})
+    raise _Mixed
+
+def _plain_join(a, b):
+    if a == b or b == "null": return a   # (equal structs may list their keys in another order: the first order stays)
+    if a == "null": return b
+    if type(a) is tuple and type(b) is tuple and a[0] == b[0]:
+        if a[0] == "list": return ("list", _plain_join(a[1], b[1]))
+        return ("struct", {k: _plain_join(a[1].get(k, "null"), b[1].get(k, "null")) for k in dict.fromkeys([*a[1], *b[1]])})
+    raise _Mixed
+
+def _plain_unify(types) -> object:
+    out = "null"
+    for t in types: out = _plain_join(out, t)
+    return out
+
+def _arrow_type(t):
+    import pyarrow as pa
+    if type(t) is str: return {"null": pa.null(), "bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(), "string": pa.string()}[t]
+    if t[0] == "list": return pa.list_(_arrow_type(t[1]))
+    return pa.struct([(k, _arrow_type(x)) for k, x in t[1].items()])
+
 def infer_schema(records:list[dict]):
     "The Arrow schema of `records`: every key of every row, typed from all its values (all-null: `null`)."
     import pyarrow as pa
+    try: return pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))   # plain JSON values: typed here, in one pass
+    except (_Mixed, TypeError): pass   # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
+    try: return pa.schema(list(pa.array(records).type))   # one pass in C: a struct of every key, typed from all its values
+    except (pa.ArrowException, OverflowError, TypeError, ValueError): pass   # find the key to blame, one column at a time
     fields = []
     for k in dict.fromkeys(k for r in records for k in r):
         try: fields.append(pa.field(k, pa.array([r.get(k) for r in records]).type))
@@ -222,6 +263,29 @@ def conform_parquet(path, schema) -> bool:
     return True
 
 # %% ../nbs/00a_shards.ipynb #c3e38b66
+_HF_VALUE = {"null", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double",
+             "halffloat", "string", "large_string", "binary", "large_binary"}
+_HF_NAME = {"float": "float32", "double": "float64", "halffloat": "float16"}
+
+def _hf_feature(t) -> dict:
+    "The `datasets` YAML of one Arrow type (the types JSON and Parquet shards hold); `TypeError` for any other."
+    import pyarrow as pa
+    if str(t) in _HF_VALUE: return {"dtype": _HF_NAME.get(str(t), str(t))}
+    if pa.types.is_struct(t): return {"struct": [{"name": f.name, **_hf_feature(f.type)} for f in t]}
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _hf_feature(t.value_type)
+        if list(inner) == ["dtype"]: inner = inner["dtype"]
+        elif list(inner) == ["struct"]: inner = inner["struct"]
+        return {"large_list" if pa.types.is_large_list(t) else "list": inner}
+    raise TypeError(f"no plain datasets feature for {t}")
+
+def hf_features(schema) -> list:
+    "`datasets.Features.from_arrow_schema(schema)._to_yaml_list()`, without importing `datasets` (0.7 s) for the usual types."
+    try: return [{"name": f.name, **_hf_feature(f.type)} for f in schema]
+    except TypeError:
+        from datasets import Features
+        return Features.from_arrow_schema(schema)._to_yaml_list()
+
 def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None, fingerprint:str|None=None) -> str:
     "A Hugging Face dataset card: `configs` naming the data files (nothing else in the folder), the features and a content fingerprint."
     import yaml
@@ -230,9 +294,7 @@ def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None,
     # a rerun (or another run's folder of the same name) would load the records cached the first time
     info = {"description": f"phi1_nb {stage} output, shards sha256 {fingerprint}"} if fingerprint else {}
     if schema is not None:
-        try:
-            from datasets import Features
-            info["features"] = Features.from_arrow_schema(schema)._to_yaml_list()
+        try: info["features"] = hf_features(schema)
         except ImportError: pass
     if info: meta["dataset_info"] = info
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"

@@ -8,6 +8,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 from __future__ import annotations
 import ast, fcntl, hashlib, json, math, random, re, shutil, sys, time
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 from .core import Drop, read_dataset, read_json, read_shard, run_task, stage_dir, write_json, write_manifest, _done
@@ -387,7 +388,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
                       api=api, ledger=out/"ledger.jsonl")
     names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
     ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
-    spec_of = {"textbooks": lambda i: textbook_spec(seed, i, k_words, topics, ext), "exercises": lambda i: exercise_spec(seed, i, names, ext)}
+    memo = lambda f: lru_cache(maxsize=max(4096, 8 * concurrency + 2 * per_shard))(f)   # a request's spec: drawn once, read 4 times
+    spec_of = {"textbooks": memo(lambda i: textbook_spec(seed, i, k_words, topics, ext)), "exercises": memo(lambda i: exercise_spec(seed, i, names, ext))}
     max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
     if dry_run:
         rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price,

@@ -238,8 +238,8 @@ class DiversityReport:
     def __init__(self, topics:list[str]|None=None, # every leaf of the topic tree, as 'branch > sub > leaf'
                  threshold:float|None=0.7, # MinHash Jaccard threshold for a near-duplicate (None: no check)
                  num_perm:int=128, ngram:int=5): # MinHash permutations, shingle size in words
-        from datasketch import HyperLogLog
         from phi1_nb.dedup import OnlineDedup
+        from phi1_nb.minhash import HyperLogLog
         self.dedup = OnlineDedup(threshold=threshold, num_perm=num_perm, ngram=ngram) if threshold else None
         self.hll = {n: HyperLogLog(p=14) for n in (1, 2, 3)}
         self.total_ngrams, self.topics_all = Counter(), list(topics or [])
@@ -259,10 +259,10 @@ class DiversityReport:
         text = text if text is not None else rec["content"]
         if self.dedup is not None and (dup := self.dedup.add(rec["id"], text)) is not None:
             self.n_near_dup += 1; return dup
-        words = re.findall(r"\w+", text.lower())
+        from phi1_nb.minhash import ngram_hashes64, token_hashes
+        ids = token_hashes(re.findall(r"\w+", text.lower()))
         for n, h in self.hll.items():
-            for i in range(len(words) - n + 1): h.update(" ".join(words[i:i+n]).encode())
-            self.total_ngrams[n] += max(0, len(words) - n + 1)
+            h.update(ngram_hashes64(ids, n)); self.total_ngrams[n] += max(0, len(ids) - n + 1)
         self.n += 1; self.openers[opener(text)] += 1
         if rec.get("function_name"): self.names.add(rec["function_name"]); self.n_named += 1
         if rec.get("topic"): self.topics[rec["topic"]] += 1

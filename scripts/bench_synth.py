@@ -26,7 +26,7 @@ SERVE = ("import sys; from phi1_nb.testing import FakeOpenAIServer, fake_teacher
 
 def stage(url, a):
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main())", "synth", "--run-dir", d, "--backend", "openai", "--model", "fake",
+        cmd = [sys.executable, "-c", "import sys; from phi1_nb.cli import console; sys.exit(console())", "synth", "--run-dir", d, "--backend", "openai", "--model", "fake",
                "--base_url", url, "--kinds", "textbooks", "--n_textbooks", str(a.n), "--concurrency", str(a.concurrency),
                "--per_shard", "16", "--mine", "false", "--timeout", "30"]
         t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)

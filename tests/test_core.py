@@ -273,3 +273,73 @@ def test_any_records_round_trip_with_one_schema_per_stage(recs, n_tasks):
                 assert [{k: r.get(k) for k in keys} for r in back] == [{k: r.get(k) for k in keys} for r in want]
                 assert len({pq.read_schema(Path(d) / fmt / s["path"]) for s in m["shards"]}) == 1
             else: assert back == want
+
+
+def test_torch_is_seeded_on_its_first_import_as_if_it_had_been_imported_first():
+    "seed_everything before `import torch` (a stage that may never need it) draws what it draws after; a reseed wins."
+    def draw(code):
+        r = subprocess.run([sys.executable, "-c", "import random; from phi1_nb.core import seed_everything\n" + code +
+                            "\nprint(torch.rand(3).tolist(), torch.initial_seed(), random.random())"],
+                           capture_output=True, text=True, timeout=120, check=True)
+        return r.stdout.strip()
+    after = draw("import torch; seed_everything(7)")
+    assert draw("seed_everything(7); import torch") == after
+    assert draw("seed_everything(3); seed_everything(7); import torch") == after   # the last seed counts
+    assert draw("seed_everything(8); import torch") != after
+    r = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.core import seed_everything; seed_everything(1); "
+                        "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=60, check=True)
+    assert r.stdout.strip() == "False"   # seeding alone does not import torch
+
+
+def _schema_by_column(records):
+    import pyarrow as pa
+    return pa.schema([pa.field(k, pa.array([r.get(k) for r in records]).type) for k in dict.fromkeys(k for r in records for k in r)])
+
+
+def test_infer_schema_in_one_pass_equals_typing_each_column():
+    "The one-pass struct inference gives the schema that typing every column from all its values gives, or the same error."
+    import pyarrow as pa
+    from hypothesis import given, settings, strategies as st
+    from phi1_nb.shards import SchemaError, _Mixed, _arrow_type, _plain_type, _plain_unify, infer_schema
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=5))
+    value = st.recursive(scalar, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.sampled_from("xyz"), c, max_size=2)), max_leaves=4)
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.dictionaries(st.sampled_from(["id", "a", "b", "c"]), value, max_size=4), min_size=1, max_size=5))
+    def check(records):
+        try: want = _schema_by_column(records)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            with pytest.raises(SchemaError): infer_schema(records)
+            return
+        assert infer_schema(records).equals(want), (records, infer_schema(records), want)
+        try: plain = pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))
+        except (_Mixed, TypeError): return
+        assert plain.equals(want), (records, plain, want)   # the pure-Python path (no pandas import) on its own
+    check()
+    # records whose keys keep one type family (as a stage's records do): the pure-Python path decides almost all of them
+    fam = {"i": st.integers(-2**63, 2**63 - 1), "f": st.floats(allow_nan=True), "s": st.text(max_size=3), "b": st.booleans(),
+           "l": st.lists(st.integers(-9, 9), max_size=3), "d": st.fixed_dictionaries({}, optional={"x": st.text(max_size=2), "y": st.none()})}
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.fixed_dictionaries({}, optional={k: st.one_of(st.none(), v) for k, v in fam.items()}), min_size=1, max_size=6))
+    def check_plain(records):
+        want = _schema_by_column(records)
+        assert infer_schema(records).equals(want)
+        assert pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records))))).equals(want), records
+    check_plain()
+
+
+def test_hf_features_equal_what_datasets_writes_for_random_schemas():
+    "The card's features, written without `datasets`, are what `datasets` writes, on random nested Arrow schemas."
+    import pyarrow as pa
+    from datasets import Features
+    from hypothesis import given, settings, strategies as st
+    from phi1_nb.shards import hf_features
+    prim = st.sampled_from([pa.null(), pa.bool_(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(),
+                            pa.uint64(), pa.float16(), pa.float32(), pa.float64(), pa.string(), pa.large_string(), pa.binary(),
+                            pa.large_binary(), pa.timestamp("s"), pa.date32(), pa.decimal128(10, 2)])   # the last three: via datasets
+    names = st.lists(st.text("abcxyz_", min_size=1, max_size=4), min_size=0, max_size=3, unique=True)
+    typ = st.recursive(prim, lambda c: st.one_of(st.builds(pa.list_, c), st.builds(pa.large_list, c),
+                       names.flatmap(lambda ns: st.tuples(*[c for _ in ns]).map(lambda ts: pa.struct(list(zip(ns, ts)))))), max_leaves=6)
+    @settings(max_examples=300, deadline=None)
+    @given(names.filter(bool).flatmap(lambda ns: st.tuples(*[typ for _ in ns]).map(lambda ts: pa.schema(list(zip(ns, ts))))))
+    def check(schema): assert hf_features(schema) == Features.from_arrow_schema(schema)._to_yaml_list(), schema
+    check()

@@ -331,3 +331,24 @@ def test_verify_by_signature_and_backends_agree_with_exact(backend):
         assert r["reason"] == exact["reason"] and len(exact["reason"]) >= 3, (kw, r["reason"], exact["reason"])
     with pytest.raises(ValueError, match="verify"): DedupIndex(verify="none")
     with pytest.raises(ValueError, match="backend"): MinHasher(backend="oph")
+
+
+def test_lsh_params_choose_what_datasketch_chooses_on_a_grid():
+    "The exact Gauss-Legendre areas pick datasketch's (bands, rows) on 532 settings (it would need scipy for them)."
+    from datasketch.lsh import _optimal_param
+    from phi1_nb.minhash import lsh_params
+    grid = [(t, n, w) for n in (8, 16, 32, 64, 128, 256, 512) for t in np.round(np.arange(0.05, 0.96, 0.05), 2)
+            for w in [(0.5, 0.5), (0.2, 0.8), (0.9, 0.1), (0.1, 0.9)]]
+    assert len(grid) == 532
+    assert [lsh_params(t, n, w) for t, n, w in grid] == [_optimal_param(t, n, *w) for t, n, w in grid]
+
+
+def test_hyperloglog_is_within_four_standard_errors_over_the_whole_range():
+    "Ertl's estimator holds from a handful of hashes through the classic estimator's biased middle to millions."
+    from phi1_nb.minhash import HyperLogLog
+    for n in (0, 1, 50, 5_000, 30_000, 45_000, 80_000, 2_000_000):
+        for s in range(3):
+            x = np.random.default_rng([n, s]).integers(0, 2**64, n, dtype=np.uint64)
+            h = HyperLogLog(14)
+            for part in np.array_split(x, 7): h.update(part); h.update(part[:10])   # repeats count once
+            assert abs(h.count() - n) <= 4 * 1.04 / 128 * max(n, 1), (n, s, h.count())
