@@ -227,13 +227,17 @@ class OnlineDedup:
         self.hasher, (self.b, self.r) = MinHasher(num_perm, seed, backend), lsh_params(threshold, num_perm, weights)
         self.tables, self.sets, self._memo = [dict() for _ in range(self.b)], {}, {}
 
+    def prepare(self, texts:list[str]):
+        "Compute the features of `texts` in one batch, for the `query` and `add` calls that follow (a shard at a time)."
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if len(self._memo) + len(todo) > 4096: self._memo.clear()
+        shingles = [text_shingles(t, self.shingles, self.ngram)[0] for t in todo]
+        for t, s, sig in zip(todo, shingles, self.hasher.signatures(shingles) if todo else []):
+            self._memo[t] = (s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)])
+
     def _features(self, text):
         "Shingles and band keys of `text` (kept a while: `add` after `query` of the same text computes them once)."
-        if (f := self._memo.get(text)) is not None: return f
-        s = text_shingles(text, self.shingles, self.ngram)[0]
-        sig = self.hasher.signatures([s])[0]
-        if len(self._memo) >= 4096: self._memo.clear()
-        f = self._memo[text] = (s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)])
+        if (f := self._memo.get(text)) is None: self.prepare([text]); f = self._memo[text]
         return f
 
     def query(self, text:str, _f=None) -> str|None:

@@ -163,7 +163,7 @@ def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, b
     ids = token_hashes(toks) if toks is not None else word_token_hashes(text)
     return np.unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
 
-# %% ../nbs/07b_minhash.ipynb #7eb6dc22
+# %% ../nbs/07b_minhash.ipynb #0dc7c0cd
 def ngram_hashes64(ids:np.ndarray, n:int) -> np.ndarray:
     "uint64 hash of every n-gram of a uint64 token-hash array (empty when there are fewer than `n` tokens)."
     m = len(ids) - n + 1

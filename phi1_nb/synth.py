@@ -22,8 +22,9 @@ from .synth_quality import DiversityReport, mine_exercises, parse_exercise, pars
 
 # %% auto #0
 __all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
-           'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table', 'plan_synthetic',
-           'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates', 'paid_usage']
+           'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table', 'pilot_answers',
+           'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
+           'paid_usage']
 
 # %% ../nbs/06_synth.ipynb #ffd321df
 def request_seed(run_seed:int, record_id:str) -> int:
@@ -181,6 +182,14 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
                          cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
     return rows
 
+def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int) -> dict:
+    "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
+    if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
+    todo, t0 = [s for s in specs[:n] if not backend.is_cached(s, max_tokens)], ledger.spent_tokens()
+    bad = [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
+    out = {"pilot_requests": len(todo), "pilot_tokens": ledger.spent_tokens() - t0}
+    return {**out, "pilot_failed": f"{len(bad)}x {type(bad[0]).__name__}: {str(bad[0])[:160]}"} if bad else out
+
 # %% ../nbs/06_synth.ipynb #9e58a742
 NOT_FINAL = ("llm_error",)   # drops that older versions wrote for failed requests: those ids are asked again
 
@@ -218,11 +227,14 @@ def _seed_report(out_dir:Path, receipts:dict, report:DiversityReport):
 def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[list, list]:
     "Final items (records and drops) of one shard, and the `(spec, error)` of requests that are not final."
     make = textbook_record if kind == "textbooks" else exercise_record
-    items, failed, pending = [], [], []
+    items, failed, pending, made = [], [], [], []
     for s, a in zip(specs, answers):
         if isinstance(a, Exception): failed.append((s, a)); continue
         rec = make(s, a, backend.kind, backend.model, base=getattr(backend, "base", None))
         if isinstance(rec, str): items.append(Drop(rec, {**s, "answer": a.text[:4000]})); continue
+        made.append(rec)
+    report.prepare([rec["content"] for rec in made])   # the shard's MinHash signatures in one batch
+    for rec in made:
         if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
         pending.append(rec)
     why = run_checks(pending, workers, timeout) if kind == "exercises" else [None]*len(pending)
@@ -290,7 +302,8 @@ def check_shaping(kdir:Path, new:dict, force:bool=False):
             raise ShapingChanged(f"{kdir} was generated with other shaping parameters ({diff}); its records would mix two "
                                  "configurations. Use another run folder, or pass force=true (--force true) to regenerate "
                                  "this kind afresh (answers already paid stay in the cache).")
-        for x in kdir.iterdir(): shutil.rmtree(x) if x.is_dir() else x.unlink()
+        for x in kdir.iterdir():   # the old shaping.json goes last (overwritten): a kill in between leaves it refusing the rest
+            if x.name != "shaping.json": shutil.rmtree(x) if x.is_dir() else x.unlink()
     if old != new: write_json(p, new)
 
 def _lock(out:Path):
@@ -368,7 +381,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               timeout:float=60.0, max_retries:int=5, # 'openai' seconds per attempt, retries per request
               budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget over every run of this folder (None: unlimited)
               price_prompt:float=0.5, price_completion:float=1.5, # dollars per 1M tokens, for dry runs and budgets
-              dry_run:bool=False, # only print requests, tokens and cost; generate nothing
+              dry_run:bool=False, # only print requests, tokens and cost; generate nothing (but the pilot below)
+              dry_run_pilot:int=8, # 'openai': a dry run on a folder without answers first sends this many requests per kind, to calibrate (0: none)
               mine:bool=True, n_mined:int=200, # mine exercises from the filtered corpus, at most this many
               dedup_threshold:float|None=0.7, # MinHash Jaccard above which a record is a near-duplicate (None: off)
               sandbox_workers:int=2, sandbox_timeout:float=5.0, # executing the exercises' checks
@@ -382,7 +396,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
     price = {"prompt": price_prompt, "completion": price_completion}
     out = stage_dir(run_dir, "synth")
-    lock = None if dry_run else _lock(out)
+    lock = None if dry_run and not dry_run_pilot else _lock(out)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
                       api=api, ledger=out/"ledger.jsonl")
@@ -392,10 +406,15 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     spec_of = {"textbooks": memo(lambda i: textbook_spec(seed, i, k_words, topics, ext)), "exercises": memo(lambda i: exercise_spec(seed, i, names, ext))}
     max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
     if dry_run:
-        rows = dry_run_table({k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, be, max_tok, price,
-                             getattr(getattr(be, "client", None), "ledger", None))
+        ledger, specs = getattr(getattr(be, "client", None), "ledger", None), {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}
+        try:
+            pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], dry_run_pilot) for k in kinds_l}
+            rows = [{**r, **pilot[r["kind"]]} for r in dry_run_table(specs, be, max_tok, price, ledger)]
+        finally:
+            be.close()
+            if lock is not None: lock.close()
         for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
-        be.close(); return {"dry_run": rows, "params": params}
+        return {"dry_run": rows, "params": params}
     summary, failed, stopped = {}, Counter(), None
     try:
         for kind in kinds_l:

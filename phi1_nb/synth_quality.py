@@ -246,6 +246,10 @@ class DiversityReport:
         self.names, self.openers, self.topics, self.n, self.n_checked, self.n_near_dup = set(), Counter(), Counter(), 0, 0, 0
         self.n_named = 0
 
+    def prepare(self, texts:list[str]):
+        "Compute the near-duplicate features of a batch of texts at once (what `near_duplicate` and `add` then look up)."
+        if self.dedup is not None: self.dedup.prepare(texts)
+
     def near_duplicate(self, text:str) -> str|None:
         "The key of a kept record that `text` nearly duplicates, or None (checks only; `add` keeps)."
         if self.dedup is None: return None

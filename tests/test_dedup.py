@@ -352,3 +352,21 @@ def test_hyperloglog_is_within_four_standard_errors_over_the_whole_range():
             h = HyperLogLog(14)
             for part in np.array_split(x, 7): h.update(part); h.update(part[:10])   # repeats count once
             assert abs(h.count() - n) <= 4 * 1.04 / 128 * max(n, 1), (n, s, h.count())
+
+
+def test_online_dedup_batched_features_decide_what_one_at_a_time_decides():
+    "`prepare` (a shard's signatures in one batch) and the memo change no decision, also past the memo's size."
+    texts = [t for _, t in stdlib(12)]
+    texts += [t + "\n# again\n" for t in texts[:6]] + [texts[3]] + ["", "x = 1"]
+    def run(batch):
+        od, out = OnlineDedup(threshold=0.7, ngram=5), []
+        for j in range(0, len(texts), 5):
+            chunk = texts[j:j+5]
+            if batch: od.prepare(chunk + [UNRELATED] * 3)
+            out += [od.query(t) for t in chunk] + [od.add(f"k{j + i}", t) if f"k{j + i}" not in od.sets else "dup-key"
+                                                   for i, t in enumerate(chunk)]
+        return out
+    one = run(False)
+    assert one == run(True) and any(x is not None for x in one)
+    od = OnlineDedup(threshold=0.7); od._memo = {str(i): None for i in range(4095)}
+    od.prepare(texts[:3]); assert len(od._memo) == 3   # bounded: a full memo is dropped, not grown

@@ -128,6 +128,23 @@ def test_dry_run_estimate_is_within_15_percent_of_the_real_spend(tmp_path, capsy
     assert rows["textbooks"]["tokens_bound"] + rows["exercises"]["tokens_bound"] >= real
 
 
+def test_a_dry_run_on_a_fresh_folder_calibrates_on_a_pilot_that_is_paid_once(tmp_path):
+    "A fresh folder: the dry run pays a pilot of 8 requests per kind (cached), estimates the rest within 15%, and the run never pays the pilot again."
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = {**KW, "base_url": srv.base_url, "n_textbooks": 48, "n_exercises": 48}
+        rows = {r["kind"]: r for r in run_synth(tmp_path, **kw, dry_run=True)["dry_run"]}
+        assert [(r["pilot_requests"], r["cached"], r["calibrated_on"]) for r in rows.values()] == [(8, 8, 8)] * 2
+        b0 = billed(srv); assert b0 == sum(r["pilot_tokens"] for r in rows.values()) > 0 and srv.n_requests == 16
+        m = run_synth(tmp_path, **kw)
+        real = billed(srv) - b0
+        assert m["exit_status"] == 0 and srv.n_requests == 96              # each request once: the pilot's answers came from the cache
+    est = sum(r["tokens_est"] for r in rows.values())
+    assert abs(est - real) / real <= 0.15, (est, real)
+    with FakeOpenAIServer(handler=fake_teacher) as srv:                    # dry_run_pilot 0: nothing is sent
+        run_synth(tmp_path / "b", **{**KW, "base_url": srv.base_url}, dry_run=True, dry_run_pilot=0)
+        assert srv.n_requests == 0
+
+
 # ---------------------------------------------------------------- rate limits
 def _max_over_windows(times, weights):
     "max over windows [t_i, t_j] of (sum of weights in it) - rate-free: returns [(span, total)]."
