@@ -34,12 +34,13 @@ class Ledger:
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            for line in self.path.read_bytes().split(b"\n"):
-                try: e = json.loads(line) if line.strip() else None
-                except ValueError: self.torn += 1; continue
-                if e: self._apply(e)
+        raw = self.path.read_bytes() if self.path.exists() else b""
+        for line in raw.split(b"\n"):
+            try: e = json.loads(line) if line.strip() else None
+            except ValueError: self.torn += 1; continue
+            if e: self._apply(e)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if raw and not raw.endswith(b"\n"): os.write(self._fd, b"\n")   # seal a torn last line: the next entry starts a line
         for rid in list(self.open): self.settle(rid, None, how="lost")   # in flight when a run died: assume paid
 
     def _apply(self, e):

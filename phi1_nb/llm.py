@@ -229,7 +229,7 @@ def _classify(e) -> tuple[str, bool, float|None]:
         if code == 429: return "429", True, wait
         if code >= 500: return ("503" if code == 503 else "5xx"), True, wait
         return str(code), code in (408, 409), None
-    if isinstance(e, openai.APITimeoutError): return "timeout", True, None
+    if isinstance(e, (openai.APITimeoutError, TimeoutError)): return "timeout", True, None
     if isinstance(e, openai.APIConnectionError): return "connection", True, None
     if isinstance(e, LLMBadResponse): return "bad_response", True, None
     raise e
@@ -238,6 +238,8 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
     pb = prompt_bound(messages)
+    if not (params.get("max_tokens") or params.get("max_completion_tokens")) and (self.ledger.budget_tokens, self.ledger.budget_usd) != (None, None):
+        params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
     async with sem:
         for attempt in range(self.max_retries + 1):
             await self.limiter.acquire(pb + max_tok)
@@ -248,11 +250,13 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "
                                      f"requests in flight, budget {self.budget_tokens} tokens / ${self.budget_usd}")
             self.usage["requests"] += 1
-            try: data = await self._attempt(oc, messages, params)
-            except (openai.APIError, LLMBadResponse) as e:
+            try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
+            except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
-                # an HTTP error generated nothing; a timeout, a cut connection or an unreadable body may have been billed
-                self.ledger.settle(rid, {} if isinstance(e, openai.APIStatusError) else None)
+                # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
+                # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
+                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504)
+                self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise

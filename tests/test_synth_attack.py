@@ -1,0 +1,157 @@
+"""Issue 15's promises attacked from outside: a fault-injecting proxy (tests/fault_proxy.py) that counts what the
+upstream server really billed, property tests of the rate limiter and the ledger, kill -9 at random points of a real
+`phi1 synth`, and two processes on one run folder. The proxy runs in front of FakeOpenAIServer here, and once in front
+of a real `transformers serve` (the `real_server` fixture)."""
+import json, os, random, signal, subprocess, sys, time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+
+from fault_proxy import FaultProxy
+from phi1_nb.core import read_dataset, read_shard
+from phi1_nb.ledger import Ledger
+from phi1_nb.llm import Completion, LLMError, LLMClient
+from phi1_nb.ratelimit import RateLimiter
+from phi1_nb.synth import exercise_spec, textbook_spec
+from phi1_nb.testing import FakeOpenAIServer, count_tokens, fake_teacher
+
+ROOT = Path(__file__).resolve().parents[1]
+MSGS = [[{"role": "user", "content": f"Question number {i}: explain lists."}] for i in range(40)]
+
+
+def words(body):
+    "A long answer, unless the request caps it."
+    return "word " * 400
+
+
+# ---------------------------------------------------------------- the rate limiter, under a simulated clock
+class Clock:
+    t = 0.0
+    def __call__(self): return self.t
+
+
+@settings(max_examples=150, deadline=None)
+@given(rpm=st.sampled_from([None, 6, 60, 600]), tpm=st.sampled_from([None, 500, 12_000]),
+       reqs=st.lists(st.tuples(st.floats(0, 30), st.integers(1, 4000)), min_size=1, max_size=60),
+       pauses=st.lists(st.tuples(st.floats(0, 30), st.floats(0, 20)), max_size=3))
+def test_limiter_holds_over_every_window_whatever_the_arrivals(rpm, tpm, reqs, pauses):
+    """Requests arrive at random times with random sizes, and `Retry-After` pauses fall in between: the starts, in
+    RPM and in TPM, never exceed rate x window plus the one request that opens it."""
+    if rpm is None and tpm is None: rpm = 60
+    lim = RateLimiter(rpm, tpm, clock=Clock())
+    clock = lim.clock
+    events = sorted([(a, "req", n) for a, n in reqs] + [(a, "pause", s) for a, s in pauses])
+    starts, paused = [], []
+    for a, what, x in events:          # in arrival order, each waits as `acquire` does (the clock jumps, never sleeps)
+        clock.t = max(clock.t, a)
+        if what == "pause": lim.pause(x); paused.append((clock.t, clock.t + x)); continue
+        while (w := lim.wait_time()) > 0: clock.t += w
+        if lim.rpm: lim.rpm.charge(1)
+        if lim.tpm: lim.tpm.charge(x)
+        starts.append((clock.t, x))
+    for per_minute, size in ((rpm, lambda n: 1), (tpm, lambda n: n)):
+        if not per_minute: continue
+        for i in range(len(starts)):                   # every window [s_i, s_j]: all but the last fit in rate x span
+            tot = 0
+            for j in range(i, len(starts)):
+                assert tot <= per_minute / 60 * (starts[j][0] - starts[i][0]) + 1e-6, (i, j, tot)
+                tot += size(starts[j][1])
+    assert not any(p0 < t < p1 for t, _ in starts for p0, p1 in paused)   # nothing starts during a Retry-After pause
+
+
+# ---------------------------------------------------------------- the ledger: random histories, kills, torn lines
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("reserve"), st.integers(1, 300), st.integers(1, 300)),
+    st.tuples(st.just("usage"), st.integers(0, 99), st.floats(0, 1)),
+    st.tuples(st.just("error"), st.integers(0, 99), st.just(0.0)),
+    st.tuples(st.just("unknown"), st.integers(0, 99), st.floats(0, 1)),
+    st.tuples(st.just("kill"), st.integers(0, 60), st.booleans())), max_size=60)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, budget=st.integers(200, 3000))
+@example(ops=[("reserve", 1, 1), ("kill", 0, True), ("reserve", 1, 1), ("kill", 0, False)], budget=200)   # a torn reserve
+def test_ledger_never_lets_the_server_bill_beyond_the_budget(tmp_path_factory, ops, budget):
+    """Reserve, settle with usage / an error / an unknown fate, kill the process (its requests in flight are billed
+    by the server at up to their bound) and tear the last line at random: what the server billed over every run
+    never exceeds the budget, and the ledger never counts less than that."""
+    path = tmp_path_factory.mktemp("ledger") / "ledger.jsonl"
+    L, inflight, billed = Ledger(path, budget_tokens=budget), [], 0
+    for op, a, b in ops:
+        if op == "reserve":
+            if (rid := L.reserve(a, b)) is not None: inflight.append((rid, a + b))
+        elif op == "kill":
+            billed += sum(bound for _, bound in inflight)   # the server finishes them all, billed at their bound
+            os.close(L._fd); L._fd = None
+            raw = path.read_bytes()
+            last = raw[:-1].rfind(b"\n") + 1
+            try: e = json.loads(raw[last:])
+            except ValueError: e = None                         # the last line was torn already
+            if b and e is not None:                             # a write torn by the kill: part of the last line is lost
+                if e["op"] == "reserve":                        # it was never sent: nothing billed for it
+                    billed -= next((bd for rid, bd in inflight if rid == e["rid"]), 0)
+                path.write_bytes(raw[:last + 1 + a % max(1, len(raw) - last - 2)])
+            L, inflight = Ledger(path, budget_tokens=budget), []
+        elif inflight:
+            rid, bound = inflight.pop(a % len(inflight))
+            cost = {"usage": int(b * bound), "error": 0, "unknown": bound}[op]
+            billed += cost
+            L.settle(rid, {"prompt_tokens": cost // 2, "completion_tokens": cost - cost // 2} if op == "usage" else
+                     {} if op == "error" else None)
+        assert billed + sum(bd for _, bd in inflight) <= budget
+        assert L.spent_tokens() + L.reserved()[0] >= billed + sum(bd for _, bd in inflight)
+    L.close()
+    again = Ledger(path, budget_tokens=budget)
+    assert again.spent_tokens() >= billed
+
+
+# ---------------------------------------------------------------- the client behind the fault proxy
+def client(url, **kw):
+    return LLMClient(url, "fake", **{"timeout": 1.0, "backoff": 0.01, "max_retries": 3, "concurrency": 8, **kw})
+
+
+@pytest.mark.parametrize("fault", ["502", "504", "cut", "drop", "delay", "garbage"])
+def test_budget_holds_in_the_upstream_count_when_answers_are_lost_after_billing(tmp_path, fault):
+    """The upstream generates and bills, then the answer is lost on the way (a gateway error in its place, a cut
+    body, a close, a delay past the timeout, garbage): the budget holds in what the upstream billed."""
+    with FakeOpenAIServer(handler=fake_teacher) as srv, \
+            FaultProxy(srv.base_url, plan=lambda i, b: fault if i % 2 == 0 else None, delay=1.5) as px:
+        cl = client(px.base_url, budget_tokens=2500, ledger=tmp_path / "ledger.jsonl")
+        out = cl.complete_many(MSGS, max_tokens=40); cl.close()
+        assert px.quiet()
+    assert px.faults[fault] > 0 and px.spent() == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+    assert px.spent() <= 2500, (px.spent(), Ledger(tmp_path / "ledger.jsonl").summary())
+    assert any(isinstance(o, Completion) for o in out)
+
+
+def test_an_answer_that_trickles_in_is_cut_at_the_timeout():
+    """`timeout` is per attempt: a server that sends its answer one byte at a time cannot hold a request longer."""
+    with FakeOpenAIServer() as srv, FaultProxy(srv.base_url, plan=lambda i, b: "trickle", trickle=0.05) as px:
+        cl = client(px.base_url, timeout=1.0, max_retries=0, concurrency=1)
+        t0 = time.monotonic()
+        out = cl.complete_many(MSGS[:1], max_tokens=8)
+        took = time.monotonic() - t0
+    assert isinstance(out[0], LLMError) and cl.usage["errors_timeout"] == 1, (out, took)
+
+
+def test_without_max_tokens_the_server_cannot_bill_beyond_the_bound(tmp_path):
+    """A request without `max_tokens` under a budget: the server's own default could write far more than the bound
+    that was reserved; the client sends the bound it reserved."""
+    with FakeOpenAIServer(handler=words) as srv:
+        cl = client(srv.base_url, budget_tokens=3000, concurrency=4)
+        cl.complete_many(MSGS[:20]); cl.close()
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 3000, dict(srv.billed)
+
+
+@pytest.mark.parametrize("code", ["429", "503"])
+def test_retry_after_as_an_http_date_is_honoured(code):
+    with FakeOpenAIServer() as srv, FaultProxy(srv.base_url, plan=lambda i, b: code if i == 0 else None,
+                                               retry_after=("date", 2)) as px:
+        cl = client(px.base_url, backoff=0.001, concurrency=1)
+        t0 = time.time()
+        out = cl.complete_many(MSGS[:1], max_tokens=8)
+    assert isinstance(out[0], Completion) and px.n == 2
+    # the date has a resolution of one second: the retry came no earlier than the second it names
+    assert px.times_wall[1] >= int(t0 + 2) - 0.05, (px.times_wall, t0)
