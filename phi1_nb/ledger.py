@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/ledger.html.md"""
 
 # %% ../nbs/02b_ledger.ipynb #da125404
 from __future__ import annotations
-import json, os, threading
+import contextlib, fcntl, json, os, threading, time
 from collections import Counter
 from pathlib import Path
 
@@ -31,17 +31,35 @@ class Ledger:
         self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path else None), budget_tokens, budget_usd, price
         self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
+        self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        raw = self.path.read_bytes() if self.path.exists() else b""
-        for line in raw.split(b"\n"):
-            try: e = json.loads(line) if line.strip() else None
-            except ValueError: self.torn += 1; continue
-            if e: self._apply(e)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if raw and not raw.endswith(b"\n"): os.write(self._fd, b"\n")   # seal a torn last line: the next entry starts a line
-        for rid in list(self.open): self.settle(rid, None, how="lost")   # in flight when a run died: assume paid
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self._mutex = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB); alone = True   # nobody else has the books open
+        except OSError: fcntl.flock(self._fd, fcntl.LOCK_SH); alone = False
+        with self._books():
+            if alone:   # reservations nobody settled belong to processes that died with them in flight: assume paid
+                for rid in list(self.open): self._write({"op": "settle", "rid": rid, "how": "lost"})
+        if alone: fcntl.flock(self._fd, fcntl.LOCK_SH)   # from now on, whoever opens the books leaves ours alone
+
+    @contextlib.contextmanager
+    def _books(self):
+        "Hold the file's write lock, having read what other processes appended (their reservations count too)."
+        if self._fd is None: yield; return
+        fcntl.flock(self._mutex, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(self._fd).st_size
+            if size > self._off:
+                data = os.pread(self._fd, size - self._off, self._off); end = data.rfind(b"\n") + 1
+                for line in data[:end].split(b"\n"):
+                    try: e = json.loads(line) if line.strip() else None
+                    except ValueError: self.torn += 1; continue
+                    if e: self._apply(e)
+                self._off, self._tail = self._off + end, end < len(data)   # _tail: a torn last line, sealed by the next write
+            yield
+        finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
 
     def _apply(self, e):
         if e["op"] == "reserve":
@@ -62,7 +80,10 @@ class Ledger:
             self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], self.price))
 
     def _write(self, e):
-        if self._fd is not None: os.write(self._fd, (json.dumps(e) + "\n").encode())
+        "Append an entry (inside `_books`), starting a new line after a torn one."
+        if self._fd is not None:
+            os.write(self._fd, (b"\n" if self._tail else b"") + (json.dumps(e) + "\n").encode())
+            self._off, self._tail = os.lseek(self._fd, 0, os.SEEK_CUR), False   # we hold the lock: the end is ours
         self._apply(e)
 
 # %% ../nbs/02b_ledger.ipynb #c355ff5c
@@ -80,17 +101,19 @@ def reserved(self) -> tuple[int, float]:
 
 def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None) -> str|None:
     "Reserve a request's upper bound; its id, or None when it does not fit in the budget (nothing is reserved)."
-    with self._lock:
+    with self._lock, self._books():
         rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
         if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return None
         if self.budget_usd is not None and self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, self.price) > self.budget_usd: return None
         rid = f"{os.getpid()}-{self._n}"
-        self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag})
-        return rid
+        self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag,
+                     "t": round(time.time(), 3)})
+        self.own.add(rid); return rid
 
 def settle(self, rid:str, usage:dict|None, how:str|None=None):
     "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown fate."
-    with self._lock:
+    with self._lock, self._books():
+        self.own.discard(rid)
         if rid not in self.open: return
         how = how or ("unknown" if usage is None else "usage" if usage else "error")
         e = {"op": "settle", "rid": rid, "how": how}
@@ -112,7 +135,7 @@ def summary(self) -> dict:
 
 def close(self):
     "Sync and close the file."
-    if self._fd is not None: os.fsync(self._fd); os.close(self._fd); self._fd = None
+    if self._fd is not None: os.fsync(self._fd); os.close(self._fd); os.close(self._mutex); self._fd = None
 
 Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
 Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close = settle, observed, summary, close

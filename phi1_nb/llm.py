@@ -243,8 +243,8 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
     async with sem:
         for attempt in range(self.max_retries + 1):
             await self.limiter.acquire(pb + max_tok)
-            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.open:
-                await asyncio.sleep(0.02)   # what is in flight may settle for less than its bound: wait and see
+            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.own:
+                await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:
                 s = self.ledger.summary()
                 raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "

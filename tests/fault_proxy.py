@@ -8,7 +8,7 @@ gateway error in its place), 'cut' (half the body, then close), 'drop' (close wi
 `delay` seconds late), 'garbage' (200 with a body that is not JSON), 'trickle' (the body one byte at a time,
 `trickle` seconds apart). `billed` sums the usage of every upstream answer, delivered or not: what a provider charges.
 A request the upstream received keeps going when the client goes away (kill -9), as on a real server."""
-import asyncio, email.utils, json, threading, time
+import asyncio, email.utils, hashlib, json, threading, time
 from collections import Counter
 from urllib.parse import urlparse
 
@@ -51,6 +51,7 @@ class FaultProxy:
         assert u.path.rstrip("/") == "/v1", f"an upstream base_url ending in /v1, not {upstream}"
         self.plan, self.retry_after, self.delay, self.trickle = plan or (lambda i, b: None), retry_after, delay, trickle
         self.n, self.faults, self.billed, self.times, self.times_wall = 0, Counter(), Counter(), [], []
+        self.answered = Counter()   # sha256 of a request body -> how many times the upstream answered (and billed) it
         self.upstream_in_flight, self.max_upstream_in_flight, self._lock = 0, 0, threading.Lock()
 
     def retry_after_value(self):
@@ -77,6 +78,7 @@ class FaultProxy:
             with self._lock:
                 self.billed.update(prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0),
                                    answers=int(status == 200))
+                if status == 200: self.answered[hashlib.sha256(raw).hexdigest()] += 1
             return status, body
         finally:
             with self._lock: self.upstream_in_flight -= 1

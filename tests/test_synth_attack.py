@@ -155,3 +155,117 @@ def test_retry_after_as_an_http_date_is_honoured(code):
     assert isinstance(out[0], Completion) and px.n == 2
     # the date has a resolution of one second: the retry came no earlier than the second it names
     assert px.times_wall[1] >= int(t0 + 2) - 0.05, (px.times_wall, t0)
+
+
+# ---------------------------------------------------------------- kill -9 and two processes, through the proxy
+CLI = "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))"
+NT, NE, CONC = 24, 24, 8
+
+
+def synth_cmd(run_dir, url, *extra):
+    return [sys.executable, "-c", CLI, "synth", "--run-dir", str(run_dir), "--backend", "openai", "--model", "fake",
+            "--base_url", url, "--n_textbooks", str(NT), "--n_exercises", str(NE), "--mine", "false", "--per_shard", "8",
+            "--concurrency", str(CONC), "--max_retries", "1", "--sandbox_workers", "1", *extra]
+
+
+def record_ids(run_dir):
+    "Every id written (kept and dropped) per kind, with repeats: the shards of the kind's finished tasks."
+    out = {}
+    for kind in ("textbooks", "exercises"):
+        d, out[kind] = Path(run_dir) / "synth" / kind, []
+        for p in sorted((d / "parts").glob("synthetic-*.json")):
+            r = json.loads(p.read_text())
+            out[kind] += [x["id"] for x in read_shard(d / r["shard"]["path"])]
+            if "dropped" in r: out[kind] += [x["id"] for x in read_shard(d / "dropped" / r["dropped"]["path"])]
+    return out
+
+
+def kill_trials(run_dir, px, rng, kills, extra=()):
+    "Start `phi1 synth`, kill -9 it after a random number of requests, `kills` times; the new answers of each run."
+    paid_again, seen = [], Counter()
+    for _ in range(kills):
+        n0, target = px.n, px.n + rng.randint(1, 40)
+        p = subprocess.Popen(synth_cmd(run_dir, px.base_url, *extra), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while p.poll() is None and px.n < target: time.sleep(0.005)
+        time.sleep(rng.random() * 0.05)
+        if p.poll() is None: os.kill(p.pid, signal.SIGKILL)
+        p.wait(); assert px.quiet()                               # the server finishes (and bills) what it had
+        now = Counter(px.answered)
+        paid_again.append(sum(min(seen[k], now[k] - seen[k]) for k in now if now[k] > seen[k] and seen[k]))
+        seen = now
+    return paid_again
+
+
+def test_kill_9_at_random_points_then_a_rerun_gives_every_id_once(tmp_path):
+    rng = random.Random(15)
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.05) as srv, FaultProxy(srv.base_url) as px:
+        paid_again = kill_trials(tmp_path, px, rng, kills=5)
+        before = Counter(px.answered)
+        r = subprocess.run(synth_cmd(tmp_path, px.base_url), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert px.quiet()
+    paid_again.append(sum(min(before[k], v - before[k]) for k, v in px.answered.items() if before[k] and v > before[k]))
+    ids = record_ids(tmp_path)
+    assert sorted(ids["textbooks"]) == sorted(textbook_spec(1234, i)["id"] for i in range(NT))   # each once, none lost
+    assert sorted(ids["exercises"]) == sorted(exercise_spec(1234, i)["id"] for i in range(NE))
+    assert max(paid_again) <= CONC, paid_again                     # a kill pays again at most for what was in flight
+    assert sum(px.answered.values()) == len(px.answered) + sum(paid_again)
+    led = Ledger(tmp_path / "synth" / "ledger.jsonl")
+    assert led.spent_tokens() >= px.spent() and led.summary()["in_flight"] == 0
+
+
+def test_kill_9_never_lets_the_upstream_bill_beyond_the_budget(tmp_path):
+    rng, budget = random.Random(7), 5000
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.05) as srv, FaultProxy(srv.base_url) as px:
+        kill_trials(tmp_path, px, rng, kills=4, extra=("--budget_tokens", str(budget)))
+        r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--budget_tokens", str(budget)), cwd=ROOT, capture_output=True, text=True)
+        assert px.quiet()
+    assert r.returncode == 3 and "budget" in r.stderr, r.stderr[-2000:]
+    assert 0 < px.spent() <= budget
+    ids = record_ids(tmp_path)
+    for kind, f in (("textbooks", textbook_spec), ("exercises", exercise_spec)):
+        assert len(ids[kind]) == len(set(ids[kind])) and set(ids[kind]) <= {f(1234, i)["id"] for i in range(24)}
+
+
+def test_two_processes_on_one_run_folder(tmp_path):
+    """Two `phi1 synth` started together on one folder: one runs, the other is refused with exit 2 and a message;
+    nothing is asked twice."""
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.1) as srv, FaultProxy(srv.base_url) as px:
+        ps = [subprocess.Popen(synth_cmd(tmp_path, px.base_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+        res = sorted((p.wait(), p.stderr.read()) for p in ps)
+        assert px.quiet()
+    assert [rc for rc, _ in res] == [0, 2] and "another synth run" in res[1][1], res
+    assert max(px.answered.values()) == 1 and len(px.answered) == NT + NE
+    ids = record_ids(tmp_path)
+    assert sorted(ids["textbooks"]) == sorted(textbook_spec(1234, i)["id"] for i in range(NT))
+
+
+def test_a_dry_run_during_a_live_run_leaves_its_books_alone(tmp_path):
+    """A dry run reads the ledger while a live run has requests in flight: it must not settle them as lost (they
+    are not), or the books would charge their bound on top of what the server reports."""
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.3) as srv, FaultProxy(srv.base_url) as px:
+        p = subprocess.Popen(synth_cmd(tmp_path, px.base_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while px.upstream_in_flight < CONC and p.poll() is None: time.sleep(0.005)
+        r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--dry_run", "true"), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0 and p.wait() == 0, r.stderr[-2000:]
+        assert px.quiet()
+    led = Ledger(tmp_path / "synth" / "ledger.jsonl")
+    assert led.spent.get("settled_lost", 0) == 0 and led.spent_tokens() == px.spent(), led.summary()
+
+
+TWO = ("import sys; from phi1_nb.llm import LLMClient; from phi1_nb.testing import FakeOpenAIServer; "
+       "cl = LLMClient(sys.argv[1], 'fake', concurrency=4, budget_tokens=int(sys.argv[3]), ledger=sys.argv[2]); "
+       "cl.complete_many([[{'role': 'user', 'content': f'{sys.argv[4]} question {i}'}] for i in range(40)], max_tokens=30); cl.close()")
+
+
+def test_two_processes_sharing_one_ledger_share_one_budget(tmp_path):
+    """Two clients in two processes keep their books in one ledger file at the same time (no stage lock between
+    them): each sees the other's reservations, and together they stay within the one budget."""
+    with FakeOpenAIServer(handler=words, latency=0.05) as srv:
+        ps = [subprocess.Popen([sys.executable, "-c", TWO, srv.base_url, str(tmp_path / "ledger.jsonl"), "2000", who], cwd=ROOT)
+              for who in "AB"]
+        assert [p.wait() for p in ps] == [0, 0]
+    assert {b["messages"][0]["content"][0] for b in srv.bodies} == {"A", "B"}
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 2000, dict(srv.billed)
+    assert Ledger(tmp_path / "ledger.jsonl").spent_tokens() == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
