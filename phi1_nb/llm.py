@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/llm.html.md"""
 
 # %% ../nbs/02_llm.ipynb #75ad1825
 from __future__ import annotations
-import asyncio, email.utils, functools, hashlib, json, math, os, random, threading, time, weakref
+import asyncio, email.utils, functools, hashlib, json, math, os, random, socket, threading, time, weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -234,6 +234,14 @@ def _classify(e) -> tuple[str, bool, float|None]:
     if isinstance(e, LLMBadResponse): return "bad_response", True, None
     raise e
 
+def _cannot_connect(e) -> bool:
+    "Whether a connection error came before the request got through (refused, no route, DNS), not after it."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if type(e).__name__ == "ConnectError" or isinstance(e, (ConnectionRefusedError, socket.gaierror)): return True
+        seen.add(id(e)); e = e.__cause__ or e.__context__
+    return False
+
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
@@ -255,13 +263,13 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 kind, retry, wait = _classify(e)
                 # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
                 # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
-                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504)
+                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _cannot_connect(e)
                 self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
                 if attempt == self.max_retries:
-                    if kind == "connection": raise LLMUnreachable(self.base_url, e) from e
+                    if _cannot_connect(e): raise LLMUnreachable(self.base_url, e) from e   # a cut answer is no unreachable server
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
                 d = min(self.max_backoff, self.backoff * 2**attempt)

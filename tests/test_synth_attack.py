@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from fault_proxy import FaultProxy
 from phi1_nb.core import read_dataset, read_shard
 from phi1_nb.ledger import Ledger
-from phi1_nb.llm import Completion, LLMError, LLMClient
+from phi1_nb.llm import Completion, LLMError, LLMClient, LLMUnreachable
 from phi1_nb.ratelimit import RateLimiter
 from phi1_nb.synth import exercise_spec, textbook_spec
 from phi1_nb.testing import FakeOpenAIServer, count_tokens, fake_teacher
@@ -269,3 +269,13 @@ def test_two_processes_sharing_one_ledger_share_one_budget(tmp_path):
     assert {b["messages"][0]["content"][0] for b in srv.bodies} == {"A", "B"}
     assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 2000, dict(srv.billed)
     assert Ledger(tmp_path / "ledger.jsonl").spent_tokens() == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+def test_a_connection_cut_mid_answer_is_a_failed_request_not_an_unreachable_server():
+    """The server answered and the connection broke on the way back: that request failed (retry, then report it);
+    the endpoint is reachable, so the other requests go on."""
+    with FakeOpenAIServer() as srv, FaultProxy(srv.base_url, plan=lambda i, b: "cut" if b["messages"][0]["content"] ==
+                                               MSGS[3][0]["content"] else None) as px:
+        out = client(px.base_url, max_retries=1, concurrency=2).complete_many(MSGS[:10], max_tokens=8)
+    assert isinstance(out[3], LLMError) and not isinstance(out[3], LLMUnreachable), out[3]
+    assert sum(isinstance(o, Completion) for o in out) == 9
