@@ -279,3 +279,49 @@ def test_a_connection_cut_mid_answer_is_a_failed_request_not_an_unreachable_serv
         out = client(px.base_url, max_retries=1, concurrency=2).complete_many(MSGS[:10], max_tokens=8)
     assert isinstance(out[3], LLMError) and not isinstance(out[3], LLMUnreachable), out[3]
     assert sum(isinstance(o, Completion) for o in out) == 9
+
+
+# ---------------------------------------------------------------- the same attacks on a real server
+REAL = dict(backend="openai", n_textbooks=3, n_exercises=3, per_shard=8, max_tokens_textbook=24, max_tokens_exercise=24,
+            mine=False, progress=False, timeout=60, concurrency=2, max_retries=2, sandbox_timeout=2)
+
+
+@pytest.mark.timeout(420)
+def test_real_server_behind_the_fault_proxy_bills_within_the_budget(real_server, tmp_path, capsys):
+    """`transformers serve` counts its own tokens; the proxy spoils answers after the server billed them. The budget
+    holds in the server's count, the ledger never counts less, no reserved bound is exceeded by a real tokenizer,
+    and once calibrated on what was spent, the dry run's estimate of the rest is within 15% of its real cost."""
+    from phi1_nb.synth import run_synth
+    plan = lambda i, b: {0: "cut", 2: "502", 4: "garbage", 6: "drop"}.get(i)
+    with FaultProxy(real_server.base_url, plan=plan) as px:
+        kw = {**REAL, "base_url": px.base_url, "model": real_server.model}
+        m = run_synth(tmp_path, **kw, budget_tokens=4000)
+        assert px.quiet()
+        led = Ledger(tmp_path / "synth" / "ledger.jsonl").summary()
+        spent1 = px.spent()
+        assert m["exit_status"] in (0, 3) and 0 < spent1 <= 4000 and led["spent_tokens"] >= spent1 and not led.get("over_bound")
+        est = sum(r["tokens_est"] for r in run_synth(tmp_path, **kw, dry_run=True)["dry_run"])
+        m = run_synth(tmp_path, **kw)
+        assert px.quiet() and m["exit_status"] == 0
+    rest = px.spent() - spent1
+    print(f"real server: {spent1} tokens billed under a budget of 4000 (ledger {led['spent_tokens']}), "
+          f"{dict(px.faults)}; dry run {est} vs real {rest}")
+    assert rest == 0 or abs(est - rest) / rest <= 0.15, (est, rest)
+    ids = record_ids(tmp_path)
+    assert sorted(ids["textbooks"]) == sorted(textbook_spec(1234, i)["id"] for i in range(3))
+    assert sorted(ids["exercises"]) == sorted(exercise_spec(1234, i)["id"] for i in range(3))
+
+
+@pytest.mark.timeout(420)
+def test_real_server_kill_9_under_a_budget(real_server, tmp_path):
+    with FaultProxy(real_server.base_url) as px:
+        extra = ("--model", real_server.model, "--max_tokens_textbook", "24", "--max_tokens_exercise", "24",
+                 "--budget_tokens", "3000", "--concurrency", "2", "--n_textbooks", "3", "--n_exercises", "3")
+        cmd = lambda: synth_cmd(tmp_path, px.base_url, *extra)            # (the later options win)
+        p = subprocess.Popen(cmd(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while p.poll() is None and px.n < 3: time.sleep(0.005)
+        os.kill(p.pid, signal.SIGKILL); p.wait(); assert px.quiet()
+        r = subprocess.run(cmd(), cwd=ROOT, capture_output=True, text=True)
+        assert px.quiet()
+    assert r.returncode in (0, 3), r.stderr[-2000:]
+    assert 0 < px.spent() <= 3000, dict(px.billed)
