@@ -7,7 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/ledger.html.md"""
 # %% ../nbs/02b_ledger.ipynb #da125404
 from __future__ import annotations
 import contextlib, fcntl, json, os, threading, time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 # %% auto #0
@@ -32,6 +32,7 @@ class Ledger:
         self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
         self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
+        self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,9 @@ class Ledger:
     def _apply(self, e):
         if e["op"] == "reserve":
             self.open[e["rid"]] = e; self._n = max(self._n, int(e["rid"].split("-")[-1]) + 1)
+            if "t" in e:
+                self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
+                while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
             self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]; return
         r = self.open.pop(e["rid"], None)
         if r is None: return

@@ -161,6 +161,7 @@ class LLMClient:
         self.budget_tokens, self.budget_usd, self.price = budget_tokens, budget_usd, price
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger, budget_tokens, budget_usd, price)
         self.limiter = RateLimiter(rpm, tpm)
+        if rpm or tpm: self.limiter.resume(self.ledger.recent)   # what the last minute of earlier runs sent still counts
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)

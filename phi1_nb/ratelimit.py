@@ -37,6 +37,12 @@ class RateLimiter:
     def wait_time(self) -> float:
         "Seconds until a request may start."
         return max(self.until - self.clock(), *(p.wait_time() for p in (self.rpm, self.tpm) if p), 0.0)
+    def resume(self, charges, wall:Callable[[], float]=time.time):
+        "Replay the `(wall-clock time, tokens)` charges of an earlier process (the ledger's), so a restart adds no burst."
+        off = self.clock() - wall()
+        for t, n in sorted(charges):
+            for p, x in ((self.rpm, 1), (self.tpm, n)):
+                if p: p.tat = max(t + off, t + off if p.tat is None else p.tat) + x / p.rate
     async def acquire(self, tokens:float=0):
         "Wait until a request of `tokens` (its upper bound) may start, and charge it."
         while (w := self.wait_time()) > 0: await asyncio.sleep(w)

@@ -325,3 +325,27 @@ def test_real_server_kill_9_under_a_budget(real_server, tmp_path):
         assert px.quiet()
     assert r.returncode in (0, 3), r.stderr[-2000:]
     assert 0 < px.spent() <= 3000, dict(px.billed)
+
+
+PACED = ("import sys; from phi1_nb.llm import LLMClient; "
+         "cl = LLMClient(sys.argv[1], 'fake', tpm=6000, concurrency=2, ledger=sys.argv[2]); "
+         "cl.complete_many([[{'role': 'user', 'content': f'{sys.argv[3]} question {i}'}] for i in range(3)], max_tokens=250); cl.close()")
+
+
+def test_tpm_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
+    """TPM 6,000 (100 tokens a second) and requests of a 300-token bound: a run killed right after its first request
+    and restarted at once must not send its next one before the first one's tokens are paced out."""
+    with FakeOpenAIServer(handler=words) as srv:
+        a = subprocess.Popen([sys.executable, "-c", PACED, srv.base_url, str(tmp_path / "ledger.jsonl"), "A"], cwd=ROOT)
+        while srv.n_requests < 1 and a.poll() is None: time.sleep(0.005)
+        os.kill(a.pid, signal.SIGKILL); a.wait()
+        b = subprocess.run([sys.executable, "-c", PACED, srv.base_url, str(tmp_path / "ledger.jsonl"), "B"], cwd=ROOT, timeout=60)
+        assert b.returncode == 0
+    from phi1_nb.ledger import prompt_bound
+    starts = [(t, prompt_bound(body["messages"]) + body["max_tokens"]) for t, body in zip(srv.times, srv.bodies)]
+    assert len(starts) >= 4
+    for i in range(len(starts)):
+        tot = 0
+        for j in range(i, len(starts)):
+            assert tot <= 100 * (starts[j][0] - starts[i][0]) + 5, (i, j, tot, [round(t - starts[0][0], 2) for t, _ in starts])
+            tot += starts[j][1]
