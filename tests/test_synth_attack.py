@@ -349,3 +349,41 @@ def test_tpm_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
         for j in range(i, len(starts)):
             assert tot <= 100 * (starts[j][0] - starts[i][0]) + 5, (i, j, tot, [round(t - starts[0][0], 2) for t, _ in starts])
             tot += starts[j][1]
+
+
+@pytest.mark.xfail(strict=True, reason="synth (06_synth, not ours): an uncalibrated dry run assumes chars/4 prompt tokens and "
+                   "max_tokens per answer; on a fresh folder it is 24% over the real spend. Fix in synth.dry_run_table: "
+                   "when the ledger has no answers of a kind, send a small paid pilot (cached, charged to the ledger) and calibrate on it")
+def test_a_dry_run_on_a_fresh_folder_is_within_15_percent(tmp_path):
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        from phi1_nb.synth import run_synth
+        kw = dict(backend="openai", base_url=srv.base_url, model="fake", mine=False, progress=False, n_textbooks=32, n_exercises=32)
+        est = sum(r["tokens_est"] for r in run_synth(tmp_path, **kw, dry_run=True)["dry_run"])
+        run_synth(tmp_path, **kw)
+        real = srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+    assert abs(est - real) / real <= 0.15, (est, real)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from("AB"), st.sampled_from(["reserve", "usage", "error", "unknown", "kill"]),
+                              st.integers(1, 400), st.floats(0, 1)), max_size=50), budget=st.integers(300, 2000))
+def test_two_ledgers_on_one_file_share_the_budget(tmp_path_factory, ops, budget):
+    """Two processes' books on one file (two `Ledger` objects: each holds its own locks), reserving, settling and
+    being killed at random: together they never let the server bill beyond the budget."""
+    path = tmp_path_factory.mktemp("ledger") / "ledger.jsonl"
+    L, inflight, billed = {w: Ledger(path, budget_tokens=budget) for w in "AB"}, {"A": [], "B": []}, 0
+    for who, op, a, b in ops:
+        if op == "reserve":
+            if (rid := L[who].reserve(a, 10)) is not None: inflight[who].append((rid, a + 10))
+        elif op == "kill":
+            billed += sum(bd for _, bd in inflight[who]); inflight[who] = []
+            os.close(L[who]._fd); os.close(L[who]._mutex); L[who]._fd = None
+            L[who] = Ledger(path, budget_tokens=budget)
+        elif inflight[who]:
+            rid, bound = inflight[who].pop(a % len(inflight[who]))
+            cost = {"usage": int(b * bound), "error": 0, "unknown": bound}[op]
+            billed += cost
+            L[who].settle(rid, {"prompt_tokens": cost, "completion_tokens": 0} if op == "usage" else {} if op == "error" else None)
+        assert billed + sum(bd for w in "AB" for _, bd in inflight[w]) <= budget
+    for w in "AB": L[w].close()
+    assert Ledger(path).spent_tokens() >= billed
