@@ -51,13 +51,15 @@ class FaultProxy:
         assert u.path.rstrip("/") == "/v1", f"an upstream base_url ending in /v1, not {upstream}"
         self.plan, self.retry_after, self.delay, self.trickle = plan or (lambda i, b: None), retry_after, delay, trickle
         self.n, self.faults, self.billed, self.times, self.times_wall = 0, Counter(), Counter(), [], []
-        self.answered = Counter()   # sha256 of a request body -> how many times the upstream answered (and billed) it
+        self.answered, self.not_before = Counter(), []   # sha256 of a request body -> how many times the upstream answered (and billed) it
         self.upstream_in_flight, self.max_upstream_in_flight, self._lock = 0, 0, threading.Lock()
 
     def retry_after_value(self):
         "The `Retry-After` header: a number of seconds, or ('date', seconds) for an HTTP date that far ahead."
         ra = self.retry_after() if callable(self.retry_after) else self.retry_after
-        if isinstance(ra, tuple): return email.utils.formatdate(time.time() + ra[1], usegmt=True)
+        if isinstance(ra, tuple):
+            self.not_before.append(int(time.time() + ra[1]))   # the date names a whole second
+            return email.utils.formatdate(self.not_before[-1], usegmt=True)
         return str(ra)
 
     async def _forward(self, method, path, headers, raw) -> tuple[int, bytes]:
