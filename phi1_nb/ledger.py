@@ -11,7 +11,8 @@ from collections import Counter, deque
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'reserve', 'settle', 'observed', 'summary', 'close']
+__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'reserve', 'settle', 'pause', 'observed', 'summary',
+           'close']
 
 # %% ../nbs/02b_ledger.ipynb #9d6a17b1
 def prompt_bound(prompt) -> int:
@@ -33,6 +34,7 @@ class Ledger:
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
         self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
         self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
+        self.paused_until = 0.0   # wall-clock time before which the server asked not to be called (`Retry-After`)
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,7 @@ class Ledger:
         finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
 
     def _apply(self, e):
+        if e["op"] == "pause": self.paused_until = max(self.paused_until, e["until"]); return
         if e["op"] == "reserve":
             self.open[e["rid"]] = e; self._n = max(self._n, int(e["rid"].split("-")[-1]) + 1)
             if "t" in e:
@@ -124,6 +127,10 @@ def settle(self, rid:str, usage:dict|None, how:str|None=None):
         if how == "usage": e.update(prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)))
         self._write(e)
 
+def pause(self, seconds:float):
+    "Record a server's `Retry-After` (a restarted run honours it too)."
+    with self._lock, self._books(): self._write({"op": "pause", "until": round(time.time() + seconds, 3)})
+
 def observed(self, tag=None) -> dict|None:
     "Mean prompt tokens per bound byte and mean completion tokens of the settled answers with `tag` (None if none)."
     o = self.obs.get(tag)
@@ -142,4 +149,4 @@ def close(self):
     if self._fd is not None: os.fsync(self._fd); os.close(self._fd); os.close(self._mutex); self._fd = None
 
 Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
-Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close = settle, observed, summary, close
+Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close, Ledger.pause = settle, observed, summary, close, pause

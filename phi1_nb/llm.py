@@ -162,6 +162,7 @@ class LLMClient:
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger, budget_tokens, budget_usd, price)
         self.limiter = RateLimiter(rpm, tpm)
         if rpm or tpm: self.limiter.resume(self.ledger.recent)   # what the last minute of earlier runs sent still counts
+        self.limiter.pause(self.ledger.paused_until - time.time())   # and a Retry-After that an earlier run was told
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
@@ -267,7 +268,7 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _cannot_connect(e)
                 self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
-                if wait is not None: self.limiter.pause(wait)
+                if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
                 if attempt == self.max_retries:
                     if _cannot_connect(e): raise LLMUnreachable(self.base_url, e) from e   # a cut answer is no unreachable server

@@ -418,3 +418,20 @@ def test_two_ledgers_on_one_file_share_the_budget(tmp_path_factory, ops, budget)
         assert billed + sum(bd for w in "AB" for _, bd in inflight[w]) <= budget
     for w in "AB": L[w].close()
     assert Ledger(path).spent_tokens() >= billed
+
+
+PAUSED = ("import sys; from phi1_nb.llm import LLMClient; "
+          "cl = LLMClient(sys.argv[1], 'fake', concurrency=1, backoff=0.001, ledger=sys.argv[2]); "
+          "cl.complete_many([[{'role': 'user', 'content': f'{sys.argv[3]} question'}]], max_tokens=8); cl.close()")
+
+
+def test_retry_after_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
+    """A 429 says 'come back in 3 s'; the run is killed while it waits, and restarted at once: the new process does
+    not knock before the 3 s are up either."""
+    with FakeOpenAIServer(faults=["429"], retry_after=3) as srv:
+        a = subprocess.Popen([sys.executable, "-c", PAUSED, srv.base_url, str(tmp_path / "ledger.jsonl"), "A"], cwd=ROOT)
+        while srv.n_requests < 1 and a.poll() is None: time.sleep(0.005)
+        time.sleep(0.3); os.kill(a.pid, signal.SIGKILL); a.wait()
+        b = subprocess.run([sys.executable, "-c", PAUSED, srv.base_url, str(tmp_path / "ledger.jsonl"), "B"], cwd=ROOT, timeout=60)
+        assert b.returncode == 0 and srv.n_requests == 2
+    assert srv.times[1] - srv.times[0] >= 2.9, srv.times
