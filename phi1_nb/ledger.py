@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/ledger.html.md"""
 
 # %% ../nbs/02b_ledger.ipynb #da125404
 from __future__ import annotations
-import contextlib, fcntl, json, os, threading, time
+import contextlib, fcntl, json, math, os, threading, time
 from collections import Counter, deque
 from pathlib import Path
 
@@ -35,6 +35,7 @@ class Ledger:
         self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
         self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
         self.paused_until = 0.0   # wall-clock time before which the server asked not to be called (`Retry-After`)
+        self.slack = [1.0, 1.0]   # the most a settled answer's prompt / completion exceeded its bound: later bounds scale by it
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +81,11 @@ class Ledger:
             pt, ct = e["prompt_tokens"], e["completion_tokens"]
             self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
             if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
+            self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
+                          max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=1, prompt_bytes=r["prompt_bound"], prompt_tokens=pt, completion_tokens=ct, max_tokens=r["max_tokens"])
+            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct,
+                     max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
             self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], self.price))
@@ -109,12 +113,14 @@ def reserved(self) -> tuple[int, float]:
 def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None) -> str|None:
     "Reserve a request's upper bound; its id, or None when it does not fit in the budget (nothing is reserved)."
     with self._lock, self._books():
+        raw = {"raw_prompt": prompt_bytes, "raw_max": max_tokens} if self.slack != [1.0, 1.0] else {}
+        prompt_bytes, max_tokens = math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1])
         rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
         if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return None
         if self.budget_usd is not None and self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, self.price) > self.budget_usd: return None
         rid = f"{os.getpid()}-{self._n}"
         self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag,
-                     "t": round(time.time(), 3)})
+                     "t": round(time.time(), 3), **raw})
         self.own.add(rid); return rid
 
 def settle(self, rid:str, usage:dict|None, how:str|None=None):

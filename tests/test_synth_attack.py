@@ -435,3 +435,13 @@ def test_retry_after_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
         b = subprocess.run([sys.executable, "-c", PAUSED, srv.base_url, str(tmp_path / "ledger.jsonl"), "B"], cwd=ROOT, timeout=60)
         assert b.returncode == 0 and srv.n_requests == 2
     assert srv.times[1] - srv.times[0] >= 2.9, srv.times
+
+
+def test_a_server_that_ignores_max_tokens_cannot_overrun_the_budget(tmp_path):
+    """A server that writes 400 tokens whatever `max_tokens` says: after its first answers the ledger knows its
+    bounds are too small and scales the next reservations, so the budget still holds in the server's count."""
+    with FakeOpenAIServer(handler=words, max_tokens_cap=False, latency=0.02) as srv:
+        cl = client(srv.base_url, budget_tokens=5000, concurrency=4, ledger=tmp_path / "ledger.jsonl")
+        out = cl.complete_many(MSGS, max_tokens=30); cl.close()
+    assert sum(isinstance(o, Completion) for o in out) >= 4
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 5000, dict(srv.billed)
