@@ -445,3 +445,27 @@ def test_a_server_that_ignores_max_tokens_cannot_overrun_the_budget(tmp_path):
         out = cl.complete_many(MSGS, max_tokens=30); cl.close()
     assert sum(isinstance(o, Completion) for o in out) >= 4
     assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 5000, dict(srv.billed)
+
+
+@pytest.mark.xfail(strict=True, reason="synth (06_synth, not ours): check_shaping(force) deletes the kind's folder in "
+                   "directory order, shaping.json among the rest; a kill right after shaping.json is gone leaves the old "
+                   "receipts with no shaping to refuse them, and the rerun keeps the old configuration's records. Fix: delete "
+                   "everything but shaping.json first and overwrite it last (or rename the folder away atomically, then delete)")
+def test_a_kill_during_a_forced_restart_never_mixes_two_configurations(tmp_path, monkeypatch):
+    from phi1_nb.synth import run_synth
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        kw = dict(backend="openai", base_url=srv.base_url, model="fake", mine=False, progress=False, kinds="textbooks",
+                  n_textbooks=8)
+        run_synth(tmp_path, **kw)
+        kdir, real_iterdir, real_unlink = tmp_path / "synth" / "textbooks", Path.iterdir, Path.unlink
+        def iterdir(self):   # a directory order that lists shaping.json first (any order is a filesystem's right)
+            return iter(sorted(real_iterdir(self), key=lambda p: p.name != "shaping.json"))
+        def unlink(self, *a, **k):
+            real_unlink(self, *a, **k)
+            if self.name == "shaping.json": raise KeyboardInterrupt("kill -9")
+        monkeypatch.setattr(Path, "iterdir", iterdir); monkeypatch.setattr(Path, "unlink", unlink)
+        with pytest.raises(KeyboardInterrupt): run_synth(tmp_path, **kw, temperature=0.5, force=True)
+        monkeypatch.undo()
+        n = srv.n_requests
+        run_synth(tmp_path, **kw, temperature=0.5)                     # the rerun, with the new configuration
+        assert srv.n_requests - n == 8, "the old configuration's records were kept as final"
