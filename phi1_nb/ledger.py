@@ -42,7 +42,7 @@ class Ledger:
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self._mutex = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try: fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB); alone = True   # nobody else has the books open
-        except OSError: fcntl.flock(self._fd, fcntl.LOCK_SH); alone = False
+        except BlockingIOError: fcntl.flock(self._fd, fcntl.LOCK_SH); alone = False
         with self._books():
             if alone:   # reservations nobody settled belong to processes that died with them in flight: assume paid
                 for rid in list(self.open): self._write({"op": "settle", "rid": rid, "how": "lost"})

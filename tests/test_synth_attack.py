@@ -202,9 +202,14 @@ def test_kill_9_at_random_points_then_a_rerun_gives_every_id_once(tmp_path):
         r = subprocess.run(synth_cmd(tmp_path, px.base_url), cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
         assert px.quiet()
-    paid_again.append(sum(min(before[k], v - before[k]) for k, v in px.answered.items() if before[k] and v > before[k]))
+        paid_again.append(sum(min(before[k], v - before[k]) for k, v in px.answered.items() if before[k] and v > before[k]))
+        done = Counter(px.answered)                                # growing n: exactly the 8 new ids, each once
+        r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--n_textbooks", str(NT + 8)), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0 and px.quiet(), r.stderr[-2000:]
+        assert {k: v - done[k] for k, v in px.answered.items() if v != done[k]} == {k: 1 for k in px.answered if k not in done}
+        assert len(px.answered) - len(done) == 8
     ids = record_ids(tmp_path)
-    assert sorted(ids["textbooks"]) == sorted(textbook_spec(1234, i)["id"] for i in range(NT))   # each once, none lost
+    assert sorted(ids["textbooks"]) == sorted(textbook_spec(1234, i)["id"] for i in range(NT + 8))   # each once, none lost
     assert sorted(ids["exercises"]) == sorted(exercise_spec(1234, i)["id"] for i in range(NE))
     print(f"kill -9: {len(paid_again) - 1} kills, answers paid again after each: {paid_again[1:]}")
     assert max(paid_again) <= CONC, paid_again                     # a kill pays again at most for what was in flight
