@@ -474,3 +474,24 @@ def test_a_kill_during_a_forced_restart_never_mixes_two_configurations(tmp_path,
         n = srv.n_requests
         run_synth(tmp_path, **kw, temperature=0.5)                     # the rerun, with the new configuration
         assert srv.n_requests - n == 8, "the old configuration's records were kept as final"
+
+
+def test_chaos_kills_and_faults_under_a_budget(tmp_path):
+    """kill -9 at random points while the proxy spoils one request in five at random (before or after the upstream
+    billed it): the upstream never bills beyond the budget, and no id is written twice."""
+    rng, budget, on = random.Random(11), 9000, [True]
+    faults = ["500", "503", "429", "502", "504", "cut", "drop", "delay", "garbage", "reset"]
+    plan = lambda i, b: rng.choice(faults) if on[0] and rng.random() < 0.2 else None
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.02) as srv, FaultProxy(srv.base_url, plan=plan, retry_after="0.2",
+                                                                                 delay=1.2) as px:
+        extra = ("--budget_tokens", str(budget), "--timeout", "1")
+        kill_trials(tmp_path, px, random.Random(5), kills=3, extra=extra)
+        on[0] = False
+        r = subprocess.run(synth_cmd(tmp_path, px.base_url, *extra), cwd=ROOT, capture_output=True, text=True)
+        assert px.quiet()
+    print(f"chaos: {dict(px.faults)}; the upstream billed {px.spent()} of a budget of {budget}; exit {r.returncode}")
+    assert r.returncode in (0, 3), r.stderr[-2000:]
+    assert 0 < px.spent() <= budget
+    ids = record_ids(tmp_path)
+    for kind, f in (("textbooks", textbook_spec), ("exercises", exercise_spec)):
+        assert len(ids[kind]) == len(set(ids[kind])) and set(ids[kind]) <= {f(1234, i)["id"] for i in range(24)}
