@@ -252,7 +252,8 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
         params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
     async with sem:
         for attempt in range(self.max_retries + 1):
-            await self.limiter.acquire(pb + max_tok)
+            sp, sc = self.ledger.slack   # (a server that ignored max_tokens before is charged what it showed it bills)
+            await self.limiter.acquire(math.ceil(pb * sp) + math.ceil(max_tok * sc))
             while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.own:
                 await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:

@@ -495,3 +495,15 @@ def test_chaos_kills_and_faults_under_a_budget(tmp_path):
     ids = record_ids(tmp_path)
     for kind, f in (("textbooks", textbook_spec), ("exercises", exercise_spec)):
         assert len(ids[kind]) == len(set(ids[kind])) and set(ids[kind]) <= {f(1234, i)["id"] for i in range(24)}
+
+
+def test_tpm_holds_in_the_servers_count_once_it_showed_it_ignores_max_tokens():
+    """TPM 60,000 (1,000 tokens a second) against a server that writes 400 tokens whatever `max_tokens` says: once
+    its first answer showed it, requests are paced by what it really bills."""
+    with FakeOpenAIServer(handler=words, max_tokens_cap=False) as srv:
+        client(srv.base_url, tpm=60_000, concurrency=1).complete_many(MSGS[:5], max_tokens=30)
+    log = sorted(srv.log, key=lambda e: e["t"])
+    t, tok = [e["t"] for e in log], [e["total_tokens"] for e in log]
+    for i in range(1, len(t)):                                   # every window after the first answer
+        for j in range(i + 1, len(t)):
+            assert sum(tok[i:j]) <= 1000 * (t[j] - t[i]) + 5, (i, j, [round(x - t[0], 2) for x in t])
