@@ -236,13 +236,14 @@ def _classify(e) -> tuple[str, bool, float|None]:
     if isinstance(e, LLMBadResponse): return "bad_response", True, None
     raise e
 
-def _cannot_connect(e) -> bool:
-    "Whether a connection error came before the request got through (refused, no route, DNS), not after it."
+def _no_answer(e) -> str|None:
+    "'unsent' if the request never got through (refused, no route, DNS), 'silent' if the server closed without a word."
     seen = set()
     while e is not None and id(e) not in seen:
-        if type(e).__name__ == "ConnectError" or isinstance(e, (ConnectionRefusedError, socket.gaierror)): return True
+        if type(e).__name__ == "ConnectError" or isinstance(e, (ConnectionRefusedError, socket.gaierror)): return "unsent"
+        if type(e).__name__ == "RemoteProtocolError" and "without sending a response" in str(e): return "silent"
         seen.add(id(e)); e = e.__cause__ or e.__context__
-    return False
+    return None
 
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
@@ -266,13 +267,13 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 kind, retry, wait = _classify(e)
                 # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
                 # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
-                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _cannot_connect(e)
+                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _no_answer(e) == "unsent"
                 self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
                 if attempt == self.max_retries:
-                    if _cannot_connect(e): raise LLMUnreachable(self.base_url, e) from e   # a cut answer is no unreachable server
+                    if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e   # (an answer cut mid-body: a failed request)
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
                 d = min(self.max_backoff, self.backoff * 2**attempt)
