@@ -84,7 +84,7 @@ def test_ledger_never_lets_the_server_bill_beyond_the_budget(tmp_path_factory, o
             if (rid := L.reserve(a, b)) is not None: inflight.append((rid, a + b))
         elif op == "kill":
             billed += sum(bound for _, bound in inflight)   # the server finishes them all, billed at their bound
-            os.close(L._fd); L._fd = None
+            os.close(L._fd); os.close(L._mutex); L._fd = None        # killed: the kernel drops its locks
             raw = path.read_bytes()
             last = raw[:-1].rfind(b"\n") + 1
             try: e = json.loads(raw[last:])
@@ -197,7 +197,7 @@ def kill_trials(run_dir, px, rng, kills, extra=()):
 def test_kill_9_at_random_points_then_a_rerun_gives_every_id_once(tmp_path):
     rng = random.Random(15)
     with FakeOpenAIServer(handler=fake_teacher, latency=0.05) as srv, FaultProxy(srv.base_url) as px:
-        paid_again = kill_trials(tmp_path, px, rng, kills=5)
+        paid_again = kill_trials(tmp_path, px, rng, kills=4)
         before = Counter(px.answered)
         r = subprocess.run(synth_cmd(tmp_path, px.base_url), cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -221,7 +221,7 @@ def test_kill_9_at_random_points_then_a_rerun_gives_every_id_once(tmp_path):
 def test_kill_9_never_lets_the_upstream_bill_beyond_the_budget(tmp_path):
     rng, budget = random.Random(7), 5000
     with FakeOpenAIServer(handler=fake_teacher, latency=0.05) as srv, FaultProxy(srv.base_url) as px:
-        kill_trials(tmp_path, px, rng, kills=4, extra=("--budget_tokens", str(budget)))
+        kill_trials(tmp_path, px, rng, kills=3, extra=("--budget_tokens", str(budget)))
         r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--budget_tokens", str(budget)), cwd=ROOT, capture_output=True, text=True)
         assert px.quiet()
     assert r.returncode == 3 and "budget" in r.stderr, r.stderr[-2000:]
@@ -249,10 +249,11 @@ def test_two_processes_on_one_run_folder(tmp_path):
 def test_a_dry_run_during_a_live_run_leaves_its_books_alone(tmp_path):
     """A dry run reads the ledger while a live run has requests in flight: it must not settle them as lost (they
     are not), or the books would charge their bound on top of what the server reports."""
-    with FakeOpenAIServer(handler=fake_teacher, latency=0.3) as srv, FaultProxy(srv.base_url) as px:
+    with FakeOpenAIServer(handler=fake_teacher, latency=1.0) as srv, FaultProxy(srv.base_url) as px:
         p = subprocess.Popen(synth_cmd(tmp_path, px.base_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while px.upstream_in_flight < CONC and p.poll() is None: time.sleep(0.005)
         r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--dry_run", "true"), cwd=ROOT, capture_output=True, text=True)
+        assert p.poll() is None and px.upstream_in_flight > 0, "the dry run must open the books while the live run has requests in flight"
         assert r.returncode == 0 and p.wait() == 0, r.stderr[-2000:]
         assert px.quiet()
     led = Ledger(tmp_path / "synth" / "ledger.jsonl")
@@ -383,7 +384,8 @@ def test_tpm_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
     for i in range(len(starts)):
         tot = 0
         for j in range(i, len(starts)):
-            assert tot <= 200 * (starts[j][0] - starts[i][0]) + 5, (i, j, tot, [round(t - starts[0][0], 2) for t, _ in starts])
+            span = starts[j][0] - starts[i][0] + 0.1                 # 100 ms for the way from the client to the server
+            assert tot <= 200 * span, (i, j, tot, [round(t - starts[0][0], 2) for t, _ in starts])
             tot += starts[j][1]
 
 
@@ -485,7 +487,7 @@ def test_chaos_kills_and_faults_under_a_budget(tmp_path):
     with FakeOpenAIServer(handler=fake_teacher, latency=0.02) as srv, FaultProxy(srv.base_url, plan=plan, retry_after="0.2",
                                                                                  delay=1.2) as px:
         extra = ("--budget_tokens", str(budget), "--timeout", "1")
-        kill_trials(tmp_path, px, random.Random(5), kills=3, extra=extra)
+        kill_trials(tmp_path, px, random.Random(5), kills=2, extra=extra)
         on[0] = False
         r = subprocess.run(synth_cmd(tmp_path, px.base_url, *extra), cwd=ROOT, capture_output=True, text=True)
         assert px.quiet()
@@ -506,4 +508,4 @@ def test_tpm_holds_in_the_servers_count_once_it_showed_it_ignores_max_tokens():
     t, tok = [e["t"] for e in log], [e["total_tokens"] for e in log]
     for i in range(1, len(t)):                                   # every window after the first answer
         for j in range(i + 1, len(t)):
-            assert sum(tok[i:j]) <= 1000 * (t[j] - t[i]) + 5, (i, j, [round(x - t[0], 2) for x in t])
+            assert sum(tok[i:j]) <= 1000 * (t[j] - t[i] + 0.1), (i, j, [round(x - t[0], 2) for x in t])   # 100 ms of jitter
