@@ -235,7 +235,7 @@ def test_kill_9_never_lets_the_upstream_bill_beyond_the_budget(tmp_path):
 def test_two_processes_on_one_run_folder(tmp_path):
     """Two `phi1 synth` started together on one folder: one runs, the other is refused with exit 2 and a message;
     nothing is asked twice."""
-    with FakeOpenAIServer(handler=fake_teacher, latency=0.1) as srv, FaultProxy(srv.base_url) as px:
+    with FakeOpenAIServer(handler=fake_teacher, latency=0.3) as srv, FaultProxy(srv.base_url) as px:
         ps = [subprocess.Popen(synth_cmd(tmp_path, px.base_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True) for _ in range(2)]
         res = sorted((p.wait(), p.stderr.read()) for p in ps)
