@@ -6,12 +6,13 @@ Docs: https://phi1-nb.github.io/phi1_nb/ledger.html.md"""
 
 # %% ../nbs/02b_ledger.ipynb #da125404
 from __future__ import annotations
-import json, os, threading
-from collections import Counter
+import contextlib, fcntl, json, math, os, threading, time
+from collections import Counter, deque
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'reserve', 'settle', 'observed', 'summary', 'close']
+__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'reserve', 'settle', 'pause', 'observed', 'summary',
+           'close']
 
 # %% ../nbs/02b_ledger.ipynb #9d6a17b1
 def prompt_bound(prompt) -> int:
@@ -31,20 +32,46 @@ class Ledger:
         self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path else None), budget_tokens, budget_usd, price
         self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
+        self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
+        self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
+        self.paused_until = 0.0   # wall-clock time before which the server asked not to be called (`Retry-After`)
+        self.slack = [1.0, 1.0]   # the most a settled answer's prompt / completion exceeded its bound: later bounds scale by it
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            for line in self.path.read_bytes().split(b"\n"):
-                try: e = json.loads(line) if line.strip() else None
-                except ValueError: self.torn += 1; continue
-                if e: self._apply(e)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        for rid in list(self.open): self.settle(rid, None, how="lost")   # in flight when a run died: assume paid
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self._mutex = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB); alone = True   # nobody else has the books open
+        except BlockingIOError: fcntl.flock(self._fd, fcntl.LOCK_SH); alone = False
+        with self._books():
+            if alone:   # reservations nobody settled belong to processes that died with them in flight: assume paid
+                for rid in list(self.open): self._write({"op": "settle", "rid": rid, "how": "lost"})
+        if alone: fcntl.flock(self._fd, fcntl.LOCK_SH)   # from now on, whoever opens the books leaves ours alone
+
+    @contextlib.contextmanager
+    def _books(self):
+        "Hold the file's write lock, having read what other processes appended (their reservations count too)."
+        if self._fd is None: yield; return
+        fcntl.flock(self._mutex, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(self._fd).st_size
+            if size > self._off:
+                data = os.pread(self._fd, size - self._off, self._off); end = data.rfind(b"\n") + 1
+                for line in data[:end].split(b"\n"):
+                    try: e = json.loads(line) if line.strip() else None
+                    except ValueError: self.torn += 1; continue
+                    if e: self._apply(e)
+                self._off, self._tail = self._off + end, end < len(data)   # _tail: a torn last line, sealed by the next write
+            yield
+        finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
 
     def _apply(self, e):
+        if e["op"] == "pause": self.paused_until = max(self.paused_until, e["until"]); return
         if e["op"] == "reserve":
             self.open[e["rid"]] = e; self._n = max(self._n, int(e["rid"].split("-")[-1]) + 1)
+            if "t" in e:
+                self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
+                while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
             self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]; return
         r = self.open.pop(e["rid"], None)
         if r is None: return
@@ -54,14 +81,20 @@ class Ledger:
             pt, ct = e["prompt_tokens"], e["completion_tokens"]
             self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
             if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
+            self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
+                          max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=1, prompt_bytes=r["prompt_bound"], prompt_tokens=pt, completion_tokens=ct, max_tokens=r["max_tokens"])
+            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct,
+                     max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
             self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], self.price))
 
     def _write(self, e):
-        if self._fd is not None: os.write(self._fd, (json.dumps(e) + "\n").encode())
+        "Append an entry (inside `_books`), starting a new line after a torn one."
+        if self._fd is not None:
+            os.write(self._fd, (b"\n" if self._tail else b"") + (json.dumps(e) + "\n").encode())
+            self._off, self._tail = os.lseek(self._fd, 0, os.SEEK_CUR), False   # we hold the lock: the end is ours
         self._apply(e)
 
 # %% ../nbs/02b_ledger.ipynb #c355ff5c
@@ -79,22 +112,30 @@ def reserved(self) -> tuple[int, float]:
 
 def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None) -> str|None:
     "Reserve a request's upper bound; its id, or None when it does not fit in the budget (nothing is reserved)."
-    with self._lock:
+    with self._lock, self._books():
+        raw = {"raw_prompt": prompt_bytes, "raw_max": max_tokens} if self.slack != [1.0, 1.0] else {}
+        prompt_bytes, max_tokens = math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1])
         rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
         if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return None
         if self.budget_usd is not None and self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, self.price) > self.budget_usd: return None
         rid = f"{os.getpid()}-{self._n}"
-        self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag})
-        return rid
+        self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag,
+                     "t": round(time.time(), 3), **raw})
+        self.own.add(rid); return rid
 
 def settle(self, rid:str, usage:dict|None, how:str|None=None):
     "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown fate."
-    with self._lock:
+    with self._lock, self._books():
+        self.own.discard(rid)
         if rid not in self.open: return
         how = how or ("unknown" if usage is None else "usage" if usage else "error")
         e = {"op": "settle", "rid": rid, "how": how}
         if how == "usage": e.update(prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)))
         self._write(e)
+
+def pause(self, seconds:float):
+    "Record a server's `Retry-After` (a restarted run honours it too)."
+    with self._lock, self._books(): self._write({"op": "pause", "until": round(time.time() + seconds, 3)})
 
 def observed(self, tag=None) -> dict|None:
     "Mean prompt tokens per bound byte and mean completion tokens of the settled answers with `tag` (None if none)."
@@ -111,7 +152,7 @@ def summary(self) -> dict:
 
 def close(self):
     "Sync and close the file."
-    if self._fd is not None: os.fsync(self._fd); os.close(self._fd); self._fd = None
+    if self._fd is not None: os.fsync(self._fd); os.close(self._fd); os.close(self._mutex); self._fd = None
 
 Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
-Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close = settle, observed, summary, close
+Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close, Ledger.pause = settle, observed, summary, close, pause

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/llm.html.md"""
 
 # %% ../nbs/02_llm.ipynb #75ad1825
 from __future__ import annotations
-import asyncio, email.utils, functools, hashlib, json, math, os, random, threading, time, weakref
+import asyncio, email.utils, functools, hashlib, json, math, os, random, socket, threading, time, weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -161,6 +161,8 @@ class LLMClient:
         self.budget_tokens, self.budget_usd, self.price = budget_tokens, budget_usd, price
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger, budget_tokens, budget_usd, price)
         self.limiter = RateLimiter(rpm, tpm)
+        if rpm or tpm: self.limiter.resume(self.ledger.recent)   # what the last minute of earlier runs sent still counts
+        self.limiter.pause(self.ledger.paused_until - time.time())   # and a Retry-After that an earlier run was told
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
@@ -229,35 +231,49 @@ def _classify(e) -> tuple[str, bool, float|None]:
         if code == 429: return "429", True, wait
         if code >= 500: return ("503" if code == 503 else "5xx"), True, wait
         return str(code), code in (408, 409), None
-    if isinstance(e, openai.APITimeoutError): return "timeout", True, None
+    if isinstance(e, (openai.APITimeoutError, TimeoutError)): return "timeout", True, None
     if isinstance(e, openai.APIConnectionError): return "connection", True, None
     if isinstance(e, LLMBadResponse): return "bad_response", True, None
     raise e
+
+def _no_answer(e) -> str|None:
+    "'unsent' if the request never got through (refused, no route, DNS), 'silent' if the server closed without a word."
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if type(e).__name__ == "ConnectError" or isinstance(e, (ConnectionRefusedError, socket.gaierror)): return "unsent"
+        if type(e).__name__ == "RemoteProtocolError" and "without sending a response" in str(e): return "silent"
+        seen.add(id(e)); e = e.__cause__ or e.__context__
+    return None
 
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
     pb = prompt_bound(messages)
+    if not (params.get("max_tokens") or params.get("max_completion_tokens")) and (self.ledger.budget_tokens, self.ledger.budget_usd) != (None, None):
+        params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
     async with sem:
         for attempt in range(self.max_retries + 1):
-            await self.limiter.acquire(pb + max_tok)
-            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.open:
-                await asyncio.sleep(0.02)   # what is in flight may settle for less than its bound: wait and see
+            sp, sc = self.ledger.slack   # (a server that ignored max_tokens before is charged what it showed it bills)
+            await self.limiter.acquire(math.ceil(pb * sp) + math.ceil(max_tok * sc))
+            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.own:
+                await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:
                 s = self.ledger.summary()
                 raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "
                                      f"requests in flight, budget {self.budget_tokens} tokens / ${self.budget_usd}")
             self.usage["requests"] += 1
-            try: data = await self._attempt(oc, messages, params)
-            except (openai.APIError, LLMBadResponse) as e:
+            try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
+            except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
-                # an HTTP error generated nothing; a timeout, a cut connection or an unreadable body may have been billed
-                self.ledger.settle(rid, {} if isinstance(e, openai.APIStatusError) else None)
+                # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
+                # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
+                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _no_answer(e) == "unsent"
+                self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
-                if wait is not None: self.limiter.pause(wait)
+                if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
                 if attempt == self.max_retries:
-                    if kind == "connection": raise LLMUnreachable(self.base_url, e) from e
+                    if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e   # (an answer cut mid-body: a failed request)
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
                 d = min(self.max_backoff, self.backoff * 2**attempt)

@@ -21,9 +21,10 @@ class Pacer:
     def wait_time(self) -> float:
         "Seconds until the next charge may start (0 if now)."
         return 0.0 if self.tat is None else max(0.0, self.tat - self.clock())
-    def charge(self, n:float=1):
-        "Start a charge of `n` units now (call when `wait_time()` is 0)."
-        now = self.clock(); self.tat = max(now, self.tat if self.tat is not None else now) + n/self.rate
+    def charge(self, n:float=1, at:float|None=None):
+        "Start a charge of `n` units now, or `at` that clock time (call when `wait_time()` is 0)."
+        now = self.clock() if at is None else at
+        self.tat = max(now, self.tat if self.tat is not None else now) + n/self.rate
 
 # %% ../nbs/02a_ratelimit.ipynb #3e003089
 class RateLimiter:
@@ -37,6 +38,13 @@ class RateLimiter:
     def wait_time(self) -> float:
         "Seconds until a request may start."
         return max(self.until - self.clock(), *(p.wait_time() for p in (self.rpm, self.tpm) if p), 0.0)
+    def resume(self, charges, wall:Callable[[], float]=time.time):
+        "Replay the `(wall-clock time, tokens)` charges of an earlier process (the ledger's), so a restart adds no burst."
+        now, off = self.clock(), self.clock() - wall()
+        for t, n in sorted(charges):
+            t = min(t, now - off)   # a time ahead of this machine's clock counts as now
+            for p, x in ((self.rpm, 1), (self.tpm, n)):
+                if p: p.charge(x, at=t + off)
     async def acquire(self, tokens:float=0):
         "Wait until a request of `tokens` (its upper bound) may start, and charge it."
         while (w := self.wait_time()) > 0: await asyncio.sleep(w)
