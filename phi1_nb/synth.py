@@ -396,7 +396,11 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
     price = {"prompt": price_prompt, "completion": price_completion}
     out = stage_dir(run_dir, "synth")
-    lock = None if dry_run and not dry_run_pilot else _lock(out)
+    lock, busy = None, None
+    if not dry_run: lock = _lock(out)
+    elif dry_run_pilot:
+        try: lock = _lock(out)
+        except ValueError as e: busy = str(e)   # a live run holds the folder: price it without a pilot (its answers will calibrate)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
                       api=api, ledger=out/"ledger.jsonl")
@@ -408,7 +412,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if dry_run:
         ledger, specs = getattr(getattr(be, "client", None), "ledger", None), {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}
         try:
-            pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], dry_run_pilot) for k in kinds_l}
+            pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot) for k in kinds_l}
+            if busy: pilot = {k: {**v, "pilot_skipped": busy} for k, v in pilot.items()}
             rows = [{**r, **pilot[r["kind"]]} for r in dry_run_table(specs, be, max_tok, price, ledger)]
         finally:
             be.close()

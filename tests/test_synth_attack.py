@@ -389,16 +389,16 @@ def test_tpm_holds_across_a_kill_and_an_immediate_rerun(tmp_path):
             tot += starts[j][1]
 
 
-@pytest.mark.xfail(strict=True, reason="synth (06_synth, not ours): an uncalibrated dry run assumes chars/4 prompt tokens and "
-                   "max_tokens per answer; on a fresh folder it is 24% over the real spend. Fix in synth.dry_run_table: "
-                   "when the ledger has no answers of a kind, send a small paid pilot (cached, charged to the ledger) and calibrate on it")
 def test_a_dry_run_on_a_fresh_folder_is_within_15_percent(tmp_path):
     with FakeOpenAIServer(handler=fake_teacher) as srv:
         from phi1_nb.synth import run_synth
         kw = dict(backend="openai", base_url=srv.base_url, model="fake", mine=False, progress=False, n_textbooks=32, n_exercises=32)
-        est = sum(r["tokens_est"] for r in run_synth(tmp_path, **kw, dry_run=True)["dry_run"])
+        rows = run_synth(tmp_path, **kw, dry_run=True)["dry_run"]   # a paid, cached pilot of 8 per kind calibrates it
+        est, pilot = sum(r["tokens_est"] for r in rows), srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+        assert pilot == sum(r["pilot_tokens"] for r in rows) and srv.n_requests == 16
         run_synth(tmp_path, **kw)
-        real = srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+        real = srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] - pilot   # what the run itself paid
+        assert srv.n_requests == 64                                                    # the pilot was not paid twice
     assert abs(est - real) / real <= 0.15, (est, real)
 
 
@@ -454,28 +454,43 @@ def test_a_server_that_ignores_max_tokens_cannot_overrun_the_budget(tmp_path):
     assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 5000, dict(srv.billed)
 
 
-@pytest.mark.xfail(strict=True, reason="synth (06_synth, not ours): check_shaping(force) deletes the kind's folder in "
-                   "directory order, shaping.json among the rest; a kill right after shaping.json is gone leaves the old "
-                   "receipts with no shaping to refuse them, and the rerun keeps the old configuration's records. Fix: delete "
-                   "everything but shaping.json first and overwrite it last (or rename the folder away atomically, then delete)")
 def test_a_kill_during_a_forced_restart_never_mixes_two_configurations(tmp_path, monkeypatch):
-    from phi1_nb.synth import run_synth
+    """A forced restart killed after each of its deletions in turn, in a directory order that lists shaping.json first
+    (any order is a filesystem's right): a rerun with the new configuration is refused or keeps none of the old
+    records, and a forced rerun then ends with the new configuration's records only."""
+    import shutil
+    import phi1_nb.synth as S
+    from phi1_nb.synth import ShapingChanged, run_synth
+    real_iterdir, real_unlink, real_rmtree = Path.iterdir, Path.unlink, shutil.rmtree
     with FakeOpenAIServer(handler=fake_teacher) as srv:
-        kw = dict(backend="openai", base_url=srv.base_url, model="fake", mine=False, progress=False, kinds="textbooks",
-                  n_textbooks=8)
-        run_synth(tmp_path, **kw)
-        kdir, real_iterdir, real_unlink = tmp_path / "synth" / "textbooks", Path.iterdir, Path.unlink
-        def iterdir(self):   # a directory order that lists shaping.json first (any order is a filesystem's right)
-            return iter(sorted(real_iterdir(self), key=lambda p: p.name != "shaping.json"))
-        def unlink(self, *a, **k):
-            real_unlink(self, *a, **k)
-            if self.name == "shaping.json": raise KeyboardInterrupt("kill -9")
-        monkeypatch.setattr(Path, "iterdir", iterdir); monkeypatch.setattr(Path, "unlink", unlink)
-        with pytest.raises(KeyboardInterrupt): run_synth(tmp_path, **kw, temperature=0.5, force=True)
-        monkeypatch.undo()
-        n = srv.n_requests
-        run_synth(tmp_path, **kw, temperature=0.5)                     # the rerun, with the new configuration
-        assert srv.n_requests - n == 8, "the old configuration's records were kept as final"
+        kw = dict(backend="openai", base_url=srv.base_url, model="fake", mine=False, progress=False, kinds="textbooks", n_textbooks=8)
+        run_synth(tmp_path / "base", **kw)
+        n_entries = len(list((tmp_path / "base" / "synth" / "textbooks").iterdir()))
+        for k in range(n_entries + 1):
+            run = tmp_path / f"k{k}"; shutil.copytree(tmp_path / "base", run)
+            parts = lambda: {(p.name, p.stat().st_ino) for p in (run / "synth" / "textbooks" / "parts").glob("*.json")}
+            old, n0, done = parts(), len(srv.bodies), [0]
+            def gone(fn):
+                def f(p, *a, **kw):
+                    fn(p, *a, **kw); done[0] += 1
+                    if done[0] > k: raise KeyboardInterrupt("kill -9")
+                return f
+            monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(real_iterdir(self), key=lambda p: p.name != "shaping.json")))
+            monkeypatch.setattr(Path, "unlink", gone(real_unlink)); monkeypatch.setattr(S.shutil, "rmtree", gone(real_rmtree))
+            try: run_synth(run, **kw, temperature=0.5, force=True)
+            except KeyboardInterrupt: pass
+            monkeypatch.undo()
+            try: run_synth(run, **kw, temperature=0.5)                  # the rerun, with the new configuration
+            except ShapingChanged: run_synth(run, **kw, temperature=0.5, force=True)   # refused: the old shaping still guards its records
+            assert not old & parts(), (k, "an old configuration's receipt survived as final")
+            assert sum(b.get("temperature") == 0.5 for b in srv.bodies[n0:]) == 8, k   # each record asked once, newly
+            shaping = json.loads((run / "synth" / "textbooks" / "shaping.json").read_text())
+            assert shaping["temperature"] == 0.5 and len(read_shard_ids(run)) == 8, k
+
+
+def read_shard_ids(run):
+    kd = run / "synth" / "textbooks"
+    return [r["id"] for p in sorted(kd.glob("synthetic-*.jsonl.zst")) for r in read_shard(p)]
 
 
 def test_chaos_kills_and_faults_under_a_budget(tmp_path):
