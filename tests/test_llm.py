@@ -15,10 +15,12 @@ def client(srv, **kw):
     return LLMClient(srv.base_url, "fake", **{"timeout": 0.5, "backoff": 0.01, **kw})
 
 
+@pytest.mark.parametrize("transport", ["auto", "httpx"])   # the aiohttp transport (when installed) and the httpx fallback
 @pytest.mark.parametrize("fault,counter", [("429", "errors_429"), ("500", "errors_5xx"), ("hang", "errors_timeout"),
                                            ("truncated", "errors_bad_response"), ("empty", "errors_bad_response"),
                                            ("disconnect", "errors_connection")])
-def test_each_fault_is_retried(fault, counter):
+def test_each_fault_is_retried(fault, counter, transport, monkeypatch):
+    monkeypatch.setenv("PHI1_HTTP", transport)
     with FakeOpenAIServer(faults=[fault, fault], retry_after=0.05) as srv:
         cl = client(srv, concurrency=1)
         out = cl.complete_many(MSGS[:3], max_tokens=8)
@@ -83,7 +85,7 @@ def test_completions_endpoint_and_async_api():
         cl = client(srv)
         out = cl.complete_many(["def f(", "class A"], max_tokens=8)
         assert [o.text for o in out] == ["echo: def f(", "echo: class A"]
-        assert srv.bodies[0]["prompt"] == "def f(" and "messages" not in srv.bodies[0]
+        assert {b["prompt"] for b in srv.bodies} == {"def f(", "class A"} and not any("messages" in b for b in srv.bodies)   # (in flight together: either may arrive first)
 
         async def go():
             return await cl.acomplete(MSGS[0], max_tokens=4)
@@ -175,3 +177,11 @@ def test_unsupported_params_are_a_clear_error():
     with FakeOpenAIServer() as srv:
         out = client(srv).complete_many(MSGS[:1], n=3)
         assert isinstance(out[0], ValueError) and "n > 1" in str(out[0]) and srv.n_requests == 0
+
+
+def test_the_transport_is_aiohttp_when_installed_and_httpx_on_request(monkeypatch):
+    pytest.importorskip("aiohttp")
+    from phi1_nb.llm import _http_client
+    assert any("Aiohttp" in c.__name__ for c in type(_http_client()).__mro__)
+    monkeypatch.setenv("PHI1_HTTP", "httpx")
+    assert "Aiohttp" not in "".join(c.__name__ for c in type(_http_client()).__mro__)
