@@ -351,7 +351,7 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
         except BaseException as e:
             with cond: box["error"] = e; cond.notify_all()
     t = threading.Thread(target=thread, daemon=True); t.start()
-    bar = tqdm(total=n, disable=not progress, unit="req", desc="requests")
+    bar, got = tqdm(total=n, disable=not progress, unit="req", desc="requests"), [0]
     try:
         for i in range(n):
             with cond:
@@ -360,11 +360,12 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
                 r = results.pop(i)
             try: box["loop"].call_soon_threadsafe(box["room"].release)
             except RuntimeError: pass   # the loop is done: every request has finished
-            bar.update(1)
+            bar.update(1); got[0] += 1
             yield r
     finally:
         bar.close()
-        if t.is_alive() and "loop" in box:   # the consumer stopped early: cancel what is in flight
+        if got[0] < n and t.is_alive() and "loop" in box:   # the consumer stopped early: cancel what is in flight
+            # (after the last answer the loop is only closing its connections: cancelling that would leak them)
             try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in asyncio.all_tasks(box["loop"])])
             except RuntimeError: pass
         t.join()
