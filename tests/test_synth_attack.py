@@ -338,6 +338,26 @@ def test_real_server_behind_the_fault_proxy_bills_within_the_budget(real_server,
 
 
 @pytest.mark.timeout(420)
+def test_real_server_a_fresh_folder_is_priced_by_a_pilot_within_15_percent(real_server, tmp_path):
+    """On a fresh folder the dry run pays a pilot (4 requests per kind here), in the server's own count; the run it
+    prices then costs within 15% of the estimate, pays nothing twice, and a budget of the estimate plus 15% holds."""
+    from phi1_nb.synth import run_synth
+    with FaultProxy(real_server.base_url) as px:
+        kw = {**REAL, "base_url": px.base_url, "model": real_server.model, "n_textbooks": 10, "n_exercises": 10}
+        rows = run_synth(tmp_path, **kw, dry_run=True, dry_run_pilot=4)["dry_run"]
+        pilot, est = px.spent(), sum(r["tokens_est"] for r in rows)
+        assert pilot == sum(r["pilot_tokens"] for r in rows) > 0 and px.billed["answers"] == 8
+        budget = pilot + int(est * 1.15)
+        m = run_synth(tmp_path, **kw, budget_tokens=budget)
+        assert px.quiet()
+    real = px.spent() - pilot
+    print(f"real server, fresh folder: pilot {pilot} tokens, estimate {est} vs real {real} ({(est - real) / real:+.1%}); "
+          f"budget {budget}, billed in all {px.spent()}")
+    assert m["exit_status"] == 0 and px.billed["answers"] == 20 and px.spent() <= budget   # the pilot's 8 answers came from the cache
+    assert abs(est - real) / real <= 0.15, (est, real)
+
+
+@pytest.mark.timeout(420)
 def test_real_server_completions_api_through_a_503_with_an_http_date(real_server, tmp_path):
     from phi1_nb.synth import run_synth
     with FaultProxy(real_server.base_url, plan=lambda i, b: "503" if i < 2 else None, retry_after=("date", 1)) as px:
