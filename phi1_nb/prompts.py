@@ -15,8 +15,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['data_path', 'topic_leaves', 'vocabulary', 'audiences', 'styles', 'Permutation', 'humaneval_entry_points',
-           'topic_words', 'NameSpace', 'textbook_spec', 'exercise_spec', 'textbook_messages', 'exercise_messages',
-           'textbook_prefix', 'exercise_prefix', 'CorpusExtracts', 'prompt_repeat_rate']
+           'topic_words', 'NameSpace', 'record_id', 'textbook_spec', 'exercise_spec', 'textbook_messages',
+           'exercise_messages', 'textbook_prefix', 'exercise_prefix', 'CorpusExtracts', 'prompt_repeat_rate']
 
 # %% ../nbs/06b_prompts.ipynb #003ec00d
 def data_path(name:str) -> Path:
@@ -186,13 +186,17 @@ def _seed_words(seed:int, c:int, r:int, k:int) -> list[str]:
         seen.add(frozenset(w))
     return w
 
+def record_id(kind:str, seed:int, i:int) -> str:
+    "The id of record `i` of `kind` ('textbook' or 'exercise') under `seed`: what resume keys on, known without drawing its prompt."
+    return f"{kind}-{seed}-{i:07d}"
+
 def textbook_spec(seed:int, i:int, k_words:int=3, topics:str|None=None, extracts=None) -> dict:
     "Topic, audience, style and `k_words` vocabulary words for textbook `i` (and a corpus extract with `extracts`)."
     T, A, S = topic_leaves(topics), audiences(), styles()
     r, pos = divmod(i, len(T) * len(A) * len(S))
     c = _perm(len(T) * len(A) * len(S), f"textbook:{seed}:{r}")(pos)
     t, rest = divmod(c, len(A) * len(S)); a, s = divmod(rest, len(S))
-    spec = dict(id=f"textbook-{seed}-{i:07d}", kind="textbook", index=i, seed=seed, topic=T[t], audience=A[a], style=S[s],
+    spec = dict(id=record_id("textbook", seed, i), kind="textbook", index=i, seed=seed, topic=T[t], audience=A[a], style=S[s],
                 seed_words=_seed_words(seed, c, r, k_words))
     return {**spec, **extracts.pick(seed, i, "textbook")} if extracts is not None else spec
 
@@ -203,7 +207,7 @@ def exercise_spec(seed:int, i:int, names:NameSpace|None=None, extracts=None) -> 
     "Topic, function name (drawn jointly) and difficulty for exercise `i` (and a corpus extract with `extracts`)."
     names = names or _names(None)
     topic, name = names.at(seed, i)
-    spec = dict(id=f"exercise-{seed}-{i:07d}", kind="exercise", index=i, seed=seed, topic=topic, function_name=name,
+    spec = dict(id=record_id("exercise", seed, i), kind="exercise", index=i, seed=seed, topic=topic, function_name=name,
                 difficulty=random.Random(f"exercise:{seed}:{i}").choice(names.difficulties))
     return {**spec, **extracts.pick(seed, i, "exercise")} if extracts is not None else spec
 

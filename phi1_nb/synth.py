@@ -15,7 +15,7 @@ from .core import Drop, read_dataset, read_json, read_shard, run_task, stage_dir
 from .ledger import prompt_bound
 from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, LLMUnreachable, cache_key, cost_usd,
                          estimate_tokens, _prompt_text)
-from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix,
+from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix, record_id,
                              exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
                              textbook_prefix, textbook_spec, topic_leaves, vocabulary)
 from .synth_quality import DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, textbook_verdict
@@ -222,7 +222,9 @@ def _task_id(chunk:list[int], ids:list[str]) -> str:
 def _seed_report(out_dir:Path, receipts:dict, report:DiversityReport):
     "Rebuild the diversity state from the shards already finished (resume)."
     for r in receipts.values():
-        for rec in read_shard(out_dir/r["shard"]["path"]): report.add(rec)
+        recs = list(read_shard(out_dir/r["shard"]["path"]))
+        report.prepare([rec["content"] for rec in recs])   # a shard's signatures in one batch, as when it was written
+        for rec in recs: report.add(rec)
 
 def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[list, list]:
     "Final items (records and drops) of one shard, and the `(spec, error)` of requests that are not final."
@@ -320,7 +322,7 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     if (kdir/"manifest.json").exists(): (kdir/"manifest.json").unlink()   # stale until this run finishes
     check_shaping(kdir, shaping(kind, be, spec_of, p, max_tok), p["force"])
     report = DiversityReport(topics=list(topic_leaves(p["topics"])), threshold=p["dedup_threshold"])
-    ids = [spec_of(i)["id"] for i in range(n)]
+    ids = [record_id(kind[:-1], p["seed"], i) for i in range(n)]   # (drawing n prompts just for their ids would be O(n) work)
     done, chunks = plan_synthetic(kdir, ids, p["per_shard"])
     receipts, src = {}, mined[0] if mined else None
     for tid, path in (mined[1].items() if mined else []):   # mined first: they cost no tokens

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Iterable, Iterator
 
 from .core import Drop
+from .minhash import HyperLogLog, ngram_hashes64, token_hashes
 
 # %% auto #0
 __all__ = ['FENCE', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'textbook_verdict', 'tests_verdict',
@@ -239,7 +240,6 @@ class DiversityReport:
                  threshold:float|None=0.7, # MinHash Jaccard threshold for a near-duplicate (None: no check)
                  num_perm:int=128, ngram:int=5): # MinHash permutations, shingle size in words
         from phi1_nb.dedup import OnlineDedup
-        from phi1_nb.minhash import HyperLogLog
         self.dedup = OnlineDedup(threshold=threshold, num_perm=num_perm, ngram=ngram) if threshold else None
         self.hll = {n: HyperLogLog(p=14) for n in (1, 2, 3)}
         self.total_ngrams, self.topics_all = Counter(), list(topics or [])
@@ -263,7 +263,6 @@ class DiversityReport:
         text = text if text is not None else rec["content"]
         if self.dedup is not None and (dup := self.dedup.add(rec["id"], text)) is not None:
             self.n_near_dup += 1; return dup
-        from phi1_nb.minhash import ngram_hashes64, token_hashes
         ids = token_hashes(re.findall(r"\w+", text.lower()))
         for n, h in self.hll.items():
             h.update(ngram_hashes64(ids, n)); self.total_ngrams[n] += max(0, len(ids) - n + 1)

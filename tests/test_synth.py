@@ -12,7 +12,7 @@ from phi1_nb.synth import (NameSpace, exercise_messages, exercise_spec, humaneva
                            textbook_messages, textbook_spec, topic_leaves)
 from phi1_nb.synth_quality import mine_exercises, parse_exercise, run_checks, split_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
+from synth_proc import kill_when, request_key, run, start, synth_args
 KW = dict(backend="openai", model="fake", per_shard=8, mine=False, progress=False, timeout=5, concurrency=4)
 
 
@@ -201,31 +201,23 @@ def test_unreachable_endpoint_names_the_url(tmp_path):
         run_synth(tmp_path, **{**KW, "base_url": f"http://127.0.0.1:{port}/v1"}, max_retries=0, n_textbooks=4, n_exercises=0)
 
 
-RUN = ("import sys; from phi1_nb.synth import run_synth; "
-       "run_synth(sys.argv[1], backend='openai', base_url=sys.argv[2], model='fake', kinds='exercises', n_exercises=80, "
-       "per_shard=8, concurrency=4, mine=False, progress=False)")
+RUN = synth_args(kinds="exercises", n_exercises=80, per_shard=8, concurrency=4)
 
 
 def test_sigkill_and_resume_loses_nothing_duplicates_nothing_pays_nothing_twice(tmp_path):
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(handler=fake_teacher, latency=0.05) as srv:
-        p = subprocess.Popen([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT)
         parts = run_dir / "synth" / "exercises" / "parts"
-        deadline = time.time() + 120
-        while time.time() < deadline and len(list(parts.glob("*.json"))) < 3 and p.poll() is None: time.sleep(0.02)
-        os.kill(p.pid, signal.SIGKILL); p.wait()
-        assert p.returncode == -signal.SIGKILL
+        kill_when(start(RUN, run_dir, srv.base_url), lambda: len(list(parts.glob("*.json"))) >= 3, poll=0.02)
         n_done = len(list(parts.glob("*.json")))
         assert 3 <= n_done < 10, "the kill must land mid-run"
         paid1 = set(LLMCache(run_dir / "synth" / "cache").keys())
         n1 = srv.n_requests
-        subprocess.run([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT, check=True)
+        run(RUN, run_dir, srv.base_url, check=True)
         second = srv.bodies[n1:]
-        # a straight run into another folder, for comparison
-        ref = tmp_path / "ref"
-        subprocess.run([sys.executable, "-c", RUN, str(ref), srv.base_url], cwd=ROOT, check=True)
-    key = lambda b: LLMClient("x", "fake").key(b["messages"], max_tokens=b["max_tokens"], temperature=b["temperature"],
-                                               top_p=b["top_p"], seed=b["seed"])
+        ref = tmp_path / "ref"                                         # a straight run into another folder, for comparison
+        run(RUN, ref, srv.base_url, check=True)
+    key = request_key
     assert not {key(b) for b in second} & paid1, "a request answered and cached before the kill was paid again"
     assert n1 + len(second) - 80 <= 4                                  # at most the requests in flight at the kill
     kept = [r["id"] for r in read_dataset(run_dir / "synth" / "exercises")]

@@ -13,7 +13,7 @@ from phi1_nb.llm import LLMCache, LLMClient
 from phi1_nb.synth import ShapingChanged, exercise_spec, request_seed, run_synth, textbook_spec
 from phi1_nb.testing import FakeOpenAIServer, fake_teacher
 
-ROOT = Path(__file__).resolve().parents[1]
+from synth_proc import kill_when, request_key, run, start, synth_args
 KW = dict(backend="openai", model="fake", per_shard=8, mine=False, progress=False, timeout=5, concurrency=4, max_retries=1)
 
 
@@ -221,28 +221,20 @@ def test_the_command_line_exit_statuses(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- kill -9
-RUN = ("import sys; from phi1_nb.synth import run_synth; "
-       "run_synth(sys.argv[1], backend='openai', base_url=sys.argv[2], model='fake', kinds='textbooks', n_textbooks=96, "
-       "per_shard=8, concurrency=8, mine=False, progress=False)")
+RUN = synth_args(kinds="textbooks", n_textbooks=96, per_shard=8, concurrency=8)
 
 
 def test_kill_9_pays_again_at_most_the_requests_in_flight(tmp_path):
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(handler=fake_teacher, latency=0.1) as srv:
-        p = subprocess.Popen([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT)
-        deadline = time.time() + 120
-        while time.time() < deadline and srv.n_requests < 40 and p.poll() is None: time.sleep(0.01)
-        os.kill(p.pid, signal.SIGKILL); p.wait()
-        assert p.returncode == -signal.SIGKILL
+        kill_when(start(RUN, run_dir, srv.base_url), lambda: srv.n_requests >= 40)
         time.sleep(0.3)                                                # let the server finish what it had
         n1, received = srv.n_requests, list(srv.bodies)
         cached = set(LLMCache(run_dir / "synth" / "cache").keys())
         assert 40 <= n1 < 96, "the kill must land mid-run"
-        r = subprocess.run([sys.executable, "-c", RUN, str(run_dir), srv.base_url], cwd=ROOT)
-        assert r.returncode == 0
+        assert run(RUN, run_dir, srv.base_url).returncode == 0
         second = srv.bodies[n1:]
-    key = lambda b: LLMClient("x", "fake").key(b["messages"], max_tokens=b["max_tokens"], temperature=b["temperature"],
-                                               top_p=b["top_p"], seed=b["seed"])
+    key = request_key
     before = {key(b) for b in received}
     paid_again = {key(b) for b in second} & before
     assert paid_again == before - cached                               # exactly the ones whose answer never reached the cache
@@ -262,3 +254,20 @@ def test_two_runs_on_one_folder_are_refused(tmp_path):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)                  # another run holds the folder
         with pytest.raises(ValueError, match="another synth run"):
             run_synth(tmp_path, **{**KW, "base_url": "http://127.0.0.1:9/v1"}, n_textbooks=2, n_exercises=0)
+
+
+def test_the_console_script_exit_loses_no_write(tmp_path):
+    "`phi1` (cli.console) freezes the GC before the interpreter exits: every answer, ledger entry and shard is on disk after it."
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        r = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import console; sys.exit(console())", "synth",
+                            "--run-dir", str(tmp_path), "--backend", "openai", "--model", "fake", "--base_url", srv.base_url,
+                            "--kinds", "textbooks", "--n_textbooks", "40", "--per_shard", "8", "--mine", "false"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert srv.n_requests == 40
+    assert len(LLMCache(tmp_path / "synth" / "cache")) == 40
+    led = Ledger(tmp_path / "synth" / "ledger.jsonl")
+    assert led.spent["requests"] == 40 and not led.open and led.torn == 0 and led.spent_tokens() == billed(srv)
+    kept, dropped = ids_of(tmp_path / "synth" / "textbooks")
+    assert sorted(kept + dropped) == [textbook_spec(1234, i)["id"] for i in range(40)]
+    assert read_json(tmp_path / "synth" / "manifest.json")["exit_status"] == 0
