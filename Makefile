@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= tiny
+# the checkout's own phi1_nb first on the path (a git worktree may share another checkout's .venv)
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: demo site test install check-clean nbtest pytest export clean-nbs
 
