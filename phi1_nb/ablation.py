@@ -6,18 +6,19 @@ Docs: https://phi1-nb.github.io/phi1_nb/ablation.html.md"""
 
 # %% ../nbs/13_ablation.ipynb #194a5169
 from __future__ import annotations
-import time
+import shutil, time
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 from .arms import parse_arms, prepare_arms, resolve_source
+from .train import typed
 from .core import (atomic_write, read_json, require_stage, seed_everything, sha256_file, stage_dir, write_json,
                           write_manifest)
 
 # %% auto #0
 __all__ = ['PAPER', 'parse_seeds', 'solution_loss', 'seed_problem_bootstrap', 'train_arm', 'score_run', 'summarize',
-           'plot_ablation', 'data_id', 'run_ablation']
+           'plot_ablation', 'arm_runs', 'move_in', 'run_ablation']
 
 # %% ../nbs/13_ablation.ipynb #320a7103
 def parse_seeds(seeds, # a list, an int, a string '1,2,3' (as the CLI gives it), or None
@@ -116,7 +117,8 @@ def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot
         info = data["arms"][a]
         arms[a] = dict(source="+".join(specs[a]), records=info["records"], tokens=info["n_tokens"],
                        bytes_per_token=info["bytes_per_token"], source_records=info["source_records"],
-                       source_tokens=info["source_tokens"], loss_mean=stats[a]["mean"], loss_ci=stats[a]["ci"],
+                       source_tokens=info["source_tokens"], sampled=info.get("sampled", True),
+                       cut_tokens=info.get("cut_tokens"), loss_mean=stats[a]["mean"], loss_ci=stats[a]["ci"],
                        seeds={str(s): dict(loss_mean=float(L[a][i].mean()), **train[a, s],
                                            per_problem={t: scores[a, s]["loss"][t] for t in tids},
                                            **({"pass@1": float(P[a][i].mean())} if P else {})) for i, s in enumerate(seeds)})
@@ -153,11 +155,19 @@ def plot_ablation(results:dict, path=None):
     return fig
 
 # %% ../nbs/13_ablation.ipynb #62eaedd4
-def data_id(data:dict) -> str:
-    "A short digest of the prepared arms (signature, creation time, budget): what a run's checkpoints were trained on."
-    import hashlib, json
-    return hashlib.sha256(json.dumps([data["params"], data["created"], data["budget"]], sort_keys=True, default=str).encode()).hexdigest()[:16]
+def arm_runs(data:dict, seeds:list, out:Path, **kw) -> dict:
+    "`{(arm, seed): (run folder, its parameters)}`; an arm's `data` is its content id (its tokens and tokenizer)."
+    return {(a, s): (out/"runs"/a/f"seed-{s}", dict(seq_len=kw["seq_len"], model=kw["model"], seed=s, data=v["data_id"],
+                                                   **kw["hp"])) for a, v in data["arms"].items() for s in seeds}
 
+def move_in(staging:Path, out:Path):
+    "Put the staged `data/` and `tokenizer/` in place of `out`'s, by renames; drop the staging folder."
+    from phi1_nb.train import _replace_dir
+    for name in ("data", "tokenizer"):
+        if (staging/name).exists(): _replace_dir(staging/name, out/name)
+    shutil.rmtree(staging)
+
+@typed
 def run_ablation(run_dir, # the run folder
                  arms:str|list|dict="raw,filtered", # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
                  raw_source:str="corpus", # the arm 'raw': stage folder of the unfiltered corpus
@@ -165,7 +175,8 @@ def run_ablation(run_dir, # the run folder
                  tokenizer:str="fair", # fair: a BPE on an equal sample of every arm | run: the run's tokenizer | a Hub name or path
                  tokenizer_bytes:int=4_000_000, # fair: bytes drawn from each arm
                  vocab_size:int=4096, # fair: vocabulary size
-                 tokens:int|None=None, # tokens of every arm's sample (None: the smallest arm's size)
+                 tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's size)
+                 whole_arms:str="", # arms trained on all their tokens, not a token-matched sample (the paper: raw,filtered+textbooks)
                  model:str="tiny", # named model config for every arm
                  seq_len:int=128, # tokens per packed sequence
                  micro_batch_size:int=16, # sequences per device per forward pass
@@ -192,20 +203,31 @@ def run_ablation(run_dir, # the run folder
     params = {k: v for k, v in locals().items() if k != "run_dir"}
     from phi1_nb.eval import load_problems
     from phi1_nb.model import load_tokenizer
-    from phi1_nb.train import is_main_process
+    from phi1_nb.train import check_resume, is_main_process
     t0, out, main = time.time(), stage_dir(run_dir, "ablation"), is_main_process()
     seeds = parse_seeds(seeds, seed)
     specs = parse_arms(arms, {"raw": raw_source, "filtered": filtered_source, "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
     paths = {a: [resolve_source(run_dir, s, a) for s in ss] for a, ss in specs.items()}
-    if main: (out/"manifest.json").unlink(missing_ok=True)   # stale until we finish
+    whole = [a.strip() for a in str(whole_arms or "").split(",") if a.strip()]
+    if bad := [a for a in whole if a not in specs]: raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
     tok_src = str(require_stage(run_dir, "tokenizer")) if tokenizer == "run" else tokenizer
-    data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main)
-    tok = load_tokenizer(data["tokenizer_path"])
     hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch, learning_rate=learning_rate,
               warmup_steps=warmup_steps, weight_decay=weight_decay, precision=precision, save_steps=save_steps,
               logging_steps=logging_steps, deepspeed=deepspeed)
-    train = {(a, s): train_arm(out/"data"/a, tok, out/"runs"/a/f"seed-{s}", model=model, seq_len=seq_len, seed=s, resume=resume,
-                               data=data_id(data), peak_flops=peak_flops, **hp) for a in data["arms"] for s in seeds}
+    staging = out/".prepare" if main else None   # new arms are prepared here and moved in only once every run accepts them
+    if staging and staging.exists(): shutil.rmtree(staging)
+    try:
+        data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main, whole=whole, staging=staging)
+        runs = arm_runs(data, seeds, out, seq_len=seq_len, model=model, hp=hp)
+        for d, p in runs.values(): check_resume(d, p, resume, write=False)   # refuse before anything is touched
+    except BaseException:
+        if staging and staging.exists(): shutil.rmtree(staging)
+        raise
+    if staging and (staging/"data").exists(): move_in(staging, out)
+    elif staging and staging.exists(): shutil.rmtree(staging)
+    if main: (out/"manifest.json").unlink(missing_ok=True)   # stale until we finish
+    tok = load_tokenizer(out/data["tokenizer_path"] if tokenizer == "fair" else data["tokenizer_path"])
+    train = {(a, s): train_arm(out/"data"/a, tok, d, resume=resume, peak_flops=peak_flops, **p) for (a, s), (d, p) in runs.items()}
     if not main: return {}
     problems = load_problems("humaneval", limit=limit)
     scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, pass_at_1, max_new_tokens, gen_batch_size, sandbox_workers)

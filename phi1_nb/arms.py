@@ -64,9 +64,9 @@ def source_records(p) -> Iterator[dict]:
 def arm_records(paths:list) -> Iterator[dict]: return chain.from_iterable(map(source_records, paths))
 
 def source_stamp(p) -> str:
-    "What identifies a source's content: its manifest's sha256, or a shard file's size and modification time."
-    p = Path(p)
-    return f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.is_file() else sha256_file(p/"manifest.json")
+    "What identifies a source's content: its shards' checksums (a shard file: its sha256), never a time."
+    from phi1_nb.checkpoints import content_id
+    return content_id(p)
 
 # %% ../nbs/13a_arms.ipynb #be9c2092
 BINS = 1 << 16
@@ -156,22 +156,25 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                  paths:dict[str, list], # arm: its sources (`resolve_source`)
                  tokenizer:str="fair", # fair | a tokenizer folder or Hub name
                  tokenizer_bytes:int=4_000_000, vocab_size:int=4096, # fair: bytes from each arm, vocabulary
-                 tokens:int|None=None, # tokens of every arm (None: the smallest arm's)
-                 seed:int=0, seq_len:int=128, main:bool=True) -> dict: # main: this process prepares, the others wait
-    "Every arm's token file, exactly `budget` tokens long, and the tokenizer; returns the data manifest."
+                 tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's)
+                 seed:int=0, seq_len:int=128, main:bool=True, # main: this process prepares, the others wait
+                 whole:list|tuple=(), # arms that keep all their tokens (the paper's raw run: the whole corpus)
+                 staging:Path|None=None) -> dict: # new data and tokenizer go here (the caller moves them in), not to `out`
+    "Every arm's token file (a sampled arm exactly `budget` tokens long, a whole arm all of its tokens) and the tokenizer."
     import time
     from phi1_nb.model import load_tokenizer
     t0, out, d = time.time(), Path(out), Path(out)/"data"
+    w = Path(staging or out); dw = w/"data"
     tok_id = (dict(bytes=tokenizer_bytes, vocab_size=vocab_size) if tokenizer == "fair" else
               hashlib.sha256(load_tokenizer(tokenizer).backend_tokenizer.to_str().encode()).hexdigest())
     sig = dict(arms={a: [[str(p), source_stamp(p)] for p in ps] for a, ps in paths.items()}, tokenizer=tokenizer,
-               tokenizer_id=tok_id, tokens=tokens, seed=seed, bins=BINS)
+               tokenizer_id=tok_id, tokens=tokens, seed=seed, bins=BINS, whole=sorted(whole))
     if not main: return _wait_for(d, sig)
     try:
         m = read_manifest(d)
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
-    (d/"manifest.json").unlink(missing_ok=True)
+    (dw/"manifest.json").unlink(missing_ok=True)
     cache = {}
     def hist(a, tok):  # per source, measured once, summed over the arm's sources
         for p in paths[a]:
@@ -187,23 +190,29 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
     if tokenizer == "fair":
         live = active(None)
         tok, each = fair_tokenizer(live, tokenizer_bytes, seed, vocab_size, hists={a: hist(a, None) for a in live})
-        tok.save_pretrained(out/"tokenizer"); tok_path = str(out/"tokenizer")
+        tok.save_pretrained(w/"tokenizer"); tok_path = "tokenizer"   # beside data/: the folder may be moved in place
         tok_info.update(vocab_size=len(tok), bytes_per_arm=each, trained_on=list(live))
     else: tok, tok_path = load_tokenizer(tokenizer), tokenizer; tok_info.update(name=tokenizer, vocab_size=len(tok))
+    tok_hash = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
     live = active(tok)
-    if not live: raise ValueError(f"no ablation arm has data: {skipped}")
+    if skipped: raise ValueError(f"ablation arm {next(iter(skipped))!r} is named but {next(iter(skipped.values()))}: "
+                                 "fill its source or drop it from ablation.arms")
     hs = {a: hist(a, tok) for a in live}
-    budget = int(tokens or min(h["size"] for h in hs.values()))
-    if short := {a: h["size"] for a, h in hs.items() if h["size"] < budget}:
+    sampled = [a for a in hs if a not in whole]
+    budget = int(tokens or min(hs[a]["size"] for a in sampled)) if sampled else None
+    if short := {a: hs[a]["size"] for a in sampled if hs[a]["size"] < budget}:
         raise ValueError(f"ablation.tokens={tokens} but these arms hold fewer tokens: {short}")
     arms = {}
     for a, ps in live.items():
         h = hs[a]
-        w = write_tokens(d/a, take(arm_records(ps), h["hist"], budget, tok, seed), tok, seq_len,
+        n = h["size"] if a in whole else budget
+        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed), tok, seq_len,
                          sources=[str(p) for p in ps], source_records=h["records"], source_tokens=h["size"],
                          bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
-        if w["n_tokens"] != budget: raise RuntimeError(f"{d/a}: {w['n_tokens']} tokens written, {budget} expected: did a source change?")
-        arms[a] = {k: w[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
-    return write_manifest(d, stage="ablation-data", shards=[], params=dict(signature=sig), inputs=sorted({str(p) for ps in live.values() for p in ps}),
+        if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected: did a source change?")
+        arms[a] = {k: m[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
+        arms[a].update(sampled=a not in whole, cut_tokens=h["size"] - n,   # the data id: its tokens and its tokenizer
+                       data_id=hashlib.sha256(f"{sha256_file(dw/a/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])
+    return write_manifest(dw, stage="ablation-data", shards=[], params=dict(signature=sig), inputs=sorted({str(p) for ps in live.values() for p in ps}),
                           counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)}, seconds=time.time() - t0,
                           extra=dict(budget=budget, arms=arms, skipped=skipped, tokenizer=tok_info, tokenizer_path=tok_path))

@@ -16,9 +16,10 @@ from transformers.trainer_callback import ExportableState
 from .core import read_json
 
 # %% auto #0
-__all__ = ['CKPT_RE', 'NO_CURVE_KEYS', 'safetensors_problem', 'weights_problem', 'checkpoint_problem', 'checkpoints',
-           'last_complete_checkpoint', 'discard_checkpoints', 'load_weights', 'data_fingerprint', 'run_signature',
-           'RunSignature', 'check_signature', 'resolve_init', 'init_id']
+__all__ = ['CKPT_RE', 'START_AFRESH', 'NO_CURVE_KEYS', 'safetensors_problem', 'weights_problem', 'checkpoint_problem',
+           'torch_file_problem', 'rng_states_problem', 'deepspeed_state_problem', 'checkpoints',
+           'last_complete_checkpoint', 'discard_checkpoints', 'load_weights', 'content_id', 'tokenizer_id',
+           'data_fingerprint', 'run_signature', 'RunSignature', 'check_signature', 'resolve_init', 'init_id']
 
 # %% ../nbs/08a_checkpoints.ipynb #ed53c9f3
 CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -54,9 +55,38 @@ def checkpoint_problem(d) -> str|None:
     except FileNotFoundError: return "no trainer_state.json"
     except (ValueError, KeyError, TypeError) as e: return f"trainer_state.json unreadable ({e})"
     if why := weights_problem(d): return why
-    if any(p.is_dir() for p in d.glob("global_step*")): return None       # DeepSpeed's optimizer state
-    if not (d/"optimizer.pt").exists(): return "no optimizer.pt"
-    return None if zipfile.is_zipfile(d/"optimizer.pt") else "optimizer.pt truncated"
+    if gs := [p for p in d.glob("global_step*") if p.is_dir()]:            # DeepSpeed's optimizer state
+        if why := deepspeed_state_problem(d, gs): return why
+    elif not (d/"optimizer.pt").exists(): return "no optimizer.pt"
+    elif why := torch_file_problem(d/"optimizer.pt", load=False): return why
+    for f in [d/"scheduler.pt", *sorted(d.glob("rng_state*.pth"))]:
+        if f.exists() and (why := torch_file_problem(f)): return why
+    return rng_states_problem(d)
+
+def torch_file_problem(f:Path, load:bool=True) -> str|None:
+    "Why a `torch.save` file cannot be read (None when it loads; `load=False`: only its zip directory is checked)."
+    if not zipfile.is_zipfile(f): return f"{f.name} truncated or not a torch file"
+    if not load: return None
+    import torch
+    try: torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as e: return f"{f.name} unreadable ({type(e).__name__})"
+
+def rng_states_problem(d:Path, world_size:int|None=None) -> str|None:
+    "Why the ranks' rng states are incomplete: with several ranks every `rng_state_k.pth`, k < world size, must exist."
+    import os
+    n = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    ks = {int(m[1]) for p in d.glob("rng_state_*.pth") if (m := re.match(r"rng_state_(\d+)\.pth$", p.name))}
+    if n > 1 and ks and (miss := [k for k in range(n) if k not in ks]): return f"no rng_state_{miss[0]}.pth (rank {miss[0]})"
+    return None
+
+def deepspeed_state_problem(d:Path, folders:list[Path]) -> str|None:
+    "Why a DeepSpeed checkpoint's `global_step*` folder cannot be loaded: `latest` names it, and its files are whole."
+    tag = (d/"latest").read_text().strip() if (d/"latest").exists() else max(folders, key=lambda p: p.stat().st_mtime).name
+    g = d/tag
+    if not g.is_dir(): return f"latest names {tag}, which is missing"
+    pts = sorted(g.glob("*.pt"))
+    if not pts: return f"{tag} holds no state files"
+    return next((f"{tag}/{why}" for f in pts if (why := torch_file_problem(f, load=False))), None)
 
 # %% ../nbs/08a_checkpoints.ipynb #fce3a319
 def checkpoints(ckdir) -> list[Path]:
@@ -93,10 +123,23 @@ def load_weights(model, d):
     return model
 
 # %% ../nbs/08a_checkpoints.ipynb #778b7112
+START_AFRESH = "--resume false (resume=False)"   # the one spelling of a fresh start: CLI, launchers, notebooks
 NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences", "peak_flops",
                  "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile", "disable_tqdm"}
 _VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype", "torch_dtype",
                     "_name_or_path", "use_cache", "architectures", "output_attentions", "output_hidden_states"}
+
+def content_id(src) -> str:
+    "What a dataset folder holds, by content: its shards' checksums from its manifest (a shard file: its own sha256)."
+    from phi1_nb.core import read_manifest, sha256_file
+    p = Path(src)
+    if p.is_file(): return sha256_file(p)[:16]
+    rows = [[s.get("n"), s.get("sha256")] for s in read_manifest(p)["shards"]]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+def tokenizer_id(tok) -> str:
+    "What a tokenizer is, by content: a digest of its vocabulary, merges and special tokens."
+    return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 def data_fingerprint(ds) -> str:
     "A short hash that changes when the training rows do."
@@ -132,20 +175,23 @@ def check_signature(ck:Path, sig:dict):
     old = old["args"]["signature"]
     if old == sig: return
     diff = "; ".join(f"{k}: {old.get(k)!r} -> {sig.get(k)!r}" for k in sorted(set(old) | set(sig)) if old.get(k) != sig.get(k))
-    raise ValueError(f"{ck} was written under other parameters ({diff}): resume=False (--force) discards it and starts afresh")
+    raise ValueError(f"{ck} was written under other parameters ({diff}): {START_AFRESH} discards it and starts afresh")
 
 # %% ../nbs/08a_checkpoints.ipynb #279ebc3e
 def resolve_init(run_dir, init:str) -> Path:
-    "The model folder to finetune: `<init>/final` for a stage, else `init` as a model or checkpoint folder."
-    from phi1_nb.core import require_stage
+    "The model folder to finetune: `<init>/final` for a finished stage, else `init` as a model or checkpoint folder."
     p = Path(init) if Path(init).is_absolute() else Path(run_dir)/init
-    if (p/"manifest.json").exists(): return require_stage(run_dir, init)/"final"
-    if (p/"config.json").exists():
-        why = checkpoint_problem(p) if CKPT_RE.match(p.name) else weights_problem(p)
-        if why: raise ValueError(f"init {p} is incomplete: {why}")
-        return p
-    if CKPT_RE.match(p.name) or p.exists(): raise FileNotFoundError(f"init {p}: no such model or checkpoint folder")
-    return require_stage(run_dir, init)/"final"
+    hint = "give a finished training stage (pretrain) or a model or checkpoint folder"
+    if not (p/"config.json").exists() and (p/"manifest.json").exists():
+        if not (p/"final"/"config.json").exists():
+            raise FileNotFoundError(f"init {init!r}: the stage {p} holds no model (looked for {p/'final'/'config.json'}); {hint}")
+        p = p/"final"
+    elif not (p/"config.json").exists():
+        raise FileNotFoundError(f"init {init!r}: no such model or checkpoint folder (looked for {p/'config.json'}, "
+                                f"or {p/'manifest.json'} of a finished stage); {hint}")
+    if why := checkpoint_problem(p) if CKPT_RE.match(p.name) else weights_problem(p):
+        raise ValueError(f"init {init!r}: {p} is incomplete: {why}")
+    return p
 
 def init_id(path:Path) -> str:
     "A name for the exact weights in `path`: the checksum of its weight files (a few seconds for phi-1's 2.8 GB)."

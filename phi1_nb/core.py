@@ -67,8 +67,19 @@ def _merge(base:dict, over:dict, src:str) -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #a6d4abcc
-def parse_overrides(args:Iterable[str]) -> dict:
-    "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`."
+def parse_overrides(args:Iterable[str], ref:dict|None=None) -> dict:
+    "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`, each value of the reference preset's type (`ref`: tiny.yaml)."
+    ref = _read_yaml(find_configs_dir()/"tiny.yaml") if ref is None else ref
+    def typed(key, s, k, val):
+        v, want = yaml.safe_load(val), (ref.get(s) or {}).get(k)
+        if isinstance(v, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v.strip()): v = float(v)   # YAML 1.1: 5e-4
+        if want is None or v is None or isinstance(want, (list, dict)): return v
+        if isinstance(want, bool) or isinstance(v, bool):
+            if type(v) is type(want): return v
+        elif isinstance(want, float) and isinstance(v, (int, float)): return float(v)
+        elif isinstance(want, int) and isinstance(v, (int, float)) and float(v).is_integer(): return int(v)
+        elif isinstance(want, str): return val
+        raise ConfigError(f"--{key} {val!r}: expected a {type(want).__name__}, like the preset's {want!r}")
     args, out, i = list(args), {}, 0
     while i < len(args):
         a = args[i]
@@ -79,7 +90,7 @@ def parse_overrides(args:Iterable[str]) -> dict:
             key, val = a[2:], args[i+1]; i += 2
         if key.count(".") != 1: raise ConfigError(f"override {key!r} must look like section.key (e.g. filter.threshold)")
         s, k = key.split(".")
-        out.setdefault(s, {})[k] = yaml.safe_load(val)
+        out.setdefault(s, {})[k] = typed(key, s, k, val)
     return out
 
 def _read_yaml(p:Path) -> dict:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .core import read_manifest, require_stage, seed_everything, stage_dir, write_manifest
 from .model import load_model, load_tokenizer
-from .train import check_resume, eval_subset, fit, is_main_process, pack_split, resolve_deepspeed
-from .checkpoints import init_id, resolve_init
+from .train import _rel, check_resume, eval_subset, fit, is_main_process, pack_split, resolve_deepspeed, typed
+from .checkpoints import content_id, init_id, resolve_init
 
 # %% auto #0
 __all__ = ['exercise_source', 'run_finetune']
@@ -27,6 +27,7 @@ def exercise_source(run_dir, source:str="decontaminate", fallback_source:str|Non
     raise FileNotFoundError(f"no exercises: run the '{source}' stage (or at least synth for {fallback_source}) first")
 
 # %% ../nbs/09a_finetune.ipynb #2b8ca5db
+@typed
 def run_finetune(run_dir, # the run folder
                  init:str="pretrain", # phi-1-base: a stage (its final/) or a checkpoint folder, e.g. pretrain/checkpoints/checkpoint-24000
                  source:str="decontaminate", # stage folder of exercises (prompt, solution)
@@ -61,7 +62,7 @@ def run_finetune(run_dir, # the run folder
     base = resolve_init(run_dir, init); base_id = init_id(base)
     src, note = exercise_source(run_dir, source, fallback_source)
     tok = load_tokenizer(base)
-    check_resume(out, params, resume)
+    stage_params = check_resume(out, params, resume, {_rel(src, run_dir): content_id(src), "init_id": base_id})
     if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune", mask_prompt=mask_prompt)
     if len(train_ds) == 0: raise ValueError(f"no training tokens in {src}")
@@ -80,4 +81,4 @@ def run_finetune(run_dir, # the run folder
         counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"], "valid_tokens": valid_ds.manifest["n_tokens"],
                 "loss_tokens": int(train_ds.mask.sum()) if train_ds.mask is not None else pm["n_tokens"],
                 "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", init=str(base), init_id=base_id, source=str(src), source_note=note, **s))
+        extra=dict(final="final", init=str(base), init_id=base_id, stage_params=stage_params, source=str(src), source_note=note, **s))

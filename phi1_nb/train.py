@@ -16,14 +16,14 @@ from transformers import Trainer, TrainerCallback, default_data_collator
 from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
 from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
                            load_tokenizer, mfu, pack, phi_config)
-from .checkpoints import (NO_CURVE_KEYS, RunSignature, check_signature, discard_checkpoints, last_complete_checkpoint,
+from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id, check_signature, discard_checkpoints, last_complete_checkpoint,
                                  load_weights, run_signature)
 
 # %% auto #0
 __all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
            'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'mean_train_loss', 'fit', 'check_deepspeed_config',
-           'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset', 'check_resume',
-           'resolve_deepspeed', 'run_pretrain']
+           'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset', 'param_changes',
+           'check_resume', 'typed_params', 'typed', 'resolve_deepspeed', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -225,7 +225,7 @@ def activation_memory_gib(config, micro_batch:int, seq_len:int, checkpointing:bo
 def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction:float, stage:str, mask_prompt:bool|None=None) -> tuple:
     "Pack `srcs` into out/train and out/valid (split by `is_valid`), reusing packs with the same parameters; rank 0 packs, other ranks wait."
     sig = dict(inputs=[str(s) for s in srcs], seq_len=seq_len, valid_fraction=valid_fraction, vocab_size=len(tokenizer),
-               mask_prompt=mask_prompt, src_manifests=[read_manifest(s)["created"] for s in srcs])
+               mask_prompt=mask_prompt, contents=[content_id(s) for s in srcs], tokenizer=tokenizer_id(tokenizer))
     dss = []
     for split, keep in (("train", False), ("valid", True)):
         d = out/split
@@ -254,18 +254,71 @@ def eval_subset(ds, max_sequences:int|None):
     return torch.utils.data.Subset(ds, [int(i * len(ds) / max_sequences) for i in range(max_sequences)])
 
 # %% ../nbs/09_train.ipynb #76c48393
-def check_resume(out:Path, params:dict, resume:bool):
-    "Refuse to resume checkpoints made with other parameters; `resume=False` removes old checkpoints."
+def param_changes(old:dict, cur:dict) -> str:
+    "What differs between two parameter sets; a changed input is named by its path."
+    out = []
+    for k in sorted(set(old) | set(cur)):
+        a, b = old.get(k), cur.get(k)
+        if a == b: continue
+        if k == "inputs" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"input {s} changed ({a.get(s)} -> {b.get(s)})" for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+        else: out.append(f"{k}: {a!r} -> {b!r}")
+    return "; ".join(out)
+
+def check_resume(out:Path, params:dict, resume:bool, inputs:dict|None=None, write:bool=True) -> dict:
+    "Refuse, before anything is touched, checkpoints or a finished stage made with other parameters or other inputs (by content); `resume=False` removes old checkpoints."
     ck, p = out/"checkpoints", out/"checkpoints"/"stage_params.json"
-    cur = {k: v for k, v in params.items() if k not in NO_CURVE_KEYS}
-    if ck.exists() and any(ck.glob("checkpoint-*")):
-        if not resume:
-            if is_main_process(): shutil.rmtree(ck)
-        elif p.exists() and (old := read_json(p)) != cur:
-            diff = {k: (old.get(k), cur.get(k)) for k in sorted(set(old) | set(cur)) if old.get(k) != cur.get(k)}
-            raise ValueError(f"{ck} holds checkpoints made with other parameters {diff} (old, new): "
-                             "resume=False (--force) discards them and starts afresh")
-    if is_main_process(): write_json(p, cur)
+    cur = json.loads(json.dumps({**{k: v for k, v in params.items() if k not in NO_CURVE_KEYS},
+                                 **({"inputs": inputs} if inputs is not None else {})}, default=str))
+    if resume:
+        olds = [(f"{ck} holds checkpoints", read_json(p))] if p.exists() and any(ck.glob("checkpoint-*")) else []
+        if (out/"manifest.json").exists() and (m := read_json(out/"manifest.json")).get("stage_params") is not None:
+            olds.append((f"the finished stage {out} was", m["stage_params"]))
+        for what, old in olds:
+            if old != cur: raise ValueError(f"{what} made with other parameters or inputs ({param_changes(old, cur)}): "
+                                            f"{START_AFRESH} discards them and starts afresh")
+    elif ck.exists() and is_main_process() and write: shutil.rmtree(ck)
+    if is_main_process() and write: write_json(p, cur)
+    return cur
+
+def typed_params(fn, params:dict) -> dict:
+    "`params` coerced to `fn`'s annotations ('5e-4' -> 5e-4 for a float); one line naming the key when a value does not fit."
+    import inspect
+    sig, out = inspect.signature(fn), dict(params)
+    for k, v in params.items():
+        ann = sig.parameters[k].annotation if k in sig.parameters else None
+        if not isinstance(ann, str) or (v is None and "None" in ann): continue
+        kinds = {t.strip() for t in ann.split("|")}
+        if isinstance(v, (list, tuple, dict)) and kinds & {"list", "tuple", "dict"}: continue
+        try:
+            if v is None: raise ValueError
+            if "bool" in kinds and isinstance(v, str) and v.lower() in ("true", "false"): out[k] = v.lower() == "true"
+            elif "bool" in kinds and kinds <= {"bool", "None"}:
+                if not isinstance(v, bool): raise ValueError
+            elif isinstance(v, bool) and kinds & {"int", "float"}: raise ValueError
+            elif "float" in kinds and isinstance(v, (int, float, str)): out[k] = float(v)
+            elif "int" in kinds and not isinstance(v, int) and not ("str" in kinds and isinstance(v, str)):
+                f = float(v)
+                if not f.is_integer(): raise ValueError
+                out[k] = int(f)
+        except (TypeError, ValueError):
+            raise ValueError(f"{getattr(fn, '__name__', fn)}: {k}={v!r} is not a {ann}") from None
+    return out
+
+def typed(fn):
+    "`fn` with its arguments coerced by `typed_params` before its body runs (so a bad value touches nothing)."
+    import functools, inspect
+    sig = inspect.signature(fn)
+    @functools.wraps(fn)
+    def call(*a, **kw):
+        b = sig.bind(*a, **kw)
+        return fn(**typed_params(fn, b.arguments))
+    return call
+
+def _rel(p, run_dir) -> str:
+    "A source's name inside the run folder (its path when outside), so a moved run folder keeps its fingerprints."
+    try: return str(Path(p).resolve().relative_to(Path(run_dir).resolve()))
+    except ValueError: return str(p)
 
 def resolve_deepspeed(path:str|None) -> str|None:
     "A DeepSpeed config path as given, or relative to the repository (so `configs/ds_zero2.json` works from `nbs/`)."
@@ -276,6 +329,7 @@ def resolve_deepspeed(path:str|None) -> str|None:
     return str(p)
 
 # %% ../nbs/09_train.ipynb #1bd328ac
+@typed
 def run_pretrain(run_dir, # the run folder
                  model:str="tiny", # named config: tiny | phi-1-small | phi-1
                  source:str="dedup", # stage folder of filtered, deduplicated code
@@ -307,10 +361,11 @@ def run_pretrain(run_dir, # the run folder
     t0, out = time.time(), stage_dir(run_dir, "pretrain")
     tok = load_tokenizer(require_stage(run_dir, "tokenizer"))
     srcs = [require_stage(run_dir, source)]
-    check_resume(out, params, resume)
-    if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     tb = Path(run_dir)/"synth"/"textbooks"
     if textbooks and (tb/"manifest.json").exists(): srcs.append(tb)
+    inputs = {**{_rel(s, run_dir): content_id(s) for s in srcs}, "tokenizer": tokenizer_id(tok)}
+    stage_params = check_resume(out, params, resume, inputs)   # refuses before anything below touches the stage
+    if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     train_ds, valid_ds = pack_split(srcs, tok, out/"data", seq_len, valid_fraction, "pretrain")
     if len(train_ds) == 0: raise ValueError(f"no training tokens in {srcs}")
     seed_everything(seed)
@@ -326,4 +381,4 @@ def run_pretrain(run_dir, # the run folder
     return write_manifest(out, stage="pretrain", shards=[], params=params, inputs=srcs, seconds=time.time()-t0,
         counts={"in": train_ds.manifest["counts"]["out"], "out": 1, "train_tokens": train_ds.manifest["n_tokens"],
                 "valid_tokens": valid_ds.manifest["n_tokens"], "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", sources=[str(s) for s in srcs], **s))
+        extra=dict(final="final", sources=[str(s) for s in srcs], stage_params=stage_params, **s))

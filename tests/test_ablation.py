@@ -111,8 +111,12 @@ def test_arms_matched_in_tokens(run):
     make_stage(run, "synth/textbooks", [])
     paths = {a: [run/s for s in ss] for a, ss in
              {"raw": ["corpus"], "filtered": ["dedup"], "filtered-nodedup": ["filter"], "filtered+textbooks": ["dedup", "synth/textbooks"]}.items()}
+    with pytest.raises(ValueError, match=r"arm 'filtered\+textbooks' is named but .*synth/textbooks holds no records"):
+        prepare_arms(run/"ablation", paths, "fair", tokenizer_bytes=4000, vocab_size=400, seed=3, seq_len=32)
+    assert not (run/"ablation"/"data"/"manifest.json").exists()   # a named empty arm is an error, not a quiet skip
+    del paths["filtered+textbooks"]
     m = prepare_arms(run/"ablation", paths, "fair", tokenizer_bytes=4000, vocab_size=400, seed=3, seq_len=32)
-    assert list(m["arms"]) == ["raw", "filtered", "filtered-nodedup"] and "no records" in m["skipped"]["filtered+textbooks"]
+    assert list(m["arms"]) == ["raw", "filtered", "filtered-nodedup"] and not m["skipped"]
     assert {a: len(PackedDataset(run/"ablation"/"data"/a).tokens) for a in m["arms"]} == dict.fromkeys(m["arms"], m["budget"])
     assert m["budget"] == m["arms"]["filtered"]["source_tokens"]   # the smallest arm, whole
     assert m["arms"]["raw"]["records"] < m["arms"]["raw"]["source_records"]
