@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 err=$(mktemp); trap 'rm -f "$err"' EXIT
 fix() { sed -e 's/launch_pretrain:/launch_ablation:/' -e 's/^launching pretrain /launching ablation /' -e 's/--pretrain\./--ablation./g' "$err" >&2; }
-rc=0; line=$(DRY_RUN=1 STAGE=pretrain bash "$here/launch_pretrain.sh" "$@" 2>"$err") || rc=$?
+rc=0; line=$(DRY_RUN=1 STAGE=pretrain CHECK_STAGE=ablation bash "$here/launch_pretrain.sh" "$@" 2>"$err") || rc=$?
 fix
 (( rc == 0 )) || exit "$rc"
 eval "CMD=($line)"   # the %q-quoted words printed by the dry run

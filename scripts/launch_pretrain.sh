@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Pretrain phi-1 on one 8-GPU node (the paper: 8 A100s, < 4 days) or on several nodes, with DeepSpeed ZeRO.
-#   scripts/launch_pretrain.sh [RUN_DIR] [--force] [--pretrain.key value ...]
+#   scripts/launch_pretrain.sh [RUN_DIR] [--resume false] [--pretrain.key value ...]
 # RUN_DIR (default runs/<preset name>) is relative to the repository root; the `--section.key value` overrides go to
-# load_config(PRESET, overrides) as on the `phi1` command line (e.g. --pretrain.max_steps 24000). --force discards
-# the stage's checkpoints and starts afresh (it is --<stage>.resume false); without it the newest complete
-# checkpoint is resumed, and one written under other parameters is refused with a message naming them.
+# load_config(PRESET, overrides) as on the `phi1` command line (e.g. --pretrain.max_steps 24000), each typed like the
+# preset's value. --resume false discards the stage's checkpoints and starts afresh (the same spelling as
+# `phi1 pretrain --resume false`; it is --<stage>.resume false); without it the newest complete checkpoint is resumed,
+# and one written under other parameters or inputs is refused with a message naming them.
+# Before any process starts, the overrides' types, effective_batch % (micro_batch_size x GPUs x nodes) and the
+# DeepSpeed JSON are checked (exit 2, one line): a mistake costs a second, not the packing.
 # Works on CPU too (LAUNCHER=torchrun NGPUS=2: two gloo processes, tests/test_distributed.py).
 #
 # Every rank runs run_pretrain (STAGE=finetune: run_finetune) with the preset's section of that name. Global
@@ -46,8 +49,16 @@ STAGE=${STAGE:-pretrain}
 PRESET=${PRESET:-paper}
 RUN_DIR=${PRESET##*/}; RUN_DIR=runs/${RUN_DIR%.y*ml}   # default: runs/<preset name>
 if [[ $# -gt 0 && $1 != -* ]]; then RUN_DIR=$1; shift; fi
-PASS=()   # the overrides, with --force spelled as the stage's resume key
-for a in "$@"; do if [[ $a == --force ]]; then PASS+=("--$STAGE.resume" false); else PASS+=("$a"); fi; done
+CHECK_STAGE=${CHECK_STAGE:-$STAGE}   # the config section the run reads (scripts/launch_ablation.sh: ablation)
+PASS=()   # the overrides, with --resume V spelled as the stage's resume key
+for a in "$@"; do
+  case "$a" in
+    --force) die "--force is not an option: a fresh start is --resume false (as on the phi1 command line)" ;;
+    --resume=*) PASS+=("--$CHECK_STAGE.resume" "${a#--resume=}") ;;
+    --resume) PASS+=("--$CHECK_STAGE.resume") ;;
+    *) PASS+=("$a") ;;
+  esac
+done
 set -- ${PASS[@]+"${PASS[@]}"}
 CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
@@ -130,6 +141,21 @@ if (( MULTI )); then
     [[ -n ${MASTER_ADDR:-} ]] || die "MASTER_ADDR (the rank-0 node) is required for LAUNCHER=$LAUNCHER on $NNODES nodes without HOSTFILE"
   fi
 fi
+
+# --- the run's own preconditions, before any process starts: typed overrides, the batch split, the DeepSpeed JSON ---
+CHECK=$("$PY" - "$CHECK_STAGE" "$PRESET" "$NGPUS" "$NNODES" ${OVERRIDES[@]+"${OVERRIDES[@]}"} "$@" <<'PYEOF' 2>&1
+import sys
+from pathlib import Path
+from phi1_nb.core import ConfigError, load_config
+stage, preset, ngpus, nnodes, *over = sys.argv[1:]
+try: s = load_config(preset, over).section(stage)
+except ConfigError as e: sys.exit(f"{e}")
+mb, eb = s.get("micro_batch_size"), s.get("effective_batch")
+if isinstance(mb, int) and isinstance(eb, int) and (mb < 1 or eb % (mb * int(ngpus) * int(nnodes))):
+    sys.exit(f"{stage}.effective_batch={eb} is not a multiple of micro_batch_size x GPUs x nodes = {mb} x {ngpus} x {nnodes}")
+if (ds := s.get("deepspeed")) and not Path(ds).exists(): sys.exit(f"{stage}.deepspeed={ds}: no such file")
+PYEOF
+) || die "${CHECK##*$'\n'}"
 
 # --- the command ---
 ENTRY=$RUN_DIR/.launch_entry.py

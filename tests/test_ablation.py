@@ -251,3 +251,44 @@ def test_launcher_runs_the_ablation(run, tmp_path):
         assert v["pass@1"] == 0.0 and v["pass@1_ci"] == [0.0, 0.0] and v["seeds"]["5"]["pass@1"] == 0.0
     assert "pass@1_diff" in res["pairs"][0]
     assert json.loads((run/"ablation"/"runs"/"raw"/"seed-5"/"scores.json").read_text())["pass"].keys() == {"HumanEval/0", "HumanEval/1"}
+
+
+# --- issue 29: content-addressed arms, refusals that touch nothing, the paper's whole arms ---------------------------
+
+def tree_hashes(d:Path) -> dict:
+    import hashlib
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in sorted(d.rglob("*"))}
+
+
+def test_adding_an_arm_trains_only_the_new_arm_and_a_changed_source_is_refused_untouched(run):
+    from phi1_nb.model import run_tokenizer
+    run_tokenizer(run, vocab_size=400)
+    kw = {**SMALL, "tokenizer": "run", "tokens": 400, "seeds": "1"}
+    run_ablation(run, arms="raw,filtered", **kw)
+    res = json.loads((run/"ablation"/"results.json").read_text())
+    state = lambda a: (run/"ablation"/"runs"/a/"seed-1"/"checkpoints"/"checkpoint-2"/"trainer_state.json").stat().st_mtime_ns
+    before = {a: state(a) for a in ("raw", "filtered")}
+    m = run_ablation(run, arms="raw,filtered,filtered-nodedup", **kw)   # re-prepared arms: byte-identical tokens, same ids
+    res2 = json.loads((run/"ablation"/"results.json").read_text())
+    assert {a: state(a) for a in ("raw", "filtered")} == before and m["counts"]["runs"] == 3
+    for a in ("raw", "filtered"): assert res2["arms"][a]["seeds"]["1"]["train_loss"] == res["arms"][a]["seeds"]["1"]["train_loss"]
+    assert "filtered-nodedup" in res2["arms"]
+    # the filtered corpus loses records: the finished runs on it are refused by name, and the stage folder stays as it was
+    before = tree_hashes(run/"ablation")
+    write_manifest(run/"dedup", stage="dedup", shards=[write_shard(run/"dedup"/"part-0.jsonl",
+                   ({"id": f"dedup:{i}", "content": t} for i, t in enumerate(GOOD[5:])))])
+    with pytest.raises(ValueError, match=r"runs/filtered/seed-1.*data: .*--resume false"):
+        run_ablation(run, arms="raw,filtered,filtered-nodedup", **kw)
+    assert tree_hashes(run/"ablation") == before
+
+
+def test_whole_arms_keep_every_token_and_results_record_the_cut(run):
+    run_ablation(run, arms="raw,filtered,filtered-nodedup", whole_arms="raw,filtered-nodedup", seeds="1", **SMALL)
+    res = json.loads((run/"ablation"/"results.json").read_text())
+    raw, f, nd = (res["arms"][a] for a in ("raw", "filtered", "filtered-nodedup"))
+    assert not raw["sampled"] and raw["tokens"] == raw["source_tokens"] > f["tokens"] and raw["cut_tokens"] == 0
+    assert not nd["sampled"] and nd["tokens"] == nd["source_tokens"] > f["tokens"]   # filtered+textbooks would keep all too
+    assert f["sampled"] and f["tokens"] == res["budget_tokens"] and f["cut_tokens"] == f["source_tokens"] - f["tokens"] == 0
+    with pytest.raises(ValueError, match="whole_arms names 'textbooks'"):
+        run_ablation(run, arms="raw,filtered", whole_arms="textbooks", **SMALL)
+    assert load_config("paper").ablation.whole_arms == "raw,filtered+textbooks"

@@ -126,21 +126,36 @@ def test_finetune_sets_stage():
 
 def test_overrides_pass_through():
     cmd = command("runs/x", "--pretrain.max_steps", "24000", "--run.seed=7", "--pretrain.precision", "bf16",
-                  LAUNCHER="deepspeed", PRESET="tiny")
+                  LAUNCHER="deepspeed", PRESET="tiny", NGPUS=1)
     assert entry_args(cmd) == ["pretrain", "tiny", "runs/x", "--pretrain.max_steps", "24000", "--run.seed=7",
                                "--pretrain.precision", "bf16"]
 
 
-def test_force_discards_checkpoints():
-    "--force is the stage's resume=false (a fresh start), wherever it appears among the overrides."
-    cmd = command("runs/x", "--pretrain.max_steps", "3", "--force", LAUNCHER="torchrun", PRESET="tiny")
+def test_resume_false_is_the_one_spelling_of_a_fresh_start():
+    "--resume false (as on `phi1 pretrain`) is the stage's resume=false, wherever it appears; --force is refused by name."
+    cmd = command("runs/x", "--pretrain.max_steps", "3", "--resume", "false", LAUNCHER="torchrun", PRESET="tiny", NGPUS=1)
     assert entry_args(cmd) == ["pretrain", "tiny", "runs/x", "--pretrain.max_steps", "3", "--pretrain.resume", "false"]
-    cmd = command("--force", script=FINETUNE, LAUNCHER="torchrun", PRESET="tiny")
+    cmd = command("--resume=false", script=FINETUNE, LAUNCHER="torchrun", PRESET="tiny", NGPUS=1)
     assert entry_args(cmd) == ["finetune", "tiny", "runs/tiny", "--finetune.resume", "false"]
+    fails("runs/x", "--force", LAUNCHER="torchrun", PRESET="tiny", match="a fresh start is --resume false")
+
+
+def test_preconditions_are_checked_before_any_process_starts(tmp_path):
+    "The batch split, typed overrides and the DeepSpeed JSON: one line and exit 2 before anything starts or is written."
+    e = dict(LAUNCHER="torchrun", PRESET="tiny")
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}   # a real launch, not a dry run
+    r = subprocess.run(["bash", str(PRETRAIN), str(tmp_path/"r")], env={**env, **e, "NGPUS": "2"}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "launch_pretrain: error: pretrain.effective_batch=16 is not a multiple of micro_batch_size x GPUs x nodes = 16 x 2 x 1"]
+    fails(str(tmp_path/"r"), "--pretrain.learning_rate", "fast", NGPUS=1, match="--pretrain.learning_rate 'fast': expected a float", **e)
+    fails(str(tmp_path/"r"), "--finetune.deepspeed", "nowhere.json", NGPUS=1, script=FINETUNE, match="finetune.deepspeed=nowhere.json: no such file", **e)
+    assert not (tmp_path/"r").exists()                                # no entry written, no process started
+    cmd = command("runs/x", "--pretrain.effective_batch", "32", NGPUS=2, LAUNCHER="torchrun", PRESET="tiny")
+    assert has(cmd, "--nproc_per_node", "2")
 
 
 def test_overrides_without_run_dir():
-    cmd = command("--pretrain.max_steps", "3", LAUNCHER="torchrun", PRESET="tiny")
+    cmd = command("--pretrain.max_steps", "3", LAUNCHER="torchrun", PRESET="tiny", NGPUS=1)
     assert entry_args(cmd) == ["pretrain", "tiny", "runs/tiny", "--pretrain.max_steps", "3"]
 
 

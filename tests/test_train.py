@@ -232,3 +232,104 @@ def test_pretrain_and_finetune_stages(tmp_path):
     run_finetune(rd, resume=False, **ft)
     run_pretrain(rd, max_steps=6, save_steps=3, eval_steps=3, warmup_steps=1, valid_fraction=0.2, seed=5, resume=False, **common)
     with pytest.raises(ValueError, match="init_id"): run_finetune(rd, **ft)
+
+
+# --- issue 29: refuse before touching, typed values, resume past any broken file, --init messages -------------------
+
+def tree_hashes(d:Path) -> dict:
+    "sha256 of every file under `d` (and the empty folders): what a refused rerun must leave as it was."
+    import hashlib
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in sorted(d.rglob("*"))}
+
+
+def _small_run(rd):
+    recs = [{"id": p.stem, "content": p.read_text()} for p in STDLIB[:10]]
+    write_manifest(rd/"dedup", stage="dedup", shards=[write_shard(rd/"dedup/part-00000.jsonl", recs)])
+    ex = _exercises(STDLIB[:30])
+    write_manifest(rd/"synth/exercises", stage="synth", shards=[write_shard(rd/"synth/exercises/part-00000.jsonl", ex)])
+    run_tokenizer(rd, vocab_size=400)
+    return recs
+
+
+PT = dict(seq_len=32, micro_batch_size=8, effective_batch=8, logging_steps=2, max_eval_sequences=8, max_steps=2, save_steps=2,
+          eval_steps=2, warmup_steps=1, valid_fraction=0.2)
+
+
+def test_changed_input_is_refused_before_anything_is_touched(tmp_path):
+    "Five records dropped from the dedup shard (manifest updated to match): the finished pretrain stage is refused by name, its folder sha-identical, and finetune still runs."
+    rd = tmp_path/"run"; recs = _small_run(rd)
+    m = run_pretrain(rd, **PT)
+    before = tree_hashes(rd/"pretrain")
+    write_manifest(rd/"dedup", stage="dedup", shards=[write_shard(rd/"dedup/part-00000.jsonl", recs[5:])])
+    with pytest.raises(ValueError, match=r"input dedup changed.*--resume false"):
+        run_pretrain(rd, **PT)
+    assert tree_hashes(rd/"pretrain") == before                       # no manifest removed, no data repacked
+    f = run_finetune(rd, max_steps=2, save_steps=2, eval_steps=2, warmup_steps=1, valid_fraction=0.2,
+                     **{k: PT[k] for k in ("seq_len", "micro_batch_size", "effective_batch", "logging_steps", "max_eval_sequences")})
+    assert f["steps"] == 2
+    fresh = run_pretrain(rd, resume=False, **PT)                      # the one spelling of a fresh start
+    assert fresh["counts"]["in"] < m["counts"]["in"] and fresh["resumed_from"] is None
+
+
+def test_overrides_are_typed_before_anything_is_removed(tmp_path):
+    from phi1_nb.cli import main
+    from phi1_nb.core import ConfigError, parse_overrides
+    o = parse_overrides(["--pretrain.learning_rate", "5e-4", "--pretrain.max_steps", "1e3", "--run.name", "1e3"])
+    assert o == {"pretrain": {"learning_rate": 5e-4, "max_steps": 1000}, "run": {"name": "1e3"}}
+    assert type(o["pretrain"]["learning_rate"]) is float and type(o["pretrain"]["max_steps"]) is int
+    with pytest.raises(ConfigError, match=r"^--pretrain.max_steps '2.5': expected a int"): parse_overrides(["--pretrain.max_steps", "2.5"])
+    assert load_config("tiny", ["--pretrain.learning_rate", "1e-4"]).pretrain.learning_rate == 1e-4   # the launchers' path
+    rd = tmp_path/"run"; _small_run(rd)
+    run_pretrain(rd, **PT)
+    before = tree_hashes(rd/"pretrain")
+    with pytest.raises(ValueError, match=r"^run_pretrain: learning_rate='fast' is not a float$"):
+        run_pretrain(rd, **{**PT, "learning_rate": "fast"}, resume=False)
+    assert main(["pretrain", "--run-dir", str(rd), "--learning_rate", "fast", "--resume", "false"]) == 2
+    assert tree_hashes(rd/"pretrain") == before                       # refused before the checkpoints were removed
+    m = run_pretrain(rd, **{**PT, "learning_rate": "5e-4", "max_steps": "2"}, resume=False)   # YAML 1.1 strings: coerced
+    assert m["params"]["learning_rate"] == 5e-4 and m["steps"] == 2
+
+
+@pytest.mark.parametrize("broken", ["scheduler.pt", "rng_state.pth", "optimizer.pt", "trainer_state.json", "model.safetensors"])
+def test_resume_falls_back_past_any_file_it_cannot_load(data, tmp_path, broken):
+    "A truncated file in the newest checkpoint: a warning, the previous complete one resumed, final weights bit-identical."
+    from safetensors.torch import load_file
+    tok, ds = data
+    hp = dict(max_steps=3, save_steps=1, save_total_limit=None, **HP)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"a", **hp)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"b", callbacks=[StopAt(3)], **hp)
+    f = tmp_path/"b/checkpoints/checkpoint-3"/broken
+    with open(f, "r+b") as fh: fh.truncate(f.stat().st_size // 2)
+    (tmp_path/"b/final/model.safetensors").unlink()
+    with pytest.warns(UserWarning, match=f"skipping incomplete checkpoint .*checkpoint-3.*{broken.split('.')[0]}"):
+        again = fit(_fresh(tok), tok, ds, None, tmp_path/"b", **hp)
+    assert again["resumed_from"] == "checkpoint-2"
+    a, b = load_file(tmp_path/"a/final/model.safetensors"), load_file(tmp_path/"b/final/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rank_rng_states_and_deepspeed_folders_are_checked(tmp_path):
+    from phi1_nb.checkpoints import deepspeed_state_problem, rng_states_problem
+    d = tmp_path/"checkpoint-4"; d.mkdir()
+    torch.save({"x": 1}, d/"rng_state_0.pth")
+    assert rng_states_problem(d, world_size=2) == "no rng_state_1.pth (rank 1)"   # written apart from rank 0's state
+    torch.save({"x": 1}, d/"rng_state_1.pth")
+    assert rng_states_problem(d, world_size=2) is None
+    g = d/"global_step4"; g.mkdir(); (d/"latest").write_text("global_step4")
+    torch.save({"w": torch.ones(3)}, g/"mp_rank_00_model_states.pt")
+    assert deepspeed_state_problem(d, [g]) is None
+    (g/"mp_rank_00_model_states.pt").write_bytes((g/"mp_rank_00_model_states.pt").read_bytes()[:40])
+    assert "global_step4/mp_rank_00_model_states.pt truncated" in deepspeed_state_problem(d, [g])
+    (d/"latest").write_text("global_step8")
+    assert "global_step8, which is missing" in deepspeed_state_problem(d, [g])
+
+
+def test_every_init_mistake_is_one_line_naming_what_was_looked_for(tmp_path):
+    from phi1_nb.checkpoints import resolve_init
+    rd = tmp_path/"run"
+    write_manifest(rd/"dedup", stage="dedup", shards=[write_shard(rd/"dedup/part-0.jsonl", [{"id": "a", "content": "x"}])])
+    for init, want in [("/nonexistent", "looked for /nonexistent/config.json"),
+                       ("dedup", f"the stage {rd/'dedup'} holds no model (looked for {rd/'dedup/final/config.json'})"),
+                       ("pretrain", f"looked for {rd/'pretrain/config.json'}")]:
+        with pytest.raises(FileNotFoundError) as e: resolve_init(rd, init)
+        assert want in str(e.value) and "\n" not in str(e.value) and "stage first" not in str(e.value), str(e.value)
