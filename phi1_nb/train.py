@@ -21,9 +21,9 @@ from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id,
 
 # %% auto #0
 __all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
-           'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'mean_train_loss', 'fit', 'check_deepspeed_config',
-           'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset', 'param_changes',
-           'check_resume', 'typed_params', 'typed', 'resolve_deepspeed', 'run_pretrain']
+           'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'tensorboard_available', 'mean_train_loss', 'fit',
+           'check_deepspeed_config', 'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset',
+           'param_changes', 'check_resume', 'typed_params', 'typed', 'resolve_deepspeed', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -103,6 +103,13 @@ class LogAtSaves(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if control.should_save or state.global_step >= state.max_steps: control.should_log = True
 
+def tensorboard_available() -> bool:
+    "Whether TensorBoard logs can be written (an image without the package still trains, with a warning)."
+    import importlib.util, warnings
+    if importlib.util.find_spec("tensorboard"): return True
+    warnings.warn("tensorboard is not installed: no TensorBoard logs (the loss curve is in log_history.json)", stacklevel=2)
+    return False
+
 def mean_train_loss(hist:list[dict]) -> float|None:
     "The training loss averaged over all steps, from the per-interval means in `log_history` (resumed runs included)."
     prev, tot = 0, 0.0
@@ -146,7 +153,7 @@ def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int,
         if main: tmp = out/"final.tmp"; model.save_pretrained(tmp); tokenizer.save_pretrained(tmp); _replace_dir(tmp, out/"final")
     else:
         cbs = [RunSignature(sig), LogAtSaves(), *callbacks]
-        if main:   # TensorBoard on rank 0 only (the other ranks would write event files of their own)
+        if main and tensorboard_available():   # rank 0 only (the other ranks would write event files of their own)
             from torch.utils.tensorboard import SummaryWriter
             from transformers.integrations import TensorBoardCallback
             cbs.insert(0, TensorBoardCallback(SummaryWriter(str(out/"tb"))))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper-scale ablation (phi-1-small on every arm under every seed, paper.yaml's `ablation` section) on one GPU
 # node or several, through the pretraining launcher:
-#   scripts/launch_ablation.sh [RUN_DIR] [--ablation.key value ...]
+#   scripts/launch_ablation.sh [RUN_DIR] [--resume false] [--ablation.key value ...]
 # scripts/launch_pretrain.sh checks the nodes, GPUs and launcher and builds the command (its DRY_RUN); this script
 # swaps the entry every rank runs for one that calls run_ablation with the preset's `ablation` section and the
 # overrides. Every rank trains each (arm, seed) in turn; global rank 0 first writes the tokenizer and the arms'
