@@ -1,5 +1,5 @@
 "Really distributed: the launcher with torchrun and 2 CPU processes (gloo) against one process with the same effective batch."
-import os, re, subprocess, sys
+import importlib.util, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +66,39 @@ def test_two_processes_match_one_process(runs):
     assert diff < 1e-4, diff
     losses = lambda m: [h["loss"] for h in m["log_history"] if "loss" in h]
     assert losses(read_manifest(two/"pretrain")) == pytest.approx(losses(m1), rel=1e-4)
+
+
+def _launch_bg(run_dir:Path, *extra) -> subprocess.Popen:
+    "The same launch as `launch`, in its own process group so that a kill -9 reaches torchrun and both ranks."
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "DRY_RUN")}
+    env.update(LAUNCHER="torchrun", NGPUS="2", PRESET="tiny", PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}")
+    args = [a for k, v in HP.items() for a in (f"--pretrain.{k}", str(v).lower() if isinstance(v, bool) else str(v))]
+    return subprocess.Popen(["bash", str(ROOT/"scripts/launch_pretrain.sh"), str(run_dir), *args, *extra], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed (pip install -e '.[dev]')")
+def test_deepspeed_zero2_matches_ddp_and_resumes_bit_identical_after_kill(runs, tmp_path):
+    "2-process ZeRO-2 on CPU against the DDP run within 1e-4; then a run killed -9 after its first checkpoint resumes bit-identically."
+    import signal, time
+    from phi1_nb.checkpoints import checkpoint_problem
+    ds = ("--pretrain.deepspeed", "configs/ds_zero2.json", "--pretrain.save_steps", "1")
+    ref = _run_dir(tmp_path/"ref")
+    r = launch(ref, 2, *ds)
+    assert r.returncode == 0, r.stderr[-4000:]
+    a, b = load_file(ref/"pretrain/final/model.safetensors"), load_file(runs[0]/"pretrain/final/model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4           # ZeRO-2 = DDP (micro 4 x 2 ranks, 4 steps)
+    assert any((ref/"pretrain/checkpoints/checkpoint-4").glob("global_step*"))  # DeepSpeed's own optimizer state was saved
+    killed = _run_dir(tmp_path/"killed")
+    p, ck = _launch_bg(killed, *ds), killed/"pretrain/checkpoints/checkpoint-1"
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 120 and not (ck.exists() and checkpoint_problem(ck) is None): time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (killed/"pretrain/manifest.json").exists(), "the run finished before the kill"
+    r = launch(killed, 2, *ds)
+    assert r.returncode == 0, r.stderr[-4000:]
+    m = read_manifest(killed/"pretrain")
+    assert m["resumed_from"] and m["steps"] == 4
+    c = load_file(killed/"pretrain/final/model.safetensors")
+    assert c.keys() == a.keys() and all(torch.equal(a[k], c[k]) for k in a)
