@@ -58,6 +58,9 @@ def training_args(out_dir, # checkpoints go to out_dir/checkpoints
     ev = dict(eval_strategy="steps", eval_steps=eval_steps, per_device_eval_batch_size=micro_batch_size) if eval_steps else dict(eval_strategy="no")
     if keep_best and eval_steps: ev.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     cuda = torch.cuda.is_available()
+    import dataclasses   # transformers 5 renamed gradient_checkpointing (an older 5.x, e.g. a GPU image's, has only that)
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    ck = next(n for n in ("activation_checkpointing", "gradient_checkpointing") if n in names)
     return TrainingArguments(
         output_dir=str(Path(out_dir)/"checkpoints"), max_steps=max_steps, per_device_train_batch_size=micro_batch_size,
         gradient_accumulation_steps=grad_accum_steps(effective_batch, micro_batch_size), learning_rate=learning_rate,
@@ -68,7 +71,7 @@ def training_args(out_dir, # checkpoints go to out_dir/checkpoints
         disable_tqdm=not sys.stderr.isatty() if disable_tqdm is None else disable_tqdm,
         use_cpu=not cuda,                    # without it torchrun on CPU gives N unsynchronised single-process runs
         ddp_find_unused_parameters=False,    # every parameter of phi-1 gets a gradient: skip DDP's graph walk
-        activation_checkpointing=gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
+        **{ck: gradient_checkpointing, f"{ck}_kwargs": {"use_reentrant": False}},
         torch_compile=torch_compile, dataloader_pin_memory=cuda, **ev, **kw)
 
 # %% ../nbs/09_train.ipynb #2df23ebb
