@@ -176,7 +176,7 @@ def run_ablation(run_dir, # the run folder
                  tokenizer_bytes:int=4_000_000, # fair: bytes drawn from each arm
                  vocab_size:int=4096, # fair: vocabulary size
                  tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's size)
-                 whole_arms:str="", # arms trained on all their tokens, not a token-matched sample (the paper: raw,filtered+textbooks)
+                 whole_arms:str="", # arms trained on all their tokens, not sampled (the paper: raw,filtered+textbooks)
                  model:str="tiny", # named model config for every arm
                  seq_len:int=128, # tokens per packed sequence
                  micro_batch_size:int=16, # sequences per device per forward pass
@@ -209,15 +209,17 @@ def run_ablation(run_dir, # the run folder
     specs = parse_arms(arms, {"raw": raw_source, "filtered": filtered_source, "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
     paths = {a: [resolve_source(run_dir, s, a) for s in ss] for a, ss in specs.items()}
     whole = [a.strip() for a in str(whole_arms or "").split(",") if a.strip()]
-    if bad := [a for a in whole if a not in specs]: raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
+    if bad := [a for a in whole if a not in specs]:
+        raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
     tok_src = str(require_stage(run_dir, "tokenizer")) if tokenizer == "run" else tokenizer
     hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch, learning_rate=learning_rate,
               warmup_steps=warmup_steps, weight_decay=weight_decay, precision=precision, save_steps=save_steps,
               logging_steps=logging_steps, deepspeed=deepspeed)
-    staging = out/".prepare" if main else None   # new arms are prepared here and moved in only once every run accepts them
+    staging = out/".prepare" if main else None   # new arms are prepared here, moved in once every run accepts them
     if staging and staging.exists(): shutil.rmtree(staging)
     try:
-        data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main, whole=whole, staging=staging)
+        data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main,
+                            whole=whole, staging=staging)
         runs = arm_runs(data, seeds, out, seq_len=seq_len, model=model, hp=hp)
         for d, p in runs.values(): check_resume(d, p, resume, write=False)   # refuse before anything is touched
     except BaseException:
@@ -227,7 +229,8 @@ def run_ablation(run_dir, # the run folder
     elif staging and staging.exists(): shutil.rmtree(staging)
     if main: (out/"manifest.json").unlink(missing_ok=True)   # stale until we finish
     tok = load_tokenizer(out/data["tokenizer_path"] if tokenizer == "fair" else data["tokenizer_path"])
-    train = {(a, s): train_arm(out/"data"/a, tok, d, resume=resume, peak_flops=peak_flops, **p) for (a, s), (d, p) in runs.items()}
+    train = {(a, s): train_arm(out/"data"/a, tok, d, resume=resume, peak_flops=peak_flops, **p)
+             for (a, s), (d, p) in runs.items()}
     if not main: return {}
     problems = load_problems("humaneval", limit=limit)
     scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, pass_at_1, max_new_tokens, gen_batch_size, sandbox_workers)

@@ -159,8 +159,8 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                  tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's)
                  seed:int=0, seq_len:int=128, main:bool=True, # main: this process prepares, the others wait
                  whole:list|tuple=(), # arms that keep all their tokens (the paper's raw run: the whole corpus)
-                 staging:Path|None=None) -> dict: # new data and tokenizer go here (the caller moves them in), not to `out`
-    "Every arm's token file (a sampled arm exactly `budget` tokens long, a whole arm all of its tokens) and the tokenizer."
+                 staging:Path|None=None) -> dict: # new data and tokenizer go here (the caller moves them in)
+    "Every arm's token file (a sampled arm exactly `budget` tokens long, a whole arm all its tokens), the tokenizer."
     import time
     from phi1_nb.model import load_tokenizer
     t0, out, d = time.time(), Path(out), Path(out)/"data"
@@ -209,7 +209,7 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed), tok, seq_len,
                          sources=[str(p) for p in ps], source_records=h["records"], source_tokens=h["size"],
                          bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
-        if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected: did a source change?")
+        if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected")
         arms[a] = {k: m[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
         arms[a].update(sampled=a not in whole, cut_tokens=h["size"] - n,   # the data id: its tokens and its tokenizer
                        data_id=hashlib.sha256(f"{sha256_file(dw/a/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])

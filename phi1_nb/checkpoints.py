@@ -76,12 +76,14 @@ def rng_states_problem(d:Path, world_size:int|None=None) -> str|None:
     import os
     n = world_size or int(os.environ.get("WORLD_SIZE", "1"))
     ks = {int(m[1]) for p in d.glob("rng_state_*.pth") if (m := re.match(r"rng_state_(\d+)\.pth$", p.name))}
-    if n > 1 and ks and (miss := [k for k in range(n) if k not in ks]): return f"no rng_state_{miss[0]}.pth (rank {miss[0]})"
+    if n > 1 and ks and (miss := [k for k in range(n) if k not in ks]):
+        return f"no rng_state_{miss[0]}.pth (rank {miss[0]})"
     return None
 
 def deepspeed_state_problem(d:Path, folders:list[Path]) -> str|None:
     "Why a DeepSpeed checkpoint's `global_step*` folder cannot be loaded: `latest` names it, and its files are whole."
-    tag = (d/"latest").read_text().strip() if (d/"latest").exists() else max(folders, key=lambda p: p.stat().st_mtime).name
+    newest = max(folders, key=lambda p: p.stat().st_mtime).name
+    tag = (d/"latest").read_text().strip() if (d/"latest").exists() else newest
     g = d/tag
     if not g.is_dir(): return f"latest names {tag}, which is missing"
     pts = sorted(g.glob("*.pt"))
@@ -184,7 +186,8 @@ def resolve_init(run_dir, init:str) -> Path:
     hint = "give a finished training stage (pretrain) or a model or checkpoint folder"
     if not (p/"config.json").exists() and (p/"manifest.json").exists():
         if not (p/"final"/"config.json").exists():
-            raise FileNotFoundError(f"init {init!r}: the stage {p} holds no model (looked for {p/'final'/'config.json'}); {hint}")
+            raise FileNotFoundError(f"init {init!r}: the stage {p} holds no model "
+                                    f"(looked for {p/'final'/'config.json'}); {hint}")
         p = p/"final"
     elif not (p/"config.json").exists():
         raise FileNotFoundError(f"init {init!r}: no such model or checkpoint folder (looked for {p/'config.json'}, "

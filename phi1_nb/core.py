@@ -68,11 +68,12 @@ def _merge(base:dict, over:dict, src:str) -> dict:
 
 # %% ../nbs/00_core.ipynb #a6d4abcc
 def parse_overrides(args:Iterable[str], ref:dict|None=None) -> dict:
-    "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`, each value of the reference preset's type (`ref`: tiny.yaml)."
+    "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`, each value of the type `ref` (tiny.yaml) has."
     ref = _read_yaml(find_configs_dir()/"tiny.yaml") if ref is None else ref
     def typed(key, s, k, val):
         v, want = yaml.safe_load(val), (ref.get(s) or {}).get(k)
-        if isinstance(v, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v.strip()): v = float(v)   # YAML 1.1: 5e-4
+        if isinstance(v, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v.strip()):
+            v = float(v)   # YAML 1.1 reads 5e-4 as a string
         if want is None or v is None or isinstance(want, (list, dict)): return v
         if isinstance(want, bool) or isinstance(v, bool):
             if type(v) is type(want): return v

@@ -81,4 +81,5 @@ def run_finetune(run_dir, # the run folder
         counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"], "valid_tokens": valid_ds.manifest["n_tokens"],
                 "loss_tokens": int(train_ds.mask.sum()) if train_ds.mask is not None else pm["n_tokens"],
                 "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", init=str(base), init_id=base_id, stage_params=stage_params, source=str(src), source_note=note, **s))
+        extra=dict(final="final", init=str(base), init_id=base_id,
+                   stage_params=stage_params, source=str(src), source_note=note, **s))

@@ -16,7 +16,8 @@ from transformers import Trainer, TrainerCallback, default_data_collator
 from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
 from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
                            load_tokenizer, mfu, pack, phi_config)
-from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id, check_signature, discard_checkpoints, last_complete_checkpoint,
+from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id,
+                                  check_signature, discard_checkpoints, last_complete_checkpoint,
                                  load_weights, run_signature)
 
 # %% auto #0
@@ -58,7 +59,7 @@ def training_args(out_dir, # checkpoints go to out_dir/checkpoints
     ev = dict(eval_strategy="steps", eval_steps=eval_steps, per_device_eval_batch_size=micro_batch_size) if eval_steps else dict(eval_strategy="no")
     if keep_best and eval_steps: ev.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     cuda = torch.cuda.is_available()
-    import dataclasses   # transformers 5 renamed gradient_checkpointing (an older 5.x, e.g. a GPU image's, has only that)
+    import dataclasses   # transformers 5 renamed gradient_checkpointing (an older 5.x has only that)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
     ck = next(n for n in ("activation_checkpointing", "gradient_checkpointing") if n in names)
     return TrainingArguments(
@@ -110,7 +111,7 @@ def tensorboard_available() -> bool:
     "Whether TensorBoard logs can be written (an image without the package still trains, with a warning)."
     import importlib.util, warnings
     if importlib.util.find_spec("tensorboard"): return True
-    warnings.warn("tensorboard is not installed: no TensorBoard logs (the loss curve is in log_history.json)", stacklevel=2)
+    warnings.warn("tensorboard is not installed: no TensorBoard logs (the curve is in log_history.json)", stacklevel=2)
     return False
 
 def mean_train_loss(hist:list[dict]) -> float|None:
@@ -271,12 +272,13 @@ def param_changes(old:dict, cur:dict) -> str:
         a, b = old.get(k), cur.get(k)
         if a == b: continue
         if k == "inputs" and isinstance(a, dict) and isinstance(b, dict):
-            out += [f"input {s} changed ({a.get(s)} -> {b.get(s)})" for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+            out += [f"input {s} changed ({a.get(s)} -> {b.get(s)})" for s in sorted(set(a) | set(b))
+                    if a.get(s) != b.get(s)]
         else: out.append(f"{k}: {a!r} -> {b!r}")
     return "; ".join(out)
 
 def check_resume(out:Path, params:dict, resume:bool, inputs:dict|None=None, write:bool=True) -> dict:
-    "Refuse, before anything is touched, checkpoints or a finished stage made with other parameters or other inputs (by content); `resume=False` removes old checkpoints."
+    "Refuse, before touching anything, checkpoints or a finished stage made with other parameters or inputs."
     ck, p = out/"checkpoints", out/"checkpoints"/"stage_params.json"
     cur = json.loads(json.dumps({**{k: v for k, v in params.items() if k not in NO_CURVE_KEYS},
                                  **({"inputs": inputs} if inputs is not None else {})}, default=str))
@@ -292,7 +294,7 @@ def check_resume(out:Path, params:dict, resume:bool, inputs:dict|None=None, writ
     return cur
 
 def typed_params(fn, params:dict) -> dict:
-    "`params` coerced to `fn`'s annotations ('5e-4' -> 5e-4 for a float); one line naming the key when a value does not fit."
+    "`params` coerced to `fn`'s annotations ('5e-4' -> 5e-4 for a float); one line naming a key that does not fit."
     import inspect
     sig, out = inspect.signature(fn), dict(params)
     for k, v in params.items():
