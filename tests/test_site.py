@@ -84,3 +84,26 @@ def test_a_wide_table_is_caught(run, tmp_path):
     wide = "<table><tr>" + "".join(f"<td style='white-space:nowrap'>{'x' * 60}{i}</td>" for i in range(12)) + "</tr></table>"
     page = site/"00_corpus.html"; page.write_text(page.read_text().replace("</article>", f"{wide}</article>", 1))
     assert probe_page(site, "00_corpus.html")["tables"], "a row of 720 characters that may not wrap cannot fit 1280 px"
+
+
+def test_the_report_reads(tmp_path):
+    "The issue's report: no JSON literal, no 17-digit number, the run's relative path, both clocks named, pass@1 said so."
+    import html as H, re
+    from phi1_nb.report import PAPER
+    rd = tmp_path/"abs"/"runs"/"tiny"
+    r = dict(run_dir=str(rd), stages=[{"stage": "filter", "records_in": 3, "records_out": 2, "seconds": 30.512345}],
+             pipeline={"stages": [{"stage": "filter", "seconds": 108.04}]}, synth=None, filter=None, pretrain=None,
+             decontaminate=[{"tau": 0.95, "pruned": 3}],
+             eval=dict(models={"finetune": {"n_samples": 1, "pass@1": 0.06, "pass@1_ci95": [0.04935675430588606, 0.07343598040865688]}}),
+             ablation_results=dict(arms={"raw": {"loss_mean": 2.0123456, "loss_ci": [1.91234567, 2.1098765]}},
+                                   pairs=[{"a": "raw", "b": "filtered", "diff": 0.0512345}], comparison=[{"a": "raw", "diff": 0.0512345}]))
+    page = to_html(r, {})
+    text = H.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S))
+    assert not re.search(r'[{\[]\s*"', text) and '{"' not in text, "a JSON literal on the page"
+    assert not re.search(r"\d\.\d{5,}", text), re.findall(r"\d\.\d{5,}", text)
+    assert "0.0494 to 0.0734" in text and "2.01" in text and "1.91 to 2.11" in text
+    assert str(tmp_path) not in page and "runs/tiny" in text
+    assert "stage function (s)" in text and "notebook (s)" in text and "108" in text and "30.5" in text
+    assert "pass@1 only" in text
+    assert "tau 0.95: " + PAPER["decontaminate"]["0.95"] in text
+    assert text.count("Comparison") == 0, "the Comparison table repeats Pairs"
