@@ -4,7 +4,8 @@
 and `nbs/solutions/<notebook>` (solution cells). The checks live in `phi1_nb.exercises` (nbs/16_exercises.ipynb)."""
 
 INTRO = ("Each exercise has a starter cell that runs as it is: replace the `None` (or the stub) with your answer and "
-         "rerun; `check` prints *solved* or *not yet solved* and why. Solutions: `nbs/solutions/{nb}`.")
+         "rerun; `check` prints *solved* or *not yet solved* and why. The section needs only its own import cell below, not the "
+         "stage above: open the notebook, run that cell, and start here. Solutions: `nbs/solutions/{nb}`.")
 
 SPEC = {
 "04_filter.ipynb": [
