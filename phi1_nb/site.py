@@ -113,8 +113,9 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
         report = _report_page(run_dir, docs)
         nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
         nav = [{"Home": "index.ipynb"}]
+        rel = os.path.relpath(run_dir, nbs_dir())   # the pages show the run as the notebooks name it, not the builder's path
         for s, p in nbs:
-            shutil.copyfile(p, docs/f"{p.stem}.ipynb"); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
+            (docs/f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel)); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
         pages = [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
         if report: nav.append({"Run report": "report.md"}); pages.append(dict(page="report.html", title="Run report", stage="report"))
         pages.insert(0, dict(page="index.html", title=notebook_title(docs/"index.ipynb"), stage=None))
