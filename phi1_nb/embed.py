@@ -65,9 +65,11 @@ def quiet_transformers():
     "Silence transformers' load reports and progress bars for the duration."
     import transformers
     from transformers.utils import logging as tl
-    old = tl.get_verbosity(); tl.set_verbosity_error(); tl.disable_progress_bar()
+    old, was = tl.get_verbosity(), tl.is_progress_bar_enabled(); tl.set_verbosity_error(); tl.disable_progress_bar()
     try: yield
-    finally: tl.set_verbosity(old); tl.enable_progress_bar()
+    finally:
+        tl.set_verbosity(old)
+        if was: tl.enable_progress_bar()   # as it was: HF_HUB_DISABLE_PROGRESS_BARS=1 makes enabling warn
 
 class HFEmbedder(Embedder):
     "Mean-pooled last hidden state of a transformers model (a causal LM such as CodeGen-350M-mono)."
@@ -102,7 +104,7 @@ class HFEmbedder(Embedder):
         order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
         with torch.inference_mode():
             for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
-                          disable=not self.progress or len(ids) <= 4*self.batch_size):
+                          disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):   # None: on a terminal only
                 idx = order[s:s+self.batch_size]
                 b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
                 h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/exercises.html.md"""
 
 # %% ../nbs/16_exercises.ipynb #9214c9a4
 from __future__ import annotations
-import contextlib, io, math, random
+import contextlib, io, math, os, random
 import numpy as np
 
 # %% auto #0
@@ -34,6 +34,14 @@ def check(name:str, # the exercise, e.g. 'eval.pass_at_k'
 
 def _close(a, b, tol=1e-6) -> bool: return a is not None and b is not None and abs(float(a) - float(b)) <= tol * max(1., abs(float(b)))
 
+def _fresh() -> random.Random:
+    "A generator seeded by the OS: each call of a check draws its hidden input anew, so no fixed answer passes."
+    return random.Random(int.from_bytes(os.urandom(8), "little"))
+
+def _verdict(ok:bool, solved:str, hint:str) -> tuple[bool, str]:
+    "The figures of a value exercise only once it is solved: a failure never prints the value to paste back."
+    return ok, solved if ok else hint
+
 # %% ../nbs/16_exercises.ipynb #3ce2ecb3
 def _snippets(n:int=120, seed:int=0) -> tuple[list[str], np.ndarray]:
     "Labelled functions where the judge valued type hints: half annotated (label 1, same length), docstrings at random."
@@ -56,13 +64,17 @@ def _forest_auc(X, y) -> float:
 
 @exercise("filter.criterion")
 def _(criterion):
-    "A new rubric criterion as a forest feature: the held-out AUC must rise by at least 0.1."
+    "A new rubric criterion as a forest feature: the held-out AUC must rise by at least 0.1, on seed 0 and on a hidden draw."
     from phi1_nb.filter import rubric
-    texts, y = _snippets()
-    base = np.array([[v for _, v in sorted(rubric(t)[1].items())] for t in texts])
-    new = np.array([float(criterion(t)) for t in texts])[:, None]
-    a0, a1 = _forest_auc(base, y), _forest_auc(np.hstack([base, new]), y)
-    return a1 >= a0 + .1, f"held-out ROC AUC of the forest: rubric only {a0:.3f}, with your criterion {a1:.3f}"
+    rows = []
+    for seed in (0, _fresh().randrange(1, 1 << 30)):
+        texts, y = _snippets(seed=seed)
+        base = np.array([[v for _, v in sorted(rubric(t)[1].items())] for t in texts])
+        new = np.array([float(criterion(t)) for t in texts])[:, None]
+        a0, a1 = _forest_auc(base, y), _forest_auc(np.hstack([base, new]), y)
+        rows.append(f"{'seed 0' if seed == 0 else 'a hidden draw'}: rubric only {a0:.3f}, with your criterion {a1:.3f}")
+        if a1 < a0 + .1: return False, "held-out ROC AUC of the forest, " + rows[-1]
+    return True, "held-out ROC AUC of the forest, " + "; ".join(rows)
 
 _A = '''def gcd(a, b):
     "Greatest common divisor, by Euclid's algorithm."
@@ -86,19 +98,22 @@ def _(answer):
     from phi1_nb.filter import rubric
     sa, sb = rubric(_A)[0], rubric(_B)[0]
     right = "A" if sa > sb else "B"
-    return str(answer).strip().upper() == right, f"rubric(A) = {sa:.3f}, rubric(B) = {sb:.3f}"
+    return _verdict(str(answer).strip().upper() == right, f"rubric(A) = {sa:.3f}, rubric(B) = {sb:.3f}",
+                    "no: run rubric on both snippets and compare")
 
 @exercise("filter.precision_recall")
 def _(precision_recall):
-    "`precision_recall(y_true, scores, cut) -> (precision, recall)` must agree with `heldout_metrics`."
+    "`precision_recall(y_true, scores, cut) -> (precision, recall)` must agree with `heldout_metrics`, hidden input included."
     from phi1_nb.filter import heldout_metrics
-    g = np.random.default_rng(0)
-    for cut in (.3, .5, .7):
-        y, s = g.random(50) < .4, g.random(50)
+    g, h = np.random.default_rng(0), _fresh()
+    cases = [(f"cut {cut}", cut, g.random(50) < .4, g.random(50)) for cut in (.3, .5, .7)]
+    gh, n = np.random.default_rng(h.getrandbits(32)), h.randint(20, 80)
+    cases.append(("a hidden input", round(h.uniform(.2, .8), 2), gh.random(n) < h.uniform(.2, .6), gh.random(n)))
+    for what, cut, y, s in cases:
         m = heldout_metrics(y, s, cut); p, r = precision_recall(y.astype(int), s, cut)
         if not (_close(p, m["precision"]) and _close(r, m["recall"])):
-            return False, f"cut {cut}: yours ({p}, {r}), heldout_metrics ({m['precision']:.4f}, {m['recall']:.4f})"
-    return True, "matches heldout_metrics at cuts 0.3, 0.5, 0.7"
+            return False, f"{what}: yours ({p}, {r}) differs from heldout_metrics"
+    return True, "matches heldout_metrics at cuts 0.3, 0.5, 0.7 and on a hidden input"
 
 # %% ../nbs/16_exercises.ipynb #238ff4ac
 @exercise("synth.unique_names")
@@ -107,40 +122,47 @@ def _(share):
     from phi1_nb.synth import NameSpace, exercise_spec
     ns = NameSpace(); names = [exercise_spec(0, i, ns)["function_name"] for i in range(1000)]
     right = len(set(names)) / len(names)
-    return _close(share, right, 1e-9), f"{len(set(names))} distinct names of 1000 (share {right:.3f}); the space holds {len(ns):,}"
+    return _verdict(_close(share, right, 1e-9), f"{len(set(names))} distinct names of 1000 (share {right:.3f}); the space holds {len(ns):,}",
+                    "no: draw the 1000 names and count the distinct ones")
 
 @exercise("synth.topics")
 def _(n_topics):
     "How many distinct topic leaves do the first 500 textbook specs of seed 0 cover?"
     from phi1_nb.synth import textbook_spec, topic_leaves
     right = len({textbook_spec(0, i)["topic"] for i in range(500)})
-    return int(n_topics) == right, f"{right} of {len(topic_leaves())} topic leaves"
+    return _verdict(int(n_topics) == right, f"{right} of {len(topic_leaves())} topic leaves", "no: count the distinct topics")
 
 @exercise("synth.no_benchmark_names")
 def _(is_clean):
-    "`is_clean(names) -> bool`: True when none of `names` is a HumanEval entry point."
+    "`is_clean(names) -> bool`: True when none of `names` is a HumanEval entry point (seed 0 and a hidden draw)."
     from phi1_nb.synth import NameSpace, exercise_spec, humaneval_entry_points
+    eps, h = humaneval_entry_points(), _fresh()
     drawn = [exercise_spec(0, i, NameSpace())["function_name"] for i in range(200)]
-    bad = sorted(humaneval_entry_points())[:3]
-    if not is_clean(drawn): return False, "the drawn names are clean, but your function says they are not"
-    if is_clean(drawn + bad[:1]): return False, f"{bad[0]!r} is a HumanEval entry point, and your function missed it"
-    return True, f"the 200 drawn names avoid all {len(humaneval_entry_points())} HumanEval entry points"
+    seed = h.randrange(1, 1 << 30); hidden = [exercise_spec(seed, i, NameSpace())["function_name"] for i in range(50)]
+    bad = hidden[:]; bad.insert(h.randrange(len(bad) + 1), h.choice(sorted(eps)))
+    for what, names in (("the 200 names of seed 0", drawn), ("seed 0's names and one entry point", drawn + sorted(eps)[:1]),
+                        ("a hidden draw", hidden), ("a hidden draw with one entry point hidden in it", bad)):
+        if bool(is_clean(names)) != (not set(names) & eps): return False, f"{what}: your function gets it wrong"
+    return True, f"the drawn names avoid all {len(eps)} HumanEval entry points, and your function finds a hidden one"
 
 # %% ../nbs/16_exercises.ipynb #6e4cc5df
+def _words(h:random.Random, n:int) -> str: return " ".join(h.choice(["a", "b", "c", "x", "y", "def", "return", "+"]) for _ in range(n))
+
 @exercise("dedup.jaccard")
 def _(jaccard_sets):
     "`jaccard_sets(a:set, b:set) -> float` must agree with `dedup.jaccard` on shingle sets (two empty sets: 1.0)."
     from phi1_nb.dedup import jaccard, text_shingles
+    h = _fresh()
     texts = ["def f(x): return x + 1", "def f(y): return y + 1", "print('a b c d e f g')", "", "for i in range(10): print(i)"]
-    for s in texts:
-        for t in texts:
-            a, b = text_shingles(s, ngram=3)[0], text_shingles(t, ngram=3)[0]
-            mine, ref = jaccard_sets(set(a.tolist()), set(b.tolist())), jaccard(a, b)
-            if not _close(mine, ref): return False, f"{s!r} vs {t!r}: yours {mine}, dedup.jaccard {ref:.4f}"
-    return True, "matches dedup.jaccard on 25 pairs"
+    hidden = [_words(h, h.randint(4, 12)) for _ in range(3)]
+    for s, t in [(s, t) for s in texts for t in texts] + list(zip(hidden, hidden[1:] + texts[:1])):
+        a, b = text_shingles(s, ngram=3)[0], text_shingles(t, ngram=3)[0]
+        mine, ref = jaccard_sets(set(a.tolist()), set(b.tolist())), jaccard(a, b)
+        if not _close(mine, ref): return False, f"{s!r} vs {t!r}: yours {mine} differs from dedup.jaccard"
+    return True, "matches dedup.jaccard on 25 pairs and 3 hidden ones"
 
 def near_dup_benchmark(n:int=24, seed:int=0) -> tuple[list[str], set]:
-    "`(texts, true_pairs)`: small programs, each with a lightly edited copy (one renamed variable, one changed constant)."
+    "`(texts, true_pairs)`: small programs, each with a lightly edited copy (one constant changed: `c` becomes `c+1`)."
     rng, texts, pairs = random.Random(seed), [], set()
     verbs, things = ["count", "sum", "scan", "merge", "rank", "parse"], ["items", "words", "rows", "nodes", "scores", "tokens"]
     for i in range(n):
@@ -170,29 +192,51 @@ def _(measured):
         got = predicted_pairs(find_duplicates(texts, exact=False, ngram=n, threshold=.7))
         p, r = (len(got & true) / len(got) if got else 1.), len(got & true) / len(true)
         if n not in measured or not (_close(measured[n][0], p) and _close(measured[n][1], r)):
-            return False, f"ngram {n}: yours {measured.get(n)}, measured ({p:.3f}, {r:.3f})"
+            return False, f"ngram {n}: yours {measured.get(n)} is not what find_duplicates gives: measure it"
         rows.append(f"ngram {n}: precision {p:.2f} recall {r:.2f}")
     return True, "; ".join(rows)
 
+# %% ../nbs/16_exercises.ipynb #7c1e0b5a
 _PROGRAMS = ["total = 0\nfor i in range(10):\n    if i % 3 == 0:\n        total += i * i\nprint('total', total)\n",
              "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\nprint([fib(k) for k in range(12)])\n",
              "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n"]
+
+def _hidden_program(h:random.Random) -> str:
+    "A small program drawn afresh: a loop with random constants and names."
+    v, a, b, k = h.choice(["acc", "score", "level", "tally"]), h.randint(2, 9), h.randint(2, 5), h.randint(6, 15)
+    return (f"{v} = {a}\nfor step in range({k}):\n    if step % {b} == 1:\n        {v} += step * {a}\n    else:\n"
+            f"        {v} -= 1\nprint('{v}', {v}, [step * {b} for step in range(4)])\n")
 
 def _stdout(code:str) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf): exec(compile(code, "<exercise>", "exec"), {"__name__": "__main__"})
     return buf.getvalue()
 
+def _head(code:str, n:int=6) -> str:
+    lines = code.splitlines(); return "\n".join(lines[:n] + ([f"... ({len(lines) - n} more lines)"] if len(lines) > n else []))
+
+def _containment(orig:str, copy:str) -> float:
+    "Share of the original's word shingles found in the copy: padding cannot lower it."
+    from phi1_nb.dedup import text_shingles
+    a, b = text_shingles(orig)[0], text_shingles(copy)[0]
+    return float(np.isin(a, b).mean()) if len(a) else 0.
+
 @exercise("dedup.break_it")
 def _(disguise):
-    "`disguise(code) -> code` that prints the same but is no near-duplicate (word shingles, threshold 0.7)."
+    "`disguise(code) -> code` that prints the same but is no near-duplicate (word shingles, threshold 0.7); a hidden program too."
     from phi1_nb.dedup import find_duplicates
-    for p in _PROGRAMS:
-        d = disguise(p)
-        if _stdout(d) != _stdout(p): return False, f"the disguised program prints something else:\n{d}"
-        if find_duplicates([p, d], threshold=.7)["duplicate_of"]: return False, f"still caught as a duplicate:\n{d}"
-    ast_caught = sum(bool(find_duplicates([p, disguise(p)], shingles="ast", threshold=.7)["duplicate_of"]) for p in _PROGRAMS)
-    return True, f"all 3 programs slip past word shingles; AST shingles still catch {ast_caught} of 3"
+    progs = _PROGRAMS + [_hidden_program(_fresh())]; outs = [disguise(p) for p in progs]
+    for p, d in zip(progs, outs):
+        if _stdout(d) != _stdout(p): return False, f"the disguised program prints something else:\n{_head(d)}"
+        if find_duplicates([p, d], threshold=.7)["duplicate_of"]: return False, f"still caught as a duplicate:\n{_head(d)}"
+    ast = sum(bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs))
+    grow, kept = max(len(d) / len(p) for p, d in zip(progs, outs)), min(_containment(p, d) for p, d in zip(progs, outs))
+    msg = f"all {len(progs)} programs slip past word shingles; AST shingles (names normalized) catch {ast} of {len(progs)}"
+    if grow > 2 and kept > .5:
+        return True, (msg + f". Your copies are padded (up to {grow:.0f}x longer): padding defeats every Jaccard detector, word and"
+                      f" AST alike, since it grows the union; yet >= {kept:.0%} of the original's shingles are still in each"
+                      " copy, so a containment check (|A ∩ B| / |A|) would catch them")
+    return True, msg + (": renaming changes words, not the syntax tree, which is why the stage offers AST shingles" if ast else "")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):
@@ -210,18 +254,18 @@ def _(rate):
     from phi1_nb.decontaminate import match_rate
     renamed = _BENCH.replace("balance", "b").replace("operations", "xs").replace("op", "x")
     right = match_rate(_BENCH, renamed)
-    return _close(rate, right, 1e-9), f"match_rate = {right:.3f}"
+    return _verdict(_close(rate, right, 1e-9), f"match_rate = {right:.3f}", "no: compute match_rate of the two")
 
 @exercise("decontaminate.ngram_count")
 def _(n_ngrams):
     "`n_ngrams(n_words, n=13)`: how many distinct n-gram hashes a text of `n_words` distinct words has."
     from phi1_nb.decontaminate import ngram_hashes
-    for w in (0, 5, 12, 13, 14, 40):
-        for n in (5, 13):
-            text = " ".join(f"w{i}" for i in range(w))
-            if int(n_ngrams(w, n)) != len(ngram_hashes(text, n)):
-                return False, f"{w} words, n={n}: yours {n_ngrams(w, n)}, ngram_hashes gives {len(ngram_hashes(text, n))}"
-    return True, "matches ngram_hashes for 0..40 words and n = 5, 13"
+    h = _fresh()
+    cases = [(w, n) for w in (0, 5, 12, 13, 14, 40) for n in (5, 13)] + [(h.randint(0, 60), h.randint(2, 15)) for _ in range(2)]
+    for w, n in cases:
+        if int(n_ngrams(w, n)) != len(ngram_hashes(" ".join(f"w{i}" for i in range(w)), n)):
+            return False, f"{w} words, n={n}: yours {n_ngrams(w, n)} differs from ngram_hashes"
+    return True, "matches ngram_hashes for 0..40 words, n = 5, 13, and 2 hidden cases"
 
 @exercise("decontaminate.break_it")
 def _(rewrite):
@@ -233,18 +277,21 @@ def _(rewrite):
     return True, f"no shared 13-gram, AST match rate {r:.3f}: the n-gram check misses it, the AST check does not"
 
 # %% ../nbs/16_exercises.ipynb #66b05a8f
-def _phi(name, V):
+def _phi(name, V, **kw):
     from phi1_nb.model import phi_config
-    return phi_config(name, vocab_size=V)
+    return phi_config(name, vocab_size=V, **kw)
 
 @exercise("model.n_params")
 def _(n_params):
-    "`n_params(L, d, ff, V)`: the parameters of a `PhiForCausalLM` (untied lm_head with bias) by formula."
+    "`n_params(L, d, ff, V)`: the parameters of a `PhiForCausalLM` (untied lm_head with bias) by formula, hidden sizes too."
     from phi1_nb.model import count_params
-    for name, V in (("tiny", 1024), ("tiny", 4096), ("phi-1-small", 51200)):
-        c = _phi(name, V); mine, ref = n_params(c.num_hidden_layers, c.hidden_size, c.intermediate_size, V), count_params(c)
-        if mine != ref: return False, f"{name} with V={V}: yours {mine:,}, count_params {ref:,}"
-    return True, "matches count_params for tiny (V=1024, 4096) and phi-1-small"
+    h = _fresh(); heads = h.randint(1, 4)
+    hidden = dict(num_hidden_layers=h.randint(1, 4), hidden_size=32 * heads, num_attention_heads=heads, intermediate_size=h.randint(16, 300))
+    for what, c in (("tiny, V=1024", _phi("tiny", 1024)), ("tiny, V=4096", _phi("tiny", 4096)),
+                    ("phi-1-small", _phi("phi-1-small", 51200)), ("a hidden size", _phi("tiny", h.randint(50, 3000), **hidden))):
+        mine = n_params(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size)
+        if mine != count_params(c): return False, f"{what} (L={c.num_hidden_layers}, d={c.hidden_size}, ff={c.intermediate_size}, V={c.vocab_size}): yours {mine:,} is off"
+    return True, "matches count_params for tiny (V=1024, 4096), phi-1-small and a hidden size"
 
 @exercise("model.embedding_share")
 def _(share):
@@ -252,7 +299,7 @@ def _(share):
     from phi1_nb.model import count_params
     c = _phi("phi-1", 51200); n = count_params(c)
     right = (n - count_params(c, exclude_embeddings=True)) / n
-    return _close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters"
+    return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters", "no: count with and without embeddings")
 
 @exercise("model.mfu")
 def _(tokens_per_s):
@@ -267,27 +314,30 @@ def _(steps):
     "phi-1-base: 1024 sequences per step, micro batch 8 on 8 GPUs: how many accumulation steps?"
     from phi1_nb.train import grad_accum_steps
     right = grad_accum_steps(1024, 8, 8)
-    return int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}"
+    return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}", "no: sequences per step / (micro batch x GPUs)")
 
 @exercise("train.initial_loss")
 def _(loss):
     "The cross-entropy of an untrained model that spreads probability evenly over a vocabulary of 1024 tokens."
     import torch
     right = float(torch.nn.functional.cross_entropy(torch.zeros(4, 1024), torch.tensor([1, 2, 3, 4])))
-    return _close(loss, right, 1e-4), f"uniform logits over 1024 tokens: loss {right:.4f}"
+    return _verdict(_close(loss, right, 1e-4), f"uniform logits over 1024 tokens: loss {right:.4f}",
+                    "no: the loss is -log of the probability of the right token")
 
 @exercise("train.tokens_seen")
 def _(answer):
     "`(tokens, passes)`: tokens seen in 36K steps of 1024 x 2048 tokens, and passes over a 7B-token corpus."
     tokens = 36_000 * 1024 * 2048
     t, p = answer
-    return _close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2), f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B"
+    return _verdict(_close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2), f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B",
+                    "no: steps x sequences x tokens per sequence, then divide by the corpus")
 
 # %% ../nbs/16_exercises.ipynb #2383efaf
 @exercise("finetune.mask_prompt")
 def _(make_labels):
-    "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt."
-    for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], [])):
+    "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt (a hidden pair too)."
+    h = _fresh(); hp, hs = [h.randint(0, 999) for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
+    for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], []), (hp, hs)):
         if list(make_labels(p, s)) != [-100] * len(p) + s: return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
     return True, "prompt tokens are ignored (-100), solution tokens are learned"
 
@@ -296,48 +346,53 @@ def _(lr_at):
     "`lr_at(step, peak, warmup, total)`: linear warmup then linear decay to 0 (transformers' 'linear' schedule)."
     import torch
     from transformers import get_linear_schedule_with_warmup
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-4)
-    sch = get_linear_schedule_with_warmup(opt, 50, 6000)
-    for step in range(6001):
-        ref = sch.get_last_lr()[0]
-        if step in (0, 1, 25, 50, 51, 3000, 5999, 6000) and not _close(lr_at(step, 1e-4, 50, 6000), ref, 1e-6):
-            return False, f"step {step}: yours {lr_at(step, 1e-4, 50, 6000)}, transformers {ref}"
-        opt.step(); sch.step()
-    return True, "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps)"
+    h = _fresh(); total = h.randint(100, 1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
+    for peak, warm, total in ((1e-4, 50, 6000), hidden):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+        sch, probe = get_linear_schedule_with_warmup(opt, warm, total), {0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total}
+        for step in range(total + 1):
+            if step in probe and not _close(lr_at(step, peak, warm, total), sch.get_last_lr()[0], 1e-6):
+                return False, f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off"
+            opt.step(); sch.step()
+    return True, "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule"
 
 @exercise("finetune.tokens")
 def _(answer):
     "`(tokens, share)`: tokens seen by finetuning (6K steps of 256 x 2048) and their share of pretraining's 36K x 1024 x 2048."
     t, s = answer; ft, pt = 6_000 * 256 * 2048, 36_000 * 1024 * 2048
-    return _close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2), f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining"
+    return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2), f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
+                    "no: steps x sequences x tokens per sequence, for each phase")
 
 # %% ../nbs/16_exercises.ipynb #2f29a29e
 @exercise("eval.pass_at_k")
 def _(my_pass_at_k):
-    "Unbiased pass@k, 1 - C(n-c, k) / C(n, k), must agree with `eval.pass_at_k`."
+    "Unbiased pass@k, 1 - C(n-c, k) / C(n, k), must agree with `eval.pass_at_k` (3 hidden cases too)."
     from phi1_nb.eval import pass_at_k
-    for n in (1, 5, 20, 200):
-        for c in sorted({0, 1, n // 3, n}):
-            for k in (1, 10, 100):
-                if k > n: continue
-                if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
-                    return False, f"n={n} c={c} k={k}: yours {my_pass_at_k(n, c, k)}, eval.pass_at_k {pass_at_k(n, c, k):.6f}"
-    return True, "matches eval.pass_at_k for n up to 200, k = 1, 10, 100"
+    h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n}) for k in (1, 10, 100) if k <= n]
+    for _ in range(3): n = h.randint(2, 300); cases.append((n, h.randint(0, n), h.randint(1, n)))
+    for n, c, k in cases:
+        if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
+            return False, f"n={n} c={c} k={k}: yours {my_pass_at_k(n, c, k)} differs from eval.pass_at_k"
+    return True, "matches eval.pass_at_k for n up to 200, k = 1, 10, 100, and 3 hidden cases"
 
 @exercise("eval.naive_bias")
 def _(answer):
     "`(naive, unbiased)` pass@10 for n=20 samples of which c=2 pass; naive = 1 - (1 - c/n)^k."
     from phi1_nb.eval import pass_at_k
     naive, unb = 1 - (1 - 2/20)**10, pass_at_k(20, 2, 10)
-    return _close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4), f"naive {naive:.4f}, unbiased {unb:.4f}"
+    return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4), f"naive {naive:.4f}, unbiased {unb:.4f}",
+                    "no: compute both for n=20, c=2, k=10")
 
 @exercise("eval.break_it")
 def _(program):
-    "A program the sandbox must stop: it runs out its time or memory (a plain exception does not count)."
+    "A program the sandbox must kill at its time limit (an exception, even a MemoryError, or a signal it sends itself does not count)."
     from phi1_nb.sandbox import run_program
     r = run_program(program, timeout=2.0, memory_mb=256)
-    stopped = r.status == "timeout" or "MemoryError" in r.stderr or (r.returncode is not None and r.returncode < 0)
-    return stopped, f"status {r.status}, return code {r.returncode}, {r.seconds:.1f}s" + ("" if stopped else f", stderr: {r.stderr[-200:]}")
+    if r.status == "timeout": return True, f"the sandbox killed it at its {r.seconds:.1f} s limit"
+    why = ("it killed itself: the sandbox did not stop it" if (r.returncode or 0) < 0 else
+           "it raised MemoryError itself, or the memory limit made it raise one: either way it ended on its own"
+           if "MemoryError" in r.stderr else "it ended on its own")
+    return False, f"status {r.status}, return code {r.returncode}, {r.seconds:.1f}s: {why}"
 
 # %% ../nbs/16_exercises.ipynb #da846626
 def _losses(seed:int=0, n:int=164, gain:float=.05) -> tuple[dict, dict]:
@@ -345,6 +400,12 @@ def _losses(seed:int=0, n:int=164, gain:float=.05) -> tuple[dict, dict]:
     g = np.random.default_rng(seed); raw = g.normal(2., .5, n)
     return ({f"HumanEval/{i}": float(v) for i, v in enumerate(raw)},
             {f"HumanEval/{i}": float(v - gain + g.normal(0, .1)) for i, v in enumerate(raw)})
+
+def _loss_cases() -> list:
+    "Seed 0's arms and two hidden pairs drawn afresh (their size, gain and noise)."
+    h = _fresh()
+    return [("seed 0", _losses())] + [("a hidden pair", _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2)))
+                                      for _ in range(2)]
 
 def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
     "`diff` = mean(a - b) over the problems both share, its 95% interval and the share b wins: the ablation's own bootstrap, one seed."
@@ -357,27 +418,32 @@ def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
 def _(answer):
     "`paired_diff(raw, filtered)` when filtering helps: the sign of `diff` ('+' or '-')."
     d = paired_diff(*_losses())["diff"]
-    return str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}"
+    return _verdict(str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}", "no: which arm has the lower loss?")
+
+@exercise("ablation.paired_ci")
+def _(paired_ci):
+    "`paired_ci(a:dict, b:dict) -> (lo, hi)`: a 95% bootstrap interval of mean(a - b) over shared problems (seed 0 and 2 hidden pairs)."
+    for what, (a, b) in _loss_cases():
+        (lo, hi), ref = paired_ci(a, b), paired_diff(a, b, n_boot=4000)["diff_ci"]
+        w = ref[1] - ref[0]
+        if not (abs(lo - ref[0]) < .15 * w and abs(hi - ref[1]) < .15 * w):
+            return False, f"{what}: yours ({lo:.4f}, {hi:.4f}) is not the paired bootstrap interval"
+    return True, "matches paired_diff's interval on seed 0 and 2 hidden pairs"
 
 def _ci(v, g, n_boot):
     m = v[g.integers(0, len(v), (n_boot, len(v)))].mean(1)
     return float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
 
-@exercise("ablation.paired_ci")
-def _(paired_ci):
-    "`paired_ci(a:dict, b:dict) -> (lo, hi)`: a 95% bootstrap interval of mean(a - b) over shared problems."
-    raw, filt = _losses()
-    lo, hi = paired_ci(raw, filt); ref = paired_diff(raw, filt, n_boot=4000)["diff_ci"]
-    w = ref[1] - ref[0]
-    ok = abs(lo - ref[0]) < .15 * w and abs(hi - ref[1]) < .15 * w
-    return ok, f"yours ({lo:.4f}, {hi:.4f}), paired_diff ({ref[0]:.4f}, {ref[1]:.4f})"
+def _unpaired_ref(raw:dict, filt:dict) -> tuple[float, float]:
+    "The unpaired and the paired interval's widths."
+    A, B = np.array(list(raw.values())), np.array(list(filt.values())); g = np.random.default_rng(1)
+    d = A[g.integers(0, len(A), (4000, len(A)))].mean(1) - B[g.integers(0, len(B), (4000, len(B)))].mean(1)
+    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(_ci(A - B, np.random.default_rng(1), 4000))
 
 @exercise("ablation.unpaired")
 def _(unpaired_width):
     "`unpaired_width(a, b)`: the width of the 95% interval of mean(a) - mean(b) when a and b are resampled independently."
-    raw, filt = _losses(); A, B = np.array(list(raw.values())), np.array(list(filt.values()))
-    g = np.random.default_rng(1); ma = A[g.integers(0, len(A), (4000, len(A)))].mean(1); mb = B[g.integers(0, len(B), (4000, len(B)))].mean(1)
-    ref = float(np.percentile(ma - mb, 97.5) - np.percentile(ma - mb, 2.5))
-    pw = (lambda c: c[1] - c[0])(_ci(A - B, np.random.default_rng(1), 4000))
-    w = float(unpaired_width(raw, filt))
-    return abs(w - ref) < .15 * ref, f"unpaired width {ref:.4f} vs paired {pw:.4f}: pairing removes the per-problem difficulty"
+    for what, (raw, filt) in _loss_cases():
+        (ref, pw), w = _unpaired_ref(raw, filt), float(unpaired_width(raw, filt))
+        if abs(w - ref) >= .15 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
+    return True, f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty"

@@ -144,10 +144,14 @@ class StageProgress:
         self._stop.set()
         if self.bar is not None: self.bar.close()
 
+_QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
+                    PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
+
 def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None, **kw):
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
+    for k, v in _QUIET_KERNEL.items(): os.environ.setdefault(k, v)   # the kernel inherits them: no bars, no advisories in pages
     with tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)

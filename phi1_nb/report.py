@@ -91,7 +91,9 @@ def _passk(fig, ev):
     st = ev.get("self_test") or {}
     for k, lab in (("canonical_pass@1", "canonical\n(self-test)"), ("corrupted_pass@1", "corrupted\n(self-test)")):
         if st.get(k) is not None: ax.plot([len(names)], [st[k]], "s", color="gray"); names.append(lab)
-    ax.set(ylabel="pass rate", title="pass@k with 95% bootstrap intervals", xticks=range(len(names)), ylim=(-.05, 1.05))
+    ks = sorted({int(n.split("pass@")[1]) for n in names if "pass@" in n})
+    ax.set(ylabel="pass rate", title=f"pass@{', '.join(map(str, ks))} with 95% bootstrap intervals" + (" (pass@1 only)" if ks == [1] else ""),
+           xticks=range(len(names)), ylim=(-.05, 1.05))
     ax.set_xticklabels(names, fontsize=8)
 
 def _arms(fig, arms):
@@ -128,6 +130,20 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;
         "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.paper{color:#555;font-style:italic}"
         ".missing{color:#a33}")
 
+def _fmt(v) -> str:
+    "A value as a reader wants it: 3 significant digits, an interval as `lo to hi`, a dict as `key: value` pairs (no JSON)."
+    if v is None: return ""
+    if isinstance(v, bool) or isinstance(v, int): return str(v)
+    if isinstance(v, float): return f"{float(f'{v:.3g}'):,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    if isinstance(v, (list, tuple)):
+        return f"{_fmt(v[0])} to {_fmt(v[1])}" if len(v) == 2 and all(isinstance(x, (int, float)) for x in v) else ", ".join(map(_fmt, v))
+    if isinstance(v, dict): return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+def _run_name(run_dir) -> str:
+    "`runs/<name>`: the run's folder without the builder's absolute path."
+    p = Path(run_dir); return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
 def _table(rows) -> str:
     "An HTML table of a list of dicts (or a dict: one row per key)."
     import html
@@ -135,19 +151,37 @@ def _table(rows) -> str:
     rows = [x for x in rows or [] if isinstance(x, dict)]
     if not rows: return '<p class="missing">(none)</p>'
     cols = list(dict.fromkeys(c for x in rows for c in x))
-    cell = lambda v: "" if v is None else html.escape(f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+    cell = lambda v: html.escape(_fmt(v))
     return ("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>" +
             "".join("<tr>" + "".join(f"<td>{cell(x.get(c))}</td>" for c in cols) + "</tr>" for x in rows) + "</table>")
+
+def _ks(ev:dict) -> list[int]:
+    return sorted({int(k[5:]) for s in (ev or {}).get("models", {}).values() for k in s if k.startswith("pass@") and not k.endswith("_ci95")})
+
+def _passk_caption(ev:dict) -> str:
+    "Which pass@k the run has: a run that draws one sample per problem has pass@1 only."
+    ks = _ks(ev); n = sorted({s.get("n_samples") for s in ev.get("models", {}).values() if s.get("n_samples")})
+    per = f" ({', '.join(map(str, n))} sample{'s' if n != [1] else ''} per problem)" if n else ""
+    return (f"pass@1 only: pass@k needs at least k samples per problem{per}." if ks == [1] else
+            f"pass@{', '.join(map(str, ks))}{per}, with 95% bootstrap intervals over problems.")
+
+def _timed(r:dict) -> list[dict]:
+    "The stage rows with both clocks, each named for what it measures."
+    nb = {x["stage"]: x.get("seconds") for x in ((r.get("pipeline") or {}).get("stages") or [])}
+    return [{**{k: v for k, v in x.items() if k != "seconds"}, "stage function (s)": x.get("seconds"), "notebook (s)": nb.get(x["stage"])}
+            for x in r["stages"]]
 
 def to_html(r:dict, figs:dict) -> str:
     "The report as one HTML page: tables and the figures of `report_figures` (relative paths)."
     import html
     img = lambda k, alt: f'<img src="{figs[k]}" alt="{alt}">' if k in figs else ""
-    paper = lambda k: f'<p class="paper">paper: {html.escape(json.dumps(PAPER[k]) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
+    paper = lambda k: f'<p class="paper">paper: {html.escape(_fmt({f"tau {t}": v for t, v in PAPER[k].items()}) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
     miss = '<p class="missing">missing: the stage did not run or left no result</p>'
     flt, ev, ab = r.get("filter"), r.get("eval"), r.get("ablation_results")
     s = [f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{_CSS}</style></head><body>",
-         f"<h1>Run report</h1><p><code>{html.escape(r['run_dir'])}</code></p>", "<h2>Stages</h2>", _table(r["stages"]),
+         f"<h1>Run report</h1><p><code>{html.escape(_run_name(r['run_dir']))}</code></p>", "<h2>Stages</h2>", _table(_timed(r)),
+         "<p>stage function: the seconds the stage's own function recorded in its manifest (the work alone); notebook: the "
+         "pipeline's wall clock for the whole stage notebook (kernel start, imports, the stage, its figures and examples).</p>",
          "<h2>Filter</h2>", paper("filter")]
     s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}), img("confusion", "confusion matrix"),
           img("scores", "score histogram")] if flt else [miss]
@@ -158,14 +192,15 @@ def to_html(r:dict, figs:dict) -> str:
           _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))} for x in r["decontaminate"]])
           if isinstance(r.get("decontaminate"), list) else miss]
     s += ["<h2>Training</h2>", paper("pretrain"), paper("finetune"), img("losses", "loss curves") or miss]
-    s += ["<h2>Evaluation: pass@k</h2>", _table(eval_rows(ev)) + img("pass_at_k", "pass@k") if ev else miss]
+    s += ["<h2>Evaluation: pass@k</h2>", f"<p>{html.escape(_passk_caption(ev))}</p>" + _table(eval_rows(ev)) + img("pass_at_k", "pass@k")
+          if ev else miss]
     s += ["<h2>Ablation</h2>", paper("ablation")]
     if ab:
         s += [img("ablation", "ablation figure")]
         if ab.get("arms"): s += ["<h3>Arms</h3>", _table([{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}}
                                                         for k, v in ab["arms"].items()])]
         if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
-        if ab.get("comparison"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
+        if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]   # else it repeats Pairs
     else: s += [miss]
     return "\n".join(s + ["</body></html>"])
 
@@ -210,7 +245,7 @@ def eval_rows(e:dict) -> list[dict]:
 
 def to_markdown(r:dict) -> str:
     "The report as a markdown page."
-    out = [f"# phi1_nb run report: `{r['run_dir']}`\n", "## Stages\n", _md_table(r["stages"])]
+    out = [f"# phi1_nb run report: `{_run_name(r['run_dir'])}`\n", "## Stages\n", _md_table(r["stages"])]
     for k in ("filter", "synth", "decontaminate", "eval", "ablation"):
         out.append(f"## {k}\n\npaper: {json.dumps(PAPER.get(k)) if k in PAPER else '-'}\n\n")
         v = eval_rows(r[k]) if k == "eval" and r.get(k) else r.get(k)

@@ -12,8 +12,8 @@ from pathlib import Path
 from .pipeline import STAGES, nbs_dir
 
 # %% auto #0
-__all__ = ['stage_notebooks', 'notebook_title', 'mkdocs_config', 'build_site', 'chromium', 'render', 'page_problems',
-           'check_site']
+__all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'build_site', 'chromium', 'render', 'probe_page',
+           'external_refs', 'output_noise', 'page_problems', 'check_site']
 
 # %% ../nbs/17_site.ipynb #a2f5068b
 def stage_notebooks(run_dir) -> list[tuple[str, Path]]:
@@ -32,6 +32,47 @@ def notebook_title(path) -> str:
             if m: return m.group(1).strip()
     return Path(path).stem
 
+# %% ../nbs/17_site.ipynb #c9a5e3f4
+# iframe-worker's shim (https://github.com/squidfunk/iframe-worker, MIT, (c) 2020-2022 Martin Donath), ported to plain JS:
+# under file:// Chromium loads no Worker, so material's search worker runs in a hidden iframe. material's `offline` plugin
+# would load it from unpkg.com; vendored here, the site makes no request outside itself.
+_SHIM = r"""(function () {
+  if (location.protocol !== "file:") return;
+  function post(message, origin) { parent.postMessage(message, origin || "*"); }
+  function load() {
+    return Array.prototype.reduce.call(arguments, function (p, url) {
+      return p.then(function () { return new Promise(function (resolve) {
+        var s = document.createElement("script"); s.src = url; s.onload = resolve; document.body.appendChild(s); }); });
+    }, Promise.resolve());
+  }
+  class IFrameWorker extends EventTarget {
+    constructor(url) {
+      super(); this.url = url;
+      var frame = document.createElement("iframe"); frame.hidden = true; document.body.appendChild(this.iframe = frame);
+      var w = frame.contentWindow, self = this;
+      w.document.open();
+      w.document.write("<html><body><script>postMessage=" + post + ";importScripts=" + load + ";" +
+        "addEventListener('error',function(e){parent.dispatchEvent(new ErrorEvent('error',{filename:'" + url + "',error:e.error}))})" +
+        "</scr" + "ipt><script src='" + url + "?" + Date.now() + "'></scr" + "ipt></body></html>");
+      w.document.close();
+      window.addEventListener("message", function (ev) {
+        if (ev.source !== self.iframe.contentWindow) return;
+        var m = new MessageEvent("message", { data: ev.data }); self.dispatchEvent(m); if (self.onmessage) self.onmessage(m);
+      });
+      this.ready = new Promise(function (resolve, reject) { w.onload = resolve; w.onerror = reject; });
+    }
+    postMessage(data) {
+      var self = this;
+      this.ready.catch(function () {}).then(function () {
+        self.iframe.contentWindow.dispatchEvent(new MessageEvent("message", { data: structuredClone(data) }));
+      });
+    }
+    terminate() { this.iframe.remove(); }
+  }
+  window.IFrameWorker = IFrameWorker; window.Worker = IFrameWorker;
+})();
+"""
+
 # %% ../nbs/17_site.ipynb #5e707cdc
 def _report_page(run_dir:Path, docs:Path) -> bool:
     "The run report as a markdown page around report.html's body, its figures copied to docs/report/figures."
@@ -43,10 +84,16 @@ def _report_page(run_dir:Path, docs:Path) -> bool:
     (docs/"report.md").write_text(f"# Run report\n\n<div class='phi1-report' markdown='0'>\n{body}\n</div>\n")
     return True
 
+_CSS = """/* every table fits the page: long cells wrap instead of widening the table */
+.md-typeset table:not([class]), .jp-RenderedHTMLCommon table, .phi1-report table { display: table; max-width: 100%; }
+.md-typeset td, .md-typeset th { overflow-wrap: anywhere; }
+"""
+
 def mkdocs_config(title:str, nav:list, site_dir:Path, docs:Path) -> dict:
-    "mkdocs-material with mkdocs-jupyter; `offline` so that search and links work from file:// too."
+    "mkdocs-material with mkdocs-jupyter; `offline` with a vendored worker shim and system fonts: search works from file://."
     return dict(site_name=title, docs_dir=str(docs), site_dir=str(site_dir), use_directory_urls=False,
-                theme=dict(name="material", features=["navigation.sections", "toc.integrate", "search.highlight"]),
+                theme=dict(name="material", font=False, features=["navigation.sections", "toc.integrate", "search.highlight"]),
+                extra=dict(polyfills=["assets/phi1/iframe-worker-shim.js"]), extra_css=["assets/phi1/site.css"],
                 plugins=["search", "offline", dict(**{"mkdocs-jupyter": dict(execute=False, include_source=True, ignore_h1_titles=False,
                                                                              no_input=False, include_requirejs=False)})],
                 nav=nav)
@@ -59,15 +106,18 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
     run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
     nbs = stage_notebooks(run_dir)
     if not nbs: raise FileNotFoundError(f"{run_dir/'notebooks'} holds no executed stage notebook: run the pipeline first")
-    work = Path(tempfile.mkdtemp(prefix="phi1-site-")); docs = work/"docs"; docs.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="phi1-site-")); docs = work/"docs"; (docs/"assets"/"phi1").mkdir(parents=True)
     try:
         shutil.copyfile(nbs_dir()/"index.ipynb", docs/"index.ipynb")
+        (docs/"assets"/"phi1"/"iframe-worker-shim.js").write_text(_SHIM); (docs/"assets"/"phi1"/"site.css").write_text(_CSS)
+        report = _report_page(run_dir, docs)
+        nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
         nav = [{"Home": "index.ipynb"}]
+        rel = os.path.relpath(run_dir, nbs_dir())   # the pages show the run as the notebooks name it, not the builder's path
         for s, p in nbs:
-            shutil.copyfile(p, docs/f"{p.stem}.ipynb"); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
+            (docs/f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel)); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
         pages = [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
-        if _report_page(run_dir, docs):
-            nav.append({"Run report": "report.md"}); pages.append(dict(page="report.html", title="Run report", stage="report"))
+        if report: nav.append({"Run report": "report.md"}); pages.append(dict(page="report.html", title="Run report", stage="report"))
         pages.insert(0, dict(page="index.html", title=notebook_title(docs/"index.ipynb"), stage=None))
         tmp_out = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp_out, ignore_errors=True)
@@ -87,37 +137,85 @@ def chromium() -> str:
         if exe and shutil.which(exe): return shutil.which(exe)
     raise FileNotFoundError("no chromium on PATH: `apt-get install chromium` (or set PHI1_CHROMIUM)")
 
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
+
 def render(url:str, # a file:// or http:// address
            screenshot=None, # a .png path for a screenshot of the first 1280 x 1600 pixels
-           timeout:float=120) -> str:
-    "The page's DOM after headless Chromium ran its scripts."
+           timeout:float=120, budget_ms:int=3000) -> str:
+    "The page's DOM after headless Chromium, its network blocked (no name resolves), ran its scripts at 1280 x 1600."
     with tempfile.TemporaryDirectory(prefix="phi1-chromium-") as prof:
-        base = [chromium(), "--headless", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={prof}",
-                "--run-all-compositor-stages-before-draw", "--virtual-time-budget=3000"]
+        base = [chromium(), "--headless", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={prof}", *OFFLINE,
+                "--run-all-compositor-stages-before-draw", f"--virtual-time-budget={budget_ms}", "--window-size=1280,1600"]
         if os.geteuid() == 0: base.append("--no-sandbox")     # Chromium refuses to sandbox as root
         dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
         if dom.returncode or "<html" not in dom.stdout: raise RuntimeError(f"chromium could not render {url}: {dom.stderr[-500:]}")
         if screenshot:
-            subprocess.run(base + ["--window-size=1280,1600", f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout)
+            subprocess.run(base + [f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout)
             if not Path(screenshot).exists(): raise RuntimeError(f"chromium wrote no screenshot of {url}")
     return dom.stdout
 
+# %% ../nbs/17_site.ipynb #a7e3c1d2
+_PROBE = """<script>window.addEventListener("load", function () {
+  var out = {tables: [], hits: null, resources: performance.getEntriesByType("resource").map(function (e) { return e.name; })};
+  var art = document.querySelector("article"), edge = art ? art.getBoundingClientRect().right : innerWidth;
+  document.querySelectorAll("article table").forEach(function (t, i) {   // cut: it scrolls, or it runs past the article
+    var r = t.getBoundingClientRect().right;
+    if (t.scrollWidth > t.clientWidth || r > edge + 1) out.tables.push("table " + (i + 1) + " cut at 1280 px: "
+      + t.scrollWidth + " px of content in " + t.clientWidth + ", right edge " + Math.round(r) + " of " + Math.round(edge)); });
+  var q = QUERY, box = document.querySelector("input.md-search__input");
+  if (q && box) { box.focus(); box.value = q; ["input", "keyup", "change"].forEach(function (e) {
+    box.dispatchEvent(new KeyboardEvent(e, {key: q.slice(-1), bubbles: true})); }); }
+  setTimeout(function () { out.hits = document.querySelectorAll(".md-search-result__item").length;
+    document.body.setAttribute("data-phi1-probe", JSON.stringify(out)); }, WAIT);
+});</script>"""
+
+def probe_page(site, page:str, query:str|None=None, wait_ms:int=8000) -> dict:
+    """Open `page` at 1280 px, network blocked, type `query` into the search box: `{tables: [too wide], hits, resources}`.
+
+    A copy of the page with a probe script runs beside it (same folder, so its relative links hold) and is removed after."""
+    import html as H
+    site = Path(site).resolve(); src = (site/page).read_text()
+    js = _PROBE.replace("QUERY", json.dumps(query)).replace("WAIT", str(wait_ms))
+    tmp = site/f".probe-{os.getpid()}-{Path(page).name}"
+    try:
+        tmp.write_text(src.replace("</body>", js + "</body>", 1))
+        dom = render(tmp.as_uri(), budget_ms=wait_ms + 2000)
+    finally: tmp.unlink(missing_ok=True)
+    m = re.search(r'data-phi1-probe="([^"]*)"', dom)
+    if not m: raise RuntimeError(f"the probe of {page} did not report: its scripts did not finish")
+    return json.loads(H.unescape(m.group(1)))
+
+# %% ../nbs/17_site.ipynb #b8f4d2e3
 _ERRORS = ("Traceback (most recent call last)", "An Exception was encountered at", "PapermillExecutionError")
+_EXTERNAL = re.compile(r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)""")
+
+def external_refs(html_text:str) -> list[str]:
+    "What a page loads from outside the site: src/href of any tag but a plain link `<a>`, and CSS url()s."
+    return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)})
+
+def output_noise(art:str) -> dict:
+    "Counts of stderr output blocks and of Python warnings (`FooWarning:`) in a rendered page's outputs."
+    import html
+    outs = re.findall(r'<div[^>]*jp-OutputArea-output[^>]*>(.*?)</div>', art, re.S)
+    return {"stderr block": len(re.findall(r'<div[^>]*data-mime-type="application/vnd\.jupyter\.stderr"', art)),
+            "warning": sum(len(re.findall(r"\b\w*Warning: ", html.unescape(re.sub(r"<[^>]+>", "", o)))) for o in outs)}
 
 def page_problems(dom:str, title:str) -> list[str]:
-    "What a reader would miss on a rendered page: its H1 title, a figure in the article, no error output."
+    "What a reader would miss on a rendered page: its H1 title, a figure in the article; and what should not be there."
     import html
     art = (re.search(r"<article.*?</article>", dom, re.S) or re.search(r"<body.*</body>", dom, re.S) or [dom])[0]
     h1 = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", art, re.S)]
     out = [] if any(title in h for h in h1) else [f"no <h1> with the title {title!r} (found {h1})"]
     if not re.search(r"<img[^>]+src=", art) and not re.search(r'class="[^"]*jp-RenderedSVG', art): out.append("no figure")  # (icons are bare <svg>s)
     out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
+    out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
     return out
 
 def check_site(site="_site", run_dir=None, # the run the site shows: screenshots go to run_dir/site_screenshots
                pages:list[str]|None=None, # only these pages (default: all)
-               screenshots:int|None=None) -> dict: # screenshot only the first N pages (default: all)
-    "Open every page of the site's sidebar in headless Chromium: `{page: problems}` (empty lists when all is well)."
+               screenshots:int|None=None, # screenshot only the first N pages (default: all)
+               query:str|None="shingle") -> dict: # typed into the first page's search box: it must find a result
+    "Open every page of the sidebar in headless Chromium, network blocked: `{page: problems}` (empty lists when all is well)."
     site = Path(site).resolve(); nav = json.loads((site/"phi1_pages.json").read_text())
     shots = Path(run_dir)/"site_screenshots" if run_dir else None
     if shots: shots.mkdir(parents=True, exist_ok=True)
@@ -126,4 +224,8 @@ def check_site(site="_site", run_dir=None, # the run the site shows: screenshots
         shot = shots/f"{Path(p['page']).stem}.png" if shots and (screenshots is None or i < screenshots) else None
         dom = render((site/p["page"]).as_uri(), shot)
         out[p["page"]] = page_problems(dom, p["title"]) if p["stage"] else ([] if "<h1" in dom else ["no <h1>"])
+        out[p["page"]] += [f"loads {u}" for u in sorted(set(external_refs((site/p["page"]).read_text()) + external_refs(dom)))]
+        probe = probe_page(site, p["page"], query if i == 0 else None)
+        out[p["page"]] += probe["tables"] + [f"requested {u}" for u in probe["resources"] if not u.startswith(("file:", "data:"))]
+        if i == 0 and query and not probe["hits"]: out[p["page"]].append(f"search finds nothing for {query!r}")
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from transformers import Trainer, TrainerCallback, default_data_collator
+from transformers import PrinterCallback, Trainer, TrainerCallback, default_data_collator
 
 from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
 from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
@@ -95,6 +95,7 @@ class PhiTrainer(Trainer):
     "A `Trainer` whose training logs include throughput and MFU (so they reach TensorBoard and `log_history`)."
     def __init__(self, *a, throughput:ThroughputCallback|None=None, **kw):
         super().__init__(*a, **kw)
+        self.remove_callback(PrinterCallback)   # without a bar it prints every log dict: they go to log_history and tb/
         self.throughput = throughput
         if throughput: self.add_callback(throughput)
     def log(self, logs:dict, *a, **kw):

@@ -4,7 +4,8 @@
 and `nbs/solutions/<notebook>` (solution cells). The checks live in `phi1_nb.exercises` (nbs/16_exercises.ipynb)."""
 
 INTRO = ("Each exercise has a starter cell that runs as it is: replace the `None` (or the stub) with your answer and "
-         "rerun; `check` prints *solved* or *not yet solved* and why. Solutions: `nbs/solutions/{nb}`.")
+         "rerun; `check` prints *solved* or *not yet solved* and why. The section needs only its own import cell below, not the "
+         "stage above: open the notebook, run that cell, and start here. Solutions: `nbs/solutions/{nb}`.")
 
 SPEC = {
 "04_filter.ipynb": [
@@ -70,8 +71,9 @@ for n in (2, 5, 10):
     measured[n] = (len(got & true) / len(got) if got else 1.0, len(got & true) / len(true))
 assert check("dedup.shingle_size", measured)"""),
 ("dedup.break_it", """**Break it.** Write `disguise(code) -> code` that keeps what a program prints but makes `find_duplicates`
-(word shingles, threshold 0.7) stop calling it a near-duplicate of the original. The check also tells you how many
-of your disguises the AST-normalized shingles (`shingles='ast'`) still catch, and why the stage offers them.""",
+(word shingles, threshold 0.7) stop calling it a near-duplicate of the original; the check adds a hidden program drawn
+afresh. It also tells you how many of your disguises the AST-normalized shingles (`shingles='ast'`) still catch, and
+which detector a padded copy defeats.""",
 "disguise = None  # a function: code -> code\ncheck(\"dedup.break_it\", disguise);",
 """import builtins, io, keyword, tokenize
 def disguise(code):
@@ -176,8 +178,9 @@ below the unbiased one? Give `(naive, unbiased)`.""",
 "answer = None  # (naive, unbiased)\ncheck(\"eval.naive_bias\", answer);",
 "answer = (1 - (1 - 2/20)**10, pass_at_k(20, 2, 10))\nassert check(\"eval.naive_bias\", answer)"),
 ("eval.break_it", """**Break it.** Generated code is untrusted. Write a program (a string) that the sandbox must stop: one that
-would run forever or eat all memory. The check runs it with `run_program(program, timeout=2, memory_mb=256)` and
-passes when the sandbox killed it (a timeout, a MemoryError or a signal), not when it merely raised.""",
+would run forever. The check runs it with `run_program(program, timeout=2, memory_mb=256)` and passes only when the
+sandbox killed it at its time limit: a program that raises (even `MemoryError`, which is also how the memory rlimit
+shows itself) or kills itself ended on its own, and a harness cannot tell that from a crash.""",
 "program = None  # a string of Python source\ncheck(\"eval.break_it\", program);",
 "program = \"while True:\\n    pass\\n\"\nassert check(\"eval.break_it\", program)"),
 ],

@@ -112,8 +112,10 @@ def test_cache_ignores_a_chunk_without_its_keys(tmp_path):
     assert e.seen == 6
 
 
-def test_a_long_embedding_shows_a_progress_bar(tmp_path, capsys):
+def test_a_long_embedding_shows_a_progress_bar(tmp_path, capsys, monkeypatch):
+    import sys
     from phi1_nb.embed import HFEmbedder, make_tiny_causal_lm
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)   # the bar shows on a terminal only (not in a papermill page)
     texts = [f"def f{i}(x):\n    return x + {i}\n" for i in range(40)]
     lm = make_tiny_causal_lm(tmp_path / "lm", texts, vocab_size=300)
     e = HFEmbedder(str(lm), max_length=32, batch_size=4, device="cpu")

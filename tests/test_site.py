@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from phi1_nb.report import report_figures, to_html
-from phi1_nb.site import build_site, check_site, chromium
+from phi1_nb.site import build_site, check_site, chromium, external_refs, probe_page
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
                                 reason="no chromium: .ci/run installs it (apt-get install chromium)")
@@ -17,12 +17,14 @@ def _png() -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def executed(title:str, figure:bool=True, error:bool=False):
+def executed(title:str, figure:bool=True, error:bool=False, noise:bool=False):
     "A notebook as papermill leaves it: an H1 title, a code cell with a stream and (optionally) a figure or a traceback."
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}\n> the {title} stage"),
                                          nbformat.v4.new_code_cell("print('counts'); plot()")])
     outs = [nbformat.v4.new_output("stream", name="stdout", text="counts: 3 in, 2 out\n")]
     if figure: outs.append(nbformat.v4.new_output("display_data", {"image/png": _png(), "text/plain": "<Figure>"}))
+    if noise: outs += [nbformat.v4.new_output("stream", name="stderr", text="Loading weights: 100%|#####| 3/3\n"),
+                       nbformat.v4.new_output("stream", name="stdout", text="x.py:3: FutureWarning: old\n")]
     if error: outs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
                                                  traceback=["Traceback (most recent call last)", "ValueError: boom"]))
     nb.cells[1].outputs = outs
@@ -33,7 +35,8 @@ def executed(title:str, figure:bool=True, error:bool=False):
 def run(tmp_path):
     "A small executed run: two good stage pages, one without a figure, one with a traceback, and a report."
     rd = tmp_path/"tiny"; (rd/"notebooks").mkdir(parents=True)
-    pages = [("corpus", "corpus", {}), ("filter", "filter", {}), ("dedup", "dedup", dict(figure=False)), ("pretrain", "train", dict(error=True))]
+    pages = [("corpus", "corpus", {}), ("filter", "filter", {}), ("dedup", "dedup", dict(figure=False)), ("pretrain", "train", dict(error=True)),
+             ("finetune", "finetune", dict(noise=True))]
     for i, (stage, title, kw) in enumerate(pages):
         nbformat.write(executed(title, **kw), rd/"notebooks"/f"{i:02d}_{stage}.ipynb")
     r = dict(run_dir=str(rd), stages=[{"stage": "corpus", "records_in": 3, "records_out": 2}], synth=None, decontaminate=None,
@@ -46,10 +49,11 @@ def run(tmp_path):
 def test_site_pages_in_a_browser(run, tmp_path):
     site = build_site(run, tmp_path/"_site")
     pages = json.loads((site/"phi1_pages.json").read_text())
-    assert [p["title"] for p in pages] == ["phi1_nb", "corpus", "filter", "dedup", "train", "Run report"]   # reading order
-    problems = check_site(site, run, screenshots=1)
+    assert [p["title"] for p in pages] == ["phi1_nb", "corpus", "filter", "dedup", "train", "finetune", "Run report"]
+    problems = check_site(site, run, screenshots=1)   # the network blocked; "shingle" typed into the index's search box
     assert problems == {"index.html": [], "00_corpus.html": [], "01_filter.html": [], "02_dedup.html": ["no figure"],
-                        "03_pretrain.html": ["error output: 'Traceback (most recent call last)'"], "report.html": []}, problems
+                        "03_pretrain.html": ["error output: 'Traceback (most recent call last)'", "1 stderr block"],
+                        "04_finetune.html": ["1 stderr block", "1 warning"], "report.html": []}, problems
     assert [p.name for p in (run/"site_screenshots").glob("*.png")] == ["index.png"]
     assert (run/"site_screenshots"/"index.png").stat().st_size > 10_000
     html = (site/"01_filter.html").read_text()
@@ -63,3 +67,43 @@ def test_no_run_is_a_clear_error(tmp_path):
                         "--out", str(tmp_path/"_site")], capture_output=True, text=True)
     assert r.returncode == 2 and "run the pipeline first" in r.stderr and not (tmp_path/"_site").exists()
     assert chromium()
+
+
+def test_offline_search_and_nothing_from_outside(run, tmp_path):
+    "Search from file:// with no network finds a word of the index page; no page loads anything from another host."
+    site = build_site(run, tmp_path/"_site")
+    assert probe_page(site, "index.html", "shingle")["hits"] >= 1
+    assert probe_page(site, "index.html", "zqxjkvw")["hits"] == 0       # the probe can see an empty result
+    for page in site.glob("*.html"): assert external_refs(page.read_text()) == [], page.name
+    assert external_refs('<link href="https://fonts.googleapis.com/css"><a href="https://arxiv.org">paper</a>') == \
+        ["https://fonts.googleapis.com/css"]
+
+
+def test_a_wide_table_is_caught(run, tmp_path):
+    site = build_site(run, tmp_path/"_site")
+    wide = "<table><tr>" + "".join(f"<td style='white-space:nowrap'>{'x' * 60}{i}</td>" for i in range(12)) + "</tr></table>"
+    page = site/"00_corpus.html"; page.write_text(page.read_text().replace("</article>", f"{wide}</article>", 1))
+    assert probe_page(site, "00_corpus.html")["tables"], "a row of 720 characters that may not wrap cannot fit 1280 px"
+
+
+def test_the_report_reads(tmp_path):
+    "The issue's report: no JSON literal, no 17-digit number, the run's relative path, both clocks named, pass@1 said so."
+    import html as H, re
+    from phi1_nb.report import PAPER
+    rd = tmp_path/"abs"/"runs"/"tiny"
+    r = dict(run_dir=str(rd), stages=[{"stage": "filter", "records_in": 3, "records_out": 2, "seconds": 30.512345}],
+             pipeline={"stages": [{"stage": "filter", "seconds": 108.04}]}, synth=None, filter=None, pretrain=None,
+             decontaminate=[{"tau": 0.95, "pruned": 3}],
+             eval=dict(models={"finetune": {"n_samples": 1, "pass@1": 0.06, "pass@1_ci95": [0.04935675430588606, 0.07343598040865688]}}),
+             ablation_results=dict(arms={"raw": {"loss_mean": 2.0123456, "loss_ci": [1.91234567, 2.1098765]}},
+                                   pairs=[{"a": "raw", "b": "filtered", "diff": 0.0512345}], comparison=[{"a": "raw", "diff": 0.0512345}]))
+    page = to_html(r, {})
+    text = H.unescape(re.sub(r"<style>.*?</style>|<[^>]+>", " ", page, flags=re.S))
+    assert not re.search(r'[{\[]\s*"', text) and '{"' not in text, "a JSON literal on the page"
+    assert not re.search(r"\d\.\d{5,}", text), re.findall(r"\d\.\d{5,}", text)
+    assert "0.0494 to 0.0734" in text and "2.01" in text and "1.91 to 2.11" in text
+    assert str(tmp_path) not in page and "runs/tiny" in text
+    assert "stage function (s)" in text and "notebook (s)" in text and "108" in text and "30.5" in text
+    assert "pass@1 only" in text
+    assert "tau 0.95: " + PAPER["decontaminate"]["0.95"] in text
+    assert text.count("Comparison") == 0, "the Comparison table repeats Pairs"

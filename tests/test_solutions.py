@@ -50,26 +50,101 @@ def test_solutions_pass_and_starters_do_not(nb):
     for name, *_ in SPEC[nb]: assert f"{name}: not yet solved" in out, out
 
 
-WRONG = {  # a plausible mistake for every exercise
-    "filter.predict": "B", "filter.precision_recall": lambda y, s, c: (float((s >= c).mean()), 1.0),
-    "filter.criterion": lambda code: len(code) / 1000,
-    "synth.topics": 500, "synth.unique_names": 0.5, "synth.no_benchmark_names": lambda names: len(names) > 0,
-    "dedup.jaccard": lambda a, b: len(a & b) / max(len(a | b), 1), "dedup.shingle_size": {2: (1., 1.), 5: (1., 1.), 10: (1., 1.)},
-    "dedup.break_it": lambda code: code.replace("\n", "\n\n"),
-    "decontaminate.predict_match_rate": 0.5, "decontaminate.ngram_count": lambda w, n=13: w - n + 1,
-    "decontaminate.break_it": "def f():\n    return 1\n",
-    "model.n_params": lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff), "model.embedding_share": 0.5, "model.mfu": 1e6,
-    "train.grad_accum": 128, "train.initial_loss": 1024, "train.tokens_seen": (36_000 * 1024, 1.0),
-    "finetune.mask_prompt": lambda p, s: [-100] * len(p) + [-100] * len(s),
-    "finetune.lr": lambda step, peak, warmup, total: peak, "finetune.tokens": (6_000 * 256, 0.5),
-    "eval.pass_at_k": lambda n, c, k: 1 - (1 - c / n) ** k, "eval.naive_bias": (0.7632, 0.6513),
-    "eval.break_it": "raise RuntimeError('not a real escape')",
-    "ablation.sign": "-", "ablation.paired_ci": lambda a, b: (0.0, 0.1), "ablation.unpaired": lambda a, b: 0.0329,
+def _paste(name:str):
+    "The answer a student gets by pasting back what seed 0's reference gives (a constant: the hidden inputs must catch it)."
+    from phi1_nb.exercises import _losses, _unpaired_ref, paired_diff
+    raw, filt = _losses()
+    ci = tuple(paired_diff(raw, filt, n_boot=4000)["diff_ci"])
+    return {"ablation.paired_ci": lambda a, b: ci, "ablation.unpaired": lambda a, b: _unpaired_ref(raw, filt)[0]}[name]
+
+
+PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
+
+WRONG = {  # plausible mistakes for every exercise: each must fail
+    "filter.predict": ["B"], "filter.precision_recall": [lambda y, s, c: (float((s >= c).mean()), 1.0)],
+    "filter.criterion": [lambda code: len(code) / 1000, lambda code: float('"' in code)],
+    "synth.topics": [500], "synth.unique_names": [0.5], "synth.no_benchmark_names": [lambda names: len(names) > 0,
+                                                                                      lambda names: "has_close_elements" not in names],
+    "dedup.jaccard": [lambda a, b: len(a & b) / max(len(a | b), 1), lambda a, b: len(a & b) / max(len(a), 1)],
+    "dedup.shingle_size": [{2: (1., 1.), 5: (1., 1.), 10: (1., 1.)}],
+    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, ")],
+    "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
+    "decontaminate.break_it": ["def f():\n    return 1\n"],
+    "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff)], "model.embedding_share": [0.5], "model.mfu": [1e6],
+    "train.grad_accum": [128], "train.initial_loss": [1024], "train.tokens_seen": [(36_000 * 1024, 1.0)],
+    "finetune.mask_prompt": [lambda p, s: [-100] * len(p) + [-100] * len(s), lambda p, s: {(5, 6, 7): [-100] * 3 + [8, 9], (): [1], (3,): [-100]}[tuple(p)]],  # the last: the visible cases, memorized
+    "finetune.lr": [lambda step, peak, warmup, total: peak,   # the first schedule only: the hidden one must catch it
+                    lambda step, peak, warmup, total: 1e-4 * (step / 50 if step < 50 else (6000 - step) / 5950)],
+    "finetune.tokens": [(6_000 * 256, 0.5)],
+    "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k], "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
+    "eval.break_it": ["raise RuntimeError('not a real escape')", "raise MemoryError",                 # the issue's two
+                      "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "import sys\nsys.exit(-9)"],
+    "ablation.sign": ["-"], "ablation.paired_ci": [lambda a, b: (0.0, 0.1), lambda a, b: (0.043, 0.076), "paste"],
+    "ablation.unpaired": [lambda a, b: 0.0329, lambda a, b: 0.2, "paste"],
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_a_wrong_answer_fails(name):
     assert name in WRONG, f"add a wrong answer for {name}"
-    assert check(name, WRONG[name]) is False
+    for w in WRONG[name]:
+        w = _paste(name) if w == "paste" else w
+        assert check(name, w) is False, (name, w)
     assert check(name, None) is False
+
+
+def _message(name, answer) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): check(name, answer)
+    return buf.getvalue()
+
+
+def test_no_failure_message_prints_the_reference():
+    "The issue's three: pasting the printed value back would pass, so a failure prints no reference figure."
+    from phi1_nb.eval import pass_at_k
+    from phi1_nb.exercises import _losses, _unpaired_ref, paired_diff
+    raw, filt = _losses(); ci = paired_diff(raw, filt, n_boot=4000)["diff_ci"]
+    for name, answer, refs in [("eval.naive_bias", (0.5, 0.5), (1 - .9**10, pass_at_k(20, 2, 10))),
+                               ("ablation.paired_ci", lambda a, b: (0.0, 0.1), ci),
+                               ("ablation.unpaired", lambda a, b: 1.0, _unpaired_ref(raw, filt))]:
+        msg = _message(name, answer)
+        assert "not yet solved" in msg
+        for r in refs:
+            for digits in (3, 4, 6): assert f"{r:.{digits}f}" not in msg, (name, msg)
+
+
+def _function_answers() -> dict:
+    "`{exercise: the solution's function}` for every exercise whose answer is a function."
+    out = {}
+    for nb, exs in SPEC.items():
+        ns, _ = run_cells(code_cells(ROOT/"nbs"/"solutions"/f"{Path(nb).stem}_solutions.ipynb"))
+        for name, _q, starter, _s in exs:
+            var = starter.split("(")[0].removeprefix("def ").strip() if starter.startswith("def ") else starter.split("=")[0].strip()
+            if callable(ns.get(var)): out[name] = ns[var]
+    return out
+
+
+def test_every_function_check_uses_three_inputs_one_drawn_afresh():
+    answers = _function_answers()
+    assert len(answers) >= 12, sorted(answers)
+    for name, f in answers.items():
+        calls = [[], []]
+        for seen in calls:
+            def spy(*a, f=f, seen=seen):
+                seen.append(repr(a)); return f(*a)
+            assert check(name, spy, quiet=True), name
+        assert len(set(calls[0])) >= 3, (name, len(set(calls[0])))
+        assert set(calls[0]) != set(calls[1]), f"{name}: two checks saw the same inputs: nothing hidden is drawn afresh"
+
+
+def test_break_it_names_the_detector_a_padded_copy_defeats():
+    ns, _ = run_cells([PADDED])
+    msg = _message("dedup.break_it", ns["disguise"])
+    assert "dedup.break_it: solved" in msg and "padded" in msg and "AST alike" in msg and "containment" in msg, msg
+    assert msg.count("\n") <= 2, msg      # one verdict, no program listing
+
+
+def test_eval_break_it_wants_the_sandbox_kill():
+    assert check("eval.break_it", "import time\ntime.sleep(60)\n")
+    msg = _message("eval.break_it", "raise MemoryError")
+    assert "not yet solved" in msg and "ended on its own" in msg, msg
