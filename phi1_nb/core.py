@@ -25,7 +25,7 @@ _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic
 # %% auto #0
 __all__ = ['ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section', 'seed_everything',
            'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'read_dataset',
-           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'SHARD_SUFFIXES', 'ChecksumError',
+           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
            'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
@@ -310,3 +310,15 @@ def require_stage(run_dir, stage:str) -> Path:
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
     verify_shards(p)     # the read contract, before the stage makes its own folder: a bad input leaves no output behind
     return p
+
+# %% ../nbs/00_core.ipynb #19b8c99e
+def hold_run(run_dir, what:str="phi1") -> io.TextIOBase:
+    "Lock `run_dir` for this process (the lock goes when the returned file is closed or the process ends, killed or not)."
+    d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
+    f = open(d/".phi1.lock", "a+")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or "?"; f.close()
+        raise ConfigError(f"run folder in use by pid {pid}: another {what} run holds {d/'.phi1.lock'}") from None
+    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    return f

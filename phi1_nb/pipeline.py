@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib, inspect, json, os, sys, time
 from pathlib import Path
 
-from .core import Config, load_config, read_manifest, seed_everything, write_json, atomic_write
+from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
@@ -176,6 +176,7 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
+    held = hold_run(run_dir, "pipeline")   # one command at a time in a run folder (released when this function returns)
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = stages or cfg.pipeline.stages
