@@ -91,8 +91,9 @@ def run_stage_cli(stage:str, argv:list[str]) -> dict:
     out = Path(run_dir)/stage; existed = out.exists()
     seed_everything(cfg.run.seed)
     try: return stage_function(stage)(run_dir, **cfg.section(stage))
-    except ShardError:                 # its input broke the read contract: nothing this run made is worth keeping
-        if not existed: shutil.rmtree(out, ignore_errors=True)
+    except Exception as e:   # a folder this run made goes: all of it if its input broke the read contract, else if it is empty
+        if not existed and (isinstance(e, ShardError) or not any(p.is_file() for p in out.rglob("*"))):
+            shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
         if lock is not None: lock.close()
