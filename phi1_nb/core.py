@@ -282,8 +282,8 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
     remove_stale_temps(out_dir)                                                  # what a killed run left half-written
     items = list(tasks.items())
     if map_tasks is None:
-        receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped)
-                    for tid, task in tqdm(items, desc=stage, disable=not progress, unit="shard")]
+        with tqdm(items, desc=stage, disable=not progress, unit="shard") as bar:   # closed on an error too: its line ends
+            receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]
     else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
     more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"} for r in receipts if "dropped" in r]} if keep_dropped else {}
