@@ -224,7 +224,7 @@ def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
         raise ChecksumError(f"{d/'manifest.json'}: its shards hold {total} records, its counts.out says {out}; {fix}")
     try: declared = schema_from_str(m.get("schema"))
     except Exception: raise ShardError(f"{d/'manifest.json'}: its schema is not an Arrow schema; {fix}") from None
-    if sh: need_string(declared, d/"manifest.json", need)
+    if total: need_string(declared, d/"manifest.json", need)   # (an empty stage declares no columns)
     for s in sh: check_shard(d/s["path"], s, declared, need, fix)
     check_card(d, sh, fix)
     return m
