@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from phi1_nb.cli import main
-from phi1_nb.core import hold_run, load_config, read_json
+from phi1_nb.core import load_config, read_json
 from phi1_nb.pipeline import STAGE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +108,7 @@ def test_empty_source(tmp_path):
 
 @pytest.mark.parametrize("cmd", STAGE_NAMES + ["pipeline"])
 def test_a_busy_run_folder_refuses_every_stage(tmp_path, capsys, cmd):
+    from phi1_nb.core import hold_run
     run = tmp_path / "run"
     held = hold_run(run, "test")   # another command holds it (flock: a second open file in this process is refused too)
     try:
