@@ -148,9 +148,11 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
-    with tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
+    log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")   # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
+            async def start_kernel(self, **k): return await super().start_kernel(**{"stderr": log.fileno(), **k})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
         return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
                                    progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)

@@ -55,6 +55,21 @@ def test_ctrl_c_mid_run_is_one_line_and_the_rerun_resumes(tmp_path):
     assert read_json(run / "corpus" / "manifest.json")["resumed_tasks"] >= 2
 
 
+def test_ctrl_c_on_the_pipeline(tmp_path):
+    "Ctrl-C signals the terminal's whole process group while a stage notebook runs: one line, exit 130, no kernel noise."
+    p = subprocess.Popen([sys.executable, "-c", CLI, "pipeline", "--stages", "corpus", "--run.runs_dir", str(tmp_path),
+                          "--run.name", "run"], cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    t0 = time.time()
+    while not list(tmp_path.glob("run/notebooks/*.kernel.log")) and p.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.05)
+    time.sleep(1.0)                                   # the kernel is up and running the notebook
+    os.killpg(p.pid, signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130 and error_lines(err) == ["phi1: interrupted; rerun resumes"], err[-3000:]
+    assert not (tmp_path / "run" / "corpus" / "manifest.json").exists()
+
+
 def test_ctrl_c_during_imports(tmp_path):
     "SIGINT while the stages' libraries load (here: at numpy's import) is the same one line, not an import traceback."
     hook = ("import os, signal, sys\nclass Hit:\n def find_spec(self, name, *a):\n"
