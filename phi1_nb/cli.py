@@ -71,7 +71,7 @@ def pipeline_parser(preset:str="tiny") -> argparse.ArgumentParser:
 def _unknown(p:argparse.ArgumentParser, rest:list[str], what:str):
     "Refuse the first option in `rest` that is neither the parser's nor a `--section.key`, naming the closest valid one."
     from phi1_nb.core import ConfigError
-    if bad := [a for a in rest if a.startswith("-") and "." not in a.split("=")[0]]:
+    if bad := [a for a in rest if (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]]:
         valid = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
         raise ConfigError(f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} (phi1 {what} --help lists them)")
 
