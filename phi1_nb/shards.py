@@ -274,7 +274,7 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
                 declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
                 need:str|None="content", # a column every record must hold as a string
                 fix:str="rerun the stage that wrote it") -> int:
-    "Check one shard against its manifest before any of its records is used: bytes, rows, schema, a string `need`."
+    "Check one shard against its manifest before any of its records is used: bytes, rows, schema, `need` a string (or null)."
     import pyarrow.parquet as pq
     path = Path(path)
     if not path.is_file(): raise ChecksumError(f"{path}: listed in the manifest but missing; {fix}")
@@ -286,17 +286,19 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
         if n: need_string(got, path, need)   # (an empty shard of an empty stage declares no columns)
         if declared is not None and not got.equals(declared, check_metadata=False):
             raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
-        if need and n and pq.read_table(path, columns=[need]).column(0).null_count: raise bad(f"a record has a null {need!r}")
+        nulls = pq.read_table(path, columns=[need]).column(0).null_count if need and n else 0
     else:
-        n = 0
+        n = nulls = 0
         for b in _chunks(read_shard(path), 2000):
-            if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), str)), None)) is not None:
-                raise bad(f"record {n + i + 1} has no string {need!r} ({type(b[i].get(need)).__name__})")
+            if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))), None)) is not None:
+                raise bad(f"record {n + i + 1} has a {type(b[i][need]).__name__} {need!r}, not a string")
+            nulls += sum(r.get(need) is None for r in b) if need else 0
             if declared is not None:
                 try: got = infer_schema(b)
                 except SchemaError as e: raise bad(str(e)) from None
                 if not _fits(declared, got): raise bad(f"records {n+1}-{n+len(b)} have {_cols(got)}, not the stage's declared {_cols(declared)}")
             n += len(b)
+    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")   # one may: a counted drop
     if n != entry.get("n"): raise ChecksumError(f"{path}: {n} records, the manifest says {entry.get('n')}; {fix}")
     return n
 
