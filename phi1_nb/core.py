@@ -213,6 +213,8 @@ def read_manifest(d) -> dict:
     if not isinstance(sh, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) and
                                            isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str) for s in sh):
         raise ShardError(f"{p}: no list of shards with path, n and sha256; rerun the stage that wrote it")
+    if out := next((s["path"] for s in sh if Path(s["path"]).is_absolute() or ".." in Path(s["path"]).parts), None):
+        raise ShardError(f"{p}: shard {out!r} is outside its folder; rerun the stage that wrote it")
     return m
 
 _VERIFIED = {}   # (folder, need) -> the files' (size, mtime, inode) when this process last verified it

@@ -214,7 +214,7 @@ def _jsonl_records(path, chunks) -> Iterator[dict]:
     dec, buf, i = codecs.getincrementaldecoder("utf-8")(), "", 0
     def parse(line):
         try: r = json.loads(line)
-        except ValueError as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
+        except (ValueError, RecursionError) as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
         if not isinstance(r, dict): raise _bad(f"{path}:{i}", f"a JSON {type(r).__name__}, not an object")
         return r
     try:
