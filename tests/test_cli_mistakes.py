@@ -55,6 +55,7 @@ def test_ctrl_c_mid_run_is_one_line_and_the_rerun_resumes(tmp_path):
     assert read_json(run / "corpus" / "manifest.json")["resumed_tasks"] >= 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_pipeline(tmp_path):
     "Ctrl-C signals the terminal's whole process group while a stage notebook runs: one line, exit 130, no kernel noise."
     p = subprocess.Popen([sys.executable, "-c", CLI, "pipeline", "--stages", "corpus", "--run.runs_dir", str(tmp_path),
@@ -101,6 +102,7 @@ def test_read_only_folder(tmp_path, mount, flag):
     assert not (ro / "x").exists()
 
 
+@pytest.mark.slow
 def test_full_disk(tmp_path, mount):
     "One shard larger than the disk: one line naming the file, exit 2, no stage folder, no half-written file."
     if ROOTUSER:
