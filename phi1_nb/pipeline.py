@@ -173,12 +173,15 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  prepare_only:bool=False, # write the parameterised notebooks, run nothing
                  force:bool=False, # rerun stages even when their output can be reused
                  log=print) -> dict:
-    "Execute the stage notebooks in order into `runs/<name>/`; returns the run summary."
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    "Execute the stage notebooks in order into `runs/<name>/`, holding the run folder; returns the run summary."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
-    held = hold_run(run_dir, "pipeline")   # one command at a time in a run folder (released when this function returns)
+    with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
+        return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
+
+def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = stages or cfg.pipeline.stages

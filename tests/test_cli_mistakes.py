@@ -154,3 +154,11 @@ def test_an_unknown_flag_names_the_closest(tmp_path, capsys, cmd):
         lines = error_lines(capsys.readouterr().err)
         assert rc == 2 and len(lines) == 1 and expect in lines[0], (argv, lines)
         assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_command_releases_the_run_folder(tmp_path):
+    "An error inside the pipeline lets go of the run folder at once: the same process (or the next command) may run there."
+    from phi1_nb.pipeline import run_pipeline
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unknown stage"):
+            run_pipeline("tiny", {"run": {"runs_dir": str(tmp_path), "name": "run"}}, stages="nosuch")
