@@ -6,14 +6,9 @@ Docs: https://phi1-nb.github.io/phi1_nb/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #81716d85
 from __future__ import annotations
-import argparse, gc, importlib, inspect, sys
+import argparse, difflib, errno, gc, importlib, inspect, shutil, signal, sys
 from pathlib import Path
-
-import yaml
-from fastcore.script import anno_parser
-from .core import ConfigError, describe_section, load_config, parse_overrides, seed_everything
-from .pipeline import STAGE_NAMES, StageFailed, run_pipeline, stage_function
-from .sandbox import SandboxError
+# Only the standard library at import time: a Ctrl-C while the stages' libraries load is caught by `console` like any other.
 
 # %% auto #0
 __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 'console']
@@ -21,7 +16,20 @@ __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 
 # %% ../nbs/12_cli.ipynb #cc563caa
 TOOLS = {"generate": "phi1_nb.eval:generate", "evaluate": "phi1_nb.eval:evaluate"}
 
-def _yaml(v:str): return yaml.safe_load(v)
+def _yaml(v:str):
+    import yaml
+    return yaml.safe_load(v)
+
+class _Parser(argparse.ArgumentParser):
+    "argparse that raises (one line, exit 2 from `main`) instead of printing its usage and exiting."
+    def error(self, message):
+        from phi1_nb.core import ConfigError
+        raise ConfigError(f"{message} (phi1 {self.prog.split()[-1]} --help lists the options)")
+
+def _closest(flag:str, valid:list[str]) -> str:
+    "`; did you mean --x?` for the valid option nearest to `flag` (its name before any `=`), else ''."
+    near = difflib.get_close_matches(flag.split("=")[0], valid, n=1, cutoff=0.6)
+    return f"; did you mean {near[0]}?" if near else ""
 
 def _preset_of(argv) -> str:
     p = argparse.ArgumentParser(add_help=False); p.add_argument("--preset", default="tiny")
@@ -29,10 +37,12 @@ def _preset_of(argv) -> str:
 
 def stage_parser(stage:str, preset:str="tiny") -> argparse.ArgumentParser:
     "The parser of `phi1 <stage>`: one option per key of the stage's section, defaults from the preset."
+    from phi1_nb.core import describe_section, load_config
+    from phi1_nb.pipeline import stage_function
     cfg, helps = load_config(preset), describe_section(stage)
     doc = (inspect.getdoc(stage_function(stage)) or "").split("\n")[0]
-    p = argparse.ArgumentParser(prog=f"phi1 {stage}", description=doc, allow_abbrev=False,
-                                epilog="Other sections' keys: --section.key value (e.g. --run.seed 7).")
+    p = _Parser(prog=f"phi1 {stage}", description=doc, allow_abbrev=False,
+                epilog="Other sections' keys: --section.key value (e.g. --run.seed 7).")
     p.add_argument("--preset", default="tiny", help="preset name in configs/ or a YAML path (default: tiny)")
     p.add_argument("--run-dir", default=None, help=f"the run folder (default: <run.runs_dir>/<run.name> = "
                    f"{cfg.run.runs_dir}/{cfg.run.name})")
@@ -44,68 +54,105 @@ def stage_parser(stage:str, preset:str="tiny") -> argparse.ArgumentParser:
 
 def pipeline_parser(preset:str="tiny") -> argparse.ArgumentParser:
     "The parser of `phi1 pipeline`; `--help` lists every key of every section with its default."
+    from phi1_nb.core import describe_section, load_config
+    from phi1_nb.pipeline import STAGE_NAMES
     cfg = load_config(preset)
     keys = "\n".join(f"  --{s}.{k} (default: {v!r}) {describe_section(s).get(k, '')}"
                      for s in cfg for k, v in cfg.section(s).items())
-    p = argparse.ArgumentParser(prog="phi1 pipeline", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Run the stage notebooks in order with papermill into runs/<name>/.",
-                                epilog="Every config key can be overridden:\n" + keys)
+    p = _Parser(prog="phi1 pipeline", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run the stage notebooks in order with papermill into runs/<name>/.",
+                epilog="Every config key can be overridden:\n" + keys)
     p.add_argument("--preset", default="tiny", help="tiny (a laptop CPU) | paper (an 8-GPU node) | a YAML path")
     p.add_argument("--stages", default=None, help=f"comma-separated subset of: {','.join(STAGE_NAMES)}")
     p.add_argument("--prepare-only", action="store_true", help="write the parameterised notebooks, run nothing")
     p.add_argument("--force", action="store_true", help="rerun stages whose outputs could be reused")
     return p
 
+def _unknown(p:argparse.ArgumentParser, rest:list[str], what:str):
+    "Refuse the first option in `rest` that is neither the parser's nor a `--section.key`, naming the closest valid one."
+    from phi1_nb.core import ConfigError
+    if bad := [a for a in rest if (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]]:
+        valid = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
+        raise ConfigError(f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} (phi1 {what} --help lists them)")
+
 # %% ../nbs/12_cli.ipynb #48b8fb11
 def run_stage_cli(stage:str, argv:list[str]) -> dict:
-    "Parse `argv` for one stage and run it."
+    "Parse `argv` for one stage and run it, holding the run folder; a bad input leaves no stage folder behind."
+    from phi1_nb.core import ShardError, hold_run, load_config, parse_overrides, seed_everything
+    from phi1_nb.pipeline import stage_function
     p = stage_parser(stage, _preset_of(argv))
     ns, rest = p.parse_known_args(argv)
-    if bad := [a for a in rest if a.startswith("--") and "." not in a.split("=")[0]]:
-        raise ConfigError(f"unknown option {bad[0]} for '{stage}'; valid keys: {', '.join(load_config(ns.preset).section(stage))}")
+    _unknown(p, rest, stage)
     over = parse_overrides(rest)
     over.setdefault(stage, {}).update({k: v for k, v in vars(ns).items() if k not in ("preset", "run_dir")})
     cfg = load_config(ns.preset, over)
     run_dir = ns.run_dir or str(Path(cfg.run.runs_dir)/cfg.run.name)
+    lock = None if cfg.section(stage).get("dry_run") else hold_run(run_dir, stage)   # a dry run writes nothing it shares
+    out = Path(run_dir)/stage; existed = out.exists()
     seed_everything(cfg.run.seed)
-    return stage_function(stage)(run_dir, **cfg.section(stage))
+    try: return stage_function(stage)(run_dir, **cfg.section(stage))
+    except Exception as e:   # a folder this run made goes: all of it if its input broke the read contract, else if it is empty
+        if not existed and (isinstance(e, ShardError) or not any(p.is_file() for p in out.rglob("*"))):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None: lock.close()
+
+def _say(cmd:str, e:BaseException) -> str:
+    "One line for an error; an OSError names its path and why (read-only, disk full, ...)."
+    if isinstance(e, OSError) and e.filename is not None and e.strerror: return f"phi1 {cmd}: error: {e.filename}: {e.strerror}"
+    return f"phi1 {cmd}: error: {e}"
+
+# %% ../nbs/12_cli.ipynb #ca4ef857
+def _run(cmd:str, rest:list[str]) -> int:
+    from phi1_nb.pipeline import STAGE_NAMES, run_pipeline
+    if cmd == "pipeline":
+        from phi1_nb.core import hold_run, parse_overrides
+        p = pipeline_parser(_preset_of(rest)); ns, over = p.parse_known_args(rest); _unknown(p, over, "pipeline")
+        s = run_pipeline(ns.preset, parse_overrides(over), stages=ns.stages, prepare_only=ns.prepare_only, force=ns.force)
+        print(f"done in {s['seconds']:.0f}s: results in {s['run_dir']} (summary.json, notebooks/)")
+    elif cmd in STAGE_NAMES:
+        if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
+        m = run_stage_cli(cmd, rest)
+        print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
+        if isinstance(m, dict) and m.get("exit_status"):   # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
+            print(f"phi1 {cmd}: {m.get('exit_message')}", file=sys.stderr); return m["exit_status"]
+    else:
+        from fastcore.script import anno_parser
+        mod, fn = TOOLS[cmd].split(":"); f = getattr(importlib.import_module(mod), fn)
+        rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]  # --memory_mb too
+        ns = anno_parser(f, prog=f"phi1 {cmd}").parse_args(rest)
+        out = f(**{k: v for k, v in vars(ns).items() if k not in ("pdb", "xtra")})  # anno_parser's own flags
+        if isinstance(out, dict): out = {k: v for k, v in out.items() if k != "per_problem"}
+        print(out if out is not None else "")
+    return 0
 
 def main(argv:list[str]|None=None) -> int:
     "The `phi1` command line on `argv` (None: `sys.argv`); returns the exit status."
+    from phi1_nb.core import ConfigError
+    from phi1_nb.pipeline import STAGE_NAMES, StageFailed
+    from phi1_nb.sandbox import SandboxError
     argv = list(sys.argv[1:] if argv is None else argv)
     cmds = STAGE_NAMES + ["pipeline"] + list(TOOLS)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: phi1 {" + ",".join(cmds) + "} [options]   (phi1 <command> --help for its options)"); return 0
     cmd, rest = argv[0], argv[1:]
-    try:
-        if cmd == "pipeline":
-            ns, over = pipeline_parser(_preset_of(rest)).parse_known_args(rest)
-            s = run_pipeline(ns.preset, parse_overrides(over), stages=ns.stages, prepare_only=ns.prepare_only, force=ns.force)
-            print(f"done in {s['seconds']:.0f}s: results in {s['run_dir']} (summary.json, notebooks/)")
-        elif cmd in STAGE_NAMES:
-            if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
-            m = run_stage_cli(cmd, rest)
-            print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
-            if isinstance(m, dict) and m.get("exit_status"):   # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
-                print(f"phi1 {cmd}: {m.get('exit_message')}", file=sys.stderr); return m["exit_status"]
-        elif cmd in TOOLS:
-            mod, fn = TOOLS[cmd].split(":"); f = getattr(importlib.import_module(mod), fn)
-            rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]  # --memory_mb too
-            ns = anno_parser(f, prog=f"phi1 {cmd}").parse_args(rest)
-            out = f(**{k: v for k, v in vars(ns).items() if k not in ("pdb", "xtra")})  # anno_parser's own flags
-            if isinstance(out, dict): out = {k: v for k, v in out.items() if k != "per_problem"}
-            print(out if out is not None else "")
-        else:
-            print(f"phi1: unknown command {cmd!r}; valid: {', '.join(cmds)}", file=sys.stderr); return 2
-    except (ConfigError, FileNotFoundError, StageFailed, ValueError, ConnectionError, SandboxError) as e:   # ConnectionError: no Ray cluster
-        print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return 2
+    if cmd not in cmds:
+        near = difflib.get_close_matches(cmd, cmds, n=1)
+        print(f"phi1: unknown command {cmd!r}{f'; did you mean {near[0]}?' if near else ''} (valid: {', '.join(cmds)})",
+              file=sys.stderr); return 2
+    try: return _run(cmd, rest)
+    except (ConfigError, OSError, StageFailed, ValueError, SandboxError) as e:   # ConnectionError (no Ray cluster) is an OSError
+        print(_say(cmd, e), file=sys.stderr); return 2
     except RuntimeError as e:
         if not getattr(e, "exit_status", None): raise   # errors that carry their own status (an unreachable LLM endpoint: 5)
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return e.exit_status
-    return 0
 
 def console() -> int:
-    "The `phi1` console script: `main()`, then `gc.freeze()`, so that the exit skips a last full collection of every imported module's objects (a quarter of a second a command; what the stages write is closed explicitly, and atexit handlers still run)."
-    rc = main()
+    "The `phi1` console script: `main()`, Ctrl-C as one line and exit 130 (during imports too), then `gc.freeze()` so that the exit skips a last full collection (a quarter of a second a command)."
+    try: rc = main()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # a second Ctrl-C must not interrupt the goodbye
+        print("phi1: interrupted; rerun resumes", file=sys.stderr); return 130
     gc.freeze()
     return rc

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #4a485984
 from __future__ import annotations
-import hashlib, io, json, os, platform, random, re, sys, tempfile, time
+import difflib, errno, fcntl, hashlib, io, json, os, platform, random, re, sys, tempfile, time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, conform_parquet, dataset_card,
-                            read_shard, remove_stale_temps, schema_from_str, schema_to_str, sha256_file, shard_format,
+                            read_shard, remove_stale_temps, card_fingerprint, check_card, check_shard, schema_from_str, schema_to_str, sha256_file, shard_format, need_string,
                             shard_schema, unify_schemas, write_shard)
 _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
          "write_shard"]   # the file layer lives in `shards`; stages import it from here
@@ -25,7 +25,7 @@ _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic
 # %% auto #0
 __all__ = ['ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section', 'seed_everything',
            'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'read_dataset',
-           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'SHARD_SUFFIXES', 'ChecksumError',
+           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
            'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
@@ -58,11 +58,16 @@ class Config(dict):
 def _merge(base:dict, over:dict, src:str) -> dict:
     out = {s: dict(v) for s, v in base.items()}
     for s, d in (over or {}).items():
-        if s not in out: raise ConfigError(f"unknown section {s!r} in {src}; valid sections: {', '.join(out)}")
+        if s not in out:
+            near = difflib.get_close_matches(s, list(out), n=1)
+            raise ConfigError(f"unknown section {s!r} in {src}; {f'did you mean {near[0]!r}? ' if near else ''}"
+                              f"valid sections: {', '.join(out)}")
         if not isinstance(d, dict): raise ConfigError(f"section {s!r} in {src} must be a mapping")
         for k, v in d.items():
             if k not in out[s]:
-                raise ConfigError(f"unknown key '{s}.{k}' in {src}; valid keys in '{s}': {', '.join(out[s])}")
+                near = difflib.get_close_matches(k, list(out[s]), n=1)
+                hint = f"did you mean '{s}.{near[0]}'? " if near else ""
+                raise ConfigError(f"unknown key '{s}.{k}' in {src}; {hint}valid keys in '{s}': {', '.join(out[s])}")
             out[s][k] = v
     return out
 
@@ -179,6 +184,15 @@ def _stage_schema(out_dir:Path, shards:list[dict]):
         if conform_parquet(out_dir/s["path"], schema): s.update(sha256=sha256_file(out_dir/s["path"]), bytes=(out_dir/s["path"]).stat().st_size)
     return schema
 
+def _subsets(out_dir:Path) -> dict:
+    "`{name: [files]}` of the finished datasets in `out_dir`'s subfolders (synth's kinds): one card config each."
+    out = {}
+    for p in sorted(q for q in out_dir.iterdir() if (q/"manifest.json").is_file()):
+        try: fs = [f"{p.name}/{s['path']}" for s in read_json(p/"manifest.json")["shards"]]
+        except (ValueError, KeyError, TypeError): continue
+        if fs and all(f.endswith(SHARD_SUFFIXES) for f in fs): out[p.name] = fs
+    return out
+
 def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=None, inputs:list|None=None,
                    counts:dict|None=None, drops:dict|None=None, seconds:float=0., extra:dict|None=None) -> dict:
     "Write `out_dir/manifest.json` (one stage schema, Parquet shards conformed to it) and a dataset card `README.md`."
@@ -192,9 +206,11 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
     m = dict(stage=stage, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), inputs=[str(i) for i in inputs or []],
              params=params or {}, counts=counts, drops=drops, shards=shards, features=feats, schema=schema_to_str(schema),
              versions=versions(), seconds=round(seconds, 3), **(extra or {}))
-    if shards and all(str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards):
-        with atomic_write(out_dir/"README.md", "w") as f: f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts,
-                                                                         hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()))
+    subsets = _subsets(out_dir) if not shards else {}
+    if (shards and all(str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards)) or subsets:
+        with atomic_write(out_dir/"README.md", "w") as f:
+            f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts, card_fingerprint(shards) if shards else None,
+                                 subsets))
     write_json(out_dir/"manifest.json", m)
     return m
 
@@ -203,26 +219,48 @@ def read_manifest(d) -> dict:
     "The manifest of an output folder (error if it has none: the stage did not finish)."
     p = Path(d)/"manifest.json"
     if not p.exists(): raise FileNotFoundError(f"{d}: no manifest.json (the stage that writes it has not finished)")
-    try: return read_json(p)
+    try: m = read_json(p)
     except ValueError: raise ShardError(f"{p}: not valid JSON; rerun the stage that wrote it") from None
+    sh = m.get("shards") if isinstance(m, dict) else None
+    if not isinstance(sh, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) and
+                                           isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str) for s in sh):
+        raise ShardError(f"{p}: no list of shards with path, n and sha256; rerun the stage that wrote it")
+    if out := next((s["path"] for s in sh if Path(s["path"]).is_absolute() or ".." in Path(s["path"]).parts), None):
+        raise ShardError(f"{p}: shard {out!r} is outside its folder; rerun the stage that wrote it")
+    return m
 
-def verify_shards(d, manifest:dict|None=None) -> dict:
-    "Check every shard in `d` against its manifest; raise `ChecksumError` naming the first bad one and what to do."
-    m = manifest or read_manifest(d)
-    fix = f"rerun the '{m.get('stage', '?')}' stage to rewrite it"
-    for s in m["shards"]:
-        p = Path(d)/s["path"]
-        if not p.exists(): raise ChecksumError(f"{p}: listed in the manifest but missing; {fix}")
-        if sha256_file(p) != s["sha256"]: raise ChecksumError(f"{p}: does not match its manifest checksum (changed after it was written); {fix}")
+_VERIFIED = {}   # (folder, need) -> the files' (size, mtime, inode) when this process last verified it
+
+def _stamp(d:Path, m:dict) -> tuple:
+    def st(p):
+        try: s = p.stat(); return (s.st_size, s.st_mtime_ns, s.st_ino)
+        except OSError: return None
+    return tuple(st(p) for p in [d/"manifest.json", d/"README.md", *(d/s["path"] for s in m["shards"])])
+
+def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
+    "The read contract: the manifest agrees with itself, the card and every shard (bytes, rows, schema, a string `need`)."
+    d = Path(d); m = manifest or read_manifest(d)
+    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m   # checked, unchanged since
+    fix, sh = f"rerun the '{m.get('stage', '?')}' stage to rewrite it", m["shards"]
+    out, total = (m.get("counts") or {}).get("out"), sum(s["n"] for s in sh)
+    if (sh or m.get("features")) and total != out:
+        raise ChecksumError(f"{d/'manifest.json'}: its shards hold {total} records, its counts.out says {out}; {fix}")
+    try: declared = schema_from_str(m.get("schema"))
+    except Exception: raise ShardError(f"{d/'manifest.json'}: its schema is not an Arrow schema; {fix}") from None
+    if total: need_string(declared, d/"manifest.json", need)   # (an empty stage declares no columns)
+    for s in sh: check_shard(d/s["path"], s, declared, need, fix)
+    check_card(d, sh, fix)
+    if manifest is None: _VERIFIED[(str(d), need)] = stamp
     return m
 
 def read_dataset(d, verify:bool=True) -> Iterator[dict]:
-    "Stream every record of an output folder, in manifest order, after checking checksums (and record counts)."
+    "Stream every record of an output folder, in manifest order, once `verify_shards` has checked all of it."
     m = verify_shards(d) if verify else read_manifest(d)
     for s in m["shards"]:
         n = 0
         for r in read_shard(Path(d)/s["path"]): n += 1; yield r
         if verify and n != s["n"]: raise ChecksumError(f"{Path(d)/s['path']}: {n} records, the manifest says {s['n']}; rerun the stage")
+
 
 # %% ../nbs/00_core.ipynb #7c5f2072
 @dataclass
@@ -268,8 +306,8 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
     remove_stale_temps(out_dir)                                                  # what a killed run left half-written
     items = list(tasks.items())
     if map_tasks is None:
-        receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped)
-                    for tid, task in tqdm(items, desc=stage, disable=None if progress else True, unit="shard")]  # None: on a terminal only
+        with tqdm(items, desc=stage, disable=None if progress else True, unit="shard") as bar:  # None: a terminal only
+            receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]  # closed on error
     else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
     more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"} for r in receipts if "dropped" in r]} if keep_dropped else {}
@@ -294,4 +332,17 @@ def require_stage(run_dir, stage:str) -> Path:
     p = Path(run_dir)/stage
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
+    verify_shards(p)     # the read contract, before the stage makes its own folder: a bad input leaves no output behind
     return p
+
+# %% ../nbs/00_core.ipynb #19b8c99e
+def hold_run(run_dir, what:str="phi1") -> io.TextIOBase:
+    "Lock `run_dir` for this process (the lock goes when the returned file is closed or the process ends, killed or not)."
+    d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
+    f = open(d/".phi1.lock", "a+")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or "?"; f.close()
+        raise ConfigError(f"run folder in use by pid {pid}: another {what} run holds {d/'.phi1.lock'}") from None
+    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    return f

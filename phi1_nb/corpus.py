@@ -152,11 +152,11 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     "Read a raw code corpus into `run_dir/corpus/` shards, counting every dropped input by reason."
     params = dict(source=source, format=format, limit=limit, max_bytes=max_bytes, keep_unparsable=keep_unparsable,
                   files_per_shard=files_per_shard, shard_format=shard_format)
-    out = stage_dir(run_dir, "corpus")
     if format == "tree":
         root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
         name = "stdlib" if source == "stdlib" else root.name
-        files = list_tree(root)[:limit]
+        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")   # not a silent empty corpus
+        out = stage_dir(run_dir, "corpus")
         chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard] for i in range(0, len(files), files_per_shard)}
         def process(chunk):
             for rel, reason in chunk:
@@ -166,7 +166,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
-    tasks = _limited(_input_shards(src), limit)
+    tasks, out = _limited(_input_shards(src), limit), stage_dir(run_dir, "corpus")
     def process(task):
         path, n = task
         if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):

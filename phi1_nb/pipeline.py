@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib, inspect, json, os, sys, time
 from pathlib import Path
 
-from .core import Config, load_config, read_manifest, seed_everything, write_json, atomic_write
+from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
@@ -151,10 +151,12 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
-    for k, v in _QUIET_KERNEL.items(): os.environ.setdefault(k, v)   # the kernel inherits them: no bars, no advisories in pages
-    with tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
+    log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")   # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    env = {**_QUIET_KERNEL, **os.environ}   # the kernel alone gets them: no bars, no advisories in pages
+    with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
+            async def start_kernel(self, **k): return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
         return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
                                    progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
@@ -175,11 +177,15 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  prepare_only:bool=False, # write the parameterised notebooks, run nothing
                  force:bool=False, # rerun stages even when their output can be reused
                  log=print) -> dict:
-    "Execute the stage notebooks in order into `runs/<name>/`; returns the run summary."
-    import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    "Execute the stage notebooks in order into `runs/<name>/`, holding the run folder; returns the run summary."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
+    with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
+        return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
+
+def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = stages or cfg.pipeline.stages

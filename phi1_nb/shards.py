@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 # %% auto #0
 __all__ = ['TMP_PREFIX', 'SHARD_SUFFIXES', 'ShardError', 'ChecksumError', 'SchemaError', 'atomic_write', 'remove_stale_temps',
            'shard_format', 'sha256_file', 'infer_schema', 'unify_schemas', 'schema_to_str', 'schema_from_str',
-           'write_shard', 'read_shard', 'shard_schema', 'conform_parquet', 'hf_features', 'dataset_card']
+           'write_shard', 'read_shard', 'shard_schema', 'need_string', 'check_shard', 'conform_parquet', 'hf_features',
+           'card_fingerprint', 'dataset_card', 'check_card']
 
 # %% ../nbs/00a_shards.ipynb #03b28bb6
 class ShardError(ValueError):
@@ -51,9 +52,10 @@ def atomic_write(path:str|Path, mode:str="wb"):
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path); _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         try: os.unlink(tmp)
         except FileNotFoundError: pass
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # a full disk says which file it could not write
         raise
 
 def remove_stale_temps(d) -> int:
@@ -212,7 +214,7 @@ def _jsonl_records(path, chunks) -> Iterator[dict]:
     dec, buf, i = codecs.getincrementaldecoder("utf-8")(), "", 0
     def parse(line):
         try: r = json.loads(line)
-        except ValueError as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
+        except (ValueError, RecursionError) as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
         if not isinstance(r, dict): raise _bad(f"{path}:{i}", f"a JSON {type(r).__name__}, not an object")
         return r
     try:
@@ -250,6 +252,56 @@ def shard_schema(path):
     try: return unify_schemas([infer_schema(b) for b in _chunks(read_shard(path), 2000)])
     except SchemaError: return None
 
+# %% ../nbs/00a_shards.ipynb #380e94a1
+def _cols(schema) -> str: return _one_line("{" + ", ".join(f"{f.name}: {f.type}" for f in schema) + "}")
+
+def _fits(declared, got) -> bool:
+    "True when `got` (one shard's schema) has no column and no type beyond the stage's `declared` schema."
+    if not set(got.names) <= set(declared.names): return False
+    try: return unify_schemas([declared, got]).equals(declared, check_metadata=False)
+    except SchemaError: return False
+
+def need_string(schema, path, col:str|None="content"):
+    "Raise `SchemaError` naming `path` unless `schema` (None: not declared) has `col` as a string column."
+    import pyarrow as pa
+    if col is None or schema is None: return
+    t = schema.field(col).type if col in schema.names else None
+    if t is None or not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        raise SchemaError(f"{path}: {col!r} is {'missing' if t is None else t}, every reader needs it as a string "
+                          f"(columns {_cols(schema)}); rerun the stage that wrote it")
+
+def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
+                declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
+                need:str|None="content", # a column every record must hold as a string
+                fix:str="rerun the stage that wrote it") -> int:
+    "Check one shard against its manifest before any of its records is used: bytes, rows, schema, `need` a string (or null)."
+    import pyarrow.parquet as pq
+    path = Path(path)
+    if not path.is_file(): raise ChecksumError(f"{path}: listed in the manifest but missing; {fix}")
+    if sha256_file(path) != entry.get("sha256"):
+        raise ChecksumError(f"{path}: does not match its manifest checksum (changed after it was written); {fix}")
+    bad = lambda what: SchemaError(f"{path}: {what}; {fix}")
+    if shard_format(path) == "parquet":
+        got, n = (pf := _parquet_file(path)).schema_arrow, pf.metadata.num_rows
+        if n: need_string(got, path, need)   # (an empty shard of an empty stage declares no columns)
+        if declared is not None and not got.equals(declared, check_metadata=False):
+            raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
+        nulls = pq.read_table(path, columns=[need]).column(0).null_count if need and n else 0
+    else:
+        n = nulls = 0
+        for b in _chunks(read_shard(path), 2000):
+            if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))), None)) is not None:
+                raise bad(f"record {n + i + 1} has a {type(b[i][need]).__name__} {need!r}, not a string")
+            nulls += sum(r.get(need) is None for r in b) if need else 0
+            if declared is not None:
+                try: got = infer_schema(b)
+                except SchemaError as e: raise bad(str(e)) from None
+                if not _fits(declared, got): raise bad(f"records {n+1}-{n+len(b)} have {_cols(got)}, not the stage's declared {_cols(declared)}")
+            n += len(b)
+    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")   # one may: a counted drop
+    if n != entry.get("n"): raise ChecksumError(f"{path}: {n} records, the manifest says {entry.get('n')}; {fix}")
+    return n
+
 # %% ../nbs/00a_shards.ipynb #34db266c
 def conform_parquet(path, schema) -> bool:
     "Rewrite a Parquet shard to `schema` (missing columns null, types promoted) unless it already has it; True if rewritten."
@@ -286,10 +338,17 @@ def hf_features(schema) -> list:
         from datasets import Features
         return Features.from_arrow_schema(schema)._to_yaml_list()
 
-def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None, fingerprint:str|None=None) -> str:
+def card_fingerprint(shards:list[dict]) -> str:
+    "The sha256 over a stage's shard checksums, in manifest order: what the card carries and the manifest must agree with."
+    return hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()
+
+def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None, fingerprint:str|None=None,
+                 subsets:dict|None=None, # {config name: [files]}: one config each (synth's kinds), beside `files`
+                 ) -> str:
     "A Hugging Face dataset card: `configs` naming the data files (nothing else in the folder), the features and a content fingerprint."
     import yaml
-    meta = {"configs": [{"config_name": "default", "data_files": [{"split": "train", "path": list(files)}]}]}
+    cfg = lambda name, fs: {"config_name": name, "data_files": [{"split": "train", "path": list(fs)}]}
+    meta = {"configs": ([cfg("default", files)] if files else []) + [cfg(k, v) for k, v in (subsets or {}).items()]}
     # `datasets` caches a folder by its name and its card, not by its files: without the shards' fingerprint in the card,
     # a rerun (or another run's folder of the same name) would load the records cached the first time
     info = {"description": f"phi1_nb {stage} output, shards sha256 {fingerprint}"} if fingerprint else {}
@@ -297,7 +356,27 @@ def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None,
         try: info["features"] = hf_features(schema)
         except ImportError: pass
     if info: meta["dataset_info"] = info
+    how = (f'datasets.load_dataset("<this folder>", "{next(iter(subsets))}", split="train")   # one of: {", ".join(subsets)}'
+           if subsets and not files else 'datasets.load_dataset("<this folder>", split="train")')
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"
             f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the shards with their "
             "checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"
-            "```python\nimport datasets\nds = datasets.load_dataset(\"<this folder>\", split=\"train\")\n```\n")
+            f"```python\nimport datasets\nds = {how}\n```\n")
+
+# %% ../nbs/00a_shards.ipynb #ce23dbe4
+def check_card(d, shards:list[dict], fix:str="rerun the stage that wrote it"):
+    "Raise `ShardError` unless `d/README.md` lists exactly the manifest's shards and carries their fingerprint."
+    import yaml
+    if not shards: return
+    p = Path(d)/"README.md"
+    if not p.is_file(): raise ShardError(f"{p}: missing: the dataset card by which load_dataset reads the folder; {fix}")
+    try:
+        meta = yaml.safe_load(p.read_text().split("---\n")[1])
+        files, desc = meta["configs"][0]["data_files"][0]["path"], str(meta.get("dataset_info", {}).get("description", ""))
+    except (IndexError, KeyError, TypeError, yaml.YAMLError):
+        raise ShardError(f"{p}: not a dataset card with a configs list; {fix}") from None
+    if files != [s["path"] for s in shards]:
+        raise ShardError(f"{p}: the card's data files ({len(files)}) are not the manifest's {len(shards)} shards; {fix}")
+    if not desc.endswith(card_fingerprint(shards)):
+        raise ShardError(f"{p}: the card's fingerprint is not the manifest's shards' (a stale card: datasets would serve the "
+                         f"records it cached before); {fix}")

@@ -73,7 +73,7 @@ def test_resume_after_kill_no_duplicate_or_missing(tmp_path):
 
 
 def test_checksum_mismatch_is_refused_and_named(tmp_path):
-    infos = [write_shard(tmp_path / f"part-{i}.jsonl", [{"i": i}]) for i in range(3)]
+    infos = [write_shard(tmp_path / f"part-{i}.jsonl", [{"i": i, "content": "x"}]) for i in range(3)]
     write_manifest(tmp_path, stage="t", shards=infos)
     assert [r["i"] for r in read_dataset(tmp_path)] == [0, 1, 2]
     with open(tmp_path / "part-1.jsonl", "a") as f: f.write('{"i": 42}\n')
@@ -115,7 +115,7 @@ def test_shards_load_in_hf_datasets(tmp_path, ext):
 
 def test_run_stage_reruns_a_task_whose_shard_was_tampered(tmp_path):
     tasks = {"a": [1, 2], "b": [3, 4]}
-    proc = lambda t: ({"i": i} for i in t)
+    proc = lambda t: ({"i": i, "content": "x"} for i in t)
     run_stage(tmp_path, tasks, proc, stage="t", progress=False, fmt="jsonl")
     (tmp_path / "b.jsonl").write_text('{"i": 99}\n')
     m = run_stage(tmp_path, tasks, proc, stage="t", progress=False, fmt="jsonl")
@@ -203,7 +203,7 @@ def test_a_cut_parquet_shard_is_refused_by_name(tmp_path, cut):
 
 def test_read_errors_are_one_line_and_say_what_to_do(tmp_path):
     from phi1_nb.core import ShardError
-    infos = [write_shard(tmp_path / "part-0.jsonl", [{"i": 0}])]
+    infos = [write_shard(tmp_path / "part-0.jsonl", [{"i": 0, "content": "x"}])]
     write_manifest(tmp_path, stage="t", shards=infos)
     (tmp_path / "part-0.jsonl").write_text('{"i": 1}\n')
     with pytest.raises(ChecksumError) as e: list(read_dataset(tmp_path))
@@ -216,7 +216,7 @@ def test_read_errors_are_one_line_and_say_what_to_do(tmp_path):
 def test_the_next_run_removes_stale_temp_files(tmp_path):
     st = tmp_path / "st"; (st / "dropped").mkdir(parents=True)
     for p in (st / ".tmp-part-00000.jsonl.zst.k1", st / "dropped" / ".tmp-part-00000.jsonl.zst.k2"): p.touch()
-    run_stage(st, {"part-00000": [1]}, lambda t: ({"i": i} for i in t), stage="t", keep_dropped=True, progress=False)
+    run_stage(st, {"part-00000": [1]}, lambda t: ({"i": i, "content": "x"} for i in t), stage="t", keep_dropped=True, progress=False)
     assert not list(st.rglob(".tmp-*"))
 
 
@@ -227,7 +227,7 @@ def test_killed_run_stage_leaves_temps_that_the_next_run_removes(tmp_path):
         from phi1_nb.core import run_stage
         def proc(task):
             for i in task:
-                time.sleep(0.01); yield {{"i": i}}
+                time.sleep(0.01); yield {{"i": i, "content": "x"}}
         run_stage({str(out)!r}, {{"part-00000": range(10**6)}}, proc, stage="t", progress=False)
     """
     p = _spawn(code, tmp_path)
@@ -235,7 +235,7 @@ def test_killed_run_stage_leaves_temps_that_the_next_run_removes(tmp_path):
     while not list(out.glob(".tmp-*")) and time.time() - t0 < 60: time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
     assert list(out.glob(".tmp-part-*"))
-    run_stage(out, {"part-00000": range(3)}, lambda t: ({"i": i} for i in t), stage="t", progress=False)
+    run_stage(out, {"part-00000": range(3)}, lambda t: ({"i": i, "content": "x"} for i in t), stage="t", progress=False)
     assert not list(out.rglob(".tmp-*")) and [r["i"] for r in read_dataset(out)] == [0, 1, 2]
 
 
@@ -253,7 +253,7 @@ from hypothesis import given, settings, strategies as hst
 
 _FIELDS = {"a": hst.integers(-2**62, 2**62), "b": hst.text(max_size=6), "c": hst.floats(allow_nan=False),
            "d": hst.lists(hst.integers(0, 9), max_size=3), "e": hst.fixed_dictionaries({"x": hst.booleans()})}
-_RECORD = hst.fixed_dictionaries({"id": hst.integers(0, 10**6)}, optional={k: hst.one_of(hst.none(), v) for k, v in _FIELDS.items()})
+_RECORD = hst.fixed_dictionaries({"id": hst.integers(0, 10**6), "content": hst.text(max_size=5)}, optional={k: hst.one_of(hst.none(), v) for k, v in _FIELDS.items()})
 
 
 @settings(max_examples=60, deadline=None)
