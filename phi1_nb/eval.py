@@ -14,7 +14,7 @@ import numpy as np
 
 from .core import read_json, stage_dir, write_json, write_manifest, write_shard
 from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems, mbpp_problem,
-                              program, read_samples, stops_of, truncate, unknown_task, write_samples)
+                              judge_case, program, read_samples, stops_of, truncate, unknown_task, write_samples)
 from .sandbox import run_many, detect_isolation
 
 # %% auto #0
@@ -163,12 +163,14 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     if isinstance(split, (str, Path)): split = read_json(split)
     if not path: _check_samples(samples, problems)
     samples = read_samples(path, problems) if path else [dict(s) for s in samples]
-    progs = [program(problems[s["task_id"]], s["completion"]) for s in samples]
-    uniq = list(dict.fromkeys(progs)) if dedup else progs
+    cases = [judge_case(problems[s["task_id"]], s["completion"]) for s in samples]
+    progs = [json.dumps(c, sort_keys=True) for c in cases]
+    first = dict(zip(progs, cases)) if dedup else None
+    uniq = list(first.values()) if dedup else cases
     iso = isolation or detect_isolation()
     res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc, fsize_mb=fsize_mb,
                    progress=sys.stderr.isatty() if progress is None else progress)
-    by_prog = dict(zip(uniq, res)) if dedup else None
+    by_prog = dict(zip(first, res)) if dedup else None
     for i, (s, pr) in enumerate(zip(samples, progs)):
         r = by_prog[pr] if dedup else res[i]
         s["result"], s["passed"] = _verdict(r), r.passed

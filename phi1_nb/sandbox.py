@@ -6,10 +6,11 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 
 # %% ../nbs/05_sandbox.ipynb #17331869
 from __future__ import annotations
-import json, os, resource, select, signal, sys, time, traceback, types
+import ctypes, json, os, resource, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
 from .isolation import (FALLBACK_WARNING, _libc, build_view, bwrap_args, detect_isolation, drop_privileges, overlays,
                         kept_paths, launcher, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc)
+from .referee import answer_calls, judge
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
 # fork of it 3-8x slower, so the harness's functions import those where they are used.
@@ -28,17 +29,30 @@ def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
         try: R.setrlimit(lim, (v, v))
         except (ValueError, OSError): pass
 
-def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, uid:int|None):
-    "The forked child: own session, fds, uid and limits; run `src` as `__main__`; SIGSTOP itself if it ran to its end."
+def _enter(ctx:dict):
+    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
+    for fd in ctx.get("cgroups", ()):
+        os.write(fd, b"0")   # this process; its children follow it
+    if ctx.get("newipc") and _libc().unshare(0x08000000) != 0: raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
+
+def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
+    "stdin from /dev/null, stdout and stderr to the pipes, `keep` moved to 1000, 1001...; every other descriptor closed."
+    nul = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
+    for i, fd in enumerate(keep): os.dup2(fd, 1000 + i)
+    os.closerange(3, 1000); os.closerange(1000 + len(keep), 1 << 16)
+    return [1000 + i for i in range(len(keep))]
+
+def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
+    "The forked child: own session, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
     try:
         os.setsid()
         _libc().prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: die if the runner dies
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)   # as in a plain `python` process
-        nul = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
-        os.closerange(3, 1 << 16)
+        _enter(ctx)
+        pipes = _fds(out_w, err_w, calls[:2])
         if not drop_privileges(uid): os._exit(112)   # fail closed: never run a program with a capability
         os.chdir(workdir)
         os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8",
@@ -56,8 +70,28 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, uid:int|None
         for f in (sys.stdout, sys.stderr):
             try: f.flush()
             except BaseException: pass
-        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the verdict (see above); the runner kills us here
+        if done and calls: answer_calls(mod.__dict__, calls[2], *pipes); os._exit(0)
+        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the whole-program verdict (see above); the runner kills us here
         os._exit(code & 0xFF)
+    except BaseException: os._exit(111)
+
+def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
+    "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
+    try:
+        os.setsid()
+        _libc().prctl(1, signal.SIGKILL)
+        signal.set_wakeup_fd(-1)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        r, w, v = _fds(out_w, err_w, fds)
+        if not drop_privileges(uid): os._exit(112)
+        _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid
+        os.chdir("/"); os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
+        sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+        _set_limits(**limits)
+        ok, why = judge(case, r, w)
+        os.write(v, b"P" if ok else b"F" + why.encode(errors="replace")[:2000])
+        os._exit(0)
     except BaseException: os._exit(111)
 
 # %% ../nbs/05_sandbox.ipynb #e5cb5aa0
@@ -86,19 +120,48 @@ def _sweep(pid:int, own_pidns:bool):
                 break
         time.sleep(0.001)
 
-# %% ../nbs/05_sandbox.ipynb #1fa71ce6
+# %% ../nbs/05_sandbox.ipynb #j24start
 _n_jobs = 0
 
+def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, int|None]:
+    "Fork the program; for a judged job also the judge. Returns (the pid whose end decides, the judge's verdict pipe)."
+    if not job.get("judge"):
+        pid = os.fork()
+        if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx, ctx["uid"])
+        return pid, None
+    q_r, q_w = os.pipe(); a_r, a_w = os.pipe()   # questions to the candidate, answers from it
+    pid = os.fork()
+    if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, job["judge"]["names"]))
+    os.close(q_r); os.close(a_w)
+    v_r, v_w = os.pipe()   # made after the candidate's fork: it never holds the verdict's pipe
+    judge_uid = None if ctx["uid"] is None else ctx["uid"] + 1
+    jpid = os.fork()
+    if jpid == 0: _judge_child(job["judge"], out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w))
+    for fd in (q_w, a_r, v_w): os.close(fd)
+    return jpid, v_r
+
+def _verdict_of(status, said:bytes|None) -> bool:
+    "Whole program: it stopped itself after its last line. Judged: the judge exited 0 having said exactly `P`."
+    if said is None: return status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+    return status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and said == b"P"
+
+def _read_all(fd:int) -> bytes:
+    os.set_blocking(fd, False); out = b""
+    try:
+        while (b := os.read(fd, 4096)) and len(out) < 8192: out += b
+    except BlockingIOError: pass
+    return out
+
+# %% ../nbs/05_sandbox.ipynb #1fa71ce6
 def _run_job(job:dict, ctx:dict) -> dict:
-    "Run one job in a forked child; returns its verdict, output and timing."
+    "Run one job in forked children; returns its verdict, output and timing."
     global _n_jobs
     t0, cap, _n_jobs = time.monotonic(), job["max_output"], _n_jobs + 1
     workdir = os.path.join(ctx["scratch"], f"prog-{_n_jobs}-{os.urandom(4).hex()}")
     os.mkdir(workdir, 0o700)
     if ctx["uid"] is not None: os.chown(workdir, ctx["uid"], ctx["uid"])
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx["uid"])
+    pid, v_r = _start(job, ctx, workdir, out_w, err_w)
     os.close(out_w); os.close(err_w)
     bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
     poll = select.poll()
@@ -119,9 +182,11 @@ def _run_job(job:dict, ctx:dict) -> dict:
             if fd != ctx["wake"]: read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
-            p, st = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+            p, st = os.waitpid(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
             if p: status = st
-    passed = status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+    said = None if v_r is None else _read_all(v_r) if status is not None else b""
+    passed = _verdict_of(status, said)
+    why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
     for fd in (out_r, err_r):   # drain what is left; every writer is dead now
         os.set_blocking(fd, False)
@@ -129,12 +194,14 @@ def _run_job(job:dict, ctx:dict) -> dict:
             while read(fd): pass
         except (BlockingIOError, KeyError, OSError): pass
         os.close(fd)
+    if v_r is not None: os.close(v_r)
     if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
+    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\njudge: {why.decode(errors='replace')}" if why else "")
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
-                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=bytes(bufs[err_r]).decode(errors="replace"),
+                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
@@ -248,11 +315,13 @@ class SandboxResult:
 
 DEFAULT_LIMITS = dict(memory_mb=1024, nproc=64, fsize_mb=64)
 
-def _job(code:str, timeout:float, limits:dict, max_output:int) -> dict:
+def _job(code:str|dict, timeout:float, limits:dict, max_output:int) -> dict:
     lim = {**DEFAULT_LIMITS, **{k: v for k, v in limits.items() if v is not None}}
     bad = set(lim) - set(DEFAULT_LIMITS)
     if bad: raise TypeError(f"unknown limits {sorted(bad)}; valid: {sorted(DEFAULT_LIMITS)}")
-    return dict(src=code, timeout=float(timeout), max_output=int(max_output), limits=dict(timeout=float(timeout), **lim))
+    src, judge = (code, None) if isinstance(code, str) else (code["src"], {k: code[k] for k in ("setup", "test", "names")})
+    return dict(src=src, judge=judge, timeout=float(timeout), max_output=int(max_output),
+                limits=dict(timeout=float(timeout), **lim))
 
 def _isolation(isolation:str|None) -> str:
     iso = isolation or os.environ.get("PHI1_SANDBOX") or detect_isolation()
@@ -261,7 +330,7 @@ def _isolation(isolation:str|None) -> str:
     return iso
 
 # %% ../nbs/05_sandbox.ipynb #2b0c4d35
-def run_many(programs:list[str],       # Python sources, each run as its own program
+def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, setup, test, names} (`judge_case`)
              workers:int=2,              # sandboxes running in parallel
              timeout:float=10.0,         # wall-clock seconds per program
              isolation:str|None=None,    # 'bwrap' | 'unshare' | 'none' (default: the best available)
@@ -271,7 +340,7 @@ def run_many(programs:list[str],       # Python sources, each run as its own pro
              tmp_mb:int=256,             # size of each sandbox's /tmp (a tmpfs)
              shm_mb:int=64,              # size of each sandbox's /dev/shm
              **limits) -> list[SandboxResult]:  # memory_mb, nproc, fsize_mb
-    "Run each program in its own sandboxed process, `workers` at a time; results in input order."
+    "Run each program in its own sandboxed process (a judged case: and its tests in a judge), `workers` at a time; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
