@@ -14,7 +14,8 @@ from functools import lru_cache
 # %% auto #0
 __all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
            'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'build_view', 'drop_privileges',
-           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree']
+           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'make_cgroup', 'remove_cgroups',
+           'rmtree']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -62,7 +63,7 @@ def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None) -> list[str
     ov = overlays(kept_paths()) if not userns else {p: v for p, v in overlays(kept_paths()).items() if p == "/tmp"}
     a = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/tmp", tmp_mb, "1777", ov.pop("/tmp", []))
-    a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--remount-ro", "/dev"]
+    a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     for anc, ps in sorted(ov.items()): a += _tmpfs_args(anc, 1, "0755", ps)
     a += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
           "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp"]
@@ -207,13 +208,15 @@ def wipe(path:str):
     finally: os.close(fd)
 
 def wipe_ipc(uid:int|None=None):
-    "Remove every System V shared memory segment, message queue and semaphore set of this IPC namespace (as `uid`)."
+    "Remove every System V object and POSIX message queue (/dev/mqueue) of this IPC namespace (as `uid`)."
     objs = []
     for kind in ("shm", "msg", "sem"):
         try: objs += [(kind, int(r.split()[1])) for r in open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] if r.strip()]
         except (OSError, IndexError, ValueError): pass
-    if not objs: return
-    if uid is not None:   # IPC_RMID needs the owner (or CAP_SYS_ADMIN, which the runner does not keep)
+    try: queues = os.listdir("/dev/mqueue") if os.path.ismount("/dev/mqueue") else []
+    except OSError: queues = []
+    if not objs and not queues: return
+    if uid is not None:   # IPC_RMID and mq_unlink need the owner (or capabilities the runner does not keep)
         pid = os.fork()
         if pid == 0:
             try: os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid); wipe_ipc()
@@ -222,6 +225,62 @@ def wipe_ipc(uid:int|None=None):
     libc = _libc()
     for kind, i in objs: {"shm": lambda: libc.shmctl(i, 0, None), "msg": lambda: libc.msgctl(i, 0, None),
                           "sem": lambda: libc.semctl(i, 0, 0)}[kind]()   # IPC_RMID
+    for q in queues: libc.mq_unlink(b"/" + os.fsencode(q))
+
+def _cgroup_mounts() -> dict:
+    "{'memory': dir, 'pids': dir} of this process's cgroup v1 hierarchies, or {'v2': dir}."
+    mounts, own = {}, {}
+    for line in open("/proc/self/mountinfo"):
+        pre, _, post = line.partition(" - ")
+        f, fstype, opts = pre.split(), post.split()[0], post.split()[-1].split(",")
+        for c in ("memory", "pids"):
+            if fstype == "cgroup" and c in opts: mounts[c] = (f[3], f[4])
+        if fstype == "cgroup2": mounts.setdefault("v2", (f[3], f[4]))
+    for line in open("/proc/self/cgroup"):
+        _, ctrls, path = line.rstrip("\n").split(":", 2)
+        for c in (ctrls.split(",") if ctrls else ["v2"]): own[c] = path
+    out = {}
+    for c, (root, mnt) in mounts.items():
+        path = own.get(c)
+        if path is not None and (path + "/").startswith(root.rstrip("/") + "/"): out[c] = mnt + path[len(root.rstrip("/")):]
+    return out
+
+def make_cgroup(memory_mb:int, nproc:int) -> tuple[str, list[str]]:
+    "A fresh cgroup for one sandbox's programs: ('cgroup v2' | 'cgroup v1', [its dirs]), or ('per process', [])."
+    name, m = f"phi1-{os.getpid()}-{os.urandom(4).hex()}", _cgroup_mounts()
+    def mk(base:str, settings:list) -> str:
+        d = os.path.join(base, name); os.mkdir(d)
+        try:
+            for f, v, must in settings:
+                try:
+                    with open(os.path.join(d, f), "w") as fh: fh.write(str(v))
+                except OSError:
+                    if must: raise
+        except OSError: os.rmdir(d); raise
+        return d
+    v2 = m.get("v2")
+    try:
+        if v2 and {"memory", "pids"} <= set(open(os.path.join(v2, "cgroup.subtree_control")).read().split()):
+            return "cgroup v2", [mk(v2, [("memory.max", memory_mb << 20, True), ("memory.swap.max", 0, False),
+                                         ("pids.max", nproc, True)])]
+    except OSError: pass
+    dirs = []
+    try:
+        dirs.append(mk(m["memory"], [("memory.limit_in_bytes", memory_mb << 20, True),
+                                     ("memory.memsw.limit_in_bytes", memory_mb << 20, False)]))
+        dirs.append(mk(m["pids"], [("pids.max", nproc, True)]))
+        return "cgroup v1", dirs
+    except (OSError, KeyError):
+        remove_cgroups(dirs); return "per process", []
+
+def remove_cgroups(dirs:list[str]):
+    "Remove the sandbox's cgroups once nothing runs in them (a few tries: the kernel frees them a moment after)."
+    import time
+    for d in dirs:
+        for _ in range(50):
+            try: os.rmdir(d); break
+            except FileNotFoundError: break
+            except OSError: time.sleep(0.01)
 
 def rmtree(path:str):
     "Remove the directory `path` and everything in it (iteratively, see `wipe`)."

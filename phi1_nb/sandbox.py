@@ -9,7 +9,8 @@ from __future__ import annotations
 import ctypes, json, os, resource, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
 from .isolation import (FALLBACK_WARNING, _libc, build_view, bwrap_args, detect_isolation, drop_privileges, overlays,
-                        kept_paths, launcher, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc)
+                        kept_paths, launcher, make_cgroup, remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe,
+                        wipe_ipc)
 from .referee import answer_calls, judge
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
@@ -205,7 +206,13 @@ def _run_job(job:dict, ctx:dict) -> dict:
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64):
+def _fresh_ipc_works() -> bool:
+    "Can a forked child of the runner enter an IPC namespace of its own (CAP_SYS_ADMIN in the runner's namespace)?"
+    pid = os.fork()
+    if pid == 0: os._exit(0 if _libc().unshare(0x08000000) == 0 else 1)
+    return os.waitpid(pid, 0)[1] == 0
+
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=()):
     "The runner's main loop (runs inside the sandbox): JSON jobs in on stdin, JSON verdicts out."
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
@@ -222,8 +229,12 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = os.fdopen(os.dup(1), "w"); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     inp = os.fdopen(os.dup(0), "r"); os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r)
-    out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns}) + "\n"); out.flush()
+    newipc = mode != "none" and _fresh_ipc_works()
+    ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if os.path.ismount("/dev/mqueue") else ""
+    if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
+    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
+    out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}) + "\n")
+    out.flush()
     for line in inp:
         job = {}
         try: job = json.loads(line); res = _run_job(job, ctx)
@@ -242,21 +253,24 @@ def _log():
 
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64):
+    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64):
         import subprocess, tempfile
         import phi1_nb
+        self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
+        fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
-                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb})"]
+                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
         if self.scratch: env["TMPDIR"] = self.scratch; os.chmod(self.scratch, 0o711)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/")
+                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/", pass_fds=fds)
+        for fd in fds: os.close(fd)
         self.buf = b""
         hello = self._line(30)
         if not hello or not hello.get("ready"):
@@ -266,6 +280,10 @@ class _Worker:
         if hello["missing"] and (isolation, tuple(hello["missing"])) not in _warned:
             _warned.add((isolation, tuple(hello["missing"])))
             _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))
+        if self.memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
+            _warned.add(("memory", memory_mb, nproc))
+            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): one program "
+                           "of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
 
     def _line(self, timeout:float) -> dict|None:
         "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
@@ -297,8 +315,10 @@ class _Worker:
             try: f.close()
             except OSError: pass
         if self.scratch:   # no namespace died with the runner: kill whatever still runs under the sandbox's uid
-            if self.uid is not None: subprocess.run(["kill", "-9", "-1"], user=self.uid, group=self.uid, extra_groups=[], capture_output=True)
+            for u in ([] if self.uid is None else [self.uid, self.uid + 1]):   # the programs' uid and the judges'
+                subprocess.run(["kill", "-9", "-1"], user=u, group=u, extra_groups=[], capture_output=True)
             rmtree(self.scratch)
+        remove_cgroups(self.cgroups)
 
 # %% ../nbs/05_sandbox.ipynb #0aeaa845
 @dataclass
@@ -310,6 +330,7 @@ class SandboxResult:
     stderr: str
     seconds: float
     truncated: bool = False
+    memory: str = ""   # the memory budget's scope: 'cgroup v1' | 'cgroup v2' (one per program) | 'per process'
     @property
     def passed(self) -> bool: return self.status == "passed"
 
@@ -350,22 +371,22 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(jobs), desc="sandbox", unit="prog")
-    keys = [f.name for f in fields(SandboxResult)]
+    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
     def loop():
         w = None
         try:
             while True:
                 with lock: i = next(nxt, None)
                 if i is None: break
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb)
-                r = w.run(jobs[i], grace)
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, jobs[i]["limits"]["memory_mb"], jobs[i]["limits"]["nproc"])
+                r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None
                     w.close(); w = None
                     r = dict(status="timeout" if hung else "failed", returncode=None, stdout="",
                              stderr="the sandbox stopped answering" if hung else "the program killed its sandbox",
                              seconds=jobs[i]["timeout"])
-                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r})
+                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
                 if bar is not None: bar.update(1)
         except BaseException as e: errors.append(e)
         finally:
