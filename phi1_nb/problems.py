@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'load_humaneval', 'mbpp_problem', 'load_mbpp', 'load_problems',
+__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'MAX_LINE', 'load_humaneval', 'mbpp_problem', 'load_mbpp', 'load_problems',
            'truncate', 'program', 'called_names', 'judge_case', 'stops_of', 'write_samples', 'unknown_task', 'read_samples']
 
 # %% ../nbs/10a_problems.ipynb #623e85d0
@@ -56,18 +56,23 @@ def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
                 stop=stop, prefix_prompt=prefix, judge_setup=setup)
 
 # %% ../nbs/10a_problems.ipynb #6a8a2309
-def _jsonl(path:str):
+MAX_LINE = 16 << 20   # bytes in one line of a samples or problems file
+
+def _jsonl(path:str, max_line:int|None=None):
     "(line number, object) for each non-blank line of a .jsonl(.gz); a bad line is a ValueError naming file and line."
-    op = gzip.open if str(path).endswith(".gz") else open
+    op, max_line = gzip.open if str(path).endswith(".gz") else open, max_line or MAX_LINE
     try:
-        with op(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+        with op(path, "rb") as f:
+            for i, raw in enumerate(iter(lambda: f.readline(max_line + 1), b""), 1):
+                if len(raw) > max_line: raise ValueError(f"{path}:{i}: a line longer than {max_line >> 20} MiB")
+                try: line = raw.decode("utf-8")
+                except UnicodeDecodeError as e: raise ValueError(f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
                 if not line.strip(): continue
                 try: obj = json.loads(line.rstrip("\n"))
                 except ValueError as e: raise ValueError(f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})") from None
                 if not isinstance(obj, dict): raise ValueError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
                 yield i, obj
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError): raise
         raise ValueError(f"{path}: unreadable ({e})") from None
 

@@ -134,15 +134,18 @@ class Link:
     def fail(self, why:str):
         self.broken = self.broken or f"the candidate broke the call protocol: {why}"
         raise Broken(self.broken)
-    def handle(self, n:int) -> Handle:
-        if n not in self.handles: h = self.handles[n] = Handle(n); self.ids[id(h)] = n
+    def handle(self, n:int, new:bool=False) -> Handle:
+        "The judge's stand-in for the candidate's object `n`: a new one only from a call of a class."
+        if n not in self.handles:
+            if not new: raise ValueError(f"an unknown candidate object {n}")
+            h = self.handles[n] = Handle(n); self.ids[id(h)] = n
         return self.handles[n]
     def hello(self) -> dict:
         try: kinds = recv(self.r)["kinds"]
         except Exception as e: self.fail(f"its program did not run to its end ({type(e).__name__})")
         if type(kinds) is not dict: self.fail("a bad greeting")
         return kinds
-    def call(self, name:str, args:tuple, kw:dict):
+    def call(self, name:str, args:tuple, kw:dict, cls:bool=False):
         if self.broken: raise Broken(self.broken)
         try: send(self.w, {"n": name, "a": [encode(a, self.ids) for a in args], "k": {k: encode(v, self.ids) for k, v in kw.items()}})
         except TypeError as e: self.fail(f"an argument that cannot cross ({e})")
@@ -154,13 +157,13 @@ class Link:
                 if type(a) is not type(new): raise ValueError("a copied-back argument changed type")
                 if type(a) is list: a[:] = new
                 else: a.clear(); a.update(new)
-            if "r" in msg: return decode(msg["r"], self.handle)
+            if "r" in msg: return decode(msg["r"], lambda n: self.handle(n, cls))
             err = msg["e"] if "e" in msg and type(msg["e"]) is list and len(msg["e"]) == 2 else None
         except Exception as e: self.fail(f"{type(e).__name__}: {str(e)[:200]}")
         if err is None: self.fail(str(msg.get("x", "an answer without a result"))[:300])
         raise _exception(*err)
-    def proxy(self, name:str):
-        def call(*args, **kw): return self.call(name, args, kw)
+    def proxy(self, name:str, cls:bool=False):
+        def call(*args, **kw): return self.call(name, args, kw, cls)
         call.__name__ = call.__qualname__ = name
         return call
 
@@ -175,7 +178,7 @@ def judge(case:dict, r:int, w:int) -> tuple[bool, str]:
             k = kinds.get(n)
             if type(k) is not list or not k: g.pop(n, None)
             elif k[0] == "v" and len(k) == 2: g[n] = decode(k[1])
-            else: g[n] = link.proxy(n)
+            else: g[n] = link.proxy(n, k[0] == "c")
         exec(compile(case["test"], "test.py", "exec"), g)
     except BaseException as e:
         return False, (link.broken or traceback.format_exception_only(type(e), e)[-1].strip())[:1000]
