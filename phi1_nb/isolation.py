@@ -14,8 +14,7 @@ from functools import lru_cache
 # %% auto #0
 __all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
            'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'build_view', 'drop_privileges',
-           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'make_cgroup', 'remove_cgroups',
-           'rmtree']
+           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -227,6 +226,13 @@ def wipe_ipc(uid:int|None=None):
                           "sem": lambda: libc.semctl(i, 0, 0)}[kind]()   # IPC_RMID
     for q in queues: libc.mq_unlink(b"/" + os.fsencode(q))
 
+def rmtree(path:str):
+    "Remove the directory `path` and everything in it (iteratively, see `wipe`)."
+    wipe(path)
+    try: os.rmdir(path)
+    except OSError: pass
+
+# %% ../nbs/05a_isolation.ipynb #j24cgroup
 def _cgroup_mounts() -> dict:
     "{'memory': dir, 'pids': dir} of this process's cgroup v1 hierarchies, or {'v2': dir}."
     mounts, own = {}, {}
@@ -245,6 +251,7 @@ def _cgroup_mounts() -> dict:
         if path is not None and (path + "/").startswith(root.rstrip("/") + "/"): out[c] = mnt + path[len(root.rstrip("/")):]
     return out
 
+# %% ../nbs/05a_isolation.ipynb #j24mkcg
 def make_cgroup(memory_mb:int, nproc:int) -> tuple[str, list[str]]:
     "A fresh cgroup for one sandbox's programs: ('cgroup v2' | 'cgroup v1', [its dirs]), or ('per process', [])."
     name, m = f"phi1-{os.getpid()}-{os.urandom(4).hex()}", _cgroup_mounts()
@@ -281,9 +288,3 @@ def remove_cgroups(dirs:list[str]):
             try: os.rmdir(d); break
             except FileNotFoundError: break
             except OSError: time.sleep(0.01)
-
-def rmtree(path:str):
-    "Remove the directory `path` and everything in it (iteratively, see `wipe`)."
-    wipe(path)
-    try: os.rmdir(path)
-    except OSError: pass

@@ -12,8 +12,9 @@ from pathlib import Path
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'MAX_LINE', 'load_humaneval', 'mbpp_problem', 'load_mbpp', 'load_problems',
-           'truncate', 'program', 'called_names', 'judge_case', 'stops_of', 'write_samples', 'unknown_task', 'read_samples']
+__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'MAX_LINE', 'load_humaneval', 'mbpp_problem', 'load_mbpp',
+           'load_problems', 'truncate', 'program', 'called_names', 'judge_case', 'stops_of', 'write_samples',
+           'unknown_task', 'read_samples']
 
 # %% ../nbs/10a_problems.ipynb #623e85d0
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")

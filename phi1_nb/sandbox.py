@@ -30,6 +30,7 @@ def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
         try: R.setrlimit(lim, (v, v))
         except (ValueError, OSError): pass
 
+# %% ../nbs/05_sandbox.ipynb #j24enter
 def _enter(ctx:dict):
     "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
     for fd in ctx.get("cgroups", ()):
@@ -44,6 +45,7 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
     os.closerange(3, 1000); os.closerange(1000 + len(keep), 1 << 16)
     return [1000 + i for i in range(len(keep))]
 
+# %% ../nbs/05_sandbox.ipynb #j24child
 def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
     "The forked child: own session, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
     try:
@@ -76,6 +78,7 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, ui
         os._exit(code & 0xFF)
     except BaseException: os._exit(111)
 
+# %% ../nbs/05_sandbox.ipynb #j24judge
 def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
     "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
     try:
@@ -205,13 +208,14 @@ def _run_job(job:dict, ctx:dict) -> dict:
                 stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
 
-# %% ../nbs/05_sandbox.ipynb #5f982b59
+# %% ../nbs/05_sandbox.ipynb #j24ipc
 def _fresh_ipc_works() -> bool:
     "Can a forked child of the runner enter an IPC namespace of its own (CAP_SYS_ADMIN in the runner's namespace)?"
     pid = os.fork()
     if pid == 0: os._exit(0 if _libc().unshare(0x08000000) == 0 else 1)
     return os.waitpid(pid, 0)[1] == 0
 
+# %% ../nbs/05_sandbox.ipynb #5f982b59
 def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=()):
     "The runner's main loop (runs inside the sandbox): JSON jobs in on stdin, JSON verdicts out."
     libc = _libc()
