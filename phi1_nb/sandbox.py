@@ -1,4 +1,4 @@
-"""Run untrusted, model-written programs: each in its own forked process inside namespaces, with limits and a wall clock, and a verdict the program cannot forge.
+"""Run untrusted, model-written programs: each in its own forked process inside namespaces, with limits, a wall clock and one memory budget, and a verdict the program cannot forge: for a benchmark sample, a separate judge's.
 
 Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 
@@ -60,8 +60,8 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, ui
         os.chdir(workdir)
         os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8",
                                                  OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        sys.stdin, sys.stdout, sys.stderr = (open(0, "r", closefd=False), open(1, "w", closefd=False),
-                                             open(2, "w", closefd=False))
+        sys.stdin, sys.stdout, sys.stderr = (os.fdopen(0, "r", closefd=False), os.fdopen(1, "w", closefd=False),
+                                             os.fdopen(2, "w", closefd=False))
         _set_limits(**limits)
         mod = types.ModuleType("__main__"); sys.modules["__main__"] = mod; sys.argv = ["program.py"]
         code, done = 1, False
@@ -91,7 +91,7 @@ def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int
         if not drop_privileges(uid): os._exit(112)
         _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid
         os.chdir("/"); os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
-        sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+        sys.stdout, sys.stderr = os.fdopen(1, "w", closefd=False), os.fdopen(2, "w", closefd=False)
         _set_limits(**limits)
         ok, why = judge(case, r, w)
         os.write(v, b"P" if ok else b"F" + why.encode(errors="replace")[:2000])
