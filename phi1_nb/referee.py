@@ -178,18 +178,21 @@ class Link:
         return call
 
 # %% ../nbs/05b_referee.ipynb #r24c19
+def _code(src, name:str):
+    return src if isinstance(src, types.CodeType) else compile(src, name, "exec")
+
 def judge(case:dict, r:int, w:int) -> tuple[bool, str]:
     "Run the trusted `setup` and `test` with `names` bound to the candidate's; (True, '') only if the tests returned."
     g, link = {"__name__": "__main__", "__builtins__": builtins}, Link(r, w)
     try:
-        exec(compile(case["setup"], "prompt.py", "exec"), g)
+        exec(_code(case["setup"], "prompt.py"), g)
         kinds = link.hello()
         for n in case["names"]:
             k = kinds.get(n)
             if type(k) is not list or not k: g.pop(n, None)
             elif k[0] == "v" and len(k) == 2: g[n] = decode(k[1])
             else: g[n] = link.proxy(n, k[0] == "c")
-        exec(compile(case["test"], "test.py", "exec"), g)
+        exec(_code(case["test"], "test.py"), g)
     except BaseException as e:
         return False, (link.broken or traceback.format_exception_only(type(e), e)[-1].strip())[:1000]
     return (False, link.broken) if link.broken else (True, "")

@@ -47,9 +47,9 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
 
 # %% ../nbs/05_sandbox.ipynb #j24child
 def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
-    "The forked child: own session, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
+    "The forked child: own process group, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
     try:
-        os.setsid()
+        os.setpgid(0, 0)   # not setsid: a session costs ~3 ms here (a scheduler autogroup); the runner's has no terminal
         _libc().prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: die if the runner dies
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
@@ -82,7 +82,7 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, ui
 def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
     "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
     try:
-        os.setsid()
+        os.setpgid(0, 0)
         _libc().prctl(1, signal.SIGKILL)
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
@@ -94,6 +94,9 @@ def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int
         sys.stdout, sys.stderr = os.fdopen(1, "w", closefd=False), os.fdopen(2, "w", closefd=False)
         _set_limits(**limits)
         ok, why = judge(case, r, w)
+        for f in (sys.stdout, sys.stderr):
+            try: f.flush()
+            except BaseException: pass
         os.write(v, b"P" if ok else b"F" + why.encode(errors="replace")[:2000])
         os._exit(0)
     except BaseException: os._exit(111)
@@ -127,6 +130,16 @@ def _sweep(pid:int, own_pidns:bool):
 # %% ../nbs/05_sandbox.ipynb #j24start
 _n_jobs = 0
 
+_codes: dict = {}
+def _compiled(case:dict) -> dict:
+    "The judge's trusted setup and tests, compiled once in the runner (a problem's samples share them); cached."
+    key = (case["setup"], case["test"])
+    if key not in _codes:
+        if len(_codes) > 1024: _codes.clear()
+        try: _codes[key] = (compile(key[0], "prompt.py", "exec"), compile(key[1], "test.py", "exec"))
+        except (SyntaxError, ValueError): _codes[key] = key   # the judge reports it
+    return {**case, "setup": _codes[key][0], "test": _codes[key][1]}
+
 def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, int|None]:
     "Fork the program; for a judged job also the judge. Returns (the pid whose end decides, the judge's verdict pipe)."
     if not job.get("judge"):
@@ -140,7 +153,7 @@ def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, 
     v_r, v_w = os.pipe()   # made after the candidate's fork: it never holds the verdict's pipe
     judge_uid = None if ctx["uid"] is None else ctx["uid"] + 1
     jpid = os.fork()
-    if jpid == 0: _judge_child(job["judge"], out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w))
+    if jpid == 0: _judge_child(_compiled(job["judge"]), out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w))
     for fd in (q_w, a_r, v_w): os.close(fd)
     return jpid, v_r
 
@@ -237,6 +250,8 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if os.path.ismount("/dev/mqueue") else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
     ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
+    import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
+    gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
     out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}) + "\n")
     out.flush()
     for line in inp:
