@@ -37,6 +37,18 @@ def _enter(ctx:dict):
         os.write(fd, b"0")   # this process; its children follow it
     if ctx.get("newipc") and _libc().unshare(0x08000000) != 0: raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
 
+def _memfd(data:bytes) -> int:
+    "A descriptor of an anonymous file holding `data`: how a program's source and a judge's tests reach one child only."
+    fd = os.memfd_create("phi1-job", 0)
+    view = memoryview(data)
+    while view: view = view[os.write(fd, view):]
+    return fd
+
+def _read_fd(fd:int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET); out = bytearray()
+    while (b := os.read(fd, 1 << 20)): out += b
+    os.close(fd); return bytes(out)
+
 def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
     "stdin from /dev/null, stdout and stderr to the pipes, `keep` moved to 1000, 1001...; every other descriptor closed."
     nul = os.open(os.devnull, os.O_RDONLY)
@@ -46,7 +58,7 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
     return [1000 + i for i in range(len(keep))]
 
 # %% ../nbs/05_sandbox.ipynb #j24child
-def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
+def _child(src_fd:int, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
     "The forked child: own process group, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
     try:
         os.setpgid(0, 0)   # not setsid: a session costs ~3 ms here (a scheduler autogroup); the runner's has no terminal
@@ -55,7 +67,8 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, ui
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)   # as in a plain `python` process
         _enter(ctx)
-        pipes = _fds(out_w, err_w, calls[:2])
+        *pipes, src_fd = _fds(out_w, err_w, (*calls[:2], src_fd))   # the answer pipe lands on 1001
+        src = _read_fd(src_fd).decode("utf-8", "surrogatepass")
         if not drop_privileges(uid): os._exit(112)   # fail closed: never run a program with a capability
         os.chdir(workdir)
         os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8",
@@ -79,7 +92,7 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, ui
     except BaseException: os._exit(111)
 
 # %% ../nbs/05_sandbox.ipynb #j24judge
-def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
+def _judge_child(names:list, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
     "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
     try:
         os.setpgid(0, 0)
@@ -87,7 +100,8 @@ def _judge_child(case:dict, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        r, w, v = _fds(out_w, err_w, fds)
+        r, w, v, t = _fds(out_w, err_w, fds)
+        case = {**json.loads(_read_fd(t).decode("utf-8", "surrogatepass")), "names": names}   # the tests: only here
         if not drop_privileges(uid): os._exit(112)
         _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid
         os.chdir("/"); os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
@@ -130,30 +144,21 @@ def _sweep(pid:int, own_pidns:bool):
 # %% ../nbs/05_sandbox.ipynb #j24start
 _n_jobs = 0
 
-_codes: dict = {}
-def _compiled(case:dict) -> dict:
-    "The judge's trusted setup and tests, compiled once in the runner (a problem's samples share them); cached."
-    key = (case["setup"], case["test"])
-    if key not in _codes:
-        if len(_codes) > 1024: _codes.clear()
-        try: _codes[key] = (compile(key[0], "prompt.py", "exec"), compile(key[1], "test.py", "exec"))
-        except (SyntaxError, ValueError): _codes[key] = key   # the judge reports it
-    return {**case, "setup": _codes[key][0], "test": _codes[key][1]}
-
 def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, int|None]:
     "Fork the program; for a judged job also the judge. Returns (the pid whose end decides, the judge's verdict pipe)."
+    src_fd = job["fds"][0]   # the source and the tests arrive as descriptors: the runner never reads either
     if not job.get("judge"):
         pid = os.fork()
-        if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx, ctx["uid"])
+        if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"])
         return pid, None
     q_r, q_w = os.pipe(); a_r, a_w = os.pipe()   # questions to the candidate, answers from it
     pid = os.fork()
-    if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, job["judge"]["names"]))
+    if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, job["judge"]["names"]))
     os.close(q_r); os.close(a_w)
     v_r, v_w = os.pipe()   # made after the candidate's fork: it never holds the verdict's pipe
     judge_uid = None if ctx["uid"] is None else ctx["uid"] + 1
     jpid = os.fork()
-    if jpid == 0: _judge_child(_compiled(job["judge"]), out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w))
+    if jpid == 0: _judge_child(job["judge"]["names"], out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w, job["fds"][1]))
     for fd in (q_w, a_r, v_w): os.close(fd)
     return jpid, v_r
 
@@ -229,8 +234,9 @@ def _fresh_ipc_works() -> bool:
     return os.waitpid(pid, 0)[1] == 0
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=()):
-    "The runner's main loop (runs inside the sandbox): JSON jobs in on stdin, JSON verdicts out."
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1):
+    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+    import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
     libc.prctl(4, 0)    # PR_SET_DUMPABLE 0: programs cannot ptrace the runner or open its /proc/pid/{fd,mem}
@@ -245,7 +251,7 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     signal.signal(signal.SIGCHLD, lambda *a: None); signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = os.fdopen(os.dup(1), "w"); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    inp = os.fdopen(os.dup(0), "r"); os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0); sock = socket.socket(fileno=jobs)
     newipc = mode != "none" and _fresh_ipc_works()
     ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if os.path.ismount("/dev/mqueue") else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
@@ -254,10 +260,16 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
     out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}) + "\n")
     out.flush()
-    for line in inp:
+    while True:
+        try: msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)   # a job's metadata, with its source's and tests' fds
+        except OSError: break
+        if not msg: break
         job = {}
-        try: job = json.loads(line); res = _run_job(job, ctx)
+        try: job = {**json.loads(msg), "fds": fds}; res = _run_job(job, ctx)
         except Exception as e: res = dict(status="failed", returncode=None, stdout="", stderr=f"runner error: {e!r}", seconds=0.0)
+        for fd in fds:
+            try: os.close(fd)
+            except OSError: pass
         res["id"] = job.get("id") if isinstance(job, dict) else None
         out.write(json.dumps(res) + "\n"); out.flush()
 
@@ -273,23 +285,26 @@ def _log():
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
     def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64):
-        import subprocess, tempfile
+        import socket, subprocess, tempfile
         import phi1_nb
         self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
         fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
-                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r})"]
+                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, {theirs.fileno()})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
         if self.scratch: env["TMPDIR"] = self.scratch; os.chmod(self.scratch, 0o711)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/", pass_fds=fds)
+                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/",
+                                     pass_fds=fds + [theirs.fileno()])
         for fd in fds: os.close(fd)
+        theirs.close()
         self.buf = b""
         hello = self._line(30)
         if not hello or not hello.get("ready"):
@@ -319,14 +334,23 @@ class _Worker:
         return r if isinstance(r, dict) else None
 
     def run(self, job:dict, grace:float=5.0) -> dict|None:
+        import socket
         self.n += 1
-        try: self.proc.stdin.write((json.dumps({**job, "id": self.n}) + "\n").encode()); self.proc.stdin.flush()
-        except (BrokenPipeError, OSError): return None
+        meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
+        fds = [_memfd(job["src"].encode("utf-8", "surrogatepass"))]
+        if job.get("judge"):
+            meta["judge"] = {"names": job["judge"]["names"]}
+            fds.append(_memfd(json.dumps({k: job["judge"][k] for k in ("setup", "test")}).encode()))
+        try: socket.send_fds(self.sock, [json.dumps({**meta, "id": self.n}).encode()], fds)
+        except OSError: return None
+        finally:
+            for fd in fds: os.close(fd)
         r = self._line(job["timeout"] + grace)
         return r if r is not None and r.get("id") == self.n and r.get("status") in ("passed", "failed", "timeout") else None
 
     def close(self):
         import subprocess
+        self.sock.close()
         try: os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError): pass
         self.proc.wait(); self.errf.close()

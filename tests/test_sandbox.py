@@ -524,3 +524,33 @@ def test_memory_budget_is_per_program(mode):
     if r.memory == "per process": pytest.skip("no cgroup can be made here: memory is capped per process")
     assert r.status == "failed" and r.memory in ("cgroup v1", "cgroup v2"), r
     assert run_program(many.replace("range(6)", "range(1)"), timeout=15, memory_mb=512).passed
+
+
+LEAK_SCAN = r'''
+import gc, os, sys
+pre, tail, hits = b"phi1-secret-", str(4700 + 11).encode(), []
+for o in gc.get_objects():   # every live object: a job dict, a cached test, a sibling's source
+    for v in (o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else ()):
+        if isinstance(v, str) and (pre.decode() + tail.decode()) in v: hits.append("gc")
+for line in open("/proc/self/maps"):   # and every readable byte of the process, freed memory included
+    a, b = (int(x, 16) for x in line.split()[0].split("-"))
+    if "r" not in line.split()[1] or b - a > 1 << 28 or "[vvar" in line or "[vsyscall" in line: continue
+    try:
+        with open("/proc/self/mem", "rb") as m: m.seek(a); buf = m.read(b - a)
+    except (OSError, OverflowError, ValueError): continue
+    i = buf.find(pre)
+    while i >= 0:
+        if buf[i + len(pre):i + len(pre) + 4] == tail: hits.append(hex(a))
+        i = buf.find(pre, i + 1)
+def f(x): return len(hits)
+'''
+
+
+def test_candidate_finds_neither_its_tests_nor_a_siblings_source(mode):
+    "Tests and sources reach their child only (a memfd); the runner, which every candidate is a fork of, never reads them."
+    secret = "phi1-secret-" + "4711"
+    sibling = f"x = {secret!r}\ndef f(x): return 0"
+    cases = [dict(src=sibling, setup="", test=f"assert f(0) == 0  # {secret}", names=["f"]),
+             dict(src=LEAK_SCAN, setup="", test=f"assert f(0) == 0  # {secret}", names=["f"])]
+    rs = run_many(cases, workers=1, timeout=20)
+    assert [r.status for r in rs] == ["passed", "passed"], rs[1].stderr[-2000:]
