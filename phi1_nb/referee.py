@@ -134,6 +134,7 @@ def _exception(name, msg) -> BaseException:
     "A builtin exception of the type the candidate named (its nearest constructible base), never anything else."
     cls = getattr(builtins, name, None) if type(name) is str else None
     if not (isinstance(cls, type) and issubclass(cls, Exception)): cls = Exception
+    if cls in (StopIteration, StopAsyncIteration): cls, msg = RuntimeError, f"{name} in the candidate"   # never an end of iteration
     for c in cls.__mro__:
         try: return c(msg if type(msg) is str else "")
         except Exception: pass

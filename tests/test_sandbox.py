@@ -554,3 +554,12 @@ def test_candidate_finds_neither_its_tests_nor_a_siblings_source(mode):
              dict(src=LEAK_SCAN, setup="", test=f"assert f(0) == 0  # {secret}", names=["f"])]
     rs = run_many(cases, workers=1, timeout=20)
     assert [r.status for r in rs] == ["passed", "passed"], rs[1].stderr[-2000:]
+
+
+def test_stop_iteration_from_the_candidate_does_not_end_the_tests_loop(mode):
+    # in process, `all(map(f, xs))` is True when f raises StopIteration (map takes it as the end); the judge raises RuntimeError
+    test = "assert all(map(f, [0, 1, 2]))"
+    cases = [dict(src="def f(x): raise StopIteration", setup="", test=test, names=["f"]),
+             dict(src="def f(x): return x >= 0", setup="", test=test, names=["f"])]
+    assert [r.status for r in run_many(cases, timeout=3)] == ["failed", "passed"]
+    assert run_many(["def f(x): raise StopIteration\n" + test], timeout=3)[0].status == "passed"   # the whole program is fooled
