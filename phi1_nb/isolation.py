@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/isolation.html.md"""
 
 # %% ../nbs/05a_isolation.ipynb #98ca6759
 from __future__ import annotations
-import ctypes, os, stat, sys
+import ctypes, os, resource, stat, sys
 from functools import lru_cache
 # Imported by the runner inside every sandbox, which forks once per program: no module here may import
 # threading, logging, random or subprocess at import time (their at-fork handlers make each fork 3-8x slower).
@@ -147,6 +147,45 @@ def sandbox_uid() -> int|None:
     "A random unprivileged uid for one sandbox when the harness is root (its own process count, its own files)."
     return 1_000_000 + int.from_bytes(os.urandom(4), "little") % 1_000_000_000 if os.geteuid() == 0 else None
 
+# %% ../nbs/05a_isolation.ipynb #0f4d8be3
+def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
+    "Set rlimits in the child: CPU seconds, address space as a budget over its own start size, processes, file size."
+    R = resource
+    try: start = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError: start = 0
+    for lim, v in [(R.RLIMIT_CPU, int(timeout) + 1), (R.RLIMIT_AS, start + (memory_mb << 20)), (R.RLIMIT_NPROC, nproc),
+                   (R.RLIMIT_FSIZE, fsize_mb << 20), (R.RLIMIT_CORE, 0)]:
+        try: R.setrlimit(lim, (v, v))
+        except (ValueError, OSError): pass
+
+# %% ../nbs/05a_isolation.ipynb #j24enter
+def _enter(ctx:dict):
+    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
+    for fd in ctx.get("cgroups", ()):
+        os.write(fd, b"0")   # this process; its children follow it
+    if ctx.get("newipc") and _libc().unshare(0x08000000) != 0:   # CLONE_NEWIPC
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
+
+def _memfd(data:bytes) -> int:
+    "A descriptor of an anonymous file holding `data`: how a program's source and a judge's tests reach one child only."
+    fd = os.memfd_create("phi1-job", 0)
+    view = memoryview(data)
+    while view: view = view[os.write(fd, view):]
+    return fd
+
+def _read_fd(fd:int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET); out = bytearray()
+    while (b := os.read(fd, 1 << 20)): out += b
+    os.close(fd); return bytes(out)
+
+def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
+    "stdin from /dev/null, stdout and stderr to the pipes, `keep` moved to 1000, 1001...; every other fd closed."
+    nul = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
+    for i, fd in enumerate(keep): os.dup2(fd, 1000 + i)
+    os.closerange(3, 1000); os.closerange(1000 + len(keep), 1 << 16)
+    return [1000 + i for i in range(len(keep))]
+
 # %% ../nbs/05a_isolation.ipynb #4229624d
 @lru_cache(None)
 def launcher(name:str) -> tuple[bool, bool]:
@@ -248,7 +287,8 @@ def _cgroup_mounts() -> dict:
     out = {}
     for c, (root, mnt) in mounts.items():
         path = own.get(c)
-        if path is not None and (path + "/").startswith(root.rstrip("/") + "/"): out[c] = mnt + path[len(root.rstrip("/")):]
+        r = root.rstrip("/")
+        if path is not None and (path + "/").startswith(r + "/"): out[c] = mnt + path[len(r):]
     return out
 
 # %% ../nbs/05a_isolation.ipynb #j24mkcg

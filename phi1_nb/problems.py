@@ -67,7 +67,8 @@ def _jsonl(path:str, max_line:int|None=None):
             for i, raw in enumerate(iter(lambda: f.readline(max_line + 1), b""), 1):
                 if len(raw) > max_line: raise ValueError(f"{path}:{i}: a line longer than {max_line >> 20} MiB")
                 try: line = raw.decode("utf-8")
-                except UnicodeDecodeError as e: raise ValueError(f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
                 if not line.strip(): continue
                 try: obj = json.loads(line.rstrip("\n"))
                 except ValueError as e: raise ValueError(f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})") from None
@@ -129,7 +130,7 @@ def called_names(test:str, setup:str="") -> list[str]:
     return sorted(scan(symtable.symtable(test, "t", "exec"), set()) - bound - set(dir(builtins)))
 
 def judge_case(problem:dict, completion:str) -> dict:
-    "A sample as a judged case: the candidate runs prompt + completion; the judge runs the prompt's helpers and the tests."
+    "A sample as a judged case: the candidate runs prompt + completion; the judge, the prompt's helpers and the tests."
     src = (problem["prompt"] if problem.get("prefix_prompt", True) else "") + completion + "\n"
     setup, test = problem.get("judge_setup", ""), problem["suffix"]
     entry = [problem["entry_point"]] if problem.get("entry_point") else []

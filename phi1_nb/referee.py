@@ -6,7 +6,8 @@ Docs: https://phi1-nb.github.io/phi1_nb/referee.html.md"""
 
 # %% ../nbs/05b_referee.ipynb #r24c02
 from __future__ import annotations
-import builtins, json, os, struct, traceback, types
+import builtins, json, os, signal, struct, sys, traceback, types
+from .isolation import _fds, _libc, _read_fd, _set_limits, drop_privileges
 # Imported by the runner inside every sandbox, which forks once per program: nothing here imports threading,
 # logging or random at import time (see 05_sandbox).
 
@@ -29,7 +30,7 @@ def encode(v, handles:dict|None=None, depth:int=0):
     if t in _SCALARS: return v
     if depth >= MAX_DEPTH: raise TypeError("nested too deeply")
     if t in _SEQ: return [_SEQ[t], *(encode(x, handles, depth + 1) for x in v)]
-    if t is dict: return ["d", *(y for k, x in v.items() for y in (encode(k, handles, depth + 1), encode(x, handles, depth + 1)))]
+    if t is dict: return ["d", *(encode(y, handles, depth + 1) for kv in v.items() for y in kv)]
     if t is bytes: return ["b", v.hex()]
     if t is complex: return ["c", v.real, v.imag]
     if t is range: return ["r", v.start, v.stop, v.step]
@@ -38,7 +39,7 @@ def encode(v, handles:dict|None=None, depth:int=0):
 
 # %% ../nbs/05b_referee.ipynb #r24c09
 class Handle:
-    "In the judge: an object that lives in the candidate (an instance of a class the tests build); equal only to itself."
+    "In the judge: an object living in the candidate (an instance of a class the tests build); equal only to itself."
     __slots__ = ("n",)
     def __init__(self, n:int): self.n = n
     def __repr__(self): return f"<candidate object {self.n}>"
@@ -91,7 +92,8 @@ def _builtin_base(cls) -> str:
 def _result(v, ids:dict):
     "What a call returned, as a tree: numpy scalars as their Python value, an iterator as the items it yields."
     if hasattr(v, "item") and type(v).__module__ == "numpy" and getattr(v, "shape", None) == (): v = v.item()
-    elif isinstance(v, (types.GeneratorType, map, filter, zip, enumerate, reversed)) or type(v).__name__.endswith("iterator"):
+    elif isinstance(v, (types.GeneratorType, map, filter, zip, enumerate, reversed)) or \
+            type(v).__name__.endswith("iterator"):
         items = []
         for x in v:
             items.append(encode(x, ids))
@@ -100,7 +102,7 @@ def _result(v, ids:dict):
     return encode(v, ids)
 
 def answer_calls(g:dict, names:list, r:int, w:int):
-    "In the candidate, after its program ran: say which of `names` it defines, then answer calls until the judge hangs up."
+    "In the candidate, after its program ran: say which of `names` it defines, then answer calls until the judge leaves."
     objs, ids, kinds = {}, {}, {}
     for n in names:
         if n not in g: continue
@@ -134,7 +136,8 @@ def _exception(name, msg) -> BaseException:
     "A builtin exception of the type the candidate named (its nearest constructible base), never anything else."
     cls = getattr(builtins, name, None) if type(name) is str else None
     if not (isinstance(cls, type) and issubclass(cls, Exception)): cls = Exception
-    if cls in (StopIteration, StopAsyncIteration): cls, msg = RuntimeError, f"{name} in the candidate"   # never an end of iteration
+    if cls in (StopIteration, StopAsyncIteration):   # never an end of iteration in the judge
+        cls, msg = RuntimeError, f"{name} in the candidate"
     for c in cls.__mro__:
         try: return c(msg if type(msg) is str else "")
         except Exception: pass
@@ -158,7 +161,8 @@ class Link:
         return kinds
     def call(self, name:str, args:tuple, kw:dict, cls:bool=False):
         if self.broken: raise Broken(self.broken)
-        try: send(self.w, {"n": name, "a": [encode(a, self.ids) for a in args], "k": {k: encode(v, self.ids) for k, v in kw.items()}})
+        try: send(self.w, {"n": name, "a": [encode(a, self.ids) for a in args],
+                           "k": {k: encode(v, self.ids) for k, v in kw.items()}})
         except TypeError as e: self.fail(f"an argument that cannot cross ({e})")
         except OSError as e: self.fail(f"it is gone ({e.strerror})")
         try:
@@ -197,3 +201,27 @@ def judge(case:dict, r:int, w:int) -> tuple[bool, str]:
     except BaseException as e:
         return False, (link.broken or traceback.format_exception_only(type(e), e)[-1].strip())[:1000]
     return (False, link.broken) if link.broken else (True, "")
+
+# %% ../nbs/05b_referee.ipynb #j24judge
+def _judge_child(names:list, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
+    "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
+    try:
+        os.setpgid(0, 0)
+        _libc().prctl(1, signal.SIGKILL)
+        signal.set_wakeup_fd(-1)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        r, w, v, t = _fds(out_w, err_w, fds)
+        case = {**json.loads(_read_fd(t).decode("utf-8", "surrogatepass")), "names": names}   # the tests: only here
+        if not drop_privileges(uid): os._exit(112)
+        _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid
+        os.chdir("/"); os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
+        sys.stdout, sys.stderr = os.fdopen(1, "w", closefd=False), os.fdopen(2, "w", closefd=False)
+        _set_limits(**limits)
+        ok, why = judge(case, r, w)
+        for f in (sys.stdout, sys.stderr):
+            try: f.flush()
+            except BaseException: pass
+        os.write(v, b"P" if ok else b"F" + why.encode(errors="replace")[:2000])
+        os._exit(0)
+    except BaseException: os._exit(111)

@@ -6,12 +6,12 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 
 # %% ../nbs/05_sandbox.ipynb #17331869
 from __future__ import annotations
-import ctypes, json, os, resource, select, signal, sys, time, traceback, types
+import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
-from .isolation import (FALLBACK_WARNING, _libc, build_view, bwrap_args, detect_isolation, drop_privileges, overlays,
-                        kept_paths, launcher, make_cgroup, remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe,
-                        wipe_ipc)
-from .referee import answer_calls, judge
+from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits, build_view,
+                               bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
+                               remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc)
+from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
 # fork of it 3-8x slower, so the harness's functions import those where they are used.
@@ -19,49 +19,11 @@ from .referee import answer_calls, judge
 # %% auto #0
 __all__ = ['DEFAULT_LIMITS', 'serve', 'SandboxError', 'SandboxResult', 'run_many', 'run_program']
 
-# %% ../nbs/05_sandbox.ipynb #0f4d8be3
-def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
-    "Set rlimits in the child: CPU seconds, address space as a budget over its own start size, processes, file size."
-    R = resource
-    try: start = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError: start = 0
-    for lim, v in [(R.RLIMIT_CPU, int(timeout) + 1), (R.RLIMIT_AS, start + (memory_mb << 20)), (R.RLIMIT_NPROC, nproc),
-                   (R.RLIMIT_FSIZE, fsize_mb << 20), (R.RLIMIT_CORE, 0)]:
-        try: R.setrlimit(lim, (v, v))
-        except (ValueError, OSError): pass
-
-# %% ../nbs/05_sandbox.ipynb #j24enter
-def _enter(ctx:dict):
-    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
-    for fd in ctx.get("cgroups", ()):
-        os.write(fd, b"0")   # this process; its children follow it
-    if ctx.get("newipc") and _libc().unshare(0x08000000) != 0: raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
-
-def _memfd(data:bytes) -> int:
-    "A descriptor of an anonymous file holding `data`: how a program's source and a judge's tests reach one child only."
-    fd = os.memfd_create("phi1-job", 0)
-    view = memoryview(data)
-    while view: view = view[os.write(fd, view):]
-    return fd
-
-def _read_fd(fd:int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET); out = bytearray()
-    while (b := os.read(fd, 1 << 20)): out += b
-    os.close(fd); return bytes(out)
-
-def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
-    "stdin from /dev/null, stdout and stderr to the pipes, `keep` moved to 1000, 1001...; every other descriptor closed."
-    nul = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
-    for i, fd in enumerate(keep): os.dup2(fd, 1000 + i)
-    os.closerange(3, 1000); os.closerange(1000 + len(keep), 1 << 16)
-    return [1000 + i for i in range(len(keep))]
-
 # %% ../nbs/05_sandbox.ipynb #j24child
 def _child(src_fd:int, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
-    "The forked child: own process group, fds, uid and limits; run `src` as `__main__`, then answer `calls` or SIGSTOP itself."
+    "The forked child: own process group, fds, uid, limits; run the source as `__main__`, then answer `calls` or stop."
     try:
-        os.setpgid(0, 0)   # not setsid: a session costs ~3 ms here (a scheduler autogroup); the runner's has no terminal
+        os.setpgid(0, 0)   # not setsid: a session costs ~3 ms here (a scheduler autogroup); there is no terminal
         _libc().prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: die if the runner dies
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
@@ -87,32 +49,8 @@ def _child(src_fd:int, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict,
             try: f.flush()
             except BaseException: pass
         if done and calls: answer_calls(mod.__dict__, calls[2], *pipes); os._exit(0)
-        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the whole-program verdict (see above); the runner kills us here
+        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the whole-program verdict (see above); the runner kills it
         os._exit(code & 0xFF)
-    except BaseException: os._exit(111)
-
-# %% ../nbs/05_sandbox.ipynb #j24judge
-def _judge_child(names:list, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, fds:tuple):
-    "The judge: its own uid (as root), not dumpable; runs the tests against the candidate; writes P or F+why."
-    try:
-        os.setpgid(0, 0)
-        _libc().prctl(1, signal.SIGKILL)
-        signal.set_wakeup_fd(-1)
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        r, w, v, t = _fds(out_w, err_w, fds)
-        case = {**json.loads(_read_fd(t).decode("utf-8", "surrogatepass")), "names": names}   # the tests: only here
-        if not drop_privileges(uid): os._exit(112)
-        _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid
-        os.chdir("/"); os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
-        sys.stdout, sys.stderr = os.fdopen(1, "w", closefd=False), os.fdopen(2, "w", closefd=False)
-        _set_limits(**limits)
-        ok, why = judge(case, r, w)
-        for f in (sys.stdout, sys.stderr):
-            try: f.flush()
-            except BaseException: pass
-        os.write(v, b"P" if ok else b"F" + why.encode(errors="replace")[:2000])
-        os._exit(0)
     except BaseException: os._exit(111)
 
 # %% ../nbs/05_sandbox.ipynb #e5cb5aa0
@@ -153,12 +91,13 @@ def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, 
         return pid, None
     q_r, q_w = os.pipe(); a_r, a_w = os.pipe()   # questions to the candidate, answers from it
     pid = os.fork()
-    if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, job["judge"]["names"]))
+    names = job["judge"]["names"]
+    if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, names))
     os.close(q_r); os.close(a_w)
     v_r, v_w = os.pipe()   # made after the candidate's fork: it never holds the verdict's pipe
     judge_uid = None if ctx["uid"] is None else ctx["uid"] + 1
     jpid = os.fork()
-    if jpid == 0: _judge_child(job["judge"]["names"], out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w, job["fds"][1]))
+    if jpid == 0: _judge_child(names, out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w, job["fds"][1]))
     for fd in (q_w, a_r, v_w): os.close(fd)
     return jpid, v_r
 
@@ -253,12 +192,14 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     out = os.fdopen(os.dup(1), "w"); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0); sock = socket.socket(fileno=jobs)
     newipc = mode != "none" and _fresh_ipc_works()
-    ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if os.path.ismount("/dev/mqueue") else ""
+    mq = os.path.ismount("/dev/mqueue")
+    ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if mq else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
     ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
-    out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}) + "\n")
+    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
+    out.write(json.dumps(hello) + "\n")
     out.flush()
     while True:
         try: msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)   # a job's metadata, with its source's and tests' fds
@@ -295,7 +236,8 @@ class _Worker:
         pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
-                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, {theirs.fileno()})"]
+                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
+                     f"{theirs.fileno()})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
@@ -316,8 +258,8 @@ class _Worker:
             _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))
         if self.memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
             _warned.add(("memory", memory_mb, nproc))
-            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): one program "
-                           "of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
+            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
+                           "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
 
     def _line(self, timeout:float) -> dict|None:
         "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
@@ -383,7 +325,8 @@ def _job(code:str|dict, timeout:float, limits:dict, max_output:int) -> dict:
     lim = {**DEFAULT_LIMITS, **{k: v for k, v in limits.items() if v is not None}}
     bad = set(lim) - set(DEFAULT_LIMITS)
     if bad: raise TypeError(f"unknown limits {sorted(bad)}; valid: {sorted(DEFAULT_LIMITS)}")
-    src, judge = (code, None) if isinstance(code, str) else (code["src"], {k: code[k] for k in ("setup", "test", "names")})
+    judge = None if isinstance(code, str) else {k: code[k] for k in ("setup", "test", "names")}
+    src = code if isinstance(code, str) else code["src"]
     return dict(src=src, judge=judge, timeout=float(timeout), max_output=int(max_output),
                 limits=dict(timeout=float(timeout), **lim))
 
@@ -404,7 +347,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
              tmp_mb:int=256,             # size of each sandbox's /tmp (a tmpfs)
              shm_mb:int=64,              # size of each sandbox's /dev/shm
              **limits) -> list[SandboxResult]:  # memory_mb, nproc, fsize_mb
-    "Run each program in its own sandboxed process (a judged case: and its tests in a judge), `workers` at a time; results in input order."
+    "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
@@ -421,7 +364,8 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
             while True:
                 with lock: i = next(nxt, None)
                 if i is None: break
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, jobs[i]["limits"]["memory_mb"], jobs[i]["limits"]["nproc"])
+                lim = jobs[i]["limits"]
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"])
                 r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None
