@@ -160,7 +160,7 @@ def _run_job(job:dict, ctx:dict) -> dict:
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
-    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\njudge: {why.decode(errors='replace')}" if why else "")
+    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")   # the judge's reason, last
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
                 stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
