@@ -90,7 +90,7 @@ class Head(Classifier):
         import torch
         g = torch.Generator().manual_seed(self.params["seed"])
         X = torch.as_tensor(np.asarray(X, np.float32)); t = torch.as_tensor(np.asarray(y if score is None else score, np.float32))
-        self.mu, self.sd = X.mean(0), X.std(0).clamp(min=1e-6)
+        sd = X.std(0); self.mu, self.sd = X.mean(0), torch.where(sd > 1e-6, sd, 1.)   # a constant feature stays as it is
         lin = torch.nn.Linear(X.shape[1], 1)
         with torch.no_grad(): lin.weight.normal_(0, .01, generator=g); lin.bias.fill_(float(t.mean()))
         opt = torch.optim.AdamW(lin.parameters(), lr=self.params["lr"], weight_decay=self.params["weight_decay"])
@@ -100,7 +100,8 @@ class Head(Classifier):
         self.w, self.b = lin.weight.detach()[0].numpy(), float(lin.bias.detach()[0]); return self
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, np.float32)
-        return np.clip((X - self.mu)/self.sd @ self.w + self.b, 0, 1).astype(np.float32)
+        r = (X - self.mu)/self.sd @ self.w + self.b              # the regressed score; squashed around the cut, not clipped:
+        return (1/(1 + np.exp(-4*(r - .5)))).astype(np.float32)  # the same order and the same cut at .5, no ties at 0 and 1
     def save(self, dir) -> Path:
         with atomic_write(Path(dir)/self.file) as f: np.savez(f, mu=self.mu, sd=self.sd, w=self.w, b=self.b)
         return Path(dir)/self.file
