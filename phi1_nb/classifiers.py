@@ -142,10 +142,13 @@ class FastText(Classifier):
 # %% ../nbs/04b_classifiers.ipynb #26a019a6
 CLASSIFIERS = {"rf": RandomForest, "logreg": LogReg, "fasttext": FastText, "head": Head}
 
+def _known(name):
+    if name not in CLASSIFIERS: raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
+
 def make_classifier(name:str, # rf | logreg | fasttext | head
                     seed:int=0, n_estimators:int=200, kind:str="classifier", **params) -> Classifier:
     "A classifier by name, with the stage's forest settings (`n_estimators`, `kind`) passed only to the forest."
-    if name not in CLASSIFIERS: raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
+    _known(name)
     if name == "rf": params = dict(n_estimators=n_estimators, kind=kind, **params)
     return CLASSIFIERS[name](seed=seed, **params)
 
@@ -155,6 +158,7 @@ def load_classifier(dir, name:str, params:dict) -> Classifier:
 
 def filter_embedder(classifier:str, embedder:str, params:dict) -> tuple[str|None, dict]:
     "The embedder a classifier reads: none for fastText; a frozen encoder for the head (MiniLM in place of hashing)."
+    _known(classifier)
     if not CLASSIFIERS[classifier].embeds: return None, {}
     if classifier == "head" and embedder == "hashing": return "minilm", {"max_length": 256}
     return embedder, dict(params)
