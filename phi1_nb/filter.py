@@ -14,18 +14,21 @@ import numpy as np
 
 from .core import (Drop, read_dataset, read_json, read_manifest, read_shard, require_stage, run_stage,
                           seed_everything, stage_dir, verify_shards, write_json, write_shard, atomic_write)
+from .classifiers import (CLASSIFIERS, Classifier, RandomForest, filter_embedder, fit_forest, forest_scores,
+                                 load_classifier, make_classifier)
 from .embed import CODE_TOKEN, embed_cache_dir, embed_cached, get_embedder
 from .judge import (GUI, PROMPT, RETRY_NOTE, WEIGHTS, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge,
                            label_samples, make_judge, parse_judgement, rubric)
 _all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParseError", "LabelStore", "OpenAIJudge",
-         "label_samples", "make_judge", "parse_judgement", "rubric"]   # the judge lives in `judge`; stages import it from here
+         "label_samples", "make_judge", "parse_judgement", "rubric",   # the judge lives in `judge`; stages import it from here
+         "fit_forest", "forest_scores"]                                # and the forest in `classifiers`
 
 # %% auto #0
-__all__ = ['CODE_LINE', 'near_duplicate_groups', 'group_split', 'fit_forest', 'forest_scores', 'heldout_metrics', 'plot_pr',
-           'EduFilter', 'compare_embedders', 'run_labels', 'looks_like_code', 'check_sample', 'sample_pool',
-           'select_and_label', 'make_token_counter', 'budget_mask', 'scored_records', 'save_scores', 'score_shards',
-           'apply_filter', 'shard_fmt', 'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge',
-           'JudgeParseError', 'LabelStore', 'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric']
+__all__ = ['CODE_LINE', 'near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders',
+           'run_labels', 'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label', 'make_token_counter',
+           'budget_mask', 'scored_records', 'save_scores', 'score_shards', 'apply_filter', 'shard_fmt', 'train_filter',
+           'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge', 'JudgeParseError', 'LabelStore',
+           'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric', 'fit_forest', 'forest_scores']
 
 # %% ../nbs/04_filter.ipynb #59df7b1e
 def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128, ngram:int=5) -> np.ndarray:
@@ -48,21 +51,6 @@ def group_split(texts:list[str], y, val_frac:float=0.2, threshold:float=0.7, see
     return np.sort(tr), np.sort(va), g
 
 # %% ../nbs/04_filter.ipynb #dcfc6b1f
-def fit_forest(X, y, kind:str="classifier", n_estimators:int=200, seed:int=0):
-    "A random forest on embeddings `X`: a classifier of `y >= 0.5`, or a regressor of the graded `y`."
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    if kind not in ("classifier", "regressor"): raise ValueError(f"kind must be classifier or regressor, not {kind!r}")
-    if kind == "regressor": return RandomForestRegressor(n_estimators, random_state=seed, n_jobs=-1).fit(X, y)
-    return RandomForestClassifier(n_estimators, random_state=seed, n_jobs=-1, class_weight="balanced").fit(X, np.asarray(y) >= .5)
-
-def forest_scores(model, X) -> np.ndarray:
-    "Educational value in [0, 1]: P(high) for a classifier, the clipped prediction for a regressor."
-    if not len(X): return np.zeros(0, np.float32)
-    if hasattr(model, "predict_proba"):
-        p, cls = model.predict_proba(X), list(model.classes_)
-        return (p[:, cls.index(True)] if True in cls else np.zeros(len(X))).astype(np.float32)
-    return np.clip(model.predict(X), 0, 1).astype(np.float32)
-
 def _binary(yt, yp) -> dict:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
     p, r, f, _ = precision_recall_fscore_support(yt, yp, average="binary", zero_division=0)
@@ -96,33 +84,43 @@ def plot_pr(y_true, score, baseline:dict|None=None, ax=None, label:str="forest")
 
 # %% ../nbs/04_filter.ipynb #e9081f22
 class EduFilter:
-    "A trained educational-value filter: embedder settings + forest; `.score(texts)`, `.save(dir)`, `EduFilter.load(dir)`."
-    def __init__(self, embedder:str, embedder_params:dict, model, metrics:dict|None=None):
-        self.embedder_name, self.embedder_params, self.model, self.metrics = embedder, dict(embedder_params), model, metrics or {}
-        self.embedder = get_embedder(embedder, **self.embedder_params)
-        if hasattr(model, "n_jobs"): model.n_jobs = 1     # scoring batch by batch: threads cost more than they save
+    "A trained educational-value filter: a `Classifier` and the embedder it reads; `.score(texts)`, `.save(dir)`, `.load(dir)`."
+    def __init__(self, embedder:str|None, embedder_params:dict, model, # a `Classifier`, or a fitted scikit-learn forest
+                 metrics:dict|None=None):
+        if not isinstance(model, Classifier):
+            rf = RandomForest(kind="classifier" if hasattr(model, "predict_proba") else "regressor"); rf.model, model = model, rf
+        self.classifier, self.metrics = model, metrics or {}
+        self.embedder_name, self.embedder_params = (embedder, dict(embedder_params or {})) if model.embeds else (None, {})
+        self.embedder = get_embedder(embedder, **self.embedder_params) if model.embeds else None
+        if hasattr(getattr(model, "model", None), "n_jobs"): model.model.n_jobs = 1   # batch by batch: threads cost more
+        self.last_truncated = np.zeros(0, bool)
+    @property
+    def model(self): return getattr(self.classifier, "model", None)
+    def inputs(self, texts:list[str], cache_dir=None):
+        "What the classifier reads: the texts' embeddings (cached in `cache_dir` when given), or the texts themselves."
+        return embed_cached(self.embedder, texts, cache_dir) if self.embedder else list(texts)
     def score(self, texts:list[str], cache_dir=None) -> np.ndarray:
-        "Educational value of each text (embeddings cached in `cache_dir` when given)."
-        return forest_scores(self.model, embed_cached(self.embedder, texts, cache_dir))
+        "Educational value of each text in [0, 1]; `last_truncated` marks the texts cut to the reader's window."
+        s = self.classifier.predict(self.inputs(texts, cache_dir))
+        self.last_truncated = (self.embedder or self.classifier).last_truncated
+        return s
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
     def __setstate__(self, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
-        self.__dict__.update(d); self.embedder = get_embedder(self.embedder_name, **self.embedder_params)
+        self.__dict__.update(d)
+        self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
     def save(self, dir) -> Path:
-        "Write `forest.skops` and `filter.json` into `dir`."
-        import skops.io as sio
-        d = Path(dir); d.mkdir(parents=True, exist_ok=True)
-        with atomic_write(d/"forest.skops") as f: f.write(sio.dumps(self.model))
-        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
-                                         kind=type(self.model).__name__, metrics=self.metrics))
+        "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
+        d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
+        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params, classifier=c.name,
+                                         classifier_params=c.params, kind=type(self.model).__name__, metrics=self.metrics))
         return d
     @classmethod
     def load(cls, dir) -> "EduFilter":
-        "Reload a saved filter by path (only scikit-learn/NumPy types are trusted)."
-        import skops.io as sio
-        d = Path(dir); meta = read_json(d/"filter.json"); raw = (d/"forest.skops").read_bytes()
-        unknown = [t for t in sio.get_untrusted_types(data=raw) if not t.startswith(("sklearn.", "numpy."))]
-        if unknown: raise ValueError(f"{d/'forest.skops'} holds untrusted types {unknown}")
-        return cls(meta["embedder"], meta["embedder_params"], sio.loads(raw, trusted=sio.get_untrusted_types(data=raw)), meta["metrics"])
+        "Reload a saved filter by path (a filter saved before the bake-off is a forest)."
+        m = read_json(Path(dir)/"filter.json")
+        clf = load_classifier(dir, m.get("classifier", "rf"), m.get("classifier_params", {}))
+        return cls(m["embedder"], m["embedder_params"], clf, m["metrics"])
+
 
 # %% ../nbs/04_filter.ipynb #55d9e6f0
 def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
@@ -215,7 +213,7 @@ def scored_records(filt:EduFilter, path, count_tokens, cache_dir=None, batch_siz
     def flush(batch):
         bad = [check_sample(r.get("content")) for r in batch]
         s = iter(filt.score([r["content"] for r, b in zip(batch, bad) if b is None], cache_dir))
-        t = iter(filt.embedder.last_truncated)
+        t = iter(filt.last_truncated)
         for r, b, n in zip(batch, bad, count_tokens([r["content"] if b is None else "" for r, b in zip(batch, bad)])):
             yield (r, np.nan, 0, b, False) if b else (r, float(next(s)), int(n), "", bool(next(t)))
     batch = []
@@ -254,7 +252,7 @@ def apply_filter(filt:EduFilter, in_dir, out_dir, threshold:float=0.5, token_bud
                  ) -> dict:
     "Score `in_dir` (checksums verified first) with `filt`, write kept/dropped shards to `out_dir` (resumable); returns the manifest."
     in_dir, out_dir = Path(in_dir), Path(out_dir); sdir = out_dir/"scores"; sdir.mkdir(parents=True, exist_ok=True)
-    filt.embedder.progress = False                   # run_stage's bar counts the shards; one per 256-record batch is noise
+    if filt.embedder: filt.embedder.progress = False     # run_stage's bar counts the shards; one per batch is noise
     shards, count, labels, keep = verify_shards(in_dir)["shards"], make_token_counter(token_counter_spec), labels or {}, None
     load = lambda: [np.load(sdir/f"{_tid(sh)}.npz") for sh in shards]
     if token_budget is not None:                 # the cut needs every score first: a scoring pass, then the cut
@@ -285,23 +283,48 @@ def shard_fmt(shards) -> str:
     "The format of the input shards (the output uses the same)."
     return shards[0]["path"].split(".", 1)[1] if shards else "jsonl.zst"
 
+# %% ../nbs/04_filter.ipynb #7a1c0f31
+def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
+                 classifier:str="rf", embedder:str="hashing", embedder_params:dict|None=None, model:str="classifier",
+                 n_estimators:int=200, val_frac:float=0.2, near_dup_threshold:float=0.7, near_dup_shingles:str="ast",
+                 seed:int=0, cache=None, progress:bool=True, out=None) -> tuple[EduFilter, dict]:
+    "Train `classifier` on the group split's training side; held-out metrics; saved into `out` when given."
+    texts, yl = [l["content"] for l in lab], np.array([l["label"] for l in lab])
+    ys = np.array([yl[i] if l.get("score") is None else l["score"] for i, l in enumerate(lab)], float)
+    tr, va, groups = group_split(texts, ys if model == "regressor" else yl, val_frac, near_dup_threshold, seed, near_dup_shingles)
+    filt = EduFilter(*filter_embedder(classifier, embedder, embedder_params or {}),
+                     make_classifier(classifier, seed, n_estimators, model))
+    if filt.embedder: filt.embedder.progress = progress
+    t0 = time.perf_counter(); filt.classifier.fit(filt.inputs([texts[i] for i in tr], cache), yl[tr], ys[tr])
+    t1 = time.perf_counter(); sv = filt.score([texts[i] for i in va], cache)
+    filt.metrics = dict(heldout_metrics(yl[va], sv, y_train=yl[tr]), classifier=classifier, embedder=filt.embedder_name,
+                        fit_seconds=round(t1 - t0, 3), n_labelled=len(lab), n_train=len(tr), n_val=len(va),
+                        split="GroupShuffleSplit over near-duplicate groups", groups=len(set(groups)),
+                        grouped_near_duplicates=len(lab) - len(set(groups)), label_counts=dict(Counter(str(l) for l in yl)))
+    if out is not None:
+        write_json(Path(out)/"metrics.json", filt.metrics)
+        write_json(Path(out)/"heldout.json", dict(id=[lab[i]["id"] for i in va], label=yl[va].tolist(), score=sv.tolist()))
+        filt.save(out)                                   # filter.json last: the marker
+    return filt, filt.metrics
+
+
 # %% ../nbs/04_filter.ipynb #9b224033
 def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_model:str="gpt-4",
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
                n_labels:int=600, active_rounds:int=0, pool_size:int=2000, embedder:str="hashing",
-               embedder_params:dict|None=None, model:str="classifier", n_estimators:int=200, val_frac:float=0.2,
+               embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200, val_frac:float=0.2,
                near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5, token_budget:float|None=None,
                token_counter:str="whitespace", cache_embeddings:bool=True, keep_dropped:bool=True,
                batch_size:int=256, seed:int=1234, engine:str="local", ray_address:str|None=None,
                ray_actors:int|None=None, progress:bool=True) -> dict:
-    "The filter stage: label a sample, train the forest, filter `run_dir/corpus/` into `run_dir/filter/` (local or Ray engine)."
+    "The filter stage: label a sample, train the classifier, filter `run_dir/corpus/` into `run_dir/filter/` (local or Ray engine)."
     params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
     t0, corpus, out = time.time(), require_stage(run_dir, "corpus"), stage_dir(run_dir, "filter")
     seed_everything(seed); embedder_params = dict(embedder_params or {})
     cache = embed_cache_dir(run_dir) if cache_embeddings else None
     corpus_id = hashlib.sha256(json.dumps(read_manifest(corpus)["shards"], sort_keys=True).encode()).hexdigest()
     model_params = {k: params[k] for k in ("judge", "judge_model", "n_labels", "active_rounds", "pool_size", "embedder",
-                                           "embedder_params", "model", "n_estimators", "val_frac", "near_dup_threshold",
+                                           "embedder_params", "classifier", "model", "n_estimators", "val_frac", "near_dup_threshold",
                                            "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
     if engine not in ("local", "ray"): raise ValueError(f"filter.engine must be 'local' or 'ray', not {engine!r}")
@@ -317,32 +340,24 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     else:
         jd = make_judge(judge, base_url, judge_model, api_key_env, concurrency, rpm, tpm, labels_dir/"llm_cache")
         pool = sample_pool(read_dataset(corpus), pool_size, seed)
-        emb = get_embedder(embedder, **embedder_params); emb.progress = progress
+        emb = get_embedder(embedder, **embedder_params) if active_rounds > 0 else None   # the active sampler's forest reads it
         X = lambda ts: embed_cached(emb, ts, cache)
         lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), n_labels, active_rounds, X, n_estimators, seed)
                if l["label"] is not None]
-        ys = np.array([l["score"] if model == "regressor" else l["label"] for l in lab], float)
         if len(lab) < 10 or len(set(l["label"] for l in lab)) < 2:
             raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): need >= 10 of both classes")
-        tr, va, groups = group_split([l["content"] for l in lab], ys, val_frac, near_dup_threshold, seed, near_dup_shingles)
-        Xl, yl = X([l["content"] for l in lab]), np.array([l["label"] for l in lab])
-        forest = fit_forest(Xl[tr], ys[tr], model, n_estimators, seed)
-        metrics = dict(heldout_metrics(yl[va], forest_scores(forest, Xl[va]), y_train=yl[tr]), n_labelled=len(lab),
-                       n_train=len(tr), n_val=len(va), split="GroupShuffleSplit over near-duplicate groups",
-                       groups=len(set(groups)), grouped_near_duplicates=len(lab) - len(set(groups)),
-                       label_counts=dict(Counter(str(l["label"]) for l in lab)))
-        write_json(out/"model"/"metrics.json", metrics); labels = {l["id"]: l for l in lab}
-        write_json(out/"model"/"heldout.json", dict(id=[lab[i]["id"] for i in va], label=[lab[i]["label"] for i in va],
-                                                     score=forest_scores(forest, Xl[va]).tolist()))
-        filt = EduFilter(embedder, embedder_params, forest, metrics); filt.save(out/"model")   # filter.json last: the marker
+        filt, metrics = train_filter(lab, classifier, embedder, embedder_params, model, n_estimators, val_frac,
+                                     near_dup_threshold, near_dup_shingles, seed, cache, progress, out/"model")
+        labels = {l["id"]: l for l in lab}
         print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")},
-              "majority baseline F1:", round(metrics["baseline"]["f1"], 3))
+              f"({classifier}) majority baseline F1:", round(metrics["baseline"]["f1"], 3))
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
     mt = None
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors)
     m = apply_filter(filt, corpus, out, threshold, token_budget, token_counter, cache, keep_dropped, batch_size, labels,
-                     params, dict(metrics=filt.metrics, labels=len(labels), engine=engine), progress, mt)
+                     params, dict(metrics=filt.metrics, labels=len(labels), engine=engine,
+                     classifier=filt.classifier.name, embedder=filt.embedder_name), progress, mt)
     m["seconds"] = round(time.time() - t0, 3); write_json(out/"manifest.json", m)
     return m

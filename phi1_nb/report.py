@@ -185,6 +185,7 @@ def to_html(r:dict, figs:dict) -> str:
          "<h2>Filter</h2>", paper("filter")]
     s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}), img("confusion", "confusion matrix"),
           img("scores", "score histogram")] if flt else [miss]
+    if r.get("bakeoff"): s += ["<h3>Which classifier (the bake-off)</h3>", _table(r["bakeoff"])]
     s += ["<h2>Synthetic data</h2>", paper("synth"),
           _table([{"kind": k, **{kk: vv for kk, vv in (v.get("diversity") or {}).items() if not isinstance(vv, (list, dict))}}
                   for k, v in r["synth"].items()]) if r.get("synth") else miss]
@@ -210,6 +211,13 @@ def _curve(d:Path):
     return dict(train=[(x["step"], x["loss"]) for x in h if "loss" in x],
                 eval=[(x["step"], x["eval_loss"]) for x in h if "eval_loss" in x])
 
+def _bakeoff(rd:Path) -> list|None:
+    "The filter bake-off's table (04c_bakeoff), one row per classifier and baseline: mean [2.5-97.5 percentile]."
+    b = _get(rd/"bakeoff"/"bakeoff.json")
+    f = lambda t: f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"
+    return [{"classifier": n, **{k: f(s[k]) if k in s else "" for k in ("f1", "roc_auc", "f1_gain", "auc_gain")}}
+            for n, s in b["summary"].items()] if b else None
+
 def collect(run_dir) -> dict:
     "Every result a run produced, each next to the paper's figure."
     rd = Path(run_dir); r = dict(run_dir=str(rd), stages=stage_rows(rd), paper=PAPER)
@@ -217,6 +225,7 @@ def collect(run_dir) -> dict:
     r["filter"] = _get(rd/"filter"/"model"/"metrics.json")
     fm = _get(rd/"filter"/"manifest.json")
     if fm and r["filter"] is not None: r["filter"] = {**r["filter"], "kept_tokens": (fm.get("kept_tokens")), "counts": fm.get("counts")}
+    r["bakeoff"] = _bakeoff(rd)
     sm = _get(rd/"synth"/"manifest.json")
     r["synth"] = {k: {"counts": v.get("counts"), "diversity": v.get("diversity")} for k, v in (sm or {}).get("kinds", {}).items()} or None
     r["decontaminate"] = _get(rd/"decontaminate"/"tau_table.json")
@@ -251,6 +260,7 @@ def to_markdown(r:dict) -> str:
         v = eval_rows(r[k]) if k == "eval" and r.get(k) else r.get(k)
         out.append("missing: the stage did not run or left no result\n" if v is None else
                    (_md_table(v) if isinstance(v, list) and v and isinstance(v[0], dict) else f"```json\n{json.dumps(v, indent=1, default=str)[:4000]}\n```\n"))
+    if r.get("bakeoff"): out += ["## filter bake-off (scripts/bench_filter.py --bakeoff)\n", _md_table(r["bakeoff"])]
     return "\n".join(out)
 
 def run_report(run_dir): # the run folder

@@ -9,6 +9,7 @@ subprocess: streaming over shards should keep it flat.
     .venv/bin/python scripts/bench_filter.py                      # hashing on all files, minilm/hf on a sample
     .venv/bin/python scripts/bench_filter.py --embedders hashing --files 0   # every stdlib file
     .venv/bin/python scripts/bench_filter.py --compare runs/tiny   # held-out quality of each embedder on a run's labels
+    .venv/bin/python scripts/bench_filter.py --bakeoff --run runs/tiny   # the classifiers on a run's labels (04c_bakeoff)
 """
 import argparse, json, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -102,17 +103,55 @@ def compare(run_dir, embedders, seeds=(1234,), n_estimators=200):
     return res
 
 
+def print_bakeoff(res):
+    "The bake-off's tables, from `run_bakeoff`'s result (or `runs/<name>/bakeoff/bakeoff.json`)."
+    f = lambda t, d=3: f"{t[0]:.{d}f} [{t[1]:.{d}f}, {t[2]:.{d}f}]"
+    print(f"{res['labels']} labels of {res['run']} ({res['high']} high); {res['n_splits']} group splits, "
+          f"{min(res['n_val'])}-{max(res['n_val'])} held out each; mean [2.5-97.5 percentile over splits]")
+    keys = ("f1", "balanced_accuracy", "roc_auc", "average_precision", "f1_gain", "auc_gain")
+    print(f"{'classifier':11}" + "".join(f"{k:>24}" for k in keys) + f"{'fit s':>8}")
+    for n, s in res["summary"].items():
+        print(f"{n:11}" + "".join(f"{f(s[k]) if k in s else '':>24}" for k in keys) + f"{s['fit_seconds'][0]:8.2f}")
+    print(f"\nscoring cost (read + embed + predict, no cache, this CPU): measured, and extrapolated linearly to 1M files")
+    print(f"{'classifier':11}{'files':>6}{'seconds':>9}{'files/s':>9}{'CPU-h per 1M':>14}{'fit s':>8}")
+    for n, c in res["cost"].items():
+        print(f"{n:11}{c['files']:6d}{c['seconds']:9.2f}{c['files'] / c['seconds']:9.1f}{c['hours_per_1m']:14.2f}{c['fit_seconds']:8.2f}")
+    print("\nlabels vs quality (mean over splits; held-out side fixed per split): F1 / ROC AUC, random vs active sampler")
+    import pandas as pd
+    cv = pd.DataFrame(res["curve"]).groupby(["classifier", "labels", "sampler"])[["f1", "roc_auc"]].mean().unstack("sampler")
+    print(cv.round(3).to_string())
+    if "agreement" in res:
+        print("\nkept sets (threshold of the run) and their pairwise agreement:", res["kept"])
+        for a in res["agreement"]:
+            print(f"  {a['a']:>8} vs {a['b']:<8} Jaccard {a['jaccard']:.3f}  same decision {a['same']:.3f}  kappa {a['kappa']:.3f}")
+        print("as ablation arms: phi1 ablation --arms raw," + ",".join(f"{n}=filter-{n}" for n in res["kept"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="--compare: group splits (seeds 0..n-1) to average over")
     ap.add_argument("--compare", default=None, help="a run folder with a finished filter: compare embedders' held-out AUC on its labels")
     ap.add_argument("--embedders", default="hashing,minilm,hf")
+    ap.add_argument("--bakeoff", action="store_true", help="compare the classifiers on the labels of --run (04c_bakeoff)")
+    ap.add_argument("--run", default=None, help="--bakeoff: a run folder with a finished filter stage")
+    ap.add_argument("--classifiers", default="rf,logreg,fasttext,head", help="--bakeoff: which classifiers")
+    ap.add_argument("--splits", type=int, default=10, help="--bakeoff: repeated group splits")
+    ap.add_argument("--sizes", default="100,200,400", help="--bakeoff: label counts of the labels-vs-quality curve")
+    ap.add_argument("--no-arms", action="store_true", help="--bakeoff: do not write each kept set as run/filter-<name>")
+    ap.add_argument("--show", action="store_true", help="--bakeoff: print the saved run/bakeoff/bakeoff.json, compute nothing")
     ap.add_argument("--files", type=int, default=2000, help="stdlib files in the corpus (0: all), the tiny preset's size")
     ap.add_argument("--sample", type=int, default=120, help="files used for the slow embedders (minilm, hf)")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats of each measurement; the best is reported")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
+    if a.bakeoff:
+        if not a.run: ap.error("--bakeoff needs --run <run folder>")
+        from phi1_nb.bakeoff import run_bakeoff
+        from phi1_nb.core import read_json
+        if a.show: return print_bakeoff(read_json(Path(a.run) / "bakeoff" / "bakeoff.json"))
+        return print_bakeoff(run_bakeoff(a.run, a.classifiers.split(","), a.splits, [int(x) for x in a.sizes.split(",")],
+                                         arms=not a.no_arms))
     if a.compare: return compare(a.compare, [e for e in a.embedders.split(",") if e != "hf"], range(a.seeds))
     import torch
     print(f"CPU threads: torch {torch.get_num_threads()}, cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")

@@ -326,3 +326,71 @@ def test_cli_reports_a_tampered_input_in_one_line_with_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr[-2000:]
     errors = [l for l in p.stderr.splitlines() if "error:" in l]
     assert len(errors) == 1 and "Traceback" not in p.stderr and "part-00000.jsonl.zst" in errors[0] and "rerun" in errors[0], p.stderr
+
+
+# ---------------------------------------------------------------- the bake-off's classifiers (04b_classifiers)
+
+def planted(n=300, seed=0):
+    "Texts whose label is planted in their words (teaching words vs set-up words), and those labels."
+    rng = np.random.default_rng(seed)
+    words = [["config", "widget", "const", "gui", "layout"], ["loop", "return", "docstring", "index", "recursion"]]
+    y = rng.integers(0, 2, n)
+    noise = ["x = 1", "y", "print", "self", "value", "data"]
+    return [" ".join(rng.choice(words[v] * 2 + noise * 3, 40)) + f"\n# sample {i}" for i, v in enumerate(y)], y
+
+
+@pytest.mark.parametrize("name", ["rf", "logreg", "fasttext", "head"])
+def test_classifier_learns_a_planted_signal_and_nothing_from_shuffled_labels(name):
+    from sklearn.metrics import roc_auc_score
+    from phi1_nb.classifiers import make_classifier
+    texts, y = planted()
+    X = get_embedder("hashing", n_features=256).embed(texts)
+    c0 = make_classifier(name, seed=0, n_estimators=100)
+    inp = (lambda ix: [texts[i] for i in ix]) if not c0.embeds else (lambda ix: X[ix])
+    tr, te = np.arange(150), np.arange(150, 300)
+    s = c0.fit(inp(tr), y[tr], y[tr].astype(float)).predict(inp(te))
+    assert s.shape == (150,) and 0 <= s.min() <= s.max() <= 1
+    assert roc_auc_score(y[te], s) >= 0.9
+    ys = np.random.default_rng(1).permutation(y)                  # shuffled labels: no signal left to learn
+    s = make_classifier(name, seed=0, n_estimators=100).fit(inp(tr), ys[tr], ys[tr].astype(float)).predict(inp(te))
+    assert abs(roc_auc_score(ys[te], s) - 0.5) < 0.15
+
+
+@pytest.mark.parametrize("name", ["logreg", "fasttext"])
+def test_stage_trains_the_named_classifier_and_records_it(small_run, tmp_path, name):
+    from phi1_nb.cli import main
+    run, m, kw = small_run
+    assert m["classifier"] == "rf" and (run / "filter" / "model" / "forest.skops").exists()
+    make_corpus(tmp_path, SAMPLES)
+    argv = ["filter", "--run-dir", str(tmp_path), "--classifier", name, "--n_labels", "90", "--pool_size", "170",
+            "--n_estimators", "60", "--embedder_params", "{n_features: 512}"]
+    assert main(argv) == 0
+    mm = json.loads((tmp_path / "filter" / "manifest.json").read_text())
+    meta = json.loads((tmp_path / "filter" / "model" / "filter.json").read_text())
+    assert mm["classifier"] == meta["classifier"] == mm["metrics"]["classifier"] == name
+    assert json.loads((tmp_path / "filter" / "params.json").read_text())["params"]["classifier"] == name
+    f = EduFilter.load(tmp_path / "filter" / "model")
+    kept = list(read_dataset(tmp_path / "filter"))[:5]
+    assert type(f.classifier).__name__ != "RandomForest" and f.classifier.name == name
+    assert np.allclose(f.score([r["content"] for r in kept]), [r["educational_value"] for r in kept], atol=1e-4)
+    # another classifier on the same run retrains (the old model goes) and is recorded
+    m2 = run_filter(tmp_path, progress=False, **dict(kw, classifier="rf"))
+    assert m2["classifier"] == "rf" and EduFilter.load(tmp_path / "filter" / "model").classifier.name == "rf"
+
+
+def test_filter_saved_before_the_bakeoff_loads_as_a_forest(small_run, tmp_path):
+    import shutil
+    run, _, _ = small_run
+    shutil.copytree(run / "filter" / "model", tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "filter.json").read_text())
+    for k in ("classifier", "classifier_params"): meta.pop(k)
+    (tmp_path / "old" / "filter.json").write_text(json.dumps(meta))
+    f, g = EduFilter.load(tmp_path / "old"), EduFilter.load(run / "filter" / "model")
+    texts = [s["content"] for s in SAMPLES[:5]]
+    assert f.classifier.name == "rf" and np.array_equal(f.score(texts), g.score(texts))
+
+
+def test_unknown_classifier_is_one_clear_error(tmp_path):
+    make_corpus(tmp_path, SAMPLES[:40])
+    with pytest.raises(ValueError, match="unknown classifier 'svm'; choose one of rf, logreg, fasttext, head"):
+        run_filter(tmp_path, progress=False, classifier="svm", n_labels=30, pool_size=40, n_estimators=10)
