@@ -187,6 +187,7 @@ def _stage_schema(out_dir:Path, shards:list[dict]):
 def _subsets(out_dir:Path) -> dict:
     "`{name: [files]}` of the finished datasets in `out_dir`'s subfolders (synth's kinds): one card config each."
     out = {}
+    if not out_dir.is_dir(): return out
     for p in sorted(q for q in out_dir.iterdir() if (q/"manifest.json").is_file()):
         try: fs = [f"{p.name}/{s['path']}" for s in read_json(p/"manifest.json")["shards"]]
         except (ValueError, KeyError, TypeError): continue
