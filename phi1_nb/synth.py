@@ -18,7 +18,9 @@ from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, 
 from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix, record_id,
                              exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
                              textbook_prefix, textbook_spec, topic_leaves, vocabulary)
-from .synth_quality import DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, textbook_verdict
+from .synth_quality import (DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, split_blocks,
+                                   textbook_verdict)
+from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
 
 # %% auto #0
 __all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
@@ -141,6 +143,7 @@ def _provenance(spec:dict, backend_kind:str, model:str, comp:Completion, base:bo
 def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200,
                     min_prose_share:float=0.3, base:bool|None=None) -> dict|str:
     "A textbook record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
+    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"   # cut off at max_tokens
     if backend_kind == "transformers" if base is None else base:   # a base model continues a lesson file: keep what parses
         p = parse_prefix(textbook_prefix(spec) + comp.text)
         if p is None: return "code_syntax_error"
@@ -150,6 +153,7 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
     else:
         text = comp.text.strip()
         why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
+        why = why or textbook_prose_verdict("\n".join(b["text"] for b in split_blocks(text) if b["kind"] == "prose"), spec)
     if why: return why
     return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
             "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp, base)}
@@ -157,6 +161,7 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
 def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, base:bool|None=None) -> dict|str:
     "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped (its tests still have to pass in the sandbox)."
     text = exercise_prefix(spec) + comp.text if (backend_kind == "transformers" if base is None else base) else comp.text
+    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"
     ex = parse_exercise(text, spec["function_name"])
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
@@ -239,7 +244,9 @@ def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[l
     for rec in made:
         if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
         pending.append(rec)
-    why = run_checks(pending, workers, timeout) if kind == "exercises" else [None]*len(pending)
+    why = (mutation_verdicts(pending, workers, timeout) if kind == "exercises"   # tests that kill every mutant; code that runs
+           else run_textbook_code([r["content"] for r in pending], workers, timeout) if not getattr(backend, "base", False)
+           else [None]*len(pending))
     for rec, w in zip(pending, why):
         if w is None and (dup := report.add(rec)) is not None: w = "near_duplicate"
         items.append(Drop(w, rec) if w else rec)

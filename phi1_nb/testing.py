@@ -159,27 +159,31 @@ FakeOpenAIServer._conn, FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = 
 
 # %% ../nbs/02c_testing.ipynb #372bb1fd
 _TEMPLATES = [
-    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}"),
-    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}"),
-    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}"),
-    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}"),
-]
+    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}",
+     "[2 * {k}]", "2 * {k} + {c}"),
+    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}",
+     "[{k} + 1, {k} + 2, 0]", "2 * {c}"),
+    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}",
+     "[{c} + 9]", "{c} + 9 + {k}"),
+    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}",
+     "[5]", "5 * {k} - {c}"),
+]   # two checks with different expected values: the tests pin the function down (06c_synth_gate)
 
 def fake_teacher(body:dict) -> str:
     "Answer a synth prompt (chat or base-model prefix) like a teacher model would, deterministically from the prompt."
     msg = body["messages"][-1]["content"] if body.get("messages") else str(body.get("prompt", ""))
     h = int(hashlib.sha256(msg.encode()).hexdigest(), 16)
-    k, c = 2 + h % 7, (h >> 8) % 50
-    doc, code, arg, want = _TEMPLATES[(h >> 16) % len(_TEMPLATES)]
+    k, c = 2 + h % 7, 1 + (h >> 8) % 49
+    doc, code, arg, want, arg2, want2 = _TEMPLATES[(h >> 16) % len(_TEMPLATES)]
     f = lambda s: s.format(k=k, c=c)
     wrong = " + 1" if (h >> 24) % 5 == 0 else ""
     if not body.get("messages") and (m := re.search(r"def (\w+)\($", msg)):    # a base model continues `def name(`
         n = m.group(1)
-        return f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\nassert {n}({f(arg)}) == {f(want)}{wrong}\nassert isinstance({n}([]), int)\n"
+        return f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\nassert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n"
     if m := re.search(r"function `(\w+)`", msg):
         n = m.group(1)
         return (f"```python\ndef {n}(xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n"
-                f"assert {n}({f(arg)}) == {f(want)}{wrong}\nassert isinstance({n}([]), int)\n```")
+                f"assert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n```")
     words = re.search(r"(?:words naturally into the text|Keywords): ([^.\n]+)\.", msg)
     words = words.group(1).split(", ") if words else ["apple"]
     topic = re.search(r"about (.+?) \(part", msg)
