@@ -341,7 +341,10 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
                         failed[str(r)[:160]] += 1
                         if not stop and (e := self._stop_error(r, ok[0], failed)) is not None: stop.append(e)
                 with cond: results[i] = r; cond.notify_all()
-        try: await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, n)))))
+        box["workers"] = ws = [asyncio.ensure_future(worker()) for _ in range(max(1, min(self.concurrency, n)))]
+        try:   # an early stop cancels the workers alone: never this task, which may be closing the connections below
+            errs = [e for e in await asyncio.gather(*ws, return_exceptions=True) if isinstance(e, BaseException)]
+            if (e := next((e for e in errs if not isinstance(e, asyncio.CancelledError)), None)) is not None: raise e
         finally:
             if self.cache is not None: self.cache.sync()
             for oc in self._state()[0]: await oc.close()
@@ -365,8 +368,8 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
     finally:
         bar.close()
         if got[0] < n and t.is_alive() and "loop" in box:   # the consumer stopped early: cancel what is in flight
-            # (after the last answer the loop is only closing its connections: cancelling that would leak them)
-            try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in asyncio.all_tasks(box["loop"])])
+            # (the workers only: once they are done the loop is closing its connections, and cancelling that leaked them)
+            try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in box.get("workers", [])])
             except RuntimeError: pass
         t.join()
 

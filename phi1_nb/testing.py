@@ -148,12 +148,15 @@ def _enter(self):
     return self
 
 def _exit(self, *exc):
-    async def stop():
+    async def stop():   # every connection task ends (closing its transport) before the loop stops, and the loop closes
         self._server.close()
-        for t in asyncio.all_tasks():
-            if t is not asyncio.current_task(): t.cancel()
+        ts = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in ts: t.cancel()
+        await asyncio.gather(*ts, return_exceptions=True)
+        for _ in range(3): await asyncio.sleep(0)   # the transports' connection_lost callbacks run
     asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
     self._loop.call_soon_threadsafe(self._loop.stop); self._thread.join(10)
+    if not self._thread.is_alive(): self._loop.close()
 
 FakeOpenAIServer._conn, FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = _conn, _enter, _exit
 

@@ -209,3 +209,46 @@ def test_no_connection_is_left_open(transport):
     assert r.returncode == 0, r.stderr[-2000:]
     leaks = [l for l in r.stderr.splitlines() if "unclosed transport" in l or "Unclosed client" in l or "Unclosed connector" in l]
     assert not leaks, r.stderr[-2000:]   # (before: 17-18 connections left open when the iterator was closed after its last answer)
+
+
+CLOSE_RACE = """
+import asyncio, sys, time
+from openai import AsyncOpenAI
+from phi1_nb.llm import LLMClient
+from phi1_nb.testing import FakeOpenAIServer
+real, done = AsyncOpenAI.close, []
+async def slow_close(self):   # widen the window: the consumer stops early while the loop is closing its connections
+    await asyncio.sleep(0.5); await real(self); done.append(1)
+AsyncOpenAI.close = slow_close
+with FakeOpenAIServer(latency=0.01) as srv:
+    cl = LLMClient(srv.base_url, "fake", concurrency=16)
+    it = cl.complete_iter([[{"role": "user", "content": f"q{i}"}] for i in range(20)], max_tokens=10)
+    next(it); time.sleep(0.3); it.close(); cl.close()
+print("closed", len(done))
+"""
+
+@pytest.mark.parametrize("transport", ["auto", "httpx"])
+def test_an_early_stop_while_the_loop_closes_its_connections_lets_it_finish(transport):
+    "Issue 25: an early stop cancelled every task of the loop, also the one closing the connections (a race in CI)."
+    r = subprocess.run([sys.executable, "-c", CLOSE_RACE], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PHI1_HTTP": transport, "PYTHONWARNINGS": "always::ResourceWarning"})
+    assert r.returncode == 0 and "closed 1" in r.stdout, (r.stdout, r.stderr[-2000:])   # was: closed 0
+
+
+SERVER_EXIT = """
+import gc, json, socket
+from phi1_nb.testing import FakeOpenAIServer
+socks, body = [], json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
+with FakeOpenAIServer() as srv:
+    for _ in range(20):   # keep-alive connections still open when the server stops
+        s = socket.create_connection(("127.0.0.1", srv.port)); socks.append(s)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body); s.recv(65536)
+for s in socks: s.close()
+gc.collect()
+"""
+
+def test_the_fake_server_closes_its_connections_and_its_loop():
+    "Issue 25: the fake server stopped its loop before its connections' transports had closed, and never closed the loop."
+    r = subprocess.run([sys.executable, "-c", SERVER_EXIT], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONWARNINGS": "always::ResourceWarning"})
+    assert r.returncode == 0 and "unclosed" not in r.stderr.lower(), r.stderr[-2000:]
