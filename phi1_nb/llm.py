@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/llm.html.md"""
 
 # %% ../nbs/02_llm.ipynb #75ad1825
 from __future__ import annotations
-import asyncio, email.utils, functools, hashlib, json, math, os, random, socket, threading, time, weakref
+import asyncio, email.utils, functools, hashlib, json, logging, math, os, random, socket, threading, time, weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -177,6 +177,11 @@ class LLMClient:
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
 
+    def _probing(self) -> bool:
+        "Under a budget or a TPM limit, one request at a time until an answer shows how this server bills (past `max_tokens`?)."
+        limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
+        return limited and not self.ledger.spent["settled_usage"] and bool(self.ledger.own)
+
     def _state(self):
         "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
         loop = asyncio.get_running_loop()
@@ -265,9 +270,11 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
         params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
     async with sem:
         for attempt in range(self.max_retries + 1):
-            sp, sc = self.ledger.slack   # (a server that ignored max_tokens before is charged what it showed it bills)
-            await self.limiter.acquire(math.ceil(pb * sp) + math.ceil(max_tok * sc))
-            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.own:
+            while self._probing(): await asyncio.sleep(0.02)   # until one answer shows how the server bills, one in flight
+            charged = await self.limiter.acquire(lambda: math.ceil(pb * self.ledger.slack[0]) + math.ceil(max_tok * self.ledger.slack[1]))
+            while True:   # (a server that ignored max_tokens before is charged what it showed it bills, in both)
+                rid = None if self._probing() else self.ledger.reserve(pb, max_tok, tag)
+                if rid is not None or not self.ledger.own: break
                 await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:
                 s = self.ledger.summary()
@@ -288,6 +295,10 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                     if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e   # (an answer cut mid-body: a failed request)
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
+                if not refused:   # the server may have generated (and billed) the answer that never arrived: paid again
+                    self.usage["billed_again"] += 1
+                    logging.getLogger("phi1_nb.llm").warning(f"{kind} on {self.base_url}: retrying a request the server may "
+                                                             f"have billed already (paid again, {self.usage['billed_again']} so far)")
                 d = min(self.max_backoff, self.backoff * 2**attempt)
                 await asyncio.sleep(wait if wait is not None else d/2 + random.uniform(0, d/2))
                 continue
@@ -295,6 +306,7 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
             break
     u = data.get("usage") or {}
     self.ledger.settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
+    if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) - charged)
     c = data["choices"][0]
     text = c["text"] if "text" in c else c["message"]["content"]
     usage = {"prompt_tokens": u.get("prompt_tokens") or estimate_tokens(_prompt_text(messages)),
@@ -307,11 +319,19 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
 LLMClient._attempt, LLMClient.acomplete, LLMClient._request = _attempt, acomplete, _request
 
 # %% ../nbs/02_llm.ipynb #b395b50c
+def _refusal(e) -> bool:
+    "A request the server refused for who asks or what: 401, 403, 404 (a wrong key, model or path)."
+    return getattr(e, "status_code", None) in (401, 403, 404) or isinstance(getattr(e, "__cause__", None), Exception) and \
+        getattr(e.__cause__, "status_code", None) in (401, 403, 404)
+
 def _stop_error(self, e, ok, failed) -> Exception|None:
     "The error that stops every remaining request, if `e` (with `ok`/`failed` so far) is one."
     if isinstance(e, (LLMUnreachable, BudgetExceeded, LLMRejected)): return e
     if ok == 0 and sum(failed.values()) >= self.reject_after:
         why, n = failed.most_common(1)[0]
+        if not _refusal(e):   # a timeout, a 5xx, a cut connection: the server is up but failing, the key may be right
+            return LLMError(f"{self.base_url} failed all {sum(failed.values())} requests so far ({n}x: {why}); the server is "
+                            "slow or failing (timeouts, 5xx): rerun later, or raise the timeout")
         return LLMRejected(f"{self.base_url} rejected all {sum(failed.values())} requests so far ({n}x: {why}); check the API key, "
                            f"the model name ({self.model!r}) and the API (a base model without a chat template needs api: completions)")
     return None

@@ -352,6 +352,11 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
                 receipts[tid] = run_task(kdir, tid, items, iter, p["shard_format"], keep_dropped=True)
             if any(isinstance(e, LLMUnreachable) for _, e in bad): raise next(e for _, e in bad if isinstance(e, LLMUnreachable))
     finally: getattr(stream, "close", lambda: None)()
+    for p in (kdir/"parts").glob("synthetic-*.json"):   # n shrank: tasks of ids no longer requested go (receipt first)
+        if p.stem not in receipts and (r := _done(kdir, p.stem)) is not None:
+            p.unlink()
+            for f in (kdir/r["shard"]["path"], kdir/r.get("dropped", {}).get("path", "-"), kdir/"ids"/f"{p.stem}.json"):
+                if f.is_file(): f.unlink()
     order = sorted(receipts)
     drops = sum((Counter(receipts[t]["drops"]) for t in order), Counter())
     div, nd, n_out = report.summary(), drops.get("near_duplicate", 0), sum(receipts[t]["shard"]["n"] for t in order)
@@ -443,7 +448,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     finally:
         be.close()
         if lock is not None: lock.close()
-    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0)
+    unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])], per_shard)[1]))
+                 for k in kinds_l if k not in summary}   # a kind a stop never reached: every missing record counts
+    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0, unstarted)
 
 # %% ../nbs/06_synth.ipynb #1fac2bea
 SANDBOX_FAILS = ("tests_failed", "tests_timeout", "definition_failed")
@@ -471,20 +478,23 @@ def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
         u["answers"] += 1
     return {**u, "cost_usd": round(cost_usd(u, price), 6)}
 
-def _exit(stopped, failed:Counter, kinds:dict, be) -> tuple[int, str|None]:
+def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> tuple[int, str|None]:
     "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
-    missing = sum(m["missing"] for m in kinds.values())
+    missing = sum(m["missing"] for m in kinds.values()) + sum((unstarted or {}).values())
     if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
     if not failed: return 0, None
     why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
-    answered = be.usage.get("prompt_tokens", 0) + be.usage.get("cached", 0) > 0
-    if not answered or any(r.startswith(("LLMRejected", "LLMUnreachable")) for r in failed):
+    if any(r.startswith("LLMUnreachable") for r in failed):
+        return EXIT_REJECTED, f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}"
+    if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r) for r in failed):
         return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
                                f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
                                f"chat template needs api: completions). Why: {why}")
-    return EXIT_FAILED, f"{sum(failed.values())} requests failed after their retries, {missing} records missing; rerun to ask again. Why: {why}"
+    again = be.usage.get("billed_again", 0)
+    return EXIT_FAILED, (f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
+                         f"missing; rerun to ask again" + (f"; {again} retries may have been billed twice" if again else "") + f". Why: {why}")
 
-def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds) -> dict:
+def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
     cache = be.client.cache if isinstance(be, OpenAIBackend) else be.cache
     kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]), "diversity": m["diversity"],
                  "coverage_by_branch": m["coverage_by_branch"], **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
@@ -492,12 +502,13 @@ def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seco
     drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())
     counts = {"in": sum(m["counts"]["in"] for m in summary.values()), "out": sum(m["counts"]["out"] for m in summary.values()),
               **{k: m["counts"]["out"] for k, m in summary.items()}}
-    status, msg = _exit(stopped, failed, kinds, be)
+    status, msg = _exit(stopped, failed, kinds, be, unstarted)
     if msg: print(f"synth: {msg}", file=sys.stderr)
     ledger = be.client.ledger.summary() if isinstance(be, OpenAIBackend) else None
     return write_manifest(out, stage="synth", shards=[], params=params, counts=counts, drops=drops, seconds=seconds,
                           inputs=[str(Path(out)/k) for k in summary],
                           extra={"kinds": kinds, "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
                                  "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
-                                 "stopped": stopped, "exit_status": status, "exit_message": msg, "complete": status == 0,
+                                 "stopped": stopped, "not_started": unstarted or {}, "billed_again": be.usage.get("billed_again", 0),
+                                 "missing": sum(k["missing"] for k in kinds.values()) + sum((unstarted or {}).values()), "exit_status": status, "exit_message": msg, "complete": status == 0,
                                  "backend": be.kind, "model": be.model})
