@@ -87,7 +87,7 @@ class Ledger:
             self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
                           max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct,
+            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct, completion_sq=ct * ct,
                      max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
@@ -146,8 +146,10 @@ def observed(self, tag=None) -> dict|None:
     "Mean prompt tokens per bound byte and mean completion tokens of the settled answers with `tag` (None if none)."
     o = self.obs.get(tag)
     if not o: return None
+    mean = o["completion_tokens"] / o["n"]
+    var = max(0.0, o["completion_sq"] / o["n"] - mean * mean) * o["n"] / max(1, o["n"] - 1)   # (the sample variance)
     return {"n": o["n"], "prompt_tokens_per_byte": o["prompt_tokens"] / max(1, o["prompt_bytes"]),
-            "completion_tokens_mean": o["completion_tokens"] / o["n"], "max_tokens_mean": o["max_tokens"] / o["n"]}
+            "completion_tokens_mean": mean, "completion_tokens_sd": math.sqrt(var), "max_tokens_mean": o["max_tokens"] / o["n"]}
 
 def summary(self) -> dict:
     "What the ledger holds: spent tokens and dollars, budgets, in flight."

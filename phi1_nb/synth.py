@@ -24,7 +24,7 @@ from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_ver
 
 # %% auto #0
 __all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
-           'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table', 'pilot_answers',
+           'TransformersBackend', 'textbook_record', 'exercise_record', 'half_width', 'dry_run_table', 'pilot_answers',
            'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
            'paid_usage']
 
@@ -168,6 +168,11 @@ def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, bas
             **_provenance(spec, backend_kind, model, comp, base)}
 
 # %% ../nbs/06_synth.ipynb #a968b943
+def half_width(ob:dict, n_todo:int|None=None, z:float=1.96) -> float:
+    "Relative 95% half-width of the mean completion length observed (with `n_todo`: of the total of that many answers)."
+    if ob["n"] < 2 or not ob["completion_tokens_mean"]: return float("inf")
+    return z * ob["completion_tokens_sd"] / ob["completion_tokens_mean"] * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
+
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
     "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
     rows = []
@@ -176,23 +181,33 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
         prompts = [backend.prompt(s) for s in todo]
         mt, pb = max_tokens[kind], sum(prompt_bound(p) for p in prompts)
         ob = ledger.observed(kind) if ledger is not None else None
+        hw = 0.0
         if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
             pt = pb * ob["prompt_tokens_per_byte"]
             ct = len(todo) * min(mt, ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"]))
+            hw = len(todo) * half_width(ob, len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
         else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
         rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
+                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + min(ct + hw, len(todo) * mt))],
                          cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
                          completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
                          cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
     return rows
 
-def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int) -> dict:
+def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
     "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
     if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
-    todo, t0 = [s for s in specs[:n] if not backend.is_cached(s, max_tokens)], ledger.spent_tokens()
-    bad = [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
-    out = {"pilot_requests": len(todo), "pilot_tokens": ledger.spent_tokens() - t0}
+    t0, sent, bad, m = ledger.spent_tokens(), 0, [], 0
+    while True:   # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
+        todo = [s for s in specs[m:n] if not backend.is_cached(s, max_tokens)]
+        bad += [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
+        sent, m = sent + len(todo), n
+        ob = ledger.observed(kind)
+        if bad or n >= min(len(specs), max_n) or (ob and half_width(ob) <= target): break
+        n *= 2
+    out = {"pilot_requests": sent, "pilot_tokens": ledger.spent_tokens() - t0,
+           "pilot_half_width": round(half_width(ob), 3) if ob else None}
     return {**out, "pilot_failed": f"{len(bad)}x {type(bad[0]).__name__}: {str(bad[0])[:160]}"} if bad else out
 
 # %% ../nbs/06_synth.ipynb #9e58a742

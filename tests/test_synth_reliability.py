@@ -335,3 +335,20 @@ def test_shrinking_n_removes_the_shards_of_ids_no_longer_requested(tmp_path):
         listed = {s["path"] for s in m["kinds"] and read_json(d / "manifest.json")["shards"]}
         assert {str(p.relative_to(d)) for p in d.rglob("*.jsonl*") if "dropped" not in str(p)} == listed
         assert len({p.stem for p in (d / "parts").glob("synthetic-*.json")}) == len(read_json(d / "manifest.json")["tasks"])
+
+
+def test_the_dry_run_grows_its_pilot_until_the_interval_is_tight_and_the_run_falls_inside(tmp_path):
+    "Bimodal answer lengths: an 8-request pilot missed by +20.8% and carried no error bar."
+    import hashlib
+    def bimodal(body):
+        h = hashlib.sha256(json.dumps(body["messages"]).encode()).digest()[0]
+        return " ".join(["w"] * (4 if h % 2 else 120))
+    with FakeOpenAIServer(handler=bimodal) as srv:
+        kw = {**KW, "base_url": srv.base_url, "kinds": "textbooks", "n_textbooks": 1200, "max_tokens_textbook": 128}
+        row = run_synth(tmp_path, **kw, dry_run=True, dry_run_pilot=8)["dry_run"][0]
+        before = billed(srv)
+        assert row["pilot_requests"] > 8 and row["pilot_half_width"] <= 0.10, row   # it grew the pilot
+        run_synth(tmp_path, **kw)
+        spent = billed(srv) - before
+    lo, hi = row["tokens_est_95"]
+    assert lo <= spent <= hi and abs(row["tokens_est"] - spent) / spent <= 0.15, (row, spent)
