@@ -36,7 +36,7 @@ def test_retry_after_is_honoured_and_pauses_everyone():
         assert all(isinstance(o, Completion) for o in out)
         t429 = srv.times[0]
         # every request sent after the 429 was answered waited for Retry-After (the retried one and the newcomers)
-        later = [t for t in srv.times[1:] if t > t429 + 0.01]
+        later = [t for t in srv.times[1:] if t > t429 + 0.1]   # (sent 10 ms after, under load, it could precede the 429's arrival)
         assert later and all(t - t429 >= 0.35 for t in later), [round(t - t429, 3) for t in srv.times]
 
 
