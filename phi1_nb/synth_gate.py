@@ -10,8 +10,9 @@ import ast, json, re, secrets
 from collections import Counter
 
 # %% auto #0
-__all__ = ['HARNESS', 'MUTANTS', 'STOP', 'hooked_source', 'gate_program', 'lookup_suspect', 'mutation_verdicts', 'language',
-           'sentences', 'textbook_prose_verdict', 'textbook_program', 'run_textbook_code', 'acceptance_verdicts']
+__all__ = ['HARNESS', 'REPLAY', 'MUTANTS', 'STOP', 'hooked_source', 'gate_program', 'lookup_suspect', 'mutation_verdicts',
+           'language', 'sentences', 'textbook_prose_verdict', 'textbook_program', 'run_textbook_code',
+           'acceptance_verdicts']
 
 # %% ../nbs/06c_synth_gate.ipynb #deb3b182
 HARNESS = r'''
@@ -49,7 +50,7 @@ def _copy(x):
 def _hook(orig):
     def f(*a, **k):
         if _depth[0]: return orig(*a, **k)
-        i = len(_calls); _calls.append(None); a0 = _copy((a, k))
+        i = _calls.__len__(); _calls.append(None); a0 = _copy((a, k))   # (no builtin: a test may patch them)
         _depth[0] += 1
         try:
             if _MODE == "none": return None
@@ -64,7 +65,7 @@ def _hook(orig):
                 prev, _state["prev"] = _state.get("prev", r), _copy(r)
                 return prev
             if _MODE == "perturb": return _perturb(r)
-            if _MODE == "perturb_k" and i == _K: return _reshape(r)
+            if _MODE == "perturb_k" and repr(r)[:300] == _K: return _reshape(r)   # one value, wherever it comes back
             return r
         finally: _depth[0] -= 1
     return f
@@ -117,6 +118,10 @@ def _summary():
         finally: _sg.setitimer(_sg.ITIMER_REAL, 0)
         if e != c.get("raised") or (e is None and not hasattr(r, "__next__") and not _eq(r, c["result"])): s["mismatch"] += 1
     s["probe"] = _probe(g)
+    try:   # the calls, for a replay of the definitions alone in a fresh process (a test may patch builtins or modules)
+        import base64, pickle
+        s["replay"] = base64.b64encode(pickle.dumps([(c["args"], c.get("raised"), c.get("result")) for c in calls])).decode()
+    except Exception: s["replay"] = None
     return s
 _G = {{"__name__": "__main__", "__phi1_hook__": _hook}}
 try: exec(compile(_SRC, "<answer>", "exec"), _G)
@@ -133,10 +138,27 @@ def hooked_source(tree:ast.Module, fn:ast.AST) -> str:
         if s is fn: body.append(ast.parse(f"{fn.name} = __phi1_hook__({fn.name})").body[0])
     return ast.unparse(ast.Module(body=body, type_ignores=[]))
 
+REPLAY = r'''
+import base64, pickle, sys
+_CONTENT, _NAME, _DATA = {args}
+def _eq(a, b):
+    if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"): return _eq(vars(a), vars(b))
+    try: r = a == b
+    except Exception: r = None
+    return r if r is True else repr(a) == repr(b)
+exec(compile(_CONTENT, "<content>", "exec"), globals())
+bad = 0
+for (a, k), raised, want in pickle.loads(base64.b64decode(_DATA)):
+    try: got, e = globals()[_NAME](*a, **k), None
+    except BaseException as x: got, e = None, type(x).__name__
+    bad += e != raised or (e is None and not hasattr(got, "__next__") and not _eq(got, want))
+assert not bad, "the definitions alone give other results"
+'''
+
 MUTANTS = ("none", "constant", "first_arg", "other_input", "perturb")
 
-def gate_program(ex:dict, mode:str, nonce:str="", k:int=-1) -> str:
-    "A sandbox program running exercise `ex`'s whole answer under `mode` ('record', a mutant, or 'perturb_k' on call `k`)."
+def gate_program(ex:dict, mode:str, nonce:str="", k:str="") -> str:
+    "A sandbox program running exercise `ex`'s whole answer under `mode` ('record', a mutant, or 'perturb_k' of value `k`)."
     tree = ast.parse(ex["program"])
     fn = next(s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == ex["function_name"])
     return HARNESS.format(args=repr((nonce, mode, k, ex["function_name"], hooked_source(tree, fn), ex["content"])))
@@ -179,15 +201,18 @@ def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:in
         if s["mismatch"]: why[i] = "tests_change_function"; continue
         if len({v for _, v in s["results"]}) < 2: why[i] = "too_few_checks"; continue
         if lookup_suspect(s): why[i] = "hard_coded"; continue
-        firsts = {}   # the first call of each distinct result: each one perturbed alone must fail the tests
-        for k, v in s["results"]: firsts.setdefault(v, k)
-        ks = sorted(firsts.values())[:max_k]
-        jobs += [(i, m, -1) for m in MUTANTS if m == "perturb" or s["changed"][m]] + [(i, "perturb_k", k) for k in ks]
-    res = run_many([gate_program(exs[i], m, nonce, k) for i, m, k in jobs],
+        vs = list(dict.fromkeys(v for _, v in s["results"]))[:max_k]   # each distinct result, changed wherever it comes
+        if s.get("replay"): jobs.append((i, "replay", s["replay"]))   # the same calls, on the definitions alone, afresh
+        jobs += [(i, m, "") for m in MUTANTS if m == "perturb" or s["changed"][m]] + [(i, "perturb_k", v) for v in vs]
+    prog = lambda i, m, k: REPLAY.format(args=repr((exs[i]["content"], exs[i]["function_name"], k))) if m == "replay" else \
+        gate_program(exs[i], m, nonce, k)
+    res = run_many([prog(i, m, k) for i, m, k in jobs],
                    workers=workers, timeout=timeout)
     killed = Counter()
     for (i, m, k), r in zip(jobs, res):
-        if m == "perturb_k": killed[i] += not r.passed
+        if m == "replay":
+            if not r.passed and why[i] is None: why[i] = "tests_change_function"
+        elif m == "perturb_k": killed[i] += not r.passed
         elif r.passed and why[i] is None: why[i] = f"mutant_survived:{m}"
     for i in {i for i, m, _ in jobs}:
         if why[i] is None and killed[i] < 2: why[i] = "too_few_checks"
