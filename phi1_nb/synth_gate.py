@@ -16,8 +16,48 @@ __all__ = ['HARNESS', 'REPLAY', 'MUTANTS', 'STOP', 'hooked_source', 'gate_progra
 
 # %% ../nbs/06c_synth_gate.ipynb #deb3b182
 HARNESS = r'''
-import copy as _cp, json as _js, signal as _sg, sys as _sy
+import ast as _ast, copy as _cp, json as _js, signal as _sg, sys as _sy, types as _ty
+import collections as _co, decimal as _de, fractions as _fr
 _NONCE, _MODE, _K, _NAME, _SRC, _CONTENT = {args}
+_PLAIN = {{bool, int, float, complex, str, bytes, bytearray, type(None), list, tuple, dict, set, frozenset, range,
+          _co.Counter, _co.OrderedDict, _co.defaultdict, _co.deque, _fr.Fraction, _de.Decimal}}   # taken before the answer runs
+_ITER = {{_ty.GeneratorType, map, filter, zip, enumerate, reversed, type(iter([])), type(iter(())), type(iter("")),
+         type(iter(range(1))), type({{}}.keys()), type({{}}.values()), type({{}}.items())}}
+def _plain(v, n=None):
+    "Whether `v` is data of exact builtin types (recursively) or a dataclass whose `__eq__` dataclasses wrote: `==` is honest."
+    n = n if n is not None else [0]; n[0] += 1; t = type(v)
+    if n[0] > 100000: return False
+    if t in _ITER: return True
+    if t in _PLAIN:
+        if t in (dict, _co.Counter, _co.OrderedDict, _co.defaultdict): return all(_plain(k, n) and _plain(x, n) for k, x in v.items())
+        return all(_plain(x, n) for x in v) if t in (list, tuple, set, frozenset, _co.deque) else True
+    fs, eq = getattr(t, "__dataclass_fields__", None), getattr(getattr(t, "__eq__", None), "__code__", None)
+    return (isinstance(fs, dict) and eq is not None and eq.co_filename == "<string>" and eq.co_name == "__eq__"
+            and all(_plain(getattr(v, f, None), n) for f in fs))
+def _rep(v):
+    "repr, with a set's items sorted (a set's order changes with the hash seed of each process)."
+    t = type(v)
+    if t in (set, frozenset): return ("{{" if t is set else "frozenset({{") + ", ".join(sorted(map(_rep, v))) + ("}}" if t is set else "}})")
+    if t in (list, tuple): return ("[" if t is list else "(") + ", ".join(map(_rep, v)) + ("]" if t is list else ",)" if len(v) == 1 else ")")
+    if t is dict: return "{{" + ", ".join(_rep(k) + ": " + _rep(x) for k, x in v.items()) + "}}"
+    return repr(v)
+def _norm(v):
+    t = type(v)
+    return tuple(map(_norm, v)) if t in (list, tuple) else frozenset(map(_norm, v)) if t in (set, frozenset) else v
+def _pairs(src, name):
+    "(input, output) pairs written as literals in the function: dict tables and `if x == K: return V` chains."
+    out = set()
+    fn = next((s for s in _ast.parse(src).body if isinstance(s, _ast.FunctionDef) and s.name == name), None)
+    for node in _ast.walk(fn) if fn else []:
+        try:
+            if isinstance(node, _ast.Dict):
+                out |= {{(_rep(_norm(_ast.literal_eval(k))), _rep(_ast.literal_eval(x))) for k, x in zip(node.keys, node.values) if k}}
+            elif isinstance(node, _ast.If) and isinstance(node.test, _ast.Compare) and isinstance(node.test.ops[0], _ast.Eq):
+                ks = [_ast.literal_eval(e) for e in (node.test.left, *node.test.comparators) if not isinstance(e, _ast.Name)]
+                rs = [_ast.literal_eval(s.value) for s in node.body if isinstance(s, _ast.Return) and s.value]
+                out |= {{(_rep(_norm(k)), _rep(r)) for k in ks for r in rs}}
+        except Exception: pass
+    return out
 _calls, _depth, _state = [], [0], {{}}
 def _eq(a, b):
     "Equal values (NaN equals NaN; instances of a class without `__eq__` compare their attributes)."
@@ -65,7 +105,7 @@ def _hook(orig):
                 prev, _state["prev"] = _state.get("prev", r), _copy(r)
                 return prev
             if _MODE == "perturb": return _perturb(r)
-            if _MODE == "perturb_k" and repr(r)[:300] == _K: return _reshape(r)   # one value, wherever it comes back
+            if _MODE == "perturb_k" and _rep(r)[:300] == _K: return _reshape(r)   # one value, wherever it comes back
             return r
         finally: _depth[0] -= 1
     return f
@@ -101,15 +141,30 @@ def _probe(fn):
 def _summary():
     calls = [c for c in _calls if c]
     res = [c for c in calls if "result" in c]
-    s = dict(calls=len(_calls), results=[[i, repr(c["result"])[:300]] for i, c in enumerate(_calls) if c and "result" in c],
+    s = dict(calls=len(_calls), results=[[i, _rep(c["result"])[:300]] for i, c in enumerate(_calls) if c and "result" in c],
+             plain=all(_plain(c["result"]) for c in res),
+             echo=[],
              changed=dict(none=any(c["result"] is not None or not _eq(c["args"], c["after"]) for c in res),
                           first_arg=any(not (c["args"][0] and _eq(c["result"], c["args"][0][0])) or not _eq(c["args"], c["after"]) for c in res),
                           constant=any(not _eq(c["result"], res[0]["result"]) for c in res[1:]),
                           other_input=any(not _eq(x["result"], y["result"]) for x, y in zip(res, res[1:]))),
              mismatch=0, content_error=None)
-    try:
-        ns = {{"__name__": "__phi1_content__"}}; exec(compile(_CONTENT, "<content>", "exec"), ns); g = ns[_NAME]
+    try:   # a module of its own (a dataclass looks its module up in sys.modules)
+        m = _sy.modules["__phi1_content__"] = _ty.ModuleType("__phi1_content__")
+        exec(compile(_CONTENT, "<content>", "exec"), m.__dict__); g = m.__dict__[_NAME]
     except BaseException as e: s["content_error"] = f"{{type(e).__name__}}: {{e}}"[:300]; return s
+    try:   # a parameter (besides the first) whose argument every call returns: the tests cannot tell it from an echo
+        import inspect as _in
+        sig = _in.signature(g); first = next(iter(sig.parameters), None)
+        bound = [sig.bind(*c["args"][0], **c["args"][1]).arguments for c in res]
+        s["echo"] = sorted(set.intersection(*[{{p for p, x in b.items() if p != first and _eq(c["result"], x)}}
+                                             for b, c in zip(bound, res)])) if res else []
+    except Exception: pass
+    try:   # every call a lookup of a literal table of the shown inputs
+        p = _pairs(_CONTENT, _NAME)
+        key = lambda a, k: _rep(_norm(a[0] if len(a) == 1 and not k else tuple(a)))
+        s["table"] = bool(p) and all((key(*c["args"]), _rep(c["result"])) in p for c in res)
+    except Exception: s["table"] = False
     for c in calls:
         a, k = _copy(c["args"])
         _sg.signal(_sg.SIGALRM, _alarm); _sg.setitimer(_sg.ITIMER_REAL, 1.0)
@@ -139,17 +194,18 @@ def hooked_source(tree:ast.Module, fn:ast.AST) -> str:
     return ast.unparse(ast.Module(body=body, type_ignores=[]))
 
 REPLAY = r'''
-import base64, pickle, sys
+import base64, pickle, sys, types
 _CONTENT, _NAME, _DATA = {args}
 def _eq(a, b):
     if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"): return _eq(vars(a), vars(b))
     try: r = a == b
     except Exception: r = None
     return r if r is True else repr(a) == repr(b)
-exec(compile(_CONTENT, "<content>", "exec"), globals())
 bad = 0
-for (a, k), raised, want in pickle.loads(base64.b64decode(_DATA)):
-    try: got, e = globals()[_NAME](*a, **k), None
+for (a, k), raised, want in pickle.loads(base64.b64decode(_DATA)):   # each call alone, on fresh definitions: no state
+    m = sys.modules["__phi1_content__"] = types.ModuleType("__phi1_content__")
+    exec(compile(_CONTENT, "<content>", "exec"), m.__dict__)
+    try: got, e = m.__dict__[_NAME](*a, **k), None
     except BaseException as x: got, e = None, type(x).__name__
     bad += e != raised or (e is None and not hasattr(got, "__next__") and not _eq(got, want))
 assert not bad, "the definitions alone give other results"
@@ -199,6 +255,9 @@ def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:in
         if s["content_error"]: why[i] = "definition_failed"; continue
         if not s["results"]: why[i] = "tests_do_not_call"; continue
         if s["mismatch"]: why[i] = "tests_change_function"; continue
+        if not s["plain"]: why[i] = "result_not_plain"; continue   # a user type may define `==` as always True
+        if s["echo"]: why[i] = "mutant_survived:echo_arg"; continue   # every result is an argument the tests pass in
+        if s.get("table"): why[i] = "hard_coded"; continue
         if len({v for _, v in s["results"]}) < 2: why[i] = "too_few_checks"; continue
         if lookup_suspect(s): why[i] = "hard_coded"; continue
         vs = list(dict.fromkeys(v for _, v in s["results"]))[:max_k]   # each distinct result, changed wherever it comes

@@ -14,12 +14,13 @@ from .core import Drop
 from .minhash import HyperLogLog, ngram_hashes64, token_hashes
 
 # %% auto #0
-__all__ = ['FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'textbook_verdict', 'segment',
-           'exercise_parts', 'split_answer', 'parse_exercise', 'exercise_program', 'run_checks', 'free_names',
-           'mine_exercises', 'opener', 'DiversityReport']
+__all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix',
+           'textbook_verdict', 'statement', 'segment', 'exercise_parts', 'split_answer', 'parse_exercise',
+           'exercise_program', 'run_checks', 'free_names', 'mine_exercises', 'opener', 'DiversityReport']
 
 # %% ../nbs/06a_synth_quality.ipynb #d3d888f6
-FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n```|\Z)", re.S)
+FENCE = re.compile(r"(```|~~~)[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n\1|\Z)", re.S)   # a ~~~ fence is Markdown too
+HAS_FENCE = re.compile(r"```|~~~")
 
 NON_PYTHON = {"bash", "sh", "shell", "console", "zsh", "powershell", "bat", "cmd", "json", "yaml", "yml", "toml", "ini", "sql",
               "html", "xml", "css", "csv", "c", "cpp", "c++", "java", "javascript", "js", "typescript", "ts", "go", "rust",
@@ -46,15 +47,15 @@ def _code_of(block:str) -> str:
 
 def split_blocks(text:str) -> list[dict]:
     "Segments `{'kind': 'prose'|'code'|'other', 'text'}` in order; text without fences is one code segment."
-    if "```" not in text: return [{"kind": "code", "text": text}] if text.strip() else []
+    if not HAS_FENCE.search(text): return [{"kind": "code", "text": text}] if text.strip() else []
     out, pos = [], 0
     for m in FENCE.finditer(text):   # a fence is never prose: Python (whatever its tag, if it parses) or another language
         if (p := text[pos:m.start()].strip()): out.append({"kind": "prose", "text": p})
-        tag, body = m.group(1).lower(), m.group(2)
+        tag, body = m.group(2).lower(), m.group(3)
         py = tag in ("", "python", "py", "python3", "pycon") or (tag not in NON_PYTHON and _does_something(_code_of(body)))
         out.append({"kind": "code" if py else "other", "text": body})
         pos = m.end()
-    if (p := text[pos:].strip().strip("`").strip()): out.append({"kind": "prose", "text": p})
+    if (p := text[pos:].strip().strip("`~").strip()): out.append({"kind": "prose", "text": p})
     return out
 
 # %% ../nbs/06a_synth_quality.ipynb #8662f291
@@ -97,7 +98,7 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
         except (SyntaxError, ValueError): return "code_syntax_error", {}
         share = prose / max(1, len(re.sub(r"\s", "", text)))
         return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1, "prose_share": round(share, 3)}
-    segs = split_blocks(text) if "```" in text else [{"kind": "prose", "text": text}]
+    segs = split_blocks(text) if HAS_FENCE.search(text) else [{"kind": "prose", "text": text}]
     code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
     if not any(c.strip() for c in code):   # all prose, or code without fences
         try: ast.parse(text); return "too_little_prose", {"code_blocks": 0, "prose_share": 0.0}
@@ -110,6 +111,11 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
 
 
 # %% ../nbs/06a_synth_quality.ipynb #bb4c1c96
+def statement(lines:list[bytes], node) -> str:
+    "Source of a top-level statement with its decorators (an AST node's span starts at its `def` or `class`)."
+    a = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+    return b"\n".join(lines[a:node.end_lineno - 1] + [lines[node.end_lineno - 1][:node.end_col_offset]]).decode()
+
 def segment(lines:list[bytes], node) -> str:
     "Source of `node` from the file's lines as bytes (AST columns are UTF-8 byte offsets); `ast.get_source_segment` re-splits the file on every call."
     a, b = node.lineno - 1, node.end_lineno - 1
@@ -156,7 +162,7 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
                    require_tests:bool=True) -> dict|str: # there must be tests (statements besides the definitions)
     "`{prompt, solution, tests, content, program, function_name}` from an answer, or the reason it is unusable."
-    if "```" not in text and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
+    if not HAS_FENCE.search(text) and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
     code = "\n\n".join(_code_of(s["text"]) for s in split_blocks(text) if s["kind"] == "code")
     if (p := parse_prefix(code)) is None: return "syntax_error"
     tree, src = p
@@ -170,8 +176,8 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
     defs, rest = split_answer(tree, fn)
     if require_tests and not rest: return "no_tests"
     if require_tests and all(isinstance(s, ast.Assert) and not _free(s) for s in rest): return "trivial_tests"
-    parts = exercise_parts(src, fn, [segment(lines, n) for n in defs if n is not fn])
-    return {**parts, "tests": "\n".join(segment(lines, n) for n in rest), "content": parts["prompt"] + parts["solution"],
+    parts = exercise_parts(src, fn, [statement(lines, n) for n in defs if n is not fn])   # a @dataclass keeps its decorator
+    return {**parts, "tests": "\n".join(statement(lines, n) for n in rest), "content": parts["prompt"] + parts["solution"],
             "program": src, "function_name": fn.name}
 
 # %% ../nbs/06a_synth_quality.ipynb #5ad709a3
