@@ -178,9 +178,9 @@ class LLMClient:
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
 
     def _probing(self) -> bool:
-        "Under a budget or a TPM limit, one request at a time until an answer shows how this server bills (past `max_tokens`?)."
+        "Under a budget or a TPM limit, 2**k requests in flight after k answers (a slow start): an overrun not yet seen is paid few times."
         limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
-        return limited and not self.ledger.spent["settled_usage"] and bool(self.ledger.own)
+        return limited and len(self.ledger.own) >= 2 ** min(16, self.usage["settled_answers"])
 
     def _state(self):
         "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
@@ -262,6 +262,17 @@ def _no_answer(e) -> str|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
+def _plausible(self, data:dict, pb:int) -> dict:
+    "The reported usage, or, when it is under 1 token per 16 bytes of the answer (1 + 1 for 200 words), the bytes (>= tokens)."
+    u = dict(data.get("usage") or {})
+    n = sum(len(str(c.get("text") or (c.get("message") or {}).get("content") or "").encode()) for c in data.get("choices") or [])
+    if u.get("completion_tokens") is not None and int(u["completion_tokens"]) * 16 < n:
+        self.usage["implausible_usage"] += 1
+        logging.getLogger("phi1_nb.llm").warning(f"{self.base_url} reported {u['completion_tokens']} completion tokens for "
+                                                 f"{n} bytes: charged the bytes (and the prompt's bound)")
+        u.update(prompt_tokens=max(int(u.get("prompt_tokens") or 0), pb), completion_tokens=n)
+    return u
+
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
@@ -284,9 +295,9 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
             try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
             except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
-                # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
+                # a refusal (4xx, 429) generated nothing; any 5xx (a proxy may answer 500 after the upstream billed), a
                 # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
-                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _no_answer(e) == "unsent"
+                refused = isinstance(e, openai.APIStatusError) and e.status_code < 500 or _no_answer(e) == "unsent"
                 self.ledger.settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
@@ -304,8 +315,9 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 continue
             except BaseException: self.ledger.settle(rid, None); raise   # cancelled mid-request: assume billed
             break
-    u = data.get("usage") or {}
+    u = _plausible(self, data, pb)
     self.ledger.settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
+    self.usage["settled_answers"] += 1
     if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) - charged)
     c = data["choices"][0]
     text = c["text"] if "text" in c else c["message"]["content"]

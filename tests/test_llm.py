@@ -252,3 +252,44 @@ def test_the_fake_server_closes_its_connections_and_its_loop():
     r = subprocess.run([sys.executable, "-c", SERVER_EXIT], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONWARNINGS": "always::ResourceWarning"})
     assert r.returncode == 0 and "unclosed" not in r.stderr.lower(), r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- issue 25 (blind attack): a ledger that never under-counts
+def test_a_5xx_is_settled_at_its_reservation_not_at_zero():
+    "A 500 may come from a proxy after the upstream generated (and billed) the answer: the ledger charges the bound."
+    with FakeOpenAIServer(faults=["500", "500"]) as srv:
+        cl = client(srv, budget_tokens=100_000, max_retries=3)
+        cl.complete_many([[{"role": "user", "content": "hi"}]], max_tokens=10); s = cl.ledger.summary(); cl.close()
+    assert s.get("settled_unknown") == 2 and s["spent_tokens"] >= 2 * 10, s
+
+
+class UnderReporting(FakeOpenAIServer):
+    "Bills what it writes, reports 1 + 1 tokens."
+    def _answer(self, path, body):
+        d = FakeOpenAIServer._answer(self, path, body); d["usage"] = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        return d
+
+
+def test_a_server_that_under_reports_its_usage_cannot_overrun_the_budget():
+    "Usage far below the answer's own size (1 + 1 tokens for 200 words) is replaced by a count from its bytes."
+    long = lambda body: " ".join(["word"] * 200)
+    with UnderReporting(handler=long, max_tokens_cap=False) as srv:
+        cl = client(srv, budget_tokens=3000, concurrency=4)
+        out = cl.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(40)], max_tokens=300); cl.close()
+    assert any(isinstance(o, BudgetExceeded) for o in out)
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 3000, dict(srv.billed)
+
+
+def test_an_overbilling_server_that_starts_honest_overruns_by_at_most_one_request():
+    """The first answer is honest, then every one ignores max_tokens (400 tokens for 30): concurrency ramps up by
+    doubling per settled answer, so the overrun that was not yet seen is paid for at most once beyond the budget
+    (it was paid 7 times: all the requests sent at full concurrency after the first honest answer)."""
+    n = [0]
+    def handler(body):
+        n[0] += 1
+        return " ".join(["w"] * (20 if n[0] == 1 else 400))
+    with FakeOpenAIServer(handler=handler, max_tokens_cap=False, latency=0.05) as srv:
+        cl = client(srv, budget_tokens=1000, concurrency=8)
+        out = cl.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(40)], max_tokens=30); cl.close()
+    assert any(isinstance(o, BudgetExceeded) for o in out) and sum(isinstance(o, Completion) for o in out) >= 2
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 1000 + 400, (dict(srv.billed), srv.max_in_flight)
