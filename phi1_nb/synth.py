@@ -153,7 +153,7 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
     else:
         text = comp.text.strip()
         why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
-        why = why or textbook_prose_verdict("\n".join(b["text"] for b in split_blocks(text) if b["kind"] == "prose"), spec)
+        why = why or textbook_prose_verdict("\n".join(b["text"] for b in split_blocks(text) if b["kind"] == "prose"), spec, text=text)
     if why: return why
     return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
             "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp, base)}

@@ -10,9 +10,9 @@ import ast, json, re, secrets
 from collections import Counter
 
 # %% auto #0
-__all__ = ['HARNESS', 'REPLAY', 'MUTANTS', 'STOP', 'hooked_source', 'gate_program', 'lookup_suspect', 'mutation_verdicts',
-           'language', 'sentences', 'textbook_prose_verdict', 'textbook_program', 'run_textbook_code',
-           'acceptance_verdicts']
+__all__ = ['HARNESS', 'REPLAY', 'MUTANTS', 'STOP', 'FUNCTION_WORDS', 'NEVER_AFTER_THE', 'hooked_source', 'gate_program',
+           'lookup_suspect', 'mutation_verdicts', 'language', 'sentences', 'fluency', 'textbook_prose_verdict',
+           'textbook_program', 'run_textbook_code', 'acceptance_verdicts']
 
 # %% ../nbs/06c_synth_gate.ipynb #deb3b182
 HARNESS = r'''
@@ -290,15 +290,34 @@ def language(text:str) -> str:
 def sentences(text:str) -> list[str]:
     return [s for s in (re.sub(r"\W+", " ", x).strip().lower() for x in re.split(r"(?<=[.!?])\s+|\n+", text)) if len(s) > 2]
 
-def textbook_prose_verdict(prose:str, spec:dict, lang:str="en", min_unique:float=0.7, min_topic:float=0.5) -> str|None:
-    "Why the prose of a textbook is not real prose about its topic (None: it is): language, repetition, relevance."
+FUNCTION_WORDS = set("the a an of in on at to for with by from and or but is are was were be been it its this that these those as "
+                     "if then than not no so we you they our your their can will would should may must do does has have had which "
+                     "who what when where how".split())
+NEVER_AFTER_THE = set("the a an of to are was were been we you they these those our their your its his her my than which who "
+                      "would should could".split())   # closed-class words that English never puts right after the/a/an
+
+def fluency(prose:str) -> dict:
+    "Signals that word order and grammar exist: function-word share, what follows the/a/an, what follows a full stop."
+    w = re.findall(r"[a-z']+", prose.lower())
+    det = [b for a, b in zip(w, w[1:]) if a in ("the", "a", "an")]
+    toks = prose.split(); ends = [b for a, b in zip(toks, toks[1:]) if re.search(r"[a-z]{3}[.!?]$", a)]
+    return {"words": len(w), "function_share": sum(x in FUNCTION_WORDS for x in w) / max(1, len(w)),
+            "det_pairs": len(det), "det_bad": sum(b in NEVER_AFTER_THE for b in det) / max(1, len(det)),
+            "stops": len(ends), "stop_lower": sum(b[:1].islower() for b in ends) / max(1, len(ends))}
+
+def textbook_prose_verdict(prose:str, spec:dict, lang:str="en", min_unique:float=0.7, min_topic:float=0.5,
+                           text:str|None=None) -> str|None:
+    "Why the prose of a textbook is not real prose about its topic (None: it is): language, fluency, repetition, relevance."
     if language(prose) != lang: return "wrong_language"
+    f = fluency(prose)   # thresholds measured on the acceptance set and the blind attack's answers (06a)
+    if f["words"] >= 30 and f["function_share"] < 0.2: return "not_fluent"   # keyword salad: good prose is 0.33-0.59
+    if (f["det_pairs"] >= 10 and f["det_bad"] > 0.1) or (f["stops"] >= 4 and f["stop_lower"] > 0.5): return "not_fluent"
     ss = sentences(prose)
     if len(ss) >= 4 and len(set(ss)) / len(ss) < min_unique: return "repetitive"
     have, leaf = _stems(prose), _stems(spec.get("topic", "").split(" > ")[-1])
     if leaf and len(leaf & have) / len(leaf) < min_topic: return "off_topic"
-    seeds = _stems(" ".join(spec.get("seed_words") or []))
-    if seeds and not seeds & have: return "off_topic"
+    seeds = _stems(" ".join(spec.get("seed_words") or []))   # one seed word anywhere, code too (a teacher may name data so)
+    if seeds and not seeds & (_stems(text) if text else have): return "off_topic"
     return None
 
 def textbook_program(text:str) -> str:

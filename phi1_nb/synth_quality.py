@@ -99,6 +99,7 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
         share = prose / max(1, len(re.sub(r"\s", "", text)))
         return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1, "prose_share": round(share, 3)}
     segs = split_blocks(text) if HAS_FENCE.search(text) else [{"kind": "prose", "text": text}]
+    if any(not m.group(0).endswith(m.group(1)) for m in FENCE.finditer(text)): return "unclosed_fence", {}   # cut off
     code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
     if not any(c.strip() for c in code):   # all prose, or code without fences
         try: ast.parse(text); return "too_little_prose", {"code_blocks": 0, "prose_share": 0.0}
