@@ -18,8 +18,8 @@ from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, 
 from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix, record_id,
                              exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
                              textbook_prefix, textbook_spec, topic_leaves, vocabulary)
-from .synth_quality import (DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, split_blocks,
-                                   textbook_verdict)
+from .synth_quality import (DiversityReport, code_prose, mine_exercises, parse_exercise, parse_prefix, run_checks,
+                                   split_blocks, textbook_verdict)
 from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
 
 # %% auto #0
@@ -150,6 +150,9 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
         text = p[1]
         if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
         why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
+        try: own = code_prose(text[len(textbook_prefix(spec)):])   # the continuation's comments and docstrings, not the prompt's
+        except (SyntaxError, ValueError): own = code_prose(text)
+        why = why or textbook_prose_verdict(own, spec, text=text[len(textbook_prefix(spec)):])
     else:
         text = comp.text.strip()
         why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
@@ -260,8 +263,7 @@ def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[l
         if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
         pending.append(rec)
     why = (mutation_verdicts(pending, workers, timeout) if kind == "exercises"   # tests that kill every mutant; code that runs
-           else run_textbook_code([r["content"] for r in pending], workers, timeout) if not getattr(backend, "base", False)
-           else [None]*len(pending))
+           else run_textbook_code([r["content"] for r in pending], workers, timeout))   # a base model's lesson file runs too
     for rec, w in zip(pending, why):
         if w is None and (dup := report.add(rec)) is not None: w = "near_duplicate"
         items.append(Drop(w, rec) if w else rec)

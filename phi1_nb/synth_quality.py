@@ -14,7 +14,7 @@ from .core import Drop
 from .minhash import HyperLogLog, ngram_hashes64, token_hashes
 
 # %% auto #0
-__all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix',
+__all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'code_prose',
            'textbook_verdict', 'statement', 'segment', 'exercise_parts', 'split_answer', 'parse_exercise',
            'exercise_program', 'run_checks', 'free_names', 'mine_exercises', 'opener', 'DiversityReport']
 
@@ -74,17 +74,21 @@ def parse_prefix(code:str, min_lines:int=1) -> tuple[ast.Module, str]|None:
     return None
 
 # %% ../nbs/06a_synth_quality.ipynb #abc35b57
-def _code_prose_chars(code:str) -> int:
-    "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
+def code_prose(code:str) -> str:
+    "The comments and docstrings (string statements) of parsable `code`, as text: a code file's prose."
     import io, tokenize
-    n = 0
+    out = []
     try:
         for t in tokenize.generate_tokens(io.StringIO(code).readline):
-            if t.type == tokenize.COMMENT: n += len(re.sub(r"[\s#]", "", t.string))
+            if t.type == tokenize.COMMENT: out.append(t.string.lstrip("#").strip())
     except (tokenize.TokenError, SyntaxError): pass
     for s in ast.walk(ast.parse(code)):
-        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): n += len(re.sub(r"\s", "", s.value.value))
-    return n
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): out.append(s.value.value)
+    return "\n".join(out)
+
+def _code_prose_chars(code:str) -> int:
+    "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
+    return len(re.sub(r"\s", "", code_prose(code)))
 
 def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code file (base model)
                      markdown:bool=True, # Markdown with fenced code; False: a code file, prose = comments and docstrings

@@ -179,3 +179,20 @@ def test_finish_reason_length_drops_a_textbook_and_an_exercise():
     lesson = next(x for x in good if x["kind"] == "textbook"); task = next(x for x in good if x["kind"] == "exercise")
     cut = [{**lesson, "finish_reason": "length"}, {**task, "finish_reason": "length"}]
     assert acceptance_verdicts([lesson, task] + cut) == ["kept", "kept", "truncated", "truncated"]
+
+
+def test_a_base_model_lesson_file_is_judged_as_prose_too():
+    "A /v1/completions lesson file: its comments and docstrings pass the language, fluency and topic checks (they were unread)."
+    spec = dict(id="t-0", kind="textbook", index=0, seed=0, topic="Data structures > Lists > slicing lists", audience="a reader",
+                style="a lesson", seed_words=["harbor"], difficulty="easy")
+    good = ('# Slicing a list takes a part of it. The slice xs[1:3] holds the items at positions one and two, and the\n'
+            '# original list is left as it was. At the harbor we slice the list of boats to see the ones that came first.\n'
+            'boats = ["ark", "skiff", "dory", "junk"]\nassert boats[1:3] == ["skiff", "dory"]\n'
+            '# A slice with a step takes every second item of the list, which is handy when the list alternates.\n'
+            'assert boats[::2] == ["ark", "dory"]\n')
+    lorem = ("# Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore.\n"
+             "# Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.\n"
+             'boats = ["ark", "skiff"]\nassert boats[1:] == ["skiff"]\n')
+    comp = lambda t: Completion(t, {}, False, {"choices": [{"finish_reason": "stop"}]})
+    assert isinstance(textbook_record(spec, comp(good), "openai", "m", min_chars=50, base=True), dict)
+    assert textbook_record(spec, comp(lorem), "openai", "m", min_chars=50, base=True) == "wrong_language"
