@@ -176,11 +176,17 @@ class LLMClient:
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
+        self._seq, self._open = 0, {}   # requests reserved so far; reservation id -> its rank, while in flight
 
     def _probing(self) -> bool:
-        "Under a budget or a TPM limit, 2**k requests in flight after k answers (a slow start): an overrun not yet seen is paid few times."
+        "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start that a slow,"
+        " long answer holds back): an overrun not yet seen is paid for by few requests."
         limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
-        return limited and len(self.ledger.own) >= 2 ** min(16, self.usage["settled_answers"])
+        k = min(self._open.values(), default=self._seq)
+        return limited and len(self.ledger.own) >= 2 ** min(16, k)
+
+    def _settle(self, rid, usage):
+        self._open.pop(rid, None); self.ledger.settle(rid, usage)
 
     def _state(self):
         "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
@@ -291,14 +297,14 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 s = self.ledger.summary()
                 raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "
                                      f"requests in flight, budget {self.budget_tokens} tokens / ${self.budget_usd}")
-            self.usage["requests"] += 1
+            self.usage["requests"] += 1; self._open[rid] = self._seq; self._seq += 1
             try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
             except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
                 # a refusal (4xx, 429) generated nothing; any 5xx (a proxy may answer 500 after the upstream billed), a
                 # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
                 refused = isinstance(e, openai.APIStatusError) and e.status_code < 500 or _no_answer(e) == "unsent"
-                self.ledger.settle(rid, {} if refused else None)
+                self._settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
@@ -313,10 +319,10 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 d = min(self.max_backoff, self.backoff * 2**attempt)
                 await asyncio.sleep(wait if wait is not None else d/2 + random.uniform(0, d/2))
                 continue
-            except BaseException: self.ledger.settle(rid, None); raise   # cancelled mid-request: assume billed
+            except BaseException: self._settle(rid, None); raise   # cancelled mid-request: assume billed
             break
     u = _plausible(self, data, pb)
-    self.ledger.settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
+    self._settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
     self.usage["settled_answers"] += 1
     if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) - charged)
     c = data["choices"][0]
