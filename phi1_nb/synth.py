@@ -150,8 +150,11 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
         text = p[1]
         if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
         why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
-        try: own = code_prose(text[len(textbook_prefix(spec)):])   # the continuation's comments and docstrings, not the prompt's
-        except (SyntaxError, ValueError): own = code_prose(text)
+        try:
+            body = ast.parse(text[len(textbook_prefix(spec)):]).body
+            own = code_prose(text[len(textbook_prefix(spec)):])   # the continuation's comments and docstrings, not the prompt's
+        except (SyntaxError, ValueError): body, own = [None], code_prose(text)
+        if not any(not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in body): return "no_code"
         why = why or textbook_prose_verdict(own, spec, text=text[len(textbook_prefix(spec)):])
     else:
         text = comp.text.strip()

@@ -196,3 +196,5 @@ def test_a_base_model_lesson_file_is_judged_as_prose_too():
     comp = lambda t: Completion(t, {}, False, {"choices": [{"finish_reason": "stop"}]})
     assert isinstance(textbook_record(spec, comp(good), "openai", "m", min_chars=50, base=True), dict)
     assert textbook_record(spec, comp(lorem), "openai", "m", min_chars=50, base=True) == "wrong_language"
+    comments = "".join(l for l in good.splitlines(keepends=True) if l.startswith("#")) + '"""And a docstring."""\n'
+    assert textbook_record(spec, comp(comments), "openai", "m", min_chars=50, base=True) == "no_code"   # (JavaScript as comments)
