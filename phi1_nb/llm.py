@@ -182,7 +182,7 @@ class LLMClient:
         "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start that a slow,"
         " long answer holds back): an overrun not yet seen is paid for by few requests."
         limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
-        k = min(self._open.values(), default=self._seq)
+        k = min(min(self._open.values(), default=self._seq), self.usage["settled_answers"])   # (errors do not open it)
         return limited and len(self.ledger.own) >= 2 ** min(16, k)
 
     def _settle(self, rid, usage):
