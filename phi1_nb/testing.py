@@ -190,8 +190,10 @@ def fake_teacher(body:dict) -> str:
     words = re.search(r"(?:words naturally into the text|Keywords): ([^.\n]+)\.", msg)
     words = words.group(1).split(", ") if words else ["apple"]
     topic = re.search(r"about (.+?) \(part", msg)
-    if not body.get("messages"):      # a lesson file's continuation: code with comments
-        return (f"# We keep {k} of them in a list and want {c} more.\nitems = ['{words[0]}'] * {k}\n"
+    if not body.get("messages"):      # a lesson file's continuation: code with comments (about the docstring's topic)
+        lesson = re.match(r'"""(.+?): a lesson', msg)
+        return (f"# {lesson.group(1) if lesson else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}.\n"
+                f"# We keep {k} of them in a list and want {c} more.\nitems = ['{words[0]}'] * {k}\n"
                 f"items += ['{words[-1]}'] * {c}\n# The list now holds {k + c} items, whatever the "
                 f"{' and '.join(words)} are; counting them is what len is for.\nprint(len(items))\n")
     return (f"{topic.group(1).capitalize() if topic else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}. "
