@@ -32,6 +32,7 @@ class Ledger:
         self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path else None), budget_tokens, budget_usd, price
         self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
+        self._raw = [0, 0]   # the prompt bytes and max_tokens of the reservations in flight, before any slack
         self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
         self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
         self.paused_until = 0.0   # wall-clock time before which the server asked not to be called (`Retry-After`)
@@ -72,10 +73,12 @@ class Ledger:
             if "t" in e:
                 self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
                 while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
-            self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]; return
+            self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]
+            self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max", e["max_tokens"]); return
         r = self.open.pop(e["rid"], None)
         if r is None: return
         self._held -= r["prompt_bound"] + r["max_tokens"]; self._held_p -= r["prompt_bound"]
+        self._raw[0] -= r.get("raw_prompt", r["prompt_bound"]); self._raw[1] -= r.get("raw_max", r["max_tokens"])
         self.spent["requests"] += 1; self.spent[f"settled_{e['how']}"] += 1
         if e["how"] == "usage":
             pt, ct = e["prompt_tokens"], e["completion_tokens"]
@@ -84,7 +87,7 @@ class Ledger:
             self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
                           max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct,
+            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct, completion_sq=ct * ct,
                      max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
@@ -107,13 +110,15 @@ def spent_usd(self) -> float:
     return _usd(self.spent["prompt_tokens"], self.spent["completion_tokens"], self.price) + self.spent["bound_usd_micro"] / 1e6
 
 def reserved(self) -> tuple[int, float]:
-    "Tokens and dollars reserved by requests in flight."
-    return self._held, _usd(self._held_p, self._held - self._held_p, self.price)
+    "Tokens and dollars reserved by requests in flight, re-charged at the slack seen since they were sent."
+    p = max(self._held_p, math.ceil(self._raw[0] * self.slack[0]))
+    c = max(self._held - self._held_p, math.ceil(self._raw[1] * self.slack[1]))
+    return p + c, _usd(p, c, self.price)
 
 def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None) -> str|None:
     "Reserve a request's upper bound; its id, or None when it does not fit in the budget (nothing is reserved)."
     with self._lock, self._books():
-        raw = {"raw_prompt": prompt_bytes, "raw_max": max_tokens} if self.slack != [1.0, 1.0] else {}
+        raw = {"raw_prompt": prompt_bytes, "raw_max": max_tokens}
         prompt_bytes, max_tokens = math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1])
         rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
         if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return None
@@ -141,8 +146,10 @@ def observed(self, tag=None) -> dict|None:
     "Mean prompt tokens per bound byte and mean completion tokens of the settled answers with `tag` (None if none)."
     o = self.obs.get(tag)
     if not o: return None
+    mean = o["completion_tokens"] / o["n"]
+    var = max(0.0, o["completion_sq"] / o["n"] - mean * mean) * o["n"] / max(1, o["n"] - 1)   # (the sample variance)
     return {"n": o["n"], "prompt_tokens_per_byte": o["prompt_tokens"] / max(1, o["prompt_bytes"]),
-            "completion_tokens_mean": o["completion_tokens"] / o["n"], "max_tokens_mean": o["max_tokens"] / o["n"]}
+            "completion_tokens_mean": mean, "completion_tokens_sd": math.sqrt(var), "max_tokens_mean": o["max_tokens"] / o["n"]}
 
 def summary(self) -> dict:
     "What the ledger holds: spent tokens and dollars, budgets, in flight."

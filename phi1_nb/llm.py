@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/llm.html.md"""
 
 # %% ../nbs/02_llm.ipynb #75ad1825
 from __future__ import annotations
-import asyncio, email.utils, functools, hashlib, json, math, os, random, socket, threading, time, weakref
+import asyncio, email.utils, functools, hashlib, json, logging, math, os, random, socket, threading, time, weakref
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -176,6 +176,17 @@ class LLMClient:
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
+        self._seq, self._open = 0, {}   # requests reserved so far; reservation id -> its rank, while in flight
+
+    def _probing(self) -> bool:
+        "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start that a slow,"
+        " long answer holds back): an overrun not yet seen is paid for by few requests."
+        limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
+        k = min(min(self._open.values(), default=self._seq), self.usage["settled_answers"])   # (errors do not open it)
+        return limited and len(self.ledger.own) >= 2 ** min(16, k)
+
+    def _settle(self, rid, usage):
+        self._open.pop(rid, None); self.ledger.settle(rid, usage)
 
     def _state(self):
         "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
@@ -257,6 +268,17 @@ def _no_answer(e) -> str|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
+def _plausible(self, data:dict, pb:int) -> dict:
+    "The reported usage, or, when it is under 1 token per 16 bytes of the answer (1 + 1 for 200 words), the bytes (>= tokens)."
+    u = dict(data.get("usage") or {})
+    n = sum(len(str(c.get("text") or (c.get("message") or {}).get("content") or "").encode()) for c in data.get("choices") or [])
+    if u.get("completion_tokens") is not None and int(u["completion_tokens"]) * 16 < n:
+        self.usage["implausible_usage"] += 1
+        logging.getLogger("phi1_nb.llm").warning(f"{self.base_url} reported {u['completion_tokens']} completion tokens for "
+                                                 f"{n} bytes: charged the bytes (and the prompt's bound)")
+        u.update(prompt_tokens=max(int(u.get("prompt_tokens") or 0), pb), completion_tokens=n)
+    return u
+
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
@@ -265,22 +287,24 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
         params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
     async with sem:
         for attempt in range(self.max_retries + 1):
-            sp, sc = self.ledger.slack   # (a server that ignored max_tokens before is charged what it showed it bills)
-            await self.limiter.acquire(math.ceil(pb * sp) + math.ceil(max_tok * sc))
-            while (rid := self.ledger.reserve(pb, max_tok, tag)) is None and self.ledger.own:
+            while self._probing(): await asyncio.sleep(0.02)   # until one answer shows how the server bills, one in flight
+            charged = await self.limiter.acquire(lambda: math.ceil(pb * self.ledger.slack[0]) + math.ceil(max_tok * self.ledger.slack[1]))
+            while True:   # (a server that ignored max_tokens before is charged what it showed it bills, in both)
+                rid = None if self._probing() else self.ledger.reserve(pb, max_tok, tag)
+                if rid is not None or not self.ledger.own: break
                 await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:
                 s = self.ledger.summary()
                 raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "
                                      f"requests in flight, budget {self.budget_tokens} tokens / ${self.budget_usd}")
-            self.usage["requests"] += 1
+            self.usage["requests"] += 1; self._open[rid] = self._seq; self._seq += 1
             try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
             except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
-                # a refusal (4xx, 429, 500, 503) generated nothing; a gateway's 502/504 (the upstream had the request), a
+                # a refusal (4xx, 429) generated nothing; any 5xx (a proxy may answer 500 after the upstream billed), a
                 # timeout, a cut connection or an unreadable body may have been billed: charged at the bound
-                refused = isinstance(e, openai.APIStatusError) and e.status_code not in (502, 504) or _no_answer(e) == "unsent"
-                self.ledger.settle(rid, {} if refused else None)
+                refused = isinstance(e, openai.APIStatusError) and e.status_code < 500 or _no_answer(e) == "unsent"
+                self._settle(rid, {} if refused else None)
                 self.usage[f"errors_{kind}"] += 1
                 if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
@@ -288,13 +312,19 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                     if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e   # (an answer cut mid-body: a failed request)
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
+                if not refused:   # the server may have generated (and billed) the answer that never arrived: paid again
+                    self.usage["billed_again"] += 1
+                    logging.getLogger("phi1_nb.llm").warning(f"{kind} on {self.base_url}: retrying a request the server may "
+                                                             f"have billed already (paid again, {self.usage['billed_again']} so far)")
                 d = min(self.max_backoff, self.backoff * 2**attempt)
                 await asyncio.sleep(wait if wait is not None else d/2 + random.uniform(0, d/2))
                 continue
-            except BaseException: self.ledger.settle(rid, None); raise   # cancelled mid-request: assume billed
+            except BaseException: self._settle(rid, None); raise   # cancelled mid-request: assume billed
             break
-    u = data.get("usage") or {}
-    self.ledger.settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
+    u = _plausible(self, data, pb)
+    self._settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
+    self.usage["settled_answers"] += 1
+    if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) - charged)
     c = data["choices"][0]
     text = c["text"] if "text" in c else c["message"]["content"]
     usage = {"prompt_tokens": u.get("prompt_tokens") or estimate_tokens(_prompt_text(messages)),
@@ -307,11 +337,19 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
 LLMClient._attempt, LLMClient.acomplete, LLMClient._request = _attempt, acomplete, _request
 
 # %% ../nbs/02_llm.ipynb #b395b50c
+def _refusal(e) -> bool:
+    "A request the server refused for who asks or what: 401, 403, 404 (a wrong key, model or path)."
+    return getattr(e, "status_code", None) in (401, 403, 404) or isinstance(getattr(e, "__cause__", None), Exception) and \
+        getattr(e.__cause__, "status_code", None) in (401, 403, 404)
+
 def _stop_error(self, e, ok, failed) -> Exception|None:
     "The error that stops every remaining request, if `e` (with `ok`/`failed` so far) is one."
     if isinstance(e, (LLMUnreachable, BudgetExceeded, LLMRejected)): return e
     if ok == 0 and sum(failed.values()) >= self.reject_after:
         why, n = failed.most_common(1)[0]
+        if not _refusal(e):   # a timeout, a 5xx, a cut connection: the server is up but failing, the key may be right
+            return LLMError(f"{self.base_url} failed all {sum(failed.values())} requests so far ({n}x: {why}); the server is "
+                            "slow or failing (timeouts, 5xx): rerun later, or raise the timeout")
         return LLMRejected(f"{self.base_url} rejected all {sum(failed.values())} requests so far ({n}x: {why}); check the API key, "
                            f"the model name ({self.model!r}) and the API (a base model without a chat template needs api: completions)")
     return None
@@ -341,7 +379,10 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
                         failed[str(r)[:160]] += 1
                         if not stop and (e := self._stop_error(r, ok[0], failed)) is not None: stop.append(e)
                 with cond: results[i] = r; cond.notify_all()
-        try: await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, n)))))
+        box["workers"] = ws = [asyncio.ensure_future(worker()) for _ in range(max(1, min(self.concurrency, n)))]
+        try:   # an early stop cancels the workers alone: never this task, which may be closing the connections below
+            errs = [e for e in await asyncio.gather(*ws, return_exceptions=True) if isinstance(e, BaseException)]
+            if (e := next((e for e in errs if not isinstance(e, asyncio.CancelledError)), None)) is not None: raise e
         finally:
             if self.cache is not None: self.cache.sync()
             for oc in self._state()[0]: await oc.close()
@@ -365,8 +406,8 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
     finally:
         bar.close()
         if got[0] < n and t.is_alive() and "loop" in box:   # the consumer stopped early: cancel what is in flight
-            # (after the last answer the loop is only closing its connections: cancelling that would leak them)
-            try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in asyncio.all_tasks(box["loop"])])
+            # (the workers only: once they are done the loop is closing its connections, and cancelling that leaked them)
+            try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in box.get("workers", [])])
             except RuntimeError: pass
         t.join()
 

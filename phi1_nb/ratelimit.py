@@ -45,8 +45,13 @@ class RateLimiter:
             t = min(t, now - off)   # a time ahead of this machine's clock counts as now
             for p, x in ((self.rpm, 1), (self.tpm, n)):
                 if p: p.charge(x, at=t + off)
-    async def acquire(self, tokens:float=0):
-        "Wait until a request of `tokens` (its upper bound) may start, and charge it."
+    async def acquire(self, tokens:float|Callable[[], float]=0) -> float:
+        "Wait until a request of `tokens` (its upper bound, or a function giving it when the request starts) may start; charge it."
         while (w := self.wait_time()) > 0: await asyncio.sleep(w)
+        n = tokens() if callable(tokens) else tokens   # the bound as known now, not when the request began to wait
         if self.rpm: self.rpm.charge(1)
-        if self.tpm: self.tpm.charge(tokens)
+        if self.tpm: self.tpm.charge(n)
+        return n
+    def debit(self, tokens:float):
+        "Charge tokens a server billed beyond what its request was charged (later requests wait for them)."
+        if self.tpm and tokens > 0: self.tpm.charge(tokens)

@@ -18,11 +18,13 @@ from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, 
 from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix, record_id,
                              exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
                              textbook_prefix, textbook_spec, topic_leaves, vocabulary)
-from .synth_quality import DiversityReport, mine_exercises, parse_exercise, parse_prefix, run_checks, textbook_verdict
+from .synth_quality import (DiversityReport, code_prose, mine_exercises, parse_exercise, parse_prefix, run_checks,
+                                   split_blocks, textbook_verdict)
+from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
 
 # %% auto #0
 __all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
-           'TransformersBackend', 'textbook_record', 'exercise_record', 'dry_run_table', 'pilot_answers',
+           'TransformersBackend', 'textbook_record', 'exercise_record', 'half_width', 'dry_run_table', 'pilot_answers',
            'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
            'paid_usage']
 
@@ -141,15 +143,23 @@ def _provenance(spec:dict, backend_kind:str, model:str, comp:Completion, base:bo
 def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200,
                     min_prose_share:float=0.3, base:bool|None=None) -> dict|str:
     "A textbook record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
+    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"   # cut off at max_tokens
     if backend_kind == "transformers" if base is None else base:   # a base model continues a lesson file: keep what parses
         p = parse_prefix(textbook_prefix(spec) + comp.text)
         if p is None: return "code_syntax_error"
         text = p[1]
         if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
         why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
+        try:
+            body = ast.parse(text[len(textbook_prefix(spec)):]).body
+            own = code_prose(text[len(textbook_prefix(spec)):])   # the continuation's comments and docstrings, not the prompt's
+        except (SyntaxError, ValueError): body, own = [None], code_prose(text)
+        if not any(not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in body): return "no_code"
+        why = why or textbook_prose_verdict(own, spec, text=text[len(textbook_prefix(spec)):])
     else:
         text = comp.text.strip()
         why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
+        why = why or textbook_prose_verdict("\n".join(b["text"] for b in split_blocks(text) if b["kind"] == "prose"), spec, text=text)
     if why: return why
     return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
             "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp, base)}
@@ -157,12 +167,18 @@ def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min
 def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, base:bool|None=None) -> dict|str:
     "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped (its tests still have to pass in the sandbox)."
     text = exercise_prefix(spec) + comp.text if (backend_kind == "transformers" if base is None else base) else comp.text
+    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"
     ex = parse_exercise(text, spec["function_name"])
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
             **_provenance(spec, backend_kind, model, comp, base)}
 
 # %% ../nbs/06_synth.ipynb #a968b943
+def half_width(ob:dict, n_todo:int|None=None, z:float=1.96) -> float:
+    "Relative 95% half-width of the mean completion length observed (with `n_todo`: of the total of that many answers)."
+    if ob["n"] < 2 or not ob["completion_tokens_mean"]: return float("inf")
+    return z * ob["completion_tokens_sd"] / ob["completion_tokens_mean"] * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
+
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
     "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
     rows = []
@@ -171,23 +187,33 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
         prompts = [backend.prompt(s) for s in todo]
         mt, pb = max_tokens[kind], sum(prompt_bound(p) for p in prompts)
         ob = ledger.observed(kind) if ledger is not None else None
+        hw = 0.0
         if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
             pt = pb * ob["prompt_tokens_per_byte"]
             ct = len(todo) * min(mt, ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"]))
+            hw = len(todo) * half_width(ob, len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
         else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
         rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
+                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + min(ct + hw, len(todo) * mt))],
                          cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
                          completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
                          cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
     return rows
 
-def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int) -> dict:
+def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
     "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
     if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
-    todo, t0 = [s for s in specs[:n] if not backend.is_cached(s, max_tokens)], ledger.spent_tokens()
-    bad = [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
-    out = {"pilot_requests": len(todo), "pilot_tokens": ledger.spent_tokens() - t0}
+    t0, sent, bad, m = ledger.spent_tokens(), 0, [], 0
+    while True:   # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
+        todo = [s for s in specs[m:n] if not backend.is_cached(s, max_tokens)]
+        bad += [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
+        sent, m = sent + len(todo), n
+        ob = ledger.observed(kind)
+        if bad or n >= min(len(specs), max_n) or (ob and half_width(ob) <= target): break
+        n *= 2
+    out = {"pilot_requests": sent, "pilot_tokens": ledger.spent_tokens() - t0,
+           "pilot_half_width": round(half_width(ob), 3) if ob else None}
     return {**out, "pilot_failed": f"{len(bad)}x {type(bad[0]).__name__}: {str(bad[0])[:160]}"} if bad else out
 
 # %% ../nbs/06_synth.ipynb #9e58a742
@@ -239,7 +265,8 @@ def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[l
     for rec in made:
         if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
         pending.append(rec)
-    why = run_checks(pending, workers, timeout) if kind == "exercises" else [None]*len(pending)
+    why = (mutation_verdicts(pending, workers, timeout) if kind == "exercises"   # tests that kill every mutant; code that runs
+           else run_textbook_code([r["content"] for r in pending], workers, timeout))   # a base model's lesson file runs too
     for rec, w in zip(pending, why):
         if w is None and (dup := report.add(rec)) is not None: w = "near_duplicate"
         items.append(Drop(w, rec) if w else rec)
@@ -345,6 +372,11 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
                 receipts[tid] = run_task(kdir, tid, items, iter, p["shard_format"], keep_dropped=True)
             if any(isinstance(e, LLMUnreachable) for _, e in bad): raise next(e for _, e in bad if isinstance(e, LLMUnreachable))
     finally: getattr(stream, "close", lambda: None)()
+    for p in (kdir/"parts").glob("synthetic-*.json"):   # n shrank: tasks of ids no longer requested go (receipt first)
+        if p.stem not in receipts and (r := _done(kdir, p.stem)) is not None:
+            p.unlink()
+            for f in (kdir/r["shard"]["path"], kdir/r.get("dropped", {}).get("path", "-"), kdir/"ids"/f"{p.stem}.json"):
+                if f.is_file(): f.unlink()
     order = sorted(receipts)
     drops = sum((Counter(receipts[t]["drops"]) for t in order), Counter())
     div, nd, n_out = report.summary(), drops.get("near_duplicate", 0), sum(receipts[t]["shard"]["n"] for t in order)
@@ -436,7 +468,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     finally:
         be.close()
         if lock is not None: lock.close()
-    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0)
+    unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])], per_shard)[1]))
+                 for k in kinds_l if k not in summary}   # a kind a stop never reached: every missing record counts
+    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0, unstarted)
 
 # %% ../nbs/06_synth.ipynb #1fac2bea
 SANDBOX_FAILS = ("tests_failed", "tests_timeout", "definition_failed")
@@ -464,20 +498,23 @@ def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
         u["answers"] += 1
     return {**u, "cost_usd": round(cost_usd(u, price), 6)}
 
-def _exit(stopped, failed:Counter, kinds:dict, be) -> tuple[int, str|None]:
+def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> tuple[int, str|None]:
     "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
-    missing = sum(m["missing"] for m in kinds.values())
+    missing = sum(m["missing"] for m in kinds.values()) + sum((unstarted or {}).values())
     if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
     if not failed: return 0, None
     why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
-    answered = be.usage.get("prompt_tokens", 0) + be.usage.get("cached", 0) > 0
-    if not answered or any(r.startswith(("LLMRejected", "LLMUnreachable")) for r in failed):
+    if any(r.startswith("LLMUnreachable") for r in failed):
+        return EXIT_REJECTED, f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}"
+    if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r) for r in failed):
         return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
                                f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
                                f"chat template needs api: completions). Why: {why}")
-    return EXIT_FAILED, f"{sum(failed.values())} requests failed after their retries, {missing} records missing; rerun to ask again. Why: {why}"
+    again = be.usage.get("billed_again", 0)
+    return EXIT_FAILED, (f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
+                         f"missing; rerun to ask again" + (f"; {again} retries may have been billed twice" if again else "") + f". Why: {why}")
 
-def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds) -> dict:
+def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
     cache = be.client.cache if isinstance(be, OpenAIBackend) else be.cache
     kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]), "diversity": m["diversity"],
                  "coverage_by_branch": m["coverage_by_branch"], **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
@@ -485,12 +522,13 @@ def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seco
     drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())
     counts = {"in": sum(m["counts"]["in"] for m in summary.values()), "out": sum(m["counts"]["out"] for m in summary.values()),
               **{k: m["counts"]["out"] for k, m in summary.items()}}
-    status, msg = _exit(stopped, failed, kinds, be)
+    status, msg = _exit(stopped, failed, kinds, be, unstarted)
     if msg: print(f"synth: {msg}", file=sys.stderr)
     ledger = be.client.ledger.summary() if isinstance(be, OpenAIBackend) else None
     return write_manifest(out, stage="synth", shards=[], params=params, counts=counts, drops=drops, seconds=seconds,
                           inputs=[str(Path(out)/k) for k in summary],
                           extra={"kinds": kinds, "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
                                  "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
-                                 "stopped": stopped, "exit_status": status, "exit_message": msg, "complete": status == 0,
+                                 "stopped": stopped, "not_started": unstarted or {}, "billed_again": be.usage.get("billed_again", 0),
+                                 "missing": sum(k["missing"] for k in kinds.values()) + sum((unstarted or {}).values()), "exit_status": status, "exit_message": msg, "complete": status == 0,
                                  "backend": be.kind, "model": be.model})

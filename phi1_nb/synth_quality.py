@@ -14,23 +14,48 @@ from .core import Drop
 from .minhash import HyperLogLog, ngram_hashes64, token_hashes
 
 # %% auto #0
-__all__ = ['FENCE', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'textbook_verdict', 'tests_verdict',
-           'segment', 'exercise_parts', 'parse_exercise', 'exercise_program', 'run_checks', 'free_names',
-           'mine_exercises', 'opener', 'DiversityReport']
+__all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'code_prose',
+           'textbook_verdict', 'statement', 'segment', 'exercise_parts', 'split_answer', 'parse_exercise',
+           'exercise_program', 'run_checks', 'free_names', 'mine_exercises', 'opener', 'DiversityReport']
 
 # %% ../nbs/06a_synth_quality.ipynb #d3d888f6
-FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n```|\Z)", re.S)
+FENCE = re.compile(r"(```|~~~)[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n\1|\Z)", re.S)   # a ~~~ fence is Markdown too
+HAS_FENCE = re.compile(r"```|~~~")
+
+NON_PYTHON = {"bash", "sh", "shell", "console", "zsh", "powershell", "bat", "cmd", "json", "yaml", "yml", "toml", "ini", "sql",
+              "html", "xml", "css", "csv", "c", "cpp", "c++", "java", "javascript", "js", "typescript", "ts", "go", "rust",
+              "ruby", "r", "diff", "dockerfile", "makefile"}
+
+def _parses(code:str) -> bool:
+    try: ast.parse(code); return True
+    except (SyntaxError, ValueError): return False
+
+def _does_something(code:str) -> bool:
+    "Parsable code with a statement beyond a bare value (`not code` and `[(1, 0)]` parse, but are words or output)."
+    try: body = ast.parse(code).body
+    except (SyntaxError, ValueError): return False
+    bare = (ast.Name, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Compare, ast.Tuple, ast.List, ast.Dict, ast.Set)
+    return any(not (isinstance(s, ast.Expr) and isinstance(s.value, bare)
+                    and not any(isinstance(n, (ast.Call, ast.Attribute)) for n in ast.walk(s))) for s in body)
+
+def _code_of(block:str) -> str:
+    "The Python in a code block; a REPL transcript (`>>>` lines) gives its input lines only."
+    lines = block.splitlines()
+    if any(l.lstrip().startswith(">>>") for l in lines):
+        return "\n".join(l.lstrip()[4:] for l in lines if l.lstrip().startswith((">>>", "...")))
+    return block
 
 def split_blocks(text:str) -> list[dict]:
-    "Segments `{'kind': 'prose'|'code', 'text'}` in order; text without fences is one code segment."
-    if "```" not in text: return [{"kind": "code", "text": text}] if text.strip() else []
+    "Segments `{'kind': 'prose'|'code'|'other', 'text'}` in order; text without fences is one code segment."
+    if not HAS_FENCE.search(text): return [{"kind": "code", "text": text}] if text.strip() else []
     out, pos = [], 0
-    for m in FENCE.finditer(text):
+    for m in FENCE.finditer(text):   # a fence is never prose: Python (whatever its tag, if it parses) or another language
         if (p := text[pos:m.start()].strip()): out.append({"kind": "prose", "text": p})
-        if m.group(1).lower() in ("", "python", "py", "python3", "pycon"): out.append({"kind": "code", "text": m.group(2)})
-        else: out.append({"kind": "prose", "text": m.group(0)})
+        tag, body = m.group(2).lower(), m.group(3)
+        py = tag in ("", "python", "py", "python3", "pycon") or (tag not in NON_PYTHON and _does_something(_code_of(body)))
+        out.append({"kind": "code" if py else "other", "text": body})
         pos = m.end()
-    if (p := text[pos:].strip().strip("`").strip()): out.append({"kind": "prose", "text": p})
+    if (p := text[pos:].strip().strip("`~").strip()): out.append({"kind": "prose", "text": p})
     return out
 
 # %% ../nbs/06a_synth_quality.ipynb #8662f291
@@ -49,24 +74,21 @@ def parse_prefix(code:str, min_lines:int=1) -> tuple[ast.Module, str]|None:
     return None
 
 # %% ../nbs/06a_synth_quality.ipynb #abc35b57
-def _code_of(block:str) -> str:
-    "The Python in a code block; a REPL transcript (`>>>` lines) gives its input lines only."
-    lines = block.splitlines()
-    if any(l.lstrip().startswith(">>>") for l in lines):
-        return "\n".join(l.lstrip()[4:] for l in lines if l.lstrip().startswith((">>>", "...")))
-    return block
+def code_prose(code:str) -> str:
+    "The comments and docstrings (string statements) of parsable `code`, as text: a code file's prose."
+    import io, tokenize
+    out = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(code).readline):
+            if t.type == tokenize.COMMENT: out.append(t.string.lstrip("#").strip())
+    except (tokenize.TokenError, SyntaxError): pass
+    for s in ast.walk(ast.parse(code)):
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): out.append(s.value.value)
+    return "\n".join(out)
 
 def _code_prose_chars(code:str) -> int:
     "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
-    import io, tokenize
-    n = 0
-    try:
-        for t in tokenize.generate_tokens(io.StringIO(code).readline):
-            if t.type == tokenize.COMMENT: n += len(re.sub(r"[\s#]", "", t.string))
-    except (tokenize.TokenError, SyntaxError): pass
-    for s in ast.walk(ast.parse(code)):
-        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): n += len(re.sub(r"\s", "", s.value.value))
-    return n
+    return len(re.sub(r"\s", "", code_prose(code)))
 
 def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code file (base model)
                      markdown:bool=True, # Markdown with fenced code; False: a code file, prose = comments and docstrings
@@ -80,49 +102,25 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
         except (SyntaxError, ValueError): return "code_syntax_error", {}
         share = prose / max(1, len(re.sub(r"\s", "", text)))
         return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1, "prose_share": round(share, 3)}
-    segs = split_blocks(text) if "```" in text else [{"kind": "prose", "text": text}]
+    segs = split_blocks(text) if HAS_FENCE.search(text) else [{"kind": "prose", "text": text}]
+    if any(not m.group(0).endswith(m.group(1)) for m in FENCE.finditer(text)): return "unclosed_fence", {}   # cut off
     code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
     if not any(c.strip() for c in code):   # all prose, or code without fences
         try: ast.parse(text); return "too_little_prose", {"code_blocks": 0, "prose_share": 0.0}
         except (SyntaxError, ValueError): return "no_code", {"code_blocks": 0, "prose_share": 1.0}
     chars = lambda kind: sum(len(re.sub(r"\s", "", s["text"])) for s in segs if s["kind"] == kind)
-    share = chars("prose") / max(1, chars("prose") + chars("code"))
+    share = chars("prose") / max(1, chars("prose") + chars("code") + chars("other"))
     stats = {"code_blocks": len(code), "prose_share": round(share, 3)}
     if any(not _parses(c) for c in code): return "code_syntax_error", stats
     return ("too_little_prose" if share < min_prose_share else None), stats
 
-def _parses(code:str) -> bool:
-    try: ast.parse(code); return True
-    except (SyntaxError, ValueError): return False
-
-# %% ../nbs/06a_synth_quality.ipynb #1985a6cc
-_WEAK = (ast.Is, ast.IsNot)
-
-def _calls(node, name:str, with_args:bool) -> bool:
-    "Whether `node` contains a call of `name` (with at least one argument when `with_args`)."
-    return any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == name and (c.args or c.keywords or not with_args)
-               for c in ast.walk(node))
-
-def _checks_result(test, name:str, with_args:bool) -> bool:
-    "An assert test that checks what `name(...)` returns: a comparison with the call on one side, or the call as the truth value."
-    t = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else test
-    if isinstance(t, ast.Call) and isinstance(t.func, ast.Name) and t.func.id == name: return _calls(t, name, with_args)
-    for c in (n for n in ast.walk(test) if isinstance(n, ast.Compare)):
-        sides = [c.left, *c.comparators]
-        weak = all(isinstance(op, _WEAK) for op in c.ops) and any(isinstance(s, ast.Constant) and s.value is None for s in sides)
-        if not weak and any(_calls(s, name, with_args) for s in sides): return True
-    return False
-
-def tests_verdict(asserts:list, fn) -> str|None:
-    "Why the asserts do not test function `fn` (None when at least one calls it with arguments and checks the result)."
-    if not asserts: return "no_tests"
-    if all(not any(isinstance(n, (ast.Name, ast.Call, ast.Attribute)) for n in ast.walk(a.test)) for a in asserts): return "trivial_tests"
-    with_args = bool(fn.args.args or fn.args.posonlyargs or fn.args.kwonlyargs or fn.args.vararg or fn.args.kwarg)
-    if not any(_calls(a.test, fn.name, with_args) for a in asserts): return "tests_do_not_call"
-    if not any(_checks_result(a.test, fn.name, with_args) for a in asserts): return "tests_do_not_compare"
-    return None
 
 # %% ../nbs/06a_synth_quality.ipynb #bb4c1c96
+def statement(lines:list[bytes], node) -> str:
+    "Source of a top-level statement with its decorators (an AST node's span starts at its `def` or `class`)."
+    a = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+    return b"\n".join(lines[a:node.end_lineno - 1] + [lines[node.end_lineno - 1][:node.end_col_offset]]).decode()
+
 def segment(lines:list[bytes], node) -> str:
     "Source of `node` from the file's lines as bytes (AST columns are UTF-8 byte offsets); `ast.get_source_segment` re-splits the file on every call."
     a, b = node.lineno - 1, node.end_lineno - 1
@@ -147,12 +145,30 @@ def exercise_parts(src:str, fn, imports:list[str]) -> dict:
     prompt = ("\n".join(imports) + "\n\n\n" if imports else "") + head
     return {"prompt": prompt, "solution": "\n".join(lines[doc.end_lineno:fn.end_lineno]) + "\n"}
 
+def _free(node) -> set:
+    "Names a definition reads but does not bind itself (its globals)."
+    bound = {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+
+def split_answer(tree:ast.Module, fn) -> tuple[list, list]:
+    "The top-level statements that define `fn` (imports, helpers, constants they read) and the rest (the tests), in order."
+    is_test = lambda s: s.name.lower().startswith("test") or any(isinstance(n, ast.Assert) for n in ast.walk(s))
+    defs = [s for s in tree.body if s is fn or isinstance(s, (ast.Import, ast.ImportFrom)) or
+            (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name != fn.name and not is_test(s))]
+    read = set().union(*(_free(s) for s in defs)) - {s.name for s in defs if hasattr(s, "name")}   # a def rebound is a patch
+    target = lambda s: {n.id for t in (s.targets if isinstance(s, ast.Assign) else [s.target]) for n in ast.walk(t) if isinstance(n, ast.Name)}
+    consts = [s for s in tree.body if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and target(s) & read
+              and not any(isinstance(n, ast.Name) and n.id == fn.name for n in ast.walk(s.value))]
+    keep = {id(s) for s in defs + consts}
+    return [s for s in tree.body if id(s) in keep], [s for s in tree.body if id(s) not in keep]
+
 def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or raw code)
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
-                   require_tests:bool=True) -> dict|str: # asserts must call the function and check its result
-    "`{prompt, solution, tests, content, function_name}` from an answer, or the reason it is unusable."
-    if "```" not in text and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
-    code = "\n\n".join(s["text"] for s in split_blocks(text) if s["kind"] == "code")
+                   require_tests:bool=True) -> dict|str: # there must be tests (statements besides the definitions)
+    "`{prompt, solution, tests, content, program, function_name}` from an answer, or the reason it is unusable."
+    if not HAS_FENCE.search(text) and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
+    code = "\n\n".join(_code_of(s["text"]) for s in split_blocks(text) if s["kind"] == "code")
     if (p := parse_prefix(code)) is None: return "syntax_error"
     tree, src = p
     fns = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -162,12 +178,12 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
     if doc is None: return "no_docstring"
     if _trivial(body): return "no_solution"
     lines = [l.encode() for l in source_lines(src)]
-    asserts = [n for n in tree.body if isinstance(n, ast.Assert)]
-    tests = "\n".join(segment(lines, n) for n in asserts)
-    if require_tests and (why := tests_verdict(asserts, fn)): return why
-    imports = [segment(lines, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno < fn.lineno]
-    parts = exercise_parts(src, fn, imports)
-    return {**parts, "tests": tests, "content": parts["prompt"] + parts["solution"], "function_name": fn.name}
+    defs, rest = split_answer(tree, fn)
+    if require_tests and not rest: return "no_tests"
+    if require_tests and all(isinstance(s, ast.Assert) and not _free(s) for s in rest): return "trivial_tests"
+    parts = exercise_parts(src, fn, [statement(lines, n) for n in defs if n is not fn])   # a @dataclass keeps its decorator
+    return {**parts, "tests": "\n".join(statement(lines, n) for n in rest), "content": parts["prompt"] + parts["solution"],
+            "program": src, "function_name": fn.name}
 
 # %% ../nbs/06a_synth_quality.ipynb #5ad709a3
 def exercise_program(ex:dict) -> str:

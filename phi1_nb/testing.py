@@ -148,43 +148,52 @@ def _enter(self):
     return self
 
 def _exit(self, *exc):
-    async def stop():
+    async def stop():   # every connection task ends (closing its transport) before the loop stops, and the loop closes
         self._server.close()
-        for t in asyncio.all_tasks():
-            if t is not asyncio.current_task(): t.cancel()
+        ts = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in ts: t.cancel()
+        await asyncio.gather(*ts, return_exceptions=True)
+        for _ in range(3): await asyncio.sleep(0)   # the transports' connection_lost callbacks run
     asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
     self._loop.call_soon_threadsafe(self._loop.stop); self._thread.join(10)
+    if not self._thread.is_alive(): self._loop.close()
 
 FakeOpenAIServer._conn, FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = _conn, _enter, _exit
 
 # %% ../nbs/02c_testing.ipynb #372bb1fd
 _TEMPLATES = [
-    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}"),
-    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}"),
-    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}"),
-    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}"),
-]
+    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}",
+     "[2 * {k}]", "2 * {k} + {c}"),
+    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}",
+     "[{k} + 1, {k} + 2, 0]", "2 * {c}"),
+    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}",
+     "[{c} + 9]", "{c} + 9 + {k}"),
+    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}",
+     "[5]", "5 * {k} - {c}"),
+]   # two checks with different expected values: the tests pin the function down (06c_synth_gate)
 
 def fake_teacher(body:dict) -> str:
     "Answer a synth prompt (chat or base-model prefix) like a teacher model would, deterministically from the prompt."
     msg = body["messages"][-1]["content"] if body.get("messages") else str(body.get("prompt", ""))
     h = int(hashlib.sha256(msg.encode()).hexdigest(), 16)
-    k, c = 2 + h % 7, (h >> 8) % 50
-    doc, code, arg, want = _TEMPLATES[(h >> 16) % len(_TEMPLATES)]
+    k, c = 2 + h % 7, 1 + (h >> 8) % 49
+    doc, code, arg, want, arg2, want2 = _TEMPLATES[(h >> 16) % len(_TEMPLATES)]
     f = lambda s: s.format(k=k, c=c)
     wrong = " + 1" if (h >> 24) % 5 == 0 else ""
     if not body.get("messages") and (m := re.search(r"def (\w+)\($", msg)):    # a base model continues `def name(`
         n = m.group(1)
-        return f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\nassert {n}({f(arg)}) == {f(want)}{wrong}\nassert isinstance({n}([]), int)\n"
+        return f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\nassert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n"
     if m := re.search(r"function `(\w+)`", msg):
         n = m.group(1)
         return (f"```python\ndef {n}(xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n"
-                f"assert {n}({f(arg)}) == {f(want)}{wrong}\nassert isinstance({n}([]), int)\n```")
+                f"assert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n```")
     words = re.search(r"(?:words naturally into the text|Keywords): ([^.\n]+)\.", msg)
     words = words.group(1).split(", ") if words else ["apple"]
     topic = re.search(r"about (.+?) \(part", msg)
-    if not body.get("messages"):      # a lesson file's continuation: code with comments
-        return (f"# We keep {k} of them in a list and want {c} more.\nitems = ['{words[0]}'] * {k}\n"
+    if not body.get("messages"):      # a lesson file's continuation: code with comments (about the docstring's topic)
+        lesson = re.match(r'"""(.+?): a lesson', msg)
+        return (f"# {lesson.group(1) if lesson else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}.\n"
+                f"# We keep {k} of them in a list and want {c} more.\nitems = ['{words[0]}'] * {k}\n"
                 f"items += ['{words[-1]}'] * {c}\n# The list now holds {k + c} items, whatever the "
                 f"{' and '.join(words)} are; counting them is what len is for.\nprint(len(items))\n")
     return (f"{topic.group(1).capitalize() if topic else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}. "

@@ -104,12 +104,13 @@ def served_answers(seed:int, fixture:Path) -> tuple[dict, dict, object]:
     from phi1_nb.synth import exercise_spec, textbook_spec
     d = json.loads(Path(fixture).read_text())
     ex = {exercise_spec(seed, i)["function_name"]: (k, v) for i, (k, v) in enumerate(d["exercises"].items())}
-    tb = {tuple(textbook_spec(seed, i)["seed_words"]): (k, v) for i, (k, v) in enumerate(d["textbooks"].items())}
+    tb = {tuple(textbook_spec(seed, i)["seed_words"]): (k, v, textbook_spec(seed, i)["topic"].split(" > ")[-1])
+          for i, (k, v) in enumerate(d["textbooks"].items())}
     def answer(body):
         msg = body["messages"][-1]["content"]
         for name, (_, v) in ex.items():
             if f"function `{name}`" in msg: return v["answer"].replace("{name}", name)
-        for words, (_, v) in tb.items():
-            if f"text: {', '.join(words)}." in msg: return v["answer"]
+        for words, (_, v, leaf) in tb.items():   # a lesson is about the topic it was asked for (issue 25: relevance)
+            if f"text: {', '.join(words)}." in msg: return v["answer"].replace("{leaf}", leaf).replace("{words}", ", ".join(words))
         raise KeyError("a prompt that no served answer was written for")
-    return ex, tb, answer
+    return ex, {w: (k, v) for w, (k, v, _) in tb.items()}, answer

@@ -36,7 +36,7 @@ def test_retry_after_is_honoured_and_pauses_everyone():
         assert all(isinstance(o, Completion) for o in out)
         t429 = srv.times[0]
         # every request sent after the 429 was answered waited for Retry-After (the retried one and the newcomers)
-        later = [t for t in srv.times[1:] if t > t429 + 0.01]
+        later = [t for t in srv.times[1:] if t > t429 + 0.1]   # (sent 10 ms after, under load, it could precede the 429's arrival)
         assert later and all(t - t429 >= 0.35 for t in later), [round(t - t429, 3) for t in srv.times]
 
 
@@ -209,3 +209,87 @@ def test_no_connection_is_left_open(transport):
     assert r.returncode == 0, r.stderr[-2000:]
     leaks = [l for l in r.stderr.splitlines() if "unclosed transport" in l or "Unclosed client" in l or "Unclosed connector" in l]
     assert not leaks, r.stderr[-2000:]   # (before: 17-18 connections left open when the iterator was closed after its last answer)
+
+
+CLOSE_RACE = """
+import asyncio, sys, time
+from openai import AsyncOpenAI
+from phi1_nb.llm import LLMClient
+from phi1_nb.testing import FakeOpenAIServer
+real, done = AsyncOpenAI.close, []
+async def slow_close(self):   # widen the window: the consumer stops early while the loop is closing its connections
+    await asyncio.sleep(0.5); await real(self); done.append(1)
+AsyncOpenAI.close = slow_close
+with FakeOpenAIServer(latency=0.01) as srv:
+    cl = LLMClient(srv.base_url, "fake", concurrency=16)
+    it = cl.complete_iter([[{"role": "user", "content": f"q{i}"}] for i in range(20)], max_tokens=10)
+    next(it); time.sleep(0.3); it.close(); cl.close()
+print("closed", len(done))
+"""
+
+@pytest.mark.parametrize("transport", ["auto", "httpx"])
+def test_an_early_stop_while_the_loop_closes_its_connections_lets_it_finish(transport):
+    "Issue 25: an early stop cancelled every task of the loop, also the one closing the connections (a race in CI)."
+    r = subprocess.run([sys.executable, "-c", CLOSE_RACE], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PHI1_HTTP": transport, "PYTHONWARNINGS": "always::ResourceWarning"})
+    assert r.returncode == 0 and "closed 1" in r.stdout, (r.stdout, r.stderr[-2000:])   # was: closed 0
+
+
+SERVER_EXIT = """
+import gc, json, socket
+from phi1_nb.testing import FakeOpenAIServer
+socks, body = [], json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
+with FakeOpenAIServer() as srv:
+    for _ in range(20):   # keep-alive connections still open when the server stops
+        s = socket.create_connection(("127.0.0.1", srv.port)); socks.append(s)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body); s.recv(65536)
+for s in socks: s.close()
+gc.collect()
+"""
+
+def test_the_fake_server_closes_its_connections_and_its_loop():
+    "Issue 25: the fake server stopped its loop before its connections' transports had closed, and never closed the loop."
+    r = subprocess.run([sys.executable, "-c", SERVER_EXIT], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONWARNINGS": "always::ResourceWarning"})
+    assert r.returncode == 0 and "unclosed" not in r.stderr.lower(), r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- issue 25 (blind attack): a ledger that never under-counts
+def test_a_5xx_is_settled_at_its_reservation_not_at_zero():
+    "A 500 may come from a proxy after the upstream generated (and billed) the answer: the ledger charges the bound."
+    with FakeOpenAIServer(faults=["500", "500"]) as srv:
+        cl = client(srv, budget_tokens=100_000, max_retries=3)
+        cl.complete_many([[{"role": "user", "content": "hi"}]], max_tokens=10); s = cl.ledger.summary(); cl.close()
+    assert s.get("settled_unknown") == 2 and s["spent_tokens"] >= 2 * 10, s
+
+
+class UnderReporting(FakeOpenAIServer):
+    "Bills what it writes, reports 1 + 1 tokens."
+    def _answer(self, path, body):
+        d = FakeOpenAIServer._answer(self, path, body); d["usage"] = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        return d
+
+
+def test_a_server_that_under_reports_its_usage_cannot_overrun_the_budget():
+    "Usage far below the answer's own size (1 + 1 tokens for 200 words) is replaced by a count from its bytes."
+    long = lambda body: " ".join(["word"] * 200)
+    with UnderReporting(handler=long, max_tokens_cap=False) as srv:
+        cl = client(srv, budget_tokens=3000, concurrency=4)
+        out = cl.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(40)], max_tokens=300); cl.close()
+    assert any(isinstance(o, BudgetExceeded) for o in out)
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 3000, dict(srv.billed)
+
+
+def test_an_overbilling_server_that_starts_honest_overruns_by_at_most_one_request():
+    """The first answer is honest, then every one ignores max_tokens (400 tokens for 30): concurrency ramps up by
+    doubling per settled answer, so the overrun that was not yet seen is paid for at most once beyond the budget
+    (it was paid 7 times: all the requests sent at full concurrency after the first honest answer)."""
+    n = [0]
+    def handler(body):
+        n[0] += 1
+        return " ".join(["w"] * (20 if n[0] == 1 else 400))
+    with FakeOpenAIServer(handler=handler, max_tokens_cap=False, latency=0.05) as srv:
+        cl = client(srv, budget_tokens=1000, concurrency=8)
+        out = cl.complete_many([[{"role": "user", "content": f"q{i}"}] for i in range(40)], max_tokens=30); cl.close()
+    assert any(isinstance(o, BudgetExceeded) for o in out) and sum(isinstance(o, Completion) for o in out) >= 2
+    assert srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] <= 1000 + 400, (dict(srv.billed), srv.max_in_flight)

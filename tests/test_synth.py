@@ -51,7 +51,7 @@ def test_name_space_never_draws_a_humaneval_entry_point():
 # ---------------------------------------------------------------- parsing and mining
 def test_split_and_parse_edge_cases():
     t = "Intro\n```python\nx = 1\n```\n```text\nnot code\n```\ntail"
-    assert [s["kind"] for s in split_blocks(t)] == ["prose", "code", "prose", "prose"]
+    assert [s["kind"] for s in split_blocks(t)] == ["prose", "code", "other", "prose"]   # issue 25: a fence is never prose
     cut = 'def f(a):\n    """Twice a."""\n    return 2 * a\nassert f(2) == 4\nassert f(3) == 6\ndef g(\n'  # cut off by max_tokens
     ex = parse_exercise(cut, "f")
     assert ex["tests"] == "assert f(2) == 4\nassert f(3) == 6" and run_checks([ex]) == [None]
@@ -157,12 +157,12 @@ def test_answer_must_use_the_requested_name(tmp_path):
 def test_identical_answers_are_near_duplicates_rejected_before_execution(tmp_path, monkeypatch):
     import re
     import phi1_nb.synth as synth
-    executed, real = [], synth.run_checks
-    monkeypatch.setattr(synth, "run_checks", lambda exs, *a: executed.extend(exs) or real(exs, *a))
+    executed, real = [], synth.mutation_verdicts
+    monkeypatch.setattr(synth, "mutation_verdicts", lambda exs, *a: executed.extend(exs) or real(exs, *a))
     def one_body(body):   # the requested name, and always the same body: a textbook case of homogeneous data
         name = re.search(r"function `(\w+)`", body["messages"][-1]["content"]).group(1)
         return (f'```python\ndef {name}(xs: list) -> int:\n    """Count the items in the list and return how many there are '
-                f'in total, ignoring nothing at all."""\n    return len(xs)\n\nassert {name}([1, 2]) == 2\n```')
+                f'in total, ignoring nothing at all."""\n    return len(xs)\n\nassert {name}([1, 2]) == 2\nassert {name}([]) == 0\n```')
     with FakeOpenAIServer(handler=one_body) as srv:
         m = run_synth(tmp_path, **{**KW, "base_url": srv.base_url}, kinds="exercises", n_exercises=16)
     assert m["counts"]["out"] == 1 and m["drops"] == {"near_duplicate": 15}

@@ -249,7 +249,8 @@ def test_two_processes_on_one_run_folder(tmp_path):
 def test_a_dry_run_during_a_live_run_leaves_its_books_alone(tmp_path):
     """A dry run reads the ledger while a live run has requests in flight: it must not settle them as lost (they
     are not), or the books would charge their bound on top of what the server reports."""
-    with FakeOpenAIServer(handler=fake_teacher, latency=1.0) as srv, FaultProxy(srv.base_url) as px:
+    # (3 s per answer: the textbooks keep requests in flight for ~9 s, while the dry run starts under a loaded machine)
+    with FakeOpenAIServer(handler=fake_teacher, latency=3.0) as srv, FaultProxy(srv.base_url) as px:
         p = subprocess.Popen(synth_cmd(tmp_path, px.base_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while px.upstream_in_flight < CONC and p.poll() is None: time.sleep(0.005)
         r = subprocess.run(synth_cmd(tmp_path, px.base_url, "--dry_run", "true"), cwd=ROOT, capture_output=True, text=True)

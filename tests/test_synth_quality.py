@@ -32,12 +32,15 @@ def count_even(xs: list) -> int:
 @pytest.mark.parametrize("tests,why", [
     ("data = [1, 2]\nassert len(data) == 2\nassert sorted(data) == [1, 2]", "tests_do_not_call"),   # never calls it
     ("assert True\nassert True", "trivial_tests"),                                                   # all assert True
-    ("assert isinstance(count_even([1]), int)", "tests_do_not_compare"),                            # no result compared
-    ("assert count_even() == 0", "tests_do_not_call"),                                              # no arguments
-    ("assert count_even([1, 2, 4]) == 2", None)])
+    ("assert isinstance(count_even([1]), int)", "too_few_checks"),                                  # no result compared
+    ("assert count_even() == 0", "tests_failed"),                                                   # no arguments
+    ("assert count_even([1, 2, 4]) == 2", "too_few_checks"),                                        # one value pinned
+    ("assert isinstance(count_even([1]), int)\nassert count_even([2]) >= 0", "mutant_survived:constant"),
+    ("assert count_even([1, 2, 4]) == 2\nassert count_even([]) == 0", None)])
 def test_exercise_tests_must_call_the_function_and_compare(tests, why):
+    from phi1_nb.synth_gate import mutation_verdicts
     ex = parse_exercise(EX.format(tests=tests), "count_even")
-    assert (ex if isinstance(ex, str) else None) == why
+    assert (ex if isinstance(ex, str) else mutation_verdicts([ex])[0]) == why
 
 
 LESSON = ("Counting with a dictionary: each new word becomes a key, and its value grows by one every time the word "
@@ -46,7 +49,7 @@ LESSON = ("Counting with a dictionary: each new word becomes a key, and its valu
           "The method `get` returns a default for a missing key, so the first sighting needs no special case.")
 
 def test_textbook_needs_prose_parsable_blocks_and_code():
-    sp = textbook_spec(1, 0)
+    sp = {**textbook_spec(1, 0), "topic": "Data structures > Dictionaries > counting with a dictionary", "seed_words": ["tally"]}
     rec = textbook_record(sp, Completion(LESSON), "openai", "m")
     assert isinstance(rec, dict) and rec["code_blocks"] == 1 and rec["prose_share"] > 0.5
     code_only = "```python\n" + "def area(w, h):\n    return w * h\nprint(area(2, 3))\n" * 6 + "```"
@@ -129,3 +132,69 @@ def test_prompts_seeded_from_the_corpus(tmp_path):
     assert Counter(s["extract_id"] for s in specs) == Counter({f"c{j}": 2 for j in range(7)})   # used evenly
     assert all(s["extract"] in exercise_messages(s)[1]["content"] for s in specs)
     with pytest.raises(FileNotFoundError, match="seed_from"): run_synth(tmp_path/"run", **KW, seed_from="filter", dry_run=True)
+
+
+# ---------------------------------------------------------------- issue 25: the gate judged by execution
+def test_acceptance_set():
+    "Every bad answer of the gate's own acceptance set is dropped, every good one kept, for the reason it was written for."
+    from phi1_nb.prompts import data_path
+    from phi1_nb.synth_gate import acceptance_verdicts
+    items = json.loads(data_path("synth_acceptance.json").read_text())
+    got = acceptance_verdicts(items, timeout=10)
+    wrong = [(x["name"], x["expect"], g) for x, g in zip(items, got) if (g == "kept") != (x["expect"] == "kept")]
+    assert not wrong, wrong
+    assert sum(x["expect"] == "dropped" for x in items) >= 30 and sum(x["expect"] == "kept" for x in items) >= 10
+    kinds = Counter(g.split(":")[0] for g in got)
+    assert kinds["mutant_survived"] >= 8 and kinds["hard_coded"] == 4 and kinds["result_not_plain"] == 3 and kinds["too_few_checks"] >= 4   # each check does work
+
+
+@pytest.mark.parametrize("mutant", ["none", "constant", "first_arg", "other_input", "perturb"])
+def test_each_mutant_is_killed_by_good_tests_and_lives_under_a_weak_one(mutant):
+    "Each mutant kind, alone, is what drops some weak test: the gate does not rely on one of them."
+    from phi1_nb.sandbox import run_program
+    from phi1_nb.synth_gate import gate_program
+    good = parse_exercise('def f(xs):\n    """Largest item."""\n    return max(xs)\n\nassert f([1, 5]) == 5\nassert f([7]) == 7\n', "f")
+    assert not run_program(gate_program(good, mutant)).passed
+    weak = {"none": "assert f([1, 5]) != 4", "constant": "assert f([1, 5]) > 0\nassert f([7]) > 0",
+            "first_arg": "assert f([1, 5]) != 4\nassert f([7]) is not None", "other_input": "assert f([1, 5]) > 0\nassert f([7]) > 0",
+            "perturb": "assert f([1, 5]) >= 5\nassert f([7]) >= 7"}[mutant]
+    ex = parse_exercise(f'def f(xs):\n    """Largest item."""\n    return max(xs)\n\n{weak}\n', "f")
+    assert run_program(gate_program(ex, mutant)).passed
+
+
+def test_the_whole_answer_runs_and_a_name_error_is_its_own_reason():
+    "Helpers, setup lines and loops of asserts are part of the checked program (were dropped as tests_failed)."
+    from phi1_nb.synth_gate import mutation_verdicts
+    helper = 'def _sq(x):\n    return x * x\n\ndef f(x):\n    """Square."""\n    return _sq(x)\n\ndata = [2, 3]\nfor x in data:\n    assert f(x) == x * x\n'
+    undefined = 'def f(x):\n    """Square."""\n    return x * x\n\nassert f(2) == square_of(2)\nassert f(3) == 9\n'
+    exs = [parse_exercise(helper, "f"), parse_exercise(undefined, "f")]
+    assert "def _sq" in exs[0]["prompt"] and "data = [2, 3]" in exs[0]["tests"]
+    assert mutation_verdicts(exs) == [None, "undefined_name"]
+
+
+def test_finish_reason_length_drops_a_textbook_and_an_exercise():
+    from phi1_nb.synth_gate import acceptance_verdicts
+    ok = json.loads(__import__("phi1_nb.prompts", fromlist=["x"]).data_path("synth_acceptance.json").read_text())
+    good = [x for x in ok if x["expect"] == "kept"]
+    lesson = next(x for x in good if x["kind"] == "textbook"); task = next(x for x in good if x["kind"] == "exercise")
+    cut = [{**lesson, "finish_reason": "length"}, {**task, "finish_reason": "length"}]
+    assert acceptance_verdicts([lesson, task] + cut) == ["kept", "kept", "truncated", "truncated"]
+
+
+def test_a_base_model_lesson_file_is_judged_as_prose_too():
+    "A /v1/completions lesson file: its comments and docstrings pass the language, fluency and topic checks (they were unread)."
+    spec = dict(id="t-0", kind="textbook", index=0, seed=0, topic="Data structures > Lists > slicing lists", audience="a reader",
+                style="a lesson", seed_words=["harbor"], difficulty="easy")
+    good = ('# Slicing a list takes a part of it. The slice xs[1:3] holds the items at positions one and two, and the\n'
+            '# original list is left as it was. At the harbor we slice the list of boats to see the ones that came first.\n'
+            'boats = ["ark", "skiff", "dory", "junk"]\nassert boats[1:3] == ["skiff", "dory"]\n'
+            '# A slice with a step takes every second item of the list, which is handy when the list alternates.\n'
+            'assert boats[::2] == ["ark", "dory"]\n')
+    lorem = ("# Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore.\n"
+             "# Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.\n"
+             'boats = ["ark", "skiff"]\nassert boats[1:] == ["skiff"]\n')
+    comp = lambda t: Completion(t, {}, False, {"choices": [{"finish_reason": "stop"}]})
+    assert isinstance(textbook_record(spec, comp(good), "openai", "m", min_chars=50, base=True), dict)
+    assert textbook_record(spec, comp(lorem), "openai", "m", min_chars=50, base=True) == "wrong_language"
+    comments = "".join(l for l in good.splitlines(keepends=True) if l.startswith("#")) + '"""And a docstring."""\n'
+    assert textbook_record(spec, comp(comments), "openai", "m", min_chars=50, base=True) == "no_code"   # (JavaScript as comments)
