@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from fastcore.script import anno_parser
-from .core import ConfigError, describe_section, load_config, parse_overrides, seed_everything
+from .core import ConfigError, describe_section, load_config, override_value, parse_overrides, seed_everything
 from .pipeline import STAGE_NAMES, StageFailed, run_pipeline, stage_function
 from .sandbox import SandboxError
 
@@ -21,7 +21,7 @@ __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 
 # %% ../nbs/12_cli.ipynb #cc563caa
 TOOLS = {"generate": "phi1_nb.eval:generate", "evaluate": "phi1_nb.eval:evaluate"}
 
-def _yaml(v:str): return yaml.safe_load(v)
+def _yaml(v:str): return override_value(v)   # numbers read as written: 5e-4, 1_000, 012 (not octal)
 
 def _preset_of(argv) -> str:
     p = argparse.ArgumentParser(add_help=False); p.add_argument("--preset", default="tiny")
