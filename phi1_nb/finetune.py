@@ -63,7 +63,7 @@ def run_finetune(run_dir, # the run folder
     src, note = exercise_source(run_dir, source, fallback_source)
     tok = load_tokenizer(base)
     from transformers import AutoConfig
-    ds = preflight(**params, context=AutoConfig.from_pretrained(base).max_position_embeddings)   # before anything is touched
+    ds = preflight(**params, context=AutoConfig.from_pretrained(base).max_position_embeddings)   # before any touch
     stage_params = check_resume(out, params, resume, {_rel(src, run_dir): content_id(src), "init_id": base_id})
     if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune", mask_prompt=mask_prompt)
