@@ -58,9 +58,13 @@ def checkpoint_problem(d) -> str|None:
     if why := weights_problem(d): return why
     if gs := [p for p in d.glob("global_step*") if p.is_dir()]:            # DeepSpeed's optimizer state
         if why := deepspeed_state_problem(d, gs): return why
-    elif not (d/"optimizer.pt").exists(): return "no optimizer.pt"
-    elif why := torch_file_problem(d/"optimizer.pt", load=False): return why
-    for f in [d/"scheduler.pt", *sorted(d.glob("rng_state*.pth"))]:
+    else:   # without DeepSpeed the Trainer always saves scheduler.pt; a missing one would restart the schedule silently
+        for f in ("optimizer.pt", "scheduler.pt"):
+            if not (d/f).exists(): return f"no {f}"
+        if why := torch_file_problem(d/"optimizer.pt", load=False): return why
+    rngs = sorted(d.glob("rng_state*.pth"))   # a missing one: the Trainer would go on with other dropout, not bit-identical
+    if not rngs: return "no rng_state.pth"
+    for f in [d/"scheduler.pt", *rngs]:
         if f.exists() and (why := torch_file_problem(f)): return why
     return rng_states_problem(d)
 
@@ -126,7 +130,8 @@ def load_weights(model, d):
     return model
 
 # %% ../nbs/08a_checkpoints.ipynb #778b7112
-START_AFRESH = "--resume false (resume=False)"   # the one spelling of a fresh start: CLI, launchers, notebooks
+# the one spelling of a fresh start: phi1 <stage> and the launchers, phi1 pipeline, Python and notebooks
+START_AFRESH = "--resume false (phi1 pipeline: --<stage>.resume false; Python: resume=False)"
 NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences", "peak_flops",
                  "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile", "disable_tqdm"}
 _VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype", "torch_dtype",

@@ -312,8 +312,8 @@ def preflight(*, max_steps:int, micro_batch_size:int, effective_batch:int, learn
               deepspeed:str|None, valid_fraction:float|None=None, dropout:float|None=None, **_) -> str|None:
     "Every precondition of a training stage, checked before it deletes, packs or writes anything; the DeepSpeed path."
     for k, v, lo in (("max_steps", max_steps, 1), ("micro_batch_size", micro_batch_size, 1), ("seq_len", seq_len, 1),
-                     ("effective_batch", effective_batch, 1), ("save_steps", save_steps, 1),
-                     ("eval_steps", eval_steps, 1), ("logging_steps", logging_steps, 1), ("warmup_steps", warmup_steps, 0)):
+                     ("effective_batch", effective_batch, 1), ("save_steps", save_steps, 1), ("eval_steps", eval_steps, 1),
+                     ("logging_steps", logging_steps, 1), ("warmup_steps", warmup_steps, 0)):
         if v is not None and v < lo: raise ValueError(f"{k}={v} must be at least {lo}")
     if not learning_rate > 0: raise ValueError(f"learning_rate={learning_rate} must be positive")
     if valid_fraction is not None and not 0 <= valid_fraction < 1:

@@ -368,3 +368,28 @@ def test_override_values_are_read_as_written():
     from phi1_nb.train import typed_params
     for kv in (dict(learning_rate="nan"), dict(learning_rate=float("inf")), dict(deepspeed=5)):
         with pytest.raises(ValueError, match=f"^run_pretrain: {next(iter(kv))}="): typed_params(run_pretrain.__wrapped__, kv)
+
+
+@pytest.mark.parametrize("gone", ["scheduler.pt", "rng_state.pth"])
+def test_resume_falls_back_past_a_deleted_file(data, tmp_path, gone):
+    "A deleted scheduler or rng state (the Trainer would go on without it, on another schedule or other dropout): the previous complete checkpoint, bit-identical."
+    from safetensors.torch import load_file
+    tok, ds = data
+    hp = dict(max_steps=3, save_steps=1, save_total_limit=None, **HP)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"a", **hp)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"b", callbacks=[StopAt(3)], **hp)
+    (tmp_path/"b/checkpoints/checkpoint-3"/gone).unlink(); (tmp_path/"b/final/model.safetensors").unlink()
+    with pytest.warns(UserWarning, match=f"skipping incomplete checkpoint .*checkpoint-3 \\(no {gone}\\)"):
+        again = fit(_fresh(tok), tok, ds, None, tmp_path/"b", **hp)
+    assert again["resumed_from"] == "checkpoint-2"
+    a, b = load_file(tmp_path/"a/final/model.safetensors"), load_file(tmp_path/"b/final/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_refusal_names_the_spelling_of_every_entry_point():
+    from phi1_nb.checkpoints import START_AFRESH
+    from phi1_nb.cli import main
+    from phi1_nb.core import parse_overrides
+    assert START_AFRESH.startswith("--resume false") and "--<stage>.resume false" in START_AFRESH and "force" not in START_AFRESH
+    assert parse_overrides(["--pretrain.resume", "false"]) == {"pretrain": {"resume": False}}   # phi1 pipeline's spelling
+    assert main(["pretrain", "--force"]) == 2
