@@ -295,7 +295,8 @@ def test_whole_arms_keep_every_token_and_results_record_the_cut(run):
 
 
 def test_a_mistake_known_before_training_touches_no_finished_ablation(run):
-    "A batch that does not split, a missing DeepSpeed JSON or a sequence past the context, with resume false: refused before the manifest or any run's checkpoints go."
+    """A batch that does not split, a missing DeepSpeed JSON, a sequence past the context, with resume false:
+    refused before the manifest or any run's checkpoints go."""
     kw = {**SMALL, "seeds": "1"}
     run_ablation(run, arms="raw,filtered", **kw)
     before = tree_hashes(run/"ablation")

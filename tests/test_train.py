@@ -336,7 +336,8 @@ def test_every_init_mistake_is_one_line_naming_what_was_looked_for(tmp_path):
 
 
 def test_every_precondition_is_refused_before_anything_is_touched(tmp_path):
-    "A step count below one, a batch that does not split, an unknown model, a sequence past the context or a missing DeepSpeed JSON, with --resume false: refused, and the finished stages sha-identical."
+    """Steps below one, a batch that does not split, an unknown model, a sequence past the context, a missing
+    DeepSpeed JSON, with --resume false: refused, the finished stages sha-identical."""
     rd = tmp_path/"run"; _small_run(rd)
     run_pretrain(rd, **PT)
     FT = dict(PT, valid_fraction=0.2)
@@ -352,13 +353,13 @@ def test_every_precondition_is_refused_before_anything_is_touched(tmp_path):
 
 
 def test_override_values_are_read_as_written():
-    "YAML 1.1 leftovers: 012 is twelve (not octal 10), 0x10 and 1:20 are not numbers, nan/inf and null are refused where they make no sense."
+    "YAML 1.1 leftovers: 012 is twelve (not octal 10), 0x10 and 1:20 are not numbers; nan/inf and null refused by key."
     from phi1_nb.core import ConfigError, parse_overrides
     def one(k, v): s, kk = k.split("."); return parse_overrides([f"--{k}", v])[s][kk]
     assert one("pretrain.max_steps", "012") == 12 and one("pretrain.max_steps", "1_000") == 1000
     assert one("pretrain.learning_rate", ".5") == 0.5 and one("pretrain.learning_rate", "-1e-3") == -1e-3
     assert one("run.name", "true") == "true" and one("ablation.whole_arms", "") == ""
-    assert one("corpus.limit", "null") is None and one("pretrain.save_total_limit", "~") is None   # '(null: ...)' in tiny.yaml
+    assert one("corpus.limit", "null") is None and one("pretrain.save_total_limit", "~") is None   # (null: ..)
     assert one("filter.embedder_params", "{a: 1}") == {"a": 1}
     for k, v in (("pretrain.max_steps", "0x10"), ("pretrain.max_steps", "1:20"), ("pretrain.learning_rate", ".nan"),
                  ("pretrain.learning_rate", ".inf"), ("pretrain.max_steps", "null"), ("pretrain.resume", "null"),
@@ -367,12 +368,13 @@ def test_override_values_are_read_as_written():
         assert "\n" not in str(e.value)
     from phi1_nb.train import typed_params
     for kv in (dict(learning_rate="nan"), dict(learning_rate=float("inf")), dict(deepspeed=5)):
-        with pytest.raises(ValueError, match=f"^run_pretrain: {next(iter(kv))}="): typed_params(run_pretrain.__wrapped__, kv)
+        with pytest.raises(ValueError, match=f"^run_pretrain: {next(iter(kv))}="):
+            typed_params(run_pretrain.__wrapped__, kv)
 
 
 @pytest.mark.parametrize("gone", ["scheduler.pt", "rng_state.pth"])
 def test_resume_falls_back_past_a_deleted_file(data, tmp_path, gone):
-    "A deleted scheduler or rng state (the Trainer would go on without it, on another schedule or other dropout): the previous complete checkpoint, bit-identical."
+    "A deleted scheduler or rng state (the Trainer went on without it): the previous checkpoint, bit-identical."
     from safetensors.torch import load_file
     tok, ds = data
     hp = dict(max_steps=3, save_steps=1, save_total_limit=None, **HP)
@@ -390,6 +392,7 @@ def test_the_refusal_names_the_spelling_of_every_entry_point():
     from phi1_nb.checkpoints import START_AFRESH
     from phi1_nb.cli import main
     from phi1_nb.core import parse_overrides
-    assert START_AFRESH.startswith("--resume false") and "--<stage>.resume false" in START_AFRESH and "force" not in START_AFRESH
-    assert parse_overrides(["--pretrain.resume", "false"]) == {"pretrain": {"resume": False}}   # phi1 pipeline's spelling
+    assert START_AFRESH.startswith("--resume false") and "--<stage>.resume false" in START_AFRESH
+    assert "force" not in START_AFRESH
+    assert parse_overrides(["--pretrain.resume", "false"]) == {"pretrain": {"resume": False}}   # phi1 pipeline
     assert main(["pretrain", "--force"]) == 2
