@@ -215,6 +215,9 @@ def run_ablation(run_dir, # the run folder
     hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch, learning_rate=learning_rate,
               warmup_steps=warmup_steps, weight_decay=weight_decay, precision=precision, save_steps=save_steps,
               logging_steps=logging_steps, deepspeed=deepspeed)
+    from phi1_nb.model import phi_config
+    from phi1_nb.train import preflight   # every mistake known before training, before anything is touched
+    preflight(**hp, seq_len=seq_len, eval_steps=None, context=phi_config(model).max_position_embeddings)
     staging = out/".prepare" if main else None   # new arms are prepared here, moved in once every run accepts them
     if staging and staging.exists(): shutil.rmtree(staging)
     try:

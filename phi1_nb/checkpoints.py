@@ -19,7 +19,8 @@ from .core import read_json
 __all__ = ['CKPT_RE', 'START_AFRESH', 'NO_CURVE_KEYS', 'safetensors_problem', 'weights_problem', 'checkpoint_problem',
            'torch_file_problem', 'rng_states_problem', 'deepspeed_state_problem', 'checkpoints',
            'last_complete_checkpoint', 'discard_checkpoints', 'load_weights', 'content_id', 'tokenizer_id',
-           'data_fingerprint', 'run_signature', 'RunSignature', 'check_signature', 'resolve_init', 'init_id']
+           'data_fingerprint', 'run_signature', 'RunSignature', 'check_signature', 'typed_params', 'typed',
+           'resolve_init', 'init_id']
 
 # %% ../nbs/08a_checkpoints.ipynb #ed53c9f3
 CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -57,9 +58,13 @@ def checkpoint_problem(d) -> str|None:
     if why := weights_problem(d): return why
     if gs := [p for p in d.glob("global_step*") if p.is_dir()]:            # DeepSpeed's optimizer state
         if why := deepspeed_state_problem(d, gs): return why
-    elif not (d/"optimizer.pt").exists(): return "no optimizer.pt"
-    elif why := torch_file_problem(d/"optimizer.pt", load=False): return why
-    for f in [d/"scheduler.pt", *sorted(d.glob("rng_state*.pth"))]:
+    else:   # without DeepSpeed the Trainer always saves scheduler.pt; a missing one would restart the schedule silently
+        for f in ("optimizer.pt", "scheduler.pt"):
+            if not (d/f).exists(): return f"no {f}"
+        if why := torch_file_problem(d/"optimizer.pt", load=False): return why
+    rngs = sorted(d.glob("rng_state*.pth"))   # a missing one: the Trainer would go on with other dropout, not bit-identical
+    if not rngs: return "no rng_state.pth"
+    for f in [d/"scheduler.pt", *rngs]:
         if f.exists() and (why := torch_file_problem(f)): return why
     return rng_states_problem(d)
 
@@ -125,7 +130,8 @@ def load_weights(model, d):
     return model
 
 # %% ../nbs/08a_checkpoints.ipynb #778b7112
-START_AFRESH = "--resume false (resume=False)"   # the one spelling of a fresh start: CLI, launchers, notebooks
+# the one spelling of a fresh start: phi1 <stage> and the launchers, phi1 pipeline, Python and notebooks
+START_AFRESH = "--resume false (phi1 pipeline: --<stage>.resume false; Python: resume=False)"
 NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences", "peak_flops",
                  "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile", "disable_tqdm"}
 _VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype", "torch_dtype",
@@ -178,6 +184,45 @@ def check_signature(ck:Path, sig:dict):
     if old == sig: return
     diff = "; ".join(f"{k}: {old.get(k)!r} -> {sig.get(k)!r}" for k in sorted(set(old) | set(sig)) if old.get(k) != sig.get(k))
     raise ValueError(f"{ck} was written under other parameters ({diff}): {START_AFRESH} discards it and starts afresh")
+
+# %% ../nbs/08a_checkpoints.ipynb #0a9cd20f
+def typed_params(fn, params:dict) -> dict:
+    "`params` coerced to `fn`'s annotations ('5e-4' -> 5e-4 for a float); one line naming a key that does not fit."
+    import inspect
+    sig, out = inspect.signature(fn), dict(params)
+    for k, v in params.items():
+        ann = sig.parameters[k].annotation if k in sig.parameters else None
+        if not isinstance(ann, str) or (v is None and "None" in ann): continue
+        kinds = {t.strip() for t in ann.split("|")}
+        if isinstance(v, (list, tuple, dict)) and kinds & {"list", "tuple", "dict"}: continue
+        try:
+            if v is None: raise ValueError
+            if "bool" in kinds and isinstance(v, str) and v.lower() in ("true", "false"): out[k] = v.lower() == "true"
+            elif "bool" in kinds and kinds <= {"bool", "None"}:
+                if not isinstance(v, bool): raise ValueError
+            elif isinstance(v, bool) and kinds & {"int", "float"}: raise ValueError
+            elif "float" in kinds and isinstance(v, (int, float, str)):
+                out[k] = float(v)
+                if out[k] != out[k] or abs(out[k]) == float("inf"): raise ValueError   # nan, inf
+            elif kinds <= {"str", "None"} and not isinstance(v, str): raise ValueError
+            elif "int" in kinds and not isinstance(v, int) and not ("str" in kinds and isinstance(v, str)):
+                f = float(v)
+                if not f.is_integer(): raise ValueError
+                out[k] = int(f)
+        except (TypeError, ValueError):
+            raise ValueError(f"{getattr(fn, '__name__', fn)}: {k}={v!r} is not a {ann}") from None
+    return out
+
+def typed(fn):
+    "`fn` with its arguments coerced by `typed_params` before its body runs (so a bad value touches nothing)."
+    import functools, inspect
+    sig = inspect.signature(fn)
+    @functools.wraps(fn)
+    def call(*a, **kw):
+        b = sig.bind(*a, **kw)
+        return fn(**typed_params(fn, b.arguments))
+    return call
+
 
 # %% ../nbs/08a_checkpoints.ipynb #279ebc3e
 def resolve_init(run_dir, init:str) -> Path:

@@ -17,8 +17,8 @@ __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 
 TOOLS = {"generate": "phi1_nb.eval:generate", "evaluate": "phi1_nb.eval:evaluate"}
 
 def _yaml(v:str):
-    import yaml
-    return yaml.safe_load(v)
+    from phi1_nb.core import override_value
+    return override_value(v)   # numbers read as written: 5e-4, 1_000, 012 (not octal)
 
 class _Parser(argparse.ArgumentParser):
     "argparse that raises (one line, exit 2 from `main`) instead of printing its usage and exiting."

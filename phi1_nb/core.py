@@ -23,10 +23,11 @@ _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic
          "write_shard"]   # the file layer lives in `shards`; stages import it from here
 
 # %% auto #0
-__all__ = ['ConfigError', 'find_configs_dir', 'Config', 'parse_overrides', 'load_config', 'describe_section', 'seed_everything',
-           'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'read_dataset',
-           'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
-           'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
+__all__ = ['ConfigError', 'find_configs_dir', 'Config', 'override_value', 'parse_overrides', 'load_config', 'describe_section',
+           'seed_everything', 'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards',
+           'read_dataset', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES',
+           'ChecksumError', 'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format',
+           'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -72,20 +73,32 @@ def _merge(base:dict, over:dict, src:str) -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #a6d4abcc
+import math
+_DEC = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?")
+
+def override_value(val:str):
+    "A command-line value: YAML, but numbers read as written (5e-4 and 1_000 are numbers; 012 is 12; 0x10, 1:20 text)."
+    v, t = yaml.safe_load(val), val.strip()
+    if _DEC.fullmatch(t): return (int if re.fullmatch(r"[-+]?[\d_]+", t) else float)(t.replace("_", ""))
+    return t if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else v
+
 def parse_overrides(args:Iterable[str], ref:dict|None=None) -> dict:
     "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`, each value of the type `ref` (tiny.yaml) has."
     ref = _read_yaml(find_configs_dir()/"tiny.yaml") if ref is None else ref
     def typed(key, s, k, val):
-        v, want = yaml.safe_load(val), (ref.get(s) or {}).get(k)
-        if isinstance(v, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v.strip()):
-            v = float(v)   # YAML 1.1 reads 5e-4 as a string
-        if want is None or v is None or isinstance(want, (list, dict)): return v
+        v, want, bad = override_value(val), (ref.get(s) or {}).get(k), f"--{key} {val!r}: expected"
+        if isinstance(want, str) and (v is not None or not val.strip()): return val   # '' and 'true' as given
+        if isinstance(v, float) and not math.isfinite(v): raise ConfigError(f"{bad} a finite number")
+        if v is None and want is not None and "null" not in describe_section(s).get(k, "null"):
+            raise ConfigError(f"{bad} a {type(want).__name__}, like the preset's {want!r} (null is not allowed here)")
+        if want is None or v is None or isinstance(want, list): return v
         if isinstance(want, bool) or isinstance(v, bool):
             if type(v) is type(want): return v
+        elif isinstance(want, dict):
+            if isinstance(v, dict): return v
         elif isinstance(want, float) and isinstance(v, (int, float)): return float(v)
         elif isinstance(want, int) and isinstance(v, (int, float)) and float(v).is_integer(): return int(v)
-        elif isinstance(want, str): return val
-        raise ConfigError(f"--{key} {val!r}: expected a {type(want).__name__}, like the preset's {want!r}")
+        raise ConfigError(f"{bad} a {type(want).__name__}, like the preset's {want!r}")
     args, out, i = list(args), {}, 0
     while i < len(args):
         a = args[i]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .core import read_manifest, require_stage, seed_everything, stage_dir, write_manifest
 from .model import load_model, load_tokenizer
-from .train import _rel, check_resume, eval_subset, fit, is_main_process, pack_split, resolve_deepspeed, typed
+from .train import _rel, check_resume, eval_subset, fit, is_main_process, pack_split, preflight, typed
 from .checkpoints import content_id, init_id, resolve_init
 
 # %% auto #0
@@ -62,18 +62,19 @@ def run_finetune(run_dir, # the run folder
     base = resolve_init(run_dir, init); base_id = init_id(base)
     src, note = exercise_source(run_dir, source, fallback_source)
     tok = load_tokenizer(base)
+    from transformers import AutoConfig
+    ds = preflight(**params, context=AutoConfig.from_pretrained(base).max_position_embeddings)   # before any touch
     stage_params = check_resume(out, params, resume, {_rel(src, run_dir): content_id(src), "init_id": base_id})
     if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune", mask_prompt=mask_prompt)
     if len(train_ds) == 0: raise ValueError(f"no training tokens in {src}")
     seed_everything(seed)
     model = load_model(base)
-    if seq_len > model.config.max_position_embeddings: raise ValueError(f"seq_len {seq_len} > the model's context {model.config.max_position_embeddings}")
     s = fit(model, tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len, peak_flops=peak_flops,
             resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch,
             learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
             precision=precision, save_steps=save_steps, save_total_limit=save_total_limit, eval_steps=eval_steps, logging_steps=logging_steps,
-            keep_best=keep_best, deepspeed=resolve_deepspeed(deepspeed), seed=seed, gradient_checkpointing=gradient_checkpointing,
+            keep_best=keep_best, deepspeed=ds, seed=seed, gradient_checkpointing=gradient_checkpointing,
             torch_compile=torch_compile, signature=dict(init=str(base), init_id=base_id))
     if not is_main_process(): return s
     pm = read_manifest(out/"data"/"train")

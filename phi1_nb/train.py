@@ -16,7 +16,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, default_data
 from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
 from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
                            load_tokenizer, mfu, pack, phi_config)
-from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id,
+from .checkpoints import (typed, typed_params, NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id,
                                   check_signature, discard_checkpoints, last_complete_checkpoint,
                                  load_weights, run_signature)
 
@@ -24,7 +24,7 @@ from .checkpoints import (NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id,
 __all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
            'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'tensorboard_available', 'mean_train_loss', 'fit',
            'check_deepspeed_config', 'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset',
-           'param_changes', 'check_resume', 'typed_params', 'typed', 'resolve_deepspeed', 'run_pretrain']
+           'param_changes', 'check_resume', 'resolve_deepspeed', 'preflight', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -294,40 +294,6 @@ def check_resume(out:Path, params:dict, resume:bool, inputs:dict|None=None, writ
     if is_main_process() and write: write_json(p, cur)
     return cur
 
-def typed_params(fn, params:dict) -> dict:
-    "`params` coerced to `fn`'s annotations ('5e-4' -> 5e-4 for a float); one line naming a key that does not fit."
-    import inspect
-    sig, out = inspect.signature(fn), dict(params)
-    for k, v in params.items():
-        ann = sig.parameters[k].annotation if k in sig.parameters else None
-        if not isinstance(ann, str) or (v is None and "None" in ann): continue
-        kinds = {t.strip() for t in ann.split("|")}
-        if isinstance(v, (list, tuple, dict)) and kinds & {"list", "tuple", "dict"}: continue
-        try:
-            if v is None: raise ValueError
-            if "bool" in kinds and isinstance(v, str) and v.lower() in ("true", "false"): out[k] = v.lower() == "true"
-            elif "bool" in kinds and kinds <= {"bool", "None"}:
-                if not isinstance(v, bool): raise ValueError
-            elif isinstance(v, bool) and kinds & {"int", "float"}: raise ValueError
-            elif "float" in kinds and isinstance(v, (int, float, str)): out[k] = float(v)
-            elif "int" in kinds and not isinstance(v, int) and not ("str" in kinds and isinstance(v, str)):
-                f = float(v)
-                if not f.is_integer(): raise ValueError
-                out[k] = int(f)
-        except (TypeError, ValueError):
-            raise ValueError(f"{getattr(fn, '__name__', fn)}: {k}={v!r} is not a {ann}") from None
-    return out
-
-def typed(fn):
-    "`fn` with its arguments coerced by `typed_params` before its body runs (so a bad value touches nothing)."
-    import functools, inspect
-    sig = inspect.signature(fn)
-    @functools.wraps(fn)
-    def call(*a, **kw):
-        b = sig.bind(*a, **kw)
-        return fn(**typed_params(fn, b.arguments))
-    return call
-
 def _rel(p, run_dir) -> str:
     "A source's name inside the run folder (its path when outside), so a moved run folder keeps its fingerprints."
     try: return str(Path(p).resolve().relative_to(Path(run_dir).resolve()))
@@ -340,6 +306,24 @@ def resolve_deepspeed(path:str|None) -> str|None:
     p = find_configs_dir().parent/path
     if not p.exists(): raise FileNotFoundError(f"DeepSpeed config {path} not found (also tried {p})")
     return str(p)
+
+# %% ../nbs/09_train.ipynb #692d5e77
+def preflight(*, max_steps:int, micro_batch_size:int, effective_batch:int, learning_rate:float, warmup_steps:int,
+              save_steps:int, eval_steps:int|None, logging_steps:int, seq_len:int, context:int, precision:str,
+              deepspeed:str|None, valid_fraction:float|None=None, dropout:float|None=None, **_) -> str|None:
+    "Every precondition of a training stage, checked before it deletes, packs or writes anything; the DeepSpeed path."
+    for k, v, lo in (("max_steps", max_steps, 1), ("micro_batch_size", micro_batch_size, 1), ("seq_len", seq_len, 1),
+                     ("effective_batch", effective_batch, 1), ("save_steps", save_steps, 1), ("eval_steps", eval_steps, 1),
+                     ("logging_steps", logging_steps, 1), ("warmup_steps", warmup_steps, 0)):
+        if v is not None and v < lo: raise ValueError(f"{k}={v} must be at least {lo}")
+    if not learning_rate > 0: raise ValueError(f"learning_rate={learning_rate} must be positive")
+    if valid_fraction is not None and not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction={valid_fraction} must be in [0, 1)")
+    if dropout is not None and not 0 <= dropout < 1: raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    if seq_len > context: raise ValueError(f"seq_len {seq_len} > the model's context {context}")
+    grad_accum_steps(effective_batch, micro_batch_size); precision_flags(precision)
+    return resolve_deepspeed(deepspeed)
+
 
 # %% ../nbs/09_train.ipynb #1bd328ac
 @typed
@@ -377,18 +361,18 @@ def run_pretrain(run_dir, # the run folder
     tb = Path(run_dir)/"synth"/"textbooks"
     if textbooks and (tb/"manifest.json").exists(): srcs.append(tb)
     inputs = {**{_rel(s, run_dir): content_id(s) for s in srcs}, "tokenizer": tokenizer_id(tok)}
-    stage_params = check_resume(out, params, resume, inputs)   # refuses before anything below touches the stage
+    cfg = phi_config(model, tok, dropout=dropout)
+    ds = preflight(**params, context=cfg.max_position_embeddings)   # every mistake known before training ...
+    stage_params = check_resume(out, params, resume, inputs)   # ... and other parameters, before anything is touched
     if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
     train_ds, valid_ds = pack_split(srcs, tok, out/"data", seq_len, valid_fraction, "pretrain")
     if len(train_ds) == 0: raise ValueError(f"no training tokens in {srcs}")
     seed_everything(seed)
-    cfg = phi_config(model, tok, dropout=dropout)
-    if seq_len > cfg.max_position_embeddings: raise ValueError(f"seq_len {seq_len} > {model}'s context {cfg.max_position_embeddings}")
     s = fit(build_model(cfg), tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len,
             peak_flops=peak_flops, resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size,
             effective_batch=effective_batch, learning_rate=learning_rate, warmup_steps=warmup_steps,
             weight_decay=weight_decay, max_grad_norm=max_grad_norm, precision=precision, save_steps=save_steps, save_total_limit=save_total_limit,
-            eval_steps=eval_steps, logging_steps=logging_steps, deepspeed=resolve_deepspeed(deepspeed), seed=seed,
+            eval_steps=eval_steps, logging_steps=logging_steps, deepspeed=ds, seed=seed,
             gradient_checkpointing=gradient_checkpointing, torch_compile=torch_compile)
     if not is_main_process(): return s
     return write_manifest(out, stage="pretrain", shards=[], params=params, inputs=srcs, seconds=time.time()-t0,

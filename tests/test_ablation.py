@@ -292,3 +292,16 @@ def test_whole_arms_keep_every_token_and_results_record_the_cut(run):
     with pytest.raises(ValueError, match="whole_arms names 'textbooks'"):
         run_ablation(run, arms="raw,filtered", whole_arms="textbooks", **SMALL)
     assert load_config("paper").ablation.whole_arms == "raw,filtered+textbooks"
+
+
+def test_a_mistake_known_before_training_touches_no_finished_ablation(run):
+    """A batch that does not split, a missing DeepSpeed JSON, a sequence past the context, with resume false:
+    refused before the manifest or any run's checkpoints go."""
+    kw = {**SMALL, "seeds": "1"}
+    run_ablation(run, arms="raw,filtered", **kw)
+    before = tree_hashes(run/"ablation")
+    for bad, says in ((dict(effective_batch=6), "effective_batch=6"), (dict(deepspeed="nope.json"), "nope.json"),
+                      (dict(seq_len=4096), "context"), (dict(max_steps=0), "max_steps=0")):
+        with pytest.raises((ValueError, FileNotFoundError), match=says):
+            run_ablation(run, arms="raw,filtered", **{**kw, **bad}, resume=False)
+    assert tree_hashes(run/"ablation") == before

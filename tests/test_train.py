@@ -333,3 +333,66 @@ def test_every_init_mistake_is_one_line_naming_what_was_looked_for(tmp_path):
                        ("pretrain", f"looked for {rd/'pretrain/config.json'}")]:
         with pytest.raises(FileNotFoundError) as e: resolve_init(rd, init)
         assert want in str(e.value) and "\n" not in str(e.value) and "stage first" not in str(e.value), str(e.value)
+
+
+def test_every_precondition_is_refused_before_anything_is_touched(tmp_path):
+    """Steps below one, a batch that does not split, an unknown model, a sequence past the context, a missing
+    DeepSpeed JSON, with --resume false: refused, the finished stages sha-identical."""
+    rd = tmp_path/"run"; _small_run(rd)
+    run_pretrain(rd, **PT)
+    FT = dict(PT, valid_fraction=0.2)
+    run_finetune(rd, **FT)
+    before = {s: tree_hashes(rd/s) for s in ("pretrain", "finetune")}
+    for bad, says in ((dict(max_steps=-5), "max_steps=-5"), (dict(effective_batch=12), "effective_batch=12"),
+                      (dict(seq_len=4096), "context"), (dict(deepspeed="nope.json"), "nope.json"),
+                      (dict(learning_rate=0.0), "learning_rate"), (dict(save_steps=0), "save_steps=0")):
+        for fn, kw in ((run_pretrain, PT), (run_finetune, FT)):
+            with pytest.raises((ValueError, FileNotFoundError), match=says): fn(rd, **{**kw, **bad}, resume=False)
+    with pytest.raises(ValueError, match="unknown model 'bogus'"): run_pretrain(rd, **PT, model="bogus", resume=False)
+    assert {s: tree_hashes(rd/s) for s in ("pretrain", "finetune")} == before
+
+
+def test_override_values_are_read_as_written():
+    "YAML 1.1 leftovers: 012 is twelve (not octal 10), 0x10 and 1:20 are not numbers; nan/inf and null refused by key."
+    from phi1_nb.core import ConfigError, parse_overrides
+    def one(k, v): s, kk = k.split("."); return parse_overrides([f"--{k}", v])[s][kk]
+    assert one("pretrain.max_steps", "012") == 12 and one("pretrain.max_steps", "1_000") == 1000
+    assert one("pretrain.learning_rate", ".5") == 0.5 and one("pretrain.learning_rate", "-1e-3") == -1e-3
+    assert one("run.name", "true") == "true" and one("ablation.whole_arms", "") == ""
+    assert one("corpus.limit", "null") is None and one("pretrain.save_total_limit", "~") is None   # (null: ..)
+    assert one("filter.embedder_params", "{a: 1}") == {"a": 1}
+    for k, v in (("pretrain.max_steps", "0x10"), ("pretrain.max_steps", "1:20"), ("pretrain.learning_rate", ".nan"),
+                 ("pretrain.learning_rate", ".inf"), ("pretrain.max_steps", "null"), ("pretrain.resume", "null"),
+                 ("pretrain.precision", "null"), ("filter.embedder_params", "5")):
+        with pytest.raises(ConfigError, match=rf"^--{k} '{v}': expected") as e: parse_overrides([f"--{k}", v])
+        assert "\n" not in str(e.value)
+    from phi1_nb.train import typed_params
+    for kv in (dict(learning_rate="nan"), dict(learning_rate=float("inf")), dict(deepspeed=5)):
+        with pytest.raises(ValueError, match=f"^run_pretrain: {next(iter(kv))}="):
+            typed_params(run_pretrain.__wrapped__, kv)
+
+
+@pytest.mark.parametrize("gone", ["scheduler.pt", "rng_state.pth"])
+def test_resume_falls_back_past_a_deleted_file(data, tmp_path, gone):
+    "A deleted scheduler or rng state (the Trainer went on without it): the previous checkpoint, bit-identical."
+    from safetensors.torch import load_file
+    tok, ds = data
+    hp = dict(max_steps=3, save_steps=1, save_total_limit=None, **HP)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"a", **hp)
+    fit(_fresh(tok), tok, ds, None, tmp_path/"b", callbacks=[StopAt(3)], **hp)
+    (tmp_path/"b/checkpoints/checkpoint-3"/gone).unlink(); (tmp_path/"b/final/model.safetensors").unlink()
+    with pytest.warns(UserWarning, match=f"skipping incomplete checkpoint .*checkpoint-3 \\(no {gone}\\)"):
+        again = fit(_fresh(tok), tok, ds, None, tmp_path/"b", **hp)
+    assert again["resumed_from"] == "checkpoint-2"
+    a, b = load_file(tmp_path/"a/final/model.safetensors"), load_file(tmp_path/"b/final/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_refusal_names_the_spelling_of_every_entry_point():
+    from phi1_nb.checkpoints import START_AFRESH
+    from phi1_nb.cli import main
+    from phi1_nb.core import parse_overrides
+    assert START_AFRESH.startswith("--resume false") and "--<stage>.resume false" in START_AFRESH
+    assert "force" not in START_AFRESH
+    assert parse_overrides(["--pretrain.resume", "false"]) == {"pretrain": {"resume": False}}   # phi1 pipeline
+    assert main(["pretrain", "--force"]) == 2
