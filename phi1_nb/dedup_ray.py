@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic_write, read_shard
-from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, text_shingles
+from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, similar, texts_shingles
 from .ray_engine import _edges, _table, n_partitions, ray_star_components
 
 # %% auto #0
@@ -48,11 +48,13 @@ def shard_features(task:dict, cfg:dict):
     if cfg["near"] != "none":
         hasher = MinHasher(cfg["num_perm"], cfg["seed"], cfg["backend"])
         for s0 in range(0, n, bs):
-            sh = [text_shingles(t, cfg["shingles"], cfg["ngram"]) for t in texts[s0:s0+bs]]
-            S = hasher.signatures([s for s, _ in sh])
-            for i, (s, f) in enumerate(sh):
-                fb[s0+i] = f; sigs[s0+i] = S[i].tobytes()
-                if cfg["verify"] == "exact": sets[s0+i] = np.asarray(s, np.uint32).tobytes()
+            sets_, fell, words = texts_shingles(texts[s0:s0+bs], cfg["shingles"], cfg["ngram"])
+            S = hasher.signatures(sets_)
+            for i, (s, w) in enumerate(zip(sets_, words)):
+                fb[s0+i] = fell[i]
+                sigs[s0+i] = S[i].tobytes()
+                if cfg["verify"] == "exact":   # [size, set..., words of a small form...] (`similar` checks both)
+                    sets[s0+i] = np.r_[len(s), s, w if w is not None else []].astype(np.uint32).tobytes()
     return _table(name=(node_names(scores, [len(t) for t in texts], gids, ids), pa.binary()),
                   key=([exact_key(t, cfg["comments"]) for t in texts], pa.string()),
                   set=(sets, pa.binary()), sig=(sigs, pa.binary()), fb=(fb, pa.int8()))
@@ -91,9 +93,12 @@ def _bucket_edges(t, threshold:float, verify:str, max_bucket:int):
     m = sorted(range(len(names)), key=lambda i: name_gid(names[i]))
     if len(m) <= max_bucket: pairs = [(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m))]
     else: pairs = [(m[0], x) for x in m[1:]] + list(zip(m[1:-1], m[2:]))
-    sim = jaccard if verify == "exact" else estimate_jaccard
-    arr = lambda i: np.frombuffer(feats[i], np.uint32)
-    ok = [(names[i], names[j]) for i, j in pairs if sim(arr(i), arr(j)) >= threshold]
+    def part(i):
+        a = np.frombuffer(feats[i], np.uint32); k = int(a[0]) + 1
+        return a[1:k], (a[k:] if len(a) > k else None)
+    if verify == "exact": ok = [(names[i], names[j]) for i, j in pairs if similar(*part(i)[:1], *part(j)[:1], threshold, part(i)[1], part(j)[1])]
+    else: ok = [(names[i], names[j]) for i, j in pairs
+                if estimate_jaccard(np.frombuffer(feats[i], np.uint32), np.frombuffer(feats[j], np.uint32)) >= threshold]
     return _edges(*zip(*ok)) if ok else _edges()
 
 # %% ../nbs/07c_dedup_ray.ipynb #a8a91a37

@@ -15,8 +15,9 @@ from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
            'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
-           'shingle_hashes', 'text_shingles', 'batch_shingles', 'texts_shingles', 'similar', 'ngram_hashes64',
-           'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'lsh_params', 'candidate_pairs', 'components']
+           'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'similar', 'lsh_params', 'candidate_pairs',
+           'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -121,58 +122,6 @@ def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, b
     toks = code_tokens(text) if kind == "ast" else None
     ids = token_hashes(toks) if toks is not None else word_token_hashes(text)
     return np.unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
-
-# %% ../nbs/07b_minhash.ipynb #4a76e8a1
-SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.3   # canonical forms this small must share words too
-
-def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
-    "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
-    lens = np.asarray(lens, np.int64); ends = np.cumsum(lens); out = [None] * len(lens)
-    for d in np.flatnonzero(lens < ngram): out[d] = np.unique(ngram_combine(ids[ends[d] - lens[d]:ends[d]], ngram))
-    m = len(ids) - ngram + 1
-    if m > 0:
-        h = np.full(m, ngram, np.uint64)
-        for k in range(ngram): h += ids[k:k+m] * _NGRAM_MUL[k % 64]
-        doc = np.repeat(np.arange(len(lens), dtype=np.uint64), lens)[:m]
-        ok = np.arange(m) + ngram <= ends[doc.astype(np.int64)]
-        key = np.unique((doc[ok] << np.uint64(32)) | (fmix64(h[ok]) >> np.uint64(32)))
-        d_of, vals = (key >> np.uint64(32)).astype(np.int64), (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        cuts = np.searchsorted(d_of, np.arange(len(lens) + 1))
-        for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
-    return [x if x is not None else np.empty(0, np.uint32) for x in out]
-
-def _word_ids(texts:list[str]) -> tuple[np.ndarray, np.ndarray]:
-    "Word-token hashes of all texts (one flat array) and each text's token count."
-    if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
-    joined = "\n".join(texts)
-    if not joined.isascii():
-        hs = [token_hashes(word_tokens(t)) for t in texts]
-        return (np.concatenate(hs) if hs else np.empty(0, np.uint64)), np.array([len(h) for h in hs], np.int64)
-    h, starts = word_token_hashes(joined, starts=True)
-    bounds = np.cumsum([len(t) + 1 for t in texts])
-    return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
-
-def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
-    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: word shingles of a short code text, else None."
-    if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
-    toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
-    wi = [i for i, t in enumerate(toks) if t is None]
-    sets = [None] * len(texts)
-    for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
-    ci = [i for i, t in enumerate(toks) if t is not None]
-    if ci:
-        flat = [x for i in ci for x in toks[i]]
-        for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
-    short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
-    words = [None] * len(texts)
-    for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)): words[i] = s
-    return sets, (len(wi) if kind == "ast" else 0), words
-
-def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
-    "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
-    if jaccard(a, b) < threshold: return False
-    if min(len(a), len(b)) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and jaccard(wa, wb) >= SHORT_WORD_JACCARD
 
 # %% ../nbs/07b_minhash.ipynb #0dc7c0cd
 def ngram_hashes64(ids:np.ndarray, n:int) -> np.ndarray:
@@ -283,6 +232,59 @@ def jaccard(a:np.ndarray, b:np.ndarray) -> float:
 def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
     "Jaccard similarity estimated from two MinHash signatures."
     return float(np.mean(s1 == s2))
+
+# %% ../nbs/07b_minhash.ipynb #4a76e8a1
+SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
+
+def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
+    "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
+    lens = np.asarray(lens, np.int64); ends = np.cumsum(lens); out = [None] * len(lens)
+    for d in np.flatnonzero(lens < ngram): out[d] = np.unique(ngram_combine(ids[ends[d] - lens[d]:ends[d]], ngram))
+    m = len(ids) - ngram + 1
+    if m > 0:
+        h = np.full(m, ngram, np.uint64)
+        for k in range(ngram): h += ids[k:k+m] * _NGRAM_MUL[k % 64]
+        doc = np.repeat(np.arange(len(lens), dtype=np.uint64), lens)[:m]
+        ok = np.arange(m) + ngram <= ends[doc.astype(np.int64)]
+        key = np.unique((doc[ok] << np.uint64(32)) | (fmix64(h[ok]) >> np.uint64(32)))
+        d_of, vals = (key >> np.uint64(32)).astype(np.int64), (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        cuts = np.searchsorted(d_of, np.arange(len(lens) + 1))
+        for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
+    return [x if x is not None else np.empty(0, np.uint32) for x in out]
+
+def _word_ids(texts:list[str]) -> tuple[np.ndarray, np.ndarray]:
+    "Word-token hashes of all texts (one flat array) and each text's token count."
+    if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
+    joined = "\n".join(texts)
+    if not joined.isascii():
+        hs = [token_hashes(word_tokens(t)) for t in texts]
+        return (np.concatenate(hs) if hs else np.empty(0, np.uint64)), np.array([len(h) for h in hs], np.int64)
+    h, starts = word_token_hashes(joined, starts=True)
+    bounds = np.cumsum([len(t) + 1 for t in texts])
+    return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
+
+def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
+    "`(sets, fell_back, words)`: `text_shingles` of each text (one list each) in one pass; `words[i]`: word shingles of a short code text, else None."
+    if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
+    toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
+    wi = [i for i, t in enumerate(toks) if t is None]
+    sets = [None] * len(texts)
+    for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
+    ci = [i for i, t in enumerate(toks) if t is not None]
+    if ci:
+        flat = [x for i in ci for x in toks[i]]
+        for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
+    short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
+    words = [None] * len(texts)
+    for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)): words[i] = s
+    fell = [kind == "ast" and t is None for t in toks]
+    return sets, fell, words
+
+def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
+    "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
+    if jaccard(a, b) < threshold: return False
+    if min(len(a), len(b)) >= SHORT_SHINGLES or (wa is None and wb is None): return True
+    return wa is not None and wb is not None and jaccard(wa, wb) >= SHORT_WORD_JACCARD
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:
