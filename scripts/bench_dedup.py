@@ -263,7 +263,22 @@ def bench_match_rate(n_samples):
         print(f"{name:42s} {dt:8.2f} {r['n_scored']:13,d} {int((r['best'] >= 0.8).sum()):15d} {dt/len(samples)/len(units)*1e6:8.2f}")
 
 
-# ---- 4. decontamination per function --------------------------------------------------------------------
+# ---- 4. decontamination per function
+IDIOMS = ["def count(items):\n    return len(items)\n", "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n",
+          "def join_words(words):\n    return ' '.join(words)\n", "def is_even(n):\n    return n % 2 == 0\n",
+          "def first(xs):\n    return xs[0] if xs else None\n", "def square(x):\n    return x * x\n",
+          "def total(xs):\n    return sum(xs)\n", "def maximum(xs):\n    return max(xs)\n",
+          "def reverse(s):\n    return s[::-1]\n", "def upper(s):\n    return s.upper()\n",
+          "def flatten(rows):\n    return [x for r in rows for x in r]\n", "def unique(xs):\n    return sorted(set(xs))\n",
+          "def add(a, b):\n    return a + b\n", "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n",
+          "def mean(xs):\n    return sum(xs) / len(xs)\n", "def is_empty(s):\n    return len(s) == 0\n",
+          "def last(xs):\n    return xs[-1]\n", "def words(text):\n    return text.split()\n",
+          "def fact(n):\n    return 1 if n < 2 else n * fact(n - 1)\n", "def swap(a, b):\n    return b, a\n",
+          "def count_char(s, c):\n    return s.count(c)\n", "def keys(d):\n    return list(d)\n",
+          "def is_upper(s):\n    return s.isupper()\n", "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n",
+          "def absdiff(a, b):\n    return abs(a - b)\n", "def lines(text):\n    return text.splitlines()\n",
+          "def contains(xs, x):\n    return x in xs\n", "def pairs(xs):\n    return list(zip(xs, xs[1:]))\n"]
+
 def bench_decontaminate(n_clean):
     from phi1_nb.decontaminate import Checker, load_benchmark
     probs = load_benchmark("humaneval"); rng = random.Random(0); ck = Checker(probs, floor=0.8)
@@ -272,6 +287,42 @@ def bench_decontaminate(n_clean):
     docs = [dict(id=f"d{j}", content=f'def solve(data, k=1):\n    """{p["docstring"]}"""\n    return sorted(data)[:k]\n')
             for j, p in enumerate(probs)]
     clean = [dict(id=n, content=s) for n, s in rng.sample(stdlib_functions(min_lines=1, max_lines=10**6), n_clean)]
+    import ast as _a
+    def strip(code, method=False):
+        t = _a.parse(code)
+        for n in _a.walk(t):
+            if isinstance(n, _a.arg): n.annotation = None
+            if isinstance(n, _a.FunctionDef):
+                n.returns = None
+                if isinstance(n.body[0], _a.Expr) and isinstance(n.body[0].value, _a.Constant): n.body = n.body[1:] or [_a.Pass()]
+        if method:
+            fn = [n for n in t.body if isinstance(n, _a.FunctionDef)][-1]; fn.args.args.insert(0, _a.arg("self"))
+            t = _a.Module([n for n in t.body if isinstance(n, (_a.Import, _a.ImportFrom))] + [_a.ClassDef("Solver", [], [], [fn], [])], [])
+        return _a.unparse(_a.fix_missing_locations(t))
+    def split(code):   # the last statement of the body moved into a helper the solution calls
+        t = _a.parse(strip(code)); fn = [n for n in t.body if isinstance(n, _a.FunctionDef)][-1]
+        if len(fn.body) < 2: return None
+        args = [a.arg for a in fn.args.args]
+        helper = _a.FunctionDef("_finish", _a.arguments([], [_a.arg(a) for a in args], None, [], [], None, []),
+                                fn.body[len(fn.body) // 2:], [], None)
+        fn.body = fn.body[:len(fn.body) // 2] + [_a.Return(_a.Call(_a.Name("_finish"), [_a.Name(a) for a in args], []))]
+        t.body.insert(t.body.index(fn), helper)
+        return _a.unparse(_a.fix_missing_locations(t))
+    hints = [dict(id=f"h{j}", content=strip(p["code"])) for j, p in enumerate(probs)]
+    meth = [dict(id=f"m{j}", content=strip(p["code"], True)) for j, p in enumerate(probs)]
+    sp = [(dict(id=f"s{j}", content=c), p) for j, p in enumerate(probs) if (c := split(p["code"]))]
+    idioms = [dict(id=f"i{j}", content=c) for j, c in enumerate(IDIOMS)]
+    mb = Path(__file__).parent.parent/"tests"/"fixtures"/"mbpp_sample.jsonl"
+    mbpp = load_benchmark(f"mbpp:{mb}"); ck2 = Checker(probs + mbpp, floor=0.8)
+    for name, recs, ps, c in [(f"{len(hints)} solutions, hints stripped, no docstring", hints, probs, ck),
+                              (f"{len(meth)} solutions as methods without docstring", meth, probs, ck),
+                              (f"{len(sp)} solutions split across a helper function", [r for r, _ in sp], [p for _, p in sp], ck),
+                              (f"{len(mbpp)} MBPP solutions (the shipped fixture, mbpp:<path>)", [dict(id=p["task_id"], content=p["code"]) for p in mbpp], mbpp, ck2)]:
+        res, _ = c.check(recs)
+        right = sum(1 for (g, r), p in zip(res, ps) if g and any(m["task_id"] == p["task_id"] for m in r["matched_problems"]))
+        print(f"{name:58s} caught {right}/{len(recs)} = {right/len(recs):6.1%}")
+    res, _ = ck.check(idioms); gone = sum(g for g, _ in res)
+    print(f"{len(idioms)} short independent idioms (not from HumanEval){'':14s} flagged {gone}/{len(idioms)} = {gone/len(idioms):6.1%}")
     print(f"\n== 4. Decontamination per function (HumanEval, default tau 0.95, docstring coverage 0.5)")
     for name, recs, want in [(f"{len(emb)} planted copies of solutions pasted into larger stdlib files", emb, True),
                              (f"{len(docs)} docstring-only copies (another body)", docs, True),

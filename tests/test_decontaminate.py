@@ -80,7 +80,7 @@ def test_match_rate_renamed_copy_and_unrelated():
 
 
 def test_prefilter_is_exact():
-    samples = stdlib_functions(60) + ["def show(value):\n    return list(_bits(value))\n"]  # 0.8 exactly against HumanEval/23
+    samples = stdlib_functions(60) + ["def show(value):\n    return -len(value)\n"]  # 0.8 exactly against HumanEval/23
     samples += [HE[i]["code"].replace("(", "( ") for i in (3, 4)] + ["def bad(:"]
     probs = [p["code"] for p in HE[:40]]
     full = ast_match_rates(samples, probs, min_match_rate=0.0)
