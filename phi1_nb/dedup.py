@@ -16,7 +16,7 @@ from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run
                           write_json)
 from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code, code_tokens, components,  # noqa: F401 (re-exported)
                              estimate_jaccard, exact_key, fmix64, jaccard, lsh_params, ngram_combine, normalize_text,
-                             shingle_hashes, similar, SHORT_SHINGLES, SHORT_WORD_JACCARD, strip_comments, text_shingles, texts_shingles, token_hashes, word_token_hashes, word_tokens)
+                             shingle_hashes, similar, words_agree, strip_comments, text_shingles, texts_shingles, token_hashes, word_token_hashes, word_tokens)
 
 # %% auto #0
 __all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'stdlib_functions', 'rename_bound',
@@ -112,8 +112,7 @@ class DedupIndex:
             def near(i, j):   # 'signature' keeps no sets: the estimate, and for a small form (by its size) the words
                 a, b = idx[i], idx[j]
                 if self.verify == "exact": return similar(S[a], S[b], t, W[a], W[b])
-                return estimate_jaccard(sigs[i], sigs[j]) >= t and (min(self.sizes[a], self.sizes[b]) >= SHORT_SHINGLES or
-                    W[a] is not None and W[b] is not None and jaccard(W[a], W[b]) >= SHORT_WORD_JACCARD)
+                return estimate_jaccard(sigs[i], sigs[j]) >= t and words_agree(self.sizes[a], self.sizes[b], W[a], W[b])
             ok = [(idx[i], idx[j]) for i, j in cand if near(i, j)]
             apply("near_duplicate", components(n, ok))
             self.n_candidates, self.n_verified = len(cand), len(ok)

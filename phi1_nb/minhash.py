@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/minhash.html.md"""
 
 # %% ../nbs/07b_minhash.ipynb #20755ae5
 from __future__ import annotations
-import ast, gc, hashlib, math, operator, re
+import array, ast, gc, hashlib, math, operator, re
 
 import numpy as np
 
@@ -16,8 +16,8 @@ from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
            'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
            'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
-           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'similar', 'lsh_params', 'candidate_pairs',
-           'components']
+           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'similar', 'lsh_params',
+           'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -203,7 +203,8 @@ class MinHasher:
             flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32) for h in hash_sets])
             m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
                                                                       np.r_[0, np.cumsum(lens)].astype(np.uint64), self.num_perm, self.seed)
-            return np.array(m.to_rows(), np.uint32).reshape(len(hash_sets), self.num_perm)
+            rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
+            return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), self.num_perm).copy()
         flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
         doc = np.repeat(np.arange(len(hash_sets)), lens)
         a, b = self.a[:, None], self.b[:, None]
@@ -280,11 +281,14 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
+def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
+    "True unless one of two shingle sets is a short canonical form (`wa`/`wb`: its words) whose words do not agree."
+    if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
+    return wa is not None and wb is not None and jaccard(wa, wb) >= SHORT_WORD_JACCARD
+
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
     "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
-    if jaccard(a, b) < threshold: return False
-    if min(len(a), len(b)) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and jaccard(wa, wb) >= SHORT_WORD_JACCARD
+    return jaccard(a, b) >= threshold and words_agree(len(a), len(b), wa, wb)
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:

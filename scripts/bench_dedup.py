@@ -125,6 +125,41 @@ def bench_minhash(texts, reps):
     for k in names: e = np.array(errs[k]); print(f"{k:16s} {e.mean():11.4f} {e.max():10.4f} {within[k]/n:11.1%}")
 
 
+def bench_small(reps, n_docs=5000, max_shingles=60):
+    "Signatures of many short documents (functions of <= max_shingles word 5-grams), same tokens and from the text."
+    import rensa
+    from phi1_nb.minhash import batch_shingles, texts_shingles, token_hashes
+    fs = [s for _, s in stdlib_functions(min_lines=1, max_lines=30)]
+    texts = [t for t in fs if 0 < len(set(shingle_strings(word_tokens(t)))) <= max_shingles][:n_docs]
+    if len(texts) < n_docs: texts = (texts * (n_docs // len(texts) + 1))[:n_docs]
+    toks = [word_tokens(t) for t in texts]
+    pre64 = [s.astype(np.uint64) for s in texts_shingles(texts)[0]]
+    n_sh = sum(len(h) for h in pre64)
+    mh_r, mh_n = MinHasher(NUM_PERM, 1, "rensa"), MinHasher(NUM_PERM, 1, "numpy")
+    print(f"\n== 1b. MinHash on short documents: {len(texts)} stdlib functions of <= {max_shingles} word {NGRAM}-gram shingles "
+          f"({n_sh:,} in all, {n_sh / len(texts):.0f} a document), num_perm={NUM_PERM}, median of {reps} interleaved runs")
+    ref = "rensa list API: digest_matrix_from_token_hash_sets + to_rows"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_hash_sets(pre64, NUM_PERM, 1).to_rows(),
+                "phi1_nb MinHasher('rensa') (rensa's flat-buffer API) -> uint32": lambda: mh_r.signatures(pre64),
+                "phi1_nb MinHasher('numpy') -> uint32": lambda: mh_n.signatures(pre64)}, reps)
+    table("a. same input: a list of uint64 shingle-hash arrays", res, n_sh, ref)
+    flat_tok = [x for t in toks for x in t]; lens = [len(t) for t in toks]
+    ref = "rensa list API from the words: join 5-grams, digest_matrix_from_token_sets"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(t) for t in toks], NUM_PERM, 1).to_rows(),
+                "phi1_nb from the words: token_hashes + batch_shingles + rensa": lambda: mh_r.signatures(
+                    batch_shingles(token_hashes(flat_tok), lens, NGRAM)),
+                "phi1_nb from the words: token_hashes + batch_shingles + numpy": lambda: mh_n.signatures(
+                    batch_shingles(token_hashes(flat_tok), lens, NGRAM))}, reps)
+    table("b. same pre-tokenized words", res, n_sh, ref)
+    ref = "rensa list API from the text: regex words, join 5-grams, digest_matrix_from_token_sets"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(word_tokens(t)) for t in texts], NUM_PERM, 1).to_rows(),
+                "phi1_nb texts_shingles (one pass) + rensa": lambda: mh_r.signatures(texts_shingles(texts)[0]),
+                "phi1_nb texts_shingles (one pass) + numpy": lambda: mh_n.signatures(texts_shingles(texts)[0]),
+                "(before) per-text word_token_hashes + ngram_combine + rensa": lambda: mh_r.signatures(
+                    [np.unique(ngram_combine(word_token_hashes(t), NGRAM)) for t in texts])}, reps)
+    table("c. from the same text strings", res, n_sh, ref)
+
+
 # ---- 2. planted near-duplicates ------------------------------------------------------------------------
 _OLD_TOKEN = re.compile(rf"""(?P<str>{_STR})|(?P<com>\#[^\r\n]*)|(?P<cont>\\\r?\n)|(?P<nl>\r?\n[ \t]*)
     |(?P<num>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?)|(?P<name>[^\W\d]\w*)
@@ -342,7 +377,7 @@ if __name__ == "__main__":
     ap.add_argument("--only", default="1234")
     a = ap.parse_args()
     if a.reps < 3: sys.exit("--reps must be at least 3 (the median of 3 or more runs)")
-    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps)
+    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
     if "2" in a.only: bench_generators(a.functions)
     if "3" in a.only: bench_match_rate(a.samples)
     if "4" in a.only: bench_decontaminate(2000)
