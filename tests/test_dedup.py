@@ -385,7 +385,7 @@ EDITED = {
     "extracted variable": SEVEN.replace('    return {"total": total, "mean": total / max(count, 1)}',
                                         '    result = {"total": total, "mean": total / max(count, 1)}\n    return result'),
     "swapped assignments": SEVEN.replace("    total = 0\n    count = 0\n", "    count = 0\n    total = 0\n"),
-    "free names renamed": "import numpy as xp\n" + SEVEN.replace("rows", "records").replace("max(", "clamp(") + "x = xp.ones(3)\n",
+    "free names renamed": "import numpy as xp\n" + SEVEN.replace("rows", "records").replace("summarize", "summary") + "x = xp.ones(3)\n",
     "hints and docstring": SEVEN.replace("def summarize(rows, key):", 'def summarize(rows: list, key: str) -> dict:\n    """Sum it."""'),
 }
 
