@@ -244,10 +244,13 @@ def loop(src, rng):
                and not a.value.generators[0].is_async and a.lineno == a.end_lineno:
                 c = a.value.generators[0]; g = lambda x: ast.get_source_segment(src, x); ind = _indent(src, a)
                 acc = a.targets[0].id if isinstance(a, ast.Assign) and isinstance(a.targets[0], ast.Name) else "out"
+                tail = f"{ind}return {acc}\n" if isinstance(a, ast.Return) else ""
+                if isinstance(a, ast.Assign) and (acc in _names(a.value, ast.Load) or len(a.targets) > 1 or acc == "out"):
+                    tail = f"{ind}{g(a.targets[0]) if len(a.targets) == 1 else ' = '.join(map(g, a.targets))} = acc\n"; acc = "acc"
                 body_ = f"{ind}{acc} = []\n{ind}for {g(c.target)} in {g(c.iter)}:\n"
                 inner = ind + "    "
                 for cond in c.ifs: body_ += f"{inner}if {g(cond)}:\n"; inner += "    "
-                body_ += f"{inner}{acc}.append({g(a.value.elt)})\n" + (f"{ind}return {acc}\n" if isinstance(a, ast.Return) else "")
+                body_ += f"{inner}{acc}.append({g(a.value.elt)})\n" + tail
                 return _edit(src, [(st[a.lineno - 1], st[a.lineno], body_)])
     return None
 
