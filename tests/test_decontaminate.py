@@ -253,3 +253,14 @@ def test_mbpp_from_a_local_file_offline():
     res, _ = ck.check([dict(id=p["task_id"], content=p["code"]) for p in probs])
     assert sum(g for g, _ in res) == 10
     with pytest.raises(FileNotFoundError, match="no MBPP file"): load_benchmark("mbpp:/nonexistent.jsonl")
+
+
+def test_run_decontaminate_with_mbpp_path(tmp_path):
+    "The stage with `benchmarks='humaneval,mbpp:<path>'`, offline: an MBPP solution in disguise is removed."
+    path = Path(__file__).parent/"fixtures"/"mbpp_sample.jsonl"
+    mb = load_benchmark(f"mbpp:{path}")
+    recs = [exercise(0, "", mb[0]["code"].replace("test_tup", "pair")), exercise(1, "def g(x):\n", "    return {'k': x}\n")]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path, tau=0.95, benchmarks=f"humaneval,mbpp:{path}")
+    gone = [r for s in m["dropped_shards"] for r in read_shard(tmp_path / "decontaminate" / "dropped" / s["path"])]
+    assert [r["id"] for r in gone] == ["ex0"] and gone[0]["matched_problems"][0]["task_id"] == mb[0]["task_id"]
