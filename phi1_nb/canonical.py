@@ -143,6 +143,7 @@ class _Canon(ast.NodeTransformer):
         for f in ("body", "orelse", "finalbody"):
             b = getattr(node, f, None)
             if isinstance(b, list) and b and isinstance(b[0], ast.stmt): setattr(node, f, self.fix_body(b))
+            elif f == "body" and b == [] and not isinstance(node, ast.Module): node.body = [ast.Pass()]   # `x: int` dropped
         return node
     def visit_Call(self, node):
         node = self.generic_visit(node)
