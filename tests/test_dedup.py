@@ -460,3 +460,19 @@ def test_ray_bucket_verification_follows_the_local_rule(tmp_path, verify):
     got = sorted(tuple(sorted((name_gid(a), name_gid(b)))) for a, b in zip(e["a"].to_pylist(), e["b"].to_pylist()))
     local = find_duplicates(texts, shingles="ast", threshold=0.8, verify=verify, backend="numpy")["duplicate_of"]
     assert got == sorted(tuple(sorted(p)) for p in local.items()) and (0, 1) not in got and (0, 2) in got, (got, local)
+
+
+def test_code_tokens_computes_the_canonical_form_once(monkeypatch):
+    import phi1_nb.minhash as M
+    calls, real = [], M.canonical_code
+    monkeypatch.setattr(M, "canonical_code", lambda c: calls.append(c) or real(c))
+    assert M.code_tokens(ORIG) and len(calls) == 1
+
+
+def test_batch_shingles_of_many_short_documents_equal_the_per_text_ones():
+    "The one-pass path that replaced per-document hashing on short documents (0.29x rensa before) gives the same sets."
+    from phi1_nb.minhash import texts_shingles
+    texts = [s for _, s in stdlib_functions(min_lines=1, max_lines=6)][:300] + ["", "x", "a b c d"]
+    for kind in ("word", "ast"):
+        sets = texts_shingles(texts, kind)[0]
+        assert all(np.array_equal(s, text_shingles(t, kind)[0]) for s, t in zip(sets, texts))
