@@ -117,6 +117,40 @@ def _sort_runs(body):
     flush()
     return out
 
+# %% ../nbs/07d_canonical.ipynb #49efa365
+_FLIP = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
+_NEG = {ast.NotEq: ast.Eq, ast.NotIn: ast.In, ast.IsNot: ast.Is}
+_LOG_CALLS = frozenset("debug info warning warn error exception critical log".split())
+
+def _orient(node):
+    "`a > b` as `b < a`, `a >= b` as `b <= a` (a chain of only `>`/`>=` read right to left); `==` operands sorted."
+    if node.ops and all(type(o) in _FLIP for o in node.ops):
+        xs = [node.left, *node.comparators][::-1]
+        return ast.Compare(xs[0], [_FLIP[type(o)]() for o in node.ops[::-1]], xs[1:])
+    if len(node.ops) == 1 and type(node.ops[0]) in (ast.Eq, ast.NotEq) and _key(node.comparators[0]) < _key(node.left):
+        return ast.Compare(node.comparators[0], node.ops, [node.left])          # `0 == x` as `x == 0`: a name-free order
+    return node
+
+def _positive(test):
+    "`(p, True)` when `test` negates `p` (`not p`, `!=`, `not in`, `is not`, `<=` after `_orient`), else `(test, False)`."
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not): return test.operand, True
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        op = type(test.ops[0])
+        if op in _NEG: return ast.Compare(test.left, [_NEG[op]()], test.comparators), True
+        if op is ast.LtE: return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
+    return test, False
+
+def _is_log(s):
+    "A statement that only logs: a `print(...)` or `<...log...>.debug(...)` call, a `getLogger` assignment, `import logging`."
+    if isinstance(s, ast.Import): return [a.name for a in s.names] == ["logging"]
+    v = s.value if isinstance(s, (ast.Expr, ast.Assign)) else None
+    if not isinstance(v, ast.Call): return False
+    f = v.func
+    if isinstance(s, ast.Assign): return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
+    if isinstance(f, ast.Name): return f.id == "print"
+    return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
+
+
 # %% ../nbs/07d_canonical.ipynb #ead651c5
 class _Canon(ast.NodeTransformer):
     "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, statement order."
@@ -154,12 +188,24 @@ class _Canon(ast.NodeTransformer):
     def visit_BinOp(self, node):
         node = self.generic_visit(node)
         return _fmt_to_fstring(node) or node
+    def visit_Compare(self, node): return _orient(self.generic_visit(node))
+    def visit_If(self, node):
+        node = self.generic_visit(node)
+        if node.orelse and (p := _positive(node.test))[1]: node.test, node.body, node.orelse = p[0], node.orelse, node.body
+        return node
+    def visit_IfExp(self, node):
+        node = self.generic_visit(node)
+        if (p := _positive(node.test))[1]: node.test, node.body, node.orelse = p[0], node.orelse, node.body
+        return node
     def visit_arg(self, node): node.annotation = None; return node
     def visit_AnnAssign(self, node):
         node = self.generic_visit(node)
         return None if node.value is None else ast.Assign([node.target], node.value)
     def fix_body(self, body):
         fn, out = self.loads is not None, []
+        logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
+        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for d, s in zip(logs, body)):
+            body = [s for s, d in zip(body, logs) if not d]
         for s in body:
             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
             if isinstance(s, ast.Pass): continue
@@ -167,6 +213,7 @@ class _Canon(ast.NodeTransformer):
             if isinstance(s, ast.If) and isinstance(s.test, ast.Constant) and not s.test.value: out += s.orelse; continue
             if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
                and not any(self.loads.get(t.id) for t in s.targets): continue                  # a dead assignment
+            if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id): continue
             out.append(s)
             if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
         if not fn: return out or [ast.Pass()]

@@ -6,11 +6,11 @@ Docs: https://phi1-nb.github.io/phi1_nb/minhash.html.md"""
 
 # %% ../nbs/07b_minhash.ipynb #20755ae5
 from __future__ import annotations
-import array, ast, gc, hashlib, math, operator, re
+import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
-from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
+from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
@@ -277,14 +277,30 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
-    for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)): words[i] = s
+    for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
+        words[i] = np.r_[np.uint32(_free_key(texts[i])), s].astype(np.uint32)   # [free-name key, word shingles...]
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
+def _free_key(code:str) -> int:
+    "crc32 of every non-builtin name but a function's locals (arguments, names it stores), logging left out: a rename of locals keeps it."
+    t, local, names = ast.parse(code), set(), set()
+    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}  # as the canonical form
+    for f in ast.walk(t):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
+            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    for n in ast.walk(t):
+        if id(n) in logs: continue
+        if isinstance(n, ast.Name): names.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
+    return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
+
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
-    "True unless one of two shingle sets is a short canonical form (`wa`/`wb`: its words) whose words do not agree."
+    "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and jaccard(wa, wb) >= SHORT_WORD_JACCARD
+    return wa is not None and wb is not None and len(wa) > 0 and len(wb) > 0 and \
+        (wa[0] == wb[0] or jaccard(wa[1:], wb[1:]) >= SHORT_WORD_JACCARD)
 
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
     "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."

@@ -476,3 +476,83 @@ def test_batch_shingles_of_many_short_documents_equal_the_per_text_ones():
     for kind in ("word", "ast"):
         sets = texts_shingles(texts, kind)[0]
         assert all(np.array_equal(s, text_shingles(t, kind)[0]) for s, t in zip(sets, texts))
+
+
+SWAPPED = [  # (original, a copy whose if/else or comparison is turned around): one canonical form each
+    ("def f(a, b):\n    if a != b:\n        return g(a)\n    else:\n        return h(b)\n",
+     "def f(a, b):\n    if a == b:\n        return h(b)\n    else:\n        return g(a)\n"),
+    ("def f(xs, k):\n    if k in xs:\n        xs.remove(k)\n    else:\n        xs.append(k)\n    return xs\n",
+     "def f(xs, k):\n    if not k in xs:\n        xs.append(k)\n    else:\n        xs.remove(k)\n    return xs\n"),
+    ("def f(n, lo):\n    if n >= lo:\n        return n - lo\n    else:\n        return lo\n",
+     "def f(n, lo):\n    if lo > n:\n        return lo\n    else:\n        return n - lo\n"),
+    ("def f(v):\n    return 'big' if v > 10 else 'small'\n", "def f(v):\n    return 'small' if not 10 < v else 'big'\n"),
+    ("def f(x):\n    if len(x) == 0:\n        return None\n    return x[0]\n",
+     "def f(x):\n    if 0 == len(x):\n        return None\n    return x[0]\n"),
+]
+
+
+@pytest.mark.parametrize("a,b", SWAPPED)
+def test_swapped_branches_and_turned_comparisons_read_alike(a, b):
+    assert canonical_code(a) == canonical_code(b)
+
+
+def test_a_different_condition_stays_different():
+    "Turning a test around swaps the branches too: a copy with only the test negated is a different function."
+    a = "def sign(a):\n    if a < 0:\n        return 'negative'\n    else:\n        return 'positive'\n"
+    assert canonical_code(a) != canonical_code(a.replace("a < 0", "a >= 0"))
+    assert canonical_code(a) != canonical_code(a.replace("a < 0", "not a < 0"))
+    assert canonical_code(a) == canonical_code(a.replace("a < 0", "a >= 0").replace("'negative'", "'x'")
+                                               .replace("'positive'", "'negative'").replace("'x'", "'positive'"))
+
+
+LOGGED = '''import logging
+logger = logging.getLogger(__name__)
+
+def moving_average(values, window):
+    """Average of each window of consecutive values."""
+    out = []
+    total = 0.0
+    logger.debug("window %d", window)
+    for i, v in enumerate(values):
+        total += v
+        print("at", i, total)
+        _calls = 0
+        _calls += 1
+        if i >= window:
+            total -= values[i - window]
+        if i >= window - 1:
+            out.append(total / window)
+    return out
+'''
+
+
+def test_logging_and_dead_lines_added_to_a_copy_are_dropped():
+    assert canonical_code(LOGGED) == canonical_code(ORIG)
+
+
+def test_a_function_that_only_prints_keeps_its_prints():
+    a, b = "def usage():\n    print('usage: run FILE')\n", "def usage():\n    print('usage: stop PID')\n"
+    assert canonical_code(a) != canonical_code(b)
+    assert find_duplicates([a, b], shingles="ast", threshold=0.7)["reason"] == {}
+
+
+SHORT = "def area(width, height):\n    size = width * height\n    return scale(size, UNIT)\n"
+
+
+def test_a_short_function_with_its_locals_renamed_is_caught():
+    "A short canonical form must share words or its non-local names (helpers, globals, its own name): a rename of locals keeps those."
+    b = SHORT.replace("width", "w").replace("height", "h").replace("size", "s")
+    for verify in ("exact", "signature"):
+        assert find_duplicates([SHORT, b], shingles="ast", threshold=0.7, verify=verify)["reason"] == {1: "near_duplicate"}
+    od = OnlineDedup(threshold=0.7, shingles="ast")
+    assert od.add("a", SHORT) is None and od.add("b", b) == "a"
+
+
+@pytest.mark.parametrize("other", [SHORT.replace("scale(", "clamp("), SHORT.replace("UNIT", "METER"),
+                                   SHORT.replace("def area", "def volume"),
+                                   "LOW = 1\nHIGH = 2\nMID = 3\n", "class Point:\n    x: int\n    y: int\n"])
+def test_short_forms_apart_in_a_non_local_name_stay_apart(other):
+    base = "MIN = 1\nMAX = 2\nAVG = 3\n" if other.startswith("LOW") else \
+           "class Size:\n    w: int\n    h: int\n" if other.startswith("class") else SHORT
+    other = other.replace("width", "w").replace("height", "h").replace("size", "s")
+    assert find_duplicates([base, other], shingles="ast", threshold=0.7)["reason"] == {}
