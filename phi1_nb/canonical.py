@@ -234,13 +234,24 @@ def _replace(root, old, new):
                     if x is old: v[i] = new; return True
     return False
 
+def _locals(tree):
+    "Names a function binds (arguments, stores) that no `global`/`nonlocal` declares: a copy may rename them in any case."
+    local, decl = set(), set()
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
+            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        elif isinstance(f, (ast.Global, ast.Nonlocal)): decl |= set(f.names)
+    return (local - decl) - KEEP_NAMES
+
 def _abstract(tree):
-    "Every non-builtin name as its case-style placeholder; class-level data members (enum members) keep their names."
+    "Every non-builtin name as its case-style placeholder, a function's locals as `v_` whatever their case; class-level data members (enum members) keep their names."
     members = {id(t) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for s in c.body
                if isinstance(s, (ast.Assign, ast.AnnAssign)) for t in (s.targets if isinstance(s, ast.Assign) else [s.target])}
+    local = _locals(tree)
     for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and id(n) not in members: n.id = _role(n.id)
-        elif isinstance(n, ast.arg): n.arg = _role(n.arg)
+        if isinstance(n, ast.Name) and id(n) not in members: n.id = "v_" if n.id in local else _role(n.id)
+        elif isinstance(n, ast.arg): n.arg = "v_" if n.arg in local else _role(n.arg)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = _role(n.name)
         elif isinstance(n, ast.ExceptHandler) and n.name: n.name = _role(n.name)
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = _role(n.name)

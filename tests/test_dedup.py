@@ -556,3 +556,10 @@ def test_short_forms_apart_in_a_non_local_name_stay_apart(other):
            "class Size:\n    w: int\n    h: int\n" if other.startswith("class") else SHORT
     other = other.replace("width", "w").replace("height", "h").replace("size", "s")
     assert find_duplicates([base, other], shingles="ast", threshold=0.7)["reason"] == {}
+
+
+def test_locals_renamed_in_another_case_read_alike():
+    "A local renamed `total` -> `Total` or `TOTAL` is still a local: its placeholder does not follow its case."
+    b = ORIG.replace("total", "RunningTotal").replace("out", "OUT").replace("window", "W")
+    assert canonical_code(b) == canonical_code(ORIG)
+    assert canonical_code("LIMIT = 3\n") != canonical_code("limit = 3\n")     # module-level names keep their case style
