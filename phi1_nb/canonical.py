@@ -122,12 +122,17 @@ _FLIP = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
 _NEG = {ast.NotEq: ast.Eq, ast.NotIn: ast.In, ast.IsNot: ast.Is}
 _LOG_CALLS = frozenset("debug info warning warn error exception critical log".split())
 
+def _shape(e):
+    "An expression without its names (a local may be renamed in another case: `W` for `window`)."
+    return re.sub(r"Name\(id='\w+'", "Name(", ast.dump(e))
+
 def _orient(node):
-    "`a > b` as `b < a`, `a >= b` as `b <= a` (a chain of only `>`/`>=` read right to left); `==` operands sorted."
-    if node.ops and all(type(o) in _FLIP for o in node.ops):
+    "`x > 0` as `0 < x`, `a.n >= 1` as `1 <= a.n` (a chain of only `>`/`>=` read right to left); `==` operands sorted."
+    # not when both ends read alike without their names (`a.int > b.int`): turned around it would read as `a.int < b.int`
+    if node.ops and all(type(o) in _FLIP for o in node.ops) and _shape(node.left) != _shape(node.comparators[-1]):
         xs = [node.left, *node.comparators][::-1]
         return ast.Compare(xs[0], [_FLIP[type(o)]() for o in node.ops[::-1]], xs[1:])
-    if len(node.ops) == 1 and type(node.ops[0]) in (ast.Eq, ast.NotEq) and _key(node.comparators[0]) < _key(node.left):
+    if len(node.ops) == 1 and type(node.ops[0]) in (ast.Eq, ast.NotEq) and _shape(node.comparators[0]) < _shape(node.left):
         return ast.Compare(node.comparators[0], node.ops, [node.left])          # `0 == x` as `x == 0`: a name-free order
     return node
 
@@ -137,7 +142,7 @@ def _positive(test):
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
         op = type(test.ops[0])
         if op in _NEG: return ast.Compare(test.left, [_NEG[op]()], test.comparators), True
-        if op is ast.LtE: return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
+        if op is ast.LtE and _shape(test.left) != _shape(test.comparators[0]): return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
     return test, False
 
 def _is_log(s):

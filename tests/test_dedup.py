@@ -483,8 +483,8 @@ SWAPPED = [  # (original, a copy whose if/else or comparison is turned around): 
      "def f(a, b):\n    if a == b:\n        return h(b)\n    else:\n        return g(a)\n"),
     ("def f(xs, k):\n    if k in xs:\n        xs.remove(k)\n    else:\n        xs.append(k)\n    return xs\n",
      "def f(xs, k):\n    if not k in xs:\n        xs.append(k)\n    else:\n        xs.remove(k)\n    return xs\n"),
-    ("def f(n, lo):\n    if n >= lo:\n        return n - lo\n    else:\n        return lo\n",
-     "def f(n, lo):\n    if lo > n:\n        return lo\n    else:\n        return n - lo\n"),
+    ("def f(n, xs):\n    if n >= len(xs):\n        return n - 1\n    else:\n        return xs[n]\n",
+     "def f(n, xs):\n    if len(xs) > n:\n        return xs[n]\n    else:\n        return n - 1\n"),
     ("def f(v):\n    return 'big' if v > 10 else 'small'\n", "def f(v):\n    return 'small' if not 10 < v else 'big'\n"),
     ("def f(x):\n    if len(x) == 0:\n        return None\n    return x[0]\n",
      "def f(x):\n    if 0 == len(x):\n        return None\n    return x[0]\n"),
@@ -563,3 +563,11 @@ def test_locals_renamed_in_another_case_read_alike():
     b = ORIG.replace("total", "RunningTotal").replace("out", "OUT").replace("window", "W")
     assert canonical_code(b) == canonical_code(ORIG)
     assert canonical_code("LIMIT = 3\n") != canonical_code("limit = 3\n")     # module-level names keep their case style
+
+
+def test_a_comparison_whose_sides_read_alike_keeps_its_direction():
+    "`self.int > other.int` turned around would read as `self.int < other.int` once names are placeholders: __gt__ is not __lt__."
+    gt = "def __gt__(self, other):\n    if isinstance(other, UUID):\n        return self.int > other.int\n    return NotImplemented\n"
+    lt = gt.replace("__gt__", "__lt__").replace(">", "<")
+    assert canonical_code(gt) != canonical_code(lt)
+    assert find_duplicates([gt, lt], shingles="ast", threshold=0.8)["reason"] == {}
