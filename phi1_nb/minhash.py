@@ -283,7 +283,7 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     return sets, fell, words
 
 def _free_key(code:str) -> int:
-    "crc32 of every non-builtin name but a function's locals (arguments, names it stores), logging left out: a rename of locals keeps it."
+    "crc32 of every non-builtin name but a function's locals, every attribute and number, logging left out: a rename of locals keeps it."
     t, local, names = ast.parse(code), set(), set()
     logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}  # as the canonical form
     for f in ast.walk(t):
@@ -294,6 +294,8 @@ def _free_key(code:str) -> int:
         if id(n) in logs: continue
         if isinstance(n, ast.Name): names.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
+        elif isinstance(n, ast.Attribute): names.add("." + n.attr)
+        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): names.add(repr(n.value))
     return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
 
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:

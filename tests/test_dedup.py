@@ -571,3 +571,4 @@ def test_a_comparison_whose_sides_read_alike_keeps_its_direction():
     lt = gt.replace("__gt__", "__lt__").replace(">", "<")
     assert canonical_code(gt) != canonical_code(lt)
     assert find_duplicates([gt, lt], shingles="ast", threshold=0.8)["reason"] == {}
+
