@@ -128,30 +128,33 @@ def _shape(e):
 
 def _orient(node):
     "`x > 0` as `0 < x`, `a.n >= 1` as `1 <= a.n` (a chain of only `>`/`>=` read right to left); `==` operands sorted."
-    # not when both ends read alike without their names (`a.int > b.int`): turned around it would read as `a.int < b.int`
+    # not when both ends read alike without names (`a.int > b.int`): turned around it would read as `a.int < b.int`
     if node.ops and all(type(o) in _FLIP for o in node.ops) and _shape(node.left) != _shape(node.comparators[-1]):
         xs = [node.left, *node.comparators][::-1]
         return ast.Compare(xs[0], [_FLIP[type(o)]() for o in node.ops[::-1]], xs[1:])
-    if len(node.ops) == 1 and type(node.ops[0]) in (ast.Eq, ast.NotEq) and _shape(node.comparators[0]) < _shape(node.left):
-        return ast.Compare(node.comparators[0], node.ops, [node.left])          # `0 == x` as `x == 0`: a name-free order
+    if len(node.ops) == 1 and type(node.ops[0]) in (ast.Eq, ast.NotEq) \
+       and _shape(node.comparators[0]) < _shape(node.left):
+        return ast.Compare(node.comparators[0], node.ops, [node.left])     # `0 == x` as `x == 0`: a name-free order
     return node
 
 def _positive(test):
-    "`(p, True)` when `test` negates `p` (`not p`, `!=`, `not in`, `is not`, `<=` after `_orient`), else `(test, False)`."
+    "`(p, True)` when `test` negates `p` (`not p`, `!=`, `not in`, `is not`, `<=`), else `(test, False)`."
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not): return test.operand, True
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
         op = type(test.ops[0])
         if op in _NEG: return ast.Compare(test.left, [_NEG[op]()], test.comparators), True
-        if op is ast.LtE and _shape(test.left) != _shape(test.comparators[0]): return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
+        if op is ast.LtE and _shape(test.left) != _shape(test.comparators[0]):
+            return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
     return test, False
 
 def _is_log(s):
-    "A statement that only logs: a `print(...)` or `<...log...>.debug(...)` call, a `getLogger` assignment, `import logging`."
+    "A statement that only logs: `print(...)`, `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
     if isinstance(s, ast.Import): return [a.name for a in s.names] == ["logging"]
     v = s.value if isinstance(s, (ast.Expr, ast.Assign)) else None
     if not isinstance(v, ast.Call): return False
     f = v.func
-    if isinstance(s, ast.Assign): return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
+    if isinstance(s, ast.Assign):
+        return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
     if isinstance(f, ast.Name): return f.id == "print"
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
@@ -196,7 +199,8 @@ class _Canon(ast.NodeTransformer):
     def visit_Compare(self, node): return _orient(self.generic_visit(node))
     def visit_If(self, node):
         node = self.generic_visit(node)
-        if node.orelse and (p := _positive(node.test))[1]: node.test, node.body, node.orelse = p[0], node.orelse, node.body
+        if node.orelse and (p := _positive(node.test))[1]:
+            node.test, node.body, node.orelse = p[0], node.orelse, node.body
         return node
     def visit_IfExp(self, node):
         node = self.generic_visit(node)
@@ -209,7 +213,8 @@ class _Canon(ast.NodeTransformer):
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
-        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for d, s in zip(logs, body)):
+        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                 for d, s in zip(logs, body)):
             body = [s for s, d in zip(body, logs) if not d]
         for s in body:
             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
@@ -218,7 +223,8 @@ class _Canon(ast.NodeTransformer):
             if isinstance(s, ast.If) and isinstance(s.test, ast.Constant) and not s.test.value: out += s.orelse; continue
             if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
                and not any(self.loads.get(t.id) for t in s.targets): continue                  # a dead assignment
-            if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id): continue
+            if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id):
+                continue                                                                       # `_n += 1`, never read
             out.append(s)
             if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
         if not fn: return out or [ast.Pass()]
@@ -240,7 +246,7 @@ def _replace(root, old, new):
     return False
 
 def _locals(tree):
-    "Names a function binds (arguments, stores) that no `global`/`nonlocal` declares: a copy may rename them in any case."
+    "Names a function binds (arguments, stores) and no `global`/`nonlocal` declares: a copy renames them in any case."
     local, decl = set(), set()
     for f in ast.walk(tree):
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -250,7 +256,7 @@ def _locals(tree):
     return (local - decl) - KEEP_NAMES
 
 def _abstract(tree):
-    "Every non-builtin name as its case-style placeholder, a function's locals as `v_` whatever their case; class-level data members (enum members) keep their names."
+    "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members keep their names."
     members = {id(t) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for s in c.body
                if isinstance(s, (ast.Assign, ast.AnnAssign)) for t in (s.targets if isinstance(s, ast.Assign) else [s.target])}
     local = _locals(tree)

@@ -283,9 +283,9 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     return sets, fell, words
 
 def _free_key(code:str) -> int:
-    "crc32 of every non-builtin name but a function's locals, every attribute and number, logging left out: a rename of locals keeps it."
+    "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
     t, local, names = ast.parse(code), set(), set()
-    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}  # as the canonical form
+    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
     for f in ast.walk(t):
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
