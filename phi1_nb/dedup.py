@@ -16,7 +16,7 @@ from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run
                           write_json)
 from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code, code_tokens, components,  # noqa: F401 (re-exported)
                              estimate_jaccard, exact_key, fmix64, jaccard, lsh_params, ngram_combine, normalize_text,
-                             shingle_hashes, strip_comments, text_shingles, token_hashes, word_token_hashes, word_tokens)
+                             shingle_hashes, similar, words_agree, strip_comments, text_shingles, texts_shingles, token_hashes, word_token_hashes, word_tokens)
 
 # %% auto #0
 __all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'stdlib_functions', 'rename_bound',
@@ -70,14 +70,15 @@ class DedupIndex:
                              embed_cache=embed_cache, verify=verify)
         self.hasher, self.embedder = MinHasher(num_perm, seed, backend), (resolve_embedder(embedder) if embedder else None)
         self.keys, self.sets, self.sigs, self.lengths, self.scores, self.embs, self.fallbacks = [], [], [], [], [], [], 0
+        self.words, self.sizes = [], []   # word shingles of short canonical forms (`similar` checks them), None for the others
 
     def add_batch(self, texts:list[str], scores:list|None=None):
         "Add one batch of texts (and their `educational_value`s, or None)."
         self.keys += [exact_key(t, self.comments) for t in texts]
         self.lengths += [len(t) for t in texts]; self.scores += list(scores) if scores is not None else [None] * len(texts)
         if self.near != "none":
-            sh = [text_shingles(t, self.shingles, self.ngram) for t in texts]
-            self.fallbacks += sum(f for _, f in sh); sets = [s for s, _ in sh]
+            sets, fb, words = texts_shingles(texts, self.shingles, self.ngram)
+            self.fallbacks += sum(fb); self.words += words; self.sizes += [len(x) for x in sets]
             self.sigs.append(self.hasher.signatures(sets))
             self.sets += sets if self.verify == "exact" else [None] * len(sets)   # 'signature': O(num_perm) memory per record
         if self.embedder is not None and texts:
@@ -107,9 +108,12 @@ class DedupIndex:
             idx = np.flatnonzero(alive); sigs = np.concatenate(self.sigs)[idx]
             lsh = lsh_params(self.threshold, self.hasher.num_perm, self.weights)
             cand = candidate_pairs(sigs, *lsh)
-            sim = ((lambda i, j: jaccard(self.sets[idx[i]], self.sets[idx[j]])) if self.verify == "exact" else
-                   (lambda i, j: estimate_jaccard(sigs[i], sigs[j])))
-            ok = [(idx[i], idx[j]) for i, j in cand if sim(i, j) >= self.threshold]
+            W, S, t = self.words, self.sets, self.threshold
+            def near(i, j):   # 'signature' keeps no sets: the estimate, and for a small form (by its size) the words
+                a, b = idx[i], idx[j]
+                if self.verify == "exact": return similar(S[a], S[b], t, W[a], W[b])
+                return estimate_jaccard(sigs[i], sigs[j]) >= t and words_agree(self.sizes[a], self.sizes[b], W[a], W[b])
+            ok = [(idx[i], idx[j]) for i, j in cand if near(i, j)]
             apply("near_duplicate", components(n, ok))
             self.n_candidates, self.n_verified = len(cand), len(ok)
         if self.embedder is not None and n:
@@ -231,9 +235,9 @@ class OnlineDedup:
         "Compute the features of `texts` in one batch, for the `query` and `add` calls that follow (a shard at a time)."
         todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
         if len(self._memo) + len(todo) > 4096: self._memo.clear()
-        shingles = [text_shingles(t, self.shingles, self.ngram)[0] for t in todo]
-        for t, s, sig in zip(todo, shingles, self.hasher.signatures(shingles) if todo else []):
-            self._memo[t] = (s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)])
+        shingles, _, words = texts_shingles(todo, self.shingles, self.ngram)
+        for t, s, w, sig in zip(todo, shingles, words, self.hasher.signatures(shingles) if todo else []):
+            self._memo[t] = (s, [sig[k*self.r:(k+1)*self.r].tobytes() for k in range(self.b)], w)
 
     def _features(self, text):
         "Shingles and band keys of `text` (kept a while: `add` after `query` of the same text computes them once)."
@@ -242,11 +246,11 @@ class OnlineDedup:
 
     def query(self, text:str, _f=None) -> str|None:
         "The key of a stored near-duplicate of `text`, or None."
-        s, bands = _f or self._features(text)
+        s, bands, w = _f or self._features(text)
         seen = set()
         for t, band in zip(self.tables, bands):
             for key in t.get(band, ()):
-                if key not in seen and jaccard(s, self.sets[key]) >= self.threshold: return key
+                if key not in seen and similar(s, self.sets[key][0], self.threshold, w, self.sets[key][1]): return key
                 seen.add(key)
         return None
 
@@ -255,7 +259,7 @@ class OnlineDedup:
         f = self._features(text); self._memo.pop(text, None)
         if (dup := self.query(text, f)) is not None: return dup
         if key in self.sets: raise KeyError(f"key {key!r} already inserted")
-        self.sets[key] = f[0]
+        self.sets[key] = (f[0], f[2])
         for t, band in zip(self.tables, f[1]): t.setdefault(band, []).append(key)
         return None
 

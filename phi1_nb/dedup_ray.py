@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic_write, read_shard
-from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, text_shingles
+from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, texts_shingles, words_agree
 from .ray_engine import _edges, _table, n_partitions, ray_star_components
 
 # %% auto #0
@@ -48,11 +48,13 @@ def shard_features(task:dict, cfg:dict):
     if cfg["near"] != "none":
         hasher = MinHasher(cfg["num_perm"], cfg["seed"], cfg["backend"])
         for s0 in range(0, n, bs):
-            sh = [text_shingles(t, cfg["shingles"], cfg["ngram"]) for t in texts[s0:s0+bs]]
-            S = hasher.signatures([s for s, _ in sh])
-            for i, (s, f) in enumerate(sh):
-                fb[s0+i] = f; sigs[s0+i] = S[i].tobytes()
-                if cfg["verify"] == "exact": sets[s0+i] = np.asarray(s, np.uint32).tobytes()
+            sets_, fell, words = texts_shingles(texts[s0:s0+bs], cfg["shingles"], cfg["ngram"])
+            S = hasher.signatures(sets_)
+            for i, (s, w) in enumerate(zip(sets_, words)):
+                fb[s0+i] = fell[i]
+                sigs[s0+i] = S[i].tobytes()    # set: [size, n, the set (n: its size, or 0 for 'signature'), words of a small form]
+                keep = s if cfg["verify"] == "exact" else s[:0]
+                sets[s0+i] = np.r_[len(s), len(keep), keep, w if w is not None else []].astype(np.uint32).tobytes()
     return _table(name=(node_names(scores, [len(t) for t in texts], gids, ids), pa.binary()),
                   key=([exact_key(t, cfg["comments"]) for t in texts], pa.string()),
                   set=(sets, pa.binary()), sig=(sigs, pa.binary()), fb=(fb, pa.int8()))
@@ -82,18 +84,23 @@ def _band_rows(t, bands:int, rows:int, feat:str):
     rep = pa.array(np.tile(np.arange(n), bands))
     return _table(band=(np.repeat(np.arange(bands, dtype=np.int32), n), pa.int32()),
                   bkey=(np.concatenate(keys) if keys else np.zeros(0, np.uint64), pa.uint64()),
-                  name=t["name"].take(rep), feat=t[feat].take(rep))
+                  name=t["name"].take(rep), feat=t[feat].take(rep), aux=t["set"].take(rep))
 
 def _bucket_edges(t, threshold:float, verify:str, max_bucket:int):
     "The verified pairs of one LSH bucket (members in record order, as the local engine takes them)."
     if t.num_rows < 2: return _edges()
-    names, feats = t["name"].to_pylist(), t["feat"].to_pylist()
+    names, feats, aux = t["name"].to_pylist(), t["feat"].to_pylist(), t["aux"].to_pylist()
     m = sorted(range(len(names)), key=lambda i: name_gid(names[i]))
     if len(m) <= max_bucket: pairs = [(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m))]
     else: pairs = [(m[0], x) for x in m[1:]] + list(zip(m[1:-1], m[2:]))
+    def part(i):   # size, set (exact) or signature, words of a small form
+        a = np.frombuffer(aux[i], np.uint32); k = 2 + int(a[1])
+        f = a[2:k] if verify == "exact" else np.frombuffer(feats[i], np.uint32)
+        return int(a[0]), f, (a[k:] if len(a) > k else None)
     sim = jaccard if verify == "exact" else estimate_jaccard
-    arr = lambda i: np.frombuffer(feats[i], np.uint32)
-    ok = [(names[i], names[j]) for i, j in pairs if sim(arr(i), arr(j)) >= threshold]
+    P_ = [part(i) for i in range(len(names))]
+    ok = [(names[i], names[j]) for i, j in pairs
+          if sim(P_[i][1], P_[j][1]) >= threshold and words_agree(P_[i][0], P_[j][0], P_[i][2], P_[j][2])]
     return _edges(*zip(*ok)) if ok else _edges()
 
 # %% ../nbs/07c_dedup_ray.ipynb #a8a91a37
@@ -157,7 +164,7 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
         if exact: parts.append(alive.map_batches(_exact_clusters, **pa_kw))
         if near != "none":
             lsh = lsh_params(threshold, num_perm, weights)
-            E = (alive.map_batches(_band_rows, fn_kwargs=dict(bands=lsh[0], rows=lsh[1], feat="set" if verify == "exact" else "sig"), **pa_kw)
+            E = (alive.map_batches(_band_rows, fn_kwargs=dict(bands=lsh[0], rows=lsh[1], feat="sig"), **pa_kw)
                       .groupby(["band", "bkey"], num_partitions=n_partitions(n * lsh[0]))
                       .map_groups(_bucket_edges, fn_kwargs=dict(threshold=threshold, verify=verify, max_bucket=max_bucket), **pa_kw)
                       .repartition(P).materialize())

@@ -6,15 +6,18 @@ Docs: https://phi1-nb.github.io/phi1_nb/minhash.html.md"""
 
 # %% ../nbs/07b_minhash.ipynb #20755ae5
 from __future__ import annotations
-import ast, builtins, gc, hashlib, keyword, math, operator, re
+import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
+from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
+
 # %% auto #0
-__all__ = ['WORD_RE', 'KEEP_NAMES', 'TOKENS_VERSION', 'strip_comments', 'normalize_text', 'exact_key', 'word_tokens',
-           'bound_names', 'canonical_code', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes',
-           'ngram_combine', 'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
-           'estimate_jaccard', 'lsh_params', 'candidate_pairs', 'components']
+__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
+           'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
+           'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'similar', 'lsh_params',
+           'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -36,64 +39,20 @@ def exact_key(text:str, comments:bool=False, whitespace:bool=False) -> str:
 
 # %% ../nbs/07b_minhash.ipynb #2d9d2832
 WORD_RE = re.compile(r"\w+|[^\w\s]")
-KEEP_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 
 def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-_NAMED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler, ast.MatchAs, ast.MatchStar)
-
-def bound_names(tree:ast.AST|list) -> set[str]:
-    "Names a snippet binds (a tree, or the list of its nodes): definitions, arguments, assignment/loop/with targets, `except ... as`, match captures, import aliases."
-    out = set()
-    for n in (tree if isinstance(tree, list) else ast.walk(tree)):
-        if isinstance(n, _NAMED): out.add(n.name)
-        elif isinstance(n, ast.arg): out.add(n.arg)
-        elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load): out.add(n.id)
-        elif isinstance(n, ast.alias) and n.asname: out.add(n.asname)           # `import numpy as np`: np is a local choice
-    return out - {None}
-
-def _sort_imports(nodes):
-    "Sort every run of consecutive import statements (`import a, b` split in two; the names of a `from` import sorted)."
-    for n in nodes:
-        for f in ("body", "orelse", "finalbody"):
-            b = getattr(n, f, None)
-            if not isinstance(b, list) or not b or not any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in b): continue
-            out, run = [], []
-            for s in b + [None]:
-                if isinstance(s, ast.Import): run += [ast.Import(names=[a]) for a in s.names]; continue   # one name a statement
-                if isinstance(s, ast.ImportFrom): s.names.sort(key=lambda a: (a.name, a.asname or "")); run.append(s); continue
-                out += sorted(run, key=ast.dump); run = []
-                if s is not None: out.append(s)
-            setattr(n, f, out)
-
-def canonical_code(code:str) -> str:
-    "The canonical form of Python code (raises SyntaxError if it does not parse)."
-    gc_on = gc.isenabled(); gc.disable()                 # a big AST is many small objects: no collection while building it
-    try:
-        tree = ast.parse(code); nodes = list(ast.walk(tree))
-        bound = bound_names(nodes); _sort_imports(nodes)
-        for stmt in tree.body:                           # names numbered afresh in each top-level statement
-            num = {}
-            new = lambda x: "v%d" % num.setdefault(x, len(num)) if x in bound else x
-            for n in ast.walk(stmt):                     # one fixed (breadth-first) order: a copy numbers its names alike
-                if isinstance(n, ast.Name): n.id = new(n.id)
-                elif isinstance(n, ast.arg): n.arg = new(n.arg)
-                elif isinstance(n, _NAMED): n.name = n.name and new(n.name)
-                elif isinstance(n, ast.alias) and n.asname: n.asname = new(n.asname)
-        return ast.unparse(tree)
-    finally:
-        if gc_on: gc.enable()
-
-TOKENS_VERSION = 2   # bump when `code_tokens` changes: the dedup stage's resume key holds it (1: ID/STR/NUM, docstrings dropped)
+TOKENS_VERSION = 3   # bump when `code_tokens` changes: the dedup stage's resume key holds it (3: `phi1_nb.canonical`)
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
 def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
-    try: return _STR_TOKEN.findall(canonical_code(code)) and [m.group() for m in _STR_TOKEN.finditer(canonical_code(code))]
+    try: canon = canonical_code(code)                    # computed once
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
+    return [m.group() for m in _STR_TOKEN.finditer(canon)]
 
 # %% ../nbs/07b_minhash.ipynb #d09ab1b2
 _M64, _B = (1 << 64) - 1, 0x100000001B3
@@ -131,18 +90,19 @@ def _powers(base:int, n:int) -> np.ndarray:
         p = _POW[base] = np.cumprod(p, dtype=np.uint64)
     return p[:n]
 
-def word_token_hashes(text:str) -> np.ndarray:
-    "`token_hashes(word_tokens(text))`, vectorized for ASCII text."
+def word_token_hashes(text:str, starts:bool=False) -> np.ndarray:
+    "`token_hashes(word_tokens(text))`, vectorized for ASCII text (`starts`: also each token's offset, ASCII only)."
     if not text.isascii(): return token_hashes(word_tokens(text))
     c = np.frombuffer(text.encode("ascii"), np.uint8)
-    w = _ASCII_WORD[c]; p = ~w & ~_ASCII_SPACE[c]
+    want, w = starts, _ASCII_WORD[c]; p = ~w & ~_ASCII_SPACE[c]
     starts = np.flatnonzero(p | (w & ~np.r_[False, w[:-1]]))
     ends = np.flatnonzero(p | (w & ~np.r_[w[1:], False])) + 1
-    if not len(starts): return np.empty(0, np.uint64)
+    if not len(starts): return (np.empty(0, np.uint64), starts) if want else np.empty(0, np.uint64)
     G = np.zeros(len(c) + 1, np.uint64)
     np.cumsum(c.astype(np.uint64) * _powers(_BINV, len(c)), out=G[1:])
     h = (G[ends] - G[starts]) * _powers(_B, len(c))[ends - 1]
-    return fmix64(h + (ends - starts).astype(np.uint64) * np.uint64(_LEN_MUL))
+    h = fmix64(h + (ends - starts).astype(np.uint64) * np.uint64(_LEN_MUL))
+    return (h, starts) if want else h
 
 def ngram_combine(ids:np.ndarray, ngram:int=5) -> np.ndarray:
     "uint32 hash of every n-gram of token hashes (one of all tokens when there are fewer than `ngram`)."
@@ -243,7 +203,8 @@ class MinHasher:
             flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32) for h in hash_sets])
             m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
                                                                       np.r_[0, np.cumsum(lens)].astype(np.uint64), self.num_perm, self.seed)
-            return np.array(m.to_rows(), np.uint32).reshape(len(hash_sets), self.num_perm)
+            rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
+            return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), self.num_perm).copy()
         flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
         doc = np.repeat(np.arange(len(hash_sets)), lens)
         a, b = self.a[:, None], self.b[:, None]
@@ -272,6 +233,80 @@ def jaccard(a:np.ndarray, b:np.ndarray) -> float:
 def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
     "Jaccard similarity estimated from two MinHash signatures."
     return float(np.mean(s1 == s2))
+
+# %% ../nbs/07b_minhash.ipynb #4a76e8a1
+SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
+
+def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
+    "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
+    lens = np.asarray(lens, np.int64); ends = np.cumsum(lens); out = [None] * len(lens)
+    for d in np.flatnonzero(lens < ngram): out[d] = np.unique(ngram_combine(ids[ends[d] - lens[d]:ends[d]], ngram))
+    m = len(ids) - ngram + 1
+    if m > 0:
+        h = np.full(m, ngram, np.uint64)
+        for k in range(ngram): h += ids[k:k+m] * _NGRAM_MUL[k % 64]
+        doc = np.repeat(np.arange(len(lens), dtype=np.uint64), lens)[:m]
+        ok = np.arange(m) + ngram <= ends[doc.astype(np.int64)]
+        key = np.unique((doc[ok] << np.uint64(32)) | (fmix64(h[ok]) >> np.uint64(32)))
+        d_of, vals = (key >> np.uint64(32)).astype(np.int64), (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        cuts = np.searchsorted(d_of, np.arange(len(lens) + 1))
+        for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
+    return [x if x is not None else np.empty(0, np.uint32) for x in out]
+
+def _word_ids(texts:list[str]) -> tuple[np.ndarray, np.ndarray]:
+    "Word-token hashes of all texts (one flat array) and each text's token count."
+    if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
+    joined = "\n".join(texts)
+    if not joined.isascii():
+        hs = [token_hashes(word_tokens(t)) for t in texts]
+        return (np.concatenate(hs) if hs else np.empty(0, np.uint64)), np.array([len(h) for h in hs], np.int64)
+    h, starts = word_token_hashes(joined, starts=True)
+    bounds = np.cumsum([len(t) + 1 for t in texts])
+    return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
+
+def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
+    "`(sets, fell_back, words)`: `text_shingles` of each text (one list each) in one pass; `words[i]`: word shingles of a short code text, else None."
+    if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
+    toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
+    wi = [i for i, t in enumerate(toks) if t is None]
+    sets = [None] * len(texts)
+    for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
+    ci = [i for i, t in enumerate(toks) if t is not None]
+    if ci:
+        flat = [x for i in ci for x in toks[i]]
+        for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
+    short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
+    words = [None] * len(texts)
+    for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
+        words[i] = np.r_[np.uint32(_free_key(texts[i])), s].astype(np.uint32)   # [free-name key, word shingles...]
+    fell = [kind == "ast" and t is None for t in toks]
+    return sets, fell, words
+
+def _free_key(code:str) -> int:
+    "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
+    t, local, names = ast.parse(code), set(), set()
+    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
+    for f in ast.walk(t):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
+            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    for n in ast.walk(t):
+        if id(n) in logs: continue
+        if isinstance(n, ast.Name): names.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
+        elif isinstance(n, ast.Attribute): names.add("." + n.attr)
+        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): names.add(repr(n.value))
+    return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
+
+def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
+    "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
+    if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
+    return wa is not None and wb is not None and len(wa) > 0 and len(wb) > 0 and \
+        (wa[0] == wb[0] or jaccard(wa[1:], wb[1:]) >= SHORT_WORD_JACCARD)
+
+def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
+    "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
+    return jaccard(a, b) >= threshold and words_agree(len(a), len(b), wa, wb)
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:

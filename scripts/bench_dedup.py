@@ -125,6 +125,41 @@ def bench_minhash(texts, reps):
     for k in names: e = np.array(errs[k]); print(f"{k:16s} {e.mean():11.4f} {e.max():10.4f} {within[k]/n:11.1%}")
 
 
+def bench_small(reps, n_docs=5000, max_shingles=60):
+    "Signatures of many short documents (functions of <= max_shingles word 5-grams), same tokens and from the text."
+    import rensa
+    from phi1_nb.minhash import batch_shingles, texts_shingles, token_hashes
+    fs = [s for _, s in stdlib_functions(min_lines=1, max_lines=30)]
+    texts = [t for t in fs if 0 < len(set(shingle_strings(word_tokens(t)))) <= max_shingles][:n_docs]
+    if len(texts) < n_docs: texts = (texts * (n_docs // len(texts) + 1))[:n_docs]
+    toks = [word_tokens(t) for t in texts]
+    pre64 = [s.astype(np.uint64) for s in texts_shingles(texts)[0]]
+    n_sh = sum(len(h) for h in pre64)
+    mh_r, mh_n = MinHasher(NUM_PERM, 1, "rensa"), MinHasher(NUM_PERM, 1, "numpy")
+    print(f"\n== 1b. MinHash on short documents: {len(texts)} stdlib functions of <= {max_shingles} word {NGRAM}-gram shingles "
+          f"({n_sh:,} in all, {n_sh / len(texts):.0f} a document), num_perm={NUM_PERM}, median of {reps} interleaved runs")
+    ref = "rensa list API: digest_matrix_from_token_hash_sets + to_rows"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_hash_sets(pre64, NUM_PERM, 1).to_rows(),
+                "phi1_nb MinHasher('rensa') (rensa's flat-buffer API) -> uint32": lambda: mh_r.signatures(pre64),
+                "phi1_nb MinHasher('numpy') -> uint32": lambda: mh_n.signatures(pre64)}, reps)
+    table("a. same input: a list of uint64 shingle-hash arrays", res, n_sh, ref)
+    flat_tok = [x for t in toks for x in t]; lens = [len(t) for t in toks]
+    ref = "rensa list API from the words: join 5-grams, digest_matrix_from_token_sets"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(t) for t in toks], NUM_PERM, 1).to_rows(),
+                "phi1_nb from the words: token_hashes + batch_shingles + rensa": lambda: mh_r.signatures(
+                    batch_shingles(token_hashes(flat_tok), lens, NGRAM)),
+                "phi1_nb from the words: token_hashes + batch_shingles + numpy": lambda: mh_n.signatures(
+                    batch_shingles(token_hashes(flat_tok), lens, NGRAM))}, reps)
+    table("b. same pre-tokenized words", res, n_sh, ref)
+    ref = "rensa list API from the text: regex words, join 5-grams, digest_matrix_from_token_sets"
+    res = race({ref: lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(word_tokens(t)) for t in texts], NUM_PERM, 1).to_rows(),
+                "phi1_nb texts_shingles (one pass) + rensa": lambda: mh_r.signatures(texts_shingles(texts)[0]),
+                "phi1_nb texts_shingles (one pass) + numpy": lambda: mh_n.signatures(texts_shingles(texts)[0]),
+                "(before) per-text word_token_hashes + ngram_combine + rensa": lambda: mh_r.signatures(
+                    [np.unique(ngram_combine(word_token_hashes(t), NGRAM)) for t in texts])}, reps)
+    table("c. from the same text strings", res, n_sh, ref)
+
+
 # ---- 2. planted near-duplicates ------------------------------------------------------------------------
 _OLD_TOKEN = re.compile(rf"""(?P<str>{_STR})|(?P<com>\#[^\r\n]*)|(?P<cont>\\\r?\n)|(?P<nl>\r?\n[ \t]*)
     |(?P<num>0[xXoObB][\da-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?)|(?P<name>[^\W\d]\w*)
@@ -205,6 +240,50 @@ def bench_quality(n_functions):
             print(f"{name:52s} {th:9.2f} {s['precision']:9.3f} {s['recall']:7.3f} {s['false_pairs']:11d} {t_prep + dt:8.2f}")
 
 
+def pair_table(dup, group, kind):
+    "Pairwise precision/recall/F1 over all pairs, and per edit kind (recall: copies in their original's cluster)."
+    import itertools
+    from collections import defaultdict
+    def root(i):
+        while i in dup: i = dup[i]
+        return i
+    by, gb = defaultdict(list), defaultdict(list)
+    for i in range(len(group)): by[root(i)].append(i); gb[group[i]].append(i)
+    pred = {p for c in by.values() for p in itertools.combinations(sorted(c), 2)}
+    true = {p for c in gb.values() for p in itertools.combinations(sorted(c), 2)}
+    tp = len(pred & true); P, R = tp / max(len(pred), 1), tp / max(len(true), 1)
+    rows = {"all pairs": (P, R, 2 * P * R / max(P + R, 1e-9), f"{tp}/{len(true)}")}
+    for k in sorted(set(kind) - {"original"}):
+        idx = {i for i in range(len(group)) if kind[i] == k}
+        wrong = sum(1 for a, b in pred if (a in idx or b in idx) and group[a] != group[b])
+        if k in ("enum", "table", "template", "short"): rows[k] = (None, None, None, f"{wrong} merges"); continue
+        found = sum(root(i) == root(group[i]) for i in idx)
+        p, r = found / max(found + wrong, 1), found / max(len(idx), 1)
+        rows[k] = (p, r, 2 * p * r / max(p + r, 1e-9), f"{found}/{len(idx)}")
+    return rows
+
+
+def bench_generators(n):
+    "Both planted sets, per edit kind, the stage (canonical code, 0.8) against datasketch word 5-gram MinHashLSH (0.7)."
+    sys.path.insert(0, str(Path(__file__).parent))
+    from plant_edits import edited_set
+    from phi1_nb.dedup import find_duplicates
+    t1, g1 = planted_set(n, seed=0); k1 = ["original" if g == i else "planted_copy" for i, g in enumerate(g1)]
+    t2, g2, k2 = edited_set(n=n // 5 if n >= 3000 else 600, seed=0)
+    for name, (texts, group, kind) in [("1 (plant_copy: bound names renamed, reprinted or recommented)", (t1, g1, k1)),
+                                       ("2 (plant_edits: real edits + hard negatives, written from edits)", (t2, g2, k2))]:
+        t = time.perf_counter(); ours = pair_table(find_duplicates(texts, shingles="ast", threshold=0.8)["duplicate_of"], group, kind)
+        t_ours = time.perf_counter() - t
+        t = time.perf_counter(); ds = pair_table(datasketch_lsh(datasketch_minhashes(texts), 0.7), group, kind); t_ds = time.perf_counter() - t
+        print(f"\n== 2. Generator {name}: {len(texts)} records ({ours['all pairs'][3].split('/')[1]} true pairs)")
+        print(f"{'edit kind':14s} {'found':>9s} {'P':>6s} {'R':>6s} {'F1':>6s} | {'datasketch':>10s} {'P':>6s} {'R':>6s} {'F1':>6s}")
+        f = lambda x: "     -" if x is None else f"{x:6.3f}"
+        for k in ours:
+            a, b = ours[k], ds[k]
+            print(f"{k:14s} {a[3]:>9s} {f(a[0])} {f(a[1])} {f(a[2])} | {b[3]:>10s} {f(b[0])} {f(b[1])} {f(b[2])}")
+        print(f"seconds: the stage {t_ours:.1f}, datasketch {t_ds:.1f}")
+
+
 # ---- 3. AST match rate --------------------------------------------------------------------------------
 def bench_match_rate(n_samples):
     from phi1_nb.decontaminate import ast_match_rates, load_benchmark
@@ -219,7 +298,22 @@ def bench_match_rate(n_samples):
         print(f"{name:42s} {dt:8.2f} {r['n_scored']:13,d} {int((r['best'] >= 0.8).sum()):15d} {dt/len(samples)/len(units)*1e6:8.2f}")
 
 
-# ---- 4. decontamination per function --------------------------------------------------------------------
+# ---- 4. decontamination per function
+IDIOMS = ["def count(items):\n    return len(items)\n", "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n",
+          "def join_words(words):\n    return ' '.join(words)\n", "def is_even(n):\n    return n % 2 == 0\n",
+          "def first(xs):\n    return xs[0] if xs else None\n", "def square(x):\n    return x * x\n",
+          "def total(xs):\n    return sum(xs)\n", "def maximum(xs):\n    return max(xs)\n",
+          "def reverse(s):\n    return s[::-1]\n", "def upper(s):\n    return s.upper()\n",
+          "def flatten(rows):\n    return [x for r in rows for x in r]\n", "def unique(xs):\n    return sorted(set(xs))\n",
+          "def add(a, b):\n    return a + b\n", "def clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n",
+          "def mean(xs):\n    return sum(xs) / len(xs)\n", "def is_empty(s):\n    return len(s) == 0\n",
+          "def last(xs):\n    return xs[-1]\n", "def words(text):\n    return text.split()\n",
+          "def fact(n):\n    return 1 if n < 2 else n * fact(n - 1)\n", "def swap(a, b):\n    return b, a\n",
+          "def count_char(s, c):\n    return s.count(c)\n", "def keys(d):\n    return list(d)\n",
+          "def is_upper(s):\n    return s.isupper()\n", "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n",
+          "def absdiff(a, b):\n    return abs(a - b)\n", "def lines(text):\n    return text.splitlines()\n",
+          "def contains(xs, x):\n    return x in xs\n", "def pairs(xs):\n    return list(zip(xs, xs[1:]))\n"]
+
 def bench_decontaminate(n_clean):
     from phi1_nb.decontaminate import Checker, load_benchmark
     probs = load_benchmark("humaneval"); rng = random.Random(0); ck = Checker(probs, floor=0.8)
@@ -228,6 +322,42 @@ def bench_decontaminate(n_clean):
     docs = [dict(id=f"d{j}", content=f'def solve(data, k=1):\n    """{p["docstring"]}"""\n    return sorted(data)[:k]\n')
             for j, p in enumerate(probs)]
     clean = [dict(id=n, content=s) for n, s in rng.sample(stdlib_functions(min_lines=1, max_lines=10**6), n_clean)]
+    import ast as _a
+    def strip(code, method=False):
+        t = _a.parse(code)
+        for n in _a.walk(t):
+            if isinstance(n, _a.arg): n.annotation = None
+            if isinstance(n, _a.FunctionDef):
+                n.returns = None
+                if isinstance(n.body[0], _a.Expr) and isinstance(n.body[0].value, _a.Constant): n.body = n.body[1:] or [_a.Pass()]
+        if method:
+            fn = [n for n in t.body if isinstance(n, _a.FunctionDef)][-1]; fn.args.args.insert(0, _a.arg("self"))
+            t = _a.Module([n for n in t.body if isinstance(n, (_a.Import, _a.ImportFrom))] + [_a.ClassDef("Solver", [], [], [fn], [])], [])
+        return _a.unparse(_a.fix_missing_locations(t))
+    def split(code):   # the last statement of the body moved into a helper the solution calls
+        t = _a.parse(strip(code)); fn = [n for n in t.body if isinstance(n, _a.FunctionDef)][-1]
+        if len(fn.body) < 2: return None
+        args = [a.arg for a in fn.args.args]
+        helper = _a.FunctionDef("_finish", _a.arguments([], [_a.arg(a) for a in args], None, [], [], None, []),
+                                fn.body[len(fn.body) // 2:], [], None)
+        fn.body = fn.body[:len(fn.body) // 2] + [_a.Return(_a.Call(_a.Name("_finish"), [_a.Name(a) for a in args], []))]
+        t.body.insert(t.body.index(fn), helper)
+        return _a.unparse(_a.fix_missing_locations(t))
+    hints = [dict(id=f"h{j}", content=strip(p["code"])) for j, p in enumerate(probs)]
+    meth = [dict(id=f"m{j}", content=strip(p["code"], True)) for j, p in enumerate(probs)]
+    sp = [(dict(id=f"s{j}", content=c), p) for j, p in enumerate(probs) if (c := split(p["code"]))]
+    idioms = [dict(id=f"i{j}", content=c) for j, c in enumerate(IDIOMS)]
+    mb = Path(__file__).parent.parent/"tests"/"fixtures"/"mbpp_sample.jsonl"
+    mbpp = load_benchmark(f"mbpp:{mb}"); ck2 = Checker(probs + mbpp, floor=0.8)
+    for name, recs, ps, c in [(f"{len(hints)} solutions, hints stripped, no docstring", hints, probs, ck),
+                              (f"{len(meth)} solutions as methods without docstring", meth, probs, ck),
+                              (f"{len(sp)} solutions split across a helper function", [r for r, _ in sp], [p for _, p in sp], ck),
+                              (f"{len(mbpp)} MBPP solutions (the shipped fixture, mbpp:<path>)", [dict(id=p["task_id"], content=p["code"]) for p in mbpp], mbpp, ck2)]:
+        res, _ = c.check(recs)
+        right = sum(1 for (g, r), p in zip(res, ps) if g and any(m["task_id"] == p["task_id"] for m in r["matched_problems"]))
+        print(f"{name:58s} caught {right}/{len(recs)} = {right/len(recs):6.1%}")
+    res, _ = ck.check(idioms); gone = sum(g for g, _ in res)
+    print(f"{len(idioms)} short independent idioms (not from HumanEval){'':14s} flagged {gone}/{len(idioms)} = {gone/len(idioms):6.1%}")
     print(f"\n== 4. Decontamination per function (HumanEval, default tau 0.95, docstring coverage 0.5)")
     for name, recs, want in [(f"{len(emb)} planted copies of solutions pasted into larger stdlib files", emb, True),
                              (f"{len(docs)} docstring-only copies (another body)", docs, True),
@@ -247,7 +377,7 @@ if __name__ == "__main__":
     ap.add_argument("--only", default="1234")
     a = ap.parse_args()
     if a.reps < 3: sys.exit("--reps must be at least 3 (the median of 3 or more runs)")
-    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps)
-    if "2" in a.only: bench_quality(a.functions)
+    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
+    if "2" in a.only: bench_generators(a.functions)
     if "3" in a.only: bench_match_rate(a.samples)
     if "4" in a.only: bench_decontaminate(2000)

@@ -80,7 +80,7 @@ def test_match_rate_renamed_copy_and_unrelated():
 
 
 def test_prefilter_is_exact():
-    samples = stdlib_functions(60) + ["def show(value):\n    return list(_bits(value))\n"]  # 0.8 exactly against HumanEval/23
+    samples = stdlib_functions(60) + ["def show(value):\n    return -len(value)\n"]  # 0.8 exactly against HumanEval/23
     samples += [HE[i]["code"].replace("(", "( ") for i in (3, 4)] + ["def bad(:"]
     probs = [p["code"] for p in HE[:40]]
     full = ast_match_rates(samples, probs, min_match_rate=0.0)
@@ -215,3 +215,52 @@ def test_clean_stdlib_functions_are_rarely_flagged():
     fs = random.Random(1).sample(stdlib_functions(min_lines=1, max_lines=10**6), 600)
     res, _ = Checker(load_benchmark("humaneval")).check([dict(id=n, content=s) for n, s in fs])
     assert sum(g for g, _ in res) <= 6, [r["id"] for g, r in res if g]
+
+
+# ---- issue 26: decontamination that follows the solution ----------------------------------------------------------
+def _strip(code, method=False):
+    import ast
+    class S(ast.NodeTransformer):
+        def visit_arg(self, n): n.annotation = None; return n
+        def visit_FunctionDef(self, n):
+            n.returns = None
+            if isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant): n.body = n.body[1:] or [ast.Pass()]
+            self.generic_visit(n); return n
+    t = S().visit(ast.parse(code))
+    if method:
+        fn = [n for n in t.body if isinstance(n, ast.FunctionDef)][-1]; fn.args.args.insert(0, ast.arg("self"))
+        t = ast.Module([n for n in t.body if isinstance(n, (ast.Import, ast.ImportFrom))] + [ast.ClassDef("Solver", [], [], [fn], [])], [])
+    return ast.unparse(ast.fix_missing_locations(t))
+
+
+@pytest.mark.parametrize("method", [False, True])
+def test_hints_stripped_and_methods_without_docstring_are_caught(method):
+    "Before: 124/164 (hints stripped, no docstring) and 147/164 (a method without its docstring) were caught."
+    from phi1_nb.decontaminate import Checker, load_benchmark
+    probs = load_benchmark("humaneval"); ck = Checker(probs, floor=0.8)
+    res, _ = ck.check([dict(id=str(j), content=_strip(p["code"], method)) for j, p in enumerate(probs)])
+    caught = sum(1 for (g, r), p in zip(res, probs) if g and any(m["task_id"] == p["task_id"] for m in r["matched_problems"]))
+    assert caught >= 0.95 * len(probs), caught
+
+
+def test_mbpp_from_a_local_file_offline():
+    "`--benchmarks humaneval,mbpp:<path>` works without the Hub; the shipped fixture's solutions are caught."
+    from phi1_nb.decontaminate import Checker, load_benchmark
+    path = Path(__file__).parent/"fixtures"/"mbpp_sample.jsonl"
+    probs = load_benchmark(f"mbpp:{path}")
+    assert len(probs) == 10 and probs[0]["task_id"].startswith("MBPP/")
+    ck = Checker(load_benchmark("humaneval") + probs, floor=0.8)
+    res, _ = ck.check([dict(id=p["task_id"], content=p["code"]) for p in probs])
+    assert sum(g for g, _ in res) == 10
+    with pytest.raises(FileNotFoundError, match="no MBPP file"): load_benchmark("mbpp:/nonexistent.jsonl")
+
+
+def test_run_decontaminate_with_mbpp_path(tmp_path):
+    "The stage with `benchmarks='humaneval,mbpp:<path>'`, offline: an MBPP solution in disguise is removed."
+    path = Path(__file__).parent/"fixtures"/"mbpp_sample.jsonl"
+    mb = load_benchmark(f"mbpp:{path}")
+    recs = [exercise(0, "", mb[0]["code"].replace("test_tup", "pair")), exercise(1, "def g(x):\n", "    return {'k': x}\n")]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path, tau=0.95, benchmarks=f"humaneval,mbpp:{path}")
+    gone = [r for s in m["dropped_shards"] for r in read_shard(tmp_path / "decontaminate" / "dropped" / s["path"])]
+    assert [r["id"] for r in gone] == ["ex0"] and gone[0]["matched_problems"][0]["task_id"] == mb[0]["task_id"]
