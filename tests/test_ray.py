@@ -95,8 +95,11 @@ def dedup_corpus():
              {"id": "renamed", "content": src.replace("self", "this").replace("def ", "def x_"), "educational_value": 0.99},
              {"id": "no-score", "content": recs[5]["content"] + "\n\nvalue = 1\n"},
              {"id": "no-content"}, {"id": "number", "content": 7}]
-    tmpl = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n    result = width * height\n    return result\n"
-    recs += [{"id": f"t{i:03d}", "content": tmpl * 3 + f"\nprint(area({i}, {i + 1}))\n", "educational_value": 0.5}
+    tmpl = ("def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n    if width < 0 or height < 0:\n"
+            "        raise ValueError('negative side')\n    result = width * height\n    scale = max(width, height)\n"
+            "    ratio = result / (scale * scale) if scale else 0.0\n    parts = [width, height, result, ratio]\n"
+            "    return result, ratio, sum(parts)\n")   # long enough not to be a short form: siblings differ in one call
+    recs += [{"id": f"t{i:03d}", "content": tmpl + f"\nprint(area({i}, {i + 1}))\n", "educational_value": 0.5}
              for i in range(110)]                           # one LSH bucket past max_bucket: the star and chain rule
     chain = recs[10]["content"].splitlines()
     for k in range(1, 6):                                   # a chain of small edits: one component, several hops
