@@ -234,8 +234,8 @@ class _Worker:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
-        pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
-        if isolation == "bwrap": pre = pre[:-1] + hide_args(list(hide)) + ["--"]
+        pre = [] if isolation == "none" else unshare_args(tmp_mb, shm_mb, userns) if isolation == "unshare" else \
+            bwrap_args(tmp_mb, shm_mb, userns, list(hide))
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
