@@ -12,10 +12,10 @@ from functools import lru_cache
 # threading, logging, random or subprocess at import time (their at-fork handlers make each fork 3-8x slower).
 
 # %% auto #0
-__all__ = ['SYSTEM', 'RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
-           'kept_paths', 'blocked_ancestor', 'overlays', 'view_ops', 'bwrap_args', 'unshare_args', 'build_view',
-           'drop_privileges', 'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree',
-           'make_cgroup', 'remove_cgroups', 'hidden', 'hide_args', 'hide']
+__all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
+           'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'drop_privileges', 'sandbox_uid',
+           'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups', 'hidden',
+           'hide_args', 'hide']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -45,40 +45,6 @@ def overlays(paths:list[str]) -> dict[str, list[str]]:
         if a and a != p: out.setdefault(a, []).append(p)
     return out
 
-# %% ../nbs/05a_isolation.ipynb #j24view
-SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-
-def _route(path:str, ops:list) -> str:
-    "Append a symlink op for each symlinked component of `path` (so it resolves in the view as here); its real path."
-    parts, cur = path.strip("/").split("/"), "/"
-    for _ in range(256):
-        if not parts: return cur
-        nxt = os.path.join(cur, parts.pop(0))
-        if os.path.islink(nxt):
-            ln = os.readlink(nxt); ops.append(("symlink", ln, nxt))
-            parts, cur = [x for x in os.path.join(cur, ln).strip("/").split("/") if x] + parts, "/"
-        else: cur = os.path.normpath(nxt)
-    raise OSError(40, f"too many symlinks: {path}")
-
-def view_ops() -> list[tuple[str, str, str]]:
-    "The sandbox's whole root: ('bind'|'symlink', source, target) for /usr, /etc, /lib*, the interpreter, site-packages, this package."
-    import importlib.util
-    ops: list = []
-    pre = {os.path.join(p, n) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
-           for n in ("lib", "lib64", "pyvenv.cfg")}
-    site = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
-    pkg = list(importlib.util.find_spec("phi1_nb").submodule_search_locations or [])
-    for p in [*SYSTEM, *sorted(pre), *site, *pkg, os.path.abspath(sys.executable)]:
-        if os.path.lexists(p): real = _route(os.path.abspath(p), ops); ops.append(("bind", real, real))
-    binds = {t for k, _, t in ops if k == "bind" and os.path.exists(t)}
-    under = lambda t: any(t != b and t.startswith(b.rstrip("/") + "/") for b in binds)
-    out, seen = [], set()
-    for op in ops:
-        if op[2] in seen or under(op[2]) or (op[0] == "bind" and op[2] not in binds): continue
-        seen.add(op[2]); out.append(op)
-    return out
-
-
 # %% ../nbs/05a_isolation.ipynb #fa44c02b
 RUNNER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_CHOWN")
 
@@ -94,6 +60,7 @@ def _parents(p:str, top:str="/") -> list[str]:
     return a
 
 def _view_args() -> list[str]:
+    from phi1_nb.root import view_ops
     a = []
     for kind, src, dst in view_ops():
         a += _parents(dst) + (["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst])
@@ -106,7 +73,7 @@ def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=(
     a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # binds under /tmp land on it
     a += ["--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
-    a += hide_args(list(hide)) + ["--remount-ro", "/"]
+    a += (hide_args(list(hide)) if hide else []) + ["--remount-ro", "/"]
     a += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
           "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp"]
     if not userns: a += ["--cap-drop", "ALL", *[x for c in RUNNER_CAPS for x in ("--cap-add", c)]]
@@ -153,53 +120,6 @@ def _tmpfs(target:str, size_mb:int, mode:str, binds:list[str]):
             _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
     finally:
         for fd in fds: os.close(fd)
-
-
-# %% ../nbs/05a_isolation.ipynb #j24root
-def _new_root():
-    "In `unshare` mode: a tmpfs holding only `view_ops`, a minimal /dev and a fresh /proc becomes the root (pivot_root)."
-    ops, r = view_ops(), "/tmp"
-    fds = {s: os.open(s, os.O_PATH) for k, s, _ in ops if k == "bind"}   # reach them once the tmpfs covers /tmp
-    mask = os.umask(0o022)
-    try:
-        _mount("tmpfs", r, "tmpfs", MS_NOSUID | MS_NODEV, "size=16777216,mode=755")
-        for kind, src, dst in ops:
-            d = r + dst; os.makedirs(os.path.dirname(d), 0o755, exist_ok=True)
-            if kind == "symlink": os.symlink(src, d); continue
-            if os.path.isdir(src): os.mkdir(d, 0o755)
-            else: open(d, "w").close()
-            _mount(f"/proc/self/fd/{fds[src]}", d, None, MS_BIND | MS_REC)
-        for d in ("tmp", "proc", "dev", ".old"): os.makedirs(f"{r}/{d}", 0o755, exist_ok=True)
-        _mount("proc", f"{r}/proc", "proc", MS_NOSUID | MS_NODEV | 8)   # MS_NOEXEC
-        _mount("tmpfs", f"{r}/dev", "tmpfs", MS_NOSUID, "size=65536,mode=755")
-        for n in ("null", "zero", "full", "random", "urandom", "tty"):
-            open(f"{r}/dev/{n}", "w").close(); _mount(f"/dev/{n}", f"{r}/dev/{n}", None, MS_BIND)
-        for n, t in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                     ("stderr", "/proc/self/fd/2")): os.symlink(t, f"{r}/dev/{n}")
-        os.mkdir(f"{r}/dev/shm"); os.mkdir(f"{r}/dev/mqueue")
-        try: _mount("mqueue", f"{r}/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | 8)
-        except OSError: pass
-        os.chdir(r)
-        if _libc().syscall(155, b".", b".old") != 0: e = ctypes.get_errno(); raise OSError(e, os.strerror(e))   # pivot_root
-        os.chdir("/")
-        if _libc().umount2(b"/.old", 2) != 0: e = ctypes.get_errno(); raise OSError(e, os.strerror(e))   # MNT_DETACH
-        os.rmdir("/.old")
-    finally:
-        os.umask(mask)
-        for fd in fds.values(): os.close(fd)
-
-def build_view(tmp_mb:int=256, shm_mb:int=64) -> list[str]:
-    "In `unshare` mode, the runner's own mounts; returns what could not be done (empty: the full view)."
-    missing = []
-    try: _new_root(); ov = {"/tmp": [t for k, _, t in view_ops() if k == "bind" and t.startswith("/tmp/")]}
-    except OSError as e: missing.append(f"a root of its own ({e.strerror})"); ov = overlays(kept_paths())
-    try: _readonly_tree()
-    except OSError as e: missing.append(f"read-only root ({e.strerror})")
-    for target, size, mode, binds in [("/tmp", tmp_mb, "1777", ov.pop("/tmp", [])), ("/dev/shm", shm_mb, "1777", []),
-                                      *[(a, 1, "755", ps) for a, ps in sorted(ov.items())]]:
-        try: _tmpfs(target, size, mode, binds)
-        except OSError as e: missing.append(f"private {target} ({e.strerror})")
-    return missing
 
 
 # %% ../nbs/05a_isolation.ipynb #29425d3b
@@ -413,6 +333,7 @@ def remove_cgroups(dirs:list[str]):
 # %% ../nbs/05a_isolation.ipynb #j24hide
 def hidden(paths:list) -> list[str]:
     "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
+    from phi1_nb.root import view_ops
     keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops() if k == "bind"]
     for p in paths:
         p = os.path.realpath(str(p))

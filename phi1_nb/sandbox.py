@@ -8,9 +8,10 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 from __future__ import annotations
 import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
-from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits, build_view,
+from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits,
                                bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
+from .root import build_view
 from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
