@@ -44,7 +44,26 @@ def view_ops() -> list[tuple[str, str, str]]:
     for op in ops:
         if op[2] in seen or under(op[2]) or (op[0] == "bind" and op[2] not in binds): continue
         seen.add(op[2]); out.append(op)
-    return out
+    small = [t for k, _, t in out if k == "bind" and os.path.isdir(t) and t != "/usr" and
+             not any(t.startswith(os.path.join(p, "lib")) for p in (sys.prefix, sys.base_prefix))]
+    return out + [("bind", "/dev/null", p) for p in _pipes(small)]   # each socket or FIFO there, covered
+
+def _pipes(dirs:list[str]) -> list[str]:
+    "Every socket and FIFO under `dirs` (/etc, this package: small trees; not /usr or the interpreter's lib)."
+    import stat
+    out, stack = [], list(dirs)
+    while stack:
+        try: it = os.scandir(stack.pop())
+        except OSError: continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False): stack.append(e.path)
+                    elif not e.is_file(follow_symlinks=False) and not e.is_symlink() and \
+                            stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) in (stat.S_IFSOCK, stat.S_IFIFO):
+                        out.append(e.path)
+                except OSError: pass
+    return sorted(out)
 
 
 # %% ../nbs/05c_root.ipynb #j24root
@@ -55,12 +74,14 @@ def _new_root():
     mask = os.umask(0o022)
     try:
         _mount("tmpfs", r, "tmpfs", MS_NOSUID | MS_NODEV, "size=16777216,mode=755")
+        os.close(os.open(f"{r}/.cover", os.O_CREAT | os.O_WRONLY, 0))   # what covers a socket or FIFO: an empty file
         for kind, src, dst in ops:
             d = r + dst; os.makedirs(os.path.dirname(d), 0o755, exist_ok=True)
             if kind == "symlink": os.symlink(src, d); continue
-            if os.path.isdir(src): os.mkdir(d, 0o755)
+            if os.path.lexists(d): pass   # a socket or FIFO inside a bound tree, covered
+            elif os.path.isdir(src): os.mkdir(d, 0o755)
             else: open(d, "w").close()
-            _mount(f"/proc/self/fd/{fds[src]}", d, None, MS_BIND | MS_REC)
+            _mount(f"{r}/.cover" if src == "/dev/null" else f"/proc/self/fd/{fds[src]}", d, None, MS_BIND | MS_REC)
         for d in ("tmp", "proc", "dev", ".old"): os.makedirs(f"{r}/{d}", 0o755, exist_ok=True)
         _mount("proc", f"{r}/proc", "proc", MS_NOSUID | MS_NODEV | 8)   # MS_NOEXEC
         _mount("tmpfs", f"{r}/dev", "tmpfs", MS_NOSUID, "size=65536,mode=755")

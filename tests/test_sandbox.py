@@ -618,7 +618,8 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     repo = str(Path(__file__).parent.parent)
-    dirs = ["/var/tmp", "/tmp", "/run", "/dev/shm", repo, str(Path(FIXTURE).parent), os.path.dirname(sys.executable),
+    dirs = ["/var/tmp", "/tmp", "/run", "/dev/shm", repo, f"{repo}/phi1_nb", str(Path(FIXTURE).parent),
+            os.path.dirname(sys.executable),
             os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~")]
     ends, paths = _host_ends(dirs)
     try:
