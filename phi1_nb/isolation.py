@@ -54,7 +54,7 @@ def _tmpfs_args(target:str, size_mb:int, mode:str, binds:list[str]) -> list[str]
     return a
 
 def _parents(p:str, top:str="/") -> list[str]:
-    "bubblewrap's --dir for each parent of `p` below `top`, 0755: the program's uid must walk through them (bwrap makes them 0700)."
+    "bubblewrap's --dir for each parent of `p` below `top`, 0755 (not bwrap's 0700): the program's uid walks through."
     a, cur = [], top.rstrip("/")
     for part in p[len(cur):].strip("/").split("/")[:-1]: cur += "/" + part; a += ["--perms", "0755", "--dir", cur]
     return a
@@ -67,10 +67,10 @@ def _view_args() -> list[str]:
     return a
 
 def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=()) -> list[str]:
-    "bubblewrap's command line: a read-only root of `view_ops` only, fresh /tmp, /dev/shm, /proc; a minimal /dev; the runner as PID 1."
+    "bubblewrap's command line: a read-only root of `view_ops` only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
     userns = os.geteuid() != 0 if userns is None else userns
-    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # binds under /tmp land on it
+    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # /tmp first
     a += ["--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     a += (hide_args(list(hide)) if hide else []) + ["--remount-ro", "/"]

@@ -29,7 +29,7 @@ def _route(path:str, ops:list) -> str:
     raise OSError(40, f"too many symlinks: {path}")
 
 def view_ops() -> list[tuple[str, str, str]]:
-    "The sandbox's whole root: ('bind'|'symlink', source, target) for /usr, /etc, /lib*, the interpreter, site-packages, this package."
+    "The sandbox's whole root: ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package."
     import importlib.util
     ops: list = []
     pre = {os.path.join(p, n) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
@@ -68,7 +68,7 @@ def _pipes(dirs:list[str]) -> list[str]:
 
 # %% ../nbs/05c_root.ipynb #j24root
 def _new_root():
-    "In `unshare` mode: a tmpfs holding only `view_ops`, a minimal /dev and a fresh /proc becomes the root (pivot_root)."
+    "In `unshare` mode: a tmpfs holding only `view_ops`, a minimal /dev and a fresh /proc becomes the root."
     ops, r = view_ops(), "/tmp"
     fds = {s: os.open(s, os.O_PATH) for k, s, _ in ops if k == "bind"}   # reach them once the tmpfs covers /tmp
     mask = os.umask(0o022)
@@ -93,7 +93,8 @@ def _new_root():
         try: _mount("mqueue", f"{r}/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | 8)
         except OSError: pass
         os.chdir(r)
-        if _libc().syscall(155, b".", b".old") != 0: e = ctypes.get_errno(); raise OSError(e, os.strerror(e))   # pivot_root
+        if _libc().syscall(155, b".", b".old") != 0:   # pivot_root
+            e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
         os.chdir("/")
         if _libc().umount2(b"/.old", 2) != 0: e = ctypes.get_errno(); raise OSError(e, os.strerror(e))   # MNT_DETACH
         os.rmdir("/.old")
