@@ -13,9 +13,9 @@ from functools import lru_cache
 
 # %% auto #0
 __all__ = ['RUNNER_CAPS', 'MS_RDONLY', 'MS_NOSUID', 'MS_NODEV', 'MS_REMOUNT', 'MS_BIND', 'MS_REC', 'FALLBACK_WARNING',
-           'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'build_view', 'drop_privileges',
-           'sandbox_uid', 'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups',
-           'hidden', 'hide_args', 'hide']
+           'kept_paths', 'blocked_ancestor', 'overlays', 'bwrap_args', 'unshare_args', 'drop_privileges', 'sandbox_uid',
+           'launcher', 'detect_isolation', 'wipe', 'wipe_ipc', 'rmtree', 'make_cgroup', 'remove_cgroups', 'hidden',
+           'hide_args', 'hide']
 
 # %% ../nbs/05a_isolation.ipynb #7c62527c
 def kept_paths() -> list[str]:
@@ -50,21 +50,30 @@ RUNNER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_
 
 def _tmpfs_args(target:str, size_mb:int, mode:str, binds:list[str]) -> list[str]:
     a = ["--perms", mode, "--size", str(size_mb << 20), "--tmpfs", target]
-    for p in binds:   # parents bwrap would make 0700; the program's uid must walk through them
-        parts, cur = p[len(target):].strip("/").split("/")[:-1], target
-        for part in parts: cur += "/" + part; a += ["--perms", "0755", "--dir", cur]
-        a += ["--ro-bind", p, p]
+    for p in binds: a += _parents(p, target) + ["--ro-bind", p, p]
     return a
 
-def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None) -> list[str]:
-    "bubblewrap's command line: read-only root, fresh /tmp, /dev/shm, /proc; read-only /dev; the runner as PID 1."
+def _parents(p:str, top:str="/") -> list[str]:
+    "bubblewrap's --dir for each parent of `p` below `top`, 0755 (not bwrap's 0700): the program's uid walks through."
+    a, cur = [], top.rstrip("/")
+    for part in p[len(cur):].strip("/").split("/")[:-1]: cur += "/" + part; a += ["--perms", "0755", "--dir", cur]
+    return a
+
+def _view_args() -> list[str]:
+    from phi1_nb.root import view_ops
+    a = []
+    for kind, src, dst in view_ops():
+        a += _parents(dst) + (["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst])
+    return a
+
+def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=()) -> list[str]:
+    "bubblewrap's command line: a read-only root of `view_ops` only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
     userns = os.geteuid() != 0 if userns is None else userns
-    ov = overlays(kept_paths()) if not userns else {p: v for p, v in overlays(kept_paths()).items() if p == "/tmp"}
-    a = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    a += _tmpfs_args("/tmp", tmp_mb, "1777", ov.pop("/tmp", []))
+    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # /tmp first
+    a += ["--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
-    for anc, ps in sorted(ov.items()): a += _tmpfs_args(anc, 1, "0755", ps)
+    a += (hide_args(list(hide)) if hide else []) + ["--remount-ro", "/"]
     a += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
           "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp"]
     if not userns: a += ["--cap-drop", "ALL", *[x for c in RUNNER_CAPS for x in ("--cap-add", c)]]
@@ -78,6 +87,7 @@ def unshare_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None) -> list[s
          "--net", "--ipc", "--uts", "--propagation", "private"]
     if (os.geteuid() != 0) if userns is None else userns: a += ["--user", "--map-root-user"]
     return a + ["--"]
+
 
 # %% ../nbs/05a_isolation.ipynb #d73891f0
 @lru_cache(None)
@@ -111,16 +121,6 @@ def _tmpfs(target:str, size_mb:int, mode:str, binds:list[str]):
     finally:
         for fd in fds: os.close(fd)
 
-def build_view(tmp_mb:int=256, shm_mb:int=64) -> list[str]:
-    "In `unshare` mode, the runner's own mounts; returns what could not be done (empty: the full view)."
-    missing, ov = [], overlays(kept_paths())
-    try: _readonly_tree()
-    except OSError as e: missing.append(f"read-only root ({e.strerror})")
-    for target, size, mode, binds in [("/tmp", tmp_mb, "1777", ov.pop("/tmp", [])), ("/dev/shm", shm_mb, "1777", []),
-                                      *[(a, 1, "755", ps) for a, ps in sorted(ov.items())]]:
-        try: _tmpfs(target, size, mode, binds)
-        except OSError as e: missing.append(f"private {target} ({e.strerror})")
-    return missing
 
 # %% ../nbs/05a_isolation.ipynb #29425d3b
 def _cap_eff() -> int:
@@ -333,10 +333,11 @@ def remove_cgroups(dirs:list[str]):
 # %% ../nbs/05a_isolation.ipynb #j24hide
 def hidden(paths:list) -> list[str]:
     "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
-    keep, out = kept_paths(), []
+    from phi1_nb.root import view_ops
+    keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops() if k == "bind"]
     for p in paths:
         p = os.path.realpath(str(p))
-        if not os.path.exists(p) or p.startswith(("/tmp/", "/dev/", "/proc/")): continue
+        if not os.path.exists(p) or not any((p + "/").startswith(t.rstrip("/") + "/") for t in seen): continue   # not in the view
         d = p if os.path.isdir(p) else os.path.dirname(p)
         blocked = d == "/" or any((k + "/").startswith(d.rstrip("/") + "/") for k in keep)
         out.append(p if blocked and not os.path.isdir(p) else None if blocked else d)
@@ -344,7 +345,8 @@ def hidden(paths:list) -> list[str]:
 
 def hide_args(paths:list[str]) -> list[str]:
     "bubblewrap's arguments that cover each path: a directory with an empty tmpfs, a file with /dev/null."
-    return [x for p in paths for x in (["--tmpfs", p] if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]
+    return [x for p in paths for x in (["--perms", "0755", "--size", "4096", "--tmpfs", p, "--remount-ro", p]
+                                       if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]   # read-only: no channel
 
 def hide(paths:list[str]) -> list[str]:
     "Inside `unshare`: the same, by the runner; returns what it could not cover."

