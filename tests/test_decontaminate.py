@@ -168,11 +168,11 @@ def test_run_decontaminate_needs_exercises(tmp_path):
 
 
 def test_run_decontaminate_counts_records_without_code(tmp_path):
-    recs = [exercise(0, "def g(x):\n", "    return x\n"), {"id": "nothing"}, {"id": "num", "content": 5},
-            {"id": "blank", "prompt": "  ", "solution": "\n"}]
+    recs = [exercise(0, "def g(x):\n", "    return x\n"), {"id": "nothing"},     # an int `content` is refused on read
+            {"id": "blank", "prompt": "  ", "solution": "\n"}]                      # (tests/test_read_contract.py)
     make_exercises(tmp_path, recs)
     m = run_decontaminate(tmp_path)
-    assert m["drops"] == {"contaminated": 0, "no_text": 3} and m["counts"]["out"] == 1
+    assert m["drops"] == {"contaminated": 0, "no_text": 2} and m["counts"]["out"] == 1
     assert len(np.load(tmp_path / "decontaminate" / "match_rates.npy")) == 1
 
 
