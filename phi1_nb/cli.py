@@ -18,7 +18,8 @@ TOOLS = {"generate": "phi1_nb.eval:generate", "evaluate": "phi1_nb.eval:evaluate
 
 def _yaml(v:str):
     import yaml
-    return yaml.safe_load(v)
+    try: return yaml.safe_load(v)
+    except yaml.YAMLError: return v    # not YAML: the string itself, which the key's type then accepts or refuses
 
 class _Parser(argparse.ArgumentParser):
     "argparse that raises (one line, exit 2 from `main`) instead of printing its usage and exiting."
