@@ -273,7 +273,8 @@ def need_string(schema, path, col:str|None="content"):
 def _unique(ids, seen:dict, path, n0:int, bad):
     for i, x in enumerate(ids):
         if x is None: continue
-        if (was := seen.setdefault(x, (path, n0 + i + 1))) != (path, n0 + i + 1):
+        k = x if type(x) is str else json.dumps(x, sort_keys=True, default=str)   # 1, 1.0, True and '1' are four ids
+        if (was := seen.setdefault(k if type(x) is str else ("", k), (path, n0 + i + 1))) != (path, n0 + i + 1):
             raise bad(f"record {n0 + i + 1} repeats id {x!r} of record {was[1]} in {Path(was[0]).name}")
 
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
