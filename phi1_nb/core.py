@@ -400,7 +400,7 @@ def require_stage(run_dir, stage:str) -> Path:
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
     m = verify_shards(p)  # the read contract, before the stage makes its own folder: a bad input leaves no output behind
-    if str(m.get("stage")) != stage:
+    if str(m.get("stage")) not in (stage, stage.split("/")[0]):   # synth/exercises: 'synth/exercises' or 'synth'
         raise ShardError(f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'")
     if (m["shards"] or m.get("features")) and not (m.get("counts") or {}).get("out"):
         raise ShardError(f"{p}: the '{stage}' stage kept 0 records, nothing to read; rerun it with more input "
