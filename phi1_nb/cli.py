@@ -18,7 +18,8 @@ TOOLS = {"generate": "phi1_nb.eval:generate", "evaluate": "phi1_nb.eval:evaluate
 
 def _yaml(v:str):
     from phi1_nb.core import override_value
-    return override_value(v)   # numbers read as written: 5e-4, 1_000, 012 (not octal)
+    try: return override_value(v)   # numbers read as written: 5e-4, 1_000, 012 (not octal)
+    except Exception: return v       # not YAML: the string itself, which the key's type then accepts or refuses
 
 class _Parser(argparse.ArgumentParser):
     "argparse that raises (one line, exit 2 from `main`) instead of printing its usage and exiting."

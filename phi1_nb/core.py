@@ -23,11 +23,11 @@ _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic
          "write_shard"]   # the file layer lives in `shards`; stages import it from here
 
 # %% auto #0
-__all__ = ['ConfigError', 'find_configs_dir', 'Config', 'override_value', 'parse_overrides', 'load_config', 'describe_section',
-           'seed_everything', 'write_json', 'read_json', 'versions', 'write_manifest', 'read_manifest', 'verify_shards',
-           'read_dataset', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES',
-           'ChecksumError', 'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format',
-           'write_shard']
+__all__ = ['RANGES', 'SIDE_FILES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value',
+           'parse_overrides', 'load_config', 'describe_section', 'seed_everything', 'write_json', 'read_json',
+           'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'check_receipts', 'read_dataset', 'Drop',
+           'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
+           'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -56,6 +56,41 @@ class Config(dict):
         "`{'filter.threshold': 0.5, ...}`."
         return {f"{s}.{k}": v for s, d in self.items() for k, v in d.items()}
 
+RANGES = {"*.batch_size": (int, 1, None), "*.micro_batch_size": (int, 1, None), "*.ngram": (int, 1, None),
+          "*.vocab_size": (int, 1, None), "*.model_max_length": (int, 1, None), "*.max_docs": (int, 1, None),
+          "*.limit": (int, 1, None), "*.max_bytes": (int, 1, None), "*.files_per_shard": (int, 1, None),
+          "*.rpm": (float, 0, None), "*.tpm": (float, 0, None), "*.save_total_limit": (int, 1, None),
+          "*.fp_weight": (float, 0, 1), "*.tau": (float, 0, 1), "*.taus": (float, 0, 1), "*.min_match_rate": (float, 0, 1),
+          "*.near_dup_threshold": (float, 0, 1), "*.dedup_threshold": (float, 0, 1), "dedup.threshold": (float, 0, 1),
+          "*.embed_threshold": (float, 0, None)}   # `section.key` or `*.key`: (type, min, max) a value must fit
+
+def _where(s, k, src): return f"--{s}.{k}" if src == "overrides" else f"{s}.{k} in {src}"
+
+def check_value(s:str, k:str, v, want, src:str="overrides"):
+    "`v` as the type of the reference value `want` (and in its declared `RANGES`), else a one-line `ConfigError`."
+    t, lo, hi = RANGES.get(f"{s}.{k}") or RANGES.get(f"*.{k}") or (None, None, None)
+    like = f", like the preset's {want!r}" if want is not None else ""
+    def bad(what): return ConfigError(f"{_where(s, k, src)} {v!r}: expected {what}{like}")
+    def one(x, want, t):
+        t = t or (type(want) if want is not None and not isinstance(want, (list, dict)) else None)
+        if x is None or t is None: return x
+        if t is bool or isinstance(x, bool):
+            if type(x) is not t: raise bad(f"a {t.__name__} (true or false)")
+        elif t in (int, float):
+            if not isinstance(x, (int, float)) or (t is int and not float(x).is_integer()): raise bad(f"a{'n' * (t is int)} {t.__name__}")
+            x = t(x)
+            if (lo is not None and x < lo) or (hi is not None and x > hi):
+                raise bad(f"a {t.__name__} in [{lo}, {'inf' if hi is None else hi}]")
+        elif t is str:
+            if isinstance(x, (int, float)): return str(x)
+            if not isinstance(x, str): raise bad("a string")
+        return x
+    if isinstance(want, list) or (t is not None and k.endswith("s") and isinstance(v, list)):
+        if not isinstance(v, list): raise bad("a list")
+        return [one(x, want[0] if want else None, t) for x in v]
+    if isinstance(want, dict) and v is not None and not isinstance(v, dict): raise bad("a mapping")
+    return one(v, want, t)
+
 def _merge(base:dict, over:dict, src:str) -> dict:
     out = {s: dict(v) for s, v in base.items()}
     for s, d in (over or {}).items():
@@ -69,7 +104,7 @@ def _merge(base:dict, over:dict, src:str) -> dict:
                 near = difflib.get_close_matches(k, list(out[s]), n=1)
                 hint = f"did you mean '{s}.{near[0]}'? " if near else ""
                 raise ConfigError(f"unknown key '{s}.{k}' in {src}; {hint}valid keys in '{s}': {', '.join(out[s])}")
-            out[s][k] = v
+            out[s][k] = check_value(s, k, v, out[s][k], src)
     return out
 
 # %% ../nbs/00_core.ipynb #a6d4abcc
@@ -113,7 +148,10 @@ def parse_overrides(args:Iterable[str], ref:dict|None=None) -> dict:
     return out
 
 def _read_yaml(p:Path) -> dict:
-    d = yaml.load(Path(p).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}   # libyaml: 5x faster
+    try: d = yaml.load(Path(p).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}   # libyaml: 5x faster
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        raise ConfigError(f"{p}: not valid YAML{f' (line {where.line + 1})' if where else ''}: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(d, dict): raise ConfigError(f"{p} must hold a mapping of sections")
     return d
 
@@ -235,7 +273,14 @@ def read_manifest(d) -> dict:
     if not p.exists(): raise FileNotFoundError(f"{d}: no manifest.json (the stage that writes it has not finished)")
     try: m = read_json(p)
     except ValueError: raise ShardError(f"{p}: not valid JSON; rerun the stage that wrote it") from None
-    sh = m.get("shards") if isinstance(m, dict) else None
+    if not isinstance(m, dict): raise ShardError(f"{p}: a {type(m).__name__}, not a manifest mapping; rerun the stage that wrote it")
+    for k, t in (("stage", str), ("counts", dict), ("drops", dict), ("features", dict)):
+        if m.get(k) is not None and not isinstance(m[k], t):
+            raise ShardError(f"{p}: its {k!r} is a {type(m[k]).__name__}, not a {t.__name__}; rerun the stage that wrote it")
+    if bad := [k for k, v in {**(m.get("counts") or {}), **(m.get("drops") or {})}.items()
+               if not isinstance(v, (int, float, type(None))) or isinstance(v, bool)]:
+        raise ShardError(f"{p}: count {bad[0]!r} is not a number; rerun the stage that wrote it")
+    sh = m.get("shards")
     if not isinstance(sh, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) and
                                            isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str) for s in sh):
         raise ShardError(f"{p}: no list of shards with path, n and sha256; rerun the stage that wrote it")
@@ -243,6 +288,7 @@ def read_manifest(d) -> dict:
         raise ShardError(f"{p}: shard {out!r} is outside its folder; rerun the stage that wrote it")
     return m
 
+SIDE_FILES = {"hits.jsonl", "ledger.jsonl"}   # a stage's own logs beside its shards (decontaminate, synth): not records
 _VERIFIED = {}   # (folder, need) -> the files' (size, mtime, inode) when this process last verified it
 
 def _stamp(d:Path, m:dict) -> tuple:
@@ -259,13 +305,32 @@ def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
     out, total = (m.get("counts") or {}).get("out"), sum(s["n"] for s in sh)
     if (sh or m.get("features")) and total != out:
         raise ChecksumError(f"{d/'manifest.json'}: its shards hold {total} records, its counts.out says {out}; {fix}")
+    c, drops = m.get("counts") or {}, sum((m.get("drops") or {}).values())
+    if (sh or m.get("features")) and c.get("in") != out + drops:
+        raise ChecksumError(f"{d/'manifest.json'}: counts.in {c.get('in')} is not counts.out {out} + drops {drops}; {fix}")
     try: declared = schema_from_str(m.get("schema"))
     except Exception: raise ShardError(f"{d/'manifest.json'}: its schema is not an Arrow schema; {fix}") from None
+    if declared is not None and m.get("features") != {f.name: str(f.type) for f in declared}:
+        raise SchemaError(f"{d/'manifest.json'}: its features {m.get('features')} are not its schema's columns; {fix}")
     if total: need_string(declared, d/"manifest.json", need)   # (an empty stage declares no columns)
-    for s in sh: check_shard(d/s["path"], s, declared, need, fix)
+    listed = {str(Path(s["path"])) for s in sh}
+    if extra := sorted(p.name for p in d.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
+                       and p.name not in listed | SIDE_FILES):
+        raise ShardError(f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}")
+    seen = {}
+    for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen)
+    check_receipts(d, sh, fix)
     check_card(d, sh, fix)
     if manifest is None: _VERIFIED[(str(d), need)] = stamp
     return m
+
+def check_receipts(d:Path, shards:list[dict], fix:str):
+    "Each task receipt `parts/*.json` of a listed shard carries that shard's checksum."
+    by = {s["path"]: s["sha256"] for s in shards}
+    for p in sorted((d/"parts").glob("*.json")) if (d/"parts").is_dir() else []:
+        try: r = read_json(p)["shard"]; path, sha = r["path"], r["sha256"]
+        except (ValueError, KeyError, TypeError): raise ShardError(f"{p}: not a task receipt; {fix}") from None
+        if path in by and by[path] != sha: raise ChecksumError(f"{p}: its checksum of {path} is not the manifest's; {fix}")
 
 def read_dataset(d, verify:bool=True) -> Iterator[dict]:
     "Stream every record of an output folder, in manifest order, once `verify_shards` has checked all of it."
@@ -346,7 +411,12 @@ def require_stage(run_dir, stage:str) -> Path:
     p = Path(run_dir)/stage
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
-    verify_shards(p)     # the read contract, before the stage makes its own folder: a bad input leaves no output behind
+    m = verify_shards(p)  # the read contract, before the stage makes its own folder: a bad input leaves no output behind
+    if str(m.get("stage")) not in (stage, stage.split("/")[0]):   # synth/exercises: 'synth/exercises' or 'synth'
+        raise ShardError(f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'")
+    if (m["shards"] or m.get("features")) and not (m.get("counts") or {}).get("out"):
+        raise ShardError(f"{p}: the '{stage}' stage kept 0 records, nothing to read; rerun it with more input "
+                         f"(its counts: {m.get('counts')}, drops: {m.get('drops')})")
     return p
 
 # %% ../nbs/00_core.ipynb #19b8c99e

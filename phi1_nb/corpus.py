@@ -166,7 +166,10 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
-    tasks, out = _limited(_input_shards(src), limit), stage_dir(run_dir, "corpus")
+    tasks = _limited(_input_shards(src), limit)
+    if not any(n != 0 for _, n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
+        raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
+    out = stage_dir(run_dir, "corpus")
     def process(task):
         path, n = task
         if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):

@@ -71,18 +71,20 @@ def run_tokenizer(run_dir, # the run folder
     t0, out = time.time(), stage_dir(run_dir, "tokenizer")
     params = dict(source=source, pretrained=pretrained, vocab_size=vocab_size, min_frequency=min_frequency,
                   max_docs=max_docs, model_max_length=model_max_length)
-    n = 0
+    n = skipped = 0
     if pretrained: tok, inputs = load_tokenizer(pretrained), [pretrained]
     else:
         src = require_stage(run_dir, source)
         def texts():
-            nonlocal n
+            nonlocal n, skipped
             for r in read_dataset(src):
                 if max_docs is not None and n >= max_docs: return
-                n += 1; yield r["content"]
+                if not isinstance(c := r.get("content"), str) or not c: skipped += 1; continue   # a counted drop
+                n += 1; yield c
         tok, inputs = train_tokenizer(texts(), vocab_size, min_frequency, model_max_length), [src]
     tok.save_pretrained(out)
-    return write_manifest(out, stage="tokenizer", shards=[], params=params, inputs=inputs, counts={"in": n, "out": n},
+    return write_manifest(out, stage="tokenizer", shards=[], params=params, inputs=inputs,
+                          counts={"in": n + skipped, "out": n}, drops={"no_content": skipped} if skipped else None,
                           seconds=time.time()-t0, extra=dict(vocab_size=len(tok), eos_token_id=tok.eos_token_id,
                           files={p.name: sha256_file(p) for p in sorted(out.glob("*.json")) if p.name != "manifest.json"}))
 

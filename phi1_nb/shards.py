@@ -270,14 +270,25 @@ def need_string(schema, path, col:str|None="content"):
         raise SchemaError(f"{path}: {col!r} is {'missing' if t is None else t}, every reader needs it as a string "
                           f"(columns {_cols(schema)}); rerun the stage that wrote it")
 
+def _unique(ids, seen:dict, path, n0:int, bad):
+    for i, x in enumerate(ids):
+        if x is None: continue
+        k = x if type(x) is str else json.dumps(x, sort_keys=True, default=str)   # 1, 1.0, True and '1' are four ids
+        if (was := seen.setdefault(k if type(x) is str else ("", k), (path, n0 + i + 1))) != (path, n0 + i + 1):
+            raise bad(f"record {n0 + i + 1} repeats id {x!r} of record {was[1]} in {Path(was[0]).name}")
+
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
                 declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
                 need:str|None="content", # a column every record must hold as a string
-                fix:str="rerun the stage that wrote it") -> int:
+                fix:str="rerun the stage that wrote it",
+                seen:dict|None=None, # {id: shard} over the stage's shards so far: an id twice is an error
+                ) -> int:
     "Check one shard against its manifest before any of its records is used: bytes, rows, schema, `need` a string (or null)."
     import pyarrow.parquet as pq
     path = Path(path)
     if not path.is_file(): raise ChecksumError(f"{path}: listed in the manifest but missing; {fix}")
+    if entry.get("bytes") is not None and path.stat().st_size != entry["bytes"]:
+        raise ChecksumError(f"{path}: {path.stat().st_size} bytes, its manifest entry says {entry['bytes']}; {fix}")
     if sha256_file(path) != entry.get("sha256"):
         raise ChecksumError(f"{path}: does not match its manifest checksum (changed after it was written); {fix}")
     bad = lambda what: SchemaError(f"{path}: {what}; {fix}")
@@ -287,12 +298,14 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
         if declared is not None and not got.equals(declared, check_metadata=False):
             raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
         nulls = pq.read_table(path, columns=[need]).column(0).null_count if need and n else 0
+        if seen is not None and "id" in got.names: _unique(pq.read_table(path, columns=["id"]).column(0).to_pylist(), seen, path, 0, bad)
     else:
         n = nulls = 0
         for b in _chunks(read_shard(path), 2000):
             if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))), None)) is not None:
                 raise bad(f"record {n + i + 1} has a {type(b[i][need]).__name__} {need!r}, not a string")
             nulls += sum(r.get(need) is None for r in b) if need else 0
+            if seen is not None: _unique([r.get("id") for r in b], seen, path, n, bad)
             if declared is not None:
                 try: got = infer_schema(b)
                 except SchemaError as e: raise bad(str(e)) from None

@@ -162,3 +162,42 @@ def test_a_failed_command_releases_the_run_folder(tmp_path):
     for _ in range(2):
         with pytest.raises(ValueError, match="unknown stage"):
             run_pipeline("tiny", {"run": {"runs_dir": str(tmp_path), "name": "run"}}, stages="nosuch")
+
+
+BAD_VALUES = [   # (command, flags, the flag the one line must name): each value checked against the preset's type and range
+    ("dedup", ["--threshold", "abc"], "--dedup.threshold 'abc'"), ("dedup", ["--ngram", "2.5"], "--dedup.ngram 2.5"),
+    ("dedup", ["--ngram", "0"], "--dedup.ngram 0"), ("dedup", ["--batch_size", "0"], "--dedup.batch_size 0"),
+    ("dedup", ["--exact", "maybe"], "--dedup.exact 'maybe'"), ("dedup", ["--fp_weight", "2"], "--dedup.fp_weight 2"),
+    ("dedup", ["--dedup.threshold", "0.5", "--dedup.threshold", "abc"], "--dedup.threshold 'abc'"),
+    ("tokenizer", ["--max_docs", "-1"], "--tokenizer.max_docs -1"),
+    ("tokenizer", ["--model_max_length", "abc"], "--tokenizer.model_max_length 'abc'"),
+    ("decontaminate", ["--taus", "x,y"], "--decontaminate.taus 'x,y'"), ("corpus", ["--limit", "abc"], "--corpus.limit 'abc'"),
+    ("corpus", ["--max_bytes", "["], "--corpus.max_bytes '['"),
+]
+
+
+@pytest.mark.parametrize("cmd,flags,named", BAD_VALUES)
+def test_a_bad_value_is_one_line_naming_its_flag(tmp_path, capsys, cmd, flags, named):
+    rc = main([cmd, *flags, "--run-dir", str(tmp_path / "run")])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"phi1 {cmd}: error: {named}"), lines
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text,expect", [("dedup:\n  threshold: abc\n", "dedup.threshold in "),
+                                         ("dedup: [\n", "not valid YAML (line ")])
+def test_a_bad_preset_file_is_one_line_naming_it(tmp_path, capsys, text, expect):
+    (p := tmp_path / "mine.yaml").write_text(text)
+    rc = main(["dedup", "--preset", str(p), "--run-dir", str(tmp_path / "run")])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and str(p) in lines[0] and expect in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_source_of_empty_shards_is_one_line(tmp_path, capsys):
+    from phi1_nb.core import write_shard
+    (src := tmp_path / "src").mkdir(); write_shard(src / "a.parquet", [], schema=None)
+    rc = main(["corpus", "--source", str(src), "--format", "stack", "--run-dir", str(tmp_path / "run")])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and f"0 records in {src}" in lines[0], lines
+    assert not (tmp_path / "run" / "corpus").exists()
