@@ -423,10 +423,18 @@ def require_stage(run_dir, stage:str) -> Path:
 def hold_run(run_dir, what:str="phi1") -> io.TextIOBase:
     "Lock `run_dir` for this process (the lock goes when the returned file is closed or the process ends, killed or not)."
     d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
+    env = os.environ   # the ranks of one torchrun launch share the lock: the first takes it, its siblings join
+    group = (env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}:{env.get('MASTER_PORT')}") if "RANK" in env else ""
     f = open(d/".phi1.lock", "a+")
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0); pid = f.read().strip() or "?"; f.close()
-        raise ConfigError(f"run folder in use by pid {pid}: another {what} run holds {d/'.phi1.lock'}") from None
-    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+        for _ in range(20):   # the holder writes its pid and launch just after it takes the lock
+            f.seek(0); held = f.read().split()
+            if len(held) > 1 or not group: break
+            time.sleep(0.1)
+        f.close()
+        if group and held[1:] == [group]: return open(os.devnull)
+        raise ConfigError(f"run folder in use by pid {held[0] if held else '?'}: another {what} run holds "
+                          f"{d/'.phi1.lock'}") from None
+    f.seek(0); f.truncate(); f.write(f"{os.getpid()} {group}".strip()); f.flush()
     return f
