@@ -86,8 +86,10 @@ def check_value(s:str, k:str, v, want, src:str="overrides"):
             if not isinstance(x, str): raise bad("a string")
         return x
     if isinstance(want, list) or (t is not None and k.endswith("s") and isinstance(v, list)):
-        if not isinstance(v, list): raise bad("a list")
-        return [one(x, want[0] if want else None, t) for x in v]
+        items = ([override_value(x.strip()) for x in v.split(",") if x.strip()]   # `1,2,3` on a command line
+                 if isinstance(v, str) and isinstance(want, list) else v)
+        if not isinstance(items, list): raise bad("a list")
+        return [one(x, want[0] if want else None, t) for x in items]
     if isinstance(want, dict) and v is not None and not isinstance(v, dict): raise bad("a mapping")
     return one(v, want, t)
 
