@@ -289,7 +289,7 @@ def test_run_eval_stage(tiny_ckpt, tmp_path):
     m = ev.run_eval(run, limit=3, max_new_tokens=16, self_test_all=False, n_boot=50)
     assert m["stage"] == "eval" and list(m["models"]) == ["pretrain"] and m["self_test"]["ok"]
     assert m["models"]["pretrain"]["n_problems"] == 3 and "0.95" in m["models"]["pretrain"]["split"]
-    verify_shards(run/"eval", read_manifest(run/"eval"))
+    verify_shards(run/"eval", read_manifest(run/"eval"), need=None)   # samples and results: no `content` column
     assert (run/"eval"/"summary.json").exists()
 
 
