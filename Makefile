@@ -41,7 +41,7 @@ nbtest: install
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=40 tests
 
 test: check-clean nbtest pytest
 
