@@ -132,6 +132,7 @@ def run_bakeoff(run_dir, names=tuple(CLASSIFIERS), n_splits:int=10, sizes=(100, 
     from phi1_nb.core import read_dataset, read_json, write_json
     from phi1_nb.embed import embed_cache_dir
     from phi1_nb.filter import LabelStore, _labels_dir, train_filter
+    require_stage(run_dir, "filter")            # a clear error naming the stage to run, before any work
     st = read_json(Path(run_dir)/"filter"/"params.json")["params"]; cache = embed_cache_dir(run_dir)
     corpus = {str(r.get("id")): r["content"] for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
     lab = [dict(l, content=corpus[l["id"]]) for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()

@@ -149,9 +149,17 @@ def main():
         if not a.run: ap.error("--bakeoff needs --run <run folder>")
         from phi1_nb.bakeoff import run_bakeoff
         from phi1_nb.core import read_json
-        if a.show: return print_bakeoff(read_json(Path(a.run) / "bakeoff" / "bakeoff.json"))
-        return print_bakeoff(run_bakeoff(a.run, a.classifiers.split(","), a.splits, [int(x) for x in a.sizes.split(",")],
-                                         arms=not a.no_arms))
+        from phi1_nb.classifiers import CLASSIFIERS
+        if a.show:
+            if not (Path(a.run) / "bakeoff" / "bakeoff.json").exists(): ap.error(f"no bake-off in {a.run}: run --bakeoff without --show")
+            return print_bakeoff(read_json(Path(a.run) / "bakeoff" / "bakeoff.json"))
+        names = [n.strip() for n in a.classifiers.split(",") if n.strip()]
+        if bad := [n for n in names if n not in CLASSIFIERS] or not names:
+            ap.error(f"--classifiers: unknown {bad or 'empty'}; choose among {','.join(CLASSIFIERS)} (as phi1 filter --classifier)")
+        from phi1_nb.core import ShardError
+        try: res = run_bakeoff(a.run, names, a.splits, [int(x) for x in a.sizes.split(",")], arms=not a.no_arms)
+        except (FileNotFoundError, ShardError) as e: ap.exit(2, f"bench_filter.py: error: {e}\n")
+        return print_bakeoff(res)
     if a.compare: return compare(a.compare, [e for e in a.embedders.split(",") if e != "hf"], range(a.seeds))
     import torch
     print(f"CPU threads: torch {torch.get_num_threads()}, cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")

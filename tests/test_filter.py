@@ -394,3 +394,29 @@ def test_unknown_classifier_is_one_clear_error(tmp_path):
     make_corpus(tmp_path, SAMPLES[:40])
     with pytest.raises(ValueError, match="unknown classifier 'svm'; choose one of rf, logreg, fasttext, head"):
         run_filter(tmp_path, progress=False, classifier="svm", n_labels=30, pool_size=40, n_estimators=10)
+
+
+def test_bakeoff_script_prints_a_row_per_classifier_as_named_with_intervals(small_run, tmp_path, monkeypatch, capsys):
+    "`bench_filter.py --bakeoff --run`: the table with intervals, rows named as `--classifier` names them; arms written."
+    import runpy, shutil, sys
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    def bench(*a):                                           # the script as from a shell, in this process: (exit code, out, err)
+        monkeypatch.setattr(sys, "argv", ["bench_filter.py", "--bakeoff", "--run", *a]); code = 0
+        try: runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "bench_filter.py"), run_name="__main__")
+        except SystemExit as e: code = e.code
+        return (code, *capsys.readouterr())
+    code, out, err = bench(str(run), "--classifiers", "rf,fasttext", "--splits", "3", "--sizes", "30")
+    assert code == 0, err[-3000:]
+    table = out.split("\n\n")[0].splitlines()                  # the held-out table: the first block
+    rows = {l.split()[0]: l for l in table[2:]}
+    assert set(rows) == {"majority", "random", "rf", "fasttext"}, out
+    assert all(rows[n].count("[") >= 4 for n in ("rf", "fasttext"))             # each metric: mean [2.5, 97.5 percentile]
+    assert "as ablation arms: phi1 ablation --arms raw,rf=filter-rf,fasttext=filter-fasttext" in out
+    for n in ("rf", "fasttext"):
+        assert json.loads((run / f"filter-{n}" / "manifest.json").read_text())["params"]["classifier"] == n
+    assert bench(str(run), "--show")[1] == out                                  # --show reprints the saved table
+    code, _, err = bench(str(run), "--classifiers", "rf,svm")
+    assert code == 2 and "unknown ['svm']" in err and "Traceback" not in err
+    code, _, err = bench(str(tmp_path / "empty"), "--classifiers", "rf")
+    assert code == 2 and "run the 'filter' stage first" in err and "Traceback" not in err
