@@ -177,3 +177,97 @@ def test_a_folder_of_kinds_loads_each_kind_by_name(tmp_path):
 def read_json_lines(d):
     from phi1_nb.core import read_dataset
     return list(read_dataset(d))
+
+
+# ---------------------------------------------------------------- round three: valid shards, wrong values or wrong stage
+def _stage(root: Path, stage: str, recs: list, fmt: str = "jsonl", params: dict | None = None):
+    tasks = {"part-00000": recs[: len(recs) // 2], "part-00001": recs[len(recs) // 2:]}
+    return run_stage(root / stage, tasks, iter, stage=stage, fmt=fmt, params=params, progress=False)
+
+
+def _code(i): return f"def f{i}(x):\n    return x + {i}\n"
+
+
+def make_chain(root: Path, fmt: str) -> Path:
+    "corpus -> filter -> dedup as the real writers shape them: filter adds `educational_value`, dedup carries filter's."
+    corpus = [{"id": f"r{i}", "content": _code(i), "path": f"f{i}.py", "size": 30, "lines": 2} for i in range(2 * N)]
+    _stage(root, "corpus", corpus, fmt)
+    filt = [dict(r, educational_value=0.5 + i / 100) for i, r in enumerate(corpus)]
+    _stage(root, "filter", filt, fmt)
+    _stage(root, "dedup", filt, fmt, params={"input_stage": "filter"})
+    return root
+
+
+def _replace(d: Path, k: int, recs: list):
+    "Rewrite shard `k` of `d` with `recs` (same format), and every checksum, count and card that depends on it."
+    from phi1_nb.shards import card_fingerprint, dataset_card
+    m = read_manifest(d); s = m["shards"][k]
+    (d / s["path"]).unlink(); write_shard(d / s["path"], recs)
+    s.update(sha256=sha256_file(d / s["path"]), bytes=(d / s["path"]).stat().st_size, n=len(recs))
+    m["counts"]["out"] = sum(x["n"] for x in m["shards"]); m["counts"]["in"] = m["counts"]["out"] + sum(m["drops"].values())
+    write_json(d / "manifest.json", m)
+    for p in (d / "parts").glob("*.json"): p.unlink()
+    import pyarrow as pa
+    from phi1_nb.shards import schema_from_str
+    (d / "README.md").write_text(dataset_card(m["stage"], [x["path"] for x in m["shards"]], schema_from_str(m["schema"]),
+                                              m["counts"], card_fingerprint(m["shards"])))
+    return s["path"]
+
+
+def _cli(run: Path, stage: str, capsys, *extra):
+    rc = main([stage, "--run-dir", str(run), *extra])
+    return rc, error_lines(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1.5, -0.01, None])
+def test_a_declared_column_out_of_its_range_is_refused(tmp_path, capsys, fmt, value):
+    "filter's `educational_value` is a probability: NaN, inf, outside [0, 1] or null in a kept record is not filter output."
+    run = make_chain(tmp_path / "run", fmt)
+    recs = list(read_shard_all(run / "filter", 0)); recs[1] = dict(recs[1], educational_value=value)
+    named = _replace(run / "filter", 0, recs)
+    shutil.rmtree(run / "dedup")
+    rc, lines = _cli(run, "dedup", capsys)
+    assert rc == 2 and len(lines) == 1 and "educational_value" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 dedup: error: {run / 'filter' / named}"), lines[0]
+    assert not (run / "dedup").exists()
+
+
+def read_shard_all(d: Path, k: int):
+    from phi1_nb.core import read_shard
+    return read_shard(d / read_manifest(d)["shards"][k]["path"])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_shard_of_an_earlier_stage_swapped_in_is_refused(tmp_path, capsys, fmt):
+    "A corpus shard in dedup's folder, every checksum, count and the card updated: it lacks filter's `educational_value`."
+    run = make_chain(tmp_path / "run", fmt)
+    named = _replace(run / "dedup", 0, list(read_shard_all(run / "corpus", 0)))
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "educational_value" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup' / named}"), lines[0]
+    assert not (run / "tokenizer").exists()
+
+
+@pytest.mark.parametrize("blank", ["", "   \n\t"])
+def test_a_stage_whose_every_content_is_blank_is_refused(tmp_path, capsys, blank):
+    "One blank `content` is the reader's counted drop; a stage where every record is blank holds no data."
+    run = make_chain(tmp_path / "run", "jsonl")
+    for k in (0, 1): _replace(run / "dedup", k, [dict(r, content=blank) for r in read_shard_all(run / "dedup", k)])
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "blank" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup'}"), lines[0]
+
+
+def test_decontaminating_dedup_checks_each_content_against_the_benchmark(tmp_path, capsys):
+    "decontaminate reads `content` of any stage (an exercise's content is its prompt + solution): a HumanEval solution goes."
+    from phi1_nb.decontaminate import load_benchmark
+    run = make_chain(tmp_path / "run", "jsonl")
+    he = load_benchmark("humaneval")[3]["code"]
+    recs = list(read_shard_all(run / "dedup", 0)); recs[0] = dict(recs[0], content=he)
+    _replace(run / "dedup", 0, recs)
+    rc, lines = _cli(run, "decontaminate", capsys, "--input_stage", "dedup")
+    assert rc == 0, lines
+    m = read_manifest(run / "decontaminate")
+    assert m["drops"].get("contaminated") == 1 and m["counts"]["out"] == 2 * N - 1, m["drops"]
+    assert recs[0]["id"] not in {r["id"] for r in read_json_lines(run / "decontaminate")}
