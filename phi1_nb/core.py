@@ -19,19 +19,19 @@ import yaml
 from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, card_fingerprint,
                             conform_parquet, dataset_card, read_shard, remove_stale_temps, schema_from_str, schema_to_str,
                             sha256_file, shard_format, shard_schema, unify_schemas, write_shard)
-from .contract import (COLUMNS, SIDE_FILES, check_receipts, read_dataset, read_manifest, stage_columns,
-                              verify_shards)
+from .contract import (COLUMNS, SIDE_FILES, check_reader, check_receipts, read_dataset, read_manifest,
+                              stage_columns, verify_shards)
 _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
          "write_shard",   # the file layer lives in `shards`, the read contract in `contract`; stages import both from here
-         "COLUMNS", "SIDE_FILES", "check_receipts", "read_dataset", "read_manifest", "stage_columns", "verify_shards"]
+         "COLUMNS", "SIDE_FILES", "check_reader", "check_receipts", "read_dataset", "read_manifest", "stage_columns", "verify_shards"]
 
 # %% auto #0
 __all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value', 'parse_overrides',
            'load_config', 'describe_section', 'seed_everything', 'write_json', 'read_json', 'versions',
            'write_manifest', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run',
            'SHARD_SUFFIXES', 'ChecksumError', 'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file',
-           'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES', 'check_receipts', 'read_dataset', 'read_manifest',
-           'stage_columns', 'verify_shards']
+           'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES', 'check_reader', 'check_receipts', 'read_dataset',
+           'read_manifest', 'stage_columns', 'verify_shards']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -337,11 +337,12 @@ def stage_dir(run_dir, stage:str, create:bool=True) -> Path:
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
 
-def require_stage(run_dir, stage:str) -> Path:
-    "The finished output folder of an upstream stage, or a clear error saying which stage to run first."
+def require_stage(run_dir, stage:str, reader:str|None=None) -> Path:
+    "The finished output folder of an upstream stage, or a clear error saying which stage to run first (or that `reader` cannot use it)."
     p = Path(run_dir)/stage
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
+    check_reader(reader, read_manifest(p), p)   # a reader not meant for these records: before any work
     m = verify_shards(p)  # the read contract, before the stage makes its own folder: a bad input leaves no output behind
     if str(m.get("stage")) not in (stage, stage.split("/")[0]):   # synth/exercises: 'synth/exercises' or 'synth'
         raise ShardError(f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'")

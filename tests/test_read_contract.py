@@ -22,7 +22,7 @@ def records(task):
 
 def make_run(root: Path, fmt: str) -> Path:
     tasks = {f"part-{k:05d}": range(k * N, (k + 1) * N) for k in range(2)}
-    for stage in ("corpus", "filter", "dedup"):
+    for stage in ("corpus", "filter", "dedup", "synth/exercises"):
         run_stage(root / stage, tasks, records, stage=stage, fmt=fmt, progress=False)
     return root
 
@@ -114,7 +114,7 @@ CASES = {   # name: tamper(folder) -> the file the error must name
 READERS = {   # stage: (the folder it reads, extra arguments)
     "filter": ("corpus", []),
     "dedup": ("filter", []),
-    "decontaminate": ("dedup", ["--input_stage", "dedup"]),
+    "decontaminate": ("synth/exercises", []),
     "tokenizer": ("dedup", []),
     "ablation": ("corpus", ["--arms", "raw"]),
 }
@@ -259,15 +259,23 @@ def test_a_stage_whose_every_content_is_blank_is_refused(tmp_path, capsys, blank
     assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup'}"), lines[0]
 
 
-def test_decontaminating_dedup_checks_each_content_against_the_benchmark(tmp_path, capsys):
-    "decontaminate reads `content` of any stage (an exercise's content is its prompt + solution): a HumanEval solution goes."
-    from phi1_nb.decontaminate import load_benchmark
+def test_decontaminate_refuses_whole_code_files_before_any_work(tmp_path, capsys):
+    "decontaminate compares one exercise with one benchmark function: dedup of filter (whole files) is refused in one line."
     run = make_chain(tmp_path / "run", "jsonl")
-    he = load_benchmark("humaneval")[3]["code"]
-    recs = list(read_shard_all(run / "dedup", 0)); recs[0] = dict(recs[0], content=he)
-    _replace(run / "dedup", 0, recs)
+    rc, lines = _cli(run, "decontaminate", capsys, "--input_stage", "dedup")
+    assert rc == 2 and len(lines) == 1, (rc, lines)
+    assert lines[0].startswith(f"phi1 decontaminate: error: {run / 'dedup'}: holds filter records (through dedup)"), lines[0]
+    assert "--input_stage synth/exercises" in lines[0] and not (run / "decontaminate").exists()
+
+
+def test_decontaminate_reads_dedup_of_exercises(tmp_path, capsys):
+    "The same flag on a dedup that ran over synth/exercises: exercises, so decontaminated (a HumanEval solution goes)."
+    from phi1_nb.decontaminate import load_benchmark
+    run = tmp_path / "run"
+    ex = [{"id": f"e{i}", "content": _code(i), "prompt": f"def f{i}(x):\n", "solution": f"    return x + {i}\n"} for i in range(2 * N)]
+    ex[0] = dict(ex[0], content=load_benchmark("humaneval")[3]["code"])
+    _stage(run, "synth/exercises", ex); _stage(run, "dedup", ex, params={"input_stage": "synth/exercises"})
     rc, lines = _cli(run, "decontaminate", capsys, "--input_stage", "dedup")
     assert rc == 0, lines
     m = read_manifest(run / "decontaminate")
     assert m["drops"].get("contaminated") == 1 and m["counts"]["out"] == 2 * N - 1, m["drops"]
-    assert recs[0]["id"] not in {r["id"] for r in read_json_lines(run / "decontaminate")}
