@@ -279,3 +279,39 @@ def test_decontaminate_reads_dedup_of_exercises(tmp_path, capsys):
     assert rc == 0, lines
     m = read_manifest(run / "decontaminate")
     assert m["drops"].get("contaminated") == 1 and m["counts"]["out"] == 2 * N - 1, m["drops"]
+
+
+# ---------------------------------------------------------------- the contract against a model of it, on any records
+from hypothesis import HealthCheck, assume, given, settings, strategies as hst
+
+_SCORE = hst.one_of(hst.floats(allow_nan=True, allow_infinity=True), hst.integers(-2, 2), hst.none(), hst.just("high"),
+                    hst.booleans())
+_FILTER_REC = hst.fixed_dictionaries(
+    {"content": hst.one_of(hst.none(), hst.sampled_from(["", " \n", "x = 1\n", "def f(): pass\n"]))},
+    optional={"educational_value": _SCORE, "size": hst.one_of(hst.none(), hst.integers(-3, 50)),
+              "path": hst.one_of(hst.none(), hst.text(max_size=3)), "extra": hst.integers(0, 3)})
+
+
+def _model_accepts(recs, k) -> bool:
+    "The contract restated independently: what a filter folder of `k` shards may hold."
+    def score_ok(v): return type(v) in (int, float) and v == v and 0 <= v <= 1   # (NaN != NaN; inf > 1)
+    return (all(score_ok(r.get("educational_value")) and (r.get("size") is None or r["size"] >= 0) for r in recs)
+            and any(isinstance(r["content"], str) and r["content"].strip() for r in recs)
+            and all(any(r["content"] is not None for r in recs[t::k]) for t in range(k) if recs[t::k]))   # (a renamed column)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=hst.lists(_FILTER_REC, min_size=1, max_size=8), fmt=hst.sampled_from(["jsonl", "parquet"]),
+       k=hst.integers(1, 3))
+def test_a_filter_folder_is_accepted_exactly_when_the_model_says(tmp_path_factory, recs, fmt, k):
+    from phi1_nb.core import ShardError, write_manifest
+    from phi1_nb.shards import SchemaError as WriteError
+    recs = [dict(r, id=f"r{i}") for i, r in enumerate(recs)]
+    d = tmp_path_factory.mktemp("f") / "filter"
+    try: shards = [write_shard(d / f"part-{t}.{fmt}", recs[t::k]) for t in range(k) if recs[t::k]]
+    except WriteError: assume(False)   # (Parquet cannot hold a str and a float in one column: not a folder anyone reads)
+    try: write_manifest(d, stage="filter", shards=shards)
+    except WriteError: assume(False)
+    try: verify_shards(d); accepted = True
+    except ShardError as e: accepted = False; assert "\n" not in str(e) and str(e).startswith(str(d)), e
+    assert accepted == _model_accepts(recs, k), (accepted, recs)
