@@ -281,6 +281,27 @@ def test_decontaminate_reads_dedup_of_exercises(tmp_path, capsys):
     assert m["drops"].get("contaminated") == 1 and m["counts"]["out"] == 2 * N - 1, m["drops"]
 
 
+
+def test_a_forged_input_stage_does_not_free_a_score(tmp_path, capsys):
+    "dedup's params.input_stage edited to 'corpus' (which requires no score): a NaN `educational_value` is still refused."
+    run = make_chain(tmp_path / "run", "jsonl")
+    recs = list(read_shard_all(run / "dedup", 0)); recs[0] = dict(recs[0], educational_value=float("nan"))
+    named = _replace(run / "dedup", 0, recs)
+    _edit(run / "dedup", lambda m: m["params"].update(input_stage="corpus"))
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "'educational_value' is nan" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup' / named}"), lines[0]
+
+
+def test_a_stage_folder_holding_another_stages_manifest_is_refused_on_every_read(tmp_path):
+    "dedup/ whose manifest says 'corpus' (a corpus shard swapped in, its stage renamed to match): read_dataset refuses it too."
+    from phi1_nb.core import ShardError, read_dataset
+    run = make_chain(tmp_path / "run", "jsonl")
+    _replace(run / "dedup", 0, list(read_shard_all(run / "corpus", 0)))
+    _edit(run / "dedup", lambda m: m.update(stage="corpus"))
+    with pytest.raises(ShardError, match=r"dedup/manifest.json: written by the 'corpus' stage, in the 'dedup' folder"):
+        next(read_dataset(run / "dedup"))
+
 # ---------------------------------------------------------------- the contract against a model of it, on any records
 from hypothesis import HealthCheck, assume, given, settings, strategies as hst
 
@@ -315,3 +336,16 @@ def test_a_filter_folder_is_accepted_exactly_when_the_model_says(tmp_path_factor
     try: verify_shards(d); accepted = True
     except ShardError as e: accepted = False; assert "\n" not in str(e) and str(e).startswith(str(d)), e
     assert accepted == _model_accepts(recs, k), (accepted, recs)
+
+
+def test_the_readme_table_lists_every_declared_column():
+    "One place: `contract.COLUMNS`; the README (from nbs/index.ipynb) shows it, and must not drift from it."
+    from phi1_nb.contract import COLUMNS
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = {l.split("|")[1].strip(): l for l in readme.splitlines() if l.startswith("| `")}
+    for stage, cols in COLUMNS.items():
+        row = next(l for k, l in rows.items() if f"`{stage}`" in k)
+        assert all(f"`{c}`" in row or stage == "filter" for c in cols), (stage, row)
+        required = row.split("|")[2]
+        assert all(f"`{c}`" in required for c, spec in cols.items() if spec[1] and stage != "filter"), (stage, required)
+    assert "`educational_value` (a finite float in [0, 1])" in rows["`filter`"]
