@@ -16,18 +16,22 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import yaml
 
-from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, conform_parquet, dataset_card,
-                            read_shard, remove_stale_temps, card_fingerprint, check_card, check_shard, schema_from_str, schema_to_str, sha256_file, shard_format, need_string,
-                            shard_schema, unify_schemas, write_shard)
+from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, card_fingerprint,
+                            conform_parquet, dataset_card, read_shard, remove_stale_temps, schema_from_str, schema_to_str,
+                            sha256_file, shard_format, shard_schema, unify_schemas, write_shard)
+from .contract import (COLUMNS, SIDE_FILES, check_reader, check_receipts, read_dataset, read_manifest,
+                              stage_columns, verify_shards)
 _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
-         "write_shard"]   # the file layer lives in `shards`; stages import it from here
+         "write_shard",   # the file layer lives in `shards`, the read contract in `contract`; stages import both from here
+         "COLUMNS", "SIDE_FILES", "check_reader", "check_receipts", "read_dataset", "read_manifest", "stage_columns", "verify_shards"]
 
 # %% auto #0
-__all__ = ['RANGES', 'SIDE_FILES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value',
-           'parse_overrides', 'load_config', 'describe_section', 'seed_everything', 'write_json', 'read_json',
-           'versions', 'write_manifest', 'read_manifest', 'verify_shards', 'check_receipts', 'read_dataset', 'Drop',
-           'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
-           'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard']
+__all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value', 'parse_overrides',
+           'load_config', 'describe_section', 'seed_everything', 'write_json', 'read_json', 'versions',
+           'write_manifest', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run',
+           'SHARD_SUFFIXES', 'ChecksumError', 'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file',
+           'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES', 'check_reader', 'check_receipts', 'read_dataset',
+           'read_manifest', 'stage_columns', 'verify_shards']
 
 # %% ../nbs/00_core.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -268,81 +272,6 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
     write_json(out_dir/"manifest.json", m)
     return m
 
-# %% ../nbs/00_core.ipynb #27134a21
-def read_manifest(d) -> dict:
-    "The manifest of an output folder (error if it has none: the stage did not finish)."
-    p = Path(d)/"manifest.json"
-    if not p.exists(): raise FileNotFoundError(f"{d}: no manifest.json (the stage that writes it has not finished)")
-    try: m = read_json(p)
-    except ValueError: raise ShardError(f"{p}: not valid JSON; rerun the stage that wrote it") from None
-    if not isinstance(m, dict): raise ShardError(f"{p}: a {type(m).__name__}, not a manifest mapping; rerun the stage that wrote it")
-    for k, t in (("stage", str), ("counts", dict), ("drops", dict), ("features", dict)):
-        if m.get(k) is not None and not isinstance(m[k], t):
-            raise ShardError(f"{p}: its {k!r} is a {type(m[k]).__name__}, not a {t.__name__}; rerun the stage that wrote it")
-    if bad := [k for k, v in {**(m.get("counts") or {}), **(m.get("drops") or {})}.items()
-               if not isinstance(v, (int, float, type(None))) or isinstance(v, bool)]:
-        raise ShardError(f"{p}: count {bad[0]!r} is not a number; rerun the stage that wrote it")
-    sh = m.get("shards")
-    if not isinstance(sh, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) and
-                                           isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str) for s in sh):
-        raise ShardError(f"{p}: no list of shards with path, n and sha256; rerun the stage that wrote it")
-    if out := next((s["path"] for s in sh if Path(s["path"]).is_absolute() or ".." in Path(s["path"]).parts), None):
-        raise ShardError(f"{p}: shard {out!r} is outside its folder; rerun the stage that wrote it")
-    return m
-
-SIDE_FILES = {"hits.jsonl", "ledger.jsonl"}   # a stage's own logs beside its shards (decontaminate, synth): not records
-_VERIFIED = {}   # (folder, need) -> the files' (size, mtime, inode) when this process last verified it
-
-def _stamp(d:Path, m:dict) -> tuple:
-    def st(p):
-        try: s = p.stat(); return (s.st_size, s.st_mtime_ns, s.st_ino)
-        except OSError: return None
-    return tuple(st(p) for p in [d/"manifest.json", d/"README.md", *(d/s["path"] for s in m["shards"])])
-
-def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
-    "The read contract: the manifest agrees with itself, the card and every shard (bytes, rows, schema, a string `need`)."
-    d = Path(d); m = manifest or read_manifest(d)
-    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m   # checked, unchanged since
-    fix, sh = f"rerun the '{m.get('stage', '?')}' stage to rewrite it", m["shards"]
-    out, total = (m.get("counts") or {}).get("out"), sum(s["n"] for s in sh)
-    if (sh or m.get("features")) and total != out:
-        raise ChecksumError(f"{d/'manifest.json'}: its shards hold {total} records, its counts.out says {out}; {fix}")
-    c, drops = m.get("counts") or {}, sum((m.get("drops") or {}).values())
-    if (sh or m.get("features")) and c.get("in") != out + drops:
-        raise ChecksumError(f"{d/'manifest.json'}: counts.in {c.get('in')} is not counts.out {out} + drops {drops}; {fix}")
-    try: declared = schema_from_str(m.get("schema"))
-    except Exception: raise ShardError(f"{d/'manifest.json'}: its schema is not an Arrow schema; {fix}") from None
-    if declared is not None and m.get("features") != {f.name: str(f.type) for f in declared}:
-        raise SchemaError(f"{d/'manifest.json'}: its features {m.get('features')} are not its schema's columns; {fix}")
-    if total: need_string(declared, d/"manifest.json", need)   # (an empty stage declares no columns)
-    listed = {str(Path(s["path"])) for s in sh}
-    if extra := sorted(p.name for p in d.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
-                       and p.name not in listed | SIDE_FILES):
-        raise ShardError(f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}")
-    seen = {}
-    for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen)
-    check_receipts(d, sh, fix)
-    check_card(d, sh, fix)
-    if manifest is None: _VERIFIED[(str(d), need)] = stamp
-    return m
-
-def check_receipts(d:Path, shards:list[dict], fix:str):
-    "Each task receipt `parts/*.json` of a listed shard carries that shard's checksum."
-    by = {s["path"]: s["sha256"] for s in shards}
-    for p in sorted((d/"parts").glob("*.json")) if (d/"parts").is_dir() else []:
-        try: r = read_json(p)["shard"]; path, sha = r["path"], r["sha256"]
-        except (ValueError, KeyError, TypeError): raise ShardError(f"{p}: not a task receipt; {fix}") from None
-        if path in by and by[path] != sha: raise ChecksumError(f"{p}: its checksum of {path} is not the manifest's; {fix}")
-
-def read_dataset(d, verify:bool=True) -> Iterator[dict]:
-    "Stream every record of an output folder, in manifest order, once `verify_shards` has checked all of it."
-    m = verify_shards(d) if verify else read_manifest(d)
-    for s in m["shards"]:
-        n = 0
-        for r in read_shard(Path(d)/s["path"]): n += 1; yield r
-        if verify and n != s["n"]: raise ChecksumError(f"{Path(d)/s['path']}: {n} records, the manifest says {s['n']}; rerun the stage")
-
-
 # %% ../nbs/00_core.ipynb #7c5f2072
 @dataclass
 class Drop:
@@ -408,11 +337,12 @@ def stage_dir(run_dir, stage:str, create:bool=True) -> Path:
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
 
-def require_stage(run_dir, stage:str) -> Path:
-    "The finished output folder of an upstream stage, or a clear error saying which stage to run first."
+def require_stage(run_dir, stage:str, reader:str|None=None) -> Path:
+    "The finished output folder of an upstream stage, or a clear error saying which stage to run first (or that `reader` cannot use it)."
     p = Path(run_dir)/stage
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
+    check_reader(reader, read_manifest(p), p)   # a reader not meant for these records: before any work
     m = verify_shards(p)  # the read contract, before the stage makes its own folder: a bad input leaves no output behind
     if str(m.get("stage")) not in (stage, stage.split("/")[0]):   # synth/exercises: 'synth/exercises' or 'synth'
         raise ShardError(f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'")

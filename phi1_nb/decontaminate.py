@@ -273,7 +273,7 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     "Decontaminate `run_dir/<input_stage>/` against the benchmarks into `run_dir/decontaminate/`; returns the manifest."
     t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k != "run_dir"}
     if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
-    src, out = require_stage(run_dir, input_stage), stage_dir(run_dir, "decontaminate")
+    src, out = require_stage(run_dir, input_stage, reader="decontaminate"), stage_dir(run_dir, "decontaminate")
     shards = verify_shards(src)["shards"]
     key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")},
                embedder=repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder,

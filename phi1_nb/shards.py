@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 # %% auto #0
 __all__ = ['TMP_PREFIX', 'SHARD_SUFFIXES', 'ShardError', 'ChecksumError', 'SchemaError', 'atomic_write', 'remove_stale_temps',
            'shard_format', 'sha256_file', 'infer_schema', 'unify_schemas', 'schema_to_str', 'schema_from_str',
-           'write_shard', 'read_shard', 'shard_schema', 'need_string', 'check_shard', 'conform_parquet', 'hf_features',
+           'write_shard', 'read_shard', 'shard_schema', 'need_string', 'conform_parquet', 'hf_features',
            'card_fingerprint', 'dataset_card', 'check_card']
 
 # %% ../nbs/00a_shards.ipynb #03b28bb6
@@ -255,12 +255,6 @@ def shard_schema(path):
 # %% ../nbs/00a_shards.ipynb #380e94a1
 def _cols(schema) -> str: return _one_line("{" + ", ".join(f"{f.name}: {f.type}" for f in schema) + "}")
 
-def _fits(declared, got) -> bool:
-    "True when `got` (one shard's schema) has no column and no type beyond the stage's `declared` schema."
-    if not set(got.names) <= set(declared.names): return False
-    try: return unify_schemas([declared, got]).equals(declared, check_metadata=False)
-    except SchemaError: return False
-
 def need_string(schema, path, col:str|None="content"):
     "Raise `SchemaError` naming `path` unless `schema` (None: not declared) has `col` as a string column."
     import pyarrow as pa
@@ -269,51 +263,6 @@ def need_string(schema, path, col:str|None="content"):
     if t is None or not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         raise SchemaError(f"{path}: {col!r} is {'missing' if t is None else t}, every reader needs it as a string "
                           f"(columns {_cols(schema)}); rerun the stage that wrote it")
-
-def _unique(ids, seen:dict, path, n0:int, bad):
-    for i, x in enumerate(ids):
-        if x is None: continue
-        k = x if type(x) is str else json.dumps(x, sort_keys=True, default=str)   # 1, 1.0, True and '1' are four ids
-        if (was := seen.setdefault(k if type(x) is str else ("", k), (path, n0 + i + 1))) != (path, n0 + i + 1):
-            raise bad(f"record {n0 + i + 1} repeats id {x!r} of record {was[1]} in {Path(was[0]).name}")
-
-def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
-                declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
-                need:str|None="content", # a column every record must hold as a string
-                fix:str="rerun the stage that wrote it",
-                seen:dict|None=None, # {id: shard} over the stage's shards so far: an id twice is an error
-                ) -> int:
-    "Check one shard against its manifest before any of its records is used: bytes, rows, schema, `need` a string (or null)."
-    import pyarrow.parquet as pq
-    path = Path(path)
-    if not path.is_file(): raise ChecksumError(f"{path}: listed in the manifest but missing; {fix}")
-    if entry.get("bytes") is not None and path.stat().st_size != entry["bytes"]:
-        raise ChecksumError(f"{path}: {path.stat().st_size} bytes, its manifest entry says {entry['bytes']}; {fix}")
-    if sha256_file(path) != entry.get("sha256"):
-        raise ChecksumError(f"{path}: does not match its manifest checksum (changed after it was written); {fix}")
-    bad = lambda what: SchemaError(f"{path}: {what}; {fix}")
-    if shard_format(path) == "parquet":
-        got, n = (pf := _parquet_file(path)).schema_arrow, pf.metadata.num_rows
-        if n: need_string(got, path, need)   # (an empty shard of an empty stage declares no columns)
-        if declared is not None and not got.equals(declared, check_metadata=False):
-            raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
-        nulls = pq.read_table(path, columns=[need]).column(0).null_count if need and n else 0
-        if seen is not None and "id" in got.names: _unique(pq.read_table(path, columns=["id"]).column(0).to_pylist(), seen, path, 0, bad)
-    else:
-        n = nulls = 0
-        for b in _chunks(read_shard(path), 2000):
-            if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))), None)) is not None:
-                raise bad(f"record {n + i + 1} has a {type(b[i][need]).__name__} {need!r}, not a string")
-            nulls += sum(r.get(need) is None for r in b) if need else 0
-            if seen is not None: _unique([r.get("id") for r in b], seen, path, n, bad)
-            if declared is not None:
-                try: got = infer_schema(b)
-                except SchemaError as e: raise bad(str(e)) from None
-                if not _fits(declared, got): raise bad(f"records {n+1}-{n+len(b)} have {_cols(got)}, not the stage's declared {_cols(declared)}")
-            n += len(b)
-    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")   # one may: a counted drop
-    if n != entry.get("n"): raise ChecksumError(f"{path}: {n} records, the manifest says {entry.get('n')}; {fix}")
-    return n
 
 # %% ../nbs/00a_shards.ipynb #34db266c
 def conform_parquet(path, schema) -> bool:

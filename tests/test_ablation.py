@@ -24,7 +24,8 @@ SMALL = dict(tokenizer_bytes=4000, vocab_size=400, seq_len=32, micro_batch_size=
 
 def make_stage(run, name, texts):
     d = Path(run)/name; d.mkdir(parents=True)
-    write_manifest(d, stage=name, shards=[write_shard(d/"part-0.jsonl", ({"id": f"{name}:{i}", "content": t} for i, t in enumerate(texts)))])
+    extra = {"educational_value": 0.5} if name == "filter" else {}   # what every filter record holds (contract.COLUMNS)
+    write_manifest(d, stage=name, shards=[write_shard(d/"part-0.jsonl", ({"id": f"{name}:{i}", "content": t, **extra} for i, t in enumerate(texts)))])
     return d
 
 

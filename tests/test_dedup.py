@@ -267,6 +267,7 @@ def test_online_dedup():
 
 
 def make_filter_stage(tmp_path, recs):
+    recs = [{"educational_value": 0.5, **r} for r in recs]   # what every filter record holds (contract.COLUMNS)
     write_manifest(tmp_path / "filter", stage="filter", shards=[write_shard(tmp_path / "filter" / "part-00000.jsonl", recs[:len(recs) // 2]),
                                                                  write_shard(tmp_path / "filter" / "part-00001.jsonl", recs[len(recs) // 2:])])
 

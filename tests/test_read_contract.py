@@ -22,7 +22,7 @@ def records(task):
 
 def make_run(root: Path, fmt: str) -> Path:
     tasks = {f"part-{k:05d}": range(k * N, (k + 1) * N) for k in range(2)}
-    for stage in ("corpus", "filter", "dedup"):
+    for stage in ("corpus", "filter", "dedup", "synth/exercises"):
         run_stage(root / stage, tasks, records, stage=stage, fmt=fmt, progress=False)
     return root
 
@@ -114,7 +114,7 @@ CASES = {   # name: tamper(folder) -> the file the error must name
 READERS = {   # stage: (the folder it reads, extra arguments)
     "filter": ("corpus", []),
     "dedup": ("filter", []),
-    "decontaminate": ("dedup", ["--input_stage", "dedup"]),
+    "decontaminate": ("synth/exercises", []),
     "tokenizer": ("dedup", []),
     "ablation": ("corpus", ["--arms", "raw"]),
 }
@@ -177,3 +177,175 @@ def test_a_folder_of_kinds_loads_each_kind_by_name(tmp_path):
 def read_json_lines(d):
     from phi1_nb.core import read_dataset
     return list(read_dataset(d))
+
+
+# ---------------------------------------------------------------- round three: valid shards, wrong values or wrong stage
+def _stage(root: Path, stage: str, recs: list, fmt: str = "jsonl", params: dict | None = None):
+    tasks = {"part-00000": recs[: len(recs) // 2], "part-00001": recs[len(recs) // 2:]}
+    return run_stage(root / stage, tasks, iter, stage=stage, fmt=fmt, params=params, progress=False)
+
+
+def _code(i): return f"def f{i}(x):\n    return x + {i}\n"
+
+
+def make_chain(root: Path, fmt: str) -> Path:
+    "corpus -> filter -> dedup as the real writers shape them: filter adds `educational_value`, dedup carries filter's."
+    corpus = [{"id": f"r{i}", "content": _code(i), "path": f"f{i}.py", "size": 30, "lines": 2} for i in range(2 * N)]
+    _stage(root, "corpus", corpus, fmt)
+    filt = [dict(r, educational_value=0.5 + i / 100) for i, r in enumerate(corpus)]
+    _stage(root, "filter", filt, fmt)
+    _stage(root, "dedup", filt, fmt, params={"input_stage": "filter"})
+    return root
+
+
+def _replace(d: Path, k: int, recs: list):
+    "Rewrite shard `k` of `d` with `recs` (same format), and every checksum, count and card that depends on it."
+    from phi1_nb.shards import card_fingerprint, dataset_card
+    m = read_manifest(d); s = m["shards"][k]
+    (d / s["path"]).unlink(); write_shard(d / s["path"], recs)
+    s.update(sha256=sha256_file(d / s["path"]), bytes=(d / s["path"]).stat().st_size, n=len(recs))
+    m["counts"]["out"] = sum(x["n"] for x in m["shards"]); m["counts"]["in"] = m["counts"]["out"] + sum(m["drops"].values())
+    write_json(d / "manifest.json", m)
+    for p in (d / "parts").glob("*.json"): p.unlink()
+    import pyarrow as pa
+    from phi1_nb.shards import schema_from_str
+    (d / "README.md").write_text(dataset_card(m["stage"], [x["path"] for x in m["shards"]], schema_from_str(m["schema"]),
+                                              m["counts"], card_fingerprint(m["shards"])))
+    return s["path"]
+
+
+def _cli(run: Path, stage: str, capsys, *extra):
+    rc = main([stage, "--run-dir", str(run), *extra])
+    return rc, error_lines(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1.5, -0.01, None])
+def test_a_declared_column_out_of_its_range_is_refused(tmp_path, capsys, fmt, value):
+    "filter's `educational_value` is a probability: NaN, inf, outside [0, 1] or null in a kept record is not filter output."
+    run = make_chain(tmp_path / "run", fmt)
+    recs = list(read_shard_all(run / "filter", 0)); recs[1] = dict(recs[1], educational_value=value)
+    named = _replace(run / "filter", 0, recs)
+    shutil.rmtree(run / "dedup")
+    rc, lines = _cli(run, "dedup", capsys)
+    assert rc == 2 and len(lines) == 1 and "educational_value" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 dedup: error: {run / 'filter' / named}"), lines[0]
+    assert not (run / "dedup").exists()
+
+
+def read_shard_all(d: Path, k: int):
+    from phi1_nb.core import read_shard
+    return read_shard(d / read_manifest(d)["shards"][k]["path"])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_shard_of_an_earlier_stage_swapped_in_is_refused(tmp_path, capsys, fmt):
+    "A corpus shard in dedup's folder, every checksum, count and the card updated: it lacks filter's `educational_value`."
+    run = make_chain(tmp_path / "run", fmt)
+    named = _replace(run / "dedup", 0, list(read_shard_all(run / "corpus", 0)))
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "educational_value" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup' / named}"), lines[0]
+    assert not (run / "tokenizer").exists()
+
+
+@pytest.mark.parametrize("blank", ["", "   \n\t"])
+def test_a_stage_whose_every_content_is_blank_is_refused(tmp_path, capsys, blank):
+    "One blank `content` is the reader's counted drop; a stage where every record is blank holds no data."
+    run = make_chain(tmp_path / "run", "jsonl")
+    for k in (0, 1): _replace(run / "dedup", k, [dict(r, content=blank) for r in read_shard_all(run / "dedup", k)])
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "blank" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup'}"), lines[0]
+
+
+def test_decontaminate_refuses_whole_code_files_before_any_work(tmp_path, capsys):
+    "decontaminate compares one exercise with one benchmark function: dedup of filter (whole files) is refused in one line."
+    run = make_chain(tmp_path / "run", "jsonl")
+    rc, lines = _cli(run, "decontaminate", capsys, "--input_stage", "dedup")
+    assert rc == 2 and len(lines) == 1, (rc, lines)
+    assert lines[0].startswith(f"phi1 decontaminate: error: {run / 'dedup'}: holds filter records (through dedup)"), lines[0]
+    assert "--input_stage synth/exercises" in lines[0] and not (run / "decontaminate").exists()
+
+
+def test_decontaminate_reads_dedup_of_exercises(tmp_path, capsys):
+    "The same flag on a dedup that ran over synth/exercises: exercises, so decontaminated (a HumanEval solution goes)."
+    from phi1_nb.decontaminate import load_benchmark
+    run = tmp_path / "run"
+    ex = [{"id": f"e{i}", "content": _code(i), "prompt": f"def f{i}(x):\n", "solution": f"    return x + {i}\n"} for i in range(2 * N)]
+    ex[0] = dict(ex[0], content=load_benchmark("humaneval")[3]["code"])
+    _stage(run, "synth/exercises", ex); _stage(run, "dedup", ex, params={"input_stage": "synth/exercises"})
+    rc, lines = _cli(run, "decontaminate", capsys, "--input_stage", "dedup")
+    assert rc == 0, lines
+    m = read_manifest(run / "decontaminate")
+    assert m["drops"].get("contaminated") == 1 and m["counts"]["out"] == 2 * N - 1, m["drops"]
+
+
+
+def test_a_forged_input_stage_does_not_free_a_score(tmp_path, capsys):
+    "dedup's params.input_stage edited to 'corpus' (which requires no score): a NaN `educational_value` is still refused."
+    run = make_chain(tmp_path / "run", "jsonl")
+    recs = list(read_shard_all(run / "dedup", 0)); recs[0] = dict(recs[0], educational_value=float("nan"))
+    named = _replace(run / "dedup", 0, recs)
+    _edit(run / "dedup", lambda m: m["params"].update(input_stage="corpus"))
+    rc, lines = _cli(run, "tokenizer", capsys)
+    assert rc == 2 and len(lines) == 1 and "'educational_value' is nan" in lines[0], (rc, lines)
+    assert lines[0].startswith(f"phi1 tokenizer: error: {run / 'dedup' / named}"), lines[0]
+
+
+def test_a_stage_folder_holding_another_stages_manifest_is_refused_on_every_read(tmp_path):
+    "dedup/ whose manifest says 'corpus' (a corpus shard swapped in, its stage renamed to match): read_dataset refuses it too."
+    from phi1_nb.core import ShardError, read_dataset
+    run = make_chain(tmp_path / "run", "jsonl")
+    _replace(run / "dedup", 0, list(read_shard_all(run / "corpus", 0)))
+    _edit(run / "dedup", lambda m: m.update(stage="corpus"))
+    with pytest.raises(ShardError, match=r"dedup/manifest.json: written by the 'corpus' stage, in the 'dedup' folder"):
+        next(read_dataset(run / "dedup"))
+
+# ---------------------------------------------------------------- the contract against a model of it, on any records
+from hypothesis import HealthCheck, assume, given, settings, strategies as hst
+
+_SCORE = hst.one_of(hst.floats(allow_nan=True, allow_infinity=True), hst.integers(-2, 2), hst.none(), hst.just("high"),
+                    hst.booleans())
+_FILTER_REC = hst.fixed_dictionaries(
+    {"content": hst.one_of(hst.none(), hst.sampled_from(["", " \n", "x = 1\n", "def f(): pass\n"]))},
+    optional={"educational_value": _SCORE, "size": hst.one_of(hst.none(), hst.integers(-3, 50)),
+              "path": hst.one_of(hst.none(), hst.text(max_size=3)), "extra": hst.integers(0, 3)})
+
+
+def _model_accepts(recs, k) -> bool:
+    "The contract restated independently: what a filter folder of `k` shards may hold."
+    def score_ok(v): return type(v) in (int, float) and v == v and 0 <= v <= 1   # (NaN != NaN; inf > 1)
+    return (all(score_ok(r.get("educational_value")) and (r.get("size") is None or r["size"] >= 0) for r in recs)
+            and any(isinstance(r["content"], str) and r["content"].strip() for r in recs)
+            and all(any(r["content"] is not None for r in recs[t::k]) for t in range(k) if recs[t::k]))   # (a renamed column)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=hst.lists(_FILTER_REC, min_size=1, max_size=8), fmt=hst.sampled_from(["jsonl", "parquet"]),
+       k=hst.integers(1, 3))
+def test_a_filter_folder_is_accepted_exactly_when_the_model_says(tmp_path_factory, recs, fmt, k):
+    from phi1_nb.core import ShardError, write_manifest
+    from phi1_nb.shards import SchemaError as WriteError
+    recs = [dict(r, id=f"r{i}") for i, r in enumerate(recs)]
+    d = tmp_path_factory.mktemp("f") / "filter"
+    try: shards = [write_shard(d / f"part-{t}.{fmt}", recs[t::k]) for t in range(k) if recs[t::k]]
+    except WriteError: assume(False)   # (Parquet cannot hold a str and a float in one column: not a folder anyone reads)
+    try: write_manifest(d, stage="filter", shards=shards)
+    except WriteError: assume(False)
+    try: verify_shards(d); accepted = True
+    except ShardError as e: accepted = False; assert "\n" not in str(e) and str(e).startswith(str(d)), e
+    assert accepted == _model_accepts(recs, k), (accepted, recs)
+
+
+def test_the_readme_table_lists_every_declared_column():
+    "One place: `contract.COLUMNS`; the README (from nbs/index.ipynb) shows it, and must not drift from it."
+    from phi1_nb.contract import COLUMNS
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = {l.split("|")[1].strip(): l for l in readme.splitlines() if l.startswith("| `")}
+    for stage, cols in COLUMNS.items():
+        row = next(l for k, l in rows.items() if f"`{stage}`" in k)
+        assert all(f"`{c}`" in row or stage == "filter" for c in cols), (stage, row)
+        required = row.split("|")[2]
+        assert all(f"`{c}`" in required for c, spec in cols.items() if spec[1] and stage != "filter"), (stage, required)
+    assert "`educational_value` (a finite float in [0, 1])" in rows["`filter`"]

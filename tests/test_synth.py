@@ -109,7 +109,8 @@ def test_mined_exercise_extraction():
 
 def _fake_filter(run_dir, contents):
     d = Path(run_dir) / "filter"
-    info = write_shard(d / "part-00000.jsonl", [{"id": f"f{i}", "content": c, "path": f"m{i}.py", "source": "stdlib"}
+    info = write_shard(d / "part-00000.jsonl", [{"id": f"f{i}", "content": c, "path": f"m{i}.py", "source": "stdlib",
+                                                "educational_value": 0.9}
                                                for i, c in enumerate(contents)])
     write_manifest(d, stage="filter", shards=[info])
 
