@@ -139,7 +139,7 @@ assert check("model.mfu", tokens_per_s)"""),
 ("train.grad_accum", """**Predict, then run.** phi-1-base trains on 1024 sequences per optimizer step. With a micro batch of 8
 sequences per GPU on 8 GPUs, how many gradient accumulation steps does one optimizer step take?""",
 "steps = None\ncheck(\"train.grad_accum\", steps);",
-"steps = grad_accum_steps(1024, 8, 8)\nassert check(\"train.grad_accum\", steps)"),
+"steps = 1024 // (8 * 8)  # sequences per step / (micro batch x GPUs), as train.grad_accum_steps computes\nassert check(\"train.grad_accum\", steps)"),
 ("train.initial_loss", """**Predict, then run.** Before training, a model spreads probability about evenly over its vocabulary. What
 loss does the first step of a 1024-token vocabulary show? (Compare with the first point of the loss curve above.)""",
 "loss = None\ncheck(\"train.initial_loss\", loss);",
@@ -220,7 +220,7 @@ IMPORTS = {
     "07_dedup.ipynb": "from phi1_nb.dedup import find_duplicates, jaccard, text_shingles",
     "07a_decontaminate.ipynb": "from phi1_nb.decontaminate import match_rate, ngram_hashes, NgramIndex",
     "08_model.ipynb": "from phi1_nb.model import phi_config, count_params, flops_per_token, mfu",
-    "09_train.ipynb": "from phi1_nb.train import grad_accum_steps",
+    "09_train.ipynb": "",
     "09a_finetune.ipynb": "",
     "10_eval.ipynb": "from phi1_nb.eval import pass_at_k\nfrom phi1_nb.sandbox import run_program",
     "13_ablation.ipynb": "from phi1_nb.exercises import paired_diff",

@@ -148,3 +148,19 @@ def test_eval_break_it_wants_the_sandbox_kill():
     assert check("eval.break_it", "import time\ntime.sleep(60)\n")
     msg = _message("eval.break_it", "raise MemoryError")
     assert "not yet solved" in msg and "ended on its own" in msg, msg
+
+
+def test_train_checks_agree_with_the_code_they_do_not_import():
+    "The train exercises' checks skip the Trainer and torch imports (the section runs in seconds); their rule is the code's."
+    import torch
+    from phi1_nb.train import grad_accum_steps
+    assert check("train.grad_accum", grad_accum_steps(1024, 8, 8), quiet=True)
+    uniform = float(torch.nn.functional.cross_entropy(torch.zeros(4, 1024), torch.tensor([1, 2, 3, 4])))
+    assert check("train.initial_loss", uniform, quiet=True)
+
+
+def test_exercise_sections_import_no_trainer():
+    "A section whose checks need no model loads no Trainer: importing phi1_nb.train alone takes 13-18 s on a busy 2-core box."
+    for nb in SPEC:
+        cells = exercise_section(ROOT/"nbs"/nb)
+        assert not any("phi1_nb.train import" in c or "import torch" in c for c in cells), nb
