@@ -2,7 +2,7 @@
 cell that shows them working follows), and generated modules over 400 lines (issue 30's item 6).
 
 usage: python scripts/code_shape.py [nbs/x.ipynb ...]   (default: every notebook in nbs/ and nbs/solutions/)
-Exits 1 when any notebook or module is over a limit, so it can gate a change: `--only nbs/16_exercises.ipynb`."""
+Exits 1 when any notebook or module is over a limit, so it can gate a change (`python scripts/code_shape.py nbs/16_exercises.ipynb`)."""
 import json, sys
 from pathlib import Path
 
