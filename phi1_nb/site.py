@@ -87,6 +87,9 @@ def _report_page(run_dir:Path, docs:Path) -> bool:
 _CSS = """/* every table fits the page: long cells wrap instead of widening the table */
 .md-typeset table:not([class]), .jp-RenderedHTMLCommon table, .phi1-report table { display: table; max-width: 100%; }
 .md-typeset td, .md-typeset th { overflow-wrap: anywhere; }
+/* material wraps a markdown table in an inline-block that grows with it and gives each header 5rem: 10 columns overflowed */
+.md-typeset__table { display: block; max-width: 100%; }
+.md-typeset table:not([class]) th, .md-typeset table:not([class]) td { min-width: 0; }
 """
 
 def mkdocs_config(title:str, nav:list, site_dir:Path, docs:Path) -> dict:
