@@ -180,11 +180,16 @@ _s.tqdm.__init__ = _counted
 _s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
 sys.stderr._isatty = True"""
 
+# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
+_PLAIN_LOGS = """import logging, sys
+_h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
+logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
+
 def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
-    "The kernel's environment and arguments for counting its bars into `d/progress` (nothing changes without `progress`)."
-    if progress is None: return env, []
+    "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
+    if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
     progress.counter_file = d/"progress"; progress.counter_file.touch()
-    return {**env, "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_COUNT_BARS]!r}"]
+    return {**env, "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
 
 def in_cell_counter(path) -> str|None:
     "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
