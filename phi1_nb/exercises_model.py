@@ -50,7 +50,8 @@ def _(tokens_per_s):
 @exercise("train.grad_accum")
 def _(steps):
     "phi-1-base: 1024 sequences per step, micro batch 8 on 8 GPUs: how many accumulation steps?"
-    right = 1024 // (8 * 8)   # the rule of `train.grad_accum_steps`, without importing the Trainer (tests check they agree)
+    # the rule of `train.grad_accum_steps`, without importing the Trainer (tests check they agree)
+    right = 1024 // (8 * 8)
     return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}", "no: sequences per step / (micro batch x GPUs)")
 
 @exercise("train.initial_loss")
