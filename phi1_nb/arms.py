@@ -85,8 +85,9 @@ class TokenMemo(dict):
         keys = [(r.get("id"), hash(r["content"])) for r in b]
         miss = [i for i, k in enumerate(keys) if k not in self]
         new = dict(zip(miss, tokenizer([b[i]["content"] for i in miss], add_special_tokens=False)["input_ids"] if miss else []))
-        for i, ids in new.items():
-            if self.tokens < self.cap: self[keys[i]] = np.asarray(ids, np.int32); self.tokens += len(ids)
+        for i, ids in new.items():   # 2 bytes a token while the ids fit (a vocabulary like phi-1's 51K)
+            if self.tokens < self.cap:
+                self[keys[i]] = np.asarray(ids, np.uint16 if max(ids, default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
         return [new[i] if i in new else self[k].tolist() for i, k in enumerate(keys)]
 
 def measured(records:Iterable[dict], tokenizer=None, batch:int=256, memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
