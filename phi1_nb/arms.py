@@ -17,8 +17,8 @@ from .core import (SHARD_SUFFIXES, atomic_write, read_dataset, read_manifest, re
 
 # %% auto #0
 __all__ = ['BUILTIN_ARMS', 'BINS', 'parse_arms', 'resolve_source', 'source_records', 'arm_records', 'source_stamp',
-           'unit_interval', 'measured', 'size_histogram', 'take', 'fair_tokenizer', 'bytes_per_token', 'write_tokens',
-           'prepare_arms']
+           'unit_interval', 'TokenMemo', 'measured', 'size_histogram', 'take', 'fair_tokenizer', 'bytes_per_token',
+           'write_tokens', 'prepare_arms']
 
 # %% ../nbs/13a_arms.ipynb #6b2d426b
 BUILTIN_ARMS = {                                    # name: sources in the run folder, joined by '+'
@@ -78,35 +78,48 @@ def unit_interval(key:str, seed:int) -> float:
 
 def _bin(r:dict, seed:int, bins:int) -> int: return int(unit_interval(str(r.get("id") or r["content"]), seed) * bins)
 
-def measured(records:Iterable[dict], tokenizer=None, batch:int=256) -> Iterator[tuple[dict, list|None, int]]:
+class TokenMemo(dict):
+    "Token ids by record (id, text hash), kept until `cap` tokens: a record the arms share is tokenized once."
+    def __init__(self, cap:int=50_000_000): super().__init__(); self.cap, self.tokens = cap, 0
+    def encode(self, tokenizer, b:list[dict]) -> list[list]:
+        keys = [(r.get("id"), hash(r["content"])) for r in b]
+        miss = [i for i, k in enumerate(keys) if k not in self]
+        new = dict(zip(miss, tokenizer([b[i]["content"] for i in miss], add_special_tokens=False)["input_ids"] if miss else []))
+        for i, ids in new.items():   # 2 bytes a token while the ids fit (a vocabulary like phi-1's 51K)
+            if self.tokens < self.cap:
+                self[keys[i]] = np.asarray(ids, np.uint16 if max(ids, default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
+        return [new[i] if i in new else self[k].tolist() for i, k in enumerate(keys)]
+
+def measured(records:Iterable[dict], tokenizer=None, batch:int=256, memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
     "`(record, ids, size)` for every record with text: size = tokens + 1 (the eos) under `tokenizer`, or UTF-8 bytes without one."
     it = iter(records)
     while b := list(islice(it, batch)):
         b = [r for r in b if isinstance(r.get("content"), str) and r["content"]]
         if not b: continue
         if tokenizer is None: yield from ((r, None, len(r["content"].encode("utf-8", "surrogatepass"))) for r in b); continue
-        ids = tokenizer([r["content"] for r in b], add_special_tokens=False)["input_ids"]
+        ids = memo.encode(tokenizer, b) if memo is not None else tokenizer([r["content"] for r in b], add_special_tokens=False)["input_ids"]
         yield from ((r, i, len(i) + 1) for r, i in zip(b, ids))
 
-def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS) -> dict:
+def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS, memo:TokenMemo|None=None) -> dict:
     "One streaming pass: the records' sizes (tokens, or bytes) summed by their bin in the random order."
     hist, seen, n, nbytes = np.zeros(bins, np.int64), 0, 0, 0
     def counted():
         nonlocal seen
         for r in records: seen += 1; yield r
-    for r, ids, size in measured(counted(), tokenizer):
+    for r, ids, size in measured(counted(), tokenizer, memo=memo):
         hist[_bin(r, seed, bins)] += size; n += 1
         nbytes += size if ids is None else len(r["content"].encode("utf-8", "surrogatepass"))
     return dict(hist=hist, records=n, empty=seen - n, size=int(hist.sum()), bytes=nbytes)
 
-def take(records:Iterable[dict], hist:np.ndarray, budget:int, tokenizer=None, seed:int=0) -> Iterator[tuple[dict, list|None, int]]:
+def take(records:Iterable[dict], hist:np.ndarray, budget:int, tokenizer=None, seed:int=0,
+         memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
     "The random sample of exactly `budget` as `(record, ids, size)`; the last record keeps only `size` of its tokens."
     cum = np.cumsum(hist)
     if not 0 <= budget <= cum[-1]: raise ValueError(f"a budget of {budget} from a source of {int(cum[-1])}")
     last = int(np.searchsorted(cum, budget))   # the first bin whose running total reaches the budget
     left = budget - (int(cum[last - 1]) if last else 0)
     chosen = (r for r in records if r.get("content") and _bin(r, seed, len(hist)) <= last)   # tokenize only these
-    for r, ids, size in measured(chosen, tokenizer):
+    for r, ids, size in measured(chosen, tokenizer, memo=memo):
         b = _bin(r, seed, len(hist))
         if b < last: yield r, ids, size
         elif b == last and left > 0: yield r, ids, min(size, left); left -= min(size, left)
@@ -175,10 +188,11 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
     (dw/"manifest.json").unlink(missing_ok=True)
-    cache = {}
+    cache, memo = {}, TokenMemo()   # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
     def hist(a, tok):  # per source, measured once, summed over the arm's sources
         for p in paths[a]:
-            if (str(p), tok is None) not in cache: cache[str(p), tok is None] = size_histogram(source_records(p), tok, seed)
+            if (str(p), tok is None) not in cache:
+                cache[str(p), tok is None] = size_histogram(source_records(p), tok, seed, memo=memo if tok is not None else None)
         hs = [cache[str(p), tok is None] for p in paths[a]]
         return dict(hist=sum(h["hist"] for h in hs), **{k: sum(h[k] for h in hs) for k in ("records", "empty", "size", "bytes")},
                     no_records=[str(p) for p, h in zip(paths[a], hs) if h["records"] == 0])
@@ -206,7 +220,7 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
     for a, ps in live.items():
         h = hs[a]
         n = h["size"] if a in whole else budget
-        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed), tok, seq_len,
+        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed, memo), tok, seq_len,
                          sources=[str(p) for p in ps], source_records=h["records"], source_tokens=h["size"],
                          bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
         if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected")

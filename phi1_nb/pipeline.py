@@ -14,7 +14,7 @@ from .core import Config, hold_run, load_config, read_manifest, seed_everything,
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
            'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'execute_stage',
-           'StageFailed', 'run_pipeline', 'summary_table']
+           'in_cell_counter', 'StageFailed', 'run_pipeline', 'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
 STAGES = [  # (stage = config section, notebook, "module:function")
@@ -129,7 +129,8 @@ class StageProgress:
         if not self.last: tail = "ETA unknown (no earlier run)"
         elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
         else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
-        return f"{self.done}/{self.total} cells, {_fmt(el)} elapsed, {tail}"
+        counter = in_cell_counter(getattr(self, "counter_file", None))   # the running cell's own counter, if it has one
+        return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
     def _show(self, step:int=0, force:bool=False):
         if self.bar is not None:
             self.bar.set_postfix_str(self.status().split(", ", 2)[2], refresh=False); self.bar.update(step); self.bar.refresh()
@@ -154,12 +155,54 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")   # the kernel's own stderr: not the user's terminal on a Ctrl-C
     env = {**_QUIET_KERNEL, **os.environ}   # the kernel alone gets them: no bars, no advisories in pages
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
+        env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
-            async def start_kernel(self, **k): return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
+            async def start_kernel(self, **k):
+                k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]   # nbclient passes its own (empty) list
+                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
         return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
                                    progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
+
+# %% ../nbs/11_pipeline.ipynb #p30a0002
+_COUNT_BARS = """import os, sys, inspect
+from tqdm import std as _s
+_f = open(os.environ["PHI1_PROGRESS"], "a", buffering=1)
+_names, _init = list(inspect.signature(_s.tqdm.__init__).parameters)[1:], _s.tqdm.__init__
+def _counted(self, *a, **k):
+    given = set(_names[:len(a)]) | set(k)
+    if k.get("disable") is None and "disable" not in _names[:len(a)]: k["disable"] = False
+    k.update({n: v for n, v in dict(file=_f, bar_format="{desc}|{n_fmt}|{total_fmt}|{unit}\\n", mininterval=1.0,
+                                    ascii=True).items() if n not in given or n == "file" and "file" in k})
+    _init(self, *a, **k)
+_s.tqdm.__init__ = _counted
+_s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
+sys.stderr._isatty = True"""
+
+# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
+_PLAIN_LOGS = """import logging, sys
+_h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
+logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
+
+def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
+    "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
+    if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
+    progress.counter_file = d/"progress"; progress.counter_file.touch()
+    return {**env, "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
+
+def in_cell_counter(path) -> str|None:
+    "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
+    try:
+        with open(path, "rb") as f: f.seek(max(f.seek(0, 2) - 4096, 0)); tail = f.read().decode(errors="replace")
+    except (OSError, TypeError): return None
+    for line in reversed(tail.replace("\r", "\n").splitlines()):
+        parts = line.split("|")
+        if len(parts) == 4 and parts[1].strip().isdigit():
+            desc, unit = parts[0].strip(), parts[3].strip()
+            unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
+            return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
+    return None
 
 # %% ../nbs/11_pipeline.ipynb #b4ae3180
 class StageFailed(RuntimeError):

@@ -201,7 +201,8 @@ def to_html(r:dict, figs:dict) -> str:
         if ab.get("arms"): s += ["<h3>Arms</h3>", _table([{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}}
                                                         for k, v in ab["arms"].items()])]
         if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
-        if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]   # else it repeats Pairs
+        # else it repeats Pairs
+        if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
     else: s += [miss]
     return "\n".join(s + ["</body></html>"])
 

@@ -87,6 +87,9 @@ def _report_page(run_dir:Path, docs:Path) -> bool:
 _CSS = """/* every table fits the page: long cells wrap instead of widening the table */
 .md-typeset table:not([class]), .jp-RenderedHTMLCommon table, .phi1-report table { display: table; max-width: 100%; }
 .md-typeset td, .md-typeset th { overflow-wrap: anywhere; }
+/* material wraps a markdown table in an inline-block that grows with it and gives each header 5rem: 10 columns overflowed */
+.md-typeset__table { display: block; max-width: 100%; }
+.md-typeset table:not([class]) th, .md-typeset table:not([class]) td { min-width: 0; }
 """
 
 def mkdocs_config(title:str, nav:list, site_dir:Path, docs:Path) -> dict:
@@ -113,7 +116,8 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
         report = _report_page(run_dir, docs)
         nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
         nav = [{"Home": "index.ipynb"}]
-        rel = os.path.relpath(run_dir, nbs_dir())   # the pages show the run as the notebooks name it, not the builder's path
+        # the pages show the run as the notebooks name it, not the builder's path
+        rel = os.path.relpath(run_dir, nbs_dir())
         for s, p in nbs:
             (docs/f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel)); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
         pages = [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
@@ -123,10 +127,12 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
         shutil.rmtree(tmp_out, ignore_errors=True)
         (work/"mkdocs.yml").write_text(yaml.safe_dump(mkdocs_config(title, nav, tmp_out, docs), sort_keys=False))
         r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")], capture_output=True,
-                           text=True, cwd=work)   # mkdocs-jupyter caches into ./.cache: the scratch folder, not the repository
+                           # mkdocs-jupyter caches into ./.cache: the scratch folder, not the repository
+                           text=True, cwd=work)
         if r.returncode: raise RuntimeError(f"mkdocs build failed:\n{r.stderr[-3000:]}")
         (tmp_out/"phi1_pages.json").write_text(json.dumps(pages, indent=1))   # what check_site opens
-        shutil.rmtree(out, ignore_errors=True); os.replace(tmp_out, out)   # the old site stays until the new one is complete
+        # the old site stays until the new one is complete
+        shutil.rmtree(out, ignore_errors=True); os.replace(tmp_out, out)
     finally: shutil.rmtree(work, ignore_errors=True)
     return out
 

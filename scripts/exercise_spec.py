@@ -1,7 +1,8 @@
 """The exercises of every stage notebook: question, starter and solution, in one place.
 
 `python scripts/add_exercises.py` writes them: the "## Exercises" section at the end of each stage notebook (starter cells)
-and `nbs/solutions/<notebook>` (solution cells). The checks live in `phi1_nb.exercises` (nbs/16_exercises.ipynb)."""
+and `nbs/solutions/<notebook>` (solution cells). The checks live in `phi1_nb.exercises` (nbs/16_exercises.ipynb: the data half) and
+`phi1_nb.exercises_model` (nbs/16a_exercises_model.ipynb: the model half)."""
 
 INTRO = ("Each exercise has a starter cell that runs as it is: replace the `None` (or the stub) with your answer and "
          "rerun; `check` prints *solved* or *not yet solved* and why. The section needs only its own import cell below, not the "
@@ -139,7 +140,7 @@ assert check("model.mfu", tokens_per_s)"""),
 ("train.grad_accum", """**Predict, then run.** phi-1-base trains on 1024 sequences per optimizer step. With a micro batch of 8
 sequences per GPU on 8 GPUs, how many gradient accumulation steps does one optimizer step take?""",
 "steps = None\ncheck(\"train.grad_accum\", steps);",
-"steps = grad_accum_steps(1024, 8, 8)\nassert check(\"train.grad_accum\", steps)"),
+"steps = 1024 // (8 * 8)  # sequences per step / (micro batch x GPUs), as train.grad_accum_steps computes\nassert check(\"train.grad_accum\", steps)"),
 ("train.initial_loss", """**Predict, then run.** Before training, a model spreads probability about evenly over its vocabulary. What
 loss does the first step of a 1024-token vocabulary show? (Compare with the first point of the loss curve above.)""",
 "loss = None\ncheck(\"train.initial_loss\", loss);",
@@ -187,9 +188,9 @@ shows itself) or kills itself ended on its own, and a harness cannot tell that f
 "13_ablation.ipynb": [
 ("ablation.sign", """**Predict, then run.** `paired_diff(raw, filtered)` (the ablation's `seed_problem_bootstrap` with one seed) reports `diff = mean(raw - filtered)` of per-problem
 losses. If filtering helps (lower loss), is `diff` positive or negative? Answer `'+'` or `'-'`, then check on the losses
-of `phi1_nb.exercises._losses()`.""",
+of `phi1_nb.exercises_model._losses()`.""",
 "answer = None  # '+' or '-'\ncheck(\"ablation.sign\", answer);",
-"from phi1_nb.exercises import _losses\nanswer = '+' if paired_diff(*_losses())['diff'] > 0 else '-'\nassert check(\"ablation.sign\", answer)"),
+"from phi1_nb.exercises_model import _losses\nanswer = '+' if paired_diff(*_losses())['diff'] > 0 else '-'\nassert check(\"ablation.sign\", answer)"),
 ("ablation.paired_ci", """**By hand.** Write `paired_ci(a, b)`: a 95% percentile-bootstrap interval of the mean of `a[k] - b[k]` over
 the problems both dicts share (resample problems with replacement, a few thousand times). It should land close to
 `paired_diff`'s `diff_ci`.""",
@@ -220,10 +221,10 @@ IMPORTS = {
     "07_dedup.ipynb": "from phi1_nb.dedup import find_duplicates, jaccard, text_shingles",
     "07a_decontaminate.ipynb": "from phi1_nb.decontaminate import match_rate, ngram_hashes, NgramIndex",
     "08_model.ipynb": "from phi1_nb.model import phi_config, count_params, flops_per_token, mfu",
-    "09_train.ipynb": "from phi1_nb.train import grad_accum_steps",
+    "09_train.ipynb": "",
     "09a_finetune.ipynb": "",
     "10_eval.ipynb": "from phi1_nb.eval import pass_at_k\nfrom phi1_nb.sandbox import run_program",
-    "13_ablation.ipynb": "from phi1_nb.exercises import paired_diff",
+    "13_ablation.ipynb": "from phi1_nb.exercises_model import paired_diff",
 }
 
 # a figure at the top of the section, to predict from (stage notebooks only)
@@ -242,7 +243,7 @@ plt.figure(figsize=(5, 3)); plt.bar(sizes, rest, label="layers + output"); plt.b
 plt.scatter(sizes, [PAPER_PARAMS[n] for n in sizes], color="black", zorder=3, label="the paper's size")
 plt.ylabel("parameters"); plt.title("Where the parameters are"); plt.legend(); plt.show()""",
     "13_ablation.ipynb": """import matplotlib.pyplot as plt
-from phi1_nb.exercises import _losses
+from phi1_nb.exercises_model import _losses
 raw, filt = _losses(); keys = sorted(raw)
 plt.figure(figsize=(4, 4)); plt.scatter([raw[k] for k in keys], [filt[k] for k in keys], s=8)
 lo, hi = min(raw.values()), max(raw.values()); plt.plot([lo, hi], [lo, hi], "--", color="gray")

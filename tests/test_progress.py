@@ -32,3 +32,22 @@ def test_a_cell_past_the_timeout_is_a_failed_stage(tmp_path):
     except StageFailed as e: assert "execution_timeout=1s" in str(e) and "resume" in str(e)
     s = json.loads((tmp_path/"t"/"summary.json").read_text())
     assert s["stages"][-1]["status"] == "failed" and "execution_timeout" in s["stages"][-1]["error"]
+
+
+def test_a_long_cell_shows_its_own_counter_and_no_noise(tmp_path):
+    "A bar shown only on a terminal (as run_stage's and the Trainer's) counts into the progress line; the page gets no bar."
+    src = ("import logging, sys, time\nfrom tqdm.auto import tqdm\n"
+           "for i in tqdm(range(6), desc='shard', unit='shard', disable=None if sys.stderr.isatty() else True): time.sleep(.5)\n"
+           "bar = tqdm(total=3, disable=not sys.stderr.isatty()); bar.update(3); bar.write(str({'loss': 1.0}))\n"
+           "logging.getLogger('phi1_nb.llm').warning('503: retrying')\nprint('done')")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell(src)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, tmp_path/"in.ipynb")
+    log = io.StringIO()
+    p = StageProgress("demo", 1, 1, 2, file=log, every=0.2)
+    execute_stage(tmp_path/"in.ipynb", tmp_path/"out.ipynb", {"n": 7}, tmp_path, p); p.close()
+    assert any("(shard: " in l and "/6 shards)" in l for l in log.getvalue().splitlines()), log.getvalue()
+    outs = [o for c in nbformat.read(tmp_path/"out.ipynb", as_version=4).cells for o in c.get("outputs", [])]
+    assert {o.get("name") for o in outs} == {"stdout"}, outs                          # no stderr block: no bar, no red log
+    assert "".join(o["text"] for o in outs) == "503: retrying\ndone\n", outs         # the log record as plain output

@@ -52,7 +52,7 @@ def test_solutions_pass_and_starters_do_not(nb):
 
 def _paste(name:str):
     "The answer a student gets by pasting back what seed 0's reference gives (a constant: the hidden inputs must catch it)."
-    from phi1_nb.exercises import _losses, _unpaired_ref, paired_diff
+    from phi1_nb.exercises_model import _losses, _unpaired_ref, paired_diff
     raw, filt = _losses()
     ci = tuple(paired_diff(raw, filt, n_boot=4000)["diff_ci"])
     return {"ablation.paired_ci": lambda a, b: ci, "ablation.unpaired": lambda a, b: _unpaired_ref(raw, filt)[0]}[name]
@@ -102,7 +102,7 @@ def _message(name, answer) -> str:
 def test_no_failure_message_prints_the_reference():
     "The issue's three: pasting the printed value back would pass, so a failure prints no reference figure."
     from phi1_nb.eval import pass_at_k
-    from phi1_nb.exercises import _losses, _unpaired_ref, paired_diff
+    from phi1_nb.exercises_model import _losses, _unpaired_ref, paired_diff
     raw, filt = _losses(); ci = paired_diff(raw, filt, n_boot=4000)["diff_ci"]
     for name, answer, refs in [("eval.naive_bias", (0.5, 0.5), (1 - .9**10, pass_at_k(20, 2, 10))),
                                ("ablation.paired_ci", lambda a, b: (0.0, 0.1), ci),
@@ -148,3 +148,25 @@ def test_eval_break_it_wants_the_sandbox_kill():
     assert check("eval.break_it", "import time\ntime.sleep(60)\n")
     msg = _message("eval.break_it", "raise MemoryError")
     assert "not yet solved" in msg and "ended on its own" in msg, msg
+
+
+def test_train_checks_agree_with_the_code_they_do_not_import():
+    "The train exercises' checks skip the Trainer and torch imports (the section runs in seconds); their rule is the code's."
+    import torch
+    from phi1_nb.train import grad_accum_steps
+    assert check("train.grad_accum", grad_accum_steps(1024, 8, 8), quiet=True)
+    uniform = float(torch.nn.functional.cross_entropy(torch.zeros(4, 1024), torch.tensor([1, 2, 3, 4])))
+    assert check("train.initial_loss", uniform, quiet=True)
+
+
+def test_exercise_sections_import_no_trainer():
+    "A section whose checks need no model loads no Trainer: importing phi1_nb.train alone takes 13-18 s on a busy 2-core box."
+    for nb in SPEC:
+        cells = exercise_section(ROOT/"nbs"/nb)
+        assert not any("phi1_nb.train import" in c or "import torch" in c for c in cells), nb
+
+
+def test_no_constant_width_passes_the_unpaired_check():
+    "A constant near seed 0's width (about 0.216) passed 4 of 30 tries when both hidden pairs drew a large size."
+    for c in (0.2, 0.216, 0.25, 0.3):
+        assert not any(check("ablation.unpaired", lambda a, b, c=c: c, quiet=True) for _ in range(25)), c
