@@ -100,12 +100,13 @@ def _mount(src:str, target:str, fstype:str|None, flags:int, data:str|None=None):
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 
-def _readonly_tree():
-    "Make every mount read-only, recursively (mount_setattr with AT_RECURSIVE and MOUNT_ATTR_RDONLY)."
+def _readonly_tree(path:str="/", ro:bool=True, recursive:bool=True):
+    "Make every mount under `path` read-only (or the one at `path` writable): mount_setattr with MOUNT_ATTR_RDONLY."
     class Attr(ctypes.Structure):
         _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("userns", ctypes.c_uint64)]
-    at = Attr(1, 0, 0, 0)   # MOUNT_ATTR_RDONLY
-    r = _libc().syscall(442, -100, b"/", 0x8000, ctypes.byref(at), ctypes.c_size_t(ctypes.sizeof(at)))   # AT_FDCWD, AT_RECURSIVE
+    at = Attr(1, 0, 0, 0) if ro else Attr(0, 1, 0, 0)   # MOUNT_ATTR_RDONLY set or cleared
+    r = _libc().syscall(442, -100, path.encode(), 0x8000 if recursive else 0, ctypes.byref(at),
+                        ctypes.c_size_t(ctypes.sizeof(at)))   # AT_FDCWD, AT_RECURSIVE
     if r != 0: e = ctypes.get_errno(); raise OSError(e, f"mount_setattr: {os.strerror(e)}")
 
 def _tmpfs(target:str, size_mb:int, mode:str, binds:list[str]):
@@ -161,9 +162,12 @@ def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
 
 # %% ../nbs/05a_isolation.ipynb #j24enter
 def _enter(ctx:dict):
-    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
+    "In a forked child, before it drops privileges: first in line for the OOM killer, a fresh IPC namespace."
     for fd in ctx.get("cgroups", ()):
-        os.write(fd, b"0")   # this process; its children follow it
+        os.write(fd, b"0")   # this process; its children follow it (the runner passes none: it joined them itself)
+    try:   # a program over its cgroup's budget loses its own processes first, not the runner that shares the cgroup
+        with open("/proc/self/oom_score_adj", "w") as f: f.write("1000")
+    except OSError: pass   # no /proc: a runner killed by the OOM killer fails the program all the same
     if ctx.get("newipc") and _libc().unshare(0x08000000) != 0:   # CLONE_NEWIPC
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
 

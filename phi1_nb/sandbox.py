@@ -197,7 +197,8 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     mq = os.path.ismount("/dev/mqueue")
     ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if mq else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
-    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
+    for fd in cgroups: os.write(fd, b"0"); os.close(fd)   # once: every child is born in the program's cgroups
+    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
     hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
@@ -230,7 +231,7 @@ class _Worker:
     def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=()):
         import socket, subprocess, tempfile
         import phi1_nb
-        self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
+        self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
         fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False

@@ -526,6 +526,17 @@ def test_memory_budget_is_per_program(mode):
     assert run_program(many.replace("range(6)", "range(1)"), timeout=15, memory_mb=512).passed
 
 
+
+def test_programs_are_born_in_the_runners_cgroup(mode):
+    "The runner joined the cgroup once: a program starts in it (no move per sample) and is first for the OOM killer."
+    probe = ("own = {l.split(':')[1]: l.split(':')[2] for l in open('/proc/self/cgroup').read().splitlines()}\n"
+             "init = {l.split(':')[1]: l.split(':')[2] for l in open('/proc/1/cgroup').read().splitlines()}\n"
+             "print(own.get('memory') == init.get('memory') != None, own.get('pids') == init.get('pids') != None,"
+             " open('/proc/self/oom_score_adj').read().strip())")
+    r = run_program(probe, timeout=5)
+    if r.memory != "cgroup v1": pytest.skip(f"the memory budget here is {r.memory!r}; this checks cgroup v1's")
+    assert r.passed and r.stdout.split() == ["True", "True", "1000"], r
+
 LEAK_SCAN = r'''
 import gc, os, sys
 pre, tail, hits = b"phi1-secret-", str(4700 + 11).encode(), []
