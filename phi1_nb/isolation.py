@@ -59,18 +59,18 @@ def _parents(p:str, top:str="/") -> list[str]:
     for part in p[len(cur):].strip("/").split("/")[:-1]: cur += "/" + part; a += ["--perms", "0755", "--dir", cur]
     return a
 
-def _view_args() -> list[str]:
+def _view_args(view:list|None=None) -> list[str]:
     from phi1_nb.root import view_ops
     a = []
-    for kind, src, dst in view_ops():
+    for kind, src, dst in (view_ops() if view is None else view):
         a += _parents(dst) + (["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst])
     return a
 
-def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=()) -> list[str]:
-    "bubblewrap's command line: a read-only root of `view_ops` only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
+def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=(), view:list|None=None) -> list[str]:
+    "bubblewrap's command line: a read-only root of `view` (`view_ops`) only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
     userns = os.geteuid() != 0 if userns is None else userns
-    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # /tmp first
+    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args(view)]   # /tmp first
     a += ["--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     a += (hide_args(list(hide)) if hide else []) + ["--remount-ro", "/"]
@@ -196,10 +196,11 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
 def launcher(name:str) -> tuple[bool, bool]:
     "(works, userns) for 'bwrap' or 'unshare': as root, first without a user namespace (the program gets its own uid), then with one."
     import subprocess
-    fn = {"bwrap": bwrap_args, "unshare": unshare_args}[name]
+    from phi1_nb.root import view_ops
     for userns in ([False, True] if os.geteuid() == 0 else [True]):
-        try:
-            r = subprocess.run(fn(userns=userns) + [sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30, cwd="/")
+        a = bwrap_args(userns=userns, view=view_ops(covers=False)) if name == "bwrap" else unshare_args(userns=userns)
+        try:   # a trial of `pass`: no program runs, so the view's sockets need no covers
+            r = subprocess.run(a + [sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30, cwd="/")
             if r.returncode == 0: return True, userns
         except (OSError, subprocess.TimeoutExpired): pass
     return False, os.geteuid() != 0
@@ -338,7 +339,7 @@ def remove_cgroups(dirs:list[str]):
 def hidden(paths:list) -> list[str]:
     "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
     from phi1_nb.root import view_ops
-    keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops() if k == "bind"]
+    keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops(covers=False) if k == "bind"]
     for p in paths:
         p = os.path.realpath(str(p))
         if not os.path.exists(p) or not any((p + "/").startswith(t.rstrip("/") + "/") for t in seen): continue   # not in the view

@@ -175,13 +175,13 @@ def _fresh_ipc_works() -> bool:
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
 def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
-          hidden:list=()):
+          hidden:list=(), view:list|None=None):
     "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
     import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
     libc.prctl(4, 0)    # PR_SET_DUMPABLE 0: programs cannot ptrace the runner or open its /proc/pid/{fd,mem}
-    missing = build_view(tmp_mb, shm_mb) + hide(hidden) if mode == "unshare" else []
+    missing = build_view(tmp_mb, shm_mb, view) + hide(hidden) if mode == "unshare" else []
     pidns = os.getpid() == 1 and mode != "none"
     if not pidns and mode != "none": missing.append("a PID namespace with the runner as PID 1")
     if uid is not None and (mode == "none" or any(m.startswith("private") and "/tmp" not in m for m in missing)) and \
@@ -228,7 +228,8 @@ def _log():
 
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=()):
+    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=(),
+                 view:list|None=None):
         import socket, subprocess, tempfile
         import phi1_nb
         self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
@@ -237,11 +238,12 @@ class _Worker:
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else unshare_args(tmp_mb, shm_mb, userns) if isolation == "unshare" else \
-            bwrap_args(tmp_mb, shm_mb, userns, list(hide))
+            bwrap_args(tmp_mb, shm_mb, userns, list(hide), view)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
-                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r})"]
+                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r}, "
+                     f"{view if isolation == 'unshare' else None!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
@@ -355,6 +357,8 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
+    from phi1_nb.root import view_ops
+    view = view_ops() if iso != "none" else None   # once for all workers (each socket or FIFO in it covered)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
     results: list = [None] * len(jobs)
     nxt, lock, errors = iter(range(len(jobs))), threading.Lock(), []
@@ -370,7 +374,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
                 with lock: i = next(nxt, None)
                 if i is None: break
                 lim = jobs[i]["limits"]
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide))
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
                 r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None

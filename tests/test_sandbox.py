@@ -629,11 +629,16 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     repo = str(Path(__file__).parent.parent)
+    import site, sysconfig
+    inside = [tempfile.mkdtemp(prefix="phi1-probe-", dir=d) for d in   # trees the view binds: found by the scan
+              {"/usr/lib", sysconfig.get_paths()["stdlib"], *site.getsitepackages()} if os.access(d, os.W_OK)]
+    for d in inside: os.chmod(d, 0o755)
     dirs = ["/var/tmp", "/tmp", "/run", "/dev/shm", repo, f"{repo}/phi1_nb", str(Path(FIXTURE).parent),
             os.path.dirname(sys.executable),
-            os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~")]
+            os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~"), *inside]
     ends, paths = _host_ends(dirs)
     try:
+        assert not ROOT or len(inside) >= 2, inside   # as root: /usr/lib and the interpreter's lib at least
         assert len(paths) >= 5, paths
         direct = subprocess.run([sys.executable, "-c", PROBE.replace("PATHS", "[]"), *paths], capture_output=True, text=True)
         assert direct.stdout.split()[1:] == [x for p in paths for x in (p + ".sock", p + ".fifo")], direct   # the ends are real
@@ -660,6 +665,7 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
             for x in (".sock", ".fifo"):
                 try: os.remove(p + x)
                 except OSError: pass
+        for d in inside: os.rmdir(d)
 
 
 LEAVE = """
