@@ -123,7 +123,11 @@ def _run_job(job:dict, ctx:dict) -> dict:
     os.mkdir(workdir, 0o700)
     if ctx["uid"] is not None: os.chown(workdir, ctx["uid"], ctx["uid"])
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
-    pid, v_r = _start(job, ctx, workdir, out_w, err_w)
+    try: pid, v_r = _start(job, ctx, workdir, out_w, err_w)
+    except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
+        _sweep(0, ctx["pidns"])
+        for fd in (out_r, out_w, err_r, err_w): os.close(fd)
+        raise
     os.close(out_w); os.close(err_w)
     bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
     poll = select.poll()

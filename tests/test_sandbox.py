@@ -537,6 +537,33 @@ def test_programs_are_born_in_the_runners_cgroup(mode):
     if r.memory != "cgroup v1": pytest.skip(f"the memory budget here is {r.memory!r}; this checks cgroup v1's")
     assert r.passed and r.stdout.split() == ["True", "True", "1000"], r
 
+
+FAILED_FORK = r"""
+import os, time
+from phi1_nb import sandbox
+from phi1_nb.isolation import _memfd
+real, n = os.fork, []
+def fork():   # the candidate's fork works, the judge's fails (a full pids cgroup, say)
+    n.append(1)
+    if len(n) == 2: raise BlockingIOError(11, "Resource temporarily unavailable")
+    return real()
+os.fork = fork
+wake = os.pipe()[0]
+ctx = dict(scratch=os.environ["TMP"], uid=None, pidns=False, wake=wake, cgroups=(), newipc=False)
+job = dict(fds=[_memfd(b"import time\ntime.sleep(60)"), _memfd(b"{}")], judge={"names": ["f"]},
+           limits=dict(timeout=60.0, memory_mb=1024, nproc=64, fsize_mb=64), timeout=60.0, max_output=1000)
+try: sandbox._run_job(job, ctx); print("no error")
+except OSError: print("left", sandbox._descendants(os.getpid()))
+"""
+
+
+def test_a_failed_judge_fork_leaves_no_candidate_running(tmp_path):
+    "Where the judge cannot be forked, the job fails and the candidate that already runs is killed with it."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, "-c", FAILED_FORK], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TMP": str(tmp_path)})
+    assert r.stdout.strip() == "left []", (r.stdout, r.stderr[-2000:])
+
 LEAK_SCAN = r'''
 import gc, os, sys
 pre, tail, hits = b"phi1-secret-", str(4700 + 11).encode(), []
