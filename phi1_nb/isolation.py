@@ -59,18 +59,18 @@ def _parents(p:str, top:str="/") -> list[str]:
     for part in p[len(cur):].strip("/").split("/")[:-1]: cur += "/" + part; a += ["--perms", "0755", "--dir", cur]
     return a
 
-def _view_args() -> list[str]:
+def _view_args(view:list|None=None) -> list[str]:
     from phi1_nb.root import view_ops
     a = []
-    for kind, src, dst in view_ops():
+    for kind, src, dst in (view_ops() if view is None else view):
         a += _parents(dst) + (["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst])
     return a
 
-def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=()) -> list[str]:
-    "bubblewrap's command line: a read-only root of `view_ops` only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
+def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=(), view:list|None=None) -> list[str]:
+    "bubblewrap's command line: a read-only root of `view` (`view_ops`) only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
     userns = os.geteuid() != 0 if userns is None else userns
-    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args()]   # /tmp first
+    a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args(view)]   # /tmp first
     a += ["--dev", "/dev", "--proc", "/proc"]
     a += _tmpfs_args("/dev/shm", shm_mb, "1777", []) + ["--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     a += (hide_args(list(hide)) if hide else []) + ["--remount-ro", "/"]
@@ -100,12 +100,13 @@ def _mount(src:str, target:str, fstype:str|None, flags:int, data:str|None=None):
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 
-def _readonly_tree():
-    "Make every mount read-only, recursively (mount_setattr with AT_RECURSIVE and MOUNT_ATTR_RDONLY)."
+def _readonly_tree(path:str="/", ro:bool=True, recursive:bool=True):
+    "Make every mount under `path` read-only (or the one at `path` writable): mount_setattr with MOUNT_ATTR_RDONLY."
     class Attr(ctypes.Structure):
         _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("userns", ctypes.c_uint64)]
-    at = Attr(1, 0, 0, 0)   # MOUNT_ATTR_RDONLY
-    r = _libc().syscall(442, -100, b"/", 0x8000, ctypes.byref(at), ctypes.c_size_t(ctypes.sizeof(at)))   # AT_FDCWD, AT_RECURSIVE
+    at = Attr(1, 0, 0, 0) if ro else Attr(0, 1, 0, 0)   # MOUNT_ATTR_RDONLY set or cleared
+    r = _libc().syscall(442, -100, path.encode(), 0x8000 if recursive else 0, ctypes.byref(at),
+                        ctypes.c_size_t(ctypes.sizeof(at)))   # AT_FDCWD, AT_RECURSIVE
     if r != 0: e = ctypes.get_errno(); raise OSError(e, f"mount_setattr: {os.strerror(e)}")
 
 def _tmpfs(target:str, size_mb:int, mode:str, binds:list[str]):
@@ -161,9 +162,12 @@ def _set_limits(timeout:float, memory_mb:int, nproc:int, fsize_mb:int):
 
 # %% ../nbs/05a_isolation.ipynb #j24enter
 def _enter(ctx:dict):
-    "In a forked child, before it drops privileges: the program's cgroups, a fresh IPC namespace."
+    "In a forked child, before it drops privileges: first in line for the OOM killer, a fresh IPC namespace."
     for fd in ctx.get("cgroups", ()):
-        os.write(fd, b"0")   # this process; its children follow it
+        os.write(fd, b"0")   # this process; its children follow it (the runner passes none: it joined them itself)
+    try:   # a program over its cgroup's budget loses its own processes first, not the runner that shares the cgroup
+        with open("/proc/self/oom_score_adj", "w") as f: f.write("1000")
+    except OSError: pass   # no /proc: a runner killed by the OOM killer fails the program all the same
     if ctx.get("newipc") and _libc().unshare(0x08000000) != 0:   # CLONE_NEWIPC
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWIPC)")
 
@@ -192,10 +196,11 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
 def launcher(name:str) -> tuple[bool, bool]:
     "(works, userns) for 'bwrap' or 'unshare': as root, first without a user namespace (the program gets its own uid), then with one."
     import subprocess
-    fn = {"bwrap": bwrap_args, "unshare": unshare_args}[name]
+    from phi1_nb.root import view_ops
     for userns in ([False, True] if os.geteuid() == 0 else [True]):
-        try:
-            r = subprocess.run(fn(userns=userns) + [sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30, cwd="/")
+        a = bwrap_args(userns=userns, view=view_ops(covers=False)) if name == "bwrap" else unshare_args(userns=userns)
+        try:   # a trial of `pass`: no program runs, so the view's sockets need no covers
+            r = subprocess.run(a + [sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30, cwd="/")
             if r.returncode == 0: return True, userns
         except (OSError, subprocess.TimeoutExpired): pass
     return False, os.geteuid() != 0
@@ -334,7 +339,7 @@ def remove_cgroups(dirs:list[str]):
 def hidden(paths:list) -> list[str]:
     "What to cover for a run: each path's directory, unless the runner needs something under it; then the file."
     from phi1_nb.root import view_ops
-    keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops() if k == "bind"]
+    keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops(covers=False) if k == "bind"]
     for p in paths:
         p = os.path.realpath(str(p))
         if not os.path.exists(p) or not any((p + "/").startswith(t.rstrip("/") + "/") for t in seen): continue   # not in the view

@@ -108,6 +108,8 @@ def load_problems(name:str="humaneval", limit:int|None=None) -> dict:
     return load_humaneval(None if name == "humaneval" else name, limit=limit)
 
 # %% ../nbs/10a_problems.ipynb #66717ac8
+import functools
+
 def truncate(completion:str, stops=STOP_SEQUENCES) -> str:
     "Cut `completion` at the earliest stop sequence."
     cut = min((i for s in stops if (i := completion.find(s)) >= 0), default=len(completion))
@@ -119,6 +121,10 @@ def program(problem:dict, completion:str) -> str:
 
 def called_names(test:str, setup:str="") -> list[str]:
     "Global names the `test` code reads that neither it nor `setup` binds and that are not builtins: the candidate's."
+    return list(_called_names(test, setup))   # a fresh list: the cache's own tuple stays as it is
+
+@functools.lru_cache(4096)   # one symbol table per problem, not per sample: 1,640 samples parsed 164 tests' twice in 1.5 s
+def _called_names(test:str, setup:str) -> tuple:
     import builtins, symtable
     def scan(t, out:set):
         for sym in t.get_symbols():
@@ -127,7 +133,7 @@ def called_names(test:str, setup:str="") -> list[str]:
         return out
     bound = {sym.get_name() for code in (setup, test) for sym in symtable.symtable(code, "t", "exec").get_symbols()
              if sym.is_assigned() or sym.is_imported() or sym.is_namespace()}
-    return sorted(scan(symtable.symtable(test, "t", "exec"), set()) - bound - set(dir(builtins)))
+    return tuple(sorted(scan(symtable.symtable(test, "t", "exec"), set()) - bound - set(dir(builtins))))
 
 def judge_case(problem:dict, completion:str) -> dict:
     "A sample as a judged case: the candidate runs prompt + completion; the judge, the prompt's helpers and the tests."

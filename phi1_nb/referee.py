@@ -7,7 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/referee.html.md"""
 # %% ../nbs/05b_referee.ipynb #r24c02
 from __future__ import annotations
 import builtins, json, os, signal, struct, sys, traceback, types
-from .isolation import _fds, _libc, _read_fd, _set_limits, drop_privileges
+from .isolation import _enter, _fds, _libc, _read_fd, _set_limits, drop_privileges
 # Imported by the runner inside every sandbox, which forks once per program: nothing here imports threading,
 # logging or random at import time (see 05_sandbox).
 
@@ -211,7 +211,7 @@ def _judge_child(names:list, out_w:int, err_w:int, limits:dict, ctx:dict, uid:in
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD): signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        r, w, v, t = _fds(out_w, err_w, fds)
+        _enter(ctx); r, w, v, t = _fds(out_w, err_w, fds)
         case = {**json.loads(_read_fd(t).decode("utf-8", "surrogatepass")), "names": names}   # the tests: only here
         if not drop_privileges(uid): os._exit(112)
         _libc().prctl(4, 0)   # PR_SET_DUMPABLE 0: no ptrace, no /proc/pid/{fd,mem}, even from its own uid

@@ -11,7 +11,86 @@ from .isolation import MS_BIND, MS_NODEV, MS_NOSUID, MS_REC, _libc, _mount, _rea
 # Imported by the runner inside every sandbox: no at-fork handlers here either (see 05a_isolation).
 
 # %% auto #0
-__all__ = ['SYSTEM', 'view_ops', 'build_view']
+__all__ = ['SCAN_TTL', 'SYSTEM', 'pipes', 'view_ops', 'build_view']
+
+# %% ../nbs/05c_root.ipynb #j24scan
+SCAN_TTL, _memo = 60.0, {}   # seconds one process reuses a checked scan; {trees: (when, found)}
+
+def _entries(d:str) -> tuple[list, list]:
+    "The subdirectories and the sockets and FIFOs of `d` (names), without following links."
+    import stat
+    subs, found = [], []
+    with os.scandir(d) as it:
+        for e in it:
+            try:
+                if e.is_dir(follow_symlinks=False): subs.append(e.name)
+                elif not e.is_file(follow_symlinks=False) and not e.is_symlink() and \
+                        stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) in (stat.S_IFSOCK, stat.S_IFIFO):
+                    found.append(e.name)
+            except OSError: pass
+    return subs, found
+
+def _mounted(trees:list[str]) -> list[str]:
+    "Sockets and FIFOs mounted over a path under `trees` (their directories do not change when that happens)."
+    import stat
+    out = []
+    for line in open("/proc/self/mountinfo"):
+        m = line.split()[4].encode().decode("unicode_escape")   # octal escapes: \040 is a space
+        if any((m + "/").startswith(t.rstrip("/") + "/") for t in trees):
+            try:
+                if stat.S_IFMT(os.lstat(m).st_mode) in (stat.S_IFSOCK, stat.S_IFIFO): out.append(m)
+            except OSError: pass
+    return out
+
+def pipes(trees:list[str], cache:str|None=None) -> list[str]:
+    "Every socket and FIFO under `trees` (no links followed); a per-directory cache keyed by (dev, ino, ctime, mtime)."
+    import stat, time
+    hit = _memo.get(key := (tuple(trees), cache))
+    if hit and time.monotonic() - hit[0] < SCAN_TTL: return hit[1]
+    path = cache or _cache_path()
+    old, new, out, stack, now, changed = _load(path), {}, [], list(trees), time.time_ns(), False
+    while stack:
+        d = stack.pop()
+        try: st = os.lstat(d)
+        except OSError: continue
+        if not stat.S_ISDIR(st.st_mode): continue
+        sig = None if now - st.st_ctime_ns < 2e9 else [st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns]
+        e = old.get(d)
+        if sig is None or not e or e[0] != sig:
+            try: e, changed = [sig, *_entries(d)], True
+            except OSError: continue
+        new[d], base = e, d.rstrip("/")
+        stack += [f"{base}/{n}" for n in e[1]]; out += [f"{base}/{n}" for n in e[2]]
+    if changed or len(new) != len(old): _save(path, new)
+    found = sorted(set(out + _mounted(trees)))
+    _memo[key] = (time.monotonic(), found)
+    return found
+
+# %% ../nbs/05c_root.ipynb #j24scanc
+def _cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "phi1_nb", f"pipes-{os.geteuid()}.json")
+
+def _load(path:str) -> dict:
+    "The cache, if this user owns it and no one else may write it or its folder; else empty."
+    import json
+    try:
+        for p in (os.path.dirname(path), path):
+            st = os.stat(p)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022: return {}
+        with open(path) as f: c = json.load(f)
+        return c if isinstance(c, dict) else {}
+    except (OSError, ValueError): return {}
+
+def _save(path:str, cache:dict):
+    "Write the cache atomically (temp + rename), mode 0600; a cache that cannot be written is no error."
+    import json
+    try:
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f: json.dump(cache, f)
+        os.replace(tmp, path)
+    except OSError: pass
 
 # %% ../nbs/05c_root.ipynb #j24view
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -28,8 +107,8 @@ def _route(path:str, ops:list) -> str:
         else: cur = os.path.normpath(nxt)
     raise OSError(40, f"too many symlinks: {path}")
 
-def view_ops() -> list[tuple[str, str, str]]:
-    "The sandbox's whole root: ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package."
+def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
+    "The sandbox's root: ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package; `covers`:\n    each socket and FIFO in them covered by an empty file."
     import importlib.util
     ops: list = []
     pre = {os.path.join(p, n) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
@@ -44,32 +123,15 @@ def view_ops() -> list[tuple[str, str, str]]:
     for op in ops:
         if op[2] in seen or under(op[2]) or (op[0] == "bind" and op[2] not in binds): continue
         seen.add(op[2]); out.append(op)
-    small = [t for k, _, t in out if k == "bind" and os.path.isdir(t) and t != "/usr" and
-             not any(t.startswith(os.path.join(p, "lib")) for p in (sys.prefix, sys.base_prefix))]
-    return out + [("bind", "/dev/null", p) for p in _pipes(small)]   # each socket or FIFO there, covered
-
-def _pipes(dirs:list[str]) -> list[str]:
-    "Every socket and FIFO under `dirs` (/etc, this package: small trees; not /usr or the interpreter's lib)."
-    import stat
-    out, stack = [], list(dirs)
-    while stack:
-        try: it = os.scandir(stack.pop())
-        except OSError: continue
-        with it:
-            for e in it:
-                try:
-                    if e.is_dir(follow_symlinks=False): stack.append(e.path)
-                    elif not e.is_file(follow_symlinks=False) and not e.is_symlink() and \
-                            stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) in (stat.S_IFSOCK, stat.S_IFIFO):
-                        out.append(e.path)
-                except OSError: pass
-    return sorted(out)
+    if not covers: return out
+    trees = [t for k, _, t in out if k == "bind" and os.path.isdir(t)]   # /usr and the interpreter's lib too
+    return out + [("bind", "/dev/null", p) for p in pipes(trees)]   # each socket or FIFO there, covered
 
 
 # %% ../nbs/05c_root.ipynb #j24root
-def _new_root():
-    "In `unshare` mode: a tmpfs holding only `view_ops`, a minimal /dev and a fresh /proc becomes the root."
-    ops, r = view_ops(), "/tmp"
+def _new_root(ops:list):
+    "In `unshare` mode: a tmpfs holding only `ops` (`view_ops`), a minimal /dev and a fresh /proc becomes the root."
+    r = "/tmp"
     fds = {s: os.open(s, os.O_PATH) for k, s, _ in ops if k == "bind"}   # reach them once the tmpfs covers /tmp
     mask = os.umask(0o022)
     try:
@@ -102,13 +164,15 @@ def _new_root():
         os.umask(mask)
         for fd in fds.values(): os.close(fd)
 
-def build_view(tmp_mb:int=256, shm_mb:int=64) -> list[str]:
-    "In `unshare` mode, the runner's own mounts; returns what could not be done (empty: the full view)."
-    missing = []
-    try: _new_root(); ov = {"/tmp": [t for k, _, t in view_ops() if k == "bind" and t.startswith("/tmp/")]}
+def build_view(tmp_mb:int=256, shm_mb:int=64, ops:list|None=None) -> list[str]:
+    "In `unshare` mode, the runner's own mounts (`ops`: the harness's `view_ops`); what could not be done (empty: all)."
+    missing, ops = [], view_ops() if ops is None else [tuple(op) for op in ops]
+    try: _new_root(ops); ov = {"/tmp": [t for k, _, t in ops if k == "bind" and t.startswith("/tmp/")]}
     except OSError as e: missing.append(f"a root of its own ({e.strerror})"); ov = overlays(kept_paths())
     try: _readonly_tree()
     except OSError as e: missing.append(f"read-only root ({e.strerror})")
+    try: _readonly_tree("/proc", ro=False, recursive=False)   # as bubblewrap leaves it: a child sets its oom_score_adj
+    except OSError: pass
     for target, size, mode, binds in [("/tmp", tmp_mb, "1777", ov.pop("/tmp", [])), ("/dev/shm", shm_mb, "1777", []),
                                       *[(a, 1, "755", ps) for a, ps in sorted(ov.items())]]:
         try: _tmpfs(target, size, mode, binds)

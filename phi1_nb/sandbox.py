@@ -123,7 +123,11 @@ def _run_job(job:dict, ctx:dict) -> dict:
     os.mkdir(workdir, 0o700)
     if ctx["uid"] is not None: os.chown(workdir, ctx["uid"], ctx["uid"])
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
-    pid, v_r = _start(job, ctx, workdir, out_w, err_w)
+    try: pid, v_r = _start(job, ctx, workdir, out_w, err_w)
+    except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
+        _sweep(0, ctx["pidns"])
+        for fd in (out_r, out_w, err_r, err_w): os.close(fd)
+        raise
     os.close(out_w); os.close(err_w)
     bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
     poll = select.poll()
@@ -175,13 +179,13 @@ def _fresh_ipc_works() -> bool:
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
 def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
-          hidden:list=()):
+          hidden:list=(), view:list|None=None):
     "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
     import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
     libc.prctl(4, 0)    # PR_SET_DUMPABLE 0: programs cannot ptrace the runner or open its /proc/pid/{fd,mem}
-    missing = build_view(tmp_mb, shm_mb) + hide(hidden) if mode == "unshare" else []
+    missing = build_view(tmp_mb, shm_mb, view) + hide(hidden) if mode == "unshare" else []
     pidns = os.getpid() == 1 and mode != "none"
     if not pidns and mode != "none": missing.append("a PID namespace with the runner as PID 1")
     if uid is not None and (mode == "none" or any(m.startswith("private") and "/tmp" not in m for m in missing)) and \
@@ -197,7 +201,8 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     mq = os.path.ismount("/dev/mqueue")
     ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if mq else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
-    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=tuple(cgroups), newipc=newipc)
+    for fd in cgroups: os.write(fd, b"0"); os.close(fd)   # once: every child is born in the program's cgroups
+    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
     hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
@@ -227,20 +232,22 @@ def _log():
 
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=()):
+    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=(),
+                 view:list|None=None):
         import socket, subprocess, tempfile
         import phi1_nb
-        self.memory, self.cgroups = make_cgroup(memory_mb, nproc)   # one budget for all of a program's processes
+        self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
         fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
         pre = [] if isolation == "none" else unshare_args(tmp_mb, shm_mb, userns) if isolation == "unshare" else \
-            bwrap_args(tmp_mb, shm_mb, userns, list(hide))
+            bwrap_args(tmp_mb, shm_mb, userns, list(hide), view)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
-                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r})"]
+                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r}, "
+                     f"{view if isolation == 'unshare' else None!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
@@ -354,6 +361,8 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
+    from phi1_nb.root import view_ops
+    view = view_ops() if iso != "none" else None   # once for all workers (each socket or FIFO in it covered)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
     results: list = [None] * len(jobs)
     nxt, lock, errors = iter(range(len(jobs))), threading.Lock(), []
@@ -369,7 +378,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
                 with lock: i = next(nxt, None)
                 if i is None: break
                 lim = jobs[i]["limits"]
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide))
+                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
                 r, mem = w.run(jobs[i], grace), w.memory
                 if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
                     hung = w.proc.poll() is None

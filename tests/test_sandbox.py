@@ -526,6 +526,44 @@ def test_memory_budget_is_per_program(mode):
     assert run_program(many.replace("range(6)", "range(1)"), timeout=15, memory_mb=512).passed
 
 
+
+def test_programs_are_born_in_the_runners_cgroup(mode):
+    "The runner joined the cgroup once: a program starts in it (no move per sample) and is first for the OOM killer."
+    probe = ("own = {l.split(':')[1]: l.split(':')[2] for l in open('/proc/self/cgroup').read().splitlines()}\n"
+             "init = {l.split(':')[1]: l.split(':')[2] for l in open('/proc/1/cgroup').read().splitlines()}\n"
+             "print(own.get('memory') == init.get('memory') != None, own.get('pids') == init.get('pids') != None,"
+             " open('/proc/self/oom_score_adj').read().strip())")
+    r = run_program(probe, timeout=5)
+    if r.memory != "cgroup v1": pytest.skip(f"the memory budget here is {r.memory!r}; this checks cgroup v1's")
+    assert r.passed and r.stdout.split() == ["True", "True", "1000"], r
+
+
+FAILED_FORK = r"""
+import os, time
+from phi1_nb import sandbox
+from phi1_nb.isolation import _memfd
+real, n = os.fork, []
+def fork():   # the candidate's fork works, the judge's fails (a full pids cgroup, say)
+    n.append(1)
+    if len(n) == 2: raise BlockingIOError(11, "Resource temporarily unavailable")
+    return real()
+os.fork = fork
+wake = os.pipe()[0]
+ctx = dict(scratch=os.environ["TMP"], uid=None, pidns=False, wake=wake, cgroups=(), newipc=False)
+job = dict(fds=[_memfd(b"import time\ntime.sleep(60)"), _memfd(b"{}")], judge={"names": ["f"]},
+           limits=dict(timeout=60.0, memory_mb=1024, nproc=64, fsize_mb=64), timeout=60.0, max_output=1000)
+try: sandbox._run_job(job, ctx); print("no error")
+except OSError: print("left", sandbox._descendants(os.getpid()))
+"""
+
+
+def test_a_failed_judge_fork_leaves_no_candidate_running(tmp_path):
+    "Where the judge cannot be forked, the job fails and the candidate that already runs is killed with it."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, "-c", FAILED_FORK], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TMP": str(tmp_path)})
+    assert r.stdout.strip() == "left []", (r.stdout, r.stderr[-2000:])
+
 LEAK_SCAN = r'''
 import gc, os, sys
 pre, tail, hits = b"phi1-secret-", str(4700 + 11).encode(), []
@@ -618,11 +656,16 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     repo = str(Path(__file__).parent.parent)
+    import site, sysconfig
+    inside = [tempfile.mkdtemp(prefix="phi1-probe-", dir=d) for d in   # trees the view binds: found by the scan
+              {"/usr/lib", sysconfig.get_paths()["stdlib"], *site.getsitepackages()} if os.access(d, os.W_OK)]
+    for d in inside: os.chmod(d, 0o755)
     dirs = ["/var/tmp", "/tmp", "/run", "/dev/shm", repo, f"{repo}/phi1_nb", str(Path(FIXTURE).parent),
             os.path.dirname(sys.executable),
-            os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~")]
+            os.path.dirname(os.path.realpath(sys.executable)), os.path.expanduser("~"), *inside]
     ends, paths = _host_ends(dirs)
     try:
+        assert not ROOT or len(inside) >= 2, inside   # as root: /usr/lib and the interpreter's lib at least
         assert len(paths) >= 5, paths
         direct = subprocess.run([sys.executable, "-c", PROBE.replace("PATHS", "[]"), *paths], capture_output=True, text=True)
         assert direct.stdout.split()[1:] == [x for p in paths for x in (p + ".sock", p + ".fifo")], direct   # the ends are real
@@ -649,6 +692,7 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
             for x in (".sock", ".fifo"):
                 try: os.remove(p + x)
                 except OSError: pass
+        for d in inside: os.rmdir(d)
 
 
 LEAVE = """
