@@ -21,6 +21,7 @@ from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_
 from .synth_quality import (DiversityReport, code_prose, mine_exercises, parse_exercise, parse_prefix, run_checks,
                                    split_blocks, textbook_verdict)
 from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
+from .lineage import annotate, explain as _explain
 
 # %% auto #0
 __all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
@@ -294,7 +295,7 @@ def _mine_task(shard_path, cap, seed, tid, report, workers, timeout):
 # %% ../nbs/06_synth.ipynb #66658891
 def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temperature, top_p, seed, batch_size,
                  concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads=None,
-                 api:str="chat", ledger=None):
+                 api:str="chat", ledger=None, batch:dict|None=None):
     "The generation backend of a run, from the stage's parameters."
     import os
     if backend == "openai":
@@ -302,6 +303,9 @@ def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temp
         cl = LLMClient(url, model or "gpt-3.5-turbo", api_key_env=api_key_env, concurrency=concurrency, rpm=rpm, tpm=tpm,
                        max_retries=max_retries, timeout=timeout, cache_dir=cache_dir, budget_tokens=budget_tokens,
                        budget_usd=budget_usd, price=price, ledger=ledger)
+        if api == "batch":   # the Batch API (06d_batch): its state next to the cache
+            from phi1_nb.batch import BatchBackend
+            return BatchBackend(cl, Path(cache_dir).parent/"batches", temperature=temperature, top_p=top_p, seed=seed, **(batch or {}))
         return OpenAIBackend(cl, temperature=temperature, top_p=top_p, seed=seed, api=api)
     if backend == "transformers":
         path = Path(model) if model else Path(run_dir)/"pretrain"/"final"
@@ -362,7 +366,9 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     try:
         for chunk in chunks:
             specs = [spec_of(i) for i in chunk]
-            items, bad = _records(kind, specs, [next(stream) for _ in chunk], be, report, p["sandbox_workers"], p["sandbox_timeout"])
+            answers = [next(stream) for _ in chunk]
+            items, bad = _records(kind, specs, answers, be, report, p["sandbox_workers"], p["sandbox_timeout"])
+            annotate(items, specs, answers, be, max_tok)   # every record's lineage (06e_lineage)
             for s, e in bad:
                 if isinstance(e, BudgetExceeded): stop = stop or f"budget: {e}"
                 else: failed[f"{type(e).__name__}: {str(e)[:200]}"] += 1
@@ -396,13 +402,17 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
 # %% ../nbs/06_synth.ipynb #5f3a1c2e
 EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED = 3, 4, 5
 
+def _price_modes(rows, price):   # (06d_batch: each dry-run row priced live and through the Batch API)
+    from phi1_nb.batch import price_modes
+    return price_modes(rows, price)
+
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
               backend:str="transformers", # 'openai' (any OpenAI-compatible endpoint) or 'transformers' (local checkpoint)
               model:str|None=None, # API model name, or checkpoint folder (None: gpt-3.5-turbo / run_dir/pretrain/final)
               base_url:str|None=None, # endpoint for 'openai' (None: $OPENAI_BASE_URL or api.openai.com)
               api_key_env:str="OPENAI_API_KEY", # environment variable holding the API key
-              api:str="chat", # 'openai': 'chat' (/v1/chat/completions) or 'completions' (/v1/completions, base models)
+              api:str="chat", # 'openai': 'chat' (/v1/chat/completions), 'completions' (/v1/completions, base models), 'batch' (06d)
               n_textbooks:int=16, n_exercises:int=32, # how many to request
               per_shard:int=16, # records per shard (the unit of writing; resume is per record id)
               k_words:int=3, # vocabulary words per textbook prompt
@@ -415,6 +425,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               timeout:float=60.0, max_retries:int=5, # 'openai' seconds per attempt, retries per request
               budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget over every run of this folder (None: unlimited)
               price_prompt:float=0.5, price_completion:float=1.5, # dollars per 1M tokens, for dry runs and budgets
+              price_batch_prompt:float=0.25, price_batch_completion:float=0.75, # the same through the Batch API (half price)
+              batch_max_requests:int=50_000, batch_max_bytes:int=200_000_000, batch_max_enqueued_tokens:int=2_000_000, # 06d
+              batch_poll:float=30.0, batch_wait:float|None=None, batch_rounds:int=3, # 06d: poll every, wait at most, tries per id
               dry_run:bool=False, # only print requests, tokens and cost; generate nothing (but the pilot below)
               dry_run_pilot:int=8, # 'openai': a dry run on a folder without answers first sends this many requests per kind, to calibrate (0: none)
               mine:bool=True, n_mined:int=200, # mine exercises from the filtered corpus, at most this many
@@ -423,12 +436,16 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               seed:int=1234, # draws every prompt, and with the record id each request's sampling seed
               shard_format:str="jsonl.zst", # output shard format
               force:bool=False, # start a kind afresh when its shaping parameters changed (else: refused)
+              explain:str|None=None, # only print the lineage of this record id (06e_lineage), from seed to output shard
               progress:bool=True) -> dict:
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
-    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
+    if explain: return {"explain": _explain(run_dir, explain)}
+    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress", "explain")}
     kinds_l = [k.strip() for k in str(kinds).split(",") if k.strip()]
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
-    price = {"prompt": price_prompt, "completion": price_completion}
+    price = {"prompt": price_prompt, "completion": price_completion, "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
+    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")}, poll=batch_poll,
+                 wait=batch_wait, rounds=batch_rounds, price=price["batch"])
     out = stage_dir(run_dir, "synth")
     lock, busy = None, None
     if not dry_run: lock = _lock(out)
@@ -437,7 +454,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
         except ValueError as e: busy = str(e)   # a live run holds the folder: price it without a pilot (its answers will calibrate)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
-                      api=api, ledger=out/"ledger.jsonl")
+                      api=api, ledger=out/"ledger.jsonl", batch=batch)
     names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
     ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
     memo = lambda f: lru_cache(maxsize=max(4096, 8 * concurrency + 2 * per_shard))(f)   # a request's spec: drawn once, read 4 times
@@ -448,7 +465,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
         try:
             pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot) for k in kinds_l}
             if busy: pilot = {k: {**v, "pilot_skipped": busy} for k, v in pilot.items()}
-            rows = [{**r, **pilot[r["kind"]]} for r in dry_run_table(specs, be, max_tok, price, ledger)]
+            rows = [{**r, **pilot[r["kind"]]} for r in _price_modes(dry_run_table(specs, be, max_tok, price, ledger), price)]
         finally:
             be.close()
             if lock is not None: lock.close()
