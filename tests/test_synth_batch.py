@@ -19,8 +19,9 @@ KW = dict(backend="openai", model="fake", kinds="textbooks", n_textbooks=10, per
 IDS = [textbook_spec(1234, i)["id"] for i in range(10)]
 
 
-def server(step=3):
-    srv = FakeOpenAIServer(handler=fake_teacher); srv.batch.step = step; return srv
+def server(step=3, handler=lambda body: "Too short to keep."):
+    "The fake server; by default every answer is dropped at once (too_short): these tests are about paying, not the gate."
+    srv = FakeOpenAIServer(handler=handler); srv.batch.step = step; return srv
 
 
 def spent(run_dir):
@@ -44,12 +45,21 @@ KILL_POINTS = ["planned", "reserved", "upload_returned", "uploaded", "create_ret
                "mid_settle", "settled"]
 
 
+def killed_at(op, fn) -> bool:
+    "Run `fn` in a forked child with `PHI1_BATCH_KILL=op` (it kills itself with SIGKILL right after that step): killed?"
+    pid = os.fork()
+    if pid == 0:   # (the child has everything imported already: a kill test costs a run, not an interpreter start)
+        try:
+            os.environ["PHI1_BATCH_KILL"] = op; fn()
+        finally: os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGKILL
+
+
 @pytest.mark.parametrize("op", KILL_POINTS)
 def test_kill_at_each_step_then_rerun_pays_nothing_twice(tmp_path, op):
     with server() as srv:
-        p = run(synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")}),
-                tmp_path, srv.base_url, env={**os.environ, "PHI1_BATCH_KILL": op, "PYTHONPATH": str(ROOT)})
-        assert p.returncode == -signal.SIGKILL, f"never reached {op}"
+        assert killed_at(op, lambda: run_synth(tmp_path, base_url=srv.base_url, **KW)), f"never reached {op}"
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, m["exit_message"]
         assert_once(srv, tmp_path)
@@ -59,13 +69,22 @@ def test_kill_at_each_step_then_rerun_pays_nothing_twice(tmp_path, op):
         assert run_synth(tmp_path, base_url=srv.base_url, **KW)["exit_status"] == 0 and srv.n_requests == n
 
 
+def test_kills_in_a_row_each_at_another_step(tmp_path):
+    "One job killed again and again, each time at a later step, then run to the end (each rerun resumes the last)."
+    with server(step=1) as srv:
+        for op in ["reserved", "create_returned", "polled", "downloaded", "mid_settle", "upload_returned", "settled"]:
+            killed_at(op, lambda: run_synth(tmp_path, base_url=srv.base_url, **KW))
+        assert run_synth(tmp_path, base_url=srv.base_url, **KW)["exit_status"] == 0
+        assert_once(srv, tmp_path)
+
+
 def test_kill_at_random_moments(tmp_path):
-    "Three kills -9 at random moments of one job (whatever step each lands on), then a run to the end."
+    "Two kills -9 from outside at random moments of one job (whatever step each lands on), then a run to the end."
     rng = random.Random(32)
     with server(step=1) as srv:
         args = synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")})
         log = tmp_path / "synth" / "batches" / "log.jsonl"
-        for _ in range(3):
+        for _ in range(2):
             n0, k = (log.read_text().count("\n{") if log.exists() else 0), rng.randint(1, 12)
             p = start(args, tmp_path, srv.base_url)
             try: kill_when(p, lambda: log.exists() and log.read_text().count("\n{") >= n0 + k, timeout=60, poll=0.002)
@@ -115,7 +134,7 @@ def test_a_cancelled_batch_is_collected_and_its_rest_resubmitted(tmp_path):
         assert_once(srv, tmp_path)
 
 
-@pytest.mark.parametrize("budget", [dict(budget_tokens=1200), dict(budget_usd=0.0005)])
+@pytest.mark.parametrize("budget", [dict(budget_tokens=1200), dict(budget_usd=0.0003)])
 def test_budget_across_batches_holds_on_the_servers_count(tmp_path, budget):
     with server() as srv:
         for _ in range(2):   # a rerun under the same budget spends nothing more than the budget either
@@ -159,7 +178,7 @@ def test_limits_split_files_and_progress_has_an_eta():
 
 def test_explain_a_kept_and_a_dropped_record(tmp_path, capsys):
     from phi1_nb.cli import main
-    with server() as srv:
+    with server(handler=fake_teacher) as srv:
         run_synth(tmp_path, base_url=srv.base_url, **{**KW, "n_textbooks": 6})
     with FakeOpenAIServer(handler=lambda b: "Too short to teach anything.") as bad:   # every answer dropped (too_short)
         run_synth(tmp_path / "live", base_url=bad.base_url, **{**KW, "n_textbooks": 3, "api": "chat"})
