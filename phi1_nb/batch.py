@@ -133,6 +133,7 @@ def _step(self, s):
         rid = next((r for r, e in led.open.items() if e.get("batch") == sub), None)   # reserved before a kill
         rid = rid or led.reserve(s["prompt_bound"], s["max_tokens"], tag=s["tag"], batch=sub, price=self.price)
         if rid is None: self.log.write("abandoned", sub, why="budget"); return
+        _crash_point("reserve_returned")
         self.log.write("reserved", sub, rid=rid)
     if ops[-1] == "reserved":
         f = self.oc.files.create(file=(s["file"], (self.dir/s["file"]).read_bytes()), purpose="batch")
@@ -237,6 +238,9 @@ class BatchBackend(OpenAIBackend):
     def __init__(self, client, folder, limits=None, poll=30.0, wait=None, rounds=3, price=None, **kw):
         super().__init__(client, api="chat", **kw)
         self.folder, self.opts = Path(folder), dict(limits=limits, poll=poll, wait=wait, rounds=rounds, price=price)
+    def live(self) -> OpenAIBackend:
+        "The same backend sending live requests (a dry run's pilot: minutes, not a batch's hours)."
+        b = OpenAIBackend.__new__(OpenAIBackend); b.__dict__.update(self.__dict__); return b
     def stream(self, specs, max_tokens:int, tag=None, progress=False):
         "Answers for `specs`, in order, once their batches are done (errors for those that are not answered)."
         specs, tag = [specs[i] for i in range(len(specs))], tag or "synth"

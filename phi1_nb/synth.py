@@ -463,7 +463,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if dry_run:
         ledger, specs = getattr(getattr(be, "client", None), "ledger", None), {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}
         try:
-            pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot) for k in kinds_l}
+            pilot = {k: pilot_answers(getattr(be, "live", lambda: be)(), ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot)
+                     for k in kinds_l}   # (api batch: the pilot is sent live)
             if busy: pilot = {k: {**v, "pilot_skipped": busy} for k, v in pilot.items()}
             rows = [{**r, **pilot[r["kind"]]} for r in _price_modes(dry_run_table(specs, be, max_tok, price, ledger), price)]
         finally:

@@ -41,7 +41,7 @@ def assert_once(srv, run_dir):
     assert all_ids(run_dir) == IDS
 
 
-KILL_POINTS = ["planned", "reserved", "upload_returned", "uploaded", "create_returned", "created", "polled", "downloaded",
+KILL_POINTS = ["planned", "reserve_returned", "reserved", "upload_returned", "uploaded", "create_returned", "created", "polled", "downloaded",
                "mid_settle", "settled"]
 
 
@@ -199,3 +199,12 @@ def test_explain_a_kept_and_a_dropped_record(tmp_path, capsys):
     by = cut(tmp_path, "mode")
     assert set(by) == {"batch"} and by["batch"]["kept"] + by["batch"]["dropped"] == 6
     assert sum(v["kept"] + v["dropped"] for v in cut(tmp_path, "topic").values()) == 6
+
+
+def test_dry_run_prices_both_modes_and_its_pilot_goes_live(tmp_path):
+    with server(handler=fake_teacher) as srv:
+        rows = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "dry_run": True, "dry_run_pilot": 2})["dry_run"]
+        assert srv.n_requests == 2 and not srv.batch.calls            # two live requests, no batch submitted
+    r = rows[0]
+    assert r["pilot_requests"] == 2 and 0 < r["cost_usd_est_batch"] < r["cost_usd_est"]
+    assert r["saving_usd_est"] == pytest.approx(r["cost_usd_est"] - r["cost_usd_est_batch"], abs=1e-4)
