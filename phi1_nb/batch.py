@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from .ledger import prompt_bound
-from .llm import BudgetExceeded, Completion, LLMError, LLMUnreachable, cost_usd, estimate_tokens, _prompt_text
+from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreachable, cost_usd, estimate_tokens,
+                         _prompt_text)
 from .synth import OpenAIBackend
 
 # %% auto #0
@@ -225,6 +226,10 @@ def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
             if not self.open_subs(tag) or (self.wait is not None and time.time() - t0 > self.wait): break
             time.sleep(self.poll)
     except openai.APIConnectionError as e: raise LLMUnreachable(self.cl.base_url, e) from e
+    except openai.APIStatusError as e:
+        if e.status_code not in (401, 403, 404, 405): raise
+        raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it serve "
+                          "/v1/files and /v1/batches (vLLM, llama.cpp and transformers serve may not)? Else use api: chat") from e
     for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before batch submission: {self.cl.ledger.summary()['spent_tokens']} tokens spent")
     for s in self.open_subs(tag):
         for i in s["ids"]: self.errors[i] = LLMError(f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it")

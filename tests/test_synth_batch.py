@@ -208,3 +208,13 @@ def test_dry_run_prices_both_modes_and_its_pilot_goes_live(tmp_path):
     r = rows[0]
     assert r["pilot_requests"] == 2 and 0 < r["cost_usd_est_batch"] < r["cost_usd_est"]
     assert r["saving_usd_est"] == pytest.approx(r["cost_usd_est"] - r["cost_usd_est_batch"], abs=1e-4)
+
+
+def test_a_server_without_the_batch_api_is_one_clear_line(tmp_path, capsys):
+    from phi1_nb.cli import main
+    with server() as srv:
+        srv.batch.handle = lambda method, path, raw: (404, {}, b'{"error": {"message": "Not Found"}}')   # e.g. vLLM
+        rc = main(["synth", "--run-dir", str(tmp_path), "--backend", "openai", "--model", "fake", "--base_url", srv.base_url,
+                   "--api", "batch", "--kinds", "textbooks", "--n_textbooks", "3", "--mine", "false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 5 and len(err) == 1 and "/v1/batches" in err[0] and "api: chat" in err[0]
