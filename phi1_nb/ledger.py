@@ -11,8 +11,8 @@ from collections import Counter, deque
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'reserve', 'settle', 'pause', 'observed', 'summary',
-           'close']
+__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'fits', 'reserve', 'settle', 'pause', 'observed',
+           'summary', 'close']
 
 # %% ../nbs/02b_ledger.ipynb #9d6a17b1
 def prompt_bound(prompt) -> int:
@@ -21,6 +21,10 @@ def prompt_bound(prompt) -> int:
     return sum(len(str(m.get("content", "")).encode()) + len(str(m.get("role", ""))) + 8 for m in prompt) + 32
 
 def _usd(pt, ct, price): return (pt*(price or {}).get("prompt", 0) + ct*(price or {}).get("completion", 0)) / 1e6
+
+def _extra(pt, ct, e, price) -> float:
+    "What an entry with its own price (a batch's) costs beyond the ledger's price for `pt`, `ct` tokens."
+    return _usd(pt, ct, e["price"]) - _usd(pt, ct, price) if e.get("price") else 0.0
 
 # %% ../nbs/02b_ledger.ipynb #3bea23c9
 class Ledger:
@@ -32,6 +36,7 @@ class Ledger:
         self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path else None), budget_tokens, budget_usd, price
         self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
+        self._held_extra = 0.0   # the open entries' own prices, beyond the ledger's (a batch reserves at the batch price)
         self._raw = [0, 0]   # the prompt bytes and max_tokens of the reservations in flight, before any slack
         self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
         self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
@@ -46,7 +51,8 @@ class Ledger:
         except BlockingIOError: fcntl.flock(self._fd, fcntl.LOCK_SH); alone = False
         with self._books():
             if alone:   # reservations nobody settled belong to processes that died with them in flight: assume paid
-                for rid in list(self.open): self._write({"op": "settle", "rid": rid, "how": "lost"})
+                for rid in [r for r, e in self.open.items() if not e.get("batch")]:   # (a batch's outlives its process)
+                    self._write({"op": "settle", "rid": rid, "how": "lost"})
         if alone: fcntl.flock(self._fd, fcntl.LOCK_SH)   # from now on, whoever opens the books leaves ours alone
 
     @contextlib.contextmanager
@@ -74,24 +80,26 @@ class Ledger:
                 self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
                 while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
             self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]
+            self._held_extra += _extra(e["prompt_bound"], e["max_tokens"], e, self.price)
             self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max", e["max_tokens"]); return
         r = self.open.pop(e["rid"], None)
         if r is None: return
         self._held -= r["prompt_bound"] + r["max_tokens"]; self._held_p -= r["prompt_bound"]
+        self._held_extra -= _extra(r["prompt_bound"], r["max_tokens"], r, self.price)
         self._raw[0] -= r.get("raw_prompt", r["prompt_bound"]); self._raw[1] -= r.get("raw_max", r["max_tokens"])
         self.spent["requests"] += 1; self.spent[f"settled_{e['how']}"] += 1
         if e["how"] == "usage":
             pt, ct = e["prompt_tokens"], e["completion_tokens"]
-            self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
+            self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct; self.spent["usd_extra"] += _extra(pt, ct, r, self.price)
             if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
             self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
                           max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=1, prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct, completion_sq=ct * ct,
+            o.update(n=e.get("n", 1), prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct, completion_sq=e.get("completion_sq", ct * ct),
                      max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
-            self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], self.price))
+            self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price") or self.price))
 
     def _write(self, e):
         "Append an entry (inside `_books`), starting a new line after a torn one."
@@ -107,35 +115,49 @@ def spent_tokens(self) -> int:
 
 def spent_usd(self) -> float:
     "Dollars spent under the price table (unknown fates at their bound)."
-    return _usd(self.spent["prompt_tokens"], self.spent["completion_tokens"], self.price) + self.spent["bound_usd_micro"] / 1e6
+    return _usd(self.spent["prompt_tokens"], self.spent["completion_tokens"], self.price) + self.spent["bound_usd_micro"] / 1e6 \
+        + self.spent["usd_extra"]
 
 def reserved(self) -> tuple[int, float]:
     "Tokens and dollars reserved by requests in flight, re-charged at the slack seen since they were sent."
     p = max(self._held_p, math.ceil(self._raw[0] * self.slack[0]))
     c = max(self._held - self._held_p, math.ceil(self._raw[1] * self.slack[1]))
-    return p + c, _usd(p, c, self.price)
+    return p + c, _usd(p, c, self.price) + self._held_extra
 
-def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None) -> str|None:
+def _fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
+    "Whether a reservation of these (slack-scaled) bounds fits the budget now (inside `_books`)."
+    rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
+    if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return False
+    return self.budget_usd is None or self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, price or self.price) <= self.budget_usd
+
+def fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
+    "Whether `reserve` would succeed now (it reserves nothing)."
+    with self._lock, self._books():
+        return self._fits(math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1]), price)
+
+def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None,
+            batch:str|None=None, # a batch's reservation: it outlives this process, until the batch is settled
+            price:dict|None=None) -> str|None: # this reservation's price table (None: the ledger's)
     "Reserve a request's upper bound; its id, or None when it does not fit in the budget (nothing is reserved)."
     with self._lock, self._books():
         raw = {"raw_prompt": prompt_bytes, "raw_max": max_tokens}
         prompt_bytes, max_tokens = math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1])
-        rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
-        if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return None
-        if self.budget_usd is not None and self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, self.price) > self.budget_usd: return None
+        if not self._fits(prompt_bytes, max_tokens, price): return None
         rid = f"{os.getpid()}-{self._n}"
         self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag,
-                     "t": round(time.time(), 3), **raw})
+                     "t": round(time.time(), 3), **raw, **({"batch": batch} if batch else {}), **({"price": price} if price else {})})
         self.own.add(rid); return rid
 
-def settle(self, rid:str, usage:dict|None, how:str|None=None):
-    "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown fate."
+def settle(self, rid:str, usage:dict|None, how:str|None=None, n:int|None=None, completion_sq:int|None=None):
+    "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown fate"
+    " (a batch's: the sums over its `n` answers, and of their completion tokens squared)."
     with self._lock, self._books():
         self.own.discard(rid)
         if rid not in self.open: return
         how = how or ("unknown" if usage is None else "usage" if usage else "error")
         e = {"op": "settle", "rid": rid, "how": how}
         if how == "usage": e.update(prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)))
+        if n is not None: e.update(n=n, completion_sq=completion_sq)
         self._write(e)
 
 def pause(self, seconds:float):
@@ -162,4 +184,5 @@ def close(self):
     if self._fd is not None: os.fsync(self._fd); os.close(self._fd); os.close(self._mutex); self._fd = None
 
 Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
+Ledger._fits, Ledger.fits = _fits, fits
 Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close, Ledger.pause = settle, observed, summary, close, pause

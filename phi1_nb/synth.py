@@ -21,12 +21,14 @@ from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_
 from .synth_quality import (DiversityReport, code_prose, mine_exercises, parse_exercise, parse_prefix, run_checks,
                                    split_blocks, textbook_verdict)
 from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
+from .lineage import annotate, explain as _explain
+from .synth_cost import (EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED, SANDBOX_FAILS, half_width, dry_run_table,
+                                pilot_answers, source_rates, paid_usage, _exit, _write_synth_manifest)   # (06f)
+from .synth_local import TransformersBackend   # (06g)
 
 # %% auto #0
-__all__ = ['NOT_FINAL', 'EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'request_seed', 'OpenAIBackend',
-           'TransformersBackend', 'textbook_record', 'exercise_record', 'half_width', 'dry_run_table', 'pilot_answers',
-           'plan_synthetic', 'make_backend', 'ShapingChanged', 'shaping', 'check_shaping', 'run_synth', 'source_rates',
-           'paid_usage']
+__all__ = ['NOT_FINAL', 'request_seed', 'OpenAIBackend', 'textbook_record', 'exercise_record', 'plan_synthetic', 'make_backend',
+           'ShapingChanged', 'shaping', 'check_shaping', 'run_synth']
 
 # %% ../nbs/06_synth.ipynb #ffd321df
 def request_seed(run_seed:int, record_id:str) -> int:
@@ -61,72 +63,6 @@ class OpenAIBackend:
                                          tag=tag, progress=progress, max_tokens=max_tokens, **self.params)
     def generate(self, specs:list[dict], max_tokens:int) -> list: return list(self.stream(specs, max_tokens))
     def close(self): self.client.close()
-
-# %% ../nbs/06_synth.ipynb #0c596b9e
-class TransformersBackend:
-    "Batched sampling from a local causal LM checkpoint, cached like the API backend."
-    kind, base = "transformers", True
-    def __init__(self, path, cache_dir=None, batch_size:int=8, temperature=1.0, top_p=0.95, seed=0, budget_tokens=None,
-                 cpu_threads:int|None=None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        self.torch, self.model, self.batch_size, self.budget_tokens = torch, str(path), batch_size, budget_tokens
-        self.cpu_threads = cpu_threads
-        self.tok = AutoTokenizer.from_pretrained(str(path)); self.tok.padding_side = "left"
-        if self.tok.pad_token is None: self.tok.pad_token = self.tok.eos_token
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.lm = AutoModelForCausalLM.from_pretrained(str(path)).eval().to(self.device)
-        self.params, self.usage = dict(temperature=temperature, top_p=top_p, seed=seed), Counter()
-        self.cache = LLMCache(cache_dir) if cache_dir else None
-    def prompt(self, spec): return textbook_prefix(spec) if spec["kind"] == "textbook" else exercise_prefix(spec)
-    def key(self, spec, max_tokens):
-        return cache_key(backend="transformers", model=self.model, input=self.prompt(spec), params={**self.params, "max_tokens": max_tokens})
-    def is_cached(self, spec, max_tokens): return self.cache is not None and self.key(spec, max_tokens) in self.cache
-
-    def _sample(self, prompts, max_tokens, seed) -> list[tuple[str, dict]]:
-        torch = self.torch; torch.manual_seed(seed); nt = torch.get_num_threads()
-        if self.cpu_threads and self.device == "cpu": torch.set_num_threads(self.cpu_threads)
-        ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
-        enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=max(8, ctx - max_tokens)).to(self.device)
-        try:
-            with torch.no_grad():
-                out = self.lm.generate(**enc, do_sample=True, temperature=self.params["temperature"], top_p=self.params["top_p"],
-                                       max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
-        finally: torch.set_num_threads(nt)
-        L, res = enc["input_ids"].shape[1], []
-        for j in range(len(prompts)):
-            gen = out[j, L:]; n = int((gen != self.tok.pad_token_id).sum())
-            res.append((self.tok.decode(gen, skip_special_tokens=True),
-                        {"prompt_tokens": int(enc["attention_mask"][j].sum()), "completion_tokens": n}))
-        return res
-
-    def generate(self, specs:list[dict], max_tokens:int) -> list:
-        out, todo = [None]*len(specs), []
-        for j, s in enumerate(specs):
-            if self.cache is not None and (hit := self.cache.get(self.key(s, max_tokens))):
-                out[j] = Completion(hit["text"], hit["usage"], True); self.usage["cached"] += 1
-            else: todo.append(j)
-        for b in range(0, len(todo), self.batch_size):
-            idx = todo[b:b+self.batch_size]
-            spent = self.usage["prompt_tokens"] + self.usage["completion_tokens"]
-            worst = sum(len(self.tok(self.prompt(specs[j]))["input_ids"]) + max_tokens for j in idx)
-            if self.budget_tokens is not None and spent + worst > self.budget_tokens:
-                for j in todo[b:]: out[j] = BudgetExceeded(f"token budget {self.budget_tokens} reached ({spent} spent)")
-                break
-            seed = int(cache_key(seed=self.params["seed"], first=self.key(specs[idx[0]], max_tokens))[:8], 16)
-            for j, (text, u) in zip(idx, self._sample([self.prompt(specs[j]) for j in idx], max_tokens, seed)):
-                u["total_tokens"] = u["prompt_tokens"] + u["completion_tokens"]
-                for k, v in u.items(): self.usage[k] += v
-                self.usage["requests"] += 1
-                if self.cache is not None: self.cache.put(self.key(specs[j], max_tokens), {"text": text, "usage": u, "t": time.time()})
-                out[j] = Completion(text, u, False)
-        if self.cache is not None: self.cache.sync()
-        return out
-    def stream(self, specs, max_tokens:int, tag=None, progress=False):
-        "Answers for `specs`, in order, one batch at a time."
-        for b in range(0, len(specs), self.batch_size): yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
-    def close(self):
-        if self.cache is not None: self.cache.close()
 
 # %% ../nbs/06_synth.ipynb #14f3c828
 def _prompt_sha(spec:dict, backend_kind:str, base:bool|None=None) -> str:
@@ -172,49 +108,6 @@ def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, bas
     if isinstance(ex, str): return ex
     return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
             **_provenance(spec, backend_kind, model, comp, base)}
-
-# %% ../nbs/06_synth.ipynb #a968b943
-def half_width(ob:dict, n_todo:int|None=None, z:float=1.96) -> float:
-    "Relative 95% half-width of the mean completion length observed (with `n_todo`: of the total of that many answers)."
-    if ob["n"] < 2 or not ob["completion_tokens_mean"]: return float("inf")
-    return z * ob["completion_tokens_sd"] / ob["completion_tokens_mean"] * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
-
-def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
-    "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
-    rows = []
-    for kind, ss in specs.items():
-        todo = [s for s in ss if not backend.is_cached(s, max_tokens[kind])]
-        prompts = [backend.prompt(s) for s in todo]
-        mt, pb = max_tokens[kind], sum(prompt_bound(p) for p in prompts)
-        ob = ledger.observed(kind) if ledger is not None else None
-        hw = 0.0
-        if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
-            pt = pb * ob["prompt_tokens_per_byte"]
-            ct = len(todo) * min(mt, ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"]))
-            hw = len(todo) * half_width(ob, len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
-        else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
-        rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
-                         prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
-                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + min(ct + hw, len(todo) * mt))],
-                         cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
-                         completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
-                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
-    return rows
-
-def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
-    "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
-    if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
-    t0, sent, bad, m = ledger.spent_tokens(), 0, [], 0
-    while True:   # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
-        todo = [s for s in specs[m:n] if not backend.is_cached(s, max_tokens)]
-        bad += [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
-        sent, m = sent + len(todo), n
-        ob = ledger.observed(kind)
-        if bad or n >= min(len(specs), max_n) or (ob and half_width(ob) <= target): break
-        n *= 2
-    out = {"pilot_requests": sent, "pilot_tokens": ledger.spent_tokens() - t0,
-           "pilot_half_width": round(half_width(ob), 3) if ob else None}
-    return {**out, "pilot_failed": f"{len(bad)}x {type(bad[0]).__name__}: {str(bad[0])[:160]}"} if bad else out
 
 # %% ../nbs/06_synth.ipynb #9e58a742
 NOT_FINAL = ("llm_error",)   # drops that older versions wrote for failed requests: those ids are asked again
@@ -294,7 +187,7 @@ def _mine_task(shard_path, cap, seed, tid, report, workers, timeout):
 # %% ../nbs/06_synth.ipynb #66658891
 def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temperature, top_p, seed, batch_size,
                  concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads=None,
-                 api:str="chat", ledger=None):
+                 api:str="chat", ledger=None, batch:dict|None=None):
     "The generation backend of a run, from the stage's parameters."
     import os
     if backend == "openai":
@@ -302,6 +195,9 @@ def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temp
         cl = LLMClient(url, model or "gpt-3.5-turbo", api_key_env=api_key_env, concurrency=concurrency, rpm=rpm, tpm=tpm,
                        max_retries=max_retries, timeout=timeout, cache_dir=cache_dir, budget_tokens=budget_tokens,
                        budget_usd=budget_usd, price=price, ledger=ledger)
+        if api == "batch":   # the Batch API (06d_batch): its state next to the cache
+            from phi1_nb.batch import BatchBackend
+            return BatchBackend(cl, Path(cache_dir).parent/"batches", temperature=temperature, top_p=top_p, seed=seed, **(batch or {}))
         return OpenAIBackend(cl, temperature=temperature, top_p=top_p, seed=seed, api=api)
     if backend == "transformers":
         path = Path(model) if model else Path(run_dir)/"pretrain"/"final"
@@ -362,7 +258,9 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     try:
         for chunk in chunks:
             specs = [spec_of(i) for i in chunk]
-            items, bad = _records(kind, specs, [next(stream) for _ in chunk], be, report, p["sandbox_workers"], p["sandbox_timeout"])
+            answers = [next(stream) for _ in chunk]
+            items, bad = _records(kind, specs, answers, be, report, p["sandbox_workers"], p["sandbox_timeout"])
+            annotate(items, specs, answers, be, max_tok)   # every record's lineage (06e_lineage)
             for s, e in bad:
                 if isinstance(e, BudgetExceeded): stop = stop or f"budget: {e}"
                 else: failed[f"{type(e).__name__}: {str(e)[:200]}"] += 1
@@ -394,7 +292,9 @@ def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tupl
     return m, failed, stop
 
 # %% ../nbs/06_synth.ipynb #5f3a1c2e
-EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED = 3, 4, 5
+def _price_modes(rows, price):   # (06d_batch: each dry-run row priced live and through the Batch API)
+    from phi1_nb.batch import price_modes
+    return price_modes(rows, price)
 
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
@@ -402,7 +302,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               model:str|None=None, # API model name, or checkpoint folder (None: gpt-3.5-turbo / run_dir/pretrain/final)
               base_url:str|None=None, # endpoint for 'openai' (None: $OPENAI_BASE_URL or api.openai.com)
               api_key_env:str="OPENAI_API_KEY", # environment variable holding the API key
-              api:str="chat", # 'openai': 'chat' (/v1/chat/completions) or 'completions' (/v1/completions, base models)
+              api:str="chat", # 'openai': 'chat' (/v1/chat/completions), 'completions' (/v1/completions, base models), 'batch' (06d)
               n_textbooks:int=16, n_exercises:int=32, # how many to request
               per_shard:int=16, # records per shard (the unit of writing; resume is per record id)
               k_words:int=3, # vocabulary words per textbook prompt
@@ -415,6 +315,9 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               timeout:float=60.0, max_retries:int=5, # 'openai' seconds per attempt, retries per request
               budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget over every run of this folder (None: unlimited)
               price_prompt:float=0.5, price_completion:float=1.5, # dollars per 1M tokens, for dry runs and budgets
+              price_batch_prompt:float=0.25, price_batch_completion:float=0.75, # the same through the Batch API (half price)
+              batch_max_requests:int=50_000, batch_max_bytes:int=200_000_000, batch_max_enqueued_tokens:int=2_000_000, # 06d
+              batch_poll:float=30.0, batch_wait:float|None=None, batch_rounds:int=3, # 06d: poll every, wait at most, tries per id
               dry_run:bool=False, # only print requests, tokens and cost; generate nothing (but the pilot below)
               dry_run_pilot:int=8, # 'openai': a dry run on a folder without answers first sends this many requests per kind, to calibrate (0: none)
               mine:bool=True, n_mined:int=200, # mine exercises from the filtered corpus, at most this many
@@ -423,12 +326,16 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               seed:int=1234, # draws every prompt, and with the record id each request's sampling seed
               shard_format:str="jsonl.zst", # output shard format
               force:bool=False, # start a kind afresh when its shaping parameters changed (else: refused)
+              explain:str|None=None, # only print the lineage of this record id (06e_lineage), from seed to output shard
               progress:bool=True) -> dict:
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
-    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
+    if explain: return {"explain": _explain(run_dir, explain)}
+    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress", "explain")}
     kinds_l = [k.strip() for k in str(kinds).split(",") if k.strip()]
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
-    price = {"prompt": price_prompt, "completion": price_completion}
+    price = {"prompt": price_prompt, "completion": price_completion, "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
+    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")}, poll=batch_poll,
+                 wait=batch_wait, rounds=batch_rounds, price=price["batch"])
     out = stage_dir(run_dir, "synth")
     lock, busy = None, None
     if not dry_run: lock = _lock(out)
@@ -437,7 +344,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
         except ValueError as e: busy = str(e)   # a live run holds the folder: price it without a pilot (its answers will calibrate)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
-                      api=api, ledger=out/"ledger.jsonl")
+                      api=api, ledger=out/"ledger.jsonl", batch=batch)
     names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
     ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
     memo = lambda f: lru_cache(maxsize=max(4096, 8 * concurrency + 2 * per_shard))(f)   # a request's spec: drawn once, read 4 times
@@ -446,9 +353,10 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if dry_run:
         ledger, specs = getattr(getattr(be, "client", None), "ledger", None), {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}
         try:
-            pilot = {k: pilot_answers(be, ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot) for k in kinds_l}
+            pilot = {k: pilot_answers(getattr(be, "live", lambda: be)(), ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot)
+                     for k in kinds_l}   # (api batch: the pilot is sent live)
             if busy: pilot = {k: {**v, "pilot_skipped": busy} for k, v in pilot.items()}
-            rows = [{**r, **pilot[r["kind"]]} for r in dry_run_table(specs, be, max_tok, price, ledger)]
+            rows = [{**r, **pilot[r["kind"]]} for r in _price_modes(dry_run_table(specs, be, max_tok, price, ledger), price)]
         finally:
             be.close()
             if lock is not None: lock.close()
@@ -471,64 +379,3 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])], per_shard)[1]))
                  for k in kinds_l if k not in summary}   # a kind a stop never reached: every missing record counts
     return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0, unstarted)
-
-# %% ../nbs/06_synth.ipynb #1fac2bea
-SANDBOX_FAILS = ("tests_failed", "tests_timeout", "definition_failed")
-
-def source_rates(kdir:Path, tasks:list|None=None) -> dict:
-    "Per source ('synthetic', 'mined'): requested, kept, drops by reason, acceptance and pass rates (over `tasks`, default all)."
-    out = {}
-    for p in sorted((Path(kdir)/"parts").glob("*.json")):
-        if tasks is not None and p.stem not in tasks: continue
-        r = read_json(p); src = r["task"].split("-")[0]
-        o = out.setdefault(src, {"requested": 0, "kept": 0, "drops": Counter()})
-        o["kept"] += r["shard"]["n"]; o["drops"].update(r["drops"]); o["requested"] += r["shard"]["n"] + sum(r["drops"].values())
-    for o in out.values():
-        if o["drops"].get("over_limit"): o["requested"] -= o["drops"]["over_limit"]
-        ran = o["kept"] + sum(o["drops"].get(k, 0) for k in SANDBOX_FAILS)
-        o.update(acceptance_rate=o["kept"] / o["requested"] if o["requested"] else None,
-                 pass_rate=o["kept"] / ran if ran else None, drops=dict(o["drops"]))
-    return out
-
-def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
-    "Tokens paid for, summed over every answer in the cache, and their cost."
-    u = Counter()
-    for r in (cache.values() if cache is not None else []):
-        for k in ("prompt_tokens", "completion_tokens", "total_tokens"): u[k] += (r.get("usage") or {}).get(k, 0)
-        u["answers"] += 1
-    return {**u, "cost_usd": round(cost_usd(u, price), 6)}
-
-def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> tuple[int, str|None]:
-    "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
-    missing = sum(m["missing"] for m in kinds.values()) + sum((unstarted or {}).values())
-    if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
-    if not failed: return 0, None
-    why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
-    if any(r.startswith("LLMUnreachable") for r in failed):
-        return EXIT_REJECTED, f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}"
-    if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r) for r in failed):
-        return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
-                               f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
-                               f"chat template needs api: completions). Why: {why}")
-    again = be.usage.get("billed_again", 0)
-    return EXIT_FAILED, (f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
-                         f"missing; rerun to ask again" + (f"; {again} retries may have been billed twice" if again else "") + f". Why: {why}")
-
-def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
-    cache = be.client.cache if isinstance(be, OpenAIBackend) else be.cache
-    kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]), "diversity": m["diversity"],
-                 "coverage_by_branch": m["coverage_by_branch"], **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
-             for k, m in summary.items()}
-    drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())
-    counts = {"in": sum(m["counts"]["in"] for m in summary.values()), "out": sum(m["counts"]["out"] for m in summary.values()),
-              **{k: m["counts"]["out"] for k, m in summary.items()}}
-    status, msg = _exit(stopped, failed, kinds, be, unstarted)
-    if msg: print(f"synth: {msg}", file=sys.stderr)
-    ledger = be.client.ledger.summary() if isinstance(be, OpenAIBackend) else None
-    return write_manifest(out, stage="synth", shards=[], params=params, counts=counts, drops=drops, seconds=seconds,
-                          inputs=[str(Path(out)/k) for k in summary],
-                          extra={"kinds": kinds, "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
-                                 "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
-                                 "stopped": stopped, "not_started": unstarted or {}, "billed_again": be.usage.get("billed_again", 0),
-                                 "missing": sum(k["missing"] for k in kinds.values()) + sum((unstarted or {}).values()), "exit_status": status, "exit_message": msg, "complete": status == 0,
-                                 "backend": be.kind, "model": be.model})

@@ -50,6 +50,8 @@ class FakeOpenAIServer:
         self.billed = Counter()
         self.in_flight = self.max_in_flight = 0
         self._forced, self._lock = None, threading.Lock()
+        from phi1_nb.fake_batch import FakeBatchAPI
+        self.batch = FakeBatchAPI(self)   # /v1/files and /v1/batches (02d_fake_batch)
 
     def fail(self, fault:str|None, n:int|None=None):
         "Fail the next `n` requests (None: every request) with `fault`; `fail(None)` heals the server."
@@ -86,6 +88,7 @@ def _answer(self, path, body) -> dict:
             "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
 
 async def _respond(self, method, path, raw):
+    if re.search(r"/v1/(files|batches)\b", path): return self.batch.handle(method, path, raw)
     if method != "POST" or not path.rstrip("/").endswith(("/v1/chat/completions", "/v1/completions")):
         return 404, {}, b'{"error": {"message": "not found"}}'
     body = json.loads(raw or b"{}")
