@@ -285,25 +285,20 @@ def write_clusters(path, methods:list[str], clusters) -> tuple[dict, dict]:
         f.write("\n}\n")
     return {m: dict(sorted(c.items())) for m, c in sizes.items()}, top
 
-def _local_decisions(src, tasks, ddir, ix_kw, batch_size):
-    "The local engine's first pass: a `DedupIndex` over every shard, decisions written per shard."
-    ix, gids, ids, batch = DedupIndex(**ix_kw), [], [], []
+def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
+    "The local engine's first pass: every shard's features spilled to disk (`phi1_nb.dedup_disk`), decisions per shard."
+    from phi1_nb.dedup_disk import DiskDedup, disk_decisions
+    ix, gids, ids, batch = DiskDedup(Path(ddir).parent/"spill", n_hint, **ix_kw), [], [], []
     def flush():
-        ix.add_batch([r["content"] for r in batch], [r.get("educational_value") for r in batch]); batch.clear()
+        ix.add_batch([r["content"] for r in batch], [r.get("educational_value") for r in batch], gids, ids)
+        for x in (gids, ids, batch): x.clear()
     for t in tasks:
         for p, r in enumerate(read_shard(t["path"])):
             if not isinstance(r.get("content"), str): continue
             g = t["offset"] + p; gids.append(g); ids.append(r.get("id", g)); batch.append(r)
             if len(batch) >= batch_size: flush()
     flush()
-    res, off = ix.resolve(), np.array([t["offset"] for t in tasks], np.int64)
-    per = {}
-    for j, why in res["reason"].items():
-        k = int(np.searchsorted(off, gids[j], side="right")) - 1
-        per.setdefault(k, {})[str(gids[j] - int(off[k]))] = [why, json.dumps(ids[res["duplicate_of"][j]])]
-    for k, d in per.items(): write_json(Path(ddir)/f"{tasks[k]['tid']}.json", d)
-    stream = ((m, [ids[i] for i in c]) for m, cs in res["clusters"].items() for c in cs)
-    return list(res["clusters"]), stream, dict(lsh=res["lsh"], ast_fallback=res["ast_fallback"])
+    return disk_decisions(ix, tasks, ddir)
 
 # %% ../nbs/07_dedup.ipynb #795411b0
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
@@ -339,7 +334,7 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
         else:
             ix_kw.update(embedder=embedder, embed_metric=embed_metric, embed_threshold=embed_threshold,
                          embed_cache=Path(run_dir)/"cache"/"embed" if embedder else None)
-            methods, stream, info = _local_decisions(src, tasks, ddir, ix_kw, batch_size)
+            methods, stream, info = _local_decisions(src, tasks, ddir, ix_kw, batch_size, sum(sh["n"] for sh in shards))
         sizes, top = write_clusters(work/"clusters.json", methods, stream)
         write_json(work/"done.json", dict(key=key, sizes=sizes, top=top, **info))      # the marker: decisions complete
     done = read_json(work/"done.json")

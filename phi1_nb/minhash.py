@@ -253,9 +253,14 @@ def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
         for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
     return [x if x is not None else np.empty(0, np.uint32) for x in out]
 
-def _word_ids(texts:list[str]) -> tuple[np.ndarray, np.ndarray]:
-    "Word-token hashes of all texts (one flat array) and each text's token count."
+def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    "Word-token hashes of all texts (one flat array) and each text's token count, hashed about `chunk` characters at a time."
     if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
+    ends = np.cumsum([len(t) + 1 for t in texts])
+    if ends[-1] > chunk and len(texts) > 1:     # bounded work arrays (and cached powers) however large the batch
+        k = max(1, int(np.searchsorted(ends, chunk, side="right")))
+        (h1, n1), (h2, n2) = _word_ids(texts[:k], chunk), _word_ids(texts[k:], chunk)
+        return np.concatenate([h1, h2]), np.concatenate([n1, n2])
     joined = "\n".join(texts)
     if not joined.isascii():
         hs = [token_hashes(word_tokens(t)) for t in texts]

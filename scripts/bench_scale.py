@@ -1,0 +1,135 @@
+"""Scale benchmark of the data stages on a generated Stack-style corpus (not run by the tests).
+
+The corpus: files spliced from 2-6 standard-library functions (each function dedented, some comment lines added), about
+12% near-copies of an earlier file (`phi1_nb.dedup.plant_copy`: bound names renamed, re-printed or re-commented, imports
+reordered) and about 3% exact copies (trailing blank lines added: the normalized text is the same). Deterministic in
+`--seed`.
+
+Per stage and size, each stage in a child process: CPU seconds (user + sys of the child and its children), wall
+seconds, peak RSS (`ru_maxrss` of the child), and the bytes the stage wrote. Then a least-squares cost per record
+(CPU s = a + b n, RSS = c + d n) and an extrapolation to `--target` records on one `--cores`-core node (the stage's
+CPU divided over the cores, if it parallelized perfectly: the local dedup does not, so its single-core time is given too).
+
+usage: python scripts/bench_scale.py [--sizes 5000,20000,80000] [--stages dedup,decontaminate,filter] [--out /tmp/scale]
+"""
+from __future__ import annotations
+import argparse, json, os, random, resource, shutil, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stack_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, pool:int=2000):
+    "`n` Stack-style records `{id, content, educational_value}` (a generator: copies come from the last `pool` records)."
+    import ast, tokenize
+    from phi1_nb.dedup import plant_copy, stdlib_functions
+    rng, fs, recent = random.Random(seed), stdlib_functions(), []
+    notes = ["# helper", "# TODO: tidy up", "# see the docs", "# fast path", "# copied from upstream"]
+    for i in range(n):
+        r = rng.random()
+        if recent and r < exact: text = rng.choice(recent) + "\n\n"                  # same normalized text
+        elif recent and r < exact + near:
+            src = rng.choice(recent)
+            try: text = plant_copy(src, rng); ast.parse(text)
+            except (SyntaxError, ValueError, tokenize.TokenError, RecursionError): text = src + "\n# copy\n"
+        else:
+            parts = [s for _, s in rng.sample(fs, rng.randint(2, 6))]
+            text = "\n\n".join((rng.choice(notes) + "\n" if rng.random() < 0.3 else "") + p for p in parts)
+        recent.append(text)
+        if len(recent) > pool: recent.pop(rng.randrange(len(recent)))
+        yield dict(id=f"f{i:08d}", content=text, educational_value=round(rng.random(), 3))
+
+
+def make_stage(run_dir, n:int, seed:int=0, stage:str="filter", per_shard:int=5000):
+    "Write `n` generated records as `run_dir/<stage>/` shards with a manifest (the input of dedup); kept when there."
+    import itertools
+    from phi1_nb.core import write_manifest
+    from phi1_nb.shards import write_shard
+    d = Path(run_dir)/stage
+    if (d/"manifest.json").exists(): return d
+    shutil.rmtree(d, ignore_errors=True); d.mkdir(parents=True)
+    it, shards, k = stack_records(n, seed), [], 0
+    while chunk := list(itertools.islice(it, per_shard)):
+        shards.append(write_shard(d/f"part-{k:05d}.jsonl.zst", chunk)); k += 1
+    write_manifest(d, stage=stage, shards=shards)
+    return d
+
+
+CHILD = r"""
+import json, os, resource, sys, threading, time
+from pathlib import Path
+stage, run_dir, kw = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+peak = [0]
+def du(p): return sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file()) if Path(p).exists() else 0
+def watch():                                       # the largest the stage's folder got while it ran (spills included)
+    while True: peak[0] = max(peak[0], du(run_dir/stage)); time.sleep(1)
+threading.Thread(target=watch, daemon=True).start()
+t = time.time()
+if stage == "dedup":
+    from phi1_nb.dedup import run_dedup; run_dedup(run_dir, **kw)
+elif stage == "decontaminate":
+    from phi1_nb.decontaminate import run_decontaminate; run_decontaminate(run_dir, **kw)
+wall = time.time() - t
+me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print("RESULT " + json.dumps(dict(cpu=me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, wall=wall,
+                                  rss_mb=max(me.ru_maxrss, ch.ru_maxrss) / 1024, out_mb=du(run_dir/stage) / 2**20,
+                                  peak_disk_mb=max(peak[0], du(run_dir/stage)) / 2**20)))
+"""
+
+STAGES = dict(dedup=dict(input_stage="filter", shingles="ast", threshold=0.8, verify="exact"),
+              decontaminate=dict(input_stage="filter", benchmarks="humaneval"))
+
+
+def run_stage(stage:str, run_dir, kw:dict) -> dict:
+    "Run one stage in a child process; its CPU (user + sys, with its children), wall, peak RSS and disk."
+    shutil.rmtree(Path(run_dir)/stage, ignore_errors=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", CHILD, stage, str(run_dir), json.dumps(kw)], capture_output=True, text=True,
+                       env=env, cwd=ROOT)
+    line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+    if r.returncode or not line: raise RuntimeError(f"{stage} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return json.loads(line[-1][7:])
+
+
+def fit(ns, ys):
+    "Least squares `y = a + b n`: (a, b)."
+    import numpy as np
+    if len(ns) < 2: return 0.0, ys[0] / ns[0]
+    b, a = np.polyfit(np.array(ns, float), np.array(ys, float), 1); return float(a), float(b)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="5000,20000,80000"); ap.add_argument("--stages", default="dedup")
+    ap.add_argument("--out", default="/tmp/phi1_scale"); ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shingles", default="ast", help="dedup shingles: ast (the presets) | word (cheaper, same memory design)")
+    ap.add_argument("--verify", default="exact"); ap.add_argument("--target", type=float, default=35e6)
+    ap.add_argument("--cores", type=int, default=16)
+    a = ap.parse_args(argv)
+    sizes, stages, rows = [int(x) for x in a.sizes.split(",")], a.stages.split(","), []
+    STAGES["dedup"].update(shingles=a.shingles, verify=a.verify)
+    for n in sizes:
+        rd = Path(a.out)/f"n{n}"; t = time.time(); make_stage(rd, n, a.seed)
+        print(f"# corpus of {n:,} records ready ({time.time() - t:.0f} s)", flush=True)
+        for st in stages:
+            r = dict(stage=st, n=n, **run_stage(st, rd, STAGES[st])); rows.append(r)
+            print(f"{st:14s} {n:>9,} cpu {r['cpu']:8.1f} s  wall {r['wall']:8.1f} s  rss {r['rss_mb']:7.1f} MB  "
+                  f"out {r['out_mb']:8.1f} MB  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
+    print(f"\n| stage | records | CPU s | wall s | peak RSS MB | output MB | peak disk MB | ms/record |\n|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['stage']} | {r['n']:,} | {r['cpu']:.1f} | {r['wall']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | "
+              f"{r['peak_disk_mb']:.1f} | {1000 * r['cpu'] / r['n']:.2f} |")
+    print(f"\nfit (least squares over the sizes) and extrapolation to {a.target:,.0f} records on one {a.cores}-core node:")
+    for st in stages:
+        R = [r for r in rows if r["stage"] == st]; ns = [r["n"] for r in R]
+        _, b = fit(ns, [r["cpu"] for r in R]); c, d = fit(ns, [r["rss_mb"] for r in R])
+        _, e = fit(ns, [r["peak_disk_mb"] for r in R])
+        hours = b * a.target / 3600
+        print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours, {hours / a.cores:,.1f} h on {a.cores} cores "
+              f"if it parallelized ({hours:,.0f} h in one process); RSS {c:.0f} MB + {1024 * d:.3f} KB/record "
+              f"-> {(c + d * a.target) / 1024:,.1f} GB; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
