@@ -82,8 +82,10 @@ def explain(run_dir, record_id:str, echo:bool=True) -> dict:
 
 # %% ../nbs/06e_lineage.ipynb #2182583e
 def cut(run_dir, field:str, kinds=("textbooks", "exercises")) -> dict:
-    "Kept, dropped, drop reasons and acceptance per value of one lineage field (or one spec field: topic, style, ...)."
-    out = {}
+    "Per value of one lineage field (or spec field: topic, style, ...): kept, dropped by reason, acceptance, and the"
+    " diversity report (06a_synth_quality's measures) of the records kept."
+    from phi1_nb.synth_quality import DiversityReport
+    out, reps = {}, {}
     for kind in kinds:
         kdir = Path(run_dir)/"synth"/kind
         for p in sorted(kdir.glob("synthetic-*")) + sorted((kdir/"dropped").glob("synthetic-*")):
@@ -92,6 +94,8 @@ def cut(run_dir, field:str, kinds=("textbooks", "exercises")) -> dict:
                 v = lin.get(field, json.loads(lin.get("spec") or "{}").get(field, rec.get(field)))
                 o = out.setdefault(str(v), {"kept": 0, "dropped": 0, "drops": Counter()})
                 if rec.get("drop_reason"): o["dropped"] += 1; o["drops"][rec["drop_reason"]] += 1
-                else: o["kept"] += 1
-    for o in out.values(): o["acceptance_rate"] = o["kept"] / (o["kept"] + o["dropped"]); o["drops"] = dict(o["drops"])
+                else: o["kept"] += 1; reps.setdefault(str(v), DiversityReport(threshold=None)).add(rec)
+    for v, o in out.items():
+        o.update(acceptance_rate=o["kept"] / (o["kept"] + o["dropped"]), drops=dict(o["drops"]))
+        o["diversity"] = reps[v].summary() if v in reps else None
     return out
