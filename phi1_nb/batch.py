@@ -16,13 +16,14 @@ from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreacha
 from .synth import OpenAIBackend
 
 # %% auto #0
-__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'run', 'BatchBackend', 'price_modes']
+__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'BatchBackend', 'price_modes']
 
 # %% ../nbs/06d_batch.ipynb #83ce8660
 LIMITS = dict(max_requests=50_000,   # requests per input file: the openai SDK's BatchCreateParams docstring (3.63.0)
               max_bytes=200_000_000,   # bytes per input file: same place ("up to 200 MB")
-              max_enqueued_tokens=2_000_000)   # prompt tokens in batches not yet done: gpt-3.5-turbo's tier-1 "batch queue
-# limit" on OpenAI's rate-limits page (it grows with the tier: set yours, synth.batch_max_enqueued_tokens)
+              max_enqueued_tokens=2_000_000)   # prompt tokens in batches not yet done: gpt-3.5-turbo's
+# tier-1 "batch queue limit" on OpenAI's rate-limits page (it grows with the tier: set yours,
+# synth.batch_max_enqueued_tokens)
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 def _crash_point(op:str):
@@ -42,7 +43,8 @@ class BatchLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     def _apply(self, e):
         s = self.subs.setdefault(e["sub"], {"sub": e["sub"], "ops": []})
-        s.update({k: v for k, v in e.items() if k not in ("op", "sub", "t")}); s["ops"].append(e["op"]); s["t_" + e["op"]] = e["t"]
+        s.update({k: v for k, v in e.items() if k not in ("op", "sub", "t")})
+        s["ops"].append(e["op"]); s["t_" + e["op"]] = e["t"]
     def write(self, op:str, sub:str, **kw):
         "Append one step (one `write`, then fsync: it is on disk before the next step starts)."
         e = {"op": op, "sub": sub, "t": round(time.time(), 3), **kw}
@@ -58,7 +60,7 @@ def _write_atomic(path:Path, data:bytes):
     os.replace(tmp, path)
 
 def plan_batches(lines:list[tuple[str, bytes, int]], limits:dict) -> list[list[int]]:
-    "Split request lines `(custom_id, json line, prompt tokens)` into batches within `limits` (requests, bytes, tokens)."
+    "Split request lines `(custom_id, json line, prompt tokens)` into batches within `limits` (requests, bytes, tokens)"
     out, cur, nb, nt = [], [], 0, 0
     for i, (_, line, tok) in enumerate(lines):
         if cur and (len(cur) >= limits["max_requests"] or nb + len(line) > limits["max_bytes"]
@@ -91,7 +93,8 @@ class BatchRunner:
     def key(self, body:dict) -> str:
         return self.cl.key(body["messages"], **{k: v for k, v in body.items() if k not in ("model", "messages")})
     def open_subs(self, tag) -> list[dict]:
-        return [s for s in self.log.subs.values() if s.get("tag") == tag and s["ops"][-1] not in ("settled", "abandoned")]
+        return [s for s in self.log.subs.values()
+                if s.get("tag") == tag and s["ops"][-1] not in ("settled", "abandoned")]
 
 # %% ../nbs/06d_batch.ipynb #1820fc67
 def _submit(self, tag, specs, max_tokens) -> list:
@@ -101,7 +104,7 @@ def _submit(self, tag, specs, max_tokens) -> list:
                         + "\n").encode(), estimate_tokens(_prompt_text(b["messages"]))) for s, b in zip(specs, bodies)]
     enq = sum(s.get("tokens", 0) for s in self.open_subs(tag) if s.get("status") not in TERMINAL)
     for chunk in plan_batches(lines, self.limits):
-        if enq and enq + sum(lines[i][2] for i in chunk) > self.limits["max_enqueued_tokens"]: return []   # wait for room
+        if enq and enq + sum(lines[i][2] for i in chunk) > self.limits["max_enqueued_tokens"]: return []   # wait
         pb, fits = [prompt_bound(bodies[i]["messages"]) for i in chunk], self.cl.ledger.fits
         lo, hi = 0, len(chunk)   # the largest prefix that fits the budget (a batch the budget cannot hold is split)
         while lo < hi:
@@ -128,7 +131,7 @@ def _find_batch(self, s) -> str|None:
     return None
 
 def _step(self, s):
-    "Take submission `s` as far as it goes now: reserve, upload, create, poll; then download and settle a finished batch."
+    "Take submission `s` as far as it goes now: reserve, upload, create, poll; download and settle a finished batch."
     ops, sub, led = s["ops"], s["sub"], self.cl.ledger
     if ops[-1] == "planned":
         rid = next((r for r, e in led.open.items() if e.get("batch") == sub), None)   # reserved before a kill
@@ -150,12 +153,14 @@ def _step(self, s):
     if ops[-1] in ("created", "polled"):
         b = self.oc.batches.retrieve(s["batch_id"])
         rc = b.request_counts.model_dump() if b.request_counts else {}
-        if b.status != s.get("status") or rc != s.get("counts"): self.log.write("polled", sub, status=b.status, counts=rc)
+        if b.status != s.get("status") or rc != s.get("counts"):
+            self.log.write("polled", sub, status=b.status, counts=rc)
         if b.status in TERMINAL:
             got = {}
             for what in ("output_file_id", "error_file_id"):
                 if fid := getattr(b, what):
-                    p = self.dir/f"{sub}.{what[:-8]}.jsonl"; _write_atomic(p, self.oc.files.content(fid).content); got[what[:-8]] = p.name
+                    p = self.dir/f"{sub}.{what[:-8]}.jsonl"
+                    _write_atomic(p, self.oc.files.content(fid).content); got[what[:-8]] = p.name
             self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None))
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
@@ -173,19 +178,21 @@ def _settle(self, s):
             x = json.loads(line); cid, r = x["custom_id"], x.get("response") or {}
             body, text = r.get("body") or {}, _text(r.get("body") or {})
             if r.get("status_code") == 200 and text is not None and cid in bodies:
-                pt, ct = (body.get("usage") or {}).get("prompt_tokens"), (body.get("usage") or {}).get("completion_tokens")
-                if pt is None or ct is None: pt, ct = prompt_bound(bodies[cid]["messages"]), bodies[cid]["max_tokens"]   # unknown: its bound
+                u1 = body.get("usage") or {}
+                pt, ct = u1.get("prompt_tokens"), u1.get("completion_tokens")
+                if pt is None or ct is None:   # no usage reported: charged its bound
+                    pt, ct = prompt_bound(bodies[cid]["messages"]), bodies[cid]["max_tokens"]
                 u.update(prompt_tokens=pt, completion_tokens=ct); n += 1; sq += ct * ct; answered.add(cid)
                 key = self.key(bodies[cid])
                 if key not in cache:
-                    cache.put(key, {"text": text, "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
-                                    "raw": {**body, "phi1_batch": {"batch_id": s["batch_id"], "custom_id": cid, "sub": sub}},
-                                    "t": time.time()})
+                    usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+                    raw = {**body, "phi1_batch": {"batch_id": s["batch_id"], "custom_id": cid, "sub": sub}}
+                    cache.put(key, {"text": text, "usage": usage, "raw": raw, "t": time.time()})
                     if n == max(1, len(bodies) // 2): cache.sync(); _crash_point("mid_settle")
             else:
                 err = x.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
-                self.errors[cid] = LLMError(f"batch {s['batch_id']} ({s.get('status')}): {r.get('status_code') or err.get('code')} "
-                                            f"{str(err.get('message', ''))[:120]}")
+                why = f"{r.get('status_code') or err.get('code')} {str(err.get('message', ''))[:120]}"
+                self.errors[cid] = LLMError(f"batch {s['batch_id']} ({s.get('status')}): {why}")
     cache.sync()
     self.cl.ledger.settle(s["rid"], dict(u), n=n, completion_sq=sq)
     for k in ("prompt_tokens", "completion_tokens"): self.be.usage[k] += u[k]
@@ -201,18 +208,20 @@ def progress(subs:list[dict], now:float|None=None) -> dict:
     "Batches by status, requests answered of those submitted, and an ETA from the batches' own counters."
     now, st = now or time.time(), Counter()
     for s in subs: st["settled" if s["ops"][-1] == "settled" else s.get("status") or s["ops"][-1]] += 1
-    total, done = sum(s["n"] for s in subs), sum((s.get("counts") or {}).get("completed", 0) + (s.get("counts") or {}).get("failed", 0)
-                                                 if s["ops"][-1] != "settled" else s["n"] for s in subs)
+    c = lambda s: (s.get("counts") or {}).get("completed", 0) + (s.get("counts") or {}).get("failed", 0)
+    total, done = sum(s["n"] for s in subs), sum(c(s) if s["ops"][-1] != "settled" else s["n"] for s in subs)
     t0 = min((s["t_created"] for s in subs if "t_created" in s), default=None)
-    eta = (now - t0) * (total - done) / done if done and t0 and done < total else (0.0 if total and done >= total else None)
-    return {"batches": dict(st), "requests": total, "answered_or_failed": done, "eta_s": None if eta is None else round(eta)}
+    eta = (now - t0) * (total - done) / done if done and t0 and done < total else None
+    if total and done >= total: eta = 0.0
+    return {"batches": dict(st), "requests": total, "answered_or_failed": done,
+            "eta_s": None if eta is None else round(eta)}
 
 def _line(p:dict) -> str:
     eta = "?" if p["eta_s"] is None else f"{p['eta_s']}s"
     return f"batches {p['batches']}; requests {p['answered_or_failed']}/{p['requests']} done; ETA {eta}"
 
 # %% ../nbs/06d_batch.ipynb #493583cf
-def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
+def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
     "Answers of `specs` into the cache, as far as the budget, `rounds` and `wait` allow; `{id: error}` of the rest."
     import openai
     t0, over, keys = time.time(), [], {s["id"]: self.key(self.body(s, max_tokens)) for s in specs}
@@ -220,21 +229,27 @@ def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
         while True:
             for s in self.open_subs(tag): self._step(s)   # (first: what earlier runs submitted is polled, never resent)
             busy = {i for s in self.open_subs(tag) for i in s["ids"]}
-            todo = [s for s in specs if s["id"] not in busy and self.tried[s["id"]] < self.rounds and keys[s["id"]] not in self.cl.cache]
+            todo = [s for s in specs if s["id"] not in busy and self.tried[s["id"]] < self.rounds
+                    and keys[s["id"]] not in self.cl.cache]
             over = self._submit(tag, todo, max_tokens) if todo else []
-            if self.progress: print(f"synth {tag}: " + _line(progress([s for s in self.log.subs.values() if s.get("tag") == tag])), flush=True)
+            if self.progress:
+                mine = [s for s in self.log.subs.values() if s.get("tag") == tag]
+                print(f"synth {tag}: " + _line(progress(mine)), flush=True)
             if not self.open_subs(tag) or (self.wait is not None and time.time() - t0 > self.wait): break
             time.sleep(self.poll)
     except openai.APIConnectionError as e: raise LLMUnreachable(self.cl.base_url, e) from e
     except openai.APIStatusError as e:
         if e.status_code not in (401, 403, 404, 405): raise
-        raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it serve "
-                          "/v1/files and /v1/batches (vLLM, llama.cpp and transformers serve may not)? Else use api: chat") from e
-    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before batch submission: {self.cl.ledger.summary()['spent_tokens']} tokens spent")
+        raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it "
+                          "serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
+                          "Else use api: chat") from e
+    spent = self.cl.ledger.summary()["spent_tokens"]
+    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent")
     for s in self.open_subs(tag):
-        for i in s["ids"]: self.errors[i] = LLMError(f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it")
+        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it"
+        for i in s["ids"]: self.errors[i] = LLMError(why)
     return self.errors
-BatchRunner.run = run
+BatchRunner.run = _run
 
 # %% ../nbs/06d_batch.ipynb #a89aa5a0
 class BatchBackend(OpenAIBackend):
@@ -264,6 +279,7 @@ def price_modes(rows:list[dict], price:dict) -> list[dict]:
     for r in rows:
         est = {"prompt_tokens": r["prompt_tokens_est"], "completion_tokens": r["completion_tokens_est"]}
         mx = {"prompt_tokens": r["prompt_tokens_est"], "completion_tokens": r["completion_tokens_max"]}
-        r.update(cost_usd_est_batch=round(cost_usd(est, price.get("batch")), 4), cost_usd_max_batch=round(cost_usd(mx, price.get("batch")), 4))
+        r.update(cost_usd_est_batch=round(cost_usd(est, price.get("batch")), 4),
+                 cost_usd_max_batch=round(cost_usd(mx, price.get("batch")), 4))
         r["saving_usd_est"] = round(r["cost_usd_est"] - r["cost_usd_est_batch"], 4)
     return rows

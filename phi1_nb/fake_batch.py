@@ -21,7 +21,8 @@ def _multipart(raw:bytes) -> dict:
         head, _, body = part.partition(b"\r\n\r\n")
         if m := re.search(rb'name="([^"]+)"', head):
             fn = re.search(rb'filename="([^"]*)"', head)
-            out[m.group(1).decode()] = (body[:-2] if body.endswith(b"\r\n") else body, fn.group(1).decode() if fn else None)
+            data = body[:-2] if body.endswith(b"\r\n") else body
+            out[m.group(1).decode()] = (data, fn.group(1).decode() if fn else None)
     return out
 
 def _obj(code, d): return code, {}, json.dumps(d).encode()
@@ -31,9 +32,10 @@ def _err(code, msg): return _obj(code, {"error": {"message": msg, "type": "inval
 class FakeBatchAPI:
     "Files and Batches for `FakeOpenAIServer` (its `batch` attribute); batches move on when they are retrieved."
     def __init__(self, srv, step:int=8, # requests answered per look at an in-progress batch
-                 faults:list|None=None, # per batch created, in order: None, 'fail' (invalid), 'fail_half', 'expire_half'
+                 faults:list|None=None, # per batch created, in order: None, 'fail', 'fail_half', 'expire_half'
                  max_requests:int=50_000, max_bytes:int=200_000_000): # the reference's limits per input file
-        self.srv, self.step, self.faults, self.max_requests, self.max_bytes = srv, step, list(faults or []), max_requests, max_bytes
+        self.srv, self.step, self.faults = srv, step, list(faults or [])
+        self.max_requests, self.max_bytes = max_requests, max_bytes
         self.files, self.batches, self.answered, self.billed, self.calls = {}, {}, Counter(), Counter(), Counter()
         self._n = 0
     def _id(self, prefix): self._n += 1; return f"{prefix}_{self._n:06d}"
@@ -51,7 +53,8 @@ def _create(self, body:dict):
     now = int(time.time())
     b = {"id": self._id("batch"), "object": "batch", "endpoint": ep, "errors": None, "input_file_id": fid,
          "completion_window": "24h", "status": "validating", "output_file_id": None, "error_file_id": None,
-         "created_at": now, "in_progress_at": None, "expires_at": now + 86400, "finalizing_at": None, "completed_at": None,
+         "created_at": now, "in_progress_at": None, "expires_at": now + 86400, "finalizing_at": None,
+         "completed_at": None,
          "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
          "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata")}
     b["_fault"], b["_body"] = (self.faults.pop(0) if self.faults else None), body
@@ -80,7 +83,8 @@ def _validate(self, b) -> str|None:
 def _line(self, b, x) -> dict:
     "Answer one request of a batch (billed like a live one, through the server's fault hook)."
     srv = self.srv
-    with srv._lock: i = srv.n_requests; srv.n_requests += 1; srv.bodies.append(x["body"]); srv.times.append(time.monotonic())
+    with srv._lock:
+        i = srv.n_requests; srv.n_requests += 1; srv.bodies.append(x["body"]); srv.times.append(time.monotonic())
     fault, rid = srv._fault(i, x["body"]), f"req_{self._id('r')}"
     srv.outcomes[fault or "ok"] += 1
     if fault in ("400", "401", "429", "500", "503"):
@@ -98,7 +102,7 @@ def _finish(self, b, status:str, rest_code:str|None=None):
     now = int(time.time())
     for x in b["_todo"] if rest_code else []:
         b["_errs"].append({"id": self._id("batch_req"), "custom_id": x["custom_id"], "response": None,
-                           "error": {"code": rest_code, "message": f"This request could not be executed ({rest_code})."}})
+                           "error": {"code": rest_code, "message": f"This request was not executed ({rest_code})."}})
     b["request_counts"]["failed"] += len(b["_todo"]) if rest_code else 0; b["_todo"] = []
     dump = lambda xs: "".join(json.dumps(x) + "\n" for x in xs).encode()
     if b["_out"]: b["output_file_id"] = self._file(dump(b["_out"]), f"{b['id']}_output.jsonl", "batch_output")["id"]
@@ -121,15 +125,17 @@ def _advance(self, b):
             r = self._line(b, b["_todo"].pop(0))
             ok = r["response"]["status_code"] == 200
             (b["_out"] if ok else b["_errs"]).append(r); rc["completed" if ok else "failed"] += 1
-        if b["_fault"] == "expire_half" and rc["completed"] + rc["failed"] >= half: self._finish(b, "expired", "batch_expired")
-        elif b["_fault"] == "fail_half" and rc["completed"] + rc["failed"] >= half:
+        at_half = rc["completed"] + rc["failed"] >= half
+        if b["_fault"] == "expire_half" and at_half: self._finish(b, "expired", "batch_expired")
+        elif b["_fault"] == "fail_half" and at_half:
             b["errors"] = {"object": "list", "data": [{"code": "server_error", "message": "the batch failed half-way"}]}
             self._finish(b, "failed", "batch_failed")
         elif not b["_todo"]: b.update(status="finalizing", finalizing_at=int(time.time()))
     elif st == "finalizing": self._finish(b, "completed")
     elif st == "cancelling": self._finish(b, "cancelled", "batch_cancelled")
 
-FakeBatchAPI._create, FakeBatchAPI._validate, FakeBatchAPI._line, FakeBatchAPI._finish = _create, _validate, _line, _finish
+FakeBatchAPI._create, FakeBatchAPI._validate, FakeBatchAPI._line = _create, _validate, _line
+FakeBatchAPI._finish = _finish
 FakeBatchAPI._advance = _advance
 
 # %% ../nbs/02d_fake_batch.ipynb #121e7d21
@@ -139,7 +145,8 @@ def handle(self, method:str, path:str, raw:bytes):
     self.calls[f"{method} {re.sub(r'(file|batch)_[0-9]+', '{id}', p)}"] += 1
     if method == "POST" and p.endswith("/v1/files"):
         f = _multipart(raw)
-        if f.get("purpose", (b"",))[0] != b"batch" or "file" not in f: return _err(400, "purpose batch and a file are required")
+        if f.get("purpose", (b"",))[0] != b"batch" or "file" not in f:
+            return _err(400, "purpose batch and a file are required")
         return _obj(200, self._file(f["file"][0], f["file"][1] or "upload.jsonl", "batch"))
     if m := re.search(r"/v1/files/([\w-]+)(/content)?$", p):
         if m.group(1) not in self.files: return _err(404, f"No such File object: {m.group(1)}")
@@ -155,7 +162,8 @@ def handle(self, method:str, path:str, raw:bytes):
     if m := re.search(r"/v1/batches/([\w-]+)(/cancel)?$", p):
         if (b := self.batches.get(m.group(1))) is None: return _err(404, f"No such Batch object: {m.group(1)}")
         if m.group(2):
-            if b["status"] in ("validating", "in_progress"): b.update(status="cancelling", cancelling_at=int(time.time()))
+            if b["status"] in ("validating", "in_progress"):
+                b.update(status="cancelling", cancelling_at=int(time.time()))
         elif method == "GET": self._advance(b)
         return _obj(200, _public(b))
     return _err(404, f"not found: {method} {p}")

@@ -23,7 +23,8 @@ def lineage(spec:dict, comp, be, max_tokens:int) -> dict:
     raw = getattr(comp, "raw", None) or {}
     b = raw.get("phi1_batch") or {}
     if hasattr(be, "request_params"):
-        params, key = be.request_params(spec, max_tokens), be.client.key(be.prompt(spec), **be.request_params(spec, max_tokens))
+        params = be.request_params(spec, max_tokens)
+        key = be.client.key(be.prompt(spec), **params)
         mode = "batch" if b else "live"
     else: params, key, mode = {**be.params, "max_tokens": max_tokens}, be.key(spec, max_tokens), "local"
     return {"run_seed": spec["seed"], "index": spec["index"], "kind": spec["kind"],
@@ -42,16 +43,17 @@ def annotate(items:list, specs:list, answers:list, be, max_tokens:int) -> list:
 
 # %% ../nbs/06e_lineage.ipynb #c724eab7
 def find_record(run_dir, record_id:str) -> tuple[dict, str, Path]:
-    "The record `record_id` of a synth run (kept or dropped), its kind and its shard; a one-line error if there is none."
+    "The record `record_id` of a synth run (kept or dropped), its kind and its shard; a one-line error if none."
     for kind in ("textbooks", "exercises"):
         kdir = Path(run_dir)/"synth"/kind
         for side in sorted((kdir/"ids").glob("*.json")):
             if record_id not in read_json(side): continue
             r = read_json(kdir/"parts"/f"{side.stem}.json")
-            for p in [kdir/r["shard"]["path"]] + ([kdir/"dropped"/Path(r["dropped"]["path"]).name] if "dropped" in r else []):
+            drop = [kdir/"dropped"/Path(r["dropped"]["path"]).name] if "dropped" in r else []
+            for p in [kdir/r["shard"]["path"]] + drop:
                 for rec in read_shard(p):
                     if rec.get("id") == record_id: return rec, kind, p
-    raise ValueError(f"no synthetic record {record_id!r} in {Path(run_dir)/'synth'} (ids look like textbook-1234-0000003)")
+    raise ValueError(f"no synthetic record {record_id!r} in {Path(run_dir)/'synth'} (ids: textbook-1234-0000003)")
 
 # %% ../nbs/06e_lineage.ipynb #6ea36a0f
 def explain(run_dir, record_id:str, echo:bool=True) -> dict:
@@ -61,7 +63,8 @@ def explain(run_dir, record_id:str, echo:bool=True) -> dict:
     from phi1_nb.llm import LLMCache
     cache = LLMCache(Path(run_dir)/"synth"/"cache")
     hit = cache.get(lin.get("cache_key")) if lin else None; cache.close()
-    chain = {"record": record_id, "kind": kind, "run_seed": lin.get("run_seed", rec.get("seed")), "index": lin.get("index", rec.get("index")),
+    chain = {"record": record_id, "kind": kind, "run_seed": lin.get("run_seed", rec.get("seed")),
+             "index": lin.get("index", rec.get("index")),
              "spec": json.loads(lin.get("spec") or "{}"), "mode": lin.get("mode"), "batch_id": lin.get("batch_id"),
              "response_id": lin.get("response_id"), "model": lin.get("model", rec.get("model")),
              "params": json.loads(lin.get("params") or "{}"), "cache_key": lin.get("cache_key"),
@@ -72,14 +75,17 @@ def explain(run_dir, record_id:str, echo:bool=True) -> dict:
         print(f"{record_id} ({kind})\n  run seed {chain['run_seed']} -> prompt #{chain['index']}: {chain['spec']}\n"
               f"  -> request {record_id} via {via} (response {chain['response_id']})\n"
               f"  -> model {chain['model']} {chain['params']}\n"
-              f"  -> raw answer: cache key {chain['cache_key']} ({chain['answer_chars']} chars, usage {chain['usage']})\n"
+              f"  -> raw answer: cache key {chain['cache_key']}\n"
+              f"     ({chain['answer_chars']} chars, usage {chain['usage']})\n"
               f"  -> verdict: {chain['verdict']}\n  -> output shard: {chain['shard']}")
     return chain
 
 # %% ../nbs/06e_lineage.ipynb #2182583e
 def cut(run_dir, field:str, kinds=("textbooks", "exercises")) -> dict:
-    "Kept, dropped, drop reasons and acceptance per value of one lineage field (or one spec field: topic, style, ...)."
-    out = {}
+    "Per value of one lineage field (or spec field: topic, style, ...): kept, dropped by reason, acceptance, and the"
+    " diversity report (06a_synth_quality's measures) of the records kept."
+    from phi1_nb.synth_quality import DiversityReport
+    out, reps = {}, {}
     for kind in kinds:
         kdir = Path(run_dir)/"synth"/kind
         for p in sorted(kdir.glob("synthetic-*")) + sorted((kdir/"dropped").glob("synthetic-*")):
@@ -88,6 +94,8 @@ def cut(run_dir, field:str, kinds=("textbooks", "exercises")) -> dict:
                 v = lin.get(field, json.loads(lin.get("spec") or "{}").get(field, rec.get(field)))
                 o = out.setdefault(str(v), {"kept": 0, "dropped": 0, "drops": Counter()})
                 if rec.get("drop_reason"): o["dropped"] += 1; o["drops"][rec["drop_reason"]] += 1
-                else: o["kept"] += 1
-    for o in out.values(): o["acceptance_rate"] = o["kept"] / (o["kept"] + o["dropped"]); o["drops"] = dict(o["drops"])
+                else: o["kept"] += 1; reps.setdefault(str(v), DiversityReport(threshold=None)).add(rec)
+    for v, o in out.items():
+        o.update(acceptance_rate=o["kept"] / (o["kept"] + o["dropped"]), drops=dict(o["drops"]))
+        o["diversity"] = reps[v].summary() if v in reps else None
     return out

@@ -198,6 +198,7 @@ def test_explain_a_kept_and_a_dropped_record(tmp_path, capsys):
     assert len(err) == 1 and "no synthetic record 'textbook-1-9999999'" in err[0]
     by = cut(tmp_path, "mode")
     assert set(by) == {"batch"} and by["batch"]["kept"] + by["batch"]["dropped"] == 6
+    assert by["batch"]["diversity"]["records"] == by["batch"]["kept"] > 0          # the diversity report, per value
     assert sum(v["kept"] + v["dropped"] for v in cut(tmp_path, "topic").values()) == 6
 
 
