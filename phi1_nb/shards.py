@@ -125,8 +125,7 @@ def infer_schema(records:list[dict]):
     import pyarrow as pa
     try: return pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))   # plain JSON values: typed here, in one pass
     except (_Mixed, TypeError): pass   # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
-    try: return pa.schema(list(pa.array(records).type))   # one pass in C: a struct of every key, typed from all its values
-    except (pa.ArrowException, OverflowError, TypeError, ValueError): pass   # find the key to blame, one column at a time
+    # (not `pa.array(records)` in one pass: it types {'id': False} then {'id': 0.0} as bool, where the column is refused)
     fields = []
     for k in dict.fromkeys(k for r in records for k in r):
         try: fields.append(pa.field(k, pa.array([r.get(k) for r in records]).type))
