@@ -73,6 +73,7 @@ wall = time.time() - t
 me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT " + json.dumps(dict(cpu=me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, wall=wall,
                                   rss_mb=max(me.ru_maxrss, ch.ru_maxrss) / 1024, out_mb=du(run_dir/stage) / 2**20,
+                                  in_mb=du(run_dir/kw["input_stage"]) / 2**20,
                                   peak_disk_mb=max(peak[0], du(run_dir/stage)) / 2**20)))
 """
 
@@ -114,7 +115,7 @@ def main(argv=None):
         for st in stages:
             r = dict(stage=st, n=n, **run_stage(st, rd, STAGES[st])); rows.append(r)
             print(f"{st:14s} {n:>9,} cpu {r['cpu']:8.1f} s  wall {r['wall']:8.1f} s  rss {r['rss_mb']:7.1f} MB  "
-                  f"out {r['out_mb']:8.1f} MB  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
+                  f"out {r['out_mb']:8.1f} MB ({r['out_mb'] / r['in_mb']:.2f}x the input)  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
     print(f"\n| stage | records | CPU s | wall s | peak RSS MB | output MB | peak disk MB | ms/record |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['stage']} | {r['n']:,} | {r['cpu']:.1f} | {r['wall']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | "
