@@ -125,10 +125,11 @@ def main(argv=None):
         R = [r for r in rows if r["stage"] == st]; ns = [r["n"] for r in R]
         _, b = fit(ns, [r["cpu"] for r in R]); c, d = fit(ns, [r["rss_mb"] for r in R])
         _, e = fit(ns, [r["peak_disk_mb"] for r in R])
-        hours = b * a.target / 3600
+        hours, one = b * a.target / 3600, len(set(ns)) < 2   # one size: no RSS slope to fit
+        rss = "RSS per record: needs two sizes" if one else \
+              f"RSS {c:.0f} MB + {1024 * d:.3f} KB/record -> {(c + d * a.target) / 1024:,.1f} GB"
         print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours, {hours / a.cores:,.1f} h on {a.cores} cores "
-              f"if it parallelized ({hours:,.0f} h in one process); RSS {c:.0f} MB + {1024 * d:.3f} KB/record "
-              f"-> {(c + d * a.target) / 1024:,.1f} GB; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
+              f"if it parallelized ({hours:,.0f} h in one process); {rss}; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
     return rows
 
 
