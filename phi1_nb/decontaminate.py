@@ -197,6 +197,7 @@ class Checker:
         self.tids, self.codes = [p["task_id"] for p in probs], [p["code"] for p in probs]
         self.units = [p.get("unit", p["code"]) for p in probs]
         self.tau, self.floor, self.embed_threshold, self.doc_coverage = tau, floor, embed_threshold, doc_coverage
+        self.log_floor = floor   # AST hits below this are scored (match rates) but not logged (run_decontaminate: the lowest tau)
         self.remove_embedding, self.remove_ngram = remove_embedding, remove_ngram
         self.idx_doc, self.idx_code = NgramIndex([p["docstring"] for p in probs], ngram, lower=True), NgramIndex(self.codes, ngram)
         self.n_doc = [len(ngram_hashes(p["docstring"], ngram, lower=True)) for p in probs]
@@ -232,12 +233,14 @@ class Checker:
             for u in per[i]:
                 for j, meth, s in hits[u]:
                     counts[meth] += 1
+                    if meth == "ast" and s < self.log_floor: continue
                     lines.append(json.dumps(dict(sample=sid, function=names[u], task_id=self.tids[j], method=meth, score=s)))
                     if ((meth == "ast" and s >= self.tau) or (meth == "ngram_docstring" and s >= self.doc_coverage)
                         or (self.remove_embedding and meth == "embedding_l2") or (self.remove_ngram and meth == "ngram_code")):
                         bad.append(dict(task_id=self.tids[j], function=names[u], method=meth, score=s))
             results.append((True, {**r, "match_rate": float(best[i]), "matched_problems": bad}) if bad else (False, r))
-        return results, dict(hits=lines, best=best, pairs=[(i, j, r) for (i, j), r in pairs.items()], counts=counts)
+        return results, dict(hits=lines, best=best, pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],
+                             counts=counts)
 
 # %% ../nbs/07a_decontaminate.ipynb #ca013917
 def decontaminate_shard(checker:Checker, path, side, batch_size:int=1000):
@@ -287,6 +290,7 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     tids = [p["task_id"] for p in probs]
     checker = Checker(probs, ngram, tau, min(min_match_rate, *taus), embedder, embed_threshold, remove_embedding, remove_ngram,
                       doc_coverage)
+    checker.log_floor = min(taus)
     tasks = {sh["path"].split(".")[0]: Path(src)/sh["path"] for sh in shards}
     process = lambda path: decontaminate_shard(checker, path, out/"work"/path.name.split(".")[0], batch_size)
     mt = None
@@ -295,19 +299,24 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
     m = run_stage(out, tasks, process, stage="decontaminate", params=params, inputs=[src, *names], fmt=shard_format,
                   keep_dropped=True, progress=False, map_tasks=mt)
-    best, pairs, counts, n = [], [], Counter(), 0
-    with atomic_write(out/"hits.jsonl", "w") as hf:
-        for tid in tasks:
-            z = np.load(out/"work"/f"{tid}.npz")
-            pairs += [(int(i) + n, int(j), float(r)) for i, j, r in z["pairs"]]; best.append(z["best"]); n += len(z["best"])
-            counts.update(read_json(out/"work"/f"{tid}.counts.json"))
-            with open(out/"work"/f"{tid}.hits.jsonl") as f: shutil.copyfileobj(f, hf)
+    best, top, counts = [], np.zeros(len(tids)), Counter()      # top: each problem's highest match rate (all tau_table needs)
+    for tid in tasks:
+        z = np.load(out/"work"/f"{tid}.npz"); best.append(z["best"])
+        for j, r in z["pairs"][:, 1:][z["pairs"][:, 1] < len(tids)]: top[int(j)] = max(top[int(j)], r)
+        counts.update(read_json(out/"work"/f"{tid}.counts.json"))
+    merged = out/"work"/"hits.merged"                # hits.jsonl is whole: the per-shard copies are gone
+    if not merged.exists():
+        with atomic_write(out/"hits.jsonl", "w") as hf:
+            for tid in tasks:
+                with open(out/"work"/f"{tid}.hits.jsonl") as f: shutil.copyfileobj(f, hf)
+        merged.touch()
+    for tid in tasks: (out/"work"/f"{tid}.hits.jsonl").unlink(missing_ok=True)
     best = np.concatenate(best) if best else np.zeros(0)
     with atomic_write(out/"match_rates.npy") as f: np.save(f, best)
-    rows, split = tau_table(best, [p for p in pairs if p[1] < len(tids)], tids, taus)
+    rows, split = tau_table(best, [(0, j, r) for j, r in enumerate(top) if r > 0], tids, taus)
     he = [i for i, t in enumerate(tids) if t.startswith("HumanEval/")]
     if he and len(he) < len(tids):  # the split is HumanEval's when HumanEval is among several benchmarks
-        _, split = tau_table(best, [(i, he.index(j), r) for i, j, r in pairs if j in set(he)], [tids[j] for j in he], taus)
+        _, split = tau_table(best, [(0, k, top[j]) for k, j in enumerate(he) if top[j] > 0], [tids[j] for j in he], taus)
     write_json(out/"split.json", split); write_json(out/"tau_table.json", rows)
     m["drops"] = dict(sorted({"contaminated": 0, **m["drops"]}.items()))
     m["counts"].update({f"hits_{k}" if k != "unparsable" else k: counts.get(k, 0)

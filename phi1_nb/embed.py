@@ -159,6 +159,14 @@ def content_hash(text:str) -> str:
     "sha256 of a text's UTF-8 bytes: the cache key."
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
+class _Sparse:
+    "A sparse chunk's rows as dense float32 vectors (`chunk[i]`), from CSR arrays."
+    def __init__(self, path):
+        z = np.load(path); self.shape, self.ptr, self.idx, self.val = tuple(z["shape"]), z["indptr"], z["indices"], z["data"]
+    def __getitem__(self, i):
+        out = np.zeros(self.shape[1], np.float32); a, b = self.ptr[i], self.ptr[i + 1]
+        out[self.idx[a:b]] = self.val[a:b]; return out
+
 class EmbeddingCache:
     "Vectors on disk keyed by content hash, one folder per embedder key; atomic chunk files, memory-mapped."
     def __init__(self, cache_dir, key:str):
@@ -168,7 +176,7 @@ class EmbeddingCache:
 
     def _load(self, kf:Path):
         name = kf.name[:-len(".keys.npy")]
-        if not (self.dir/f"{name}.npy").exists(): return
+        if not (self.dir/f"{name}.npy").exists() and not (self.dir/f"{name}.sparse.npz").exists(): return
         keys = np.load(kf)
         for i, (k, t) in enumerate(zip(keys["hash"], keys["truncated"])): self.index[k.decode()] = (name, i, bool(t))
 
@@ -184,14 +192,21 @@ class EmbeddingCache:
     def _chunk(self, name):
         if name not in self.chunks:
             if len(self.chunks) >= 64: self.chunks.pop(next(iter(self.chunks)))   # bound the open memory maps
-            self.chunks[name] = np.load(self.dir/f"{name}.npy", mmap_mode="r")
+            dense = self.dir/f"{name}.npy"   # a dense chunk (memory-mapped), or a sparse one (read whole: it is small)
+            self.chunks[name] = np.load(dense, mmap_mode="r") if dense.exists() else _Sparse(self.dir/f"{name}.sparse.npz")
         return self.chunks[name]
 
     def put(self, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):
         "Store a chunk of new vectors atomically."
         if not len(hashes): return
-        name = uuid.uuid4().hex
-        with atomic_write(self.dir/f"{name}.npy") as f: np.save(f, np.asarray(vectors, np.float32))
+        name, v = uuid.uuid4().hex, np.asarray(vectors, np.float32)
+        nz = np.nonzero(v)
+        if v.ndim == 2 and 0 < v.shape[1] <= 1 << 16 and 6 * len(nz[0]) < 4 * v.size:   # sparse, compressed, exact
+            ptr = np.r_[0, np.cumsum(np.bincount(nz[0], minlength=len(v)))].astype(np.int64)
+            with atomic_write(self.dir/f"{name}.sparse.npz") as f:
+                np.savez_compressed(f, shape=np.array(v.shape), indptr=ptr, indices=nz[1].astype(np.uint16), data=v[nz])
+        else:
+            with atomic_write(self.dir/f"{name}.npy") as f: np.save(f, v)
         keys = np.array(list(zip([h.encode() for h in hashes], truncated)), dtype=[("hash", "S64"), ("truncated", "?")])
         with atomic_write(self.dir/f"{name}.keys.npy") as f: np.save(f, keys)
         self._load(self.dir/f"{name}.keys.npy")

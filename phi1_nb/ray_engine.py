@@ -6,14 +6,14 @@ Docs: https://phi1-nb.github.io/phi1_nb/ray.html.md"""
 
 # %% ../nbs/15_ray.ipynb #7cf2030c
 from __future__ import annotations
-import json, logging, socket
+import json, logging, os, socket
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['RayUnavailable', 'check_address', 'connect', 'map_tasks', 'large_star', 'small_star', 'star_components',
-           'n_partitions', 'ray_star_components']
+__all__ = ['STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'connect', 'map_tasks', 'large_star', 'small_star',
+           'star_components', 'n_partitions', 'ray_star_components']
 
 # %% ../nbs/15_ray.ipynb #e23cd9b3
 class RayUnavailable(ConnectionError):
@@ -30,6 +30,8 @@ def check_address(address:str, timeout:float=5.0):
         raise RayUnavailable(f"no Ray cluster answers at {address} ({e}): start one there with `ray start --head "
                              f"--port {port}`, pass the address it prints, or use engine 'local'") from None
 
+STARTUP_TIMEOUTS = dict(RAY_agent_register_timeout_ms="300000")   # Ray's default, 30 s, failed at load 12-15 (issue 28)
+
 def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'; host:port; ray://host:port
             num_cpus:int|None=None, # CPUs of a local Ray (None: all)
             timeout:float=5.0, progress:bool=False):
@@ -39,6 +41,7 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
     local = address in (None, "", "local")
     if not local and address != "auto": check_address(address, timeout)
     if not ray.is_initialized():
+        for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)   # a loaded machine: the node must not time out
         try:
             ray.init(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING)

@@ -73,6 +73,7 @@ wall = time.time() - t
 me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT " + json.dumps(dict(cpu=me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, wall=wall,
                                   rss_mb=max(me.ru_maxrss, ch.ru_maxrss) / 1024, out_mb=du(run_dir/stage) / 2**20,
+                                  in_mb=du(run_dir/kw["input_stage"]) / 2**20,
                                   peak_disk_mb=max(peak[0], du(run_dir/stage)) / 2**20)))
 """
 
@@ -114,7 +115,7 @@ def main(argv=None):
         for st in stages:
             r = dict(stage=st, n=n, **run_stage(st, rd, STAGES[st])); rows.append(r)
             print(f"{st:14s} {n:>9,} cpu {r['cpu']:8.1f} s  wall {r['wall']:8.1f} s  rss {r['rss_mb']:7.1f} MB  "
-                  f"out {r['out_mb']:8.1f} MB  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
+                  f"out {r['out_mb']:8.1f} MB ({r['out_mb'] / r['in_mb']:.2f}x the input)  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
     print(f"\n| stage | records | CPU s | wall s | peak RSS MB | output MB | peak disk MB | ms/record |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['stage']} | {r['n']:,} | {r['cpu']:.1f} | {r['wall']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | "
@@ -124,10 +125,11 @@ def main(argv=None):
         R = [r for r in rows if r["stage"] == st]; ns = [r["n"] for r in R]
         _, b = fit(ns, [r["cpu"] for r in R]); c, d = fit(ns, [r["rss_mb"] for r in R])
         _, e = fit(ns, [r["peak_disk_mb"] for r in R])
-        hours = b * a.target / 3600
+        hours, one = b * a.target / 3600, len(set(ns)) < 2   # one size: no RSS slope to fit
+        rss = "RSS per record: needs two sizes" if one else \
+              f"RSS {c:.0f} MB + {1024 * d:.3f} KB/record -> {(c + d * a.target) / 1024:,.1f} GB"
         print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours, {hours / a.cores:,.1f} h on {a.cores} cores "
-              f"if it parallelized ({hours:,.0f} h in one process); RSS {c:.0f} MB + {1024 * d:.3f} KB/record "
-              f"-> {(c + d * a.target) / 1024:,.1f} GB; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
+              f"if it parallelized ({hours:,.0f} h in one process); {rss}; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
     return rows
 
 

@@ -264,3 +264,22 @@ def test_run_decontaminate_with_mbpp_path(tmp_path):
     m = run_decontaminate(tmp_path, tau=0.95, benchmarks=f"humaneval,mbpp:{path}")
     gone = [r for s in m["dropped_shards"] for r in read_shard(tmp_path / "decontaminate" / "dropped" / s["path"])]
     assert [r["id"] for r in gone] == ["ex0"] and gone[0]["matched_problems"][0]["task_id"] == mb[0]["task_id"]
+
+
+def test_hits_below_the_lowest_tau_are_not_logged_and_written_once(tmp_path):
+    "Issue 28: AST pairs under min(taus) were logged (15.6 KB a record), and every shard's hits stayed as a copy in work/."
+    fs = stdlib_functions(60)
+    recs = [exercise(i, "", f) for i, f in enumerate(fs)] + [exercise(99, "", HE[7]["code"].replace("strings", "words"))]
+    make_exercises(tmp_path, recs)
+    m = run_decontaminate(tmp_path, tau=0.95, taus=[0.95, 0.9], min_match_rate=0.5, batch_size=16)
+    out = tmp_path / "decontaminate"
+    hits = [json.loads(l) for l in (out / "hits.jsonl").read_text().splitlines()]
+    ast_hits = [h for h in hits if h["method"] == "ast"]
+    assert ast_hits and all(h["score"] >= 0.9 for h in ast_hits)             # the lowest reported tau
+    assert m["counts"]["hits_ast"] > len(ast_hits)                           # pairs from 0.5 up were scored (match rates)
+    assert not list((out / "work").glob("*.hits.jsonl"))                     # one copy: hits.jsonl
+    rates = np.load(out / "match_rates.npy")
+    assert ((rates >= 0.5) & (rates < 0.9)).any()                            # ... and still give each record's rate
+    assert "HumanEval/7" in read_json(out / "split.json")["0.95"]["similar"]
+    m2 = run_decontaminate(tmp_path, tau=0.95, taus=[0.95, 0.9], min_match_rate=0.5, batch_size=16)   # a rerun: resumes
+    assert (out / "hits.jsonl").read_text().splitlines() == [json.dumps(h) for h in hits] and m2["tau_table"] == m["tau_table"]

@@ -188,3 +188,16 @@ def test_map_tasks_keeps_order_and_reports_failures(cluster):
         if x == 2: raise ValueError("bad shard 2")
         return x
     with pytest.raises(Exception, match="bad shard 2"): map_tasks(boom, [1, 2, 3], actors=1)
+
+
+def test_connect_gives_a_loaded_machine_time_to_start_ray(monkeypatch):
+    "Issue 28: at load 12-15 a local Ray died with 'The current node timed out during startup' (agent register, 30 s)."
+    seen = []
+    monkeypatch.setenv("RAY_agent_register_timeout_ms", "")
+    monkeypatch.delenv("RAY_agent_register_timeout_ms")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.append(os.environ.get("RAY_agent_register_timeout_ms")))
+    connect()
+    monkeypatch.setenv("RAY_agent_register_timeout_ms", "1234")             # the user's own setting is kept
+    connect()
+    assert int(seen[0]) >= 300_000 and seen[1] == "1234"
