@@ -92,6 +92,7 @@ def check_value(s:str, k:str, v, want, src:str="overrides"):
     if isinstance(want, list) or (t is not None and k.endswith("s") and isinstance(v, list)):
         items = ([override_value(x.strip()) for x in v.split(",") if x.strip()]   # `1,2,3` on a command line
                  if isinstance(v, str) and isinstance(want, list) else v)
+        if isinstance(want, list) and isinstance(items, (int, float, str)): items = [items]   # `--seeds 1234`
         if not isinstance(items, list): raise bad("a list")
         return [one(x, want[0] if want else None, t) for x in items]
     if isinstance(want, dict) and v is not None and not isinstance(v, dict): raise bad("a mapping")

@@ -59,6 +59,8 @@ def test_cli_seeds_list_parses():
     cfg = load_config("tiny", parse_overrides(["--ablation.seeds", "1,2,3"]))
     assert parse_seeds(cfg.section("ablation")["seeds"]) == [1, 2, 3]
     assert parse_seeds(load_config("tiny").section("ablation")["seeds"]) == [1234, 1235]
+    for one in (["--ablation.seeds", "1234"], ["--ablation.seeds=1234"]):   # a single seed is a list of one
+        assert parse_seeds(load_config("tiny", parse_overrides(one)).section("ablation")["seeds"]) == [1234]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
