@@ -1,0 +1,155 @@
+"""Attacks on the Batch API mode (issue 32): bad server output (garbage lines, a batch the server forgot, 5xx that never
+ends), a server clock behind ours while a kill left a batch created but not logged, a log line torn by a kill."""
+import json, random, re
+from pathlib import Path
+
+import pytest
+
+from phi1_nb.synth import run_synth
+
+from test_synth_batch import IDS, KW, all_ids, assert_once, killed_at, server, spent
+
+
+def tamper(srv, fn):
+    "Serve every batch output file through `fn(lines) -> lines` (the server billed what it answered, whatever it says)."
+    h = srv.batch.handle
+    def handle(method, path, raw):
+        code, hd, body = h(method, path, raw)
+        m = re.search(r"/v1/files/([\w-]+)/content$", path.split("?")[0])
+        if m and code == 200 and srv.batch.files[m.group(1)][0]["filename"].endswith("_output.jsonl"):
+            body = b"".join(x + b"\n" for x in fn(body.splitlines()))
+        return code, hd, body
+    srv.batch.handle = handle
+
+
+GARBAGE = [b"not json at all", b"[1, 2]", b'"a string"', b'{"custom_id": 7}', b'{"custom_id": "x", "response": "oops"}',
+           b'{"id": "r", "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "x"}}]}}}']
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_garbage_output_lines_are_skipped_and_their_ids_resent(tmp_path, seed):
+    "Garbage lines in an output file (random kinds, at random places, some in place of real answers): counted skips."
+    rng = random.Random(seed)
+    def fn(lines):
+        out = list(lines)
+        for _ in range(rng.randint(1, 3)):
+            g = rng.choice(GARBAGE)
+            if out and rng.random() < 0.5: out[rng.randrange(len(out))] = g   # a real answer garbled
+            else: out.insert(rng.randint(0, len(out)), g)
+        return out
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 10})
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert all_ids(tmp_path) == IDS
+        s = spent(tmp_path)   # what the server billed is on the books (a garbled answer at its bound: more, never less)
+        assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+def test_usage_that_is_not_a_number_is_not_a_traceback(tmp_path):
+    def fn(lines):
+        xs = [json.loads(x) for x in lines]
+        xs[0]["response"]["body"]["usage"] = {"prompt_tokens": "many", "completion_tokens": -5}
+        return [json.dumps(x).encode() for x in xs]
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert all_ids(tmp_path) == IDS and set(srv.batch.answered.values()) == {1}
+        s = spent(tmp_path)
+        assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+def test_duplicate_and_unknown_custom_ids_count_once(tmp_path):
+    "An output line repeated and one for an id never asked: each record once, the usage of the repeat not booked twice."
+    def fn(lines):
+        xs = [json.loads(x) for x in lines]
+        alien = json.loads(json.dumps(xs[0])); alien["custom_id"] = "textbook-1234-999"
+        alien["response"]["body"]["usage"] = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        return lines + [lines[0], json.dumps(alien).encode()]
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1} and all_ids(tmp_path) == IDS
+        s, n = spent(tmp_path), srv.batch.calls["POST /v1/batches"]   # the alien line: billed at its usage, per batch
+        assert s["in_flight"] == 0 and s["spent_tokens"] == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] + 10 * n
+        assert m["usage_this_run"]["batch_requests"] == 10
+
+
+def test_a_batch_the_server_forgot_is_one_clear_outcome_not_a_loop(tmp_path):
+    "The server no longer knows a logged batch (404 on it, the Batch API still served): its ids are resent, its"
+    " reservation charged at its bound (its fate is unknown), and the run ends; nothing is stuck forever."
+    with server() as srv:
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_wait": 0})
+        assert m["exit_status"] == 4
+        forgot = next(iter(srv.batch.batches)); del srv.batch.batches[forgot]
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert all_ids(tmp_path) == IDS
+        s = spent(tmp_path)
+        assert s["in_flight"] == 0 and s["settled_unknown"] == 1
+        assert run_synth(tmp_path, base_url=srv.base_url, **KW)["exit_status"] == 0
+
+
+@pytest.mark.parametrize("endpoint", ["POST /v1/files", "POST /v1/batches", "GET /v1/batches/{id}", "GET /v1/files/{id}/content"])
+def test_5xx_that_never_ends_is_one_clear_line(tmp_path, capsys, endpoint):
+    from phi1_nb.cli import main
+    with server() as srv:
+        h = srv.batch.handle
+        def handle(method, path, raw):
+            p = re.sub(r"(file|batch)_[0-9]+", "{id}", path.split("?")[0])
+            if f"{method} {p}".endswith(endpoint): return 503, {}, b'{"error": {"message": "overloaded"}}'
+            return h(method, path, raw)
+        srv.batch.handle = handle
+        argv = ["synth", "--run-dir", str(tmp_path), "--backend", "openai", "--model", "fake", "--base_url", srv.base_url,
+                "--api", "batch", "--kinds", "textbooks", "--n_textbooks", "3", "--mine", "false", "--max_retries", "0",
+                "--batch_poll", "0.01"]
+        rc = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 5 and len(err) == 1 and "503" in err[0], err
+        srv.batch.handle = h   # the server recovers: the rerun ends the job, each id paid once
+        assert main(argv) == 0 and set(srv.batch.answered.values()) == {1} and len(srv.batch.answered) == 3
+
+
+@pytest.mark.parametrize("skew", [-600, -150, 3600])
+def test_kill_after_create_with_a_skewed_server_clock_pays_once(tmp_path, monkeypatch, skew):
+    "A kill between creating a batch and logging it, then someone else's batch on the account, on a server whose clock"
+    " is off ours: the rerun still finds its own batch (never creates a second one for the same ids)."
+    import time as _t
+    import openai
+    from phi1_nb import fake_batch
+    class Clock:
+        def time(self): return _t.time() + skew
+        def __getattr__(self, k): return getattr(_t, k)
+    monkeypatch.setattr(fake_batch, "time", Clock())
+    with server() as srv:
+        assert killed_at("create_returned", lambda: run_synth(tmp_path, base_url=srv.base_url, **KW))
+        oc = openai.OpenAI(base_url=srv.base_url, api_key="x")   # another job on the same account
+        f = oc.files.create(file=("x.jsonl", b'{"custom_id": "other", "method": "POST", "url": "/v1/chat/completions", '
+                                             b'"body": {"model": "fake", "messages": []}}\n'), purpose="batch")
+        oc.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
+        srv.batch.batches[max(srv.batch.batches)]["created_at"] += 1   # (created after ours)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert srv.batch.calls["POST /v1/batches"] == 4   # ours: 3, the other job's: 1
+        assert_once(srv, tmp_path)
+
+
+OPS = ["planned", "reserved", "uploaded", "created", "polled", "downloaded", "settled"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_log_line_torn_by_a_kill_then_rerun_pays_once(tmp_path, seed):
+    "A kill after a random step whose log line is then torn at a random byte (a kill during the write): the rerun"
+    " pays nothing twice."
+    rng = random.Random(seed)
+    op = rng.choice(OPS)
+    with server() as srv:
+        assert killed_at(op, lambda: run_synth(tmp_path, base_url=srv.base_url, **KW)), op
+        log = tmp_path / "synth" / "batches" / "log.jsonl"
+        data = log.read_bytes(); start = data.rstrip(b"\n").rfind(b"\n") + 1
+        log.write_bytes(data[:rng.randint(start + 1, len(data) - 2)])   # the last line, cut short
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, (op, m["exit_message"])
+        assert_once(srv, tmp_path)
