@@ -294,10 +294,11 @@ def _norm(x) -> dict:
             "error": {"code": str(err.get("code") or code), "message": str(err.get("message") or "")[:200]}}
 
 def _clean(self, s) -> tuple[dict, Counter, list]:
-    "The usable lines of a finished batch's files (`{what: bytes}`), the skips by reason, the `(pt, ct)` to charge."
+    "The usable lines of a finished batch's files (`{what: bytes}`), the skips by reason, the `(pt, ct)` to charge"
+    " (garbage output lines, answers the server counts `completed` without a line: at the batch's largest bound)."
     bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
     big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0), max((b["max_tokens"] for b in bodies.values()), default=0))
-    out, skips, charge, seen = {}, Counter(), [], set()
+    out, skips, charge, seen, ok = {}, Counter(), [], set(), 0
     for what in ("output", "error"):
         if what not in s["files"]: continue
         keep = []
@@ -306,12 +307,15 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
             try: x = json.loads(line)
             except ValueError: x = None
             why = _bad(x, bodies) or ("repeated_id" if x["custom_id"] in seen else None)
-            if why is None: seen.add(x["custom_id"]); keep.append(json.dumps(_norm(x)) + "\n"); continue
+            if why is None:
+                seen.add(x["custom_id"]); y = _norm(x); keep.append(json.dumps(y) + "\n"); ok += y["response"]["status_code"] == 200
+                continue
             skips[why] += 1
             u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
             if what == "output" and why != "repeated_id": charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
         out[what] = "".join(keep).encode()
-    return out, skips, charge
+    lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, yet no line says so: at its bound
+    return out, skips, charge + [big] * max(0, lost)
 BatchRunner._clean = _clean
 
 

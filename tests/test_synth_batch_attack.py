@@ -153,3 +153,21 @@ def test_log_line_torn_by_a_kill_then_rerun_pays_once(tmp_path, seed):
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, (op, m["exit_message"])
         assert_once(srv, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_answers_billed_but_missing_from_the_output_are_on_the_books(tmp_path, seed):
+    "The server counts a request completed (and bills it) but its line is missing from the output file: the id is"
+    " resent, and the books still hold at least what the server billed (the lost answer at its bound)."
+    rng, served = random.Random(seed), []
+    def fn(lines):   # (the first two output files only: the resent ids are then answered)
+        out = list(lines); served.append(1)
+        for _ in range(rng.randint(1, min(2, len(out))) if len(served) <= 2 else 0): out.pop(rng.randrange(len(out)))
+        return out
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 10})
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert all_ids(tmp_path) == IDS
+        s = spent(tmp_path)
+        assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
