@@ -171,3 +171,65 @@ def test_answers_billed_but_missing_from_the_output_are_on_the_books(tmp_path, s
         assert all_ids(tmp_path) == IDS
         s = spent(tmp_path)
         assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+from hypothesis import given, settings, strategies as st
+from phi1_nb.batch import plan_batches
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(0, 40)), max_size=40),
+       st.integers(1, 8), st.integers(1, 200), st.integers(1, 150))
+def test_plan_batches_keeps_order_and_every_limit(sizes, max_requests, max_bytes, max_tokens):
+    "Every line in exactly one batch, in order; each batch within every limit unless it is one line over a limit alone."
+    lines = [(str(i), b"x" * nb, tok) for i, (nb, tok) in enumerate(sizes)]
+    lim = dict(max_requests=max_requests, max_bytes=max_bytes, max_enqueued_tokens=max_tokens)
+    plan = plan_batches(lines, lim)
+    assert [i for c in plan for i in c] == list(range(len(lines))) and all(plan)
+    for c in plan:
+        within = (len(c) <= max_requests and sum(len(lines[i][1]) for i in c) <= max_bytes
+                  and sum(lines[i][2] for i in c) <= max_tokens)
+        assert within or len(c) == 1
+    for a, b in zip(plan, plan[1:]):   # a batch is cut only where the next line would break a limit
+        c = a + [b[0]]
+        assert (len(c) > max_requests or sum(len(lines[i][1]) for i in c) > max_bytes
+                or sum(lines[i][2] for i in c) > max_tokens)
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
+    "While one batch run polls, a second on the same folder is one clear refusal; the first then ends paying each id once."
+    from synth_proc import start, synth_args
+    import time
+    with server(step=1) as srv:
+        args = synth_args(**{**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")},
+                             "batch_poll": 0.3})
+        p = start(args, tmp_path, srv.base_url)
+        log = tmp_path / "synth" / "batches" / "log.jsonl"
+        deadline = time.time() + 60
+        while not (log.exists() and b'"created"' in log.read_bytes()) and time.time() < deadline: time.sleep(0.01)
+        with pytest.raises(ValueError, match="another synth run"):
+            run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert p.wait(timeout=120) == 0
+        assert_once(srv, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_kills_at_random_moments_while_the_output_is_garbled(tmp_path, seed):
+    "Garbage and repeated lines added to every output file, kill -9 from outside at random moments (the cleaning and its"
+    " charge included), then a run to the end: every id answered (billed) once, the books at least the bill."
+    from synth_proc import kill_when, start, synth_args
+    rng = random.Random(seed)
+    with server(step=1) as srv:
+        tamper(srv, lambda lines: [b"garbage{", *lines, *lines[:1], b"[]"])
+        args = synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")})
+        log = tmp_path / "synth" / "batches" / "log.jsonl"
+        for _ in range(3):
+            n0, k = (log.read_text().count("\n{") if log.exists() else 0), rng.randint(1, 14)
+            p = start(args, tmp_path, srv.base_url)
+            try: kill_when(p, lambda: log.exists() and log.read_text().count("\n{") >= n0 + k, timeout=60, poll=0.002)
+            except AssertionError: pass   # it finished first: fine
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1} and all_ids(tmp_path) == IDS
+        s = spent(tmp_path)
+        assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
