@@ -309,11 +309,14 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
             why = _bad(x, bodies) or ("repeated_id" if x["custom_id"] in seen else None)
             if why is None:
                 seen.add(x["custom_id"]); y = _norm(x); keep.append(json.dumps(y) + "\n"); ok += y["response"]["status_code"] == 200
+                u = (y["response"]["body"] or {}).get("usage")   # over its max_tokens: booked as reported, and counted
+                skips["usage_over_max_tokens"] += bool(u and u["completion_tokens"] > bodies[x["custom_id"]]["max_tokens"])
                 continue
             skips[why] += 1
             u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
             if what == "output" and why != "repeated_id": charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
         out[what] = "".join(keep).encode()
+    skips = +skips   # (a zero count goes)
     lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, yet no line says so: at its bound
     return out, skips, charge + [big] * max(0, lost)
 BatchRunner._clean = _clean
@@ -336,7 +339,8 @@ def _settle(self, s):
         for pt, ct in charge: _charge(self.cl.ledger, pt, ct, self.price)
         self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
     for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
-    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values())
+    over = s["skips"].get("usage_over_max_tokens", 0)
+    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over; self.be.usage["batch_usage_over_max_tokens"] += over
     return _settle_lines(self, s)
 BatchRunner._settle = _settle
 

@@ -233,3 +233,19 @@ def test_kills_at_random_moments_while_the_output_is_garbled(tmp_path, seed):
         assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1} and all_ids(tmp_path) == IDS
         s = spent(tmp_path)
         assert s["in_flight"] == 0 and s["spent_tokens"] >= srv.billed["prompt_tokens"] + srv.billed["completion_tokens"]
+
+
+def test_usage_over_max_tokens_is_booked_and_counted(tmp_path):
+    "An answer whose reported completion tokens exceed its max_tokens: booked as the server reports it, and counted."
+    def fn(lines):
+        xs = [json.loads(x) for x in lines]
+        xs[0]["response"]["body"]["usage"]["completion_tokens"] += 10_000
+        return [json.dumps(x).encode() for x in xs]
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        n = srv.batch.calls["POST /v1/batches"]
+        assert m["usage_this_run"]["batch_usage_over_max_tokens"] == n and m["usage_this_run"].get("batch_skipped_lines", 0) == 0
+        assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1}
+        assert spent(tmp_path)["spent_tokens"] == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] + 10_000 * n
