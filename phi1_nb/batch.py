@@ -278,7 +278,8 @@ def _bad(x, bodies) -> str|None:
     return None if x["custom_id"] in bodies else "unknown_id"
 
 def _usage(u) -> dict|None:
-    ok = isinstance(u, dict) and all(type(u.get(k)) is int and u[k] >= 0 for k in ("prompt_tokens", "completion_tokens"))
+    ok = isinstance(u, dict) and all(type(u.get(k)) is int and u[k] >= 0
+                                     for k in ("prompt_tokens", "completion_tokens"))
     return u if ok else None
 
 def _norm(x) -> dict:
@@ -287,9 +288,11 @@ def _norm(x) -> dict:
     try: text = _text(body)
     except (TypeError, AttributeError, KeyError, IndexError): text = None
     if r.get("status_code") == 200 and isinstance(text, str):
-        return {"custom_id": x["custom_id"], "response": {"status_code": 200, "body": {**body, "usage": _usage(body.get("usage"))}}}
-    err = x.get("error") if isinstance(x.get("error"), dict) else body.get("error") if isinstance(body.get("error"), dict) else {}
-    code = r.get("status_code") if type(r.get("status_code")) is int and r.get("status_code") != 200 else str(err.get("code") or "no_text")
+        body = {**body, "usage": _usage(body.get("usage"))}
+        return {"custom_id": x["custom_id"], "response": {"status_code": 200, "body": body}}
+    err = next((e for e in (x.get("error"), body.get("error")) if isinstance(e, dict)), {})
+    sc = r.get("status_code")
+    code = sc if type(sc) is int and sc != 200 else str(err.get("code") or "no_text")
     return {"custom_id": x["custom_id"], "response": {"status_code": code, "body": {}},
             "error": {"code": str(err.get("code") or code), "message": str(err.get("message") or "")[:200]}}
 
@@ -297,7 +300,8 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
     "The usable lines of a finished batch's files (`{what: bytes}`), the skips by reason, the `(pt, ct)` to charge"
     " (garbage output lines, answers the server counts `completed` without a line: at the batch's largest bound)."
     bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
-    big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0), max((b["max_tokens"] for b in bodies.values()), default=0))
+    big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0),
+           max((b["max_tokens"] for b in bodies.values()), default=0))
     out, skips, charge, seen, ok = {}, Counter(), [], set(), 0
     for what in ("output", "error"):
         if what not in s["files"]: continue
@@ -308,16 +312,18 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
             except ValueError: x = None
             why = _bad(x, bodies) or ("repeated_id" if x["custom_id"] in seen else None)
             if why is None:
-                seen.add(x["custom_id"]); y = _norm(x); keep.append(json.dumps(y) + "\n"); ok += y["response"]["status_code"] == 200
-                u = (y["response"]["body"] or {}).get("usage")   # over its max_tokens: booked as reported, and counted
-                skips["usage_over_max_tokens"] += bool(u and u["completion_tokens"] > bodies[x["custom_id"]]["max_tokens"])
+                seen.add(x["custom_id"]); y = _norm(x); keep.append(json.dumps(y) + "\n")
+                ok += y["response"]["status_code"] == 200
+                u, mx = (y["response"]["body"] or {}).get("usage"), bodies[x["custom_id"]]["max_tokens"]
+                skips["usage_over_max_tokens"] += bool(u and u["completion_tokens"] > mx)   # booked as reported, counted
                 continue
             skips[why] += 1
             u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
-            if what == "output" and why != "repeated_id": charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
+            if what == "output" and why != "repeated_id":
+                charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
         out[what] = "".join(keep).encode()
     skips = +skips   # (a zero count goes)
-    lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, yet no line says so: at its bound
+    lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, no line says so: its bound
     return out, skips, charge + [big] * max(0, lost)
 BatchRunner._clean = _clean
 
@@ -327,7 +333,8 @@ def _charge(led, pt:int, ct:int, price:dict|None):
     "Book `pt` + `ct` tokens the server billed for no request of ours (a reservation settled at once, budget or not)."
     with led._lock, led._books():
         rid = f"{os.getpid()}-{led._n}"
-        led._write({"op": "reserve", "rid": rid, "prompt_bound": pt, "max_tokens": ct, "tag": None, **({"price": price} if price else {})})
+        led._write({"op": "reserve", "rid": rid, "prompt_bound": pt, "max_tokens": ct, "tag": None,
+                    **({"price": price} if price else {})})
         led._write({"op": "settle", "rid": rid, "how": "usage", "prompt_tokens": pt, "completion_tokens": ct})
 
 _settle_lines = BatchRunner._settle
@@ -340,7 +347,8 @@ def _settle(self, s):
         self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
     for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
     over = s["skips"].get("usage_over_max_tokens", 0)
-    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over; self.be.usage["batch_usage_over_max_tokens"] += over
+    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over
+    self.be.usage["batch_usage_over_max_tokens"] += over
     return _settle_lines(self, s)
 BatchRunner._settle = _settle
 
@@ -378,7 +386,8 @@ def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
     try: return _run_once(self, specs, max_tokens, tag)
     except openai.APIStatusError as e:
         if e.status_code < 500 and e.status_code not in (408, 409, 429): raise
-        raise BatchServerError(f"{self.cl.base_url}: the Batch API answered {e.status_code} after {self.cl.max_retries} "
+        raise BatchServerError(f"{self.cl.base_url}: the Batch API answered {e.status_code} after "
+                               f"{self.cl.max_retries} "
                                f"retries ({str(e)[:120]}); nothing is lost: rerun to resume") from e
 BatchRunner._find_batch, BatchRunner._step, BatchRunner.run = _find_batch, _step, run
 
