@@ -372,13 +372,15 @@ _step_once = BatchRunner._step
 def _step(self, s):
     import openai
     try: return _step_once(self, s)
-    except openai.NotFoundError:
+    except openai.NotFoundError as e:
         if s["ops"][-1] not in ("created", "polled"): raise
-        self.oc.batches.list(limit=1)   # (a server without the Batch API: that 404 goes up)
+        if "/batches/" in str(e.request.url):   # (a server without the Batch API: the listing's 404 goes up)
+            if self._find_batch(s) == s["batch_id"]: return   # still listed: a passing 404, polled again later
+        else: self.oc.batches.list(limit=1)   # (its output file is gone)
         self.cl.ledger.settle(s["rid"], None)   # its fate is unknown: charged at its bound
         self.tried.update(s["ids"])
         for i in s["ids"]: self.errors[i] = LLMError(f"batch {s['batch_id']} is unknown to the server (404): resent")
-        self.log.write("abandoned", s["sub"], why=f"batch {s['batch_id']} forgotten by the server")
+        self.log.write("settled", s["sub"], answered=0, missing=len(s["ids"]), why=f"{s['batch_id']} forgotten (404)")
 
 _run_once = BatchRunner.run
 def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:

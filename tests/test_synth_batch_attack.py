@@ -249,3 +249,31 @@ def test_usage_over_max_tokens_is_booked_and_counted(tmp_path):
         assert m["usage_this_run"]["batch_usage_over_max_tokens"] == n and m["usage_this_run"].get("batch_skipped_lines", 0) == 0
         assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1}
         assert spent(tmp_path)["spent_tokens"] == srv.billed["prompt_tokens"] + srv.billed["completion_tokens"] + 10_000 * n
+
+
+def test_a_passing_404_on_a_listed_batch_does_not_resend_it(tmp_path):
+    "One 404 on a batch the server still lists (a glitch, not a forgotten batch): it is polled again, never resent."
+    with server() as srv:
+        h, hit = srv.batch.handle, []
+        def handle(method, path, raw):
+            if method == "GET" and re.search(r"/v1/batches/batch_[0-9]+$", path) and not hit:
+                hit.append(path); return 404, {}, b'{"error": {"message": "No such Batch object"}}'
+            return h(method, path, raw)
+        srv.batch.handle = handle
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert hit and m["exit_status"] == 0, m["exit_message"]
+        assert_once(srv, tmp_path)
+
+
+def test_a_batch_forgotten_at_its_first_poll_is_resent_not_called_a_budget_stop(tmp_path):
+    with server() as srv:
+        h, once = srv.batch.handle, []
+        def handle(method, path, raw):
+            code, hd, body = h(method, path, raw)
+            if method == "POST" and path.split("?")[0].endswith("/v1/batches") and not once:
+                once.append(1); srv.batch.batches.clear()   # the server forgets the first batch at once
+            return code, hd, body
+        srv.batch.handle = handle
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert all_ids(tmp_path) == IDS and spent(tmp_path)["settled_unknown"] == 1 and spent(tmp_path)["in_flight"] == 0
