@@ -302,26 +302,27 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
     bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
     big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0),
            max((b["max_tokens"] for b in bodies.values()), default=0))
-    out, skips, charge, seen, ok = {}, Counter(), [], set(), 0
+    skips, charge, kept = Counter(), [], {}   # kept: custom_id -> (file, its line); an answer beats an error
     for what in ("output", "error"):
-        if what not in s["files"]: continue
-        keep = []
-        for line in (self.dir/s["files"][what]).read_bytes().splitlines():
+        for line in ((self.dir/s["files"][what]).read_bytes().splitlines() if what in s["files"] else []):
             if not line.strip(): continue
             try: x = json.loads(line)
             except ValueError: x = None
-            why = _bad(x, bodies) or ("repeated_id" if x["custom_id"] in seen else None)
-            if why is None:
-                seen.add(x["custom_id"]); y = _norm(x); keep.append(json.dumps(y) + "\n")
-                ok += y["response"]["status_code"] == 200
-                u, mx = (y["response"]["body"] or {}).get("usage"), bodies[x["custom_id"]]["max_tokens"]
-                skips["usage_over_max_tokens"] += bool(u and u["completion_tokens"] > mx)   # booked as reported, counted
-                continue
+            if (why := _bad(x, bodies)) is None:
+                y, old = _norm(x), kept.get(x["custom_id"])
+                if old is None or old[1]["response"]["status_code"] != 200 == y["response"]["status_code"]:
+                    kept[x["custom_id"]] = (what, y); skips["repeated_id"] += old is not None; continue
+                why = "repeated_id"
             skips[why] += 1
             u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
             if what == "output" and why != "repeated_id":
                 charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
-        out[what] = "".join(keep).encode()
+    out = {w: "".join(json.dumps(y) + "\n" for v, y in kept.values() if v == w).encode() for w in s["files"]}
+    answers = [(cid, y["response"]["body"].get("usage")) for cid, (_, y) in kept.items()
+               if y["response"]["status_code"] == 200]
+    ok = len(answers)   # (an answer's usage over its max_tokens: booked as reported, and counted)
+    skips["usage_over_max_tokens"] = sum(bool(u and u["completion_tokens"] > bodies[c]["max_tokens"])
+                                         for c, u in answers)
     skips = +skips   # (a zero count goes)
     lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, no line says so: its bound
     return out, skips, charge + [big] * max(0, lost)

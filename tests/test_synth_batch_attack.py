@@ -22,7 +22,7 @@ def tamper(srv, fn):
     srv.batch.handle = handle
 
 
-GARBAGE = [b"not json at all", b"[1, 2]", b'"a string"', b'{"custom_id": 7}', b'{"custom_id": "x", "response": "oops"}',
+GARBAGE = [b"not json at all", b"\xff\xfe{", b"[1, 2]", b'"a string"', b'{"custom_id": 7}', b'{"custom_id": "x", "response": "oops"}',
            b'{"id": "r", "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "x"}}]}}}']
 
 
@@ -277,3 +277,17 @@ def test_a_batch_forgotten_at_its_first_poll_is_resent_not_called_a_budget_stop(
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, m["exit_message"]
         assert all_ids(tmp_path) == IDS and spent(tmp_path)["settled_unknown"] == 1 and spent(tmp_path)["in_flight"] == 0
+
+
+def test_a_malformed_line_before_an_ids_answer_does_not_hide_the_answer(tmp_path):
+    "Each id's answer preceded by a malformed line for the same id (no text): the answer is used, nothing is resent."
+    def fn(lines):
+        bad = lambda x: json.dumps({"custom_id": json.loads(x)["custom_id"],
+                                    "response": {"status_code": 200, "body": {"choices": {"a": 1}}}}).encode()
+        return [y for x in lines for y in (bad(x), x)]
+    with server() as srv:
+        tamper(srv, fn)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1} and all_ids(tmp_path) == IDS
+        assert m["usage_this_run"]["batch_skipped_lines"] == 10   # the malformed lines, each counted once
