@@ -16,7 +16,8 @@ from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreacha
 from .synth import OpenAIBackend
 
 # %% auto #0
-__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'BatchBackend', 'price_modes']
+__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'BatchBackend', 'price_modes',
+           'BatchServerError', 'run']
 
 # %% ../nbs/06d_batch.ipynb #83ce8660
 LIMITS = dict(max_requests=50_000,   # requests per input file: the openai SDK's BatchCreateParams docstring (3.63.0)
@@ -283,3 +284,129 @@ def price_modes(rows:list[dict], price:dict) -> list[dict]:
                  cost_usd_max_batch=round(cost_usd(mx, price.get("batch")), 4))
         r["saving_usd_est"] = round(r["cost_usd_est"] - r["cost_usd_est_batch"], 4)
     return rows
+
+# %% ../nbs/06d_batch.ipynb #b2756e66
+def _bad(x, bodies) -> str|None:
+    "Why a parsed output or error line `x` cannot be used, or None."
+    if not isinstance(x, dict) or not isinstance(x.get("custom_id"), str): return "garbage"
+    r = x.get("response")
+    if not (r is None or isinstance(r, dict) and isinstance(r.get("body") or {}, dict)): return "garbage"
+    return None if x["custom_id"] in bodies else "unknown_id"
+
+def _usage(u) -> dict|None:
+    ok = isinstance(u, dict) and all(type(u.get(k)) is int and u[k] >= 0
+                                     for k in ("prompt_tokens", "completion_tokens"))
+    return u if ok else None
+
+def _norm(x) -> dict:
+    "A usable line as `_settle` reads it: an answer (status 200, text, its usage or None) or an error with a code."
+    r = x.get("response") or {}; body = r.get("body") or {}
+    try: text = _text(body)
+    except (TypeError, AttributeError, KeyError, IndexError): text = None
+    if r.get("status_code") == 200 and isinstance(text, str):
+        body = {**body, "usage": _usage(body.get("usage"))}
+        return {"custom_id": x["custom_id"], "response": {"status_code": 200, "body": body}}
+    err = next((e for e in (x.get("error"), body.get("error")) if isinstance(e, dict)), {})
+    sc = r.get("status_code")
+    code = sc if type(sc) is int and sc != 200 else str(err.get("code") or "no_text")
+    return {"custom_id": x["custom_id"], "response": {"status_code": code, "body": {}},
+            "error": {"code": str(err.get("code") or code), "message": str(err.get("message") or "")[:200]}}
+
+def _clean(self, s) -> tuple[dict, Counter, list]:
+    "The usable lines of a finished batch's files (`{what: bytes}`), the skips by reason, the `(pt, ct)` to charge"
+    " (garbage output lines, answers the server counts `completed` without a line: at the batch's largest bound)."
+    bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
+    big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0),
+           max((b["max_tokens"] for b in bodies.values()), default=0))
+    skips, charge, kept = Counter(), [], {}   # kept: custom_id -> (file, its line); an answer beats an error
+    for what in ("output", "error"):
+        for line in ((self.dir/s["files"][what]).read_bytes().splitlines() if what in s["files"] else []):
+            if not line.strip(): continue
+            try: x = json.loads(line)
+            except ValueError: x = None
+            if (why := _bad(x, bodies)) is None:
+                y, old = _norm(x), kept.get(x["custom_id"])
+                if old is None or old[1]["response"]["status_code"] != 200 == y["response"]["status_code"]:
+                    kept[x["custom_id"]] = (what, y); skips["repeated_id"] += old is not None; continue
+                why = "repeated_id"
+            skips[why] += 1
+            u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
+            if what == "output" and why != "repeated_id":
+                charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
+    out = {w: "".join(json.dumps(y) + "\n" for v, y in kept.values() if v == w).encode() for w in s["files"]}
+    answers = [(cid, y["response"]["body"].get("usage")) for cid, (_, y) in kept.items()
+               if y["response"]["status_code"] == 200]
+    ok = len(answers)   # (an answer's usage over its max_tokens: booked as reported, and counted)
+    skips["usage_over_max_tokens"] = sum(bool(u and u["completion_tokens"] > bodies[c]["max_tokens"])
+                                         for c, u in answers)
+    skips = +skips   # (a zero count goes)
+    lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, no line says so: its bound
+    return out, skips, charge + [big] * max(0, lost)
+BatchRunner._clean = _clean
+
+
+# %% ../nbs/06d_batch.ipynb #8208fce4
+def _charge(led, pt:int, ct:int, price:dict|None):
+    "Book `pt` + `ct` tokens the server billed for no request of ours (a reservation settled at once, budget or not)."
+    with led._lock, led._books():
+        rid = f"{os.getpid()}-{led._n}"
+        led._write({"op": "reserve", "rid": rid, "prompt_bound": pt, "max_tokens": ct, "tag": None,
+                    **({"price": price} if price else {})})
+        led._write({"op": "settle", "rid": rid, "how": "usage", "prompt_tokens": pt, "completion_tokens": ct})
+
+_settle_lines = BatchRunner._settle
+def _settle(self, s):
+    "Settle a finished batch from its cleaned files; the skips are charged and logged once (a kill in between: twice,"
+    " never less)."
+    files, skips, charge = self._clean(s)
+    if "skips" not in s:
+        for pt, ct in charge: _charge(self.cl.ledger, pt, ct, self.price)
+        self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
+    for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
+    over = s["skips"].get("usage_over_max_tokens", 0)
+    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over
+    self.be.usage["batch_usage_over_max_tokens"] += over
+    return _settle_lines(self, s)
+BatchRunner._settle = _settle
+
+
+# %% ../nbs/06d_batch.ipynb #973f5777
+class BatchServerError(LLMError):
+    "The Batch API kept answering a server error after the retries (nothing is lost: a rerun resumes)."
+    exit_status = 5
+
+def _find_batch(self, s) -> str|None:
+    "The batch already created on this submission's file (a kill between create and its log line), if any."
+    import openai
+    try: t0 = self.oc.files.retrieve(s["file_id"]).created_at   # the server's clock, not ours
+    except openai.NotFoundError: t0 = None
+    for b in self.oc.batches.list(limit=100):
+        if b.input_file_id == s["file_id"]: return b.id
+        if t0 is not None and b.created_at < t0 - 60: return None
+    return None
+
+_step_once = BatchRunner._step
+def _step(self, s):
+    import openai
+    try: return _step_once(self, s)
+    except openai.NotFoundError as e:
+        if s["ops"][-1] not in ("created", "polled"): raise
+        if "/batches/" in str(e.request.url):   # (a server without the Batch API: the listing's 404 goes up)
+            if self._find_batch(s) == s["batch_id"]: return   # still listed: a passing 404, polled again later
+        else: self.oc.batches.list(limit=1)   # (its output file is gone)
+        self.cl.ledger.settle(s["rid"], None)   # its fate is unknown: charged at its bound
+        self.tried.update(s["ids"])
+        for i in s["ids"]: self.errors[i] = LLMError(f"batch {s['batch_id']} is unknown to the server (404): resent")
+        self.log.write("settled", s["sub"], answered=0, missing=len(s["ids"]), why=f"{s['batch_id']} forgotten (404)")
+
+_run_once = BatchRunner.run
+def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
+    import openai
+    try: return _run_once(self, specs, max_tokens, tag)
+    except openai.APIStatusError as e:
+        if e.status_code < 500 and e.status_code not in (408, 409, 429): raise
+        raise BatchServerError(f"{self.cl.base_url}: the Batch API answered {e.status_code} after "
+                               f"{self.cl.max_retries} "
+                               f"retries ({str(e)[:120]}); nothing is lost: rerun to resume") from e
+BatchRunner._find_batch, BatchRunner._step, BatchRunner.run = _find_batch, _step, run
+
