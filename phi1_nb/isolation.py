@@ -67,7 +67,7 @@ def _view_args(view:list|None=None) -> list[str]:
     return a
 
 def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=(), view:list|None=None) -> list[str]:
-    "bubblewrap's command line: a read-only root of `view` (`view_ops`) only, fresh /tmp, /dev/shm, /proc, a minimal /dev."
+    "bubblewrap's command line: a read-only root of `view` (`view_ops`), fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
     userns = os.geteuid() != 0 if userns is None else userns
     a = [shutil.which("bwrap") or "bwrap", *_tmpfs_args("/tmp", tmp_mb, "1777", []), *_view_args(view)]   # /tmp first

@@ -123,7 +123,7 @@ def called_names(test:str, setup:str="") -> list[str]:
     "Global names the `test` code reads that neither it nor `setup` binds and that are not builtins: the candidate's."
     return list(_called_names(test, setup))   # a fresh list: the cache's own tuple stays as it is
 
-@functools.lru_cache(4096)   # one symbol table per problem, not per sample: 1,640 samples parsed 164 tests' twice in 1.5 s
+@functools.lru_cache(4096)   # one symbol table per problem, not per sample (1,640 samples: 1.5 s before)
 def _called_names(test:str, setup:str) -> tuple:
     import builtins, symtable
     def scan(t, out:set):

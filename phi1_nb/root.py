@@ -108,7 +108,8 @@ def _route(path:str, ops:list) -> str:
     raise OSError(40, f"too many symlinks: {path}")
 
 def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
-    "The sandbox's root: ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package; `covers`:\n    each socket and FIFO in them covered by an empty file."
+    "The sandbox's root, ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package."
+    # covers: each socket and FIFO in those trees bound over with an empty file (see `pipes`)
     import importlib.util
     ops: list = []
     pre = {os.path.join(p, n) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)

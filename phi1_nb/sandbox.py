@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits,
                                bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
-from .root import build_view
+from .root import build_view, view_ops
 from .referee import _judge_child, answer_calls
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
@@ -125,9 +125,7 @@ def _run_job(job:dict, ctx:dict) -> dict:
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
     try: pid, v_r = _start(job, ctx, workdir, out_w, err_w)
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
-        _sweep(0, ctx["pidns"])
-        for fd in (out_r, out_w, err_r, err_w): os.close(fd)
-        raise
+        _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
     bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
     poll = select.poll()
@@ -361,7 +359,6 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading
     iso, programs = _isolation(isolation), list(programs)
-    from phi1_nb.root import view_ops
     view = view_ops() if iso != "none" else None   # once for all workers (each socket or FIFO in it covered)
     jobs = [_job(p, timeout, limits, max_output) for p in programs]
     results: list = [None] * len(jobs)
