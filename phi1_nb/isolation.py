@@ -123,6 +123,26 @@ def _tmpfs(target:str, size_mb:int, mode:str, binds:list[str]):
         for fd in fds: os.close(fd)
 
 
+# %% ../nbs/05a_isolation.ipynb #j24keys
+# add_key, request_key, keyctl by audit arch: a key outlives its program (the uid's keyring), a channel to the next one
+_KEY_CALLS = {"x86_64": [(0xC000003E, (248, 249, 250)), (0x40000003, (286, 287, 288))],   # and i386 (int 0x80)
+              "aarch64": [(0xC00000B7, (217, 218, 219)), (0x40000028, (309, 310, 311))]}   # and 32-bit arm
+
+def _no_keyrings() -> bool:
+    "A seccomp filter: the kernel keyring calls fail with EPERM (after no_new_privs). True if set, or no table for this arch."
+    blocks, ins = _KEY_CALLS.get(os.uname().machine), []
+    if blocks is None: return True
+    for arch, nrs in blocks:   # ld arch; jeq arch else skip; ld nr; and ~x32 bit; jeq nr -> deny; allow; deny
+        k = len(nrs)
+        ins += [(0x20, 0, 0, 4), (0x15, 0, k + 4, arch), (0x20, 0, 0, 0), (0x54, 0, 0, 0xBFFFFFFF)]
+        ins += [(0x15, k - i, 0, n) for i, n in enumerate(nrs)] + [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x50001)]
+    ins.append((0x06, 0, 0, 0x7FFF0000))
+    class Ins(ctypes.Structure): _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                                             ("k", ctypes.c_uint32)]
+    class Prog(ctypes.Structure): _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Ins))]
+    arr = (Ins * len(ins))(*[Ins(*i) for i in ins])
+    return _libc().prctl(22, 2, ctypes.byref(Prog(len(ins), arr)), 0, 0) == 0   # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
 # %% ../nbs/05a_isolation.ipynb #29425d3b
 def _cap_eff() -> int:
     for line in open("/proc/self/status"):
@@ -143,7 +163,7 @@ def drop_privileges(uid:int|None) -> bool:
         hdr = (ctypes.c_uint32 * 2)(0x20080522, 0); data = (ctypes.c_uint32 * 6)()
         libc.capset(hdr, data)
     libc.prctl(38, 1, 0, 0, 0)                             # PR_SET_NO_NEW_PRIVS
-    return _cap_eff() == 0
+    return _cap_eff() == 0 and _no_keyrings()
 
 def sandbox_uid() -> int|None:
     "A random unprivileged uid for one sandbox when the harness is root (its own process count, its own files)."

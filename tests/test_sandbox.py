@@ -718,3 +718,30 @@ def test_a_hidden_folder_is_no_channel_between_programs(iso, who):
     r = subprocess.run(pre + [LEAVE, iso, d], capture_output=True, text=True, env=env, cwd="/", timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert [s for s, _ in json.loads(r.stdout.strip().splitlines()[-1])] == ["failed", "failed"], r.stdout
+
+
+KEYRING = """
+import json, sys
+from phi1_nb.sandbox import run_many
+add = ("import ctypes; c = ctypes.CDLL(None, use_errno=True); "   # add_key('user', 'a24', secret, the user keyring)
+       "print(c.syscall({'x86_64': 248, 'aarch64': 217}[__import__('os').uname().machine], b'user', b'a24', b'SECRET-a24', 10, -4))")
+get = ("import ctypes, os; c = ctypes.CDLL(None, use_errno=True); m = os.uname().machine == 'x86_64'; "
+       "k = c.syscall(249 if m else 218, b'user', b'a24', None, 0); b = ctypes.create_string_buffer(64); "
+       "n = c.syscall(250 if m else 219, 11, k, b, 64) if k > 0 else 0; print(b.raw[:max(n, 0)])")   # request_key, read
+rs = run_many([add, get], workers=1, timeout=10, isolation=sys.argv[1])
+print(json.dumps([[r.status, r.stdout] for r in rs]))
+"""
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_the_kernel_keyring_is_no_channel_between_programs(iso, who):
+    "A key one program adds to its user keyring (a kernel object that outlives it) cannot be read by the next one."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    if os.uname().machine not in ("x86_64", "aarch64"): pytest.skip("syscall numbers known for x86_64 and aarch64")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    r = subprocess.run(pre + [KEYRING, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (s1, _), (s2, out) = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s1 == s2 == "passed" and "SECRET" not in out, r.stdout
