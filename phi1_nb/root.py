@@ -172,8 +172,6 @@ def build_view(tmp_mb:int=256, shm_mb:int=64, ops:list|None=None) -> list[str]:
     except OSError as e: missing.append(f"a root of its own ({e.strerror})"); ov = overlays(kept_paths())
     try: _readonly_tree()
     except OSError as e: missing.append(f"read-only root ({e.strerror})")
-    try: _readonly_tree("/proc", ro=False, recursive=False)   # as bubblewrap leaves it: a child sets its oom_score_adj
-    except OSError: pass
     for target, size, mode, binds in [("/tmp", tmp_mb, "1777", ov.pop("/tmp", [])), ("/dev/shm", shm_mb, "1777", []),
                                       *[(a, 1, "755", ps) for a, ps in sorted(ov.items())]]:
         try: _tmpfs(target, size, mode, binds)

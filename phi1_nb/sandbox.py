@@ -8,7 +8,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/sandbox.html.md"""
 from __future__ import annotations
 import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
-from .isolation import (FALLBACK_WARNING, _enter, _fds, _libc, _memfd, _read_fd, _set_limits,
+from .isolation import (FALLBACK_WARNING, _enter, _fds, _readonly_tree, _libc, _memfd, _read_fd, _set_limits,
                                bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
 from .root import build_view, view_ops
@@ -200,6 +200,9 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
     ipc = "a fresh IPC namespace per program" if newipc else "an emptied /dev/mqueue" if mq else ""
     if not ipc and mode != "none": missing.append("a fresh IPC namespace or an emptied /dev/mqueue per program")
     for fd in cgroups: os.write(fd, b"0"); os.close(fd)   # once: every child is born in the program's cgroups
+    if mode != "none":   # /proc writable (a child sets its oom_score_adj) only where programs have a uid of their own:
+        try: _readonly_tree("/proc", ro=uid is None, recursive=False)   # else the runner's /proc files are theirs
+        except OSError: pass
     ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)

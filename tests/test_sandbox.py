@@ -745,3 +745,33 @@ def test_the_kernel_keyring_is_no_channel_between_programs(iso, who):
     assert r.returncode == 0, r.stderr[-3000:]
     (s1, _), (s2, out) = json.loads(r.stdout.strip().splitlines()[-1])
     assert s1 == s2 == "passed" and "SECRET" not in out, r.stdout
+
+
+RUNNER_PROC = """
+import json, sys
+from phi1_nb.sandbox import run_many
+poke = '''
+import os
+for n in ("oom_score_adj", "comm"):
+    try:
+        with open(f"/proc/{os.getppid()}/{n}", "w") as f: f.write("1000" if n == "oom_score_adj" else "poked")
+        print("wrote", n)
+    except OSError as e: print("refused", n, e.errno)
+'''
+look = "import os; print(open(f'/proc/{os.getppid()}/oom_score_adj').read().strip())"
+rs = run_many([poke, look], workers=1, timeout=10, isolation=sys.argv[1])
+print(json.dumps([[r.status, r.stdout] for r in rs]))
+"""
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_a_program_cannot_write_the_runners_proc_files(iso, who):
+    "Not even where the program has the runner's uid (a user namespace): the runner stays last for the OOM killer."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    r = subprocess.run(pre + [RUNNER_PROC, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (s1, out1), (s2, out2) = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s1 == s2 == "passed" and "wrote" not in out1 and out2.strip() != "1000", r.stdout
