@@ -43,7 +43,8 @@ def _mounted(trees:list[str]) -> list[str]:
     return out
 
 def pipes(trees:list[str], cache:str|None=None) -> list[str]:
-    "Every socket and FIFO under `trees` (no links followed); a per-directory cache keyed by (dev, ino, ctime, mtime)."
+    "Every socket and FIFO under `trees` (no links followed), and each folder we may not list; cached per folder."
+    # the cache's key: (dev, ino, ctime, mtime)
     import stat, time
     hit = _memo.get(key := (tuple(trees), cache))
     if hit and time.monotonic() - hit[0] < SCAN_TTL: return hit[1]
@@ -58,6 +59,7 @@ def pipes(trees:list[str], cache:str|None=None) -> list[str]:
         e = old.get(d)
         if sig is None or not e or e[0] != sig:
             try: e, changed = [sig, *_entries(d)], True
+            except PermissionError: out.append(d); continue   # passable perhaps, never listed: covered whole
             except OSError: continue
         new[d], base = e, d.rstrip("/")
         stack += [f"{base}/{n}" for n in e[1]]; out += [f"{base}/{n}" for n in e[2]]
@@ -107,6 +109,16 @@ def _route(path:str, ops:list) -> str:
         else: cur = os.path.normpath(nxt)
     raise OSError(40, f"too many symlinks: {path}")
 
+_EMPTY: list = []
+
+def _empty() -> str:
+    "An empty read-only folder of this process's own: what covers a folder whose sockets the scan cannot see."
+    if not _EMPTY:
+        import atexit
+        d = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"phi1-empty-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(d, 0o555); _EMPTY.append(d); atexit.register(os.rmdir, d)
+    return _EMPTY[0]
+
 def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
     "The sandbox's root, ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package."
     # covers: each socket and FIFO in those trees bound over with an empty file (see `pipes`)
@@ -126,7 +138,8 @@ def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
         seen.add(op[2]); out.append(op)
     if not covers: return out
     trees = [t for k, _, t in out if k == "bind" and os.path.isdir(t)]   # /usr and the interpreter's lib too
-    return out + [("bind", "/dev/null", p) for p in pipes(trees)]   # each socket or FIFO there, covered
+    return out + [("bind", _empty() if os.path.isdir(p) and not os.path.islink(p) else "/dev/null", p)
+                  for p in pipes(trees)]   # each socket or FIFO there covered, and each folder we could not list
 
 
 # %% ../nbs/05c_root.ipynb #j24root

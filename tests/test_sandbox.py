@@ -775,3 +775,29 @@ def test_a_program_cannot_write_the_runners_proc_files(iso, who):
     assert r.returncode == 0, r.stderr[-3000:]
     (s1, out1), (s2, out2) = json.loads(r.stdout.strip().splitlines()[-1])
     assert s1 == s2 == "passed" and "wrote" not in out1 and out2.strip() != "1000", r.stdout
+
+
+@pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
+def test_a_socket_in_a_folder_the_harness_cannot_list_is_covered(iso, who):
+    "A folder the harness may pass through but not list (mode 0311) hides its sockets from the scan: it is covered whole."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    if not ROOT: who = "self"
+    repo = str(Path(__file__).parent.parent)
+    d = tempfile.mkdtemp(prefix="phi1-unlisted-", dir=f"{repo}/phi1_nb")   # in a tree the view binds
+    ends, paths = _host_ends([d]); os.chmod(d, 0o311)
+    try:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": repo, "LANG": "C.UTF-8"}
+        pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+        r = subprocess.run(pre + [REACH, iso, PROBE.replace("PATHS", repr(paths))], capture_output=True, text=True,
+                           env=env, cwd="/", timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert got["status"] == "passed" and got["stdout"] == "reached\n", got
+        for p, s, fd in ends:
+            with pytest.raises(BlockingIOError): s.accept()
+    finally:
+        os.chmod(d, 0o755)
+        for p, s, fd in ends:
+            s.close(); os.close(fd)
+            for x in (".sock", ".fifo"): os.remove(p + x)
+        os.rmdir(d)
