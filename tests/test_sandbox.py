@@ -739,7 +739,8 @@ def test_the_kernel_keyring_is_no_channel_between_programs(iso, who):
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     if os.uname().machine not in ("x86_64", "aarch64"): pytest.skip("syscall numbers known for x86_64 and aarch64")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent),
+           "LANG": "C.UTF-8"}
     pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
     r = subprocess.run(pre + [KEYRING, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -769,7 +770,8 @@ def test_a_program_cannot_write_the_runners_proc_files(iso, who):
     "Not even where the program has the runner's uid (a user namespace): the runner stays last for the OOM killer."
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent),
+           "LANG": "C.UTF-8"}
     pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
     r = subprocess.run(pre + [RUNNER_PROC, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -779,7 +781,7 @@ def test_a_program_cannot_write_the_runners_proc_files(iso, who):
 
 @pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
 def test_a_socket_in_a_folder_the_harness_cannot_list_is_covered(iso, who):
-    "A folder the harness may pass through but not list (mode 0311) hides its sockets from the scan: it is covered whole."
+    "A folder the harness may pass through but not list (0311) hides its sockets from the scan: it is covered whole."
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     repo = str(Path(__file__).parent.parent)
