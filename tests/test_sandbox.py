@@ -724,7 +724,8 @@ KEYRING = """
 import json, sys
 from phi1_nb.sandbox import run_many
 add = ("import ctypes; c = ctypes.CDLL(None, use_errno=True); "   # add_key('user', 'a24', secret, the user keyring)
-       "print(c.syscall({'x86_64': 248, 'aarch64': 217}[__import__('os').uname().machine], b'user', b'a24', b'SECRET-a24', 10, -4))")
+       "nr = {'x86_64': 248, 'aarch64': 217}[__import__('os').uname().machine]; "
+       "print(c.syscall(nr, b'user', b'a24', b'SECRET-a24', 10, -4))")
 get = ("import ctypes, os; c = ctypes.CDLL(None, use_errno=True); m = os.uname().machine == 'x86_64'; "
        "k = c.syscall(249 if m else 218, b'user', b'a24', None, 0); b = ctypes.create_string_buffer(64); "
        "n = c.syscall(250 if m else 219, 11, k, b, 64) if k > 0 else 0; print(b.raw[:max(n, 0)])")   # request_key, read
