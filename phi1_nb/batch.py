@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/batch.html.md"""
 
 # %% ../nbs/06d_batch.ipynb #8042dab5
 from __future__ import annotations
-import json, math, os, signal, time
+import json, math, os, signal, sys, time
 from collections import Counter
 from pathlib import Path
 
@@ -68,6 +68,17 @@ def plan_batches(lines:list[tuple[str, bytes, int]], limits:dict) -> list[list[i
             out.append(cur); cur, nb, nt = [], 0, 0
         cur.append(i); nb += len(line); nt += tok
     return out + ([cur] if cur else [])
+
+def _valid_lines(data:bytes) -> tuple[list[bytes], int]:
+    "The lines of a batch output or error file that are JSON objects with a string `custom_id`, and how many are not."
+    good, bad = [], 0
+    for line in data.splitlines():
+        if not line.strip(): continue
+        try: x = json.loads(line)
+        except ValueError: x = None
+        if isinstance(x, dict) and isinstance(x.get("custom_id"), str): good.append(line)
+        else: bad += 1
+    return good, bad
 
 def _text(body:dict) -> str|None:
     ch = (body.get("choices") or [None])[0]
@@ -156,12 +167,12 @@ def _step(self, s):
         if b.status != s.get("status") or rc != s.get("counts"):
             self.log.write("polled", sub, status=b.status, counts=rc)
         if b.status in TERMINAL:
-            got = {}
+            got, nbad = {}, 0
             for what in ("output_file_id", "error_file_id"):
                 if fid := getattr(b, what):
-                    p = self.dir/f"{sub}.{what[:-8]}.jsonl"
-                    _write_atomic(p, self.oc.files.content(fid).content); got[what[:-8]] = p.name
-            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None))
+                    p, (good, bad) = self.dir/f"{sub}.{what[:-8]}.jsonl", _valid_lines(self.oc.files.content(fid).content)
+                    _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
+            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None), bad_lines=nbad)
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
 
@@ -172,12 +183,20 @@ def _settle(self, s):
     for line in (self.dir/s["file"]).read_bytes().splitlines():
         x = json.loads(line); bodies[x["custom_id"]] = x["body"]
     u, n, sq, answered, cache = Counter(), 0, 0, set(), self.cl.cache
+    skips = Counter(bad_lines=s.get("bad_lines") or 0)
     for what in ("output", "error"):
         p = self.dir/s["files"][what] if what in s["files"] else None
-        for line in (p.read_bytes().splitlines() if p else []):
+        good, nbad = _valid_lines(p.read_bytes() if p and p.exists() else b"")   # (a file stored before validation)
+        skips["bad_lines"] += nbad
+        for line in good:
             x = json.loads(line); cid, r = x["custom_id"], x.get("response") or {}
-            body, text = r.get("body") or {}, _text(r.get("body") or {})
-            if r.get("status_code") == 200 and text is not None and cid in bodies:
+            if not isinstance(r, dict): r = {}
+            body = r.get("body") if isinstance(r.get("body"), dict) else {}
+            text = _text(body)
+            if cid not in bodies or cid in answered:
+                skips["unknown_ids" if cid not in bodies else "duplicate_ids"] += 1; continue
+            if r.get("status_code") == 200 and text is None: skips["unusable"] += 1
+            if r.get("status_code") == 200 and isinstance(text, str):
                 u1 = body.get("usage") or {}
                 pt, ct = u1.get("prompt_tokens"), u1.get("completion_tokens")
                 if pt is None or ct is None:   # no usage reported: charged its bound
@@ -190,7 +209,8 @@ def _settle(self, s):
                     cache.put(key, {"text": text, "usage": usage, "raw": raw, "t": time.time()})
                     if n == max(1, len(bodies) // 2): cache.sync(); _crash_point("mid_settle")
             else:
-                err = x.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+                err = x.get("error") if isinstance(x.get("error"), dict) else body.get("error") or {}
+                if not isinstance(err, dict): err = {"message": str(err)}
                 why = f"{r.get('status_code') or err.get('code')} {str(err.get('message', ''))[:120]}"
                 self.errors[cid] = LLMError(f"batch {s['batch_id']} ({s.get('status')}): {why}")
     cache.sync()
@@ -200,7 +220,10 @@ def _settle(self, s):
     for cid in set(bodies) - answered:
         self.errors.setdefault(cid, LLMError(f"batch {s['batch_id']} ended {s.get('status')} without answering {cid}"))
     self.tried.update(bodies.keys())
-    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered))
+    for k, v in skips.items(): self.be.usage[f"batch_{k}"] += v   # (into the manifest's usage_this_run)
+    if +skips: print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
+    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
+                   billed=u["prompt_tokens"] + u["completion_tokens"])
 BatchRunner._settle = _settle
 
 # %% ../nbs/06d_batch.ipynb #cf3152cb

@@ -1,0 +1,106 @@
+"""Synth --api batch against the blind tester's breaks (issue 32): a budget over-billed by the server, bad CLI values,
+garbage output lines, silent skips, ids resubmitted forever, a stray line after --explain."""
+import json, os, signal, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from phi1_nb.core import ConfigError, check_value
+from phi1_nb.synth import run_synth, textbook_spec
+from phi1_nb.testing import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parents[1]
+KW = dict(backend="openai", model="fake", kinds="textbooks", n_textbooks=6, per_shard=8, mine=False, progress=False,
+          api="batch", batch_poll=0.01, max_retries=0, timeout=10)
+
+
+def server(step=8):
+    srv = FakeOpenAIServer(handler=lambda body: "Too short to keep."); srv.batch.step = step; return srv
+
+
+def over_bill(srv, extra):
+    "The server bills `extra` completion tokens more than it answered (an over-billing the ledger cannot foresee)."
+    orig = srv._answer
+    def answer(ep, body):
+        a = orig(ep, body); a["usage"]["completion_tokens"] += extra; a["usage"]["total_tokens"] += extra; return a
+    srv._answer = answer
+
+
+def garble_output(srv, junk=b"this is not json\n"):
+    "Every output file the server writes gets `junk` lines and one line without a custom_id."
+    orig = srv.batch._finish
+    def finish(b, status, rest_code=None):
+        orig(b, status, rest_code)
+        if fid := b.get("output_file_id"):
+            f, data = srv.batch.files[fid]; first = data.splitlines(True)[0]
+            unknown = json.dumps({**json.loads(first), "custom_id": "nope"}).encode() + b"\n"
+            srv.batch.files[fid] = (f, junk + data + first + unknown + b'{"response": 3}\n')
+    srv.batch._finish = finish
+
+
+def test_budget_holds_when_the_server_over_bills(tmp_path):
+    with server() as srv:
+        over_bill(srv, 700)
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "budget_tokens": 2500})
+        billed = srv.batch.billed["prompt_tokens"] + srv.batch.billed["completion_tokens"]
+        assert billed <= 2500, billed
+        assert m["exit_status"] == 3 and "budget" in m["exit_message"]
+        assert 0 < srv.batch.billed["answers"] < 6
+
+
+def test_without_a_budget_batches_stay_whole(tmp_path):
+    with server() as srv:
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0 and srv.batch.calls["POST /v1/batches"] == 1
+
+
+@pytest.mark.parametrize("k,v", [("budget_tokens", "abc"), ("batch_wait", float("nan")), ("n_textbooks", -1),
+                                 ("batch_max_requests", 0), ("batch_rounds", 0), ("budget_usd", -1.0)])
+def test_bad_synth_values_are_one_line_errors(k, v):
+    with pytest.raises(ConfigError, match=f"synth.{k}"): check_value("synth", k, v, None)
+
+
+def test_cli_bad_budget_is_one_line(tmp_path):
+    p = subprocess.run([str(ROOT / ".venv" / "bin" / "phi1"), "synth", "--run-dir", str(tmp_path), "--budget_tokens", "abc",
+                        "--backend", "openai", "--api", "batch", "--base_url", "http://127.0.0.1:9/v1"],
+                       capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "budget_tokens" in p.stderr, p.stderr[-800:]
+
+
+def test_garbage_output_lines_are_counted_and_skipped(tmp_path):
+    with server() as srv:
+        garble_output(srv)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m.get("exit_message")
+        assert srv.batch.billed["answers"] == 6   # nothing paid twice: every good line was kept
+        u = m["usage_this_run"]
+        assert (u["batch_bad_lines"], u["batch_duplicate_ids"], u["batch_unknown_ids"]) == (2, 1, 1), u
+        log = [json.loads(x) for x in (tmp_path / "synth" / "batches" / "log.jsonl").read_text().splitlines() if x.strip()]
+        assert [e["bad_lines"] for e in log if e["op"] == "settled"] == [2]
+
+
+def killed_at(op, fn) -> bool:
+    "Run `fn` in a forked child that SIGKILLs itself right after logging step `op`: was it killed?"
+    pid = os.fork()
+    if pid == 0:
+        try: os.environ["PHI1_BATCH_KILL"] = op; fn()
+        finally: os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGKILL
+
+
+def test_a_cached_bad_download_never_blocks_a_rerun(tmp_path):
+    with server() as srv:
+        assert killed_at("downloaded", lambda: run_synth(tmp_path, base_url=srv.base_url, **KW))
+        outs = list((tmp_path / "synth" / "batches").glob("*.output.jsonl")); assert outs
+        for p in outs: p.write_bytes(b"garbage\n" + p.read_bytes()[:-40])   # (a download stored before validation)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m.get("exit_message")
+        assert sorted(srv.batch.answered) == sorted(textbook_spec(1234, i)["id"] for i in range(6))
+
+
+def test_explain_prints_no_stray_counts_line(monkeypatch, capsys):
+    from phi1_nb import cli
+    monkeypatch.setattr(cli, "run_stage_cli", lambda cmd, rest: {"explain": {"id": "x"}})
+    assert not cli._run("synth", ["--explain", "x"])
+    assert "dropped None" not in capsys.readouterr().out
