@@ -98,7 +98,7 @@ class BatchRunner:
         mk = lambda n: openai.OpenAI(base_url=cl.base_url, api_key=os.environ.get(cl.api_key_env) or "EMPTY",
                                      max_retries=n, timeout=cl.timeout)
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
-        self.errors, self.tried, self.fresh = {}, Counter(), set()
+        self.errors, self.tried, self.fresh, self.rate = {}, Counter(), set(), None
     def body(self, spec, max_tokens) -> dict:
         return {"model": self.be.model, "messages": self.be.prompt(spec), **self.be.request_params(spec, max_tokens)}
     def key(self, body:dict) -> str:
@@ -121,6 +121,7 @@ def _submit(self, tag, specs, max_tokens) -> list:
         while lo < hi:
             m = (lo + hi + 1) // 2
             lo, hi = (m, hi) if fits(sum(pb[:m]), m * max_tokens, self.price) else (lo, m - 1)
+        if (w := self._window()) is not None: lo = min(lo, w)   # (below: the worst billing seen so far)
         if lo:
             sub, part = f"{tag}-{len(self.log.subs):05d}", chunk[:lo]
             _write_atomic(self.dir/f"{sub}.jsonl", b"".join(lines[i][1] for i in part))
@@ -132,6 +133,18 @@ def _submit(self, tag, specs, max_tokens) -> list:
         if lo < len(chunk): return specs[chunk[lo]:]
     return []
 BatchRunner._submit = _submit
+
+# %% ../nbs/06d_batch.ipynb #82274ec0
+def _window(self) -> int|None:
+    "How many more requests may be in flight now under a token budget (None: no token budget)."
+    led, subs = self.cl.ledger, self.log.subs.values()
+    if led.budget_tokens is None: return None
+    seen = [s["billed"] / s["answered"] for s in subs if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
+    flying = sum(s["n"] for s in subs if s["ops"][-1] not in ("settled", "abandoned"))
+    if not seen: return max(0, 1 - flying)   # not calibrated yet: one request at a time
+    self.rate = max(seen)
+    return max(0, int((led.budget_tokens - led.summary()["spent_tokens"]) // self.rate) - flying)
+BatchRunner._window = _window
 
 # %% ../nbs/06d_batch.ipynb #9952c883
 def _find_batch(self, s) -> str|None:
@@ -221,6 +234,9 @@ def _settle(self, s):
         self.errors.setdefault(cid, LLMError(f"batch {s['batch_id']} ended {s.get('status')} without answering {cid}"))
     self.tried.update(bodies.keys())
     for k, v in skips.items(): self.be.usage[f"batch_{k}"] += v   # (into the manifest's usage_this_run)
+    if (over := u["prompt_tokens"] + u["completion_tokens"] - s["prompt_bound"] - s["max_tokens"]) > 0:
+        print(f"synth: batch {s['batch_id']} billed {over} tokens over its reservation (the server over-bills: settled at "
+              "its figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
     if +skips: print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
     self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
                    billed=u["prompt_tokens"] + u["completion_tokens"])
@@ -267,7 +283,8 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
                           "serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
                           "Else use api: chat") from e
     spent = self.cl.ledger.summary()["spent_tokens"]
-    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent")
+    at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
+    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")
     for s in self.open_subs(tag):
         why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it"
         for i in s["ids"]: self.errors[i] = LLMError(why)

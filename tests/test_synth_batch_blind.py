@@ -40,7 +40,7 @@ def garble_output(srv, junk=b"this is not json\n"):
 
 def test_budget_holds_when_the_server_over_bills(tmp_path):
     with server() as srv:
-        over_bill(srv, 700)
+        over_bill(srv, 900)
         m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "budget_tokens": 2500})
         billed = srv.batch.billed["prompt_tokens"] + srv.batch.billed["completion_tokens"]
         assert billed <= 2500, billed
@@ -104,3 +104,13 @@ def test_explain_prints_no_stray_counts_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "run_stage_cli", lambda cmd, rest: {"explain": {"id": "x"}})
     assert not cli._run("synth", ["--explain", "x"])
     assert "dropped None" not in capsys.readouterr().out
+
+
+def test_no_second_batch_in_flight_before_the_first_calibrates(tmp_path):
+    "Two runs that do not wait (two batches at once): the second sends nothing until the first's cost is known."
+    with server(step=1) as srv:
+        over_bill(srv, 900)
+        for _ in range(2): run_synth(tmp_path, base_url=srv.base_url, **{**KW, "budget_tokens": 2500, "batch_wait": 0})
+        assert srv.batch.calls["POST /v1/batches"] == 1
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "budget_tokens": 2500})
+        assert srv.batch.billed["prompt_tokens"] + srv.batch.billed["completion_tokens"] <= 2500 and m["exit_status"] == 3
