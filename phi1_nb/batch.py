@@ -99,6 +99,8 @@ class BatchRunner:
                                      max_retries=n, timeout=cl.timeout)
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
         self.errors, self.tried, self.fresh, self.rate = {}, Counter(), set(), None
+        for s in self.log.subs.values():   # tries of earlier runs count too (an id is not paid for forever)
+            if s["ops"][-1] == "settled" or s.get("lost"): self.tried.update(s["ids"])
     def body(self, spec, max_tokens) -> dict:
         return {"model": self.be.model, "messages": self.be.prompt(spec), **self.be.request_params(spec, max_tokens)}
     def key(self, body:dict) -> str:
@@ -129,7 +131,7 @@ def _submit(self, tag, specs, max_tokens) -> list:
                            bytes=sum(len(lines[i][1]) for i in part), tokens=sum(lines[i][2] for i in part),
                            prompt_bound=sum(pb[:lo]), max_tokens=lo * max_tokens)
             self._step(self.log.subs[sub]); enq += self.log.subs[sub]["tokens"]
-            if self.log.subs[sub]["ops"][-1] == "abandoned": lo = 0
+            if self.log.subs[sub]["ops"][-1] == "abandoned" and not self.log.subs[sub].get("lost"): lo = 0
         if lo < len(chunk): return specs[chunk[lo]:]
     return []
 BatchRunner._submit = _submit
@@ -175,7 +177,7 @@ def _step(self, s):
                 if (bid := self._find_batch(s)) is None: raise   # (a create that failed before the server made it)
         _crash_point("create_returned"); self.log.write("created", sub, batch_id=bid)
     if ops[-1] in ("created", "polled"):
-        b = self.oc.batches.retrieve(s["batch_id"])
+        if (b := self._retrieve(s)) is None: return
         rc = b.request_counts.model_dump() if b.request_counts else {}
         if b.status != s.get("status") or rc != s.get("counts"):
             self.log.write("polled", sub, status=b.status, counts=rc)
@@ -188,6 +190,25 @@ def _step(self, s):
             self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None), bad_lines=nbad)
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
+
+# %% ../nbs/06d_batch.ipynb #4b28c9c1
+def _retrieve(self, s):
+    "The batch of submission `s` now; None when the server no longer knows it (abandoned: its ids are asked again)."
+    import openai
+    try: return self.oc.batches.retrieve(s["batch_id"])
+    except openai.NotFoundError as e: why = f"the server no longer knows batch {s['batch_id']} (404: {str(e)[:80]})"
+    print(f"synth: {why}; its {s['n']} requests are asked again", file=sys.stderr)
+    self.cl.ledger.settle(s["rid"], None)   # (its fate unknown: charged its reservation)
+    self.tried.update(s["ids"]); self.be.usage["batch_lost"] += 1; self.again = True
+    self.log.write("abandoned", s["sub"], why=why, lost=True)
+BatchRunner._retrieve = _retrieve
+
+# %% ../nbs/06d_batch.ipynb #2fbbab8f
+def _fail(self, specs, why:str):
+    "A Batch API call the server failed: each id not answered yet gets this one line (exit 4, like a live 5xx; rerun)."
+    e = LLMError(f"{self.cl.base_url} {why}; rerun to continue")
+    for s in specs: self.errors.setdefault(s["id"], e)
+BatchRunner._fail = _fail
 
 # %% ../nbs/06d_batch.ipynb #bf6767f7
 def _settle(self, s):
@@ -266,6 +287,7 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
     t0, over, keys = time.time(), [], {s["id"]: self.key(self.body(s, max_tokens)) for s in specs}
     try:
         while True:
+            self.again = False   # (set when a batch is lost: its ids are asked again)
             for s in self.open_subs(tag): self._step(s)   # (first: what earlier runs submitted is polled, never resent)
             busy = {i for s in self.open_subs(tag) for i in s["ids"]}
             todo = [s for s in specs if s["id"] not in busy and self.tried[s["id"]] < self.rounds
@@ -274,14 +296,24 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
             if self.progress:
                 mine = [s for s in self.log.subs.values() if s.get("tag") == tag]
                 print(f"synth {tag}: " + _line(progress(mine)), flush=True)
-            if not self.open_subs(tag) or (self.wait is not None and time.time() - t0 > self.wait): break
+            if (not self.open_subs(tag) and not self.again) or (self.wait is not None and time.time() - t0 > self.wait): break
             time.sleep(self.poll)
     except openai.APIConnectionError as e: raise LLMUnreachable(self.cl.base_url, e) from e
+    except (AttributeError, TypeError, KeyError, ValueError) as e:   # an answer that is not the API's JSON
+        self._fail(specs, f"answered a Batch API call with something that is not its JSON ({type(e).__name__}: {e})")
     except openai.APIStatusError as e:
-        if e.status_code not in (401, 403, 404, 405): raise
-        raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it "
+        if e.status_code >= 429 or e.status_code in (408, 409):
+            self._fail(specs, f"a Batch API call failed ({e.status_code}: {str(e)[:120]})")
+        elif e.status_code not in (401, 403, 404, 405): raise
+        else: raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it "
                           "serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
                           "Else use api: chat") from e
+    gave_up = [s["id"] for s in specs if self.tried[s["id"]] >= self.rounds and keys[s["id"]] not in self.cl.cache
+               and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]
+    self.be.usage["batch_gave_up"] += len(gave_up)
+    for i in gave_up:
+        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries (batch_rounds {self.rounds}); "
+                                  f"last: {str(self.errors.get(i) or 'no answer')[:120]}")
     spent = self.cl.ledger.summary()["spent_tokens"]
     at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
     for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")

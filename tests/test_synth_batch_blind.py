@@ -114,3 +114,43 @@ def test_no_second_batch_in_flight_before_the_first_calibrates(tmp_path):
         assert srv.batch.calls["POST /v1/batches"] == 1
         m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "budget_tokens": 2500})
         assert srv.batch.billed["prompt_tokens"] + srv.batch.billed["completion_tokens"] <= 2500 and m["exit_status"] == 3
+
+
+def fault(srv, pred, answer):
+    "The fake server answers `answer` (status, headers, body) to the Batch API calls `pred(method, path)` picks."
+    orig = srv.batch.handle
+    srv.batch.handle = lambda method, path, raw: answer if pred(method, path) else orig(method, path, raw)
+
+
+@pytest.mark.parametrize("answer", [(500, {}, b'{"error": {"message": "injected 500"}}'), (200, {}, b"<html>garbage</html>"),
+                                    (200, {}, b'"just a string"')])
+def test_a_failed_or_garbled_create_is_exit_4_one_line(tmp_path, answer):
+    with server() as srv:
+        fault(srv, lambda m, p: m == "POST" and p.rstrip("/").endswith("/v1/batches"), answer)
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 4 and "rerun" in m["exit_message"] and srv.batch.billed["answers"] == 0, m["exit_message"]
+
+
+def test_a_forgotten_batch_is_resubmitted_and_counted(tmp_path):
+    seen = []
+    def forget(m, p):   # the first look at each of the first batch's ids: 404
+        if m == "GET" and "/v1/batches/" in p and not seen: seen.append(p); return True
+    with server() as srv:
+        fault(srv, forget, (404, {}, b'{"error": {"message": "No batch found"}}'))
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
+        assert srv.batch.calls["POST /v1/batches"] == 2 and m["usage_this_run"]["batch_lost"] == 1
+
+
+def test_an_unusable_answer_is_tried_batch_rounds_times_over_all_runs(tmp_path):
+    bad = textbook_spec(1234, 0)["id"]
+    with server() as srv:
+        orig = srv.batch._line
+        def line(b, x):
+            r = orig(b, x)
+            if x["custom_id"] == bad: r["response"]["body"] = {"unexpected": True}
+            return r
+        srv.batch._line = line
+        for _ in range(3): m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 2})
+        assert srv.batch.answered[bad] == 2 and m["exit_status"] == 4 and "gave up" in m["exit_message"]
+        assert m["usage_this_run"]["batch_gave_up"] == 1
