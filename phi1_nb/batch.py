@@ -98,7 +98,7 @@ class BatchRunner:
         mk = lambda n: openai.OpenAI(base_url=cl.base_url, api_key=os.environ.get(cl.api_key_env) or "EMPTY",
                                      max_retries=n, timeout=cl.timeout)
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
-        self.errors, self.tried, self.fresh, self.rate = {}, Counter(), set(), None
+        self.errors, self.tried, self.fresh, self.rate, self.failed = {}, Counter(), set(), None, ""
         for s in self.log.subs.values():   # tries of earlier runs count too (an id is not paid for forever)
             if s["ops"][-1] == "settled" or s.get("lost"): self.tried.update(s["ids"])
     def body(self, spec, max_tokens) -> dict:
@@ -206,7 +206,7 @@ BatchRunner._retrieve = _retrieve
 # %% ../nbs/06d_batch.ipynb #2fbbab8f
 def _fail(self, specs, why:str):
     "A Batch API call the server failed: each id not answered yet gets this one line (exit 4, like a live 5xx; rerun)."
-    e = LLMError(f"{self.cl.base_url} {why}; rerun to continue")
+    e, self.failed = LLMError(f"{self.cl.base_url} {why}; rerun to continue"), f" ({why})"
     for s in specs: self.errors.setdefault(s["id"], e)
 BatchRunner._fail = _fail
 
@@ -318,7 +318,7 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
     at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
     for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")
     for s in self.open_subs(tag):
-        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it"
+        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it" + self.failed
         for i in s["ids"]: self.errors[i] = LLMError(why)
     return self.errors
 BatchRunner.run = _run

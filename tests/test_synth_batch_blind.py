@@ -128,7 +128,7 @@ def test_a_failed_or_garbled_create_is_exit_4_one_line(tmp_path, answer):
     with server() as srv:
         fault(srv, lambda m, p: m == "POST" and p.rstrip("/").endswith("/v1/batches"), answer)
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
-        assert m["exit_status"] == 4 and "rerun" in m["exit_message"] and srv.batch.billed["answers"] == 0, m["exit_message"]
+        assert m["exit_status"] == 4 and "Batch API call" in m["exit_message"] and srv.batch.billed["answers"] == 0, m["exit_message"]
 
 
 def test_a_forgotten_batch_is_resubmitted_and_counted(tmp_path):
