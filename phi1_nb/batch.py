@@ -141,7 +141,8 @@ def _window(self) -> int|None:
     "How many more requests may be in flight now under a token budget (None: no token budget)."
     led, subs = self.cl.ledger, self.log.subs.values()
     if led.budget_tokens is None: return None
-    seen = [s["billed"] / s["answered"] for s in subs if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
+    seen = [s["billed"] / s["answered"] for s in subs
+            if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
     flying = sum(s["n"] for s in subs if s["ops"][-1] not in ("settled", "abandoned"))
     if not seen: return max(0, 1 - flying)   # not calibrated yet: one request at a time
     self.rate = max(seen)
@@ -185,9 +186,11 @@ def _step(self, s):
             got, nbad = {}, 0
             for what in ("output_file_id", "error_file_id"):
                 if fid := getattr(b, what):
-                    p, (good, bad) = self.dir/f"{sub}.{what[:-8]}.jsonl", _valid_lines(self.oc.files.content(fid).content)
+                    p = self.dir/f"{sub}.{what[:-8]}.jsonl"
+                    good, bad = _valid_lines(self.oc.files.content(fid).content)
                     _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
-            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None), bad_lines=nbad)
+            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None),
+                           bad_lines=nbad)
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
 
@@ -256,9 +259,10 @@ def _settle(self, s):
     self.tried.update(bodies.keys())
     for k, v in skips.items(): self.be.usage[f"batch_{k}"] += v   # (into the manifest's usage_this_run)
     if (over := u["prompt_tokens"] + u["completion_tokens"] - s["prompt_bound"] - s["max_tokens"]) > 0:
-        print(f"synth: batch {s['batch_id']} billed {over} tokens over its reservation (the server over-bills: settled at "
-              "its figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
-    if +skips: print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
+        print(f"synth: batch {s['batch_id']} billed {over} tokens over its reservation (the server over-bills: "
+              "settled at its figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
+    if +skips:
+        print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
     self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
                    billed=u["prompt_tokens"] + u["completion_tokens"])
 BatchRunner._settle = _settle
@@ -296,7 +300,8 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
             if self.progress:
                 mine = [s for s in self.log.subs.values() if s.get("tag") == tag]
                 print(f"synth {tag}: " + _line(progress(mine)), flush=True)
-            if (not self.open_subs(tag) and not self.again) or (self.wait is not None and time.time() - t0 > self.wait): break
+            if not self.open_subs(tag) and not self.again: break
+            if self.wait is not None and time.time() - t0 > self.wait: break
             time.sleep(self.poll)
     except openai.APIConnectionError as e: raise LLMUnreachable(self.cl.base_url, e) from e
     except (AttributeError, TypeError, KeyError, ValueError) as e:   # an answer that is not the API's JSON
@@ -305,8 +310,8 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
         if e.status_code >= 429 or e.status_code in (408, 409):
             self._fail(specs, f"a Batch API call failed ({e.status_code}: {str(e)[:120]})")
         elif e.status_code not in (401, 403, 404, 405): raise
-        else: raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it "
-                          "serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
+        else: raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); "
+                          "does it serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
                           "Else use api: chat") from e
     gave_up = [s["id"] for s in specs if self.tried[s["id"]] >= self.rounds and keys[s["id"]] not in self.cl.cache
                and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]

@@ -154,3 +154,14 @@ def test_an_unusable_answer_is_tried_batch_rounds_times_over_all_runs(tmp_path):
         for _ in range(3): m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 2})
         assert srv.batch.answered[bad] == 2 and m["exit_status"] == 4 and "gave up" in m["exit_message"]
         assert m["usage_this_run"]["batch_gave_up"] == 1
+
+
+def test_dry_run_pilot_keeps_the_budget_and_prices_what_it_was_billed(tmp_path):
+    with server() as srv:
+        over_bill(srv, 900)
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "dry_run": True, "dry_run_pilot": 4, "budget_tokens": 1500})
+        row = m["dry_run"][0]
+        assert 900 < row["pilot_tokens"] <= 1500, row   # the pilot is paid: it stops at the budget
+        left = row["requests"] - row["cached"]
+        assert left and row["completion_tokens_est"] >= left * 900, row   # the billed completions, not max_tokens
+        assert row["tokens_est_95"][1] >= row["tokens_est"]
