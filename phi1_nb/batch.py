@@ -100,7 +100,7 @@ class BatchRunner:
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
         self.errors, self.tried, self.fresh, self.rate, self.failed = {}, Counter(), set(), None, ""
         for s in self.log.subs.values():   # tries of earlier runs count too (an id is not paid for forever)
-            if s["ops"][-1] == "settled" or s.get("lost"): self.tried.update(s["ids"])
+            if s["ops"][-1] == "settled": self.tried.update(s["ids"])
     def body(self, spec, max_tokens) -> dict:
         return {"model": self.be.model, "messages": self.be.prompt(spec), **self.be.request_params(spec, max_tokens)}
     def key(self, body:dict) -> str:

@@ -165,3 +165,14 @@ def test_dry_run_pilot_keeps_the_budget_and_prices_what_it_was_billed(tmp_path):
         left = row["requests"] - row["cached"]
         assert left and row["completion_tokens_est"] >= left * 900, row   # the billed completions, not max_tokens
         assert row["tokens_est_95"][1] >= row["tokens_est"]
+
+
+def test_batches_lost_in_one_run_do_not_use_up_the_next_runs_tries(tmp_path):
+    with server() as srv:
+        orig = srv.batch.handle
+        srv.batch.handle = lambda m, p, raw: ((404, {}, b'{"error": {"message": "No batch found"}}')
+                                              if m == "GET" and "/v1/batches/" in p else orig(m, p, raw))
+        assert run_synth(tmp_path, base_url=srv.base_url, **KW)["exit_status"] == 4   # every batch forgotten
+        srv.batch.handle = orig
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0, m["exit_message"]
