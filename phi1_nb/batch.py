@@ -187,7 +187,9 @@ def _step(self, s):
             for what in ("output_file_id", "error_file_id"):
                 if fid := getattr(b, what):
                     p = self.dir/f"{sub}.{what[:-8]}.jsonl"
-                    good, bad = _valid_lines(self.oc.files.content(fid).content)
+                    good, bad = _valid_lines(data := self.oc.files.content(fid).content)
+                    if data.strip() and not good:   # (not one answer: a broken download, not a broken batch)
+                        raise ValueError(f"the download of {fid} (batch {s['batch_id']}) is not JSONL: {data[:40]!r}")
                     _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
             self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None),
                            bad_lines=nbad)
@@ -317,7 +319,8 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
                and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]
     self.be.usage["batch_gave_up"] += len(gave_up)
     for i in gave_up:
-        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries (batch_rounds {self.rounds}); "
+        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries "
+                                  f"(raise batch_rounds {self.rounds} to retry); "
                                   f"last: {str(self.errors.get(i) or 'no answer')[:120]}")
     spent = self.cl.ledger.summary()["spent_tokens"]
     at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""

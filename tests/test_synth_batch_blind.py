@@ -152,7 +152,7 @@ def test_an_unusable_answer_is_tried_batch_rounds_times_over_all_runs(tmp_path):
             return r
         srv.batch._line = line
         for _ in range(3): m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 2})
-        assert srv.batch.answered[bad] == 2 and m["exit_status"] == 4 and "gave up" in m["exit_message"]
+        assert srv.batch.answered[bad] == 2 and m["exit_status"] == 4 and "gave up" in m["exit_message"] and "batch_rounds" in m["exit_message"]
         assert m["usage_this_run"]["batch_gave_up"] == 1
 
 
@@ -176,3 +176,15 @@ def test_batches_lost_in_one_run_do_not_use_up_the_next_runs_tries(tmp_path):
         srv.batch.handle = orig
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, m["exit_message"]
+
+
+def test_an_unreadable_download_is_fetched_again_not_paid_again(tmp_path):
+    with server() as srv:
+        orig = srv.batch.handle
+        srv.batch.handle = lambda m, p, raw: ((200, {}, b"<html>garbage</html>") if p.rstrip("/").endswith("/content")
+                                              else orig(m, p, raw))
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 4 and "rerun" in m["exit_message"], m["exit_message"]
+        srv.batch.handle = orig
+        m = run_synth(tmp_path, base_url=srv.base_url, **KW)
+        assert m["exit_status"] == 0 and set(srv.batch.answered.values()) == {1}, (m["exit_message"], srv.batch.answered)
