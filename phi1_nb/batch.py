@@ -10,7 +10,7 @@ import json, math, os, signal, sys, time
 from collections import Counter
 from pathlib import Path
 
-from .ledger import prompt_bound
+from .ledger import _usd, prompt_bound
 from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreachable, cost_usd, estimate_tokens,
                          _prompt_text)
 from .synth import OpenAIBackend
@@ -139,14 +139,18 @@ BatchRunner._submit = _submit
 # %% ../nbs/06d_batch.ipynb #82274ec0
 def _window(self) -> int|None:
     "How many more requests may be in flight now under a token budget (None: no token budget)."
-    led, subs = self.cl.ledger, self.log.subs.values()
-    if led.budget_tokens is None: return None
-    seen = [s["billed"] / s["answered"] for s in subs
-            if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
+    led, subs, w = self.cl.ledger, self.log.subs.values(), []
+    if led.budget_tokens is None and led.budget_usd is None: return None
+    seen = [s for s in subs if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
     flying = sum(s["n"] for s in subs if s["ops"][-1] not in ("settled", "abandoned"))
     if not seen: return max(0, 1 - flying)   # not calibrated yet: one request at a time
-    self.rate = max(seen)
-    return max(0, int((led.budget_tokens - led.summary()["spent_tokens"]) // self.rate) - flying)
+    books = led.summary()
+    if led.budget_tokens is not None:
+        self.rate = max(s["billed"] / s["answered"] for s in seen)
+        w.append(int((led.budget_tokens - books["spent_tokens"]) // self.rate))
+    if led.budget_usd is not None and (usd := max(s.get("billed_usd", 0) / s["answered"] for s in seen)) > 0:
+        w.append(int((led.budget_usd - books["spent_usd"]) // usd))
+    return max(0, min(w, default=1 << 30) - flying)
 BatchRunner._window = _window
 
 # %% ../nbs/06d_batch.ipynb #9952c883
@@ -266,7 +270,8 @@ def _settle(self, s):
     if +skips:
         print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
     self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
-                   billed=u["prompt_tokens"] + u["completion_tokens"])
+                   billed=u["prompt_tokens"] + u["completion_tokens"],
+                   billed_usd=_usd(u["prompt_tokens"], u["completion_tokens"], self.price or self.cl.ledger.price))
 BatchRunner._settle = _settle
 
 # %% ../nbs/06d_batch.ipynb #cf3152cb

@@ -188,3 +188,12 @@ def test_an_unreadable_download_is_fetched_again_not_paid_again(tmp_path):
         srv.batch.handle = orig
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0 and set(srv.batch.answered.values()) == {1}, (m["exit_message"], srv.batch.answered)
+
+
+def test_a_dollar_budget_holds_when_the_server_over_bills(tmp_path):
+    with server() as srv:
+        over_bill(srv, 900)
+        price = dict(price_batch_prompt=1.0, price_batch_completion=1.0)   # $ per 1M tokens: $0.0025 = 2500 tokens
+        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, **price, "budget_usd": 0.0025})
+        billed = srv.batch.billed["prompt_tokens"] + srv.batch.billed["completion_tokens"]
+        assert 0 < billed <= 2500 and m["exit_status"] == 3, (billed, m["exit_message"])
