@@ -42,8 +42,8 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
                          tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + (ct + hw if hw < float("inf") else max(ct, len(todo) * mt)))],
                          cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
-                         completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
-                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
+                         completion_tokens_max=int(cm := max(ct, len(todo) * mt)), tokens_bound=int(pb + cm),
+                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": cm}, price), 4)))
     return rows
 
 def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
