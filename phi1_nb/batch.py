@@ -6,11 +6,11 @@ Docs: https://phi1-nb.github.io/phi1_nb/batch.html.md"""
 
 # %% ../nbs/06d_batch.ipynb #8042dab5
 from __future__ import annotations
-import json, math, os, signal, time
+import json, math, os, signal, sys, time
 from collections import Counter
 from pathlib import Path
 
-from .ledger import prompt_bound
+from .ledger import _usd, prompt_bound
 from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreachable, cost_usd, estimate_tokens,
                          _prompt_text)
 from .synth import OpenAIBackend
@@ -70,6 +70,17 @@ def plan_batches(lines:list[tuple[str, bytes, int]], limits:dict) -> list[list[i
         cur.append(i); nb += len(line); nt += tok
     return out + ([cur] if cur else [])
 
+def _valid_lines(data:bytes) -> tuple[list[bytes], int]:
+    "The lines of a batch output or error file that are JSON objects with a string `custom_id`, and how many are not."
+    good, bad = [], 0
+    for line in data.splitlines():
+        if not line.strip(): continue
+        try: x = json.loads(line)
+        except ValueError: x = None
+        if isinstance(x, dict) and isinstance(x.get("custom_id"), str): good.append(line)
+        else: bad += 1
+    return good, bad
+
 def _text(body:dict) -> str|None:
     ch = (body.get("choices") or [None])[0]
     if not isinstance(ch, dict): return None
@@ -88,7 +99,9 @@ class BatchRunner:
         mk = lambda n: openai.OpenAI(base_url=cl.base_url, api_key=os.environ.get(cl.api_key_env) or "EMPTY",
                                      max_retries=n, timeout=cl.timeout)
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
-        self.errors, self.tried, self.fresh = {}, Counter(), set()
+        self.errors, self.tried, self.fresh, self.rate, self.failed = {}, Counter(), set(), None, ""
+        for s in self.log.subs.values():   # tries of earlier runs count too (an id is not paid for forever)
+            if s["ops"][-1] == "settled": self.tried.update(s["ids"])
     def body(self, spec, max_tokens) -> dict:
         return {"model": self.be.model, "messages": self.be.prompt(spec), **self.be.request_params(spec, max_tokens)}
     def key(self, body:dict) -> str:
@@ -111,6 +124,7 @@ def _submit(self, tag, specs, max_tokens) -> list:
         while lo < hi:
             m = (lo + hi + 1) // 2
             lo, hi = (m, hi) if fits(sum(pb[:m]), m * max_tokens, self.price) else (lo, m - 1)
+        if (w := self._window()) is not None: lo = min(lo, w)   # (below: the worst billing seen so far)
         if lo:
             sub, part = f"{tag}-{len(self.log.subs):05d}", chunk[:lo]
             _write_atomic(self.dir/f"{sub}.jsonl", b"".join(lines[i][1] for i in part))
@@ -118,10 +132,27 @@ def _submit(self, tag, specs, max_tokens) -> list:
                            bytes=sum(len(lines[i][1]) for i in part), tokens=sum(lines[i][2] for i in part),
                            prompt_bound=sum(pb[:lo]), max_tokens=lo * max_tokens)
             self._step(self.log.subs[sub]); enq += self.log.subs[sub]["tokens"]
-            if self.log.subs[sub]["ops"][-1] == "abandoned": lo = 0
+            if self.log.subs[sub]["ops"][-1] == "abandoned" and not self.log.subs[sub].get("lost"): lo = 0
         if lo < len(chunk): return specs[chunk[lo]:]
     return []
 BatchRunner._submit = _submit
+
+# %% ../nbs/06d_batch.ipynb #82274ec0
+def _window(self) -> int|None:
+    "How many more requests may be in flight now under a token budget (None: no token budget)."
+    led, subs, w = self.cl.ledger, self.log.subs.values(), []
+    if led.budget_tokens is None and led.budget_usd is None: return None
+    seen = [s for s in subs if s["ops"][-1] == "settled" and s.get("answered") and "billed" in s]
+    flying = sum(s["n"] for s in subs if s["ops"][-1] not in ("settled", "abandoned"))
+    if not seen: return max(0, 1 - flying)   # not calibrated yet: one request at a time
+    books = led.summary()
+    if led.budget_tokens is not None:
+        self.rate = max(s["billed"] / s["answered"] for s in seen)
+        w.append(int((led.budget_tokens - books["spent_tokens"]) // self.rate))
+    if led.budget_usd is not None and (usd := max(s.get("billed_usd", 0) / s["answered"] for s in seen)) > 0:
+        w.append(int((led.budget_usd - books["spent_usd"]) // usd))
+    return max(0, min(w, default=1 << 30) - flying)
+BatchRunner._window = _window
 
 # %% ../nbs/06d_batch.ipynb #9952c883
 def _find_batch(self, s) -> str|None:
@@ -152,19 +183,42 @@ def _step(self, s):
                 if (bid := self._find_batch(s)) is None: raise   # (a create that failed before the server made it)
         _crash_point("create_returned"); self.log.write("created", sub, batch_id=bid)
     if ops[-1] in ("created", "polled"):
-        b = self.oc.batches.retrieve(s["batch_id"])
+        if (b := self._retrieve(s)) is None: return
         rc = b.request_counts.model_dump() if b.request_counts else {}
         if b.status != s.get("status") or rc != s.get("counts"):
             self.log.write("polled", sub, status=b.status, counts=rc)
         if b.status in TERMINAL:
-            got = {}
+            got, nbad = {}, 0
             for what in ("output_file_id", "error_file_id"):
                 if fid := getattr(b, what):
                     p = self.dir/f"{sub}.{what[:-8]}.jsonl"
-                    _write_atomic(p, self.oc.files.content(fid).content); got[what[:-8]] = p.name
-            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None))
+                    good, bad = _valid_lines(data := self.oc.files.content(fid).content)
+                    if data.strip() and not good:   # (not one answer: a broken download, not a broken batch)
+                        raise ValueError(f"the download of {fid} (batch {s['batch_id']}) is not JSONL: {data[:40]!r}")
+                    _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
+            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None),
+                           bad_lines=nbad)
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
+
+# %% ../nbs/06d_batch.ipynb #4b28c9c1
+def _retrieve(self, s):
+    "The batch of submission `s` now; None when the server no longer knows it (abandoned: its ids are asked again)."
+    import openai
+    try: return self.oc.batches.retrieve(s["batch_id"])
+    except openai.NotFoundError as e: why = f"the server no longer knows batch {s['batch_id']} (404: {str(e)[:80]})"
+    print(f"synth: {why}; its {s['n']} requests are asked again", file=sys.stderr)
+    self.cl.ledger.settle(s["rid"], None)   # (its fate unknown: charged its reservation)
+    self.tried.update(s["ids"]); self.be.usage["batch_lost"] += 1; self.again = True
+    self.log.write("abandoned", s["sub"], why=why, lost=True)
+BatchRunner._retrieve = _retrieve
+
+# %% ../nbs/06d_batch.ipynb #2fbbab8f
+def _fail(self, specs, why:str):
+    "A Batch API call the server failed: each id not answered yet gets this one line (exit 4, like a live 5xx; rerun)."
+    e, self.failed = LLMError(f"{self.cl.base_url} {why}; rerun to continue"), f" ({why})"
+    for s in specs: self.errors.setdefault(s["id"], e)
+BatchRunner._fail = _fail
 
 # %% ../nbs/06d_batch.ipynb #bf6767f7
 def _settle(self, s):
@@ -173,12 +227,20 @@ def _settle(self, s):
     for line in (self.dir/s["file"]).read_bytes().splitlines():
         x = json.loads(line); bodies[x["custom_id"]] = x["body"]
     u, n, sq, answered, cache = Counter(), 0, 0, set(), self.cl.cache
+    skips = Counter(bad_lines=s.get("bad_lines") or 0)
     for what in ("output", "error"):
         p = self.dir/s["files"][what] if what in s["files"] else None
-        for line in (p.read_bytes().splitlines() if p else []):
+        good, nbad = _valid_lines(p.read_bytes() if p and p.exists() else b"")   # (a file stored before validation)
+        skips["bad_lines"] += nbad
+        for line in good:
             x = json.loads(line); cid, r = x["custom_id"], x.get("response") or {}
-            body, text = r.get("body") or {}, _text(r.get("body") or {})
-            if r.get("status_code") == 200 and text is not None and cid in bodies:
+            if not isinstance(r, dict): r = {}
+            body = r.get("body") if isinstance(r.get("body"), dict) else {}
+            text = _text(body)
+            if cid not in bodies or cid in answered:
+                skips["unknown_ids" if cid not in bodies else "duplicate_ids"] += 1; continue
+            if r.get("status_code") == 200 and text is None: skips["unusable"] += 1
+            if r.get("status_code") == 200 and isinstance(text, str):
                 u1 = body.get("usage") or {}
                 pt, ct = u1.get("prompt_tokens"), u1.get("completion_tokens")
                 if pt is None or ct is None:   # no usage reported: charged its bound
@@ -191,7 +253,8 @@ def _settle(self, s):
                     cache.put(key, {"text": text, "usage": usage, "raw": raw, "t": time.time()})
                     if n == max(1, len(bodies) // 2): cache.sync(); _crash_point("mid_settle")
             else:
-                err = x.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+                err = x.get("error") if isinstance(x.get("error"), dict) else body.get("error") or {}
+                if not isinstance(err, dict): err = {"message": str(err)}
                 why = f"{r.get('status_code') or err.get('code')} {str(err.get('message', ''))[:120]}"
                 self.errors[cid] = LLMError(f"batch {s['batch_id']} ({s.get('status')}): {why}")
     cache.sync()
@@ -201,7 +264,15 @@ def _settle(self, s):
     for cid in set(bodies) - answered:
         self.errors.setdefault(cid, LLMError(f"batch {s['batch_id']} ended {s.get('status')} without answering {cid}"))
     self.tried.update(bodies.keys())
-    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered))
+    for k, v in skips.items(): self.be.usage[f"batch_{k}"] += v   # (into the manifest's usage_this_run)
+    if (over := u["prompt_tokens"] + u["completion_tokens"] - s["prompt_bound"] - s["max_tokens"]) > 0:
+        print(f"synth: batch {s['batch_id']} billed {over} tokens over its reservation (the server over-bills: "
+              "settled at its figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
+    if +skips:
+        print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
+    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
+                   billed=u["prompt_tokens"] + u["completion_tokens"],
+                   billed_usd=_usd(u["prompt_tokens"], u["completion_tokens"], self.price or self.cl.ledger.price))
 BatchRunner._settle = _settle
 
 # %% ../nbs/06d_batch.ipynb #cf3152cb
@@ -228,6 +299,7 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
     t0, over, keys = time.time(), [], {s["id"]: self.key(self.body(s, max_tokens)) for s in specs}
     try:
         while True:
+            self.again = False   # (set when a batch is lost: its ids are asked again)
             for s in self.open_subs(tag): self._step(s)   # (first: what earlier runs submitted is polled, never resent)
             busy = {i for s in self.open_subs(tag) for i in s["ids"]}
             todo = [s for s in specs if s["id"] not in busy and self.tried[s["id"]] < self.rounds
@@ -236,18 +308,31 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
             if self.progress:
                 mine = [s for s in self.log.subs.values() if s.get("tag") == tag]
                 print(f"synth {tag}: " + _line(progress(mine)), flush=True)
-            if not self.open_subs(tag) or (self.wait is not None and time.time() - t0 > self.wait): break
+            if not self.open_subs(tag) and not self.again: break
+            if self.wait is not None and time.time() - t0 > self.wait: break
             time.sleep(self.poll)
     except openai.APIConnectionError as e: raise LLMUnreachable(self.cl.base_url, e) from e
+    except (AttributeError, TypeError, KeyError, ValueError) as e:   # an answer that is not the API's JSON
+        self._fail(specs, f"answered a Batch API call with something that is not its JSON ({type(e).__name__}: {e})")
     except openai.APIStatusError as e:
-        if e.status_code not in (401, 403, 404, 405): raise
-        raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); does it "
-                          "serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
+        if e.status_code >= 429 or e.status_code in (408, 409):
+            self._fail(specs, f"a Batch API call failed ({e.status_code}: {str(e)[:120]})")
+        elif e.status_code not in (401, 403, 404, 405): raise
+        else: raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); "
+                          "does it serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
                           "Else use api: chat") from e
+    gave_up = [s["id"] for s in specs if self.tried[s["id"]] >= self.rounds and keys[s["id"]] not in self.cl.cache
+               and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]
+    self.be.usage["batch_gave_up"] += len(gave_up)
+    for i in gave_up:
+        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries "
+                                  f"(raise batch_rounds {self.rounds} to retry); "
+                                  f"last: {str(self.errors.get(i) or 'no answer')[:120]}")
     spent = self.cl.ledger.summary()["spent_tokens"]
-    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent")
+    at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
+    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")
     for s in self.open_subs(tag):
-        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it"
+        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it" + self.failed
         for i in s["ids"]: self.errors[i] = LLMError(why)
     return self.errors
 BatchRunner.run = _run

@@ -115,7 +115,7 @@ def _run(cmd:str, rest:list[str]) -> int:
     elif cmd in STAGE_NAMES:
         if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
         m = run_stage_cli(cmd, rest)
-        print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
+        if "counts" in m or "drops" in m: print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")   # (not after --explain)
         if isinstance(m, dict) and m.get("exit_status"):   # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
             print(f"phi1 {cmd}: {m.get('exit_message')}", file=sys.stderr); return m["exit_status"]
     else:

@@ -83,7 +83,7 @@ def check_value(s:str, k:str, v, want, src:str="overrides"):
         elif t in (int, float):
             if not isinstance(x, (int, float)) or (t is int and not float(x).is_integer()): raise bad(f"a{'n' * (t is int)} {t.__name__}")
             x = t(x)
-            if (lo is not None and x < lo) or (hi is not None and x > hi):
+            if x != x or (lo is not None and x < lo) or (hi is not None and x > hi):   # (NaN fits no range)
                 raise bad(f"a {t.__name__} in [{lo}, {'inf' if hi is None else hi}]")
         elif t is str:
             if isinstance(x, (int, float)): return str(x)
@@ -113,6 +113,13 @@ def _merge(base:dict, over:dict, src:str) -> dict:
                 raise ConfigError(f"unknown key '{s}.{k}' in {src}; {hint}valid keys in '{s}': {', '.join(out[s])}")
             out[s][k] = check_value(s, k, v, out[s][k], src)
     return out
+
+# %% ../nbs/00_core.ipynb #17e80f40
+RANGES.update({"synth.budget_tokens": (int, 0, None), "synth.budget_usd": (float, 0, None),   # (null in the presets)
+               "synth.n_textbooks": (int, 0, None), "synth.n_exercises": (int, 0, None),
+               "synth.batch_max_requests": (int, 1, None), "synth.batch_max_bytes": (int, 1, None),
+               "synth.batch_max_enqueued_tokens": (int, 1, None), "synth.batch_poll": (float, 0, None),
+               "synth.batch_wait": (float, 0, None), "synth.batch_rounds": (int, 1, None)})
 
 # %% ../nbs/00_core.ipynb #a6d4abcc
 import math

@@ -35,15 +35,15 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
         hw = 0.0
         if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
             pt = pb * ob["prompt_tokens_per_byte"]
-            ct = len(todo) * min(mt, ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"]))
+            ct = len(todo) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])   # (billed: may pass mt)
             hw = len(todo) * half_width(ob, len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
         else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
         rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
-                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + min(ct + hw, len(todo) * mt))],
+                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + (ct + hw if hw < float("inf") else max(ct, len(todo) * mt)))],
                          cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
-                         completion_tokens_max=len(todo) * mt, tokens_bound=pb + len(todo) * mt,
-                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": len(todo) * mt}, price), 4)))
+                         completion_tokens_max=int(cm := max(ct, len(todo) * mt)), tokens_bound=int(pb + cm),
+                         cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": cm}, price), 4)))
     return rows
 
 def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
