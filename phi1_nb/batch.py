@@ -193,7 +193,10 @@ def _step(self, s):
                 if fid := getattr(b, what):
                     p = self.dir/f"{sub}.{what[:-8]}.jsonl"
                     good, bad = _valid_lines(data := self.oc.files.content(fid).content)
-                    if data.strip() and not good:   # (not one answer: a broken download, not a broken batch)
+                    if data.strip() and not good and s.get("bad_downloads", 0) < 2:   # not one answer: a broken
+                        # download, fetched again by the next run (the count is in the log); the third time the file
+                        # is taken as it is: its lines are bad, their ids asked again (a server that garbles for good)
+                        self.log.write("polled", sub, status=b.status, counts=rc, bad_downloads=s.get("bad_downloads", 0) + 1)
                         raise ValueError(f"the download of {fid} (batch {s['batch_id']}) is not JSONL: {data[:40]!r}")
                     _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
             self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None),
@@ -206,7 +209,12 @@ def _retrieve(self, s):
     "The batch of submission `s` now; None when the server no longer knows it (abandoned: its ids are asked again)."
     import openai
     try: return self.oc.batches.retrieve(s["batch_id"])
-    except openai.NotFoundError as e: why = f"the server no longer knows batch {s['batch_id']} (404: {str(e)[:80]})"
+    except openai.NotFoundError as e:
+        try: listed = self._find_batch(s) == s["batch_id"]
+        except openai.APIError: listed = False
+        n404 = self.__dict__.setdefault("_n404", {}); n404[s["sub"]] = n404.get(s["sub"], 0) + 1
+        if listed and n404[s["sub"]] < 3: return None   # a passing 404 on a batch still listed: polled again (twice)
+        why = f"the server no longer knows batch {s['batch_id']} (404: {str(e)[:80]})"
     print(f"synth: {why}; its {s['n']} requests are asked again", file=sys.stderr)
     self.cl.ledger.settle(s["rid"], None)   # (its fate unknown: charged its reservation)
     self.tried.update(s["ids"]); self.be.usage["batch_lost"] += 1; self.again = True

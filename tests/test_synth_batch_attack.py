@@ -39,7 +39,9 @@ def test_garbage_output_lines_are_skipped_and_their_ids_resent(tmp_path, seed):
         return out
     with server() as srv:
         tamper(srv, fn)
-        m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 10})
+        for _ in range(4):   # a file with not one readable answer is fetched again by up to 2 reruns (exit 4 each)
+            m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 10})
+            if m["exit_status"] != 4 or "not JSONL" not in m["exit_message"]: break
         assert m["exit_status"] == 0, m["exit_message"]
         assert all_ids(tmp_path) == IDS
         s = spent(tmp_path)   # what the server billed is on the books (a garbled answer at its bound: more, never less)
@@ -107,7 +109,7 @@ def test_5xx_that_never_ends_is_one_clear_line(tmp_path, capsys, endpoint):
                 "--batch_poll", "0.01"]
         rc = main(argv)
         err = capsys.readouterr().err.strip().splitlines()
-        assert rc == 5 and len(err) == 1 and "503" in err[0], err
+        assert rc == 4 and "503" in err[0] and not any("Traceback" in e for e in err), err   # exit 4, as a live 5xx
         srv.batch.handle = h   # the server recovers: the rerun ends the job, each id paid once
         assert main(argv) == 0 and set(srv.batch.answered.values()) == {1} and len(srv.batch.answered) == 3
 

@@ -74,8 +74,9 @@ def test_garbage_output_lines_are_counted_and_skipped(tmp_path):
         assert m["exit_status"] == 0, m.get("exit_message")
         assert srv.batch.billed["answers"] == 6   # nothing paid twice: every good line was kept
         u = m["usage_this_run"]
-        assert (u["batch_bad_lines"], u["batch_duplicate_ids"], u["batch_unknown_ids"]) == (2, 1, 1), u
+        assert (u["batch_bad_lines"], u["batch_skipped_lines"]) == (2, 2), u   # the repeated and the unknown id
         log = [json.loads(x) for x in (tmp_path / "synth" / "batches" / "log.jsonl").read_text().splitlines() if x.strip()]
+        assert [e["skips"] for e in log if "skips" in e] == [{"repeated_id": 1, "unknown_id": 1}], log
         assert [e["bad_lines"] for e in log if e["op"] == "settled"] == [2]
 
 
@@ -133,8 +134,8 @@ def test_a_failed_or_garbled_create_is_exit_4_one_line(tmp_path, answer):
 
 def test_a_forgotten_batch_is_resubmitted_and_counted(tmp_path):
     seen = []
-    def forget(m, p):   # the first look at each of the first batch's ids: 404
-        if m == "GET" and "/v1/batches/" in p and not seen: seen.append(p); return True
+    def forget(m, p):   # every look at the first batch: 404 (it stays listed: polled 3 times, then given up)
+        if m == "GET" and "/v1/batches/" in p and (not seen or p == seen[0]): seen[:1] = [p]; return True
     with server() as srv:
         fault(srv, forget, (404, {}, b'{"error": {"message": "No batch found"}}'))
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
