@@ -78,17 +78,22 @@ def test_kills_in_a_row_each_at_another_step(tmp_path):
         assert_once(srv, tmp_path)
 
 
+def kill_at_random_steps(run_dir, srv, rng, times:int, most:int):
+    "`times` runs of the CLI in a subprocess, each killed -9 after a random number (1..`most`) of new log lines."
+    args = synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")})
+    log = run_dir / "synth" / "batches" / "log.jsonl"
+    for _ in range(times):
+        n0, k = (log.read_text().count("\n{") if log.exists() else 0), rng.randint(1, most)
+        p = start(args, run_dir, srv.base_url)
+        try: kill_when(p, lambda: log.exists() and log.read_text().count("\n{") >= n0 + k, timeout=60, poll=0.002)
+        except AssertionError: pass   # it finished first: fine
+
+
 def test_kill_at_random_moments(tmp_path):
     "Two kills -9 from outside at random moments of one job (whatever step each lands on), then a run to the end."
     rng = random.Random(32)
     with server(step=1) as srv:
-        args = synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")})
-        log = tmp_path / "synth" / "batches" / "log.jsonl"
-        for _ in range(2):
-            n0, k = (log.read_text().count("\n{") if log.exists() else 0), rng.randint(1, 12)
-            p = start(args, tmp_path, srv.base_url)
-            try: kill_when(p, lambda: log.exists() and log.read_text().count("\n{") >= n0 + k, timeout=60, poll=0.002)
-            except AssertionError: pass   # it finished first: fine
+        kill_at_random_steps(tmp_path, srv, rng, times=2, most=12)
         assert run_synth(tmp_path, base_url=srv.base_url, **KW)["exit_status"] == 0
         assert_once(srv, tmp_path)
 

@@ -7,7 +7,7 @@ import pytest
 
 from phi1_nb.synth import run_synth
 
-from test_synth_batch import IDS, KW, all_ids, assert_once, killed_at, server, spent
+from test_synth_batch import IDS, KW, all_ids, assert_once, kill_at_random_steps, killed_at, server, spent
 
 
 def tamper(srv, fn):
@@ -219,17 +219,10 @@ def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
 def test_kills_at_random_moments_while_the_output_is_garbled(tmp_path, seed):
     "Garbage and repeated lines added to every output file, kill -9 from outside at random moments (the cleaning and its"
     " charge included), then a run to the end: every id answered (billed) once, the books at least the bill."
-    from synth_proc import kill_when, start, synth_args
     rng = random.Random(seed)
     with server(step=1) as srv:
         tamper(srv, lambda lines: [b"garbage{", *lines, *lines[:1], b"[]"])
-        args = synth_args(**{k: v for k, v in KW.items() if k not in ("backend", "model", "mine", "progress")})
-        log = tmp_path / "synth" / "batches" / "log.jsonl"
-        for _ in range(3):
-            n0, k = (log.read_text().count("\n{") if log.exists() else 0), rng.randint(1, 14)
-            p = start(args, tmp_path, srv.base_url)
-            try: kill_when(p, lambda: log.exists() and log.read_text().count("\n{") >= n0 + k, timeout=60, poll=0.002)
-            except AssertionError: pass   # it finished first: fine
+        kill_at_random_steps(tmp_path, srv, rng, times=3, most=14)
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, m["exit_message"]
         assert sorted(srv.batch.answered) == IDS and set(srv.batch.answered.values()) == {1} and all_ids(tmp_path) == IDS
