@@ -455,6 +455,8 @@ def _settle(self, s):
     if "skips" not in s:
         for pt, ct in charge: _charge(self.cl.ledger, pt, ct, self.price)
         self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
+        if skips: print(f"synth: batch {s['batch_id']}: its files held {dict(skips)} (counted in the log and the"
+                        " manifest; a line that answers nothing is charged at its bound)", file=sys.stderr)
     for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
     over = s["skips"].get("usage_over_max_tokens", 0)
     self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over

@@ -67,7 +67,7 @@ def test_cli_bad_budget_is_one_line(tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr and "budget_tokens" in p.stderr, p.stderr[-800:]
 
 
-def test_garbage_output_lines_are_counted_and_skipped(tmp_path):
+def test_garbage_output_lines_are_counted_and_skipped(tmp_path, capsys):
     with server() as srv:
         garble_output(srv)
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
@@ -77,6 +77,8 @@ def test_garbage_output_lines_are_counted_and_skipped(tmp_path):
         assert (u["batch_bad_lines"], u["batch_skipped_lines"]) == (2, 2), u   # the repeated and the unknown id
         log = [json.loads(x) for x in (tmp_path / "synth" / "batches" / "log.jsonl").read_text().splitlines() if x.strip()]
         assert [e["skips"] for e in log if "skips" in e] == [{"repeated_id": 1, "unknown_id": 1}], log
+        err = capsys.readouterr().err   # and said where the user looks
+        assert "'bad_lines': 2" in err and "'repeated_id': 1" in err and "'unknown_id': 1" in err, err
         assert [e["bad_lines"] for e in log if e["op"] == "settled"] == [2]
 
 
