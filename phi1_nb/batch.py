@@ -420,11 +420,11 @@ def _clean(self, s) -> tuple[dict, Counter, list]:
             if (why := _bad(x, bodies)) is None:
                 y, old = _norm(x), kept.get(x["custom_id"])
                 if old is None or old[1]["response"]["status_code"] != 200 == y["response"]["status_code"]:
-                    kept[x["custom_id"]] = (what, y); skips["repeated_id"] += old is not None; continue
-                why = "repeated_id"
+                    kept[x["custom_id"]] = (what, y); skips["duplicate_id"] += old is not None; continue
+                why = "duplicate_id"
             skips[why] += 1
             u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
-            if what == "output" and why != "repeated_id":
+            if what == "output" and why != "duplicate_id":
                 charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
     out = {w: "".join(json.dumps(y) + "\n" for v, y in kept.values() if v == w).encode() for w in s["files"]}
     answers = [(cid, y["response"]["body"].get("usage")) for cid, (_, y) in kept.items()

@@ -76,9 +76,9 @@ def test_garbage_output_lines_are_counted_and_skipped(tmp_path, capsys):
         u = m["usage_this_run"]
         assert (u["batch_bad_lines"], u["batch_skipped_lines"]) == (2, 2), u   # the repeated and the unknown id
         log = [json.loads(x) for x in (tmp_path / "synth" / "batches" / "log.jsonl").read_text().splitlines() if x.strip()]
-        assert [e["skips"] for e in log if "skips" in e] == [{"repeated_id": 1, "unknown_id": 1}], log
+        assert [e["skips"] for e in log if "skips" in e] == [{"duplicate_id": 1, "unknown_id": 1}], log
         err = capsys.readouterr().err   # and said where the user looks
-        assert "'bad_lines': 2" in err and "'repeated_id': 1" in err and "'unknown_id': 1" in err, err
+        assert "'bad_lines': 2" in err and "'duplicate_id': 1" in err and "'unknown_id': 1" in err, err
         assert [e["bad_lines"] for e in log if e["op"] == "settled"] == [2]
 
 
