@@ -330,7 +330,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               progress:bool=True) -> dict:
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
     if explain: return {"explain": _explain(run_dir, explain)}
-    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress", "explain")}
+    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}   # explain: None
     kinds_l = [k.strip() for k in str(kinds).split(",") if k.strip()]
     if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
     price = {"prompt": price_prompt, "completion": price_completion, "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
