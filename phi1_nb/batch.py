@@ -6,18 +6,18 @@ Docs: https://phi1-nb.github.io/phi1_nb/batch.html.md"""
 
 # %% ../nbs/06d_batch.ipynb #8042dab5
 from __future__ import annotations
-import json, math, os, signal, sys, time
+import json, os, signal, sys, time
 from collections import Counter
 from pathlib import Path
 
+from .batch_files import _text, clean_files, is_jsonl
 from .ledger import _usd, prompt_bound
 from .llm import (BudgetExceeded, Completion, LLMError, LLMRejected, LLMUnreachable, cost_usd, estimate_tokens,
                          _prompt_text)
 from .synth import OpenAIBackend
 
 # %% auto #0
-__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'BatchBackend', 'price_modes',
-           'BatchServerError', 'run']
+__all__ = ['LIMITS', 'TERMINAL', 'BatchLog', 'plan_batches', 'BatchRunner', 'progress', 'BatchBackend', 'price_modes']
 
 # %% ../nbs/06d_batch.ipynb #83ce8660
 LIMITS = dict(max_requests=50_000,   # requests per input file: the openai SDK's BatchCreateParams docstring (3.63.0)
@@ -70,22 +70,6 @@ def plan_batches(lines:list[tuple[str, bytes, int]], limits:dict) -> list[list[i
         cur.append(i); nb += len(line); nt += tok
     return out + ([cur] if cur else [])
 
-def _valid_lines(data:bytes) -> tuple[list[bytes], int]:
-    "The lines of a batch output or error file that are JSON objects with a string `custom_id`, and how many are not."
-    good, bad = [], 0
-    for line in data.splitlines():
-        if not line.strip(): continue
-        try: x = json.loads(line)
-        except ValueError: x = None
-        if isinstance(x, dict) and isinstance(x.get("custom_id"), str): good.append(line)
-        else: bad += 1
-    return good, bad
-
-def _text(body:dict) -> str|None:
-    ch = (body.get("choices") or [None])[0]
-    if not isinstance(ch, dict): return None
-    return ch.get("text") if "text" in ch else (ch.get("message") or {}).get("content")
-
 # %% ../nbs/06d_batch.ipynb #ad17e49e
 class BatchRunner:
     "Submit, poll, collect and settle the Batch API requests of one synth kind, resuming from its `BatchLog`."
@@ -100,6 +84,7 @@ class BatchRunner:
                                      max_retries=n, timeout=cl.timeout)
         self.oc, self.oc_once = mk(cl.max_retries), mk(0)   # oc_once: creating a batch is not retried blindly
         self.errors, self.tried, self.fresh, self.rate, self.failed = {}, Counter(), set(), None, ""
+        self.n404 = Counter()   # 404s on each batch in this run (a batch still listed: polled again twice)
         for s in self.log.subs.values():   # tries of earlier runs count too (an id is not paid for forever)
             if s["ops"][-1] == "settled": self.tried.update(s["ids"])
     def body(self, spec, max_tokens) -> dict:
@@ -156,14 +141,19 @@ BatchRunner._window = _window
 
 # %% ../nbs/06d_batch.ipynb #9952c883
 def _find_batch(self, s) -> str|None:
-    "The batch already created on this submission's file (a kill between create and its log line), if any."
+    "The batch already created on this submission's file (a kill between create and its log line), if any: looked up"
+    " back to the file's own `created_at`, on the server's clock (ours may be off by minutes)."
+    import openai
+    try: t0 = self.oc.files.retrieve(s["file_id"]).created_at
+    except openai.NotFoundError: t0 = None
     for b in self.oc.batches.list(limit=100):
         if b.input_file_id == s["file_id"]: return b.id
-        if b.created_at < s["t_uploaded"] - 120: return None
+        if t0 is not None and b.created_at < t0 - 60: return None
     return None
 
 def _step(self, s):
     "Take submission `s` as far as it goes now: reserve, upload, create, poll; download and settle a finished batch."
+    import openai
     ops, sub, led = s["ops"], s["sub"], self.cl.ledger
     if ops[-1] == "planned":
         rid = next((r for r, e in led.open.items() if e.get("batch") == sub), None)   # reserved before a kill
@@ -183,43 +173,50 @@ def _step(self, s):
                 if (bid := self._find_batch(s)) is None: raise   # (a create that failed before the server made it)
         _crash_point("create_returned"); self.log.write("created", sub, batch_id=bid)
     if ops[-1] in ("created", "polled"):
-        if (b := self._retrieve(s)) is None: return
-        rc = b.request_counts.model_dump() if b.request_counts else {}
-        if b.status != s.get("status") or rc != s.get("counts"):
-            self.log.write("polled", sub, status=b.status, counts=rc)
-        if b.status in TERMINAL:
-            got, nbad = {}, 0
-            for what in ("output_file_id", "error_file_id"):
-                if fid := getattr(b, what):
-                    p = self.dir/f"{sub}.{what[:-8]}.jsonl"
-                    good, bad = _valid_lines(data := self.oc.files.content(fid).content)
-                    if data.strip() and not good and s.get("bad_downloads", 0) < 2:   # not one answer: a broken
-                        # download, fetched again by the next run (the count is in the log); the third time the file
-                        # is taken as it is: its lines are bad, their ids asked again (a server that garbles for good)
-                        self.log.write("polled", sub, status=b.status, counts=rc, bad_downloads=s.get("bad_downloads", 0) + 1)
-                        raise ValueError(f"the download of {fid} (batch {s['batch_id']}) is not JSONL: {data[:40]!r}")
-                    _write_atomic(p, b"".join(x + b"\n" for x in good)); got[what[:-8]] = p.name; nbad += bad
-            self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None),
-                           bad_lines=nbad)
+        try: self._poll(s)
+        except openai.NotFoundError as e: self._forgotten(s, e)
     if ops[-1] == "downloaded": self._settle(s)
 BatchRunner._find_batch, BatchRunner._step = _find_batch, _step
 
 # %% ../nbs/06d_batch.ipynb #4b28c9c1
-def _retrieve(self, s):
-    "The batch of submission `s` now; None when the server no longer knows it (abandoned: its ids are asked again)."
+def _poll(self, s):
+    "Look at the batch of submission `s` (a change is logged); once it has ended, download its files."
+    sub, b = s["sub"], self.oc.batches.retrieve(s["batch_id"])
+    rc = b.request_counts.model_dump() if b.request_counts else {}
+    if b.status != s.get("status") or rc != s.get("counts"): self.log.write("polled", sub, status=b.status, counts=rc)
+    if b.status not in TERMINAL: return
+    got, n = {}, s.get("bad_downloads", 0)
+    for what in ("output", "error"):
+        if not (fid := getattr(b, f"{what}_file_id")): continue
+        data = self.oc.files.content(fid).content
+        if data.strip() and not is_jsonl(data) and n < 2:   # not one line of the API's: a broken download, fetched
+            # again by the next run (the count is in the log); the third time the file is taken as it is: its lines
+            # are skipped at the settle, their ids asked again (a server that garbles for good)
+            self.log.write("polled", sub, status=b.status, counts=rc, bad_downloads=n + 1)
+            raise ValueError(f"the download of {fid} (batch {s['batch_id']}) is not JSONL: {data[:40]!r}")
+        _write_atomic(self.dir/f"{sub}.{what}.jsonl", data); got[what] = f"{sub}.{what}.jsonl"
+    self.log.write("downloaded", sub, files=got, errors=(b.errors.model_dump() if b.errors else None))
+BatchRunner._poll = _poll
+
+def _forgotten(self, s, e):
+    "The one place for a 404 on a logged batch or its output file. A batch still listed: a passing 404, polled again"
+    " (twice in a run). Else lost: its reservation charged at its bound (its fate is unknown), its ids asked again."
     import openai
-    try: return self.oc.batches.retrieve(s["batch_id"])
-    except openai.NotFoundError as e:
-        try: listed = self._find_batch(s) == s["batch_id"]
-        except openai.APIError: listed = False
-        n404 = self.__dict__.setdefault("_n404", {}); n404[s["sub"]] = n404.get(s["sub"], 0) + 1
-        if listed and n404[s["sub"]] < 3: return None   # a passing 404 on a batch still listed: polled again (twice)
-        why = f"the server no longer knows batch {s['batch_id']} (404: {str(e)[:80]})"
+    sub, bid, led = s["sub"], s["batch_id"], self.cl.ledger
+    if "/batches/" not in str(e.request.url):   # its output file is gone
+        self.oc.batches.list(limit=1)   # (a server without the Batch API: the listing's 404 goes up)
+        led.settle(s["rid"], None); self.tried.update(s["ids"])
+        for i in s["ids"]: self.errors[i] = LLMError(f"batch {bid} is unknown to the server (404): resent")
+        return self.log.write("settled", sub, answered=0, missing=len(s["ids"]), why=f"{bid} forgotten (404)")
+    try: listed = self._find_batch(s) == bid
+    except openai.APIError: listed = False
+    self.n404[sub] += 1
+    if listed and self.n404[sub] < 3: return
+    why = f"the server no longer knows batch {bid} (404: {str(e)[:80]})"
     print(f"synth: {why}; its {s['n']} requests are asked again", file=sys.stderr)
-    self.cl.ledger.settle(s["rid"], None)   # (its fate unknown: charged its reservation)
-    self.tried.update(s["ids"]); self.be.usage["batch_lost"] += 1; self.again = True
-    self.log.write("abandoned", s["sub"], why=why, lost=True)
-BatchRunner._retrieve = _retrieve
+    led.settle(s["rid"], None); self.tried.update(s["ids"]); self.be.usage["batch_lost"] += 1; self.again = True
+    self.log.write("abandoned", sub, why=why, lost=True)
+BatchRunner._forgotten = _forgotten
 
 # %% ../nbs/06d_batch.ipynb #2fbbab8f
 def _fail(self, specs, why:str):
@@ -229,56 +226,55 @@ def _fail(self, specs, why:str):
 BatchRunner._fail = _fail
 
 # %% ../nbs/06d_batch.ipynb #bf6767f7
+def _clean(self, s) -> dict:
+    "The usable lines of a finished batch's files (rewritten in place); its skipped lines charged, logged and said on"
+    " stderr once (a kill in between: twice, never less). `{what: bytes}`."
+    bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
+    raw = {w: (self.dir/s["files"][w]).read_bytes() for w in ("output", "error") if w in s["files"]}
+    files, skips, charge = clean_files(bodies, raw, (s.get("counts") or {}).get("completed") or 0)
+    if "skips" not in s:
+        for pt, ct in charge: self.cl.ledger.charge(pt, ct, self.price)
+        self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
+        if skips: print(f"synth: batch {s['batch_id']}: skipped {dict(skips)} of its files' lines (each counted once"
+                        " in the log and the manifest, its id asked again; a line that answers nothing is charged at"
+                        " its bound; usage_over_max_tokens: booked as reported)", file=sys.stderr)
+    for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
+    over = s["skips"].get("usage_over_max_tokens", 0)
+    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over
+    self.be.usage["batch_usage_over_max_tokens"] += over
+    return bodies, files
+BatchRunner._clean = _clean
+
+# %% ../nbs/06d_batch.ipynb #5e771e02
 def _settle(self, s):
     "Answers of a finished batch into the cache (as live answers), its reservation settled on their usage, errors kept."
-    sub, bodies = s["sub"], {}
-    for line in (self.dir/s["file"]).read_bytes().splitlines():
-        x = json.loads(line); bodies[x["custom_id"]] = x["body"]
+    (bodies, files), sub, bid = self._clean(s), s["sub"], s["batch_id"]
     u, n, sq, answered, cache = Counter(), 0, 0, set(), self.cl.cache
-    skips = Counter(bad_lines=s.get("bad_lines") or 0)
-    for what in ("output", "error"):
-        p = self.dir/s["files"][what] if what in s["files"] else None
-        good, nbad = _valid_lines(p.read_bytes() if p and p.exists() else b"")   # (a file stored before validation)
-        skips["bad_lines"] += nbad
-        for line in good:
-            x = json.loads(line); cid, r = x["custom_id"], x.get("response") or {}
-            if not isinstance(r, dict): r = {}
-            body = r.get("body") if isinstance(r.get("body"), dict) else {}
-            text = _text(body)
-            if cid not in bodies or cid in answered:
-                skips["unknown_ids" if cid not in bodies else "duplicate_ids"] += 1; continue
-            if r.get("status_code") == 200 and text is None: skips["unusable"] += 1
-            if r.get("status_code") == 200 and isinstance(text, str):
-                u1 = body.get("usage") or {}
-                pt, ct = u1.get("prompt_tokens"), u1.get("completion_tokens")
-                if pt is None or ct is None:   # no usage reported: charged its bound
-                    pt, ct = prompt_bound(bodies[cid]["messages"]), bodies[cid]["max_tokens"]
-                u.update(prompt_tokens=pt, completion_tokens=ct); n += 1; sq += ct * ct; answered.add(cid)
-                key = self.key(bodies[cid])
-                if key not in cache:
-                    usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
-                    raw = {**body, "phi1_batch": {"batch_id": s["batch_id"], "custom_id": cid, "sub": sub}}
-                    cache.put(key, {"text": text, "usage": usage, "raw": raw, "t": time.time()})
-                    if n == max(1, len(bodies) // 2): cache.sync(); _crash_point("mid_settle")
-            else:
-                err = x.get("error") if isinstance(x.get("error"), dict) else body.get("error") or {}
-                if not isinstance(err, dict): err = {"message": str(err)}
-                why = f"{r.get('status_code') or err.get('code')} {str(err.get('message', ''))[:120]}"
-                self.errors[cid] = LLMError(f"batch {s['batch_id']} ({s.get('status')}): {why}")
+    for x in (json.loads(line) for data in files.values() for line in data.splitlines()):
+        cid, r = x["custom_id"], x["response"]
+        if r["status_code"] != 200:
+            why = f"{r['status_code']} {x['error']['message'][:120]}"
+            self.errors[cid] = LLMError(f"batch {bid} ({s.get('status')}): {why}"); continue
+        body, b = r["body"], bodies[cid]
+        u1 = body["usage"] or {"prompt_tokens": prompt_bound(b["messages"]), "completion_tokens": b["max_tokens"]}
+        pt, ct = u1["prompt_tokens"], u1["completion_tokens"]   # (no usage reported: charged its bound)
+        u.update(prompt_tokens=pt, completion_tokens=ct); n += 1; sq += ct * ct; answered.add(cid)
+        if (key := self.key(bodies[cid])) not in cache:
+            raw = {**body, "phi1_batch": {"batch_id": bid, "custom_id": cid, "sub": sub}}
+            usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
+            cache.put(key, {"text": _text(body), "usage": usage, "raw": raw, "t": time.time()})
+            if n == max(1, len(bodies) // 2): cache.sync(); _crash_point("mid_settle")
     cache.sync()
     self.cl.ledger.settle(s["rid"], dict(u), n=n, completion_sq=sq)
     for k in ("prompt_tokens", "completion_tokens"): self.be.usage[k] += u[k]
     self.be.usage["requests"] += n; self.be.usage["batch_requests"] += n
     for cid in set(bodies) - answered:
-        self.errors.setdefault(cid, LLMError(f"batch {s['batch_id']} ended {s.get('status')} without answering {cid}"))
+        self.errors.setdefault(cid, LLMError(f"batch {bid} ended {s.get('status')} without answering {cid}"))
     self.tried.update(bodies.keys())
-    for k, v in skips.items(): self.be.usage[f"batch_{k}"] += v   # (into the manifest's usage_this_run)
     if (over := u["prompt_tokens"] + u["completion_tokens"] - s["prompt_bound"] - s["max_tokens"]) > 0:
-        print(f"synth: batch {s['batch_id']} billed {over} tokens over its reservation (the server over-bills: "
-              "settled at its figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
-    if +skips:
-        print(f"synth: batch {s['batch_id']}: skipped {dict(+skips)} (their ids are asked again)", file=sys.stderr)
-    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered), **skips,
+        print(f"synth: batch {bid} billed {over} tokens over its reservation (the server over-bills: settled at its"
+              " figure; the next batches shrink to what the budget covers at this rate)", file=sys.stderr)
+    self.log.write("settled", sub, answered=len(answered), missing=len(bodies) - len(answered),
                    billed=u["prompt_tokens"] + u["completion_tokens"],
                    billed_usd=_usd(u["prompt_tokens"], u["completion_tokens"], self.price or self.cl.ledger.price))
 BatchRunner._settle = _settle
@@ -377,131 +373,3 @@ def price_modes(rows:list[dict], price:dict) -> list[dict]:
                  cost_usd_max_batch=round(cost_usd(mx, price.get("batch")), 4))
         r["saving_usd_est"] = round(r["cost_usd_est"] - r["cost_usd_est_batch"], 4)
     return rows
-
-# %% ../nbs/06d_batch.ipynb #b2756e66
-def _bad(x, bodies) -> str|None:
-    "Why a parsed output or error line `x` cannot be used, or None."
-    if not isinstance(x, dict) or not isinstance(x.get("custom_id"), str): return "garbage"
-    r = x.get("response")
-    if not (r is None or isinstance(r, dict) and isinstance(r.get("body") or {}, dict)): return "garbage"
-    return None if x["custom_id"] in bodies else "unknown_id"
-
-def _usage(u) -> dict|None:
-    ok = isinstance(u, dict) and all(type(u.get(k)) is int and u[k] >= 0
-                                     for k in ("prompt_tokens", "completion_tokens"))
-    return u if ok else None
-
-def _norm(x) -> dict:
-    "A usable line as `_settle` reads it: an answer (status 200, text, its usage or None) or an error with a code."
-    r = x.get("response") or {}; body = r.get("body") or {}
-    try: text = _text(body)
-    except (TypeError, AttributeError, KeyError, IndexError): text = None
-    if r.get("status_code") == 200 and isinstance(text, str):
-        body = {**body, "usage": _usage(body.get("usage"))}
-        return {"custom_id": x["custom_id"], "response": {"status_code": 200, "body": body}}
-    err = next((e for e in (x.get("error"), body.get("error")) if isinstance(e, dict)), {})
-    sc = r.get("status_code")
-    code = sc if type(sc) is int and sc != 200 else str(err.get("code") or "no_text")
-    return {"custom_id": x["custom_id"], "response": {"status_code": code, "body": {}},
-            "error": {"code": str(err.get("code") or code), "message": str(err.get("message") or "")[:200]}}
-
-def _clean(self, s) -> tuple[dict, Counter, list]:
-    "The usable lines of a finished batch's files (`{what: bytes}`), the skips by reason, the `(pt, ct)` to charge"
-    " (garbage output lines, answers the server counts `completed` without a line: at the batch's largest bound)."
-    bodies = {x["custom_id"]: x["body"] for x in map(json.loads, (self.dir/s["file"]).read_bytes().splitlines())}
-    big = (max((prompt_bound(b["messages"]) for b in bodies.values()), default=0),
-           max((b["max_tokens"] for b in bodies.values()), default=0))
-    skips, charge, kept = Counter(), [], {}   # kept: custom_id -> (file, its line); an answer beats an error
-    for what in ("output", "error"):
-        for line in ((self.dir/s["files"][what]).read_bytes().splitlines() if what in s["files"] else []):
-            if not line.strip(): continue
-            try: x = json.loads(line)
-            except ValueError: x = None
-            if (why := _bad(x, bodies)) is None:
-                y, old = _norm(x), kept.get(x["custom_id"])
-                if old is None or old[1]["response"]["status_code"] != 200 == y["response"]["status_code"]:
-                    kept[x["custom_id"]] = (what, y); skips["duplicate_id"] += old is not None; continue
-                why = "duplicate_id"
-            skips[why] += 1
-            u = _usage((((x.get("response") or {}).get("body") or {}) if why == "unknown_id" else {}).get("usage"))
-            if what == "output" and why != "duplicate_id":
-                charge.append((u["prompt_tokens"], u["completion_tokens"]) if u else big)
-    out = {w: "".join(json.dumps(y) + "\n" for v, y in kept.values() if v == w).encode() for w in s["files"]}
-    answers = [(cid, y["response"]["body"].get("usage")) for cid, (_, y) in kept.items()
-               if y["response"]["status_code"] == 200]
-    ok = len(answers)   # (an answer's usage over its max_tokens: booked as reported, and counted)
-    skips["usage_over_max_tokens"] = sum(bool(u and u["completion_tokens"] > bodies[c]["max_tokens"])
-                                         for c, u in answers)
-    skips = +skips   # (a zero count goes)
-    lost = ((s.get("counts") or {}).get("completed") or 0) - ok - len(charge)   # billed, no line says so: its bound
-    return out, skips, charge + [big] * max(0, lost)
-BatchRunner._clean = _clean
-
-
-# %% ../nbs/06d_batch.ipynb #8208fce4
-def _charge(led, pt:int, ct:int, price:dict|None):
-    "Book `pt` + `ct` tokens the server billed for no request of ours (a reservation settled at once, budget or not)."
-    with led._lock, led._books():
-        rid = f"{os.getpid()}-{led._n}"
-        led._write({"op": "reserve", "rid": rid, "prompt_bound": pt, "max_tokens": ct, "tag": None,
-                    **({"price": price} if price else {})})
-        led._write({"op": "settle", "rid": rid, "how": "usage", "prompt_tokens": pt, "completion_tokens": ct})
-
-_settle_lines = BatchRunner._settle
-def _settle(self, s):
-    "Settle a finished batch from its cleaned files; the skips are charged and logged once (a kill in between: twice,"
-    " never less)."
-    files, skips, charge = self._clean(s)
-    if "skips" not in s:
-        for pt, ct in charge: _charge(self.cl.ledger, pt, ct, self.price)
-        self.log.write("downloaded", s["sub"], skips=dict(skips), charged=len(charge))
-        if skips: print(f"synth: batch {s['batch_id']}: its files held {dict(skips)} (counted in the log and the"
-                        " manifest; a line that answers nothing is charged at its bound)", file=sys.stderr)
-    for what, data in files.items(): _write_atomic(self.dir/s["files"][what], data)
-    over = s["skips"].get("usage_over_max_tokens", 0)
-    self.be.usage["batch_skipped_lines"] += sum(s["skips"].values()) - over
-    self.be.usage["batch_usage_over_max_tokens"] += over
-    return _settle_lines(self, s)
-BatchRunner._settle = _settle
-
-
-# %% ../nbs/06d_batch.ipynb #973f5777
-class BatchServerError(LLMError):
-    "The Batch API kept answering a server error after the retries (nothing is lost: a rerun resumes)."
-    exit_status = 5
-
-def _find_batch(self, s) -> str|None:
-    "The batch already created on this submission's file (a kill between create and its log line), if any."
-    import openai
-    try: t0 = self.oc.files.retrieve(s["file_id"]).created_at   # the server's clock, not ours
-    except openai.NotFoundError: t0 = None
-    for b in self.oc.batches.list(limit=100):
-        if b.input_file_id == s["file_id"]: return b.id
-        if t0 is not None and b.created_at < t0 - 60: return None
-    return None
-
-_step_once = BatchRunner._step
-def _step(self, s):
-    import openai
-    try: return _step_once(self, s)
-    except openai.NotFoundError as e:
-        if s["ops"][-1] not in ("created", "polled"): raise
-        if "/batches/" in str(e.request.url):   # (a server without the Batch API: the listing's 404 goes up)
-            if self._find_batch(s) == s["batch_id"]: return   # still listed: a passing 404, polled again later
-        else: self.oc.batches.list(limit=1)   # (its output file is gone)
-        self.cl.ledger.settle(s["rid"], None)   # its fate is unknown: charged at its bound
-        self.tried.update(s["ids"])
-        for i in s["ids"]: self.errors[i] = LLMError(f"batch {s['batch_id']} is unknown to the server (404): resent")
-        self.log.write("settled", s["sub"], answered=0, missing=len(s["ids"]), why=f"{s['batch_id']} forgotten (404)")
-
-_run_once = BatchRunner.run
-def run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
-    import openai
-    try: return _run_once(self, specs, max_tokens, tag)
-    except openai.APIStatusError as e:
-        if e.status_code < 500 and e.status_code not in (408, 409, 429): raise
-        raise BatchServerError(f"{self.cl.base_url}: the Batch API answered {e.status_code} after "
-                               f"{self.cl.max_retries} "
-                               f"retries ({str(e)[:120]}); nothing is lost: rerun to resume") from e
-BatchRunner._find_batch, BatchRunner._step, BatchRunner.run = _find_batch, _step, run
-

@@ -12,7 +12,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'fits', 'reserve', 'settle', 'pause', 'observed',
-           'summary', 'close']
+           'summary', 'close', 'charge']
 
 # %% ../nbs/02b_ledger.ipynb #9d6a17b1
 def prompt_bound(prompt) -> int:
@@ -186,3 +186,14 @@ def close(self):
 Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
 Ledger._fits, Ledger.fits = _fits, fits
 Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close, Ledger.pause = settle, observed, summary, close, pause
+
+# %% ../nbs/02b_ledger.ipynb #8a3f5c20
+def charge(self, prompt_tokens:int, completion_tokens:int, price:dict|None=None, tag:str|None=None):
+    "Book tokens the server billed for no request of ours: a reservation settled at once on this usage, budget or not."
+    with self._lock, self._books():
+        rid = f"{os.getpid()}-{self._n}"
+        self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_tokens, "max_tokens": completion_tokens,
+                     "tag": tag, **({"price": price} if price else {})})
+        self._write({"op": "settle", "rid": rid, "how": "usage", "prompt_tokens": prompt_tokens,
+                     "completion_tokens": completion_tokens})
+Ledger.charge = charge

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .ledger import Ledger, prompt_bound
+from .llm_cache import LLMCache, cache_key
 from .ratelimit import RateLimiter
+_all_ = ["LLMCache", "cache_key"]   # (02e_llm_cache: still importable from here)
 
 # %% auto #0
 __all__ = ['Completion', 'LLMError', 'LLMUnreachable', 'LLMRejected', 'LLMBadResponse', 'BudgetExceeded', 'estimate_tokens',
-           'cost_usd', 'cache_key', 'LLMCache', 'LLMClient', 'acomplete', 'complete_iter', 'complete_many', 'close']
+           'cost_usd', 'LLMClient', 'acomplete', 'complete_iter', 'complete_many', 'close', 'LLMCache', 'cache_key']
 
 # %% ../nbs/02_llm.ipynb #1a8e73b6
 @dataclass
@@ -84,56 +86,6 @@ def cost_usd(usage:dict, price:dict|None) -> float:
     "Dollars for `usage` under `price={'prompt': $/1M tokens, 'completion': $/1M tokens}`."
     if not price: return 0.0
     return (usage.get("prompt_tokens", 0)*price.get("prompt", 0) + usage.get("completion_tokens", 0)*price.get("completion", 0)) / 1e6
-
-# %% ../nbs/02_llm.ipynb #6ee10adc
-def cache_key(**parts) -> str:
-    "sha256 over the canonical JSON of everything that determines an answer."
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-class LLMCache:
-    "Append-only JSONL store `{key: answer}`, crash-safe; only an index (key -> offset) is held in memory."
-    def __init__(self, cache_dir, name:str="completions.jsonl", sync_every:int=64):
-        self.path = Path(cache_dir)/name; self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.index, self.torn, self.sync_every, self._unsynced = {}, 0, sync_every, 0
-        self._fd, self._rfd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644), None
-        self._lock = threading.Lock()
-        with open(self.path, "rb") as f:
-            pos = 0
-            for line in f:
-                body = line.rstrip(b"\n")
-                if body.startswith(b'{"key": "') and body.endswith(b"}") and (end := body.find(b'"', 9)) > 0:
-                    self.index[body[9:end].decode()] = (pos, len(body))
-                elif body.strip(): self.torn += 1   # a line cut by a crash
-                pos += len(line)
-    def __contains__(self, key): return key in self.index
-    def __len__(self): return len(self.index)
-    def keys(self): return list(self.index)
-    def values(self): return (v for k in self.keys() if (v := self.get(k)) is not None)
-    def get(self, key) -> dict|None:
-        "The stored answer, read from disk (None if absent or unreadable)."
-        if (loc := self.index.get(key)) is None: return None
-        if self._fd is None and self._rfd is None: self._rfd = os.open(self.path, os.O_RDONLY)   # closed: read only
-        try: return json.loads(os.pread(self._fd if self._fd is not None else self._rfd, loc[1], loc[0]))
-        except ValueError: self.index.pop(key, None); self.torn += 1; return None
-    def put(self, key:str, value:dict):
-        "Append one answer (one `write`, so a crash never interleaves lines)."
-        body = json.dumps({"key": key, **value}, ensure_ascii=False).encode()
-        with self._lock:
-            os.write(self._fd, b"\n" + body + b"\n")   # the leading newline seals a torn last line
-            end = os.lseek(self._fd, 0, os.SEEK_CUR)    # this descriptor's offset: right after our write
-            self.index[key] = (end - len(body) - 1, len(body)); self._unsynced += 1
-            if self._unsynced >= self.sync_every: self.sync()
-    def sync(self):
-        "fsync what was appended."
-        if self._unsynced: os.fsync(self._fd); self._unsynced = 0
-    def close(self):
-        "Sync and close for writing (reading stays possible)."
-        if self._fd is not None: self.sync(); os.close(self._fd); self._fd = None
-    def __del__(self):
-        try:
-            for fd in (self._fd, self._rfd):
-                if fd is not None: os.close(fd)
-        except Exception: pass   # at interpreter exit `os` may already be gone
 
 # %% ../nbs/02_llm.ipynb #d07382af
 def _retry_after(err) -> float|None:

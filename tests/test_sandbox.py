@@ -723,36 +723,39 @@ def test_a_hidden_folder_is_no_channel_between_programs(iso, who):
     assert [s for s, _ in json.loads(r.stdout.strip().splitlines()[-1])] == ["failed", "failed"], r.stdout
 
 
-KEYRING = """
+TWO_PROGRAMS = """
 import json, sys
 from phi1_nb.sandbox import run_many
-add = ("import ctypes; c = ctypes.CDLL(None, use_errno=True); "   # add_key('user', 'a24', secret, the user keyring)
-       "nr = {'x86_64': 248, 'aarch64': 217}[__import__('os').uname().machine]; "
-       "print(c.syscall(nr, b'user', b'a24', b'SECRET-a24', 10, -4))")
-get = ("import ctypes, os; c = ctypes.CDLL(None, use_errno=True); m = os.uname().machine == 'x86_64'; "
-       "k = c.syscall(249 if m else 218, b'user', b'a24', None, 0); b = ctypes.create_string_buffer(64); "
-       "n = c.syscall(250 if m else 219, 11, k, b, 64) if k > 0 else 0; print(b.raw[:max(n, 0)])")   # request_key, read
-rs = run_many([add, get], workers=1, timeout=10, isolation=sys.argv[1])
+rs = run_many(PROGRAMS, workers=1, timeout=10, isolation=sys.argv[1])
 print(json.dumps([[r.status, r.stdout] for r in rs]))
 """
+
+
+def two_programs(iso:str, who:str, first:str, second:str) -> list:
+    "Run `first`, then `second`, through one `run_many` worker under `iso` as `who`: `[status, stdout]` of each."
+    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
+    r = as_who(who if ROOT else "self", [TWO_PROGRAMS.replace("PROGRAMS", repr([first, second])), iso])
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+ADD_KEY = ("import ctypes; c = ctypes.CDLL(None, use_errno=True); "   # add_key('user', 'a24', secret, the user keyring)
+           "nr = {'x86_64': 248, 'aarch64': 217}[__import__('os').uname().machine]; "
+           "print(c.syscall(nr, b'user', b'a24', b'SECRET-a24', 10, -4))")
+GET_KEY = ("import ctypes, os; c = ctypes.CDLL(None, use_errno=True); m = os.uname().machine == 'x86_64'; "
+           "k = c.syscall(249 if m else 218, b'user', b'a24', None, 0); b = ctypes.create_string_buffer(64); "
+           "n = c.syscall(250 if m else 219, 11, k, b, 64) if k > 0 else 0; print(b.raw[:max(n, 0)])")   # request, read
 
 
 @pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
 def test_the_kernel_keyring_is_no_channel_between_programs(iso, who):
     "A key one program adds to its user keyring (a kernel object that outlives it) cannot be read by the next one."
-    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
-    if not ROOT: who = "self"
     if os.uname().machine not in ("x86_64", "aarch64"): pytest.skip("syscall numbers known for x86_64 and aarch64")
-    r = as_who(who, [KEYRING, iso])
-    assert r.returncode == 0, r.stderr[-3000:]
-    (s1, _), (s2, out) = json.loads(r.stdout.strip().splitlines()[-1])
-    assert s1 == s2 == "passed" and "SECRET" not in out, r.stdout
+    (s1, _), (s2, out) = two_programs(iso, who, ADD_KEY, GET_KEY)
+    assert s1 == s2 == "passed" and "SECRET" not in out, out
 
 
-RUNNER_PROC = """
-import json, sys
-from phi1_nb.sandbox import run_many
-poke = '''
+POKE_RUNNER = '''
 import os
 for n in ("oom_score_adj", "comm"):
     try:
@@ -760,21 +763,14 @@ for n in ("oom_score_adj", "comm"):
         print("wrote", n)
     except OSError as e: print("refused", n, e.errno)
 '''
-look = "import os; print(open(f'/proc/{os.getppid()}/oom_score_adj').read().strip())"
-rs = run_many([poke, look], workers=1, timeout=10, isolation=sys.argv[1])
-print(json.dumps([[r.status, r.stdout] for r in rs]))
-"""
 
 
 @pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])
 def test_a_program_cannot_write_the_runners_proc_files(iso, who):
     "Not even where the program has the runner's uid (a user namespace): the runner stays last for the OOM killer."
-    if shutil_which(iso) is None: pytest.skip(f"{iso} is not installed")
-    if not ROOT: who = "self"
-    r = as_who(who, [RUNNER_PROC, iso])
-    assert r.returncode == 0, r.stderr[-3000:]
-    (s1, out1), (s2, out2) = json.loads(r.stdout.strip().splitlines()[-1])
-    assert s1 == s2 == "passed" and "wrote" not in out1 and out2.strip() != "1000", r.stdout
+    look = "import os; print(open(f'/proc/{os.getppid()}/oom_score_adj').read().strip())"
+    (s1, out1), (s2, out2) = two_programs(iso, who, POKE_RUNNER, look)
+    assert s1 == s2 == "passed" and "wrote" not in out1 and out2.strip() != "1000", (out1, out2)
 
 
 @pytest.mark.parametrize("iso,who", MODES, ids=[f"{i}-{w}" for i, w in MODES])

@@ -73,13 +73,12 @@ def test_garbage_output_lines_are_counted_and_skipped(tmp_path, capsys):
         m = run_synth(tmp_path, base_url=srv.base_url, **KW)
         assert m["exit_status"] == 0, m.get("exit_message")
         assert srv.batch.billed["answers"] == 6   # nothing paid twice: every good line was kept
-        u = m["usage_this_run"]
-        assert (u["batch_bad_lines"], u["batch_skipped_lines"]) == (2, 2), u   # the repeated and the unknown id
+        u = m["usage_this_run"]   # each skipped line counted once, with its reason (no second count of the same lines)
+        assert u["batch_skipped_lines"] == 4 and "batch_bad_lines" not in u, u
         log = [json.loads(x) for x in (tmp_path / "synth" / "batches" / "log.jsonl").read_text().splitlines() if x.strip()]
-        assert [e["skips"] for e in log if "skips" in e] == [{"duplicate_id": 1, "unknown_id": 1}], log
+        assert [e["skips"] for e in log if "skips" in e] == [{"garbage": 2, "duplicate_id": 1, "unknown_id": 1}], log
         err = capsys.readouterr().err   # and said where the user looks
-        assert "'bad_lines': 2" in err and "'duplicate_id': 1" in err and "'unknown_id': 1" in err, err
-        assert [e["bad_lines"] for e in log if e["op"] == "settled"] == [2]
+        assert "'garbage': 2" in err and "'duplicate_id': 1" in err and "'unknown_id': 1" in err, err
 
 
 def killed_at(op, fn) -> bool:
