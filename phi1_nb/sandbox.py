@@ -13,12 +13,14 @@ from .isolation import (FALLBACK_WARNING, _enter, _fds, _readonly_tree, _libc, _
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
 from .root import build_view, view_ops
 from .referee import _judge_child, answer_calls
+from .sandbox_worker import SandboxError, _Worker, _log, _warned   # (05d: the harness side)
 # The runner (below) imports this module inside the sandbox and forks once per program. Modules that register
 # at-fork handlers (threading, logging, random; subprocess, shutil, tempfile and secrets import them) make every
 # fork of it 3-8x slower, so the harness's functions import those where they are used.
+_all_ = ["SandboxError"]
 
 # %% auto #0
-__all__ = ['DEFAULT_LIMITS', 'serve', 'SandboxError', 'SandboxResult', 'run_many', 'run_program']
+__all__ = ['DEFAULT_LIMITS', 'serve', 'SandboxResult', 'run_many', 'run_program', 'SandboxError']
 
 # %% ../nbs/05_sandbox.ipynb #j24child
 def _child(src_fd:int, workdir:str, out_w:int, err_w:int, limits:dict, ctx:dict, uid:int|None, calls:tuple=()):
@@ -221,100 +223,6 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
             except OSError: pass
         res["id"] = job.get("id") if isinstance(job, dict) else None
         out.write(json.dumps(res) + "\n"); out.flush()
-
-# %% ../nbs/05_sandbox.ipynb #dba72911
-class SandboxError(RuntimeError):
-    "The sandbox could not be started."
-
-_warned = set()
-def _log():
-    import logging
-    return logging.getLogger(__name__)
-
-class _Worker:
-    "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
-    def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=(),
-                 view:list|None=None):
-        import socket, subprocess, tempfile
-        import phi1_nb
-        self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
-        fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
-        userns = launcher(isolation)[1] if isolation != "none" else False
-        self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
-        pre = [] if isolation == "none" else unshare_args(tmp_mb, shm_mb, userns) if isolation == "unshare" else \
-            bwrap_args(tmp_mb, shm_mb, userns, list(hide), view)
-        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(phi1_nb.__file__)))   # works without an install too
-        cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
-                     f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
-                     f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r}, "
-                     f"{view if isolation == 'unshare' else None!r})"]
-        self.errf, self.n = tempfile.TemporaryFile(), 0
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
-        self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
-        if self.scratch: env["TMPDIR"] = self.scratch; os.chmod(self.scratch, 0o711)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
-                                     start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/",
-                                     pass_fds=fds + [theirs.fileno()])
-        for fd in fds: os.close(fd)
-        theirs.close()
-        self.buf = b""
-        hello = self._line(30)
-        if not hello or not hello.get("ready"):
-            self.errf.seek(0); err = self.errf.read().decode(errors="replace")
-            self.close(); raise SandboxError(f"sandbox ({isolation}) did not start: {err[-2000:]}")
-        if userns and os.geteuid() == 0: hello["missing"].append("a process cap (root without the capabilities to give programs their own uid)")
-        if hello["missing"] and (isolation, tuple(hello["missing"])) not in _warned:
-            _warned.add((isolation, tuple(hello["missing"])))
-            _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))
-        if self.memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
-            _warned.add(("memory", memory_mb, nproc))
-            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
-                           "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
-
-    def _line(self, timeout:float) -> dict|None:
-        "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
-        fd, end = self.proc.stdout.fileno(), time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]: return None
-            data = os.read(fd, 1 << 16)
-            if not data: return None
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        try: r = json.loads(line)
-        except ValueError: return None
-        return r if isinstance(r, dict) else None
-
-    def run(self, job:dict, grace:float=5.0) -> dict|None:
-        import socket
-        self.n += 1
-        meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
-        fds = [_memfd(job["src"].encode("utf-8", "surrogatepass"))]
-        if job.get("judge"):
-            meta["judge"] = {"names": job["judge"]["names"]}
-            fds.append(_memfd(json.dumps({k: job["judge"][k] for k in ("setup", "test")}).encode()))
-        try: socket.send_fds(self.sock, [json.dumps({**meta, "id": self.n}).encode()], fds)
-        except OSError: return None
-        finally:
-            for fd in fds: os.close(fd)
-        r = self._line(job["timeout"] + grace)
-        return r if r is not None and r.get("id") == self.n and r.get("status") in ("passed", "failed", "timeout") else None
-
-    def close(self):
-        import subprocess
-        self.sock.close()
-        try: os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError): pass
-        self.proc.wait(); self.errf.close()
-        for f in (self.proc.stdin, self.proc.stdout):
-            try: f.close()
-            except OSError: pass
-        if self.scratch:   # no namespace died with the runner: kill whatever still runs under the sandbox's uid
-            for u in ([] if self.uid is None else [self.uid, self.uid + 1]):   # the programs' uid and the judges'
-                subprocess.run(["kill", "-9", "-1"], user=u, group=u, extra_groups=[], capture_output=True)
-            rmtree(self.scratch)
-        remove_cgroups(self.cgroups)
 
 # %% ../nbs/05_sandbox.ipynb #0aeaa845
 @dataclass
