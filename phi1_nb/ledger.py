@@ -33,15 +33,22 @@ class Ledger:
                  budget_tokens:int|None=None, # cap on prompt + completion tokens, over every run of this file
                  budget_usd:float|None=None, # cap on dollars under `price`
                  price:dict|None=None): # {'prompt': $/1M tokens, 'completion': $/1M tokens}
-        self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path else None), budget_tokens, budget_usd, price
-        self.spent = Counter()       # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
-        self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0   # _held: tokens reserved in flight
-        self._held_extra = 0.0   # the open entries' own prices, beyond the ledger's (a batch reserves at the batch price)
+        self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path
+                                                                      else None), budget_tokens, budget_usd, price
+        # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
+        self.spent = Counter()
+        # _held: tokens reserved in flight
+        self.open, self.obs, self.torn, self._n, self._held, self._held_p = {}, {}, 0, 0, 0, 0
+        # the open entries' own prices, beyond the ledger's (a batch reserves at the batch price)
+        self._held_extra = 0.0
         self._raw = [0, 0]   # the prompt bytes and max_tokens of the reservations in flight, before any slack
-        self.own, self._off, self._tail = set(), 0, False   # own: this object's reservations in flight; _off: bytes read
-        self.recent = deque()   # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
+        # own: this object's reservations in flight; _off: bytes read
+        self.own, self._off, self._tail = set(), 0, False
+        # (time, bound) of the reservations of the last minute: a restarted rate limiter resumes them
+        self.recent = deque()
         self.paused_until = 0.0   # wall-clock time before which the server asked not to be called (`Retry-After`)
-        self.slack = [1.0, 1.0]   # the most a settled answer's prompt / completion exceeded its bound: later bounds scale by it
+        # the most a settled answer's prompt / completion exceeded its bound: later bounds scale by it
+        self.slack = [1.0, 1.0]
         self._lock, self._fd = threading.Lock(), None
         if self.path is None: return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +75,8 @@ class Ledger:
                     try: e = json.loads(line) if line.strip() else None
                     except ValueError: self.torn += 1; continue
                     if e: self._apply(e)
-                self._off, self._tail = self._off + end, end < len(data)   # _tail: a torn last line, sealed by the next write
+                # _tail: a torn last line, sealed by the next write
+                self._off, self._tail = self._off + end, end < len(data)
             yield
         finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
 
@@ -81,7 +89,8 @@ class Ledger:
                 while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
             self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]
             self._held_extra += _extra(e["prompt_bound"], e["max_tokens"], e, self.price)
-            self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max", e["max_tokens"]); return
+            self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max",
+                                                                                          e["max_tokens"]); return
         r = self.open.pop(e["rid"], None)
         if r is None: return
         self._held -= r["prompt_bound"] + r["max_tokens"]; self._held_p -= r["prompt_bound"]
@@ -90,16 +99,19 @@ class Ledger:
         self.spent["requests"] += 1; self.spent[f"settled_{e['how']}"] += 1
         if e["how"] == "usage":
             pt, ct = e["prompt_tokens"], e["completion_tokens"]
-            self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct; self.spent["usd_extra"] += _extra(pt, ct, r, self.price)
+            self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
+            self.spent["usd_extra"] += _extra(pt, ct, r, self.price)
             if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
             self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
                           max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
             o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=e.get("n", 1), prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt, completion_tokens=ct, completion_sq=e.get("completion_sq", ct * ct),
+            o.update(n=e.get("n", 1), prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt,
+                     completion_tokens=ct, completion_sq=e.get("completion_sq", ct * ct),
                      max_tokens=r.get("raw_max", r["max_tokens"]))
         elif e["how"] in ("unknown", "lost"):
             self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
-            self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price") or self.price))
+            self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price")
+                                                              or self.price))
 
     def _write(self, e):
         "Append an entry (inside `_books`), starting a new line after a torn one."
@@ -115,8 +127,8 @@ def spent_tokens(self) -> int:
 
 def spent_usd(self) -> float:
     "Dollars spent under the price table (unknown fates at their bound)."
-    return _usd(self.spent["prompt_tokens"], self.spent["completion_tokens"], self.price) + self.spent["bound_usd_micro"] / 1e6 \
-        + self.spent["usd_extra"]
+    return (_usd(self.spent["prompt_tokens"], self.spent["completion_tokens"], self.price)
+            + self.spent["bound_usd_micro"] / 1e6 + self.spent["usd_extra"])
 
 def reserved(self) -> tuple[int, float]:
     "Tokens and dollars reserved by requests in flight, re-charged at the slack seen since they were sent."
@@ -127,8 +139,10 @@ def reserved(self) -> tuple[int, float]:
 def _fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
     "Whether a reservation of these (slack-scaled) bounds fits the budget now (inside `_books`)."
     rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
-    if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens: return False
-    return self.budget_usd is None or self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, price or self.price) <= self.budget_usd
+    if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens:
+        return False
+    return self.budget_usd is None or self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, price
+                                                                   or self.price) <= self.budget_usd
 
 def fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
     "Whether `reserve` would succeed now (it reserves nothing)."
@@ -145,18 +159,20 @@ def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None,
         if not self._fits(prompt_bytes, max_tokens, price): return None
         rid = f"{os.getpid()}-{self._n}"
         self._write({"op": "reserve", "rid": rid, "prompt_bound": prompt_bytes, "max_tokens": max_tokens, "tag": tag,
-                     "t": round(time.time(), 3), **raw, **({"batch": batch} if batch else {}), **({"price": price} if price else {})})
+                     "t": round(time.time(), 3), **raw, **({"batch": batch} if batch else {}),
+                     **({"price": price} if price else {})})
         self.own.add(rid); return rid
 
 def settle(self, rid:str, usage:dict|None, how:str|None=None, n:int|None=None, completion_sq:int|None=None):
-    "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown fate"
-    " (a batch's: the sums over its `n` answers, and of their completion tokens squared)."
+    "Settle a reservation: `usage` reported by the server, `{}` for an HTTP error (not billed), None for an unknown"
+    " fate (a batch's: the sums over its `n` answers, and of their completion tokens squared)."
     with self._lock, self._books():
         self.own.discard(rid)
         if rid not in self.open: return
         how = how or ("unknown" if usage is None else "usage" if usage else "error")
         e = {"op": "settle", "rid": rid, "how": how}
-        if how == "usage": e.update(prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)))
+        if how == "usage": e.update(prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                                    completion_tokens=int(usage.get("completion_tokens", 0)))
         if n is not None: e.update(n=n, completion_sq=completion_sq)
         self._write(e)
 
@@ -171,11 +187,12 @@ def observed(self, tag=None) -> dict|None:
     mean = o["completion_tokens"] / o["n"]
     var = max(0.0, o["completion_sq"] / o["n"] - mean * mean) * o["n"] / max(1, o["n"] - 1)   # (the sample variance)
     return {"n": o["n"], "prompt_tokens_per_byte": o["prompt_tokens"] / max(1, o["prompt_bytes"]),
-            "completion_tokens_mean": mean, "completion_tokens_sd": math.sqrt(var), "max_tokens_mean": o["max_tokens"] / o["n"]}
+            "completion_tokens_mean": mean, "completion_tokens_sd": math.sqrt(var),
+            "max_tokens_mean": o["max_tokens"] / o["n"]}
 
 def summary(self) -> dict:
     "What the ledger holds: spent tokens and dollars, budgets, in flight."
-    return {"spent_tokens": self.spent_tokens(), "spent_usd": round(self.spent_usd(), 6), **{k: v for k, v in self.spent.items()},
+    return {"spent_tokens": self.spent_tokens(), "spent_usd": round(self.spent_usd(), 6), **dict(self.spent),
             "budget_tokens": self.budget_tokens, "budget_usd": self.budget_usd, "in_flight": len(self.open),
             "path": str(self.path) if self.path else None}
 

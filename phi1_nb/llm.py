@@ -39,7 +39,8 @@ class LLMUnreachable(LLMError):
     exit_status = 5
     def __init__(self, url, cause=None):
         self.url = url
-        super().__init__(f"LLM endpoint {url} cannot be reached ({cause!r}); is the server running and the base_url right?")
+        super().__init__(f"LLM endpoint {url} cannot be reached ({cause!r}); "
+                         "is the server running and the base_url right?")
 
 class LLMRejected(LLMError):
     "The endpoint answers, but every request so far failed: a wrong key, model or API (chat vs completions)."
@@ -60,7 +61,8 @@ def _ssl_context():
     return ssl.create_default_context(cafile=certifi.where())
 
 def _http_client():
-    "The SDK's aiohttp transport when it is installed (a quarter less CPU per request than httpx with 64 in flight), else httpx; `PHI1_HTTP=httpx` forces httpx."
+    "The SDK's aiohttp transport when it is installed (a quarter less CPU per request than httpx with 64 in flight),"
+    " else httpx; `PHI1_HTTP=httpx` forces httpx."
     import openai
     if os.environ.get("PHI1_HTTP", "auto") != "httpx" and getattr(openai, "DefaultAioHttpClient", None) is not None:
         try:
@@ -85,7 +87,8 @@ def _prompt_text(messages) -> str:
 def cost_usd(usage:dict, price:dict|None) -> float:
     "Dollars for `usage` under `price={'prompt': $/1M tokens, 'completion': $/1M tokens}`."
     if not price: return 0.0
-    return (usage.get("prompt_tokens", 0)*price.get("prompt", 0) + usage.get("completion_tokens", 0)*price.get("completion", 0)) / 1e6
+    return (usage.get("prompt_tokens", 0)*price.get("prompt", 0)
+            + usage.get("completion_tokens", 0)*price.get("completion", 0)) / 1e6
 
 # %% ../nbs/02_llm.ipynb #d07382af
 def _retry_after(err) -> float|None:
@@ -115,15 +118,16 @@ class LLMClient:
                  price:dict|None=None, # {'prompt': $/1M tokens, 'completion': $/1M tokens}
                  backoff:float=0.5, # first retry delay in seconds, doubled each retry, with jitter
                  max_backoff:float=30.0, # longest retry delay
-                 ledger:Ledger|str|Path|None=None, # the budget's books: a Ledger, a file lasting across runs, or None (memory)
-                 reject_after:int=32): # this many requests failed for good and none answered: the server rejects them all
+                 ledger:Ledger|str|Path|None=None, # the budget's books: a Ledger, a file lasting across runs, or None
+                 reject_after:int=32): # this many requests failed for good, none answered: the server rejects all
         self.base_url, self.model, self.api_key_env = base_url.rstrip("/"), model, api_key_env
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
         self.backoff, self.max_backoff, self.reject_after = backoff, max_backoff, reject_after
         self.budget_tokens, self.budget_usd, self.price = budget_tokens, budget_usd, price
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger, budget_tokens, budget_usd, price)
         self.limiter = RateLimiter(rpm, tpm)
-        if rpm or tpm: self.limiter.resume(self.ledger.recent)   # what the last minute of earlier runs sent still counts
+        # what the last minute of earlier runs sent still counts
+        if rpm or tpm: self.limiter.resume(self.ledger.recent)
         self.limiter.pause(self.ledger.paused_until - time.time())   # and a Retry-After that an earlier run was told
         self.cache = LLMCache(cache_dir) if cache_dir else None
         self.usage = Counter()          # this process: requests, cached, retries, tokens, errors by kind
@@ -131,9 +135,10 @@ class LLMClient:
         self._seq, self._open = 0, {}   # requests reserved so far; reservation id -> its rank, while in flight
 
     def _probing(self) -> bool:
-        "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start that a slow,"
-        " long answer holds back): an overrun not yet seen is paid for by few requests."
-        limited = self.ledger.budget_tokens is not None or self.ledger.budget_usd is not None or self.limiter.tpm is not None
+        "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start"
+        " that a slow, long answer holds back): an overrun not yet seen is paid for by few requests."
+        led = self.ledger
+        limited = led.budget_tokens is not None or led.budget_usd is not None or self.limiter.tpm is not None
         k = min(min(self._open.values(), default=self._seq), self.usage["settled_answers"])   # (errors do not open it)
         return limited and len(self.ledger.own) >= 2 ** min(16, k)
 
@@ -146,10 +151,12 @@ class LLMClient:
         if loop not in self._loops:
             from openai import AsyncOpenAI
             n = max(1, math.ceil(self.concurrency / 16))   # httpcore scans its whole pool per request: keep pools small
-            ocs = [AsyncOpenAI(base_url=self.base_url, api_key=os.environ.get(self.api_key_env) or "EMPTY", max_retries=0,
-                               timeout=self.timeout, http_client=_http_client())
+            key = os.environ.get(self.api_key_env) or "EMPTY"
+            ocs = [AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout,
+                               http_client=_http_client())
                    for _ in range(n)]
-            self._loops[loop] = (ocs, asyncio.Semaphore(self.concurrency), {})   # {} : key -> future of a request in flight
+            # {} : key -> future of a request in flight
+            self._loops[loop] = (ocs, asyncio.Semaphore(self.concurrency), {})
         return self._loops[loop]
 
     def key(self, messages, **params) -> str:
@@ -204,7 +211,8 @@ def _classify(e) -> tuple[str, bool, float|None]:
         if code == 429: return "429", True, wait
         if code >= 500: return ("503" if code == 503 else "5xx"), True, wait
         return str(code), code in (408, 409), None
-    if _no_answer(e) == "silent": return "connection", True, None   # (aiohttp's transport reports it as a connect timeout)
+    # (aiohttp's transport reports it as a connect timeout)
+    if _no_answer(e) == "silent": return "connection", True, None
     if isinstance(e, (openai.APITimeoutError, TimeoutError)): return "timeout", True, None
     if isinstance(e, openai.APIConnectionError): return "connection", True, None
     if isinstance(e, LLMBadResponse): return "bad_response", True, None
@@ -214,20 +222,25 @@ def _no_answer(e) -> str|None:
     "'unsent' if the request never got through (refused, no route, DNS), 'silent' if the server closed without a word."
     seen = set()
     while e is not None and id(e) not in seen:
-        if type(e).__name__ == "ConnectError" or isinstance(e, (ConnectionRefusedError, socket.gaierror)): return "unsent"
-        if type(e).__name__ == "RemoteProtocolError" and "without sending a response" in str(e): return "silent"   # httpx
-        if type(e).__name__ == "ServerDisconnectedError": return "silent"                                         # aiohttp
+        if type(e).__name__ == "ConnectError" or isinstance(e,
+                                                            (ConnectionRefusedError, socket.gaierror)): return "unsent"
+        # httpx
+        if type(e).__name__ == "RemoteProtocolError" and "without sending a response" in str(e): return "silent"
+        # aiohttp
+        if type(e).__name__ == "ServerDisconnectedError": return "silent"
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
 def _plausible(self, data:dict, pb:int) -> dict:
-    "The reported usage, or, when it is under 1 token per 16 bytes of the answer (1 + 1 for 200 words), the bytes (>= tokens)."
+    "The reported usage, or, when it is under 1 token per 16 bytes of the answer (1 + 1 for 200 words), the bytes"
+    " (>= tokens)."
     u = dict(data.get("usage") or {})
-    n = sum(len(str(c.get("text") or (c.get("message") or {}).get("content") or "").encode()) for c in data.get("choices") or [])
+    n = sum(len(str(c.get("text") or (c.get("message") or {}).get("content") or "").encode())
+            for c in data.get("choices") or [])
     if u.get("completion_tokens") is not None and int(u["completion_tokens"]) * 16 < n:
         self.usage["implausible_usage"] += 1
-        logging.getLogger("phi1_nb.llm").warning(f"{self.base_url} reported {u['completion_tokens']} completion tokens for "
-                                                 f"{n} bytes: charged the bytes (and the prompt's bound)")
+        logging.getLogger("phi1_nb.llm").warning(f"{self.base_url} reported {u['completion_tokens']} completion "
+                                                 f"tokens for {n} bytes: charged the bytes (and the prompt's bound)")
         u.update(prompt_tokens=max(int(u.get("prompt_tokens") or 0), pb), completion_tokens=n)
     return u
 
@@ -235,22 +248,28 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
     pb = prompt_bound(messages)
-    if not (params.get("max_tokens") or params.get("max_completion_tokens")) and (self.ledger.budget_tokens, self.ledger.budget_usd) != (None, None):
-        params = {**params, "max_tokens": max_tok}   # under a budget, the bound reserved is the bound sent (a server's default may be longer)
+    budget = (self.ledger.budget_tokens, self.ledger.budget_usd) != (None, None)
+    if not (params.get("max_tokens") or params.get("max_completion_tokens")) and budget:
+        # under a budget, the bound reserved is the bound sent (a server's default may be longer)
+        params = {**params, "max_tokens": max_tok}
     async with sem:
         for attempt in range(self.max_retries + 1):
-            while self._probing(): await asyncio.sleep(0.02)   # until one answer shows how the server bills, one in flight
-            charged = await self.limiter.acquire(lambda: math.ceil(pb * self.ledger.slack[0]) + math.ceil(max_tok * self.ledger.slack[1]))
+            # until one answer shows how the server bills, one in flight
+            while self._probing(): await asyncio.sleep(0.02)
+            charged = await self.limiter.acquire(lambda: math.ceil(pb * self.ledger.slack[0])
+                                                 + math.ceil(max_tok * self.ledger.slack[1]))
             while True:   # (a server that ignored max_tokens before is charged what it showed it bills, in both)
                 rid = None if self._probing() else self.ledger.reserve(pb, max_tok, tag)
                 if rid is not None or not self.ledger.own: break
                 await asyncio.sleep(0.02)   # what we have in flight may settle for less than its bound: wait and see
             if rid is None:
                 s = self.ledger.summary()
-                raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, {s['in_flight']} "
-                                     f"requests in flight, budget {self.budget_tokens} tokens / ${self.budget_usd}")
+                raise BudgetExceeded(f"budget reached: {s['spent_tokens']} tokens (${s['spent_usd']:.4f}) spent, "
+                                     f"{s['in_flight']} requests in flight, budget {self.budget_tokens} tokens / "
+                                     f"${self.budget_usd}")
             self.usage["requests"] += 1; self._open[rid] = self._seq; self._seq += 1
-            try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)   # the whole attempt, not per read
+            # the whole attempt, not per read
+            try: data = await asyncio.wait_for(self._attempt(oc, messages, params), self.timeout)
             except (openai.APIError, LLMBadResponse, TimeoutError) as e:
                 kind, retry, wait = _classify(e)
                 # a refusal (4xx, 429) generated nothing; any 5xx (a proxy may answer 500 after the upstream billed), a
@@ -261,13 +280,15 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
                 if wait is not None: self.limiter.pause(wait); self.ledger.pause(wait)
                 if not retry: self.usage["errors_fatal"] += 1; raise
                 if attempt == self.max_retries:
-                    if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e   # (an answer cut mid-body: a failed request)
+                    # (an answer cut mid-body: a failed request)
+                    if _no_answer(e): raise LLMUnreachable(self.base_url, e) from e
                     raise (e if isinstance(e, LLMError) else LLMError(f"{kind} after {attempt+1} attempts: {e}")) from e
                 self.usage["retries"] += 1
                 if not refused:   # the server may have generated (and billed) the answer that never arrived: paid again
                     self.usage["billed_again"] += 1
-                    logging.getLogger("phi1_nb.llm").warning(f"{kind} on {self.base_url}: retrying a request the server may "
-                                                             f"have billed already (paid again, {self.usage['billed_again']} so far)")
+                    logging.getLogger("phi1_nb.llm").warning(
+                        f"{kind} on {self.base_url}: retrying a request the server may have billed already "
+                        f"(paid again, {self.usage['billed_again']} so far)")
                 d = min(self.max_backoff, self.backoff * 2**attempt)
                 await asyncio.sleep(wait if wait is not None else d/2 + random.uniform(0, d/2))
                 continue
@@ -276,7 +297,8 @@ async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion
     u = _plausible(self, data, pb)
     self._settle(rid, u if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None else None)
     self.usage["settled_answers"] += 1
-    if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) - charged)
+    if u.get("prompt_tokens") is not None: self.limiter.debit((u.get("prompt_tokens") or 0)
+                                                              + (u.get("completion_tokens") or 0) - charged)
     c = data["choices"][0]
     text = c["text"] if "text" in c else c["message"]["content"]
     usage = {"prompt_tokens": u.get("prompt_tokens") or estimate_tokens(_prompt_text(messages)),
@@ -291,8 +313,9 @@ LLMClient._attempt, LLMClient.acomplete, LLMClient._request = _attempt, acomplet
 # %% ../nbs/02_llm.ipynb #b395b50c
 def _refusal(e) -> bool:
     "A request the server refused for who asks or what: 401, 403, 404 (a wrong key, model or path)."
-    return getattr(e, "status_code", None) in (401, 403, 404) or isinstance(getattr(e, "__cause__", None), Exception) and \
-        getattr(e.__cause__, "status_code", None) in (401, 403, 404)
+    cause = getattr(e, "__cause__", None)
+    return getattr(e, "status_code", None) in (401, 403, 404) or isinstance(cause, Exception) and \
+        getattr(cause, "status_code", None) in (401, 403, 404)
 
 def _stop_error(self, e, ok, failed) -> Exception|None:
     "The error that stops every remaining request, if `e` (with `ok`/`failed` so far) is one."
@@ -300,10 +323,11 @@ def _stop_error(self, e, ok, failed) -> Exception|None:
     if ok == 0 and sum(failed.values()) >= self.reject_after:
         why, n = failed.most_common(1)[0]
         if not _refusal(e):   # a timeout, a 5xx, a cut connection: the server is up but failing, the key may be right
-            return LLMError(f"{self.base_url} failed all {sum(failed.values())} requests so far ({n}x: {why}); the server is "
-                            "slow or failing (timeouts, 5xx): rerun later, or raise the timeout")
-        return LLMRejected(f"{self.base_url} rejected all {sum(failed.values())} requests so far ({n}x: {why}); check the API key, "
-                           f"the model name ({self.model!r}) and the API (a base model without a chat template needs api: completions)")
+            return LLMError(f"{self.base_url} failed all {sum(failed.values())} requests so far ({n}x: {why}); "
+                            "the server is slow or failing (timeouts, 5xx): rerun later, or raise the timeout")
+        return LLMRejected(f"{self.base_url} rejected all {sum(failed.values())} requests so far ({n}x: {why}); "
+                           f"check the API key, the model name ({self.model!r}) and the API (a base model without a "
+                           "chat template needs api: completions)")
     return None
 
 def complete_iter(self, items:list, # each a list of chat messages or a str prompt
@@ -312,7 +336,7 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
                   progress:bool=False, # show a tqdm bar
                   tag:str|None=None, # a label for the ledger
                   **common) -> Iterator: # sampling parameters for every request
-    "Yield a `Completion` (or the exception that ended it) per item, in order, keeping `concurrency` requests in flight."
+    "Yield a `Completion` (or the exception that ended it) per item, in order, keeping `concurrency` in flight."
     from tqdm.auto import tqdm
     n, window = len(items), max(1, window or 4 * self.concurrency)
     results, cond, box = {}, threading.Condition(), {}
@@ -358,7 +382,7 @@ def complete_iter(self, items:list, # each a list of chat messages or a str prom
     finally:
         bar.close()
         if got[0] < n and t.is_alive() and "loop" in box:   # the consumer stopped early: cancel what is in flight
-            # (the workers only: once they are done the loop is closing its connections, and cancelling that leaked them)
+            # (the workers only: once they are done the loop is closing its connections; cancelling that leaked them)
             try: box["loop"].call_soon_threadsafe(lambda: [x.cancel() for x in box.get("workers", [])])
             except RuntimeError: pass
         t.join()
@@ -376,4 +400,5 @@ def close(self):
     if self.cache is not None: self.cache.close()
     self.ledger.close()
 
-LLMClient._stop_error, LLMClient.complete_iter, LLMClient.complete_many, LLMClient.close = _stop_error, complete_iter, complete_many, close
+LLMClient._stop_error, LLMClient.complete_iter = _stop_error, complete_iter
+LLMClient.complete_many, LLMClient.close = complete_many, close

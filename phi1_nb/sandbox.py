@@ -9,7 +9,8 @@ from __future__ import annotations
 import ctypes, json, os, select, signal, sys, time, traceback, types
 from dataclasses import dataclass, fields
 from .isolation import (FALLBACK_WARNING, _enter, _fds, _readonly_tree, _libc, _memfd, _read_fd, _set_limits,
-                               bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher, make_cgroup,
+                               bwrap_args, detect_isolation, drop_privileges, overlays, kept_paths, launcher,
+                               make_cgroup,
                                remove_cgroups, rmtree, sandbox_uid, unshare_args, wipe, wipe_ipc, hide, hide_args)
 from .root import build_view, view_ops
 from .referee import _judge_child, answer_calls
@@ -165,7 +166,8 @@ def _run_job(job:dict, ctx:dict) -> dict:
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
-    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")   # the judge's reason, last
+    # the judge's reason, last
+    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
                 stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
                 seconds=round(time.monotonic() - t0, 4), truncated=truncated)
@@ -217,7 +219,8 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
         if not msg: break
         job = {}
         try: job = {**json.loads(msg), "fds": fds}; res = _run_job(job, ctx)
-        except Exception as e: res = dict(status="failed", returncode=None, stdout="", stderr=f"runner error: {e!r}", seconds=0.0)
+        except Exception as e: res = dict(status="failed", returncode=None, stdout="", stderr=f"runner error: {e!r}",
+                                          seconds=0.0)
         for fd in fds:
             try: os.close(fd)
             except OSError: pass
@@ -265,7 +268,7 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
              progress:bool=False,        # show a tqdm bar
              tmp_mb:int=256,             # size of each sandbox's /tmp (a tmpfs)
              shm_mb:int=64,              # size of each sandbox's /dev/shm
-             hide:tuple=(),              # host paths the programs must not see (`isolation.hidden`: the benchmark's files)
+             hide:tuple=(),              # host paths the programs must not see (`isolation.hidden`)
              **limits) -> list[SandboxResult]:  # memory_mb, nproc, fsize_mb
     "Run each program (a judged case: and its tests, in a judge) in its own sandboxed process; results in input order."
     import threading

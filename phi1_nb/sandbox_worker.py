@@ -56,7 +56,8 @@ class _Worker:
         if not hello or not hello.get("ready"):
             self.errf.seek(0); err = self.errf.read().decode(errors="replace")
             self.close(); raise SandboxError(f"sandbox ({isolation}) did not start: {err[-2000:]}")
-        if userns and os.geteuid() == 0: hello["missing"].append("a process cap (root without the capabilities to give programs their own uid)")
+        if userns and os.geteuid() == 0: hello["missing"].append("a process cap (root without the capabilities to "
+                                                                 "give programs their own uid)")
         if hello["missing"] and (isolation, tuple(hello["missing"])) not in _warned:
             _warned.add((isolation, tuple(hello["missing"])))
             _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))

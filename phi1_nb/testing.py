@@ -34,7 +34,7 @@ _ERR = {"429": (429, "rate limited"), "503": (503, "overloaded"), "500": (500, "
         "400": (400, "bad request"), "401": (401, "invalid api key")}
 
 class FakeOpenAIServer:
-    "An OpenAI-compatible test server on 127.0.0.1: fixed latency, a text handler, its own token count, faults on demand."
+    "An OpenAI-compatible test server on 127.0.0.1: fixed latency, a text handler, its own token count, faults."
     def __init__(self, handler:Callable[[dict], str]|None=None, # body -> answer text
                  latency:float=0.0, # seconds before each answer
                  faults:list|Callable|None=None, # fault names for the first requests, or (i, body) -> name|None
@@ -43,7 +43,8 @@ class FakeOpenAIServer:
                  slow:float=1.0, # extra seconds of a 'slow' fault
                  chat_template:bool=True, # False: every chat request is a 500 (a base model without a template)
                  max_tokens_cap:bool=True): # cut answers at the request's max_tokens (counted by count_tokens)
-        self.handler, self.latency, self.retry_after, self.hang, self.slow = handler or _echo, latency, retry_after, hang, slow
+        self.handler, self.latency, self.retry_after = handler or _echo, latency, retry_after
+        self.hang, self.slow = hang, slow
         self.chat_template, self.max_tokens_cap = chat_template, max_tokens_cap
         self.faults = faults if callable(faults) else list(faults or [])
         self.n_requests, self.bodies, self.times, self.outcomes, self.log = 0, [], [], Counter(), []
@@ -95,7 +96,8 @@ async def _respond(self, method, path, raw):
     with self._lock:
         i = self.n_requests; self.n_requests += 1; self.bodies.append(body); self.times.append(time.monotonic())
     fault = self._fault(i, body)
-    if fault is None and not self.chat_template and path.rstrip("/").endswith("/chat/completions"): fault = "no_template"
+    if fault is None and not self.chat_template and path.rstrip("/").endswith("/chat/completions"):
+        fault = "no_template"
     self.outcomes[fault or "ok"] += 1
     self.in_flight += 1; self.max_in_flight = max(self.max_in_flight, self.in_flight)
     try: res = await self._reply(path, body, fault)
@@ -107,15 +109,18 @@ async def _respond(self, method, path, raw):
 
 async def _reply(self, path, body, fault):
     if fault in ("429", "503"):
-        return _ERR[fault][0], {"Retry-After": str(self.retry_after)}, json.dumps({"error": {"message": _ERR[fault][1]}}).encode()
+        err = json.dumps({"error": {"message": _ERR[fault][1]}}).encode()
+        return _ERR[fault][0], {"Retry-After": str(self.retry_after)}, err
     if self.latency: await asyncio.sleep(self.latency)
     if fault == "slow": await asyncio.sleep(self.slow)
     if fault in _ERR: return _ERR[fault][0], {}, json.dumps({"error": {"message": _ERR[fault][1]}}).encode()
     if fault == "no_template":
-        return 500, {}, b'{"error": {"message": "Cannot use chat template functions because tokenizer.chat_template is not set"}}'
+        return 500, {}, (b'{"error": {"message": "Cannot use chat template functions because '
+                         b'tokenizer.chat_template is not set"}}')
     if fault == "hang": await asyncio.sleep(self.hang); return None
     if fault == "disconnect": return None
-    if fault == "empty": return 200, {}, json.dumps({"id": "x", "object": "chat.completion", "choices": [], "usage": {}}).encode()
+    if fault == "empty": return 200, {}, json.dumps({"id": "x", "object": "chat.completion", "choices": [],
+                                                     "usage": {}}).encode()
     out = json.dumps(self._answer(path, body)).encode()
     return 200, {}, out[:len(out)//2] if fault == "truncated" else out
 
@@ -165,13 +170,17 @@ FakeOpenAIServer._conn, FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = 
 
 # %% ../nbs/02c_testing.ipynb #372bb1fd
 _TEMPLATES = [
-    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.", "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}",
+    ("Return the sum of the items of `xs` divisible by {k}, plus {c}.",
+     "return sum(x for x in xs if x % {k} == 0) + {c}", "[{k}, 1]", "{k} + {c}",
      "[2 * {k}]", "2 * {k} + {c}"),
-    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])", "[{k} + 1, 0]", "{c}",
+    ("Return how many items of `xs` are greater than {k}, times {c}.", "return {c} * len([x for x in xs if x > {k}])",
+     "[{k} + 1, 0]", "{c}",
      "[{k} + 1, {k} + 2, 0]", "2 * {c}"),
-    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.", "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}",
+    ("Return the largest item of `xs` after adding {k}, or {c} when `xs` is empty.",
+     "return max((x + {k} for x in xs), default={c})", "[1, 2]", "2 + {k}",
      "[{c} + 9]", "{c} + 9 + {k}"),
-    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.", "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}",
+    ("Return the items of `xs` at even positions, each multiplied by {k}, summed, minus {c}.",
+     "return sum(x * {k} for x in xs[::2]) - {c}", "[1, 9, 1]", "2 * {k} - {c}",
      "[5]", "5 * {k} - {c}"),
 ]   # two checks with different expected values: the tests pin the function down (06c_synth_gate)
 
