@@ -223,7 +223,24 @@ def _fail(self, specs, why:str):
     "A Batch API call the server failed: each id not answered yet gets this one line (exit 4, like a live 5xx; rerun)."
     e, self.failed = LLMError(f"{self.cl.base_url} {why}; rerun to continue"), f" ({why})"
     for s in specs: self.errors.setdefault(s["id"], e)
-BatchRunner._fail = _fail
+
+def _errors(self, specs, keys:dict, over:list, tag) -> dict:
+    "`{id: error}` of the `specs` not answered at the end of a run: given up, over the budget, still in a batch."
+    gave_up = [s["id"] for s in specs if self.tried[s["id"]] >= self.rounds and keys[s["id"]] not in self.cl.cache
+               and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]
+    self.be.usage["batch_gave_up"] += len(gave_up)
+    for i in gave_up:
+        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries "
+                                  f"(raise batch_rounds {self.rounds} to retry); "
+                                  f"last: {str(self.errors.get(i) or 'no answer')[:120]}")
+    spent = self.cl.ledger.summary()["spent_tokens"]
+    at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
+    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")
+    for s in self.open_subs(tag):
+        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it" + self.failed
+        for i in s["ids"]: self.errors[i] = LLMError(why)
+    return self.errors
+BatchRunner._fail, BatchRunner._errors = _fail, _errors
 
 # %% ../nbs/06d_batch.ipynb #bf6767f7
 def _clean(self, s) -> dict:
@@ -325,20 +342,7 @@ def _run(self, specs:list[dict], max_tokens:int, tag:str) -> dict:
         else: raise LLMRejected(f"{self.cl.base_url} refused a Batch API call ({e.status_code}: {str(e)[:120]}); "
                           "does it serve /v1/files and /v1/batches (vLLM, llama.cpp, transformers serve may not)? "
                           "Else use api: chat") from e
-    gave_up = [s["id"] for s in specs if self.tried[s["id"]] >= self.rounds and keys[s["id"]] not in self.cl.cache
-               and s["id"] not in {i for o in self.open_subs(tag) for i in o["ids"]}]
-    self.be.usage["batch_gave_up"] += len(gave_up)
-    for i in gave_up:
-        self.errors[i] = LLMError(f"gave up on {i} after {self.tried[i]} batch tries "
-                                  f"(raise batch_rounds {self.rounds} to retry); "
-                                  f"last: {str(self.errors.get(i) or 'no answer')[:120]}")
-    spent = self.cl.ledger.summary()["spent_tokens"]
-    at = f" at the worst billing seen, {self.rate:.0f} tokens per request" if self.rate else ""
-    for s in over: self.errors[s["id"]] = BudgetExceeded(f"budget reached before submission: {spent} tokens spent{at}")
-    for s in self.open_subs(tag):
-        why = f"batch {s.get('batch_id')} still {s.get('status', s['ops'][-1])}: rerun to collect it" + self.failed
-        for i in s["ids"]: self.errors[i] = LLMError(why)
-    return self.errors
+    return self._errors(specs, keys, over, tag)
 BatchRunner.run = _run
 
 # %% ../nbs/06d_batch.ipynb #a89aa5a0

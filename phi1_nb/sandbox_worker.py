@@ -15,7 +15,7 @@ from .isolation import (_memfd, bwrap_args, launcher, make_cgroup, remove_cgroup
 # %% auto #0
 __all__ = ['SandboxError', 'run', 'close']
 
-# %% ../nbs/05d_sandbox_worker.ipynb #dba72911
+# %% ../nbs/05d_sandbox_worker.ipynb #b4e0c7a9
 class SandboxError(RuntimeError):
     "The sandbox could not be started."
 
@@ -24,6 +24,17 @@ def _log():
     import logging
     return logging.getLogger("phi1_nb.sandbox")   # (the name the user knows)
 
+def _say_missing(isolation:str, missing:list, memory:str, memory_mb:int, nproc:int):
+    "Warn once per process about each protection the sandbox could not set up here."
+    if missing and (isolation, tuple(missing)) not in _warned:
+        _warned.add((isolation, tuple(missing)))
+        _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(missing))
+    if memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
+        _warned.add(("memory", memory_mb, nproc))
+        _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
+                       "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
+
+# %% ../nbs/05d_sandbox_worker.ipynb #dba72911
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
     def __init__(self, isolation:str, tmp_mb:int=256, shm_mb:int=64, memory_mb:int=1024, nproc:int=64, hide:tuple=(),
@@ -56,15 +67,9 @@ class _Worker:
         if not hello or not hello.get("ready"):
             self.errf.seek(0); err = self.errf.read().decode(errors="replace")
             self.close(); raise SandboxError(f"sandbox ({isolation}) did not start: {err[-2000:]}")
-        if userns and os.geteuid() == 0: hello["missing"].append("a process cap (root without the capabilities to "
-                                                                 "give programs their own uid)")
-        if hello["missing"] and (isolation, tuple(hello["missing"])) not in _warned:
-            _warned.add((isolation, tuple(hello["missing"])))
-            _log().warning("sandbox (%s): could not set up %s", isolation, "; ".join(hello["missing"]))
-        if self.memory == "per process" and ("memory", memory_mb, nproc) not in _warned:
-            _warned.add(("memory", memory_mb, nproc))
-            _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
-                           "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
+        if userns and os.geteuid() == 0:
+            hello["missing"].append("a process cap (root without the capabilities to give programs their own uid)")
+        _say_missing(isolation, hello["missing"], self.memory, memory_mb, nproc)
 
 # %% ../nbs/05d_sandbox_worker.ipynb #5d0e8a31
 def _line(self, timeout:float) -> dict|None:

@@ -194,7 +194,8 @@ def fake_teacher(body:dict) -> str:
     wrong = " + 1" if (h >> 24) % 5 == 0 else ""
     if not body.get("messages") and (m := re.search(r"def (\w+)\($", msg)):    # a base model continues `def name(`
         n = m.group(1)
-        return f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\nassert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n"
+        return (f"xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n\n"
+                f"assert {n}({f(arg)}) == {f(want)}{wrong}\nassert {n}({f(arg2)}) == {f(want2)}\n")
     if m := re.search(r"function `(\w+)`", msg):
         n = m.group(1)
         return (f"```python\ndef {n}(xs: list) -> int:\n    \"\"\"{f(doc)}\"\"\"\n    {f(code)}\n\n"
@@ -204,11 +205,13 @@ def fake_teacher(body:dict) -> str:
     topic = re.search(r"about (.+?) \(part", msg)
     if not body.get("messages"):      # a lesson file's continuation: code with comments (about the docstring's topic)
         lesson = re.match(r'"""(.+?): a lesson', msg)
-        return (f"# {lesson.group(1) if lesson else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}.\n"
+        return (f"# {lesson.group(1) if lesson else 'This idea'} is easiest to see with a {words[0]} "
+                f"and a {words[-1]}.\n"
                 f"# We keep {k} of them in a list and want {c} more.\nitems = ['{words[0]}'] * {k}\n"
                 f"items += ['{words[-1]}'] * {c}\n# The list now holds {k + c} items, whatever the "
                 f"{' and '.join(words)} are; counting them is what len is for.\nprint(len(items))\n")
-    return (f"{topic.group(1).capitalize() if topic else 'This idea'} is easiest to see with a {words[0]} and a {words[-1]}. "
+    return (f"{topic.group(1).capitalize() if topic else 'This idea'} is easiest to see with a {words[0]} "
+            f"and a {words[-1]}. "
             f"Suppose we keep {k} of them in a list and want {c} more.\n\n```python\nitems = ['{words[0]}'] * {k}\n"
             f"items += ['{words[-1]}'] * {c}\nprint(len(items))\n```\n\nThe list now holds {k + c} items; "
             f"counting them is what `len` is for, whatever the {' and '.join(words)} are.")
