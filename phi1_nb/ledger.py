@@ -11,8 +11,8 @@ from collections import Counter, deque
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['prompt_bound', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'fits', 'reserve', 'settle', 'pause', 'observed',
-           'summary', 'close', 'charge']
+__all__ = ['prompt_bound', 'estimate_tokens', 'cost_usd', 'Ledger', 'spent_tokens', 'spent_usd', 'reserved', 'fits', 'reserve',
+           'settle', 'pause', 'observed', 'summary', 'close', 'charge']
 
 # %% ../nbs/02b_ledger.ipynb #9d6a17b1
 def prompt_bound(prompt) -> int:
@@ -25,6 +25,20 @@ def _usd(pt, ct, price): return (pt*(price or {}).get("prompt", 0) + ct*(price o
 def _extra(pt, ct, e, price) -> float:
     "What an entry with its own price (a batch's) costs beyond the ledger's price for `pt`, `ct` tokens."
     return _usd(pt, ct, e["price"]) - _usd(pt, ct, price) if e.get("price") else 0.0
+
+# %% ../nbs/02b_ledger.ipynb #37dd4f45
+def estimate_tokens(text:str) -> int:
+    "Rough token count of `text` (~4 characters per token)."
+    return len(text) // 4 + 1
+
+def _prompt_text(messages) -> str:
+    return messages if isinstance(messages, str) else "\n".join(str(m.get("content", "")) for m in messages)
+
+def cost_usd(usage:dict, price:dict|None) -> float:
+    "Dollars for `usage` under `price={'prompt': $/1M tokens, 'completion': $/1M tokens}`."
+    if not price: return 0.0
+    return (usage.get("prompt_tokens", 0)*price.get("prompt", 0)
+            + usage.get("completion_tokens", 0)*price.get("completion", 0)) / 1e6
 
 # %% ../nbs/02b_ledger.ipynb #3bea23c9
 class Ledger:

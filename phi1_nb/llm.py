@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .ledger import Ledger, prompt_bound
+from .ledger import Ledger, _prompt_text, cost_usd, estimate_tokens, prompt_bound
 from .llm_cache import LLMCache, cache_key
 from .ratelimit import RateLimiter
-_all_ = ["LLMCache", "cache_key"]   # (02e_llm_cache: still importable from here)
+_all_ = ["LLMCache", "cache_key", "cost_usd", "estimate_tokens"]   # (02e, 02b: still importable from here)
 
 # %% auto #0
-__all__ = ['Completion', 'LLMError', 'LLMUnreachable', 'LLMRejected', 'LLMBadResponse', 'BudgetExceeded', 'estimate_tokens',
-           'cost_usd', 'LLMClient', 'acomplete', 'complete_iter', 'complete_many', 'close', 'LLMCache', 'cache_key']
+__all__ = ['Completion', 'LLMError', 'LLMUnreachable', 'LLMRejected', 'LLMBadResponse', 'BudgetExceeded', 'LLMClient',
+           'acomplete', 'complete_iter', 'complete_many', 'close', 'LLMCache', 'cache_key', 'cost_usd',
+           'estimate_tokens']
 
 # %% ../nbs/02_llm.ipynb #1a8e73b6
 @dataclass
@@ -76,19 +77,6 @@ def _run_sync(coro):
     try: asyncio.get_running_loop()
     except RuntimeError: return asyncio.run(coro)
     with ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
-
-def estimate_tokens(text:str) -> int:
-    "Rough token count of `text` (~4 characters per token)."
-    return len(text) // 4 + 1
-
-def _prompt_text(messages) -> str:
-    return messages if isinstance(messages, str) else "\n".join(str(m.get("content", "")) for m in messages)
-
-def cost_usd(usage:dict, price:dict|None) -> float:
-    "Dollars for `usage` under `price={'prompt': $/1M tokens, 'completion': $/1M tokens}`."
-    if not price: return 0.0
-    return (usage.get("prompt_tokens", 0)*price.get("prompt", 0)
-            + usage.get("completion_tokens", 0)*price.get("completion", 0)) / 1e6
 
 # %% ../nbs/02_llm.ipynb #d07382af
 def _retry_after(err) -> float|None:
