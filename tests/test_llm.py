@@ -1,6 +1,5 @@
-import time
 """The shared LLM client layer (phi1_nb.llm) against the local FakeOpenAIServer: faults, retries, limits, cache, budget."""
-import asyncio, json, os, socket, subprocess, sys
+import asyncio, json, os, socket, subprocess, sys, time
 
 import pytest
 
