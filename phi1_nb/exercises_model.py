@@ -15,35 +15,43 @@ from .exercises import EXERCISES, exercise, check, _close, _fresh, _verdict
 __all__ = ['paired_diff']
 
 # %% ../nbs/16a_exercises_model.ipynb #66b05a8f
-def _phi(name, V, **kw):
-    from phi1_nb.model import phi_config
-    return phi_config(name, vocab_size=V, **kw)
+def _n_params(L, d, ff, V, embeddings=True):
+    "A `PhiForCausalLM`'s parameters by formula, no torch (tests hold it equal to `model.count_params` on the meta device)."
+    layer = 2*d + 4*(d*d + d) + (d*ff + ff) + (ff*d + d)          # LayerNorm, q/k/v/dense, MLP d -> ff -> d
+    return (V*d if embeddings else 0) + L*layer + 2*d + (d*V + V)   # + input embedding, final LayerNorm, lm_head
+
+def _dims(name, V=51200, **kw):
+    "`(L, d, ff, V)` of a named size of `model.MODEL_CONFIGS` (the checks run in seconds: no transformers import)."
+    from phi1_nb.model import MODEL_CONFIGS
+    c = {**MODEL_CONFIGS[name], **kw}
+    return c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], V
 
 @exercise("model.n_params")
 def _(n_params):
     "`n_params(L, d, ff, V)`: the parameters of a `PhiForCausalLM` (untied lm_head with bias) by formula, hidden sizes too."
-    from phi1_nb.model import count_params
-    h = _fresh(); heads = h.randint(1, 4)
-    hidden = dict(num_hidden_layers=h.randint(1, 4), hidden_size=32 * heads, num_attention_heads=heads, intermediate_size=h.randint(16, 300))
-    for what, c in (("tiny, V=1024", _phi("tiny", 1024)), ("tiny, V=4096", _phi("tiny", 4096)),
-                    ("phi-1-small", _phi("phi-1-small", 51200)), ("a hidden size", _phi("tiny", h.randint(50, 3000), **hidden))):
-        mine = n_params(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size)
-        if mine != count_params(c): return False, f"{what} (L={c.num_hidden_layers}, d={c.hidden_size}, ff={c.intermediate_size}, V={c.vocab_size}): yours {mine:,} is off"
+    h = _fresh()
+    hidden = (h.randint(1, 4), 32 * h.randint(1, 4), h.randint(16, 300), h.randint(50, 3000))
+    for what, dims in (("tiny, V=1024", _dims("tiny", 1024)), ("tiny, V=4096", _dims("tiny", 4096)),
+                       ("phi-1-small", _dims("phi-1-small")), ("a hidden size", hidden)):
+        if (mine := n_params(*dims)) != _n_params(*dims):
+            L, d, ff, V = dims
+            return False, f"{what} (L={L}, d={d}, ff={ff}, V={V}): yours, {mine!r}, is off"
     return True, "matches count_params for tiny (V=1024, 4096), phi-1-small and a hidden size"
 
 @exercise("model.embedding_share")
 def _(share):
     "The share of phi-1's (1.3B) parameters that sit in the input embedding."
-    from phi1_nb.model import count_params
-    c = _phi("phi-1", 51200); n = count_params(c)
-    right = (n - count_params(c, exclude_embeddings=True)) / n
+    dims = _dims("phi-1"); n = _n_params(*dims)
+    right = (n - _n_params(*dims, embeddings=False)) / n
     return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters", "no: count with and without embeddings")
 
 @exercise("model.mfu")
 def _(tokens_per_s):
     "Training tokens/s for phi-1-small at 2048 tokens to reach 40% MFU of one A100 (312 TFLOP/s bf16)."
-    from phi1_nb.model import flops_per_token, mfu
-    u = mfu(float(tokens_per_s), flops_per_token(_phi("phi-1-small", 51200), 2048), 312e12)
+    from phi1_nb.model import mfu
+    L, d, ff, V = dims = _dims("phi-1-small")
+    flops_tok = 6 * _n_params(*dims, embeddings=False) + 12 * L * d * 2048     # model.flops_per_token's PaLM formula
+    u = mfu(float(tokens_per_s), flops_tok, 312e12)
     return abs(u - .4) < 1e-3, f"{float(tokens_per_s):,.0f} tokens/s is {u:.1%} MFU"
 
 # %% ../nbs/16a_exercises_model.ipynb #b0956e89

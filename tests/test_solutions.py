@@ -170,3 +170,17 @@ def test_no_constant_width_passes_the_unpaired_check():
     "A constant near seed 0's width (about 0.216) passed 4 of 30 tries when both hidden pairs drew a large size."
     for c in (0.2, 0.216, 0.25, 0.3):
         assert not any(check("ablation.unpaired", lambda a, b, c=c: c, quiet=True) for _ in range(25)), c
+
+
+def test_model_checks_formula_is_count_params():
+    "The model checks count by formula (the section runs in seconds, no transformers import): it must be the meta model's count."
+    import random
+    from phi1_nb.exercises_model import _dims, _n_params
+    from phi1_nb.model import count_params, phi_config
+    rng = random.Random(0)
+    for name, V, kw in [("tiny", 1024, {}), ("phi-1-small", 51200, {}), ("phi-1", 51200, {})] + [
+            ("tiny", rng.randint(50, 3000), dict(num_hidden_layers=rng.randint(1, 4), hidden_size=32 * (h := rng.randint(1, 4)),
+                                                 num_attention_heads=h, intermediate_size=rng.randint(16, 300))) for _ in range(3)]:
+        c, dims = phi_config(name, vocab_size=V, **kw), _dims(name, V, **kw)
+        assert _n_params(*dims) == count_params(c), (name, kw)
+        assert _n_params(*dims, embeddings=False) == count_params(c, exclude_embeddings=True), (name, kw)
