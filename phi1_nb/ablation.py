@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 from .arms import parse_arms, prepare_arms, resolve_source
-from .train import typed
 from .core import (atomic_write, read_json, require_stage, seed_everything, sha256_file, stage_dir, write_json,
                           write_manifest)
+
+def _typed(fn):
+    "`checkpoints.typed`, imported at the first call: it loads torch, and the exercises import this module for its bootstrap."
+    import functools
+    @functools.wraps(fn)
+    def call(*a, **kw):
+        from phi1_nb.checkpoints import typed
+        return typed(fn)(*a, **kw)
+    return call
+
 
 # %% auto #0
 __all__ = ['PAPER', 'parse_seeds', 'solution_loss', 'seed_problem_bootstrap', 'train_arm', 'score_run', 'summarize',
@@ -167,7 +176,7 @@ def move_in(staging:Path, out:Path):
         if (staging/name).exists(): _replace_dir(staging/name, out/name)
     shutil.rmtree(staging)
 
-@typed
+@_typed
 def run_ablation(run_dir, # the run folder
                  arms:str|list|dict="raw,filtered", # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
                  raw_source:str="corpus", # the arm 'raw': stage folder of the unfiltered corpus

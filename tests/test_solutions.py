@@ -184,3 +184,26 @@ def test_model_checks_formula_is_count_params():
         c, dims = phi_config(name, vocab_size=V, **kw), _dims(name, V, **kw)
         assert _n_params(*dims) == count_params(c), (name, kw)
         assert _n_params(*dims, embeddings=False) == count_params(c, exclude_embeddings=True), (name, kw)
+
+
+def test_finetune_lr_check_is_transformers_schedule():
+    "The finetune.lr check's schedule (no torch import) is get_linear_schedule_with_warmup's, step by step."
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+    from phi1_nb.exercises_model import _linear_lr
+    for peak, warm, total in ((1e-4, 50, 600), (3e-4, 1, 97), (1e-3, 0, 40), (5e-5, 30, 30)):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+        sch = get_linear_schedule_with_warmup(opt, warm, total)
+        for step in range(total + 3):
+            assert abs(_linear_lr(step, peak, warm, total) - sch.get_last_lr()[0]) <= 1e-12 + 1e-9 * peak, (peak, warm, total, step)
+            opt.step(); sch.step()
+
+
+@pytest.mark.parametrize("nb", ["08_model.ipynb", "09a_finetune.ipynb", "13_ablation.ipynb"])
+def test_section_and_solutions_load_no_torch(nb):
+    "These sections run in seconds after their import cell: importing torch (+ transformers) alone took 15-35 s under load."
+    import subprocess
+    cells = exercise_section(ROOT/"nbs"/nb) + code_cells(ROOT/"nbs"/"solutions"/f"{Path(nb).stem}_solutions.ipynb")
+    prog = "import matplotlib, sys\nmatplotlib.use('Agg')\n" + "\n".join(cells) + "\nassert 'torch' not in sys.modules, 'torch'\n"
+    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
