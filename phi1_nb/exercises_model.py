@@ -43,7 +43,8 @@ def _(share):
     "The share of phi-1's (1.3B) parameters that sit in the input embedding."
     dims = _dims("phi-1"); n = _n_params(*dims)
     right = (n - _n_params(*dims, embeddings=False)) / n
-    return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters", "no: count with and without embeddings")
+    return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters",
+                    "no: count with and without embeddings")
 
 @exercise("model.mfu")
 def _(tokens_per_s):
@@ -60,7 +61,8 @@ def _(steps):
     "phi-1-base: 1024 sequences per step, micro batch 8 on 8 GPUs: how many accumulation steps?"
     # the rule of `train.grad_accum_steps`, without importing the Trainer (tests check they agree)
     right = 1024 // (8 * 8)
-    return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}", "no: sequences per step / (micro batch x GPUs)")
+    return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}",
+                    "no: sequences per step / (micro batch x GPUs)")
 
 @exercise("train.initial_loss")
 def _(loss):
@@ -74,16 +76,19 @@ def _(answer):
     "`(tokens, passes)`: tokens seen in 36K steps of 1024 x 2048 tokens, and passes over a 7B-token corpus."
     tokens = 36_000 * 1024 * 2048
     t, p = answer
-    return _verdict(_close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2), f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B",
+    return _verdict(_close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2),
+                    f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B",
                     "no: steps x sequences x tokens per sequence, then divide by the corpus")
 
 # %% ../nbs/16a_exercises_model.ipynb #2383efaf
 @exercise("finetune.mask_prompt")
 def _(make_labels):
     "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt (a hidden pair too)."
-    h = _fresh(); hp, hs = [h.randint(0, 999) for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
+    h = _fresh(); hp, hs = [h.randint(0, 999)
+                            for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
     for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], []), (hp, hs)):
-        if list(make_labels(p, s)) != [-100] * len(p) + s: return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
+        if list(make_labels(p, s)) != [-100] * len(p) + s:
+            return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
     return True, "prompt tokens are ignored (-100), solution tokens are learned"
 
 def _linear_lr(step, peak, warm, total):
@@ -93,18 +98,26 @@ def _linear_lr(step, peak, warm, total):
 @exercise("finetune.lr")
 def _(lr_at):
     "`lr_at(step, peak, warmup, total)`: linear warmup then linear decay to 0 (transformers' 'linear' schedule)."
-    h = _fresh(); total = h.randint(100, 1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
+    h = _fresh(); total = h.randint(100,
+                                    1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
     for peak, warm, total in ((1e-4, 50, 6000), hidden):
         for step in sorted({0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total}):
             if not _close(lr_at(step, peak, warm, total), _linear_lr(step, peak, warm, total), 1e-6):
-                return False, f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off"
-    return True, "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule"
+                return (
+                    False,
+                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off",
+                )
+    return (
+        True,
+        "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule",
+    )
 
 @exercise("finetune.tokens")
 def _(answer):
     "`(tokens, share)`: tokens seen by finetuning (6K steps of 256 x 2048) and their share of pretraining's 36K x 1024 x 2048."
     t, s = answer; ft, pt = 6_000 * 256 * 2048, 36_000 * 1024 * 2048
-    return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2), f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
+    return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2),
+                    f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
                     "no: steps x sequences x tokens per sequence, for each phase")
 
 # %% ../nbs/16a_exercises_model.ipynb #2f29a29e
@@ -112,7 +125,8 @@ def _(answer):
 def _(my_pass_at_k):
     "Unbiased pass@k, 1 - C(n-c, k) / C(n, k), must agree with `eval.pass_at_k` (3 hidden cases too)."
     from phi1_nb.eval import pass_at_k
-    h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n}) for k in (1, 10, 100) if k <= n]
+    h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n})
+                           for k in (1, 10, 100) if k <= n]
     for _ in range(3): n = h.randint(2, 300); cases.append((n, h.randint(0, n), h.randint(1, n)))
     for n, c, k in cases:
         if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
@@ -124,7 +138,8 @@ def _(answer):
     "`(naive, unbiased)` pass@10 for n=20 samples of which c=2 pass; naive = 1 - (1 - c/n)^k."
     from phi1_nb.eval import pass_at_k
     naive, unb = 1 - (1 - 2/20)**10, pass_at_k(20, 2, 10)
-    return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4), f"naive {naive:.4f}, unbiased {unb:.4f}",
+    return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4),
+                    f"naive {naive:.4f}, unbiased {unb:.4f}",
                     "no: compute both for n=20, c=2, k=10")
 
 @exercise("eval.break_it")
@@ -148,21 +163,25 @@ def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5) -> tuple[dic
 def _loss_cases() -> list:
     "Seed 0's arms and two hidden pairs drawn afresh (size, gain, spread): one at least twice as spread, so no constant fits all."
     h = _fresh()
-    return [("seed 0", _losses())] + [("a hidden pair", _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd))
+    return [("seed 0",
+             _losses())] + [("a hidden pair",
+                             _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd))
                                       for sd in (h.uniform(.3, .7), h.uniform(1., 1.5))]
 
 def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
     "`diff` = mean(a - b) over the problems both share, its 95% interval and the share b wins: the ablation's own bootstrap, one seed."
     from phi1_nb.ablation import seed_problem_bootstrap
     keys = sorted(set(a) & set(b))
-    _, pairs = seed_problem_bootstrap({"a": np.array([[a[k] for k in keys]]), "b": np.array([[b[k] for k in keys]])}, n_boot=n_boot)
+    _, pairs = seed_problem_bootstrap({"a": np.array([[a[k] for k in keys]]), "b": np.array([[b[k] for k in keys]])},
+                                      n_boot=n_boot)
     return pairs[0]
 
 @exercise("ablation.sign")
 def _(answer):
     "`paired_diff(raw, filtered)` when filtering helps: the sign of `diff` ('+' or '-')."
     d = paired_diff(*_losses())["diff"]
-    return _verdict(str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}", "no: which arm has the lower loss?")
+    return _verdict(str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}",
+                    "no: which arm has the lower loss?")
 
 @exercise("ablation.paired_ci")
 def _(paired_ci):
@@ -182,7 +201,9 @@ def _unpaired_ref(raw:dict, filt:dict) -> tuple[float, float]:
     "The unpaired and the paired interval's widths."
     A, B = np.array(list(raw.values())), np.array(list(filt.values())); g = np.random.default_rng(1)
     d = A[g.integers(0, len(A), (4000, len(A)))].mean(1) - B[g.integers(0, len(B), (4000, len(B)))].mean(1)
-    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(_ci(A - B, np.random.default_rng(1), 4000))
+    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(
+        _ci(A - B, np.random.default_rng(1), 4000)
+    )
 
 @exercise("ablation.unpaired")
 def _(unpaired_width):
@@ -190,4 +211,7 @@ def _(unpaired_width):
     for what, (raw, filt) in _loss_cases():
         (ref, pw), w = _unpaired_ref(raw, filt), float(unpaired_width(raw, filt))
         if abs(w - ref) >= .15 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
-    return True, f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty"
+    return (
+        True,
+        f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty",
+    )

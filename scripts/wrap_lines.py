@@ -10,7 +10,8 @@ Semantics are checked, not assumed: every rewritten cell must compile to the sam
 is kept as it was and reported. Lines that stay long (a long string, a URL) are listed, not forced.
 
 usage: python scripts/wrap_lines.py [--check] nbs/x.ipynb ...
-  --check   change nothing; exit 1 when a cell would change (prints what)"""
+  --check       change nothing; exit 1 when a cell would change (prints what)
+  --no-exports  leave `#| export` cells alone (wrapping grows a module by ~10-15%: one near 400 lines needs a split first)"""
 from __future__ import annotations
 import argparse, ast, io, json, sys, textwrap, tokenize
 from pathlib import Path
@@ -82,6 +83,47 @@ def _black(src:str) -> str:
         if same_code(src, cand): src = cand
 
 
+def _breaks(src:str) -> dict[int, list[tuple[int, int]]]:
+    "`{line: [(column after which a break may go, column to align the next line to)]}`: commas inside brackets, by tokenize."
+    out, stack = {}, []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(src).readline):
+            if t.type == tokenize.OP and t.string in "([{": stack.append(t.end[1])
+            elif t.type == tokenize.OP and t.string in ")]}": stack and stack.pop()
+            elif t.type == tokenize.OP and t.string == "," and stack: out.setdefault(t.start[0], []).append((t.end[1], stack[-1]))
+            elif t.type == tokenize.NAME and t.string == "for" and stack:
+                out.setdefault(t.start[0], []).append((t.start[1] - 1, stack[-1]))   # break before a comprehension's part
+    except (tokenize.TokenError, IndentationError, SyntaxError): return {}
+    return out
+
+
+def _fill(src:str) -> str:
+    "Break each long line at its last comma inside brackets that fits, aligned under its bracket (the code's own style)."
+    lines, brk, com, out = src.split("\n"), _breaks(src), _comments(src), []
+    one_liners = set()                      # `if x: y` and kin: black moves the body down, better than a break inside x
+    for s in ast.walk(ast.parse(src)):
+        if isinstance(getattr(s, "body", None), list) and s.body and isinstance(s, ast.stmt) and s.body[0].lineno == s.lineno:
+            one_liners |= set(range(s.lineno, s.end_lineno + 1))
+    for n, l in enumerate(lines, 1):
+        code = l[:com[n].start[1]].rstrip() if n in com else l      # a trailing comment stays with its code
+        if len(code) <= LIMIT or n not in brk or n in one_liners: out.append(l); continue
+        segs = [(0, 0)]                     # (original column where a segment's text starts, its new column)
+        def new_col(c):                     # an original column's place in the new layout
+            s0, p0 = max(x for x in segs if x[0] <= c)
+            return p0 + c - s0
+        while new_col(len(l)) > LIMIT:
+            start = segs[-1][0]
+            fit = [(c, a) for c, a in brk[n] if c > start and new_col(c) <= LIMIT and a < c and new_col(a) <= 72]
+            if not fit: break
+            c, a = min(fit, key=lambda x: (x[1], -x[0]))      # the outermost bracket first, as far along as fits
+            nxt = c + len(l[c:]) - len(l[c:].lstrip())
+            segs.append((nxt, new_col(a)))
+        if len(segs) == 1: out.append(l); continue
+        ends = [s for s, _ in segs[1:]] + [len(l)]
+        out += [" " * p + l[s:e].rstrip() if i else l[s:e].rstrip() for i, ((s, p), e) in enumerate(zip(segs, ends))]
+    return "\n".join(out)
+
+
 def _comments(src:str) -> dict[int, tokenize.TokenInfo]:
     "`{line: its COMMENT token}` (tokenize: a '#' inside a string is no comment)."
     try: return {t.start[0]: t for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
@@ -116,19 +158,22 @@ def same_code(a:str, b:str) -> bool:
 def rewrite(src:str) -> tuple[str, str|None]:
     "`(new source, None)`, or `(src, why not)` when the rewrite would change the code or black fails."
     if not _long(src): return src, None
-    try: new = _wrap_comments(_black(src))
+    filled = _fill(src)
+    if not same_code(src, filled): filled = src                  # a break it should not have made: leave it to black
+    try: new = _wrap_comments(_black(filled))
     except Exception as e: return src, f"black failed: {type(e).__name__}: {str(e)[:80]}"
     if not same_code(src, new): return src, "the rewrite changed the AST: kept as it was"
     return new, None
 
 
-def process(nb_path:Path, write:bool=True) -> dict:
+def process(nb_path:Path, write:bool=True, exports:bool=True) -> dict:
     "Rewrite one notebook's cells; `{changed, skipped, left}` with (cell index, detail) rows."
     nb = json.loads(nb_path.read_text())
     rep = dict(changed=[], skipped=[], left=[])
     for i, c in enumerate(nb["cells"]):
         if c["cell_type"] != "code" or not _long(src := "".join(c["source"])): continue
-        if (why := _skip(c)): rep["skipped"].append((i, why)); continue
+        if (why := _skip(c)) or (not exports and src.lstrip().startswith("#| export") and "exported cell"):
+            rep["skipped"].append((i, why or "exported cell (--no-exports)")); continue
         new, why = rewrite(src)
         if why: rep["skipped"].append((i, why))
         if new != src:
@@ -147,10 +192,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 when a cell would change")
+    ap.add_argument("--no-exports", action="store_true", help="leave `#| export` cells alone (a module near 400 lines: split it first)")
     a = ap.parse_args()
     changed = left = 0
     for p in a.notebooks:
-        r = process(p, write=not a.check)
+        r = process(p, write=not a.check, exports=not a.no_exports)
         changed += len(r["changed"]); left += len(r["left"])
         for kind in ("changed", "skipped", "left"):
             for i, d in r[kind]: print(f"{p.name} cell {i}: {kind}: {d}")
