@@ -96,9 +96,8 @@ def train_arm(data_dir, tokenizer, out, *, model:str, seq_len:int, seed:int, dat
              train_seconds=s["train_seconds"],
              curve=[[h["step"], h["loss"]] for h in s["log_history"] if "loss" in h])
     if not is_main_process(): return t
-    key = sha256_file(
-        out / "final" / "model.safetensors"
-    )  # a finished run reloads the same weights: keep its first summary
+    # a finished run reloads the same weights: keep its first summary
+    key = sha256_file(out/"final"/"model.safetensors")
     if (p := out/"train.json").exists() and (old := read_json(p)).get("model") == key: return old["summary"]
     write_json(p, dict(model=key, summary=t))
     return t

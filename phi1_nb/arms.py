@@ -205,7 +205,8 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
     (dw/"manifest.json").unlink(missing_ok=True)
-    cache, memo = {}, TokenMemo()  # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
+    # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
+    cache, memo = {}, TokenMemo()
     def hist(a, tok):  # per source, measured once, summed over the arm's sources
         for p in paths[a]:
             if (str(p), tok is None) not in cache:

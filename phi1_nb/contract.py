@@ -32,24 +32,20 @@ _CORPUS = {"id": col("id", True), "content": col("str", True), "path": col("str"
            "size": col("int", lo=0), "lines": col("int", lo=0)}
 _SYNTH = {"id": col("id", True), "content": col("str", True), "prompt": col("str"), "solution": col("str"),
           "tests": col("str"), "topic": col("str")}
-COLUMNS = {  # stage: {column: col(...)}; a column not listed is free (the manifest's schema still holds it to one type)
+# stage: {column: col(...)}; a column not listed is free (the manifest's schema still holds it to one type)
+COLUMNS = {
     "corpus": _CORPUS,
-    "filter": {
-        **_CORPUS,
-        "educational_value": col("float", True, 0, 1),
-        "judge_label": col("int"),
-        "judge_reason": col("str"),
-    },
-    "synth/textbooks": _SYNTH,
-    "synth/exercises": _SYNTH,
+    "filter": {**_CORPUS, "educational_value": col("float", True, 0, 1), "judge_label": col("int"),
+               "judge_reason": col("str")},
+    "synth/textbooks": _SYNTH, "synth/exercises": _SYNTH,
 }
 CARRIES = ("dedup", "decontaminate")   # stages that pass their `params.input_stage`'s records on, columns and all
 
 def origin_stage(m:dict, d=None, depth:int=0) -> str:
     "The stage whose records the folder `d` of manifest `m` holds: its own, or (dedup, decontaminate) its input's, followed back."
     stage, d = str(m.get("stage")), None if d is None else Path(d)
-    if stage == "synth" and d is not None and d.parent.name == "synth":
-        stage = f"synth/{d.name}"  # (a kind, as once written)
+    # (a kind, as once written)
+    if stage == "synth" and d is not None and d.parent.name == "synth": stage = f"synth/{d.name}"
     src = m["params"].get("input_stage") if stage in CARRIES and isinstance(m.get("params"), dict) else None
     if not isinstance(src, str) or depth > 4: return stage
     p = Path(d).parent/src/"manifest.json" if d is not None else None   # (a carrying stage's folder is `<run>/<stage>`)
@@ -61,11 +57,10 @@ def stage_columns(m:dict, d=None) -> dict:
     "The declared columns of the records in folder `d` (manifest `m`): its `origin_stage`'s, and any column `COLUMNS` names."
     stage = str(m.get("stage"))
     if stage not in COLUMNS and stage not in CARRIES: return {}   # (`eval`, a demo's: held to their manifest alone)
-    known = {k: (c[0], False, *c[2:]) for cols in COLUMNS.values() for k, c in cols.items()}  # a column means one thing
-    return {
-        **known,
-        **COLUMNS.get(origin_stage(m, d), {}),
-    }  # everywhere: `educational_value` in [0, 1] whoever wrote it
+    # a column means one thing
+    known = {k: (c[0], False, *c[2:]) for cols in COLUMNS.values() for k, c in cols.items()}
+    # everywhere: `educational_value` in [0, 1] whoever wrote it
+    return {**known, **COLUMNS.get(origin_stage(m, d), {})}
 
 # %% ../nbs/00b_contract.ipynb #ddbb2d07
 READS = {"decontaminate": ("synth/exercises",)}   # reader: the origin stages whose records it is meant for
@@ -162,8 +157,8 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
         if seen is not None: _unique([r.get("id") for r in b], seen, path, n, bad)
         texts += check_records(b, cols, n, bad, need); nulls += sum(r.get(need) is None for r in b) if need else 0
         n += len(b)
-    if n and nulls == n:
-        raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")  # one may: a counted drop
+    # one may: a counted drop
+    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")
     if n != entry.get("n"): raise ChecksumError(f"{path}: {n} records, the manifest says {entry.get('n')}; {fix}")
     if tally is not None: tally["texts"] += texts
     return n
@@ -232,8 +227,8 @@ def _check_manifest(d:Path, m:dict, fix:str):
 def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
     "The read contract: the manifest agrees with itself, the card and every shard (bytes, rows, schema, declared columns)."
     d = Path(d); m = manifest or read_manifest(d)
-    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)):
-        return m  # checked, unchanged since
+    # checked, unchanged since
+    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m
     fix, sh = f"rerun the '{m.get('stage', '?')}' stage to rewrite it", m["shards"]
     named = "/".join(d.parts[-2:]) if d.parent.name == "synth" else d.name   # a stage's folder is `<run>/<stage>`
     if {named, str(m.get("stage"))} <= {*COLUMNS, *CARRIES} and named != m.get("stage"):

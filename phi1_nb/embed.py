@@ -108,13 +108,9 @@ class HFEmbedder(Embedder):
                for i, t in zip(ids, tr)]
         order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
         with torch.inference_mode():
-            for s in tqdm(
-                range(0, len(ids), self.batch_size),
-                desc=f"embed ({self.name})",
-                unit="batch",
-                leave=False,
-                disable=(not self.progress or len(ids) <= 4 * self.batch_size) or None,
-            ):  # None: on a terminal only
+            for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
+                          # None: on a terminal only
+                          disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):
                 idx = order[s:s+self.batch_size]
                 b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
                 h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state

@@ -95,14 +95,9 @@ def generate_api(base_url:str, model:str, problems:dict, n:int=1, temperature:fl
     res = [None] * len(keys)
     for i in range(reps):   # one call per seed: params are shared within a call
         idx = [j for j, (_, s) in enumerate(keys) if s == i]
-        got = client.complete_many(
-            [problems[keys[j][0]]["prompt"] for j in idx],
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_new_tokens,
-            stop=list(stops)[:4],
-            seed=i,
-        )  # the API takes 4 stops; truncate applies all
+        got = client.complete_many([problems[keys[j][0]]["prompt"] for j in idx], temperature=temperature,
+                                   # the API takes 4 stops; truncate applies all
+                                   top_p=top_p, max_tokens=max_new_tokens, stop=list(stops)[:4], seed=i)
         for j, g in zip(idx, got): res[j] = g
     client.close()
     bad = [r for r in res if isinstance(r, Exception)]

@@ -29,19 +29,15 @@ __all__ = ['EOT', 'TOKENIZER_FILES', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPE
 
 # %% ../nbs/08_model.ipynb #9b248a25
 EOT = "<|endoftext|>"  # CodeGen's (and GPT-2's) document separator; also bos, eos and pad here
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "vocab.json",
-    "tokenizer.model",
-)  # a folder holds a tokenizer when it has one of these
+# a folder holds a tokenizer when it has one of these
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
 
 def load_tokenizer(name_or_path:str|Path): # a Hub name (`Salesforce/codegen-350M-mono`) or a local folder
     "Load any Hugging Face tokenizer, with pad falling back to eos as CodeGen's has none."
     from transformers import AutoTokenizer
     p = Path(name_or_path)
-    if p.is_dir() and not any(
-        (p / f).exists() for f in TOKENIZER_FILES
-    ):  # AutoTokenizer would return a 1-token tokenizer
+    # AutoTokenizer would return a 1-token tokenizer
+    if p.is_dir() and not any((p/f).exists() for f in TOKENIZER_FILES):
         raise FileNotFoundError(
             f"{p} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): a checkpoint written before "
             "fit saved the tokenizer in each one; copy run_dir/tokenizer/* into it"

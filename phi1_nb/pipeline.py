@@ -154,19 +154,16 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
-    log = open(
-        Path(nb_out).with_suffix(".kernel.log"), "ab"
-    )  # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
     env = {**_QUIET_KERNEL, **os.environ}   # the kernel alone gets them: no bars, no advisories in pages
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
             async def start_kernel(self, **k):
-                k["extra_arguments"] = [
-                    *(k.get("extra_arguments") or []),
-                    *extra,
-                ]  # nbclient passes its own (empty) list
+                # nbclient passes its own (empty) list
+                k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
                 return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
         return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
@@ -263,9 +260,8 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
                                           counts=m.get("counts"), drops=m.get("drops"))); continue
         rerun, t0 = True, time.time()
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
-        n_code = (
-            sum(c["cell_type"] == "code" for c in json.loads((nbs / nb).read_text())["cells"]) + 1
-        )  # + injected parameters
+        # + injected parameters
+        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs/nb).read_text())["cells"]) + 1
         bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
                                                       last_timings(run_dir, stage, out_nb))
         try:

@@ -55,8 +55,8 @@ def atomic_write(path:str|Path, mode:str="wb"):
     except BaseException as e:
         try: os.unlink(tmp)
         except FileNotFoundError: pass
-        if isinstance(e, OSError) and e.filename is None:
-            e.filename = str(path)  # a full disk says which file it could not write
+        # a full disk says which file it could not write
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)
         raise
 
 def remove_stale_temps(d) -> int:
@@ -132,12 +132,10 @@ def _arrow_type(t):
 def infer_schema(records:list[dict]):
     "The Arrow schema of `records`: every key of every row, typed from all its values (all-null: `null`)."
     import pyarrow as pa
-    try:
-        return pa.schema(
-            list(_arrow_type(_plain_unify(map(_plain_type, records))))
-        )  # plain JSON values: typed here, in one pass
-    except (_Mixed, TypeError):
-        pass  # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
+    # plain JSON values: typed here, in one pass
+    try: return pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))
+    # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
+    except (_Mixed, TypeError): pass
     # (not `pa.array(records)` in one pass: it types {'id': False} then {'id': 0.0} as bool, where the column is
     # refused)
     fields = []

@@ -158,7 +158,7 @@ def same_code(a:str, b:str) -> bool:
 def rewrite(src:str) -> tuple[str, str|None]:
     "`(new source, None)`, or `(src, why not)` when the rewrite would change the code or black fails."
     if not _long(src): return src, None
-    filled = _fill(src)
+    filled = _fill(_wrap_comments(src))                          # a comment moves up first: its code may then fit
     if not same_code(src, filled): filled = src                  # a break it should not have made: leave it to black
     try: new = _wrap_comments(_black(filled))
     except Exception as e: return src, f"black failed: {type(e).__name__}: {str(e)[:80]}"
