@@ -202,41 +202,37 @@ def move_in(staging:Path, out:Path):
     shutil.rmtree(staging)
 
 @_typed
-def run_ablation(
-    run_dir,  # the run folder
-    arms: (
-        str | list | dict
-    ) = "raw,filtered",  # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
-    raw_source: str = "corpus",  # the arm 'raw': stage folder of the unfiltered corpus
-    filtered_source: str = "dedup",  # the arms 'filtered' and 'filtered+textbooks': the filtered, deduplicated corpus
-    tokenizer: str = "fair",  # fair: a BPE on an equal sample of every arm | run: the run's tokenizer | a Hub name or path
-    tokenizer_bytes: int = 4_000_000,  # fair: bytes drawn from each arm
-    vocab_size: int = 4096,  # fair: vocabulary size
-    tokens: int | None = None,  # tokens of every sampled arm (None: the smallest sampled arm's size)
-    whole_arms: str = "",  # arms trained on all their tokens, not sampled (the paper: raw,filtered+textbooks)
-    model: str = "tiny",  # named model config for every arm
-    seq_len: int = 128,  # tokens per packed sequence
-    micro_batch_size: int = 16,  # sequences per device per forward pass
-    effective_batch: int = 16,  # sequences per optimizer step
-    max_steps: int = 200,  # optimizer steps of every run (equal compute)
-    learning_rate: float = 1e-3,  # peak learning rate
-    warmup_steps: int = 20,  # linear warmup steps
-    weight_decay: float = 0.1,  # AdamW weight decay
-    precision: str = "auto",  # auto | fp16 | bf16 | fp32
-    save_steps: int = 200,  # checkpoint every this many steps
-    logging_steps: int = 10,  # log the loss every this many steps
-    deepspeed: str | None = None,  # a DeepSpeed JSON or None
-    peak_flops: float = 2e11,  # peak FLOP/s of one device, for MFU
-    pass_at_1: bool = False,  # also greedy pass@1 of every model
-    max_new_tokens: int = 128,  # pass@1: tokens per completion
-    gen_batch_size: int = 8,  # pass@1: prompts per generation batch
-    sandbox_workers: int = 2,  # pass@1: sandboxes in parallel
-    limit: int | None = None,  # the first N HumanEval problems (None: all 164)
-    n_boot: int = 2000,  # bootstrap resamples over seeds x problems
-    seeds: list | str | int | None = None,  # training seeds (initialisation and data order); None: [seed]
-    seed: int = 1234,  # the arms' samples, the tokenizer's sample and the bootstrap
-    resume: bool = True,
-):  # continue each run's checkpoints (refused when written under other settings)
+def run_ablation(run_dir, # the run folder
+                 arms:str|list|dict="raw,filtered", # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
+                 raw_source:str="corpus", # the arm 'raw': stage folder of the unfiltered corpus
+                 filtered_source:str="dedup", # the arms 'filtered' and 'filtered+textbooks': the filtered, deduplicated corpus
+                 tokenizer:str="fair", # fair: a BPE on an equal sample of every arm | run: the run's tokenizer | a Hub name or path
+                 tokenizer_bytes:int=4_000_000, # fair: bytes drawn from each arm
+                 vocab_size:int=4096, # fair: vocabulary size
+                 tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's size)
+                 whole_arms:str="", # arms trained on all their tokens, not sampled (the paper: raw,filtered+textbooks)
+                 model:str="tiny", # named model config for every arm
+                 seq_len:int=128, # tokens per packed sequence
+                 micro_batch_size:int=16, # sequences per device per forward pass
+                 effective_batch:int=16, # sequences per optimizer step
+                 max_steps:int=200, # optimizer steps of every run (equal compute)
+                 learning_rate:float=1e-3, # peak learning rate
+                 warmup_steps:int=20, # linear warmup steps
+                 weight_decay:float=0.1, # AdamW weight decay
+                 precision:str="auto", # auto | fp16 | bf16 | fp32
+                 save_steps:int=200, # checkpoint every this many steps
+                 logging_steps:int=10, # log the loss every this many steps
+                 deepspeed:str|None=None, # a DeepSpeed JSON or None
+                 peak_flops:float=2e11, # peak FLOP/s of one device, for MFU
+                 pass_at_1:bool=False, # also greedy pass@1 of every model
+                 max_new_tokens:int=128, # pass@1: tokens per completion
+                 gen_batch_size:int=8, # pass@1: prompts per generation batch
+                 sandbox_workers:int=2, # pass@1: sandboxes in parallel
+                 limit:int|None=None, # the first N HumanEval problems (None: all 164)
+                 n_boot:int=2000, # bootstrap resamples over seeds x problems
+                 seeds:list|str|int|None=None, # training seeds (initialisation and data order); None: [seed]
+                 seed:int=1234, # the arms' samples, the tokenizer's sample and the bootstrap
+                 resume:bool=True): # continue each run's checkpoints (refused when written under other settings)
     "Train the same model on every arm at equal compute under several seeds; compare HumanEval solution loss."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
     from phi1_nb.eval import load_problems

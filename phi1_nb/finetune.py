@@ -29,35 +29,33 @@ def exercise_source(run_dir, source:str="decontaminate",
 
 # %% ../nbs/09a_finetune.ipynb #2b8ca5db
 @typed
-def run_finetune(
-    run_dir,  # the run folder
-    init: str = "pretrain",  # phi-1-base: a stage (its final/) or a checkpoint folder, e.g. pretrain/checkpoints/checkpoint-24000
-    source: str = "decontaminate",  # stage folder of exercises (prompt, solution)
-    fallback_source: str | None = "synth/exercises",  # used, and said so, when `source` has not run
-    mask_prompt: bool = True,  # loss on the solution only
-    seq_len: int = 128,  # tokens per packed sequence (the paper: 2048)
-    valid_fraction: float = 0.05,  # share of exercises held out for the evaluation loss
-    max_eval_sequences: int | None = 64,  # cap on held-out sequences per evaluation (None: all)
-    micro_batch_size: int = 16,  # sequences per device per forward pass
-    effective_batch: int = 16,  # sequences per optimizer step (the paper: 256)
-    max_steps: int = 60,  # optimizer steps (the paper: 6,000)
-    learning_rate: float = 1e-4,  # peak learning rate (the paper: 1e-4)
-    warmup_steps: int = 6,  # linear warmup steps (the paper: 50)
-    weight_decay: float = 0.01,  # AdamW weight decay (the paper: 0.01)
-    max_grad_norm: float = 1.0,  # gradient clipping
-    precision: str = "auto",  # auto | fp16 | bf16 | fp32
-    save_total_limit: int | None = 3,  # keep at most this many checkpoints (None: all)
-    save_steps: int = 30,  # checkpoint every this many steps (the paper: 1,000)
-    eval_steps: int = 15,  # evaluation loss every this many steps
-    logging_steps: int = 5,  # log loss, lr, tokens/s and MFU every this many steps
-    keep_best: bool = True,  # final/ is the checkpoint with the lowest held-out loss
-    deepspeed: str | None = None,  # a DeepSpeed JSON (configs/ds_zero2.json) or None
-    gradient_checkpointing: bool = False,  # recompute activations in the backward pass (less memory, ~1/3 more compute)
-    torch_compile: bool = False,  # compile the model with torch.compile
-    peak_flops: float = 2e11,  # peak FLOP/s of one device for MFU, when the GPU is not one detect_peak_flops knows
-    resume: bool = True,  # continue the newest complete checkpoint (False: discard checkpoints, start afresh)
-    seed: int = 1234,
-):  # seed for dropout and data order
+def run_finetune(run_dir, # the run folder
+                 init:str="pretrain", # phi-1-base: a stage (its final/) or a checkpoint folder, e.g. pretrain/checkpoints/checkpoint-24000
+                 source:str="decontaminate", # stage folder of exercises (prompt, solution)
+                 fallback_source:str|None="synth/exercises", # used, and said so, when `source` has not run
+                 mask_prompt:bool=True, # loss on the solution only
+                 seq_len:int=128, # tokens per packed sequence (the paper: 2048)
+                 valid_fraction:float=0.05, # share of exercises held out for the evaluation loss
+                 max_eval_sequences:int|None=64, # cap on held-out sequences per evaluation (None: all)
+                 micro_batch_size:int=16, # sequences per device per forward pass
+                 effective_batch:int=16, # sequences per optimizer step (the paper: 256)
+                 max_steps:int=60, # optimizer steps (the paper: 6,000)
+                 learning_rate:float=1e-4, # peak learning rate (the paper: 1e-4)
+                 warmup_steps:int=6, # linear warmup steps (the paper: 50)
+                 weight_decay:float=0.01, # AdamW weight decay (the paper: 0.01)
+                 max_grad_norm:float=1.0, # gradient clipping
+                 precision:str="auto", # auto | fp16 | bf16 | fp32
+                 save_total_limit:int|None=3, # keep at most this many checkpoints (None: all)
+                 save_steps:int=30, # checkpoint every this many steps (the paper: 1,000)
+                 eval_steps:int=15, # evaluation loss every this many steps
+                 logging_steps:int=5, # log loss, lr, tokens/s and MFU every this many steps
+                 keep_best:bool=True, # final/ is the checkpoint with the lowest held-out loss
+                 deepspeed:str|None=None, # a DeepSpeed JSON (configs/ds_zero2.json) or None
+                 gradient_checkpointing:bool=False, # recompute activations in the backward pass (less memory, ~1/3 more compute)
+                 torch_compile:bool=False, # compile the model with torch.compile
+                 peak_flops:float=2e11, # peak FLOP/s of one device for MFU, when the GPU is not one detect_peak_flops knows
+                 resume:bool=True, # continue the newest complete checkpoint (False: discard checkpoints, start afresh)
+                 seed:int=1234): # seed for dropout and data order
     "Finetune phi-1-base on CodeExercises; writes `run_dir/finetune/final/` and a manifest with the loss curves."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
     if keep_best and save_steps % eval_steps:

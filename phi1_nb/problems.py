@@ -86,12 +86,10 @@ def _jsonl(path:str, max_line:int|None=None):
         if isinstance(e, FileNotFoundError): raise
         raise ValueError(f"{path}: unreadable ({e})") from None
 
-def load_mbpp(
-    source: str,  # a local MBPP .jsonl(.gz) (the format above) or a Hugging Face dataset name
-    split: str = "test",  # test (ids 11-510) | validation | train | all (11-974); never the few-shot ids
-    limit: int | None = None,  # the first `limit` problems only
-    prompt_format: str = "bigcode",
-) -> dict:  # bigcode (zero-shot) | paper (3-shot)
+def load_mbpp(source:str,                 # a local MBPP .jsonl(.gz) (the format above) or a Hugging Face dataset name
+              split:str="test",           # test (ids 11-510) | validation | train | all (11-974); never the few-shot ids
+              limit:int|None=None,        # the first `limit` problems only
+              prompt_format:str="bigcode") -> dict:  # bigcode (zero-shot) | paper (3-shot)
     "MBPP problems by task_id, the few-shot ids refused, from a local JSONL or `datasets.load_dataset(source)`."
     if split == "prompt": raise ValueError("MBPP's task ids 1-10 are the few-shot prompt examples, not test problems")
     if split not in (*MBPP_SPLITS, "all"):

@@ -63,7 +63,9 @@ def _black(src:str) -> str:
         lines = src.split("\n")
         try: tree = ast.parse(src)
         except SyntaxError: return src
-        todo = [(n, s) for n in _long(src) if (s := _stmt(tree, lines, n)) is not None and s.lineno not in done]
+        com = _comments(src)                # a line long only by its comment is the comment pass's (docments stay)
+        todo = [(n, s) for n in _long(src) if (n not in com or len(lines[n - 1][:com[n].start[1]].rstrip()) > LIMIT)
+                and (s := _stmt(tree, lines, n)) is not None and s.lineno not in done]
         if not todo: return src
         n, s = todo[0]; done.add(s.lineno)
         a, b = s.lineno, s.end_lineno
