@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 from .arms import parse_arms, prepare_arms, resolve_source
-from .train import typed
 from .core import (atomic_write, read_json, require_stage, seed_everything, sha256_file, stage_dir, write_json,
                           write_manifest)
+
+def _typed(fn):
+    "`checkpoints.typed`, imported at the first call: it loads torch, and the exercises import this module for its bootstrap."
+    import functools
+    @functools.wraps(fn)
+    def call(*a, **kw):
+        from phi1_nb.checkpoints import typed
+        return typed(fn)(*a, **kw)
+    return call
+
 
 # %% auto #0
 __all__ = ['PAPER', 'parse_seeds', 'solution_loss', 'seed_problem_bootstrap', 'train_arm', 'score_run', 'summarize',
@@ -27,9 +36,12 @@ def parse_seeds(seeds, # a list, an int, a string '1,2,3' (as the CLI gives it),
     if seeds is None: return [int(default)]
     if isinstance(seeds, str): seeds = [s for s in seeds.replace(" ", "").strip("[]").split(",") if s]
     elif isinstance(seeds, int): seeds = [seeds]
-    try: out = [int(s) for s in seeds]
-    except (TypeError, ValueError): raise ValueError(f"ablation.seeds must be integers, e.g. 1,2,3; got {seeds!r}") from None
-    if not out or len(set(out)) != len(out): raise ValueError(f"ablation.seeds must be distinct and at least one; got {seeds!r}")
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise ValueError(f"ablation.seeds must be integers, e.g. 1,2,3; got {seeds!r}") from None
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"ablation.seeds must be distinct and at least one; got {seeds!r}")
     return out
 
 # %% ../nbs/13_ablation.ipynb #29844fe8
@@ -55,11 +67,13 @@ def seed_problem_bootstrap(tables:dict[str, np.ndarray], # arm: its (seeds x pro
     S, P = next(iter(tables.values())).shape
     rng = np.random.default_rng(seed)
     ws, wp = rng.multinomial(S, np.full(S, 1 / S), n_boot), rng.multinomial(P, np.full(P, 1 / P), n_boot)
-    ci = lambda X: [float(q) for q in np.percentile(np.einsum("bs,sp,bp->b", ws, X, wp, optimize=True) / (S * P), [2.5, 97.5])]
+    ci = lambda X: [float(q)
+                    for q in np.percentile(np.einsum("bs,sp,bp->b", ws, X, wp, optimize=True) / (S * P), [2.5, 97.5])]
     wins = (lambda a, b: b < a) if lower_is_better else (lambda a, b: b > a)
     stats = {a: dict(mean=float(X.mean()), ci=ci(X)) for a, X in tables.items()}
     pairs = [dict(a=a, b=b, diff=float((tables[a] - tables[b]).mean()), diff_ci=ci(tables[a] - tables[b]),
-                  share_b_better=float(wins(tables[a].mean(0), tables[b].mean(0)).mean())) for a, b in combinations(tables, 2)]
+                  share_b_better=float(wins(tables[a].mean(0), tables[b].mean(0)).mean())) for a,
+             b in combinations(tables, 2)]
     return stats, pairs
 
 # %% ../nbs/13_ablation.ipynb #d89f2eb7
@@ -72,14 +86,18 @@ def train_arm(data_dir, tokenizer, out, *, model:str, seq_len:int, seed:int, dat
     check_resume(out, dict(model=model, seq_len=seq_len, seed=seed, data=data, **hparams), resume)
     seed_everything(seed)
     cfg = phi_config(model, tokenizer)
-    if seq_len > cfg.max_position_embeddings: raise ValueError(f"seq_len {seq_len} > {model}'s context {cfg.max_position_embeddings}")
+    if seq_len > cfg.max_position_embeddings:
+        raise ValueError(f"seq_len {seq_len} > {model}'s context {cfg.max_position_embeddings}")
     hparams["deepspeed"] = resolve_deepspeed(hparams.get("deepspeed"))
-    s = fit(build_model(cfg), tokenizer, PackedDataset(data_dir, seq_len), None, out, seq_len=seq_len, peak_flops=peak_flops,
+    s = fit(build_model(cfg), tokenizer, PackedDataset(data_dir, seq_len), None, out, seq_len=seq_len,
+            peak_flops=peak_flops,
             resume=resume, seed=seed, save_total_limit=2, **hparams)
-    t = dict(train_loss=s["train_loss"], steps=s["steps"], tokens_seen=s["tokens_seen"], train_seconds=s["train_seconds"],
+    t = dict(train_loss=s["train_loss"], steps=s["steps"], tokens_seen=s["tokens_seen"],
+             train_seconds=s["train_seconds"],
              curve=[[h["step"], h["loss"]] for h in s["log_history"] if "loss" in h])
     if not is_main_process(): return t
-    key = sha256_file(out/"final"/"model.safetensors")   # a finished run reloads the same weights: keep its first summary
+    # a finished run reloads the same weights: keep its first summary
+    key = sha256_file(out/"final"/"model.safetensors")
     if (p := out/"train.json").exists() and (old := read_json(p)).get("model") == key: return old["summary"]
     write_json(p, dict(model=key, summary=t))
     return t
@@ -96,8 +114,10 @@ def score_run(run, problems:dict, pass_at_1:bool=False, max_new_tokens:int=128, 
     s = dict(key=key, loss=solution_loss(m, load_tokenizer(f.parent), problems)); del m
     if pass_at_1:
         from phi1_nb.eval import evaluate, generate_hf
-        samples = generate_hf(str(f.parent), problems, n=1, temperature=0.0, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
-        s["pass"] = {r["task_id"]: r["pass@1"] for r in evaluate(samples, problems, n_workers=sandbox_workers, k=[1], n_boot=10)["per_problem"]}
+        samples = generate_hf(str(f.parent), problems, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                              batch_size=gen_batch_size)
+        s["pass"] = {r["task_id"]: r["pass@1"]
+                     for r in evaluate(samples, problems, n_workers=sandbox_workers, k=[1], n_boot=10)["per_problem"]}
     write_json(p, s)
     return s
 
@@ -121,7 +141,8 @@ def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot
                        cut_tokens=info.get("cut_tokens"), loss_mean=stats[a]["mean"], loss_ci=stats[a]["ci"],
                        seeds={str(s): dict(loss_mean=float(L[a][i].mean()), **train[a, s],
                                            per_problem={t: scores[a, s]["loss"][t] for t in tids},
-                                           **({"pass@1": float(P[a][i].mean())} if P else {})) for i, s in enumerate(seeds)})
+                                           **({"pass@1": float(P[a][i].mean())} if P else {})) for i,
+                              s in enumerate(seeds)})
         if P: arms[a].update({"pass@1": pst[a]["mean"], "pass@1_ci": pst[a]["ci"]})
     if P:
         for x, y in zip(pairs, ppairs): x.update({"pass@1_diff": y["diff"], "pass@1_diff_ci": y["diff_ci"]})
@@ -129,10 +150,17 @@ def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot
                skipped=data["skipped"], tokenizer=data["tokenizer"], paper=PAPER)
     if {"raw", "filtered"} <= set(names):
         p = next(p for p in pairs if {p["a"], p["b"]} == {"raw", "filtered"}); sign = 1 if p["a"] == "raw" else -1
-        res["comparison"] = dict(raw_loss=stats["raw"]["mean"], raw_ci=stats["raw"]["ci"], filtered_loss=stats["filtered"]["mean"],
-                                 filtered_ci=stats["filtered"]["ci"], raw_minus_filtered=sign * p["diff"],
-                                 diff_ci=sorted(sign * x for x in p["diff_ci"]), problems=len(tids), seeds=len(seeds),
-                                 share_of_problems_filtered_better=p["share_b_better"] if sign == 1 else 1 - p["share_b_better"])
+        res["comparison"] = dict(
+            raw_loss=stats["raw"]["mean"],
+            raw_ci=stats["raw"]["ci"],
+            filtered_loss=stats["filtered"]["mean"],
+            filtered_ci=stats["filtered"]["ci"],
+            raw_minus_filtered=sign * p["diff"],
+            diff_ci=sorted(sign * x for x in p["diff_ci"]),
+            problems=len(tids),
+            seeds=len(seeds),
+            share_of_problems_filtered_better=p["share_b_better"] if sign == 1 else 1 - p["share_b_better"],
+        )
     return res
 
 # %% ../nbs/13_ablation.ipynb #08a2e04f
@@ -142,13 +170,19 @@ def plot_ablation(results:dict, path=None):
     arms = results["arms"]; names = list(arms); x = np.arange(len(names))
     fig = Figure(figsize=(2.5 + 1.4 * len(names), 3.8), layout="constrained"); ax = fig.subplots()
     m = np.array([arms[a]["loss_mean"] for a in names]); ci = np.array([arms[a]["loss_ci"] for a in names])
-    ax.errorbar(x, m, yerr=[m - ci[:, 0], ci[:, 1] - m], fmt="o", ms=8, capsize=8, label="mean, 95% interval (seeds x problems)")
+    ax.errorbar(x, m, yerr=[m - ci[:, 0], ci[:, 1] - m], fmt="o", ms=8, capsize=8,
+                label="mean, 95% interval (seeds x problems)")
     for i, a in enumerate(names):
         ys = [v["loss_mean"] for v in arms[a]["seeds"].values()]
         ax.plot(i + np.linspace(-0.12, 0.12, len(ys)), ys, "x", color="grey", label="each seed" if i == 0 else None)
-    ax.set_xticks(x, [f"{a}\n{arms[a]['bytes_per_token']:.2f} bytes/token" for a in names]); ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_xticks(x,
+                  [f"{a}\n{arms[a]['bytes_per_token']:.2f} bytes/token"
+                   for a in names]); ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("NLL of canonical solutions (nats/token)")
-    ax.set_title(f"HumanEval solutions given the prompt, lower is better\n{len(results['seeds'])} seed(s) x {results['problems']} problems", fontsize=10)
+    ax.set_title(
+        f"HumanEval solutions given the prompt, lower is better\n{len(results['seeds'])} seed(s) x {results['problems']} problems",
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
     if path:
         with atomic_write(path) as f: fig.savefig(f, format="png", dpi=110)
@@ -167,7 +201,7 @@ def move_in(staging:Path, out:Path):
         if (staging/name).exists(): _replace_dir(staging/name, out/name)
     shutil.rmtree(staging)
 
-@typed
+@_typed
 def run_ablation(run_dir, # the run folder
                  arms:str|list|dict="raw,filtered", # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
                  raw_source:str="corpus", # the arm 'raw': stage folder of the unfiltered corpus
@@ -206,13 +240,16 @@ def run_ablation(run_dir, # the run folder
     from phi1_nb.train import check_resume, is_main_process
     t0, out, main = time.time(), stage_dir(run_dir, "ablation"), is_main_process()
     seeds = parse_seeds(seeds, seed)
-    specs = parse_arms(arms, {"raw": raw_source, "filtered": filtered_source, "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
+    specs = parse_arms(arms,
+                       {"raw": raw_source, "filtered": filtered_source,
+                        "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
     paths = {a: [resolve_source(run_dir, s, a) for s in ss] for a, ss in specs.items()}
     whole = [a.strip() for a in str(whole_arms or "").split(",") if a.strip()]
     if bad := [a for a in whole if a not in specs]:
         raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
     tok_src = str(require_stage(run_dir, "tokenizer")) if tokenizer == "run" else tokenizer
-    hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch, learning_rate=learning_rate,
+    hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch,
+              learning_rate=learning_rate,
               warmup_steps=warmup_steps, weight_decay=weight_decay, precision=precision, save_steps=save_steps,
               logging_steps=logging_steps, deepspeed=deepspeed)
     from phi1_nb.model import phi_config
@@ -236,11 +273,14 @@ def run_ablation(run_dir, # the run folder
              for (a, s), (d, p) in runs.items()}
     if not main: return {}
     problems = load_problems("humaneval", limit=limit)
-    scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, pass_at_1, max_new_tokens, gen_batch_size, sandbox_workers)
+    scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, pass_at_1, max_new_tokens, gen_batch_size,
+                           sandbox_workers)
               for k in train}
     res = summarize(data, specs, seeds, train, scores, n_boot, seed)
     write_json(out/"results.json", res); plot_ablation(res, out/"ablation.png")
-    return write_manifest(out, stage="ablation", shards=[], params=params, seconds=time.time() - t0, inputs=data["inputs"],
-                          counts={"in": len(specs), "out": len(data["arms"]), "runs": len(train), "budget_tokens": data["budget"]},
+    return write_manifest(out, stage="ablation", shards=[], params=params, seconds=time.time() - t0,
+                          inputs=data["inputs"],
+                          counts={"in": len(specs), "out": len(data["arms"]), "runs": len(train),
+                                  "budget_tokens": data["budget"]},
                           drops={"no_records": len(data["skipped"])}, extra=dict(comparison=res.get("comparison"),
                           arms={a: dict(loss=v["loss_mean"], ci=v["loss_ci"]) for a, v in res["arms"].items()}))

@@ -34,14 +34,19 @@ def parse_arms(arms, # a comma-separated string or a list of built-in names and 
     "`{arm name: [source, ...]}`, in the order given."
     table = {**BUILTIN_ARMS, **(defaults or {})}
     if isinstance(arms, str): arms = [a for a in arms.split(",") if a.strip()]
-    items = list(arms.items()) if isinstance(arms, dict) else [(a.partition("=")[0], a.partition("=")[2] or None) for a in map(str, arms or [])]
+    items = list(arms.items()) if isinstance(arms,
+                                             dict) else [(a.partition("=")[0], a.partition("=")[2] or None)
+                                                         for a in map(str, arms or [])]
     out = {}
     for name, src in items:
         name = str(name).strip()
         if src is None and name not in table:
-            raise ValueError(f"ablation arm {name!r} is not built in ({', '.join(table)}): write {name}=<stage or path>[+<stage or path>]")
+            raise ValueError(
+                f"ablation arm {name!r} is not built in ({', '.join(table)}): write {name}=<stage or path>[+<stage or path>]"
+            )
         src = table[name] if src is None else src
-        parts = [str(p).strip() for p in (src if isinstance(src, (list, tuple)) else str(src).split("+")) if str(p).strip()]
+        parts = [str(p).strip()
+                 for p in (src if isinstance(src, (list, tuple)) else str(src).split("+")) if str(p).strip()]
         if not name or not parts: raise ValueError(f"ablation arm {name!r} names no data")
         if name in out: raise ValueError(f"ablation arm {name!r} is named twice")
         out[name] = parts
@@ -53,9 +58,11 @@ def resolve_source(run_dir, src:str, arm:str="") -> Path:
     "A finished dataset (a stage of the run, or a folder with a manifest) or a shard file; a clear error when there is none."
     for p in dict.fromkeys([Path(run_dir)/src, Path(src)]):
         if (p/"manifest.json").exists() or (p.is_file() and p.name.endswith(SHARD_SUFFIXES)): return p
-    raise FileNotFoundError(f"ablation arm {arm!r}: its source {src!r} does not exist: neither {Path(run_dir)/src} nor {src} is a "
-                            f"finished dataset (a folder with manifest.json) or a shard file ({', '.join(SHARD_SUFFIXES)}); "
-                            f"run the stage that writes it, or change ablation.arms")
+    raise FileNotFoundError(
+        f"ablation arm {arm!r}: its source {src!r} does not exist: neither {Path(run_dir)/src} nor {src} is a "
+        f"finished dataset (a folder with manifest.json) or a shard file ({', '.join(SHARD_SUFFIXES)}); "
+        f"run the stage that writes it, or change ablation.arms"
+    )
 
 def source_records(p) -> Iterator[dict]:
     "The records of a dataset folder (checksums verified) or of one shard file, streamed."
@@ -84,20 +91,29 @@ class TokenMemo(dict):
     def encode(self, tokenizer, b:list[dict]) -> list[list]:
         keys = [(r.get("id"), hash(r["content"])) for r in b]
         miss = [i for i, k in enumerate(keys) if k not in self]
-        new = dict(zip(miss, tokenizer([b[i]["content"] for i in miss], add_special_tokens=False)["input_ids"] if miss else []))
+        new = dict(zip(miss,
+                       tokenizer([b[i]["content"] for i in miss],
+                                 add_special_tokens=False)["input_ids"] if miss else []))
         for i, ids in new.items():   # 2 bytes a token while the ids fit (a vocabulary like phi-1's 51K)
             if self.tokens < self.cap:
-                self[keys[i]] = np.asarray(ids, np.uint16 if max(ids, default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
+                self[keys[i]] = np.asarray(ids,
+                                           np.uint16 if max(ids,
+                                                            default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
         return [new[i] if i in new else self[k].tolist() for i, k in enumerate(keys)]
 
-def measured(records:Iterable[dict], tokenizer=None, batch:int=256, memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
+def measured(records:Iterable[dict], tokenizer=None, batch:int=256,
+             memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
     "`(record, ids, size)` for every record with text: size = tokens + 1 (the eos) under `tokenizer`, or UTF-8 bytes without one."
     it = iter(records)
     while b := list(islice(it, batch)):
         b = [r for r in b if isinstance(r.get("content"), str) and r["content"]]
         if not b: continue
-        if tokenizer is None: yield from ((r, None, len(r["content"].encode("utf-8", "surrogatepass"))) for r in b); continue
-        ids = memo.encode(tokenizer, b) if memo is not None else tokenizer([r["content"] for r in b], add_special_tokens=False)["input_ids"]
+        if tokenizer is None:
+            yield from ((r, None, len(r["content"].encode("utf-8", "surrogatepass"))) for r in b)
+            continue
+        ids = memo.encode(tokenizer,
+                          b) if memo is not None else tokenizer([r["content"] for r in b],
+                                                                add_special_tokens=False)["input_ids"]
         yield from ((r, i, len(i) + 1) for r, i in zip(b, ids))
 
 def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS, memo:TokenMemo|None=None) -> dict:
@@ -133,7 +149,8 @@ def fair_tokenizer(arms:dict[str, list], # arm name: its sources
     from phi1_nb.model import train_tokenizer
     hists = hists or {a: size_histogram(arm_records(ps), None, seed) for a, ps in arms.items()}
     each = min([int(bytes_per_arm)] + [h["size"] for h in hists.values()])
-    texts = (r["content"] for a, ps in arms.items() for r, _, _ in take(arm_records(ps), hists[a]["hist"], each, None, seed))
+    texts = (r["content"] for a, ps in arms.items() for r, _,
+             _ in take(arm_records(ps), hists[a]["hist"], each, None, seed))
     return train_tokenizer(texts, vocab_size, min_frequency, model_max_length), each
 
 def bytes_per_token(h:dict) -> float:
@@ -188,13 +205,17 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
     (dw/"manifest.json").unlink(missing_ok=True)
-    cache, memo = {}, TokenMemo()   # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
+    # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
+    cache, memo = {}, TokenMemo()
     def hist(a, tok):  # per source, measured once, summed over the arm's sources
         for p in paths[a]:
             if (str(p), tok is None) not in cache:
-                cache[str(p), tok is None] = size_histogram(source_records(p), tok, seed, memo=memo if tok is not None else None)
+                cache[str(p),
+                      tok is None] = size_histogram(source_records(p), tok, seed,
+                                                    memo=memo if tok is not None else None)
         hs = [cache[str(p), tok is None] for p in paths[a]]
-        return dict(hist=sum(h["hist"] for h in hs), **{k: sum(h[k] for h in hs) for k in ("records", "empty", "size", "bytes")},
+        return dict(hist=sum(h["hist"] for h in hs),
+                    **{k: sum(h[k] for h in hs) for k in ("records", "empty", "size", "bytes")},
                     no_records=[str(p) for p, h in zip(paths[a], hs) if h["records"] == 0])
     skipped, tok_info = {}, dict(kind=tokenizer)
     def active(tok):
@@ -224,9 +245,13 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                          sources=[str(p) for p in ps], source_records=h["records"], source_tokens=h["size"],
                          bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
         if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected")
-        arms[a] = {k: m[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
+        arms[a] = {k: m[k]
+                   for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
         arms[a].update(sampled=a not in whole, cut_tokens=h["size"] - n,   # the data id: its tokens and its tokenizer
                        data_id=hashlib.sha256(f"{sha256_file(dw/a/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])
-    return write_manifest(dw, stage="ablation-data", shards=[], params=dict(signature=sig), inputs=sorted({str(p) for ps in live.values() for p in ps}),
-                          counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)}, seconds=time.time() - t0,
-                          extra=dict(budget=budget, arms=arms, skipped=skipped, tokenizer=tok_info, tokenizer_path=tok_path))
+    return write_manifest(dw, stage="ablation-data", shards=[], params=dict(signature=sig),
+                          inputs=sorted({str(p) for ps in live.values() for p in ps}),
+                          counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)},
+                          seconds=time.time() - t0,
+                          extra=dict(budget=budget, arms=arms, skipped=skipped, tokenizer=tok_info,
+                                     tokenizer_path=tok_path))

@@ -11,8 +11,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, _chunks, _cols, _one_line, _parquet_file,
-                            check_card, infer_schema, need_string, read_shard, schema_from_str, sha256_file, shard_format,
+from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, _chunks, _cols, _one_line,
+                            _parquet_file,
+                            check_card, infer_schema, need_string, read_shard, schema_from_str, sha256_file,
+                            shard_format,
                             unify_schemas)
 
 # %% auto #0
@@ -25,13 +27,16 @@ def col(type:str, required:bool=False, lo:float|None=None, hi:float|None=None) -
     "One declared column: `type` one of 'str', 'id' (str or int), 'int', 'float' (finite); `required`: in every shard, not null."
     return (type, required, lo, hi)
 
-_CORPUS = {"id": col("id", True), "content": col("str", True), "path": col("str"), "repo": col("str"), "source": col("str"),
+_CORPUS = {"id": col("id", True), "content": col("str", True), "path": col("str"), "repo": col("str"),
+           "source": col("str"),
            "size": col("int", lo=0), "lines": col("int", lo=0)}
 _SYNTH = {"id": col("id", True), "content": col("str", True), "prompt": col("str"), "solution": col("str"),
           "tests": col("str"), "topic": col("str")}
-COLUMNS = {   # stage: {column: col(...)}; a column not listed is free (the manifest's schema still holds it to one type)
+# stage: {column: col(...)}; a column not listed is free (the manifest's schema still holds it to one type)
+COLUMNS = {
     "corpus": _CORPUS,
-    "filter": {**_CORPUS, "educational_value": col("float", True, 0, 1), "judge_label": col("int"), "judge_reason": col("str")},
+    "filter": {**_CORPUS, "educational_value": col("float", True, 0, 1), "judge_label": col("int"),
+               "judge_reason": col("str")},
     "synth/textbooks": _SYNTH, "synth/exercises": _SYNTH,
 }
 CARRIES = ("dedup", "decontaminate")   # stages that pass their `params.input_stage`'s records on, columns and all
@@ -39,7 +44,8 @@ CARRIES = ("dedup", "decontaminate")   # stages that pass their `params.input_st
 def origin_stage(m:dict, d=None, depth:int=0) -> str:
     "The stage whose records the folder `d` of manifest `m` holds: its own, or (dedup, decontaminate) its input's, followed back."
     stage, d = str(m.get("stage")), None if d is None else Path(d)
-    if stage == "synth" and d is not None and d.parent.name == "synth": stage = f"synth/{d.name}"   # (a kind, as once written)
+    # (a kind, as once written)
+    if stage == "synth" and d is not None and d.parent.name == "synth": stage = f"synth/{d.name}"
     src = m["params"].get("input_stage") if stage in CARRIES and isinstance(m.get("params"), dict) else None
     if not isinstance(src, str) or depth > 4: return stage
     p = Path(d).parent/src/"manifest.json" if d is not None else None   # (a carrying stage's folder is `<run>/<stage>`)
@@ -51,8 +57,10 @@ def stage_columns(m:dict, d=None) -> dict:
     "The declared columns of the records in folder `d` (manifest `m`): its `origin_stage`'s, and any column `COLUMNS` names."
     stage = str(m.get("stage"))
     if stage not in COLUMNS and stage not in CARRIES: return {}   # (`eval`, a demo's: held to their manifest alone)
-    known = {k: (c[0], False, *c[2:]) for cols in COLUMNS.values() for k, c in cols.items()}   # a column means one thing
-    return {**known, **COLUMNS.get(origin_stage(m, d), {})}    # everywhere: `educational_value` in [0, 1] whoever wrote it
+    # a column means one thing
+    known = {k: (c[0], False, *c[2:]) for cols in COLUMNS.values() for k, c in cols.items()}
+    # everywhere: `educational_value` in [0, 1] whoever wrote it
+    return {**known, **COLUMNS.get(origin_stage(m, d), {})}
 
 # %% ../nbs/00b_contract.ipynb #ddbb2d07
 READS = {"decontaminate": ("synth/exercises",)}   # reader: the origin stages whose records it is meant for
@@ -61,8 +69,10 @@ def check_reader(reader:str|None, m:dict, d) -> None:
     "Raise `ShardError` (one line) when `reader` is not meant for the records of folder `d` (manifest `m`)."
     if reader not in READS or (o := origin_stage(m, d)) in READS[reader]: return
     via = f" (through {m.get('stage')})" if o != m.get("stage") else ""
-    raise ShardError(f"{d}: holds {o} records{via}; {reader} is meant for {' or '.join(READS[reader])} records only "
-                     f"(its tests compare one exercise with one benchmark function); use --input_stage {READS[reader][0]}")
+    raise ShardError(
+        f"{d}: holds {o} records{via}; {reader} is meant for {' or '.join(READS[reader])} records only "
+        f"(its tests compare one exercise with one benchmark function); use --input_stage {READS[reader][0]}"
+    )
 
 # %% ../nbs/00b_contract.ipynb #90b20333
 _TYPE = {"str": (str,), "id": (str, int), "int": (int,), "float": (int, float)}
@@ -133,7 +143,8 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
             raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
         names = got.names
     for b in _batches(path, names, cols, need):
-        if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))), None)) is not None:
+        if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))),
+                               None)) is not None:
             raise bad(f"record {n + i + 1} has a {type(b[i][need]).__name__} {need!r}, not a string")
         if shard_format(path) != "parquet":
             try: got = infer_schema(b)
@@ -146,7 +157,8 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
         if seen is not None: _unique([r.get("id") for r in b], seen, path, n, bad)
         texts += check_records(b, cols, n, bad, need); nulls += sum(r.get(need) is None for r in b) if need else 0
         n += len(b)
-    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")   # one may: a counted drop
+    # one may: a counted drop
+    if n and nulls == n: raise bad(f"no record has a string {need!r} (all {n} are null or lack it)")
     if n != entry.get("n"): raise ChecksumError(f"{path}: {n} records, the manifest says {entry.get('n')}; {fix}")
     if tally is not None: tally["texts"] += texts
     return n
@@ -158,16 +170,20 @@ def read_manifest(d) -> dict:
     if not p.exists(): raise FileNotFoundError(f"{d}: no manifest.json (the stage that writes it has not finished)")
     try: m = json.loads(p.read_text())
     except ValueError: raise ShardError(f"{p}: not valid JSON; rerun the stage that wrote it") from None
-    if not isinstance(m, dict): raise ShardError(f"{p}: a {type(m).__name__}, not a manifest mapping; rerun the stage that wrote it")
+    if not isinstance(m, dict):
+        raise ShardError(f"{p}: a {type(m).__name__}, not a manifest mapping; rerun the stage that wrote it")
     for k, t in (("stage", str), ("counts", dict), ("drops", dict), ("features", dict)):
         if m.get(k) is not None and not isinstance(m[k], t):
-            raise ShardError(f"{p}: its {k!r} is a {type(m[k]).__name__}, not a {t.__name__}; rerun the stage that wrote it")
+            raise ShardError(
+                f"{p}: its {k!r} is a {type(m[k]).__name__}, not a {t.__name__}; rerun the stage that wrote it"
+            )
     if bad := [k for k, v in {**(m.get("counts") or {}), **(m.get("drops") or {})}.items()
                if not isinstance(v, (int, float, type(None))) or isinstance(v, bool)]:
         raise ShardError(f"{p}: count {bad[0]!r} is not a number; rerun the stage that wrote it")
     sh = m.get("shards")
     if not isinstance(sh, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str) and
-                                           isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str) for s in sh):
+                                           isinstance(s.get("n"), int) and isinstance(s.get("sha256"), str)
+                                           for s in sh):
         raise ShardError(f"{p}: no list of shards with path, n and sha256; rerun the stage that wrote it")
     if out := next((s["path"] for s in sh if Path(s["path"]).is_absolute() or ".." in Path(s["path"]).parts), None):
         raise ShardError(f"{p}: shard {out!r} is outside its folder; rerun the stage that wrote it")
@@ -179,7 +195,8 @@ def check_receipts(d:Path, shards:list[dict], fix:str):
     for p in sorted((d/"parts").glob("*.json")) if (d/"parts").is_dir() else []:
         try: r = json.loads(p.read_text())["shard"]; path, sha = r["path"], r["sha256"]
         except (ValueError, KeyError, TypeError): raise ShardError(f"{p}: not a task receipt; {fix}") from None
-        if path in by and by[path] != sha: raise ChecksumError(f"{p}: its checksum of {path} is not the manifest's; {fix}")
+        if path in by and by[path] != sha:
+            raise ChecksumError(f"{p}: its checksum of {path} is not the manifest's; {fix}")
 
 # %% ../nbs/00b_contract.ipynb #ef8299cd
 SIDE_FILES = {"hits.jsonl", "ledger.jsonl"}   # a stage's own logs beside its shards (decontaminate, synth): not records
@@ -210,20 +227,27 @@ def _check_manifest(d:Path, m:dict, fix:str):
 def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
     "The read contract: the manifest agrees with itself, the card and every shard (bytes, rows, schema, declared columns)."
     d = Path(d); m = manifest or read_manifest(d)
-    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m   # checked, unchanged since
+    # checked, unchanged since
+    if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m
     fix, sh = f"rerun the '{m.get('stage', '?')}' stage to rewrite it", m["shards"]
     named = "/".join(d.parts[-2:]) if d.parent.name == "synth" else d.name   # a stage's folder is `<run>/<stage>`
     if {named, str(m.get("stage"))} <= {*COLUMNS, *CARRIES} and named != m.get("stage"):
-        raise ShardError(f"{d/'manifest.json'}: written by the {m.get('stage')!r} stage, in the {named!r} folder; {fix}")
+        raise ShardError(
+            f"{d/'manifest.json'}: written by the {m.get('stage')!r} stage, in the {named!r} folder; {fix}"
+        )
     declared, cols = _check_manifest(d, m, fix), stage_columns(m, d)
     if total := sum(s["n"] for s in sh):   # (an empty stage declares no columns)
         need_string(declared, d/"manifest.json", need)
         if declared is not None and (lack := missing_columns(declared.names, cols)):
-            raise SchemaError(f"{d/'manifest.json'}: its schema lacks {lack[0]!r}, which every {m.get('stage')} shard holds; {fix}")
+            raise SchemaError(
+                f"{d/'manifest.json'}: its schema lacks {lack[0]!r}, which every {m.get('stage')} shard holds; {fix}"
+            )
     listed = {str(Path(s["path"])) for s in sh}
     if extra := sorted(p.name for p in d.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
                        and p.name not in listed | SIDE_FILES):
-        raise ShardError(f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}")
+        raise ShardError(
+            f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}"
+        )
     seen, tally = {}, Counter()
     for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen, cols, tally)
     if total and need and not tally["texts"]:
@@ -239,4 +263,5 @@ def read_dataset(d, verify:bool=True) -> Iterator[dict]:
     for s in m["shards"]:
         n = 0
         for r in read_shard(Path(d)/s["path"]): n += 1; yield r
-        if verify and n != s["n"]: raise ChecksumError(f"{Path(d)/s['path']}: {n} records, the manifest says {s['n']}; rerun the stage")
+        if verify and n != s["n"]:
+            raise ChecksumError(f"{Path(d)/s['path']}: {n} records, the manifest says {s['n']}; rerun the stage")

@@ -28,7 +28,8 @@ class Embedder:
     @property
     def key(self) -> str:
         "Name plus a short hash of the parameters: the cache namespace (two settings never share vectors)."
-        return f"{self.name}-" + hashlib.sha256(json.dumps(self.params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        return f"{self.name}-" + hashlib.sha256(json.dumps(self.params, sort_keys=True,
+                                                           default=str).encode()).hexdigest()[:10]
 
     def embed(self, texts:list[str]) -> np.ndarray:
         "Embed `texts` as float32 `(n, dim)`; `self.last_truncated` marks the texts cut to the window."
@@ -83,7 +84,11 @@ class HFEmbedder(Embedder):
         from transformers import AutoModel, AutoTokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
-            dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if self.device.startswith("cuda") else "float32"
+            dtype = (
+                ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+                if self.device.startswith("cuda")
+                else "float32"
+            )
         self.max_length, self.batch_size = max_length, batch_size
         self.params = dict(model=str(model), max_length=max_length, dtype=dtype)
         with quiet_transformers():
@@ -104,7 +109,8 @@ class HFEmbedder(Embedder):
         order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
         with torch.inference_mode():
             for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
-                          disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):   # None: on a terminal only
+                          # None: on a terminal only
+                          disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):
                 idx = order[s:s+self.batch_size]
                 b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
                 h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
@@ -162,7 +168,8 @@ def content_hash(text:str) -> str:
 class _Sparse:
     "A sparse chunk's rows as dense float32 vectors (`chunk[i]`), from CSR arrays."
     def __init__(self, path):
-        z = np.load(path); self.shape, self.ptr, self.idx, self.val = tuple(z["shape"]), z["indptr"], z["indices"], z["data"]
+        z = np.load(path)
+        self.shape, self.ptr, self.idx, self.val = tuple(z["shape"]), z["indptr"], z["indices"], z["data"]
     def __getitem__(self, i):
         out = np.zeros(self.shape[1], np.float32); a, b = self.ptr[i], self.ptr[i + 1]
         out[self.idx[a:b]] = self.val[a:b]; return out
@@ -187,13 +194,15 @@ class EmbeddingCache:
         "Vectors and truncation flags for `hashes` (all must be present)."
         rows = [self.index[h] for h in hashes]
         vs = [self._chunk(n)[i] for n, i, _ in rows]
-        return np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0), np.float32), np.array([t for *_, t in rows], bool)
+        return np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0),
+                                                                   np.float32), np.array([t for *_, t in rows], bool)
 
     def _chunk(self, name):
         if name not in self.chunks:
             if len(self.chunks) >= 64: self.chunks.pop(next(iter(self.chunks)))   # bound the open memory maps
             dense = self.dir/f"{name}.npy"   # a dense chunk (memory-mapped), or a sparse one (read whole: it is small)
-            self.chunks[name] = np.load(dense, mmap_mode="r") if dense.exists() else _Sparse(self.dir/f"{name}.sparse.npz")
+            self.chunks[name] = np.load(dense,
+                                        mmap_mode="r") if dense.exists() else _Sparse(self.dir/f"{name}.sparse.npz")
         return self.chunks[name]
 
     def put(self, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):

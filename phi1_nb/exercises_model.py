@@ -15,35 +15,44 @@ from .exercises import EXERCISES, exercise, check, _close, _fresh, _verdict
 __all__ = ['paired_diff']
 
 # %% ../nbs/16a_exercises_model.ipynb #66b05a8f
-def _phi(name, V, **kw):
-    from phi1_nb.model import phi_config
-    return phi_config(name, vocab_size=V, **kw)
+def _n_params(L, d, ff, V, embeddings=True):
+    "A `PhiForCausalLM`'s parameters by formula, no torch (tests hold it equal to `model.count_params` on the meta device)."
+    layer = 2*d + 4*(d*d + d) + (d*ff + ff) + (ff*d + d)          # LayerNorm, q/k/v/dense, MLP d -> ff -> d
+    return (V*d if embeddings else 0) + L*layer + 2*d + (d*V + V)   # + input embedding, final LayerNorm, lm_head
+
+def _dims(name, V=51200, **kw):
+    "`(L, d, ff, V)` of a named size of `model.MODEL_CONFIGS` (the checks run in seconds: no transformers import)."
+    from phi1_nb.model import MODEL_CONFIGS
+    c = {**MODEL_CONFIGS[name], **kw}
+    return c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], V
 
 @exercise("model.n_params")
 def _(n_params):
     "`n_params(L, d, ff, V)`: the parameters of a `PhiForCausalLM` (untied lm_head with bias) by formula, hidden sizes too."
-    from phi1_nb.model import count_params
-    h = _fresh(); heads = h.randint(1, 4)
-    hidden = dict(num_hidden_layers=h.randint(1, 4), hidden_size=32 * heads, num_attention_heads=heads, intermediate_size=h.randint(16, 300))
-    for what, c in (("tiny, V=1024", _phi("tiny", 1024)), ("tiny, V=4096", _phi("tiny", 4096)),
-                    ("phi-1-small", _phi("phi-1-small", 51200)), ("a hidden size", _phi("tiny", h.randint(50, 3000), **hidden))):
-        mine = n_params(c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size)
-        if mine != count_params(c): return False, f"{what} (L={c.num_hidden_layers}, d={c.hidden_size}, ff={c.intermediate_size}, V={c.vocab_size}): yours {mine:,} is off"
+    h = _fresh()
+    hidden = (h.randint(1, 4), 32 * h.randint(1, 4), h.randint(16, 300), h.randint(50, 3000))
+    for what, dims in (("tiny, V=1024", _dims("tiny", 1024)), ("tiny, V=4096", _dims("tiny", 4096)),
+                       ("phi-1-small", _dims("phi-1-small")), ("a hidden size", hidden)):
+        if (mine := n_params(*dims)) != _n_params(*dims):
+            L, d, ff, V = dims
+            return False, f"{what} (L={L}, d={d}, ff={ff}, V={V}): yours, {mine!r}, is off"
     return True, "matches count_params for tiny (V=1024, 4096), phi-1-small and a hidden size"
 
 @exercise("model.embedding_share")
 def _(share):
     "The share of phi-1's (1.3B) parameters that sit in the input embedding."
-    from phi1_nb.model import count_params
-    c = _phi("phi-1", 51200); n = count_params(c)
-    right = (n - count_params(c, exclude_embeddings=True)) / n
-    return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters", "no: count with and without embeddings")
+    dims = _dims("phi-1"); n = _n_params(*dims)
+    right = (n - _n_params(*dims, embeddings=False)) / n
+    return _verdict(_close(share, right, 1e-3), f"{right:.4f} of {n/1e9:.3f}B parameters",
+                    "no: count with and without embeddings")
 
 @exercise("model.mfu")
 def _(tokens_per_s):
     "Training tokens/s for phi-1-small at 2048 tokens to reach 40% MFU of one A100 (312 TFLOP/s bf16)."
-    from phi1_nb.model import flops_per_token, mfu
-    u = mfu(float(tokens_per_s), flops_per_token(_phi("phi-1-small", 51200), 2048), 312e12)
+    from phi1_nb.model import mfu
+    L, d, ff, V = dims = _dims("phi-1-small")
+    flops_tok = 6 * _n_params(*dims, embeddings=False) + 12 * L * d * 2048     # model.flops_per_token's PaLM formula
+    u = mfu(float(tokens_per_s), flops_tok, 312e12)
     return abs(u - .4) < 1e-3, f"{float(tokens_per_s):,.0f} tokens/s is {u:.1%} MFU"
 
 # %% ../nbs/16a_exercises_model.ipynb #b0956e89
@@ -52,7 +61,8 @@ def _(steps):
     "phi-1-base: 1024 sequences per step, micro batch 8 on 8 GPUs: how many accumulation steps?"
     # the rule of `train.grad_accum_steps`, without importing the Trainer (tests check they agree)
     right = 1024 // (8 * 8)
-    return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}", "no: sequences per step / (micro batch x GPUs)")
+    return _verdict(int(steps) == right, f"grad_accum_steps(1024, 8, 8) = {right}",
+                    "no: sequences per step / (micro batch x GPUs)")
 
 @exercise("train.initial_loss")
 def _(loss):
@@ -66,38 +76,48 @@ def _(answer):
     "`(tokens, passes)`: tokens seen in 36K steps of 1024 x 2048 tokens, and passes over a 7B-token corpus."
     tokens = 36_000 * 1024 * 2048
     t, p = answer
-    return _verdict(_close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2), f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B",
+    return _verdict(_close(t, tokens, 1e-3) and _close(p, tokens / 7e9, 1e-2),
+                    f"{tokens/1e9:.1f}B tokens, {tokens/7e9:.1f} passes over 7B",
                     "no: steps x sequences x tokens per sequence, then divide by the corpus")
 
 # %% ../nbs/16a_exercises_model.ipynb #2383efaf
 @exercise("finetune.mask_prompt")
 def _(make_labels):
     "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt (a hidden pair too)."
-    h = _fresh(); hp, hs = [h.randint(0, 999) for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
+    h = _fresh(); hp, hs = [h.randint(0, 999)
+                            for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
     for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], []), (hp, hs)):
-        if list(make_labels(p, s)) != [-100] * len(p) + s: return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
+        if list(make_labels(p, s)) != [-100] * len(p) + s:
+            return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
     return True, "prompt tokens are ignored (-100), solution tokens are learned"
+
+def _linear_lr(step, peak, warm, total):
+    "transformers' `get_linear_schedule_with_warmup` at `step` (no torch: a test holds the two equal)."
+    return peak * (step / max(1, warm) if step < warm else max(0.0, (total - step) / max(1, total - warm)))
 
 @exercise("finetune.lr")
 def _(lr_at):
     "`lr_at(step, peak, warmup, total)`: linear warmup then linear decay to 0 (transformers' 'linear' schedule)."
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-    h = _fresh(); total = h.randint(100, 1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
+    h = _fresh(); total = h.randint(100,
+                                    1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
     for peak, warm, total in ((1e-4, 50, 6000), hidden):
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
-        sch, probe = get_linear_schedule_with_warmup(opt, warm, total), {0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total}
-        for step in range(total + 1):
-            if step in probe and not _close(lr_at(step, peak, warm, total), sch.get_last_lr()[0], 1e-6):
-                return False, f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off"
-            opt.step(); sch.step()
-    return True, "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule"
+        for step in sorted({0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total}):
+            if not _close(lr_at(step, peak, warm, total), _linear_lr(step, peak, warm, total), 1e-6):
+                return (
+                    False,
+                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off",
+                )
+    return (
+        True,
+        "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule",
+    )
 
 @exercise("finetune.tokens")
 def _(answer):
     "`(tokens, share)`: tokens seen by finetuning (6K steps of 256 x 2048) and their share of pretraining's 36K x 1024 x 2048."
     t, s = answer; ft, pt = 6_000 * 256 * 2048, 36_000 * 1024 * 2048
-    return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2), f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
+    return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2),
+                    f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
                     "no: steps x sequences x tokens per sequence, for each phase")
 
 # %% ../nbs/16a_exercises_model.ipynb #2f29a29e
@@ -105,7 +125,8 @@ def _(answer):
 def _(my_pass_at_k):
     "Unbiased pass@k, 1 - C(n-c, k) / C(n, k), must agree with `eval.pass_at_k` (3 hidden cases too)."
     from phi1_nb.eval import pass_at_k
-    h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n}) for k in (1, 10, 100) if k <= n]
+    h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n})
+                           for k in (1, 10, 100) if k <= n]
     for _ in range(3): n = h.randint(2, 300); cases.append((n, h.randint(0, n), h.randint(1, n)))
     for n, c, k in cases:
         if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
@@ -117,7 +138,8 @@ def _(answer):
     "`(naive, unbiased)` pass@10 for n=20 samples of which c=2 pass; naive = 1 - (1 - c/n)^k."
     from phi1_nb.eval import pass_at_k
     naive, unb = 1 - (1 - 2/20)**10, pass_at_k(20, 2, 10)
-    return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4), f"naive {naive:.4f}, unbiased {unb:.4f}",
+    return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4),
+                    f"naive {naive:.4f}, unbiased {unb:.4f}",
                     "no: compute both for n=20, c=2, k=10")
 
 @exercise("eval.break_it")
@@ -141,21 +163,25 @@ def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5) -> tuple[dic
 def _loss_cases() -> list:
     "Seed 0's arms and two hidden pairs drawn afresh (size, gain, spread): one at least twice as spread, so no constant fits all."
     h = _fresh()
-    return [("seed 0", _losses())] + [("a hidden pair", _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd))
+    return [("seed 0",
+             _losses())] + [("a hidden pair",
+                             _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd))
                                       for sd in (h.uniform(.3, .7), h.uniform(1., 1.5))]
 
 def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
     "`diff` = mean(a - b) over the problems both share, its 95% interval and the share b wins: the ablation's own bootstrap, one seed."
     from phi1_nb.ablation import seed_problem_bootstrap
     keys = sorted(set(a) & set(b))
-    _, pairs = seed_problem_bootstrap({"a": np.array([[a[k] for k in keys]]), "b": np.array([[b[k] for k in keys]])}, n_boot=n_boot)
+    _, pairs = seed_problem_bootstrap({"a": np.array([[a[k] for k in keys]]), "b": np.array([[b[k] for k in keys]])},
+                                      n_boot=n_boot)
     return pairs[0]
 
 @exercise("ablation.sign")
 def _(answer):
     "`paired_diff(raw, filtered)` when filtering helps: the sign of `diff` ('+' or '-')."
     d = paired_diff(*_losses())["diff"]
-    return _verdict(str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}", "no: which arm has the lower loss?")
+    return _verdict(str(answer).strip() == ("+" if d > 0 else "-"), f"diff = raw - filtered = {d:+.4f}",
+                    "no: which arm has the lower loss?")
 
 @exercise("ablation.paired_ci")
 def _(paired_ci):
@@ -175,7 +201,9 @@ def _unpaired_ref(raw:dict, filt:dict) -> tuple[float, float]:
     "The unpaired and the paired interval's widths."
     A, B = np.array(list(raw.values())), np.array(list(filt.values())); g = np.random.default_rng(1)
     d = A[g.integers(0, len(A), (4000, len(A)))].mean(1) - B[g.integers(0, len(B), (4000, len(B)))].mean(1)
-    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(_ci(A - B, np.random.default_rng(1), 4000))
+    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(
+        _ci(A - B, np.random.default_rng(1), 4000)
+    )
 
 @exercise("ablation.unpaired")
 def _(unpaired_width):
@@ -183,4 +211,7 @@ def _(unpaired_width):
     for what, (raw, filt) in _loss_cases():
         (ref, pw), w = _unpaired_ref(raw, filt), float(unpaired_width(raw, filt))
         if abs(w - ref) >= .15 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
-    return True, f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty"
+    return (
+        True,
+        f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty",
+    )

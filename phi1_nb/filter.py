@@ -25,10 +25,11 @@ _all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParse
 
 # %% auto #0
 __all__ = ['CODE_LINE', 'near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders',
-           'run_labels', 'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label', 'make_token_counter',
-           'budget_mask', 'scored_records', 'save_scores', 'score_shards', 'apply_filter', 'shard_fmt', 'train_filter',
-           'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge', 'JudgeParseError', 'LabelStore',
-           'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric', 'fit_forest', 'forest_scores']
+           'run_labels', 'run_split', 'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label',
+           'make_token_counter', 'budget_mask', 'scored_records', 'save_scores', 'score_shards', 'apply_filter',
+           'shard_fmt', 'train_filter', 'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge',
+           'JudgeParseError', 'LabelStore', 'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric',
+           'fit_forest', 'forest_scores']
 
 # %% ../nbs/04_filter.ipynb #59df7b1e
 def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128, ngram:int=5) -> np.ndarray:
@@ -128,24 +129,37 @@ def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
 
 def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder name, its params)}`
                       val_frac:float=0.2, threshold:float=0.7, shingles:str="ast", n_estimators:int=200, seed:int=0,
-                      cache_dir=None) -> dict:
+                      cache_dir=None,
+                      split=None, # `(train_idx, val_idx)` used as is (`run_split`'s: the run's own), else a fresh group split
+                      ) -> dict:
     "`{name: held-out metrics}` of a forest trained on each embedder's vectors, on one group split of `texts`."
-    y = np.asarray(y); tr, va, _ = group_split(texts, y, val_frac, threshold, seed, shingles)
+    y = np.asarray(y); tr, va = split if split is not None else group_split(texts, y, val_frac, threshold, seed, shingles)[:2]
     out = {}
     for label, (name, params) in embedders.items():
         X = embed_cached(get_embedder(name, **params), texts, cache_dir)
         out[label] = heldout_metrics(y[va], forest_scores(fit_forest(X[tr], y[tr], "classifier", n_estimators, seed), X[va]), y_train=y[tr])
     return out
 
-def run_labels(run_dir) -> tuple[list[str], np.ndarray]:
-    "`(texts, labels)` of what a finished filter run's judge labelled (contents looked up in the verified corpus)."
+def run_labels(run_dir, with_ids:bool=False) -> tuple:
+    "`(texts, labels)` (`with_ids`: and ids) of what a finished filter run's judge labelled (contents from the verified corpus)."
     st = read_json(Path(run_dir)/"filter"/"params.json")["params"]
     labs = [l for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()
             if l["label"] is not None]
     content = {str(r.get("id") or hashlib.sha256(r["content"].encode()).hexdigest()): r["content"]
                for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
     labs = [l for l in labs if l["id"] in content]
-    return [content[l["id"]] for l in labs], np.array([l["label"] for l in labs])
+    out = [content[l["id"]] for l in labs], np.array([l["label"] for l in labs])
+    return (*out, [l["id"] for l in labs]) if with_ids else out
+
+def run_split(run_dir, n:int|None=None, seed:int=0) -> tuple[list[str], np.ndarray, tuple]:
+    "`(texts, labels, (train_idx, val_idx))`: a filter run's labels, split as the run split them (its held-out ids), or a seeded sample of `n`."
+    texts, y, ids = run_labels(run_dir, with_ids=True)
+    if n is not None and n < len(texts):
+        pick = np.sort(np.random.default_rng(seed).choice(len(texts), n, replace=False))
+        texts, y, ids = [texts[i] for i in pick], y[pick], [ids[i] for i in pick]
+    held = set(read_json(Path(run_dir)/"filter"/"model"/"heldout.json")["id"])
+    va = np.array([i for i, x in enumerate(ids) if x in held], int)
+    return texts, y, (np.array([i for i, x in enumerate(ids) if x not in held], int), va)
 
 # %% ../nbs/04_filter.ipynb #17a82f2c
 CODE_LINE = re.compile(r"[=(){}\[\]:#]|^\s*(def|class|import|from|return|for|while|if)\b")

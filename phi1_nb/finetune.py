@@ -18,7 +18,8 @@ from .checkpoints import content_id, init_id, resolve_init
 __all__ = ['exercise_source', 'run_finetune']
 
 # %% ../nbs/09a_finetune.ipynb #a5d4278f
-def exercise_source(run_dir, source:str="decontaminate", fallback_source:str|None="synth/exercises") -> tuple[Path, str|None]:
+def exercise_source(run_dir, source:str="decontaminate",
+                    fallback_source:str|None="synth/exercises") -> tuple[Path, str|None]:
     "The exercise folder to finetune on, and a note when it is the fallback."
     if (Path(run_dir)/source/"manifest.json").exists(): return Path(run_dir)/source, None
     if fallback_source and (Path(run_dir)/fallback_source/"manifest.json").exists():
@@ -57,7 +58,8 @@ def run_finetune(run_dir, # the run folder
                  seed:int=1234): # seed for dropout and data order
     "Finetune phi-1-base on CodeExercises; writes `run_dir/finetune/final/` and a manifest with the loss curves."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
-    if keep_best and save_steps % eval_steps: raise ValueError(f"keep_best needs save_steps ({save_steps}) to be a multiple of eval_steps ({eval_steps})")
+    if keep_best and save_steps % eval_steps:
+        raise ValueError(f"keep_best needs save_steps ({save_steps}) to be a multiple of eval_steps ({eval_steps})")
     t0, out = time.time(), stage_dir(run_dir, "finetune")
     base = resolve_init(run_dir, init); base_id = init_id(base)
     src, note = exercise_source(run_dir, source, fallback_source)
@@ -66,20 +68,25 @@ def run_finetune(run_dir, # the run folder
     ds = preflight(**params, context=AutoConfig.from_pretrained(base).max_position_embeddings)   # before any touch
     stage_params = check_resume(out, params, resume, {_rel(src, run_dir): content_id(src), "init_id": base_id})
     if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
-    train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune", mask_prompt=mask_prompt)
+    train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune",
+                                    mask_prompt=mask_prompt)
     if len(train_ds) == 0: raise ValueError(f"no training tokens in {src}")
     seed_everything(seed)
     model = load_model(base)
-    s = fit(model, tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len, peak_flops=peak_flops,
+    s = fit(model, tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len,
+            peak_flops=peak_flops,
             resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch,
-            learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-            precision=precision, save_steps=save_steps, save_total_limit=save_total_limit, eval_steps=eval_steps, logging_steps=logging_steps,
+            learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay,
+            max_grad_norm=max_grad_norm,
+            precision=precision, save_steps=save_steps, save_total_limit=save_total_limit, eval_steps=eval_steps,
+            logging_steps=logging_steps,
             keep_best=keep_best, deepspeed=ds, seed=seed, gradient_checkpointing=gradient_checkpointing,
             torch_compile=torch_compile, signature=dict(init=str(base), init_id=base_id))
     if not is_main_process(): return s
     pm = read_manifest(out/"data"/"train")
     return write_manifest(out, stage="finetune", shards=[], params=params, inputs=[base, src], seconds=time.time()-t0,
-        counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"], "valid_tokens": valid_ds.manifest["n_tokens"],
+        counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"],
+                "valid_tokens": valid_ds.manifest["n_tokens"],
                 "loss_tokens": int(train_ds.mask.sum()) if train_ds.mask is not None else pm["n_tokens"],
                 "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
         extra=dict(final="final", init=str(base), init_id=base_id,

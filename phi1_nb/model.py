@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from .core import atomic_write, read_dataset, read_manifest, require_stage, sha256_file, stage_dir, write_manifest
+from phi1_nb.core import (
+    atomic_write,
+    read_dataset,
+    read_manifest,
+    require_stage,
+    sha256_file,
+    stage_dir,
+    write_manifest,
+)
 
 # %% auto #0
 __all__ = ['EOT', 'TOKENIZER_FILES', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPER_PARAMS', 'PEAK_FLOPS', 'load_tokenizer',
@@ -21,15 +29,19 @@ __all__ = ['EOT', 'TOKENIZER_FILES', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPE
 
 # %% ../nbs/08_model.ipynb #9b248a25
 EOT = "<|endoftext|>"  # CodeGen's (and GPT-2's) document separator; also bos, eos and pad here
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")  # a folder holds a tokenizer when it has one of these
+# a folder holds a tokenizer when it has one of these
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model")
 
 def load_tokenizer(name_or_path:str|Path): # a Hub name (`Salesforce/codegen-350M-mono`) or a local folder
     "Load any Hugging Face tokenizer, with pad falling back to eos as CodeGen's has none."
     from transformers import AutoTokenizer
     p = Path(name_or_path)
-    if p.is_dir() and not any((p/f).exists() for f in TOKENIZER_FILES):   # AutoTokenizer would return a 1-token tokenizer
-        raise FileNotFoundError(f"{p} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): a checkpoint written before "
-                                "fit saved the tokenizer in each one; copy run_dir/tokenizer/* into it")
+    # AutoTokenizer would return a 1-token tokenizer
+    if p.is_dir() and not any((p/f).exists() for f in TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{p} has no tokenizer files ({', '.join(TOKENIZER_FILES)}): a checkpoint written before "
+            "fit saved the tokenizer in each one; copy run_dir/tokenizer/* into it"
+        )
     try: tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except OSError as e:
         raise OSError(f"cannot load tokenizer {name_or_path!r} (offline, or no such path?): train one instead "
@@ -48,7 +60,10 @@ def train_tokenizer(texts:Iterable[str], # documents to learn merges from
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     n_base = vocab_size - len(WHITESPACE_TOKENS)
-    if n_base < 257: raise ValueError(f"vocab_size={vocab_size} too small: needs 256 bytes + {EOT} + {len(WHITESPACE_TOKENS)} whitespace tokens")
+    if n_base < 257:
+        raise ValueError(
+            f"vocab_size={vocab_size} too small: needs 256 bytes + {EOT} + {len(WHITESPACE_TOKENS)} whitespace tokens"
+        )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder, tok.post_processor = decoders.ByteLevel(), processors.ByteLevel(trim_offsets=False)
@@ -86,7 +101,8 @@ def run_tokenizer(run_dir, # the run folder
     return write_manifest(out, stage="tokenizer", shards=[], params=params, inputs=inputs,
                           counts={"in": n + skipped, "out": n}, drops={"no_content": skipped} if skipped else None,
                           seconds=time.time()-t0, extra=dict(vocab_size=len(tok), eos_token_id=tok.eos_token_id,
-                          files={p.name: sha256_file(p) for p in sorted(out.glob("*.json")) if p.name != "manifest.json"}))
+                          files={p.name: sha256_file(p)
+                                 for p in sorted(out.glob("*.json")) if p.name != "manifest.json"}))
 
 # %% ../nbs/08_model.ipynb #780cdc00
 def token_dtype(vocab_size:int): return np.uint16 if vocab_size <= 2**16 else np.uint32
@@ -140,7 +156,8 @@ def pack(records:Iterable[dict], # documents (`content`) or exercises (`prompt` 
     c = _write_tokens(out, chunks(), dtype)
     files = {f: sha256_file(out/f) for f in ("tokens.bin", "loss_mask.bin") if (out/f).exists()}
     return write_manifest(out, stage=stage, shards=[], inputs=inputs, drops={k: v for k, v in skipped.items() if v},
-        counts={"in": c["docs"] + skipped["empty"], "out": c["docs"], "tokens": c["tokens"], "sequences": math.ceil(c["tokens"]/seq_len)},
+        counts={"in": c["docs"] + skipped["empty"], "out": c["docs"], "tokens": c["tokens"],
+                "sequences": math.ceil(c["tokens"]/seq_len)},
         params=dict(seq_len=seq_len, mask_prompt=bool(mask_prompt), **(params or {})), seconds=time.time()-t0,
         extra=dict(seq_len=seq_len, dtype=np.dtype(dtype).name, n_tokens=c["tokens"], vocab_size=len(tokenizer),
                    eos_token_id=eos, files=files))
@@ -151,7 +168,8 @@ class PackedDataset:
     def __init__(self, d, seq_len:int|None=None):
         m = read_manifest(d); self.dir, self.manifest = Path(d), m
         self.seq_len, self.pad = seq_len or m["seq_len"], m["eos_token_id"]
-        self.tokens = np.memmap(self.dir/"tokens.bin", dtype=m["dtype"], mode="r") if m["n_tokens"] else np.zeros(0, m["dtype"])
+        self.tokens = np.memmap(self.dir/"tokens.bin", dtype=m["dtype"],
+                                mode="r") if m["n_tokens"] else np.zeros(0, m["dtype"])
         mp = self.dir/"loss_mask.bin"
         self.mask = np.memmap(mp, dtype=np.uint8, mode="r") if mp.exists() and m["n_tokens"] else None
     def __len__(self): return math.ceil(len(self.tokens) / self.seq_len)
@@ -175,9 +193,12 @@ def is_valid(rec:dict, valid_fraction:float) -> bool:
 
 # %% ../nbs/08_model.ipynb #bd7ec3f8
 MODEL_CONFIGS = {
-    "phi-1":       dict(num_hidden_layers=24, hidden_size=2048, num_attention_heads=32, intermediate_size=8192, vocab_size=51200, max_position_embeddings=2048),
-    "phi-1-small": dict(num_hidden_layers=20, hidden_size=1024, num_attention_heads=16, intermediate_size=4096, vocab_size=51200, max_position_embeddings=2048),
-    "tiny":        dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=512, vocab_size=None, max_position_embeddings=512),
+    "phi-1":       dict(num_hidden_layers=24, hidden_size=2048, num_attention_heads=32, intermediate_size=8192,
+                        vocab_size=51200, max_position_embeddings=2048),
+    "phi-1-small": dict(num_hidden_layers=20, hidden_size=1024, num_attention_heads=16, intermediate_size=4096,
+                        vocab_size=51200, max_position_embeddings=2048),
+    "tiny":        dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, intermediate_size=512,
+                        vocab_size=None, max_position_embeddings=512),
 }
 PAPER_PARAMS = {"phi-1": 1.3e9, "phi-1-small": 350e6}
 
@@ -191,11 +212,15 @@ def phi_config(name:str="tiny", # a key of MODEL_CONFIGS
     kw = {**MODEL_CONFIGS[name], **overrides}
     n_tok = len(tokenizer) if tokenizer is not None else None
     if kw["vocab_size"] is None: kw["vocab_size"] = 64 * math.ceil((n_tok or 51200) / 64)
-    if n_tok and n_tok > kw["vocab_size"]: raise ValueError(f"tokenizer has {n_tok} tokens > vocab_size {kw['vocab_size']}")
+    if n_tok and n_tok > kw["vocab_size"]:
+        raise ValueError(f"tokenizer has {n_tok} tokens > vocab_size {kw['vocab_size']}")
     ids = {}
     if tokenizer is not None:
-        ids = dict(bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
-                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        ids = dict(
+            bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
     return PhiConfig(**kw, resid_pdrop=dropout, embd_pdrop=dropout, attention_dropout=dropout, **ids)
 
 # %% ../nbs/08_model.ipynb #04f69307
@@ -210,7 +235,8 @@ def count_params(config, exclude_embeddings:bool=False) -> int:
 # %% ../nbs/08_model.ipynb #d96ab36e
 def flops_per_token(config, seq_len:int) -> float:
     "Training FLOPs per token by the PaLM formula, 6N + 12*L*d*T (N: non-embedding parameters)."
-    return 6 * count_params(config, exclude_embeddings=True) + 12 * config.num_hidden_layers * config.hidden_size * seq_len
+    return 6 * count_params(config,
+                            exclude_embeddings=True) + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 def mfu(tokens_per_s:float, flops_tok:float, peak_flops:float, n_devices:int=1) -> float:
     "Model FLOPs utilization: achieved model FLOP/s over the devices' peak."

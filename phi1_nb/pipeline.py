@@ -111,7 +111,8 @@ def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
 
 class StageProgress:
     "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
-    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None, every:float=30.):
+    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
+                 every:float=30.):
         from tqdm.auto import tqdm
         self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
         self.t_cell = self.t0
@@ -133,7 +134,8 @@ class StageProgress:
         return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
     def _show(self, step:int=0, force:bool=False):
         if self.bar is not None:
-            self.bar.set_postfix_str(self.status().split(", ", 2)[2], refresh=False); self.bar.update(step); self.bar.refresh()
+            self.bar.set_postfix_str(self.status().split(", ", 2)[2],
+                                     refresh=False); self.bar.update(step); self.bar.refresh()
         elif force or time.time() - self.shown >= self.every:
             self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
     def _beat(self):
@@ -152,14 +154,16 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
-    log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")   # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    # the kernel's own stderr: not the user's terminal on a Ctrl-C
+    log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
     env = {**_QUIET_KERNEL, **os.environ}   # the kernel alone gets them: no bars, no advisories in pages
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
             async def start_kernel(self, **k):
-                k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]   # nbclient passes its own (empty) list
+                # nbclient passes its own (empty) list
+                k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
                 return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
         return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
@@ -189,7 +193,8 @@ def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
     "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
     if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
     progress.counter_file = d/"progress"; progress.counter_file.touch()
-    return {**env, "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
+    return {**env,
+            "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
 
 def in_cell_counter(path) -> str|None:
     "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
@@ -241,26 +246,39 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     rerun = force
     for i, (stage, nb, _) in enumerate(STAGES):
         if stage not in wanted: continue
-        if stage not in avail: log(f"[{stage}] not built yet: skipped"); summary["stages"].append(dict(stage=stage, status="missing")); continue
+        if stage not in avail:
+            log(f"[{stage}] not built yet: skipped")
+            summary["stages"].append(dict(stage=stage, status="missing"))
+            continue
         params = cfg.section(stage)
         out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
         if not prepare_only and not rerun and _reusable(run_dir, stage, params):
             log(f"[{stage}] reusing {run_dir/stage} (manifest matches)")
             m = read_manifest(run_dir/stage)  # the time it took when it ran
-            summary["stages"].append(dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0), notebook=str(out_nb),
+            summary["stages"].append(dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0),
+                                          notebook=str(out_nb),
                                           counts=m.get("counts"), drops=m.get("drops"))); continue
         rerun, t0 = True, time.time()
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
-        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs/nb).read_text())["cells"]) + 1  # + injected parameters
-        bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code, last_timings(run_dir, stage, out_nb))
+        # + injected parameters
+        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs/nb).read_text())["cells"]) + 1
+        bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
+                                                      last_timings(run_dir, stage, out_nb))
         try:
             execute_stage(nbs/nb, out_nb, dict(run_dir=str(run_dir), **params), nbs, bar, prepare_only=prepare_only,
                           execution_timeout=cfg.pipeline.execution_timeout, report_mode=False)
-        except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, or the kernel died
+        # a cell raised, ran too long, or the kernel died
+        except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:
             secs = time.time() - t0
-            why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
-                   f"a cell ran past pipeline.execution_timeout={cfg.pipeline.execution_timeout}s" if isinstance(e, CellTimeoutError)
-                   else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
+            why = (
+                f"{e.ename}: {e.evalue}"
+                if isinstance(e, pm.PapermillExecutionError)
+                else (
+                    f"a cell ran past pipeline.execution_timeout={cfg.pipeline.execution_timeout}s"
+                    if isinstance(e, CellTimeoutError)
+                    else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}"
+                )
+            )
             summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb), error=why))
             write_json(run_dir/"summary.json", summary)
             raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {why}\n"
@@ -269,7 +287,8 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
             if bar is not None: bar.close()
         secs = time.time() - t0
         if not prepare_only: save_timings(run_dir, stage, out_nb)
-        rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(secs, 2), notebook=str(out_nb))
+        rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(secs, 2),
+                   notebook=str(out_nb))
         if not prepare_only:
             m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))
         summary["stages"].append(rec)

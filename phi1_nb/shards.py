@@ -55,7 +55,8 @@ def atomic_write(path:str|Path, mode:str="wb"):
     except BaseException as e:
         try: os.unlink(tmp)
         except FileNotFoundError: pass
-        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)   # a full disk says which file it could not write
+        # a full disk says which file it could not write
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)
         raise
 
 def remove_stale_temps(d) -> int:
@@ -106,7 +107,8 @@ def _plain_join(a, b):
     if a == "null": return b
     if type(a) is tuple and type(b) is tuple and a[0] == b[0]:
         if a[0] == "list": return ("list", _plain_join(a[1], b[1]))
-        return ("struct", {k: _plain_join(a[1].get(k, "null"), b[1].get(k, "null")) for k in dict.fromkeys([*a[1], *b[1]])})
+        return ("struct",
+                {k: _plain_join(a[1].get(k, "null"), b[1].get(k, "null")) for k in dict.fromkeys([*a[1], *b[1]])})
     raise _Mixed
 
 def _plain_unify(types) -> object:
@@ -116,16 +118,26 @@ def _plain_unify(types) -> object:
 
 def _arrow_type(t):
     import pyarrow as pa
-    if type(t) is str: return {"null": pa.null(), "bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(), "string": pa.string()}[t]
+    if type(t) is str:
+        return {
+            "null": pa.null(),
+            "bool": pa.bool_(),
+            "int64": pa.int64(),
+            "double": pa.float64(),
+            "string": pa.string(),
+        }[t]
     if t[0] == "list": return pa.list_(_arrow_type(t[1]))
     return pa.struct([(k, _arrow_type(x)) for k, x in t[1].items()])
 
 def infer_schema(records:list[dict]):
     "The Arrow schema of `records`: every key of every row, typed from all its values (all-null: `null`)."
     import pyarrow as pa
-    try: return pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))   # plain JSON values: typed here, in one pass
-    except (_Mixed, TypeError): pass   # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
-    # (not `pa.array(records)` in one pass: it types {'id': False} then {'id': 0.0} as bool, where the column is refused)
+    # plain JSON values: typed here, in one pass
+    try: return pa.schema(list(_arrow_type(_plain_unify(map(_plain_type, records)))))
+    # (pa.array would type them too, but its first call imports pandas: 0.25 s a process)
+    except (_Mixed, TypeError): pass
+    # (not `pa.array(records)` in one pass: it types {'id': False} then {'id': 0.0} as bool, where the column is
+    # refused)
     fields = []
     for k in dict.fromkeys(k for r in records for k in r):
         try: fields.append(pa.field(k, pa.array([r.get(k) for r in records]).type))
@@ -138,8 +150,10 @@ def unify_schemas(schemas:list):
     import pyarrow as pa
     schemas = [s for s in schemas if s is not None]
     if not schemas: return None
-    try: return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e: raise SchemaError(f"shards disagree on a column's type: {_one_line(e)}") from None
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise SchemaError(f"shards disagree on a column's type: {_one_line(e)}") from None
 
 def schema_to_str(schema) -> str|None:
     "A schema as base64 Arrow IPC (JSON-safe, exact)."
@@ -163,7 +177,8 @@ def _write_parquet(f, records, schema=None, rows_per_group=2000):
         records = list(records); schema = infer_schema(records)
     w, n = pq.ParquetWriter(f, schema, compression="zstd"), 0
     for b in _chunks(records, rows_per_group):
-        if extra := set().union(*b) - set(schema.names): raise SchemaError(f"keys {sorted(extra)} are not in the schema")
+        if extra := set().union(*b) - set(schema.names):
+            raise SchemaError(f"keys {sorted(extra)} are not in the schema")
         w.write_table(pa.Table.from_pylist(b, schema=schema)); n += len(b)
     w.close()
     return n, schema
@@ -186,8 +201,10 @@ def write_shard(path, records:Iterable[dict], schema=None, # a `pyarrow.Schema` 
     path, fmt = Path(path), shard_format(path)
     try:
         with atomic_write(path, "wb") as f:
-            n, schema = _write_parquet(f, records, schema) if fmt == "parquet" else _write_jsonl(f, records, fmt == "jsonl.zst")
-    except SchemaError as e: raise SchemaError(f"{path}: {e}") from None     # (an error of the records' source passes as it is)
+            n, schema = _write_parquet(f, records,
+                                       schema) if fmt == "parquet" else _write_jsonl(f, records, fmt == "jsonl.zst")
+    # (an error of the records' source passes as it is)
+    except SchemaError as e: raise SchemaError(f"{path}: {e}") from None
     return dict(path=path.name, n=n, sha256=sha256_file(path), bytes=path.stat().st_size, schema=schema_to_str(schema))
 
 # %% ../nbs/00a_shards.ipynb #3e89d6d7
@@ -212,8 +229,10 @@ def _raw_chunks(raw, bufsize=1<<20):
 def _jsonl_records(path, chunks) -> Iterator[dict]:
     dec, buf, i = codecs.getincrementaldecoder("utf-8")(), "", 0
     def parse(line):
-        try: r = json.loads(line)
-        except (ValueError, RecursionError) as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
+        try:
+            r = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
         if not isinstance(r, dict): raise _bad(f"{path}:{i}", f"a JSON {type(r).__name__}, not an object")
         return r
     try:
@@ -229,8 +248,10 @@ def _jsonl_records(path, chunks) -> Iterator[dict]:
 
 def _parquet_file(path):
     import pyarrow as pa, pyarrow.parquet as pq
-    try: return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as e: raise _bad(path, f"not a complete Parquet file ({_one_line(e)})") from None
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise _bad(path, f"not a complete Parquet file ({_one_line(e)})") from None
 
 def read_shard(path) -> Iterator[dict]:
     "Stream the records of one shard; a truncated or corrupt file raises `ShardError` naming it."
@@ -269,14 +290,19 @@ def conform_parquet(path, schema) -> bool:
     import pyarrow as pa, pyarrow.parquet as pq
     t = pq.read_table(path)
     if t.schema.equals(schema, check_metadata=False): return False
-    try: t = pa.table({f.name: t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type) for f in schema},
-                      schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError): t = pa.Table.from_pylist(t.to_pylist(), schema=schema)
+    try:
+        t = pa.table(
+            {f.name: t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type) for f in schema},
+            schema=schema,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        t = pa.Table.from_pylist(t.to_pylist(), schema=schema)
     with atomic_write(path) as f: pq.write_table(t, f, compression="zstd", row_group_size=2000)
     return True
 
 # %% ../nbs/00a_shards.ipynb #c3e38b66
-_HF_VALUE = {"null", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double",
+_HF_VALUE = {"null", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float",
+             "double",
              "halffloat", "string", "large_string", "binary", "large_binary"}
 _HF_NAME = {"float": "float32", "double": "float64", "halffloat": "float16"}
 
@@ -310,19 +336,25 @@ def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None,
     import yaml
     cfg = lambda name, fs: {"config_name": name, "data_files": [{"split": "train", "path": list(fs)}]}
     meta = {"configs": ([cfg("default", files)] if files else []) + [cfg(k, v) for k, v in (subsets or {}).items()]}
-    # `datasets` caches a folder by its name and its card, not by its files: without the shards' fingerprint in the card,
+    # `datasets` caches a folder by its name and its card, not by its files: without the shards' fingerprint in the
+    # card,
     # a rerun (or another run's folder of the same name) would load the records cached the first time
     info = {"description": f"phi1_nb {stage} output, shards sha256 {fingerprint}"} if fingerprint else {}
     if schema is not None:
         try: info["features"] = hf_features(schema)
         except ImportError: pass
     if info: meta["dataset_info"] = info
-    how = (f'datasets.load_dataset("<this folder>", "{next(iter(subsets))}", split="train")   # one of: {", ".join(subsets)}'
-           if subsets and not files else 'datasets.load_dataset("<this folder>", split="train")')
-    return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"
-            f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the shards with their "
-            "checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"
-            f"```python\nimport datasets\nds = {how}\n```\n")
+    how = (
+        f'datasets.load_dataset("<this folder>", "{next(iter(subsets))}", split="train")   # one of: {", ".join(subsets)}'
+        if subsets and not files
+        else 'datasets.load_dataset("<this folder>", split="train")'
+    )
+    return (
+        f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"
+        f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the shards with their "
+        "checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"
+        f"```python\nimport datasets\nds = {how}\n```\n"
+    )
 
 # %% ../nbs/00a_shards.ipynb #ce23dbe4
 def check_card(d, shards:list[dict], fix:str="rerun the stage that wrote it"):
@@ -330,14 +362,21 @@ def check_card(d, shards:list[dict], fix:str="rerun the stage that wrote it"):
     import yaml
     if not shards: return
     p = Path(d)/"README.md"
-    if not p.is_file(): raise ShardError(f"{p}: missing: the dataset card by which load_dataset reads the folder; {fix}")
+    if not p.is_file():
+        raise ShardError(f"{p}: missing: the dataset card by which load_dataset reads the folder; {fix}")
     try:
         meta = yaml.safe_load(p.read_text().split("---\n")[1])
-        files, desc = meta["configs"][0]["data_files"][0]["path"], str(meta.get("dataset_info", {}).get("description", ""))
+        files, desc = meta["configs"][0]["data_files"][0]["path"], str(
+            meta.get("dataset_info", {}).get("description", "")
+        )
     except (IndexError, KeyError, TypeError, yaml.YAMLError):
         raise ShardError(f"{p}: not a dataset card with a configs list; {fix}") from None
     if files != [s["path"] for s in shards]:
-        raise ShardError(f"{p}: the card's data files ({len(files)}) are not the manifest's {len(shards)} shards; {fix}")
+        raise ShardError(
+            f"{p}: the card's data files ({len(files)}) are not the manifest's {len(shards)} shards; {fix}"
+        )
     if not desc.endswith(card_fingerprint(shards)):
-        raise ShardError(f"{p}: the card's fingerprint is not the manifest's shards' (a stale card: datasets would serve the "
-                         f"records it cached before); {fix}")
+        raise ShardError(
+            f"{p}: the card's fingerprint is not the manifest's shards' (a stale card: datasets would serve the "
+            f"records it cached before); {fix}"
+        )

@@ -33,8 +33,10 @@ def notebook_title(path) -> str:
     return Path(path).stem
 
 # %% ../nbs/17_site.ipynb #c9a5e3f4
-# iframe-worker's shim (https://github.com/squidfunk/iframe-worker, MIT, (c) 2020-2022 Martin Donath), ported to plain JS:
-# under file:// Chromium loads no Worker, so material's search worker runs in a hidden iframe. material's `offline` plugin
+# iframe-worker's shim (https://github.com/squidfunk/iframe-worker, MIT, (c) 2020-2022 Martin Donath), ported to plain
+# JS:
+# under file:// Chromium loads no Worker, so material's search worker runs in a hidden iframe. material's `offline`
+# plugin
 # would load it from unpkg.com; vendored here, the site makes no request outside itself.
 _SHIM = r"""(function () {
   if (location.protocol !== "file:") return;
@@ -78,7 +80,8 @@ def _report_page(run_dir:Path, docs:Path) -> bool:
     "The run report as a markdown page around report.html's body, its figures copied to docs/report/figures."
     html = run_dir/"report"/"report.html"
     if not html.exists(): return False
-    if (run_dir/"report"/"figures").exists(): shutil.copytree(run_dir/"report"/"figures", docs/"report"/"figures", dirs_exist_ok=True)
+    if (run_dir / "report" / "figures").exists():
+        shutil.copytree(run_dir / "report" / "figures", docs / "report" / "figures", dirs_exist_ok=True)
     body = re.search(r"<body>(.*)</body>", html.read_text(), re.S).group(1)
     body = re.sub(r"<h1>.*?</h1>", "", body, count=1, flags=re.S).replace('src="figures/', 'src="report/figures/')
     (docs/"report.md").write_text(f"# Run report\n\n<div class='phi1-report' markdown='0'>\n{body}\n</div>\n")
@@ -94,12 +97,31 @@ _CSS = """/* every table fits the page: long cells wrap instead of widening the 
 
 def mkdocs_config(title:str, nav:list, site_dir:Path, docs:Path) -> dict:
     "mkdocs-material with mkdocs-jupyter; `offline` with a vendored worker shim and system fonts: search works from file://."
-    return dict(site_name=title, docs_dir=str(docs), site_dir=str(site_dir), use_directory_urls=False,
-                theme=dict(name="material", font=False, features=["navigation.sections", "toc.integrate", "search.highlight"]),
-                extra=dict(polyfills=["assets/phi1/iframe-worker-shim.js"]), extra_css=["assets/phi1/site.css"],
-                plugins=["search", "offline", dict(**{"mkdocs-jupyter": dict(execute=False, include_source=True, ignore_h1_titles=False,
-                                                                             no_input=False, include_requirejs=False)})],
-                nav=nav)
+    return dict(
+        site_name=title,
+        docs_dir=str(docs),
+        site_dir=str(site_dir),
+        use_directory_urls=False,
+        theme=dict(name="material", font=False, features=["navigation.sections", "toc.integrate", "search.highlight"]),
+        extra=dict(polyfills=["assets/phi1/iframe-worker-shim.js"]),
+        extra_css=["assets/phi1/site.css"],
+        plugins=[
+            "search",
+            "offline",
+            dict(
+                **{
+                    "mkdocs-jupyter": dict(
+                        execute=False,
+                        include_source=True,
+                        ignore_h1_titles=False,
+                        no_input=False,
+                        include_requirejs=False,
+                    )
+                }
+            ),
+        ],
+        nav=nav,
+    )
 
 def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset tiny`)
                out="_site", # the site folder (replaced)
@@ -108,25 +130,31 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
     import yaml
     run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
     nbs = stage_notebooks(run_dir)
-    if not nbs: raise FileNotFoundError(f"{run_dir/'notebooks'} holds no executed stage notebook: run the pipeline first")
+    if not nbs:
+        raise FileNotFoundError(f"{run_dir/'notebooks'} holds no executed stage notebook: run the pipeline first")
     work = Path(tempfile.mkdtemp(prefix="phi1-site-")); docs = work/"docs"; (docs/"assets"/"phi1").mkdir(parents=True)
     try:
         shutil.copyfile(nbs_dir()/"index.ipynb", docs/"index.ipynb")
-        (docs/"assets"/"phi1"/"iframe-worker-shim.js").write_text(_SHIM); (docs/"assets"/"phi1"/"site.css").write_text(_CSS)
+        (docs / "assets" / "phi1" / "iframe-worker-shim.js").write_text(_SHIM)
+        (docs / "assets" / "phi1" / "site.css").write_text(_CSS)
         report = _report_page(run_dir, docs)
         nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
         nav = [{"Home": "index.ipynb"}]
         # the pages show the run as the notebooks name it, not the builder's path
         rel = os.path.relpath(run_dir, nbs_dir())
         for s, p in nbs:
-            (docs/f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel)); nav.append({notebook_title(p): f"{p.stem}.ipynb"})
+            (docs / f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel))
+            nav.append({notebook_title(p): f"{p.stem}.ipynb"})
         pages = [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
-        if report: nav.append({"Run report": "report.md"}); pages.append(dict(page="report.html", title="Run report", stage="report"))
+        if report:
+            nav.append({"Run report": "report.md"})
+            pages.append(dict(page="report.html", title="Run report", stage="report"))
         pages.insert(0, dict(page="index.html", title=notebook_title(docs/"index.ipynb"), stage=None))
         tmp_out = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp_out, ignore_errors=True)
         (work/"mkdocs.yml").write_text(yaml.safe_dump(mkdocs_config(title, nav, tmp_out, docs), sort_keys=False))
-        r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")], capture_output=True,
+        r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")],
+                           capture_output=True,
                            # mkdocs-jupyter caches into ./.cache: the scratch folder, not the repository
                            text=True, cwd=work)
         if r.returncode: raise RuntimeError(f"mkdocs build failed:\n{r.stderr[-3000:]}")
@@ -143,7 +171,8 @@ def chromium() -> str:
         if exe and shutil.which(exe): return shutil.which(exe)
     raise FileNotFoundError("no chromium on PATH: `apt-get install chromium` (or set PHI1_CHROMIUM)")
 
-OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+           "--proxy-bypass-list=<-loopback>"]
 
 def render(url:str, # a file:// or http:// address
            screenshot=None, # a .png path for a screenshot of the first 1280 x 1600 pixels
@@ -151,10 +180,12 @@ def render(url:str, # a file:// or http:// address
     "The page's DOM after headless Chromium, its network blocked (no name resolves), ran its scripts at 1280 x 1600."
     with tempfile.TemporaryDirectory(prefix="phi1-chromium-") as prof:
         base = [chromium(), "--headless", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={prof}", *OFFLINE,
-                "--run-all-compositor-stages-before-draw", f"--virtual-time-budget={budget_ms}", "--window-size=1280,1600"]
+                "--run-all-compositor-stages-before-draw", f"--virtual-time-budget={budget_ms}",
+                "--window-size=1280,1600"]
         if os.geteuid() == 0: base.append("--no-sandbox")     # Chromium refuses to sandbox as root
         dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
-        if dom.returncode or "<html" not in dom.stdout: raise RuntimeError(f"chromium could not render {url}: {dom.stderr[-500:]}")
+        if dom.returncode or "<html" not in dom.stdout:
+            raise RuntimeError(f"chromium could not render {url}: {dom.stderr[-500:]}")
         if screenshot:
             subprocess.run(base + [f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout)
             if not Path(screenshot).exists(): raise RuntimeError(f"chromium wrote no screenshot of {url}")
@@ -193,7 +224,9 @@ def probe_page(site, page:str, query:str|None=None, wait_ms:int=8000) -> dict:
 
 # %% ../nbs/17_site.ipynb #b8f4d2e3
 _ERRORS = ("Traceback (most recent call last)", "An Exception was encountered at", "PapermillExecutionError")
-_EXTERNAL = re.compile(r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)""")
+_EXTERNAL = re.compile(
+    r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)"""
+)
 
 def external_refs(html_text:str) -> list[str]:
     "What a page loads from outside the site: src/href of any tag but a plain link `<a>`, and CSS url()s."
@@ -212,7 +245,8 @@ def page_problems(dom:str, title:str) -> list[str]:
     art = (re.search(r"<article.*?</article>", dom, re.S) or re.search(r"<body.*</body>", dom, re.S) or [dom])[0]
     h1 = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", art, re.S)]
     out = [] if any(title in h for h in h1) else [f"no <h1> with the title {title!r} (found {h1})"]
-    if not re.search(r"<img[^>]+src=", art) and not re.search(r'class="[^"]*jp-RenderedSVG', art): out.append("no figure")  # (icons are bare <svg>s)
+    if not re.search(r"<img[^>]+src=", art) and not re.search(r'class="[^"]*jp-RenderedSVG', art):
+        out.append("no figure")  # (icons are bare <svg>s)
     out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
     out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
     return out
@@ -230,8 +264,10 @@ def check_site(site="_site", run_dir=None, # the run the site shows: screenshots
         shot = shots/f"{Path(p['page']).stem}.png" if shots and (screenshots is None or i < screenshots) else None
         dom = render((site/p["page"]).as_uri(), shot)
         out[p["page"]] = page_problems(dom, p["title"]) if p["stage"] else ([] if "<h1" in dom else ["no <h1>"])
-        out[p["page"]] += [f"loads {u}" for u in sorted(set(external_refs((site/p["page"]).read_text()) + external_refs(dom)))]
+        out[p["page"]] += [f"loads {u}"
+                           for u in sorted(set(external_refs((site/p["page"]).read_text()) + external_refs(dom)))]
         probe = probe_page(site, p["page"], query if i == 0 else None)
-        out[p["page"]] += probe["tables"] + [f"requested {u}" for u in probe["resources"] if not u.startswith(("file:", "data:"))]
+        out[p["page"]] += probe["tables"] + [f"requested {u}"
+                                             for u in probe["resources"] if not u.startswith(("file:", "data:"))]
         if i == 0 and query and not probe["hits"]: out[p["page"]].append(f"search finds nothing for {query!r}")
     return out

@@ -116,7 +116,8 @@ assert check("decontaminate.break_it", rewrite)"""),
 "08_model.ipynb": [
 ("model.n_params", """**By formula.** Count a `PhiForCausalLM`'s parameters by hand: an input embedding V x d; per layer one
 LayerNorm (weight and bias), q, k, v and dense projections d x d with bias, and an MLP d -> ff -> d with biases; a final
-LayerNorm; an untied `lm_head` d -> V with bias. Write `n_params(L, d, ff, V)`; the check compares with `count_params`.""",
+LayerNorm; an untied `lm_head` d -> V with bias. Write `n_params(L, d, ff, V)`; the check compares with `count_params`
+(the model built on the meta device; the check holds its figures in a formula, so the section needs no transformers).""",
 "def n_params(L, d, ff, V):\n    return None  # your code\ncheck(\"model.n_params\", n_params);",
 """def n_params(L, d, ff, V):
     layer = 2*d + 4*(d*d + d) + (d*ff + ff) + (ff*d + d)
@@ -124,16 +125,19 @@ LayerNorm; an untied `lm_head` d -> V with bias. Write `n_params(L, d, ff, V)`; 
 assert check("model.n_params", n_params)"""),
 ("model.embedding_share", """**Predict, then run.** What share of phi-1's parameters (the paper says 1.3B; `count_params` also counts the
 untied output layer) sits in its input embedding (51200 x 2048)?
-Guess, then compute it with `count_params(cfg)` and `count_params(cfg, exclude_embeddings=True)` on
-`phi_config("phi-1", vocab_size=51200)`.""",
+Guess, then compute it with your `n_params` on phi-1's sizes, `MODEL_CONFIGS["phi-1"]` (in the notebook above,
+`count_params(phi_config("phi-1", vocab_size=51200))` gives the same counts, after a slow transformers import).""",
 "share = None\ncheck(\"model.embedding_share\", share);",
-"""cfg = phi_config("phi-1", vocab_size=51200)
-share = 1 - count_params(cfg, exclude_embeddings=True) / count_params(cfg)
+"""c = MODEL_CONFIGS["phi-1"]
+share = 51200 * c["hidden_size"] / n_params(c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], 51200)
 assert check("model.embedding_share", share)"""),
-("model.mfu", """**Size the hardware.** How many training tokens per second must phi-1-small (`phi_config("phi-1-small",
-vocab_size=51200)`, 2048-token sequences) process to reach 40% MFU on one A100 (312e12 FLOP/s)? Use `flops_per_token`.""",
+("model.mfu", """**Size the hardware.** How many training tokens per second must phi-1-small (`MODEL_CONFIGS["phi-1-small"]`,
+V = 51200, 2048-token sequences) process to reach 40% MFU on one A100 (312e12 FLOP/s)? Use `flops_per_token`'s PaLM
+formula, 6N + 12·L·d·T FLOPs per token (N: the parameters without the input embedding), and `mfu`.""",
 "tokens_per_s = None\ncheck(\"model.mfu\", tokens_per_s);",
-"""tokens_per_s = 0.4 * 312e12 / flops_per_token(phi_config("phi-1-small", vocab_size=51200), 2048)
+"""c = MODEL_CONFIGS["phi-1-small"]; L, d = c["num_hidden_layers"], c["hidden_size"]
+N = n_params(L, d, c["intermediate_size"], 51200) - 51200 * d
+tokens_per_s = 0.4 * 312e12 / (6 * N + 12 * L * d * 2048)
 assert check("model.mfu", tokens_per_s)"""),
 ],
 "09_train.ipynb": [
@@ -220,7 +224,7 @@ IMPORTS = {
     "06_synth.ipynb": "from phi1_nb.synth import NameSpace, exercise_spec, textbook_spec, topic_leaves, humaneval_entry_points",
     "07_dedup.ipynb": "from phi1_nb.dedup import find_duplicates, jaccard, text_shingles",
     "07a_decontaminate.ipynb": "from phi1_nb.decontaminate import match_rate, ngram_hashes, NgramIndex",
-    "08_model.ipynb": "from phi1_nb.model import phi_config, count_params, flops_per_token, mfu",
+    "08_model.ipynb": "from phi1_nb.model import MODEL_CONFIGS, PAPER_PARAMS, mfu",
     "09_train.ipynb": "",
     "09a_finetune.ipynb": "",
     "10_eval.ipynb": "from phi1_nb.eval import pass_at_k\nfrom phi1_nb.sandbox import run_program",
@@ -236,9 +240,9 @@ plt.figure(figsize=(5, 3)); plt.plot(s, 1 - (1 - s**r)**b); plt.axvline(0.7, ls=
 plt.xlabel("Jaccard similarity of a pair"); plt.ylabel("P(pair becomes a candidate)")
 plt.title(f"MinHash LSH at threshold 0.7: {b} bands x {r} rows"); plt.show()""",
     "08_model.ipynb": """import matplotlib.pyplot as plt
-from phi1_nb.model import PAPER_PARAMS
-sizes = ["phi-1-small", "phi-1"]; cfgs = [phi_config(n, vocab_size=51200) for n in sizes]
-emb = [count_params(c) - count_params(c, exclude_embeddings=True) for c in cfgs]; rest = [count_params(c) - e for c, e in zip(cfgs, emb)]
+from phi1_nb.exercises_model import _dims, _n_params   # count_params' figures, without the slow transformers import
+sizes = ["phi-1-small", "phi-1"]; dims = [_dims(n) for n in sizes]
+emb = [_n_params(*x) - _n_params(*x, embeddings=False) for x in dims]; rest = [_n_params(*x) - e for x, e in zip(dims, emb)]
 plt.figure(figsize=(5, 3)); plt.bar(sizes, rest, label="layers + output"); plt.bar(sizes, emb, bottom=rest, label="input embedding")
 plt.scatter(sizes, [PAPER_PARAMS[n] for n in sizes], color="black", zorder=3, label="the paper's size")
 plt.ylabel("parameters"); plt.title("Where the parameters are"); plt.legend(); plt.show()""",

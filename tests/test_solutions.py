@@ -170,3 +170,40 @@ def test_no_constant_width_passes_the_unpaired_check():
     "A constant near seed 0's width (about 0.216) passed 4 of 30 tries when both hidden pairs drew a large size."
     for c in (0.2, 0.216, 0.25, 0.3):
         assert not any(check("ablation.unpaired", lambda a, b, c=c: c, quiet=True) for _ in range(25)), c
+
+
+def test_model_checks_formula_is_count_params():
+    "The model checks count by formula (the section runs in seconds, no transformers import): it must be the meta model's count."
+    import random
+    from phi1_nb.exercises_model import _dims, _n_params
+    from phi1_nb.model import count_params, phi_config
+    rng = random.Random(0)
+    for name, V, kw in [("tiny", 1024, {}), ("phi-1-small", 51200, {}), ("phi-1", 51200, {})] + [
+            ("tiny", rng.randint(50, 3000), dict(num_hidden_layers=rng.randint(1, 4), hidden_size=32 * (h := rng.randint(1, 4)),
+                                                 num_attention_heads=h, intermediate_size=rng.randint(16, 300))) for _ in range(3)]:
+        c, dims = phi_config(name, vocab_size=V, **kw), _dims(name, V, **kw)
+        assert _n_params(*dims) == count_params(c), (name, kw)
+        assert _n_params(*dims, embeddings=False) == count_params(c, exclude_embeddings=True), (name, kw)
+
+
+def test_finetune_lr_check_is_transformers_schedule():
+    "The finetune.lr check's schedule (no torch import) is get_linear_schedule_with_warmup's, step by step."
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+    from phi1_nb.exercises_model import _linear_lr
+    for peak, warm, total in ((1e-4, 50, 600), (3e-4, 1, 97), (1e-3, 0, 40), (5e-5, 30, 30)):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+        sch = get_linear_schedule_with_warmup(opt, warm, total)
+        for step in range(total + 3):
+            assert abs(_linear_lr(step, peak, warm, total) - sch.get_last_lr()[0]) <= 1e-12 + 1e-9 * peak, (peak, warm, total, step)
+            opt.step(); sch.step()
+
+
+@pytest.mark.parametrize("nb", ["08_model.ipynb", "09a_finetune.ipynb", "13_ablation.ipynb"])
+def test_section_and_solutions_load_no_torch(nb):
+    "These sections run in seconds after their import cell: importing torch (+ transformers) alone took 15-35 s under load."
+    import subprocess
+    cells = exercise_section(ROOT/"nbs"/nb) + code_cells(ROOT/"nbs"/"solutions"/f"{Path(nb).stem}_solutions.ipynb")
+    prog = "import matplotlib, sys\nmatplotlib.use('Agg')\n" + "\n".join(cells) + "\nassert 'torch' not in sys.modules, 'torch'\n"
+    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
