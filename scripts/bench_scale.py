@@ -10,7 +10,11 @@ seconds, peak RSS (`ru_maxrss` of the child), and the bytes the stage wrote. The
 (CPU s = a + b n, RSS = c + d n) and an extrapolation to `--target` records on one `--cores`-core node (the stage's
 CPU divided over the cores, if it parallelized perfectly: the local dedup does not, so its single-core time is given too).
 
+With `--same_as DIR` (a checkout of other code, e.g. `git worktree add /tmp/base main`), dedup also runs with DIR's
+code on the same corpus, and the outputs (kept and dropped shards, clusters) must be byte-identical.
+
 usage: python scripts/bench_scale.py [--sizes 5000,20000,80000] [--stages dedup,decontaminate,filter] [--out /tmp/scale]
+                                     [--same_as /tmp/base]
 """
 from __future__ import annotations
 import argparse, json, os, random, resource, shutil, subprocess, sys, time
@@ -81,15 +85,34 @@ STAGES = dict(dedup=dict(input_stage="filter", shingles="ast", threshold=0.8, ve
               decontaminate=dict(input_stage="filter", benchmarks="humaneval"))
 
 
-def run_stage(stage:str, run_dir, kw:dict) -> dict:
-    "Run one stage in a child process; its CPU (user + sys, with its children), wall, peak RSS and disk."
+def run_stage(stage:str, run_dir, kw:dict, code=ROOT) -> dict:
+    "Run one stage in a child process (the package of `code`); CPU (user + sys, with its children), wall, peak RSS, disk."
     shutil.rmtree(Path(run_dir)/stage, ignore_errors=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(code))
     r = subprocess.run([sys.executable, "-c", CHILD, stage, str(run_dir), json.dumps(kw)], capture_output=True, text=True,
-                       env=env, cwd=ROOT)
+                       env=env, cwd=code)
     line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
     if r.returncode or not line: raise RuntimeError(f"{stage} failed ({r.returncode}): {r.stderr[-2000:]}")
     return json.loads(line[-1][7:])
+
+
+def output_digest(stage_dir) -> dict:
+    "sha256 of every output file of a dedup stage (shards, dropped shards, clusters; not the manifest or work files)."
+    import hashlib
+    d = Path(stage_dir)
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != "manifest.json" and "work" not in p.relative_to(d).parts}
+
+
+def same_as(run_dir, n:int, code) -> dict:
+    "Dedup of `run_dir`'s corpus with `code`'s package, in `run_dir/base`; raises unless its outputs are byte-identical."
+    base = Path(run_dir)/"base"; base.mkdir(exist_ok=True)
+    if not (base/"filter").exists(): (base/"filter").symlink_to(Path(run_dir).resolve()/"filter")
+    r = run_stage("dedup", base, STAGES["dedup"], code)
+    a, b = output_digest(Path(run_dir)/"dedup"), output_digest(base/"dedup")
+    if a != b: raise SystemExit(f"dedup at {n:,} differs from {code}'s: {sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))}")
+    print(f"{'  same as base':14s} {n:>9,} cpu {r['cpu']:8.1f} s  rss {r['rss_mb']:7.1f} MB  ({len(a)} files byte-identical)", flush=True)
+    return r
 
 
 def fit(ns, ys):
@@ -106,6 +129,7 @@ def main(argv=None):
     ap.add_argument("--shingles", default="ast", help="dedup shingles: ast (the presets) | word (cheaper, same memory design)")
     ap.add_argument("--verify", default="exact"); ap.add_argument("--target", type=float, default=35e6)
     ap.add_argument("--cores", type=int, default=16)
+    ap.add_argument("--same_as", default=None, help="a checkout whose dedup output must be byte-identical (and timed)")
     a = ap.parse_args(argv)
     sizes, stages, rows = [int(x) for x in a.sizes.split(",")], a.stages.split(","), []
     STAGES["dedup"].update(shingles=a.shingles, verify=a.verify)
@@ -116,6 +140,7 @@ def main(argv=None):
             r = dict(stage=st, n=n, **run_stage(st, rd, STAGES[st])); rows.append(r)
             print(f"{st:14s} {n:>9,} cpu {r['cpu']:8.1f} s  wall {r['wall']:8.1f} s  rss {r['rss_mb']:7.1f} MB  "
                   f"out {r['out_mb']:8.1f} MB ({r['out_mb'] / r['in_mb']:.2f}x the input)  peak disk {r['peak_disk_mb']:8.1f} MB", flush=True)
+            if st == "dedup" and a.same_as: r["base"] = same_as(rd, n, a.same_as)
     print(f"\n| stage | records | CPU s | wall s | peak RSS MB | output MB | peak disk MB | ms/record |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['stage']} | {r['n']:,} | {r['cpu']:.1f} | {r['wall']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | "
@@ -128,6 +153,9 @@ def main(argv=None):
         hours, one = b * a.target / 3600, len(set(ns)) < 2   # one size: no RSS slope to fit
         rss = "RSS per record: needs two sizes" if one else \
               f"RSS {c:.0f} MB + {1024 * d:.3f} KB/record -> {(c + d * a.target) / 1024:,.1f} GB"
+        for r0, r1 in zip(R, R[1:]):
+            print(f"  {st}: peak RSS {r0['rss_mb']:.0f} -> {r1['rss_mb']:.0f} MB from {r0['n']:,} to {r1['n']:,} records: "
+                  f"{1024 * (r1['rss_mb'] - r0['rss_mb']) / (r1['n'] - r0['n']):.3f} KB/record")
         print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours, {hours / a.cores:,.1f} h on {a.cores} cores "
               f"if it parallelized ({hours:,.0f} h in one process); {rss}; peak disk {1024 * e:.2f} KB/record -> {e * a.target / 2**20:,.1f} TB")
     return rows
