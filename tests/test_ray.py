@@ -19,8 +19,7 @@ STDLIB = Path(os.__file__).parent
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    connect()                      # Ray Data settings of the project on the running cluster
+    connect(num_cpus=2)            # a local Ray with the project's startup timeouts and Ray Data settings
     yield ray
     ray.shutdown()
 
