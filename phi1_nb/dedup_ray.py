@@ -62,9 +62,9 @@ def shard_features(task:dict, cfg:dict):
         bands.append(bk.T if bk is not None else np.zeros((len(texts[s:s + bs]), b), np.uint64))
     store.close()
     key, bk = (np.concatenate(keys), np.concatenate(bands)) if n else (np.zeros(0, "S20"), np.zeros((0, b), np.uint64))
-    names = node_names(scores, [len(t) for t in texts], gids, ids)
+    names, bk = node_names(scores, [len(t) for t in texts], gids, ids), bk if b else np.zeros((n, 1), np.uint64)
     return _table(gid=(gids, pa.int64()), name=(names, pa.binary()), key=_fixed(key, 20),
-                  bk=_fixed(bk.astype("<u8"), 8 * b), fb=([fb] + [0] * (n - 1) if n else [], pa.int32()))
+                  bk=_fixed(bk.astype("<u8"), 8 * max(b, 1)), fb=([fb] + [0] * (n - 1) if n else [], pa.int32()))
 
 # %% ../nbs/07c_dedup_ray.ipynb #5b1e7c20
 def _cluster_rows(method:int, kept:list, members:list):

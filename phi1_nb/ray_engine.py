@@ -42,14 +42,10 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
     if not local and address != "auto": check_address(address, timeout)
     if not ray.is_initialized():
         for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)   # a loaded machine: the node must not time out
-        for attempt in range(3):   # Ray waits a fixed 30 s for its own node (ray/_private/node.py): try again
-            try:
-                ray.init(address=None if local else address, num_cpus=num_cpus if local else None,
-                         include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING); break
-            except ConnectionError as e: raise RayUnavailable(f"could not join the Ray cluster at {address}: {e}") from None
-            except Exception as e:
-                if "timed out during startup" not in str(e) or attempt == 2: raise
-                ray.shutdown()
+        try:
+            ray.init(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING)
+        except ConnectionError as e: raise RayUnavailable(f"could not join the Ray cluster at {address}: {e}") from None
     from ray.data.context import ShuffleStrategy
     ctx = ray.data.DataContext.get_current()
     ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED   # 1 s a groupby here against 5-9 s for the hash shuffle
