@@ -109,11 +109,11 @@ def run_stage(stage:str, run_dir, kw:dict, code=ROOT) -> dict:
 
 
 def output_digest(stage_dir) -> dict:
-    "sha256 of every output file of a dedup stage (shards, dropped shards, clusters; not the manifest or work files)."
+    "sha256 of a dedup stage's outputs: shards, dropped shards, clusters (not the manifest, receipts or work: timings)."
     import hashlib
     d = Path(stage_dir)
     return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
-            if p.is_file() and p.name != "manifest.json" and "work" not in p.relative_to(d).parts}
+            if p.is_file() and p.name != "manifest.json" and not {"work", "parts"} & set(p.relative_to(d).parts)}
 
 
 def side_run(run_dir, name:str) -> Path:
