@@ -196,7 +196,7 @@ def _exact_step(feats, n:int):
     return ex, np.array(dead, np.int64), X.size_bytes()
 
 def _near_step(feats, n:int, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket):
-    "Near-duplicate clusters on Ray: (cluster rows or None, bytes shuffled)."
+    "Near-duplicate clusters on Ray: (cluster rows or None, bytes shuffled: bucket rows, candidate pairs)."
     import ray.data
     pa_kw, P = dict(batch_format="pyarrow"), n_partitions(n * lsh[0])
     B = feats.map_batches(_band_rows, fn_kwargs=dict(b=lsh[0], P=P, dead=dead), **pa_kw).materialize()
@@ -206,7 +206,7 @@ def _near_step(feats, n:int, dead, lsh, spill, offsets, num_perm, threshold, ver
     E = C.groupby("q", num_partitions=P).map_groups(_verify_part, fn_kwargs=kw, **pa_kw)
     edges = np.stack([E.to_pandas()[c].to_numpy(np.int64) for c in ("a", "b")], 1) if C.count() else np.zeros((0, 2))
     rows = ray.data.from_arrow(_near_clusters(edges, feats)) if len(edges) else None
-    return rows, B.size_bytes() + C.size_bytes()
+    return rows, B.size_bytes(), C.size_bytes()
 
 # %% ../nbs/07c_dedup_ray.ipynb #7d3e9a42
 def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shard, in manifest order
@@ -229,13 +229,13 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
                             batch_size=1, batch_format="numpy").materialize()
     n = feats.count(); fb = int(feats.sum("fb") or 0) if n else 0
     methods = ["exact_duplicate"] * exact + ["near_duplicate"] * (near != "none" and n > 0)
-    parts, shuffled, dead = [], 0, np.zeros(0, np.int64)
+    parts, shuffled, pairs, dead = [], 0, 0, np.zeros(0, np.int64)
     if n and exact: ex, dead, shuffled = _exact_step(feats, n); parts.append(ex)
     if n and near != "none":
-        rows, b = _near_step(feats, n, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket)
-        shuffled += b; parts += [rows] if rows is not None else []
-    info = dict(lsh=lsh, ast_fallback=fb, shuffled_bytes=shuffled, records=n)
-    clusters = parts[0].union(*parts[1:]).materialize() if parts else None
+        rows, b, pairs = _near_step(feats, n, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket)
+        shuffled += b + pairs; parts += [rows] if rows is not None else []
+    info = dict(lsh=lsh, ast_fallback=fb, shuffled_bytes=shuffled, pair_bytes=pairs, records=n)
+    clusters = (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).materialize() if parts else None
     if clusters is None or not clusters.count():
         shutil.rmtree(spill, ignore_errors=True); return methods, iter(()), info
     kw = dict(tids=[t["tid"] for t in tasks], out_dir=str(decisions_dir))

@@ -48,7 +48,20 @@ def stack_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, pool:int
         yield dict(id=f"f{i:08d}", content=text, educational_value=round(rng.random(), 3))
 
 
-def make_stage(run_dir, n:int, seed:int=0, stage:str="filter", per_shard:int=5000):
+def word_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, pool:int=2000):
+    "`n` cheap records of 40 words from 5,000 (12% a recent one plus a word, 3% a recent one plus blank lines)."
+    rng, words, recent = random.Random(seed), [f"w{i}" for i in range(5000)], []
+    for i in range(n):
+        r = rng.random()
+        if recent and r < exact: text = rng.choice(recent) + "\n\n"
+        elif recent and r < exact + near: text = rng.choice(recent) + " extra"
+        else: text = " ".join(rng.choices(words, k=40))
+        recent.append(text)
+        if len(recent) > pool: recent.pop(rng.randrange(len(recent)))
+        yield dict(id=f"f{i:08d}", content=text, educational_value=round(rng.random(), 3))
+
+
+def make_stage(run_dir, n:int, seed:int=0, stage:str="filter", per_shard:int=5000, corpus:str="stack"):
     "Write `n` generated records as `run_dir/<stage>/` shards with a manifest (the input of dedup); kept when there."
     import itertools
     from phi1_nb.core import write_manifest
@@ -56,7 +69,7 @@ def make_stage(run_dir, n:int, seed:int=0, stage:str="filter", per_shard:int=500
     d = Path(run_dir)/stage
     if (d/"manifest.json").exists(): return d
     shutil.rmtree(d, ignore_errors=True); d.mkdir(parents=True)
-    it, shards, k = stack_records(n, seed), [], 0
+    it, shards, k = (stack_records if corpus == "stack" else word_records)(n, seed), [], 0
     while chunk := list(itertools.islice(it, per_shard)):
         shards.append(write_shard(d/f"part-{k:05d}.jsonl.zst", chunk)); k += 1
     write_manifest(d, stage=stage, shards=shards)
@@ -151,12 +164,13 @@ def main(argv=None):
     ap.add_argument("--shingles", default="ast", help="dedup shingles: ast (the presets) | word (cheaper, same memory design)")
     ap.add_argument("--verify", default="exact"); ap.add_argument("--target", type=float, default=35e6)
     ap.add_argument("--cores", type=int, default=16)
+    ap.add_argument("--corpus", default="stack", help="stack (mutated stdlib files) | words (cheap to make: 1M records)")
     ap.add_argument("--same_as", default=None, help="a checkout whose dedup output must be byte-identical (and timed)")
     a = ap.parse_args(argv)
     sizes, stages, rows = [int(x) for x in a.sizes.split(",")], a.stages.split(","), []
     for st in ("dedup", "dedup_ray"): STAGES[st].update(shingles=a.shingles, verify=a.verify)
     for n in sizes:
-        rd = Path(a.out)/f"n{n}"; t = time.time(); make_stage(rd, n, a.seed)
+        rd = Path(a.out)/f"n{n}"; t = time.time(); make_stage(rd, n, a.seed, corpus=a.corpus)
         print(f"# corpus of {n:,} records ready ({time.time() - t:.0f} s)", flush=True)
         for st in stages:
             sd = side_run(rd, "ray") if st == "dedup_ray" else rd
