@@ -11,7 +11,7 @@ seconds, peak RSS (`ru_maxrss` of the child), and the bytes the stage wrote. The
 CPU divided over the cores, if it parallelized perfectly: the local dedup does not, so its single-core time is given too).
 
 Stage `dedup_ray` is `dedup` on a local Ray (`engine="ray"`, in `<size>/ray/`): its CPU and RSS are summed over the
-driver and Ray's processes, it prints the bytes its group-bys took in per record, and, with `dedup` in `--stages`, its
+driver and the Ray processes alive at its end (workers that exited are missed: an undercount), it prints the bytes its group-bys took in per record, and, with `dedup` in `--stages`, its
 outputs must be byte-identical to the local engine's.
 
 With `--same_as DIR` (a checkout of other code, e.g. `git worktree add /tmp/base main`), dedup also runs with DIR's
