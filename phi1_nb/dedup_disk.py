@@ -14,7 +14,7 @@ import numpy as np
 from .minhash import (MinHasher, estimate_jaccard, exact_key, lsh_params, similar, texts_shingles, words_agree)
 
 # %% auto #0
-__all__ = ['SpillStore', 'SpillRuns', 'DiskDedup', 'resolve', 'disk_decisions']
+__all__ = ['SpillStore', 'SpillRuns', 'band_keys', 'spill_features', 'near_pair', 'DiskDedup', 'resolve', 'disk_decisions']
 
 # %% ../nbs/07e_dedup_disk.ipynb #7f2ef5ff
 _ROW = np.dtype([("off", "<u8"), ("gid", "<i8"), ("length", "<i8"), ("score", "<f8"), ("id_len", "<u4"),
@@ -102,9 +102,35 @@ class SpillRuns:
 # %% ../nbs/07e_dedup_disk.ipynb #e350beed
 _REASONS = ("exact_duplicate", "near_duplicate", "embedding_duplicate")
 
+def band_keys(sigs:np.ndarray, b:int, r:int) -> np.ndarray:
+    "`(b, n)` uint64 LSH bucket keys of `(n, num_perm)` signatures, as `minhash.candidate_pairs` combines a band's rows."
+    keys = np.zeros((b, len(sigs)), np.uint64)
+    for k in range(b):
+        for c in range(k * r, (k + 1) * r): keys[k] = keys[k] * _MUL + sigs[:, c].astype(np.uint64)
+    return keys
+
+def spill_features(store:SpillStore, hasher:MinHasher, lsh, texts, scores, gids, ids, exact=True, comments=False,
+                   near="minhash", shingles="word", ngram=5, verify="exact"):
+    "Append a batch's features to `store`: (exact keys `S20` or None, band keys `(b, n)` or None, AST fallbacks)."
+    n = len(texts); keys = np.array([bytes.fromhex(exact_key(t, comments)) for t in texts], "S20") if exact else None
+    sets, words, sizes, sigs, bands, fb = [None] * n, [None] * n, [0] * n, None, None, 0
+    if near != "none" and n:
+        sets, fell, words = texts_shingles(texts, shingles, ngram); fb = sum(fell)
+        sizes, sigs = [len(x) for x in sets], hasher.signatures(sets); bands = band_keys(sigs, *lsh)
+        if verify == "signature": sets = [None] * n
+    store.append(gids, ids, [len(t) for t in texts], [None] * n if scores is None else list(scores), sets, words, sizes,
+                 sigs if verify == "signature" else None)
+    return keys, bands, fb
+
+def near_pair(fa, fb, threshold:float, verify:str="exact", sig_a=None, sig_b=None) -> bool:
+    "Whether two records' `SpillStore.features` (and signatures, for `verify='signature'`) are near-duplicates."
+    (_, sa, wa, za), (_, sb, wb, zb) = fa, fb
+    if verify == "exact": return similar(sa, sb, threshold, wa, wb)
+    return estimate_jaccard(sig_a, sig_b) >= threshold and words_agree(za, zb, wa, wb)
+
 class DiskDedup:
     "`DedupIndex`'s decisions with features on disk: the process keeps ~10 bytes per record (no embedder)."
-    def __init__(self, root, n_hint:int=0, part_records:int=1 << 20, exact=True, comments=False, near="minhash",
+    def __init__(self, root, n_hint:int=0, part_records:int=1 << 16, exact=True, comments=False, near="minhash",
                  shingles="word", ngram=5, threshold=0.7, num_perm=128, weights=(0.5, 0.5), seed=1, backend="auto",
                  verify="exact", max_bucket:int=100, embedder=None, embed_metric="cosine", embed_threshold=0.02,
                  embed_cache=None):
@@ -116,6 +142,7 @@ class DiskDedup:
             raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
         self.root, self.exact, self.comments, self.near = Path(root), exact, comments, near
         self.shingles, self.ngram = shingles, ngram
+        self.cfg = dict(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram, verify=verify)
         self.threshold, self.verify, self.max_bucket, self.fallbacks = threshold, verify, max_bucket, 0
         self.hasher = MinHasher(num_perm, seed, backend)
         self.lsh = lsh_params(threshold, num_perm, tuple(weights)) if near != "none" else (0, 0)
@@ -128,20 +155,10 @@ class DiskDedup:
         "Add a batch (global indices `gids` and `ids` default to the running count): features to disk, nothing kept."
         n0, n = self.store.n, len(texts); js = np.arange(n0, n0 + n)
         gids = js.tolist() if gids is None else list(gids); ids = gids if ids is None else ids
-        scores = [None] * n if scores is None else list(scores)
-        if self.exact: self.keys.append(np.array([bytes.fromhex(exact_key(t, self.comments)) for t in texts], "S20"),
-                                        js)
-        sets, words, sizes, sigs = [None] * n, [None] * n, [0] * n, None
-        if self.near != "none" and n:
-            sets, fb, words = texts_shingles(texts, self.shingles, self.ngram); self.fallbacks += sum(fb)
-            sizes, sigs = [len(x) for x in sets], self.hasher.signatures(sets); b, r = self.lsh
-            for k in range(b):
-                key = np.zeros(n, np.uint64)
-                for c in range(k * r, (k + 1) * r): key = key * _MUL + sigs[:, c].astype(np.uint64)
-                self.bands[k].append(key, js)
-            if self.verify == "signature": sets = [None] * n
-        self.store.append(gids, ids, [len(t) for t in texts], scores, sets, words, sizes,
-                          sigs if self.verify == "signature" else None)
+        keys, bands, fb = spill_features(self.store, self.hasher, self.lsh, texts, scores, gids, ids, **self.cfg)
+        if keys is not None: self.keys.append(keys, js)
+        for k, key in enumerate(bands if bands is not None else ()): self.bands[k].append(key, js)
+        self.fallbacks += fb
         if self.mem.embedder is not None: self.mem.add_batch(texts)
 
 # %% ../nbs/07e_dedup_disk.ipynb #f9036022
@@ -188,24 +205,35 @@ def resolve(self) -> dict:
             while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
             return x
         def near(a, b):
-            (_, sa, wa, za), (_, sb, wb, zb) = feat(a), feat(b)
-            if self.verify == "exact": return similar(sa, sb, t, wa, wb)
-            return estimate_jaccard(self.store.sig(a), self.store.sig(b)) >= t and words_agree(za, zb, wa, wb)
+            sg = (self.store.sig(a), self.store.sig(b)) if self.verify == "signature" else ()
+            return near_pair(feat(a), feat(b), t, self.verify, *sg)
         for band in self.bands:
             for js, starts, sizes in band.groups(alive):
                 for a, b in _bucket_pairs(js, starts, sizes, self.max_bucket):
                     ra, rb = find(a), find(b)    # already joined: verifying again cannot change the components
                     if ra != rb and near(a, b): parent[max(ra, rb)] = min(ra, rb)
-        root = np.frombuffer(parent, np.int64).copy(); del parent
-        while not np.array_equal(nxt := root[root], root): root = nxt
-        big = np.flatnonzero(np.bincount(root, minlength=n)[root] > 1)
-        _apply(self, "near_duplicate", _grouped(root[big], big), alive, drops, clusters)
+        root = _flatten(np.frombuffer(parent, np.int64)); big = _clustered(root)   # in place: no n-sized copies
+        _apply(self, "near_duplicate", _grouped(root[big], big), alive, drops, clusters); del root, parent
     if self.mem.embedder is not None and n:
         idx = np.flatnonzero(alive)
         pairs = embedding_pairs(np.concatenate(self.mem.embs)[idx], self.mem.embed_threshold, self.mem.embed_metric)
         comps = components(n, [(idx[int(i)], idx[int(j)]) for i, j, _ in pairs])
         _apply(self, "embedding_duplicate", comps, alive, drops, clusters)
     return dict(keep=alive, drops=drops, clusters=clusters, lsh=lsh, ast_fallback=self.fallbacks)
+
+def _flatten(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
+    "Point each entry of a union-find array at its root, in place, a chunk at a time (temporaries of `chunk` entries)."
+    for a in range(0, len(root), chunk):
+        c = root[a:a + chunk]
+        while not np.array_equal(nxt := root[c], c): c[:] = nxt
+    return root
+
+def _clustered(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
+    "Records in a component of two or more (`root[x] != x`, or some `root[y] == x`), ascending; 1 byte a record."
+    flag = np.zeros(len(root), bool)
+    for a in range(0, len(root), chunk):
+        c = root[a:a + chunk]; m = c != np.arange(a, a + len(c)); flag[c[m]] = True; flag[a:a + len(c)] |= m
+    return np.flatnonzero(flag)
 
 def _cached(store, size:int=1024):
     import functools

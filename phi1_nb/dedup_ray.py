@@ -6,14 +6,15 @@ Docs: https://phi1-nb.github.io/phi1_nb/dedup_ray.html.md"""
 
 # %% ../nbs/07c_dedup_ray.ipynb #24d5edd9
 from __future__ import annotations
-import json
+import functools, json, shutil
 from pathlib import Path
 
 import numpy as np
 
 from .core import atomic_write, read_shard
-from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, texts_shingles, words_agree
-from .ray_engine import _edges, _table, n_partitions, ray_star_components
+from .dedup_disk import _ROW, SpillStore, _bucket_pairs, _flatten, _grouped, near_pair, spill_features
+from .minhash import MinHasher, lsh_params
+from .ray_engine import _table, n_partitions
 
 # %% auto #0
 __all__ = ['REASONS', 'node_names', 'name_gid', 'name_id', 'shard_features', 'ray_dedup_decisions']
@@ -35,88 +36,136 @@ def name_gid(name:bytes) -> int: return int.from_bytes(name[16:24], "big")
 def name_id(name:bytes): return json.loads(name[24:])
 
 # %% ../nbs/07c_dedup_ray.ipynb #699ece71
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+def _fixed(a:np.ndarray, width:int):
+    "A pyarrow fixed-size binary array of `width` bytes a row, from the raw bytes of `a`."
+    import pyarrow as pa
+    buf = pa.py_buffer(np.ascontiguousarray(a).tobytes())
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(a), [None, buf])
+
 def shard_features(task:dict, cfg:dict):
-    "The dedup features of one shard's records with content: `name, key, set, sig, fb` (a pyarrow Table)."
+    "One shard's features spilled to `cfg['spill']/<k>` (a `SpillStore`); rows `gid, name, key, bk, fb`."
     import pyarrow as pa
     gids, ids, texts, scores = [], [], [], []
     for pos, r in enumerate(read_shard(task["path"])):
         if not isinstance(r.get("content"), str): continue          # the write pass drops and counts it
         g = task["offset"] + pos; gids.append(g); ids.append(r.get("id", g)); texts.append(r["content"])
         scores.append(r.get("educational_value"))
-    n, bs = len(texts), cfg["batch_size"]
-    sets, sigs, fb = [b""] * n, [b""] * n, np.zeros(n, np.int8)
-    if cfg["near"] != "none":
-        hasher = MinHasher(cfg["num_perm"], cfg["seed"], cfg["backend"])
-        for s0 in range(0, n, bs):
-            sets_, fell, words = texts_shingles(texts[s0:s0+bs], cfg["shingles"], cfg["ngram"])
-            S = hasher.signatures(sets_)
-            for i, (s, w) in enumerate(zip(sets_, words)):
-                fb[s0+i] = fell[i]
-                sigs[s0+i] = S[i].tobytes()    # set: [size, n, the set (n: its size, or 0 for 'signature'), words of a small form]
-                keep = s if cfg["verify"] == "exact" else s[:0]
-                sets[s0+i] = np.r_[len(s), len(keep), keep, w if w is not None else []].astype(np.uint32).tobytes()
-    return _table(name=(node_names(scores, [len(t) for t in texts], gids, ids), pa.binary()),
-                  key=([exact_key(t, cfg["comments"]) for t in texts], pa.string()),
-                  set=(sets, pa.binary()), sig=(sigs, pa.binary()), fb=(fb, pa.int8()))
+    root = Path(cfg["spill"])/str(task["k"]); shutil.rmtree(root, ignore_errors=True)   # a retried task starts over
+    store, (b, r), bs, n = SpillStore(root, cfg["num_perm"]), cfg["lsh"], cfg["batch_size"], len(texts)
+    hasher, keys, bands, fb = MinHasher(cfg["num_perm"], cfg["seed"], cfg["backend"]), [], [], 0
+    for s in range(0, n, bs):
+        k, bk, f = spill_features(store, hasher, (b, r), texts[s:s + bs], scores[s:s + bs], gids[s:s + bs],
+                                  ids[s:s + bs], **cfg["feat"])
+        keys.append(k if k is not None else np.zeros(len(texts[s:s + bs]), "S20")); fb += f
+        bands.append(bk.T if bk is not None else np.zeros((len(texts[s:s + bs]), b), np.uint64))
+    store.close()
+    key, bk = (np.concatenate(keys), np.concatenate(bands)) if n else (np.zeros(0, "S20"), np.zeros((0, b), np.uint64))
+    names, bk = node_names(scores, [len(t) for t in texts], gids, ids), bk if b else np.zeros((n, 1), np.uint64)
+    return _table(gid=(gids, pa.int64()), name=(names, pa.binary()), key=_fixed(key, 20),
+                  bk=_fixed(bk.astype("<u8"), 8 * max(b, 1)), fb=([fb] + [0] * (n - 1) if n else [], pa.int32()))
 
-def _dups(n):
-    import pyarrow as pa
-    return pa.array([[]] * n, pa.list_(pa.binary()))
-
-def _exact_group(t):
-    "One group of equal keys: the record to keep, with the names of the copies it replaces."
-    import pyarrow as pa
-    if t.num_rows == 1: return t.drop_columns(["key"]).append_column("dups", _dups(1))
-    names = t["name"].to_pylist(); k = min(range(len(names)), key=names.__getitem__)
-    others = sorted((x for i, x in enumerate(names) if i != k), key=name_gid)
-    return t.slice(k, 1).drop_columns(["key"]).append_column("dups", pa.array([others], pa.list_(pa.binary())))
-
-def _band_rows(t, bands:int, rows:int, feat:str):
-    "Each record once per LSH band: `band, bkey` (as `candidate_pairs` hashes it), its name and what verifies it."
-    import pyarrow as pa
-    n = t.num_rows
-    sig = np.frombuffer(b"".join(t["sig"].to_pylist()), np.uint32).reshape(n, -1)
-    keys = []
-    for k in range(bands):
-        key = np.zeros(n, np.uint64)
-        for j in range(k*rows, (k+1)*rows): key = key * np.uint64(0x9E3779B97F4A7C15) + sig[:, j].astype(np.uint64)
-        keys.append(key)
-    rep = pa.array(np.tile(np.arange(n), bands))
-    return _table(band=(np.repeat(np.arange(bands, dtype=np.int32), n), pa.int32()),
-                  bkey=(np.concatenate(keys) if keys else np.zeros(0, np.uint64), pa.uint64()),
-                  name=t["name"].take(rep), feat=t[feat].take(rep), aux=t["set"].take(rep))
-
-def _bucket_edges(t, threshold:float, verify:str, max_bucket:int):
-    "The verified pairs of one LSH bucket (members in record order, as the local engine takes them)."
-    if t.num_rows < 2: return _edges()
-    names, feats, aux = t["name"].to_pylist(), t["feat"].to_pylist(), t["aux"].to_pylist()
-    m = sorted(range(len(names)), key=lambda i: name_gid(names[i]))
-    if len(m) <= max_bucket: pairs = [(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m))]
-    else: pairs = [(m[0], x) for x in m[1:]] + list(zip(m[1:-1], m[2:]))
-    def part(i):   # size, set (exact) or signature, words of a small form
-        a = np.frombuffer(aux[i], np.uint32); k = 2 + int(a[1])
-        f = a[2:k] if verify == "exact" else np.frombuffer(feats[i], np.uint32)
-        return int(a[0]), f, (a[k:] if len(a) > k else None)
-    sim = jaccard if verify == "exact" else estimate_jaccard
-    P_ = [part(i) for i in range(len(names))]
-    ok = [(names[i], names[j]) for i, j in pairs
-          if sim(P_[i][1], P_[j][1]) >= threshold and words_agree(P_[i][0], P_[j][0], P_[i][2], P_[j][2])]
-    return _edges(*zip(*ok)) if ok else _edges()
-
-# %% ../nbs/07c_dedup_ray.ipynb #a8a91a37
+# %% ../nbs/07c_dedup_ray.ipynb #5b1e7c20
 def _cluster_rows(method:int, kept:list, members:list):
     import pyarrow as pa
     return _table(method=([method] * len(kept), pa.int8()),
                   min_gid=([min([name_gid(k)] + [name_gid(x) for x in ms]) for k, ms in zip(kept, members)], pa.int64()),
                   kept=(kept, pa.binary()), members=(members, pa.list_(pa.binary())))
 
-def _exact_clusters(t):
-    d = t["dups"].to_pylist(); k = t["name"].to_pylist()
-    sel = [i for i, x in enumerate(d) if x]
-    return _cluster_rows(0, [k[i] for i in sel], [d[i] for i in sel])
+def _keyed(t, P:int):
+    "The exact step's rows, 20 + ~30 bytes a record: partition `p` (from the key's first bytes), key, name."
+    import pyarrow as pa
+    k = np.frombuffer(b"".join(t["key"].to_pylist()), "<u4").reshape(-1, 5)[:, 0]
+    return pa.table({"p": (k % P).astype(np.int32), "key": t["key"], "name": t["name"]})
 
-def _near_cluster(t):
-    return _cluster_rows(1, [t["b"][0].as_py()], [sorted(t["a"].to_pylist(), key=name_gid)])
+def _exact_part(t):
+    "One partition's exact groups: a cluster row (smallest name kept, the others by index) per key of 2 or more."
+    t = t.sort_by([("key", "ascending"), ("name", "ascending")])
+    keys, names, kept, members, a = t["key"].to_pylist(), t["name"].to_pylist(), [], [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[a]:
+            if i - a > 1: kept.append(names[a]); members.append(sorted(names[a + 1:i], key=name_gid))
+            a = i
+    return _cluster_rows(0, kept, members)
+
+def _band_rows(t, b:int, P:int, dead:np.ndarray):
+    "Each live record once per LSH band: partition `p`, `band`, `bkey`, `gid` (24 bytes a band; no feature)."
+    import pyarrow as pa
+    gid = t["gid"].to_numpy(); live = ~np.isin(gid, dead); gid = gid[live]; n = len(gid)
+    bk = np.frombuffer(b"".join(t["bk"].to_pylist()), "<u8").reshape(-1, b)[live]
+    band, key = np.repeat(np.arange(b, dtype=np.int32), n), bk.T.reshape(-1)
+    p = ((key ^ band.astype(np.uint64) * _MUL) % np.uint64(P)).astype(np.int32)
+    return pa.table({"p": p, "band": band, "bkey": key, "gid": np.tile(gid, b)})
+
+def _bucket_part(t, max_bucket:int, P:int):
+    "One partition's LSH buckets: the local engine's candidate pairs (`_bucket_pairs`), once each, and a partition `q`."
+    import pyarrow as pa
+    band, key, gid = (t[c].to_numpy() for c in ("band", "bkey", "gid"))
+    o = np.lexsort((gid, key, band)); band, key, gid = band[o], key[o], gid[o]
+    starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])]) if len(o) else o
+    pr = list(_bucket_pairs(gid, starts, np.diff(np.r_[starts, len(o)]), max_bucket))
+    pr = np.unique(np.array(pr, np.int64).reshape(-1, 2), axis=0)
+    q = ((pr[:, 0].astype(np.uint64) * _MUL + pr[:, 1].astype(np.uint64)) % np.uint64(P)).astype(np.int32)
+    return pa.table({"q": q, "a": pr[:, 0], "b": pr[:, 1]})
+
+# %% ../nbs/07c_dedup_ray.ipynb #6c2f8d31
+class _Stores:
+    "The shards' spill stores, opened on demand: features and signature of a global index."
+    def __init__(self, spill, offsets, num_perm:int):
+        self.spill, self.off, self.num_perm, self.open = Path(spill), np.asarray(offsets, np.int64), num_perm, {}
+        self.get = functools.lru_cache(1024)(self._get)
+    def _get(self, g:int):
+        k = int(np.searchsorted(self.off, g, side="right")) - 1
+        if k not in self.open:
+            st = SpillStore(self.spill/str(k), self.num_perm); self.open[k] = st, np.fromfile(st.root/"index.bin", _ROW)["gid"]
+        st, gids = self.open[k]; j = int(np.searchsorted(gids, g))
+        return st.features(j), st.sig(j)
+    def close(self):
+        for st, _ in self.open.values(): st.close()
+
+def _verify_part(t, spill:str, offsets:list, num_perm:int, threshold:float, verify:str):
+    "A partition's candidate pairs, ascending, verified unless already joined here: the edges that joined components."
+    import pyarrow as pa
+    pr = np.unique(np.stack([t["a"].to_numpy(), t["b"].to_numpy()], 1), axis=0)
+    st, parent, out = _Stores(spill, offsets, num_perm), {}, []
+    def find(x):
+        while parent.get(x, x) != x: parent[x] = parent.get(parent[x], parent[x]); x = parent[x]
+        return x
+    try:
+        for a, b in pr.tolist():
+            ra, rb = find(a), find(b)
+            if ra == rb: continue
+            (fa, sa), (fb, sb) = st.get(a), st.get(b)
+            if near_pair(fa, fb, threshold, verify, sa, sb):
+                parent[max(ra, rb)] = min(ra, rb); out.append((a, b))
+    finally: st.close()
+    e = np.array(out, np.int64).reshape(-1, 2)
+    return pa.table({"a": e[:, 0], "b": e[:, 1]})
+
+# %% ../nbs/07c_dedup_ray.ipynb #a8a91a37
+def _names_of(t, gids:np.ndarray):
+    import pyarrow as pa
+    m = np.isin(t["gid"].to_numpy(), gids)
+    return pa.table({"gid": t["gid"].filter(pa.array(m)), "name": t["name"].filter(pa.array(m))})
+
+def _near_clusters(edges:np.ndarray, feats):
+    "Components of the verified edges (union-find over their nodes only), kept by the smallest name: cluster rows."
+    nodes = np.unique(edges); parent = np.arange(len(nodes)); ix = np.searchsorted(nodes, edges)
+    def find(x):
+        while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
+        return x
+    for a, b in ix.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb: parent[max(ra, rb)] = min(ra, rb)
+    root = _flatten(parent)
+    got = [b for b in feats.map_batches(_names_of, fn_kwargs=dict(gids=nodes), batch_format="pyarrow")
+           .iter_batches(batch_format="pyarrow")]
+    name = dict(zip(*(sum((b[c].to_pylist() for b in got), []) for c in ("gid", "name"))))
+    kept, members = [], []
+    for g in _grouped(root, np.arange(len(nodes))):
+        ns = sorted(name[int(nodes[i])] for i in g); kept.append(ns[0]); members.append(sorted(ns[1:], key=name_gid))
+    return _cluster_rows(1, kept, members)
 
 def _decision_rows(t, offsets:list, reasons:tuple):
     import pyarrow as pa
@@ -138,6 +187,28 @@ def _write_decisions(t, tids:list, out_dir:str):
 # %% ../nbs/07c_dedup_ray.ipynb #fbdf9fef
 REASONS = ("exact_duplicate", "near_duplicate")
 
+def _exact_step(feats, n:int):
+    "Exact groups on Ray: (cluster rows, the dropped indices sorted, bytes shuffled)."
+    pa_kw = dict(batch_format="pyarrow")
+    X = feats.map_batches(_keyed, fn_kwargs=dict(P=(P := n_partitions(n))), **pa_kw).materialize()
+    ex = X.groupby("p", num_partitions=P).map_groups(_exact_part, **pa_kw).materialize()
+    dead = sorted(name_gid(x) for b in ex.iter_batches(**pa_kw) for ms in b["members"].to_pylist() for x in ms)
+    return ex, np.array(dead, np.int64), X.size_bytes()
+
+def _near_step(feats, n:int, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket):
+    "Near-duplicate clusters on Ray: (cluster rows or None, bytes shuffled: bucket rows, candidate pairs)."
+    import ray.data
+    pa_kw, P = dict(batch_format="pyarrow"), n_partitions(n * lsh[0])
+    B = feats.map_batches(_band_rows, fn_kwargs=dict(b=lsh[0], P=P, dead=dead), **pa_kw).materialize()
+    C = B.groupby("p", num_partitions=P).map_groups(_bucket_part, fn_kwargs=dict(max_bucket=max_bucket, P=P),
+                                                    **pa_kw).materialize()
+    kw = dict(spill=str(spill), offsets=offsets, num_perm=num_perm, threshold=threshold, verify=verify)
+    E = C.groupby("q", num_partitions=P).map_groups(_verify_part, fn_kwargs=kw, **pa_kw)
+    edges = np.stack([E.to_pandas()[c].to_numpy(np.int64) for c in ("a", "b")], 1) if C.count() else np.zeros((0, 2))
+    rows = ray.data.from_arrow(_near_clusters(edges, feats)) if len(edges) else None
+    return rows, B.size_bytes(), C.size_bytes()
+
+# %% ../nbs/07c_dedup_ray.ipynb #7d3e9a42
 def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shard, in manifest order
                         decisions_dir, *, exact:bool=True, comments:bool=False, near:str="minhash",
                         shingles:str="word", ngram:int=5, threshold:float=0.7, num_perm:int=128, backend:str="auto",
@@ -146,39 +217,35 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
     import ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
     if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
-    cfg = dict(comments=comments, near=near, shingles=shingles, ngram=ngram, num_perm=num_perm, seed=seed, backend=backend,
-               verify=verify, batch_size=batch_size)
+    spill = Path(decisions_dir).parent/"spill_ray"            # features, one SpillStore a shard; removed at the end
+    lsh = lsh_params(threshold, num_perm, weights) if near != "none" else None
+    cfg = dict(spill=str(spill), num_perm=num_perm, seed=seed, backend=backend, batch_size=batch_size,
+               lsh=lsh or (0, 0), feat=dict(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram,
+                                            verify=verify))
     Path(decisions_dir).mkdir(parents=True, exist_ok=True)
-    pa_kw = dict(batch_format="pyarrow")
-    src = ray.data.from_items(tasks, override_num_blocks=max(len(tasks), 1))
-    feats = src.map_batches(lambda b: shard_features({k: b[k][0] for k in ("path", "offset")}, cfg), batch_size=1,
-                            batch_format="numpy").materialize()
+    pa_kw, offsets = dict(batch_format="pyarrow"), [t["offset"] for t in tasks]
+    src = ray.data.from_items([dict(t, k=k) for k, t in enumerate(tasks)], override_num_blocks=max(len(tasks), 1))
+    feats = src.map_batches(lambda b: shard_features({k: b[k][0] for k in ("path", "offset", "k")}, cfg),
+                            batch_size=1, batch_format="numpy").materialize()
     n = feats.count(); fb = int(feats.sum("fb") or 0) if n else 0
     methods = ["exact_duplicate"] * exact + ["near_duplicate"] * (near != "none" and n > 0)
-    parts, lsh = [], None
-    if n:
-        P = n_partitions(n)
-        alive = (feats.groupby("key", num_partitions=P).map_groups(_exact_group, **pa_kw) if exact else
-                 feats.map_batches(lambda t: t.drop_columns(["key"]).append_column("dups", _dups(t.num_rows)), **pa_kw)
-                 ).repartition(P).materialize()
-        if exact: parts.append(alive.map_batches(_exact_clusters, **pa_kw))
-        if near != "none":
-            lsh = lsh_params(threshold, num_perm, weights)
-            E = (alive.map_batches(_band_rows, fn_kwargs=dict(bands=lsh[0], rows=lsh[1], feat="sig"), **pa_kw)
-                      .groupby(["band", "bkey"], num_partitions=n_partitions(n * lsh[0]))
-                      .map_groups(_bucket_edges, fn_kwargs=dict(threshold=threshold, verify=verify, max_bucket=max_bucket), **pa_kw)
-                      .repartition(P).materialize())
-            if E.count():
-                parts.append(ray_star_components(E).groupby("b", num_partitions=P).map_groups(_near_cluster, **pa_kw))
-    clusters = (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).repartition(P).materialize() if parts else None
-    offsets = [t["offset"] for t in tasks]
-    if clusters is not None and clusters.count():
-        (clusters.map_batches(_decision_rows, fn_kwargs=dict(offsets=offsets, reasons=REASONS), **pa_kw)
-                 .groupby("shard", num_partitions=P).map_groups(_write_decisions, fn_kwargs=dict(tids=[t["tid"] for t in tasks],
-                                                                             out_dir=str(decisions_dir)), **pa_kw).take_all())
-        def stream():
-            for b in clusters.sort(["method", "min_gid"]).iter_batches(batch_format="pyarrow"):
+    parts, shuffled, pairs, dead = [], 0, 0, np.zeros(0, np.int64)
+    if n and exact: ex, dead, shuffled = _exact_step(feats, n); parts.append(ex)
+    if n and near != "none":
+        rows, b, pairs = _near_step(feats, n, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket)
+        shuffled += b + pairs; parts += [rows] if rows is not None else []
+    info = dict(lsh=lsh, ast_fallback=fb, shuffled_bytes=shuffled, pair_bytes=pairs, records=n)
+    clusters = (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).materialize() if parts else None
+    if clusters is None or not clusters.count():
+        shutil.rmtree(spill, ignore_errors=True); return methods, iter(()), info
+    kw = dict(tids=[t["tid"] for t in tasks], out_dir=str(decisions_dir))
+    (clusters.map_batches(_decision_rows, fn_kwargs=dict(offsets=offsets, reasons=REASONS), **pa_kw)
+             .groupby("shard", num_partitions=n_partitions(n)).map_groups(_write_decisions, fn_kwargs=kw, **pa_kw)
+             .take_all())
+    def stream():
+        try:
+            for b in clusters.sort(["method", "min_gid"]).iter_batches(**pa_kw):
                 for m, k, ms in zip(b["method"].to_pylist(), b["kept"].to_pylist(), b["members"].to_pylist()):
                     yield REASONS[m], [name_id(k)] + [name_id(x) for x in ms]
-    else: stream = lambda: iter(())
-    return methods, stream(), dict(lsh=lsh, ast_fallback=fb)
+        finally: shutil.rmtree(spill, ignore_errors=True)
+    return methods, stream(), info

@@ -19,8 +19,7 @@ STDLIB = Path(os.__file__).parent
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    connect()                      # Ray Data settings of the project on the running cluster
+    connect(num_cpus=2)            # a local Ray with the project's startup timeouts and Ray Data settings
     yield ray
     ray.shutdown()
 
@@ -122,6 +121,48 @@ def test_dedup_engines_keep_the_same_records(cluster, tmp_path, kw):
     assert [s["sha256"] for s in m1["shards"]] == [s["sha256"] for s in m2["shards"]]
     assert read_json(tmp_path / "local" / "dedup" / "clusters.json") == read_json(tmp_path / "ray" / "dedup" / "clusters.json")
     for k in ("cluster_sizes", "example_clusters", "lsh_bands_rows"): assert m1[k] == m2[k], k
+    done = read_json(tmp_path / "ray" / "dedup" / "work" / "done.json")       # issue 28: ids and keys cross the shuffle
+    assert 0 < done["shuffled_bytes"] - done["pair_bytes"] < 1024 * done["records"], done   # (pairs: one bucket of 110)
+    assert not (tmp_path / "ray" / "dedup" / "work" / "spill_ray").exists()  # the spilled features are removed
+
+
+class _Rows:
+    "The two methods of a Ray dataset that `_near_clusters` calls, on one in-memory table."
+    def __init__(self, t): self.t = t
+    def map_batches(self, fn, fn_kwargs=None, batch_format=None): return _Rows(fn(self.t, **(fn_kwargs or {})))
+    def iter_batches(self, batch_format=None): yield self.t
+
+
+def _by(t, col, P):
+    import pyarrow as pa
+    v = t[col].to_numpy(); return [t.filter(pa.array(v == p)) for p in range(P)]
+
+
+@pytest.mark.parametrize("kw", [dict(shingles="ast", threshold=0.7), dict(shingles="word", verify="signature", threshold=0.8)])
+def test_dedup_ray_steps_in_one_process_match_local(tmp_path, kw, P=3):
+    "Issue 28, no cluster needed: Ray's per-partition steps, partitions run one by one here, make the local clusters."
+    import pyarrow as pa
+    from phi1_nb import dedup_ray as R
+    from phi1_nb.minhash import lsh_params
+    stage(tmp_path, "filter", dedup_corpus(), 23); m = read_manifest(tmp_path / "filter")
+    offs = np.cumsum([0] + [s["n"] for s in m["shards"]]).tolist(); lsh = lsh_params(kw["threshold"], 128, (0.5, 0.5))
+    cfg = dict(spill=str(tmp_path / "spill"), num_perm=128, seed=1, backend="auto", batch_size=50, lsh=lsh,
+               feat=dict(exact=True, comments=False, near="minhash", shingles=kw["shingles"], ngram=5,
+                         verify=kw.get("verify", "exact")))
+    feats = pa.concat_tables([R.shard_features(dict(path=str(tmp_path / "filter" / s["path"]), offset=o, k=k), cfg)
+                              for k, (s, o) in enumerate(zip(m["shards"], offs))])
+    ex = pa.concat_tables([R._exact_part(x) for x in _by(R._keyed(feats, P), "p", P)])
+    dead = np.array(sorted(R.name_gid(x) for ms in ex["members"].to_pylist() for x in ms), np.int64)
+    B = R._band_rows(feats, lsh[0], P, dead); C = pa.concat_tables([R._bucket_part(x, 100, P) for x in _by(B, "p", P)])
+    E = pa.concat_tables([R._verify_part(x, cfg["spill"], offs, 128, kw["threshold"], cfg["feat"]["verify"])
+                          for x in _by(C, "q", P)])
+    rows = pa.concat_tables([ex, R._near_clusters(np.stack([E["a"].to_numpy(), E["b"].to_numpy()], 1), _Rows(feats))])
+    got = {}
+    for r in sorted(rows.to_pylist(), key=lambda r: (r["method"], r["min_gid"])):
+        got.setdefault(R.REASONS[r["method"]], []).append([R.name_id(r["kept"])] + [R.name_id(x) for x in r["members"]])
+    run_dedup(tmp_path, **kw)
+    assert got == read_json(tmp_path / "dedup" / "clusters.json") and len(got["near_duplicate"]) >= 3
+    assert B.nbytes <= (4 + 4 + 8 + 8) * lsh[0] * feats.num_rows   # (partition, band, bucket key, index): no feature
 
 
 def test_dedup_reuses_its_decisions_across_engines(cluster, tmp_path):
