@@ -1,0 +1,111 @@
+"The corpus stage on several processes: the same bytes as one process, resume after kill -9, bad engine settings."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+from phi1_nb.core import write_shard
+from phi1_nb.corpus import run_corpus
+
+ROOT = Path(__file__).parents[1]
+TIMING = ("created", "seconds", "resumed_tasks")   # what may differ between two runs of the same input
+
+
+def stack_source(d: Path, shards: int = 6, rows: int = 8) -> Path:
+    "Stack-style shards with good rows and one bad row of each kind per shard."
+    for k in range(shards):
+        rows_ = [{"content": f"def f{k}_{i}(x):\n    return x + {i}\n", "max_stars_repo_path": f"p{k}/m{i}.py"} for i in range(rows)]
+        rows_ += [{"content": "def f(:\n", "path": f"bad{k}.py"}, {"content": "  \n"}, {"path": "none.py"}]
+        write_shard(d / f"train-{k:03d}.jsonl.zst", rows_)
+    return d
+
+
+def files(d: Path) -> dict:
+    "Every file of a stage folder (shards, dropped shards, README) by relative path, with its bytes."
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != "manifest.json" and "parts" not in p.parts}
+
+
+def manifest(d: Path, drop=("workers",)) -> dict:
+    m = json.loads((d / "manifest.json").read_text())
+    for k in TIMING: m.pop(k, None)
+    for k in drop: m["params"].pop(k, None)   # the engine settings it records: they change no shard
+    return m
+
+
+@pytest.mark.parametrize("fmt", ["stack", "tree"])
+def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
+    if fmt == "stack": kw = dict(source=str(stack_source(tmp_path / "src")), format="stack", limit=None)
+    else: kw = dict(source="stdlib", format="tree", limit=120, files_per_shard=20)
+    m1 = run_corpus(tmp_path / "one", workers=1, progress=False, **kw)
+    m2 = run_corpus(tmp_path / "two", workers=2, progress=False, **kw)
+    assert len(m1["shards"]) >= 6 and m1["counts"]["out"] > 0 and m1["drops"]
+    a, b = tmp_path / "one" / "corpus", tmp_path / "two" / "corpus"
+    assert files(a) == files(b)
+    assert manifest(a) == manifest(b)
+    assert (m1["params"]["workers"], m2["params"]["workers"]) == (1, 2)
+
+
+def test_the_default_uses_every_core(tmp_path, monkeypatch):
+    import phi1_nb.corpus as corpus
+    seen = []
+    real = corpus.process_map
+    monkeypatch.setattr(corpus, "process_map", lambda fn, items, workers, *a: seen.append(workers) or real(fn, items, workers, *a))
+    monkeypatch.setattr(corpus, "n_cores", lambda: 2)
+    m = run_corpus(tmp_path, source=str(stack_source(tmp_path / "src", shards=3)), format="stack", limit=None, progress=False)
+    assert seen == [None] and m["params"]["workers"] is None and m["counts"]["out"] == 24
+
+
+CHILD = r"""
+import os, sys, time
+import phi1_nb.corpus as corpus
+real = corpus.stack_record
+def slow(*a, **k):   # each record takes a while, so that the parent is killed mid-run
+    with open(sys.argv[2], "a") as f: f.write(f"{os.getpid()}\n")
+    time.sleep(0.02); return real(*a, **k)
+corpus.stack_record = slow
+corpus.run_corpus(sys.argv[1], source=sys.argv[3], format="stack", limit=None, workers=2, progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try: state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError): return False
+    return state not in ("Z", "X")
+
+
+def test_kill_9_mid_run_then_a_rerun_finishes_with_the_same_bytes(tmp_path):
+    src = stack_source(tmp_path / "src", shards=10, rows=10)
+    ref = tmp_path / "ref"; run_corpus(ref, source=str(src), format="stack", limit=None, workers=1, progress=False)
+    run, pids = tmp_path / "run", tmp_path / "pids"
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(run), str(pids), str(src)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parts, t0 = run / "corpus" / "parts", time.time()
+    while not (parts.exists() and any(parts.glob("*.json"))) and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    done = len(list(parts.glob("*.json")))
+    assert 1 <= done < 10 and not (run / "corpus" / "manifest.json").exists(), done   # killed mid-run
+    workers = {int(x) for x in pids.read_text().split()} - {p.pid}
+    assert len(workers) == 2
+    t0 = time.time()
+    while any(map(_alive, workers)) and time.time() - t0 < 10: time.sleep(0.05)
+    assert not any(map(_alive, workers)), "a worker outlived its killed parent"
+    m = run_corpus(run, source=str(src), format="stack", limit=None, workers=2, progress=False)
+    assert 1 <= m["resumed_tasks"] < 10
+    assert not [q for q in (run / "corpus").rglob("*") if q.name.startswith(".") or ".tmp" in q.name]   # no half-written file
+    assert files(run / "corpus") == files(ref / "corpus")
+    assert manifest(run / "corpus") == manifest(ref / "corpus")
+
+
+def test_bad_engine_settings_are_one_line_errors(tmp_path):
+    src = str(stack_source(tmp_path / "src", shards=1))
+    with pytest.raises(ValueError, match="corpus.engine must be 'local' or 'ray', not 'spark'"):
+        run_corpus(tmp_path / "a", source=src, format="stack", engine="spark")
+    for bad in (0, -2, 1.5, True, "two"):
+        with pytest.raises(ValueError, match="corpus.workers must be a whole number >= 1 or null"):
+            run_corpus(tmp_path / "b", source=src, format="stack", workers=bad)
+    assert not (tmp_path / "a" / "corpus").exists() and not (tmp_path / "b" / "corpus").exists()
+    r = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "corpus", "--run-dir", str(tmp_path / "c"), "--source", src, "--format", "stack", "--workers", "0"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "phi1 corpus: error: corpus.workers must be a whole number >= 1 or null " \
+                                                "(all cores), not 0", r.stderr
