@@ -109,3 +109,33 @@ def test_bad_engine_settings_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == "phi1 corpus: error: corpus.workers must be a whole number >= 1 or null " \
                                                 "(all cores), not 0", r.stderr
+
+
+def _phi1(*args):
+    return subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))", *args],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_plan_from_a_tiny_sample_run(tmp_path):
+    m = run_corpus(tmp_path / "run", source=str(stack_source(tmp_path / "src", shards=2)), format="stack", limit=None,
+                   workers=1, progress=False)
+    r = _phi1("plan", "--records", "7.2M", "--cores", "4", "--sample", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    row = next(l for l in r.stdout.splitlines() if l.startswith("| corpus |")).split("|")
+    cpu_h = 7.2e6 * m["seconds"] / m["counts"]["in"] / 3600       # the sample's seconds per record x 7.2M
+    assert float(row[2]) == pytest.approx(cpu_h, abs=0.051) and row[3].strip() == "4"
+    assert float(row[4]) == pytest.approx(cpu_h / 4, abs=0.006)
+    disk = sum(f.stat().st_size for f in (tmp_path / "run" / "corpus").rglob("*") if f.is_file())
+    assert float(row[6]) == pytest.approx(7.2e6 * disk / m["counts"]["in"] / 2**30, abs=0.051)
+    assert "sample run" in row[7] and "| dedup |" in r.stdout   # the stages it did not run: the measured figures
+
+
+def test_plan_bad_input_is_one_line_exit_2(tmp_path):
+    (tmp_path / "bad.json").write_text('{"dedup": {"cpu_ms": "fast"}}')
+    for args, msg in [(["--records", "-5"], "records must be a whole count"), (["--cores", "0"], "cores must be a whole count"),
+                      (["--costs", str(tmp_path / "bad.json")], "dedup.cpu_ms = 'fast' is not a valid"),
+                      (["--costs", str(tmp_path / "none.json")], "No such file"),
+                      (["--sample", str(tmp_path)], "holds no finished data stage")]:
+        r = _phi1("plan", *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("phi1 plan: error: ") and msg in r.stderr, r.stderr
