@@ -200,7 +200,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     "Read a raw code corpus into `run_dir/corpus/` shards, counting every dropped input by reason."
     params = dict(source=source, format=format, limit=limit, max_bytes=max_bytes, keep_unparsable=keep_unparsable,
                   files_per_shard=files_per_shard, shard_format=shard_format, engine=engine, workers=workers,
-                  ray_address=ray_address, ray_actors=ray_actors)   # the engine changes no shard: the pipeline reruns on a change all the same
+                  ray_address=ray_address, ray_actors=ray_actors)   # (no shard depends on the engine)
     mt = engine_map(engine, workers, ray_address, ray_actors, progress)    # a bad engine fails before any work
     if format == "tree":
         root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
