@@ -139,3 +139,18 @@ def test_plan_bad_input_is_one_line_exit_2(tmp_path):
         r = _phi1("plan", *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("phi1 plan: error: ") and msg in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_the_ray_engine_writes_the_same_bytes(tmp_path):
+    "About a minute on a loaded 2-core machine (Ray starts): marked slow."
+    ray = pytest.importorskip("ray")
+    src = str(stack_source(tmp_path / "src"))
+    run_corpus(tmp_path / "one", source=src, format="stack", limit=None, workers=1, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try: m = run_corpus(tmp_path / "ray", source=src, format="stack", limit=None, engine="ray", ray_actors=2, progress=False)
+    finally: ray.shutdown()
+    assert m["params"]["engine"] == "ray" and m["counts"]["out"] == 48
+    a, b = tmp_path / "one" / "corpus", tmp_path / "ray" / "corpus"
+    assert files(a) == files(b)
+    assert manifest(a, ("workers", "engine", "ray_actors")) == manifest(b, ("workers", "engine", "ray_actors"))
