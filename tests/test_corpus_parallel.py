@@ -113,15 +113,17 @@ def test_bad_engine_settings_are_one_line_errors(tmp_path):
                                                 "(all cores), not 0", r.stderr
 
 
-def _phi1(*args):
-    return subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))", *args],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+def _phi1(capsys, *args):
+    "`phi1 ARGS` in this process (as the console script runs it): (exit status, stdout, stderr)."
+    from phi1_nb.cli import main
+    capsys.readouterr(); rc = main(list(args)); out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
 
 
-def test_plan_from_a_tiny_sample_run(tmp_path):
+def test_plan_from_a_tiny_sample_run(tmp_path, capsys):
     m = run_corpus(tmp_path / "run", source=str(stack_source(tmp_path / "src", shards=2)), format="stack", limit=None,
                    workers=1, progress=False)
-    r = _phi1("plan", "--records", "7.2M", "--cores", "4", "--sample", str(tmp_path / "run"))
+    r = _phi1(capsys, "plan", "--records", "7.2M", "--cores", "4", "--sample", str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr
     row = next(l for l in r.stdout.splitlines() if l.startswith("| corpus |")).split("|")
     cpu_h = 7.2e6 * m["seconds"] / m["counts"]["in"] / 3600       # the sample's seconds per record x 7.2M
@@ -132,13 +134,13 @@ def test_plan_from_a_tiny_sample_run(tmp_path):
     assert "sample run" in row[7] and "| dedup |" in r.stdout   # the stages it did not run: the measured figures
 
 
-def test_plan_bad_input_is_one_line_exit_2(tmp_path):
+def test_plan_bad_input_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"dedup": {"cpu_ms": "fast"}}')
     for args, msg in [(["--records", "-5"], "records must be a whole count"), (["--cores", "0"], "cores must be a whole count"),
                       (["--costs", str(tmp_path / "bad.json")], "dedup.cpu_ms = 'fast' is not a valid"),
                       (["--costs", str(tmp_path / "none.json")], "No such file"),
                       (["--sample", str(tmp_path)], "holds no finished data stage")]:
-        r = _phi1("plan", *args)
+        r = _phi1(capsys, "plan", *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("phi1 plan: error: ") and msg in r.stderr, r.stderr
 
