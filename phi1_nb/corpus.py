@@ -125,11 +125,13 @@ def n_cores() -> int:
 
 _JOB: dict = {}   # what forked workers inherit: the function and its items
 
-def _die_with_parent():
-    "Linux ends a worker when its parent dies (kill -9 included), so no orphan keeps writing into the run."
+def _worker_init():
+    "A worker leaves Ctrl-C to its parent, and dies with it."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle: it ends the pool
     try:
-        import ctypes, signal
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1: PR_SET_PDEATHSIG
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan
     except (OSError, AttributeError): pass
 
 def _call(i:int): return _JOB["fn"](_JOB["items"][i])
@@ -145,7 +147,7 @@ def process_map(fn, items:list, workers:int|None=None, # processes (None: all co
     if _JOB: raise RuntimeError("process_map does not nest")
     _JOB.update(fn=fn, items=items)
     try:
-        with mp.get_context("fork").Pool(workers, initializer=_die_with_parent) as pool:
+        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
             return list(bar(pool.imap(_call, range(len(items)))))   # one task at a time: the idle worker takes the next
     finally: _JOB.clear()
 
@@ -156,8 +158,10 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"corpus.workers must be a whole number >= 1 or null (all cores), not {workers!r}")
     if engine == "local": return lambda fn, items: process_map(fn, items, workers, progress, "corpus")
-    from phi1_nb.ray_engine import connect, map_tasks
-    connect(ray_address); return lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
+    def on_ray(fn, items):   # Ray starts (or is joined) when there is work: not for a source that turns out empty
+        from phi1_nb.ray_engine import connect, map_tasks
+        connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
+    return on_ray
 
 
 # %% ../nbs/01_corpus.ipynb #884e5e7b

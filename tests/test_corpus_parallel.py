@@ -158,3 +158,28 @@ def test_the_ray_engine_writes_the_same_bytes(tmp_path):
     a, b = tmp_path / "one" / "corpus", tmp_path / "ray" / "corpus"
     assert files(a) == files(b)
     assert manifest(a, ("workers", "engine", "ray_actors")) == manifest(b, ("workers", "engine", "ray_actors"))
+
+
+CTRL_C = r"""
+import sys, time
+import phi1_nb.corpus as corpus
+real = corpus.stack_record
+corpus.stack_record = lambda *a, **k: (time.sleep(0.02), real(*a, **k))[1]
+from phi1_nb.cli import console
+sys.argv = ["phi1", "corpus", "--run-dir", sys.argv[1], "--source", sys.argv[2], "--format", "stack", "--limit", "null",
+            "--workers", "2"]
+sys.exit(console())
+"""
+
+
+def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
+    src, run = stack_source(tmp_path / "src", shards=10, rows=10), tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-c", CTRL_C, str(run), str(src)], stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parts, t0 = run / "corpus" / "parts", time.time()
+    while not (parts.exists() and any(parts.glob("*.json"))) and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)                     # a terminal's Ctrl-C: the whole foreground group
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and err == "phi1: interrupted; rerun resumes\n", err
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode == 1   # no worker left
