@@ -126,9 +126,10 @@ def n_cores() -> int:
 _JOB: dict = {}   # what forked workers inherit: the function and its items
 
 def _worker_init():
-    "A worker leaves Ctrl-C to its parent, and dies with it."
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle: it ends the pool
+    "A worker leaves Ctrl-C to its parent, stops cleanly when the pool ends, and dies with its parent."
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle: it ends the pool ...
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # ... and a shard half-written removes its temp file
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan

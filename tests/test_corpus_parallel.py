@@ -183,3 +183,4 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     assert p.returncode == 130 and err == "phi1: interrupted; rerun resumes\n", err
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode == 1   # no worker left
+    assert not list(run.rglob(".tmp-*")) and not (run / "corpus" / "manifest.json").exists()   # nor a half-written shard
