@@ -46,13 +46,16 @@ def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
 
 
 def test_the_default_uses_every_core(tmp_path, monkeypatch):
+    import multiprocessing.context as ctx
     import phi1_nb.corpus as corpus
-    seen = []
-    real = corpus.process_map
-    monkeypatch.setattr(corpus, "process_map", lambda fn, items, workers, *a: seen.append(workers) or real(fn, items, workers, *a))
-    monkeypatch.setattr(corpus, "n_cores", lambda: 2)
-    m = run_corpus(tmp_path, source=str(stack_source(tmp_path / "src", shards=3)), format="stack", limit=None, progress=False)
-    assert seen == [None] and m["params"]["workers"] is None and m["counts"]["out"] == 24
+    pools, real = [], ctx.ForkContext.Pool
+    monkeypatch.setattr(ctx.ForkContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
+    monkeypatch.setattr(corpus, "n_cores", lambda: 3)                      # a 3-core machine
+    src = stack_source(tmp_path / "src", shards=4)
+    m = run_corpus(tmp_path / "a", source=str(src), format="stack", limit=None, progress=False)
+    assert pools == [3] and m["params"]["workers"] is None and m["counts"]["out"] == 32
+    run_corpus(tmp_path / "b", source=str(src), format="stack", limit=None, workers=1, progress=False)
+    assert pools == [3]                                                     # workers 1: no pool, this process
 
 
 CHILD = r"""
