@@ -157,3 +157,6 @@ def console() -> int:
         print("phi1: interrupted; rerun resumes", file=sys.stderr); return 130
     gc.freeze()
     return rc
+
+# %% ../nbs/12_cli.ipynb #572f8a11
+TOOLS["plan"] = "phi1_nb.plan:plan"   # phi1 plan --records 35M --cores 16 [--nodes N] [--costs FILE] [--sample RUN]

@@ -15,7 +15,8 @@ from .shards import shard_schema
 
 # %% auto #0
 __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown',
-           'stack_record', 'stackoverflow_record', 'run_corpus', 'corpus_stats', 'plot_sizes']
+           'stack_record', 'stackoverflow_record', 'n_cores', 'process_map', 'engine_map', 'run_corpus', 'corpus_stats',
+           'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 DROP_REASONS = dict(
@@ -116,6 +117,54 @@ def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str) -> dict|Drop:
             "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
             "size": len(text.encode()), "lines": text.count("\n") + 1}
 
+# %% ../nbs/01_corpus.ipynb #8d138fc2
+def n_cores() -> int:
+    "The cores this process may run on (its CPU affinity, else the machine's count)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+_JOB: dict = {}   # what forked workers inherit: the function and its items
+
+def _worker_init():
+    "A worker leaves Ctrl-C to its parent, stops cleanly when the pool ends, and dies with its parent."
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle: it ends the pool ...
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # ... and a shard half-written removes its temp file
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan
+    except (OSError, AttributeError): pass
+
+def _call(i:int): return _JOB["fn"](_JOB["items"][i])
+
+def process_map(fn, items:list, workers:int|None=None, # processes (None: all cores; 1: a loop in this process)
+                progress:bool=False, desc:str="") -> list:
+    "`[fn(x) for x in items]` in forked worker processes, in item order; `fn` may be a closure."
+    from tqdm.auto import tqdm
+    workers = max(1, min(workers or n_cores(), len(items)))
+    bar = lambda it: tqdm(it, total=len(items), desc=desc, disable=None if progress else True, unit="shard")
+    if workers == 1: return [fn(x) for x in bar(items)]
+    import multiprocessing as mp
+    if _JOB: raise RuntimeError("process_map does not nest")
+    _JOB.update(fn=fn, items=items)
+    try:
+        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            return list(bar(pool.imap(_call, range(len(items)))))   # one task at a time: the idle worker takes the next
+    finally: _JOB.clear()
+
+def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=None, ray_actors:int|None=None,
+               progress:bool=False):
+    "The `map_tasks` of `core.run_stage` for an engine: forked processes here (`local`) or Ray actors (`ray`)."
+    if engine not in ("local", "ray"): raise ValueError(f"corpus.engine must be 'local' or 'ray', not {engine!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"corpus.workers must be a whole number >= 1 or null (all cores), not {workers!r}")
+    if engine == "local": return lambda fn, items: process_map(fn, items, workers, progress, "corpus")
+    def on_ray(fn, items):   # Ray starts (or is joined) when there is work: not for a source that turns out empty
+        from phi1_nb.ray_engine import connect, map_tasks
+        connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
+    return on_ray
+
+
 # %% ../nbs/01_corpus.ipynb #884e5e7b
 def _input_shards(src:Path) -> list[Path]:
     if src.is_file(): return [src]
@@ -148,10 +197,16 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                keep_unparsable:bool=False, # keep (rather than drop) code that does not parse
                files_per_shard:int=500, # records per output shard of a tree: the unit of resume
                shard_format:str="jsonl.zst", # jsonl | jsonl.zst | parquet
+               engine:str="local", # local (forked processes) | ray (a pool of Ray actors)
+               workers:int|None=None, # engine local: processes (None: all cores; 1: this process)
+               ray_address:str|None=None, # engine ray: None (a Ray on this machine) | auto | host:port
+               ray_actors:int|None=None, # engine ray: actors (None: one per CPU)
                progress:bool=True) -> dict:
     "Read a raw code corpus into `run_dir/corpus/` shards, counting every dropped input by reason."
     params = dict(source=source, format=format, limit=limit, max_bytes=max_bytes, keep_unparsable=keep_unparsable,
-                  files_per_shard=files_per_shard, shard_format=shard_format)
+                  files_per_shard=files_per_shard, shard_format=shard_format, engine=engine, workers=workers,
+                  ray_address=ray_address, ray_actors=ray_actors)   # (no shard depends on the engine)
+    mt = engine_map(engine, workers, ray_address, ray_actors, progress)    # a bad engine fails before any work
     if format == "tree":
         root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
         name = "stdlib" if source == "stdlib" else root.name
@@ -162,7 +217,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
             for rel, reason in chunk:
                 yield Drop(reason, {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
         return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)], fmt=shard_format,
-                         progress=progress)
+                         progress=progress, map_tasks=mt)
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
@@ -182,7 +237,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                    else stackoverflow_record(r, i, max_bytes, src.name))
         if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
     return run_stage(out, tasks, process, stage="corpus", params=params, inputs=[str(p) for p, _ in tasks.values()],
-                     fmt=shard_format, progress=progress)
+                     fmt=shard_format, progress=progress, map_tasks=mt)
 
 # %% ../nbs/01_corpus.ipynb #8a167d0e
 def corpus_stats(d, field:str="content") -> dict:

@@ -1,0 +1,189 @@
+"The corpus stage on several processes: the same bytes as one process, resume after kill -9, bad engine settings."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+from phi1_nb.core import write_shard
+from phi1_nb.corpus import run_corpus
+
+ROOT = Path(__file__).parents[1]
+TIMING = ("created", "seconds", "resumed_tasks")   # what may differ between two runs of the same input
+
+
+def stack_source(d: Path, shards: int = 6, rows: int = 8) -> Path:
+    "Stack-style shards with good rows and one bad row of each kind per shard."
+    for k in range(shards):
+        rows_ = [{"content": f"def f{k}_{i}(x):\n    return x + {i}\n", "max_stars_repo_path": f"p{k}/m{i}.py"} for i in range(rows)]
+        rows_ += [{"content": "def f(:\n", "path": f"bad{k}.py"}, {"content": "  \n"}, {"path": "none.py"}]
+        write_shard(d / f"train-{k:03d}.jsonl.zst", rows_)
+    return d
+
+
+def files(d: Path) -> dict:
+    "Every file of a stage folder (shards, dropped shards, README) by relative path, with its bytes."
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != "manifest.json" and "parts" not in p.parts}
+
+
+def manifest(d: Path, drop=("workers",)) -> dict:
+    m = json.loads((d / "manifest.json").read_text())
+    for k in TIMING: m.pop(k, None)
+    for k in drop: m["params"].pop(k, None)   # the engine settings it records: they change no shard
+    return m
+
+
+@pytest.mark.parametrize("fmt", ["stack", "tree"])
+def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
+    if fmt == "stack": kw = dict(source=str(stack_source(tmp_path / "src")), format="stack", limit=None)
+    else: kw = dict(source="stdlib", format="tree", limit=120, files_per_shard=20)
+    m1 = run_corpus(tmp_path / "one", workers=1, progress=False, **kw)
+    m2 = run_corpus(tmp_path / "two", workers=2, progress=False, **kw)
+    assert len(m1["shards"]) >= 6 and m1["counts"]["out"] > 0 and m1["drops"]
+    a, b = tmp_path / "one" / "corpus", tmp_path / "two" / "corpus"
+    assert files(a) == files(b)
+    assert manifest(a) == manifest(b)
+    assert (m1["params"]["workers"], m2["params"]["workers"]) == (1, 2)
+
+
+def test_the_default_uses_every_core(tmp_path, monkeypatch):
+    import multiprocessing.context as ctx
+    import phi1_nb.corpus as corpus
+    pools, real = [], ctx.ForkContext.Pool
+    monkeypatch.setattr(ctx.ForkContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
+    monkeypatch.setattr(corpus, "n_cores", lambda: 3)                      # a 3-core machine
+    src = stack_source(tmp_path / "src", shards=4)
+    m = run_corpus(tmp_path / "a", source=str(src), format="stack", limit=None, progress=False)
+    assert pools == [3] and m["params"]["workers"] is None and m["counts"]["out"] == 32
+    run_corpus(tmp_path / "b", source=str(src), format="stack", limit=None, workers=1, progress=False)
+    assert pools == [3]                                                     # workers 1: no pool, this process
+
+
+CHILD = r"""
+import os, sys, time
+import phi1_nb.corpus as corpus
+real = corpus.stack_record
+def slow(*a, **k):   # each record takes a while, so that the parent is killed mid-run; shard 1 stalls its worker
+    with open(sys.argv[2], "a") as f: f.write(f"{os.getpid()}\n")
+    time.sleep(60 if str(a[0].get("max_stars_repo_path", "")).startswith("p1/") else 0.02); return real(*a, **k)
+corpus.stack_record = slow
+corpus.run_corpus(sys.argv[1], source=sys.argv[3], format="stack", limit=None, workers=2, progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try: state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError): return False
+    return state not in ("Z", "X")
+
+
+def test_kill_9_mid_run_then_a_rerun_finishes_with_the_same_bytes(tmp_path):
+    src = stack_source(tmp_path / "src", shards=10, rows=10)
+    ref = tmp_path / "ref"; run_corpus(ref, source=str(src), format="stack", limit=None, workers=1, progress=False)
+    run, pids = tmp_path / "run", tmp_path / "pids"
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(run), str(pids), str(src)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parts, t0 = run / "corpus" / "parts", time.time()
+    started = lambda: pids.exists() and len(set(pids.read_text().split())) == 2   # both workers at work
+    while not (parts.exists() and any(parts.glob("*.json")) and started()) and time.time() - t0 < 120 and p.poll() is None:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    done = len(list(parts.glob("*.json")))
+    assert 1 <= done < 10 and not (run / "corpus" / "manifest.json").exists(), done   # killed mid-run
+    workers = {int(x) for x in pids.read_text().split()} - {p.pid}
+    assert len(workers) == 2
+    t0 = time.time()
+    while any(map(_alive, workers)) and time.time() - t0 < 10: time.sleep(0.05)
+    assert not any(map(_alive, workers)), "a worker outlived its killed parent"   # (the one in shard 1 sleeps 60 s)
+    m = run_corpus(run, source=str(src), format="stack", limit=None, workers=2, progress=False)
+    assert 1 <= m["resumed_tasks"] < 10
+    assert not [q for q in (run / "corpus").rglob("*") if q.name.startswith(".") or ".tmp" in q.name]   # no half-written file
+    assert files(run / "corpus") == files(ref / "corpus")
+    assert manifest(run / "corpus") == manifest(ref / "corpus")
+
+
+def test_bad_engine_settings_are_one_line_errors(tmp_path):
+    src = str(stack_source(tmp_path / "src", shards=1))
+    with pytest.raises(ValueError, match="corpus.engine must be 'local' or 'ray', not 'spark'"):
+        run_corpus(tmp_path / "a", source=src, format="stack", engine="spark")
+    for bad in (0, -2, 1.5, True, "two"):
+        with pytest.raises(ValueError, match="corpus.workers must be a whole number >= 1 or null"):
+            run_corpus(tmp_path / "b", source=src, format="stack", workers=bad)
+    assert not (tmp_path / "a" / "corpus").exists() and not (tmp_path / "b" / "corpus").exists()
+    r = subprocess.run([sys.executable, "-c", "import sys; from phi1_nb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "corpus", "--run-dir", str(tmp_path / "c"), "--source", src, "--format", "stack", "--workers", "0"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "phi1 corpus: error: corpus.workers must be a whole number >= 1 or null " \
+                                                "(all cores), not 0", r.stderr
+
+
+def _phi1(capsys, *args):
+    "`phi1 ARGS` in this process (as the console script runs it): (exit status, stdout, stderr)."
+    from phi1_nb.cli import main
+    capsys.readouterr(); rc = main(list(args)); out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+
+def test_plan_from_a_tiny_sample_run(tmp_path, capsys):
+    m = run_corpus(tmp_path / "run", source=str(stack_source(tmp_path / "src", shards=2)), format="stack", limit=None,
+                   workers=1, progress=False)
+    r = _phi1(capsys, "plan", "--records", "7.2M", "--cores", "4", "--sample", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    row = next(l for l in r.stdout.splitlines() if l.startswith("| corpus |")).split("|")
+    cpu_h = 7.2e6 * m["seconds"] / m["counts"]["in"] / 3600       # the sample's seconds per record x 7.2M
+    assert float(row[2]) == pytest.approx(cpu_h, abs=0.051) and row[3].strip() == "4"
+    assert float(row[4]) == pytest.approx(cpu_h / 4, abs=0.006)
+    disk = sum(f.stat().st_size for f in (tmp_path / "run" / "corpus").rglob("*") if f.is_file())
+    assert float(row[6]) == pytest.approx(7.2e6 * disk / m["counts"]["in"] / 2**30, abs=0.051)
+    assert "sample run" in row[7] and "| dedup |" in r.stdout   # the stages it did not run: the measured figures
+
+
+def test_plan_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text('{"dedup": {"cpu_ms": "fast"}}')
+    for args, msg in [(["--records", "-5"], "records must be a whole count"), (["--cores", "0"], "cores must be a whole count"),
+                      (["--costs", str(tmp_path / "bad.json")], "dedup.cpu_ms = 'fast' is not a valid"),
+                      (["--costs", str(tmp_path / "none.json")], "No such file"),
+                      (["--sample", str(tmp_path)], "holds no finished data stage")]:
+        r = _phi1(capsys, "plan", *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("phi1 plan: error: ") and msg in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_the_ray_engine_writes_the_same_bytes(tmp_path):
+    "About a minute on a loaded 2-core machine (Ray starts): marked slow."
+    ray = pytest.importorskip("ray")
+    src = str(stack_source(tmp_path / "src"))
+    run_corpus(tmp_path / "one", source=src, format="stack", limit=None, workers=1, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try: m = run_corpus(tmp_path / "ray", source=src, format="stack", limit=None, engine="ray", ray_actors=2, progress=False)
+    finally: ray.shutdown()
+    assert m["params"]["engine"] == "ray" and m["counts"]["out"] == 48
+    a, b = tmp_path / "one" / "corpus", tmp_path / "ray" / "corpus"
+    assert files(a) == files(b)
+    assert manifest(a, ("workers", "engine", "ray_actors")) == manifest(b, ("workers", "engine", "ray_actors"))
+
+
+CTRL_C = r"""
+import sys, time
+import phi1_nb.corpus as corpus
+real = corpus.stack_record
+corpus.stack_record = lambda *a, **k: (time.sleep(0.02), real(*a, **k))[1]
+from phi1_nb.cli import console
+sys.argv = ["phi1", "corpus", "--run-dir", sys.argv[1], "--source", sys.argv[2], "--format", "stack", "--limit", "null",
+            "--workers", "2"]
+sys.exit(console())
+"""
+
+
+def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
+    src, run = stack_source(tmp_path / "src", shards=10, rows=10), tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-c", CTRL_C, str(run), str(src)], stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parts, t0 = run / "corpus" / "parts", time.time()
+    while not (parts.exists() and any(parts.glob("*.json"))) and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)                     # a terminal's Ctrl-C: the whole foreground group
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and err == "phi1: interrupted; rerun resumes\n", err
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode == 1   # no worker left
+    assert not list(run.rglob(".tmp-*")) and not (run / "corpus" / "manifest.json").exists()   # nor a half-written shard
