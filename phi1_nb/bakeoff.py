@@ -55,7 +55,8 @@ def bakeoff(texts:list[str], y, score=None, # judge labels (0/1) and graded scor
         p = np.mean(y[tr] >= .5); rs = rng.random(len(va))
         rows["random"].append(_row(heldout_metrics(y[va], rs, cut=1 - p), fit_seconds=0.))
     for name in names:
-        filt = EduFilter(*filter_embedder(name, embedder, embedder_params or {}), make_classifier(name, seed, n_estimators))
+        filt = EduFilter(*filter_embedder(name, embedder, embedder_params or {}),
+                         make_classifier(name, seed, n_estimators))
         if filt.embedder: filt.embedder.progress = False
         inp = filt.inputs(texts, cache_dir); at = lambda idx: inp[idx] if filt.embedder else [inp[i] for i in idx]
         rows[name] = []
@@ -78,11 +79,13 @@ class OracleJudge:
     "A judge that answers from labels already known (to replay the sampler on a labelled set)."
     name = "oracle"
     def __init__(self, by_text:dict): self.by_text = by_text
-    def judge(self, texts): return [dict(label=int(self.by_text[t]), score=float(self.by_text[t]), reason="known", raw=None)
-                                    for t in texts]
+
+    def judge(self, texts):
+        return [dict(label=int(self.by_text[t]), score=float(self.by_text[t]), reason="known", raw=None) for t in texts]
 
 def label_curve(texts, y, inputs:dict, # {classifier name: its inputs for `texts` (vectors, or the texts)}
-                split, sizes=(100, 200, 400), rounds:int=3, vectors=None, seed:int=0, n_estimators:int=200) -> list[dict]:
+                split, sizes=(100, 200, 400), rounds:int=3, vectors=None, seed:int=0,
+                n_estimators:int=200) -> list[dict]:
     "F1 and ROC AUC of each classifier trained on `size` labels (random or active sample of the train side), held-out side fixed."
     y, (tr, va), out = np.asarray(y), split, []
     pool = [dict(id=str(i), content=texts[i]) for i in tr]; rowof = {t: i for i, t in enumerate(texts)}
@@ -115,7 +118,8 @@ def write_arms(run_dir, filters:dict, # {classifier name: a trained EduFilter}
 def kept_mask(stage_dir) -> np.ndarray:
     "Which corpus records a filter folder kept, in corpus order (from its per-shard scores)."
     d = Path(stage_dir); m = read_manifest(d); cut = m["params"]["threshold"]
-    z = [np.load(d/"scores"/f"{Path(s['path']).name.split('.')[0]}.npz") for s in read_manifest(m["inputs"][0])["shards"]]
+    z = [np.load(d/"scores"/f"{Path(s['path']).name.split('.')[0]}.npz")
+         for s in read_manifest(m["inputs"][0])["shards"]]
     return np.concatenate([(v["bad"] == "") & (v["score"] >= cut) for v in z])
 
 def agreement(masks:dict) -> list[dict]:
@@ -134,24 +138,31 @@ def run_bakeoff(run_dir, names=tuple(CLASSIFIERS), n_splits:int=10, sizes=(100, 
     from phi1_nb.filter import LabelStore, _labels_dir, train_filter
     require_stage(run_dir, "filter")            # a clear error naming the stage to run, before any work
     st = read_json(Path(run_dir)/"filter"/"params.json")["params"]; cache = embed_cache_dir(run_dir)
-    corpus = {str(r.get("id")): r["content"] for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
-    lab = [dict(l, content=corpus[l["id"]]) for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()
+    corpus = {str(r.get("id")): r["content"]
+              for r in read_dataset(require_stage(run_dir, "corpus")) if isinstance(r.get("content"), str)}
+    lab = [dict(l, content=corpus[l["id"]])
+           for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()
            if l["label"] is not None and l["id"] in corpus]
     texts, y = [l["content"] for l in lab], np.array([l["label"] for l in lab])
     score = np.array([l["label"] if l.get("score") is None else l["score"] for l in lab], float)
     kw = dict(threshold=st["near_dup_threshold"], shingles=st["near_dup_shingles"], embedder=st["embedder"],
               embedder_params=st["embedder_params"], n_estimators=st["n_estimators"], seed=st["seed"])
-    splits = group_splits(near_duplicate_groups(texts, kw["threshold"], kw["shingles"]), y, n_splits, st["val_frac"], st["seed"])
+    splits = group_splits(near_duplicate_groups(texts, kw["threshold"], kw["shingles"]), y, n_splits, st["val_frac"],
+                          st["seed"])
     rows = bakeoff(texts, y, score, names, cache_dir=cache, splits=splits, **kw)
-    filters = {n: train_filter(lab, n, st["embedder"], st["embedder_params"], "classifier", st["n_estimators"], st["val_frac"],
+    filters = {n: train_filter(lab, n, st["embedder"], st["embedder_params"], "classifier", st["n_estimators"],
+                               st["val_frac"],
                                kw["threshold"], kw["shingles"], st["seed"], cache, False)[0] for n in names}
     sample = list(corpus.values())[:cost_files]
-    cost = {n: dict(scoring_cost(f, sample), fit_seconds=summarize(rows[n])["fit_seconds"][0]) for n, f in filters.items()}
+    cost = {n: dict(scoring_cost(f, sample), fit_seconds=summarize(rows[n])["fit_seconds"][0]) for n,
+            f in filters.items()}
     inputs = {n: f.inputs(texts, cache) for n, f in filters.items()}
     vec = next((v for v in inputs.values() if isinstance(v, np.ndarray)), None)
-    curve = [c for sp in splits[:curve_splits] for c in label_curve(texts, y, inputs, sp, sizes, vectors=vec, seed=st["seed"],
+    curve = [c for sp in splits[:curve_splits]
+             for c in label_curve(texts, y, inputs, sp, sizes, vectors=vec, seed=st["seed"],
                                                                    n_estimators=st["n_estimators"])]
-    res = dict(run=str(run_dir), labels=len(lab), high=int(y.sum()), n_splits=len(splits), n_val=[len(v) for _, v in splits],
+    res = dict(run=str(run_dir), labels=len(lab), high=int(y.sum()), n_splits=len(splits),
+               n_val=[len(v) for _, v in splits],
                rows=rows, summary={k: summarize(v) for k, v in rows.items()}, cost=cost, curve=curve)
     if arms:
         res["kept"] = write_arms(run_dir, filters, st["threshold"], cache)

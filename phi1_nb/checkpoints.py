@@ -46,7 +46,8 @@ def weights_problem(d:Path) -> str|None:
         return next((f"{s} missing" if not (d/s).exists() else safetensors_problem(d/s) for s in shards
                      if not (d/s).exists() or safetensors_problem(d/s)), None)
     if (d/"model.safetensors").exists(): return safetensors_problem(d/"model.safetensors")
-    if (d/"pytorch_model.bin").exists(): return None if zipfile.is_zipfile(d/"pytorch_model.bin") else "pytorch_model.bin truncated"
+    if (d / "pytorch_model.bin").exists():
+        return None if zipfile.is_zipfile(d / "pytorch_model.bin") else "pytorch_model.bin truncated"
     return "no model weights"
 
 def checkpoint_problem(d) -> str|None:
@@ -62,7 +63,8 @@ def checkpoint_problem(d) -> str|None:
         for f in ("optimizer.pt", "scheduler.pt"):
             if not (d/f).exists(): return f"no {f}"
         if why := torch_file_problem(d/"optimizer.pt", load=False): return why
-    rngs = sorted(d.glob("rng_state*.pth"))   # a missing one: the Trainer would go on with other dropout, not bit-identical
+    # a missing one: the Trainer would go on with other dropout, not bit-identical
+    rngs = sorted(d.glob("rng_state*.pth"))
     if not rngs: return "no rng_state.pth"
     for f in [d/"scheduler.pt", *rngs]:
         if f.exists() and (why := torch_file_problem(f)): return why
@@ -100,7 +102,8 @@ def checkpoints(ckdir) -> list[Path]:
     "The `checkpoint-N` folders of `ckdir`, oldest first."
     ckdir = Path(ckdir)
     if not ckdir.is_dir(): return []
-    return sorted((p for p in ckdir.iterdir() if p.is_dir() and CKPT_RE.match(p.name)), key=lambda p: int(CKPT_RE.match(p.name)[1]))
+    return sorted((p for p in ckdir.iterdir() if p.is_dir() and CKPT_RE.match(p.name)),
+                  key=lambda p: int(CKPT_RE.match(p.name)[1]))
 
 def last_complete_checkpoint(ckdir, quarantine:bool=False) -> Path|None:
     "The newest complete checkpoint in `ckdir`; newer incomplete ones are skipped with a warning (renamed when `quarantine`)."
@@ -123,18 +126,24 @@ def load_weights(model, d):
     from safetensors.torch import load_file
     d, sd = Path(d), {}
     idx = d/"model.safetensors.index.json"
-    for f in sorted(set(read_json(idx)["weight_map"].values())) if idx.exists() else ["model.safetensors"]: sd.update(load_file(d/f))
+    for f in sorted(set(read_json(idx)["weight_map"].values())) if idx.exists() else ["model.safetensors"]:
+        sd.update(load_file(d / f))
     missing, unexpected = model.load_state_dict(sd, strict=False)
-    if getattr(model.config, "tie_word_embeddings", False): missing = [k for k in missing if not k.startswith("lm_head.")]
-    if missing or unexpected: raise ValueError(f"{d}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if getattr(model.config, "tie_word_embeddings", False):
+        missing = [k for k in missing if not k.startswith("lm_head.")]
+    if missing or unexpected:
+        raise ValueError(f"{d}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
 
 # %% ../nbs/08a_checkpoints.ipynb #778b7112
 # the one spelling of a fresh start: phi1 <stage> and the launchers, phi1 pipeline, Python and notebooks
 START_AFRESH = "--resume false (phi1 pipeline: --<stage>.resume false; Python: resume=False)"
-NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences", "peak_flops",
-                 "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile", "disable_tqdm"}
-_VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype", "torch_dtype",
+NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences",
+                 "peak_flops",
+                 "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile",
+                 "disable_tqdm"}
+_VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype",
+                    "torch_dtype",
                     "_name_or_path", "use_cache", "architectures", "output_attentions", "output_hidden_states"}
 
 def content_id(src) -> str:
@@ -179,10 +188,13 @@ def check_signature(ck:Path, sig:dict):
     "Refuse to resume checkpoint `ck` when it was written under other parameters than `sig`."
     old = (read_json(Path(ck)/"trainer_state.json").get("stateful_callbacks") or {}).get("RunSignature")
     old = old[-1] if isinstance(old, list) else old
-    if not old: warnings.warn(f"{ck} records no parameters (an older phi1_nb wrote it): resumed unchecked", stacklevel=2); return
+    if not old:
+        warnings.warn(f"{ck} records no parameters (an older phi1_nb wrote it): resumed unchecked", stacklevel=2)
+        return
     old = old["args"]["signature"]
     if old == sig: return
-    diff = "; ".join(f"{k}: {old.get(k)!r} -> {sig.get(k)!r}" for k in sorted(set(old) | set(sig)) if old.get(k) != sig.get(k))
+    diff = "; ".join(f"{k}: {old.get(k)!r} -> {sig.get(k)!r}"
+                     for k in sorted(set(old) | set(sig)) if old.get(k) != sig.get(k))
     raise ValueError(f"{ck} was written under other parameters ({diff}): {START_AFRESH} discards it and starts afresh")
 
 # %% ../nbs/08a_checkpoints.ipynb #0a9cd20f
@@ -245,5 +257,7 @@ def init_id(path:Path) -> str:
     "A name for the exact weights in `path`: the checksum of its weight files (a few seconds for phi-1's 2.8 GB)."
     from phi1_nb.core import sha256_file
     path, idx = Path(path), Path(path)/"model.safetensors.index.json"
-    files = [idx, *sorted({path/f for f in read_json(idx)["weight_map"].values()})] if idx.exists() else [path/"model.safetensors"]
+    files = [idx,
+             *sorted({path/f
+                      for f in read_json(idx)["weight_map"].values()})] if idx.exists() else [path/"model.safetensors"]
     return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()[:16]

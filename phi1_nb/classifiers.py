@@ -50,7 +50,8 @@ def fit_forest(X, y, kind:str="classifier", n_estimators:int=200, seed:int=0):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     if kind not in ("classifier", "regressor"): raise ValueError(f"kind must be classifier or regressor, not {kind!r}")
     if kind == "regressor": return RandomForestRegressor(n_estimators, random_state=seed, n_jobs=-1).fit(X, y)
-    return RandomForestClassifier(n_estimators, random_state=seed, n_jobs=-1, class_weight="balanced").fit(X, np.asarray(y) >= .5)
+    return RandomForestClassifier(n_estimators, random_state=seed, n_jobs=-1,
+                                  class_weight="balanced").fit(X, np.asarray(y) >= .5)
 
 def forest_scores(model, X) -> np.ndarray:
     "Educational value in [0, 1]: P(high) for a classifier, the clipped prediction for a regressor."
@@ -77,7 +78,8 @@ class LogReg(SklearnClassifier):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
-        lr = LogisticRegression(C=self.params["C"], class_weight="balanced", max_iter=2000, random_state=self.params["seed"])
+        lr = LogisticRegression(C=self.params["C"], class_weight="balanced", max_iter=2000,
+                                random_state=self.params["seed"])
         self.model = make_pipeline(StandardScaler(), lr).fit(X, np.asarray(y) >= .5); return self
 
 # %% ../nbs/04b_classifiers.ipynb #235bbc6f
@@ -89,19 +91,24 @@ class Head(Classifier):
     def fit(self, X, y, score=None):
         import torch
         g = torch.Generator().manual_seed(self.params["seed"])
-        X = torch.as_tensor(np.asarray(X, np.float32)); t = torch.as_tensor(np.asarray(y if score is None else score, np.float32))
-        sd = X.std(0); self.mu, self.sd = X.mean(0), torch.where(sd > 1e-6, sd, 1.)   # a constant feature stays as it is
+        X = torch.as_tensor(np.asarray(X, np.float32))
+        t = torch.as_tensor(np.asarray(y if score is None else score, np.float32))
+        # a constant feature stays as it is
+        sd = X.std(0); self.mu, self.sd = X.mean(0), torch.where(sd > 1e-6, sd, 1.)
         lin = torch.nn.Linear(X.shape[1], 1)
         with torch.no_grad(): lin.weight.normal_(0, .01, generator=g); lin.bias.fill_(float(t.mean()))
         opt = torch.optim.AdamW(lin.parameters(), lr=self.params["lr"], weight_decay=self.params["weight_decay"])
         for _ in range(self.params["epochs"]):
-            opt.zero_grad(); loss = torch.nn.functional.mse_loss(lin((X - self.mu)/self.sd).squeeze(1), t); loss.backward(); opt.step()
+            opt.zero_grad(); loss = torch.nn.functional.mse_loss(lin((X - self.mu)/self.sd).squeeze(1),
+                                                                 t); loss.backward(); opt.step()
         self.mu, self.sd = self.mu.numpy(), self.sd.numpy()
         self.w, self.b = lin.weight.detach()[0].numpy(), float(lin.bias.detach()[0]); return self
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, np.float32)
-        r = (X - self.mu)/self.sd @ self.w + self.b              # the regressed score; squashed around the cut, not clipped:
-        return (1/(1 + np.exp(-4*(r - .5)))).astype(np.float32)  # the same order and the same cut at .5, no ties at 0 and 1
+        # the regressed score; squashed around the cut, not clipped:
+        r = (X - self.mu)/self.sd @ self.w + self.b
+        # the same order and the same cut at .5, no ties at 0 and 1
+        return (1/(1 + np.exp(-4*(r - .5)))).astype(np.float32)
     def save(self, dir) -> Path:
         with atomic_write(Path(dir)/self.file) as f: np.savez(f, mu=self.mu, sd=self.sd, w=self.w, b=self.b)
         return Path(dir)/self.file

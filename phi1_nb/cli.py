@@ -8,7 +8,8 @@ Docs: https://phi1-nb.github.io/phi1_nb/cli.html.md"""
 from __future__ import annotations
 import argparse, difflib, errno, gc, importlib, inspect, shutil, signal, sys
 from pathlib import Path
-# Only the standard library at import time: a Ctrl-C while the stages' libraries load is caught by `console` like any other.
+# Only the standard library at import time: a Ctrl-C while the stages' libraries load is caught by `console` like any
+# other.
 
 # %% auto #0
 __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 'console']
@@ -72,9 +73,13 @@ def pipeline_parser(preset:str="tiny") -> argparse.ArgumentParser:
 def _unknown(p:argparse.ArgumentParser, rest:list[str], what:str):
     "Refuse the first option in `rest` that is neither the parser's nor a `--section.key`, naming the closest valid one."
     from phi1_nb.core import ConfigError
-    if bad := [a for a in rest if (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]]:
+    if bad := [
+        a for a in rest if (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]
+    ]:
         valid = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
-        raise ConfigError(f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} (phi1 {what} --help lists them)")
+        raise ConfigError(
+            f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} (phi1 {what} --help lists them)"
+        )
 
 # %% ../nbs/12_cli.ipynb #48b8fb11
 def run_stage_cli(stage:str, argv:list[str]) -> dict:
@@ -88,11 +93,13 @@ def run_stage_cli(stage:str, argv:list[str]) -> dict:
     over.setdefault(stage, {}).update({k: v for k, v in vars(ns).items() if k not in ("preset", "run_dir")})
     cfg = load_config(ns.preset, over)
     run_dir = ns.run_dir or str(Path(cfg.run.runs_dir)/cfg.run.name)
-    lock = None if cfg.section(stage).get("dry_run") else hold_run(run_dir, stage)   # a dry run writes nothing it shares
+    # a dry run writes nothing it shares
+    lock = None if cfg.section(stage).get("dry_run") else hold_run(run_dir, stage)
     out = Path(run_dir)/stage; existed = out.exists()
     seed_everything(cfg.run.seed)
     try: return stage_function(stage)(run_dir, **cfg.section(stage))
-    except Exception as e:   # a folder this run made goes: all of it if its input broke the read contract, else if it is empty
+    # a folder this run made goes: all of it if its input broke the read contract, else if it is empty
+    except Exception as e:
         if not existed and (isinstance(e, ShardError) or not any(p.is_file() for p in out.rglob("*"))):
             shutil.rmtree(out, ignore_errors=True)
         raise
@@ -101,7 +108,8 @@ def run_stage_cli(stage:str, argv:list[str]) -> dict:
 
 def _say(cmd:str, e:BaseException) -> str:
     "One line for an error; an OSError names its path and why (read-only, disk full, ...)."
-    if isinstance(e, OSError) and e.filename is not None and e.strerror: return f"phi1 {cmd}: error: {e.filename}: {e.strerror}"
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"phi1 {cmd}: error: {e.filename}: {e.strerror}"
     return f"phi1 {cmd}: error: {e}"
 
 # %% ../nbs/12_cli.ipynb #ca4ef857
@@ -110,18 +118,22 @@ def _run(cmd:str, rest:list[str]) -> int:
     if cmd == "pipeline":
         from phi1_nb.core import hold_run, parse_overrides
         p = pipeline_parser(_preset_of(rest)); ns, over = p.parse_known_args(rest); _unknown(p, over, "pipeline")
-        s = run_pipeline(ns.preset, parse_overrides(over), stages=ns.stages, prepare_only=ns.prepare_only, force=ns.force)
+        s = run_pipeline(ns.preset, parse_overrides(over), stages=ns.stages, prepare_only=ns.prepare_only,
+                         force=ns.force)
         print(f"done in {s['seconds']:.0f}s: results in {s['run_dir']} (summary.json, notebooks/)")
     elif cmd in STAGE_NAMES:
         if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
         m = run_stage_cli(cmd, rest)
-        if "counts" in m or "drops" in m: print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")   # (not after --explain)
-        if isinstance(m, dict) and m.get("exit_status"):   # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
+        # (not after --explain)
+        if "counts" in m or "drops" in m: print(f"{cmd}: {m.get('counts')} dropped {m.get('drops')}")
+        # an incomplete stage (synth: budget 3, failed requests 4, rejected 5)
+        if isinstance(m, dict) and m.get("exit_status"):
             print(f"phi1 {cmd}: {m.get('exit_message')}", file=sys.stderr); return m["exit_status"]
     else:
         from fastcore.script import anno_parser
         mod, fn = TOOLS[cmd].split(":"); f = getattr(importlib.import_module(mod), fn)
-        rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]  # --memory_mb too
+        # --memory_mb too
+        rest = [a.split("=")[0].replace("_", "-") + a[len(a.split("=")[0]):] if a.startswith("--") else a for a in rest]
         ns = anno_parser(f, prog=f"phi1 {cmd}").parse_args(rest)
         out = f(**{k: v for k, v in vars(ns).items() if k not in ("pdb", "xtra")})  # anno_parser's own flags
         if isinstance(out, dict): out = {k: v for k, v in out.items() if k != "per_problem"}
@@ -143,10 +155,12 @@ def main(argv:list[str]|None=None) -> int:
         print(f"phi1: unknown command {cmd!r}{f'; did you mean {near[0]}?' if near else ''} (valid: {', '.join(cmds)})",
               file=sys.stderr); return 2
     try: return _run(cmd, rest)
-    except (ConfigError, OSError, StageFailed, ValueError, SandboxError) as e:   # ConnectionError (no Ray cluster) is an OSError
+    # ConnectionError (no Ray cluster) is an OSError
+    except (ConfigError, OSError, StageFailed, ValueError, SandboxError) as e:
         print(_say(cmd, e), file=sys.stderr); return 2
     except RuntimeError as e:
-        if not getattr(e, "exit_status", None): raise   # errors that carry their own status (an unreachable LLM endpoint: 5)
+        # errors that carry their own status (an unreachable LLM endpoint: 5)
+        if not getattr(e, "exit_status", None): raise
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return e.exit_status
 
 def console() -> int:

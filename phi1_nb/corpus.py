@@ -56,7 +56,12 @@ def list_tree(root, exclude:tuple=("site-packages", "__pycache__"), suffix:str="
             try: os.stat(os.path.join(dirpath, d))
             except OSError as e:
                 dirnames.remove(d)
-                out.append((os.path.relpath(os.path.join(dirpath, d), root), "symlink_loop" if e.errno == errno.ELOOP else "unreadable"))
+                out.append(
+                    (
+                        os.path.relpath(os.path.join(dirpath, d), root),
+                        "symlink_loop" if e.errno == errno.ELOOP else "unreadable",
+                    )
+                )
         for f in filenames:
             if not f.endswith(suffix): continue
             p, reason = os.path.join(dirpath, f), None
@@ -210,25 +215,30 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
     if format == "tree":
         root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
         name = "stdlib" if source == "stdlib" else root.name
-        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")   # not a silent empty corpus
+        # not a silent empty corpus
+        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")
         out = stage_dir(run_dir, "corpus")
-        chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard] for i in range(0, len(files), files_per_shard)}
+        chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard]
+                  for i in range(0, len(files), files_per_shard)}
         def process(chunk):
             for rel, reason in chunk:
-                yield Drop(reason, {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
+                yield Drop(reason,
+                           {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
         return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)], fmt=shard_format,
                          progress=progress, map_tasks=mt)
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
     tasks = _limited(_input_shards(src), limit)
-    if not any(n != 0 for _, n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
+    if not any(n != 0 for _,
+               n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
     out = stage_dir(run_dir, "corpus")
     def process(task):
         path, n = task
         if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
-            raise _no_text(path, format, cols)                     # a whole file without the text is an error, not n drops
+            # a whole file without the text is an error, not n drops
+            raise _no_text(path, format, cols)
         cols = {}
         for i, r in enumerate(read_shard(path)):
             if n is not None and i >= n: break

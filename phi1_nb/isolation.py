@@ -103,7 +103,8 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096,
 def _readonly_tree(path:str="/", ro:bool=True, recursive:bool=True):
     "Make every mount under `path` read-only (or the one at `path` writable): mount_setattr with MOUNT_ATTR_RDONLY."
     class Attr(ctypes.Structure):
-        _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("userns", ctypes.c_uint64)]
+        _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64),
+                    ("userns", ctypes.c_uint64)]
     at = Attr(1, 0, 0, 0) if ro else Attr(0, 1, 0, 0)   # MOUNT_ATTR_RDONLY set or cleared
     r = _libc().syscall(442, -100, path.encode(), 0x8000 if recursive else 0, ctypes.byref(at),
                         ctypes.c_size_t(ctypes.sizeof(at)))   # AT_FDCWD, AT_RECURSIVE
@@ -236,11 +237,12 @@ def detect_isolation() -> str:
 
 FALLBACK_WARNING = {
     "unshare": "bubblewrap (bwrap) is not available: programs run in PID, mount, network and IPC namespaces made with "
-               "`unshare`, with a private /tmp and /dev/shm and a read-only root where the kernel allows it. Install "
-               "bubblewrap for the tested path: apt-get install bubblewrap",
+    "`unshare`, with a private /tmp and /dev/shm and a read-only root where the kernel allows it. Install "
+    "bubblewrap for the tested path: apt-get install bubblewrap",
     "none": "neither bubblewrap (bwrap) nor `unshare` works here: programs run with rlimits and (as root) an unprivileged "
-            "uid, and the runner kills their whole process tree, but the network, the file system (/tmp, /dev/shm, "
-            "$HOME) and other processes are NOT isolated. Install it: apt-get install bubblewrap"}
+    "uid, and the runner kills their whole process tree, but the network, the file system (/tmp, /dev/shm, "
+    "$HOME) and other processes are NOT isolated. Install it: apt-get install bubblewrap",
+}
 
 # %% ../nbs/05a_isolation.ipynb #27e91a78
 def wipe(path:str):
@@ -275,8 +277,12 @@ def wipe_ipc(uid:int|None=None):
     "Remove every System V object and POSIX message queue (/dev/mqueue) of this IPC namespace (as `uid`)."
     objs = []
     for kind in ("shm", "msg", "sem"):
-        try: objs += [(kind, int(r.split()[1])) for r in open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] if r.strip()]
-        except (OSError, IndexError, ValueError): pass
+        try:
+            objs += [
+                (kind, int(r.split()[1])) for r in open(f"/proc/sysvipc/{kind}").read().splitlines()[1:] if r.strip()
+            ]
+        except (OSError, IndexError, ValueError):
+            pass
     try: queues = os.listdir("/dev/mqueue") if os.path.ismount("/dev/mqueue") else []
     except OSError: queues = []
     if not objs and not queues: return
@@ -362,7 +368,8 @@ def hidden(paths:list) -> list[str]:
     keep, out, seen = kept_paths(), [], [t for k, _, t in view_ops(covers=False) if k == "bind"]
     for p in paths:
         p = os.path.realpath(str(p))
-        if not os.path.exists(p) or not any((p + "/").startswith(t.rstrip("/") + "/") for t in seen): continue   # not in the view
+        # not in the view
+        if not os.path.exists(p) or not any((p + "/").startswith(t.rstrip("/") + "/") for t in seen): continue
         d = p if os.path.isdir(p) else os.path.dirname(p)
         blocked = d == "/" or any((k + "/").startswith(d.rstrip("/") + "/") for k in keep)
         out.append(p if blocked and not os.path.isdir(p) else None if blocked else d)
@@ -371,7 +378,8 @@ def hidden(paths:list) -> list[str]:
 def hide_args(paths:list[str]) -> list[str]:
     "bubblewrap's arguments that cover each path: a directory with an empty tmpfs, a file with /dev/null."
     return [x for p in paths for x in (["--perms", "0755", "--size", "4096", "--tmpfs", p, "--remount-ro", p]
-                                       if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]   # read-only: no channel
+                                       # read-only: no channel
+                                       if os.path.isdir(p) else ["--ro-bind", "/dev/null", p])]
 
 def hide(paths:list[str]) -> list[str]:
     "Inside `unshare`: the same, by the runner; returns what it could not cover."

@@ -47,23 +47,31 @@ def rubric(code:str) -> tuple[float, dict, list[str]]:
     except (SyntaxError, ValueError): return 0.0, {}, ["does not parse as Python"]
     lines = [l for l in code.splitlines() if l.strip()]
     n, why = max(len(lines), 1), []
-    mods = {("." if a.level else "") + (a.module or "").split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.ImportFrom)}
+    mods = {("." if a.level else "") + (a.module or "").split(".")[0]
+            for a in ast.walk(tree) if isinstance(a, ast.ImportFrom)}
     mods |= {x.name.split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.Import) for x in a.names}
     bad = sorted(m for m in mods if m.startswith(".") or m not in sys.stdlib_module_names)
     c = dict(self_contained=max(0., 1 - len(bad)/3))
-    why.append(f"imports outside the standard library: {', '.join(bad)}" if bad else "self-contained (standard library only)")
+    why.append(
+        f"imports outside the standard library: {', '.join(bad)}" if bad else "self-contained (standard library only)"
+    )
     defs = [d for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    doc = sum(ast.get_docstring(d) is not None for d in defs) / len(defs) if defs else float(ast.get_docstring(tree) is not None)
+    doc = sum(ast.get_docstring(d) is not None
+              for d in defs) / len(defs) if defs else float(ast.get_docstring(tree) is not None)
     com = sum(l.lstrip().startswith("#") for l in lines) / n
     c["explained"] = min(1., .7*doc + .3*min(1., com/.08))
     why.append(f"{doc:.0%} of functions/classes documented, {com:.0%} comment lines")
     loops = sum(isinstance(x, (ast.For, ast.While, ast.comprehension)) for x in ast.walk(tree))
     ifs = sum(isinstance(x, (ast.If, ast.IfExp)) for x in ast.walk(tree))
-    rec = sum(any(isinstance(x, ast.Call) and getattr(x.func, "id", getattr(x.func, "attr", None)) == f.name for x in ast.walk(f))
+    rec = sum(any(isinstance(x, ast.Call) and getattr(x.func, "id", getattr(x.func, "attr", None)) == f.name
+                  for x in ast.walk(f))
               for f in defs if not isinstance(f, ast.ClassDef))
     c["algorithmic"] = min(1., (loops + .5*ifs + 2*rec) / max(3., n/12))
     why.append(f"{loops} loops, {ifs} branches, {rec} recursive functions in {n} lines")
-    const = sum(isinstance(s, (ast.Assign, ast.AnnAssign)) and isinstance(s.value, (ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set))
+    const = sum(isinstance(s,
+                           (ast.Assign,
+                            ast.AnnAssign)) and isinstance(s.value,
+                                                           (ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set))
                 for s in tree.body) / max(len(tree.body), 1)
     gui = bool(mods & GUI)
     c["not_boring"] = max(0., 1 - const - .5*gui)
@@ -107,7 +115,8 @@ class OpenAIJudge:
         "One `{label, score, reason, raw}` per text; label None when no valid answer came."
         out, todo = [None]*len(texts), list(range(len(texts)))
         for attempt in range(self.parse_retries + 1):
-            res = self.client.complete_many([self.messages(texts[i], attempt) for i in todo], temperature=0, max_tokens=120)
+            res = self.client.complete_many([self.messages(texts[i], attempt) for i in todo], temperature=0,
+                                            max_tokens=120)
             retry = []
             for i, r in zip(todo, res):
                 if isinstance(r, Exception):
@@ -140,7 +149,8 @@ def label_samples(judge, samples:list[dict], store:LabelStore, batch_size:int=64
     todo = [s for s in samples if s["id"] not in store]
     for b in range(0, len(todo), batch_size):
         chunk = todo[b:b+batch_size]
-        store.add([dict(id=s["id"], judge=judge.name, **r) for s, r in zip(chunk, judge.judge([s["content"] for s in chunk]))])
+        store.add([dict(id=s["id"], judge=judge.name, **r) for s,
+                   r in zip(chunk, judge.judge([s["content"] for s in chunk]))])
     return [store.labels[s["id"]] for s in samples]
 
 # %% ../nbs/04a_judge.ipynb #d0cf0338

@@ -23,7 +23,8 @@ def data_path(name:str) -> Path:
     "A file shipped in `phi1_nb/data/`."
     return Path(str(files("phi1_nb") / "data" / name))
 
-def _lines(name): return [l.strip() for l in data_path(name).read_text().splitlines() if l.strip() and not l.startswith("#")]
+def _lines(name):
+    return [l.strip() for l in data_path(name).read_text().splitlines() if l.strip() and not l.startswith("#")]
 
 @lru_cache(None)
 def topic_leaves(path:str|None=None) -> tuple[str, ...]:
@@ -34,7 +35,9 @@ def topic_leaves(path:str|None=None) -> tuple[str, ...]:
     try: out = tuple(f"{b} > {s} > {l}" for b, subs in tree.items() for s, leaves in subs.items() for l in leaves)
     except (AttributeError, TypeError): out = ()
     if not out or any(t.count(" > ") != 2 for t in out) or len(set(out)) < len(out):
-        raise ValueError(f"{p}: a topic tree is {{branch: {{subtopic: [leaf, ...]}}}}, with distinct leaves and no ' > ' in names")
+        raise ValueError(
+            f"{p}: a topic tree is {{branch: {{subtopic: [leaf, ...]}}}}, with distinct leaves and no ' > ' in names"
+        )
     return out
 
 @lru_cache(None)
@@ -116,7 +119,8 @@ class NameSpace:
     def draw(self, rng:random.Random) -> str:
         "A name drawn uniformly from the topic-free space, never an excluded one."
         for _ in range(10_000):
-            if (name := self._name(*self._decode(rng.randrange(len(self)), self.nouns))) not in self.exclude: return name
+            if (name := self._name(*self._decode(rng.randrange(len(self)), self.nouns))) not in self.exclude:
+                return name
         raise ValueError("the name space is (nearly) all excluded names")
     def __contains__(self, name:str) -> bool:
         "Whether `name` is in the topic-free space (before exclusion)."
@@ -141,7 +145,8 @@ def _owners(self:NameSpace) -> dict:
     return self._own
 
 @patch(as_prop=True)
-def joint_size(self:NameSpace) -> int: return len(self.verbs) * (len(self.adjs) + 1) * len(self._owners()) * (len(self.quals) + 1)
+def joint_size(self: NameSpace) -> int:
+    return len(self.verbs) * (len(self.adjs) + 1) * len(self._owners()) * (len(self.quals) + 1)
 
 @patch
 def joint(self:NameSpace, x:int) -> tuple[str, str]:
@@ -196,7 +201,8 @@ def textbook_spec(seed:int, i:int, k_words:int=3, topics:str|None=None, extracts
     r, pos = divmod(i, len(T) * len(A) * len(S))
     c = _perm(len(T) * len(A) * len(S), f"textbook:{seed}:{r}")(pos)
     t, rest = divmod(c, len(A) * len(S)); a, s = divmod(rest, len(S))
-    spec = dict(id=record_id("textbook", seed, i), kind="textbook", index=i, seed=seed, topic=T[t], audience=A[a], style=S[s],
+    spec = dict(id=record_id("textbook", seed, i), kind="textbook", index=i, seed=seed, topic=T[t], audience=A[a],
+                style=S[s],
                 seed_words=_seed_words(seed, c, r, k_words))
     return {**spec, **extracts.pick(seed, i, "textbook")} if extracts is not None else spec
 
@@ -220,20 +226,30 @@ def _extract_note(s:dict) -> str:
 def textbook_messages(s:dict) -> list[dict]:
     "Chat prompt for a textbook."
     b, sub, leaf = s["topic"].split(" > ")
-    return [{"role": "system", "content": "You write clear, correct Python textbooks."},
-            {"role": "user", "content": f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. "
-             "Interleave natural-language explanation with short, self-contained, runnable Python code in ```python blocks. "
-             f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting."
-             + _extract_note(s)}]
+    return [
+        {"role": "system", "content": "You write clear, correct Python textbooks."},
+        {
+            "role": "user",
+            "content": f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. "
+            "Interleave natural-language explanation with short, self-contained, runnable Python code in ```python blocks. "
+            f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting."
+            + _extract_note(s),
+        },
+    ]
 
 def exercise_messages(s:dict) -> list[dict]:
     "Chat prompt for an exercise."
-    return [{"role": "system", "content": "You write Python programming exercises with tested solutions."},
-            {"role": "user", "content": f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. "
-             f"Answer with a single ```python block holding: the function `{s['function_name']}` with type hints and a "
-             "docstring stating the task precisely, its complete solution, and then at least three top-level `assert` "
-             f"statements that call `{s['function_name']}` with arguments and compare its result to the expected value. "
-             "Use only the standard library." + _extract_note(s)}]
+    return [
+        {"role": "system", "content": "You write Python programming exercises with tested solutions."},
+        {
+            "role": "user",
+            "content": f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. "
+            f"Answer with a single ```python block holding: the function `{s['function_name']}` with type hints and a "
+            "docstring stating the task precisely, its complete solution, and then at least three top-level `assert` "
+            f"statements that call `{s['function_name']}` with arguments and compare its result to the expected value. "
+            "Use only the standard library." + _extract_note(s),
+        },
+    ]
 
 def textbook_prefix(s:dict) -> str:
     "Base-model prompt for a textbook: the opening docstring of a lesson file."
@@ -253,7 +269,9 @@ class CorpusExtracts:
         from phi1_nb.core import read_dataset
         folder = Path(folder)
         if not (folder/"manifest.json").exists():
-            raise FileNotFoundError(f"synth.seed_from: no finished stage at {folder} (run it first, or set seed_from: null)")
+            raise FileNotFoundError(
+                f"synth.seed_from: no finished stage at {folder} (run it first, or set seed_from: null)"
+            )
         self.items = []
         for rec in read_dataset(folder):
             if len(self.items) >= max_records: break

@@ -24,7 +24,9 @@ def check_address(address:str, timeout:float=5.0):
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise RayUnavailable(f"ray_address {address!r}: expected host:port, ray://host:port, 'auto' or null (a local Ray)")
+        raise RayUnavailable(
+            f"ray_address {address!r}: expected host:port, ray://host:port, 'auto' or null (a local Ray)"
+        )
     try: socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise RayUnavailable(f"no Ray cluster answers at {address} ({e}): start one there with `ray start --head "
@@ -41,14 +43,16 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
     local = address in (None, "", "local")
     if not local and address != "auto": check_address(address, timeout)
     if not ray.is_initialized():
-        for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)   # a loaded machine: the node must not time out
+        # a loaded machine: the node must not time out
+        for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)
         try:
             ray.init(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING)
         except ConnectionError as e: raise RayUnavailable(f"could not join the Ray cluster at {address}: {e}") from None
     from ray.data.context import ShuffleStrategy
     ctx = ray.data.DataContext.get_current()
-    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED   # 1 s a groupby here against 5-9 s for the hash shuffle
+    # 1 s a groupby here against 5-9 s for the hash shuffle
+    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     ctx.enable_progress_bars = progress
     if not progress:
         for name in ("ray", "ray.data"): logging.getLogger(name).setLevel(logging.WARNING)
@@ -61,7 +65,9 @@ class _Runner:
     "A Ray Data actor calling `fn` on items by index."
     def __init__(self, fn, items): self.fn, self.items = fn, items
     def __call__(self, batch):
-        return {"i": batch["i"], "out": np.array([json.dumps(self.fn(self.items[int(i)]), default=str) for i in batch["i"]], dtype=object)}
+        return {"i": batch["i"],
+                "out": np.array([json.dumps(self.fn(self.items[int(i)]), default=str) for i in batch["i"]],
+                                dtype=object)}
 
 def map_tasks(fn, items:list, actors:int|None=None, # pool size (None: one per GPU, else one per CPU)
               num_gpus:float|None=None, # GPUs per actor (None: 1 when the cluster has GPUs, else 0)
@@ -93,7 +99,10 @@ def small_star(u, smaller) -> list[tuple]:
 def _fingerprint(edges) -> tuple[int, int]:
     import hashlib
     h = 0
-    for a, b in edges: h = (h + int.from_bytes(hashlib.blake2b(repr((min(a, b), max(a, b))).encode(), digest_size=8).digest(), "big")) % 2**64
+    for a, b in edges:
+        h = (
+            h + int.from_bytes(hashlib.blake2b(repr((min(a, b), max(a, b))).encode(), digest_size=8).digest(), "big")
+        ) % 2**64
     return len(edges), h
 
 def star_components(edges:list[tuple], max_rounds:int=200) -> dict:
@@ -134,7 +143,8 @@ def _large(t):
 def _oriented(t):
     a, b = t["a"].to_pylist(), t["b"].to_pylist()
     import pyarrow as pa
-    return _table(u=([max(x, y) for x, y in zip(a, b)], pa.binary()), v=([min(x, y) for x, y in zip(a, b)], pa.binary()))
+    return _table(u=([max(x, y) for x, y in zip(a, b)], pa.binary()),
+                  v=([min(x, y) for x, y in zip(a, b)], pa.binary()))
 
 def _small(t):
     e = small_star(t["u"][0].as_py(), t["v"].to_pylist())
@@ -159,7 +169,8 @@ def ray_star_components(E, max_rounds:int=200):
     prev, pa_kw = None, dict(batch_format="pyarrow")
     for _ in range(max_rounds):
         P = n_partitions(E.count())
-        E = (E.repartition(P).map_batches(_both_ways, **pa_kw).groupby("u", num_partitions=P).map_groups(_large, **pa_kw)
+        E = (E.repartition(P).map_batches(_both_ways,
+                                          **pa_kw).groupby("u", num_partitions=P).map_groups(_large, **pa_kw)
               .map_batches(_oriented, **pa_kw).groupby("u", num_partitions=P).map_groups(_small, **pa_kw)
               .repartition(P).materialize())
         if (fp := _ray_fingerprint(E)) == prev: return E

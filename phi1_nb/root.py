@@ -7,7 +7,18 @@ Docs: https://phi1-nb.github.io/phi1_nb/root.html.md"""
 # %% ../nbs/05c_root.ipynb #r2
 from __future__ import annotations
 import ctypes, os, sys
-from .isolation import MS_BIND, MS_NODEV, MS_NOSUID, MS_REC, _libc, _mount, _readonly_tree, _tmpfs, kept_paths, overlays
+from phi1_nb.isolation import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_REC,
+    _libc,
+    _mount,
+    _readonly_tree,
+    _tmpfs,
+    kept_paths,
+    overlays,
+)
 # Imported by the runner inside every sandbox: no at-fork handlers here either (see 05a_isolation).
 
 # %% auto #0

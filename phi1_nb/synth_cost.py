@@ -22,7 +22,12 @@ __all__ = ['EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'half
 def half_width(ob:dict, n_todo:int|None=None, z:float=1.96) -> float:
     "Relative 95% half-width of the mean completion length observed (with `n_todo`: of the total of that many answers)."
     if ob["n"] < 2 or not ob["completion_tokens_mean"]: return float("inf")
-    return z * ob["completion_tokens_sd"] / ob["completion_tokens_mean"] * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
+    return (
+        z
+        * ob["completion_tokens_sd"]
+        / ob["completion_tokens_mean"]
+        * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
+    )
 
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
     "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
@@ -36,21 +41,25 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
         if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
             pt = pb * ob["prompt_tokens_per_byte"]
             ct = len(todo) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])   # (billed: may pass mt)
-            hw = len(todo) * half_width(ob, len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
+            hw = len(todo) * half_width(ob,
+                                        len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
         else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
         rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
-                         tokens_est_95=[int(pt + max(0, ct - hw)), int(pt + (ct + hw if hw < float("inf") else max(ct, len(todo) * mt)))],
+                         tokens_est_95=[int(pt + max(0, ct - hw)),
+                                        int(pt + (ct + hw if hw < float("inf") else max(ct, len(todo) * mt)))],
                          cost_usd_est=round(cost_usd({"prompt_tokens": pt, "completion_tokens": ct}, price), 4),
                          completion_tokens_max=int(cm := max(ct, len(todo) * mt)), tokens_bound=int(pb + cm),
                          cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": cm}, price), 4)))
     return rows
 
-def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10, max_n:int=512) -> dict:
+def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10,
+                  max_n:int=512) -> dict:
     "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
     if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
     t0, sent, bad, m = ledger.spent_tokens(), 0, [], 0
-    while True:   # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
+    # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
+    while True:
         todo = [s for s in specs[m:n] if not backend.is_cached(s, max_tokens)]
         bad += [a for a in backend.stream(todo, max_tokens, tag=kind) if isinstance(a, Exception)]
         sent, m = sent + len(todo), n
@@ -72,7 +81,9 @@ def source_rates(kdir:Path, tasks:list|None=None) -> dict:
         if tasks is not None and p.stem not in tasks: continue
         r = read_json(p); src = r["task"].split("-")[0]
         o = out.setdefault(src, {"requested": 0, "kept": 0, "drops": Counter()})
-        o["kept"] += r["shard"]["n"]; o["drops"].update(r["drops"]); o["requested"] += r["shard"]["n"] + sum(r["drops"].values())
+        o["kept"] += r["shard"]["n"]
+        o["drops"].update(r["drops"])
+        o["requested"] += r["shard"]["n"] + sum(r["drops"].values())
     for o in out.values():
         if o["drops"].get("over_limit"): o["requested"] -= o["drops"]["over_limit"]
         ran = o["kept"] + sum(o["drops"].get(k, 0) for k in SANDBOX_FAILS)
@@ -91,34 +102,54 @@ def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
 def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> tuple[int, str|None]:
     "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
     missing = sum(m["missing"] for m in kinds.values()) + sum((unstarted or {}).values())
-    if stopped: return EXIT_BUDGET, f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue"
+    if stopped:
+        return (
+            EXIT_BUDGET,
+            f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue",
+        )
     if not failed: return 0, None
     why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
     if any(r.startswith("LLMUnreachable") for r in failed):
-        return EXIT_REJECTED, f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}"
-    if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r) for r in failed):
-        return EXIT_REJECTED, (f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
-                               f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
-                               f"chat template needs api: completions). Why: {why}")
+        return (
+            EXIT_REJECTED,
+            f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}",
+        )
+    if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r)
+           for r in failed):
+        return EXIT_REJECTED, (
+            f"the server rejected every request of this run ({sum(failed.values())} failed, {missing} records "
+            f"missing): check the API key, the model name ({be.model!r}) and the API (a base model without a "
+            f"chat template needs api: completions). Why: {why}"
+        )
     again = be.usage.get("billed_again", 0)
-    return EXIT_FAILED, (f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
-                         f"missing; rerun to ask again" + (f"; {again} retries may have been billed twice" if again else "") + f". Why: {why}")
+    return EXIT_FAILED, (
+        f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
+        f"missing; rerun to ask again"
+        + (f"; {again} retries may have been billed twice" if again else "")
+        + f". Why: {why}"
+    )
 
 def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
     cache = be.client.cache if hasattr(be, "client") else be.cache
-    kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]), "diversity": m["diversity"],
-                 "coverage_by_branch": m["coverage_by_branch"], **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
+    kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]),
+                 "diversity": m["diversity"],
+                 "coverage_by_branch": m["coverage_by_branch"],
+                 **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
              for k, m in summary.items()}
     drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())
-    counts = {"in": sum(m["counts"]["in"] for m in summary.values()), "out": sum(m["counts"]["out"] for m in summary.values()),
+    counts = {"in": sum(m["counts"]["in"] for m in summary.values()),
+              "out": sum(m["counts"]["out"] for m in summary.values()),
               **{k: m["counts"]["out"] for k, m in summary.items()}}
     status, msg = _exit(stopped, failed, kinds, be, unstarted)
     if msg: print(f"synth: {msg}", file=sys.stderr)
     ledger = be.client.ledger.summary() if hasattr(be, "client") else None
     return write_manifest(out, stage="synth", shards=[], params=params, counts=counts, drops=drops, seconds=seconds,
                           inputs=[str(Path(out)/k) for k in summary],
-                          extra={"kinds": kinds, "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
+                          extra={"kinds": kinds,
+                                 "usage_paid": paid_usage(cache, price if be.kind == "openai" else None),
                                  "usage_this_run": dict(be.usage), "ledger": ledger, "failed": dict(failed),
-                                 "stopped": stopped, "not_started": unstarted or {}, "billed_again": be.usage.get("billed_again", 0),
-                                 "missing": sum(k["missing"] for k in kinds.values()) + sum((unstarted or {}).values()), "exit_status": status, "exit_message": msg, "complete": status == 0,
+                                 "stopped": stopped, "not_started": unstarted or {},
+                                 "billed_again": be.usage.get("billed_again", 0),
+                                 "missing": sum(k["missing"] for k in kinds.values()) + sum((unstarted or {}).values()),
+                                 "exit_status": status, "exit_message": msg, "complete": status == 0,
                                  "backend": be.kind, "model": be.model})

@@ -238,7 +238,10 @@ MUTANTS = ("none", "constant", "first_arg", "other_input", "perturb")
 def gate_program(ex:dict, mode:str, nonce:str="", k:str="") -> str:
     "A sandbox program running exercise `ex`'s whole answer under `mode` ('record', a mutant, or 'perturb_k' of value `k`)."
     tree = ast.parse(ex["program"])
-    fn = next(s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == ex["function_name"])
+    fn = next(s
+              for s in tree.body if isinstance(s,
+                                               (ast.FunctionDef,
+                                                ast.AsyncFunctionDef)) and s.name == ex["function_name"])
     return HARNESS.format(args=repr((nonce, mode, k, ex["function_name"], hooked_source(tree, fn), ex["content"])))
 
 # %% ../nbs/06c_synth_gate.ipynb #eab8f7c7
@@ -286,7 +289,8 @@ def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:in
         if s.get("replay"): jobs.append((i, "replay", s["replay"]))   # the same calls, on the definitions alone, afresh
         jobs += [(i, m, "") for m in MUTANTS if m == "perturb" or s["changed"][m]] + [(i, "perturb_k", v) for v in vs]
         jobs += [(i, "nudge", "")] if s.get("floats") else []   # float results: a loose tolerance lets a 1% error live
-    prog = lambda i, m, k: REPLAY.format(args=repr((exs[i]["content"], exs[i]["function_name"], k))) if m == "replay" else \
+    prog = lambda i, m, k: REPLAY.format(args=repr((exs[i]["content"], exs[i]["function_name"],
+                                                    k))) if m == "replay" else \
         gate_program(exs[i], m, nonce, k)
     res = run_many([prog(i, m, k) for i, m, k in jobs],
                    workers=workers, timeout=timeout)
@@ -297,7 +301,8 @@ def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:in
         elif m == "perturb_k": killed[i] += not r.passed
         elif r.passed and why[i] is None: why[i] = f"mutant_survived:{m}"
     for i in {i for i, m, _ in jobs}:
-        if why[i] is None and (killed[i] < 2 or killed[i] < tried[i]): why[i] = "too_few_checks"   # every value is checked
+        # every value is checked
+        if why[i] is None and (killed[i] < 2 or killed[i] < tried[i]): why[i] = "too_few_checks"
     return why
 
 # %% ../nbs/06c_synth_gate.ipynb #d2031a5e
@@ -311,13 +316,19 @@ def language(text:str) -> str:
     return py3langid.classify(text)[0]
 
 def sentences(text:str) -> list[str]:
-    return [s for s in (re.sub(r"\W+", " ", x).strip().lower() for x in re.split(r"(?<=[.!?])\s+|\n+", text)) if len(s) > 2]
+    return [s
+            for s in (re.sub(r"\W+", " ", x).strip().lower()
+                      for x in re.split(r"(?<=[.!?])\s+|\n+", text)) if len(s) > 2]
 
-FUNCTION_WORDS = set("the a an of in on at to for with by from and or but is are was were be been it its this that these those as "
-                     "if then than not no so we you they our your their can will would should may must do does has have had which "
-                     "who what when where how".split())
-NEVER_AFTER_THE = set("the a an of to are was were been we you they these those our their your its his her my than which who "
-                      "would should could".split())   # closed-class words that English never puts right after the/a/an
+FUNCTION_WORDS = set(
+    "the a an of in on at to for with by from and or but is are was were be been it its this that these those as "
+    "if then than not no so we you they our your their can will would should may must do does has have had which "
+    "who what when where how".split()
+)
+NEVER_AFTER_THE = set(
+    "the a an of to are was were been we you they these those our their your its his her my than which who "
+    "would should could".split()
+)  # closed-class words that English never puts right after the/a/an
 
 def fluency(prose:str) -> dict:
     "Signals that word order and grammar exist: function-word share, what follows the/a/an, what follows a full stop."
@@ -339,7 +350,8 @@ def textbook_prose_verdict(prose:str, spec:dict, lang:str="en", min_unique:float
     if len(ss) >= 4 and len(set(ss)) / len(ss) < min_unique: return "repetitive"
     have, leaf = _stems(prose), _stems(spec.get("topic", "").split(" > ")[-1])
     if leaf and len(leaf & have) / len(leaf) < min_topic: return "off_topic"
-    seeds = _stems(" ".join(spec.get("seed_words") or []))   # one seed word anywhere, code too (a teacher may name data so)
+    # one seed word anywhere, code too (a teacher may name data so)
+    seeds = _stems(" ".join(spec.get("seed_words") or []))
     if seeds and not seeds & (_stems(text) if text else have): return "off_topic"
     return None
 
@@ -365,10 +377,16 @@ def acceptance_verdicts(items:list[dict], workers:int=2, timeout:float=5.0) -> l
     out = {}
     for kind in ("exercise", "textbook"):
         idx = [j for j, x in enumerate(items) if x["kind"] == kind]
-        specs = [dict(id=f"{kind}-{j}", kind=kind, index=j, seed=0, topic=items[j].get("topic", "Basics > Functions > tests"),
-                      audience="a reader", style="a lesson", seed_words=items[j].get("seed_words", []), difficulty="easy",
+        specs = [dict(id=f"{kind}-{j}", kind=kind, index=j, seed=0,
+                      topic=items[j].get("topic", "Basics > Functions > tests"),
+                      audience="a reader", style="a lesson", seed_words=items[j].get("seed_words", []),
+                      difficulty="easy",
                       function_name=items[j].get("function_name")) for j in idx]
-        answers = [Completion(items[j]["answer"], {}, False, {"choices": [{"finish_reason": items[j]["finish_reason"]}]}) for j in idx]
+        answers = [Completion(items[j]["answer"], {}, False,
+                              {"choices": [{"finish_reason": items[j]["finish_reason"]}]}) for j in idx]
         recs, _ = _records(kind + "s", specs, answers, Served(), DiversityReport(threshold=None), workers, timeout)
-        for r in recs: out[int((r if isinstance(r, dict) else r.record)["id"].split("-")[1])] = "kept" if isinstance(r, dict) else r.reason
+        for r in recs:
+            out[int((r if isinstance(r, dict) else r.record)["id"].split("-")[1])] = (
+                "kept" if isinstance(r, dict) else r.reason
+            )
     return [out[j] for j in range(len(items))]

@@ -33,17 +33,20 @@ class TransformersBackend:
         self.cache = LLMCache(cache_dir) if cache_dir else None
     def prompt(self, spec): return textbook_prefix(spec) if spec["kind"] == "textbook" else exercise_prefix(spec)
     def key(self, spec, max_tokens):
-        return cache_key(backend="transformers", model=self.model, input=self.prompt(spec), params={**self.params, "max_tokens": max_tokens})
+        return cache_key(backend="transformers", model=self.model, input=self.prompt(spec),
+                         params={**self.params, "max_tokens": max_tokens})
     def is_cached(self, spec, max_tokens): return self.cache is not None and self.key(spec, max_tokens) in self.cache
 
     def _sample(self, prompts, max_tokens, seed) -> list[tuple[str, dict]]:
         torch = self.torch; torch.manual_seed(seed); nt = torch.get_num_threads()
         if self.cpu_threads and self.device == "cpu": torch.set_num_threads(self.cpu_threads)
         ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
-        enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True, max_length=max(8, ctx - max_tokens)).to(self.device)
+        enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True,
+                       max_length=max(8, ctx - max_tokens)).to(self.device)
         try:
             with torch.no_grad():
-                out = self.lm.generate(**enc, do_sample=True, temperature=self.params["temperature"], top_p=self.params["top_p"],
+                out = self.lm.generate(**enc, do_sample=True, temperature=self.params["temperature"],
+                                       top_p=self.params["top_p"],
                                        max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
         finally: torch.set_num_threads(nt)
         L, res = enc["input_ids"].shape[1], []
@@ -71,12 +74,14 @@ class TransformersBackend:
                 u["total_tokens"] = u["prompt_tokens"] + u["completion_tokens"]
                 for k, v in u.items(): self.usage[k] += v
                 self.usage["requests"] += 1
-                if self.cache is not None: self.cache.put(self.key(specs[j], max_tokens), {"text": text, "usage": u, "t": time.time()})
+                if self.cache is not None:
+                    self.cache.put(self.key(specs[j], max_tokens), {"text": text, "usage": u, "t": time.time()})
                 out[j] = Completion(text, u, False)
         if self.cache is not None: self.cache.sync()
         return out
     def stream(self, specs, max_tokens:int, tag=None, progress=False):
         "Answers for `specs`, in order, one batch at a time."
-        for b in range(0, len(specs), self.batch_size): yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
+        for b in range(0, len(specs), self.batch_size):
+            yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
     def close(self):
         if self.cache is not None: self.cache.close()

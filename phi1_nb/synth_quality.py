@@ -22,8 +22,10 @@ __all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 
 FENCE = re.compile(r"(```|~~~)[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:\n\1|\Z)", re.S)   # a ~~~ fence is Markdown too
 HAS_FENCE = re.compile(r"```|~~~")
 
-NON_PYTHON = {"bash", "sh", "shell", "console", "zsh", "powershell", "bat", "cmd", "json", "yaml", "yml", "toml", "ini", "sql",
-              "html", "xml", "css", "csv", "c", "cpp", "c++", "java", "javascript", "js", "typescript", "ts", "go", "rust",
+NON_PYTHON = {"bash", "sh", "shell", "console", "zsh", "powershell", "bat", "cmd", "json", "yaml", "yml", "toml", "ini",
+              "sql",
+              "html", "xml", "css", "csv", "c", "cpp", "c++", "java", "javascript", "js", "typescript", "ts", "go",
+              "rust",
               "ruby", "r", "diff", "dockerfile", "makefile"}
 
 def _parses(code:str) -> bool:
@@ -34,7 +36,8 @@ def _does_something(code:str) -> bool:
     "Parsable code with a statement beyond a bare value (`not code` and `[(1, 0)]` parse, but are words or output)."
     try: body = ast.parse(code).body
     except (SyntaxError, ValueError): return False
-    bare = (ast.Name, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Compare, ast.Tuple, ast.List, ast.Dict, ast.Set)
+    bare = (ast.Name, ast.Constant, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Compare, ast.Tuple, ast.List, ast.Dict,
+            ast.Set)
     return any(not (isinstance(s, ast.Expr) and isinstance(s.value, bare)
                     and not any(isinstance(n, (ast.Call, ast.Attribute)) for n in ast.walk(s))) for s in body)
 
@@ -49,10 +52,12 @@ def split_blocks(text:str) -> list[dict]:
     "Segments `{'kind': 'prose'|'code'|'other', 'text'}` in order; text without fences is one code segment."
     if not HAS_FENCE.search(text): return [{"kind": "code", "text": text}] if text.strip() else []
     out, pos = [], 0
-    for m in FENCE.finditer(text):   # a fence is never prose: Python (whatever its tag, if it parses) or another language
+    # a fence is never prose: Python (whatever its tag, if it parses) or another language
+    for m in FENCE.finditer(text):
         if (p := text[pos:m.start()].strip()): out.append({"kind": "prose", "text": p})
         tag, body = m.group(2).lower(), m.group(3)
-        py = tag in ("", "python", "py", "python3", "pycon") or (tag not in NON_PYTHON and _does_something(_code_of(body)))
+        py = tag in ("", "python", "py", "python3",
+                     "pycon") or (tag not in NON_PYTHON and _does_something(_code_of(body)))
         out.append({"kind": "code" if py else "other", "text": body})
         pos = m.end()
     if (p := text[pos:].strip().strip("`~").strip()): out.append({"kind": "prose", "text": p})
@@ -83,7 +88,8 @@ def code_prose(code:str) -> str:
             if t.type == tokenize.COMMENT: out.append(t.string.lstrip("#").strip())
     except (tokenize.TokenError, SyntaxError): pass
     for s in ast.walk(ast.parse(code)):
-        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str): out.append(s.value.value)
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
+            out.append(s.value.value)
     return "\n".join(out)
 
 def _code_prose_chars(code:str) -> int:
@@ -101,7 +107,10 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
         try: prose = _code_prose_chars(text)
         except (SyntaxError, ValueError): return "code_syntax_error", {}
         share = prose / max(1, len(re.sub(r"\s", "", text)))
-        return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1, "prose_share": round(share, 3)}
+        return ("too_little_prose" if share < min_prose_share else None), {
+            "code_blocks": 1,
+            "prose_share": round(share, 3),
+        }
     segs = split_blocks(text) if HAS_FENCE.search(text) else [{"kind": "prose", "text": text}]
     if any(not m.group(0).endswith(m.group(1)) for m in FENCE.finditer(text)): return "unclosed_fence", {}   # cut off
     code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
@@ -129,7 +138,9 @@ def segment(lines:list[bytes], node) -> str:
 
 def _doc_and_body(fn) -> tuple[ast.AST|None, list]:
     b = fn.body
-    if b and isinstance(b[0], ast.Expr) and isinstance(getattr(b[0], "value", None), ast.Constant) and isinstance(b[0].value.value, str):
+    if b and isinstance(b[0],
+                        ast.Expr) and isinstance(getattr(b[0], "value", None),
+                                                 ast.Constant) and isinstance(b[0].value.value, str):
         return b[0], b[1:]
     return None, b
 
@@ -155,10 +166,16 @@ def split_answer(tree:ast.Module, fn) -> tuple[list, list]:
     "The top-level statements that define `fn` (imports, helpers, constants they read) and the rest (the tests), in order."
     is_test = lambda s: s.name.lower().startswith("test") or any(isinstance(n, ast.Assert) for n in ast.walk(s))
     defs = [s for s in tree.body if s is fn or isinstance(s, (ast.Import, ast.ImportFrom)) or
-            (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name != fn.name and not is_test(s))]
-    read = set().union(*(_free(s) for s in defs)) - {s.name for s in defs if hasattr(s, "name")}   # a def rebound is a patch
-    target = lambda s: {n.id for t in (s.targets if isinstance(s, ast.Assign) else [s.target]) for n in ast.walk(t) if isinstance(n, ast.Name)}
-    consts = [s for s in tree.body if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and target(s) & read
+            (isinstance(s,
+                        (ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef)) and s.name != fn.name and not is_test(s))]
+    # a def rebound is a patch
+    read = set().union(*(_free(s) for s in defs)) - {s.name for s in defs if hasattr(s, "name")}
+    target = lambda s: {n.id for t in (s.targets if isinstance(s, ast.Assign) else [s.target])
+                        for n in ast.walk(t) if isinstance(n, ast.Name)}
+    consts = [s
+              for s in tree.body if isinstance(s,
+                                               (ast.Assign, ast.AnnAssign)) and s.value is not None and target(s) & read
               and not any(isinstance(n, ast.Name) and n.id == fn.name for n in ast.walk(s.value))]
     keep = {id(s) for s in defs + consts}
     return [s for s in tree.body if id(s) in keep], [s for s in tree.body if id(s) not in keep]
@@ -167,7 +184,8 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
                    require_tests:bool=True) -> dict|str: # there must be tests (statements besides the definitions)
     "`{prompt, solution, tests, content, program, function_name}` from an answer, or the reason it is unusable."
-    if not HAS_FENCE.search(text) and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"   # prose only
+    # prose only
+    if not HAS_FENCE.search(text) and not re.search(r"^\s*(async\s+)?def\s", text, re.M): return "no_code"
     code = "\n\n".join(_code_of(s["text"]) for s in split_blocks(text) if s["kind"] == "code")
     if (p := parse_prefix(code)) is None: return "syntax_error"
     tree, src = p
@@ -181,8 +199,10 @@ def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or
     defs, rest = split_answer(tree, fn)
     if require_tests and not rest: return "no_tests"
     if require_tests and all(isinstance(s, ast.Assert) and not _free(s) for s in rest): return "trivial_tests"
-    parts = exercise_parts(src, fn, [statement(lines, n) for n in defs if n is not fn])   # a @dataclass keeps its decorator
-    return {**parts, "tests": "\n".join(statement(lines, n) for n in rest), "content": parts["prompt"] + parts["solution"],
+    # a @dataclass keeps its decorator
+    parts = exercise_parts(src, fn, [statement(lines, n) for n in defs if n is not fn])
+    return {**parts, "tests": "\n".join(statement(lines, n) for n in rest),
+            "content": parts["prompt"] + parts["solution"],
             "program": src, "function_name": fn.name}
 
 # %% ../nbs/06a_synth_quality.ipynb #5ad709a3
@@ -221,7 +241,8 @@ def mine_exercises(records:Iterable[dict], # corpus records with `content` (filt
         src = rec["content"]; lines = [l.encode() for l in source_lines(src)]
         imps = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         imps.sort(key=lambda n: not (isinstance(n, ast.ImportFrom) and n.module == "__future__"))
-        binds = [({(a.asname or a.name).split(".")[0] for a in n.names}, segment(lines, n), getattr(n, "module", None) == "__future__") for n in imps]
+        binds = [({(a.asname or a.name).split(".")[0] for a in n.names}, segment(lines, n),
+                  getattr(n, "module", None) == "__future__") for n in imps]
         imported = set().union(*(b for b, _, _ in binds))
         for fn in tree.body:
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
@@ -232,7 +253,8 @@ def mine_exercises(records:Iterable[dict], # corpus records with `content` (filt
             if _trivial(body) or n < min_lines or n > max_lines: yield Drop("mined_size"); continue
             if free_names(fn, imported): yield Drop("not_self_contained"); continue
             used = {x.id for x in ast.walk(fn) if isinstance(x, ast.Name)}
-            parts = exercise_parts(src, fn, [seg for b, seg, fut in binds if fut or b & used])   # only the imports it uses
+            # only the imports it uses
+            parts = exercise_parts(src, fn, [seg for b, seg, fut in binds if fut or b & used])
             h = hashlib.sha256(f"{rec.get('id')}:{fn.name}:{fn.lineno}".encode()).hexdigest()[:16]
             yield {"id": f"mined-{h}", **parts, "tests": "", "content": parts["prompt"] + parts["solution"],
                    "function_name": fn.name, "topic": None, "difficulty": None, "source": "mined",
@@ -259,7 +281,14 @@ class DiversityReport:
         self.dedup = OnlineDedup(threshold=threshold, num_perm=num_perm, ngram=ngram) if threshold else None
         self.hll = {n: HyperLogLog(p=14) for n in (1, 2, 3)}
         self.total_ngrams, self.topics_all = Counter(), list(topics or [])
-        self.names, self.openers, self.topics, self.n, self.n_checked, self.n_near_dup = set(), Counter(), Counter(), 0, 0, 0
+        self.names, self.openers, self.topics, self.n, self.n_checked, self.n_near_dup = (
+            set(),
+            Counter(),
+            Counter(),
+            0,
+            0,
+            0,
+        )
         self.n_named = 0
 
     def prepare(self, texts:list[str]):
@@ -291,13 +320,23 @@ class DiversityReport:
         "The measures as a flat dict."
         stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
         top = self.openers.most_common(1)
-        out = {"records": self.n,
-               "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
-               **{f"distinct_{n}": (float(min(h.count(), self.total_ngrams[n])) / self.total_ngrams[n] if self.total_ngrams[n] else None) for n, h in self.hll.items()},
-               "stock_opener_share": stock / self.n if self.n else None,
-               "top_opener": top[0][0] if top else None, "top_opener_share": top[0][1] / self.n if top else None,
-               "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
-               "topic_coverage": len(set(self.topics) & set(self.topics_all)) / len(self.topics_all) if self.topics_all else None}
+        out = {
+            "records": self.n,
+            "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
+            **{
+                f"distinct_{n}": (
+                    float(min(h.count(), self.total_ngrams[n])) / self.total_ngrams[n] if self.total_ngrams[n] else None
+                )
+                for n, h in self.hll.items()
+            },
+            "stock_opener_share": stock / self.n if self.n else None,
+            "top_opener": top[0][0] if top else None,
+            "top_opener_share": top[0][1] / self.n if top else None,
+            "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
+            "topic_coverage": (
+                len(set(self.topics) & set(self.topics_all)) / len(self.topics_all) if self.topics_all else None
+            ),
+        }
         return out
 
     def coverage_by_branch(self) -> dict:
