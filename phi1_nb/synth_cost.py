@@ -122,9 +122,10 @@ def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> 
             f"chat template needs api: completions). Why: {why}"
         )
     again = be.usage.get("billed_again", 0)
+    spent = any("gave up on" in r for r in failed)   # batch_rounds counts tries over all runs: a rerun alone asks no more
     return EXIT_FAILED, (
         f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
-        f"missing; rerun to ask again"
+        f"missing; " + ("raise synth.batch_rounds and rerun to ask again" if spent else "rerun to ask again")
         + (f"; {again} retries may have been billed twice" if again else "")
         + f". Why: {why}"
     )

@@ -155,6 +155,7 @@ def test_an_unusable_answer_is_tried_batch_rounds_times_over_all_runs(tmp_path):
         srv.batch._line = line
         for _ in range(3): m = run_synth(tmp_path, base_url=srv.base_url, **{**KW, "batch_rounds": 2})
         assert srv.batch.answered[bad] == 2 and m["exit_status"] == 4 and "gave up" in m["exit_message"] and "batch_rounds" in m["exit_message"]
+        assert "raise synth.batch_rounds and rerun" in m["exit_message"]   # a rerun alone would ask no more
         assert m["usage_this_run"]["batch_gave_up"] == 1
 
 
