@@ -61,7 +61,8 @@ def resolve_embedder(embedder):
 class DedupIndex:
     "Accumulate records' dedup features shard by shard, then `resolve()` the duplicates."
     def __init__(self, exact=True, comments=False, near="minhash", shingles="word", ngram=5, threshold=0.7,
-                 num_perm=128, weights=(0.5, 0.5), embedder=None, embed_metric="cosine", embed_threshold=0.02, seed=1,
+                 num_perm=128, weights=(0.002, 0.998), embedder=None, embed_metric="cosine", embed_threshold=0.02,
+                 seed=1,
                  backend="auto", embed_cache=None, verify="exact"):
         if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
         if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
@@ -303,7 +304,7 @@ def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
 # %% ../nbs/07_dedup.ipynb #795411b0
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
-              verify:str="exact", fp_weight:float=0.5,
+              verify:str="exact", fp_weight:float=0.002,
               embedder:str|None=None, embed_metric:str="cosine", embed_threshold:float=0.02,
               batch_size:int=1000, shard_format:str="jsonl.zst",
               engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:

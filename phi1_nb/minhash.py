@@ -13,11 +13,11 @@ import numpy as np
 from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
 
 # %% auto #0
-__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
-           'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
-           'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
-           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'similar', 'lsh_params',
-           'candidate_pairs', 'components']
+__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'strip_comments',
+           'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes',
+           'ngram_combine', 'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'one_edit_apart', 'similar',
+           'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -76,7 +76,12 @@ def _token_hash(t:str) -> int:
     return int(fmix64(np.array([(h + len(t) * _LEN_MUL) & _M64], np.uint64))[0])
 
 def token_hashes(tokens:list[str]) -> np.ndarray:
-    "uint64 hash of each token (cached; stable across runs)."
+    "uint64 hash of each token (cached; stable across runs); ASCII tokens without blanks: hashed as one text."
+    if len(tokens) > 64:
+        j = " ".join(tokens)
+        if j.isascii() and int(_ASCII_SPACE[np.frombuffer(j.encode("ascii"), np.uint8)].sum()) == len(tokens) - 1:
+            h = word_token_hashes(j)   # as many words as tokens: each token is one word
+            if len(h) == len(tokens): return h
     c = _TOKEN_HASH
     if len(c) > 4_000_000: c.clear()
     for t in [t for t in dict.fromkeys(tokens) if t not in c]: c[t] = _token_hash(t)
@@ -270,7 +275,7 @@ def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarra
     return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
 
 def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
-    "`(sets, fell_back, words)`: `text_shingles` of each text (one list each) in one pass; `words[i]`: word shingles of a short code text, else None."
+    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: keys (+ words if short) of code."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
     wi = [i for i, t in enumerate(toks) if t is None]
@@ -282,10 +287,18 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
+    for i in ci: words[i] = np.array([0, _literal_key(toks[i])], np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
-        words[i] = np.r_[np.uint32(_free_key(texts[i])), s].astype(np.uint32)   # [free-name key, word shingles...]
+        words[i] = np.r_[np.uint32(_free_key(texts[i])), words[i][1], s].astype(np.uint32)   # [free, literal key, words]
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
+
+_STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
+
+def _literal_key(toks:list[str]) -> int:
+    "crc32 of a canonical form's string literals and attribute names: what tells template siblings apart."
+    keep = {t for t in toks if _STR_TOK.match(t)} | {b for a, b in zip(toks, toks[1:]) if a == "."}
+    return zlib.crc32("\0".join(sorted(keep)).encode("utf-8", "surrogatepass"))
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
@@ -303,15 +316,26 @@ def _free_key(code:str) -> int:
         elif isinstance(n, ast.Constant) and not isinstance(n.value, str): names.add(repr(n.value))
     return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
 
+
+# %% ../nbs/07b_minhash.ipynb #f732986d
+EDIT_MIN_SHINGLES = 24   # a form this large may differ from its copy by one token (a changed constant) and stay near
+
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
     "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and len(wa) > 0 and len(wb) > 0 and \
-        (wa[0] == wb[0] or jaccard(wa[1:], wb[1:]) >= SHORT_WORD_JACCARD)
+    return wa is not None and wb is not None and len(wa) >= 2 and len(wb) >= 2 and \
+        (wa[0] == wb[0] or jaccard(wa[2:], wb[2:]) >= SHORT_WORD_JACCARD)
 
-def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
-    "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
-    return jaccard(a, b) >= threshold and words_agree(len(a), len(b), wa, wb)
+def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) -> bool:
+    "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal strings and attributes."
+    if min(a.size, b.size) < EDIT_MIN_SHINGLES or wa is None or wb is None or wa[1] != wb[1]: return False
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return a.size - inter <= ngram and b.size - inter <= ngram
+
+def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
+    "Jaccard >= threshold or one token apart (`one_edit_apart`); a short canonical form's words must agree too."
+    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
+
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from phi1_nb.core import read_dataset, read_manifest, read_shard, write_manifest, write_shard
 from phi1_nb.dedup import (DedupIndex, MinHasher, OnlineDedup, candidate_pairs, code_tokens, components, embedding_pairs,
@@ -573,3 +574,87 @@ def test_a_comparison_whose_sides_read_alike_keeps_its_direction():
     assert canonical_code(gt) != canonical_code(lt)
     assert find_duplicates([gt, lt], shingles="ast", threshold=0.8)["reason"] == {}
 
+
+
+def _one_constant_changed(n=40, lo=24, hi=48):
+    "Stdlib functions of `lo`..`hi` canonical shingles, each with a copy whose one number is changed (as red team a26's)."
+    import ast
+    rng, out = random.Random(5), []
+    for _, s in stdlib_functions(min_lines=4, max_lines=20):
+        if not lo <= len(text_shingles(s, "ast")[0]) <= hi: continue
+        lits = [c for c in ast.walk(ast.parse(s)) if isinstance(c, ast.Constant) and type(c.value) is int
+                and c.lineno == c.end_lineno and s.splitlines()[c.lineno - 1].isascii()]
+        if not lits: continue
+        c = rng.choice(lits); L = s.splitlines(True); ln = L[c.lineno - 1]
+        L[c.lineno - 1] = ln[:c.col_offset] + repr(c.value + 2) + ln[c.end_col_offset:]
+        out += [s, "".join(L)]
+        if len(out) >= 2 * n: break
+    return out
+
+
+def test_one_constant_changed_in_a_short_function_is_caught():
+    "Red team a26: 44% of copies with one constant changed were kept (Jaccard under 0.8, or never an LSH candidate)."
+    texts = _one_constant_changed()
+    dup = find_duplicates(texts, shingles="ast", threshold=0.8)["duplicate_of"]
+    def root(i):
+        while i in dup: i = dup[i]
+        return i
+    found = sum(root(i + 1) == root(i) for i in range(0, len(texts), 2))
+    assert len(texts) == 80 and found >= 0.9 * 40, found
+
+
+def test_pairs_at_the_threshold_are_lsh_candidates():
+    "Every candidate is verified, so the stage's bands favour recall: at J = threshold a pair is a candidate >= 95%."
+    import inspect
+    fp = inspect.signature(run_dedup).parameters["fp_weight"].default
+    for weights in (DedupIndex().weights, (fp, 1 - fp)):
+        for t in (0.7, 0.8):
+            b, r = lsh_params(t, 128, tuple(weights))
+            assert 1 - (1 - t ** r) ** b >= 0.95, (t, weights, b, r)
+
+
+def test_a_table_or_enum_one_value_apart_is_near_but_distinct_ones_stay_apart():
+    "The one-token rule (`one_edit_apart`) must not join tables whose entries all differ."
+    keys = "alpha beta gamma delta eps zeta eta theta iota kappa".split()
+    t1 = "LIMITS = {\n" + "".join(f"    {k!r}: {i * 3},\n" for i, k in enumerate(keys)) + "}\n"
+    t2 = "LIMITS = {\n" + "".join(f"    {k!r}: {i * 7 + 1},\n" for i, k in enumerate(keys)) + "}\n"
+    t3 = t1.replace("'eta': 18", "'eta': 19")
+    assert find_duplicates([t1, t2], shingles="ast", threshold=0.8)["reason"] == {}
+    assert find_duplicates([t1, t3], shingles="ast", threshold=0.8)["duplicate_of"] == {1: 0}
+
+
+def test_find_duplicates_computes_each_canonical_form_once(monkeypatch):
+    import phi1_nb.minhash as M
+    calls, real = [], M.canonical_code
+    monkeypatch.setattr(M, "canonical_code", lambda c: calls.append(c) or real(c))
+    texts = [ORIG, RENAMED, "x = 1\n", "def f(:\n"]
+    find_duplicates(texts, shingles="ast", threshold=0.8)
+    assert sorted(calls) == sorted(texts), len(calls)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**32 - 1), max_size=80), min_size=1, max_size=12), st.integers(1, 40),
+       st.sampled_from(["numpy", "rensa", "auto"]))
+def test_a_signature_does_not_depend_on_its_batch(sets, chunk, backend):
+    "LSH compares signatures across batches: each backend gives a set the same signature alone or in any batch."
+    if backend == "rensa": pytest.importorskip("rensa")
+    mh = MinHasher(64, seed=3, backend=backend)
+    hs = [np.unique(np.array(s, np.uint32)) for s in sets]
+    together = mh.signatures(hs, chunk=chunk)
+    alone = np.vstack([mh.signatures([h]) for h in hs])
+    assert np.array_equal(together, alone) and np.array_equal(together, mh.signatures(hs[::-1])[::-1])
+    assert MinHasher(backend="auto").backend == ("rensa" if _has_rensa() else "numpy")
+
+
+def _has_rensa():
+    try: import rensa  # noqa: F401
+    except ImportError: return False
+    return True
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=130), max_size=4), min_size=60, max_size=150))
+def test_token_hashes_of_a_long_token_list_are_the_per_token_hashes(toks):
+    "The joined-text fast path of `token_hashes` (ASCII tokens without blanks) gives each token's own hash."
+    from phi1_nb.minhash import _token_hash, token_hashes
+    assert np.array_equal(token_hashes(toks), np.array([_token_hash(t) for t in toks], np.uint64))
