@@ -62,8 +62,7 @@ class DedupIndex:
     "Accumulate records' dedup features shard by shard, then `resolve()` the duplicates."
     def __init__(self, exact=True, comments=False, near="minhash", shingles="word", ngram=5, threshold=0.7,
                  num_perm=128, weights=(0.002, 0.998), embedder=None, embed_metric="cosine", embed_threshold=0.02,
-                 seed=1,
-                 backend="auto", embed_cache=None, verify="exact"):
+                 seed=1, backend="auto", embed_cache=None, verify="exact"):
         if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
         if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
         self.__dict__.update(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram,

@@ -377,7 +377,9 @@ if __name__ == "__main__":
     ap.add_argument("--only", default="1234")
     a = ap.parse_args()
     if a.reps < 3: sys.exit("--reps must be at least 3 (the median of 3 or more runs)")
-    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
+    if "1" in a.only:
+        print(f"backend 'auto' (the default) is {MinHasher().backend!r} here: rensa when it imports; load {os.getloadavg()[0]:.1f}")
+        bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
     if "2" in a.only: bench_generators(a.functions)
     if "3" in a.only: bench_match_rate(a.samples)
     if "4" in a.only: bench_decontaminate(2000)

@@ -658,3 +658,11 @@ def test_token_hashes_of_a_long_token_list_are_the_per_token_hashes(toks):
     "The joined-text fast path of `token_hashes` (ASCII tokens without blanks) gives each token's own hash."
     from phi1_nb.minhash import _token_hash, token_hashes
     assert np.array_equal(token_hashes(toks), np.array([_token_hash(t) for t in toks], np.uint64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=300), st.sampled_from([np.uint32, np.uint64]))
+def test_sorted_unique_is_np_unique(xs, dtype):
+    from phi1_nb.minhash import sorted_unique
+    x = np.array([v % (2**32) if dtype is np.uint32 else v for v in xs], dtype)
+    assert np.array_equal(sorted_unique(x), np.unique(x)) and sorted_unique(x).dtype == dtype
