@@ -13,10 +13,10 @@ import numpy as np
 from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
 
 # %% auto #0
-__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'strip_comments',
-           'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes',
-           'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64', 'HyperLogLog',
-           'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree',
+__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MAX_SHINGLES', 'EDIT_MIN_SHINGLES',
+           'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes',
+           'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64',
+           'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree',
            'one_edit_apart', 'similar', 'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
@@ -246,6 +246,7 @@ def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
 
 # %% ../nbs/07b_minhash.ipynb #4a76e8a1
 SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
+EDIT_MAX_SHINGLES = 64   # forms under this size carry the keys `one_edit_apart` compares (above it Jaccard suffices)
 
 def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
     "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
@@ -280,7 +281,7 @@ def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarra
     return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
 
 def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
-    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: keys (+ words if short) of code."
+    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: keys (+ words) of small code."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
     wi = [i for i, t in enumerate(toks) if t is None]
@@ -292,22 +293,28 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
-    for i in ci: words[i] = np.array([0, _literal_key(toks[i])], np.uint32)
+    for i in ci:
+        if len(sets[i]) < EDIT_MAX_SHINGLES: words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
-        words[i] = np.r_[np.uint32(_free_key(texts[i])), words[i][1], s].astype(np.uint32)   # [free, literal key, words]
+        words[i] = np.r_[words[i], s].astype(np.uint32)   # [free-name key, edit key, word shingles...]
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
 _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
+_crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
 
-def _literal_key(toks:list[str]) -> int:
-    "crc32 of a canonical form's string literals and attribute names: what tells template siblings apart."
-    keep = {t for t in toks if _STR_TOK.match(t)} | {b for a, b in zip(toks, toks[1:]) if a == "."}
-    return zlib.crc32("\0".join(sorted(keep)).encode("utf-8", "surrogatepass"))
+def _keys(code:str, toks:list[str]) -> tuple[int, int]:
+    "(free-name key: `_free_key`; edit key: the same names but numbers, with the string literals) of small code."
+    names, nums = _free_names(code)
+    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
-    t, local, names = ast.parse(code), set(), set()
+    return _crc(set.union(*_free_names(code)))
+
+def _free_names(code:str) -> tuple[set, set]:
+    "(non-builtin names but locals, def names and attributes; numbers) of code, logging calls left out."
+    t, local, names, nums = ast.parse(code), set(), set(), set()
     logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
     for f in ast.walk(t):
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -318,8 +325,8 @@ def _free_key(code:str) -> int:
         if isinstance(n, ast.Name): names.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
         elif isinstance(n, ast.Attribute): names.add("." + n.attr)
-        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): names.add(repr(n.value))
-    return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
+        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
+    return names - local - KEEP_NAMES, nums
 
 
 # %% ../nbs/07b_minhash.ipynb #f732986d
@@ -332,7 +339,7 @@ def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
         (wa[0] == wb[0] or jaccard(wa[2:], wb[2:]) >= SHORT_WORD_JACCARD)
 
 def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) -> bool:
-    "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal strings and attributes."
+    "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal names and strings."
     if min(a.size, b.size) < EDIT_MIN_SHINGLES or wa is None or wb is None or wa[1] != wb[1]: return False
     inter = np.intersect1d(a, b, assume_unique=True).size
     return a.size - inter <= ngram and b.size - inter <= ngram
