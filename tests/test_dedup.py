@@ -579,9 +579,10 @@ def test_a_comparison_whose_sides_read_alike_keeps_its_direction():
 def _one_constant_changed(n=40, lo=24, hi=48):
     "Stdlib functions of `lo`..`hi` canonical shingles, each with a copy whose one number is changed (as red team a26's)."
     import ast
-    rng, out = random.Random(5), []
-    for _, s in stdlib_functions(min_lines=4, max_lines=20):
-        if not lo <= len(text_shingles(s, "ast")[0]) <= hi: continue
+    from phi1_nb.minhash import texts_shingles
+    rng, out, fs = random.Random(5), [], [s for _, s in stdlib_functions(min_lines=4, max_lines=20)][:500]
+    for s, sh in zip(fs, texts_shingles(fs, "ast")[0]):
+        if not lo <= len(sh) <= hi: continue
         lits = [c for c in ast.walk(ast.parse(s)) if isinstance(c, ast.Constant) and type(c.value) is int
                 and c.lineno == c.end_lineno and s.splitlines()[c.lineno - 1].isascii()]
         if not lits: continue
