@@ -227,7 +227,7 @@ class _Canon(ast.NodeTransformer):
                 continue                                                                       # `_n += 1`, never read
             out.append(s)
             if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
-        if not fn: return out or [ast.Pass()]
+        if not fn: return _sort_runs(out) or [ast.Pass()]                   # class and module lines too
         k = 0
         while k + 1 < len(out):                                                                # loop -> comprehension
             c = _loop_to_comp(out[k], out[k + 1])
@@ -255,10 +255,27 @@ def _locals(tree):
         elif isinstance(f, (ast.Global, ast.Nonlocal)): decl |= set(f.names)
     return (local - decl) - KEEP_NAMES
 
+def _literal(e):
+    "A constant, `-1`, or a tuple/list/set of them: what a table entry binds."
+    if isinstance(e, ast.UnaryOp): e = e.operand
+    if isinstance(e, (ast.Tuple, ast.List, ast.Set)): return all(_literal(x) for x in e.elts)
+    return isinstance(e, ast.Constant)
+
+def _tables(tree, run:int=3):
+    "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`), kept like members."
+    out, cur = set(), []
+    for s in tree.body + [None]:
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and _literal(s.value):
+            cur.append(id(s.targets[0])); continue
+        if len(cur) >= run: out |= set(cur)
+        cur = []
+    return out
+
 def _abstract(tree):
-    "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members keep their names."
+    "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
     members = {id(t) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for s in c.body
                if isinstance(s, (ast.Assign, ast.AnnAssign)) for t in (s.targets if isinstance(s, ast.Assign) else [s.target])}
+    members |= _tables(tree) if isinstance(tree, ast.Module) else set()
     local = _locals(tree)
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and id(n) not in members: n.id = "v_" if n.id in local else _role(n.id)
@@ -281,6 +298,40 @@ def _sort_imports(tree):
             out += sorted(run, key=ast.dump); run = []
             if s is not None: out.append(s)
         setattr(n, f, out)
+
+# %% ../nbs/07d_canonical.ipynb #5a7e1c3d
+def _drop_unused_imports(tree):
+    "Drop imports whose names nothing reads (hints are gone, so `from typing import Any` added with them is too)."
+    kept = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    if not kept: return                                   # a file of only imports (`__init__.py`) keeps them
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {x for n in ast.walk(tree) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
+    def unused(s):
+        names = [a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name) for a in s.names]
+        return "*" not in names and not used & set(names)
+    for n in ast.walk(tree):
+        for f in ("body", "orelse", "finalbody"):
+            b = getattr(n, f, None)
+            if isinstance(b, list) and any(isinstance(s, (ast.Import, ast.ImportFrom)) and unused(s) for s in b):
+                b = [s for s in b if not (isinstance(s, (ast.Import, ast.ImportFrom)) and unused(s))]
+                setattr(n, f, b or ([] if f != "body" or isinstance(n, ast.Module) else [ast.Pass()]))
+
+_STR_SLOT, _WORD = re.compile(r"\bS_(\d+)_str\b"), re.compile(r"\w+|[^\w\s]")
+
+def _string_words(tree, cap:int=48) -> list[str]:
+    "Put a slot for each string of >= 2 words (not in an f-string): its words, as literals, fill it after unparse."
+    inner = {id(c) for j in ast.walk(tree) if isinstance(j, ast.JoinedStr) for c in ast.walk(j)}
+    words = []
+    for n in ast.walk(tree):
+        for f, v in ast.iter_fields(n):
+            for i, x in (enumerate(v) if isinstance(v, list) else [(None, v)]):
+                if isinstance(x, ast.Constant) and isinstance(x.value, str) and id(x) not in inner \
+                   and len(w := _WORD.findall(x.value)) >= 2:
+                    slot = ast.Name(f"S_{len(words)}_str", ast.Load())
+                    words.append(" ".join(repr(t) for t in w[:cap]))
+                    if i is None: setattr(n, f, slot)
+                    else: v[i] = slot
+    return words
 
 # %% ../nbs/07d_canonical.ipynb #28a4d582
 def _counts(fn):
@@ -318,7 +369,10 @@ def canonical_code(code:str) -> str:
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
+        _drop_unused_imports(tree)
         _sort_imports(_abstract(tree))
-        return ast.unparse(ast.fix_missing_locations(tree))
+        words = _string_words(tree)
+        out = ast.unparse(ast.fix_missing_locations(tree))
+        return _STR_SLOT.sub(lambda m: words[int(m.group(1))], out) if words else out
     finally:
         if gc_on: gc.enable()
