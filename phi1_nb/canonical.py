@@ -169,24 +169,23 @@ def _is_log(s):
     if isinstance(f, ast.Name): return f.id == "print"
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
-
-# %% ../nbs/07d_canonical.ipynb #ead651c5
+# %% ../nbs/07d_canonical.ipynb #c0a51b7e
 def _const(e, truth:bool) -> bool: return isinstance(e, ast.Constant) and bool(e.value) is truth
 
 def _is_stub(f) -> bool:
     "A function whose body is only a docstring, `...` or `pass`."
     return all(isinstance(s, ast.Pass) or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in f.body)
 
+# %% ../nbs/07d_canonical.ipynb #ead651c5
 class _Canon(ast.NodeTransformer):
     "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, statement order."
     loads = stores = None                      # inside a function: how often each name is read / written there
     def visit_FunctionDef(self, node):
-        saved = (self.loads, self.stores)
-        node.returns, node.type_comment = None, None
+        saved, node.returns, node.type_comment = (self.loads, self.stores), None, None
         self.loads, self.stores = _counts(node)
         for n in ast.walk(node):                    # `DEBUG = False` only read by `if DEBUG:`: never read at all
             if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(t := n.targets[0], ast.Name) \
-               and isinstance(n.value, ast.Constant) and not n.value.value and self.stores.get(t.id) == 1 \
+               and _const(n.value, False) and self.stores.get(t.id) == 1 \
                and self.loads.get(t.id) == sum(isinstance(i, ast.If) and isinstance(i.test, ast.Name)
                                               and i.test.id == t.id for i in ast.walk(node)):
                 self.loads[t.id] = 0
@@ -276,6 +275,7 @@ def _locals(tree):
         elif isinstance(f, (ast.Global, ast.Nonlocal)): decl |= set(f.names)
     return (local - decl) - KEEP_NAMES
 
+# %% ../nbs/07d_canonical.ipynb #7ab1e5c2
 def _literal(e):
     "A constant, `-1`, or a tuple/list/set of them: what a table entry binds."
     if isinstance(e, ast.UnaryOp): e = e.operand
@@ -292,6 +292,7 @@ def _tables(tree, run:int=3):
         cur = []
     return out
 
+# %% ../nbs/07d_canonical.ipynb #ab57ac71
 def _abstract(tree):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
@@ -330,8 +331,7 @@ def _sort_imports(tree):
 # %% ../nbs/07d_canonical.ipynb #5a7e1c3d
 def _drop_unused_imports(tree):
     "Drop imports whose names nothing reads (hints are gone, so `from typing import Any` added with them is too)."
-    kept = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
-    if not kept: return                                   # a file of only imports (`__init__.py`) keeps them
+    if all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): return   # `__init__.py` keeps them
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     used |= {x for n in ast.walk(tree) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
     def unused(s):
@@ -362,7 +362,6 @@ def _string_words(tree, cap:int=48) -> list[str]:
     return words
 
 # %% ../nbs/07d_canonical.ipynb #28a4d582
-
 def _inline(fn):
     "Inline each temporary read once in the first statement that reads it (independent lines between); sort the runs."
     loads, stores = _counts(fn)
