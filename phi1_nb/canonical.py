@@ -226,7 +226,8 @@ class _Canon(ast.NodeTransformer):
     def visit_arg(self, node): node.annotation = None; return node
     def visit_AnnAssign(self, node):
         node = self.generic_visit(node)
-        return None if node.value is None else ast.Assign([node.target], node.value)
+        if node.value is None and self.loads is not None: return None             # `n: int` declared in a function
+        return ast.Assign([node.target], node.value or ast.Constant(...))         # a class's field `x: float`: `x = ...`
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
@@ -276,11 +277,12 @@ def _locals(tree):
     return (local - decl) - KEEP_NAMES
 
 # %% ../nbs/07d_canonical.ipynb #7ab1e5c2
+_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load,
+        ast.operator, ast.unaryop, ast.boolop)
+
 def _literal(e):
-    "A constant, `-1`, or a tuple/list/set of them: what a table entry binds."
-    if isinstance(e, ast.UnaryOp): e = e.operand
-    if isinstance(e, (ast.Tuple, ast.List, ast.Set)): return all(_literal(x) for x in e.elts)
-    return isinstance(e, ast.Constant)
+    "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`): what a table entry binds, no calls."
+    return all(isinstance(n, _LIT) for n in ast.walk(e))
 
 def _tables(tree, run:int=3):
     "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`), kept like members."

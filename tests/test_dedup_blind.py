@@ -134,3 +134,12 @@ def test_temporary_inlined_past_an_independent_line():
     a = "def head(data, key):\n    raw = data.get(key)\n    size = len(data)\n    return raw[:size] + [size]\n"
     b = "def head(data, key):\n    size = len(data)\n    raw = data.get(key)\n    return raw[:size] + [size]\n"
     assert canonical_code(a) == canonical_code(b)
+
+
+def test_flag_tables_and_dataclass_fields_keep_their_names():
+    "Before: `A = 1 << 0` was no table (not a bare literal), and `x: float` in a class was dropped as a hint (seen failing)."
+    f1 = "".join(f"MODE_{n} = 1 << {i}\n" for i, n in enumerate("READ WRITE EXEC SYNC".split())) + "MODE_RW = MODE_READ | MODE_WRITE\n"
+    f2 = "".join(f"PERM_{n} = 1 << {i}\n" for i, n in enumerate("OWNER GROUP OTHER STICKY".split())) + "PERM_OG = PERM_OWNER | PERM_GROUP\n"
+    assert not merged([f1, f2])
+    fields = lambda name, fs: f"@dataclass\nclass {name}:\n" + "".join(f"    {f}: float\n" for f in fs.split())
+    assert canonical_code(fields("Box", "left top right bottom")) != canonical_code(fields("Rgba", "red green blue alpha"))
