@@ -226,8 +226,8 @@ class _Canon(ast.NodeTransformer):
     def visit_arg(self, node): node.annotation = None; return node
     def visit_AnnAssign(self, node):
         node = self.generic_visit(node)
-        if node.value is None and self.loads is not None: return None             # `n: int` declared in a function
-        return ast.Assign([node.target], node.value or ast.Constant(...))         # a class's field `x: float`: `x = ...`
+        if node.value is None and self.loads is not None: return None         # `n: int` declared in a function
+        return ast.Assign([node.target], node.value or ast.Constant(...))     # a class's field `x: float`: `x = ...`
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
@@ -277,19 +277,19 @@ def _locals(tree):
     return (local - decl) - KEEP_NAMES
 
 # %% ../nbs/07d_canonical.ipynb #7ab1e5c2
-_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load,
-        ast.operator, ast.unaryop, ast.boolop)
+_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load, ast.operator,
+        ast.unaryop, ast.boolop)
 
 def _literal(e):
     "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`): what a table entry binds, no calls."
     return all(isinstance(n, _LIT) for n in ast.walk(e))
 
 def _tables(tree, run:int=3):
-    "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`), kept like members."
+    "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`)."
     out, cur = set(), []
     for s in tree.body + [None]:
-        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and _literal(s.value):
-            cur.append(id(s.targets[0])); continue
+        if isinstance(s, ast.Assign) and isinstance(t := s.targets[0], ast.Name) and _literal(s.value):
+            cur += [id(t) for t in s.targets]; continue
         if len(cur) >= run: out |= set(cur)
         cur = []
     return out
@@ -334,8 +334,7 @@ def _sort_imports(tree):
 def _drop_unused_imports(tree):
     "Drop imports whose names nothing reads (hints are gone, so `from typing import Any` added with them is too)."
     if all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): return   # `__init__.py` keeps them
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    used |= {x for n in ast.walk(tree) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}                   # read or written anywhere
     def unused(s):
         names = [a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name) for a in s.names]
         return "*" not in names and not used & set(names)
@@ -379,7 +378,7 @@ def _inline(fn):
                     x, (_, r) = s.targets[0].id, _reads_writes(s)
                     while j + 1 < len(out) and isinstance(out[j], (ast.Assign, ast.AugAssign, ast.Expr)) \
                           and x not in _names(out[j], ast.AST) and not _reads_writes(out[j])[0] & (r | {x}):
-                        j += 1                                   # past lines that neither read it nor write what it reads
+                        j += 1                                   # past lines that neither read it nor write its reads
                     uses = [n for n in ast.walk(out[j]) if isinstance(n, ast.Name) and n.id == x]
                     if not isinstance(out[j], (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)) \
                        and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) and _replace(out[j], uses[0], s.value):
@@ -395,8 +394,7 @@ def canonical_code(code:str) -> str:
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
         _drop_unused_imports(tree)
         _sort_imports(_abstract(tree))
-        words = _string_words(tree)
-        out = ast.unparse(ast.fix_missing_locations(tree))
-        return _STR_SLOT.sub(lambda m: words[int(m.group(1))], out) if words else out
+        words = _string_words(tree)                      # a string's words fill its slot once unparsed
+        return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     finally:
         if gc_on: gc.enable()
