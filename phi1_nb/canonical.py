@@ -240,8 +240,7 @@ class _Canon(ast.NodeTransformer):
             if isinstance(s, ast.If) and (_const(s.test, False) or fn and isinstance(s.test, ast.Name)
                                           and self.loads.get(s.test.id) == 0): out += s.orelse; continue
             if not fn: out.append(s); continue
-            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and not s.decorator_list \
-               and not self.loads.get(s.name): continue                                        # a helper never called
+            if isinstance(s, ast.FunctionDef) and not s.decorator_list and not self.loads.get(s.name): continue  # dead
             if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
                and not any(self.loads.get(t.id) for t in s.targets): continue                  # a dead assignment
             if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id):
@@ -334,7 +333,8 @@ def _sort_imports(tree):
 def _drop_unused_imports(tree):
     "Drop imports whose names nothing reads (hints are gone, so `from typing import Any` added with them is too)."
     if all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): return   # `__init__.py` keeps them
-    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}                   # read or written anywhere
+    used = {n.id if isinstance(n, ast.Name) else n.value for n in ast.walk(tree)       # a name, or a string (`__all__`)
+            if isinstance(n, ast.Name) or isinstance(n, ast.Constant) and isinstance(n.value, str)}
     def unused(s):
         names = [a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name) for a in s.names]
         return "*" not in names and not used & set(names)
