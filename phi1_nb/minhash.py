@@ -10,10 +10,10 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
-from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
+from .canonical import KEEP_NAMES, _free_key, _keys, canonical_code  # noqa: F401 (re-exported)
 
 # %% auto #0
-__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MAX_SHINGLES', 'EDIT_MIN_SHINGLES',
+__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
            'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes',
            'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64',
            'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree',
@@ -77,11 +77,9 @@ def _token_hash(t:str) -> int:
 
 def token_hashes(tokens:list[str]) -> np.ndarray:
     "uint64 hash of each token (cached; stable across runs); ASCII tokens without blanks: hashed as one text."
-    if len(tokens) > 64:
-        j = " ".join(tokens)
-        if j.isascii() and int(_ASCII_SPACE[np.frombuffer(j.encode("ascii"), np.uint8)].sum()) == len(tokens) - 1:
-            h = word_token_hashes(j)   # as many words as tokens: each token is one word
-            if len(h) == len(tokens): return h
+    if len(tokens) > 64 and (j := " ".join(tokens)).isascii() and \
+            int(_ASCII_SPACE[np.frombuffer(j.encode("ascii"), np.uint8)].sum()) == len(tokens) - 1:   # blanks: gaps
+        if len(h := word_token_hashes(j)) == len(tokens): return h   # as many words as tokens: each token is one word
     c = _TOKEN_HASH
     if len(c) > 4_000_000: c.clear()
     for t in [t for t in dict.fromkeys(tokens) if t not in c]: c[t] = _token_hash(t)
@@ -123,8 +121,7 @@ def shingle_hashes(tokens:list[str], ngram:int=5) -> np.ndarray:
 
 def sorted_unique(x:np.ndarray) -> np.ndarray:
     "`np.unique(x)` of a 1-d array by one sort (NumPy 2.3+'s hash-based `np.unique` is ~10x slower on uint64 keys)."
-    x = np.sort(x)
-    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+    x = np.sort(x); return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
 
 def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, bool]:
     "`(sorted unique shingle hashes, fell_back)`; kind 'ast' falls back to words for code that does not parse."
@@ -167,8 +164,7 @@ class HyperLogLog:
 
     def update(self, h:np.ndarray):
         "Add the uint64 hashes `h`."
-        h = np.asarray(h, np.uint64)
-        if not len(h): return
+        if not len(h := np.asarray(h, np.uint64)): return
         w = h << np.uint64(self.p)                                    # the 64-p bits left after the register index
         hi, lo = (w >> np.uint64(32)).astype(np.uint32), (w & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         lz = np.where(hi > 0, 32 - _bit_length32(hi), 64 - _bit_length32(lo))
@@ -246,7 +242,7 @@ def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
 
 # %% ../nbs/07b_minhash.ipynb #4a76e8a1
 SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
-EDIT_MAX_SHINGLES = 64   # forms under this size carry the keys `one_edit_apart` compares (above it Jaccard suffices)
+EDIT_MIN_SHINGLES, EDIT_MAX_SHINGLES = 24, 64   # forms in this range may be one token apart (`one_edit_apart`) and near
 
 def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
     "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
@@ -293,45 +289,14 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
-    for i in ci:
-        if len(sets[i]) < EDIT_MAX_SHINGLES: words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
+    for i in [i for i in ci if len(sets[i]) < EDIT_MAX_SHINGLES]: words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
         words[i] = np.r_[words[i], s].astype(np.uint32)   # [free-name key, edit key, word shingles...]
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
-_STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
-_crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
-
-def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key`; edit key: the same names but numbers, with the string literals) of small code."
-    names, nums = _free_names(code)
-    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
-
-def _free_key(code:str) -> int:
-    "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
-    return _crc(set.union(*_free_names(code)))
-
-def _free_names(code:str) -> tuple[set, set]:
-    "(non-builtin names but locals, def names and attributes; numbers) of code, logging calls left out."
-    t, local, names, nums = ast.parse(code), set(), set(), set()
-    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
-    for f in ast.walk(t):
-        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
-            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    for n in ast.walk(t):
-        if id(n) in logs: continue
-        if isinstance(n, ast.Name): names.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
-        elif isinstance(n, ast.Attribute): names.add("." + n.attr)
-        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
-    return names - local - KEEP_NAMES, nums
-
 
 # %% ../nbs/07b_minhash.ipynb #f732986d
-EDIT_MIN_SHINGLES = 24   # a form this large may differ from its copy by one token (a changed constant) and stay near
-
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
     "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
@@ -341,8 +306,7 @@ def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
 def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) -> bool:
     "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal names and strings."
     if min(a.size, b.size) < EDIT_MIN_SHINGLES or wa is None or wb is None or wa[1] != wb[1]: return False
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return a.size - inter <= ngram and b.size - inter <= ngram
+    return max(a.size, b.size) - np.intersect1d(a, b, assume_unique=True).size <= ngram
 
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
     "Jaccard >= threshold or one token apart (`one_edit_apart`); a short canonical form's words must agree too."

@@ -285,7 +285,7 @@ def test_run_dedup_stage(tmp_path):
     assert m["counts"]["in"] == len(recs) and m["counts"]["out"] == len(recs) - 2 and m["counts"]["ast_fallback"] == 1
     on_disk = read_manifest(tmp_path / "dedup")
     assert on_disk["cluster_sizes"] == {"exact_duplicate": {"2": 1}, "near_duplicate": {"2": 1}}
-    assert on_disk["lsh_bands_rows"] == list(lsh_params(0.8, 128))   # the default threshold
+    assert on_disk["lsh_bands_rows"] == list(lsh_params(0.8, 128, (0.002, 0.998)))   # the default threshold and fp_weight
     assert on_disk["example_clusters"]["near_duplicate"] == [["renamed-b", "renamed-a"]]
     kept = [r["id"] for r in read_dataset(tmp_path / "dedup")]
     assert "renamed-b" in kept and "renamed-a" not in kept and "exact" not in kept and recs[3]["id"] in kept
