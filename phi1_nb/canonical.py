@@ -398,32 +398,3 @@ def canonical_code(code:str) -> str:
         return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     finally:
         if gc_on: gc.enable()
-
-# %% ../nbs/07d_canonical.ipynb #581bfe08
-_STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
-_crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
-
-def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key`; edit key: the same names but numbers, with the string literals) of small code."
-    names, nums = _free_names(code)
-    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
-
-def _free_key(code:str) -> int:
-    "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
-    return _crc(set.union(*_free_names(code)))
-
-def _free_names(code:str) -> tuple[set, set]:
-    "(non-builtin names but locals, def names and attributes; numbers) of code, logging calls left out."
-    t, local, names, nums = ast.parse(code), set(), set(), set()
-    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
-    for f in ast.walk(t):
-        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
-            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    for n in ast.walk(t):
-        if id(n) in logs: continue
-        if isinstance(n, ast.Name): names.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
-        elif isinstance(n, ast.Attribute): names.add("." + n.attr)
-        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
-    return names - local - KEEP_NAMES, nums

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic_write, read_shard
+from .signature_backend import run_backend
 from .minhash import MinHasher, estimate_jaccard, exact_key, jaccard, lsh_params, texts_shingles, words_agree
 from .ray_engine import _edges, _table, n_partitions, ray_star_components
 
@@ -146,6 +147,7 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
     import ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
     if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
+    backend = run_backend(backend, tasks, ngram)     # every worker signs with one backend (not each its own 'auto')
     cfg = dict(comments=comments, near=near, shingles=shingles, ngram=ngram, num_perm=num_perm, seed=seed, backend=backend,
                verify=verify, batch_size=batch_size)
     Path(decisions_dir).mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
-from .canonical import KEEP_NAMES, _free_key, _keys, canonical_code  # noqa: F401 (re-exported)
+from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
+from .canonical_keys import _free_key, _keys  # noqa: F401 (re-exported)
+from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
@@ -44,7 +46,7 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-TOKENS_VERSION = 3   # bump when `code_tokens` changes: the dedup stage's resume key holds it (3: `phi1_nb.canonical`)
+TOKENS_VERSION = 4   # bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
@@ -185,16 +187,12 @@ class HyperLogLog:
 
 
 # %% ../nbs/07b_minhash.ipynb #a21517ab
-def _rensa():
-    try: import rensa; return rensa
-    except ImportError: return None
+_rensa = lambda: __import__("rensa") if has_rensa() else None
 
 class MinHasher:
     "Batched MinHash signatures (uint32, `(docs, num_perm)`) over shingle-hash arrays, on rensa or NumPy."
     def __init__(self, num_perm:int=128, seed:int=1, backend:str="auto"):
-        if backend not in ("auto", "rensa", "numpy"): raise ValueError(f"backend must be 'auto', 'rensa' or 'numpy', not {backend!r}")
-        if backend == "rensa" and _rensa() is None: raise ImportError("backend 'rensa' needs the rensa package: pip install rensa")
-        self.backend = ("rensa" if _rensa() is not None else "numpy") if backend == "auto" else backend
+        self.backend = pick_backend(backend)   # 'auto': chosen by the first batch's median size, then kept (`pick_backend`)
         g = np.random.default_rng(seed)
         self.num_perm, self.seed = num_perm, seed
         self.a = (g.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)).astype(np.uint32)
@@ -205,6 +203,7 @@ class MinHasher:
         lens = np.fromiter(map(len, hash_sets), np.int64, len(hash_sets))
         out = np.full((len(hash_sets), self.num_perm), 0xFFFFFFFF, np.uint32)
         if lens.sum() == 0: return out
+        if self.backend == "auto": self.backend = pick_backend("auto", lens)
         if self.backend == "rensa":   # one flat uint64 buffer (no copy when the sets already are uint64) and row offsets
             flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32) for h in hash_sets])
             m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),

@@ -1,5 +1,5 @@
 "Dedup: exact, MinHash LSH (word and AST shingles), embedding near-duplicates, the keep rule, OnlineDedup and the stage."
-import os, random
+import json, os, random
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +128,7 @@ def test_no_import_cycle_between_dedup_and_the_ray_engine():
     assert not flat("ray_engine") & {"dedup", "minhash", "dedup_ray", "filter", "decontaminate"}, flat("ray_engine")
     assert "dedup" not in flat("dedup_ray") and "dedup" not in flat("minhash")
     for m in ("dedup", "minhash", "dedup_ray", "ray_engine"): assert len((root/f"{m}.py").read_text().splitlines()) <= 360, m
+    for m in ("canonical", "canonical_keys"): assert len((root/f"{m}.py").read_text().splitlines()) <= 400, m
 
 
 def test_unparsable_falls_back_to_words_and_is_counted():
@@ -287,6 +288,7 @@ def test_run_dedup_stage(tmp_path):
     assert on_disk["cluster_sizes"] == {"exact_duplicate": {"2": 1}, "near_duplicate": {"2": 1}}
     assert on_disk["lsh_bands_rows"] == list(lsh_params(0.8, 128, (0.002, 0.998)))   # the default threshold and fp_weight
     assert on_disk["example_clusters"]["near_duplicate"] == [["renamed-b", "renamed-a"]]
+    assert on_disk["signature_backend"] == ("rensa" if _has_rensa() else "numpy")     # big files: rensa
     kept = [r["id"] for r in read_dataset(tmp_path / "dedup")]
     assert "renamed-b" in kept and "renamed-a" not in kept and "exact" not in kept and recs[3]["id"] in kept
     assert len(kept) == len(set(kept)) == len(recs) - 2
@@ -644,7 +646,35 @@ def test_a_signature_does_not_depend_on_its_batch(sets, chunk, backend):
     together = mh.signatures(hs, chunk=chunk)
     alone = np.vstack([mh.signatures([h]) for h in hs])
     assert np.array_equal(together, alone) and np.array_equal(together, mh.signatures(hs[::-1])[::-1])
-    assert MinHasher(backend="auto").backend == ("rensa" if _has_rensa() else "numpy")
+
+
+def test_auto_backend_is_chosen_once_by_the_first_batch():
+    "'auto' picks NumPy for short documents and rensa for big ones, from the first batch, and keeps it after."
+    rng = np.random.default_rng(0)
+    short = [np.unique(rng.integers(0, 2**32, 30, dtype=np.uint64)) for _ in range(50)]
+    big = [np.unique(rng.integers(0, 2**32, 3000, dtype=np.uint64)) for _ in range(5)]
+    mh = MinHasher(64, seed=3)
+    assert mh.backend == "auto" and mh.signatures([np.empty(0, np.uint32)]).shape == (1, 64) and mh.backend == "auto"
+    assert np.array_equal(mh.signatures(short), MinHasher(64, seed=3, backend="numpy").signatures(short))
+    assert mh.backend == "numpy"
+    assert np.array_equal(mh.signatures(big), MinHasher(64, seed=3, backend="numpy").signatures(big))   # kept
+    mb = MinHasher(64, seed=3); mb.signatures(big + short[:4])                     # the median document is big
+    assert mb.backend == ("rensa" if _has_rensa() else "numpy")
+
+
+def test_run_dedup_records_one_backend_and_resumes_with_it(tmp_path):
+    "The run's backend comes from its input (short functions: NumPy), lands in the manifest and the resume key."
+    fs = [s for _, s in stdlib_functions(min_lines=2, max_lines=6)][:40]
+    make_filter_stage(tmp_path, [{"id": i, "content": t} for i, t in enumerate(fs + fs[:3])])
+    m = run_dedup(tmp_path, batch_size=16)
+    done = json.loads((tmp_path/"dedup"/"work"/"done.json").read_text())
+    assert m["signature_backend"] == done["key"]["signature_backend"] == "numpy" and m["drops"]["exact_duplicate"] == 3
+    stamp = (tmp_path/"dedup"/"work"/"done.json").stat().st_mtime_ns
+    assert run_dedup(tmp_path, batch_size=5)["signature_backend"] == "numpy"        # the same input decides the same
+    assert (tmp_path/"dedup"/"work"/"done.json").stat().st_mtime_ns == stamp       # and resumes: decisions kept
+    if _has_rensa():                                                               # another backend: started over
+        assert run_dedup(tmp_path, backend="rensa")["signature_backend"] == "rensa"
+        assert json.loads((tmp_path/"dedup"/"work"/"done.json").read_text())["key"]["signature_backend"] == "rensa"
 
 
 def _has_rensa():
