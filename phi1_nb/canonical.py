@@ -335,15 +335,14 @@ def _drop_unused_imports(tree):
     if all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): return   # `__init__.py` keeps them
     used = {n.id if isinstance(n, ast.Name) else n.value for n in ast.walk(tree)       # a name, or a string (`__all__`)
             if isinstance(n, ast.Name) or isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    def unused(s):
-        names = [a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name) for a in s.names]
-        return "*" not in names and not used & set(names)
+    imp = lambda s: isinstance(s, (ast.Import, ast.ImportFrom))
+    key = lambda s, a: a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name)
+    unused = lambda s: imp(s) and all(a.name != "*" and key(s, a) not in used for a in s.names)
     for n in ast.walk(tree):
+        if imp(n): n.names = [a for a in n.names if a.name == "*" or key(n, a) in used] or n.names  # `import sys, os`
         for f in ("body", "orelse", "finalbody"):
-            b = getattr(n, f, None)
-            if isinstance(b, list) and any(isinstance(s, (ast.Import, ast.ImportFrom)) and unused(s) for s in b):
-                b = [s for s in b if not (isinstance(s, (ast.Import, ast.ImportFrom)) and unused(s))]
-                setattr(n, f, b or ([] if f != "body" or isinstance(n, ast.Module) else [ast.Pass()]))
+            if isinstance(b := getattr(n, f, None), list) and len(k := [s for s in b if not unused(s)]) < len(b):
+                setattr(n, f, k or ([] if f != "body" or isinstance(n, ast.Module) else [ast.Pass()]))
 
 _STR_SLOT, _WORD = re.compile(r"\bS_(\d+)_str\b"), re.compile(r"\w+|[^\w\s]")
 

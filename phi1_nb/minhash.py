@@ -77,11 +77,21 @@ def _token_hash(t:str) -> int:
     for ch in t: h = (h * _B + ord(ch)) & _M64
     return int(fmix64(np.array([(h + len(t) * _LEN_MUL) & _M64], np.uint64))[0])
 
+def _joined_hashes(tokens:list[str], chunk:int=1 << 20) -> np.ndarray:
+    "`_token_hash` of every token from the code points of their concatenation, about `chunk` code points at a time."
+    lens = np.fromiter(map(len, tokens), np.int64, len(tokens)); ends = np.cumsum(lens); out = []
+    cuts = np.unique(np.r_[0, np.searchsorted(ends, np.arange(chunk, ends[-1], chunk)), len(tokens)])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        c = np.frombuffer("".join(tokens[a:b]).encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
+        e = ends[a:b] - (ends[a - 1] if a else 0); G = np.zeros(len(c) + 1, np.uint64)
+        np.cumsum(c * _powers(_BINV, len(c)), out=G[1:])
+        h = (G[e] - G[e - lens[a:b]]) * _powers(_B, len(c) + 1)[np.maximum(e - 1, 0)]
+        out.append(fmix64(h + lens[a:b].astype(np.uint64) * np.uint64(_LEN_MUL)))
+    return np.concatenate(out)
+
 def token_hashes(tokens:list[str]) -> np.ndarray:
-    "uint64 hash of each token (cached; stable across runs); ASCII tokens without blanks: hashed as one text."
-    if len(tokens) > 64 and (j := " ".join(tokens)).isascii() and \
-            int(_ASCII_SPACE[np.frombuffer(j.encode("ascii"), np.uint8)].sum()) == len(tokens) - 1:   # blanks: gaps
-        if len(h := word_token_hashes(j)) == len(tokens): return h   # as many words as tokens: each token is one word
+    "uint64 hash of each token (stable across runs): a long list vectorized (`_joined_hashes`), a short one cached."
+    if len(tokens) > 64: return _joined_hashes(tokens)
     c = _TOKEN_HASH
     if len(c) > 4_000_000: c.clear()
     for t in [t for t in dict.fromkeys(tokens) if t not in c]: c[t] = _token_hash(t)
