@@ -20,6 +20,7 @@ input, everything is timed in full (no subsets, no extrapolation), the methods r
    larger stdlib files, docstring-only copies, and 2,000 clean stdlib functions, at the Table-3 taus.
 
 usage: python scripts/bench_dedup.py [--files 300] [--functions 3000] [--samples 1000] [--reps 3] [--only 1234]
+       (--only c: section 1c alone)
 """
 from __future__ import annotations
 import argparse, ast, os, random, re, statistics, sys, time
@@ -187,7 +188,8 @@ def bench_auto(shapes, reps):
                  lambda: batch_shingles(token_hashes(flat_tok), lens, NGRAM)),
                 ("text", lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(word_tokens(t)) for t in texts],
                                                                               NUM_PERM, 1).to_rows(), lambda: texts_shingles(texts)[0])]:
-            res = race({"ref": ref, "auto": ours(feed, "auto"), "numpy": ours(feed, "numpy"), "rensa": ours(feed, "rensa")}, reps)
+            fns = {"ref": ref, "auto": ours(feed, "auto"), "numpy": ours(feed, "numpy"), "rensa": ours(feed, "rensa")}
+            res = race(fns, reps, inner={k: 10 for k in fns} if inp == "hash arrays" else None)   # ms calls: 10 a timing
             x = {k: res["ref"] / res[k] for k in ("auto", "numpy", "rensa")}
             print(f"{label:34s} {inp:12s} {chosen.backend:>8s} {res['ref']:12.3f} {res['auto']:8.3f} "
                   + " ".join(f"{x[k]:6.2f}x" for k in ("auto", "numpy", "rensa")))
@@ -413,6 +415,7 @@ if __name__ == "__main__":
     if "1" in a.only:
         print(f"backend 'auto' (the default) is decided per run by the input's sizes (1c); load {os.getloadavg()[0]:.1f}")
         bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
+    if "1" in a.only or "c" in a.only:
         bench_auto([(f"{a.files} stdlib files", [t for _, t in stdlib_texts(a.files)]),
                     ("5,000 functions of <= 60 shingles", short_texts())], max(a.reps, 5))
     if "2" in a.only: bench_generators(a.functions)
