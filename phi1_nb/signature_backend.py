@@ -25,16 +25,17 @@ def has_rensa() -> bool:
 def pick_backend(backend:str="auto", sizes=None) -> str:
     "`backend` checked; 'auto' with the shingle counts `sizes` of a first batch: the backend for them ('auto' without)."
     if backend not in BACKENDS: raise ValueError(f"backend must be 'auto', 'rensa' or 'numpy', not {backend!r}")
-    if backend == "rensa" and not has_rensa(): raise ImportError("backend 'rensa' needs the rensa package: pip install rensa")
+    if backend == "rensa" and not has_rensa():
+        raise ImportError("backend 'rensa' needs the rensa package: pip install rensa")
     if backend != "auto" or sizes is None: return backend
     if not has_rensa(): return "numpy"
     return "numpy" if len(sizes) and float(np.median(sizes)) < AUTO_NUMPY_SHINGLES else "rensa"
 
 def run_backend(backend:str, tasks:list[dict], ngram:int=5, sample:int=256) -> str:
-    "The backend of a dedup run over `tasks` (`{path}` per shard, in order): 'auto' by the first `sample` texts' word n-grams."
+    "The backend of a dedup run over `tasks` (`{path}` per shard, in order): 'auto' by its first `sample` texts."
     if backend != "auto": return pick_backend(backend)
     from phi1_nb.core import read_shard
     from phi1_nb.minhash import _word_ids
-    texts = list(islice((r["content"] for t in tasks for r in read_shard(t["path"]) if isinstance(r.get("content"), str)),
-                        sample))
+    recs = (r for t in tasks for r in read_shard(t["path"]))
+    texts = list(islice((r["content"] for r in recs if isinstance(r.get("content"), str)), sample))   # word n-grams
     return pick_backend("auto", np.maximum(_word_ids(texts)[1] - ngram + 1, 1) if texts else [])
