@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/canonical.html.md"""
 
 # %% ../nbs/07d_canonical.ipynb #90f4008b
 from __future__ import annotations
-import ast, builtins, copy, gc, keyword, re, string
+import ast, builtins, copy, gc, keyword, re, string, zlib
 
 # %% auto #0
 __all__ = ['KEEP_NAMES', 'canonical_code']
@@ -16,7 +16,7 @@ KEEP_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(ke
 
 def _role(x):
     "The placeholder of a non-builtin name: its case style survives a rename, the name does not."
-    if x in KEEP_NAMES or x in ("v_", "C_", "K_"): return x
+    if x in KEEP_NAMES or x in ("v_", "C_", "K_") or x[:2] == x[-2:] == "__" and len(x) > 4: return x   # `__call__`
     s = x.strip("_")
     return "K_" if s.isupper() and len(s) > 1 else "C_" if s[:1].isupper() else "v_"
 
@@ -88,6 +88,17 @@ def _loop_to_comp(a, b):
     return ast.Assign([ast.Name(acc, ast.Store())], new)
 
 # %% ../nbs/07d_canonical.ipynb #3e4d626e
+def _counts(fn):
+    "How often each name is read and written in `fn` (a `global`/`nonlocal` name counts as read: never dead)."
+    loads, stores = {}, {}
+    for n in ast.walk(fn):
+        if isinstance(n, ast.Name):
+            d = loads if isinstance(n.ctx, ast.Load) else stores
+            d[n.id] = d.get(n.id, 0) + 1
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            for x in n.names: loads[x] = loads.get(x, 0) + 2
+    return loads, stores
+
 def _key(stmt):
     "A name-free sort key of a statement."
     s = copy.deepcopy(stmt)
@@ -158,6 +169,12 @@ def _is_log(s):
     if isinstance(f, ast.Name): return f.id == "print"
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
+# %% ../nbs/07d_canonical.ipynb #c0a51b7e
+def _const(e, truth:bool) -> bool: return isinstance(e, ast.Constant) and bool(e.value) is truth
+
+def _is_stub(f) -> bool:
+    "A function whose body is only a docstring, `...` or `pass`."
+    return all(isinstance(s, ast.Pass) or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in f.body)
 
 # %% ../nbs/07d_canonical.ipynb #ead651c5
 class _Canon(ast.NodeTransformer):
@@ -165,13 +182,13 @@ class _Canon(ast.NodeTransformer):
     loads = stores = None                      # inside a function: how often each name is read / written there
     def visit_FunctionDef(self, node):
         saved, node.returns, node.type_comment = (self.loads, self.stores), None, None
-        self.loads, self.stores = {}, {}
-        for n in ast.walk(node):
-            if isinstance(n, ast.Name):
-                d = self.loads if isinstance(n.ctx, ast.Load) else self.stores
-                d[n.id] = d.get(n.id, 0) + 1
-            elif isinstance(n, (ast.Global, ast.Nonlocal)):
-                for x in n.names: self.loads[x] = self.loads.get(x, 0) + 2     # a global write is never dead
+        self.loads, self.stores = _counts(node)
+        for n in ast.walk(node):                    # `DEBUG = False` only read by `if DEBUG:`: never read at all
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(t := n.targets[0], ast.Name) \
+               and _const(n.value, False) and self.stores.get(t.id) == 1 \
+               and self.loads.get(t.id) == sum(isinstance(i, ast.If) and isinstance(i.test, ast.Name)
+                                              and i.test.id == t.id for i in ast.walk(node)):
+                self.loads[t.id] = 0
         node = self.generic_visit(node)
         self.loads, self.stores = saved
         return node
@@ -209,7 +226,8 @@ class _Canon(ast.NodeTransformer):
     def visit_arg(self, node): node.annotation = None; return node
     def visit_AnnAssign(self, node):
         node = self.generic_visit(node)
-        return None if node.value is None else ast.Assign([node.target], node.value)
+        if node.value is None and self.loads is not None: return None         # `n: int` declared in a function
+        return ast.Assign([node.target], node.value or ast.Constant(...))     # a class's field `x: float`: `x = ...`
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
@@ -218,16 +236,18 @@ class _Canon(ast.NodeTransformer):
             body = [s for s, d in zip(body, logs) if not d]
         for s in body:
             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
-            if isinstance(s, ast.Pass): continue
+            if isinstance(s, ast.Pass) or isinstance(s, ast.Assert) and _const(s.test, True): continue   # `assert True`
+            if isinstance(s, ast.If) and (_const(s.test, False) or fn and isinstance(s.test, ast.Name)
+                                          and self.loads.get(s.test.id) == 0): out += s.orelse; continue
             if not fn: out.append(s); continue
-            if isinstance(s, ast.If) and isinstance(s.test, ast.Constant) and not s.test.value: out += s.orelse; continue
+            if isinstance(s, ast.FunctionDef) and not s.decorator_list and not self.loads.get(s.name): continue  # dead
             if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
                and not any(self.loads.get(t.id) for t in s.targets): continue                  # a dead assignment
             if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id):
                 continue                                                                       # `_n += 1`, never read
             out.append(s)
             if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
-        if not fn: return out or [ast.Pass()]
+        if not fn: return _sort_runs(out) or [ast.Pass()]                   # class and module lines too
         k = 0
         while k + 1 < len(out):                                                                # loop -> comprehension
             c = _loop_to_comp(out[k], out[k + 1])
@@ -255,14 +275,41 @@ def _locals(tree):
         elif isinstance(f, (ast.Global, ast.Nonlocal)): decl |= set(f.names)
     return (local - decl) - KEEP_NAMES
 
+# %% ../nbs/07d_canonical.ipynb #7ab1e5c2
+_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load, ast.operator,
+        ast.unaryop, ast.boolop)
+
+def _literal(e):
+    "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`): what a table entry binds, no calls."
+    return all(isinstance(n, _LIT) for n in ast.walk(e))
+
+def _tables(tree, run:int=3):
+    "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`)."
+    out, cur = set(), []
+    for s in tree.body + [None]:
+        if isinstance(s, ast.Assign) and isinstance(t := s.targets[0], ast.Name) and _literal(s.value):
+            cur += [id(t) for t in s.targets]; continue
+        if len(cur) >= run: out |= set(cur)
+        cur = []
+    return out
+
+# %% ../nbs/07d_canonical.ipynb #ab57ac71
 def _abstract(tree):
-    "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members keep their names."
-    members = {id(t) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for s in c.body
-               if isinstance(s, (ast.Assign, ast.AnnAssign)) for t in (s.targets if isinstance(s, ast.Assign) else [s.target])}
+    "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
+    members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
+    for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
+        data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
+        defs = [s.name for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        if len(data) > len(defs): members |= {id(t) for t in data}          # an enum, a table: its keys are its content
+        else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
+        attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
+    stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and _is_stub(f) for a in ast.walk(f.args) if isinstance(a, ast.arg)}   # a stub's parameters: its API
     local = _locals(tree)
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and id(n) not in members: n.id = "v_" if n.id in local else _role(n.id)
-        elif isinstance(n, ast.arg): n.arg = "v_" if n.arg in local else _role(n.arg)
+        elif isinstance(n, ast.arg) and id(n) not in stub: n.arg = "v_" if n.arg in local else _role(n.arg)
+        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = "a_"
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = _role(n.name)
         elif isinstance(n, ast.ExceptHandler) and n.name: n.name = _role(n.name)
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = _role(n.name)
@@ -282,19 +329,41 @@ def _sort_imports(tree):
             if s is not None: out.append(s)
         setattr(n, f, out)
 
-# %% ../nbs/07d_canonical.ipynb #28a4d582
-def _counts(fn):
-    loads, stores = {}, {}
-    for n in ast.walk(fn):
-        if isinstance(n, ast.Name):
-            d = loads if isinstance(n.ctx, ast.Load) else stores
-            d[n.id] = d.get(n.id, 0) + 1
-        elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            for x in n.names: loads[x] = loads.get(x, 0) + 2
-    return loads, stores
+# %% ../nbs/07d_canonical.ipynb #5a7e1c3d
+def _drop_unused_imports(tree):
+    "Drop imports whose names nothing reads (hints are gone, so `from typing import Any` added with them is too)."
+    if all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): return   # `__init__.py` keeps them
+    used = {n.id if isinstance(n, ast.Name) else n.value for n in ast.walk(tree)       # a name, or a string (`__all__`)
+            if isinstance(n, ast.Name) or isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    imp = lambda s: isinstance(s, (ast.Import, ast.ImportFrom))
+    key = lambda s, a: a.asname or (a.name.split(".")[0] if isinstance(s, ast.Import) else a.name)
+    unused = lambda s: imp(s) and all(a.name != "*" and key(s, a) not in used for a in s.names)
+    for n in ast.walk(tree):
+        if imp(n): n.names = [a for a in n.names if a.name == "*" or key(n, a) in used] or n.names  # `import sys, os`
+        for f in ("body", "orelse", "finalbody"):
+            if isinstance(b := getattr(n, f, None), list) and len(k := [s for s in b if not unused(s)]) < len(b):
+                setattr(n, f, k or ([] if f != "body" or isinstance(n, ast.Module) else [ast.Pass()]))
 
+_STR_SLOT, _WORD = re.compile(r"\bS_(\d+)_str\b"), re.compile(r"\w+|[^\w\s]")
+
+def _string_words(tree, cap:int=48) -> list[str]:
+    "Put a slot for each string of >= 2 words (not in an f-string): its words, as literals, fill it after unparse."
+    inner = {id(c) for j in ast.walk(tree) if isinstance(j, ast.JoinedStr) for c in ast.walk(j)}
+    words = []
+    for n in ast.walk(tree):
+        for f, v in ast.iter_fields(n):
+            for i, x in (enumerate(v) if isinstance(v, list) else [(None, v)]):
+                if isinstance(x, ast.Constant) and isinstance(x.value, str) and id(x) not in inner \
+                   and len(w := _WORD.findall(x.value)) >= 2:
+                    slot = ast.Name(f"S_{len(words)}_str", ast.Load())
+                    words.append(" ".join(repr(t) for t in w[:cap]))
+                    if i is None: setattr(n, f, slot)
+                    else: v[i] = slot
+    return words
+
+# %% ../nbs/07d_canonical.ipynb #28a4d582
 def _inline(fn):
-    "Inline each temporary read once, in the statement right after it (an extracted variable reads as the expression); sort."
+    "Inline each temporary read once in the first statement that reads it (independent lines between); sort the runs."
     loads, stores = _counts(fn)
     for node in ast.walk(fn):
         for f in ("body", "orelse", "finalbody"):
@@ -302,12 +371,16 @@ def _inline(fn):
             if not (isinstance(out, list) and out and isinstance(out[0], ast.stmt)): continue
             k = 0
             while k + 1 < len(out):
-                s, nxt = out[k], out[k + 1]
+                s, j = out[k], k + 1
                 if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) \
-                   and loads.get(s.targets[0].id) == 1 and stores.get(s.targets[0].id) == 1 \
-                   and not isinstance(nxt, (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)):
-                    uses = [n for n in ast.walk(nxt) if isinstance(n, ast.Name) and n.id == s.targets[0].id]
-                    if len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) and _replace(nxt, uses[0], s.value):
+                   and loads.get(s.targets[0].id) == 1 and stores.get(s.targets[0].id) == 1:
+                    x, (_, r) = s.targets[0].id, _reads_writes(s)
+                    while j + 1 < len(out) and isinstance(out[j], (ast.Assign, ast.AugAssign, ast.Expr)) \
+                          and x not in _names(out[j], ast.AST) and not _reads_writes(out[j])[0] & (r | {x}):
+                        j += 1                                   # past lines that neither read it nor write its reads
+                    uses = [n for n in ast.walk(out[j]) if isinstance(n, ast.Name) and n.id == x]
+                    if not isinstance(out[j], (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)) \
+                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) and _replace(out[j], uses[0], s.value):
                         del out[k]; k = max(k - 1, 0); continue
                 k += 1
             setattr(node, f, _sort_runs(out))
@@ -318,7 +391,9 @@ def canonical_code(code:str) -> str:
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
+        _drop_unused_imports(tree)
         _sort_imports(_abstract(tree))
-        return ast.unparse(ast.fix_missing_locations(tree))
+        words = _string_words(tree)                      # a string's words fill its slot once unparsed
+        return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     finally:
         if gc_on: gc.enable()

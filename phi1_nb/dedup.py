@@ -14,6 +14,7 @@ import numpy as np
 
 from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
                           write_json)
+from .signature_backend import run_backend
 from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code, code_tokens, components,  # noqa: F401 (re-exported)
                              estimate_jaccard, exact_key, fmix64, jaccard, lsh_params, ngram_combine, normalize_text,
                              shingle_hashes, similar, words_agree, strip_comments, text_shingles, texts_shingles, token_hashes, word_token_hashes, word_tokens)
@@ -61,8 +62,8 @@ def resolve_embedder(embedder):
 class DedupIndex:
     "Accumulate records' dedup features shard by shard, then `resolve()` the duplicates."
     def __init__(self, exact=True, comments=False, near="minhash", shingles="word", ngram=5, threshold=0.7,
-                 num_perm=128, weights=(0.5, 0.5), embedder=None, embed_metric="cosine", embed_threshold=0.02, seed=1,
-                 backend="auto", embed_cache=None, verify="exact"):
+                 num_perm=128, weights=(0.002, 0.998), embedder=None, embed_metric="cosine", embed_threshold=0.02,
+                 seed=1, backend="auto", embed_cache=None, verify="exact"):
         if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
         if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
         self.__dict__.update(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram,
@@ -303,7 +304,7 @@ def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
 # %% ../nbs/07_dedup.ipynb #795411b0
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
-              verify:str="exact", fp_weight:float=0.5,
+              verify:str="exact", fp_weight:float=0.002,
               embedder:str|None=None, embed_metric:str="cosine", embed_threshold:float=0.02,
               batch_size:int=1000, shard_format:str="jsonl.zst",
               engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
@@ -316,8 +317,9 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
     tasks = [dict(tid=sh["path"].split(".")[0], path=str(Path(src)/sh["path"]), offset=int(o))
              for sh, o in zip(shards, np.cumsum([0] + [sh["n"] for sh in shards]))]
+    sb = run_backend(backend, tasks, ngram)     # one signature backend for the whole run, decided by the input
     key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors", "batch_size")},
-               backend=MinHasher(1, backend=backend).backend, tokens=TOKENS_VERSION, input=[sh["sha256"] for sh in shards])
+               signature_backend=sb, tokens=TOKENS_VERSION, input=[sh["sha256"] for sh in shards])
     work, ddir, mt = out/"work", out/"work"/"decisions", None
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
@@ -327,7 +329,7 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
         for p in out.glob("*.*"): p.unlink()
         ddir.mkdir(parents=True)
         ix_kw = dict(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram, threshold=threshold,
-                     num_perm=num_perm, backend=backend, verify=verify, weights=(fp_weight, 1 - fp_weight))
+                     num_perm=num_perm, backend=sb, verify=verify, weights=(fp_weight, 1 - fp_weight))
         if engine == "ray":
             from phi1_nb.dedup_ray import ray_dedup_decisions
             methods, stream, info = ray_dedup_decisions(tasks, ddir, batch_size=batch_size, **ix_kw)
@@ -349,6 +351,6 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
     shutil.copyfile(work/"clusters.json", out/"clusters.json")
     m["counts"].update(ast_fallback=done["ast_fallback"], clusters=sum(sum(c.values()) for c in done["sizes"].values()))
     m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
-             lsh_bands_rows=done["lsh"], engine=engine)
+             lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
     write_json(out/"manifest.json", m)
     return m

@@ -14,6 +14,7 @@ import numpy as np
 from .core import atomic_write, read_shard
 from .dedup_disk import _ROW, SpillStore, _bucket_pairs, _flatten, _grouped, near_pair, spill_features
 from .minhash import MinHasher, lsh_params
+from .signature_backend import run_backend
 from .ray_engine import _table, n_partitions
 
 # %% auto #0
@@ -217,6 +218,7 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
     import ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
     if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
+    backend = run_backend(backend, tasks, ngram)     # every worker signs with one backend (not each its own 'auto')
     spill = Path(decisions_dir).parent/"spill_ray"            # features, one SpillStore a shard; removed at the end
     lsh = lsh_params(threshold, num_perm, weights) if near != "none" else None
     cfg = dict(spill=str(spill), num_perm=num_perm, seed=seed, backend=backend, batch_size=batch_size,

@@ -10,14 +10,16 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
-from .canonical import KEEP_NAMES, _is_log, canonical_code  # noqa: F401 (re-exported)
+from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
+from .canonical_keys import _free_key, _keys  # noqa: F401 (re-exported)
+from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
-__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'strip_comments', 'normalize_text', 'exact_key',
-           'word_tokens', 'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
-           'shingle_hashes', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
-           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'similar', 'lsh_params',
-           'candidate_pairs', 'components']
+__all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
+           'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes',
+           'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64',
+           'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree',
+           'one_edit_apart', 'similar', 'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -44,7 +46,7 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-TOKENS_VERSION = 3   # bump when `code_tokens` changes: the dedup stage's resume key holds it (3: `phi1_nb.canonical`)
+TOKENS_VERSION = 4   # bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
@@ -75,8 +77,21 @@ def _token_hash(t:str) -> int:
     for ch in t: h = (h * _B + ord(ch)) & _M64
     return int(fmix64(np.array([(h + len(t) * _LEN_MUL) & _M64], np.uint64))[0])
 
+def _joined_hashes(tokens:list[str], chunk:int=1 << 20) -> np.ndarray:
+    "`_token_hash` of every token from the code points of their concatenation, about `chunk` code points at a time."
+    lens = np.fromiter(map(len, tokens), np.int64, len(tokens)); ends = np.cumsum(lens); out = []
+    cuts = np.unique(np.r_[0, np.searchsorted(ends, np.arange(chunk, ends[-1], chunk)), len(tokens)])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        c = np.frombuffer("".join(tokens[a:b]).encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
+        e = ends[a:b] - (ends[a - 1] if a else 0); G = np.zeros(len(c) + 1, np.uint64)
+        np.cumsum(c * _powers(_BINV, len(c)), out=G[1:])
+        h = (G[e] - G[e - lens[a:b]]) * _powers(_B, len(c) + 1)[np.maximum(e - 1, 0)]
+        out.append(fmix64(h + lens[a:b].astype(np.uint64) * np.uint64(_LEN_MUL)))
+    return np.concatenate(out)
+
 def token_hashes(tokens:list[str]) -> np.ndarray:
-    "uint64 hash of each token (cached; stable across runs)."
+    "uint64 hash of each token (stable across runs): a long list vectorized (`_joined_hashes`), a short one cached."
+    if len(tokens) > 64: return _joined_hashes(tokens)
     c = _TOKEN_HASH
     if len(c) > 4_000_000: c.clear()
     for t in [t for t in dict.fromkeys(tokens) if t not in c]: c[t] = _token_hash(t)
@@ -116,12 +131,16 @@ def shingle_hashes(tokens:list[str], ngram:int=5) -> np.ndarray:
     "uint32 hash of every token n-gram of a token list."
     return ngram_combine(token_hashes(tokens), ngram)
 
+def sorted_unique(x:np.ndarray) -> np.ndarray:
+    "`np.unique(x)` of a 1-d array by one sort (NumPy 2.3+'s hash-based `np.unique` is ~10x slower on uint64 keys)."
+    x = np.sort(x); return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
 def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, bool]:
     "`(sorted unique shingle hashes, fell_back)`; kind 'ast' falls back to words for code that does not parse."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     toks = code_tokens(text) if kind == "ast" else None
     ids = token_hashes(toks) if toks is not None else word_token_hashes(text)
-    return np.unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
+    return sorted_unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
 
 # %% ../nbs/07b_minhash.ipynb #0dc7c0cd
 def ngram_hashes64(ids:np.ndarray, n:int) -> np.ndarray:
@@ -157,8 +176,7 @@ class HyperLogLog:
 
     def update(self, h:np.ndarray):
         "Add the uint64 hashes `h`."
-        h = np.asarray(h, np.uint64)
-        if not len(h): return
+        if not len(h := np.asarray(h, np.uint64)): return
         w = h << np.uint64(self.p)                                    # the 64-p bits left after the register index
         hi, lo = (w >> np.uint64(32)).astype(np.uint32), (w & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         lz = np.where(hi > 0, 32 - _bit_length32(hi), 64 - _bit_length32(lo))
@@ -179,16 +197,12 @@ class HyperLogLog:
 
 
 # %% ../nbs/07b_minhash.ipynb #a21517ab
-def _rensa():
-    try: import rensa; return rensa
-    except ImportError: return None
+_rensa = lambda: __import__("rensa") if has_rensa() else None
 
 class MinHasher:
     "Batched MinHash signatures (uint32, `(docs, num_perm)`) over shingle-hash arrays, on rensa or NumPy."
     def __init__(self, num_perm:int=128, seed:int=1, backend:str="auto"):
-        if backend not in ("auto", "rensa", "numpy"): raise ValueError(f"backend must be 'auto', 'rensa' or 'numpy', not {backend!r}")
-        if backend == "rensa" and _rensa() is None: raise ImportError("backend 'rensa' needs the rensa package: pip install rensa")
-        self.backend = ("rensa" if _rensa() is not None else "numpy") if backend == "auto" else backend
+        self.backend = pick_backend(backend)   # 'auto': chosen by the first batch's median size, then kept (`pick_backend`)
         g = np.random.default_rng(seed)
         self.num_perm, self.seed = num_perm, seed
         self.a = (g.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)).astype(np.uint32)
@@ -199,6 +213,7 @@ class MinHasher:
         lens = np.fromiter(map(len, hash_sets), np.int64, len(hash_sets))
         out = np.full((len(hash_sets), self.num_perm), 0xFFFFFFFF, np.uint32)
         if lens.sum() == 0: return out
+        if self.backend == "auto": self.backend = pick_backend("auto", lens)
         if self.backend == "rensa":   # one flat uint64 buffer (no copy when the sets already are uint64) and row offsets
             flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32) for h in hash_sets])
             m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
@@ -236,18 +251,19 @@ def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
 
 # %% ../nbs/07b_minhash.ipynb #4a76e8a1
 SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
+EDIT_MIN_SHINGLES, EDIT_MAX_SHINGLES = 24, 64   # forms in this range may be one token apart (`one_edit_apart`) and near
 
 def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
     "Sorted unique uint32 n-gram hashes per document from one flat token-hash array and the documents' token counts."
     lens = np.asarray(lens, np.int64); ends = np.cumsum(lens); out = [None] * len(lens)
-    for d in np.flatnonzero(lens < ngram): out[d] = np.unique(ngram_combine(ids[ends[d] - lens[d]:ends[d]], ngram))
+    for d in np.flatnonzero(lens < ngram): out[d] = sorted_unique(ngram_combine(ids[ends[d] - lens[d]:ends[d]], ngram))
     m = len(ids) - ngram + 1
     if m > 0:
         h = np.full(m, ngram, np.uint64)
         for k in range(ngram): h += ids[k:k+m] * _NGRAM_MUL[k % 64]
         doc = np.repeat(np.arange(len(lens), dtype=np.uint64), lens)[:m]
         ok = np.arange(m) + ngram <= ends[doc.astype(np.int64)]
-        key = np.unique((doc[ok] << np.uint64(32)) | (fmix64(h[ok]) >> np.uint64(32)))
+        key = sorted_unique((doc[ok] << np.uint64(32)) | (fmix64(h[ok]) >> np.uint64(32)))
         d_of, vals = (key >> np.uint64(32)).astype(np.int64), (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         cuts = np.searchsorted(d_of, np.arange(len(lens) + 1))
         for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
@@ -270,7 +286,7 @@ def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarra
     return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
 
 def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
-    "`(sets, fell_back, words)`: `text_shingles` of each text (one list each) in one pass; `words[i]`: word shingles of a short code text, else None."
+    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: keys (+ words) of small code."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
     wi = [i for i, t in enumerate(toks) if t is None]
@@ -282,36 +298,29 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
+    for i in [i for i in ci if len(sets[i]) < EDIT_MAX_SHINGLES]: words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
-        words[i] = np.r_[np.uint32(_free_key(texts[i])), s].astype(np.uint32)   # [free-name key, word shingles...]
+        words[i] = np.r_[words[i], s].astype(np.uint32)   # [free-name key, edit key, word shingles...]
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
-def _free_key(code:str) -> int:
-    "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
-    t, local, names = ast.parse(code), set(), set()
-    logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
-    for f in ast.walk(t):
-        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
-            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    for n in ast.walk(t):
-        if id(n) in logs: continue
-        if isinstance(n, ast.Name): names.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
-        elif isinstance(n, ast.Attribute): names.add("." + n.attr)
-        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): names.add(repr(n.value))
-    return zlib.crc32("\0".join(sorted(names - local - KEEP_NAMES)).encode("utf-8", "surrogatepass"))
 
+# %% ../nbs/07b_minhash.ipynb #f732986d
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
     "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and len(wa) > 0 and len(wb) > 0 and \
-        (wa[0] == wb[0] or jaccard(wa[1:], wb[1:]) >= SHORT_WORD_JACCARD)
+    return wa is not None and wb is not None and len(wa) >= 2 and len(wb) >= 2 and \
+        (wa[0] == wb[0] or jaccard(wa[2:], wb[2:]) >= SHORT_WORD_JACCARD)
 
-def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None) -> bool:
-    "Jaccard of two shingle sets >= threshold, and for a short canonical form its words' Jaccard >= SHORT_WORD_JACCARD too."
-    return jaccard(a, b) >= threshold and words_agree(len(a), len(b), wa, wb)
+def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) -> bool:
+    "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal names and strings."
+    if min(a.size, b.size) < EDIT_MIN_SHINGLES or wa is None or wb is None or wa[1] != wb[1]: return False
+    return max(a.size, b.size) - np.intersect1d(a, b, assume_unique=True).size <= ngram
+
+def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
+    "Jaccard >= threshold or one token apart (`one_edit_apart`); a short canonical form's words must agree too."
+    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
+
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:

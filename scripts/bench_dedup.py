@@ -9,6 +9,9 @@ input, everything is timed in full (no subsets, no extrapolation), the methods r
       (calls under 0.1 s are repeated 4-20 times inside one timing and divided, against the machine's noise);
    b. end to end, every side from the same text strings;
    c. Jaccard estimates against the exact Jaccard on sampled pairs, bound 3 sd.
+   1b. the same on 5,000 short functions (<= 60 shingles), from hash arrays, the same tokens and the text;
+   1c. backend 'auto' (decided per run by the median document size) against rensa's list API on both shapes,
+       from hash arrays, the same tokens and the text.
 2. Near-duplicate precision/recall on planted copies of stdlib functions (`phi1_nb.dedup.planted_set`: renamed,
    re-printed or re-commented, imports reordered), next to datasketch's word 5-gram MinHashLSH and the previous
    AST normalization (identifiers `ID`, literals `STR`/`NUM`, docstrings dropped).
@@ -17,6 +20,7 @@ input, everything is timed in full (no subsets, no extrapolation), the methods r
    larger stdlib files, docstring-only copies, and 2,000 clean stdlib functions, at the Table-3 taus.
 
 usage: python scripts/bench_dedup.py [--files 300] [--functions 3000] [--samples 1000] [--reps 3] [--only 1234]
+       (--only c: section 1c alone)
 """
 from __future__ import annotations
 import argparse, ast, os, random, re, statistics, sys, time
@@ -129,9 +133,7 @@ def bench_small(reps, n_docs=5000, max_shingles=60):
     "Signatures of many short documents (functions of <= max_shingles word 5-grams), same tokens and from the text."
     import rensa
     from phi1_nb.minhash import batch_shingles, texts_shingles, token_hashes
-    fs = [s for _, s in stdlib_functions(min_lines=1, max_lines=30)]
-    texts = [t for t in fs if 0 < len(set(shingle_strings(word_tokens(t)))) <= max_shingles][:n_docs]
-    if len(texts) < n_docs: texts = (texts * (n_docs // len(texts) + 1))[:n_docs]
+    texts = short_texts(n_docs, max_shingles)
     toks = [word_tokens(t) for t in texts]
     pre64 = [s.astype(np.uint64) for s in texts_shingles(texts)[0]]
     n_sh = sum(len(h) for h in pre64)
@@ -158,6 +160,39 @@ def bench_small(reps, n_docs=5000, max_shingles=60):
                 "(before) per-text word_token_hashes + ngram_combine + rensa": lambda: mh_r.signatures(
                     [np.unique(ngram_combine(word_token_hashes(t), NGRAM)) for t in texts])}, reps)
     table("c. from the same text strings", res, n_sh, ref)
+
+
+def short_texts(n_docs=5000, max_shingles=60):
+    "Stdlib functions of <= max_shingles word 5-grams (repeated to n_docs when there are fewer)."
+    fs = [s for _, s in stdlib_functions(min_lines=1, max_lines=30)]
+    texts = [t for t in fs if 0 < len(set(shingle_strings(word_tokens(t)))) <= max_shingles][:n_docs]
+    return texts if len(texts) >= n_docs else (texts * (n_docs // len(texts) + 1))[:n_docs]
+
+
+def bench_auto(shapes, reps):
+    "Backend 'auto' (decided per run by the median document size) against rensa's list API, per shape and input."
+    import rensa
+    from phi1_nb.minhash import batch_shingles, texts_shingles, token_hashes
+    from phi1_nb.signature_backend import AUTO_NUMPY_SHINGLES
+    print(f"\n== 1c. backend 'auto' (NumPy when the first batch's median document has < {AUTO_NUMPY_SHINGLES} shingles, else rensa) "
+          f"against rensa's list API, same input, median of {reps} interleaved runs; x = rensa list API seconds / ours")
+    print(f"{'shape':34s} {'input':12s} {'auto is':>8s} {'rensa list s':>12s} {'auto s':>8s} {'auto':>7s} {'numpy':>7s} {'rensa':>7s}")
+    for label, texts in shapes:
+        toks = [word_tokens(t) for t in texts]; flat_tok = [x for t in toks for x in t]; lens = [len(t) for t in toks]
+        pre64 = [s.astype(np.uint64) for s in texts_shingles(texts)[0]]
+        chosen = MinHasher(NUM_PERM, 1); chosen.signatures(pre64)
+        ours = lambda f, be: (lambda: MinHasher(NUM_PERM, 1, be).signatures(f()))   # a fresh hasher: 'auto' decides each call
+        for inp, ref, feed in [
+                ("hash arrays", lambda: rensa.RMinHash.digest_matrix_from_token_hash_sets(pre64, NUM_PERM, 1).to_rows(), lambda: pre64),
+                ("tokens", lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(t) for t in toks], NUM_PERM, 1).to_rows(),
+                 lambda: batch_shingles(token_hashes(flat_tok), lens, NGRAM)),
+                ("text", lambda: rensa.RMinHash.digest_matrix_from_token_sets([shingle_strings(word_tokens(t)) for t in texts],
+                                                                              NUM_PERM, 1).to_rows(), lambda: texts_shingles(texts)[0])]:
+            fns = {"ref": ref, "auto": ours(feed, "auto"), "numpy": ours(feed, "numpy"), "rensa": ours(feed, "rensa")}
+            res = race(fns, reps, inner={k: 10 for k in fns} if inp == "hash arrays" else None)   # ms calls: 10 a timing
+            x = {k: res["ref"] / res[k] for k in ("auto", "numpy", "rensa")}
+            print(f"{label:34s} {inp:12s} {chosen.backend:>8s} {res['ref']:12.3f} {res['auto']:8.3f} "
+                  + " ".join(f"{x[k]:6.2f}x" for k in ("auto", "numpy", "rensa")))
 
 
 # ---- 2. planted near-duplicates ------------------------------------------------------------------------
@@ -377,7 +412,12 @@ if __name__ == "__main__":
     ap.add_argument("--only", default="1234")
     a = ap.parse_args()
     if a.reps < 3: sys.exit("--reps must be at least 3 (the median of 3 or more runs)")
-    if "1" in a.only: bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
+    if "1" in a.only:
+        print(f"backend 'auto' (the default) is decided per run by the input's sizes (1c); load {os.getloadavg()[0]:.1f}")
+        bench_minhash(stdlib_texts(a.files), a.reps); bench_small(a.reps)
+    if "1" in a.only or "c" in a.only:
+        bench_auto([(f"{a.files} stdlib files", [t for _, t in stdlib_texts(a.files)]),
+                    ("5,000 functions of <= 60 shingles", short_texts())], max(a.reps, 5))
     if "2" in a.only: bench_generators(a.functions)
     if "3" in a.only: bench_match_rate(a.samples)
     if "4" in a.only: bench_decontaminate(2000)

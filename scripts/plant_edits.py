@@ -4,7 +4,8 @@ canonical form: each copy gets one kind of edit (or a mix), made on the source t
 Edit kinds: rename (every identifier: locals, arguments, the function, called helpers, globals, module aliases),
 extract (an expression pulled into a new variable), reorder (two independent adjacent lines swapped), hints (type hints
 added, or removed), dead (dead code added), docstring (docstring reworded, added or removed; comments added),
-fstring (f-string <-> str.format / %), loop (for-loop accumulation <-> comprehension), mixed (two or three of these).
+fstring (f-string <-> str.format / %), loop (for-loop accumulation <-> comprehension), constant (one number or string
+literal changed), mixed (two or three of these).
 Hard negatives, never copies of each other: enums, constant tables, template siblings (one template, other entities),
 and short functions (under 5 lines).
 
@@ -255,7 +256,24 @@ def loop(src, rng):
     return None
 
 
-EDITS = dict(rename=rename, extract=extract, reorder=reorder, hints=hints, dead=dead, docstring=docstring, fstring=fstring, loop=loop)
+def constant(src, rng):
+    "Change one number or one short string literal (not the docstring): a tweaked limit, a reworded message."
+    tree = ast.parse(src); st = _spans(src)
+    docs = {id(b[0].value) for n in ast.walk(tree) if (b := getattr(n, "body", None)) and isinstance(b, list)
+            and isinstance(b[0], ast.Expr)}
+    lits = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.lineno == n.end_lineno and id(n) not in docs
+            and (type(n.value) in (int, float) or isinstance(n.value, str) and 2 <= len(n.value) <= 60 and "\n" not in n.value)]
+    lines = src.splitlines()   # (offsets are bytes: ASCII lines only)
+    lits = [n for n in lits if lines[n.lineno - 1].isascii() and ast.get_source_segment(src, n)[0] in "0123456789.'\""]
+    if not lits: return None
+    n = rng.choice(lits); v = n.value
+    new = repr(v + rng.choice([1, 2, 10]) if type(v) is int else v * 2 if type(v) is float else rng.choice([v.upper(), v + "!", "x" + v]))
+    if new == ast.get_source_segment(src, n): return None
+    return _edit(src, [(st[n.lineno - 1] + n.col_offset, st[n.lineno - 1] + n.end_col_offset, new)])
+
+
+EDITS = dict(rename=rename, extract=extract, reorder=reorder, hints=hints, dead=dead, docstring=docstring, fstring=fstring, loop=loop,
+             constant=constant)
 
 
 def apply(kind, src, rng):
