@@ -87,6 +87,18 @@ def _loop_to_comp(a, b):
     if acc in _names(new, ast.Load): return None
     return ast.Assign([ast.Name(acc, ast.Store())], new)
 
+# %% ../nbs/07d_canonical.ipynb #b7a1c0de
+_PURE = frozenset("abs bool chr divmod float hash hex id int isinstance issubclass len max min oct ord pow repr round "
+                  "str tuple type".split())
+
+def _barrier(s) -> bool:
+    "Code whose order matters: a call (not a pure builtin's), await, yield, del, a store into an item."
+    return any(isinstance(n, (ast.Await, ast.Yield, ast.YieldFrom, ast.Delete))
+               or isinstance(n, ast.Subscript) and not isinstance(n.ctx, ast.Load)
+               or isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE)
+               for n in ast.walk(s))
+
+
 # %% ../nbs/07d_canonical.ipynb #3e4d626e
 def _counts(fn):
     "How often each name is read and written in `fn` (a `global`/`nonlocal` name counts as read: never dead)."
@@ -106,24 +118,14 @@ def _key(stmt):
         if isinstance(n, ast.Name): n.id = _role(n.id)
     return ast.dump(s)
 
-_PURE = frozenset("abs bool chr divmod float hash hex id int isinstance issubclass len max min oct ord pow repr round str "
-                  "tuple type".split())
-
-def _barrier(s) -> bool:
-    "Code whose order matters: a call (not a pure builtin's), await, yield, del, a store into an item."
-    return any(isinstance(n, (ast.Await, ast.Yield, ast.YieldFrom, ast.Delete))
-               or isinstance(n, ast.Subscript) and not isinstance(n.ctx, ast.Load)
-               or isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE) for n in ast.walk(s))
-
 def _reads_writes(s):
-    "Names and attribute/subscript paths (and `.attr`s: `a.x` may be `b.x`) a statement writes, and those it reads."
-    w = {n.id for n in ast.walk(s) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    w |= {ast.unparse(n) for n in ast.walk(s) if isinstance(n, (ast.Attribute, ast.Subscript)) and not isinstance(n.ctx, ast.Load)}
+    "Names, attribute/subscript paths and `.attr`s (`a.x` may be `b.x`) a statement writes, and those it reads."
+    w, r = set(), set()
+    for n in ast.walk(s):
+        if isinstance(n, ast.Name): (r if isinstance(n.ctx, ast.Load) else w).add(n.id)
+        elif isinstance(n, (ast.Attribute, ast.Subscript)):
+            (r if isinstance(n.ctx, ast.Load) else w).update((ast.unparse(n), "." + getattr(n, "attr", "")))
     if isinstance(s, ast.AugAssign): w.add(ast.unparse(s.target))
-    w |= {"." + n.attr for n in ast.walk(s) if isinstance(n, ast.Attribute) and not isinstance(n.ctx, ast.Load)}
-    r = {n.id for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    r |= {"." + n.attr for n in ast.walk(s) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)}
-    r |= {ast.unparse(n) for n in ast.walk(s) if isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Load)}
     return w, r
 
 def _sort_runs(body):
@@ -133,8 +135,7 @@ def _sort_runs(body):
         out.extend(sorted(run, key=_key)); run.clear(); w.clear(); r.clear(); bar.clear()
     for s in body:
         if not isinstance(s, (ast.Assign, ast.AugAssign, ast.Expr)): flush(); out.append(s); continue
-        sw, sr = _reads_writes(s)
-        if b := _barrier(s): sw = sw | sr                  # a call may change all it names; two calls keep their order
+        sw, sr = _reads_writes(s); sw = sw | sr if (b := _barrier(s)) else sw   # a call may change all it names
         if sw & (w | r) or sr & w or b and bar: flush()
         run.append(s); w |= sw; r |= sr; bar += [b] if b else []
     flush()
@@ -178,8 +179,8 @@ def _is_log(s):
     f = v.func
     if isinstance(s, ast.Assign):
         return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
-    if isinstance(f, ast.Name):          # `print(r, file=out)` is output; to stderr, a log
-        return f.id == "print" and all(k.arg != "file" or ast.unparse(k.value) == "sys.stderr" for k in v.keywords)
+    if isinstance(f, ast.Name): return f.id == "print" and all(k.arg != "file" or ast.unparse(k.value) == "sys.stderr"
+                                                           for k in v.keywords)   # `print(r, file=out)` is output
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
 # %% ../nbs/07d_canonical.ipynb #c0a51b7e
@@ -191,7 +192,8 @@ def _is_gen(f) -> bool:
     while todo:
         n = todo.pop()
         if isinstance(n, (ast.Yield, ast.YieldFrom)): return True
-        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)): todo += ast.iter_child_nodes(n)
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo += ast.iter_child_nodes(n)
     return False
 
 def _is_stub(f) -> bool:
@@ -328,7 +330,7 @@ def _abstract(tree):
         data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
         defs = [s.name for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
         enum = any((b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")) in _ENUMS for b in c.bases)
-        if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: its keys are its content
+        if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: keys are its content
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -390,18 +392,24 @@ def _string_words(tree, cap:int=48) -> list[str]:
                     else: v[i] = slot
     return words
 
-# %% ../nbs/07d_canonical.ipynb #28a4d582
+# %% ../nbs/07d_canonical.ipynb #c8b2d1e0
 _DEFER = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.FunctionDef, ast.AsyncFunctionDef)
 
 def _in_order(value, stmt, use) -> bool:
-    "Whether `value` may stand at `use` in `stmt`: not run later or again (a lambda, a comprehension's body), and, if it"
-    "calls, no other call of `stmt` runs before it (only calls that hold `use`, run after it)."
+    "Whether `value` may stand at `use` in `stmt`: not run later or again (a lambda, a comprehension's body), and,"
+    "if it calls, no other call of `stmt` runs before it (only calls that hold `use`, run after it)."
     for d in ast.walk(stmt):
         if isinstance(d, _DEFER) and any(n is use for n in ast.walk(d)) \
-           and not (getattr(d, "generators", None) and any(n is use for n in ast.walk(d.generators[0].iter))): return False
-    return not _barrier(value) or all(any(n is use for n in ast.walk(c)) for c in ast.walk(stmt)
-                                      if isinstance(c, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) and _barrier(c))
+           and not (getattr(d, "generators", None) and any(n is use for n in ast.walk(d.generators[0].iter))):
+            return False                                 # (a comprehension's first iterable runs at once)
+    if not _barrier(value): return True
+    head = stmt.test if isinstance(stmt, ast.If) else None if hasattr(stmt, "body") else stmt   # runs first, once
+    return head is not None and any(n is use for n in ast.walk(head)) and all(
+        any(n is use for n in ast.walk(c)) for c in ast.walk(head)
+        if isinstance(c, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) and _barrier(c))
 
+
+# %% ../nbs/07d_canonical.ipynb #28a4d582
 def _inline(fn):
     "Inline each temporary read once in the first statement that reads it (independent lines between); sort the runs."
     loads, stores = _counts(fn)
@@ -421,8 +429,8 @@ def _inline(fn):
                         j += 1                                   # past lines that neither read it nor write its reads
                     uses = [n for n in ast.walk(out[j]) if isinstance(n, ast.Name) and n.id == x]
                     if not isinstance(out[j], (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)) \
-                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) and _in_order(s.value, out[j], uses[0]) \
-                       and _replace(out[j], uses[0], s.value):
+                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) \
+                       and _in_order(s.value, out[j], uses[0]) and _replace(out[j], uses[0], s.value):
                         del out[k]; k = max(k - 1, 0); continue
                 k += 1
             setattr(node, f, _sort_runs(out))

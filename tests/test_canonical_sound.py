@@ -58,6 +58,7 @@ def test_effects_keep_order(a, b): differ(a, b)
     ("def f(rng, n):\n    v = rng.random()\n    return [v for _ in range(n)]\n",
      "def f(rng, n):\n    return [rng.random() for _ in range(n)]\n"),
     ("def f(a, b):\n    x = a()\n    return g(b(), x)\n", "def f(a, b):\n    return g(b(), a())\n"),
+    ("def f(a, c):\n    x = a.pop()\n    if c:\n        use(x)\n", "def f(a, c):\n    if c:\n        use(a.pop())\n"),
 ])
 def test_inline_keeps_when(a, b): differ(a, b)
 
@@ -67,6 +68,7 @@ def test_pure_reorder_still_folds():
            c("class P:\n    def __init__(s, x, y):\n        s.y = y\n        s.x = x\n")
     assert c("def f(xs):\n    ys = load(xs)\n    return [y * 2 for y in ys]\n") == \
            c("def f(xs):\n    return [y * 2 for y in load(xs)]\n")     # a comprehension's first iterable runs at once
+    assert c("def f(x):\n    ok = check(x)\n    if ok:\n        run(x)\n") == c("def f(x):\n    if check(x):\n        run(x)\n")
 
 # 3. effects fix_body must not drop
 def test_print_to_file_is_output():
