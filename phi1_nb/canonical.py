@@ -125,8 +125,7 @@ def _reads_writes(s):
         if isinstance(n, ast.Name): (r if isinstance(n.ctx, ast.Load) else w).add(n.id)
         elif isinstance(n, (ast.Attribute, ast.Subscript)):
             (r if isinstance(n.ctx, ast.Load) else w).update((ast.unparse(n), "." + getattr(n, "attr", "")))
-    if isinstance(s, ast.AugAssign): w.add(ast.unparse(s.target))
-    return w, r
+    return w | ({ast.unparse(s.target)} if isinstance(s, ast.AugAssign) else set()), r
 
 def _sort_runs(body):
     "Sort each run of independent one-line statements by a name-free key (a reordered copy reads alike)."
@@ -172,15 +171,14 @@ def _positive(test):
     return test, False
 
 def _is_log(s):
-    "A statement that only logs: `print(...)`, `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
+    "Only logs: `print(...)` (to stdout/stderr), `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
     if isinstance(s, ast.Import): return [a.name for a in s.names] == ["logging"]
     v = s.value if isinstance(s, (ast.Expr, ast.Assign)) else None
     if not isinstance(v, ast.Call): return False
-    f = v.func
+    f, out = v.func, [ast.unparse(k.value) for k in v.keywords if k.arg == "file"]
     if isinstance(s, ast.Assign):
         return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
-    if isinstance(f, ast.Name): return f.id == "print" and all(k.arg != "file" or ast.unparse(k.value) == "sys.stderr"
-                                                           for k in v.keywords)   # `print(r, file=out)` is output
+    if isinstance(f, ast.Name): return f.id == "print" and out in ([], ["sys.stderr"])   # `print(r, file=out)`: output
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
 # %% ../nbs/07d_canonical.ipynb #c0a51b7e
