@@ -1,5 +1,5 @@
 "The canonical form never makes different code identical by a normalisation, and never crashes (issue 26, attack a26d)."
-import ast, textwrap
+import ast, keyword, textwrap
 import pytest
 from hypothesis import given, settings, strategies as st
 from phi1_nb.canonical import canonical_code
@@ -19,12 +19,13 @@ def test_slot_lookalike_text(src):
     out = canonical_code(src)
     assert "\0" not in out and code_tokens(src)
 
-_ident = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(lambda s: s not in __import__("keyword").kwlist)
+_ident = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(lambda s: not keyword.iskeyword(s))
 
 @settings(max_examples=60, deadline=None)
 @given(st.text(max_size=40), _ident.filter(lambda s: s != "k"), _ident)
 def test_any_text_never_crashes(text, name, attr):
-    src = f"def {name}(a):\n    s = {text!r}\n    t = a.{attr}({name}={text!r}, k={'S_0_str ' + text!r})\n    return s, t, {text!r}\n"
+    src = (f"def {name}(a):\n    s = {text!r}\n    t = a.{attr}({name}={text!r}, k={'S_0_str ' + text!r})\n"
+           f"    return s, t, {text!r}\n")
     out = canonical_code(src)
     assert "\0" not in out and code_tokens(src) is not None
 
@@ -44,8 +45,10 @@ def test_internal_failure_is_a_value_error(monkeypatch):
     ("print('start')\nprint('end')\n", "print('end')\nprint('start')\n"),
     ("async def g(db):\n    await db.begin()\n    await db.commit()\n",
      "async def g(db):\n    await db.commit()\n    await db.begin()\n"),
-    ("def f(d, k, j):\n    d[k] = 1\n    d[j] = 2\n    return d\n", "def f(d, k, j):\n    d[j] = 2\n    d[k] = 1\n    return d\n"),
-    ("def f(a, b):\n    a.x = 1\n    y = b.x\n    return y\n", "def f(a, b):\n    y = b.x\n    a.x = 1\n    return y\n"),
+    ("def f(d, k, j):\n    d[k] = 1\n    d[j] = 2\n    return d\n",
+     "def f(d, k, j):\n    d[j] = 2\n    d[k] = 1\n    return d\n"),
+    ("def f(a, b):\n    a.x = 1\n    y = b.x\n    return y\n",
+     "def f(a, b):\n    y = b.x\n    a.x = 1\n    return y\n"),
 ])
 def test_effects_keep_order(a, b): differ(a, b)
 
@@ -63,12 +66,14 @@ def test_effects_keep_order(a, b): differ(a, b)
 def test_inline_keeps_when(a, b): differ(a, b)
 
 def test_pure_reorder_still_folds():
-    assert c("def f(p):\n    a = p.x\n    b = g(2)\n    return a, b\n") == c("def f(p):\n    b = g(2)\n    a = p.x\n    return a, b\n")
+    assert c("def f(p):\n    a = p.x\n    b = g(2)\n    return a, b\n") == \
+           c("def f(p):\n    b = g(2)\n    a = p.x\n    return a, b\n")
     assert c("class P:\n    def __init__(s, x, y):\n        s.x = x\n        s.y = y\n") == \
            c("class P:\n    def __init__(s, x, y):\n        s.y = y\n        s.x = x\n")
     assert c("def f(xs):\n    ys = load(xs)\n    return [y * 2 for y in ys]\n") == \
            c("def f(xs):\n    return [y * 2 for y in load(xs)]\n")     # a comprehension's first iterable runs at once
-    assert c("def f(x):\n    ok = check(x)\n    if ok:\n        run(x)\n") == c("def f(x):\n    if check(x):\n        run(x)\n")
+    assert c("def f(x):\n    ok = check(x)\n    if ok:\n        run(x)\n") == \
+           c("def f(x):\n    if check(x):\n        run(x)\n")
 
 # 3. effects fix_body must not drop
 def test_print_to_file_is_output():
@@ -76,7 +81,8 @@ def test_print_to_file_is_output():
     assert c("import sys\ndef f(r):\n    print(r, file=sys.stderr)\n    return r\n") == c("def f(r):\n    return r\n")
 
 def test_dead_assignment_keeps_its_call():
-    differ("def f(db, k):\n    ok = db.delete(k)\n    return k\n", "def f(db, k):\n    ok = db.insert(k)\n    return k\n")
+    differ("def f(db, k):\n    ok = db.delete(k)\n    return k\n",
+           "def f(db, k):\n    ok = db.insert(k)\n    return k\n")
     assert c("def f(k):\n    unused = k + 1\n    return k\n") == c("def f(k):\n    return k\n")
 
 def test_dead_yield_keeps_a_generator():
@@ -88,7 +94,8 @@ def test_two_constants_keep_names():
     differ("TIMEOUT = 30\nRETRIES = 5\n", "TIMEOUT = 5\nRETRIES = 30\n")
 
 def test_enum_with_methods_keeps_members():
-    e = "from enum import Enum\nclass {}(Enum):\n    {} = 1\n    {} = 2\n    def a(self): return 1\n    def b(self): return 2\n"
+    e = "from enum import Enum\nclass {}(Enum):\n    {} = 1\n    {} = 2\n    def a(self): return 1\n" \
+        "    def b(self): return 2\n"
     differ(e.format("Color", "RED", "GREEN"), e.format("Status", "OK", "FAIL"))
     differ(e.format("Color", "RED", "GREEN").replace("(Enum)", "(enum.IntFlag)"),
            e.format("Status", "OK", "FAIL").replace("(Enum)", "(enum.IntFlag)"))
