@@ -87,6 +87,18 @@ def _loop_to_comp(a, b):
     if acc in _names(new, ast.Load): return None
     return ast.Assign([ast.Name(acc, ast.Store())], new)
 
+# %% ../nbs/07d_canonical.ipynb #b7a1c0de
+_PURE = frozenset("abs bool chr divmod float hash hex id int isinstance issubclass len max min oct ord pow repr round "
+                  "str tuple type".split())
+
+def _barrier(s) -> bool:
+    "Code whose order matters: a call (not a pure builtin's), await, yield, del, a store into an item."
+    return any(isinstance(n, (ast.Await, ast.Yield, ast.YieldFrom, ast.Delete))
+               or isinstance(n, ast.Subscript) and not isinstance(n.ctx, ast.Load)
+               or isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE)
+               for n in ast.walk(s))
+
+
 # %% ../nbs/07d_canonical.ipynb #3e4d626e
 def _counts(fn):
     "How often each name is read and written in `fn` (a `global`/`nonlocal` name counts as read: never dead)."
@@ -107,24 +119,24 @@ def _key(stmt):
     return ast.dump(s)
 
 def _reads_writes(s):
-    "Names and attribute/subscript paths a statement writes, and those it reads."
-    w = {n.id for n in ast.walk(s) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    w |= {ast.unparse(n) for n in ast.walk(s) if isinstance(n, (ast.Attribute, ast.Subscript)) and not isinstance(n.ctx, ast.Load)}
-    if isinstance(s, ast.AugAssign): w.add(ast.unparse(s.target))
-    r = {n.id for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    r |= {ast.unparse(n) for n in ast.walk(s) if isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Load)}
-    return w, r
+    "Names, attribute/subscript paths and `.attr`s (`a.x` may be `b.x`) a statement writes, and those it reads."
+    w, r = set(), set()
+    for n in ast.walk(s):
+        if isinstance(n, ast.Name): (r if isinstance(n.ctx, ast.Load) else w).add(n.id)
+        elif isinstance(n, (ast.Attribute, ast.Subscript)):
+            (r if isinstance(n.ctx, ast.Load) else w).update((ast.unparse(n), "." + getattr(n, "attr", "")))
+    return w | ({ast.unparse(s.target)} if isinstance(s, ast.AugAssign) else set()), r
 
 def _sort_runs(body):
     "Sort each run of independent one-line statements by a name-free key (a reordered copy reads alike)."
-    out, run, w, r = [], [], set(), set()
+    out, run, w, r, bar = [], [], set(), set(), []
     def flush():
-        out.extend(sorted(run, key=_key)); run.clear(); w.clear(); r.clear()
+        out.extend(sorted(run, key=_key)); run.clear(); w.clear(); r.clear(); bar.clear()
     for s in body:
         if not isinstance(s, (ast.Assign, ast.AugAssign, ast.Expr)): flush(); out.append(s); continue
-        sw, sr = _reads_writes(s)
-        if sw & (w | r) or sr & w: flush()
-        run.append(s); w |= sw; r |= sr
+        sw, sr = _reads_writes(s); sw = sw | sr if (b := _barrier(s)) else sw   # a call may change all it names
+        if sw & (w | r) or sr & w or b and bar: flush()
+        run.append(s); w |= sw; r |= sr; bar += [b] if b else []
     flush()
     return out
 
@@ -159,18 +171,28 @@ def _positive(test):
     return test, False
 
 def _is_log(s):
-    "A statement that only logs: `print(...)`, `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
+    "Only logs: `print(...)` (to stdout/stderr), `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
     if isinstance(s, ast.Import): return [a.name for a in s.names] == ["logging"]
     v = s.value if isinstance(s, (ast.Expr, ast.Assign)) else None
     if not isinstance(v, ast.Call): return False
-    f = v.func
+    f, out = v.func, [ast.unparse(k.value) for k in v.keywords if k.arg == "file"]
     if isinstance(s, ast.Assign):
         return (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) == "getLogger"
-    if isinstance(f, ast.Name): return f.id == "print"
+    if isinstance(f, ast.Name): return f.id == "print" and out in ([], ["sys.stderr"])   # `print(r, file=out)`: output
     return isinstance(f, ast.Attribute) and f.attr in _LOG_CALLS and "log" in ast.unparse(f.value).lower()
 
 # %% ../nbs/07d_canonical.ipynb #c0a51b7e
 def _const(e, truth:bool) -> bool: return isinstance(e, ast.Constant) and bool(e.value) is truth
+
+def _is_gen(f) -> bool:
+    "Whether a function's own body (not a nested def's or lambda's) has a `yield`."
+    todo = list(ast.iter_child_nodes(f))
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.Yield, ast.YieldFrom)): return True
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo += ast.iter_child_nodes(n)
+    return False
 
 def _is_stub(f) -> bool:
     "A function whose body is only a docstring, `...` or `pass`."
@@ -189,7 +211,8 @@ class _Canon(ast.NodeTransformer):
                and self.loads.get(t.id) == sum(isinstance(i, ast.If) and isinstance(i.test, ast.Name)
                                               and i.test.id == t.id for i in ast.walk(node)):
                 self.loads[t.id] = 0
-        node = self.generic_visit(node)
+        gen = _is_gen(node); node = self.generic_visit(node)
+        if gen and not _is_gen(node): node.body.append(ast.Expr(ast.Yield()))   # dead `yield`: still a generator
         self.loads, self.stores = saved
         return node
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -242,7 +265,9 @@ class _Canon(ast.NodeTransformer):
             if not fn: out.append(s); continue
             if isinstance(s, ast.FunctionDef) and not s.decorator_list and not self.loads.get(s.name): continue  # dead
             if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
-               and not any(self.loads.get(t.id) for t in s.targets): continue                  # a dead assignment
+               and not any(self.loads.get(t.id) for t in s.targets):                          # a dead assignment:
+                if _barrier(s.value): out.append(ast.Expr(s.value))                            # its call stays
+                continue
             if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id):
                 continue                                                                       # `_n += 1`, never read
             out.append(s)
@@ -283,7 +308,7 @@ def _literal(e):
     "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`): what a table entry binds, no calls."
     return all(isinstance(n, _LIT) for n in ast.walk(e))
 
-def _tables(tree, run:int=3):
+def _tables(tree, run:int=2):
     "Targets of module-level runs of >= `run` `NAME = literal` lines: a table's keys (`EV_OPEN = 0`)."
     out, cur = set(), []
     for s in tree.body + [None]:
@@ -294,13 +319,16 @@ def _tables(tree, run:int=3):
     return out
 
 # %% ../nbs/07d_canonical.ipynb #ab57ac71
+_ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
+
 def _abstract(tree):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
         data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
         defs = [s.name for s in c.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        if len(data) > len(defs): members |= {id(t) for t in data}          # an enum, a table: its keys are its content
+        enum = any((b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")) in _ENUMS for b in c.bases)
+        if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: keys are its content
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -344,7 +372,7 @@ def _drop_unused_imports(tree):
             if isinstance(b := getattr(n, f, None), list) and len(k := [s for s in b if not unused(s)]) < len(b):
                 setattr(n, f, k or ([] if f != "body" or isinstance(n, ast.Module) else [ast.Pass()]))
 
-_STR_SLOT, _WORD = re.compile(r"\bS_(\d+)_str\b"), re.compile(r"\w+|[^\w\s]")
+_STR_SLOT, _WORD = re.compile("\0(\\d+)\0"), re.compile(r"\w+|[^\w\s]")   # NUL: no unparsed code holds one
 
 def _string_words(tree, cap:int=48) -> list[str]:
     "Put a slot for each string of >= 2 words (not in an f-string): its words, as literals, fill it after unparse."
@@ -355,11 +383,28 @@ def _string_words(tree, cap:int=48) -> list[str]:
             for i, x in (enumerate(v) if isinstance(v, list) else [(None, v)]):
                 if isinstance(x, ast.Constant) and isinstance(x.value, str) and id(x) not in inner \
                    and len(w := _WORD.findall(x.value)) >= 2:
-                    slot = ast.Name(f"S_{len(words)}_str", ast.Load())
+                    slot = ast.Name(f"\0{len(words)}\0", ast.Load())
                     words.append(" ".join(repr(t) for t in w[:cap]))
                     if i is None: setattr(n, f, slot)
                     else: v[i] = slot
     return words
+
+# %% ../nbs/07d_canonical.ipynb #c8b2d1e0
+_DEFER = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.FunctionDef, ast.AsyncFunctionDef)
+
+def _in_order(value, stmt, use) -> bool:
+    "Whether `value` may stand at `use` in `stmt`: not run later or again (a lambda, a comprehension's body), and,"
+    "if it calls, no other call of `stmt` runs before it (only calls that hold `use`, run after it)."
+    for d in ast.walk(stmt):
+        if isinstance(d, _DEFER) and any(n is use for n in ast.walk(d)) \
+           and not (getattr(d, "generators", None) and any(n is use for n in ast.walk(d.generators[0].iter))):
+            return False                                 # (a comprehension's first iterable runs at once)
+    if not _barrier(value): return True
+    head = stmt.test if isinstance(stmt, ast.If) else None if hasattr(stmt, "body") else stmt   # runs first, once
+    return head is not None and any(n is use for n in ast.walk(head)) and all(
+        any(n is use for n in ast.walk(c)) for c in ast.walk(head)
+        if isinstance(c, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) and _barrier(c))
+
 
 # %% ../nbs/07d_canonical.ipynb #28a4d582
 def _inline(fn):
@@ -376,17 +421,19 @@ def _inline(fn):
                    and loads.get(s.targets[0].id) == 1 and stores.get(s.targets[0].id) == 1:
                     x, (_, r) = s.targets[0].id, _reads_writes(s)
                     while j + 1 < len(out) and isinstance(out[j], (ast.Assign, ast.AugAssign, ast.Expr)) \
+                          and not _barrier(out[j]) \
                           and x not in _names(out[j], ast.AST) and not _reads_writes(out[j])[0] & (r | {x}):
                         j += 1                                   # past lines that neither read it nor write its reads
                     uses = [n for n in ast.walk(out[j]) if isinstance(n, ast.Name) and n.id == x]
                     if not isinstance(out[j], (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)) \
-                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) and _replace(out[j], uses[0], s.value):
+                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) \
+                       and _in_order(s.value, out[j], uses[0]) and _replace(out[j], uses[0], s.value):
                         del out[k]; k = max(k - 1, 0); continue
                 k += 1
             setattr(node, f, _sort_runs(out))
 
 def canonical_code(code:str) -> str:
-    "The canonical form of Python code (raises SyntaxError if it does not parse)."
+    "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
     gc_on = gc.isenabled(); gc.disable()                 # a big AST is many small objects: no collection while building it
     try:
         tree = _Canon().visit(ast.parse(code))
@@ -395,5 +442,7 @@ def canonical_code(code:str) -> str:
         _sort_imports(_abstract(tree))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed
         return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError): raise
+    except Exception as e: raise ValueError(f"canonical form failed: {type(e).__name__}: {e}") from e   # words instead
     finally:
         if gc_on: gc.enable()
