@@ -7,21 +7,12 @@ Docs: https://phi1-nb.github.io/phi1_nb/canonical.html.md"""
 # %% ../nbs/07d_canonical.ipynb #90f4008b
 from __future__ import annotations
 import ast, builtins, copy, gc, keyword, re, string, zlib
+from .canonical_order import (KEEP_NAMES, _barrier, _counts, _in_order, _inline, _key, _locals, _names,
+                                     _reads_writes, _replace, _role, _sort_runs)
+
 
 # %% auto #0
-__all__ = ['KEEP_NAMES', 'canonical_code']
-
-# %% ../nbs/07d_canonical.ipynb #754d1a48
-KEEP_NAMES = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
-
-def _role(x):
-    "The placeholder of a non-builtin name: its case style survives a rename, the name does not."
-    if x in KEEP_NAMES or x in ("v_", "C_", "K_") or x[:2] == x[-2:] == "__" and len(x) > 4: return x   # `__call__`
-    s = x.strip("_")
-    return "K_" if s.isupper() and len(s) > 1 else "C_" if s[:1].isupper() else "v_"
-
-def _names(node, ctx):
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+__all__ = ['canonical_code']
 
 # %% ../nbs/07d_canonical.ipynb #0a4d61ed
 def _fmt_to_fstring(node):
@@ -86,59 +77,6 @@ def _loop_to_comp(a, b):
     else: return None
     if acc in _names(new, ast.Load): return None
     return ast.Assign([ast.Name(acc, ast.Store())], new)
-
-# %% ../nbs/07d_canonical.ipynb #b7a1c0de
-_PURE = frozenset("abs bool chr divmod float hash hex id int isinstance issubclass len max min oct ord pow repr round "
-                  "str tuple type".split())
-
-def _barrier(s) -> bool:
-    "Code whose order matters: a call (not a pure builtin's), await, yield, del, a store into an item."
-    return any(isinstance(n, (ast.Await, ast.Yield, ast.YieldFrom, ast.Delete))
-               or isinstance(n, ast.Subscript) and not isinstance(n.ctx, ast.Load)
-               or isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _PURE)
-               for n in ast.walk(s))
-
-
-# %% ../nbs/07d_canonical.ipynb #3e4d626e
-def _counts(fn):
-    "How often each name is read and written in `fn` (a `global`/`nonlocal` name counts as read: never dead)."
-    loads, stores = {}, {}
-    for n in ast.walk(fn):
-        if isinstance(n, ast.Name):
-            d = loads if isinstance(n.ctx, ast.Load) else stores
-            d[n.id] = d.get(n.id, 0) + 1
-        elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            for x in n.names: loads[x] = loads.get(x, 0) + 2
-    return loads, stores
-
-def _key(stmt):
-    "A name-free sort key of a statement."
-    s = copy.deepcopy(stmt)
-    for n in ast.walk(s):
-        if isinstance(n, ast.Name): n.id = _role(n.id)
-    return ast.dump(s)
-
-def _reads_writes(s):
-    "Names, attribute/subscript paths and `.attr`s (`a.x` may be `b.x`) a statement writes, and those it reads."
-    w, r = set(), set()
-    for n in ast.walk(s):
-        if isinstance(n, ast.Name): (r if isinstance(n.ctx, ast.Load) else w).add(n.id)
-        elif isinstance(n, (ast.Attribute, ast.Subscript)):
-            (r if isinstance(n.ctx, ast.Load) else w).update((ast.unparse(n), "." + getattr(n, "attr", "")))
-    return w | ({ast.unparse(s.target)} if isinstance(s, ast.AugAssign) else set()), r
-
-def _sort_runs(body):
-    "Sort each run of independent one-line statements by a name-free key (a reordered copy reads alike)."
-    out, run, w, r, bar = [], [], set(), set(), []
-    def flush():
-        out.extend(sorted(run, key=_key)); run.clear(); w.clear(); r.clear(); bar.clear()
-    for s in body:
-        if not isinstance(s, (ast.Assign, ast.AugAssign, ast.Expr)): flush(); out.append(s); continue
-        sw, sr = _reads_writes(s); sw = sw | sr if (b := _barrier(s)) else sw   # a call may change all it names
-        if sw & (w | r) or sr & w or b and bar: flush()
-        run.append(s); w |= sw; r |= sr; bar += [b] if b else []
-    flush()
-    return out
 
 # %% ../nbs/07d_canonical.ipynb #49efa365
 _FLIP = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
@@ -280,26 +218,6 @@ class _Canon(ast.NodeTransformer):
             else: k += 1
         return out or [ast.Pass()]
 
-# %% ../nbs/07d_canonical.ipynb #2f06a3ef
-def _replace(root, old, new):
-    for n in ast.walk(root):
-        for f, v in ast.iter_fields(n):
-            if v is old: setattr(n, f, new); return True
-            if isinstance(v, list):
-                for i, x in enumerate(v):
-                    if x is old: v[i] = new; return True
-    return False
-
-def _locals(tree):
-    "Names a function binds (arguments, stores) and no `global`/`nonlocal` declares: a copy renames them in any case."
-    local, decl = set(), set()
-    for f in ast.walk(tree):
-        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            local |= {n.arg for n in ast.walk(f.args) if isinstance(n, ast.arg)}
-            local |= {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-        elif isinstance(f, (ast.Global, ast.Nonlocal)): decl |= set(f.names)
-    return (local - decl) - KEEP_NAMES
-
 # %% ../nbs/07d_canonical.ipynb #7ab1e5c2
 _LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load, ast.operator,
         ast.unaryop, ast.boolop)
@@ -389,49 +307,7 @@ def _string_words(tree, cap:int=48) -> list[str]:
                     else: v[i] = slot
     return words
 
-# %% ../nbs/07d_canonical.ipynb #c8b2d1e0
-_DEFER = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.FunctionDef, ast.AsyncFunctionDef)
-
-def _in_order(value, stmt, use) -> bool:
-    "Whether `value` may stand at `use` in `stmt`: not run later or again (a lambda, a comprehension's body), and,"
-    "if it calls, no other call of `stmt` runs before it (only calls that hold `use`, run after it)."
-    for d in ast.walk(stmt):
-        if isinstance(d, _DEFER) and any(n is use for n in ast.walk(d)) \
-           and not (getattr(d, "generators", None) and any(n is use for n in ast.walk(d.generators[0].iter))):
-            return False                                 # (a comprehension's first iterable runs at once)
-    if not _barrier(value): return True
-    head = stmt.test if isinstance(stmt, ast.If) else None if hasattr(stmt, "body") else stmt   # runs first, once
-    return head is not None and any(n is use for n in ast.walk(head)) and all(
-        any(n is use for n in ast.walk(c)) for c in ast.walk(head)
-        if isinstance(c, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) and _barrier(c))
-
-
-# %% ../nbs/07d_canonical.ipynb #28a4d582
-def _inline(fn):
-    "Inline each temporary read once in the first statement that reads it (independent lines between); sort the runs."
-    loads, stores = _counts(fn)
-    for node in ast.walk(fn):
-        for f in ("body", "orelse", "finalbody"):
-            out = getattr(node, f, None)
-            if not (isinstance(out, list) and out and isinstance(out[0], ast.stmt)): continue
-            k = 0
-            while k + 1 < len(out):
-                s, j = out[k], k + 1
-                if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) \
-                   and loads.get(s.targets[0].id) == 1 and stores.get(s.targets[0].id) == 1:
-                    x, (_, r) = s.targets[0].id, _reads_writes(s)
-                    while j + 1 < len(out) and isinstance(out[j], (ast.Assign, ast.AugAssign, ast.Expr)) \
-                          and not _barrier(out[j]) \
-                          and x not in _names(out[j], ast.AST) and not _reads_writes(out[j])[0] & (r | {x}):
-                        j += 1                                   # past lines that neither read it nor write its reads
-                    uses = [n for n in ast.walk(out[j]) if isinstance(n, ast.Name) and n.id == x]
-                    if not isinstance(out[j], (ast.For, ast.While, ast.FunctionDef, ast.ClassDef, ast.With)) \
-                       and len(uses) == 1 and isinstance(uses[0].ctx, ast.Load) \
-                       and _in_order(s.value, out[j], uses[0]) and _replace(out[j], uses[0], s.value):
-                        del out[k]; k = max(k - 1, 0); continue
-                k += 1
-            setattr(node, f, _sort_runs(out))
-
+# %% ../nbs/07d_canonical.ipynb #28a4d583
 def canonical_code(code:str) -> str:
     "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
     gc_on = gc.isenabled(); gc.disable()                 # a big AST is many small objects: no collection while building it
