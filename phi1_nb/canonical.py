@@ -163,7 +163,8 @@ class _Canon(ast.NodeTransformer):
         for f in ("body", "orelse", "finalbody"):
             b = getattr(node, f, None)
             if isinstance(b, list) and b and isinstance(b[0], ast.stmt): setattr(node, f, self.fix_body(b))
-            elif f == "body" and b == [] and not isinstance(node, ast.Module): node.body = [ast.Pass()]   # `x: int` dropped
+            # `x: int` dropped
+            elif f == "body" and b == [] and not isinstance(node, ast.Module): node.body = [ast.Pass()]
         return node
     def visit_Call(self, node):
         node = self.generic_visit(node)
@@ -219,7 +220,8 @@ class _Canon(ast.NodeTransformer):
         return out or [ast.Pass()]
 
 # %% ../nbs/07d_canonical.ipynb #7ab1e5c2
-_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load, ast.operator,
+_LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set, ast.Load,
+        ast.operator,
         ast.unaryop, ast.boolop)
 
 def _literal(e):
@@ -270,7 +272,10 @@ def _sort_imports(tree):
         out, run = [], []
         for s in b + [None]:
             if isinstance(s, ast.Import): run += [ast.Import(names=[a]) for a in s.names]; continue
-            if isinstance(s, ast.ImportFrom): s.names.sort(key=lambda a: (a.name, a.asname or "")); run.append(s); continue
+            if isinstance(s, ast.ImportFrom):
+                s.names.sort(key=lambda a: (a.name, a.asname or ""))
+                run.append(s)
+                continue
             out += sorted(run, key=ast.dump); run = []
             if s is not None: out.append(s)
         setattr(n, f, out)
@@ -310,7 +315,8 @@ def _string_words(tree, cap:int=48) -> list[str]:
 # %% ../nbs/07d_canonical.ipynb #28a4d583
 def canonical_code(code:str) -> str:
     "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
-    gc_on = gc.isenabled(); gc.disable()                 # a big AST is many small objects: no collection while building it
+    # a big AST is many small objects: no collection while building it
+    gc_on = gc.isenabled(); gc.disable()
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)

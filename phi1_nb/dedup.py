@@ -15,9 +15,11 @@ import numpy as np
 from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
                           write_json)
 from .signature_backend import run_backend
-from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code, code_tokens, components,  # noqa: F401 (re-exported)
+from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code,
+                             code_tokens, components,  # noqa: F401 (re-exported)
                              estimate_jaccard, exact_key, fmix64, jaccard, lsh_params, ngram_combine, normalize_text,
-                             shingle_hashes, similar, words_agree, strip_comments, text_shingles, texts_shingles, token_hashes, word_token_hashes, word_tokens)
+                             shingle_hashes, similar, words_agree, strip_comments, text_shingles, texts_shingles,
+                             token_hashes, word_token_hashes, word_tokens)
 
 # %% auto #0
 __all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'stdlib_functions', 'rename_bound',
@@ -35,9 +37,13 @@ def keep_one(members:list[int], lengths, scores=None) -> int:
 def embedding_pairs(X:np.ndarray, threshold:float, metric:str="cosine") -> np.ndarray:
     "Pairs `(i, j, distance)`, i < j, with L2 or cosine distance <= threshold."
     X = np.ascontiguousarray(X, np.float32)
-    if metric == "cosine": X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12); rad = np.sqrt(2 * threshold)
-    elif metric == "l2": rad = threshold
-    else: raise ValueError(f"metric must be 'cosine' or 'l2', not {metric!r}")
+    if metric == "cosine":
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        rad = np.sqrt(2 * threshold)
+    elif metric == "l2":
+        rad = threshold
+    else:
+        raise ValueError(f"metric must be 'cosine' or 'l2', not {metric!r}")
     if len(X) < 2: return np.empty((0, 3))
     try:
         import faiss
@@ -65,23 +71,37 @@ class DedupIndex:
                  num_perm=128, weights=(0.002, 0.998), embedder=None, embed_metric="cosine", embed_threshold=0.02,
                  seed=1, backend="auto", embed_cache=None, verify="exact"):
         if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
-        if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
+        if verify not in ("exact", "signature"):
+            raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
         self.__dict__.update(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram,
-                             threshold=threshold, weights=tuple(weights), embed_metric=embed_metric, embed_threshold=embed_threshold,
+                             threshold=threshold, weights=tuple(weights), embed_metric=embed_metric,
+                             embed_threshold=embed_threshold,
                              embed_cache=embed_cache, verify=verify)
-        self.hasher, self.embedder = MinHasher(num_perm, seed, backend), (resolve_embedder(embedder) if embedder else None)
-        self.keys, self.sets, self.sigs, self.lengths, self.scores, self.embs, self.fallbacks = [], [], [], [], [], [], 0
-        self.words, self.sizes = [], []   # word shingles of short canonical forms (`similar` checks them), None for the others
+        self.hasher, self.embedder = MinHasher(num_perm, seed,
+                                               backend), (resolve_embedder(embedder) if embedder else None)
+        self.keys, self.sets, self.sigs, self.lengths, self.scores, self.embs, self.fallbacks = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            0,
+        )
+        # word shingles of short canonical forms (`similar` checks them), None for the others
+        self.words, self.sizes = [], []
 
     def add_batch(self, texts:list[str], scores:list|None=None):
         "Add one batch of texts (and their `educational_value`s, or None)."
         self.keys += [exact_key(t, self.comments) for t in texts]
-        self.lengths += [len(t) for t in texts]; self.scores += list(scores) if scores is not None else [None] * len(texts)
+        self.lengths += [len(t)
+                         for t in texts]; self.scores += list(scores) if scores is not None else [None] * len(texts)
         if self.near != "none":
             sets, fb, words = texts_shingles(texts, self.shingles, self.ngram)
             self.fallbacks += sum(fb); self.words += words; self.sizes += [len(x) for x in sets]
             self.sigs.append(self.hasher.signatures(sets))
-            self.sets += sets if self.verify == "exact" else [None] * len(sets)   # 'signature': O(num_perm) memory per record
+            # 'signature': O(num_perm) memory per record
+            self.sets += sets if self.verify == "exact" else [None] * len(sets)
         if self.embedder is not None and texts:
             if self.embed_cache is not None:   # the filter stage's on-disk cache (content sha256 + embedder key)
                 from phi1_nb.embed import embed_cached
@@ -121,7 +141,8 @@ class DedupIndex:
             idx = np.flatnonzero(alive)
             pairs = embedding_pairs(np.concatenate(self.embs)[idx], self.embed_threshold, self.embed_metric)
             apply("embedding_duplicate", components(n, [(idx[int(i)], idx[int(j)]) for i, j, _ in pairs]))
-        return dict(keep=alive, reason=reason, duplicate_of=dup_of, clusters=clusters, lsh=lsh, ast_fallback=self.fallbacks)
+        return dict(keep=alive, reason=reason, duplicate_of=dup_of, clusters=clusters, lsh=lsh,
+                    ast_fallback=self.fallbacks)
 
 def find_duplicates(texts:list[str], scores=None, **kw) -> dict:
     "Dedup a list of texts in memory (keywords as `DedupIndex`)."
@@ -226,7 +247,8 @@ def pair_scores(duplicate_of:dict, group:list) -> dict:
 # %% ../nbs/07_dedup.ipynb #e671df30
 class OnlineDedup:
     "Insert-or-reject near-duplicate filter: `.add(key, text)` returns the key of an earlier near-duplicate, or None."
-    def __init__(self, threshold:float=0.7, num_perm:int=128, ngram:int=5, shingles:str="word", weights=(0.5, 0.5), seed:int=1,
+    def __init__(self, threshold:float=0.7, num_perm:int=128, ngram:int=5, shingles:str="word", weights=(0.5, 0.5),
+                 seed:int=1,
                  backend:str="auto"):
         self.threshold, self.ngram, self.shingles = threshold, ngram, shingles
         self.hasher, (self.b, self.r) = MinHasher(num_perm, seed, backend), lsh_params(threshold, num_perm, weights)
@@ -279,7 +301,8 @@ def write_clusters(path, methods:list[str], clusters) -> tuple[dict, dict]:
             while nxt is not None and nxt[0] == m:
                 ids = nxt[1]; f.write(("" if first else ",") + "\n  " + json.dumps(ids)); first = False
                 sizes[m][len(ids)] += 1
-                top[m] = sorted(top[m] + [ids], key=len, reverse=True)[:3]    # stable: the earlier cluster first on ties
+                # stable: the earlier cluster first on ties
+                top[m] = sorted(top[m] + [ids], key=len, reverse=True)[:3]
                 nxt = next(it, None)
             f.write("\n]")
         if nxt is not None: raise ValueError(f"cluster of method {nxt[0]!r} out of order (methods: {methods})")
@@ -312,7 +335,9 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "t0")}
     if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     if engine == "ray" and embedder:
-        raise ValueError("embedding near-duplicates (dedup.embedder) run on the local engine only: set engine local or embedder null")
+        raise ValueError(
+            "embedding near-duplicates (dedup.embedder) run on the local engine only: set engine local or embedder null"
+        )
     src = require_stage(run_dir, input_stage)
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
     tasks = [dict(tid=sh["path"].split(".")[0], path=str(Path(src)/sh["path"]), offset=int(o))
@@ -324,7 +349,8 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
-    if not (work/"done.json").exists() or read_json(work/"done.json")["key"] != key:   # another input or setting: start over
+    # another input or setting: start over
+    if not (work/"done.json").exists() or read_json(work/"done.json")["key"] != key:
         for d in ("work", "parts", "dropped"): shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("*.*"): p.unlink()
         ddir.mkdir(parents=True)
@@ -346,7 +372,8 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
             if not isinstance(r.get("content"), str): yield Drop("no_content", {**r, "duplicate_of": None})
             elif (x := d.get(str(p))) is None: yield r
             else: yield Drop(x[0], {**r, "duplicate_of": json.loads(x[1])})
-    m = run_stage(out, {t["tid"]: t for t in tasks}, process, stage="dedup", params=params, inputs=[src], fmt=shard_format,
+    m = run_stage(out, {t["tid"]: t for t in tasks}, process, stage="dedup", params=params, inputs=[src],
+                  fmt=shard_format,
                   keep_dropped=True, progress=False, map_tasks=mt)
     shutil.copyfile(work/"clusters.json", out/"clusters.json")
     m["counts"].update(ast_fallback=done["ast_fallback"], clusters=sum(sum(c.values()) for c in done["sizes"].values()))

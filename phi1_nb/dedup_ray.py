@@ -71,7 +71,8 @@ def shard_features(task:dict, cfg:dict):
 def _cluster_rows(method:int, kept:list, members:list):
     import pyarrow as pa
     return _table(method=([method] * len(kept), pa.int8()),
-                  min_gid=([min([name_gid(k)] + [name_gid(x) for x in ms]) for k, ms in zip(kept, members)], pa.int64()),
+                  min_gid=([min([name_gid(k)] + [name_gid(x) for x in ms]) for k, ms in zip(kept, members)],
+                           pa.int64()),
                   kept=(kept, pa.binary()), members=(members, pa.list_(pa.binary())))
 
 def _keyed(t, P:int):
@@ -119,7 +120,8 @@ class _Stores:
     def _get(self, g:int):
         k = int(np.searchsorted(self.off, g, side="right")) - 1
         if k not in self.open:
-            st = SpillStore(self.spill/str(k), self.num_perm); self.open[k] = st, np.fromfile(st.root/"index.bin", _ROW)["gid"]
+            st = SpillStore(self.spill/str(k),
+                            self.num_perm); self.open[k] = st, np.fromfile(st.root/"index.bin", _ROW)["gid"]
         st, gids = self.open[k]; j = int(np.searchsorted(gids, g))
         return st.features(j), st.sig(j)
     def close(self):
@@ -175,7 +177,8 @@ def _decision_rows(t, offsets:list, reasons:tuple):
         for x in ms:
             g = name_gid(x); k = int(np.searchsorted(off, g, side="right")) - 1
             shard.append(k); pos.append(g - int(off[k])); reason.append(reasons[meth]); dup.append(kept[24:].decode())
-    return _table(shard=(shard, pa.int32()), pos=(pos, pa.int64()), reason=(reason, pa.string()), dup=(dup, pa.string()))
+    return _table(shard=(shard, pa.int32()), pos=(pos, pa.int64()), reason=(reason, pa.string()),
+                  dup=(dup, pa.string()))
 
 def _write_decisions(t, tids:list, out_dir:str):
     "Write one shard's decisions, `{position: [reason, duplicate_of as JSON]}`, atomically."

@@ -46,7 +46,8 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-TOKENS_VERSION = 4   # bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
+# bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
+TOKENS_VERSION = 4
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
@@ -180,7 +181,8 @@ class HyperLogLog:
         w = h << np.uint64(self.p)                                    # the 64-p bits left after the register index
         hi, lo = (w >> np.uint64(32)).astype(np.uint32), (w & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         lz = np.where(hi > 0, 32 - _bit_length32(hi), 64 - _bit_length32(lo))
-        np.maximum.at(self.reg, (h >> np.uint64(64 - self.p)).astype(np.intp), np.minimum(lz + 1, 65 - self.p).astype(np.uint8))
+        np.maximum.at(self.reg, (h >> np.uint64(64 - self.p)).astype(np.intp),
+                      np.minimum(lz + 1, 65 - self.p).astype(np.uint8))
 
     def count(self) -> float:
         "The estimated number of distinct hashes added (Ertl's improved estimator: no bias correction tables needed)."
@@ -202,7 +204,8 @@ _rensa = lambda: __import__("rensa") if has_rensa() else None
 class MinHasher:
     "Batched MinHash signatures (uint32, `(docs, num_perm)`) over shingle-hash arrays, on rensa or NumPy."
     def __init__(self, num_perm:int=128, seed:int=1, backend:str="auto"):
-        self.backend = pick_backend(backend)   # 'auto': chosen by the first batch's median size, then kept (`pick_backend`)
+        # 'auto': chosen by the first batch's median size, then kept (`pick_backend`)
+        self.backend = pick_backend(backend)
         g = np.random.default_rng(seed)
         self.num_perm, self.seed = num_perm, seed
         self.a = (g.integers(0, 2**31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)).astype(np.uint32)
@@ -214,10 +217,13 @@ class MinHasher:
         out = np.full((len(hash_sets), self.num_perm), 0xFFFFFFFF, np.uint32)
         if lens.sum() == 0: return out
         if self.backend == "auto": self.backend = pick_backend("auto", lens)
-        if self.backend == "rensa":   # one flat uint64 buffer (no copy when the sets already are uint64) and row offsets
-            flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32) for h in hash_sets])
+        # one flat uint64 buffer (no copy when the sets already are uint64) and row offsets
+        if self.backend == "rensa":
+            flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32)
+                                   for h in hash_sets])
             m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
-                                                                      np.r_[0, np.cumsum(lens)].astype(np.uint64), self.num_perm, self.seed)
+                                                                      np.r_[0, np.cumsum(lens)].astype(np.uint64),
+                                                                       self.num_perm, self.seed)
             rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
             return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), self.num_perm).copy()
         flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
@@ -298,7 +304,8 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
     words = [None] * len(texts)
-    for i in [i for i in ci if len(sets[i]) < EDIT_MAX_SHINGLES]: words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
+    for i in [i for i in ci if len(sets[i]) < EDIT_MAX_SHINGLES]:
+        words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
         words[i] = np.r_[words[i], s].astype(np.uint32)   # [free-name key, edit key, word shingles...]
     fell = [kind == "ast" and t is None for t in toks]
@@ -345,7 +352,8 @@ def candidate_pairs(sigs:np.ndarray, bands:int, rows:int, max_bucket:int=100) ->
         for j in range(k*rows, (k+1)*rows): key = key * np.uint64(0x9E3779B97F4A7C15) + sigs[:, j].astype(np.uint64)
         order = np.argsort(key, kind="stable"); ks = key[order]
         bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True]); size = np.diff(bounds)
-        two = bounds[:-1][size == 2]; out.append(np.c_[order[two], order[two + 1]])   # pairs: the common case, vectorized
+        # pairs: the common case, vectorized
+        two = bounds[:-1][size == 2]; out.append(np.c_[order[two], order[two + 1]])
         for s, e in zip(bounds[:-1][size > 2], bounds[1:][size > 2]):
             m = order[s:e]
             if len(m) <= max_bucket: i, j = np.triu_indices(len(m), 1); out.append(np.c_[m[i], m[j]])

@@ -160,11 +160,14 @@ def same_code(a:str, b:str) -> bool:
 def rewrite(src:str) -> tuple[str, str|None]:
     "`(new source, None)`, or `(src, why not)` when the rewrite would change the code or black fails."
     if not _long(src): return src, None
-    filled = _fill(_wrap_comments(src))                          # a comment moves up first: its code may then fit
+    try: filled = _fill(_wrap_comments(src))                     # a comment moves up first: its code may then fit
+    except SyntaxError: filled = src                             # (a comment inside a backslash continuation)
     if not same_code(src, filled): filled = src                  # a break it should not have made: leave it to black
     try: new = _wrap_comments(_black(filled))
     except Exception as e: return src, f"black failed: {type(e).__name__}: {str(e)[:80]}"
-    if not same_code(src, new): return src, "the rewrite changed the AST: kept as it was"
+    try: same = same_code(src, new)
+    except SyntaxError: same = False
+    if not same: return src, "the rewrite changed the AST: kept as it was"
     return new, None
 
 

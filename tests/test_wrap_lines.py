@@ -43,3 +43,14 @@ def test_magics_and_parameters_are_left(tmp_path):
     assert "".join(got[0]["source"]) == "%time " + long and "".join(got[1]["source"]) == long
     assert max(map(len, "".join(got[2]["source"]).splitlines())) <= w.LIMIT
     assert [r[1] for r in rep["skipped"]] == ["magic", "parameters cell"] and len(rep["changed"]) == 1
+
+
+def test_a_comment_inside_a_backslash_continuation_never_crashes_it():
+    src = ('for t in toks:\n'
+           '    if t.type == tokenize.NAME and t.string in mp and getattr(prv.get(k), "string", "") != "." \\\n'
+           '       and not (getattr(nxt.get(k), "string", "") == "=" and depth > 0 and not in_def):'
+           '    # a keyword argument keeps its name\n'
+           '        t = t._replace(string=mp[t.string])\n')
+    assert max(map(len, src.splitlines())) > w.LIMIT
+    new, why = w.rewrite(src)
+    assert w.same_code(src, new)                                    # rewritten or kept as it was, never broken
