@@ -98,14 +98,22 @@ def _orient(node):
         return ast.Compare(node.comparators[0], node.ops, [node.left])     # `0 == x` as `x == 0`: a name-free order
     return node
 
+def _numeric(e) -> bool:
+    "Surely a number: a numeric literal, `len(...)`-like call, or arithmetic on one."
+    if isinstance(e, ast.Constant): return type(e.value) in (int, float)
+    if isinstance(e, ast.Call): return isinstance(e.func, ast.Name) and e.func.id in ("len", "int", "float", "abs", "round", "sum")
+    if isinstance(e, ast.UnaryOp): return _numeric(e.operand)
+    return isinstance(e, ast.BinOp) and (_numeric(e.left) or _numeric(e.right)) and not isinstance(e.op, ast.Mod)
+
 def _positive(test):
-    "`(p, True)` when `test` negates `p` (`not p`, `!=`, `not in`, `is not`, `<=`), else `(test, False)`."
+    "`(p, True)` when `test` negates `p` (`not p`, `!=`, `not in`, `is not`, `<=` of a number), else `(test, False)`."
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not): return test.operand, True
     if isinstance(test, ast.Compare) and len(test.ops) == 1:
         op = type(test.ops[0])
         if op in _NEG: return ast.Compare(test.left, [_NEG[op]()], test.comparators), True
-        if op is ast.LtE and _shape(test.left) != _shape(test.comparators[0]):
-            return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True
+        if op is ast.LtE and _shape(test.left) != _shape(test.comparators[0]) \
+           and (_numeric(test.left) or _numeric(test.comparators[0])):    # a number: `a <= b` is `not b < a`
+            return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True   # (not for sets: subset)
     return test, False
 
 def _is_log(s):

@@ -99,3 +99,10 @@ def test_enum_with_methods_keeps_members():
     differ(e.format("Color", "RED", "GREEN"), e.format("Status", "OK", "FAIL"))
     differ(e.format("Color", "RED", "GREEN").replace("(Enum)", "(enum.IntFlag)"),
            e.format("Status", "OK", "FAIL").replace("(Enum)", "(enum.IntFlag)"))
+
+
+def test_a_subset_test_is_not_turned_into_its_strict_converse():
+    "`not (a <= b)` is not `b < a` for sets (or NaN): an `if a <= b: X else: Y` keeps its branches."
+    subset = "def ok(user, allowed):\n    if user.perms <= allowed:\n        return grant(user)\n    else:\n        return deny(user)\n"
+    strict = "def ok(user, allowed):\n    if allowed < user.perms:\n        return deny(user)\n    else:\n        return grant(user)\n"
+    assert canonical_code(subset) != canonical_code(strict)
