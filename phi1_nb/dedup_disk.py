@@ -131,7 +131,7 @@ def near_pair(fa, fb, threshold:float, verify:str="exact", sig_a=None, sig_b=Non
 class DiskDedup:
     "`DedupIndex`'s decisions with features on disk: the process keeps ~10 bytes per record (no embedder)."
     def __init__(self, root, n_hint:int=0, part_records:int=1 << 16, exact=True, comments=False, near="minhash",
-                 shingles="word", ngram=5, threshold=0.7, num_perm=128, weights=(0.5, 0.5), seed=1, backend="auto",
+                 shingles="word", ngram=5, threshold=0.7, num_perm=128, weights=(0.002, 0.998), seed=1, backend="auto",
                  verify="exact", max_bucket:int=100, embedder=None, embed_metric="cosine", embed_threshold=0.02,
                  embed_cache=None):
         from phi1_nb.dedup import DedupIndex
