@@ -449,21 +449,27 @@ def test_second_generator_precision_and_recall_per_edit():
 
 @pytest.mark.parametrize("verify", ["exact", "signature"])
 def test_ray_bucket_verification_follows_the_local_rule(tmp_path, verify):
-    "The Ray engine's features and bucket check (no cluster needed) apply `similar`'s short-form rule as the local one."
+    "The Ray engine's features and pair check (no cluster needed) apply `similar`'s short-form rule as the local one."
     pytest.importorskip("pyarrow")
-    from phi1_nb.dedup_ray import _band_rows, _bucket_edges, name_gid, shard_features
+    import pyarrow as pa
+    from phi1_nb.dedup_ray import _verify_part, shard_features
     texts = ["def mode(self):\n    return self._mu\n", "def username(self):\n    return self._mu\n",
              "def mode(self):\n    return self._mu\n\n# same\n", ORIG, RENAMED]
     write_shard(tmp_path / "p.jsonl", [{"id": i, "content": t} for i, t in enumerate(texts)])
-    cfg = dict(near="minhash", num_perm=128, seed=1, backend="numpy", shingles="ast", ngram=5, verify=verify, batch_size=10,
-               comments=False)
-    t = shard_features(dict(path=str(tmp_path / "p.jsonl"), offset=0), cfg)
-    rows = _band_rows(t, 1, 128, "sig")                                     # one band: every record in one bucket
-    rows = rows.slice(0, t.num_rows)
-    e = _bucket_edges(rows, 0.8, verify, 100)
-    got = sorted(tuple(sorted((name_gid(a), name_gid(b)))) for a, b in zip(e["a"].to_pylist(), e["b"].to_pylist()))
+    cfg = dict(spill=str(tmp_path / "spill"), num_perm=128, seed=1, backend="numpy", batch_size=10, lsh=(16, 8),
+               feat=dict(exact=False, comments=False, near="minhash", shingles="ast", ngram=5, verify=verify))
+    shard_features(dict(path=str(tmp_path / "p.jsonl"), offset=0, k=0), cfg)
+    pairs = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))], np.int64)   # every pair
+    e = _verify_part(pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}), cfg["spill"], [0], 128, 0.8, verify)
+    def groups(edges):
+        g = {i: {i} for i in range(len(texts))}
+        for a, b in edges:
+            u = g[a] | g[b]
+            for x in u: g[x] = u
+        return sorted({tuple(sorted(x)) for x in g.values() if len(x) > 1})
+    got = groups(zip(e["a"].to_pylist(), e["b"].to_pylist()))
     local = find_duplicates(texts, shingles="ast", threshold=0.8, verify=verify, backend="numpy")["duplicate_of"]
-    assert got == sorted(tuple(sorted(p)) for p in local.items()) and (0, 1) not in got and (0, 2) in got, (got, local)
+    assert got == groups(local.items()) and (0, 2) in got and not any(0 in x and 1 in x for x in got), (got, local)
 
 
 def test_code_tokens_computes_the_canonical_form_once(monkeypatch):
