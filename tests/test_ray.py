@@ -144,9 +144,12 @@ def test_dedup_ray_steps_in_one_process_match_local(tmp_path, kw, P=3):
     import pyarrow as pa
     from phi1_nb import dedup_ray as R
     from phi1_nb.minhash import lsh_params
+    from phi1_nb.signature_backend import run_backend
     stage(tmp_path, "filter", dedup_corpus(), 23); m = read_manifest(tmp_path / "filter")
-    offs = np.cumsum([0] + [s["n"] for s in m["shards"]]).tolist(); lsh = lsh_params(kw["threshold"], 128, (0.5, 0.5))
-    cfg = dict(spill=str(tmp_path / "spill"), num_perm=128, seed=1, backend="auto", batch_size=50, lsh=lsh,
+    offs = np.cumsum([0] + [s["n"] for s in m["shards"]]).tolist(); lsh = lsh_params(kw["threshold"], 128, (0.002, 0.998))   # run_dedup's default fp_weight
+    tasks = [dict(path=str(tmp_path / "filter" / s["path"]), offset=o) for s, o in zip(m["shards"], offs)]
+    backend = run_backend("auto", tasks, 5)        # resolved once for every shard, as ray_dedup_decisions does
+    cfg = dict(spill=str(tmp_path / "spill"), num_perm=128, seed=1, backend=backend, batch_size=50, lsh=lsh,
                feat=dict(exact=True, comments=False, near="minhash", shingles=kw["shingles"], ngram=5,
                          verify=kw.get("verify", "exact")))
     feats = pa.concat_tables([R.shard_features(dict(path=str(tmp_path / "filter" / s["path"]), offset=o, k=k), cfg)
