@@ -17,16 +17,16 @@ _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
 _crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
 
 def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key`; edit key: the same names but numbers, with the string literals) of small code."
-    names, nums = _free_names(code)
-    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
+    "(free-name key: `_free_key` and the order of the locals' uses; edit key: names, strings) of small code."
+    names, nums, order = _free_names(code, order=True)
+    return _crc(names | nums | {"order " + " ".join(order)}), _crc(names | {t for t in toks if _STR_TOK.match(t)})
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
     return _crc(set.union(*_free_names(code)))
 
-def _free_names(code:str) -> tuple[set, set]:
-    "(non-builtin names but locals, def names and attributes; numbers) of code, logging calls left out."
+def _free_names(code:str, order:bool=False) -> tuple:
+    "(non-builtin names but locals, defs and attributes; numbers[; locals' uses by first occurrence]), no logging."
     t, local, names, nums = ast.parse(code), set(), set(), set()
     logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
     for f in ast.walk(t):
@@ -39,4 +39,9 @@ def _free_names(code:str) -> tuple[set, set]:
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
         elif isinstance(n, ast.Attribute): names.add("." + n.attr)
         elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
-    return names - local - KEEP_NAMES, nums
+    if not order: return names - local - KEEP_NAMES, nums
+    seen, uses = {}, [a.arg for f in ast.walk(t) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                      for a in ast.walk(f.args) if isinstance(a, ast.arg)]          # arguments first, in their order
+    used = (n for n in ast.walk(t) if isinstance(n, ast.Name) and n.id in local and id(n) not in logs)
+    uses += [n.id for n in sorted(used, key=lambda n: (n.lineno, n.col_offset))]
+    return names - local - KEEP_NAMES, nums, [str(seen.setdefault(x, len(seen))) for x in uses]   # a rename keeps it

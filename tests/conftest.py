@@ -1,10 +1,13 @@
 """Session fixtures shared by the test files."""
-import sys
+import signal, sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# A suite started in the background (`cmd &` in a script) inherits an ignored SIGINT, and so would every program the
+# Ctrl-C tests start: they would never see the signal. Python's own handler here is reset to the default in each child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,12 @@ def test_a_subset_test_is_not_turned_into_its_strict_converse():
     subset = "def ok(user, allowed):\n    if user.perms <= allowed:\n        return grant(user)\n    else:\n        return deny(user)\n"
     strict = "def ok(user, allowed):\n    if allowed < user.perms:\n        return deny(user)\n    else:\n        return grant(user)\n"
     assert canonical_code(subset) != canonical_code(strict)
+
+
+def test_a_short_function_with_its_parameters_swapped_is_not_its_copy():
+    "Short forms must agree on the order of their locals' uses (numbered by first use): a rename keeps it, a swap not."
+    from phi1_nb.dedup import find_duplicates
+    a = "def check(x, t):\n    return isinstance(x, t)\n"
+    swapped, renamed = "def check(t, x):\n    return isinstance(x, t)\n", "def check(obj, kind):\n    return isinstance(obj, kind)\n"
+    assert find_duplicates([a, swapped], shingles="ast", threshold=0.8)["duplicate_of"] == {}
+    assert len(find_duplicates([a, renamed], shingles="ast", threshold=0.8)["duplicate_of"]) == 1   # one kept
