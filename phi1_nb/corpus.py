@@ -142,13 +142,18 @@ def _worker_init():
 
 def _call(i:int): return _JOB["fn"](_JOB["items"][i])
 
+def _threaded() -> bool:
+    "Other threads run here (a Jupyter kernel's I/O threads): a forked worker could wait forever on a lock they held."
+    import threading
+    return threading.active_count() > 1
+
 def process_map(fn, items:list, workers:int|None=None, # processes (None: all cores; 1: a loop in this process)
                 progress:bool=False, desc:str="") -> list:
     "`[fn(x) for x in items]` in forked worker processes, in item order; `fn` may be a closure."
     from tqdm.auto import tqdm
     workers = max(1, min(workers or n_cores(), len(items)))
     bar = lambda it: tqdm(it, total=len(items), desc=desc, disable=None if progress else True, unit="shard")
-    if workers == 1: return [fn(x) for x in bar(items)]
+    if workers == 1 or _threaded(): return [fn(x) for x in bar(items)]   # forking a threaded process can hang
     import multiprocessing as mp
     if _JOB: raise RuntimeError("process_map does not nest")
     _JOB.update(fn=fn, items=items)

@@ -33,7 +33,9 @@ def manifest(d: Path, drop=("workers",)) -> dict:
 
 
 @pytest.mark.parametrize("fmt", ["stack", "tree"])
-def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
+def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt, monkeypatch):
+    import phi1_nb.corpus as corpus
+    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # the pool, whatever threads run here
     if fmt == "stack": kw = dict(source=str(stack_source(tmp_path / "src")), format="stack", limit=None)
     else: kw = dict(source="stdlib", format="tree", limit=120, files_per_shard=20)
     m1 = run_corpus(tmp_path / "one", workers=1, progress=False, **kw)
@@ -51,6 +53,7 @@ def test_the_default_uses_every_core(tmp_path, monkeypatch):
     pools, real = [], ctx.ForkContext.Pool
     monkeypatch.setattr(ctx.ForkContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
     monkeypatch.setattr(corpus, "n_cores", lambda: 3)                      # a 3-core machine
+    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # (an earlier test may leave a thread)
     src = stack_source(tmp_path / "src", shards=4)
     m = run_corpus(tmp_path / "a", source=str(src), format="stack", limit=None, progress=False)
     assert pools == [3] and m["params"]["workers"] is None and m["counts"]["out"] == 32
@@ -187,3 +190,16 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode == 1   # no worker left
     assert not list(run.rglob(".tmp-*")) and not (run / "corpus" / "manifest.json").exists()   # nor a half-written shard
+
+
+def test_a_threaded_process_does_not_fork(tmp_path):
+    "Inside a Jupyter kernel (I/O threads) a forked worker can wait forever on a lock: the stage runs in this process."
+    import threading, multiprocessing.context as ctx
+    from phi1_nb.corpus import process_map
+    stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()
+    try:
+        real, pools = ctx.ForkContext.Pool, []
+        ctx.ForkContext.Pool = lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k)
+        try: assert process_map(lambda x: x * 2, [1, 2, 3], workers=2) == [2, 4, 6] and pools == []
+        finally: ctx.ForkContext.Pool = real
+    finally: stop.set(); t.join()
