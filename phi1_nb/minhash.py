@@ -16,10 +16,10 @@ from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
-           'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'fmix64', 'token_hashes',
-           'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64',
-           'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree',
-           'one_edit_apart', 'similar', 'lsh_params', 'candidate_pairs', 'components']
+           'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'relative_indents', 'fmix64',
+           'token_hashes', 'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles',
+           'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles',
+           'texts_shingles', 'words_agree', 'one_edit_apart', 'similar', 'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -46,8 +46,8 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-# bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
-TOKENS_VERSION = 4
+# bump when `code_tokens` changes: the dedup stage's resume key holds it (5: relative indentation)
+TOKENS_VERSION = 5
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
@@ -55,7 +55,21 @@ def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
     try: canon = canonical_code(code)                    # computed once
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
-    return [m.group() for m in _STR_TOKEN.finditer(canon)]
+    return relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)])
+
+def relative_indents(tokens:list[str]) -> list[str]:
+    "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
+    out, depths = [], [0]
+    for i, t in enumerate(tokens):
+        if t[0] == "\n":
+            if i + 1 < len(tokens) and tokens[i + 1][0] == "\n": out.append("\n"); continue   # a blank line: no depth
+            w, n = len(t) - 1, 0
+            if w > depths[-1]: depths.append(w); t = "\n>"
+            else:
+                while len(depths) > 1 and depths[-1] > w: depths.pop(); n += 1
+                t = "\n" + "<" * n
+        out.append(t)
+    return out
 
 # %% ../nbs/07b_minhash.ipynb #d09ab1b2
 _M64, _B = (1 << 64) - 1, 0x100000001B3

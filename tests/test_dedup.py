@@ -82,7 +82,7 @@ def test_unrelated_stdlib_files_not_flagged(shingles):
 
 def test_code_tokens_keep_literals_attributes_and_free_names():
     toks = code_tokens('def f(a):\n    """doc"""\n    # c\n    return a.upper() + "x" * 3 + len(a) + helper(a, key=a)\n')
-    assert toks == ["def", "v_", "(", "v_", ")", ":", "\n    ", "return", "v_", ".", "upper", "(", ")",
+    assert toks == ["def", "v_", "(", "v_", ")", ":", "\n>", "return", "v_", ".", "upper", "(", ")",
                     "+", "'x'", "*", "3", "+", "len", "(", "v_", ")", "+", "v_", "(", "v_", ",", "key", "=", "v_", ")"]
     assert code_tokens("def f(:\n") is None
 
