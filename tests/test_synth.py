@@ -157,7 +157,7 @@ def test_answer_must_use_the_requested_name(tmp_path):
 
 def test_identical_answers_are_near_duplicates_rejected_before_execution(tmp_path, monkeypatch):
     import re
-    import phi1_nb.synth as synth
+    import phi1_nb.synth_run as synth   # the run loop (06j) calls the gate
     executed, real = [], synth.mutation_verdicts
     monkeypatch.setattr(synth, "mutation_verdicts", lambda exs, *a: executed.extend(exs) or real(exs, *a))
     def one_body(body):   # the requested name, and always the same body: a textbook case of homogeneous data
