@@ -45,7 +45,8 @@ def bakeoff(texts:list[str], y, score=None, # judge labels (0/1) and graded scor
             names=tuple(CLASSIFIERS), n_splits:int=10, val_frac:float=0.2, threshold:float=0.7, shingles:str="ast",
             embedder:str="hashing", embedder_params:dict|None=None, n_estimators:int=200, seed:int=0, cache_dir=None,
             splits=None) -> dict:
-    "Held-out metrics of every classifier and both baselines on the same repeated group splits: `{name: [row per split]}`."
+    ("Held-out metrics of every classifier and both baselines on the same "
+     "repeated group splits: `{name: [row per split]}`.")
     y = np.asarray(y); score = y.astype(float) if score is None else np.asarray(score, float)
     splits = splits or group_splits(near_duplicate_groups(texts, threshold, shingles), y, n_splits, val_frac, seed)
     rows, rng = {"majority": [], "random": []}, np.random.default_rng(seed)
@@ -86,7 +87,8 @@ class OracleJudge:
 def label_curve(texts, y, inputs:dict, # {classifier name: its inputs for `texts` (vectors, or the texts)}
                 split, sizes=(100, 200, 400), rounds:int=3, vectors=None, seed:int=0,
                 n_estimators:int=200) -> list[dict]:
-    "F1 and ROC AUC of each classifier trained on `size` labels (random or active sample of the train side), held-out side fixed."
+    ("F1 and ROC AUC of each classifier trained on `size` labels (random or "
+     "active sample of the train side), held-out side fixed.")
     y, (tr, va), out = np.asarray(y), split, []
     pool = [dict(id=str(i), content=texts[i]) for i in tr]; rowof = {t: i for i, t in enumerate(texts)}
     embed = lambda ts: vectors[[rowof[t] for t in ts]]
@@ -107,7 +109,8 @@ def label_curve(texts, y, inputs:dict, # {classifier name: its inputs for `texts
 # %% ../nbs/04c_bakeoff.ipynb #e17b1777
 def write_arms(run_dir, filters:dict, # {classifier name: a trained EduFilter}
                threshold:float=0.5, cache_dir=None) -> dict:
-    "Each classifier's kept set as its own stage folder `run_dir/filter-<name>/` (an ablation arm `name=filter-<name>`)."
+    ("Each classifier's kept set as its own stage folder "
+     "`run_dir/filter-<name>/` (an ablation arm `name=filter-<name>`).")
     corpus, out = require_stage(run_dir, "corpus"), {}
     for name, f in filters.items():
         m = apply_filter(f, corpus, Path(run_dir)/f"filter-{name}", threshold, cache_dir=cache_dir, keep_dropped=False,

@@ -20,7 +20,8 @@ __all__ = ['CLASSIFIERS', 'Classifier', 'SklearnClassifier', 'fit_forest', 'fore
 
 # %% ../nbs/04b_classifiers.ipynb #44eb6f78
 class Classifier:
-    "The interface: `fit(inputs, y, score)`, `predict(inputs) -> [0, 1]`, `save(dir)`, `load(dir)`; `embeds`: vectors or texts."
+    ("The interface: `fit(inputs, y, score)`, `predict(inputs) -> [0, 1]`, "
+     "`save(dir)`, `load(dir)`; `embeds`: vectors or texts.")
     name, embeds, file = "base", True, "model"
     params: dict = {}
     last_truncated: np.ndarray = np.zeros(0, bool)   # the texts cut before reading (raw-text classifiers)

@@ -1,4 +1,4 @@
-"""Configs, seeding, atomic shards, manifests and resumable stages: what every phi-1 stage stands on.
+"""Seeding, atomic shards, manifests and resumable stages (and the configs of `config`, importable from here): what every phi-1 stage stands on.
 
 Docs: https://phi1-nb.github.io/phi1_nb/core.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #4a485984
 from __future__ import annotations
-import difflib, errno, fcntl, hashlib, io, json, os, platform, random, re, sys, tempfile, time
+import errno, fcntl, hashlib, io, json, os, platform, random, re, sys, tempfile, time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,185 +14,28 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
-import yaml
 
 from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, atomic_write, card_fingerprint,
-                            conform_parquet, dataset_card, read_shard, remove_stale_temps, schema_from_str, schema_to_str,
+                            conform_parquet, dataset_card, read_shard, remove_stale_temps, schema_from_str,
+                            schema_to_str,
                             sha256_file, shard_format, shard_schema, unify_schemas, write_shard)
 from .contract import (COLUMNS, SIDE_FILES, check_reader, check_receipts, read_dataset, read_manifest,
                               stage_columns, verify_shards)
-_all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file", "shard_format",
-         "write_shard",   # the file layer lives in `shards`, the read contract in `contract`; stages import both from here
-         "COLUMNS", "SIDE_FILES", "check_reader", "check_receipts", "read_dataset", "read_manifest", "stage_columns", "verify_shards"]
+from .config import (Config, ConfigError, RANGES, check_value, describe_section, find_configs_dir,
+                            load_config, override_value, parse_overrides)   # (00c_config)
+_all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic_write", "read_shard", "sha256_file",
+         "shard_format", "write_shard",   # the file layer lives in `shards`, the read contract in `contract`, the
+         "COLUMNS", "SIDE_FILES", "check_reader", "check_receipts", "read_dataset", "read_manifest",   # configuration
+         "stage_columns", "verify_shards", "Config", "ConfigError", "RANGES", "check_value",   # in `config`; stages
+         "describe_section", "find_configs_dir", "load_config", "override_value", "parse_overrides"]   # import all here
 
 # %% auto #0
-__all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value', 'parse_overrides',
-           'load_config', 'describe_section', 'seed_everything', 'write_json', 'read_json', 'versions',
-           'write_manifest', 'Drop', 'run_task', 'run_stage', 'stage_dir', 'require_stage', 'hold_run',
-           'SHARD_SUFFIXES', 'ChecksumError', 'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file',
-           'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES', 'check_reader', 'check_receipts', 'read_dataset',
-           'read_manifest', 'stage_columns', 'verify_shards']
-
-# %% ../nbs/00_core.ipynb #43fba7ea
-class ConfigError(ValueError):
-    "A config key or value that does not exist or does not fit."
-
-def find_configs_dir() -> Path:
-    "The `configs/` folder: `$PHI1_CONFIGS`, else the repository's, else the nearest one above the working directory."
-    here = Path(globals().get("__file__", Path.cwd()/"x")).resolve().parent
-    cands = [os.environ.get("PHI1_CONFIGS"), here.parent/"configs", *(p/"configs" for p in [Path.cwd(), *Path.cwd().parents])]
-    for c in cands:
-        if c and (Path(c)/"tiny.yaml").exists(): return Path(c)
-    raise ConfigError("no configs/ folder with tiny.yaml found; set PHI1_CONFIGS")
-
-# %% ../nbs/00_core.ipynb #07c8d68a
-class Config(dict):
-    "Nested config: `cfg['filter']['threshold']` or `cfg.filter.threshold`."
-    def __getattr__(self, k):
-        try: v = self[k]
-        except KeyError: raise AttributeError(k) from None
-        return Config(v) if isinstance(v, dict) and not isinstance(v, Config) else v
-    def section(self, name) -> dict:
-        "A copy of one section's values."
-        if name not in self: raise ConfigError(f"unknown section {name!r}; valid sections: {', '.join(self)}")
-        return dict(self[name])
-    def flat(self) -> dict:
-        "`{'filter.threshold': 0.5, ...}`."
-        return {f"{s}.{k}": v for s, d in self.items() for k, v in d.items()}
-
-RANGES = {"*.batch_size": (int, 1, None), "*.micro_batch_size": (int, 1, None), "*.ngram": (int, 1, None),
-          "*.vocab_size": (int, 1, None), "*.model_max_length": (int, 1, None), "*.max_docs": (int, 1, None),
-          "*.limit": (int, 1, None), "*.max_bytes": (int, 1, None), "*.files_per_shard": (int, 1, None),
-          "*.rpm": (float, 0, None), "*.tpm": (float, 0, None), "*.save_total_limit": (int, 1, None),
-          "*.fp_weight": (float, 0, 1), "*.tau": (float, 0, 1), "*.taus": (float, 0, 1), "*.min_match_rate": (float, 0, 1),
-          "*.near_dup_threshold": (float, 0, 1), "*.dedup_threshold": (float, 0, 1), "dedup.threshold": (float, 0, 1),
-          "*.embed_threshold": (float, 0, None)}   # `section.key` or `*.key`: (type, min, max) a value must fit
-
-def _where(s, k, src): return f"--{s}.{k}" if src == "overrides" else f"{s}.{k} in {src}"
-
-def check_value(s:str, k:str, v, want, src:str="overrides"):
-    "`v` as the type of the reference value `want` (and in its declared `RANGES`), else a one-line `ConfigError`."
-    t, lo, hi = RANGES.get(f"{s}.{k}") or RANGES.get(f"*.{k}") or (None, None, None)
-    like = f", like the preset's {want!r}" if want is not None else ""
-    def bad(what): return ConfigError(f"{_where(s, k, src)} {v!r}: expected {what}{like}")
-    def one(x, want, t):
-        t = t or (type(want) if want is not None and not isinstance(want, (list, dict)) else None)
-        if x is None or t is None: return x
-        if t is bool or isinstance(x, bool):
-            if type(x) is not t: raise bad(f"a {t.__name__} (true or false)")
-        elif t in (int, float):
-            if not isinstance(x, (int, float)) or (t is int and not float(x).is_integer()): raise bad(f"a{'n' * (t is int)} {t.__name__}")
-            x = t(x)
-            if x != x or (lo is not None and x < lo) or (hi is not None and x > hi):   # (NaN fits no range)
-                raise bad(f"a {t.__name__} in [{lo}, {'inf' if hi is None else hi}]")
-        elif t is str:
-            if isinstance(x, (int, float)): return str(x)
-            if not isinstance(x, str): raise bad("a string")
-        return x
-    if isinstance(want, list) or (t is not None and k.endswith("s") and isinstance(v, list)):
-        items = ([override_value(x.strip()) for x in v.split(",") if x.strip()]   # `1,2,3` on a command line
-                 if isinstance(v, str) and isinstance(want, list) else v)
-        if isinstance(want, list) and isinstance(items, (int, float, str)): items = [items]   # `--seeds 1234`
-        if not isinstance(items, list): raise bad("a list")
-        return [one(x, want[0] if want else None, t) for x in items]
-    if isinstance(want, dict) and v is not None and not isinstance(v, dict): raise bad("a mapping")
-    return one(v, want, t)
-
-def _merge(base:dict, over:dict, src:str) -> dict:
-    out = {s: dict(v) for s, v in base.items()}
-    for s, d in (over or {}).items():
-        if s not in out:
-            near = difflib.get_close_matches(s, list(out), n=1)
-            raise ConfigError(f"unknown section {s!r} in {src}; {f'did you mean {near[0]!r}? ' if near else ''}"
-                              f"valid sections: {', '.join(out)}")
-        if not isinstance(d, dict): raise ConfigError(f"section {s!r} in {src} must be a mapping")
-        for k, v in d.items():
-            if k not in out[s]:
-                near = difflib.get_close_matches(k, list(out[s]), n=1)
-                hint = f"did you mean '{s}.{near[0]}'? " if near else ""
-                raise ConfigError(f"unknown key '{s}.{k}' in {src}; {hint}valid keys in '{s}': {', '.join(out[s])}")
-            out[s][k] = check_value(s, k, v, out[s][k], src)
-    return out
-
-# %% ../nbs/00_core.ipynb #17e80f40
-RANGES.update({"synth.budget_tokens": (int, 0, None), "synth.budget_usd": (float, 0, None),   # (null in the presets)
-               "synth.n_textbooks": (int, 0, None), "synth.n_exercises": (int, 0, None),
-               "synth.batch_max_requests": (int, 1, None), "synth.batch_max_bytes": (int, 1, None),
-               "synth.batch_max_enqueued_tokens": (int, 1, None), "synth.batch_poll": (float, 0, None),
-               "synth.batch_wait": (float, 0, None), "synth.batch_rounds": (int, 1, None)})
-
-# %% ../nbs/00_core.ipynb #a6d4abcc
-import math
-_DEC = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?")
-
-def override_value(val:str):
-    "A command-line value: YAML, but numbers read as written (5e-4 and 1_000 are numbers; 012 is 12; 0x10, 1:20 text)."
-    v, t = yaml.safe_load(val), val.strip()
-    if _DEC.fullmatch(t): return (int if re.fullmatch(r"[-+]?[\d_]+", t) else float)(t.replace("_", ""))
-    return t if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else v
-
-def parse_overrides(args:Iterable[str], ref:dict|None=None) -> dict:
-    "`['--filter.threshold', '0.6']` -> `{'filter': {'threshold': 0.6}}`, each value of the type `ref` (tiny.yaml) has."
-    ref = _read_yaml(find_configs_dir()/"tiny.yaml") if ref is None else ref
-    def typed(key, s, k, val):
-        v, want, bad = override_value(val), (ref.get(s) or {}).get(k), f"--{key} {val!r}: expected"
-        if isinstance(want, str) and (v is not None or not val.strip()): return val   # '' and 'true' as given
-        if isinstance(v, float) and not math.isfinite(v): raise ConfigError(f"{bad} a finite number")
-        if v is None and want is not None and "null" not in describe_section(s).get(k, "null"):
-            raise ConfigError(f"{bad} a {type(want).__name__}, like the preset's {want!r} (null is not allowed here)")
-        if want is None or v is None or isinstance(want, list): return v
-        if isinstance(want, bool) or isinstance(v, bool):
-            if type(v) is type(want): return v
-        elif isinstance(want, dict):
-            if isinstance(v, dict): return v
-        elif isinstance(want, float) and isinstance(v, (int, float)): return float(v)
-        elif isinstance(want, int) and isinstance(v, (int, float)) and float(v).is_integer(): return int(v)
-        raise ConfigError(f"{bad} a {type(want).__name__}, like the preset's {want!r}")
-    args, out, i = list(args), {}, 0
-    while i < len(args):
-        a = args[i]
-        if not a.startswith("--"): raise ConfigError(f"expected --section.key, got {a!r}")
-        if "=" in a: key, val = a[2:].split("=", 1); i += 1
-        else:
-            if i+1 >= len(args): raise ConfigError(f"{a} needs a value")
-            key, val = a[2:], args[i+1]; i += 2
-        if key.count(".") != 1: raise ConfigError(f"override {key!r} must look like section.key (e.g. filter.threshold)")
-        s, k = key.split(".")
-        out.setdefault(s, {})[k] = typed(key, s, k, val)
-    return out
-
-def _read_yaml(p:Path) -> dict:
-    try: d = yaml.load(Path(p).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}   # libyaml: 5x faster
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{p}: not valid YAML{f' (line {where.line + 1})' if where else ''}: {getattr(e, 'problem', None) or e}") from None
-    if not isinstance(d, dict): raise ConfigError(f"{p} must hold a mapping of sections")
-    return d
-
-def load_config(preset:str="tiny", # name in configs/ or a path to a YAML file
-                overrides:dict|list|None=None, # nested dict, or CLI-style ['--section.key', 'value', ...]
-                configs_dir:str|Path|None=None) -> Config:
-    "Load the reference `tiny.yaml`, apply `preset`, then `overrides`; unknown keys are errors."
-    d = Path(configs_dir) if configs_dir else find_configs_dir()
-    cfg = _read_yaml(d/"tiny.yaml")
-    p = Path(preset) if str(preset).endswith((".yaml", ".yml")) else d/f"{preset}.yaml"
-    if not p.exists():
-        raise ConfigError(f"no preset {preset!r}; available: {', '.join(sorted(x.stem for x in d.glob('*.yaml')))}")
-    if p.resolve() != (d/"tiny.yaml").resolve(): cfg = _merge(cfg, _read_yaml(p), str(p))
-    if isinstance(overrides, (list, tuple)): overrides = parse_overrides(overrides)
-    return Config(_merge(cfg, overrides or {}, "overrides"))
-
-# %% ../nbs/00_core.ipynb #000d7915
-def describe_section(section:str, configs_dir=None) -> dict:
-    "`{key: comment}` for one section of `tiny.yaml`, from the `key: value  # comment` lines."
-    d = Path(configs_dir) if configs_dir else find_configs_dir()
-    out, cur = {}, None
-    for line in (d/"tiny.yaml").read_text().splitlines():
-        m = re.match(r"^(\w+):\s*(#.*)?$", line)
-        if m: cur = m.group(1); continue
-        m = re.match(r"^\s+(\w+):.*?#\s*(.*)$", line)
-        if m and cur == section: out[m.group(1)] = m.group(2).strip()
-    return out
+__all__ = ['seed_everything', 'write_json', 'read_json', 'versions', 'write_manifest', 'Drop', 'run_task', 'run_stage',
+           'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError', 'SchemaError', 'ShardError',
+           'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES',
+           'check_reader', 'check_receipts', 'read_dataset', 'read_manifest', 'stage_columns', 'verify_shards',
+           'Config', 'ConfigError', 'RANGES', 'check_value', 'describe_section', 'find_configs_dir', 'load_config',
+           'override_value', 'parse_overrides']
 
 # %% ../nbs/00_core.ipynb #a6267ad9
 class _SeedTorchOnImport:
@@ -210,7 +53,8 @@ class _SeedTorchOnImport:
         return spec
 
 def seed_everything(seed:int) -> int:
-    "Seed `random`, `numpy` and `torch` from one integer; returns it (torch when it is first imported: a stage that never uses it does not pay the second its import costs)."
+    ("Seed `random`, `numpy` and `torch` from one integer; returns it (torch when it is first "
+     "imported: a stage that never uses it does not pay the second its import costs).")
     random.seed(seed); np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _SeedTorchOnImport)]
@@ -235,9 +79,13 @@ def versions(*pkgs) -> dict:
         except PackageNotFoundError: pass
     return out
 
+# %% ../nbs/00_core.ipynb #80426a6e
 def _stage_schema(out_dir:Path, shards:list[dict]):
     "One schema over a stage's shards (each's own from `write_shard`, else read back); Parquet shards rewritten to it."
-    if not shards or not all((out_dir/s["path"]).is_file() and str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards): return None
+    if not shards or not all(
+        (out_dir / s["path"]).is_file() and str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards
+    ):
+        return None
     schs = [schema_from_str(s["schema"]) if s.get("schema") else shard_schema(out_dir/s["path"]) for s in shards]
     parquet = [s for s in shards if shard_format(s["path"]) == "parquet"]
     if any(x is None for x in schs) and not parquet: return None     # JSON Lines whose types clash: no schema declared
@@ -246,7 +94,8 @@ def _stage_schema(out_dir:Path, shards:list[dict]):
         if parquet: raise SchemaError(f"{out_dir}: {e}") from None
         return None
     for s in parquet:
-        if conform_parquet(out_dir/s["path"], schema): s.update(sha256=sha256_file(out_dir/s["path"]), bytes=(out_dir/s["path"]).stat().st_size)
+        if conform_parquet(out_dir / s["path"], schema):
+            s.update(sha256=sha256_file(out_dir / s["path"]), bytes=(out_dir / s["path"]).stat().st_size)
     return schema
 
 def _subsets(out_dir:Path) -> dict:
@@ -259,6 +108,7 @@ def _subsets(out_dir:Path) -> dict:
         if fs and all(f.endswith(SHARD_SUFFIXES) for f in fs): out[p.name] = fs
     return out
 
+# %% ../nbs/00_core.ipynb #d641935f
 def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=None, inputs:list|None=None,
                    counts:dict|None=None, drops:dict|None=None, seconds:float=0., extra:dict|None=None) -> dict:
     "Write `out_dir/manifest.json` (one stage schema, Parquet shards conformed to it) and a dataset card `README.md`."
@@ -270,12 +120,14 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
     counts = {"in": n_out + sum(drops.values()), "out": n_out, **(counts or {})}
     feats = None if schema is None else {f.name: str(f.type) for f in schema}
     m = dict(stage=stage, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), inputs=[str(i) for i in inputs or []],
-             params=params or {}, counts=counts, drops=drops, shards=shards, features=feats, schema=schema_to_str(schema),
+             params=params or {}, counts=counts, drops=drops, shards=shards, features=feats,
+             schema=schema_to_str(schema),
              versions=versions(), seconds=round(seconds, 3), **(extra or {}))
     subsets = _subsets(out_dir) if not shards else {}
     if (shards and all(str(s["path"]).endswith(SHARD_SUFFIXES) for s in shards)) or subsets:
         with atomic_write(out_dir/"README.md", "w") as f:
-            f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts, card_fingerprint(shards) if shards else None,
+            f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts,
+                                 card_fingerprint(shards) if shards else None,
                                  subsets))
     write_json(out_dir/"manifest.json", m)
     return m
@@ -291,7 +143,8 @@ def _done(out_dir:Path, tid:str) -> dict|None:
     p = out_dir/"parts"/f"{tid}.json"
     if not p.exists(): return None
     r = read_json(p)
-    if not (out_dir/r["shard"]["path"]).exists() or sha256_file(out_dir/r["shard"]["path"]) != r["shard"]["sha256"]: return None
+    if not (out_dir / r["shard"]["path"]).exists() or sha256_file(out_dir / r["shard"]["path"]) != r["shard"]["sha256"]:
+        return None
     return r
 
 def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]], fmt:str="jsonl.zst",
@@ -312,10 +165,12 @@ def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]
     write_json(out_dir/"parts"/f"{tid}.json", r)   # the receipt last: a task killed before it reruns
     return {**r, "resumed": False}
 
+# %% ../nbs/00_core.ipynb #7717ab6f
 def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]], *, stage:str,
               params:dict|None=None, inputs:list|None=None, fmt:str="jsonl.zst", keep_dropped:bool=False,
               progress:bool=True, extra:dict|None=None,
-              map_tasks:Callable|None=None, # `(fn, [(tid, task)]) -> receipts` in task order (e.g. on Ray); None: a loop here
+              # `(fn, [(tid, task)]) -> receipts` in task order (e.g. on Ray); None: a loop here
+              map_tasks:Callable|None=None,
               ) -> dict:
     "Run `process` over `{task_id: task}` into `out_dir`, resuming finished tasks; returns the manifest."
     from tqdm.auto import tqdm
@@ -325,10 +180,12 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
     items = list(tasks.items())
     if map_tasks is None:
         with tqdm(items, desc=stage, disable=None if progress else True, unit="shard") as bar:  # None: a terminal only
-            receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]  # closed on error
+            # closed on error
+            receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]
     else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
-    more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"} for r in receipts if "dropped" in r]} if keep_dropped else {}
+    more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"}
+                               for r in receipts if "dropped" in r]} if keep_dropped else {}
     m = write_manifest(out_dir, stage=stage, shards=[r["shard"] for r in receipts], params=params, inputs=inputs,
                        drops=drops, seconds=sum(r["seconds"] for r in receipts),
                        extra={"resumed_tasks": sum(r["resumed"] for r in receipts), **more, **(extra or {})})
@@ -345,15 +202,22 @@ def stage_dir(run_dir, stage:str, create:bool=True) -> Path:
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/00_core.ipynb #3978a7e9
 def require_stage(run_dir, stage:str, reader:str|None=None) -> Path:
-    "The finished output folder of an upstream stage, or a clear error saying which stage to run first (or that `reader` cannot use it)."
+    ("The finished output folder of an upstream stage, or a clear error saying "
+     "which stage to run first (or that `reader` cannot use it).")
     p = Path(run_dir)/stage
     if not (p/"manifest.json").exists():
-        raise FileNotFoundError(f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})")
+        raise FileNotFoundError(
+            f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})"
+        )
     check_reader(reader, read_manifest(p), p)   # a reader not meant for these records: before any work
-    m = verify_shards(p)  # the read contract, before the stage makes its own folder: a bad input leaves no output behind
+    # the read contract, before the stage makes its own folder: a bad input leaves no output behind
+    m = verify_shards(p)
     if str(m.get("stage")) not in (stage, stage.split("/")[0]):   # synth/exercises: 'synth/exercises' or 'synth'
-        raise ShardError(f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'")
+        raise ShardError(
+            f"{p/'manifest.json'}: written by the {m.get('stage')!r} stage, not {stage!r}; rerun '{stage}'"
+        )
     if (m["shards"] or m.get("features")) and not (m.get("counts") or {}).get("out"):
         raise ShardError(f"{p}: the '{stage}' stage kept 0 records, nothing to read; rerun it with more input "
                          f"(its counts: {m.get('counts')}, drops: {m.get('drops')})")
@@ -361,10 +225,15 @@ def require_stage(run_dir, stage:str, reader:str|None=None) -> Path:
 
 # %% ../nbs/00_core.ipynb #19b8c99e
 def hold_run(run_dir, what:str="phi1") -> io.TextIOBase:
-    "Lock `run_dir` for this process (the lock goes when the returned file is closed or the process ends, killed or not)."
+    ("Lock `run_dir` for this process (the lock goes when the returned "
+     "file is closed or the process ends, killed or not).")
     d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
     env = os.environ   # the ranks of one torchrun launch share the lock: the first takes it, its siblings join
-    group = (env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}:{env.get('MASTER_PORT')}") if "RANK" in env else ""
+    group = (
+        (env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}:{env.get('MASTER_PORT')}")
+        if "RANK" in env
+        else ""
+    )
     f = open(d/".phi1.lock", "a+")
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

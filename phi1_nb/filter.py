@@ -6,45 +6,54 @@ Docs: https://phi1-nb.github.io/phi1_nb/filter.html.md"""
 
 # %% ../nbs/04_filter.ipynb #31bf7682
 from __future__ import annotations
-import ast, hashlib, json, re, shutil, sys, time
+import hashlib, json, shutil, time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .core import (Drop, read_dataset, read_json, read_manifest, read_shard, require_stage, run_stage,
-                          seed_everything, stage_dir, verify_shards, write_json, write_shard, atomic_write)
+from .core import (read_dataset, read_json, read_manifest, read_shard, require_stage, seed_everything, stage_dir,
+                          write_json, write_shard)
 from .classifiers import (CLASSIFIERS, Classifier, RandomForest, filter_embedder, fit_forest, forest_scores,
                                  load_classifier, make_classifier)
-from .embed import CODE_TOKEN, embed_cache_dir, embed_cached, get_embedder
+from .embed import embed_cache_dir, embed_cached, get_embedder
 from .judge import (GUI, PROMPT, RETRY_NOTE, WEIGHTS, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge,
                            label_samples, make_judge, parse_judgement, rubric)
+from .filter_apply import (CODE_LINE, apply_filter, budget_mask, check_sample, looks_like_code,
+                                  make_token_counter, save_scores, score_shards, scored_records, shard_fmt)   # (04d)
 _all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParseError", "LabelStore", "OpenAIJudge",
-         "label_samples", "make_judge", "parse_judgement", "rubric",   # the judge lives in `judge`; stages import it from here
-         "fit_forest", "forest_scores"]                                # and the forest in `classifiers`
+         "label_samples", "make_judge", "parse_judgement", "rubric",   # the judge lives in `judge`, the forest in
+         "fit_forest", "forest_scores",                                # `classifiers`, and applying the filter in
+         "CODE_LINE", "apply_filter", "budget_mask", "check_sample",   # `filter_apply`; stages import all from here
+         "looks_like_code", "make_token_counter", "save_scores", "score_shards", "scored_records", "shard_fmt"]
 
 # %% auto #0
-__all__ = ['CODE_LINE', 'near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders',
-           'run_labels', 'run_split', 'looks_like_code', 'check_sample', 'sample_pool', 'select_and_label',
-           'make_token_counter', 'budget_mask', 'scored_records', 'save_scores', 'score_shards', 'apply_filter',
-           'shard_fmt', 'train_filter', 'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE', 'WEIGHTS', 'HeuristicJudge',
-           'JudgeParseError', 'LabelStore', 'OpenAIJudge', 'label_samples', 'make_judge', 'parse_judgement', 'rubric',
-           'fit_forest', 'forest_scores']
+__all__ = ['near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders', 'run_labels',
+           'run_split', 'sample_pool', 'select_and_label', 'train_filter', 'run_filter', 'GUI', 'PROMPT', 'RETRY_NOTE',
+           'WEIGHTS', 'HeuristicJudge', 'JudgeParseError', 'LabelStore', 'OpenAIJudge', 'label_samples', 'make_judge',
+           'parse_judgement', 'rubric', 'fit_forest', 'forest_scores', 'CODE_LINE', 'apply_filter', 'budget_mask',
+           'check_sample', 'looks_like_code', 'make_token_counter', 'save_scores', 'score_shards', 'scored_records',
+           'shard_fmt']
 
 # %% ../nbs/04_filter.ipynb #59df7b1e
-def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128, ngram:int=5) -> np.ndarray:
-    "A group id per text: exact and near-duplicates (the dedup stage's `find_duplicates`, its shingles) share one, transitively."
+def near_duplicate_groups(texts:list[str], threshold:float=0.7, shingles:str="ast", num_perm:int=128,
+                          ngram:int=5) -> np.ndarray:
+    ("A group id per text: exact and near-duplicates (the dedup stage's "
+     "`find_duplicates`, its shingles) share one, transitively.")
     from phi1_nb.dedup import find_duplicates
-    res, parent = find_duplicates(texts, threshold=threshold, shingles=shingles, num_perm=num_perm, ngram=ngram), list(range(len(texts)))
+    res, parent = find_duplicates(texts, threshold=threshold, shingles=shingles, num_perm=num_perm,
+                                  ngram=ngram), list(range(len(texts)))
     def root(i):
         while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
         return i
-    pairs = [(c[0], j) for cs in res["clusters"].values() for c in cs for j in c[1:]] + list(res["duplicate_of"].items())
+    pairs = [(c[0], j) for cs in res["clusters"].values() for c in cs
+             for j in c[1:]] + list(res["duplicate_of"].items())
     for i, j in pairs: parent[root(i)] = root(j)
     return np.array([root(i) for i in range(len(texts))])
 
 def group_split(texts:list[str], y, val_frac:float=0.2, threshold:float=0.7, seed:int=0, shingles:str="ast"):
-    "`(train_idx, val_idx, groups)`: `GroupShuffleSplit` over near-duplicate groups (the first of 20 draws with both classes on each side)."
+    ("`(train_idx, val_idx, groups)`: `GroupShuffleSplit` over near-duplicate "
+     "groups (the first of 20 draws with both classes on each side).")
     from sklearn.model_selection import GroupShuffleSplit
     g, yb = near_duplicate_groups(texts, threshold, shingles), np.asarray(y) >= .5
     draws = list(GroupShuffleSplit(n_splits=20, test_size=val_frac, random_state=seed).split(texts, yb, g))
@@ -56,44 +65,55 @@ def _binary(yt, yp) -> dict:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
     p, r, f, _ = precision_recall_fscore_support(yt, yp, average="binary", zero_division=0)
     bal = float(balanced_accuracy_score(yt, yp)) if 0 < yt.sum() < len(yt) else None
-    return dict(precision=float(p), recall=float(r), f1=float(f), accuracy=float(accuracy_score(yt, yp)), balanced_accuracy=bal)
+    return dict(precision=float(p), recall=float(r), f1=float(f), accuracy=float(accuracy_score(yt, yp)),
+                balanced_accuracy=bal)
 
 def heldout_metrics(y_true, score, cut:float=0.5,
-                    y_train=None, # the training labels: the baseline predicts their majority class (None: the held-out majority)
+                    # the training labels: the baseline predicts their majority class (None: the held-out majority)
+                    y_train=None,
                     ) -> dict:
-    "Precision, recall, F1, (balanced) accuracy, ROC AUC, AP and confusion of `score >= cut`, and the majority-class baseline's."
+    ("Precision, recall, F1, (balanced) accuracy, ROC AUC, AP and confusion "
+     "of `score >= cut`, and the majority-class baseline's.")
     from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
     yt, yp, score = np.asarray(y_true) >= .5, np.asarray(score) >= cut, np.asarray(score, float)
     both = 0 < yt.sum() < len(yt)
     major = bool(np.mean(np.asarray(y_train if y_train is not None else yt) >= .5) >= .5)
-    base = dict(predicts="high" if major else "low", **_binary(yt, np.full(len(yt), major)), roc_auc=.5 if both else None,
+    base = dict(predicts="high" if major else "low", **_binary(yt, np.full(len(yt), major)),
+                roc_auc=.5 if both else None,
                 average_precision=float(yt.mean()) if both else None)
     return dict(n=int(len(yt)), positives=int(yt.sum()), **_binary(yt, yp),
                 roc_auc=float(roc_auc_score(yt, score)) if both else None,
                 average_precision=float(average_precision_score(yt, score)) if both else None,
                 confusion=confusion_matrix(yt, yp, labels=[False, True]).tolist(), baseline=base)
 
+# %% ../nbs/04_filter.ipynb #0848094b
 def plot_pr(y_true, score, baseline:dict|None=None, ax=None, label:str="forest"):
     "The held-out precision-recall curve, with the majority-class baseline as a point."
     import matplotlib.pyplot as plt
     from sklearn.metrics import PrecisionRecallDisplay
     ax = ax or plt.subplots(figsize=(4.5, 3.5))[1]
     PrecisionRecallDisplay.from_predictions(np.asarray(y_true) >= .5, score, ax=ax, name=label, plot_chance_level=True)
-    if baseline: ax.plot(baseline["recall"], baseline["precision"], "k*", ms=10, label=f"all {baseline['predicts']} (F1 {baseline['f1']:.2f})")
+    if baseline:
+        ax.plot(baseline["recall"], baseline["precision"], "k*", ms=10,
+                label=f"all {baseline['predicts']} (F1 {baseline['f1']:.2f})")
     ax.legend(loc="lower left", fontsize=8); ax.set_title("held-out precision-recall")
     return ax
 
 # %% ../nbs/04_filter.ipynb #e9081f22
 class EduFilter:
-    "A trained educational-value filter: a `Classifier` and the embedder it reads; `.score(texts)`, `.save(dir)`, `.load(dir)`."
+    ("A trained educational-value filter: a `Classifier` and the embedder "
+     "it reads; `.score(texts)`, `.save(dir)`, `.load(dir)`.")
     def __init__(self, embedder:str|None, embedder_params:dict, model, # a `Classifier`, or a fitted scikit-learn forest
                  metrics:dict|None=None):
         if not isinstance(model, Classifier):
-            rf = RandomForest(kind="classifier" if hasattr(model, "predict_proba") else "regressor"); rf.model, model = model, rf
+            rf = RandomForest(kind="classifier" if hasattr(model, "predict_proba") else "regressor")
+            rf.model, model = model, rf
         self.classifier, self.metrics = model, metrics or {}
-        self.embedder_name, self.embedder_params = (embedder, dict(embedder_params or {})) if model.embeds else (None, {})
+        self.embedder_name = embedder if model.embeds else None
+        self.embedder_params = dict(embedder_params or {}) if model.embeds else {}
         self.embedder = get_embedder(embedder, **self.embedder_params) if model.embeds else None
-        if hasattr(getattr(model, "model", None), "n_jobs"): model.model.n_jobs = 1   # batch by batch: threads cost more
+        # batch by batch: threads cost more
+        if hasattr(getattr(model, "model", None), "n_jobs"): model.model.n_jobs = 1
         self.last_truncated = np.zeros(0, bool)
     @property
     def model(self): return getattr(self.classifier, "model", None)
@@ -112,8 +132,9 @@ class EduFilter:
     def save(self, dir) -> Path:
         "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
         d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
-        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params, classifier=c.name,
-                                         classifier_params=c.params, kind=type(self.model).__name__, metrics=self.metrics))
+        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
+                                         classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
+                                         metrics=self.metrics))
         return d
     @classmethod
     def load(cls, dir) -> "EduFilter":
@@ -130,18 +151,23 @@ def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
 def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder name, its params)}`
                       val_frac:float=0.2, threshold:float=0.7, shingles:str="ast", n_estimators:int=200, seed:int=0,
                       cache_dir=None,
-                      split=None, # `(train_idx, val_idx)` used as is (`run_split`'s: the run's own), else a fresh group split
+                      # `(train_idx, val_idx)` used as is (`run_split`'s: the run's own), else a fresh group split
+                      split=None,
                       ) -> dict:
     "`{name: held-out metrics}` of a forest trained on each embedder's vectors, on one group split of `texts`."
-    y = np.asarray(y); tr, va = split if split is not None else group_split(texts, y, val_frac, threshold, seed, shingles)[:2]
+    y = np.asarray(y)
+    tr, va = split if split is not None else group_split(texts, y, val_frac, threshold, seed, shingles)[:2]
     out = {}
     for label, (name, params) in embedders.items():
         X = embed_cached(get_embedder(name, **params), texts, cache_dir)
-        out[label] = heldout_metrics(y[va], forest_scores(fit_forest(X[tr], y[tr], "classifier", n_estimators, seed), X[va]), y_train=y[tr])
+        out[label] = heldout_metrics(y[va],
+                                     forest_scores(fit_forest(X[tr], y[tr], "classifier", n_estimators, seed), X[va]),
+                                     y_train=y[tr])
     return out
 
 def run_labels(run_dir, with_ids:bool=False) -> tuple:
-    "`(texts, labels)` (`with_ids`: and ids) of what a finished filter run's judge labelled (contents from the verified corpus)."
+    ("`(texts, labels)` (`with_ids`: and ids) of what a finished filter "
+     "run's judge labelled (contents from the verified corpus).")
     st = read_json(Path(run_dir)/"filter"/"params.json")["params"]
     labs = [l for l in LabelStore(_labels_dir(Path(run_dir)/"filter", st["judge"], st["judge_model"])).labels.values()
             if l["label"] is not None]
@@ -152,7 +178,8 @@ def run_labels(run_dir, with_ids:bool=False) -> tuple:
     return (*out, [l["id"] for l in labs]) if with_ids else out
 
 def run_split(run_dir, n:int|None=None, seed:int=0) -> tuple[list[str], np.ndarray, tuple]:
-    "`(texts, labels, (train_idx, val_idx))`: a filter run's labels, split as the run split them (its held-out ids), or a seeded sample of `n`."
+    ("`(texts, labels, (train_idx, val_idx))`: a filter run's labels, split as the "
+     "run split them (its held-out ids), or a seeded sample of `n`.")
     texts, y, ids = run_labels(run_dir, with_ids=True)
     if n is not None and n < len(texts):
         pick = np.sort(np.random.default_rng(seed).choice(len(texts), n, replace=False))
@@ -162,20 +189,6 @@ def run_split(run_dir, n:int|None=None, seed:int=0) -> tuple[list[str], np.ndarr
     return texts, y, (np.array([i for i, x in enumerate(ids) if x not in held], int), va)
 
 # %% ../nbs/04_filter.ipynb #17a82f2c
-CODE_LINE = re.compile(r"[=(){}\[\]:#]|^\s*(def|class|import|from|return|for|while|if)\b")
-
-def looks_like_code(text:str) -> bool:
-    "At least a third of the first 100 lines look like code (Q&A text with snippets passes), or it parses as Python."
-    ls = [l for l in text.splitlines()[:100] if l.strip()]
-    if ls and sum(bool(CODE_LINE.search(l)) for l in ls) >= len(ls) / 3: return True   # cheap: no parse for real code
-    try: ast.parse(text); return True
-    except (SyntaxError, ValueError): return False
-
-def check_sample(text) -> str|None:
-    "A drop reason for bad input (`empty`, `not_code`), else None."
-    if not isinstance(text, str) or not text.strip(): return "empty"
-    return None if looks_like_code(text) else "not_code"
-
 def sample_pool(records, k:int, seed:int=0) -> list[dict]:
     "A seeded uniform sample of `k` usable records `{id, content}` from a stream (reservoir sampling)."
     rng, pool = np.random.default_rng(seed), []
@@ -199,103 +212,16 @@ def select_and_label(judge, pool:list[dict], store:LabelStore, n_labels:int, act
         if k <= 0 or not rest: continue
         if len({l["label"] for _, l in lab}) < 2: pick = rest[:k]      # one class so far: no forest yet, stay random
         else:
-            m = fit_forest(embed([s["content"] for s, _ in lab]), [l["label"] for _, l in lab], n_estimators=n_estimators, seed=seed)
+            m = fit_forest(
+                embed([s["content"] for s, _ in lab]),
+                [l["label"] for _, l in lab],
+                n_estimators=n_estimators,
+                seed=seed,
+            )
             u = np.abs(forest_scores(m, embed([s["content"] for s in rest])) - .5)
             pick = [rest[i] for i in np.argsort(u, kind="stable")[:k]]
         label_samples(judge, pick, store); chosen += pick
     return [dict(s, **{k: v for k, v in store.labels[s["id"]].items() if k != "id"}) for s in chosen]
-
-# %% ../nbs/04_filter.ipynb #49738d42
-def make_token_counter(spec:str="whitespace"):
-    "A function `texts -> token counts`: 'whitespace' or a tokenizer name/path."
-    if spec == "whitespace": return lambda ts: np.array([len(t.split()) for t in ts], np.int64)
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(spec)
-    return lambda ts: np.array([len(i) for i in tok(list(ts), verbose=False)["input_ids"]], np.int64)
-
-def budget_mask(scores:np.ndarray, tokens:np.ndarray, budget:float) -> np.ndarray:
-    "Which records to keep: the best-scoring ones, in order, while their tokens fit in `budget` (NaN never kept)."
-    s = np.where(np.isnan(scores), -np.inf, scores)
-    o = np.argsort(-s, kind="stable")                    # ties: the earlier record first
-    n = int(np.searchsorted(np.cumsum(tokens[o]), budget, side="right"))
-    keep = np.zeros(len(s), bool); keep[o[:n]] = True
-    return keep & ~np.isnan(scores)
-
-# %% ../nbs/04_filter.ipynb #66d49260
-def scored_records(filt:EduFilter, path, count_tokens, cache_dir=None, batch_size:int=256):
-    "Stream `(record, score, tokens, bad, truncated)` over one shard, scored in batches (NaN and a reason for bad input)."
-    def flush(batch):
-        bad = [check_sample(r.get("content")) for r in batch]
-        s = iter(filt.score([r["content"] for r, b in zip(batch, bad) if b is None], cache_dir))
-        t = iter(filt.last_truncated)
-        for r, b, n in zip(batch, bad, count_tokens([r["content"] if b is None else "" for r, b in zip(batch, bad)])):
-            yield (r, np.nan, 0, b, False) if b else (r, float(next(s)), int(n), "", bool(next(t)))
-    batch = []
-    for r in read_shard(path):
-        batch.append(r)
-        if len(batch) >= batch_size: yield from flush(batch); batch = []
-    if batch: yield from flush(batch)
-
-def save_scores(path, rows:list):
-    "Write one shard's `(score, tokens, bad, truncated)` rows to an `.npz` atomically."
-    sc, tk, bad, tr = zip(*rows) if rows else ((), (), (), ())
-    with atomic_write(path) as f:
-        np.savez(f, score=np.array(sc, np.float32), tokens=np.array(tk, np.int64), bad=np.array(bad, dtype=str), truncated=np.array(tr, bool))
-
-def score_shards(filt:EduFilter, in_dir, out_dir, count_tokens, cache_dir=None, batch_size:int=256, map_tasks=None):
-    "The first pass of a token-budget cut: each shard's scores into `out_dir/<shard>.npz` (resumable; `map_tasks` as `run_stage`'s)."
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    todo = [sh["path"] for sh in read_manifest(in_dir)["shards"] if not (Path(out_dir)/f"{_tid(sh)}.npz").exists()]
-    def one(path):
-        save_scores(Path(out_dir)/f"{_tid(dict(path=path))}.npz",
-                    [x[1:] for x in scored_records(filt, Path(in_dir)/path, count_tokens, cache_dir, batch_size)])
-        return path
-    (map_tasks or (lambda f, xs: [f(x) for x in xs]))(one, todo)
-
-def _tid(sh): return sh["path"].split(".")[0]
-
-def _emit(r, score, bad, keep, labels):
-    r = dict(r, educational_value=None if bad else round(score, 4))
-    if (l := labels.get(str(r.get("id")))) is not None: r.update(judge_label=l["label"], judge_reason=l["reason"])
-    return Drop(bad, r) if bad else r if keep else Drop("below_threshold", r)
-
-def apply_filter(filt:EduFilter, in_dir, out_dir, threshold:float=0.5, token_budget:float|None=None,
-                 token_counter_spec:str="whitespace", cache_dir=None, keep_dropped:bool=True, batch_size:int=256,
-                 labels:dict|None=None, params:dict|None=None, extra:dict|None=None, progress:bool=True,
-                 map_tasks=None, # run the shards elsewhere, e.g. on Ray (see `core.run_stage`); None: here, in order
-                 ) -> dict:
-    "Score `in_dir` (checksums verified first) with `filt`, write kept/dropped shards to `out_dir` (resumable); returns the manifest."
-    in_dir, out_dir = Path(in_dir), Path(out_dir); sdir = out_dir/"scores"; sdir.mkdir(parents=True, exist_ok=True)
-    if filt.embedder: filt.embedder.progress = False     # run_stage's bar counts the shards; one per batch is noise
-    shards, count, labels, keep = verify_shards(in_dir)["shards"], make_token_counter(token_counter_spec), labels or {}, None
-    load = lambda: [np.load(sdir/f"{_tid(sh)}.npz") for sh in shards]
-    if token_budget is not None:                 # the cut needs every score first: a scoring pass, then the cut
-        score_shards(filt, in_dir, sdir, count, cache_dir, batch_size, map_tasks)
-        z = load(); keep = budget_mask(np.concatenate([v["score"] for v in z]), np.concatenate([v["tokens"] for v in z]), token_budget)
-        start = dict(zip((sh["path"] for sh in shards), np.cumsum([0] + [len(v["score"]) for v in z])))
-    def process(path):
-        if keep is not None:
-            v = np.load(sdir/f"{_tid(dict(path=path))}.npz")
-            for i, r in enumerate(read_shard(in_dir/path)): yield _emit(r, float(v["score"][i]), str(v["bad"][i]), keep[start[path]+i], labels)
-            return
-        rows = []                                # a probability cut: one streaming pass
-        for r, s, n, b, t in scored_records(filt, in_dir/path, count, cache_dir, batch_size):
-            rows.append((s, n, b, t)); yield _emit(r, s, b, s >= threshold, labels)
-        save_scores(sdir/f"{_tid(dict(path=path))}.npz", rows)
-    m = run_stage(out_dir, {_tid(sh): sh["path"] for sh in shards}, process, stage="filter", params=params,
-                  inputs=[str(in_dir)], fmt=shard_fmt(shards), keep_dropped=keep_dropped, progress=progress,
-                  map_tasks=map_tasks)
-    z = load(); score, tokens, bad = (np.concatenate([v[k] for v in z]) if z else np.zeros(0) for k in ("score", "tokens", "bad"))
-    kept = keep if keep is not None else (bad == "") & (score >= threshold)
-    m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
-             total_tokens=int(tokens.sum()), scored=int((bad == "").sum()), truncated=int(sum(v["truncated"].sum() for v in z)),
-             **(extra or {}))
-    write_json(out_dir/"manifest.json", m)
-    return m
-
-def shard_fmt(shards) -> str:
-    "The format of the input shards (the output uses the same)."
-    return shards[0]["path"].split(".", 1)[1] if shards else "jsonl.zst"
 
 # %% ../nbs/04_filter.ipynb #7a1c0f31
 def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
@@ -305,7 +231,8 @@ def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
     "Train `classifier` on the group split's training side; held-out metrics; saved into `out` when given."
     texts, yl = [l["content"] for l in lab], np.array([l["label"] for l in lab])
     ys = np.array([yl[i] if l.get("score") is None else l["score"] for i, l in enumerate(lab)], float)
-    tr, va, groups = group_split(texts, ys if model == "regressor" else yl, val_frac, near_dup_threshold, seed, near_dup_shingles)
+    tr, va, groups = group_split(texts, ys if model == "regressor" else yl, val_frac, near_dup_threshold, seed,
+                                 near_dup_shingles)
     filt = EduFilter(*filter_embedder(classifier, embedder, embedder_params or {}),
                      make_classifier(classifier, seed, n_estimators, model))
     if filt.embedder: filt.embedder.progress = progress
@@ -314,10 +241,12 @@ def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
     filt.metrics = dict(heldout_metrics(yl[va], sv, y_train=yl[tr]), classifier=classifier, embedder=filt.embedder_name,
                         fit_seconds=round(t1 - t0, 3), n_labelled=len(lab), n_train=len(tr), n_val=len(va),
                         split="GroupShuffleSplit over near-duplicate groups", groups=len(set(groups)),
-                        grouped_near_duplicates=len(lab) - len(set(groups)), label_counts=dict(Counter(str(l) for l in yl)))
+                        grouped_near_duplicates=len(lab) - len(set(groups)),
+                        label_counts=dict(Counter(str(l) for l in yl)))
     if out is not None:
         write_json(Path(out)/"metrics.json", filt.metrics)
-        write_json(Path(out)/"heldout.json", dict(id=[lab[i]["id"] for i in va], label=yl[va].tolist(), score=sv.tolist()))
+        write_json(Path(out)/"heldout.json",
+                   dict(id=[lab[i]["id"] for i in va], label=yl[va].tolist(), score=sv.tolist()))
         filt.save(out)                                   # filter.json last: the marker
     return filt, filt.metrics
 
@@ -326,25 +255,28 @@ def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
 def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_model:str="gpt-4",
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
                n_labels:int=600, active_rounds:int=0, pool_size:int=2000, embedder:str="hashing",
-               embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200, val_frac:float=0.2,
-               near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5, token_budget:float|None=None,
+               embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200,
+               val_frac:float=0.2, near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5,
+               token_budget:float|None=None,
                token_counter:str="whitespace", cache_embeddings:bool=True, keep_dropped:bool=True,
                batch_size:int=256, seed:int=1234, engine:str="local", ray_address:str|None=None,
                ray_actors:int|None=None, progress:bool=True) -> dict:
-    "The filter stage: label a sample, train the classifier, filter `run_dir/corpus/` into `run_dir/filter/` (local or Ray engine)."
+    ("The filter stage: label a sample, train the classifier, filter "
+     "`run_dir/corpus/` into `run_dir/filter/` (local or Ray engine).")
     params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
     t0, corpus, out = time.time(), require_stage(run_dir, "corpus"), stage_dir(run_dir, "filter")
     seed_everything(seed); embedder_params = dict(embedder_params or {})
     cache = embed_cache_dir(run_dir) if cache_embeddings else None
     corpus_id = hashlib.sha256(json.dumps(read_manifest(corpus)["shards"], sort_keys=True).encode()).hexdigest()
     model_params = {k: params[k] for k in ("judge", "judge_model", "n_labels", "active_rounds", "pool_size", "embedder",
-                                           "embedder_params", "classifier", "model", "n_estimators", "val_frac", "near_dup_threshold",
-                                           "near_dup_shingles", "seed")}
+                                           "embedder_params", "classifier", "model", "n_estimators", "val_frac",
+                                           "near_dup_threshold", "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
     if engine not in ("local", "ray"): raise ValueError(f"filter.engine must be 'local' or 'ray', not {engine!r}")
     same = lambda p: {k: v for k, v in (p or {}).items() if k not in ("engine", "ray_address", "ray_actors")}
     prev = read_json(out/"params.json") if (out/"params.json").exists() else {}
-    if same(prev.get("params")) != same(params) or prev.get("corpus") != corpus_id:   # (the engine changes no result)                     # other settings or corpus: what was computed with the old ones goes
+    # other settings or another corpus: what was computed with the old ones goes (the engine changes no result)
+    if same(prev.get("params")) != same(params) or prev.get("corpus") != corpus_id:
         for d in ["parts", "scores", "dropped"] + (["model"] if prev.get("model_params") != model_params else []):
             shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("part-*"): p.unlink()
@@ -354,12 +286,14 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     else:
         jd = make_judge(judge, base_url, judge_model, api_key_env, concurrency, rpm, tpm, labels_dir/"llm_cache")
         pool = sample_pool(read_dataset(corpus), pool_size, seed)
-        emb = get_embedder(embedder, **embedder_params) if active_rounds > 0 else None   # the active sampler's forest reads it
+        # the active sampler's forest reads it
+        emb = get_embedder(embedder, **embedder_params) if active_rounds > 0 else None
         X = lambda ts: embed_cached(emb, ts, cache)
-        lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), n_labels, active_rounds, X, n_estimators, seed)
-               if l["label"] is not None]
+        lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), n_labels, active_rounds, X, n_estimators,
+                                           seed) if l["label"] is not None]
         if len(lab) < 10 or len(set(l["label"] for l in lab)) < 2:
-            raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): need >= 10 of both classes")
+            raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): "
+                             "need >= 10 of both classes")
         filt, metrics = train_filter(lab, classifier, embedder, embedder_params, model, n_estimators, val_frac,
                                      near_dup_threshold, near_dup_shingles, seed, cache, progress, out/"model")
         labels = {l["id"]: l for l in lab}

@@ -130,7 +130,8 @@ _KEY_CALLS = {"x86_64": [(0xC000003E, (248, 249, 250)), (0x40000003, (286, 287, 
               "aarch64": [(0xC00000B7, (217, 218, 219)), (0x40000028, (309, 310, 311))]}   # and 32-bit arm
 
 def _no_keyrings() -> bool:
-    "A seccomp filter: the kernel keyring calls fail with EPERM (after no_new_privs). True if set, or no table for this arch."
+    ("A seccomp filter: the kernel keyring calls fail with EPERM (after "
+     "no_new_privs). True if set, or no table for this arch.")
     blocks, ins = _KEY_CALLS.get(os.uname().machine), []
     if blocks is None: return True
     for arch, nrs in blocks:   # ld arch; jeq arch else skip; ld nr; and ~x32 bit; jeq nr -> deny; allow; deny
@@ -215,7 +216,8 @@ def _fds(out_w:int, err_w:int, keep:tuple=()) -> list[int]:
 # %% ../nbs/05a_isolation.ipynb #4229624d
 @lru_cache(None)
 def launcher(name:str) -> tuple[bool, bool]:
-    "(works, userns) for 'bwrap' or 'unshare': as root, first without a user namespace (the program gets its own uid), then with one."
+    ("(works, userns) for 'bwrap' or 'unshare': as root, first without a user "
+     "namespace (the program gets its own uid), then with one.")
     import subprocess
     from phi1_nb.root import view_ops
     for userns in ([False, True] if os.geteuid() == 0 else [True]):
@@ -239,7 +241,8 @@ FALLBACK_WARNING = {
     "unshare": "bubblewrap (bwrap) is not available: programs run in PID, mount, network and IPC namespaces made with "
     "`unshare`, with a private /tmp and /dev/shm and a read-only root where the kernel allows it. Install "
     "bubblewrap for the tested path: apt-get install bubblewrap",
-    "none": "neither bubblewrap (bwrap) nor `unshare` works here: programs run with rlimits and (as root) an unprivileged "
+    "none": "neither bubblewrap (bwrap) nor `unshare` works here: programs run with rlimits and (as root) an "
+            "unprivileged "
     "uid, and the runner kills their whole process tree, but the network, the file system (/tmp, /dev/shm, "
     "$HOME) and other processes are NOT isolated. Install it: apt-get install bubblewrap",
 }

@@ -39,6 +39,7 @@ def parse_judgement(text:str) -> tuple[int, str]:
 
 # %% ../nbs/04a_judge.ipynb #81a81614
 GUI = {"tkinter", "turtle", "PyQt5", "PyQt6", "PySide2", "PySide6", "wx", "kivy", "pygame", "gi"}
+
 WEIGHTS = dict(self_contained=.20, explained=.25, algorithmic=.30, not_boring=.15, length=.10)
 
 def rubric(code:str) -> tuple[float, dict, list[str]]:
@@ -52,26 +53,22 @@ def rubric(code:str) -> tuple[float, dict, list[str]]:
     mods |= {x.name.split(".")[0] for a in ast.walk(tree) if isinstance(a, ast.Import) for x in a.names}
     bad = sorted(m for m in mods if m.startswith(".") or m not in sys.stdlib_module_names)
     c = dict(self_contained=max(0., 1 - len(bad)/3))
-    why.append(
-        f"imports outside the standard library: {', '.join(bad)}" if bad else "self-contained (standard library only)"
-    )
+    why.append(f"imports outside the standard library: {', '.join(bad)}" if bad
+               else "self-contained (standard library only)")
     defs = [d for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    doc = sum(ast.get_docstring(d) is not None
-              for d in defs) / len(defs) if defs else float(ast.get_docstring(tree) is not None)
+    doc = (sum(ast.get_docstring(d) is not None for d in defs) / len(defs) if defs
+           else float(ast.get_docstring(tree) is not None))
     com = sum(l.lstrip().startswith("#") for l in lines) / n
     c["explained"] = min(1., .7*doc + .3*min(1., com/.08))
     why.append(f"{doc:.0%} of functions/classes documented, {com:.0%} comment lines")
     loops = sum(isinstance(x, (ast.For, ast.While, ast.comprehension)) for x in ast.walk(tree))
     ifs = sum(isinstance(x, (ast.If, ast.IfExp)) for x in ast.walk(tree))
     rec = sum(any(isinstance(x, ast.Call) and getattr(x.func, "id", getattr(x.func, "attr", None)) == f.name
-                  for x in ast.walk(f))
-              for f in defs if not isinstance(f, ast.ClassDef))
+                  for x in ast.walk(f)) for f in defs if not isinstance(f, ast.ClassDef))
     c["algorithmic"] = min(1., (loops + .5*ifs + 2*rec) / max(3., n/12))
     why.append(f"{loops} loops, {ifs} branches, {rec} recursive functions in {n} lines")
-    const = sum(isinstance(s,
-                           (ast.Assign,
-                            ast.AnnAssign)) and isinstance(s.value,
-                                                           (ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set))
+    const = sum(isinstance(s, (ast.Assign, ast.AnnAssign))
+                and isinstance(s.value, (ast.Constant, ast.Dict, ast.List, ast.Tuple, ast.Set))
                 for s in tree.body) / max(len(tree.body), 1)
     gui = bool(mods & GUI)
     c["not_boring"] = max(0., 1 - const - .5*gui)
@@ -80,6 +77,7 @@ def rubric(code:str) -> tuple[float, dict, list[str]]:
     if c["length"] < 1: why.append(f"{n} lines: too {'short' if n < 10 else 'long'}")
     return round(sum(WEIGHTS[k]*v for k, v in c.items()), 4), c, why
 
+# %% ../nbs/04a_judge.ipynb #0fb98a62
 class HeuristicJudge:
     "The offline rubric judge (not an LLM): graded score, label `score >= cut`, reasons."
     name = "heuristic"

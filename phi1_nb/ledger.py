@@ -47,8 +47,8 @@ class Ledger:
                  budget_tokens:int|None=None, # cap on prompt + completion tokens, over every run of this file
                  budget_usd:float|None=None, # cap on dollars under `price`
                  price:dict|None=None): # {'prompt': $/1M tokens, 'completion': $/1M tokens}
-        self.path, self.budget_tokens, self.budget_usd, self.price = (Path(path) if path
-                                                                      else None), budget_tokens, budget_usd, price
+        self.path = Path(path) if path else None
+        self.budget_tokens, self.budget_usd, self.price = budget_tokens, budget_usd, price
         # prompt_tokens, completion_tokens (reported), bound_tokens/bound_usd (unknown fate)
         self.spent = Counter()
         # _held: tokens reserved in flight
@@ -94,45 +94,49 @@ class Ledger:
             yield
         finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
 
-    def _apply(self, e):
-        if e["op"] == "pause": self.paused_until = max(self.paused_until, e["until"]); return
-        if e["op"] == "reserve":
-            self.open[e["rid"]] = e; self._n = max(self._n, int(e["rid"].split("-")[-1]) + 1)
-            if "t" in e:
-                self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
-                while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
-            self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]
-            self._held_extra += _extra(e["prompt_bound"], e["max_tokens"], e, self.price)
-            self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max",
-                                                                                          e["max_tokens"]); return
-        r = self.open.pop(e["rid"], None)
-        if r is None: return
-        self._held -= r["prompt_bound"] + r["max_tokens"]; self._held_p -= r["prompt_bound"]
-        self._held_extra -= _extra(r["prompt_bound"], r["max_tokens"], r, self.price)
-        self._raw[0] -= r.get("raw_prompt", r["prompt_bound"]); self._raw[1] -= r.get("raw_max", r["max_tokens"])
-        self.spent["requests"] += 1; self.spent[f"settled_{e['how']}"] += 1
-        if e["how"] == "usage":
-            pt, ct = e["prompt_tokens"], e["completion_tokens"]
-            self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
-            self.spent["usd_extra"] += _extra(pt, ct, r, self.price)
-            if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
-            self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
-                          max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
-            o = self.obs.setdefault(r.get("tag"), Counter())
-            o.update(n=e.get("n", 1), prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt,
-                     completion_tokens=ct, completion_sq=e.get("completion_sq", ct * ct),
-                     max_tokens=r.get("raw_max", r["max_tokens"]))
-        elif e["how"] in ("unknown", "lost"):
-            self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
-            self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price")
-                                                              or self.price))
 
-    def _write(self, e):
-        "Append an entry (inside `_books`), starting a new line after a torn one."
-        if self._fd is not None:
-            os.write(self._fd, (b"\n" if self._tail else b"") + (json.dumps(e) + "\n").encode())
-            self._off, self._tail = os.lseek(self._fd, 0, os.SEEK_CUR), False   # we hold the lock: the end is ours
-        self._apply(e)
+# %% ../nbs/02b_ledger.ipynb #c9179606
+def _apply(self, e):
+    if e["op"] == "pause": self.paused_until = max(self.paused_until, e["until"]); return
+    if e["op"] == "reserve":
+        self.open[e["rid"]] = e; self._n = max(self._n, int(e["rid"].split("-")[-1]) + 1)
+        if "t" in e:
+            self.recent.append((e["t"], e["prompt_bound"] + e["max_tokens"]))
+            while self.recent[0][0] < e["t"] - 60: self.recent.popleft()
+        self._held += e["prompt_bound"] + e["max_tokens"]; self._held_p += e["prompt_bound"]
+        self._held_extra += _extra(e["prompt_bound"], e["max_tokens"], e, self.price)
+        self._raw[0] += e.get("raw_prompt", e["prompt_bound"]); self._raw[1] += e.get("raw_max",
+                                                                                      e["max_tokens"]); return
+    r = self.open.pop(e["rid"], None)
+    if r is None: return
+    self._held -= r["prompt_bound"] + r["max_tokens"]; self._held_p -= r["prompt_bound"]
+    self._held_extra -= _extra(r["prompt_bound"], r["max_tokens"], r, self.price)
+    self._raw[0] -= r.get("raw_prompt", r["prompt_bound"]); self._raw[1] -= r.get("raw_max", r["max_tokens"])
+    self.spent["requests"] += 1; self.spent[f"settled_{e['how']}"] += 1
+    if e["how"] == "usage":
+        pt, ct = e["prompt_tokens"], e["completion_tokens"]
+        self.spent["prompt_tokens"] += pt; self.spent["completion_tokens"] += ct
+        self.spent["usd_extra"] += _extra(pt, ct, r, self.price)
+        if pt + ct > r["prompt_bound"] + r["max_tokens"]: self.spent["over_bound"] += 1
+        self.slack = [max(self.slack[0], pt / max(1, r.get("raw_prompt", r["prompt_bound"]))),
+                      max(self.slack[1], ct / max(1, r.get("raw_max", r["max_tokens"])))]
+        o = self.obs.setdefault(r.get("tag"), Counter())
+        o.update(n=e.get("n", 1), prompt_bytes=r.get("raw_prompt", r["prompt_bound"]), prompt_tokens=pt,
+                 completion_tokens=ct, completion_sq=e.get("completion_sq", ct * ct),
+                 max_tokens=r.get("raw_max", r["max_tokens"]))
+    elif e["how"] in ("unknown", "lost"):
+        self.spent["bound_tokens"] += r["prompt_bound"] + r["max_tokens"]
+        self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price")
+                                                          or self.price))
+
+def _write(self, e):
+    "Append an entry (inside `_books`), starting a new line after a torn one."
+    if self._fd is not None:
+        os.write(self._fd, (b"\n" if self._tail else b"") + (json.dumps(e) + "\n").encode())
+        self._off, self._tail = os.lseek(self._fd, 0, os.SEEK_CUR), False   # we hold the lock: the end is ours
+    self._apply(e)
+
+Ledger._apply, Ledger._write = _apply, _write
 
 # %% ../nbs/02b_ledger.ipynb #c355ff5c
 def spent_tokens(self) -> int:
@@ -155,14 +159,18 @@ def _fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
     rt, ru = self.reserved() if self.budget_tokens is not None or self.budget_usd is not None else (0, 0.0)
     if self.budget_tokens is not None and self.spent_tokens() + rt + prompt_bytes + max_tokens > self.budget_tokens:
         return False
-    return self.budget_usd is None or self.spent_usd() + ru + _usd(prompt_bytes, max_tokens, price
-                                                                   or self.price) <= self.budget_usd
+    return self.budget_usd is None or self.spent_usd() + ru + _usd(prompt_bytes, max_tokens,
+                                                                   price or self.price) <= self.budget_usd
 
 def fits(self, prompt_bytes:int, max_tokens:int, price:dict|None=None) -> bool:
     "Whether `reserve` would succeed now (it reserves nothing)."
     with self._lock, self._books():
         return self._fits(math.ceil(prompt_bytes * self.slack[0]), math.ceil(max_tokens * self.slack[1]), price)
 
+Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved = spent_tokens, spent_usd, reserved
+Ledger._fits, Ledger.fits = _fits, fits
+
+# %% ../nbs/02b_ledger.ipynb #b5ff3075
 def reserve(self, prompt_bytes:int, max_tokens:int, tag:str|None=None,
             batch:str|None=None, # a batch's reservation: it outlives this process, until the batch is settled
             price:dict|None=None) -> str|None: # this reservation's price table (None: the ledger's)
@@ -194,6 +202,9 @@ def pause(self, seconds:float):
     "Record a server's `Retry-After` (a restarted run honours it too)."
     with self._lock, self._books(): self._write({"op": "pause", "until": round(time.time() + seconds, 3)})
 
+Ledger.reserve, Ledger.settle, Ledger.pause = reserve, settle, pause
+
+# %% ../nbs/02b_ledger.ipynb #f40cc36d
 def observed(self, tag=None) -> dict|None:
     "Mean prompt tokens per bound byte and mean completion tokens of the settled answers with `tag` (None if none)."
     o = self.obs.get(tag)
@@ -214,9 +225,7 @@ def close(self):
     "Sync and close the file."
     if self._fd is not None: os.fsync(self._fd); os.close(self._fd); os.close(self._mutex); self._fd = None
 
-Ledger.spent_tokens, Ledger.spent_usd, Ledger.reserved, Ledger.reserve = spent_tokens, spent_usd, reserved, reserve
-Ledger._fits, Ledger.fits = _fits, fits
-Ledger.settle, Ledger.observed, Ledger.summary, Ledger.close, Ledger.pause = settle, observed, summary, close, pause
+Ledger.observed, Ledger.summary, Ledger.close = observed, summary, close
 
 # %% ../nbs/02b_ledger.ipynb #8a3f5c20
 def charge(self, prompt_tokens:int, completion_tokens:int, price:dict|None=None, tag:str|None=None):

@@ -232,6 +232,7 @@ def _plausible(self, data:dict, pb:int) -> dict:
         u.update(prompt_tokens=max(int(u.get("prompt_tokens") or 0), pb), completion_tokens=n)
     return u
 
+# %% ../nbs/02_llm.ipynb #5a73d506
 async def _request(self, oc, sem, key, messages, params, tag=None) -> Completion:
     import openai
     max_tok = params.get("max_tokens") or params.get("max_completion_tokens") or 256
@@ -318,6 +319,7 @@ def _stop_error(self, e, ok, failed) -> Exception|None:
                            "chat template needs api: completions)")
     return None
 
+# %% ../nbs/02_llm.ipynb #c07216b0
 def complete_iter(self, items:list, # each a list of chat messages or a str prompt
                   params:list|None=None, # per-item parameters (dicts), added to the common ones
                   window:int|None=None, # answers requested ahead of the consumer at most (None: 4 x concurrency)

@@ -49,7 +49,8 @@ def styles() -> tuple[str, ...]: return tuple(_lines("styles.txt"))
 
 # %% ../nbs/06b_prompts.ipynb #159ed644
 class Permutation:
-    "A keyed pseudo-random bijection of `range(n)`: a 4-round Feistel network on the next power of 4, with cycle walking."
+    ("A keyed pseudo-random bijection of `range(n)`: a 4-round Feistel "
+     "network on the next power of 4, with cycle walking.")
     def __init__(self, n:int, key:str):
         if n < 1: raise ValueError("a permutation needs n >= 1")
         self.n, self.h = n, max(1, ((n - 1).bit_length() + 1) // 2)
@@ -80,7 +81,8 @@ def humaneval_entry_points() -> frozenset:
 _STOP = set("a an and the of with in on for to by from as at or into its their your using vs versus".split())
 
 def topic_words(topic:str) -> list[str]:
-    "Identifier-ready words of a topic, leaf first ('... > Graphs > shortest paths' -> ['shortest', 'paths', 'graphs', ...])."
+    ("Identifier-ready words of a topic, leaf first ('... > Graphs > "
+     "shortest paths' -> ['shortest', 'paths', 'graphs', ...]).")
     out = []
     for part in reversed(topic.split(" > ")):
         for w in re.findall(r"[a-z][a-z0-9]*", part.lower().replace("'s", "")):
@@ -155,6 +157,7 @@ def joint(self:NameSpace, x:int) -> tuple[str, str]:
     name, owners = self._name(v, a, n, q), self._own[n]
     return owners[int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") % len(owners)], name
 
+# %% ../nbs/06b_prompts.ipynb #3f0a25a4
 @patch
 def excluded_positions(self:NameSpace) -> list[int]:
     "Sorted positions of the joint space whose name is excluded."
@@ -192,7 +195,8 @@ def _seed_words(seed:int, c:int, r:int, k:int) -> list[str]:
     return w
 
 def record_id(kind:str, seed:int, i:int) -> str:
-    "The id of record `i` of `kind` ('textbook' or 'exercise') under `seed`: what resume keys on, known without drawing its prompt."
+    ("The id of record `i` of `kind` ('textbook' or 'exercise') under `seed`: "
+     "what resume keys on, known without drawing its prompt.")
     return f"{kind}-{seed}-{i:07d}"
 
 def textbook_spec(seed:int, i:int, k_words:int=3, topics:str|None=None, extracts=None) -> dict:
@@ -226,31 +230,23 @@ def _extract_note(s:dict) -> str:
 def textbook_messages(s:dict) -> list[dict]:
     "Chat prompt for a textbook."
     b, sub, leaf = s["topic"].split(" > ")
-    return [
-        {"role": "system", "content": "You write clear, correct Python textbooks."},
-        {
-            "role": "user",
-            "content": f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. "
-            "Interleave natural-language explanation with short, self-contained, runnable Python code in ```python blocks. "
-            f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting."
-            + _extract_note(s),
-        },
-    ]
+    ask = (f"Write {s['style']} about {leaf} (part of '{sub}' in {b}) for {s['audience']}. Interleave natural-language "
+           "explanation with short, self-contained, runnable Python code in ```python blocks. "
+           f"Work these words naturally into the text: {', '.join(s['seed_words'])}. Do not open with a greeting.")
+    return [{"role": "system", "content": "You write clear, correct Python textbooks."},
+            {"role": "user", "content": ask + _extract_note(s)}]
 
 def exercise_messages(s:dict) -> list[dict]:
     "Chat prompt for an exercise."
-    return [
-        {"role": "system", "content": "You write Python programming exercises with tested solutions."},
-        {
-            "role": "user",
-            "content": f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. "
-            f"Answer with a single ```python block holding: the function `{s['function_name']}` with type hints and a "
-            "docstring stating the task precisely, its complete solution, and then at least three top-level `assert` "
-            f"statements that call `{s['function_name']}` with arguments and compare its result to the expected value. "
-            "Use only the standard library." + _extract_note(s),
-        },
-    ]
+    ask = (f"Write one {s['difficulty']} Python exercise about {s['topic'].split(' > ')[-1]}. Answer with a single "
+           f"```python block holding: the function `{s['function_name']}` with type hints and a docstring stating the "
+           "task precisely, its complete solution, and then at least three top-level `assert` statements that call "
+           f"`{s['function_name']}` with arguments and compare its result to the expected value. "
+           "Use only the standard library.")
+    return [{"role": "system", "content": "You write Python programming exercises with tested solutions."},
+            {"role": "user", "content": ask + _extract_note(s)}]
 
+# %% ../nbs/06b_prompts.ipynb #9fa27a95
 def textbook_prefix(s:dict) -> str:
     "Base-model prompt for a textbook: the opening docstring of a lesson file."
     leaf = s["topic"].split(" > ")[-1]

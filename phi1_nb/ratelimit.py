@@ -39,14 +39,16 @@ class RateLimiter:
         "Seconds until a request may start."
         return max(self.until - self.clock(), *(p.wait_time() for p in (self.rpm, self.tpm) if p), 0.0)
     def resume(self, charges, wall:Callable[[], float]=time.time):
-        "Replay the `(wall-clock time, tokens)` charges of an earlier process (the ledger's), so a restart adds no burst."
+        ("Replay the `(wall-clock time, tokens)` charges of an earlier "
+         "process (the ledger's), so a restart adds no burst.")
         now, off = self.clock(), self.clock() - wall()
         for t, n in sorted(charges):
             t = min(t, now - off)   # a time ahead of this machine's clock counts as now
             for p, x in ((self.rpm, 1), (self.tpm, n)):
                 if p: p.charge(x, at=t + off)
     async def acquire(self, tokens:float|Callable[[], float]=0) -> float:
-        "Wait until a request of `tokens` (its upper bound, or a function giving it when the request starts) may start; charge it."
+        ("Wait until a request of `tokens` (its upper bound, or a function "
+         "giving it when the request starts) may start; charge it.")
         while (w := self.wait_time()) > 0: await asyncio.sleep(w)
         n = tokens() if callable(tokens) else tokens   # the bound as known now, not when the request began to wait
         if self.rpm: self.rpm.charge(1)

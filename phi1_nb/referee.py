@@ -101,8 +101,10 @@ def _result(v, ids:dict):
         return ["i", *items]
     return encode(v, ids)
 
+# %% ../nbs/05b_referee.ipynb #3c1e445e
 def answer_calls(g:dict, names:list, r:int, w:int):
-    "In the candidate, after its program ran: say which of `names` it defines, then answer calls until the judge leaves."
+    ("In the candidate, after its program ran: say which of `names` it "
+     "defines, then answer calls until the judge leaves.")
     objs, ids, kinds = {}, {}, {}
     for n in names:
         if n not in g: continue
@@ -142,6 +144,7 @@ def _exception(name, msg) -> BaseException:
         try: return c(msg if type(msg) is str else "")
         except Exception: pass
 
+# %% ../nbs/05b_referee.ipynb #b8fe17f3
 class Link:
     "The judge's end of the pipe: calls go out as plain data, answers come back as plain data or a builtin exception."
     def __init__(self, r:int, w:int): self.r, self.w, self.broken, self.handles, self.ids = r, w, "", {}, {}

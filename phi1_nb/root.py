@@ -24,6 +24,32 @@ from phi1_nb.isolation import (
 # %% auto #0
 __all__ = ['SCAN_TTL', 'SYSTEM', 'pipes', 'view_ops', 'build_view']
 
+# %% ../nbs/05c_root.ipynb #j24scanc
+def _cache_path() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "phi1_nb", f"pipes-{os.geteuid()}.json")
+
+def _load(path:str) -> dict:
+    "The cache, if this user owns it and no one else may write it or its folder; else empty."
+    import json
+    try:
+        for p in (os.path.dirname(path), path):
+            st = os.stat(p)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022: return {}
+        with open(path) as f: c = json.load(f)
+        return c if isinstance(c, dict) else {}
+    except (OSError, ValueError): return {}
+
+def _save(path:str, cache:dict):
+    "Write the cache atomically (temp + rename), mode 0600; a cache that cannot be written is no error."
+    import json
+    try:
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f: json.dump(cache, f)
+        os.replace(tmp, path)
+    except OSError: pass
+
 # %% ../nbs/05c_root.ipynb #j24scan
 SCAN_TTL, _memo = 60.0, {}   # seconds one process reuses a checked scan; {trees: (when, found)}
 
@@ -53,6 +79,7 @@ def _mounted(trees:list[str]) -> list[str]:
             except OSError: pass
     return out
 
+# %% ../nbs/05c_root.ipynb #c318f117
 def pipes(trees:list[str], cache:str|None=None) -> list[str]:
     "Every socket and FIFO under `trees` (no links followed), and each folder we may not list; cached per folder."
     # the cache's key: (dev, ino, ctime, mtime)
@@ -78,32 +105,6 @@ def pipes(trees:list[str], cache:str|None=None) -> list[str]:
     found = sorted(set(out + _mounted(trees)))
     _memo[key] = (time.monotonic(), found)
     return found
-
-# %% ../nbs/05c_root.ipynb #j24scanc
-def _cache_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "phi1_nb", f"pipes-{os.geteuid()}.json")
-
-def _load(path:str) -> dict:
-    "The cache, if this user owns it and no one else may write it or its folder; else empty."
-    import json
-    try:
-        for p in (os.path.dirname(path), path):
-            st = os.stat(p)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022: return {}
-        with open(path) as f: c = json.load(f)
-        return c if isinstance(c, dict) else {}
-    except (OSError, ValueError): return {}
-
-def _save(path:str, cache:dict):
-    "Write the cache atomically (temp + rename), mode 0600; a cache that cannot be written is no error."
-    import json
-    try:
-        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f: json.dump(cache, f)
-        os.replace(tmp, path)
-    except OSError: pass
 
 # %% ../nbs/05c_root.ipynb #j24view
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")

@@ -60,7 +60,8 @@ def atomic_write(path:str|Path, mode:str="wb"):
         raise
 
 def remove_stale_temps(d) -> int:
-    "Delete the `.tmp-*` files a killed writer left under `d` (call before a run starts writing there); returns how many."
+    ("Delete the `.tmp-*` files a killed writer left under `d` (call "
+     "before a run starts writing there); returns how many.")
     n = 0
     for p in Path(d).rglob(f"{TMP_PREFIX}*"):
         if p.is_file(): p.unlink(missing_ok=True); n += 1
@@ -119,16 +120,12 @@ def _plain_unify(types) -> object:
 def _arrow_type(t):
     import pyarrow as pa
     if type(t) is str:
-        return {
-            "null": pa.null(),
-            "bool": pa.bool_(),
-            "int64": pa.int64(),
-            "double": pa.float64(),
-            "string": pa.string(),
-        }[t]
+        return {"null": pa.null(), "bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(),
+                "string": pa.string()}[t]
     if t[0] == "list": return pa.list_(_arrow_type(t[1]))
     return pa.struct([(k, _arrow_type(x)) for k, x in t[1].items()])
 
+# %% ../nbs/00a_shards.ipynb #4c9a04e8
 def infer_schema(records:list[dict]):
     "The Arrow schema of `records`: every key of every row, typed from all its values (all-null: `null`)."
     import pyarrow as pa
@@ -146,7 +143,8 @@ def infer_schema(records:list[dict]):
     return pa.schema(fields)
 
 def unify_schemas(schemas:list):
-    "One schema holding every field of `schemas`, types promoted (null -> int64 -> double, ...); `ShardError` on a clash."
+    ("One schema holding every field of `schemas`, types promoted (null "
+     "-> int64 -> double, ...); `ShardError` on a clash.")
     import pyarrow as pa
     schemas = [s for s in schemas if s is not None]
     if not schemas: return None
@@ -246,6 +244,7 @@ def _jsonl_records(path, chunks) -> Iterator[dict]:
     i += 1
     if buf.strip(): yield parse(buf)
 
+# %% ../nbs/00a_shards.ipynb #5fca9287
 def _parquet_file(path):
     import pyarrow as pa, pyarrow.parquet as pq
     try:
@@ -286,7 +285,8 @@ def need_string(schema, path, col:str|None="content"):
 
 # %% ../nbs/00a_shards.ipynb #34db266c
 def conform_parquet(path, schema) -> bool:
-    "Rewrite a Parquet shard to `schema` (missing columns null, types promoted) unless it already has it; True if rewritten."
+    ("Rewrite a Parquet shard to `schema` (missing columns null, types "
+     "promoted) unless it already has it; True if rewritten.")
     import pyarrow as pa, pyarrow.parquet as pq
     t = pq.read_table(path)
     if t.schema.equals(schema, check_metadata=False): return False
@@ -301,9 +301,9 @@ def conform_parquet(path, schema) -> bool:
     return True
 
 # %% ../nbs/00a_shards.ipynb #c3e38b66
-_HF_VALUE = {"null", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float",
-             "double",
-             "halffloat", "string", "large_string", "binary", "large_binary"}
+_HF_VALUE = {"null", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "float", "double", "halffloat", "string", "large_string", "binary", "large_binary"}
+
 _HF_NAME = {"float": "float32", "double": "float64", "halffloat": "float16"}
 
 def _hf_feature(t) -> dict:
@@ -319,40 +319,44 @@ def _hf_feature(t) -> dict:
     raise TypeError(f"no plain datasets feature for {t}")
 
 def hf_features(schema) -> list:
-    "`datasets.Features.from_arrow_schema(schema)._to_yaml_list()`, without importing `datasets` (0.7 s) for the usual types."
+    ("`datasets.Features.from_arrow_schema(schema)._to_yaml_list()`, "
+     "without importing `datasets` (0.7 s) for the usual types.")
     try: return [{"name": f.name, **_hf_feature(f.type)} for f in schema]
     except TypeError:
         from datasets import Features
         return Features.from_arrow_schema(schema)._to_yaml_list()
 
+# %% ../nbs/00a_shards.ipynb #e480002a
 def card_fingerprint(shards:list[dict]) -> str:
-    "The sha256 over a stage's shard checksums, in manifest order: what the card carries and the manifest must agree with."
+    ("The sha256 over a stage's shard checksums, in manifest order: what "
+     "the card carries and the manifest must agree with.")
     return hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()
 
 def dataset_card(stage:str, files:list[str], schema=None, counts:dict|None=None, fingerprint:str|None=None,
                  subsets:dict|None=None, # {config name: [files]}: one config each (synth's kinds), beside `files`
                  ) -> str:
-    "A Hugging Face dataset card: `configs` naming the data files (nothing else in the folder), the features and a content fingerprint."
+    ("A Hugging Face dataset card: `configs` naming the data files (nothing "
+     "else in the folder), the features and a content fingerprint.")
     import yaml
     cfg = lambda name, fs: {"config_name": name, "data_files": [{"split": "train", "path": list(fs)}]}
     meta = {"configs": ([cfg("default", files)] if files else []) + [cfg(k, v) for k, v in (subsets or {}).items()]}
     # `datasets` caches a folder by its name and its card, not by its files: without the shards' fingerprint in the
-    # card,
-    # a rerun (or another run's folder of the same name) would load the records cached the first time
+    # card, a rerun (or another run's folder of the same name) would load the records cached the first time
     info = {"description": f"phi1_nb {stage} output, shards sha256 {fingerprint}"} if fingerprint else {}
     if schema is not None:
         try: info["features"] = hf_features(schema)
         except ImportError: pass
     if info: meta["dataset_info"] = info
     how = (
-        f'datasets.load_dataset("<this folder>", "{next(iter(subsets))}", split="train")   # one of: {", ".join(subsets)}'
+        f'datasets.load_dataset("<this folder>", "{next(iter(subsets))}", split="train")   # one of: '
+        f'{", ".join(subsets)}'
         if subsets and not files
         else 'datasets.load_dataset("<this folder>", split="train")'
     )
     return (
         f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n# phi1_nb `{stage}` output\n\n"
-        f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the shards with their "
-        "checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"
+        f"The records this stage kept (counts: {json.dumps(counts or {})}). `manifest.json` lists the "
+        "shards with their checksums; `dropped/`, `parts/` and the other subfolders are not part of the dataset.\n\n"
         f"```python\nimport datasets\nds = {how}\n```\n"
     )
 

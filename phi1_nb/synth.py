@@ -6,46 +6,36 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth.html.md"""
 
 # %% ../nbs/06_synth.ipynb #8b6d8036
 from __future__ import annotations
-import ast, fcntl, hashlib, json, math, random, re, shutil, sys, time
+import hashlib, math, time
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
-from .core import Drop, read_dataset, read_json, read_shard, run_task, stage_dir, write_json, write_manifest, _done
-from .ledger import prompt_bound
-from .llm import (BudgetExceeded, Completion, LLMCache, LLMClient, LLMRejected, LLMUnreachable, cache_key, cost_usd,
-                         estimate_tokens, _prompt_text)
-from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix, record_id,
-                             exercise_spec, humaneval_entry_points, prompt_repeat_rate, styles, textbook_messages,
-                             textbook_prefix, textbook_spec, topic_leaves, vocabulary)
-from .synth_quality import (DiversityReport, code_prose, mine_exercises, parse_exercise, parse_prefix, run_checks,
-                                   split_blocks, textbook_verdict)
-from .synth_gate import mutation_verdicts, run_textbook_code, textbook_prose_verdict
-from .lineage import annotate, explain as _explain
-from .synth_cost import (EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED, SANDBOX_FAILS, half_width, dry_run_table,
-                                pilot_answers, source_rates, paid_usage, _exit, _write_synth_manifest)   # (06f)
+from .core import read_dataset, read_json, stage_dir
+from .llm import Completion, LLMClient
+from .prompts import (CorpusExtracts, NameSpace, audiences, data_path, exercise_messages, exercise_prefix,
+                             exercise_spec, humaneval_entry_points, prompt_repeat_rate, record_id, styles,
+                             textbook_messages, textbook_prefix, textbook_spec, topic_leaves, vocabulary)   # (06b)
+from .lineage import explain as _explain
+from .synth_cost import dry_run_table, pilot_answers, _write_synth_manifest   # (06f)
 from .synth_local import TransformersBackend   # (06g)
+from .synth_resume import NOT_FINAL, ShapingChanged, check_shaping, plan_synthetic, shaping, _lock   # (06i)
+from .synth_run import _Lazy, _mined_source, _synth_kind, exercise_record, textbook_record   # (06j)
 
 # %% auto #0
-__all__ = ['NOT_FINAL', 'request_seed', 'OpenAIBackend', 'textbook_record', 'exercise_record', 'plan_synthetic', 'make_backend',
-           'ShapingChanged', 'shaping', 'check_shaping', 'run_synth']
+__all__ = ['request_seed', 'OpenAIBackend', 'make_backend', 'run_synth']
 
 # %% ../nbs/06_synth.ipynb #ffd321df
 def request_seed(run_seed:int, record_id:str) -> int:
     "The sampling seed of one request, from the run seed and the record id (31 bits)."
     return int.from_bytes(hashlib.sha256(f"{run_seed}:{record_id}".encode()).digest()[:4], "big") & 0x7fffffff
 
-class _Lazy:
-    "A sequence computing `fn(xs[i])` on access (a million prompts need not sit in memory at once)."
-    def __init__(self, xs, fn): self.xs, self.fn = xs, fn
-    def __len__(self): return len(self.xs)
-    def __getitem__(self, i): return self.fn(self.xs[i])
-
 class OpenAIBackend:
     "Chat or text completions through `LLMClient`, one seed per request."
     kind = "openai"
     def __init__(self, client:LLMClient, temperature=1.0, top_p=0.95, seed=0, api:str="chat"):
-        if api not in ("chat", "completions"): raise ValueError(f"unknown synth api {api!r}: use 'chat' or 'completions'")
+        if api not in ("chat", "completions"):
+            raise ValueError(f"unknown synth api {api!r}: use 'chat' or 'completions'")
         self.client, self.model, self.api, self.seed = client, client.model, api, seed
         self.base, self.params = api == "completions", dict(temperature=temperature, top_p=top_p)
     @property
@@ -56,133 +46,17 @@ class OpenAIBackend:
     def request_params(self, spec, max_tokens) -> dict:
         return dict(max_tokens=max_tokens, **self.params, seed=request_seed(self.seed, spec["id"]))
     def is_cached(self, spec, max_tokens) -> bool:
-        return self.client.cache is not None and self.client.key(self.prompt(spec), **self.request_params(spec, max_tokens)) in self.client.cache
+        return (
+            self.client.cache is not None
+            and self.client.key(self.prompt(spec), **self.request_params(spec, max_tokens)) in self.client.cache
+        )
     def stream(self, specs, max_tokens:int, tag=None, progress=False):
         "Answers for `specs` (a sequence), in order, with `concurrency` requests in flight."
-        return self.client.complete_iter(_Lazy(specs, self.prompt), params=_Lazy(specs, lambda s: {"seed": request_seed(self.seed, s["id"])}),
+        return self.client.complete_iter(_Lazy(specs, self.prompt),
+                                         params=_Lazy(specs, lambda s: {"seed": request_seed(self.seed, s["id"])}),
                                          tag=tag, progress=progress, max_tokens=max_tokens, **self.params)
     def generate(self, specs:list[dict], max_tokens:int) -> list: return list(self.stream(specs, max_tokens))
     def close(self): self.client.close()
-
-# %% ../nbs/06_synth.ipynb #14f3c828
-def _prompt_sha(spec:dict, backend_kind:str, base:bool|None=None) -> str:
-    "A short hash of the exact prompt a backend sends for `spec` (`base`: the base-model prefix)."
-    t = spec["kind"] == "textbook"
-    p = (textbook_prefix if t else exercise_prefix)(spec) if (backend_kind == "transformers" if base is None else base) else (textbook_messages if t else exercise_messages)(spec)
-    return hashlib.blake2b(json.dumps(p, sort_keys=True).encode(), digest_size=8).hexdigest()
-
-def _provenance(spec:dict, backend_kind:str, model:str, comp:Completion, base:bool|None=None) -> dict:
-    extra = {k: spec[k] for k in ("extract_id",) if k in spec}
-    return {**extra, "backend": backend_kind, "model": model, "seed": spec["seed"], "index": spec["index"],
-            "prompt_sha": _prompt_sha(spec, backend_kind, base), "usage": comp.usage}
-
-def textbook_record(spec:dict, comp:Completion, backend_kind:str, model:str, min_chars:int=200,
-                    min_prose_share:float=0.3, base:bool|None=None) -> dict|str:
-    "A textbook record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped."
-    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"   # cut off at max_tokens
-    if backend_kind == "transformers" if base is None else base:   # a base model continues a lesson file: keep what parses
-        p = parse_prefix(textbook_prefix(spec) + comp.text)
-        if p is None: return "code_syntax_error"
-        text = p[1]
-        if len(text) - len(textbook_prefix(spec)) < min_chars: return "too_short"
-        why, st = textbook_verdict(text, markdown=False, min_chars=0, min_prose_share=min_prose_share)
-        try:
-            body = ast.parse(text[len(textbook_prefix(spec)):]).body
-            own = code_prose(text[len(textbook_prefix(spec)):])   # the continuation's comments and docstrings, not the prompt's
-        except (SyntaxError, ValueError): body, own = [None], code_prose(text)
-        if not any(not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in body): return "no_code"
-        why = why or textbook_prose_verdict(own, spec, text=text[len(textbook_prefix(spec)):])
-    else:
-        text = comp.text.strip()
-        why, st = textbook_verdict(text, min_chars=min_chars, min_prose_share=min_prose_share)
-        why = why or textbook_prose_verdict("\n".join(b["text"] for b in split_blocks(text) if b["kind"] == "prose"), spec, text=text)
-    if why: return why
-    return {"id": spec["id"], "content": text, "topic": spec["topic"], "audience": spec["audience"], "style": spec["style"],
-            "seed_words": spec["seed_words"], "source": "synthetic_textbook", **st, **_provenance(spec, backend_kind, model, comp, base)}
-
-def exercise_record(spec:dict, comp:Completion, backend_kind:str, model:str, base:bool|None=None) -> dict|str:
-    "An exercise record from an answer (`base`: a continuation of the base-model prefix), or the reason it is dropped (its tests still have to pass in the sandbox)."
-    text = exercise_prefix(spec) + comp.text if (backend_kind == "transformers" if base is None else base) else comp.text
-    if ((comp.raw or {}).get("choices") or [{}])[0].get("finish_reason") == "length": return "truncated"
-    ex = parse_exercise(text, spec["function_name"])
-    if isinstance(ex, str): return ex
-    return {"id": spec["id"], **ex, "topic": spec["topic"], "difficulty": spec["difficulty"], "source": "synthetic",
-            **_provenance(spec, backend_kind, model, comp, base)}
-
-# %% ../nbs/06_synth.ipynb #9e58a742
-NOT_FINAL = ("llm_error",)   # drops that older versions wrote for failed requests: those ids are asked again
-
-def _mined_source(run_dir) -> Path|None:
-    for st in ("dedup", "filter"):
-        if (Path(run_dir)/st/"manifest.json").exists(): return Path(run_dir)/st
-    return None
-
-def _final_ids(kdir:Path, r:dict) -> set:
-    "The ids a receipt made final (its `ids/` file, or read from its shards for receipts of older versions)."
-    if (side := kdir/"ids"/f"{r['task']}.json").exists(): return set(read_json(side))
-    ids = {x["id"] for x in read_shard(kdir/r["shard"]["path"])}
-    if "dropped" in r and (kdir/r["dropped"]["path"]).exists():
-        ids |= {x["id"] for x in read_shard(kdir/r["dropped"]["path"]) if "id" in x and x.get("drop_reason") not in NOT_FINAL}
-    return ids
-
-def plan_synthetic(kdir:Path, ids:list[str], per_shard:int) -> tuple[dict, list[list[int]]]:
-    "The intact receipts that cover requested ids (no overlaps), and the missing indices in chunks of `per_shard`."
-    where, sel, covered = {x: i for i, x in enumerate(ids)}, {}, set()
-    for p in sorted((kdir/"parts").glob("synthetic-*.json")):
-        if (r := _done(kdir, p.stem)) is None: continue
-        got = _final_ids(kdir, r)
-        if got and got <= where.keys() and not got & covered: sel[p.stem] = r; covered |= got
-    missing = [i for x, i in where.items() if x not in covered]
-    return sel, [missing[j:j+per_shard] for j in range(0, len(missing), per_shard)]
-
-def _task_id(chunk:list[int], ids:list[str]) -> str:
-    return f"synthetic-{chunk[0]:07d}-{hashlib.sha256(json.dumps([ids[i] for i in chunk]).encode()).hexdigest()[:8]}"
-
-def _seed_report(out_dir:Path, receipts:dict, report:DiversityReport):
-    "Rebuild the diversity state from the shards already finished (resume)."
-    for r in receipts.values():
-        recs = list(read_shard(out_dir/r["shard"]["path"]))
-        report.prepare([rec["content"] for rec in recs])   # a shard's signatures in one batch, as when it was written
-        for rec in recs: report.add(rec)
-
-def _records(kind, specs, answers, backend, report, workers, timeout) -> tuple[list, list]:
-    "Final items (records and drops) of one shard, and the `(spec, error)` of requests that are not final."
-    make = textbook_record if kind == "textbooks" else exercise_record
-    items, failed, pending, made = [], [], [], []
-    for s, a in zip(specs, answers):
-        if isinstance(a, Exception): failed.append((s, a)); continue
-        rec = make(s, a, backend.kind, backend.model, base=getattr(backend, "base", None))
-        if isinstance(rec, str): items.append(Drop(rec, {**s, "answer": a.text[:4000]})); continue
-        made.append(rec)
-    report.prepare([rec["content"] for rec in made])   # the shard's MinHash signatures in one batch
-    for rec in made:
-        if (dup := report.near_duplicate(rec["content"])) is not None: items.append(Drop("near_duplicate", {**rec, "duplicate_of": dup})); continue
-        pending.append(rec)
-    why = (mutation_verdicts(pending, workers, timeout) if kind == "exercises"   # tests that kill every mutant; code that runs
-           else run_textbook_code([r["content"] for r in pending], workers, timeout))   # a base model's lesson file runs too
-    for rec, w in zip(pending, why):
-        if w is None and (dup := report.add(rec)) is not None: w = "near_duplicate"
-        items.append(Drop(w, rec) if w else rec)
-    return items, failed
-
-def _mine_task(shard_path, cap, seed, tid, report, workers, timeout):
-    cands = []
-    for x in mine_exercises(read_shard(shard_path), exclude=humaneval_entry_points()):
-        if isinstance(x, Drop): yield x
-        else: cands.append(x)
-    random.Random(f"mined:{seed}:{tid}").shuffle(cands)
-    kept, i = 0, 0
-    while kept < cap and i < len(cands):   # execute in rounds until `cap` pass (each round: as many as are missing)
-        chunk = []
-        while len(chunk) < cap - kept and i < len(cands):
-            c, i = cands[i], i + 1
-            if report.near_duplicate(c["content"]) is not None: yield Drop("near_duplicate", c)
-            else: chunk.append(c)
-        for rec, w in zip(chunk, run_checks(chunk, workers, timeout)):
-            if w is None and report.add(rec) is not None: w = "near_duplicate"
-            if w: yield Drop("definition_failed" if w == "tests_failed" else w, rec)
-            else: kept += 1; yield rec
-    for _ in cands[i:]: yield Drop("over_limit")
 
 # %% ../nbs/06_synth.ipynb #66658891
 def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temperature, top_p, seed, batch_size,
@@ -192,134 +66,82 @@ def make_backend(run_dir, backend, model, base_url, api_key_env, cache_dir, temp
     import os
     if backend == "openai":
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        cl = LLMClient(url, model or "gpt-3.5-turbo", api_key_env=api_key_env, concurrency=concurrency, rpm=rpm, tpm=tpm,
+        cl = LLMClient(url, model or "gpt-3.5-turbo", api_key_env=api_key_env, concurrency=concurrency, rpm=rpm,
+                       tpm=tpm,
                        max_retries=max_retries, timeout=timeout, cache_dir=cache_dir, budget_tokens=budget_tokens,
                        budget_usd=budget_usd, price=price, ledger=ledger)
         if api == "batch":   # the Batch API (06d_batch): its state next to the cache
             from phi1_nb.batch import BatchBackend
-            return BatchBackend(cl, Path(cache_dir).parent/"batches", temperature=temperature, top_p=top_p, seed=seed, **(batch or {}))
+            return BatchBackend(cl, Path(cache_dir).parent/"batches", temperature=temperature, top_p=top_p, seed=seed,
+                                **(batch or {}))
         return OpenAIBackend(cl, temperature=temperature, top_p=top_p, seed=seed, api=api)
     if backend == "transformers":
         path = Path(model) if model else Path(run_dir)/"pretrain"/"final"
         if not path.exists():
-            raise FileNotFoundError(f"no checkpoint at {path}: run the 'pretrain' stage first, or set synth.model to a checkpoint folder")
-        return TransformersBackend(path, cache_dir=cache_dir, batch_size=batch_size, temperature=temperature, top_p=top_p,
+            raise FileNotFoundError(
+                f"no checkpoint at {path}: run the 'pretrain' stage first, or set synth.model to a checkpoint folder"
+            )
+        return TransformersBackend(path, cache_dir=cache_dir, batch_size=batch_size, temperature=temperature,
+                                   top_p=top_p,
                                    seed=seed, budget_tokens=budget_tokens, cpu_threads=cpu_threads)
     raise ValueError(f"unknown synth backend {backend!r}: use 'openai' or 'transformers'")
 
-class ShapingChanged(ValueError):
-    "A rerun changed a parameter that shapes the records already written."
+# %% ../nbs/06_synth.ipynb #ee83af0f
+def _spec_makers(run_dir, seed:int, k_words:int, topics, seed_from, cache:int) -> dict:
+    "`{kind: i -> spec}`: each request's prompt spec, drawn from `(seed, i)` once and memoised (it is read 4 times)."
+    names, ext = NameSpace(topics=topic_leaves(topics)), CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
+    memo = lambda f: lru_cache(maxsize=cache)(f)
+    return {"textbooks": memo(lambda i: textbook_spec(seed, i, k_words, topics, ext)),
+            "exercises": memo(lambda i: exercise_spec(seed, i, names, ext))}
 
-def shaping(kind:str, be, spec_of, p:dict, max_tokens:int) -> dict:
-    "What shapes a kind's records: a rerun must match it."
-    prompts = json.dumps([be.prompt(spec_of(i)) for i in range(2)], sort_keys=True, default=str)
-    return dict(kind=kind, backend=be.kind, model=be.model, api=getattr(be, "api", "prefix"), temperature=p["temperature"],
-                top_p=p["top_p"], seed=p["seed"], max_tokens=max_tokens, **({"k_words": p["k_words"]} if kind == "textbooks" else {}),
-                prompts_sha256=hashlib.sha256(prompts.encode()).hexdigest()[:16])
+def _mined(run_dir, n_mined:int) -> tuple|None:
+    "Where mined exercises come from: `(stage folder, {task id: shard}, cap per shard)`; None if no stage has output."
+    if (src := _mined_source(run_dir)) is None: return None
+    ups = read_json(src/"manifest.json")["shards"]
+    return src, {f"mined-{j:05d}": src/s["path"] for j, s in enumerate(ups)}, math.ceil(n_mined / max(1, len(ups)))
 
-def check_shaping(kdir:Path, new:dict, force:bool=False):
-    "Refuse a run whose shaping parameters differ from the folder's (unless `force`: then start the kind afresh)."
-    p = kdir/"shaping.json"
-    old = read_json(p) if p.exists() else None
-    if old is not None and old != new:
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
-        if not force:
-            raise ShapingChanged(f"{kdir} was generated with other shaping parameters ({diff}); its records would mix two "
-                                 "configurations. Use another run folder, or pass force=true (--force true) to regenerate "
-                                 "this kind afresh (answers already paid stay in the cache).")
-        for x in kdir.iterdir():   # the old shaping.json goes last (overwritten): a kill in between leaves it refusing the rest
-            if x.name != "shaping.json": shutil.rmtree(x) if x.is_dir() else x.unlink()
-    if old != new: write_json(p, new)
-
-def _lock(out:Path):
-    "An exclusive lock on the stage folder for this process (released when it exits, killed or not)."
-    f = open(out/".lock", "w")
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError: f.close(); raise ValueError(f"another synth run is using {out} (it holds {out/'.lock'})")
-    return f
-
-# %% ../nbs/06_synth.ipynb #20ecaad8
-def _synth_kind(kind, kdir, n, spec_of, be, max_tok, p, mined, progress) -> tuple[dict, Counter, str|None]:
-    "Generate one kind into `kdir`: mined tasks, then every missing id; the kind's manifest, the failures by reason, a stop."
-    t0, u0 = time.time(), Counter(be.usage)
-    if (kdir/"manifest.json").exists(): (kdir/"manifest.json").unlink()   # stale until this run finishes
-    check_shaping(kdir, shaping(kind, be, spec_of, p, max_tok), p["force"])
-    report = DiversityReport(topics=list(topic_leaves(p["topics"])), threshold=p["dedup_threshold"])
-    ids = [record_id(kind[:-1], p["seed"], i) for i in range(n)]   # (drawing n prompts just for their ids would be O(n) work)
-    done, chunks = plan_synthetic(kdir, ids, p["per_shard"])
-    receipts, src = {}, mined[0] if mined else None
-    for tid, path in (mined[1].items() if mined else []):   # mined first: they cost no tokens
-        receipts[tid] = run_task(kdir, tid, path, lambda x, tid=tid: _mine_task(x, mined[2], p["seed"], Path(x).name, report,
-                                 p["sandbox_workers"], p["sandbox_timeout"]), p["shard_format"], keep_dropped=True)
-    _seed_report(kdir, done, report)
-    receipts.update({t: {**r, "resumed": True} for t, r in done.items()})
-    failed, stop = Counter(), None
-    stream = be.stream(_Lazy([i for c in chunks for i in c], spec_of), max_tok, tag=kind, progress=progress)
-    try:
-        for chunk in chunks:
-            specs = [spec_of(i) for i in chunk]
-            answers = [next(stream) for _ in chunk]
-            items, bad = _records(kind, specs, answers, be, report, p["sandbox_workers"], p["sandbox_timeout"])
-            annotate(items, specs, answers, be, max_tok)   # every record's lineage (06e_lineage)
-            for s, e in bad:
-                if isinstance(e, BudgetExceeded): stop = stop or f"budget: {e}"
-                else: failed[f"{type(e).__name__}: {str(e)[:200]}"] += 1
-            if len(bad) < len(chunk):   # something became final: write it (failed ids stay missing for the next run)
-                tid = _task_id(chunk, ids)
-                write_json(kdir/"ids"/f"{tid}.json", [s["id"] for s in specs if all(s is not b[0] for b in bad)])
-                receipts[tid] = run_task(kdir, tid, items, iter, p["shard_format"], keep_dropped=True)
-            if any(isinstance(e, LLMUnreachable) for _, e in bad): raise next(e for _, e in bad if isinstance(e, LLMUnreachable))
-    finally: getattr(stream, "close", lambda: None)()
-    for p in (kdir/"parts").glob("synthetic-*.json"):   # n shrank: tasks of ids no longer requested go (receipt first)
-        if p.stem not in receipts and (r := _done(kdir, p.stem)) is not None:
-            p.unlink()
-            for f in (kdir/r["shard"]["path"], kdir/r.get("dropped", {}).get("path", "-"), kdir/"ids"/f"{p.stem}.json"):
-                if f.is_file(): f.unlink()
-    order = sorted(receipts)
-    drops = sum((Counter(receipts[t]["drops"]) for t in order), Counter())
-    div, nd, n_out = report.summary(), drops.get("near_duplicate", 0), sum(receipts[t]["shard"]["n"] for t in order)
-    div["near_duplicate_rate"] = nd / (nd + n_out) if nd + n_out else None
-    div["prompt_repeat_rate"] = prompt_repeat_rate(be.prompt(spec_of(i)) for i in range(n))   # every prompt requested
-    n_final = sum(len(_final_ids(kdir, receipts[t])) for t in order if t.startswith("synthetic-"))
-    m = write_manifest(kdir, stage=f"synth/{kind}", shards=[receipts[t]["shard"] for t in order], params=p, drops=drops,
-                       inputs=[str(src)] if src else [], seconds=time.time() - t0,
-                       extra={"kind": kind, "backend": be.kind, "model": be.model, "mined_from": str(src) if src else None,
-                              "tasks": order, "resumed_tasks": sum(receipts[t].get("resumed", False) for t in order),
-                              "dropped_shards": [receipts[t]["dropped"] for t in order if "dropped" in receipts[t]],
-                              "requested": n, "final": n_final, "missing": n - n_final, "failed": dict(failed),
-                              "usage_this_run": {k: v - u0.get(k, 0) for k, v in be.usage.items()}, "stopped": stop,
-                              "diversity": div, "coverage_by_branch": report.coverage_by_branch()})
-    return m, failed, stop
-
-# %% ../nbs/06_synth.ipynb #5f3a1c2e
 def _price_modes(rows, price):   # (06d_batch: each dry-run row priced live and through the Batch API)
     from phi1_nb.batch import price_modes
     return price_modes(rows, price)
 
+def _dry_run(be, lock, specs:dict, max_tok:dict, price:dict, pilot:int, busy:str|None) -> list[dict]:
+    "A dry run's rows, one per kind: requests, tokens and cost, calibrated first by `pilot` requests per kind."
+    ledger = getattr(getattr(be, "client", None), "ledger", None)
+    try:   # (api batch: the pilot is sent live)
+        got = {k: pilot_answers(getattr(be, "live", lambda: be)(), ledger, k, specs[k], max_tok[k],
+                                0 if busy else pilot) for k in specs}
+        if busy: got = {k: {**v, "pilot_skipped": busy} for k, v in got.items()}
+        return [{**r, **got[r["kind"]]} for r in _price_modes(dry_run_table(specs, be, max_tok, price, ledger), price)]
+    finally:
+        be.close()
+        if lock is not None: lock.close()
+
+# %% ../nbs/06_synth.ipynb #5f3a1c2e
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
-              backend:str="transformers", # 'openai' (any OpenAI-compatible endpoint) or 'transformers' (local checkpoint)
+              backend:str="transformers", # 'openai' (an OpenAI-compatible endpoint) or 'transformers' (a checkpoint)
               model:str|None=None, # API model name, or checkpoint folder (None: gpt-3.5-turbo / run_dir/pretrain/final)
               base_url:str|None=None, # endpoint for 'openai' (None: $OPENAI_BASE_URL or api.openai.com)
               api_key_env:str="OPENAI_API_KEY", # environment variable holding the API key
-              api:str="chat", # 'openai': 'chat' (/v1/chat/completions), 'completions' (/v1/completions, base models), 'batch' (06d)
+              api:str="chat", # 'openai': 'chat', 'completions' (base models: /v1/completions) or 'batch' (06d)
               n_textbooks:int=16, n_exercises:int=32, # how many to request
               per_shard:int=16, # records per shard (the unit of writing; resume is per record id)
               k_words:int=3, # vocabulary words per textbook prompt
               topics:str|None=None, # a topic tree file {branch: {subtopic: [leaf, ...]}} (None: the shipped one)
-              seed_from:str|None=None, # seed every prompt with an extract of this stage's output, e.g. 'dedup' (None: off)
+              seed_from:str|None=None, # seed every prompt with an extract of this stage's output, e.g. 'dedup'
               temperature:float=1.0, top_p:float=0.95, # sampling
               max_tokens_textbook:int=128, max_tokens_exercise:int=96, # completion length caps
-              batch_size:int=16, cpu_threads:int|None=1, # 'transformers' batch size, torch threads on CPU (None: default)
+              batch_size:int=16, cpu_threads:int|None=1, # 'transformers': batch size, torch threads on a CPU
               concurrency:int=8, rpm:float|None=None, tpm:float|None=None, # 'openai' in-flight requests and rate limits
               timeout:float=60.0, max_retries:int=5, # 'openai' seconds per attempt, retries per request
-              budget_tokens:int|None=None, budget_usd:float|None=None, # hard budget over every run of this folder (None: unlimited)
+              budget_tokens:int|None=None, budget_usd:float|None=None, # a hard budget over every run of the folder
               price_prompt:float=0.5, price_completion:float=1.5, # dollars per 1M tokens, for dry runs and budgets
-              price_batch_prompt:float=0.25, price_batch_completion:float=0.75, # the same through the Batch API (half price)
-              batch_max_requests:int=50_000, batch_max_bytes:int=200_000_000, batch_max_enqueued_tokens:int=2_000_000, # 06d
-              batch_poll:float=30.0, batch_wait:float|None=None, batch_rounds:int=3, # 06d: poll every, wait at most, tries per id
+              price_batch_prompt:float=0.25, price_batch_completion:float=0.75, # the same through the Batch API
+              # 06d: the Batch API's limits per batch
+              batch_max_requests:int=50_000, batch_max_bytes:int=200_000_000, batch_max_enqueued_tokens:int=2_000_000,
+              batch_poll:float=30.0, batch_wait:float|None=None, batch_rounds:int=3, # 06d: poll, wait at most, tries
               dry_run:bool=False, # only print requests, tokens and cost; generate nothing (but the pilot below)
-              dry_run_pilot:int=8, # 'openai': a dry run on a folder without answers first sends this many requests per kind, to calibrate (0: none)
+              dry_run_pilot:int=8, # 'openai', a folder without answers: requests per kind sent to calibrate (0: none)
               mine:bool=True, n_mined:int=200, # mine exercises from the filtered corpus, at most this many
               dedup_threshold:float|None=0.7, # MinHash Jaccard above which a record is a near-duplicate (None: off)
               sandbox_workers:int=2, sandbox_timeout:float=5.0, # executing the exercises' checks
@@ -332,50 +154,40 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     if explain: return {"explain": _explain(run_dir, explain)}
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}   # explain: None
     kinds_l = [k.strip() for k in str(kinds).split(",") if k.strip()]
-    if bad := set(kinds_l) - {"textbooks", "exercises"}: raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
-    price = {"prompt": price_prompt, "completion": price_completion, "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
-    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")}, poll=batch_poll,
-                 wait=batch_wait, rounds=batch_rounds, price=price["batch"])
-    out = stage_dir(run_dir, "synth")
-    lock, busy = None, None
+    if bad := set(kinds_l) - {"textbooks", "exercises"}:
+        raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
+    price = {"prompt": price_prompt, "completion": price_completion,
+             "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
+    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")},
+                 poll=batch_poll, wait=batch_wait, rounds=batch_rounds, price=price["batch"])
+    out, lock, busy = stage_dir(run_dir, "synth"), None, None
     if not dry_run: lock = _lock(out)
     elif dry_run_pilot:
         try: lock = _lock(out)
-        except ValueError as e: busy = str(e)   # a live run holds the folder: price it without a pilot (its answers will calibrate)
+        except ValueError as e: busy = str(e)   # a live run holds the folder: priced without a pilot (its answers will)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
                       api=api, ledger=out/"ledger.jsonl", batch=batch)
-    names, n_of = NameSpace(topics=topic_leaves(topics)), {"textbooks": n_textbooks, "exercises": n_exercises}
-    ext = CorpusExtracts(Path(run_dir)/seed_from) if seed_from else None
-    memo = lambda f: lru_cache(maxsize=max(4096, 8 * concurrency + 2 * per_shard))(f)   # a request's spec: drawn once, read 4 times
-    spec_of = {"textbooks": memo(lambda i: textbook_spec(seed, i, k_words, topics, ext)), "exercises": memo(lambda i: exercise_spec(seed, i, names, ext))}
-    max_tok = {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise}
+    spec_of = _spec_makers(run_dir, seed, k_words, topics, seed_from, max(4096, 8 * concurrency + 2 * per_shard))
+    n_of, max_tok = ({"textbooks": n_textbooks, "exercises": n_exercises},
+                     {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise})
     if dry_run:
-        ledger, specs = getattr(getattr(be, "client", None), "ledger", None), {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}
-        try:
-            pilot = {k: pilot_answers(getattr(be, "live", lambda: be)(), ledger, k, specs[k], max_tok[k], 0 if busy else dry_run_pilot)
-                     for k in kinds_l}   # (api batch: the pilot is sent live)
-            if busy: pilot = {k: {**v, "pilot_skipped": busy} for k, v in pilot.items()}
-            rows = [{**r, **pilot[r["kind"]]} for r in _price_modes(dry_run_table(specs, be, max_tok, price, ledger), price)]
-        finally:
-            be.close()
-            if lock is not None: lock.close()
+        rows = _dry_run(be, lock, {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, max_tok, price,
+                        dry_run_pilot, busy)
         for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
         return {"dry_run": rows, "params": params}
     summary, failed, stopped = {}, Counter(), None
     try:
         for kind in kinds_l:
-            src = _mined_source(run_dir) if (kind == "exercises" and mine and n_mined) else None
-            mined = None
-            if src is not None:
-                ups = read_json(src/"manifest.json")["shards"]
-                mined = (src, {f"mined-{j:05d}": src/s["path"] for j, s in enumerate(ups)}, math.ceil(n_mined / max(1, len(ups))))
-            summary[kind], f, stopped = _synth_kind(kind, out/kind, n_of[kind], spec_of[kind], be, max_tok[kind], params, mined, progress)
+            mined = _mined(run_dir, n_mined) if (kind == "exercises" and mine and n_mined) else None
+            summary[kind], f, stopped = _synth_kind(kind, out/kind, n_of[kind], spec_of[kind], be, max_tok[kind],
+                                                    params, mined, progress)
             failed += f
             if stopped: break
     finally:
         be.close()
         if lock is not None: lock.close()
-    unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])], per_shard)[1]))
+    unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])],
+                                                per_shard)[1]))
                  for k in kinds_l if k not in summary}   # a kind a stop never reached: every missing record counts
     return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0, unstarted)

@@ -22,15 +22,13 @@ __all__ = ['EXIT_BUDGET', 'EXIT_FAILED', 'EXIT_REJECTED', 'SANDBOX_FAILS', 'half
 def half_width(ob:dict, n_todo:int|None=None, z:float=1.96) -> float:
     "Relative 95% half-width of the mean completion length observed (with `n_todo`: of the total of that many answers)."
     if ob["n"] < 2 or not ob["completion_tokens_mean"]: return float("inf")
-    return (
-        z
-        * ob["completion_tokens_sd"]
-        / ob["completion_tokens_mean"]
-        * math.sqrt(1 / ob["n"] + (1 / n_todo if n_todo else 0))
-    )
+    return z * ob["completion_tokens_sd"] / ob["completion_tokens_mean"] * math.sqrt(1 / ob["n"] +
+                                                                                     (1 / n_todo if n_todo else 0))
 
+# %% ../nbs/06f_synth_cost.ipynb #e9f2c412
 def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=None) -> list[dict]:
-    "Per kind: requests, already cached, estimated tokens and cost (calibrated on the ledger when it has answers), and bounds."
+    ("Per kind: requests, already cached, estimated tokens and cost "
+     "(calibrated on the ledger when it has answers), and bounds.")
     rows = []
     for kind, ss in specs.items():
         todo = [s for s in ss if not backend.is_cached(s, max_tokens[kind])]
@@ -41,8 +39,8 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
         if ob:   # tokens per prompt byte and completion length as observed so far in this run folder
             pt = pb * ob["prompt_tokens_per_byte"]
             ct = len(todo) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])   # (billed: may pass mt)
-            hw = len(todo) * half_width(ob,
-                                        len(todo)) * ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])
+            per = ob["completion_tokens_mean"] * mt / max(1, ob["max_tokens_mean"])   # one answer's tokens
+            hw = len(todo) * half_width(ob, len(todo)) * per
         else: pt, ct = sum(estimate_tokens(_prompt_text(p)) for p in prompts), len(todo) * mt
         rows.append(dict(kind=kind, requests=len(ss), cached=len(ss) - len(todo), calibrated_on=ob["n"] if ob else 0,
                          prompt_tokens_est=int(pt), completion_tokens_est=int(ct), tokens_est=int(pt + ct),
@@ -53,9 +51,11 @@ def dry_run_table(specs:dict, backend, max_tokens:dict, price:dict|None, ledger=
                          cost_usd_max=round(cost_usd({"prompt_tokens": pt, "completion_tokens": cm}, price), 4)))
     return rows
 
+# %% ../nbs/06f_synth_cost.ipynb #9b661888
 def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n:int, target:float=0.10,
                   max_n:int=512) -> dict:
-    "Calibrate a dry run on a folder without answers of `kind`: send its first `n` requests (cached and on the ledger: the run does not pay for them again)."
+    ("Calibrate a dry run on a folder without answers of `kind`: send its first `n` "
+     "requests (cached and on the ledger: the run does not pay for them again).")
     if ledger is None or not n or ledger.observed(kind) is not None: return {"pilot_requests": 0, "pilot_tokens": 0}
     t0, sent, bad, m = ledger.spent_tokens(), 0, [], 0
     # grow the pilot (doubling) until the estimate's 95% half-width is within `target`, or the kind is all asked
@@ -72,10 +72,12 @@ def pilot_answers(backend, ledger, kind:str, specs:list[dict], max_tokens:int, n
 
 # %% ../nbs/06f_synth_cost.ipynb #1fac2bea
 EXIT_BUDGET, EXIT_FAILED, EXIT_REJECTED = 3, 4, 5
+
 SANDBOX_FAILS = ("tests_failed", "tests_timeout", "definition_failed")
 
 def source_rates(kdir:Path, tasks:list|None=None) -> dict:
-    "Per source ('synthetic', 'mined'): requested, kept, drops by reason, acceptance and pass rates (over `tasks`, default all)."
+    ("Per source ('synthetic', 'mined'): requested, kept, drops by reason, "
+     "acceptance and pass rates (over `tasks`, default all).")
     out = {}
     for p in sorted((Path(kdir)/"parts").glob("*.json")):
         if tasks is not None and p.stem not in tasks: continue
@@ -99,21 +101,18 @@ def paid_usage(cache:LLMCache|None, price:dict|None) -> dict:
         u["answers"] += 1
     return {**u, "cost_usd": round(cost_usd(u, price), 6)}
 
+# %% ../nbs/06f_synth_cost.ipynb #d6ce778c
 def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> tuple[int, str|None]:
     "The exit status and message of a run: 0 complete, 3 budget, 4 requests failed, 5 server rejected everything."
     missing = sum(m["missing"] for m in kinds.values()) + sum((unstarted or {}).values())
     if stopped:
-        return (
-            EXIT_BUDGET,
-            f"stopped by the budget with {missing} records missing ({stopped}); raise the budget and rerun to continue",
-        )
+        return EXIT_BUDGET, (f"stopped by the budget with {missing} records missing ({stopped}); raise the budget "
+                             "and rerun to continue")
     if not failed: return 0, None
     why = "; ".join(f"{n}x {r}" for r, n in failed.most_common(3))
     if any(r.startswith("LLMUnreachable") for r in failed):
-        return (
-            EXIT_REJECTED,
-            f"the server cannot be reached ({missing} records missing): is it running, and base_url right? Why: {why}",
-        )
+        return EXIT_REJECTED, (f"the server cannot be reached ({missing} records missing): is it running, and "
+                               f"base_url right? Why: {why}")
     if any(r.startswith("LLMRejected") or re.match(r"\w*(Authentication|PermissionDenied|NotFound)Error", r)
            for r in failed):
         return EXIT_REJECTED, (
@@ -122,7 +121,8 @@ def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> 
             f"chat template needs api: completions). Why: {why}"
         )
     again = be.usage.get("billed_again", 0)
-    spent = any("gave up on" in r for r in failed)   # batch_rounds counts tries over all runs: a rerun alone asks no more
+    # batch_rounds counts tries over all runs: a rerun alone asks no more
+    spent = any("gave up on" in r for r in failed)
     return EXIT_FAILED, (
         f"{sum(failed.values())} requests failed after their retries (timeouts or server errors), {missing} records "
         f"missing; " + ("raise synth.batch_rounds and rerun to ask again" if spent else "rerun to ask again")
@@ -133,8 +133,7 @@ def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> 
 def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
     cache = be.client.cache if hasattr(be, "client") else be.cache
     kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]),
-                 "diversity": m["diversity"],
-                 "coverage_by_branch": m["coverage_by_branch"],
+                 "diversity": m["diversity"], "coverage_by_branch": m["coverage_by_branch"],
                  **{x: m[x] for x in ("requested", "final", "missing", "failed")}}
              for k, m in summary.items()}
     drops = sum((Counter(m["drops"]) for m in summary.values()), Counter())

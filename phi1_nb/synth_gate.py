@@ -6,243 +6,14 @@ Docs: https://phi1-nb.github.io/phi1_nb/synth_gate.html.md"""
 
 # %% ../nbs/06c_synth_gate.ipynb #f92d6122
 from __future__ import annotations
-import ast, json, re, secrets
+import json, re, secrets
 from collections import Counter
 
+from .gate_harness import MUTANTS, REPLAY, gate_program   # (06k)
+
 # %% auto #0
-__all__ = ['HARNESS', 'REPLAY', 'MUTANTS', 'STOP', 'FUNCTION_WORDS', 'NEVER_AFTER_THE', 'hooked_source', 'gate_program',
-           'lookup_suspect', 'mutation_verdicts', 'language', 'sentences', 'fluency', 'textbook_prose_verdict',
-           'textbook_program', 'run_textbook_code', 'acceptance_verdicts']
-
-# %% ../nbs/06c_synth_gate.ipynb #deb3b182
-HARNESS = r'''
-import ast as _ast, copy as _cp, itertools as _it, json as _js, signal as _sg, sys as _sy, types as _ty
-import collections as _co, decimal as _de, fractions as _fr
-_NONCE, _MODE, _K, _NAME, _SRC, _CONTENT = {args}
-_PLAIN = {{bool, int, float, complex, str, bytes, bytearray, type(None), list, tuple, dict, set, frozenset, range,
-          _co.Counter, _co.OrderedDict, _co.defaultdict, _co.deque, _fr.Fraction, _de.Decimal}}   # taken before the answer runs
-_ITER = {{_ty.GeneratorType, map, filter, zip, enumerate, reversed, type(iter([])), type(iter(())), type(iter("")),
-         type(iter(range(1))), type({{}}.keys()), type({{}}.values()), type({{}}.items())}}
-def _plain(v, n=None):
-    "Whether `v` is data of exact builtin types (recursively) or a dataclass whose `__eq__` dataclasses wrote: `==` is honest."
-    n = n if n is not None else [0]; n[0] += 1; t = type(v)
-    if n[0] > 100000: return False
-    if t in _ITER: return True
-    if t in _PLAIN:
-        if t in (dict, _co.Counter, _co.OrderedDict, _co.defaultdict): return all(_plain(k, n) and _plain(x, n) for k, x in v.items())
-        return all(_plain(x, n) for x in v) if t in (list, tuple, set, frozenset, _co.deque) else True
-    fs, eq = getattr(t, "__dataclass_fields__", None), getattr(getattr(t, "__eq__", None), "__code__", None)
-    return (isinstance(fs, dict) and eq is not None and eq.co_filename == "<string>" and eq.co_name == "__eq__"
-            and all(_plain(getattr(v, f, None), n) for f in fs))
-def _mat(r):
-    "An iterator's items (a generator's result is what it yields), at most 10,000 of them."
-    return list(_it.islice(r, 10001)) if type(r) in _ITER else r
-def _rep(v):
-    "repr, with a set's items sorted (a set's order changes with the hash seed of each process)."
-    t = type(v)
-    if t in (set, frozenset): return ("{{" if t is set else "frozenset({{") + ", ".join(sorted(map(_rep, v))) + ("}}" if t is set else "}})")
-    if t in (list, tuple): return ("[" if t is list else "(") + ", ".join(map(_rep, v)) + ("]" if t is list else ",)" if len(v) == 1 else ")")
-    if t is dict: return "{{" + ", ".join(_rep(k) + ": " + _rep(x) for k, x in v.items()) + "}}"
-    return repr(v)
-def _norm(v):
-    t = type(v)
-    return tuple(map(_norm, v)) if t in (list, tuple) else frozenset(map(_norm, v)) if t in (set, frozenset) else v
-def _pairs(src, name):
-    "(input, output) pairs written as literals in the function: dict tables and `if x == K: return V` chains."
-    out = set()
-    fn = next((s for s in _ast.parse(src).body if isinstance(s, _ast.FunctionDef) and s.name == name), None)
-    for node in _ast.walk(fn) if fn else []:
-        try:
-            if isinstance(node, _ast.Dict):
-                out |= {{(_rep(_norm(_ast.literal_eval(k))), _rep(_ast.literal_eval(x))) for k, x in zip(node.keys, node.values) if k}}
-            elif isinstance(node, _ast.If) and isinstance(node.test, _ast.Compare) and isinstance(node.test.ops[0], _ast.Eq):
-                ks = [_ast.literal_eval(e) for e in (node.test.left, *node.test.comparators) if not isinstance(e, _ast.Name)]
-                rs = [_ast.literal_eval(s.value) for s in node.body if isinstance(s, _ast.Return) and s.value]
-                out |= {{(_rep(_norm(k)), _rep(r)) for k in ks for r in rs}}
-        except Exception: pass
-    return out
-_calls, _depth, _state = [], [0], {{}}
-def _eq(a, b):
-    "Equal values (NaN equals NaN; instances of a class without `__eq__` compare their attributes)."
-    if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"): return _eq(vars(a), vars(b))
-    try: r = a == b
-    except Exception: r = None
-    return r if r is True else repr(a) == repr(b)
-def _perturb(v, top=True):
-    if isinstance(v, bool): return not v
-    if isinstance(v, int): return v + 1 if top else -v - 7
-    if isinstance(v, float): return v + 1.0 + abs(v) if v == v and abs(v) != float("inf") else 0.0
-    if isinstance(v, complex): return v + 1
-    if isinstance(v, str): return v + "\u2603"
-    if isinstance(v, bytes): return v + b"\x00"
-    if isinstance(v, (list, tuple)): return type(v)([_perturb(x, False) for x in v] + [v[-1] if v else 0])
-    if isinstance(v, dict): return {{**{{k: _perturb(x, False) for k, x in v.items()}}, "\u2603": 0}}
-    if isinstance(v, (set, frozenset)): return type(v)({{_perturb(x, False) for x in v}} | {{"\u2603"}})
-    if v is None: return 0
-    return object()
-def _nudge(v):
-    "Every float 1% off (0.0 by 0.01): a tolerance that lets this through checks nothing a careful reader would trust."
-    t = type(v)
-    if t is float: return v * 1.01 if v else 0.01
-    if t in (list, tuple): return t(map(_nudge, v))
-    if t is dict: return {{k: _nudge(x) for k, x in v.items()}}
-    return v
-def _floats(v):
-    t = type(v)
-    return t is float or (t in (list, tuple) and any(map(_floats, v))) or (t is dict and any(map(_floats, v.values())))
-def _reshape(v):
-    "A different value of the same type and shape (length, keys): only a check of the exact value tells them apart."
-    if isinstance(v, str): return chr(ord(v[0]) % 0x10FFFF + 1) + v[1:] if v else "\u2603"
-    if isinstance(v, bytes): return bytes([(v[0] + 1) % 256]) + v[1:] if v else b"\x00"
-    if isinstance(v, (list, tuple)) and v: return type(v)([_perturb(x, False) for x in v])
-    if isinstance(v, dict) and v: return {{k: _perturb(x, False) for k, x in v.items()}}
-    return _perturb(v)
-def _copy(x):
-    try: return _cp.deepcopy(x)
-    except Exception: return x
-def _hook(orig):
-    def f(*a, **k):
-        if _depth[0]: return orig(*a, **k)
-        i = _calls.__len__(); _calls.append(None); a0 = _copy((a, k))   # (no builtin: a test may patch them)
-        _depth[0] += 1
-        try:
-            if _MODE == "none": return None
-            if _MODE == "first_arg": return _copy(a[0] if a else next(iter(k.values()), None))
-            if _MODE == "constant" and "first" in _state: return _copy(_state["first"])
-            try: r = orig(*a, **k)
-            except BaseException as e:
-                _calls[i] = dict(args=a0, raised=type(e).__name__); raise
-            it = type(r) in _ITER
-            if it:   # judged by what it yields: the test gets an iterator over the same items
-                head = _mat(r)
-                if len(head) > 10000: _calls[i] = dict(args=a0, raised="endless"); return _it.chain(head, r)
-                r = head
-            _calls[i] = dict(args=a0, result=r, after=_copy((a, k)))
-            if _MODE == "constant": _state["first"] = _copy(r)
-            if _MODE == "other_input":
-                prev, _state["prev"] = _state.get("prev", r), _copy(r)
-                return prev
-            if _MODE == "perturb": return _perturb(r)
-            if _MODE == "nudge": return _nudge(r)
-            if _MODE == "perturb_k" and _rep(r)[:300] == _K: return _reshape(r)   # one value, wherever it comes back
-            return iter(r) if it else r
-        finally: _depth[0] -= 1
-    return f
-class _Timeout(Exception): pass
-def _alarm(*_): raise _Timeout()
-def _probe(fn):
-    "Outcomes of `fn` on inputs near the shown ones (each call at most 0.5 s)."
-    seen, out = set(), []
-    def near(v):
-        if isinstance(v, bool): return [not v]
-        if isinstance(v, int): return [v + 1, v - 1, v + 2]
-        if isinstance(v, float): return [v + 0.5, v * 2 + 1]
-        if isinstance(v, str): return [v + "a", v[::-1], v[1:]]
-        if isinstance(v, (list, tuple)): return [type(v)(list(v) + list(v[-1:])), type(v)(list(v)[::-1]), type(v)(list(v)[1:])]
-        return []
-    for c in _calls:
-        if not c or c.get("args") is None: continue
-        seen.add(repr(c["args"]))
-    for c in list(_calls):
-        if not c or c.get("args") is None: continue
-        a, k = c["args"]
-        for j, v in enumerate(a):
-            for w in near(v):
-                b = list(a); b[j] = w; key = repr((tuple(b), k))
-                if key in seen or len(out) >= 24: continue
-                seen.add(key)
-                _sg.signal(_sg.SIGALRM, _alarm); _sg.setitimer(_sg.ITIMER_REAL, 0.5)
-                try: out.append(["ok", _rep(_mat(fn(*_copy(b), **_copy(k))))[:300]])
-                except _Timeout: out.append(["err", "timeout"])
-                except Exception as e: out.append(["err", type(e).__name__])
-                finally: _sg.setitimer(_sg.ITIMER_REAL, 0)
-    return out
-def _summary():
-    calls = [c for c in _calls if c]
-    res = [c for c in calls if "result" in c]
-    s = dict(calls=len(_calls), results=[[i, _rep(c["result"])[:300]] for i, c in enumerate(_calls) if c and "result" in c],
-             plain=all(_plain(c["result"]) for c in res), floats=any(_floats(c["result"]) for c in res),
-             echo=[],
-             changed=dict(none=any(c["result"] is not None or not _eq(c["args"], c["after"]) for c in res),
-                          first_arg=any(not (c["args"][0] and _eq(c["result"], c["args"][0][0])) or not _eq(c["args"], c["after"]) for c in res),
-                          constant=any(not _eq(c["result"], res[0]["result"]) for c in res[1:]),
-                          other_input=any(not _eq(x["result"], y["result"]) for x, y in zip(res, res[1:]))),
-             mismatch=0, content_error=None)
-    try:   # a module of its own (a dataclass looks its module up in sys.modules)
-        m = _sy.modules["__phi1_content__"] = _ty.ModuleType("__phi1_content__")
-        exec(compile(_CONTENT, "<content>", "exec"), m.__dict__); g = m.__dict__[_NAME]
-    except BaseException as e: s["content_error"] = f"{{type(e).__name__}}: {{e}}"[:300]; return s
-    try:   # a parameter (besides the first) whose argument every call returns: the tests cannot tell it from an echo
-        import inspect as _in
-        sig = _in.signature(g); first = next(iter(sig.parameters), None)
-        bound = [sig.bind(*c["args"][0], **c["args"][1]).arguments for c in res]
-        s["echo"] = sorted(set.intersection(*[{{p for p, x in b.items() if p != first and _eq(c["result"], x)}}
-                                             for b, c in zip(bound, res)])) if res else []
-    except Exception: pass
-    try:   # every call a lookup of a literal table of the shown inputs
-        p = _pairs(_CONTENT, _NAME)
-        key = lambda a, k: _rep(_norm(a[0] if len(a) == 1 and not k else tuple(a)))
-        s["table"] = bool(p) and all((key(*c["args"]), _rep(c["result"])) in p for c in res)
-    except Exception: s["table"] = False
-    for c in calls:
-        a, k = _copy(c["args"])
-        _sg.signal(_sg.SIGALRM, _alarm); _sg.setitimer(_sg.ITIMER_REAL, 1.0)
-        try: r, e = _mat(g(*a, **k)), None
-        except BaseException as x: r, e = None, type(x).__name__
-        finally: _sg.setitimer(_sg.ITIMER_REAL, 0)
-        if e != c.get("raised") or (e is None and not hasattr(r, "__next__") and not _eq(r, c["result"])): s["mismatch"] += 1
-    s["probe"] = _probe(g)
-    try:   # the calls, for a replay of the definitions alone in a fresh process (a test may patch builtins or modules)
-        import base64, pickle
-        s["replay"] = base64.b64encode(pickle.dumps([(c["args"], c.get("raised"), c.get("result")) for c in calls])).decode()
-    except Exception: s["replay"] = None
-    return s
-_G = {{"__name__": "__main__", "__phi1_hook__": _hook}}
-try: exec(compile(_SRC, "<answer>", "exec"), _G)
-except SystemExit as e:
-    if e.code not in (None, 0): raise
-if _MODE == "record": print(_NONCE + _js.dumps(_summary()), flush=True)
-'''
-
-def hooked_source(tree:ast.Module, fn:ast.AST) -> str:
-    "The answer's whole program with `name = __phi1_hook__(name)` right after the function's definition."
-    body = []
-    for s in tree.body:
-        body.append(s)
-        if s is fn: body.append(ast.parse(f"{fn.name} = __phi1_hook__({fn.name})").body[0])
-    return ast.unparse(ast.Module(body=body, type_ignores=[]))
-
-REPLAY = r'''
-import base64, itertools, pickle, sys, types
-_CONTENT, _NAME, _DATA = {args}
-def _eq(a, b):
-    if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"): return _eq(vars(a), vars(b))
-    try: r = a == b
-    except Exception: r = None
-    return r if r is True else repr(a) == repr(b)
-bad = 0
-for (a, k), raised, want in pickle.loads(base64.b64decode(_DATA)):   # each call alone, on fresh definitions: no state
-    m = sys.modules["__phi1_content__"] = types.ModuleType("__phi1_content__")
-    exec(compile(_CONTENT, "<content>", "exec"), m.__dict__)
-    try: got, e = m.__dict__[_NAME](*a, **k), None
-    except BaseException as x: got, e = None, type(x).__name__
-    if hasattr(got, "__next__") and hasattr(got, "__iter__") and type(got).__module__ == "builtins":
-        try: got = list(itertools.islice(got, 10001))
-        except BaseException as x: got, e = None, type(x).__name__
-    bad += e != raised or (e is None and not hasattr(got, "__next__") and not _eq(got, want))
-assert not bad, "the definitions alone give other results"
-'''
-
-MUTANTS = ("none", "constant", "first_arg", "other_input", "perturb")
-
-def gate_program(ex:dict, mode:str, nonce:str="", k:str="") -> str:
-    "A sandbox program running exercise `ex`'s whole answer under `mode` ('record', a mutant, or 'perturb_k' of value `k`)."
-    tree = ast.parse(ex["program"])
-    fn = next(s
-              for s in tree.body if isinstance(s,
-                                               (ast.FunctionDef,
-                                                ast.AsyncFunctionDef)) and s.name == ex["function_name"])
-    return HARNESS.format(args=repr((nonce, mode, k, ex["function_name"], hooked_source(tree, fn), ex["content"])))
+__all__ = ['STOP', 'FUNCTION_WORDS', 'NEVER_AFTER_THE', 'lookup_suspect', 'mutation_verdicts', 'language', 'sentences', 'fluency',
+           'textbook_prose_verdict', 'textbook_program', 'run_textbook_code', 'acceptance_verdicts']
 
 # %% ../nbs/06c_synth_gate.ipynb #eab8f7c7
 def _summary_of(res, nonce:str) -> dict|None:
@@ -256,7 +27,8 @@ def _failure(res) -> str:
     return "undefined_name" if last.startswith("NameError") else "tests_failed"
 
 def lookup_suspect(summary:dict) -> bool:
-    "Whether the function behaves like a table of the shown inputs: near inputs miss (LookupError) or all give one value."
+    ("Whether the function behaves like a table of the shown inputs: "
+     "near inputs miss (LookupError) or all give one value.")
     probe = [o for o in summary.get("probe", []) if o != ["err", "timeout"]]
     shown = [v for _, v in summary["results"]]
     if len(probe) < 3 or len(set(shown)) < 2: return False
@@ -266,6 +38,7 @@ def lookup_suspect(summary:dict) -> bool:
     bools = all(r in ("True", "False") for r in shown)
     return len(ok) >= 3 and len(set(ok)) == 1 and (ok[0] == "None" or not bools)
 
+# %% ../nbs/06c_synth_gate.ipynb #60396f39
 def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:int=4) -> list[str|None]:
     "Why each exercise's tests do not pin its function down (None: kept), judged by running them against mutants."
     from phi1_nb.sandbox import run_many
@@ -289,9 +62,9 @@ def mutation_verdicts(exs:list[dict], workers:int=2, timeout:float=5.0, max_k:in
         if s.get("replay"): jobs.append((i, "replay", s["replay"]))   # the same calls, on the definitions alone, afresh
         jobs += [(i, m, "") for m in MUTANTS if m == "perturb" or s["changed"][m]] + [(i, "perturb_k", v) for v in vs]
         jobs += [(i, "nudge", "")] if s.get("floats") else []   # float results: a loose tolerance lets a 1% error live
-    prog = lambda i, m, k: REPLAY.format(args=repr((exs[i]["content"], exs[i]["function_name"],
-                                                    k))) if m == "replay" else \
-        gate_program(exs[i], m, nonce, k)
+    def prog(i, m, k):
+        if m == "replay": return REPLAY.format(args=repr((exs[i]["content"], exs[i]["function_name"], k)))
+        return gate_program(exs[i], m, nonce, k)
     res = run_many([prog(i, m, k) for i, m, k in jobs],
                    workers=workers, timeout=timeout)
     killed, tried = Counter(), Counter(i for i, m, _ in jobs if m == "perturb_k")
@@ -316,15 +89,17 @@ def language(text:str) -> str:
     return py3langid.classify(text)[0]
 
 def sentences(text:str) -> list[str]:
-    return [s
-            for s in (re.sub(r"\W+", " ", x).strip().lower()
-                      for x in re.split(r"(?<=[.!?])\s+|\n+", text)) if len(s) > 2]
+    "The sentences of `text` (split at `.`, `!`, `?` and line breaks), as lower-case words."
+    parts = (re.sub(r"\W+", " ", x).strip().lower() for x in re.split(r"(?<=[.!?])\s+|\n+", text))
+    return [s for s in parts if len(s) > 2]
 
+# %% ../nbs/06c_synth_gate.ipynb #35b35725
 FUNCTION_WORDS = set(
     "the a an of in on at to for with by from and or but is are was were be been it its this that these those as "
     "if then than not no so we you they our your their can will would should may must do does has have had which "
     "who what when where how".split()
 )
+
 NEVER_AFTER_THE = set(
     "the a an of to are was were been we you they these those our their your its his her my than which who "
     "would should could".split()
@@ -339,9 +114,11 @@ def fluency(prose:str) -> dict:
             "det_pairs": len(det), "det_bad": sum(b in NEVER_AFTER_THE for b in det) / max(1, len(det)),
             "stops": len(ends), "stop_lower": sum(b[:1].islower() for b in ends) / max(1, len(ends))}
 
+# %% ../nbs/06c_synth_gate.ipynb #f58e8b35
 def textbook_prose_verdict(prose:str, spec:dict, lang:str="en", min_unique:float=0.7, min_topic:float=0.5,
                            text:str|None=None) -> str|None:
-    "Why the prose of a textbook is not real prose about its topic (None: it is): language, fluency, repetition, relevance."
+    ("Why the prose of a textbook is not real prose about its topic "
+     "(None: it is): language, fluency, repetition, relevance.")
     if language(prose) != lang: return "wrong_language"
     f = fluency(prose)   # thresholds measured on the acceptance set and the blind attack's answers (06a)
     if f["words"] >= 30 and f["function_share"] < 0.2: return "not_fluent"   # keyword salad: good prose is 0.33-0.59
@@ -369,9 +146,10 @@ def run_textbook_code(texts:list[str], workers:int=2, timeout:float=5.0) -> list
 
 # %% ../nbs/06c_synth_gate.ipynb #148fb4c1
 def acceptance_verdicts(items:list[dict], workers:int=2, timeout:float=5.0) -> list[str]:
-    "What the synth stage does with each served answer of `items` ('kept' or the drop reason), through its own record path."
+    ("What the synth stage does with each served answer of `items` "
+     "('kept' or the drop reason), through its own record path.")
     from phi1_nb.llm import Completion
-    from phi1_nb.synth import _records
+    from phi1_nb.synth_run import _records
     from phi1_nb.synth_quality import DiversityReport
     class Served: kind, model, base = "openai", "served", False
     out = {}

@@ -96,8 +96,10 @@ def _code_prose_chars(code:str) -> int:
     "Non-blank characters of comments and docstrings (string statements) in parsable `code`."
     return len(re.sub(r"\s", "", code_prose(code)))
 
+# %% ../nbs/06a_synth_quality.ipynb #8f2b1937
 def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code file (base model)
-                     markdown:bool=True, # Markdown with fenced code; False: a code file, prose = comments and docstrings
+                     # Markdown with fenced code; False: a code file, prose = comments and docstrings
+                     markdown:bool=True,
                      min_chars:int=200, # shortest textbook kept
                      min_prose_share:float=0.3) -> tuple[str|None, dict]: # least share of prose characters
     "Why a textbook answer is not kept (None when it is), and its `{code_blocks, prose_share}`."
@@ -107,10 +109,8 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
         try: prose = _code_prose_chars(text)
         except (SyntaxError, ValueError): return "code_syntax_error", {}
         share = prose / max(1, len(re.sub(r"\s", "", text)))
-        return ("too_little_prose" if share < min_prose_share else None), {
-            "code_blocks": 1,
-            "prose_share": round(share, 3),
-        }
+        return ("too_little_prose" if share < min_prose_share else None), {"code_blocks": 1,
+                                                                          "prose_share": round(share, 3)}
     segs = split_blocks(text) if HAS_FENCE.search(text) else [{"kind": "prose", "text": text}]
     if any(not m.group(0).endswith(m.group(1)) for m in FENCE.finditer(text)): return "unclosed_fence", {}   # cut off
     code = [_code_of(s["text"]) for s in segs if s["kind"] == "code"]
@@ -123,7 +123,6 @@ def textbook_verdict(text:str, # the answer: Markdown (chat model) or a code fil
     if any(not _parses(c) for c in code): return "code_syntax_error", stats
     return ("too_little_prose" if share < min_prose_share else None), stats
 
-
 # %% ../nbs/06a_synth_quality.ipynb #bb4c1c96
 def statement(lines:list[bytes], node) -> str:
     "Source of a top-level statement with its decorators (an AST node's span starts at its `def` or `class`)."
@@ -131,16 +130,16 @@ def statement(lines:list[bytes], node) -> str:
     return b"\n".join(lines[a:node.end_lineno - 1] + [lines[node.end_lineno - 1][:node.end_col_offset]]).decode()
 
 def segment(lines:list[bytes], node) -> str:
-    "Source of `node` from the file's lines as bytes (AST columns are UTF-8 byte offsets); `ast.get_source_segment` re-splits the file on every call."
+    ("Source of `node` from the file's lines as bytes (AST columns are UTF-8 byte "
+     "offsets); `ast.get_source_segment` re-splits the file on every call.")
     a, b = node.lineno - 1, node.end_lineno - 1
     if a == b: return lines[a][node.col_offset:node.end_col_offset].decode()
     return b"\n".join([lines[a][node.col_offset:], *lines[a+1:b], lines[b][:node.end_col_offset]]).decode()
 
+# %% ../nbs/06a_synth_quality.ipynb #3e88a47b
 def _doc_and_body(fn) -> tuple[ast.AST|None, list]:
     b = fn.body
-    if b and isinstance(b[0],
-                        ast.Expr) and isinstance(getattr(b[0], "value", None),
-                                                 ast.Constant) and isinstance(b[0].value.value, str):
+    if b and isinstance(b[0], ast.Expr) and isinstance(b[0].value, ast.Constant) and isinstance(b[0].value.value, str):
         return b[0], b[1:]
     return None, b
 
@@ -162,21 +161,20 @@ def _free(node) -> set:
     bound |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
 
+# %% ../nbs/06a_synth_quality.ipynb #92578033
 def split_answer(tree:ast.Module, fn) -> tuple[list, list]:
-    "The top-level statements that define `fn` (imports, helpers, constants they read) and the rest (the tests), in order."
+    ("The top-level statements that define `fn` (imports, helpers, "
+     "constants they read) and the rest (the tests), in order.")
     is_test = lambda s: s.name.lower().startswith("test") or any(isinstance(n, ast.Assert) for n in ast.walk(s))
-    defs = [s for s in tree.body if s is fn or isinstance(s, (ast.Import, ast.ImportFrom)) or
-            (isinstance(s,
-                        (ast.FunctionDef, ast.AsyncFunctionDef,
-                         ast.ClassDef)) and s.name != fn.name and not is_test(s))]
+    helper = lambda s: isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name != fn.name
+    defs = [s for s in tree.body
+            if s is fn or isinstance(s, (ast.Import, ast.ImportFrom)) or (helper(s) and not is_test(s))]
     # a def rebound is a patch
     read = set().union(*(_free(s) for s in defs)) - {s.name for s in defs if hasattr(s, "name")}
     target = lambda s: {n.id for t in (s.targets if isinstance(s, ast.Assign) else [s.target])
                         for n in ast.walk(t) if isinstance(n, ast.Name)}
-    consts = [s
-              for s in tree.body if isinstance(s,
-                                               (ast.Assign, ast.AnnAssign)) and s.value is not None and target(s) & read
-              and not any(isinstance(n, ast.Name) and n.id == fn.name for n in ast.walk(s.value))]
+    consts = [s for s in tree.body if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None
+              and target(s) & read and not any(isinstance(n, ast.Name) and n.id == fn.name for n in ast.walk(s.value))]
     keep = {id(s) for s in defs + consts}
     return [s for s in tree.body if id(s) in keep], [s for s in tree.body if id(s) not in keep]
 
@@ -272,6 +270,7 @@ def opener(text:str, n:int=3) -> str:
         if words: return " ".join(words[:n])
     return ""
 
+# %% ../nbs/06a_synth_quality.ipynb #064bf514
 class DiversityReport:
     "Online diversity measures of kept records and near-duplicate rejection (see above)."
     def __init__(self, topics:list[str]|None=None, # every leaf of the topic tree, as 'branch > sub > leaf'
@@ -281,18 +280,12 @@ class DiversityReport:
         self.dedup = OnlineDedup(threshold=threshold, num_perm=num_perm, ngram=ngram) if threshold else None
         self.hll = {n: HyperLogLog(p=14) for n in (1, 2, 3)}
         self.total_ngrams, self.topics_all = Counter(), list(topics or [])
-        self.names, self.openers, self.topics, self.n, self.n_checked, self.n_near_dup = (
-            set(),
-            Counter(),
-            Counter(),
-            0,
-            0,
-            0,
-        )
-        self.n_named = 0
+        self.names, self.openers, self.topics = set(), Counter(), Counter()
+        self.n = self.n_checked = self.n_near_dup = self.n_named = 0
 
     def prepare(self, texts:list[str]):
-        "Compute the near-duplicate features of a batch of texts at once (what `near_duplicate` and `add` then look up)."
+        ("Compute the near-duplicate features of a batch of texts at once "
+         "(what `near_duplicate` and `add` then look up).")
         if self.dedup is not None: self.dedup.prepare(texts)
 
     def near_duplicate(self, text:str) -> str|None:
@@ -319,25 +312,14 @@ class DiversityReport:
     def summary(self) -> dict:
         "The measures as a flat dict."
         stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
-        top = self.openers.most_common(1)
-        out = {
-            "records": self.n,
-            "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
-            **{
-                f"distinct_{n}": (
-                    float(min(h.count(), self.total_ngrams[n])) / self.total_ngrams[n] if self.total_ngrams[n] else None
-                )
-                for n, h in self.hll.items()
-            },
-            "stock_opener_share": stock / self.n if self.n else None,
-            "top_opener": top[0][0] if top else None,
-            "top_opener_share": top[0][1] / self.n if top else None,
-            "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
-            "topic_coverage": (
-                len(set(self.topics) & set(self.topics_all)) / len(self.topics_all) if self.topics_all else None
-            ),
-        }
-        return out
+        top, tot, topics = self.openers.most_common(1), self.total_ngrams, set(self.topics) & set(self.topics_all)
+        return {"records": self.n, "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
+                **{f"distinct_{n}": float(min(h.count(), tot[n])) / tot[n] if tot[n] else None
+                   for n, h in self.hll.items()},
+                "stock_opener_share": stock / self.n if self.n else None, "top_opener": top[0][0] if top else None,
+                "top_opener_share": top[0][1] / self.n if top else None,
+                "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
+                "topic_coverage": len(topics) / len(self.topics_all) if self.topics_all else None}
 
     def coverage_by_branch(self) -> dict:
         "`{branch: share of its leaves covered}`."

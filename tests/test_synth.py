@@ -157,7 +157,7 @@ def test_answer_must_use_the_requested_name(tmp_path):
 
 def test_identical_answers_are_near_duplicates_rejected_before_execution(tmp_path, monkeypatch):
     import re
-    import phi1_nb.synth as synth
+    import phi1_nb.synth_run as synth   # the run loop (06j) calls the gate
     executed, real = [], synth.mutation_verdicts
     monkeypatch.setattr(synth, "mutation_verdicts", lambda exs, *a: executed.extend(exs) or real(exs, *a))
     def one_body(body):   # the requested name, and always the same body: a textbook case of homogeneous data
@@ -261,3 +261,11 @@ def test_transformers_backend_runs_and_reports_honestly(tmp_path):
     assert mb["stopped"].startswith("budget") and mb["counts"]["out"] == 0 and mb["usage_paid"].get("total_tokens", 0) == 0
     with pytest.raises(FileNotFoundError, match="pretrain"):
         run_synth(tmp_path / "nothing", **kw)
+
+
+def test_a_kind_manifest_keeps_the_run_parameters(tmp_path):
+    "synth/<kind>/manifest.json holds the run's parameters (a shadowing loop variable once put a receipt's path there)."
+    with FakeOpenAIServer(handler=fake_teacher) as srv:
+        m = run_synth(tmp_path, **{**KW, "base_url": srv.base_url}, kinds="textbooks", n_textbooks=2)
+    kind = read_json(tmp_path / "synth" / "textbooks" / "manifest.json")
+    assert kind["params"] == m["params"] and kind["params"]["n_textbooks"] == 2

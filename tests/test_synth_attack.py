@@ -499,7 +499,7 @@ def test_a_kill_during_a_forced_restart_never_mixes_two_configurations(tmp_path,
                     if done[0] > k: raise KeyboardInterrupt("kill -9")
                 return f
             monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(real_iterdir(self), key=lambda p: p.name != "shaping.json")))
-            monkeypatch.setattr(Path, "unlink", gone(real_unlink)); monkeypatch.setattr(S.shutil, "rmtree", gone(real_rmtree))
+            monkeypatch.setattr(Path, "unlink", gone(real_unlink)); monkeypatch.setattr(shutil, "rmtree", gone(real_rmtree))
             try: run_synth(run, **kw, temperature=0.5, force=True)
             except KeyboardInterrupt: pass
             monkeypatch.undo()
