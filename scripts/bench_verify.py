@@ -29,24 +29,41 @@ sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/"scripts"))
 SETTINGS = {"tiny (0.8, 128 perm)": dict(threshold=0.8, num_perm=128), "paper (0.85, 256 perm)": dict(threshold=0.85, num_perm=256)}
 
 
-def features(n:int, cache:Path, shingles:str="ast", ngram:int=5, batch:int=2000):
-    "Exact keys, shingle sets, words and sizes of the first `n` generated records (cached; a longer cache serves a prefix)."
-    from bench_scale import stack_records
-    from phi1_nb.minhash import exact_key, texts_shingles
+def _shingle(args):
+    texts, shingles, ngram = args
+    from phi1_nb.minhash import texts_shingles
+    s, _, w = texts_shingles(texts, shingles, ngram); return s, w
+
+
+def records(n:int, stage_dir=None):
+    "The first `n` records of bench_scale's stream: read from `stage_dir` (made by its `make_stage`) when given."
+    if stage_dir is None:
+        from bench_scale import stack_records
+        yield from stack_records(n); return
+    from phi1_nb.core import read_dataset
+    for k, r in enumerate(read_dataset(stage_dir)):
+        if k >= n: return
+        yield r
+    if k + 1 < n: raise SystemExit(f"{stage_dir} holds {k + 1:,} records, not {n:,}")
+
+
+def features(n:int, cache:Path, shingles:str="ast", ngram:int=5, batch:int=1000, stage_dir=None, procs:int=2):
+    "Exact keys, shingle sets, words, lengths, scores of the first `n` records (cached; a longer cache serves a prefix)."
+    import multiprocessing as mp
+    from phi1_nb.minhash import exact_key
     cache.mkdir(parents=True, exist_ok=True)
-    have = sorted((int(p.stem.split("_")[1]), p) for p in cache.glob(f"feat_*_{shingles}.npz"))
-    for m, p in have:
+    for m, p in sorted((int(p.stem.split("_")[1]), p) for p in cache.glob(f"feat_*_{shingles}.npz")):
         if m >= n:
             z = np.load(p, allow_pickle=True)
             return {k: z[k][:n] for k in ("keys", "sets", "words", "lengths", "scores")}
-    keys, sets, words, lengths, scores, texts, t = [], [], [], [], [], [], time.time()
-    def flush():
-        s, _, w = texts_shingles(texts, shingles, ngram); sets.extend(s); words.extend(w); texts.clear()
-    for r in stack_records(n):
+    keys, lengths, scores, texts, t = [], [], [], [], time.time()
+    for r in records(n, stage_dir):
         keys.append(exact_key(r["content"])); lengths.append(len(r["content"])); scores.append(r["educational_value"])
         texts.append(r["content"])
-        if len(texts) >= batch: flush(); print(f"  features: {len(sets):,}/{n:,} ({time.time() - t:.0f} s)", flush=True)
-    flush()
+    jobs = [(texts[a:a + batch], shingles, ngram) for a in range(0, n, batch)]
+    with mp.get_context("fork").Pool(procs) as pool: got = pool.map(_shingle, jobs, chunksize=1)
+    sets, words = [x for s, _ in got for x in s], [x for _, w in got for x in w]
+    print(f"  features of {n:,} records in {time.time() - t:.0f} s", flush=True)
     obj = lambda xs: np.array(xs + [None], object)[:-1]     # an object array of arrays (not a 2-d array)
     out = dict(keys=np.array(keys), sets=obj(sets), words=obj(words), lengths=np.array(lengths),
                scores=np.array(scores))
@@ -96,11 +113,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="5000,20000,80000"); ap.add_argument("--cache", default="/tmp/phi1_verify")
     ap.add_argument("--shingles", default="ast"); ap.add_argument("--json", default=None)
+    ap.add_argument("--stage_dir", default=None, help="read the records from this bench_scale corpus (`n<N>/filter`)")
+    ap.add_argument("--procs", type=int, default=2, help="processes shingling")
     a = ap.parse_args(argv)
     from phi1_nb.minhash import MinHasher
     sizes = sorted(int(x) for x in a.sizes.split(",")); t = time.time()
-    f = features(sizes[-1], Path(a.cache), a.shingles)
+    f = features(sizes[-1], Path(a.cache), a.shingles, stage_dir=a.stage_dir, procs=a.procs)
     print(f"# features of {sizes[-1]:,} records ({a.shingles} shingles) in {time.time() - t:.0f} s; load {os.getloadavg()[0]:.1f}")
+    sb = np.mean([4 * len(x) + 4 * (len(w) if w is not None else 0) for x, w in zip(f["sets"], f["words"])])
+    print(f"# spilled features per record besides the fixed row: exact verification {sb / 1024:.2f} KB (shingle set and "
+          f"words); signature verification {', '.join(str(4 * s['num_perm'] / 1024) + ' KB' for s in SETTINGS.values())} "
+          f"(signature, {' / '.join(str(s['num_perm']) for s in SETTINGS.values())} perm)")
     rows = []
     for name, s in SETTINGS.items():
         sigs = MinHasher(s["num_perm"], 1, "auto").signatures(list(f["sets"]))
