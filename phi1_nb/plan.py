@@ -20,8 +20,9 @@ MEASURED = dict(
                 source="scripts/bench_corpus.py, 5K and 20K Stack-style files, 1 process (load 12-18): RSS flat"),
     filter=dict(cpu_ms=0.67, rss_mb=525.0, rss_kb=7.5, disk_kb=7.75, parallel=False, ray_cpu=1.0,
                 source="issue 28: heuristic judge, hashing embedder, 5K-20K; disk: the embedding cache alone"),
-    dedup=dict(cpu_ms=7.0, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
-               source="issue 28: local engine, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K"),
+    dedup=dict(cpu_ms=9.44, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
+               source="ast shingles, local engine at 5K (DEDUP_SOURCE); memory: issue 28, 5K-20K (before its "
+                      "bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)"),
     decontaminate=dict(cpu_ms=8.17, rss_mb=259.0, rss_kb=None, disk_kb=15.6, parallel=False, ray_cpu=1.0,
                        source="issue 28: 3,416 records (one size: no memory growth), 27.9 s, 53 MB written"))
 FIELDS = dict(cpu_ms="CPU ms per record", rss_mb="memory of one process, MB", rss_kb="memory growth, KB per record",
@@ -31,8 +32,11 @@ FIELDS = dict(cpu_ms="CPU ms per record", rss_mb="memory of one process, MB", rs
 
 # %% ../nbs/01a_plan.ipynb #7ac2a79c
 # dedup's CPU per record (the whole local stage) by `dedup.shingles`; its other costs as MEASURED['dedup']
-DEDUP_CPU_MS = dict(ast=MEASURED["dedup"]["cpu_ms"], word=1.0)
-DEDUP_SOURCE = "TODO"
+DEDUP_CPU_MS = dict(ast=MEASURED["dedup"]["cpu_ms"], word=0.45)
+DEDUP_SOURCE = ("`phi1 dedup` (local engine, tiny settings) on the first 5,000 records of "
+                "scripts/bench_scale.py's corpus, "
+                "the command's CPU with its imports (scripts/bench_ray.py --reap local), one run each, load 20-22; "
+                "memory: issue 28, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)")
 
 def dedup_costs(shingles:str="ast") -> dict:
     "`MEASURED['dedup']` with the CPU per record of `shingles`; an unknown kind is a one-line error."
@@ -119,7 +123,8 @@ def plan(records:str="35M", # corpus size: 35M, 35e6 or 35000000
         from phi1_nb.core import load_config
         shingles = load_config(preset).section("dedup")["shingles"]
     rows = plan_rows(n, c, k, over, shingles)
-    head = f"plan for {n:,} records on {k} node(s) x {c} cores, dedup with {shingles} shingles\n\n| stage | CPU-hours | processes | wall hours | " \
+    head = f"plan for {n:,} records on {k} node(s) x {c} cores, dedup with {shingles} shingles\n\n" \
+           "| stage | CPU-hours | processes | wall hours | " \
            "peak memory GB/node | disk GB | costs from |\n|---|---|---|---|---|---|---|"
     q = lambda r, *ks: " + ?" if set(ks) & set(r["not_measured"]) else ""    # a part not measured: a lower bound
     body = [f"| {r['stage']} | {r['cpu_hours']:,.1f}{q(r, 'cpu_ms')} | {r['processes']} | "
