@@ -20,7 +20,7 @@ MEASURED = dict(
                 source="scripts/bench_corpus.py, 5K and 20K Stack-style files, 1 process (load 12-18): RSS flat"),
     filter=dict(cpu_ms=0.67, rss_mb=525.0, rss_kb=7.5, disk_kb=7.75, parallel=False, ray_cpu=1.0,
                 source="issue 28: heuristic judge, hashing embedder, 5K-20K; disk: the embedding cache alone"),
-    dedup=dict(cpu_ms=9.44, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
+    dedup=dict(cpu_ms=9.77, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
                source="ast shingles, local engine at 5K (DEDUP_SOURCE); memory: issue 28, 5K-20K (before its "
                       "bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)"),
     decontaminate=dict(cpu_ms=8.17, rss_mb=259.0, rss_kb=None, disk_kb=15.6, parallel=False, ray_cpu=1.0,
@@ -35,7 +35,8 @@ FIELDS = dict(cpu_ms="CPU ms per record", rss_mb="memory of one process, MB", rs
 DEDUP_CPU_MS = dict(ast=MEASURED["dedup"]["cpu_ms"], word=0.45)
 DEDUP_SOURCE = ("`phi1 dedup` (local engine, tiny settings) on the first 5,000 records of "
                 "scripts/bench_scale.py's corpus, "
-                "the command's CPU with its imports (scripts/bench_ray.py --reap local), one run each, load 20-22; "
+                "the command's CPU with its imports (scripts/bench_ray.py --reap local), mean of 2 interleaved runs, "
+                "load 16-22; "
                 "memory: issue 28, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)")
 
 def dedup_costs(shingles:str="ast") -> dict:
