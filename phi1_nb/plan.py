@@ -10,7 +10,8 @@ import json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MEASURED', 'FIELDS', 'parse_count', 'plan_rows', 'load_costs', 'costs_from_run', 'plan']
+__all__ = ['MEASURED', 'FIELDS', 'DEDUP_CPU_MS', 'DEDUP_SOURCE', 'dedup_costs', 'parse_count', 'plan_rows', 'load_costs',
+           'costs_from_run', 'plan']
 
 # %% ../nbs/01a_plan.ipynb #25c9880d
 # per record: CPU ms (user+sys); one process's memory, MB + KB per record; KB written. None: not measured
@@ -19,14 +20,30 @@ MEASURED = dict(
                 source="scripts/bench_corpus.py, 5K and 20K Stack-style files, 1 process (load 12-18): RSS flat"),
     filter=dict(cpu_ms=0.67, rss_mb=525.0, rss_kb=7.5, disk_kb=7.75, parallel=False, ray_cpu=1.0,
                 source="issue 28: heuristic judge, hashing embedder, 5K-20K; disk: the embedding cache alone"),
-    dedup=dict(cpu_ms=7.0, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
-               source="issue 28: local engine, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K"),
+    dedup=dict(cpu_ms=9.77, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
+               source="ast shingles, local engine at 5K (DEDUP_SOURCE); memory: issue 28, 5K-20K (before its "
+                      "bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)"),
     decontaminate=dict(cpu_ms=8.17, rss_mb=259.0, rss_kb=None, disk_kb=15.6, parallel=False, ray_cpu=1.0,
                        source="issue 28: 3,416 records (one size: no memory growth), 27.9 s, 53 MB written"))
 FIELDS = dict(cpu_ms="CPU ms per record", rss_mb="memory of one process, MB", rss_kb="memory growth, KB per record",
               disk_kb="KB written per record", parallel="the local engine uses every core",
               ray_cpu="CPU on Ray over the local engine's (1.0: taken as equal where not measured)",
               source="where it was measured")
+
+# %% ../nbs/01a_plan.ipynb #7ac2a79c
+# dedup's CPU per record (the whole local stage) by `dedup.shingles`; its other costs as MEASURED['dedup']
+DEDUP_CPU_MS = dict(ast=MEASURED["dedup"]["cpu_ms"], word=0.45)
+DEDUP_SOURCE = ("`phi1 dedup` (local engine, tiny settings) on the first 5,000 records of "
+                "scripts/bench_scale.py's corpus, "
+                "the command's CPU with its imports (scripts/bench_ray.py --reap local), mean of 2 interleaved runs, "
+                "load 16-22; "
+                "memory: issue 28, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)")
+
+def dedup_costs(shingles:str="ast") -> dict:
+    "`MEASURED['dedup']` with the CPU per record of `shingles`; an unknown kind is a one-line error."
+    if shingles not in DEDUP_CPU_MS:
+        raise ValueError(f"dedup shingles must be one of {', '.join(DEDUP_CPU_MS)}, not {shingles!r}")
+    return dict(MEASURED["dedup"], cpu_ms=DEDUP_CPU_MS[shingles], source=f"{shingles} shingles: " + DEDUP_SOURCE)
 
 # %% ../nbs/01a_plan.ipynb #53121fb7
 def parse_count(s, what:str="records") -> int:
@@ -42,11 +59,12 @@ def plan_rows(records:int, # records in the corpus
               cores:int=16, # cores per node
               nodes:int=1, # nodes (more than one: the stages run on Ray)
               costs:dict|None=None, # `{stage: {field: value}}` over `MEASURED`
+              shingles:str="ast", # dedup's shingle kind (`dedup_costs`)
               ) -> list[dict]:
     "Per data stage: CPU-hours, wall hours, peak memory GB and disk GB for `records` on `nodes` x `cores`."
     rows = []
     for stage, base in MEASURED.items():
-        c = {**base, **(costs or {}).get(stage, {})}
+        c = {**(dedup_costs(shingles) if stage == "dedup" else base), **(costs or {}).get(stage, {})}
         unknown = [k for k in ("cpu_ms", "rss_mb", "rss_kb", "disk_kb") if c[k] is None]
         c.update({k: 0.0 for k in unknown})                      # counted as 0 and flagged
         spread = nodes > 1 or c["parallel"]                     # on Ray every stage spreads; locally only some do
@@ -95,13 +113,19 @@ def plan(records:str="35M", # corpus size: 35M, 35e6 or 35000000
          nodes:str="1", # nodes (more than one: the stages on Ray)
          costs:str=None, # a costs JSON file (e.g. from scripts/bench_corpus.py --json) over the measured figures
          sample:str=None, # a finished small run whose manifests give CPU and disk per record
+         preset:str="tiny", # the preset (name or YAML path) whose `dedup.shingles` sets dedup's CPU
+         shingles:str=None, # dedup's shingle kind, ast | word (None: the preset's)
          ) -> str:
     "The estimate of the data stages on a corpus of `records` files, as a markdown table."
     n, c, k = parse_count(records), parse_count(cores, "cores"), parse_count(nodes, "nodes")
     over = costs_from_run(sample) if sample else {}
     for st, v in (load_costs(costs) if costs else {}).items(): over[st] = {**over.get(st, {}), **v}
-    rows = plan_rows(n, c, k, over)
-    head = f"plan for {n:,} records on {k} node(s) x {c} cores\n\n| stage | CPU-hours | processes | wall hours | " \
+    if shingles is None:
+        from phi1_nb.core import load_config
+        shingles = load_config(preset).section("dedup")["shingles"]
+    rows = plan_rows(n, c, k, over, shingles)
+    head = f"plan for {n:,} records on {k} node(s) x {c} cores, dedup with {shingles} shingles\n\n" \
+           "| stage | CPU-hours | processes | wall hours | " \
            "peak memory GB/node | disk GB | costs from |\n|---|---|---|---|---|---|---|"
     q = lambda r, *ks: " + ?" if set(ks) & set(r["not_measured"]) else ""    # a part not measured: a lower bound
     body = [f"| {r['stage']} | {r['cpu_hours']:,.1f}{q(r, 'cpu_ms')} | {r['processes']} | "

@@ -204,6 +204,103 @@ def print_checks(checks: dict):
               f"{d['same_kept_records_and_clusters_bytes']}")
 
 
+# ---- CPU of every process a stage starts (issue 28): a child subreaper waits all its descendants ---------------
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def phi1_cmd(*args) -> list:
+    "The `phi1` console command with `args`, run by this Python (the worktree's package on PYTHONPATH)."
+    return [sys.executable, "-c", "import sys; from phi1_nb.cli import console; sys.exit(console())", *map(str, args)]
+
+
+def reaped(cmd: list, log: Path, grace: float = 120.0, poll: float = 0.5) -> dict:
+    """Run `cmd` from this process made a child subreaper (`prctl`) and wait every descendant, orphans included: then
+    `RUSAGE_CHILDREN` holds the CPU of every process the command started (Ray's raylet, GCS, workers; exited or not).
+    Descendants still alive `grace` s after the command exits are killed (by pid) and counted. Polls the process tree
+    to attribute CPU to process kinds (the last sample of each pid: a lower bound)."""
+    import ctypes, psutil, signal
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0: raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    me, seen, rc, end, left = psutil.Process(), {}, None, None, []
+    t = time.perf_counter()
+    with open(log, "w") as out: p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    while True:
+        try: pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError: break
+        if pid == p.pid: rc, end = os.waitstatus_to_exitcode(status), time.perf_counter()
+        if pid: continue
+        for c in me.children(recursive=True):
+            try:
+                with c.oneshot(): seen[c.pid] = (_kind(c.cmdline()), sum(c.cpu_times()[:4]))
+            except psutil.Error: pass
+        if end is not None and time.perf_counter() - end > grace:
+            for c in me.children(recursive=True):
+                try: left.append(c.name()); c.send_signal(signal.SIGKILL)
+                except psutil.Error: pass
+            grace = float("inf")
+        time.sleep(poll)
+    ru, by = resource.getrusage(resource.RUSAGE_CHILDREN), {}
+    for k, cpu in seen.values(): by[k] = by.get(k, 0.0) + cpu
+    return dict(rc=rc, cpu=ru.ru_utime + ru.ru_stime, user=ru.ru_utime, sys=ru.ru_stime, wall=(end or t) - t,
+                drain_s=time.perf_counter() - (end or t), max_rss_mb=ru.ru_maxrss / 1024, processes=len(seen),
+                by_kind={k: round(v, 1) for k, v in sorted(by.items(), key=lambda x: -x[1])}, killed_left=left)
+
+
+def _kind(argv: list) -> str:
+    "A short name for a process: the Ray component it is, or the command."
+    s = " ".join(argv)
+    for k in ("raylet", "gcs_server", "dashboard_agent", "agent.py", "runtime_env", "log_monitor", "monitor.py",
+              "default_worker", "ray::", "phi1_nb.cli"):
+        if k in s: return {"agent.py": "dashboard_agent", "phi1_nb.cli": "driver (phi1)"}.get(k, k)
+    return (argv[0].rsplit("/", 1)[-1] if argv else "?")[:30]
+
+
+def reap_child(a) -> dict:
+    "One measured command in this fresh process (its RUSAGE_CHILDREN starts at zero)."
+    rd = Path(a.run_dir)
+    if a.reap == "ray_idle":      # Ray started and stopped, nothing run: its fixed cost
+        cmd = [sys.executable, "-c", "from phi1_nb.ray_engine import connect; r = connect(); r.shutdown()"]
+    else:
+        shutil.rmtree(rd / "dedup", ignore_errors=True)
+        cmd = phi1_cmd("dedup", "--run-dir", rd, "--engine", a.reap, *a.dedup_args)
+    r = reaped(cmd, rd / f"{a.reap}.log")
+    if r["rc"]: raise SystemExit(f"{' '.join(map(str, cmd))} failed ({r['rc']}): see {rd / f'{a.reap}.log'}")
+    return r
+
+
+def cpu_main(a):
+    "`--cpu N`: CPU of `phi1 dedup` on each engine (every process counted), interleaved, on bench_scale's N-record corpus."
+    import statistics
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_scale import check_same, make_stage, side_run
+    work = Path(a.work); n = a.cpu; rd = work / f"n{n}"
+    t = time.perf_counter(); make_stage(rd, n); print(f"# corpus of {n:,} records ready ({time.perf_counter() - t:.0f} s)")
+    dirs, runs = {e: side_run(rd, e) for e in ("local", "ray")}, []
+    print(f"# phi1 dedup {' '.join(a.dedup_args)}; load {os.getloadavg()[0]:.1f}", flush=True)
+    order = (["ray_idle"] if a.idle else []) + ["local", "ray"] * a.repeats
+    for k, e in enumerate(order):
+        cmd = [sys.executable, __file__, "--reap", e, "--run-dir", str(dirs.get(e, dirs["ray"])), "--", *a.dedup_args]
+        for attempt in range(1, 5):      # Ray's node start waits 30 s (hard-coded in ray/_private/node.py) under load
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            res = [l for l in r.stdout.splitlines() if l.startswith(MARK)]
+            log = Path(dirs.get(e, dirs["ray"])) / f"{e}.log"
+            if not r.returncode and res: break
+            if "timed out during startup" not in (log.read_text() if log.exists() else ""):
+                raise SystemExit(f"{e} failed: {r.stderr[-3000:]}")
+            print(f"{e}: Ray's node timed out during startup (load {os.getloadavg()[0]:.1f}): try {attempt + 1}", flush=True)
+        else: raise SystemExit(f"{e}: Ray did not start in 4 tries")
+        x = dict(engine=e, load=os.getloadavg()[0], attempts=attempt, **json.loads(res[-1][len(MARK):])); runs.append(x)
+        print(f"{e:8s} cpu {x['cpu']:7.1f} s (user {x['user']:.1f}, sys {x['sys']:.1f})  wall {x['wall']:6.1f} s  "
+              f"{x['processes']} processes, drained in {x['drain_s']:.1f} s{', killed ' + str(x['killed_left']) if x['killed_left'] else ''}"
+              f"  load {x['load']:.1f}\n         by kind (polled, lower bound): {x['by_kind']}", flush=True)
+        if e == "ray" and k == len(order) - 1: check_same(dirs["local"], dirs["ray"], n, "the local engine")
+    med = {e: statistics.median(r["cpu"] for r in runs if r["engine"] == e) for e in ("local", "ray")}
+    print(f"\nmedian CPU over {a.repeats} run(s): local {med['local']:.1f} s, ray {med['ray']:.1f} s: "
+          f"ray / local = {med['ray'] / med['local']:.2f}x ({1000 * med['local'] / n:.2f} and {1000 * med['ray'] / n:.2f} ms/record)")
+    if a.out: Path(a.out).write_text(json.dumps(dict(n=n, args=a.dedup_args, runs=runs, median=med), indent=1))
+    return med
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=4, help="corpus size in multiples of the stdlib's .py file count")
@@ -216,12 +313,24 @@ def main():
     ap.add_argument("--rss-scale", type=float, default=1, help="also measure the driver's peak RSS on a corpus this "
                     "many times the stdlib (one run each, untimed) to show whether it grows with the corpus; 0: skip")
     ap.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
+    ap.add_argument("--cpu", type=int, default=0, help="instead: CPU of every process of `phi1 dedup` on each engine, "
+                    "on bench_scale's corpus of this many records (interleaved, --repeats each; medians)")
+    ap.add_argument("--idle", action="store_true", help="with --cpu: also Ray started and stopped with no work")
+    ap.add_argument("--reap", choices=["local", "ray", "ray_idle"], help=argparse.SUPPRESS)
+    ap.add_argument("dedup_args", nargs="*", default=None, help="with --cpu: phi1 dedup options after -- "
+                    "(default: --input_stage filter --shingles ast --threshold 0.8 --verify exact)")
     ap.add_argument("--child", choices=["baseline", "train", "filter", "dedup"], help=argparse.SUPPRESS)
     ap.add_argument("--engine", choices=["local", "ray"], default="local", help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         print(MARK + json.dumps(child(a)), flush=True); return
+    a.dedup_args = a.dedup_args or ["--input_stage", "filter", "--shingles", "ast", "--threshold", "0.8", "--verify", "exact"]
+    if a.reap:
+        print(MARK + json.dumps(reap_child(a)), flush=True); return
+    if a.cpu:
+        if a.work == "/tmp/bench_ray": a.work = "/tmp/bench_ray_cpu"      # bench_scale's corpus layout, not wiped
+        cpu_main(a); return
 
     import ray
     from phi1_nb.core import write_json
