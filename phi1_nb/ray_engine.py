@@ -38,10 +38,10 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
             num_cpus:int|None=None, # CPUs of a local Ray (None: all)
             timeout:float=5.0, progress:bool=False):
     "Connect to (or start) Ray and set Ray Data up for this project; returns the `ray` module."
+    local = address in (None, "", "local")
+    if not local and address != "auto": check_address(address, timeout)   # before the import: at once
     try: import ray, ray.data
     except ImportError: raise RayUnavailable("the ray engine needs Ray Data: pip install -e '.[ray]'") from None
-    local = address in (None, "", "local")
-    if not local and address != "auto": check_address(address, timeout)
     if not ray.is_initialized():
         # a loaded machine: the node must not time out
         for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)
