@@ -16,8 +16,8 @@ from transformers.trainer_callback import ExportableState
 from .core import read_json
 
 # %% auto #0
-__all__ = ['CKPT_RE', 'START_AFRESH', 'NO_CURVE_KEYS', 'safetensors_problem', 'weights_problem', 'checkpoint_problem',
-           'torch_file_problem', 'rng_states_problem', 'deepspeed_state_problem', 'checkpoints',
+__all__ = ['CKPT_RE', 'START_AFRESH', 'NO_CURVE_KEYS', 'safetensors_problem', 'weights_problem', 'torch_file_problem',
+           'rng_states_problem', 'deepspeed_state_problem', 'checkpoint_problem', 'checkpoints',
            'last_complete_checkpoint', 'discard_checkpoints', 'load_weights', 'content_id', 'tokenizer_id',
            'data_fingerprint', 'run_signature', 'RunSignature', 'check_signature', 'typed_params', 'typed',
            'resolve_init', 'init_id']
@@ -46,30 +46,11 @@ def weights_problem(d:Path) -> str|None:
         return next((f"{s} missing" if not (d/s).exists() else safetensors_problem(d/s) for s in shards
                      if not (d/s).exists() or safetensors_problem(d/s)), None)
     if (d/"model.safetensors").exists(): return safetensors_problem(d/"model.safetensors")
-    if (d / "pytorch_model.bin").exists():
-        return None if zipfile.is_zipfile(d / "pytorch_model.bin") else "pytorch_model.bin truncated"
+    if (d/"pytorch_model.bin").exists():
+        return None if zipfile.is_zipfile(d/"pytorch_model.bin") else "pytorch_model.bin truncated"
     return "no model weights"
 
-def checkpoint_problem(d) -> str|None:
-    "Why checkpoint folder `d` cannot be resumed from (None when it is complete)."
-    d = Path(d)
-    try: int(read_json(d/"trainer_state.json")["global_step"])
-    except FileNotFoundError: return "no trainer_state.json"
-    except (ValueError, KeyError, TypeError) as e: return f"trainer_state.json unreadable ({e})"
-    if why := weights_problem(d): return why
-    if gs := [p for p in d.glob("global_step*") if p.is_dir()]:            # DeepSpeed's optimizer state
-        if why := deepspeed_state_problem(d, gs): return why
-    else:   # without DeepSpeed the Trainer always saves scheduler.pt; a missing one would restart the schedule silently
-        for f in ("optimizer.pt", "scheduler.pt"):
-            if not (d/f).exists(): return f"no {f}"
-        if why := torch_file_problem(d/"optimizer.pt", load=False): return why
-    # a missing one: the Trainer would go on with other dropout, not bit-identical
-    rngs = sorted(d.glob("rng_state*.pth"))
-    if not rngs: return "no rng_state.pth"
-    for f in [d/"scheduler.pt", *rngs]:
-        if f.exists() and (why := torch_file_problem(f)): return why
-    return rng_states_problem(d)
-
+# %% ../nbs/08a_checkpoints.ipynb #8ed8a064
 def torch_file_problem(f:Path, load:bool=True) -> str|None:
     "Why a `torch.save` file cannot be read (None when it loads; `load=False`: only its zip directory is checked)."
     if not zipfile.is_zipfile(f): return f"{f.name} truncated or not a torch file"
@@ -97,6 +78,27 @@ def deepspeed_state_problem(d:Path, folders:list[Path]) -> str|None:
     if not pts: return f"{tag} holds no state files"
     return next((f"{tag}/{why}" for f in pts if (why := torch_file_problem(f, load=False))), None)
 
+# %% ../nbs/08a_checkpoints.ipynb #d378068e
+def checkpoint_problem(d) -> str|None:
+    "Why checkpoint folder `d` cannot be resumed from (None when it is complete)."
+    d = Path(d)
+    try: int(read_json(d/"trainer_state.json")["global_step"])
+    except FileNotFoundError: return "no trainer_state.json"
+    except (ValueError, KeyError, TypeError) as e: return f"trainer_state.json unreadable ({e})"
+    if why := weights_problem(d): return why
+    if gs := [p for p in d.glob("global_step*") if p.is_dir()]:            # DeepSpeed's optimizer state
+        if why := deepspeed_state_problem(d, gs): return why
+    else:   # without DeepSpeed the Trainer always saves scheduler.pt; a missing one would restart the schedule silently
+        for f in ("optimizer.pt", "scheduler.pt"):
+            if not (d/f).exists(): return f"no {f}"
+        if why := torch_file_problem(d/"optimizer.pt", load=False): return why
+    # a missing one: the Trainer would go on with other dropout, not bit-identical
+    rngs = sorted(d.glob("rng_state*.pth"))
+    if not rngs: return "no rng_state.pth"
+    for f in [d/"scheduler.pt", *rngs]:
+        if f.exists() and (why := torch_file_problem(f)): return why
+    return rng_states_problem(d)
+
 # %% ../nbs/08a_checkpoints.ipynb #fce3a319
 def checkpoints(ckdir) -> list[Path]:
     "The `checkpoint-N` folders of `ckdir`, oldest first."
@@ -106,7 +108,7 @@ def checkpoints(ckdir) -> list[Path]:
                   key=lambda p: int(CKPT_RE.match(p.name)[1]))
 
 def last_complete_checkpoint(ckdir, quarantine:bool=False) -> Path|None:
-    "The newest complete checkpoint in `ckdir`; newer incomplete ones are skipped with a warning (renamed when `quarantine`)."
+    "The newest complete checkpoint in `ckdir`; newer incomplete ones: skipped, warned of (renamed if `quarantine`)."
     for p in reversed(checkpoints(ckdir)):
         if (why := checkpoint_problem(p)) is None: return p
         msg = f"skipping incomplete checkpoint {p} ({why})"
@@ -139,12 +141,11 @@ def load_weights(model, d):
 # the one spelling of a fresh start: phi1 <stage> and the launchers, phi1 pipeline, Python and notebooks
 START_AFRESH = "--resume false (phi1 pipeline: --<stage>.resume false; Python: resume=False)"
 NO_CURVE_KEYS = {"resume", "logging_steps", "save_steps", "save_total_limit", "eval_steps", "max_eval_sequences",
-                 "peak_flops",
-                 "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile",
+                 "peak_flops", "deepspeed", "precision", "micro_batch_size", "gradient_checkpointing", "torch_compile",
                  "disable_tqdm"}
 _VOLATILE_CONFIG = {"_attn_implementation", "_attn_implementation_internal", "transformers_version", "dtype",
-                    "torch_dtype",
-                    "_name_or_path", "use_cache", "architectures", "output_attentions", "output_hidden_states"}
+                    "torch_dtype", "_name_or_path", "use_cache", "architectures", "output_attentions",
+                    "output_hidden_states"}
 
 def content_id(src) -> str:
     "What a dataset folder holds, by content: its shards' checksums from its manifest (a shard file: its own sha256)."
@@ -158,6 +159,7 @@ def tokenizer_id(tok) -> str:
     "What a tokenizer is, by content: a digest of its vocabulary, merges and special tokens."
     return hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
+# %% ../nbs/08a_checkpoints.ipynb #69eede6a
 def data_fingerprint(ds) -> str:
     "A short hash that changes when the training rows do."
     import torch
@@ -172,6 +174,7 @@ def data_fingerprint(ds) -> str:
             for k, v in sorted(ds[i].items()): h.update(k.encode()); h.update(np.asarray(v).tobytes())
     return h.hexdigest()[:16]
 
+# %% ../nbs/08a_checkpoints.ipynb #6455843f
 def run_signature(model, train_ds, seq_len:int, hparams:dict, extra:dict|None=None) -> dict:
     "What a training run's curve depends on, as a flat JSON-able dict."
     sig = {k: v for k, v in hparams.items() if k not in NO_CURVE_KEYS}

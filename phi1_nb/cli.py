@@ -8,8 +8,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/cli.html.md"""
 from __future__ import annotations
 import argparse, difflib, errno, gc, importlib, inspect, shutil, signal, sys
 from pathlib import Path
-# Only the standard library at import time: a Ctrl-C while the stages' libraries load is caught by `console` like any
-# other.
+# Only the standard library at import time: a Ctrl-C while the stages' libraries load is caught by `console`.
 
 # %% auto #0
 __all__ = ['TOOLS', 'stage_parser', 'pipeline_parser', 'run_stage_cli', 'main', 'console']
@@ -37,6 +36,7 @@ def _preset_of(argv) -> str:
     p = argparse.ArgumentParser(add_help=False); p.add_argument("--preset", default="tiny")
     return p.parse_known_args(argv)[0].preset
 
+# %% ../nbs/12_cli.ipynb #0bc258b4
 def stage_parser(stage:str, preset:str="tiny") -> argparse.ArgumentParser:
     "The parser of `phi1 <stage>`: one option per key of the stage's section, defaults from the preset."
     from phi1_nb.core import describe_section, load_config
@@ -70,16 +70,15 @@ def pipeline_parser(preset:str="tiny") -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun stages whose outputs could be reused")
     return p
 
+# %% ../nbs/12_cli.ipynb #84a3c277
 def _unknown(p:argparse.ArgumentParser, rest:list[str], what:str):
-    "Refuse the first option in `rest` that is neither the parser's nor a `--section.key`, naming the closest valid one."
+    "Refuse the first option in `rest` that is neither the parser's nor a `--section.key`; name the closest valid one."
     from phi1_nb.core import ConfigError
-    if bad := [
-        a for a in rest if (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]
-    ]:
+    flag = lambda a: (a.startswith("--") or a[1:2].isalpha() and a[0] == "-") and "." not in a.split("=")[0]
+    if bad := [a for a in rest if flag(a)]:
         valid = [o for a in p._actions for o in a.option_strings if o.startswith("--")]
-        raise ConfigError(
-            f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} (phi1 {what} --help lists them)"
-        )
+        raise ConfigError(f"unknown option {bad[0]} for '{what}'{_closest(bad[0], valid)} "
+                          f"(phi1 {what} --help lists them)")
 
 # %% ../nbs/12_cli.ipynb #48b8fb11
 def run_stage_cli(stage:str, argv:list[str]) -> dict:
@@ -140,6 +139,7 @@ def _run(cmd:str, rest:list[str]) -> int:
         print(out if out is not None else "")
     return 0
 
+# %% ../nbs/12_cli.ipynb #2090d7b2
 def main(argv:list[str]|None=None) -> int:
     "The `phi1` command line on `argv` (None: `sys.argv`); returns the exit status."
     from phi1_nb.core import ConfigError
@@ -152,8 +152,8 @@ def main(argv:list[str]|None=None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in cmds:
         near = difflib.get_close_matches(cmd, cmds, n=1)
-        print(f"phi1: unknown command {cmd!r}{f'; did you mean {near[0]}?' if near else ''} (valid: {', '.join(cmds)})",
-              file=sys.stderr); return 2
+        print(f"phi1: unknown command {cmd!r}{f'; did you mean {near[0]}?' if near else ''} "
+              f"(valid: {', '.join(cmds)})", file=sys.stderr); return 2
     try: return _run(cmd, rest)
     # ConnectionError (no Ray cluster) is an OSError
     except (ConfigError, OSError, StageFailed, ValueError, SandboxError) as e:
@@ -164,7 +164,8 @@ def main(argv:list[str]|None=None) -> int:
         print(f"phi1 {cmd}: error: {e}", file=sys.stderr); return e.exit_status
 
 def console() -> int:
-    "The `phi1` console script: `main()`, Ctrl-C as one line and exit 130 (during imports too), then `gc.freeze()` so that the exit skips a last full collection (a quarter of a second a command)."
+    """The `phi1` console script: `main()`, Ctrl-C as one line and exit 130 (during imports too), then `gc.freeze()`
+    so that the exit skips a last full collection (a quarter of a second a command)."""
     try: rc = main()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # a second Ctrl-C must not interrupt the goodbye

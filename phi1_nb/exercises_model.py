@@ -16,7 +16,7 @@ __all__ = ['paired_diff']
 
 # %% ../nbs/16a_exercises_model.ipynb #66b05a8f
 def _n_params(L, d, ff, V, embeddings=True):
-    "A `PhiForCausalLM`'s parameters by formula, no torch (tests hold it equal to `model.count_params` on the meta device)."
+    "A `PhiForCausalLM`'s parameters by formula, no torch (tests hold it to `model.count_params` on the meta device)."
     layer = 2*d + 4*(d*d + d) + (d*ff + ff) + (ff*d + d)          # LayerNorm, q/k/v/dense, MLP d -> ff -> d
     return (V*d if embeddings else 0) + L*layer + 2*d + (d*V + V)   # + input embedding, final LayerNorm, lm_head
 
@@ -28,7 +28,7 @@ def _dims(name, V=51200, **kw):
 
 @exercise("model.n_params")
 def _(n_params):
-    "`n_params(L, d, ff, V)`: the parameters of a `PhiForCausalLM` (untied lm_head with bias) by formula, hidden sizes too."
+    "`n_params(L, d, ff, V)`: a `PhiForCausalLM`'s parameters (untied lm_head with bias) by formula, hidden sizes too."
     h = _fresh()
     hidden = (h.randint(1, 4), 32 * h.randint(1, 4), h.randint(16, 300), h.randint(50, 3000))
     for what, dims in (("tiny, V=1024", _dims("tiny", 1024)), ("tiny, V=4096", _dims("tiny", 4096)),
@@ -105,7 +105,8 @@ def _(lr_at):
             if not _close(lr_at(step, peak, warm, total), _linear_lr(step, peak, warm, total), 1e-6):
                 return (
                     False,
-                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} is off",
+                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} "
+                    "is off",
                 )
     return (
         True,
@@ -114,7 +115,7 @@ def _(lr_at):
 
 @exercise("finetune.tokens")
 def _(answer):
-    "`(tokens, share)`: tokens seen by finetuning (6K steps of 256 x 2048) and their share of pretraining's 36K x 1024 x 2048."
+    "`(tokens, share)`: finetuning's tokens (6K steps, 256 x 2048), their share of pretraining's (36K x 1024 x 2048)."
     t, s = answer; ft, pt = 6_000 * 256 * 2048, 36_000 * 1024 * 2048
     return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2),
                     f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
@@ -144,7 +145,7 @@ def _(answer):
 
 @exercise("eval.break_it")
 def _(program):
-    "A program the sandbox must kill at its time limit (an exception, even a MemoryError, or a signal it sends itself does not count)."
+    "A program the sandbox kills at its time limit (not an exception, even a MemoryError, nor a signal to itself)."
     from phi1_nb.sandbox import run_program
     r = run_program(program, timeout=2.0, memory_mb=256)
     if r.status == "timeout": return True, f"the sandbox killed it at its {r.seconds:.1f} s limit"
@@ -155,27 +156,27 @@ def _(program):
 
 # %% ../nbs/16a_exercises_model.ipynb #da846626
 def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5) -> tuple[dict, dict]:
-    "Per-problem losses of two arms: `filtered` is `raw` minus `gain` on average, with noise; `spread`: the problems' sd."
+    "Per-problem losses of two arms: `filtered` is `raw` minus `gain` on average, with noise; `spread`: problems' sd."
     g = np.random.default_rng(seed); raw = g.normal(2., spread, n)
     return ({f"HumanEval/{i}": float(v) for i, v in enumerate(raw)},
             {f"HumanEval/{i}": float(v - gain + g.normal(0, .1)) for i, v in enumerate(raw)})
 
 def _loss_cases() -> list:
-    "Seed 0's arms and two hidden pairs drawn afresh (size, gain, spread): one at least twice as spread, so no constant fits all."
+    "Seed 0's arms, and two hidden pairs drawn afresh (size, gain, spread), one twice as spread: no constant fits."
     h = _fresh()
-    return [("seed 0",
-             _losses())] + [("a hidden pair",
-                             _losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd))
-                                      for sd in (h.uniform(.3, .7), h.uniform(1., 1.5))]
+    hidden = [_losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd)
+              for sd in (h.uniform(.3, .7), h.uniform(1., 1.5))]
+    return [("seed 0", _losses())] + [("a hidden pair", pair) for pair in hidden]
 
 def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
-    "`diff` = mean(a - b) over the problems both share, its 95% interval and the share b wins: the ablation's own bootstrap, one seed."
+    "`diff` = mean(a - b) on shared problems, its 95% interval, the share b wins (the ablation's bootstrap, 1 seed)."
     from phi1_nb.ablation import seed_problem_bootstrap
     keys = sorted(set(a) & set(b))
     _, pairs = seed_problem_bootstrap({"a": np.array([[a[k] for k in keys]]), "b": np.array([[b[k] for k in keys]])},
                                       n_boot=n_boot)
     return pairs[0]
 
+# %% ../nbs/16a_exercises_model.ipynb #6612fb24
 @exercise("ablation.sign")
 def _(answer):
     "`paired_diff(raw, filtered)` when filtering helps: the sign of `diff` ('+' or '-')."
@@ -185,7 +186,7 @@ def _(answer):
 
 @exercise("ablation.paired_ci")
 def _(paired_ci):
-    "`paired_ci(a:dict, b:dict) -> (lo, hi)`: a 95% bootstrap interval of mean(a - b) over shared problems (seed 0 and 2 hidden pairs)."
+    "`paired_ci(a, b) -> (lo, hi)`: the 95% bootstrap interval of mean(a - b) on shared problems (seed 0, 2 hidden)."
     for what, (a, b) in _loss_cases():
         (lo, hi), ref = paired_ci(a, b), paired_diff(a, b, n_boot=4000)["diff_ci"]
         w = ref[1] - ref[0]
@@ -193,6 +194,7 @@ def _(paired_ci):
             return False, f"{what}: yours ({lo:.4f}, {hi:.4f}) is not the paired bootstrap interval"
     return True, "matches paired_diff's interval on seed 0 and 2 hidden pairs"
 
+# %% ../nbs/16a_exercises_model.ipynb #7ee1084b
 def _ci(v, g, n_boot):
     m = v[g.integers(0, len(v), (n_boot, len(v)))].mean(1)
     return float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
@@ -201,17 +203,14 @@ def _unpaired_ref(raw:dict, filt:dict) -> tuple[float, float]:
     "The unpaired and the paired interval's widths."
     A, B = np.array(list(raw.values())), np.array(list(filt.values())); g = np.random.default_rng(1)
     d = A[g.integers(0, len(A), (4000, len(A)))].mean(1) - B[g.integers(0, len(B), (4000, len(B)))].mean(1)
-    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), (lambda c: c[1] - c[0])(
-        _ci(A - B, np.random.default_rng(1), 4000)
-    )
+    lo, hi = _ci(A - B, np.random.default_rng(1), 4000)
+    return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), hi - lo
 
 @exercise("ablation.unpaired")
 def _(unpaired_width):
-    "`unpaired_width(a, b)`: the width of the 95% interval of mean(a) - mean(b) when a and b are resampled independently."
+    "`unpaired_width(a, b)`: the width of the 95% interval of mean(a) - mean(b), a and b resampled independently."
     for what, (raw, filt) in _loss_cases():
         (ref, pw), w = _unpaired_ref(raw, filt), float(unpaired_width(raw, filt))
         if abs(w - ref) >= .15 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
-    return (
-        True,
-        f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the per-problem difficulty",
-    )
+    return True, (f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the problems' "
+                  "difficulty")

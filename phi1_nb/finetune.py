@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .core import read_manifest, require_stage, seed_everything, stage_dir, write_manifest
+from transformers import AutoConfig
+
+from .core import stage_dir
 from .model import load_model, load_tokenizer
-from .train import _rel, check_resume, eval_subset, fit, is_main_process, pack_split, preflight, typed
+from .train import _rel, train_stage, typed
 from .checkpoints import content_id, init_id, resolve_init
 
 # %% auto #0
@@ -30,7 +32,7 @@ def exercise_source(run_dir, source:str="decontaminate",
 # %% ../nbs/09a_finetune.ipynb #2b8ca5db
 @typed
 def run_finetune(run_dir, # the run folder
-                 init:str="pretrain", # phi-1-base: a stage (its final/) or a checkpoint folder, e.g. pretrain/checkpoints/checkpoint-24000
+                 init:str="pretrain", # phi-1-base: a stage (its final/) or a checkpoint (pretrain/checkpoints/...)
                  source:str="decontaminate", # stage folder of exercises (prompt, solution)
                  fallback_source:str|None="synth/exercises", # used, and said so, when `source` has not run
                  mask_prompt:bool=True, # loss on the solution only
@@ -51,43 +53,19 @@ def run_finetune(run_dir, # the run folder
                  logging_steps:int=5, # log loss, lr, tokens/s and MFU every this many steps
                  keep_best:bool=True, # final/ is the checkpoint with the lowest held-out loss
                  deepspeed:str|None=None, # a DeepSpeed JSON (configs/ds_zero2.json) or None
-                 gradient_checkpointing:bool=False, # recompute activations in the backward pass (less memory, ~1/3 more compute)
+                 gradient_checkpointing:bool=False, # recompute activations in backward (less memory, ~1/3 more compute)
                  torch_compile:bool=False, # compile the model with torch.compile
-                 peak_flops:float=2e11, # peak FLOP/s of one device for MFU, when the GPU is not one detect_peak_flops knows
-                 resume:bool=True, # continue the newest complete checkpoint (False: discard checkpoints, start afresh)
+                 peak_flops:float=2e11, # one device's peak FLOP/s for MFU, when detect_peak_flops does not know the GPU
+                 resume:bool=True, # continue the newest complete checkpoint (False: discard them, start afresh)
                  seed:int=1234): # seed for dropout and data order
     "Finetune phi-1-base on CodeExercises; writes `run_dir/finetune/final/` and a manifest with the loss curves."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
-    if keep_best and save_steps % eval_steps:
-        raise ValueError(f"keep_best needs save_steps ({save_steps}) to be a multiple of eval_steps ({eval_steps})")
     t0, out = time.time(), stage_dir(run_dir, "finetune")
     base = resolve_init(run_dir, init); base_id = init_id(base)
     src, note = exercise_source(run_dir, source, fallback_source)
-    tok = load_tokenizer(base)
-    from transformers import AutoConfig
-    ds = preflight(**params, context=AutoConfig.from_pretrained(base).max_position_embeddings)   # before any touch
-    stage_params = check_resume(out, params, resume, {_rel(src, run_dir): content_id(src), "init_id": base_id})
-    if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
-    train_ds, valid_ds = pack_split([src], tok, out/"data", seq_len, valid_fraction, "finetune",
-                                    mask_prompt=mask_prompt)
-    if len(train_ds) == 0: raise ValueError(f"no training tokens in {src}")
-    seed_everything(seed)
-    model = load_model(base)
-    s = fit(model, tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len,
-            peak_flops=peak_flops,
-            resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch,
-            learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay,
-            max_grad_norm=max_grad_norm,
-            precision=precision, save_steps=save_steps, save_total_limit=save_total_limit, eval_steps=eval_steps,
-            logging_steps=logging_steps,
-            keep_best=keep_best, deepspeed=ds, seed=seed, gradient_checkpointing=gradient_checkpointing,
-            torch_compile=torch_compile, signature=dict(init=str(base), init_id=base_id))
-    if not is_main_process(): return s
-    pm = read_manifest(out/"data"/"train")
-    return write_manifest(out, stage="finetune", shards=[], params=params, inputs=[base, src], seconds=time.time()-t0,
-        counts={"in": pm["counts"]["out"], "out": 1, "train_tokens": pm["n_tokens"],
-                "valid_tokens": valid_ds.manifest["n_tokens"],
-                "loss_tokens": int(train_ds.mask.sum()) if train_ds.mask is not None else pm["n_tokens"],
-                "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", init=str(base), init_id=base_id,
-                   stage_params=stage_params, source=str(src), source_note=note, **s))
+    return train_stage(out, params, [src], load_tokenizer(base), lambda: load_model(base),
+                       {_rel(src, run_dir): content_id(src), "init_id": base_id},
+                       context=AutoConfig.from_pretrained(base).max_position_embeddings, stage="finetune", t0=t0,
+                       mask_prompt=mask_prompt, manifest_inputs=[base, src],
+                       signature=dict(init=str(base), init_id=base_id),   # another base refuses these checkpoints
+                       extra=dict(init=str(base), init_id=base_id, source=str(src), source_note=note))

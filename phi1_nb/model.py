@@ -11,15 +11,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from phi1_nb.core import (
-    atomic_write,
-    read_dataset,
-    read_manifest,
-    require_stage,
-    sha256_file,
-    stage_dir,
-    write_manifest,
-)
+from .core import (atomic_write, read_dataset, read_manifest, require_stage, sha256_file, stage_dir,
+                          write_manifest)
 
 # %% auto #0
 __all__ = ['EOT', 'TOKENIZER_FILES', 'WHITESPACE_TOKENS', 'MODEL_CONFIGS', 'PAPER_PARAMS', 'PEAK_FLOPS', 'load_tokenizer',
@@ -133,7 +126,7 @@ def pack(records:Iterable[dict], # documents (`content`) or exercises (`prompt` 
          tokenizer, # a loaded tokenizer; its eos separates documents
          out_dir, # folder for tokens.bin (+ loss_mask.bin) and manifest.json
          seq_len:int=2048, # training sequence length
-         mask_prompt:bool|None=None, # exercises: 0 in loss_mask.bin on prompt tokens (None: only when records have `prompt`)
+         mask_prompt:bool|None=None, # exercises: 0 in loss_mask.bin on prompts (None: when records have a `prompt`)
          batch_size:int=256, stage:str="pack", inputs:list|None=None, params:dict|None=None) -> dict:
     "Tokenize and concatenate records with eos after each into a memory-mappable token file; returns the manifest."
     t0, out, eos = time.time(), Path(out_dir), tokenizer.eos_token_id
@@ -216,11 +209,9 @@ def phi_config(name:str="tiny", # a key of MODEL_CONFIGS
         raise ValueError(f"tokenizer has {n_tok} tokens > vocab_size {kw['vocab_size']}")
     ids = {}
     if tokenizer is not None:
-        ids = dict(
-            bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-        )
+        eos = tokenizer.eos_token_id
+        ids = dict(bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos, eos_token_id=eos,
+                   pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
     return PhiConfig(**kw, resid_pdrop=dropout, embd_pdrop=dropout, attention_dropout=dropout, **ids)
 
 # %% ../nbs/08_model.ipynb #04f69307

@@ -37,7 +37,8 @@ def _mbpp_id(rec:dict) -> int:
 
 def _paper_shot(rec:dict, code:str|None) -> str:
     tests = "\n".join(rec["test_list"])
-    s = f"You are an expert Python programmer, and here is your task: {rec['text']} Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
+    s = (f"You are an expert Python programmer, and here is your task: {rec['text']} "
+         f"Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
     return s if code is None else s + code.replace("\r\n", "\n") + "\n[DONE]\n"
 
 def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
@@ -49,8 +50,8 @@ def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
     elif prompt_format == "paper":
         import phi1_nb
         shots = [json.loads(l) for l in open(Path(phi1_nb.__file__).parent/"data"/"mbpp_prompt.jsonl")]
-        prompt, stop, prefix = "".join(_paper_shot(s, s["code"])
-                                       for s in shots) + _paper_shot(rec, None), ["[DONE]"], False
+        few = "".join(_paper_shot(s, s["code"]) for s in shots)   # problems 2, 3 and 4, solved
+        prompt, stop, prefix = few + _paper_shot(rec, None), ["[DONE]"], False
     else: raise ValueError(f"MBPP prompt_format must be bigcode|paper, got {prompt_format!r}")
     setup = rec.get("test_setup_code") or ""
     return dict(task_id=tid, prompt=prompt, canonical_solution=rec["code"].replace("\r\n", "\n"), entry_point=None,
@@ -61,7 +62,7 @@ def mbpp_problem(rec:dict, prompt_format:str="bigcode") -> dict:
 MAX_LINE = 16 << 20   # bytes in one line of a samples or problems file
 
 def _jsonl(path:str, max_line:int|None=None):
-    "(line number, object) for each non-blank line of a .jsonl(.gz); a bad line is a ValueError naming file and line."
+    "(line number, object) for each non-blank line of a .jsonl(.gz); a bad line: a ValueError naming file and line."
     op, max_line = gzip.open if str(path).endswith(".gz") else open, max_line or MAX_LINE
     try:
         with op(path, "rb") as f:
@@ -69,16 +70,13 @@ def _jsonl(path:str, max_line:int|None=None):
                 if len(raw) > max_line: raise ValueError(f"{path}:{i}: a line longer than {max_line >> 20} MiB")
                 try: line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise ValueError(
-                        f"{path}:{i}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
-                    ) from None
+                    bad = f"byte {raw[e.start]:#04x} at column {e.start + 1}"
+                    raise ValueError(f"{path}:{i}: not UTF-8 ({bad})") from None
                 if not line.strip(): continue
-                try:
-                    obj = json.loads(line.rstrip("\n"))
+                try: obj = json.loads(line.rstrip("\n"))
                 except ValueError as e:
-                    raise ValueError(
-                        f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})"
-                    ) from None
+                    raise ValueError(f"{path}:{i}: not JSON ({getattr(e, 'msg', e)} at column "
+                                     f"{getattr(e, 'colno', '?')})") from None
                 if not isinstance(obj, dict):
                     raise ValueError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
                 yield i, obj
@@ -86,8 +84,9 @@ def _jsonl(path:str, max_line:int|None=None):
         if isinstance(e, FileNotFoundError): raise
         raise ValueError(f"{path}: unreadable ({e})") from None
 
-def load_mbpp(source:str,                 # a local MBPP .jsonl(.gz) (the format above) or a Hugging Face dataset name
-              split:str="test",           # test (ids 11-510) | validation | train | all (11-974); never the few-shot ids
+# %% ../nbs/10a_problems.ipynb #17a472ba
+def load_mbpp(source:str,                 # a local MBPP .jsonl(.gz) (the format above) or a Hugging Face dataset
+              split:str="test",           # test (ids 11-510) | validation | train | all (11-974); no few-shot id
               limit:int|None=None,        # the first `limit` problems only
               prompt_format:str="bigcode") -> dict:  # bigcode (zero-shot) | paper (3-shot)
     "MBPP problems by task_id, the few-shot ids refused, from a local JSONL or `datasets.load_dataset(source)`."

@@ -24,24 +24,24 @@ def check_address(address:str, timeout:float=5.0):
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise RayUnavailable(
-            f"ray_address {address!r}: expected host:port, ray://host:port, 'auto' or null (a local Ray)"
-        )
+        raise RayUnavailable(f"ray_address {address!r}: expected host:port, ray://host:port, 'auto' or null "
+                             "(a local Ray)")
     try: socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise RayUnavailable(f"no Ray cluster answers at {address} ({e}): start one there with `ray start --head "
                              f"--port {port}`, pass the address it prints, or use engine 'local'") from None
 
+# %% ../nbs/15_ray.ipynb #988819ab
 STARTUP_TIMEOUTS = dict(RAY_agent_register_timeout_ms="300000")   # Ray's default, 30 s, failed at load 12-15 (issue 28)
 
 def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'; host:port; ray://host:port
             num_cpus:int|None=None, # CPUs of a local Ray (None: all)
             timeout:float=5.0, progress:bool=False):
     "Connect to (or start) Ray and set Ray Data up for this project; returns the `ray` module."
+    local = address in (None, "", "local")
+    if not local and address != "auto": check_address(address, timeout)   # before the import: at once
     try: import ray, ray.data
     except ImportError: raise RayUnavailable("the ray engine needs Ray Data: pip install -e '.[ray]'") from None
-    local = address in (None, "", "local")
-    if not local and address != "auto": check_address(address, timeout)
     if not ray.is_initialized():
         # a loaded machine: the node must not time out
         for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)
@@ -72,7 +72,7 @@ class _Runner:
 def map_tasks(fn, items:list, actors:int|None=None, # pool size (None: one per GPU, else one per CPU)
               num_gpus:float|None=None, # GPUs per actor (None: 1 when the cluster has GPUs, else 0)
               ) -> list:
-    "`[fn(item) for item in items]` on the Ray cluster, one item per call, in item order (results JSON-serialisable)."
+    "`[fn(item) for item in items]` on the Ray cluster, one item a call, in item order (results JSON-serialisable)."
     import ray, ray.data
     if not items: return []
     res = ray.cluster_resources()
@@ -150,6 +150,7 @@ def _small(t):
     e = small_star(t["u"][0].as_py(), t["v"].to_pylist())
     return _edges(*zip(*e)) if e else _edges()
 
+# %% ../nbs/15_ray.ipynb #709c0788
 def _fp_batch(t):
     import pyarrow as pa
     n, h = _fingerprint(list(zip(t["a"].to_pylist(), t["b"].to_pylist())))
@@ -160,17 +161,18 @@ def _ray_fingerprint(E) -> tuple[int, int]:
     return sum(r["n"] for r in rows), sum(int(r["h"]) for r in rows) % 2**64
 
 def n_partitions(rows:int) -> int:
-    "Blocks for a shuffle of `rows` rows: two per CPU of the cluster, more past 250K rows a block (few big blocks beat many small ones)."
+    "Blocks for a shuffle of `rows` rows: two per CPU, more past 250K rows a block (few big blocks beat many small)."
     import ray
     return max(2 * int(ray.cluster_resources().get("CPU", 1)), -(-rows // 250_000))
 
+# %% ../nbs/15_ray.ipynb #3e748364
 def ray_star_components(E, max_rounds:int=200):
     "Ray Data version of `star_components`: edges `a, b` -> edges `a` (a node), `b` (its component's smallest node)."
     prev, pa_kw = None, dict(batch_format="pyarrow")
     for _ in range(max_rounds):
         P = n_partitions(E.count())
-        E = (E.repartition(P).map_batches(_both_ways,
-                                          **pa_kw).groupby("u", num_partitions=P).map_groups(_large, **pa_kw)
+        E = (E.repartition(P).map_batches(_both_ways, **pa_kw)
+              .groupby("u", num_partitions=P).map_groups(_large, **pa_kw)
               .map_batches(_oriented, **pa_kw).groupby("u", num_partitions=P).map_groups(_small, **pa_kw)
               .repartition(P).materialize())
         if (fp := _ray_fingerprint(E)) == prev: return E

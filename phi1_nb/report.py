@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import read_json, read_manifest, stage_dir, write_json, write_manifest, atomic_write
 
 # %% auto #0
-__all__ = ['PAPER', 'stage_rows', 'report_figures', 'to_html', 'collect', 'eval_rows', 'to_markdown', 'run_report']
+__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report']
 
 # %% ../nbs/14_report.ipynb #20569695
 PAPER = {  # the paper's figures that a run can be compared with (PAPER.md)
@@ -43,13 +43,6 @@ def stage_rows(run_dir) -> list[dict]:
     return rows
 
 # %% ../nbs/14_report.ipynb #f72c8b1f
-def _ablation(rd:Path) -> dict|None:
-    "The ablation's results.json: the arms/pairs schema, the older comparison-only one, or None."
-    a = _get(rd/"ablation"/"results.json")
-    if not a: return None
-    return dict(arms=a.get("arms"), pairs=a.get("pairs"), comparison=a.get("comparison"),
-                figure=str(rd/"ablation"/"ablation.png") if (rd/"ablation"/"ablation.png").exists() else None)
-
 def _figure(out:Path, name:str, draw, size=(6, 3.2)) -> str:
     "Draw `draw(fig)` on a backend-free matplotlib Figure, save `out/figures/name.png`; the page's relative path."
     from matplotlib.figure import Figure
@@ -73,6 +66,7 @@ def _confusion(fig, cm):
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["low", "high"], yticklabels=["low", "high"],
            xlabel="forest (score >= cut)", ylabel="judge's label", title="filter: held-out confusion matrix")
 
+# %% ../nbs/14_report.ipynb #6b480962
 def _scores(fig, corpus, held, cut):
     import numpy as np
     axs = fig.subplots(1, 2)
@@ -112,6 +106,7 @@ def _arms(fig, arms):
     ax.set(xticks=range(len(names)), xticklabels=names, ylabel="HumanEval solution loss",
            title="ablation arms (95% CI)")
 
+# %% ../nbs/14_report.ipynb #2f900b20
 def report_figures(r:dict, run_dir, out) -> dict:
     "Draw the run's figures into `out/figures/`: `{name: relative path}` for each result the run has."
     import numpy as np, shutil
@@ -139,19 +134,20 @@ def report_figures(r:dict, run_dir, out) -> dict:
 # %% ../nbs/14_report.ipynb #735831db
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.paper{color:#555;font-style:italic}"
     ".missing{color:#a33}"
 )
 
 def _fmt(v) -> str:
-    "A value as a reader wants it: 3 significant digits, an interval as `lo to hi`, a dict as `key: value` pairs (no JSON)."
+    "A value as a reader wants it: 3 significant digits, an interval as `lo to hi`, a dict as `key: value` (no JSON)."
     if v is None: return ""
     if isinstance(v, bool) or isinstance(v, int): return str(v)
     if isinstance(v, float): return f"{float(f'{v:.3g}'):,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     if isinstance(v, (list, tuple)):
-        return f"{_fmt(v[0])} to {_fmt(v[1])}" if len(v) == 2 and all(isinstance(x, (int, float))
-                                                                      for x in v) else ", ".join(map(_fmt, v))
+        pair = len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
+        return f"{_fmt(v[0])} to {_fmt(v[1])}" if pair else ", ".join(map(_fmt, v))
     if isinstance(v, dict): return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
     return str(v)
 
@@ -159,6 +155,7 @@ def _run_name(run_dir) -> str:
     "`runs/<name>`: the run's folder without the builder's absolute path."
     p = Path(run_dir); return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
+# %% ../nbs/14_report.ipynb #01101aa7
 def _table(rows) -> str:
     "An HTML table of a list of dicts (or a dict: one row per key)."
     import html
@@ -181,6 +178,7 @@ def _passk_caption(ev:dict) -> str:
     return (f"pass@1 only: pass@k needs at least k samples per problem{per}." if ks == [1] else
             f"pass@{', '.join(map(str, ks))}{per}, with 95% bootstrap intervals over problems.")
 
+# %% ../nbs/14_report.ipynb #bc7aaed7
 def _timed(r:dict) -> list[dict]:
     "The stage rows with both clocks, each named for what it measures."
     nb = {x["stage"]: x.get("seconds") for x in ((r.get("pipeline") or {}).get("stages") or [])}
@@ -188,56 +186,73 @@ def _timed(r:dict) -> list[dict]:
              "notebook (s)": nb.get(x["stage"])}
             for x in r["stages"]]
 
+def eval_rows(e:dict) -> list[dict]:
+    "The pass@k table: one row per model, plus the canonical self-test."
+    rows = [dict(model=m, problems=s.get("n_problems"), samples=s.get("n_samples"),
+                 **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k.startswith("pass@")})
+            for m, s in e.get("models", {}).items()]
+    st = e.get("self_test") or {}
+    rows.append({"model": "canonical solutions (self-test)", "problems": st.get("n_problems"),
+                 "pass@1": st.get("canonical_pass@1")})
+    rows.append({"model": "corrupted solutions (self-test)", "problems": st.get("n_problems"),
+                 "pass@1": st.get("corrupted_pass@1")})
+    return rows
+
+# %% ../nbs/14_report.ipynb #9c9c8097
+_MISS = '<p class="missing">missing: the stage did not run or left no result</p>'
+
+def _paper(k:str) -> str:
+    "The paper's figure for section `k` as the page shows it (the tau table as `tau t: ...` pairs)."
+    import html
+    v = PAPER[k]; v = _fmt({f"tau {t}": x for t, x in v.items()}) if isinstance(v, dict) else v
+    return f'<p class="paper">paper: {html.escape(v)}</p>'
+
+def _data_sections(r:dict, img) -> list[str]:
+    "The page's filter, synthetic data and decontamination sections."
+    flt = r.get("filter")
+    s = ["<h2>Filter</h2>", _paper("filter")]
+    s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}),
+          img("confusion", "confusion matrix"), img("scores", "score histogram")] if flt else [_MISS]
+    if r.get("bakeoff"): s += ["<h3>Which classifier (the bake-off)</h3>", _table(r["bakeoff"])]
+    div = lambda v: {k: x for k, x in (v.get("diversity") or {}).items() if not isinstance(x, (list, dict))}
+    s += ["<h2>Synthetic data</h2>", _paper("synth"),
+          _table([{"kind": k, **div(v)} for k, v in r["synth"].items()]) if r.get("synth") else _MISS]
+    s += ["<h2>Decontamination: the tau table</h2>", _paper("decontaminate"),
+          _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))}
+                  for x in r["decontaminate"]]) if isinstance(r.get("decontaminate"), list) else _MISS]
+    return s
+
+# %% ../nbs/14_report.ipynb #0c8dfb86
+def _model_sections(r:dict, img) -> list[str]:
+    "The page's training, evaluation and ablation sections."
+    import html
+    ev, ab = r.get("eval"), r.get("ablation_results")
+    s = ["<h2>Training</h2>", _paper("pretrain"), _paper("finetune"), img("losses", "loss curves") or _MISS]
+    s += ["<h2>Evaluation: pass@k</h2>", f"<p>{html.escape(_passk_caption(ev))}</p>" + _table(eval_rows(ev))
+          + img("pass_at_k", "pass@k") if ev else _MISS]
+    s += ["<h2>Ablation</h2>", _paper("ablation")]
+    if not ab: return s + [_MISS]
+    s += [img("ablation", "ablation figure")]
+    if ab.get("arms"):
+        s += ["<h3>Arms</h3>", _table([{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}}
+                                       for k, v in ab["arms"].items()])]
+    if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
+    # the comparison only when there are no pairs: it repeats them
+    if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
+    return s
+
 def to_html(r:dict, figs:dict) -> str:
     "The report as one HTML page: tables and the figures of `report_figures` (relative paths)."
     import html
     img = lambda k, alt: f'<img src="{figs[k]}" alt="{alt}">' if k in figs else ""
-    paper = (
-        lambda k: f'<p class="paper">paper: {html.escape(_fmt({f"tau {t}": v for t, v in PAPER[k].items()}) if isinstance(PAPER[k], dict) else PAPER[k])}</p>'
-    )
-    miss = '<p class="missing">missing: the stage did not run or left no result</p>'
-    flt, ev, ab = r.get("filter"), r.get("eval"), r.get("ablation_results")
-    s = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title><style>{_CSS}</style></head><body>",
-        f"<h1>Run report</h1><p><code>{html.escape(_run_name(r['run_dir']))}</code></p>",
-        "<h2>Stages</h2>",
-        _table(_timed(r)),
-        "<p>stage function: the seconds the stage's own function recorded in its manifest (the work alone); notebook: the "
-        "pipeline's wall clock for the whole stage notebook (kernel start, imports, the stage, its figures and examples).</p>",
-        "<h2>Filter</h2>",
-        paper("filter"),
-    ]
-    s += [_table({k: v for k, v in flt.items() if not isinstance(v, (list, dict))}),
-          img("confusion", "confusion matrix"),
-          img("scores", "score histogram")] if flt else [miss]
-    if r.get("bakeoff"): s += ["<h3>Which classifier (the bake-off)</h3>", _table(r["bakeoff"])]
-    s += ["<h2>Synthetic data</h2>", paper("synth"),
-          _table([{"kind": k,
-                   **{kk: vv for kk, vv in (v.get("diversity") or {}).items() if not isinstance(vv, (list, dict))}}
-                  for k, v in r["synth"].items()]) if r.get("synth") else miss]
-    s += ["<h2>Decontamination: the tau table</h2>", paper("decontaminate"),
-          _table([{**x, "paper (similar / non-similar)": PAPER["decontaminate"].get(str(x.get("tau")))}
-                  for x in r["decontaminate"]])
-          if isinstance(r.get("decontaminate"), list) else miss]
-    s += ["<h2>Training</h2>", paper("pretrain"), paper("finetune"), img("losses", "loss curves") or miss]
-    s += ["<h2>Evaluation: pass@k</h2>",
-          f"<p>{html.escape(_passk_caption(ev))}</p>" + _table(eval_rows(ev)) + img("pass_at_k", "pass@k")
-          if ev else miss]
-    s += ["<h2>Ablation</h2>", paper("ablation")]
-    if ab:
-        s += [img("ablation", "ablation figure")]
-        if ab.get("arms"):
-            s += [
-                "<h3>Arms</h3>",
-                _table(
-                    [{"arm": k, **{kk: vv for kk, vv in v.items() if kk != "seeds"}} for k, v in ab["arms"].items()]
-                ),
-            ]
-        if ab.get("pairs"): s += ["<h3>Pairs</h3>", _table(ab["pairs"])]
-        # else it repeats Pairs
-        if ab.get("comparison") and not ab.get("pairs"): s += ["<h3>Comparison</h3>", _table(ab["comparison"])]
-    else: s += [miss]
-    return "\n".join(s + ["</body></html>"])
+    head = ["<!doctype html><html><head><meta charset='utf-8'><title>Run report</title>"
+            f"<style>{_CSS}</style></head><body>",
+            f"<h1>Run report</h1><p><code>{html.escape(_run_name(r['run_dir']))}</code></p>",
+            "<h2>Stages</h2>", _table(_timed(r)),
+            "<p>stage function: the seconds the stage's own function recorded in its manifest (the work alone); "
+            "notebook: the pipeline's wall clock for the whole stage notebook (kernel start, imports, the stage, "
+            "its figures and examples).</p>"]
+    return "\n".join(head + _data_sections(r, img) + _model_sections(r, img) + ["</body></html>"])
 
 # %% ../nbs/14_report.ipynb #4ae7487c
 def _curve(d:Path):
@@ -252,6 +267,14 @@ def _bakeoff(rd:Path) -> list|None:
     return [{"classifier": n, **{k: f(s[k]) if k in s else "" for k in ("f1", "roc_auc", "f1_gain", "auc_gain")}}
             for n, s in b["summary"].items()] if b else None
 
+def _ablation(rd:Path) -> dict|None:
+    "The ablation's results.json: the arms/pairs schema, the older comparison-only one, or None."
+    a = _get(rd/"ablation"/"results.json")
+    if not a: return None
+    return dict(arms=a.get("arms"), pairs=a.get("pairs"), comparison=a.get("comparison"),
+                figure=str(rd/"ablation"/"ablation.png") if (rd/"ablation"/"ablation.png").exists() else None)
+
+# %% ../nbs/14_report.ipynb #88d118d3
 def collect(run_dir) -> dict:
     "Every result a run produced, each next to the paper's figure."
     rd = Path(run_dir); r = dict(run_dir=str(rd), stages=stage_rows(rd), paper=PAPER)
@@ -272,24 +295,13 @@ def collect(run_dir) -> dict:
     r["ablation"] = (ab.get("comparison") or {k: ab[k] for k in ("arms", "pairs") if ab.get(k)} or None) if ab else None
     return r
 
+# %% ../nbs/14_report.ipynb #abee711c
 def _md_table(rows:list[dict]) -> str:
     if not rows: return "(none)\n"
     cols = list(rows[0])
     return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
                      ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |"
                       for r in rows]) + "\n"
-
-def eval_rows(e:dict) -> list[dict]:
-    "The pass@k table: one row per model, plus the canonical self-test."
-    rows = [dict(model=m, problems=s.get("n_problems"), samples=s.get("n_samples"),
-                 **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k.startswith("pass@")})
-            for m, s in e.get("models", {}).items()]
-    st = e.get("self_test") or {}
-    rows.append({"model": "canonical solutions (self-test)", "problems": st.get("n_problems"),
-                 "pass@1": st.get("canonical_pass@1")})
-    rows.append({"model": "corrupted solutions (self-test)", "problems": st.get("n_problems"),
-                 "pass@1": st.get("corrupted_pass@1")})
-    return rows
 
 def to_markdown(r:dict) -> str:
     "The report as a markdown page."
@@ -309,6 +321,7 @@ def to_markdown(r:dict) -> str:
     if r.get("bakeoff"): out += ["## filter bake-off (scripts/bench_filter.py --bakeoff)\n", _md_table(r["bakeoff"])]
     return "\n".join(out)
 
+# %% ../nbs/14_report.ipynb #6ec930c1
 def run_report(run_dir): # the run folder
     "Gather every stage's results into `run_dir/report/` (report.json, report.md, report.html + figures/)."
     t0, out = time.time(), stage_dir(run_dir, "report")

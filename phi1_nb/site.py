@@ -33,11 +33,9 @@ def notebook_title(path) -> str:
     return Path(path).stem
 
 # %% ../nbs/17_site.ipynb #c9a5e3f4
-# iframe-worker's shim (https://github.com/squidfunk/iframe-worker, MIT, (c) 2020-2022 Martin Donath), ported to plain
-# JS:
-# under file:// Chromium loads no Worker, so material's search worker runs in a hidden iframe. material's `offline`
-# plugin
-# would load it from unpkg.com; vendored here, the site makes no request outside itself.
+# iframe-worker's shim (github.com/squidfunk/iframe-worker, MIT, (c) 2020-2022 Martin Donath) in plain JS: under file://
+# Chromium loads no Worker, so material's search worker runs in a hidden iframe. material's `offline` plugin would load
+# the shim from unpkg.com; vendored here, the site makes no request outside itself.
 _SHIM = r"""(function () {
   if (location.protocol !== "file:") return;
   function post(message, origin) { parent.postMessage(message, origin || "*"); }
@@ -51,20 +49,20 @@ _SHIM = r"""(function () {
     constructor(url) {
       super(); this.url = url;
       var frame = document.createElement("iframe"); frame.hidden = true; document.body.appendChild(this.iframe = frame);
-      var w = frame.contentWindow, self = this;
-      w.document.open();
+      var w = frame.contentWindow, self = this; w.document.open();
       w.document.write("<html><body><script>postMessage=" + post + ";importScripts=" + load + ";" +
-        "addEventListener('error',function(e){parent.dispatchEvent(new ErrorEvent('error',{filename:'" + url + "',error:e.error}))})" +
+        "addEventListener('error',function(e){parent.dispatchEvent(" +
+        "new ErrorEvent('error',{filename:'" + url + "',error:e.error}))})" +
         "</scr" + "ipt><script src='" + url + "?" + Date.now() + "'></scr" + "ipt></body></html>");
       w.document.close();
       window.addEventListener("message", function (ev) {
         if (ev.source !== self.iframe.contentWindow) return;
-        var m = new MessageEvent("message", { data: ev.data }); self.dispatchEvent(m); if (self.onmessage) self.onmessage(m);
+        var m = new MessageEvent("message", { data: ev.data });
+        self.dispatchEvent(m); if (self.onmessage) self.onmessage(m);
       });
       this.ready = new Promise(function (resolve, reject) { w.onload = resolve; w.onerror = reject; });
     }
-    postMessage(data) {
-      var self = this;
+    postMessage(data) { var self = this;
       this.ready.catch(function () {}).then(function () {
         self.iframe.contentWindow.dispatchEvent(new MessageEvent("message", { data: structuredClone(data) }));
       });
@@ -87,79 +85,65 @@ def _report_page(run_dir:Path, docs:Path) -> bool:
     (docs/"report.md").write_text(f"# Run report\n\n<div class='phi1-report' markdown='0'>\n{body}\n</div>\n")
     return True
 
+# %% ../nbs/17_site.ipynb #823cbaff
 _CSS = """/* every table fits the page: long cells wrap instead of widening the table */
 .md-typeset table:not([class]), .jp-RenderedHTMLCommon table, .phi1-report table { display: table; max-width: 100%; }
 .md-typeset td, .md-typeset th { overflow-wrap: anywhere; }
-/* material wraps a markdown table in an inline-block that grows with it and gives each header 5rem: 10 columns overflowed */
+/* material wraps a markdown table in an inline-block that grows with it and gives each header 5rem:
+   10 columns overflowed */
 .md-typeset__table { display: block; max-width: 100%; }
 .md-typeset table:not([class]) th, .md-typeset table:not([class]) td { min-width: 0; }
 """
 
 def mkdocs_config(title:str, nav:list, site_dir:Path, docs:Path) -> dict:
-    "mkdocs-material with mkdocs-jupyter; `offline` with a vendored worker shim and system fonts: search works from file://."
-    return dict(
-        site_name=title,
-        docs_dir=str(docs),
-        site_dir=str(site_dir),
-        use_directory_urls=False,
-        theme=dict(name="material", font=False, features=["navigation.sections", "toc.integrate", "search.highlight"]),
-        extra=dict(polyfills=["assets/phi1/iframe-worker-shim.js"]),
-        extra_css=["assets/phi1/site.css"],
-        plugins=[
-            "search",
-            "offline",
-            dict(
-                **{
-                    "mkdocs-jupyter": dict(
-                        execute=False,
-                        include_source=True,
-                        ignore_h1_titles=False,
-                        no_input=False,
-                        include_requirejs=False,
-                    )
-                }
-            ),
-        ],
-        nav=nav,
-    )
+    "mkdocs-material, mkdocs-jupyter, `offline` with a vendored worker shim, system fonts: search works from file://."
+    jupyter = dict(execute=False, include_source=True, ignore_h1_titles=False, no_input=False, include_requirejs=False)
+    return dict(site_name=title, docs_dir=str(docs), site_dir=str(site_dir), use_directory_urls=False,
+                theme=dict(name="material", font=False,
+                           features=["navigation.sections", "toc.integrate", "search.highlight"]),
+                extra=dict(polyfills=["assets/phi1/iframe-worker-shim.js"]), extra_css=["assets/phi1/site.css"],
+                plugins=["search", "offline", {"mkdocs-jupyter": jupyter}], nav=nav)
 
+# %% ../nbs/17_site.ipynb #d6780e4b
+def _write_docs(run_dir:Path, docs:Path, nbs:list) -> tuple[list, list]:
+    "The index, the assets, the report and the run's pages in `docs/`: the site's `nav` and its list of pages."
+    (docs/"assets"/"phi1").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(nbs_dir()/"index.ipynb", docs/"index.ipynb")
+    (docs/"assets"/"phi1"/"iframe-worker-shim.js").write_text(_SHIM); (docs/"assets"/"phi1"/"site.css").write_text(_CSS)
+    report = _report_page(run_dir, docs)
+    nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
+    nav, rel = [{"Home": "index.ipynb"}], os.path.relpath(run_dir, nbs_dir())
+    for s, p in nbs:   # the pages show the run as the notebooks name it, not the builder's path
+        (docs/f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel))
+        nav.append({notebook_title(p): f"{p.stem}.ipynb"})
+    pages = [dict(page="index.html", title=notebook_title(docs/"index.ipynb"), stage=None)]
+    pages += [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
+    if report:
+        nav.append({"Run report": "report.md"})
+        pages.append(dict(page="report.html", title="Run report", stage="report"))
+    return nav, pages
+
+# %% ../nbs/17_site.ipynb #a95f44b6
 def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset tiny`)
                out="_site", # the site folder (replaced)
                title:str="phi1_nb: Textbooks Are All You Need, step by step") -> Path:
-    "Render the run's executed notebooks (in reading order), the project's index and the run report as a static site."
+    "The run's executed notebooks (in reading order), the project's index and the run report as a static site."
     import yaml
     run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
     nbs = stage_notebooks(run_dir)
     if not nbs:
         raise FileNotFoundError(f"{run_dir/'notebooks'} holds no executed stage notebook: run the pipeline first")
-    work = Path(tempfile.mkdtemp(prefix="phi1-site-")); docs = work/"docs"; (docs/"assets"/"phi1").mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix="phi1-site-")); docs = work/"docs"
     try:
-        shutil.copyfile(nbs_dir()/"index.ipynb", docs/"index.ipynb")
-        (docs / "assets" / "phi1" / "iframe-worker-shim.js").write_text(_SHIM)
-        (docs / "assets" / "phi1" / "site.css").write_text(_CSS)
-        report = _report_page(run_dir, docs)
-        nbs = [(s, p) for s, p in nbs if not (report and s == "report")]   # the report stage's page is the Run report
-        nav = [{"Home": "index.ipynb"}]
-        # the pages show the run as the notebooks name it, not the builder's path
-        rel = os.path.relpath(run_dir, nbs_dir())
-        for s, p in nbs:
-            (docs / f"{p.stem}.ipynb").write_text(p.read_text().replace(str(run_dir), rel))
-            nav.append({notebook_title(p): f"{p.stem}.ipynb"})
-        pages = [dict(page=f"{p.stem}.html", title=notebook_title(p), stage=s) for s, p in nbs]
-        if report:
-            nav.append({"Run report": "report.md"})
-            pages.append(dict(page="report.html", title="Run report", stage="report"))
-        pages.insert(0, dict(page="index.html", title=notebook_title(docs/"index.ipynb"), stage=None))
-        tmp_out = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp_out, ignore_errors=True)
+        nav, pages = _write_docs(run_dir, docs, nbs)
+        tmp_out = out.with_name(out.name + ".tmp"); shutil.rmtree(tmp_out, ignore_errors=True)
         (work/"mkdocs.yml").write_text(yaml.safe_dump(mkdocs_config(title, nav, tmp_out, docs), sort_keys=False))
+        # cwd: mkdocs-jupyter caches into ./.cache, the scratch folder, not the repository
         r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")],
-                           capture_output=True,
-                           # mkdocs-jupyter caches into ./.cache: the scratch folder, not the repository
-                           text=True, cwd=work)
+                           capture_output=True, text=True, cwd=work)
         if r.returncode: raise RuntimeError(f"mkdocs build failed:\n{r.stderr[-3000:]}")
         (tmp_out/"phi1_pages.json").write_text(json.dumps(pages, indent=1))   # what check_site opens
-        # the old site stays until the new one is complete
+        # the old site stays until the new one is whole
         shutil.rmtree(out, ignore_errors=True); os.replace(tmp_out, out)
     finally: shutil.rmtree(work, ignore_errors=True)
     return out
@@ -193,12 +177,14 @@ def render(url:str, # a file:// or http:// address
 
 # %% ../nbs/17_site.ipynb #a7e3c1d2
 _PROBE = """<script>window.addEventListener("load", function () {
-  var out = {tables: [], hits: null, resources: performance.getEntriesByType("resource").map(function (e) { return e.name; })};
+  var out = {tables: [], hits: null,
+             resources: performance.getEntriesByType("resource").map(function (e) { return e.name; })};
   var art = document.querySelector("article"), edge = art ? art.getBoundingClientRect().right : innerWidth;
   document.querySelectorAll("article table").forEach(function (t, i) {   // cut: it scrolls, or it runs past the article
     var r = t.getBoundingClientRect().right;
     if (t.scrollWidth > t.clientWidth || r > edge + 1) out.tables.push("table " + (i + 1) + " cut at 1280 px: "
-      + t.scrollWidth + " px of content in " + t.clientWidth + ", right edge " + Math.round(r) + " of " + Math.round(edge)); });
+      + t.scrollWidth + " px of content in " + t.clientWidth + ", right edge " + Math.round(r)
+      + " of " + Math.round(edge)); });
   var q = QUERY, box = document.querySelector("input.md-search__input");
   if (q && box) { box.focus(); box.value = q; ["input", "keyup", "change"].forEach(function (e) {
     box.dispatchEvent(new KeyboardEvent(e, {key: q.slice(-1), bubbles: true})); }); }
@@ -207,9 +193,9 @@ _PROBE = """<script>window.addEventListener("load", function () {
 });</script>"""
 
 def probe_page(site, page:str, query:str|None=None, wait_ms:int=8000) -> dict:
-    """Open `page` at 1280 px, network blocked, type `query` into the search box: `{tables: [too wide], hits, resources}`.
+    """Open `page` at 1280 px, network blocked, type `query` in its search box: `{tables: [too wide], hits, resources}`.
 
-    A copy of the page with a probe script runs beside it (same folder, so its relative links hold) and is removed after."""
+    A copy of the page with a probe script runs beside it (same folder: its relative links hold), removed after."""
     import html as H
     site = Path(site).resolve(); src = (site/page).read_text()
     js = _PROBE.replace("QUERY", json.dumps(query)).replace("WAIT", str(wait_ms))
@@ -251,11 +237,12 @@ def page_problems(dom:str, title:str) -> list[str]:
     out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
     return out
 
+# %% ../nbs/17_site.ipynb #b89e25a1
 def check_site(site="_site", run_dir=None, # the run the site shows: screenshots go to run_dir/site_screenshots
                pages:list[str]|None=None, # only these pages (default: all)
                screenshots:int|None=None, # screenshot only the first N pages (default: all)
                query:str|None="shingle") -> dict: # typed into the first page's search box: it must find a result
-    "Open every page of the sidebar in headless Chromium, network blocked: `{page: problems}` (empty lists when all is well)."
+    "Open every page of the sidebar in headless Chromium, network blocked: `{page: problems}` (empty: all is well)."
     site = Path(site).resolve(); nav = json.loads((site/"phi1_pages.json").read_text())
     shots = Path(run_dir)/"site_screenshots" if run_dir else None
     if shots: shots.mkdir(parents=True, exist_ok=True)

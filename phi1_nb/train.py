@@ -6,25 +6,27 @@ Docs: https://phi1-nb.github.io/phi1_nb/train.html.md"""
 
 # %% ../nbs/09_train.ipynb #988891f0
 from __future__ import annotations
-import copy, json, math, os, shutil, sys, time
+import json, os, shutil, sys, time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, default_data_collator
 
-from .core import read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json, write_manifest
+from .core import (read_dataset, read_json, read_manifest, require_stage, seed_everything, stage_dir, write_json,
+                          write_manifest)
 from .model import (PackedDataset, build_model, count_params, detect_peak_flops, flops_per_token, is_valid,
                            load_tokenizer, mfu, pack, phi_config)
-from .checkpoints import (typed, typed_params, NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id,
-                                  check_signature, discard_checkpoints, last_complete_checkpoint,
-                                 load_weights, run_signature)
+from .checkpoints import (typed, NO_CURVE_KEYS, START_AFRESH, RunSignature, content_id, tokenizer_id,
+                                 check_signature, discard_checkpoints, last_complete_checkpoint, load_weights,
+                                 run_signature, typed_params)   # noqa: F401 (others import typed_params from here)
+from .memory import (DS_AUTO_KEYS, activation_memory_gib, check_deepspeed_config,  # noqa: F401
+                            saved_activation_bytes)   # re-exported: they lived here before 09b_memory
 
 # %% auto #0
-__all__ = ['DS_AUTO_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
+__all__ = ['FIT_KEYS', 'world_size', 'is_main_process', 'grad_accum_steps', 'precision_flags', 'training_args',
            'ThroughputCallback', 'PhiTrainer', 'LogAtSaves', 'tensorboard_available', 'mean_train_loss', 'fit',
-           'check_deepspeed_config', 'saved_activation_bytes', 'activation_memory_gib', 'pack_split', 'eval_subset',
-           'param_changes', 'check_resume', 'resolve_deepspeed', 'preflight', 'run_pretrain']
+           'pack_split', 'eval_subset', 'pack_counts', 'param_changes', 'check_resume', 'resolve_deepspeed',
+           'preflight', 'train_stage', 'pretrain_inputs', 'run_pretrain']
 
 # %% ../nbs/09_train.ipynb #bc15ad60
 def world_size() -> int: return int(os.environ.get("WORLD_SIZE", "1"))
@@ -33,15 +35,19 @@ def is_main_process() -> bool: return int(os.environ.get("RANK", "0")) == 0
 def grad_accum_steps(effective_batch:int, micro_batch_size:int, n_devices:int|None=None) -> int:
     "Accumulation steps so that micro batches on all devices add up to `effective_batch` sequences."
     per_step = micro_batch_size * (n_devices or world_size())
-    if effective_batch % per_step: raise ValueError(f"effective_batch={effective_batch} is not a multiple of micro_batch_size x devices = {per_step}")
+    if effective_batch % per_step:
+        raise ValueError(f"effective_batch={effective_batch} is not a multiple of micro_batch_size x devices"
+                         f" = {per_step}")
     return effective_batch // per_step
 
 def precision_flags(precision:str="auto") -> dict:
-    "`{'fp16':..., 'bf16':...}` for 'auto' (bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU), 'fp16', 'bf16' or 'fp32'."
+    "`{'fp16', 'bf16'}` flags for 'fp16', 'bf16', 'fp32' or 'auto' (bf16 on a GPU that has it, else fp16; fp32 on CPU)."
     cuda = torch.cuda.is_available()
     if precision == "auto": precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-    if precision not in ("fp16", "bf16", "fp32"): raise ValueError(f"precision must be auto|fp16|bf16|fp32, got {precision!r}")
-    if precision != "fp32" and not cuda: raise ValueError(f"precision={precision} needs a GPU; use 'auto' or 'fp32' on CPU")
+    if precision not in ("fp16", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto|fp16|bf16|fp32, got {precision!r}")
+    if precision != "fp32" and not cuda:
+        raise ValueError(f"precision={precision} needs a GPU; use 'auto' or 'fp32' on CPU")
     return dict(fp16=precision == "fp16", bf16=precision == "bf16")
 
 # %% ../nbs/09_train.ipynb #ab877cfc
@@ -56,8 +62,10 @@ def training_args(out_dir, # checkpoints go to out_dir/checkpoints
                   **kw):
     "`TrainingArguments` for the paper's recipe: AdamW, linear warmup then linear decay, clipping, accumulation."
     from transformers import TrainingArguments
-    ev = dict(eval_strategy="steps", eval_steps=eval_steps, per_device_eval_batch_size=micro_batch_size) if eval_steps else dict(eval_strategy="no")
-    if keep_best and eval_steps: ev.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+    ev = dict(eval_strategy="steps", eval_steps=eval_steps,
+              per_device_eval_batch_size=micro_batch_size) if eval_steps else dict(eval_strategy="no")
+    if keep_best and eval_steps:
+        ev.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     cuda = torch.cuda.is_available()
     import dataclasses   # transformers 5 renamed gradient_checkpointing (an older 5.x has only that)
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -88,7 +96,8 @@ class ThroughputCallback(TrainerCallback):
         seqs = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
         tps = (step - self.last[1]) * seqs * self.seq_len / (time.perf_counter() - self.last[0])
         self.last = (time.perf_counter(), step)
-        return dict(tokens_per_s=round(tps, 1), mfu=float(f"{mfu(tps, self.flops_tok, self.peak_flops, args.world_size):.4g}"),
+        return dict(tokens_per_s=round(tps, 1),
+                    mfu=float(f"{mfu(tps, self.flops_tok, self.peak_flops, args.world_size):.4g}"),
                     tokens_seen=step * seqs * self.seq_len)
 
 class PhiTrainer(Trainer):
@@ -99,7 +108,8 @@ class PhiTrainer(Trainer):
         self.throughput = throughput
         if throughput: self.add_callback(throughput)
     def log(self, logs:dict, *a, **kw):
-        if self.throughput and "loss" in logs: logs = {**logs, **self.throughput.measure(self.args, self.state.global_step)}
+        if self.throughput and "loss" in logs:
+            logs = {**logs, **self.throughput.measure(self.args, self.state.global_step)}
         super().log(logs, *a, **kw)
 
 # %% ../nbs/09_train.ipynb #f91ea8e8
@@ -130,8 +140,38 @@ def _replace_dir(tmp:Path, dest:Path):
     tmp.rename(dest)
     if old.exists(): shutil.rmtree(old)
 
+# %% ../nbs/09_train.ipynb #85f0d930
+def _save_final(model, tokenizer, out:Path):
+    "Save the model and its tokenizer as `out/final`: written beside it, then renamed into place."
+    tmp = out/"final.tmp"
+    model.save_pretrained(tmp); tokenizer.save_pretrained(tmp); _replace_dir(tmp, out/"final")
+
+def _trainer(model, tokenizer, args, train_ds, eval_ds, out:Path, callbacks:list, seq_len:int, peak:float):
+    "A `PhiTrainer` with TensorBoard on rank 0, throughput logging, and the tokenizer in every checkpoint."
+    cbs = list(callbacks)
+    if args.process_index == 0 and tensorboard_available():   # rank 0 only (other ranks would write event files too)
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+        cbs.insert(0, TensorBoardCallback(SummaryWriter(str(out/"tb"))))
+    return PhiTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      processing_class=tokenizer,   # the tokenizer in every checkpoint
+                      data_collator=default_data_collator, callbacks=cbs,
+                      throughput=ThroughputCallback(seq_len, flops_per_token(model.config, seq_len), peak))
+
+def _train_summary(hist:list[dict], args, steps:int, seq_len:int, n_params:int) -> dict:
+    "Losses, throughput, MFU and the batch arithmetic of a run, from its `log_history`."
+    tps = [h["tokens_per_s"] for h in hist if "tokens_per_s" in h]
+    eff = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return dict(steps=steps, train_loss=mean_train_loss(hist),
+                eval_loss=next((h["eval_loss"] for h in reversed(hist) if "eval_loss" in h), None),
+                tokens_per_s=round(sum(tps)/len(tps), 1) if tps else None,
+                mfu=next((h["mfu"] for h in reversed(hist) if "mfu" in h), None),
+                tokens_seen=steps * eff * seq_len, n_params=n_params, world_size=args.world_size,
+                effective_batch=eff, gradient_accumulation_steps=args.gradient_accumulation_steps, log_history=hist)
+
+# %% ../nbs/09_train.ipynb #26270c92
 def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int,
-        peak_flops:float|None=None, # one device's peak FLOP/s for MFU when the GPU is not a known one (None: measured on CPU)
+        peak_flops:float|None=None, # one device's peak FLOP/s for MFU when the GPU is not a known one (None: measured)
         resume:bool=True, # continue the newest complete checkpoint (False: discard the checkpoints, start afresh)
         callbacks:list=(), signature:dict|None=None, # more values a checkpoint must match to be resumed
         **hparams) -> dict:
@@ -146,8 +186,7 @@ def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int,
     if main and (out/"final.tmp").exists(): shutil.rmtree(out/"final.tmp")   # left by a run killed while saving
     last = last_complete_checkpoint(ckdir, quarantine=main) if resume else None
     if last: check_signature(last, sig)
-    peak = detect_peak_flops(peak_flops)
-    t0 = time.time()
+    peak, t0 = detect_peak_flops(peak_flops), time.time()
     st = read_json(last/"trainer_state.json") if last else {}
     if st.get("global_step", -1) >= args.max_steps:
         # finished: transformers 5 would take one step past max_steps on resume, and a Trainer that has not trained
@@ -155,90 +194,26 @@ def fit(model, tokenizer, train_ds, eval_ds, out_dir, *, seq_len:int,
         best = st.get("best_model_checkpoint") if args.load_best_model_at_end else None
         load_weights(model, ckdir/Path(best).name if best else last)
         hist, best_ck, steps = st["log_history"], best, st["global_step"]
-        if main: tmp = out/"final.tmp"; model.save_pretrained(tmp); tokenizer.save_pretrained(tmp); _replace_dir(tmp, out/"final")
+        if main: _save_final(model, tokenizer, out)
     else:
         cbs = [RunSignature(sig), LogAtSaves(), *callbacks]
-        if main and tensorboard_available():   # rank 0 only (the other ranks would write event files of their own)
-            from torch.utils.tensorboard import SummaryWriter
-            from transformers.integrations import TensorBoardCallback
-            cbs.insert(0, TensorBoardCallback(SummaryWriter(str(out/"tb"))))
-        trainer = PhiTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-                             data_collator=default_data_collator, callbacks=cbs,   # processing_class: the tokenizer in every checkpoint
-                             throughput=ThroughputCallback(seq_len, flops_per_token(model.config, seq_len), peak))
+        trainer = _trainer(model, tokenizer, args, train_ds, eval_ds, out, cbs, seq_len, peak)
         trainer.train(resume_from_checkpoint=str(last) if last else None)
         trainer.save_model(str(out/"final.tmp"))   # every rank calls it (ZeRO-3 gathers the weights); rank 0 writes
         if main: _replace_dir(out/"final.tmp", out/"final")
         hist, best_ck, steps = trainer.state.log_history, trainer.state.best_model_checkpoint, trainer.state.global_step
     if main: write_json(out/"log_history.json", hist)
-    tps = [h["tokens_per_s"] for h in hist if "tokens_per_s" in h]
-    eff = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return dict(resumed_from=last and last.name, steps=steps, train_seconds=round(time.time()-t0, 1),
-                train_loss=mean_train_loss(hist), eval_loss=next((h["eval_loss"] for h in reversed(hist) if "eval_loss" in h), None),
-                best_checkpoint=best_ck and Path(best_ck).name, tokens_per_s=round(sum(tps)/len(tps), 1) if tps else None,
-                mfu=next((h["mfu"] for h in reversed(hist) if "mfu" in h), None), peak_flops_used=peak,
-                tokens_seen=steps * eff * seq_len, n_params=count_params(model.config), world_size=args.world_size,
-                effective_batch=eff, gradient_accumulation_steps=args.gradient_accumulation_steps, log_history=hist)
-
-# %% ../nbs/09_train.ipynb #42a79461
-DS_AUTO_KEYS = {"train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "gradient_clipping",
-                "fp16.enabled", "bf16.enabled", "optimizer.params.lr", "optimizer.params.betas", "optimizer.params.eps",
-                "optimizer.params.weight_decay", "scheduler.params.warmup_min_lr", "scheduler.params.warmup_max_lr",
-                "scheduler.params.total_num_steps", "scheduler.params.warmup_num_steps", "zero_optimization.reduce_bucket_size",
-                "zero_optimization.stage3_prefetch_bucket_size", "zero_optimization.stage3_param_persistence_threshold"}
-
-def _leaves(d, pre=""):
-    for k, v in d.items():
-        if isinstance(v, dict): yield from _leaves(v, f"{pre}{k}.")
-        else: yield f"{pre}{k}", v
-
-def check_deepspeed_config(path, args, hidden_size:int, num_training_steps:int) -> dict:
-    "Validate a DeepSpeed JSON against `TrainingArguments`; returns the config with every `auto` filled."
-    cfg = json.loads(Path(path).read_text())
-    stage = cfg.get("zero_optimization", {}).get("stage")
-    if stage not in (0, 1, 2, 3): raise ValueError(f"{path}: zero_optimization.stage must be 0-3, got {stage!r}")
-    bad = [k for k, v in _leaves(cfg) if v == "auto" and k not in DS_AUTO_KEYS]
-    if bad: raise ValueError(f"{path}: the Trainer cannot fill 'auto' for {bad}")
-    from accelerate.utils.deepspeed import HfDeepSpeedConfig as Base
-    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig as T
-    # the Trainer's own filling methods on accelerate's config reader: transformers' class needs deepspeed installed
-    Check = type("TrainerDSConfigCheck", (Base,), {k: T.__dict__[k] for k in
-                 ("is_auto", "fill_match", "fill_only", "trainer_config_process", "trainer_config_finalize")})
-    hf = Check(copy.deepcopy(cfg)); hf._dtype, hf.mismatches = None, []
-    hf.trainer_config_process(args)
-    hf.trainer_config_finalize(args, SimpleNamespace(config=SimpleNamespace(hidden_size=hidden_size)), num_training_steps)
-    left = [k for k, v in _leaves(hf.config) if v == "auto"]
-    if left: raise ValueError(f"{path}: 'auto' left unresolved: {left}")
-    c = hf.config
-    if c["train_batch_size"] != c["train_micro_batch_size_per_gpu"] * c["gradient_accumulation_steps"] * args.world_size:
-        raise ValueError(f"{path}: train_batch_size != micro x accumulation x world size")
-    return c
-
-# %% ../nbs/09_train.ipynb #2c34a8ed
-def saved_activation_bytes(model, input_ids, autocast:bool=True) -> int:
-    "Bytes of the tensors autograd saves for backward in one training forward pass (storages once, parameters excluded)."
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-    def keep(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in params: seen[st.data_ptr()] = st.nbytes()
-        return t
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
-        model.train()(input_ids=input_ids, labels=input_ids).loss
-    return sum(seen.values())
-
-def activation_memory_gib(config, micro_batch:int, seq_len:int, checkpointing:bool=False) -> float:
-    "GiB of saved activations for one micro batch under bf16 autocast with flash attention (constants measured below)."
-    d, L, V = config.hidden_size, config.num_hidden_layers, config.vocab_size
-    per_layer, outside = 70 * d, 4 * V + 10 * d          # bytes per token
-    layers = L * 4 * d + per_layer if checkpointing else L * per_layer   # checkpointing: each layer's fp32 input, one layer live
-    return micro_batch * seq_len * (layers + outside) / 2**30
+    return dict(resumed_from=last and last.name, train_seconds=round(time.time()-t0, 1),
+                best_checkpoint=best_ck and Path(best_ck).name, peak_flops_used=peak,
+                **_train_summary(hist, args, steps, seq_len, count_params(model.config)))
 
 # %% ../nbs/09_train.ipynb #edc6165d
-def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction:float, stage:str, mask_prompt:bool|None=None) -> tuple:
-    "Pack `srcs` into out/train and out/valid (split by `is_valid`), reusing packs with the same parameters; rank 0 packs, other ranks wait."
+def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction:float, stage:str,
+               mask_prompt:bool|None=None) -> tuple:
+    "Pack `srcs` into out/train and out/valid (split by `is_valid`); a pack of the same parameters is reused."
     sig = dict(inputs=[str(s) for s in srcs], seq_len=seq_len, valid_fraction=valid_fraction, vocab_size=len(tokenizer),
                mask_prompt=mask_prompt, contents=[content_id(s) for s in srcs], tokenizer=tokenizer_id(tokenizer))
-    dss = []
+    dss = []   # rank 0 packs, the other ranks wait for it
     for split, keep in (("train", False), ("valid", True)):
         d = out/split
         try: same = read_manifest(d)["params"].get("signature") == sig
@@ -246,8 +221,8 @@ def pack_split(srcs:list[Path], tokenizer, out:Path, seq_len:int, valid_fraction
         if not same and not is_main_process(): _wait_for_pack(d, sig)
         elif not same:
             recs = (r for s in srcs for r in read_dataset(s) if is_valid(r, valid_fraction) == keep)
-            pack(recs, tokenizer, d, seq_len=seq_len, mask_prompt=mask_prompt, stage=f"{stage}-pack-{split}", inputs=srcs,
-                 params=dict(signature=sig))
+            pack(recs, tokenizer, d, seq_len=seq_len, mask_prompt=mask_prompt, stage=f"{stage}-pack-{split}",
+                 inputs=srcs, params=dict(signature=sig))
         dss.append(PackedDataset(d))
     return tuple(dss)
 
@@ -260,10 +235,19 @@ def _wait_for_pack(d:Path, sig:dict, timeout:float=24*3600, poll:float=10.):
         time.sleep(min(poll, 0.1 * 2**k)); k += 1   # a small pack is seen at once, a big one polled every `poll` s
     raise TimeoutError(f"rank {os.environ.get('RANK')}: rank 0 did not finish packing {d} in {timeout}s")
 
+# %% ../nbs/09_train.ipynb #725c0b2c
 def eval_subset(ds, max_sequences:int|None):
     "At most `max_sequences` evenly spaced rows of `ds` (all when None)."
     if max_sequences is None or len(ds) <= max_sequences: return ds
     return torch.utils.data.Subset(ds, [int(i * len(ds) / max_sequences) for i in range(max_sequences)])
+
+def pack_counts(train_ds, valid_ds) -> dict:
+    "A training stage's manifest counts: documents packed; tokens, loss-carrying tokens and sequences per split."
+    m, mask = train_ds.manifest, train_ds.mask
+    return {"in": m["counts"]["out"], "out": 1, "train_tokens": m["n_tokens"],
+            "valid_tokens": valid_ds.manifest["n_tokens"],
+            "loss_tokens": int(mask.sum()) if mask is not None else m["n_tokens"],   # finetuning: the solutions only
+            "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)}
 
 # %% ../nbs/09_train.ipynb #76c48393
 def param_changes(old:dict, cur:dict) -> str:
@@ -294,6 +278,7 @@ def check_resume(out:Path, params:dict, resume:bool, inputs:dict|None=None, writ
     if is_main_process() and write: write_json(p, cur)
     return cur
 
+# %% ../nbs/09_train.ipynb #79db0138
 def _rel(p, run_dir) -> str:
     "A source's name inside the run folder (its path when outside), so a moved run folder keeps its fingerprints."
     try: return str(Path(p).resolve().relative_to(Path(run_dir).resolve()))
@@ -310,20 +295,56 @@ def resolve_deepspeed(path:str|None) -> str|None:
 # %% ../nbs/09_train.ipynb #692d5e77
 def preflight(*, max_steps:int, micro_batch_size:int, effective_batch:int, learning_rate:float, warmup_steps:int,
               save_steps:int, eval_steps:int|None, logging_steps:int, seq_len:int, context:int, precision:str,
-              deepspeed:str|None, valid_fraction:float|None=None, dropout:float|None=None, **_) -> str|None:
+              deepspeed:str|None, valid_fraction:float|None=None, dropout:float|None=None, keep_best:bool=False,
+              **_) -> str|None:
     "Every precondition of a training stage, checked before it deletes, packs or writes anything; the DeepSpeed path."
     for k, v, lo in (("max_steps", max_steps, 1), ("micro_batch_size", micro_batch_size, 1), ("seq_len", seq_len, 1),
-                     ("effective_batch", effective_batch, 1), ("save_steps", save_steps, 1), ("eval_steps", eval_steps, 1),
+                     ("effective_batch", effective_batch, 1), ("save_steps", save_steps, 1),
+                     ("eval_steps", eval_steps, 1),
                      ("logging_steps", logging_steps, 1), ("warmup_steps", warmup_steps, 0)):
         if v is not None and v < lo: raise ValueError(f"{k}={v} must be at least {lo}")
     if not learning_rate > 0: raise ValueError(f"learning_rate={learning_rate} must be positive")
     if valid_fraction is not None and not 0 <= valid_fraction < 1:
         raise ValueError(f"valid_fraction={valid_fraction} must be in [0, 1)")
     if dropout is not None and not 0 <= dropout < 1: raise ValueError(f"dropout={dropout} must be in [0, 1)")
+    if keep_best and eval_steps and save_steps % eval_steps:
+        raise ValueError(f"keep_best needs save_steps ({save_steps}) to be a multiple of eval_steps ({eval_steps})")
     if seq_len > context: raise ValueError(f"seq_len {seq_len} > the model's context {context}")
     grad_accum_steps(effective_batch, micro_batch_size); precision_flags(precision)
     return resolve_deepspeed(deepspeed)
 
+# %% ../nbs/09_train.ipynb #8f598729
+FIT_KEYS = ("max_steps", "micro_batch_size", "effective_batch", "learning_rate", "warmup_steps", "weight_decay",
+            "max_grad_norm", "precision", "save_steps", "save_total_limit", "eval_steps", "logging_steps", "keep_best",
+            "seed", "gradient_checkpointing", "torch_compile")   # a stage's parameters that `fit` takes as they are
+
+def train_stage(out:Path, params:dict, srcs:list[Path], tok, make_model, # a function that builds or loads the model
+                inputs:dict, # what a resume must match: the sources' and the tokenizer's (or base model's) fingerprints
+                context:int, stage:str, t0:float, mask_prompt:bool|None=None, signature:dict|None=None,
+                extra:dict|None=None, manifest_inputs:list|None=None) -> dict:
+    "Check, pack, seed, build the model, `fit`, and write the stage's manifest (rank 0; the others get the summary)."
+    p = params
+    ds = preflight(**p, context=context)   # every mistake known before training ...
+    stage_params = check_resume(out, p, p["resume"], inputs)   # ... and other parameters, before anything is touched
+    if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
+    train_ds, valid_ds = pack_split(srcs, tok, out/"data", p["seq_len"], p["valid_fraction"], stage,
+                                    mask_prompt=mask_prompt)
+    if len(train_ds) == 0: raise ValueError(f"no training tokens in {[str(s) for s in srcs]}")
+    seed_everything(p["seed"])
+    s = fit(make_model(), tok, train_ds, eval_subset(valid_ds, p["max_eval_sequences"]), out, seq_len=p["seq_len"],
+            peak_flops=p["peak_flops"], resume=p["resume"], deepspeed=ds, signature=signature,
+            **{k: p[k] for k in FIT_KEYS if k in p})
+    if not is_main_process(): return s
+    return write_manifest(out, stage=stage, shards=[], params=p, inputs=manifest_inputs or srcs, seconds=time.time()-t0,
+                          counts=pack_counts(train_ds, valid_ds),
+                          extra=dict(final="final", stage_params=stage_params, **(extra or {}), **s))
+
+# %% ../nbs/09_train.ipynb #d313a9f7
+def pretrain_inputs(run_dir, source:str, textbooks:bool, tok) -> tuple[list[Path], dict]:
+    "CodeTextbook's folders (the code, and the synthetic textbooks when made) and the fingerprints a resume must match."
+    tb = Path(run_dir)/"synth"/"textbooks"
+    srcs = [require_stage(run_dir, source)] + ([tb] if textbooks and (tb/"manifest.json").exists() else [])
+    return srcs, {**{_rel(s, run_dir): content_id(s) for s in srcs}, "tokenizer": tokenizer_id(tok)}
 
 # %% ../nbs/09_train.ipynb #1bd328ac
 @typed
@@ -348,34 +369,16 @@ def run_pretrain(run_dir, # the run folder
                  eval_steps:int=50, # evaluation loss every this many steps
                  logging_steps:int=10, # log loss, lr, tokens/s and MFU every this many steps
                  deepspeed:str|None=None, # a DeepSpeed JSON (configs/ds_zero2.json) or None
-                 gradient_checkpointing:bool=False, # recompute activations in the backward pass (less memory, ~1/3 more compute)
+                 gradient_checkpointing:bool=False, # recompute activations in backward (less memory, ~1/3 more compute)
                  torch_compile:bool=False, # compile the model with torch.compile
-                 peak_flops:float=2e11, # peak FLOP/s of one device for MFU, when the GPU is not one detect_peak_flops knows
-                 resume:bool=True, # continue the newest complete checkpoint (False: discard checkpoints, start afresh)
+                 peak_flops:float=2e11, # one device's peak FLOP/s for MFU, when detect_peak_flops does not know the GPU
+                 resume:bool=True, # continue the newest complete checkpoint (False: discard them, start afresh)
                  seed:int=1234): # seed for initialisation, dropout and data order
     "Pretrain phi-1(-base) on CodeTextbook; writes `run_dir/pretrain/final/` and a manifest with the loss curves."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
     t0, out = time.time(), stage_dir(run_dir, "pretrain")
     tok = load_tokenizer(require_stage(run_dir, "tokenizer"))
-    srcs = [require_stage(run_dir, source)]
-    tb = Path(run_dir)/"synth"/"textbooks"
-    if textbooks and (tb/"manifest.json").exists(): srcs.append(tb)
-    inputs = {**{_rel(s, run_dir): content_id(s) for s in srcs}, "tokenizer": tokenizer_id(tok)}
+    srcs, inputs = pretrain_inputs(run_dir, source, textbooks, tok)
     cfg = phi_config(model, tok, dropout=dropout)
-    ds = preflight(**params, context=cfg.max_position_embeddings)   # every mistake known before training ...
-    stage_params = check_resume(out, params, resume, inputs)   # ... and other parameters, before anything is touched
-    if (out/"manifest.json").exists() and is_main_process(): (out/"manifest.json").unlink()   # stale until we finish
-    train_ds, valid_ds = pack_split(srcs, tok, out/"data", seq_len, valid_fraction, "pretrain")
-    if len(train_ds) == 0: raise ValueError(f"no training tokens in {srcs}")
-    seed_everything(seed)
-    s = fit(build_model(cfg), tok, train_ds, eval_subset(valid_ds, max_eval_sequences), out, seq_len=seq_len,
-            peak_flops=peak_flops, resume=resume, max_steps=max_steps, micro_batch_size=micro_batch_size,
-            effective_batch=effective_batch, learning_rate=learning_rate, warmup_steps=warmup_steps,
-            weight_decay=weight_decay, max_grad_norm=max_grad_norm, precision=precision, save_steps=save_steps, save_total_limit=save_total_limit,
-            eval_steps=eval_steps, logging_steps=logging_steps, deepspeed=ds, seed=seed,
-            gradient_checkpointing=gradient_checkpointing, torch_compile=torch_compile)
-    if not is_main_process(): return s
-    return write_manifest(out, stage="pretrain", shards=[], params=params, inputs=srcs, seconds=time.time()-t0,
-        counts={"in": train_ds.manifest["counts"]["out"], "out": 1, "train_tokens": train_ds.manifest["n_tokens"],
-                "valid_tokens": valid_ds.manifest["n_tokens"], "train_sequences": len(train_ds), "valid_sequences": len(valid_ds)},
-        extra=dict(final="final", sources=[str(s) for s in srcs], stage_params=stage_params, **s))
+    return train_stage(out, params, srcs, tok, lambda: build_model(cfg), inputs, context=cfg.max_position_embeddings,
+                       stage="pretrain", t0=t0, extra=dict(sources=[str(s) for s in srcs]))

@@ -111,7 +111,7 @@ def _peak_step(cfg, mb, seq, dev, ckpt) -> dict:
     "Peak memory (GiB) of the second of two full training steps (AdamW's states exist by then); the prediction beside it."
     import torch
     from phi1_nb.model import build_model, count_params
-    from phi1_nb.train import activation_memory_gib
+    from phi1_nb.memory import activation_memory_gib
     n = count_params(cfg)
     pred = 16 * n / 2**30 + activation_memory_gib(cfg, mb, seq, checkpointing=ckpt)   # fp32 weights, grads, Adam m and v
     out = dict(micro_batch=mb, checkpointing=ckpt, predicted_gib=round(pred, 2))

@@ -10,7 +10,8 @@ from phi1_nb.core import find_configs_dir, load_config, read_manifest, write_man
 from phi1_nb.finetune import run_finetune
 from phi1_nb.model import PackedDataset, build_model, pack, phi_config, run_tokenizer, train_tokenizer
 from phi1_nb.model import load_tokenizer
-from phi1_nb.train import (check_deepspeed_config, fit, grad_accum_steps, precision_flags, run_pretrain, training_args)
+from phi1_nb.memory import check_deepspeed_config
+from phi1_nb.train import fit, grad_accum_steps, precision_flags, run_pretrain, training_args
 import phi1_nb.train as train_mod
 
 STDLIB = sorted(Path(os.__file__).parent.glob("*.py"))
