@@ -6,14 +6,14 @@ Docs: https://phi1-nb.github.io/phi1_nb/ray.html.md"""
 
 # %% ../nbs/15_ray.ipynb #7cf2030c
 from __future__ import annotations
-import json, logging, os, socket
+import json, logging, os, signal, socket
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'connect', 'map_tasks', 'large_star', 'small_star',
-           'star_components', 'n_partitions', 'ray_star_components']
+__all__ = ['START_TRIES', 'STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'start_ray', 'connect', 'map_tasks',
+           'large_star', 'small_star', 'star_components', 'n_partitions', 'ray_star_components']
 
 # %% ../nbs/15_ray.ipynb #e23cd9b3
 class RayUnavailable(ConnectionError):
@@ -31,6 +31,39 @@ def check_address(address:str, timeout:float=5.0):
         raise RayUnavailable(f"no Ray cluster answers at {address} ({e}): start one there with `ray start --head "
                              f"--port {port}`, pass the address it prints, or use engine 'local'") from None
 
+# %% ../nbs/15_ray.ipynb #96946626
+# Ray waits a fixed 30 s for its node (ray/_private/node.py: raylet_start_wait_time_s); no setting raises it
+START_TRIES = 4
+
+def _descendants(pid:int) -> set[int]:
+    "Every live process below `pid` (from /proc; empty where there is no /proc)."
+    kids: dict = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try: kids.setdefault(int((d/"stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
+        except (OSError, IndexError, ValueError): pass
+    out, todo = set(), [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in out: out.add(k); todo.append(k)
+    return out
+
+def start_ray(init, kw:dict, tries:int=START_TRIES):
+    """`init(**kw)`, tried again when a loaded machine makes the node miss Ray's fixed start-up wait.
+
+    The processes a failed try started are killed."""
+    for t in range(1, tries + 1):
+        before = _descendants(os.getpid())
+        try: return init(**kw)
+        except Exception as e:
+            if "timed out during startup" not in str(e): raise
+            for pid in _descendants(os.getpid()) - before:   # a half-started GCS/raylet: not left running
+                try: os.kill(pid, signal.SIGKILL)
+                except OSError: pass
+            if t == tries:
+                raise RayUnavailable(f"a local Ray did not start in {tries} tries of Ray's fixed 30 s wait (a loaded "
+                                     "machine?): run again when it is quieter, or use --engine local") from None
+
+
 # %% ../nbs/15_ray.ipynb #988819ab
 STARTUP_TIMEOUTS = dict(RAY_agent_register_timeout_ms="300000")   # Ray's default, 30 s, failed at load 12-15 (issue 28)
 
@@ -45,9 +78,9 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
     if not ray.is_initialized():
         # a loaded machine: the node must not time out
         for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)
-        try:
-            ray.init(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+        kw = dict(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
+                  log_to_driver=False, logging_level=logging.WARNING)
+        try: start_ray(ray.init, kw, START_TRIES if local else 1)
         except ConnectionError as e: raise RayUnavailable(f"could not join the Ray cluster at {address}: {e}") from None
     from ray.data.context import ShuffleStrategy
     ctx = ray.data.DataContext.get_current()
