@@ -246,7 +246,7 @@ def report(rows, target:float, cores:int, nodes:int):
               f"{r['out_mb']:.1f} | "
               f"{r['peak_disk_mb']:.1f} | {1000 * r['cpu'] / r['n']:.2f} | {r['load'][0]:.1f}-{r['load'][1]:.1f} |")
     print(f"\nfit (least squares over the sizes) and extrapolation to {target:,.0f} records "
-          f"({cores}-core nodes, if the stage used every core):")
+          f"(on {cores}-core nodes: if the stage used every core):")
     for st in dict.fromkeys(r["stage"] for r in rows):
         R = [r for r in rows if r["stage"] == st]; ns = [r["n"] for r in R]
         _, b = fit(ns, [r["cpu"] for r in R]); c, d = fit(ns, [r["rss_mb"] for r in R])
@@ -258,10 +258,9 @@ def report(rows, target:float, cores:int, nodes:int):
             print(f"  {st}: peak RSS {r0['rss_mb']:.0f} -> {r1['rss_mb']:.0f} MB from {r0['n']:,} to {r1['n']:,} "
                   f"records: "
                   f"{1024 * (r1['rss_mb'] - r0['rss_mb']) / (r1['n'] - r0['n']):.3f} KB/record")
-        one = " (the local dedup engine is one process: that is its time)" if st == "dedup" else ""
-        print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours{one}; {hours / cores:,.1f} h on one "
-              f"node, "
-              f"{hours / cores / nodes:,.2f} h on {nodes} nodes; {rss}; "
+        spread = (f"{hours / cores:,.1f} h on one node, {hours / cores / nodes:,.2f} h on {nodes} nodes"
+                  if st != "dedup" else f"{hours:,.0f} h: the local engine is one process (dedup_ray spreads it)")
+        print(f"  {st}: {1000 * b:.2f} ms CPU/record -> {hours:,.0f} CPU-hours; {spread}; {rss}; "
               f"peak disk {1024 * e:.2f} KB/record -> {e * target / 2**20:,.2f} TB")
 
 
