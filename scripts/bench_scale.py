@@ -253,7 +253,8 @@ def report(rows, target:float, cores:int, nodes:int):
         _, e = fit(ns, [r["peak_disk_mb"] for r in R])
         hours = b * target / 3600
         rss = "RSS per record: needs two sizes" if len(set(ns)) < 2 else \
-              f"RSS {c:.0f} MB + {1024 * d:.3f} KB/record -> {(c + d * target) / 1024:,.1f} GB"
+              f"RSS {c:.0f} MB + {1024 * d:.3f} KB/record -> {(c + d * target) / 1024:,.1f} GB" if d > 0 else \
+              f"RSS does not grow (at most {max(r['rss_mb'] for r in R):.0f} MB)"
         for r0, r1 in zip(R, R[1:]):
             print(f"  {st}: peak RSS {r0['rss_mb']:.0f} -> {r1['rss_mb']:.0f} MB from {r0['n']:,} to {r1['n']:,} "
                   f"records: "
