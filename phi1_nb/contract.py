@@ -7,9 +7,12 @@ Docs: https://phi1-nb.github.io/phi1_nb/contract.html.md"""
 # %% ../nbs/00b_contract.ipynb #dc2eb96b
 from __future__ import annotations
 import json, math
+from itertools import islice
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, _chunks, _cols, _one_line,
                             _parquet_file,
@@ -19,8 +22,8 @@ from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, _ch
 
 # %% auto #0
 __all__ = ['COLUMNS', 'CARRIES', 'READS', 'SIDE_FILES', 'col', 'origin_stage', 'stage_columns', 'check_reader', 'bad_value',
-           'check_records', 'missing_columns', 'check_shard', 'read_manifest', 'check_receipts', 'verify_shards',
-           'read_dataset']
+           'check_records', 'missing_columns', 'SeenIds', 'check_shard', 'read_manifest', 'check_receipts',
+           'verify_shards', 'read_dataset']
 
 # %% ../nbs/00b_contract.ipynb #770cc059
 def col(type:str, required:bool=False, lo:float|None=None, hi:float|None=None) -> tuple:
@@ -105,25 +108,55 @@ def _fits(declared, got) -> bool:
     try: return unify_schemas([declared, got]).equals(declared, check_metadata=False)
     except SchemaError: return False
 
-def _unique(ids, seen:dict, path, n0:int, bad):
-    for i, x in enumerate(ids):
-        if x is None: continue
-        k = x if type(x) is str else json.dumps(x, sort_keys=True, default=str)   # 1, 1.0, True and '1' are four ids
-        if (was := seen.setdefault(k if type(x) is str else ("", k), (path, n0 + i + 1))) != (path, n0 + i + 1):
-            raise bad(f"record {n0 + i + 1} repeats id {x!r} of record {was[1]} in {Path(was[0]).name}")
-
 def _batches(path, names, cols, need):
     "A shard's records in batches: a Parquet shard's only in the columns the checks read."
     if shard_format(path) != "parquet": yield from _chunks(read_shard(path), 2000); return
     use = [k for k in names if k in cols or k in (need, "id")]
     for b in _parquet_file(path).iter_batches(batch_size=2000, columns=use): yield b.to_pylist()
 
+# %% ../nbs/00b_contract.ipynb #6c3d9a51
+def _id_key(x):
+    "What makes two ids one: a string is itself, any other value its JSON (1, 1.0, True and '1' are four ids)."
+    return x if type(x) is str else ("", json.dumps(x, sort_keys=True, default=str))
+
+def _ids(path, names):
+    for b in _batches(path, names, {}, None): yield from (r.get("id") for r in b)
+
+class SeenIds:
+    "The ids of a stage's shards so far as 8-byte hashes in sorted runs; a hash seen before is decided by the ids."
+    hash = staticmethod(hash)   # (a test puts a weak one here to force collisions)
+    def __init__(self): self.runs, self.shards = [], []   # runs: sorted int64, each over twice the next in size
+
+    def add(self, ids:list, path, names, n0:int, bad):
+        "The ids of records `n0 + 1, ...` of shard `path` (columns `names`); raises `bad(what)` at the first repeat."
+        if n0 == 0: self.shards.append((Path(path), names))
+        pos = [i for i, x in enumerate(ids) if x is not None]
+        if not pos: return
+        keys = [_id_key(ids[i]) for i in pos]; hs = np.fromiter(map(self.hash, keys), np.int64, len(keys))
+        s = np.sort(hs); hit = np.isin(hs, s[1:][s[1:] == s[:-1]])
+        for r in self.runs: hit |= r[np.minimum(np.searchsorted(r, hs), len(r) - 1)] == hs
+        if hit.any(): self._exact(ids, pos, keys, set(hs[hit].tolist()), n0, bad)
+        self.runs.append(s)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            c = np.concatenate([self.runs.pop(), self.runs.pop()]); c.sort(kind="stable"); self.runs.append(c)
+
+    def _exact(self, ids, pos, keys, want:set, n0:int, bad):
+        "Compare the batch's ids with the earlier records' ids whose hashes are in `want` (read again from the shards)."
+        first, last = {}, len(self.shards) - 1   # id -> (shard, record) of its first record
+        for k, (p, names) in enumerate(self.shards):
+            for j, x in enumerate(_ids(p, names) if k < last else islice(_ids(p, names), n0), 1):
+                if x is not None and self.hash(key := _id_key(x)) in want: first.setdefault(key, (k, j))
+        for i, key in zip(pos, keys):
+            if (was := first.setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
+                name = self.shards[was[0]][0].name
+                raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+
 # %% ../nbs/00b_contract.ipynb #302900dd
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
                 declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
                 need:str|None="content", # a column every record must hold as a string (or null)
                 fix:str="rerun the stage that wrote it",
-                seen:dict|None=None, # {id: shard} over the stage's shards so far: an id twice is an error
+                seen:SeenIds|None=None, # the ids of the stage's shards so far: an id twice is an error
                 cols:dict|None=None, # the stage's declared columns (`stage_columns`)
                 tally:Counter|None=None, # adds `texts`: the records with a non-blank `need`
                 ) -> int:
@@ -154,7 +187,7 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
             names = got.names   # (a required column is in every record: a batch without it is a shard without it)
         if lack := missing_columns(names, cols):
             raise bad(f"lacks the column {lack[0]!r} that every shard of its stage holds (columns {sorted(names)})")
-        if seen is not None: _unique([r.get("id") for r in b], seen, path, n, bad)
+        if seen is not None: seen.add([r.get("id") for r in b], path, names, n, bad)
         texts += check_records(b, cols, n, bad, need); nulls += sum(r.get(need) is None for r in b) if need else 0
         n += len(b)
     # one may: a counted drop
@@ -248,7 +281,7 @@ def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
         raise ShardError(
             f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}"
         )
-    seen, tally = {}, Counter()
+    seen, tally = SeenIds(), Counter()
     for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen, cols, tally)
     if total and need and not tally["texts"]:
         raise ShardError(f"{d}: every one of its {total} records has a null or blank {need!r}: no data to read; {fix}")

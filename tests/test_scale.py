@@ -1,39 +1,59 @@
-"Memory of the local dedup engine: the peak RSS of a child process grows by a bounded amount per record."
+"Memory at scale: the peak RSS of a child process grows by a bounded amount per record (the read contract, dedup)."
 import json, subprocess, sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/"scripts"))
 
-CHILD = r"""
-import json, resource, sys
+DEDUP = r"""
+import resource, sys
 from phi1_nb.dedup import run_dedup
-run_dedup(sys.argv[1], input_stage="filter", shingles="word", threshold=0.8, verify=sys.argv[2], batch_size=100)
+run_dedup(sys.argv[1], input_stage="filter", shingles="word", threshold=0.8, verify="exact", batch_size=1000)
+print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+CONTRACT = r"""
+import resource, sys
+from phi1_nb.contract import read_dataset
+n = sum(1 for _ in read_dataset(sys.argv[1] + "/filter"))
 print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_rss_kb(run_dir, verify):
-    r = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), verify], capture_output=True, text=True, cwd=ROOT,
+def peak_rss_kb(code:str, run_dir) -> int:
+    "`ru_maxrss` (KB) of a child process that runs `code` on `run_dir` with this checkout's package."
+    r = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return int(r.stdout.split("RSS")[-1])
 
 
-@pytest.mark.parametrize("verify", ["exact"])
-def test_dedup_rss_per_record_is_bounded(tmp_path, verify):
-    """Between 1,500 and 6,000 generated records (12% near, 3% exact copies) peak RSS grows < 1 KB per record.
-
-    Measured on a 2-core box: 0.29 KB/record with the features on disk, 2.1 KB/record when they were kept in memory
-    (word shingles, batch 100: at these sizes a batch's work arrays are much of the peak, hence the loose bound)."""
+def per_record(tmp_path, code:str, small:int, big:int) -> tuple[float, dict]:
+    "Bytes of peak RSS per record between `small` and `big` generated records (12% near, 3% exact copies)."
     from bench_scale import make_stage
-    small, big = 1500, 6000
-    for n in (small, big): make_stage(tmp_path/f"n{n}", n, seed=1, per_shard=500)
-    rss = {n: peak_rss_kb(tmp_path/f"n{n}", verify) for n in (small, big)}
-    per = (rss[big] - rss[small]) * 1024 / (big - small)
-    m = json.loads((tmp_path/f"n{big}"/"dedup"/"manifest.json").read_text())
-    assert m["drops"].get("exact_duplicate", 0) > 100 and m["drops"].get("near_duplicate", 0) > 0   # it found copies
-    assert per < 1024, f"peak RSS grew {per:.0f} bytes per record ({rss})"
-    assert not (tmp_path/f"n{big}"/"dedup"/"work"/"spill").exists()     # the spilled features are removed
+    for n in (small, big): make_stage(tmp_path/f"n{n}", n, seed=1, per_shard=10_000, corpus="words")
+    rss = {n: peak_rss_kb(code, tmp_path/f"n{n}") for n in (small, big)}
+    return (rss[big] - rss[small]) * 1024 / (big - small), rss
+
+
+def test_read_contract_rss_per_record_is_flat(tmp_path):
+    """Reading 10,000 and 90,000 records through the read contract: peak RSS grows < 40 bytes a record.
+
+    Measured (2026-12-07, 2 cores at load 13): 0 bytes a record with 8-byte hashes of the ids in sorted runs
+    (`contract.SeenIds`: 0.7 MB at 90K, inside the heap's slack); 143-145 bytes a record when the contract kept a set
+    of the ids (this test failed then)."""
+    per, rss = per_record(tmp_path, CONTRACT, 10_000, 90_000)
+    assert per < 40, f"peak RSS grew {per:.0f} bytes per record ({rss})"
+
+
+def test_dedup_rss_per_record_is_bounded(tmp_path):
+    """Local dedup (word shingles, exact verification) of 20,000 and 100,000 records: peak RSS grows < 100 bytes a
+    record (issue 28's goal: 0.1 KB), counting the read contract it runs first; the copies are found.
+
+    Measured (2026-12-07, load 13): 116 -> 115 MB. With the set of ids it was 116 -> 113 MB: at these sizes the peak
+    comes after the contract, which freed the set, so this test did not see it (the one above does); the set showed
+    past 200K records (bench_scale: +0.111 KB a record from 80K to 320K)."""
+    per, rss = per_record(tmp_path, DEDUP, 20_000, 100_000)
+    m = json.loads((tmp_path/"n100000"/"dedup"/"manifest.json").read_text())
+    assert m["drops"].get("exact_duplicate", 0) > 1000 and m["drops"].get("near_duplicate", 0) > 1000   # it found copies
+    assert per < 100, f"peak RSS grew {per:.0f} bytes per record ({rss})"
+    assert not (tmp_path/"n100000"/"dedup"/"work"/"spill").exists()     # the spilled features are removed
