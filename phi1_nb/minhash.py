@@ -325,7 +325,7 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
 
 
 # %% ../nbs/07b_minhash.ipynb #f732986d
-FLOW_RATIO, FLOW_SLACK = 6, 0.2   # data flow may differ 6x what the text differs, + 0.2 (Jaccard distances)
+FLOW_RATIO, FLOW_SLACK = 10, 0.25   # data flow may differ 10x what the text differs, + 0.25 (Jaccard distances)
 
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
     "True unless two forms' data flow differs more than their text explains, or a short form's keys and words differ."
