@@ -12,7 +12,7 @@ from .canonical_order import (KEEP_NAMES, _barrier, _counts, _in_order, _inline,
 
 
 # %% auto #0
-__all__ = ['canonical_code']
+__all__ = ['TAG', 'TAGGED', 'canonical_code']
 
 # %% ../nbs/07d_canonical.ipynb #0a4d61ed
 def _fmt_to_fstring(node):
@@ -233,7 +233,10 @@ _LIT = (ast.Constant, ast.Name, ast.UnaryOp, ast.BinOp, ast.BoolOp, ast.Tuple, a
         ast.unaryop, ast.boolop)
 
 def _literal(e):
-    "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`): what a table entry binds, no calls."
+    "Constants, names and operators (`-1`, `1 << 3`, `A | B`, `(0, 'x')`), or a call of constants (`rgb(0, 0, 0)`)."
+    if isinstance(e, ast.Call) and isinstance(e.func, (ast.Name, ast.Attribute)) and (e.args or e.keywords):
+        return all(isinstance(n, _LIT) and not isinstance(n, ast.Name)
+                   for a in [*e.args, *(k.value for k in e.keywords)] for n in ast.walk(a))
     return all(isinstance(n, _LIT) for n in ast.walk(e))
 
 def _tables(tree, run:int=2):
@@ -249,8 +252,15 @@ def _tables(tree, run:int=2):
 # %% ../nbs/07d_canonical.ipynb #ab57ac71
 _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 
-def _abstract(tree):
+TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
+TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
+
+def _abstract(tree, tag:bool=False):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
+    # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders
+    ids = {}
+    def ph(x, p):
+        return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and x not in KEEP_NAMES else p
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
         data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
@@ -261,14 +271,14 @@ def _abstract(tree):
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
             and _is_stub(f) for a in ast.walk(f.args) if isinstance(a, ast.arg)}   # a stub's parameters: its API
-    local = _locals(tree)
+    local = _locals(tree); role = lambda x: "v_" if x in local else _role(x)
     for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and id(n) not in members: n.id = "v_" if n.id in local else _role(n.id)
-        elif isinstance(n, ast.arg) and id(n) not in stub: n.arg = "v_" if n.arg in local else _role(n.arg)
-        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = "a_"
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = _role(n.name)
-        elif isinstance(n, ast.ExceptHandler) and n.name: n.name = _role(n.name)
-        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = _role(n.name)
+        if isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
+        elif isinstance(n, ast.arg): n.arg = ph(n.arg, n.arg if id(n) in stub else role(n.arg))
+        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph(n.attr, "a_")
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = ph(n.name, _role(n.name))
+        elif isinstance(n, ast.ExceptHandler) and n.name: n.name = ph(n.name, _role(n.name))
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.alias): n.asname = None                       # `import numpy as np`: a local choice
         elif isinstance(n, (ast.Global, ast.Nonlocal)): n.names = [_role(x) for x in n.names]
     return tree
@@ -321,15 +331,16 @@ def _string_words(tree, cap:int=48) -> list[str]:
     return words
 
 # %% ../nbs/07d_canonical.ipynb #28a4d583
-def canonical_code(code:str) -> str:
+def canonical_code(code:str, tag:bool=False) -> str:
     "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
+    # tag: each placeholder carries its name's number (`v_ǂ3ǂ`); `TAGGED.sub("", ...)` of it is the canonical form
     # a big AST is many small objects: no collection while building it
     gc_on = gc.isenabled(); gc.disable()
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
         _drop_unused_imports(tree)
-        _sort_imports(_abstract(tree))
+        _sort_imports(_abstract(tree, tag))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed
         return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     except (SyntaxError, ValueError, RecursionError, MemoryError): raise

@@ -1,4 +1,4 @@
-"""Keys of the names that the canonical form hides: two small forms that agree can still call other helpers.
+"""Keys of the names that the canonical form hides: two forms that agree can still call other helpers or move a name to another place.
 
 Docs: https://phi1-nb.github.io/phi1_nb/canonical_keys.html.md"""
 
@@ -7,26 +7,28 @@ Docs: https://phi1-nb.github.io/phi1_nb/canonical_keys.html.md"""
 # %% ../nbs/07f_canonical_keys.ipynb #c8075527
 from __future__ import annotations
 import ast, re, zlib
-from .canonical import KEEP_NAMES, _is_log
+import numpy as np
+from .canonical import KEEP_NAMES, TAG, TAGGED, _is_log
+
 
 # %% auto #0
-__all__ = []
+__all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'flow_jaccard', 'flow_jaccards']
 
 # %% ../nbs/07f_canonical_keys.ipynb #581bfe08
 _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
 _crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
 
 def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key` and the order of the locals' uses; edit key: names, strings) of small code."
-    names, nums, order = _free_names(code, order=True)
-    return _crc(names | nums | {"order " + " ".join(order)}), _crc(names | {t for t in toks if _STR_TOK.match(t)})
+    "(free-name key: `_free_key`; edit key: the same names and the strings, numbers left out) of small code."
+    names, nums = _free_names(code)
+    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
     return _crc(set.union(*_free_names(code)))
 
-def _free_names(code:str, order:bool=False) -> tuple:
-    "(non-builtin names but locals, defs and attributes; numbers[; locals' uses by first occurrence]), no logging."
+def _free_names(code:str) -> tuple[set, set]:
+    "(non-builtin names but locals, defs and attributes; numbers), no logging."
     t, local, names, nums = ast.parse(code), set(), set(), set()
     logs = {id(n) for s in ast.walk(t) if isinstance(s, ast.stmt) and _is_log(s) for n in ast.walk(s)}   # as canonical
     for f in ast.walk(t):
@@ -39,9 +41,33 @@ def _free_names(code:str, order:bool=False) -> tuple:
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
         elif isinstance(n, ast.Attribute): names.add("." + n.attr)
         elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
-    if not order: return names - local - KEEP_NAMES, nums
-    seen, uses = {}, [a.arg for f in ast.walk(t) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-                      for a in ast.walk(f.args) if isinstance(a, ast.arg)]          # arguments first, in their order
-    used = (n for n in ast.walk(t) if isinstance(n, ast.Name) and n.id in local and id(n) not in logs)
-    uses += [n.id for n in sorted(used, key=lambda n: (n.lineno, n.col_offset))]
-    return names - local - KEEP_NAMES, nums, [str(seen.setdefault(x, len(seen))) for x in uses]   # a rename keeps it
+    return names - local - KEEP_NAMES, nums
+
+
+# %% ../nbs/07f_canonical_keys.ipynb #fl00d002
+FLOW_FAR, FLOW_SKETCH = 32, 64    # a distance this far is "far"; hashes kept of a form's data-flow 5-grams
+_TAGGED_TOK = re.compile(f"(\\w+?){TAG}(\\d+){TAG}")
+
+def _flow(toks:list[str]) -> list[str]:
+    "Data-flow tokens of tagged tokens: a tagged name as its placeholder and how many tagged tokens back it was last."
+    out, last, n = [], {}, 0
+    for t in toks:
+        if (m := _TAGGED_TOK.fullmatch(t)) is None: out.append(TAGGED.sub("", t) if TAG in t else t); continue
+        out.append(f"{m[1]}{min(n - last[m[2]], FLOW_FAR) if m[2] in last else 0}"); last[m[2]] = n; n += 1
+    return out
+
+def flow_jaccard(a:np.ndarray, b:np.ndarray, k:int=FLOW_SKETCH) -> float:
+    "Jaccard of two sets estimated from their bottom-k sketches (sorted; exact when both sets have at most `k`)."
+    u = np.union1d(a, b)[:k]
+    if not len(u): return 1.0
+    return float(np.count_nonzero(np.isin(u, a, assume_unique=True) & np.isin(u, b, assume_unique=True))) / len(u)
+
+def _split(w) -> tuple:
+    "A code record's `words`: (free-name key, edit key, data-flow sketch, text sketch, a short form's word shingles)."
+    f = 4 + int(w[2]); t = f + int(w[3]); return w[0], w[1], w[4:f], w[f:t], w[t:]
+
+def flow_jaccards(wa, wb) -> tuple[float, float]:
+    "(text, data-flow) Jaccard of two code records' `words`, estimated from their bottom-k sketches."
+    (_, _, fa, ta, _), (_, _, fb, tb, _) = _split(wa), _split(wb)
+    return flow_jaccard(ta, tb), flow_jaccard(fa, fb)
+

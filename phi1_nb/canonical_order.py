@@ -48,11 +48,11 @@ def _counts(fn):
     return loads, stores
 
 def _key(stmt):
-    "A name-free sort key of a statement."
+    "A name-free sort key of a statement, then its names (lines alike but for names keep one order: the data flow's)."
     s = copy.deepcopy(stmt)
     for n in ast.walk(s):
         if isinstance(n, ast.Name): n.id = _role(n.id)
-    return ast.dump(s)
+    return ast.dump(s), ast.dump(stmt)
 
 def _reads_writes(s):
     "Names, attribute/subscript paths and `.attr`s (`a.x` may be `b.x`) a statement writes, and those it reads."

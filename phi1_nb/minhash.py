@@ -10,16 +10,18 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
-from .canonical import KEEP_NAMES, canonical_code  # noqa: F401 (re-exported)
-from .canonical_keys import _free_key, _keys  # noqa: F401 (re-exported)
+from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
+from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401 (re-exported)
+                                     flow_jaccard, flow_jaccards)
 from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
-           'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_tokens', 'relative_indents', 'fmix64',
-           'token_hashes', 'word_token_hashes', 'ngram_combine', 'shingle_hashes', 'sorted_unique', 'text_shingles',
-           'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard', 'estimate_jaccard', 'batch_shingles',
-           'texts_shingles', 'words_agree', 'one_edit_apart', 'similar', 'lsh_params', 'candidate_pairs', 'components']
+           'FLOW_RATIO', 'FLOW_SLACK', 'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_flow',
+           'code_tokens', 'relative_indents', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
+           'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'one_edit_apart', 'similar',
+           'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
 _STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
@@ -46,16 +48,21 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-# bump when `code_tokens` changes: the dedup stage's resume key holds it (5: relative indentation)
-TOKENS_VERSION = 5
+# bump when `code_tokens` changes: the dedup stage's resume key holds it (6: data-flow tags, relative indentation)
+TOKENS_VERSION = 6
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
+def code_flow(code:str) -> tuple[list[str], list[str]]|None:
+    "(`code_tokens`, its data-flow tokens `canonical_keys._flow`) from one canonical form; None if it does not parse."
+    try: canon = canonical_code(code, tag=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError): return None
+    toks = relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)])
+    return [TAGGED.sub("", t) if TAG in t else t for t in toks], _flow(toks)
+
 def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
-    try: canon = canonical_code(code)                    # computed once
-    except (SyntaxError, ValueError, RecursionError, MemoryError): return None
-    return relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)])
+    return None if (f := code_flow(code)) is None else f[0]
 
 def relative_indents(tokens:list[str]) -> list[str]:
     "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
@@ -306,9 +313,10 @@ def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarra
     return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
 
 def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
-    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: keys (+ words) of small code."
+    "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: code's keys, flow (+ words)."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
-    toks = [code_tokens(t) for t in texts] if kind == "ast" else [None] * len(texts)
+    both = [code_flow(t) for t in texts] if kind == "ast" else [None] * len(texts)
+    toks, flows = [b and b[0] for b in both], [b and b[1] for b in both]
     wi = [i for i, t in enumerate(toks) if t is None]
     sets = [None] * len(texts)
     for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
@@ -317,29 +325,40 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
         flat = [x for i in ci for x in toks[i]]
         for i, s in zip(ci, batch_shingles(token_hashes(flat), [len(toks[i]) for i in ci], ngram)): sets[i] = s
     short = [i for i in ci if len(sets[i]) < 2 * SHORT_SHINGLES]
-    words = [None] * len(texts)
-    for i in [i for i in ci if len(sets[i]) < EDIT_MAX_SHINGLES]:
-        words[i] = np.array(_keys(texts[i], toks[i]), np.uint32)
+    words, fi = [None] * len(texts), [i for i in ci if flows[i] is not None]
+    fl = [x for i in fi for x in flows[i]]                   # data-flow 5-grams: the FLOW_SKETCH smallest are kept
+    fl = dict(zip(fi, batch_shingles(token_hashes(fl), [len(flows[i]) for i in fi], ngram) if fi else []))
+    for i in ci:   # [free-name key, edit key, f, t, f data-flow hashes, t shingles (bottom-k), word shingles...]
+        f, t = fl.get(i, np.empty(0, np.uint32))[:FLOW_SKETCH], sets[i][:FLOW_SKETCH]
+        keys = _keys(texts[i], toks[i]) if len(sets[i]) < EDIT_MAX_SHINGLES else (0, 0)   # (keys of small code only)
+        words[i] = np.r_[np.array([*keys, len(f), len(t)], np.uint32), f, t].astype(np.uint32)
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
-        words[i] = np.r_[words[i], s].astype(np.uint32)   # [free-name key, edit key, word shingles...]
+        words[i] = np.r_[words[i], s].astype(np.uint32)
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
 
 
 # %% ../nbs/07b_minhash.ipynb #f732986d
+FLOW_RATIO, FLOW_SLACK = 10, 0.25   # data flow may differ 10x what the text differs, + 0.25 (Jaccard distances)
+
 def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
-    "True unless one of two shingle sets is a short canonical form whose `wa`/`wb` (free-name key, words) disagree."
+    "True unless two forms' data flow differs more than their text explains, or a short form's keys and words differ."
+    if wa is not None and wb is not None:
+        jt, jf = flow_jaccards(wa, wb)
+        if 1 - jf > FLOW_RATIO * (1 - jt) + FLOW_SLACK: return False
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
-    return wa is not None and wb is not None and len(wa) >= 2 and len(wb) >= 2 and \
-        (wa[0] == wb[0] or jaccard(wa[2:], wb[2:]) >= SHORT_WORD_JACCARD)
+    return wa is not None and wb is not None and \
+        (wa[0] == wb[0] or jaccard(_split(wa)[4], _split(wb)[4]) >= SHORT_WORD_JACCARD)
 
 def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) -> bool:
-    "Sets of >= EDIT_MIN_SHINGLES, <= ngram shingles apart each side (one token), with equal names and strings."
-    if min(a.size, b.size) < EDIT_MIN_SHINGLES or wa is None or wb is None or wa[1] != wb[1]: return False
-    return max(a.size, b.size) - np.intersect1d(a, b, assume_unique=True).size <= ngram
+    "Sets of EDIT_MIN..EDIT_MAX_SHINGLES, <= ngram shingles apart each side (one token), equal names and strings."
+    if min(a.size, b.size) < EDIT_MIN_SHINGLES or max(a.size, b.size) >= EDIT_MAX_SHINGLES: return False
+    if wa is None or wb is None or wa[1] != wb[1]: return False
+    apart = lambda x, y: max(x.size, y.size) - np.intersect1d(x, y, assume_unique=True).size
+    return apart(a, b) <= ngram and apart(_split(wa)[2], _split(wb)[2]) <= ngram      # in data flow too
 
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
-    "Jaccard >= threshold or one token apart (`one_edit_apart`); a short canonical form's words must agree too."
+    "Jaccard >= threshold or one token apart (`one_edit_apart`), and `words_agree` (data flow; a short form's words)."
     return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
 
 

@@ -246,10 +246,10 @@ def datasketch_lsh(mhs, threshold):
 def index(texts, shingles, tokens=None):
     "A `DedupIndex` of the texts (shingled once; `resolve()` at each threshold), with another tokenizer if given."
     from phi1_nb.dedup import DedupIndex
-    keep = M.code_tokens
-    if tokens: M.code_tokens = tokens
+    keep = M.code_flow   # another tokenizer: its tokens, no data flow
+    if tokens: M.code_flow = lambda c: None if (t := tokens(c)) is None else (t, None)
     try: ix = DedupIndex(shingles=shingles); ix.add_batch(texts); return ix
-    finally: M.code_tokens = keep
+    finally: M.code_flow = keep
 
 
 def resolve(ix, th):

@@ -109,7 +109,7 @@ def test_a_subset_test_is_not_turned_into_its_strict_converse():
 
 
 def test_a_short_function_with_its_parameters_swapped_is_not_its_copy():
-    "Short forms must agree on the order of their locals' uses (numbered by first use): a rename keeps it, a swap not."
+    "Forms must agree on their data flow too (`minhash.words_agree`): a rename keeps it, a swap of parameters not."
     from phi1_nb.dedup import find_duplicates
     a = "def check(x, t):\n    return isinstance(x, t)\n"
     swapped, renamed = "def check(t, x):\n    return isinstance(x, t)\n", "def check(obj, kind):\n    return isinstance(obj, kind)\n"

@@ -476,7 +476,7 @@ def test_ray_bucket_verification_follows_the_local_rule(tmp_path, verify):
 def test_code_tokens_computes_the_canonical_form_once(monkeypatch):
     import phi1_nb.minhash as M
     calls, real = [], M.canonical_code
-    monkeypatch.setattr(M, "canonical_code", lambda c: calls.append(c) or real(c))
+    monkeypatch.setattr(M, "canonical_code", lambda c, **k: calls.append(c) or real(c, **k))
     assert M.code_tokens(ORIG) and len(calls) == 1
 
 
@@ -636,7 +636,7 @@ def test_a_table_or_enum_one_value_apart_is_near_but_distinct_ones_stay_apart():
 def test_find_duplicates_computes_each_canonical_form_once(monkeypatch):
     import phi1_nb.minhash as M
     calls, real = [], M.canonical_code
-    monkeypatch.setattr(M, "canonical_code", lambda c: calls.append(c) or real(c))
+    monkeypatch.setattr(M, "canonical_code", lambda c, **k: calls.append(c) or real(c, **k))
     texts = [ORIG, RENAMED, "x = 1\n", "def f(:\n"]
     find_duplicates(texts, shingles="ast", threshold=0.8)
     assert sorted(calls) == sorted(texts), len(calls)
