@@ -46,7 +46,7 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-# bump when `code_tokens` changes: the dedup stage's resume key holds it (4: the canonical rules of issue 26)
+# bump whenever `code_tokens` or the shingling changes: it is part of the dedup resume key (4: issue 26)
 TOKENS_VERSION = 4
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
