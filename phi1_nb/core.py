@@ -312,12 +312,17 @@ def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]
     write_json(out_dir/"parts"/f"{tid}.json", r)   # the receipt last: a task killed before it reruns
     return {**r, "resumed": False}
 
+def _run_item(out_dir, process, fmt:str, keep_dropped:bool, item:tuple) -> dict:
+    "`run_task` on `item = (tid, task)`: module-level, so that a process pool can pickle it (and `process`)."
+    return run_task(out_dir, item[0], item[1], process, fmt, keep_dropped)
+
 def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]], *, stage:str,
               params:dict|None=None, inputs:list|None=None, fmt:str="jsonl.zst", keep_dropped:bool=False,
               progress:bool=True, extra:dict|None=None,
               map_tasks:Callable|None=None, # `(fn, [(tid, task)]) -> receipts` in task order (e.g. on Ray); None: a loop here
               ) -> dict:
     "Run `process` over `{task_id: task}` into `out_dir`, resuming finished tasks; returns the manifest."
+    from functools import partial
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); (out_dir/"parts").mkdir(parents=True, exist_ok=True)
     if (out_dir/"manifest.json").exists(): (out_dir/"manifest.json").unlink()  # stale until we finish
@@ -326,7 +331,7 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
     if map_tasks is None:
         with tqdm(items, desc=stage, disable=None if progress else True, unit="shard") as bar:  # None: a terminal only
             receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]  # closed on error
-    else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
+    else: receipts = map_tasks(partial(_run_item, out_dir, process, fmt, keep_dropped), items)   # picklable
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
     more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"} for r in receipts if "dropped" in r]} if keep_dropped else {}
     m = write_manifest(out_dir, stage=stage, shards=[r["shard"] for r in receipts], params=params, inputs=inputs,
