@@ -166,6 +166,10 @@ def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]
     return {**r, "resumed": False}
 
 # %% ../nbs/00_core.ipynb #7717ab6f
+def _run_item(out_dir, process, fmt:str, keep_dropped:bool, item:tuple) -> dict:
+    "`run_task` on `item = (tid, task)`: module-level, so that a process pool can pickle it (and `process`)."
+    return run_task(out_dir, item[0], item[1], process, fmt, keep_dropped)
+
 def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]], *, stage:str,
               params:dict|None=None, inputs:list|None=None, fmt:str="jsonl.zst", keep_dropped:bool=False,
               progress:bool=True, extra:dict|None=None,
@@ -173,6 +177,7 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
               map_tasks:Callable|None=None,
               ) -> dict:
     "Run `process` over `{task_id: task}` into `out_dir`, resuming finished tasks; returns the manifest."
+    from functools import partial
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); (out_dir/"parts").mkdir(parents=True, exist_ok=True)
     if (out_dir/"manifest.json").exists(): (out_dir/"manifest.json").unlink()  # stale until we finish
@@ -182,7 +187,7 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
         with tqdm(items, desc=stage, disable=None if progress else True, unit="shard") as bar:  # None: a terminal only
             # closed on error
             receipts = [run_task(out_dir, tid, task, process, fmt, keep_dropped) for tid, task in bar]
-    else: receipts = map_tasks(lambda item: run_task(out_dir, item[0], item[1], process, fmt, keep_dropped), items)
+    else: receipts = map_tasks(partial(_run_item, out_dir, process, fmt, keep_dropped), items)   # picklable
     drops = sum((Counter(r["drops"]) for r in receipts), Counter())
     more = {"dropped_shards": [{k: v for k, v in r["dropped"].items() if k != "schema"}
                                for r in receipts if "dropped" in r]} if keep_dropped else {}

@@ -48,6 +48,10 @@ def _fixed(a:np.ndarray, width:int):
 def shard_features(task:dict, cfg:dict):
     "One shard's features spilled to `cfg['spill']/<k>` (a `SpillStore`); rows `gid, name, key, bk, fb`."
     import pyarrow as pa
+    if cfg["backend"] not in ("rensa", "numpy"):   # 'auto' decides on a shard's first batch: shards could differ
+        raise ValueError(f"shard_features needs the run's signature backend, 'rensa' or 'numpy', not "
+                         f"{cfg['backend']!r}: resolve it once per run (signature_backend.run_backend) so that every "
+                         "shard meets in LSH")
     gids, ids, texts, scores = [], [], [], []
     for pos, r in enumerate(read_shard(task["path"])):
         if not isinstance(r.get("content"), str): continue          # the write pass drops and counts it

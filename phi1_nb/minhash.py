@@ -48,7 +48,8 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-# bump when `code_tokens` changes: the dedup stage's resume key holds it (6: data-flow tags, relative indentation)
+# bump whenever `code_tokens` or the shingling changes: it is part of the dedup resume key (6: data-flow tags,
+# relative indentation)
 TOKENS_VERSION = 6
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
