@@ -12,7 +12,7 @@ from .canonical import KEEP_NAMES, TAG, TAGGED, _is_log
 
 
 # %% auto #0
-__all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'flow_jaccard', 'flow_jaccards']
+__all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'flow_jaccard', 'flow_jaccards', 'relative_indents']
 
 # %% ../nbs/07f_canonical_keys.ipynb #581bfe08
 _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
@@ -71,3 +71,18 @@ def flow_jaccards(wa, wb) -> tuple[float, float]:
     (_, _, fa, ta, _), (_, _, fb, tb, _) = _split(wa), _split(wb)
     return flow_jaccard(ta, tb), flow_jaccard(fa, fb)
 
+
+# %% ../nbs/07f_canonical_keys.ipynb #5ee97fa5
+def relative_indents(tokens:list[str]) -> list[str]:
+    "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
+    out, depths = [], [0]
+    for i, t in enumerate(tokens):
+        if t[0] == "\n":
+            if i + 1 < len(tokens) and tokens[i + 1][0] == "\n": out.append("\n"); continue   # a blank line: no depth
+            w, n = len(t) - 1, 0
+            if w > depths[-1]: depths.append(w); t = "\n>"
+            else:
+                while len(depths) > 1 and depths[-1] > w: depths.pop(); n += 1
+                t = "\n" + "<" * n
+        out.append(t)
+    return out

@@ -11,15 +11,15 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
-from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401 (re-exported)
+from .canonical_keys import (FLOW_SKETCH, _flow, relative_indents, _free_key, _keys, _split,  # noqa: F401 (re-exported)
                                      flow_jaccard, flow_jaccards)
 from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
            'FLOW_RATIO', 'FLOW_SLACK', 'strip_comments', 'normalize_text', 'exact_key', 'word_tokens', 'code_flow',
-           'code_tokens', 'relative_indents', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine',
-           'shingle_hashes', 'sorted_unique', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
+           'code_tokens', 'fmix64', 'token_hashes', 'word_token_hashes', 'ngram_combine', 'shingle_hashes',
+           'sorted_unique', 'text_shingles', 'ngram_hashes64', 'HyperLogLog', 'MinHasher', 'jaccard',
            'estimate_jaccard', 'batch_shingles', 'texts_shingles', 'words_agree', 'one_edit_apart', 'similar',
            'lsh_params', 'candidate_pairs', 'components']
 
@@ -64,20 +64,6 @@ def code_flow(code:str) -> tuple[list[str], list[str]]|None:
 def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
     return None if (f := code_flow(code)) is None else f[0]
-
-def relative_indents(tokens:list[str]) -> list[str]:
-    "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
-    out, depths = [], [0]
-    for i, t in enumerate(tokens):
-        if t[0] == "\n":
-            if i + 1 < len(tokens) and tokens[i + 1][0] == "\n": out.append("\n"); continue   # a blank line: no depth
-            w, n = len(t) - 1, 0
-            if w > depths[-1]: depths.append(w); t = "\n>"
-            else:
-                while len(depths) > 1 and depths[-1] > w: depths.pop(); n += 1
-                t = "\n" + "<" * n
-        out.append(t)
-    return out
 
 # %% ../nbs/07b_minhash.ipynb #d09ab1b2
 _M64, _B = (1 << 64) - 1, 0x100000001B3
