@@ -101,7 +101,8 @@ def _orient(node):
 def _numeric(e) -> bool:
     "Surely a number: a numeric literal, `len(...)`-like call, or arithmetic on one."
     if isinstance(e, ast.Constant): return type(e.value) in (int, float)
-    if isinstance(e, ast.Call): return isinstance(e.func, ast.Name) and e.func.id in ("len", "int", "float", "abs", "round", "sum")
+    if isinstance(e, ast.Call):
+        return isinstance(e.func, ast.Name) and e.func.id in ("len", "int", "float", "abs", "round", "sum")
     if isinstance(e, ast.UnaryOp): return _numeric(e.operand)
     return isinstance(e, ast.BinOp) and (_numeric(e.left) or _numeric(e.right)) and not isinstance(e.op, ast.Mod)
 

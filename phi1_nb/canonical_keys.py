@@ -72,7 +72,7 @@ def flow_jaccards(wa, wb) -> tuple[float, float]:
     return flow_jaccard(ta, tb), flow_jaccard(fa, fb)
 
 
-# %% ../nbs/07f_canonical_keys.ipynb #5ee97fa5
+# %% ../nbs/07f_canonical_keys.ipynb #7d49b119
 def relative_indents(tokens:list[str]) -> list[str]:
     "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
     out, depths = [], [0]

@@ -220,7 +220,8 @@ def _near_step(feats, n:int, dead, lsh, spill, offsets, num_perm, threshold, ver
 def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shard, in manifest order
                         decisions_dir, *, exact:bool=True, comments:bool=False, near:str="minhash",
                         shingles:str="word", ngram:int=5, threshold:float=0.7, num_perm:int=128, backend:str="auto",
-                        verify:str="exact", weights=(0.002, 0.998), seed:int=1, batch_size:int=1000, max_bucket:int=100):
+                        verify:str="exact", weights=(0.002, 0.998), seed:int=1, batch_size:int=1000,
+                        max_bucket:int=100):
     "Find the duplicates on Ray: write `decisions_dir/<tid>.json` per shard with any; returns `(methods, clusters, info)`."
     import ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
