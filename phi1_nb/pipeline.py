@@ -157,7 +157,7 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     from jupyter_client import AsyncKernelManager
     # the kernel's own stderr: not the user's terminal on a Ctrl-C
     log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
-    env = {**_QUIET_KERNEL, **(kernel_env or {}), **os.environ}   # the kernel alone gets them: no bars, no advisories
+    env = {**_QUIET_KERNEL, **(kernel_env or {}), **os.environ}   # the kernel's alone: no bars, no advisories
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
@@ -223,7 +223,7 @@ def _named(v) -> set[str]:
 
 def _reads(cfg:Config, stage:str) -> set[str]:
     "The stages `stage` reads, from its config section and `_READS`."
-    from .arms import BUILTIN_ARMS
+    from phi1_nb.arms import BUILTIN_ARMS
     sec = dict(cfg.get(stage) or {})
     r = _named(list(sec.values())) | _named(_READS.get(stage, ""))
     if stage == "ablation":   # built-in arm names stand for their sources; tokenizer 'run' is the tokenizer stage
@@ -255,16 +255,26 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  prepare_only:bool=False, # write the parameterised notebooks, run nothing
                  force:bool=False, # rerun stages even when their output can be reused
                  log=print) -> dict:
-    "Execute the stage notebooks into `runs/<name>/`, independent ones side by side, holding the run folder."
+    "Execute the stage notebooks into `runs/<name>/` (independent ones side by side), holding the run folder."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
     with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
         return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
 
+def _reused(run_dir:Path, stage:str, out_nb:Path) -> dict:
+    m = read_manifest(run_dir/stage)  # the time it took when it ran
+    return dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0), notebook=str(out_nb),
+                counts=m.get("counts"), drops=m.get("drops"))
+
+def _failure(x:dict) -> StageFailed:
+    return StageFailed(f"stage {x['stage']!r} failed after {x['seconds']:.0f}s: {x['error']}\n"
+                       f"open {x['notebook']} to see the failing cell; rerun the same command to resume")
+
+# %% ../nbs/11_pipeline.ipynb #p30b0005
 def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 def stage_threads(jobs:int, threads:int|None=None) -> dict:
-    "A kernel's thread variables: idle threads sleep, not spin, when stages share the cores; `threads` fixes their count."
+    "A kernel's thread variables: idle threads sleep, not spin, when stages share the cores; `threads`: their count."
     env = {"OMP_WAIT_POLICY": "PASSIVE"} if jobs > 1 else {}   # a count other than the cores' changes torch's sums
     return {**env, **({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else {})}
 
@@ -272,7 +282,8 @@ def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, b
     "Execute one stage's notebook; its summary record (status ran, prepared or failed, with the error)."
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    nb, out_nb, t0 = dict((s, n) for s, n, _ in STAGES)[stage], run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb", time.time()
+    nb, out_nb = dict((s, n) for s, n, _ in STAGES)[stage], run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
+    t0 = time.time()
     tmo = cfg.pipeline.execution_timeout
     try:
         execute_stage(nbs_dir()/nb, out_nb, dict(run_dir=str(run_dir), **cfg.section(stage)), nbs_dir(), bar,
@@ -291,16 +302,19 @@ def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, b
         m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))
     return rec
 
+def _wanted(stages) -> list[str]:
+    wanted = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
+    if unknown := [s for s in wanted if s not in STAGE_NAMES]:
+        raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGE_NAMES)}")
+    return wanted
+
 # %% ../nbs/11_pipeline.ipynb #p30b0004
 def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
     from contextlib import nullcontext
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
-    wanted = stages or cfg.pipeline.stages
-    wanted = [s.strip() for s in wanted.split(",")] if isinstance(wanted, str) else list(wanted)
-    if unknown := [s for s in wanted if s not in STAGE_NAMES]:
-        raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGE_NAMES)}")
+    wanted = _wanted(stages or cfg.pipeline.stages)
     todo, deps, avail = [s for s in STAGE_NAMES if s in wanted], stage_inputs(cfg, wanted), available_stages()
     t_start = time.time()
     jobs = 1 if prepare_only else max(1, int(cfg.pipeline.get("jobs") or _cores()))
@@ -311,13 +325,10 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
         i = STAGE_NAMES.index(stage); out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
         if stage not in avail: log(f"[{stage}] not built yet: skipped"); return dict(stage=stage, status="missing")
         if not (prepare_only or force or deps[stage] & executed) and _reusable(run_dir, stage, cfg.section(stage)):
-            log(f"[{stage}] reusing {run_dir/stage} (manifest matches)")
-            m = read_manifest(run_dir/stage)  # the time it took when it ran
-            return dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0), notebook=str(out_nb),
-                        counts=m.get("counts"), drops=m.get("drops"))
+            log(f"[{stage}] reusing {run_dir/stage} (manifest matches)"); return _reused(run_dir, stage, out_nb)
         executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
-        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs_dir()/nb).read_text())["cells"]) + 1  # + params
+        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs_dir()/nb).read_text())["cells"]) + 1  # +params
         bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
                                                       last_timings(run_dir, stage, out_nb))
         args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
@@ -340,10 +351,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     summary["seconds"] = round(sum(s.get("seconds", 0) for s in summary["stages"]), 2)
     summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
     save()
-    if bad := failed():
-        x = bad[0]
-        raise StageFailed(f"stage {x['stage']!r} failed after {x['seconds']:.0f}s: {x['error']}\n"
-                          f"open {x['notebook']} to see the failing cell; rerun the same command to resume")
+    if bad := failed(): raise _failure(bad[0])
     for x in summary["stages"]: log(f"  {x['stage']:<14} {x['status']:<9} {x.get('seconds') or 0:>8.1f} s")
     return summary
 
