@@ -165,9 +165,10 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
             async def start_kernel(self, **k):
                 # nbclient passes its own (empty) list
                 k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
-                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
+                # its own folder, not papermill's chdir of this (shared) process: stages run side by side
+                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
-        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=None,
                                    progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
 
 # %% ../nbs/11_pipeline.ipynb #p30a0002
