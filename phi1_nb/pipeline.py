@@ -299,7 +299,6 @@ def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, b
     rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(time.time() - t0, 2),
                notebook=str(out_nb))
     if not prepare_only:
-        save_timings(run_dir, stage, out_nb)
         m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))
     return rec
 
@@ -348,6 +347,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
                 if not running: break   # a failure: start nothing more
                 for f in wait(running.values(), return_when=FIRST_COMPLETED).done:
                     s = next(k for k, v in running.items() if v is f); recs[s] = running.pop(s).result()
+                    if recs[s]["status"] == "ran": save_timings(run_dir, s, recs[s]["notebook"])   # here: one writer
             save()
     summary["seconds"] = round(sum(s.get("seconds", 0) for s in summary["stages"]), 2)
     summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
