@@ -4,23 +4,32 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAMP_DEMO := $(VENV)/.installed-demo
 PRESET ?= tiny
 # the checkout's own phi1_nb first on the path (a git worktree may share another checkout's .venv)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: demo site test install check-clean nbtest pytest export clean-nbs
+.PHONY: demo site test install install-demo check-clean nbtest pytest export clean-nbs
 
-# (re)installs when .venv is missing or pyproject.toml's content changed since the last install
+# (re)installs when .venv is missing or pyproject.toml's content changed since the last install.
+# One pip call: torch==2.13.0 (the CPU build on a CPU machine) and the package, no .pyc compiled ahead
+# (the first import writes those it needs). `install` adds the dev and ray extras (tests, site, exports);
+# the demo needs the package alone (install-demo), and is done when either stamp is current.
 install:
 	@if ! cmp -s pyproject.toml $(STAMP); then \
 	  set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
-	  $(BIN)/python -m pip install -q --upgrade pip; \
-	  echo "installing torch==2.13.0 first (the CPU build on a CPU machine), then -e .[dev,ray]"; \
-	  $(BIN)/python -m pip install -q torch==2.13.0; \
-	  $(BIN)/python -m pip install -q -e ".[dev,ray]"; \
+	  echo "installing torch==2.13.0 and -e .[dev,ray]"; \
+	  $(BIN)/python -m pip install -q --no-compile torch==2.13.0 -e ".[dev,ray]"; \
 	  cp pyproject.toml $(STAMP); fi
 
-demo: install
+install-demo:
+	@if ! cmp -s pyproject.toml $(STAMP) && ! cmp -s pyproject.toml $(STAMP_DEMO); then \
+	  set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  echo "installing torch==2.13.0 and -e . (make install adds the dev and ray extras)"; \
+	  $(BIN)/python -m pip install -q --no-compile torch==2.13.0 -e .; \
+	  cp pyproject.toml $(STAMP_DEMO); fi
+
+demo: install-demo
 	$(BIN)/phi1 pipeline --preset $(PRESET)
 
 # the executed walkthrough of `make demo` as a static site in _site/ (open _site/index.html), checked in headless Chromium

@@ -119,7 +119,8 @@ def _run(cmd:str, rest:list[str]) -> int:
         p = pipeline_parser(_preset_of(rest)); ns, over = p.parse_known_args(rest); _unknown(p, over, "pipeline")
         s = run_pipeline(ns.preset, parse_overrides(over), stages=ns.stages, prepare_only=ns.prepare_only,
                          force=ns.force)
-        print(f"done in {s['seconds']:.0f}s: results in {s['run_dir']} (summary.json, notebooks/)")
+        print(f"done in {s['wall_seconds']:.0f}s ({s['seconds']:.0f}s of stage time): results in {s['run_dir']}"
+              " (summary.json, notebooks/)")
     elif cmd in STAGE_NAMES:
         if cmd == "synth" and rest and rest[0] in ("textbooks", "exercises"): rest = ["--kinds", rest[0]] + rest[1:]
         m = run_stage_cli(cmd, rest)

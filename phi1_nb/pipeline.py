@@ -14,7 +14,7 @@ from .core import Config, hold_run, load_config, read_manifest, seed_everything,
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
            'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'execute_stage',
-           'in_cell_counter', 'StageFailed', 'run_pipeline', 'summary_table']
+           'in_cell_counter', 'stage_inputs', 'StageFailed', 'run_pipeline', 'stage_threads', 'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
 STAGES = [  # (stage = config section, notebook, "module:function")
@@ -150,13 +150,14 @@ class StageProgress:
 _QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
                     PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
 
-def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None, **kw):
+def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None,
+                  kernel_env:dict|None=None, **kw):
     "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
     # the kernel's own stderr: not the user's terminal on a Ctrl-C
     log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
-    env = {**_QUIET_KERNEL, **os.environ}   # the kernel alone gets them: no bars, no advisories in pages
+    env = {**_QUIET_KERNEL, **(kernel_env or {}), **os.environ}   # the kernel's alone: no bars, no advisories
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
@@ -164,9 +165,10 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
             async def start_kernel(self, **k):
                 # nbclient passes its own (empty) list
                 k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
-                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k})
+                # its own folder, not papermill's chdir of this (shared) process: stages run side by side
+                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
-        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=None,
                                    progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
 
 # %% ../nbs/11_pipeline.ipynb #p30a0002
@@ -209,6 +211,35 @@ def in_cell_counter(path) -> str|None:
             return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
     return None
 
+# %% ../nbs/11_pipeline.ipynb #p30b0002
+_READS = {"filter": "corpus", "pretrain": "tokenizer,synth/textbooks", "synth": "pretrain,dedup,filter",
+          "report": ",".join(STAGE_NAMES)}   # what a stage's code reads beyond the stages its config names
+
+def _named(v) -> set[str]:
+    "The stage names in a config value: 'synth/exercises', 'dedup+synth/textbooks', 'pretrain,finetune', a list."
+    import re
+    if isinstance(v, dict): v = list(v.values())
+    if isinstance(v, (list, tuple)): return set().union(*map(_named, v))
+    return {p.split("/")[0] for p in re.split(r"[,+=:\s]+", v)} & set(STAGE_NAMES) if isinstance(v, str) else set()
+
+def _reads(cfg:Config, stage:str) -> set[str]:
+    "The stages `stage` reads, from its config section and `_READS`."
+    from phi1_nb.arms import BUILTIN_ARMS
+    sec = dict(cfg.get(stage) or {})
+    r = _named(list(sec.values())) | _named(_READS.get(stage, ""))
+    if stage == "ablation":   # built-in arm names stand for their sources; tokenizer 'run' is the tokenizer stage
+        arms = sec.get("arms") or ""
+        arms = arms.split(",") if isinstance(arms, str) else list(arms)
+        r |= _named([BUILTIN_ARMS.get(str(a).strip(), "") for a in arms])
+        r |= {"tokenizer"} if sec.get("tokenizer") == "run" else set()
+    return r - {stage}
+
+def stage_inputs(cfg:Config, wanted:list|None=None) -> dict[str, set[str]]:
+    "For each wanted stage, the wanted stages that finish before it starts: each earlier one it reads or that reads it."
+    order, wanted = {s: i for i, s in enumerate(STAGE_NAMES)}, list(wanted or STAGE_NAMES)
+    reads = {s: _reads(cfg, s) for s in wanted}
+    return {b: {a for a in wanted if order[a] < order[b] and (a in reads[b] or b in reads[a])} for b in wanted}
+
 # %% ../nbs/11_pipeline.ipynb #b4ae3180
 class StageFailed(RuntimeError):
     "A stage notebook raised; the message names the executed notebook to open."
@@ -225,76 +256,103 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
                  prepare_only:bool=False, # write the parameterised notebooks, run nothing
                  force:bool=False, # rerun stages even when their output can be reused
                  log=print) -> dict:
-    "Execute the stage notebooks in order into `runs/<name>/`, holding the run folder; returns the run summary."
+    "Execute the stage notebooks into `runs/<name>/` (independent ones side by side), holding the run folder."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
     with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
         return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
 
-def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
+def _reused(run_dir:Path, stage:str, out_nb:Path) -> dict:
+    m = read_manifest(run_dir/stage)  # the time it took when it ran
+    return dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0), notebook=str(out_nb),
+                counts=m.get("counts"), drops=m.get("drops"))
+
+def _failure(x:dict) -> StageFailed:
+    return StageFailed(f"stage {x['stage']!r} failed after {x['seconds']:.0f}s: {x['error']}\n"
+                       f"open {x['notebook']} to see the failing cell; rerun the same command to resume")
+
+# %% ../nbs/11_pipeline.ipynb #p30b0005
+def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+def stage_threads(jobs:int, threads:int|None=None) -> dict:
+    "A kernel's thread variables: idle threads sleep, not spin, when stages share the cores; `threads`: their count."
+    env = {"OMP_WAIT_POLICY": "PASSIVE"} if jobs > 1 else {}   # a count other than the cores' changes torch's sums
+    return {**env, **({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else {})}
+
+def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, bar) -> dict:
+    "Execute one stage's notebook; its summary record (status ran, prepared or failed, with the error)."
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
-    wanted = stages or cfg.pipeline.stages
-    wanted = [s.strip() for s in wanted.split(",")] if isinstance(wanted, str) else list(wanted)
+    nb, out_nb = dict((s, n) for s, n, _ in STAGES)[stage], run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
+    t0 = time.time()
+    tmo = cfg.pipeline.execution_timeout
+    try:
+        execute_stage(nbs_dir()/nb, out_nb, dict(run_dir=str(run_dir), **cfg.section(stage)), nbs_dir(), bar,
+                      prepare_only=prepare_only, execution_timeout=tmo, report_mode=False, kernel_env=env)
+    except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, died
+        why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
+               f"a cell ran past pipeline.execution_timeout={tmo}s" if isinstance(e, CellTimeoutError) else
+               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
+        return dict(stage=stage, status="failed", seconds=time.time() - t0, notebook=str(out_nb), error=why)
+    finally:
+        if bar is not None: bar.close()
+    rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(time.time() - t0, 2),
+               notebook=str(out_nb))
+    if not prepare_only:
+        m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))
+    return rec
+
+def _wanted(stages) -> list[str]:
+    wanted = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
     if unknown := [s for s in wanted if s not in STAGE_NAMES]:
         raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGE_NAMES)}")
-    nbs, avail = nbs_dir(), available_stages()
+    return wanted
+
+# %% ../nbs/11_pipeline.ipynb #p30b0004
+def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+    from contextlib import nullcontext
+    (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
+    with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
+    wanted = _wanted(stages or cfg.pipeline.stages)
+    todo, deps, avail = [s for s in STAGE_NAMES if s in wanted], stage_inputs(cfg, wanted), available_stages()
+    t_start = time.time()
+    jobs = 1 if prepare_only else max(1, int(cfg.pipeline.get("jobs") or _cores()))
     seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    rerun = force
-    for i, (stage, nb, _) in enumerate(STAGES):
-        if stage not in wanted: continue
-        if stage not in avail:
-            log(f"[{stage}] not built yet: skipped")
-            summary["stages"].append(dict(stage=stage, status="missing"))
-            continue
-        params = cfg.section(stage)
-        out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
-        if not prepare_only and not rerun and _reusable(run_dir, stage, params):
-            log(f"[{stage}] reusing {run_dir/stage} (manifest matches)")
-            m = read_manifest(run_dir/stage)  # the time it took when it ran
-            summary["stages"].append(dict(stage=stage, status="reused", seconds=m.get("seconds", 0.0),
-                                          notebook=str(out_nb),
-                                          counts=m.get("counts"), drops=m.get("drops"))); continue
-        rerun, t0 = True, time.time()
+    recs, executed, running = {}, set(), {}
+    def start(stage):   # a record now (missing, reused), or a running future
+        i = STAGE_NAMES.index(stage); out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
+        if stage not in avail: log(f"[{stage}] not built yet: skipped"); return dict(stage=stage, status="missing")
+        if not (prepare_only or force or deps[stage] & executed) and _reusable(run_dir, stage, cfg.section(stage)):
+            log(f"[{stage}] reusing {run_dir/stage} (manifest matches)"); return _reused(run_dir, stage, out_nb)
+        executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
-        # + injected parameters
-        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs/nb).read_text())["cells"]) + 1
+        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs_dir()/nb).read_text())["cells"]) + 1  # +params
         bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
                                                       last_timings(run_dir, stage, out_nb))
-        try:
-            execute_stage(nbs/nb, out_nb, dict(run_dir=str(run_dir), **params), nbs, bar, prepare_only=prepare_only,
-                          execution_timeout=cfg.pipeline.execution_timeout, report_mode=False)
-        # a cell raised, ran too long, or the kernel died
-        except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:
-            secs = time.time() - t0
-            why = (
-                f"{e.ename}: {e.evalue}"
-                if isinstance(e, pm.PapermillExecutionError)
-                else (
-                    f"a cell ran past pipeline.execution_timeout={cfg.pipeline.execution_timeout}s"
-                    if isinstance(e, CellTimeoutError)
-                    else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}"
-                )
-            )
-            summary["stages"].append(dict(stage=stage, status="failed", seconds=secs, notebook=str(out_nb), error=why))
-            write_json(run_dir/"summary.json", summary)
-            raise StageFailed(f"stage {stage!r} failed after {secs:.0f}s: {why}\n"
-                              f"open {out_nb} to see the failing cell; rerun the same command to resume") from None
-        finally:
-            if bar is not None: bar.close()
-        secs = time.time() - t0
-        if not prepare_only: save_timings(run_dir, stage, out_nb)
-        rec = dict(stage=stage, status="prepared" if prepare_only else "ran", seconds=round(secs, 2),
-                   notebook=str(out_nb))
-        if not prepare_only:
-            m = read_manifest(run_dir/stage); rec.update(counts=m.get("counts"), drops=m.get("drops"))
-        summary["stages"].append(rec)
-        write_json(run_dir/"summary.json", summary)
+        args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
+        if pool: return pool.submit(_run_one, *args)
+        f = Future(); f.set_result(_run_one(*args)); return f   # one job: in this thread, as a sequential run
+    def failed(): return [r for r in recs.values() if r["status"] == "failed"]
+    def save():
+        summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)
+    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool:
+        while todo or running:
+            for s in [s for s in todo if not failed() and deps[s] <= set(recs)][:max(jobs - len(running), 0)]:
+                todo.remove(s); r = start(s)
+                if isinstance(r, dict): recs[s] = r; break   # done at once: look at what it made ready
+                running[s] = r
+            else:
+                if not running: break   # a failure: start nothing more
+                for f in wait(running.values(), return_when=FIRST_COMPLETED).done:
+                    s = next(k for k, v in running.items() if v is f); recs[s] = running.pop(s).result()
+                    if recs[s]["status"] == "ran": save_timings(run_dir, s, recs[s]["notebook"])   # here: one writer
+            save()
     summary["seconds"] = round(sum(s.get("seconds", 0) for s in summary["stages"]), 2)
-    write_json(run_dir/"summary.json", summary)
+    summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
+    save()
+    if bad := failed(): raise _failure(bad[0])
     for x in summary["stages"]: log(f"  {x['stage']:<14} {x['status']:<9} {x.get('seconds') or 0:>8.1f} s")
     return summary
 

@@ -1,5 +1,7 @@
-"The whole pipeline, end to end, on the smaller-than-tiny `smoke` preset; a failing stage, then resume."
+"""The whole pipeline, end to end, on the smaller-than-tiny `smoke` preset, two stages at a time; a failing stage,
+then resume; the stages that ran side by side give what they give run alone."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,21 +13,21 @@ def test_pipeline_end_to_end_with_failure_and_resume(tmp_path):
     missing = [s for s in STAGE_NAMES if s not in available_stages()]
     assert not missing, f"stages not built: {missing}"
     run = {"runs_dir": str(tmp_path), "name": "smoke"}
-    bad = {"run": run, "decontaminate": {"benchmarks": str(tmp_path / "no-such-benchmark.jsonl")}}
+    bad = {"run": run, "pipeline": {"jobs": 2}, "decontaminate": {"benchmarks": str(tmp_path / "no-such-benchmark.jsonl")}}
     with pytest.raises(StageFailed) as e:
         run_pipeline("smoke", bad, log=lambda *a: None)
     assert "decontaminate" in str(e.value) and "notebooks" in str(e.value)
     rd = tmp_path / "smoke"
     s = json.loads((rd / "summary.json").read_text())
-    assert [x["stage"] for x in s["stages"]][-1] == "decontaminate" and s["stages"][-1]["status"] == "failed"
-    done = [x["stage"] for x in s["stages"] if x["status"] == "ran"]
-    assert done == ["corpus", "filter", "dedup", "tokenizer", "pretrain", "synth"]
+    assert [x["stage"] for x in s["stages"] if x["status"] == "failed"] == ["decontaminate"]
+    done = [x["stage"] for x in s["stages"] if x["status"] == "ran"]   # the ablation ran beside the chain, unstopped
+    assert done == ["corpus", "filter", "dedup", "tokenizer", "pretrain", "synth", "ablation"]
     before = {st: read_manifest(rd / st)["created"] for st in done}
 
-    s = run_pipeline("smoke", {"run": run}, log=lambda *a: None)  # the same run, fixed: resumes at decontaminate
+    s = run_pipeline("smoke", {"run": run, "pipeline": {"jobs": 2}}, log=lambda *a: None)  # fixed: resumes there
     status = {x["stage"]: x["status"] for x in s["stages"]}
     assert status == {**{st: "reused" for st in done}, "decontaminate": "ran", "finetune": "ran", "eval": "ran",
-                      "ablation": "ran", "report": "ran"}
+                      "report": "ran"}
     assert {st: read_manifest(rd / st)["created"] for st in done} == before  # reused outputs were not rewritten
     for st in STAGE_NAMES:
         assert (rd / st / "manifest.json").exists(), st
@@ -47,3 +49,20 @@ def test_pipeline_end_to_end_with_failure_and_resume(tmp_path):
     # the progress ETA of a next run comes from this run's timings: one duration per code cell of every stage
     timings = json.loads((rd / "timings.json").read_text())
     assert set(timings) == set(STAGE_NAMES) and all(len(v) > 1 for v in timings.values())
+
+    # the ablation ran beside pretraining (papermill's clocks in the executed notebooks) ...
+    def span(name):
+        pm = json.loads(next((rd / "notebooks").glob(f"*_{name}.ipynb")).read_text())["metadata"]["papermill"]
+        return pm["start_time"], pm["end_time"]
+    assert span("ablation")[0] < span("pretrain")[1] and span("pretrain")[0] < span("ablation")[1]
+    # ... and the tokenizer and the ablation run alone (one job: the default threads) give the same bytes and losses
+    alone = tmp_path / "alone"
+    for st in ("corpus", "filter", "dedup"): shutil.copytree(rd / st, alone / st)
+    run_pipeline("smoke", {"run": {"runs_dir": str(tmp_path), "name": "alone"}, "pipeline": {"jobs": 1}},
+                 stages="tokenizer,ablation", log=lambda *a: None)
+    assert (alone / "tokenizer" / "tokenizer.json").read_bytes() == (rd / "tokenizer" / "tokenizer.json").read_bytes()
+    def losses(d):
+        r = json.loads((d / "ablation" / "results.json").read_text())
+        return {a: [v["loss_mean"], {s: (x["per_problem"], x["curve"]) for s, x in v["seeds"].items()}]
+                for a, v in r["arms"].items()}
+    assert losses(alone) == losses(rd)
