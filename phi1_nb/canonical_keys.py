@@ -27,6 +27,11 @@ def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
     return _crc(set.union(*_free_names(code)))
 
+def _num(v) -> str:
+    "A constant as text; an int past `repr`'s 4300-digit limit as hex (a crash stopped the stage: a26f)."
+    try: return repr(v)
+    except ValueError: return hex(v)
+
 def _free_names(code:str) -> tuple[set, set]:
     "(non-builtin names but locals, defs and attributes; numbers), no logging."
     t, local, names, nums = ast.parse(code), set(), set(), set()
@@ -40,7 +45,7 @@ def _free_names(code:str) -> tuple[set, set]:
         if isinstance(n, ast.Name): names.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add("def " + n.name)
         elif isinstance(n, ast.Attribute): names.add("." + n.attr)
-        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(repr(n.value))
+        elif isinstance(n, ast.Constant) and not isinstance(n.value, str): nums.add(_num(n.value))
     return names - local - KEEP_NAMES, nums
 
 
