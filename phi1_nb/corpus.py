@@ -7,7 +7,6 @@ Docs: https://phi1-nb.github.io/phi1_nb/corpus.html.md"""
 # %% ../nbs/01_corpus.ipynb #319fe8f0
 from __future__ import annotations
 import ast, errno, html, os, re, sysconfig
-from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -16,8 +15,8 @@ from .shards import shard_schema
 
 # %% auto #0
 __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown',
-           'stack_record', 'stackoverflow_record', 'n_cores', 'pool_context', 'process_map', 'engine_map', 'run_corpus',
-           'corpus_stats', 'plot_sizes']
+           'stack_record', 'stackoverflow_record', 'n_cores', 'process_map', 'engine_map', 'run_corpus', 'corpus_stats',
+           'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 DROP_REASONS = dict(
@@ -129,63 +128,52 @@ def n_cores() -> int:
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
-def pool_context(start:bool=False):
-    "The local engine's `multiprocessing` context: a fork server with `phi1_nb` imported (`start`: start it now)."
-    import multiprocessing as mp
-    if "forkserver" not in mp.get_all_start_methods(): return mp.get_context("spawn")   # (Windows)
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", "phi1_nb.corpus"])   # imported once, in the server (+ Python's default)
-    if start: from multiprocessing import forkserver; forkserver.ensure_running()   # it imports while we go on
-    return ctx
+_JOB: dict = {}   # what forked workers inherit: the function and its items
 
-def _watch(parent:int):
-    "End this worker when `parent` ends (kill -9 too): the fork server forked it, so no parent-death signal can."
-    import select, signal, time
-    try: select.select([os.pidfd_open(parent)], [], [])   # readable once `parent` has exited
-    except (AttributeError, OSError):                       # no pidfd here (or `parent` is gone): poll
-        while True:
-            try: os.kill(parent, 0); time.sleep(0.2)
-            except PermissionError: time.sleep(0.2)
-            except ProcessLookupError: break
-    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5); os._exit(1)   # as the pool's end; then for sure
-
-def _worker_init(parent:int):
-    "A worker leaves Ctrl-C to its parent, stops cleanly when the pool ends, and ends with its parent."
-    import signal, sys, threading
+def _worker_init():
+    "A worker leaves Ctrl-C to its parent, stops cleanly when the pool ends, and dies with its parent."
+    import signal, sys
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle: it ends the pool ...
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # ... and a shard half-written removes its temp file
-    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan
+    except (OSError, AttributeError): pass
 
-# %% ../nbs/01_corpus.ipynb #5e2b7c1a
+def _call(i:int): return _JOB["fn"](_JOB["items"][i])
+
+def _threaded() -> bool:
+    "Other threads run here (a Jupyter kernel's I/O threads): a forked worker could wait forever on a lock they held."
+    import threading
+    return threading.active_count() > 1
+
 def process_map(fn, items:list, workers:int|None=None, # processes (None: all cores; 1: a loop in this process)
                 progress:bool=False, desc:str="") -> list:
-    "`[fn(x) for x in items]` in worker processes, in item order; `fn` and the items are pickled to the workers."
-    import pickle
+    "`[fn(x) for x in items]` in forked worker processes, in item order; `fn` may be a closure."
     from tqdm.auto import tqdm
-    try: pickle.dumps(fn)
-    except (pickle.PicklingError, AttributeError, TypeError) as e:
-        raise TypeError(f"process_map runs {getattr(fn, '__qualname__', fn)!r} in other processes: pass a module-level "
-                        f"function or a functools.partial of one, not a closure ({e})") from None
     workers = max(1, min(workers or n_cores(), len(items)))
     bar = lambda it: tqdm(it, total=len(items), desc=desc, disable=None if progress else True, unit="shard")
-    if workers == 1: return [fn(x) for x in bar(items)]
-    import phi1_nb.corpus as m   # (the module's, importable, also where a notebook defines these functions)
-    with pool_context().Pool(workers, initializer=m._worker_init, initargs=(os.getpid(),)) as pool:
-        return list(bar(pool.imap(fn, items)))   # one task at a time: the idle worker takes the next
+    if workers == 1 or _threaded(): return [fn(x) for x in bar(items)]   # forking a threaded process can hang
+    import multiprocessing as mp
+    if _JOB: raise RuntimeError("process_map does not nest")
+    _JOB.update(fn=fn, items=items)
+    try:
+        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+            return list(bar(pool.imap(_call, range(len(items)))))   # one task at a time: the idle worker takes the next
+    finally: _JOB.clear()
 
 def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=None, ray_actors:int|None=None,
                progress:bool=False):
-    "The `map_tasks` of `core.run_stage` for an engine: worker processes here (`local`) or Ray actors (`ray`)."
+    "The `map_tasks` of `core.run_stage` for an engine: forked processes here (`local`) or Ray actors (`ray`)."
     if engine not in ("local", "ray"): raise ValueError(f"corpus.engine must be 'local' or 'ray', not {engine!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"corpus.workers must be a whole number >= 1 or null (all cores), not {workers!r}")
-    if engine == "local":
-        if (workers or n_cores()) > 1: pool_context(start=True)   # the fork server starts while the stage lists
-        return partial(process_map, workers=workers, progress=progress, desc="corpus")
+    if engine == "local": return lambda fn, items: process_map(fn, items, workers, progress, "corpus")
     def on_ray(fn, items):   # Ray starts (or is joined) when there is work: not for a source that turns out empty
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
     return on_ray
+
 
 # %% ../nbs/01_corpus.ipynb #884e5e7b
 def _input_shards(src:Path) -> list[Path]:
@@ -195,6 +183,7 @@ def _input_shards(src:Path) -> list[Path]:
     return out
 
 TEXT_FIELDS = dict(stack=("content",), stackoverflow=("question", "body", "answer"))
+
 def _no_text(path, format:str, cols) -> ShardError:
     need = TEXT_FIELDS[format]
     return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
@@ -210,25 +199,6 @@ def _limited(shards, limit):
         tasks[f"part-{i:05d}"] = (p, min(n, left)); left -= n
     return tasks
 
-def _tree_task(root, max_bytes:int, keep_unparsable:bool, source:str, chunk:list):
-    "The records (or drops) of one chunk `[(relative_path, drop_reason_or_None)]` of a tree's listing."
-    for rel, reason in chunk:
-        yield Drop(reason, {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, source)
-
-def _shard_task(format:str, max_bytes:int, keep_unparsable:bool, source:str, task:tuple):
-    "The records (or drops) of the first `n` rows of one input shard, `task = (path, n_or_None)`."
-    path, n = task
-    if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
-        raise _no_text(path, format, cols)   # a whole file without the text is an error, not n drops
-    cols = {}
-    for i, r in enumerate(read_shard(path)):
-        if n is not None and i >= n: break
-        cols.update(dict.fromkeys(r))
-        yield (stack_record(r, i, max_bytes, keep_unparsable, source) if format == "stack"
-               else stackoverflow_record(r, i, max_bytes, source))
-    if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
-
-# %% ../nbs/01_corpus.ipynb #b61d2e05
 def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                source:str="stdlib", # 'stdlib', a folder of .py files, or a folder (or file) of shards
                format:str="tree", # tree | stack | stackoverflow
@@ -237,7 +207,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                keep_unparsable:bool=False, # keep (rather than drop) code that does not parse
                files_per_shard:int=500, # records per output shard of a tree: the unit of resume
                shard_format:str="jsonl.zst", # jsonl | jsonl.zst | parquet
-               engine:str="local", # local (worker processes) | ray (a pool of Ray actors)
+               engine:str="local", # local (forked processes) | ray (a pool of Ray actors)
                workers:int|None=None, # engine local: processes (None: all cores; 1: this process)
                ray_address:str|None=None, # engine ray: None (a Ray on this machine) | auto | host:port
                ray_actors:int|None=None, # engine ray: actors (None: one per CPU)
@@ -247,25 +217,40 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                   files_per_shard=files_per_shard, shard_format=shard_format, engine=engine, workers=workers,
                   ray_address=ray_address, ray_actors=ray_actors)   # (no shard depends on the engine)
     mt = engine_map(engine, workers, ray_address, ray_actors, progress)    # a bad engine fails before any work
-    import phi1_nb.corpus as m   # the tasks by their module's name (a worker imports them; not a notebook's)
     if format == "tree":
         root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
         name = "stdlib" if source == "stdlib" else root.name
-        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")   # not silent
+        # not a silent empty corpus
+        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")
         out = stage_dir(run_dir, "corpus")
         chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard]
                   for i in range(0, len(files), files_per_shard)}
-        process = partial(m._tree_task, root, max_bytes, keep_unparsable, name)   # picklable: to the workers
+        def process(chunk):
+            for rel, reason in chunk:
+                yield Drop(reason,
+                           {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
         return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)], fmt=shard_format,
                          progress=progress, map_tasks=mt)
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
     tasks = _limited(_input_shards(src), limit)
-    if all(n == 0 for _, n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
+    if not any(n != 0 for _,
+               n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
     out = stage_dir(run_dir, "corpus")
-    process = partial(m._shard_task, format, max_bytes, keep_unparsable, src.name)
+    def process(task):
+        path, n = task
+        if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
+            # a whole file without the text is an error, not n drops
+            raise _no_text(path, format, cols)
+        cols = {}
+        for i, r in enumerate(read_shard(path)):
+            if n is not None and i >= n: break
+            cols.update(dict.fromkeys(r))
+            yield (stack_record(r, i, max_bytes, keep_unparsable, src.name) if format == "stack"
+                   else stackoverflow_record(r, i, max_bytes, src.name))
+        if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
     return run_stage(out, tasks, process, stage="corpus", params=params, inputs=[str(p) for p, _ in tasks.values()],
                      fmt=shard_format, progress=progress, map_tasks=mt)
 

@@ -11,16 +11,9 @@ each `phi1_nb.corpus.run_corpus` in a child process, and report medians:
   machine gave; the second what the engine gives when each process has a core. On a loaded machine whose scheduler
   shares the CPU per session (autogroup), N processes get one session's share: the wall speed-up then stays near 1.
 The shards of the two runs must be the same bytes (checked on every run). `--json` writes the per-record costs that
-`phi1 plan --costs` reads. The workers are forked by a fork server (`phi1_nb.corpus.pool_context`), not by the run's
-process: the child stops the server after the run, so that the server's CPU and its workers' count as the child's.
-
-`--start K` measures instead what a pool costs to start, per `process_map` call (a pool of `--workers`, one trivial
-item per worker), for the local engine's fork server against a plain `fork` pool (the engine before issue 28's review:
-unsafe in a process with threads): K calls in one fresh process, the first (cold: it starts the fork server) apart from
-the rest (warm), wall seconds and CPU seconds (the process, the server and all workers), medians over `--repeats`.
+`phi1 plan --costs` reads.
 
 usage: python scripts/bench_corpus.py [--n 20000] [--shards 16] [--workers 2] [--repeats 3] [--out /tmp/phi1_bench_corpus]
-       python scripts/bench_corpus.py --start 6 [--workers 2] [--repeats 5]
 """
 from __future__ import annotations
 import argparse, itertools, json, os, resource, shutil, statistics, subprocess, sys, time
@@ -31,60 +24,28 @@ sys.path[:0] = [str(ROOT), str(ROOT/"scripts")]
 
 CHILD = r"""
 import json, os, resource, sys, time
-import phi1_nb.core as core, phi1_nb.corpus as corpus
+import phi1_nb.corpus as corpus
 def cpu(who):
     r = resource.getrusage(who); return r.ru_utime + r.ru_stime
-log, real = os.environ["BENCH_TASK_LOG"], core._run_item
-def timed(*a):   # each task's CPU, by worker: the critical path of the run
-    t = time.process_time(); out = real(*a)
+log, real = sys.argv[4], corpus._call
+def timed(i):   # each task's CPU, by worker: the critical path of the run
+    t = time.process_time(); out = real(i)
     with open(log, "a") as f: f.write(f"{os.getpid()} {time.process_time() - t}\n")
     return out
 timed.__module__, timed.__qualname__ = real.__module__, real.__qualname__   # (pickled by name to the workers)
-core._run_item = timed   # here, and in the workers: each imports this script first (as `__mp_main__`)
-if __name__ == "__main__":
-    s, c, t = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN), time.time()
-    m = corpus.run_corpus(sys.argv[1], source=sys.argv[2], format="stack", limit=None, workers=int(sys.argv[3]),
-                          progress=False, shard_format="jsonl.zst")
-    wall = time.time() - t
-    from multiprocessing import forkserver
-    forkserver._forkserver._stop()   # the server, reaped here, brings its CPU and its (reaped) workers'
-    s, c = cpu(resource.RUSAGE_SELF) - s, cpu(resource.RUSAGE_CHILDREN) - c
-    per = {}
-    for line in open(log) if os.path.exists(log) else []:
-        pid, x = line.split()
-        if int(pid) != os.getpid(): per[pid] = per.get(pid, 0.0) + float(x)   # (workers 1: tasks run here)
-    crit = s + (max(per.values()) + (c - sum(per.values())) / len(per) if per else 0.0)
-    print("RESULT " + json.dumps(dict(wall=wall, cpu=s + c, crit=crit, n=m["counts"]["in"], out=m["counts"]["out"],
-                                      sha=[x["sha256"] for x in m["shards"]],
-                                      bytes=sum(x["bytes"] for x in m["shards"]),
-                                      rss_mb=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024)))
-"""
-
-START = r"""
-import json, os, resource, sys, time
-import multiprocessing as mp
-import phi1_nb.corpus as corpus
-def cpu():
-    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    return sum(x.ru_utime + x.ru_stime for x in map(resource.getrusage, who))
-def old_init():   # the fork engine's worker set-up (before the review): no Ctrl-C, SIGTERM ends it, dies with parent
-    import ctypes, signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-def fork_map(fn, items, workers):
-    with mp.get_context("fork").Pool(workers, initializer=old_init) as pool: return list(pool.imap(fn, items))
-if __name__ == "__main__":
-    mode, calls, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    c0, walls = cpu(), []
-    for _ in range(calls):
-        t = time.time()
-        got = (fork_map if mode == "fork" else corpus.process_map)(os.readlink, ["/proc/self"] * workers, workers)
-        walls.append(time.time() - t); assert str(os.getpid()) not in got
-    if mode == "forkserver":
-        from multiprocessing import forkserver
-        forkserver._forkserver._stop()   # the server, reaped here, brings its CPU and its (reaped) workers'
-    print("RESULT " + json.dumps(dict(walls=walls, cpu=cpu() - c0)))
+corpus._call = timed
+s, c, t = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN), time.time()
+m = corpus.run_corpus(sys.argv[1], source=sys.argv[2], format="stack", limit=None, workers=int(sys.argv[3]),
+                      progress=False, shard_format="jsonl.zst")
+wall, s, c = time.time() - t, cpu(resource.RUSAGE_SELF) - s, cpu(resource.RUSAGE_CHILDREN) - c
+per = {}
+for line in open(log) if os.path.exists(log) else []:
+    pid, x = line.split(); per[pid] = per.get(pid, 0.0) + float(x)
+crit = s + (max(per.values()) + (c - sum(per.values())) / len(per) if per else 0.0)
+print("RESULT " + json.dumps(dict(wall=wall, cpu=s + c, crit=crit, n=m["counts"]["in"], out=m["counts"]["out"],
+                                  sha=[x["sha256"] for x in m["shards"]], bytes=sum(x["bytes"] for x in m["shards"]),
+                                  rss_mb=max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024)))
 """
 
 
@@ -107,39 +68,11 @@ def run_once(src:Path, run_dir:Path, workers:int) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     load = os.getloadavg()[0]
     log = run_dir.with_suffix(".tasks"); log.unlink(missing_ok=True)
-    child = run_dir.with_suffix(".py"); child.write_text(CHILD)   # a file: each worker imports it (its patch)
-    p = subprocess.run([sys.executable, str(child), str(run_dir), str(src), str(workers)], capture_output=True,
-                       text=True, env=dict(os.environ, PYTHONPATH=str(ROOT), BENCH_TASK_LOG=str(log)), cwd=ROOT)
+    p = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(src), str(workers), str(log)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
     line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
     if p.returncode or not line: raise RuntimeError(f"corpus run failed ({p.returncode}): {p.stderr[-2000:]}")
     return dict(json.loads(line[-1][7:]), load=load, workers=workers)
-
-
-def start_cost(out:Path, calls:int, workers:int, repeats:int):
-    "The per-call cost of starting a pool: fork server (cold, warm) against a fork pool; interleaved, medians."
-    out.mkdir(parents=True, exist_ok=True); child = out/"start.py"; child.write_text(START)
-    def once(mode, k):
-        p = subprocess.run([sys.executable, str(child), mode, str(k), str(workers)], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
-        line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-        if p.returncode or not line: raise RuntimeError(f"{mode} failed ({p.returncode}): {p.stderr[-2000:]}")
-        return json.loads(line[-1][7:])
-    res, loads = {m: {"one": [], "k": []} for m in ("fork", "forkserver")}, []
-    for _ in range(repeats):
-        loads.append(os.getloadavg()[0])
-        for m in res: res[m]["one"].append(once(m, 1)); res[m]["k"].append(once(m, calls))
-    med = statistics.median
-    print(f"\n| pool start, {workers} workers, per process_map call | wall ms, cold | wall ms, warm | CPU ms, cold | "
-          f"CPU ms, warm |\n|---|---|---|---|---|")
-    for m, r in res.items():
-        cold_cpu = med(x["cpu"] for x in r["one"]); warm_cpu = med((k["cpu"] - o["cpu"]) / (calls - 1)
-                                                                   for o, k in zip(r["one"], r["k"]))
-        print(f"| {m} | {1000 * med(x['walls'][0] for x in r['one']):.0f} | "
-              f"{1000 * med(w for x in r['k'] for w in x['walls'][1:]):.0f} | {1000 * cold_cpu:.0f} | "
-              f"{1000 * warm_cpu:.0f} |")
-    print(f"\n{repeats} repeats, {calls} calls a process; load avg before each repeat "
-          f"{min(loads):.1f}-{max(loads):.1f}; "
-          f"cold: the first call of a process (the fork server starts); CPU: the process, the server and every worker")
 
 
 def summary(runs:list[dict]) -> dict:
@@ -155,10 +88,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=20000); ap.add_argument("--shards", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2); ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="/tmp/phi1_bench_corpus"); ap.add_argument("--json", default=None)
-    ap.add_argument("--start", type=int, default=0, help="K > 1: the pool start cost instead, K calls a process")
     a = ap.parse_args(argv)
     out = Path(a.out); t = time.time()
-    if a.start: return start_cost(out, max(a.start, 2), a.workers, a.repeats)
     src = make_source(out/f"src-{a.n}-{a.shards}", a.n, a.shards)
     print(f"# {a.n:,} records in {a.shards} shards ready ({time.time() - t:.0f} s); {os.cpu_count()} cores; "
           f"uptime: {Path('/proc/loadavg').read_text().strip()}", flush=True)

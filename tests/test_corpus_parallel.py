@@ -1,5 +1,5 @@
 "The corpus stage on several processes: the same bytes as one process, resume after kill -9, bad engine settings."
-import json, os, signal, subprocess, sys, threading, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,9 @@ def manifest(d: Path, drop=("workers",)) -> dict:
 
 
 @pytest.mark.parametrize("fmt", ["stack", "tree"])
-def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
+def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt, monkeypatch):
+    import phi1_nb.corpus as corpus
+    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # the pool, whatever threads run here
     if fmt == "stack": kw = dict(source=str(stack_source(tmp_path / "src")), format="stack", limit=None)
     else: kw = dict(source="stdlib", format="tree", limit=120, files_per_shard=20)
     m1 = run_corpus(tmp_path / "one", workers=1, progress=False, **kw)
@@ -48,9 +50,10 @@ def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
 def test_the_default_uses_every_core(tmp_path, monkeypatch):
     import multiprocessing.context as ctx
     import phi1_nb.corpus as corpus
-    pools, real = [], ctx.ForkServerContext.Pool
-    monkeypatch.setattr(ctx.ForkServerContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
+    pools, real = [], ctx.ForkContext.Pool
+    monkeypatch.setattr(ctx.ForkContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
     monkeypatch.setattr(corpus, "n_cores", lambda: 3)                      # a 3-core machine
+    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # (an earlier test may leave a thread)
     src = stack_source(tmp_path / "src", shards=4)
     m = run_corpus(tmp_path / "a", source=str(src), format="stack", limit=None, progress=False)
     assert pools == [3] and m["params"]["workers"] is None and m["counts"]["out"] == 32
@@ -63,17 +66,11 @@ import os, sys, time
 import phi1_nb.corpus as corpus
 real = corpus.stack_record
 def slow(*a, **k):   # each record takes a while, so that the parent is killed mid-run; shard 1 stalls its worker
-    with open(os.environ["PHI1_TEST_PIDS"], "a") as f: f.write(f"{os.getpid()}\n")
+    with open(sys.argv[2], "a") as f: f.write(f"{os.getpid()}\n")
     time.sleep(60 if str(a[0].get("max_stars_repo_path", "")).startswith("p1/") else 0.02); return real(*a, **k)
-corpus.stack_record = slow   # in the workers too: each imports this script first (as `__mp_main__`)
-if __name__ == "__main__":
-    corpus.run_corpus(sys.argv[1], source=sys.argv[2], format="stack", limit=None, workers=2, progress=False)
+corpus.stack_record = slow
+corpus.run_corpus(sys.argv[1], source=sys.argv[3], format="stack", limit=None, workers=2, progress=False)
 """
-
-
-def script(d: Path, name: str, code: str) -> str:
-    "`code` as a script file: a worker imports its parent's `__main__` from a file (not from `-c`), patches and all."
-    (d / name).write_text(code); return str(d / name)
 
 
 def _alive(pid: int) -> bool:
@@ -86,8 +83,7 @@ def test_kill_9_mid_run_then_a_rerun_finishes_with_the_same_bytes(tmp_path):
     src = stack_source(tmp_path / "src", shards=10, rows=10)
     ref = tmp_path / "ref"; run_corpus(ref, source=str(src), format="stack", limit=None, workers=1, progress=False)
     run, pids = tmp_path / "run", tmp_path / "pids"
-    p = subprocess.Popen([sys.executable, script(tmp_path, "child.py", CHILD), str(run), str(src)],
-                         env=dict(os.environ, PYTHONPATH=str(ROOT), PHI1_TEST_PIDS=str(pids)))
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(run), str(pids), str(src)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
     parts, t0 = run / "corpus" / "parts", time.time()
     started = lambda: pids.exists() and len(set(pids.read_text().split())) == 2   # both workers at work
     while not (parts.exists() and any(parts.glob("*.json")) and started()) and time.time() - t0 < 120 and p.poll() is None:
@@ -174,53 +170,36 @@ CTRL_C = r"""
 import sys, time
 import phi1_nb.corpus as corpus
 real = corpus.stack_record
-corpus.stack_record = lambda *a, **k: (time.sleep(0.02), real(*a, **k))[1]   # (in the workers too)
-if __name__ == "__main__":
-    from phi1_nb.cli import console
-    sys.argv = ["phi1", "corpus", "--run-dir", sys.argv[1], "--source", sys.argv[2], "--format", "stack", "--limit",
-                "null", "--workers", "2"]
-    sys.exit(console())
+corpus.stack_record = lambda *a, **k: (time.sleep(0.02), real(*a, **k))[1]
+from phi1_nb.cli import console
+sys.argv = ["phi1", "corpus", "--run-dir", sys.argv[1], "--source", sys.argv[2], "--format", "stack", "--limit", "null",
+            "--workers", "2"]
+sys.exit(console())
 """
 
 
 def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     src, run = stack_source(tmp_path / "src", shards=10, rows=10), tmp_path / "run"
-    p = subprocess.Popen([sys.executable, script(tmp_path, "ctrl_c.py", CTRL_C), str(run), str(src)], stderr=subprocess.PIPE, text=True,
+    p = subprocess.Popen([sys.executable, "-c", CTRL_C, str(run), str(src)], stderr=subprocess.PIPE, text=True,
                          start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     parts, t0 = run / "corpus" / "parts", time.time()
     while not (parts.exists() and any(parts.glob("*.json"))) and time.time() - t0 < 120 and p.poll() is None: time.sleep(0.01)
     os.killpg(p.pid, signal.SIGINT)                     # a terminal's Ctrl-C: the whole foreground group
     err = p.communicate(timeout=60)[1]
     assert p.returncode == 130 and err == "phi1: interrupted; rerun resumes\n", err
-    time.sleep(0.5)   # no worker left, nor the fork server (ended ones may wait, as zombies, for init to reap them)
-    group = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
-    assert not [pid for pid in group if _alive(int(pid))], group
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode == 1   # no worker left
     assert not list(run.rglob(".tmp-*")) and not (run / "corpus" / "manifest.json").exists()   # nor a half-written shard
 
 
-_LOCK = threading.Lock()   # a lock that a worker takes
-
-
-def meet(d: str, x: int) -> int:
-    "In a worker: take `_LOCK`, leave this process's pid in `d`, and wait (a minute at most) until another process has."
-    with _LOCK: Path(d, str(os.getpid())).touch()
-    t0 = time.time()
-    while len(os.listdir(d)) < 2 and time.time() - t0 < 60: time.sleep(0.01)
-    return os.getpid()
-
-
-def test_workers_start_while_another_thread_holds_a_lock(tmp_path):
-    "A Jupyter kernel runs I/O threads: a worker forked from it copies a lock one of them holds, held for ever."
-    from functools import partial
+def test_a_threaded_process_does_not_fork(tmp_path):
+    "Inside a Jupyter kernel (I/O threads) a forked worker can wait forever on a lock: the stage runs in this process."
+    import threading, multiprocessing.context as ctx
     from phi1_nb.corpus import process_map
-    held, done, got = threading.Event(), threading.Event(), []
-    def hold():
-        with _LOCK: held.set(); done.wait(90)
-    t = threading.Thread(target=hold, daemon=True); t.start(); held.wait()
+    stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()
     try:
-        run = threading.Thread(target=lambda: got.append(process_map(partial(meet, str(tmp_path)), [0, 1, 2, 3], 2)),
-                               daemon=True)
-        run.start(); run.join(60)
-    finally: done.set(); t.join()
-    assert got, "the pool did not finish while a thread of this process held a lock that its workers take"
-    assert len(set(got[0])) == 2 and os.getpid() not in got[0], got   # two workers of its own, not this process
+        real, pools = ctx.ForkContext.Pool, []
+        ctx.ForkContext.Pool = lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k)
+        try: assert process_map(lambda x: x * 2, [1, 2, 3], workers=2) == [2, 4, 6] and pools == []
+        finally: ctx.ForkContext.Pool = real
+    finally: stop.set(); t.join()
