@@ -27,13 +27,14 @@ import json, os, resource, sys, time
 import phi1_nb.corpus as corpus
 def cpu(who):
     r = resource.getrusage(who); return r.ru_utime + r.ru_stime
-log, real = sys.argv[4], corpus._call
-def timed(i):   # each task's CPU, by worker: the critical path of the run
-    t = time.process_time(); out = real(i)
-    with open(log, "a") as f: f.write(f"{os.getpid()} {time.process_time() - t}\n")
+import phi1_nb.core as core
+log, real, driver = sys.argv[4], core._run_item, os.getpid()
+def timed(*a):   # each task's CPU, by worker: the critical path of the run (cloudpickle sends it to the workers)
+    t = time.process_time(); out = real(*a)
+    if os.getpid() != driver:
+        with open(log, "a") as f: f.write(f"{os.getpid()} {time.process_time() - t}\n")
     return out
-timed.__module__, timed.__qualname__ = real.__module__, real.__qualname__   # (pickled by name to the workers)
-corpus._call = timed
+core._run_item = timed
 s, c, t = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN), time.time()
 m = corpus.run_corpus(sys.argv[1], source=sys.argv[2], format="stack", limit=None, workers=int(sys.argv[3]),
                       progress=False, shard_format="jsonl.zst")

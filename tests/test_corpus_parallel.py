@@ -33,9 +33,7 @@ def manifest(d: Path, drop=("workers",)) -> dict:
 
 
 @pytest.mark.parametrize("fmt", ["stack", "tree"])
-def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt, monkeypatch):
-    import phi1_nb.corpus as corpus
-    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # the pool, whatever threads run here
+def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt):
     if fmt == "stack": kw = dict(source=str(stack_source(tmp_path / "src")), format="stack", limit=None)
     else: kw = dict(source="stdlib", format="tree", limit=120, files_per_shard=20)
     m1 = run_corpus(tmp_path / "one", workers=1, progress=False, **kw)
@@ -48,28 +46,27 @@ def test_two_processes_write_the_same_bytes_as_one(tmp_path, fmt, monkeypatch):
 
 
 def test_the_default_uses_every_core(tmp_path, monkeypatch):
-    import multiprocessing.context as ctx
     import phi1_nb.corpus as corpus
-    pools, real = [], ctx.ForkContext.Pool
-    monkeypatch.setattr(ctx.ForkContext, "Pool", lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k))
+    started, real = [], corpus._start
+    monkeypatch.setattr(corpus, "_start", lambda blob: started.append(1) or real(blob))
     monkeypatch.setattr(corpus, "n_cores", lambda: 3)                      # a 3-core machine
-    monkeypatch.setattr(corpus, "_threaded", lambda: False)               # (an earlier test may leave a thread)
     src = stack_source(tmp_path / "src", shards=4)
     m = run_corpus(tmp_path / "a", source=str(src), format="stack", limit=None, progress=False)
-    assert pools == [3] and m["params"]["workers"] is None and m["counts"]["out"] == 32
+    assert len(started) == 3 and m["params"]["workers"] is None and m["counts"]["out"] == 32
     run_corpus(tmp_path / "b", source=str(src), format="stack", limit=None, workers=1, progress=False)
-    assert pools == [3]                                                     # workers 1: no pool, this process
+    assert len(started) == 3                                                # workers 1: no worker, this process
 
 
 CHILD = r"""
-import os, sys, time
+import os, sys, threading, time
 import phi1_nb.corpus as corpus
-real = corpus.stack_record
+real, log = corpus.stack_record, sys.argv[2]
 def slow(*a, **k):   # each record takes a while, so that the parent is killed mid-run; shard 1 stalls its worker
-    with open(sys.argv[2], "a") as f: f.write(f"{os.getpid()}\n")
+    with open(log, "a") as f: f.write(f"{os.getpid()}\n")
     time.sleep(60 if str(a[0].get("max_stars_repo_path", "")).startswith("p1/") else 0.02); return real(*a, **k)
-corpus.stack_record = slow
-corpus.run_corpus(sys.argv[1], source=sys.argv[3], format="stack", limit=None, workers=2, progress=False)
+corpus.stack_record = slow   # (cloudpickle sends it, with `log`, to the workers)
+run = lambda: corpus.run_corpus(sys.argv[1], source=sys.argv[3], format="stack", limit=None, workers=2, progress=False)
+t = threading.Thread(target=run); t.start(); t.join()   # a driver's thread starts the stage (a worker's parent thread)
 """
 
 
@@ -91,8 +88,8 @@ def test_kill_9_mid_run_then_a_rerun_finishes_with_the_same_bytes(tmp_path):
     os.kill(p.pid, signal.SIGKILL); p.wait()
     done = len(list(parts.glob("*.json")))
     assert 1 <= done < 10 and not (run / "corpus" / "manifest.json").exists(), done   # killed mid-run
-    workers = {int(x) for x in pids.read_text().split()} - {p.pid}
-    assert len(workers) == 2
+    workers = {int(x) for x in pids.read_text().split()}
+    assert len(workers) == 2 and p.pid not in workers
     t0 = time.time()
     while any(map(_alive, workers)) and time.time() - t0 < 10: time.sleep(0.05)
     assert not any(map(_alive, workers)), "a worker outlived its killed parent"   # (the one in shard 1 sleeps 60 s)
@@ -192,14 +189,67 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     assert not list(run.rglob(".tmp-*")) and not (run / "corpus" / "manifest.json").exists()   # nor a half-written shard
 
 
-def test_a_threaded_process_does_not_fork(tmp_path):
-    "Inside a Jupyter kernel (I/O threads) a forked worker can wait forever on a lock: the stage runs in this process."
-    import threading, multiprocessing.context as ctx
+def _recording(monkeypatch, log: Path):
+    "`corpus.stack_record` that first appends its process id to `log` (in whichever process runs it)."
+    import phi1_nb.corpus as corpus
+    real = corpus.stack_record
+    def rec(*a, **k):
+        with open(log, "a") as f: f.write(f"{os.getpid()}\n")
+        return real(*a, **k)
+    monkeypatch.setattr(corpus, "stack_record", rec)
+
+
+def test_a_stage_started_from_a_thread_runs_on_worker_processes(tmp_path, monkeypatch):
+    "A driver's thread starts the stage while other threads log: 2 worker processes do the work, same bytes."
+    import logging, threading
+    src, log = stack_source(tmp_path / "src"), tmp_path / "pids"
+    run_corpus(tmp_path / "one", source=str(src), format="stack", limit=None, workers=1, progress=False)
+    _recording(monkeypatch, log)
+    stop, got = threading.Event(), []
+    def chatter():
+        while not stop.is_set(): logging.getLogger("phi1.test").info("busy")
+    def drive(): got.append(run_corpus(tmp_path / "two", source=str(src), format="stack", limit=None, workers=2,
+                                       progress=False))
+    threads = [threading.Thread(target=chatter, daemon=True), threading.Thread(target=drive, daemon=True)]
+    for t in threads: t.start()
+    threads[1].join(120); stop.set()
+    assert got and not threads[1].is_alive(), "the stage did not finish"
+    pids = {int(x) for x in log.read_text().split()}
+    assert len(pids) == 2 and os.getpid() not in pids, pids            # the work ran in 2 other processes
+    assert files(tmp_path / "one" / "corpus") == files(tmp_path / "two" / "corpus")
+
+
+KERNEL_CELL = """
+import os, sys
+sys.path.insert(0, ROOT)
+import phi1_nb.corpus as corpus
+real = corpus.stack_record
+def rec(*a, **k):
+    with open(LOG, "a") as f: f.write(f"{os.getpid()}\\n")
+    return real(*a, **k)
+corpus.stack_record = rec
+corpus.run_corpus(RUN, source=SRC, format="stack", limit=None, workers=2, progress=False)
+print("KERNEL", os.getpid())
+"""
+
+
+def test_in_a_jupyter_kernel_the_stage_runs_on_worker_processes(tmp_path):
+    "`phi1 pipeline` runs each stage in a kernel (I/O threads): there too the work runs in 2 worker processes."
+    import nbformat
+    from nbclient import NotebookClient
+    src, log = stack_source(tmp_path / "src"), tmp_path / "pids"
+    run_corpus(tmp_path / "one", source=str(src), format="stack", limit=None, workers=1, progress=False)
+    code = KERNEL_CELL
+    for k, v in dict(ROOT=ROOT, LOG=log, RUN=tmp_path / "two", SRC=src).items(): code = code.replace(k, repr(str(v)))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    kernel = int(nb.cells[0].outputs[-1]["text"].split()[-1])
+    pids = {int(x) for x in log.read_text().split()}
+    assert len(pids) == 2 and kernel not in pids, (kernel, pids)
+    assert files(tmp_path / "one" / "corpus") == files(tmp_path / "two" / "corpus")
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
     from phi1_nb.corpus import process_map
-    stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()
-    try:
-        real, pools = ctx.ForkContext.Pool, []
-        ctx.ForkContext.Pool = lambda self, n, *a, **k: pools.append(n) or real(self, n, *a, **k)
-        try: assert process_map(lambda x: x * 2, [1, 2, 3], workers=2) == [2, 4, 6] and pools == []
-        finally: ctx.ForkContext.Pool = real
-    finally: stop.set(); t.join()
+    with pytest.raises(RuntimeError, match="worker .* died on item 2"):
+        process_map(lambda x: os._exit(3) if x == 2 else x, list(range(6)), workers=2)
