@@ -254,3 +254,21 @@ def test_a_worker_that_dies_is_an_error_not_a_hang():
     me = os.getpid()   # (never this process: a map run here would end the tests)
     with pytest.raises(RuntimeError, match="worker .* died on item 2"):
         process_map(lambda x: os._exit(3) if x == 2 and os.getpid() != me else x, list(range(6)), workers=2)
+
+
+def test_an_error_ends_the_other_workers_by_sigterm_even_if_the_caller_blocked_it(monkeypatch):
+    "The caller's thread blocks SIGTERM (a signal mask passes to child processes): a busy worker still takes it."
+    import threading
+    import phi1_nb.corpus as corpus
+    codes, real = [], corpus._stop
+    monkeypatch.setattr(corpus, "_stop", lambda procs, ok: (real(procs, ok), codes.extend(p.returncode for p, _ in procs)))
+    def task(x):
+        if x == 0: raise ValueError("bad item 0")
+        time.sleep(300)                                          # item 1 would take 5 minutes
+    got = []
+    def call():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try: corpus.process_map(task, [0, 1], workers=2)
+        except ValueError as e: got.append(str(e))
+    t = threading.Thread(target=call); t.start(); t.join(120)
+    assert got == ["bad item 0"] and codes == [1, 1], (got, codes)   # both ended by SIGTERM (-9: its fallback)
