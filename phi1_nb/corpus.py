@@ -135,8 +135,8 @@ _BOOT = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); import sy
 def _serve(conn, parent:int):
     "A worker: the task function once, then `(i, item)` -> `(i, ok, result or error)` until `None` or the pipe ends."
     import pickle, signal, sys
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # whatever its parent thread blocked
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # the parent ends it: a half-written shard's temp file goes
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # whatever its parent thread blocked
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan

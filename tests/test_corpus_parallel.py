@@ -271,4 +271,5 @@ def test_an_error_ends_the_other_workers_by_sigterm_even_if_the_caller_blocked_i
         try: corpus.process_map(task, [0, 1], workers=2)
         except ValueError as e: got.append(str(e))
     t = threading.Thread(target=call); t.start(); t.join(120)
-    assert got == ["bad item 0"] and codes == [1, 1], (got, codes)   # both ended by SIGTERM (-9: its fallback)
+    assert got == ["bad item 0"] and len(codes) == 2, (got, codes)
+    assert set(codes) <= {1, -signal.SIGTERM}, codes   # ended by SIGTERM (its handler, or before it was set): not -9
