@@ -19,7 +19,7 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
            'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
-from .corpus_input import list_shards, read_regular, record_id, show_name, fresh_stage, unique_ids
+from .corpus_input import fresh_stage, list_shards, read_regular, record_id, show_name, unique_ids, utf8_ok
 
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
@@ -111,8 +111,9 @@ def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str,
     if reason: return Drop(reason, {"path": path})
     repo = r.get("max_stars_repo_name") or r.get("repo") or source
     rid = rid or (f"{repo}:{path}" if path != f"row{i}" else f"{repo}:{shard}:row{i}")
-    return {**r, "id": rid, "content": text, "path": path, "repo": repo,
-            "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
+    rec = {**r, "id": rid, "content": text, "path": path, "repo": repo,
+           "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
+    return rec if utf8_ok(rec) else Drop("not_utf8", {"row": i})   # a lone surrogate in another field
 
 def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="") -> dict|Drop:
     "A question/answer record as one markdown document with its code blocks."
@@ -123,11 +124,12 @@ def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="")
     title = html.unescape(r.get("title") or "").strip()
     if not (q or a): return Drop("no_content", {"row": i})
     text = "\n\n".join(x for x in [f"# {title}" if title else "", q, "## Answer" if a else "", a] if x)
-    if len(text.encode()) > max_bytes: return Drop("too_large", {"row": i})
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes: return Drop("too_large", {"row": i})
     rid = rid or (f"{shard}:{i}" if shard else str(i))
-    return {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
-            "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
-            "size": len(text.encode()), "lines": text.count("\n") + 1}
+    rec = {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
+           "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
+           "size": len(text.encode("utf-8", "surrogatepass")), "lines": text.count("\n") + 1}
+    return rec if utf8_ok(rec, ()) else Drop("not_utf8", {"row": i})
 
 # %% ../nbs/01_corpus.ipynb #8d138fc2
 def n_cores() -> int:

@@ -103,3 +103,23 @@ def test_a_name_that_is_not_utf8_is_kept(tmp_path):
     m = run_corpus(tmp_path / "run", str(src), shard_format="jsonl", progress=False)
     paths = sorted(r["path"] for r in read_dataset(tmp_path / "run" / "corpus"))
     assert m["counts"]["out"] == 4 and paths == ["caf\\xe9.py", "d\\xff/in.py", "ok0.py", "ok1.py"]
+
+
+def test_a_lone_surrogate_in_another_field_is_a_counted_skip(tmp_path):
+    "A row whose repository name holds a lone surrogate stopped the stage (no UTF-8 file can hold it)."
+    src = tmp_path / "src"; src.mkdir()
+    _jsonl(src / "a.jsonl", [_rec(0), _rec(1, max_stars_repo_name="o/\ud800")])
+    m = run_corpus(tmp_path / "run", str(src), "stack", None, shard_format="jsonl", workers=1, progress=False)
+    assert m["counts"] == {"in": 2, "out": 1} and m["drops"] == {"not_utf8": 1}
+
+
+def test_hashes_that_collide_keep_distinct_ids(tmp_path, monkeypatch):
+    "Only equal ids are repeats: with every hash equal, each record is compared by its id and none is lost."
+    import phi1_nb.corpus_input as ci
+    src = _stack_source(tmp_path / "src")
+    want = run_corpus(tmp_path / "a", str(src), "stack", None, files_per_shard=4, shard_format="jsonl", workers=1,
+                      progress=False)
+    monkeypatch.setattr(ci, "id_hash", lambda x: 0)
+    got = run_corpus(tmp_path / "b", str(src), "stack", None, files_per_shard=4, shard_format="jsonl", workers=1,
+                     progress=False)
+    assert got["drops"] == want["drops"] and [s["sha256"] for s in got["shards"]] == [s["sha256"] for s in want["shards"]]
