@@ -202,7 +202,8 @@ def _limited(shards, limit, skips=()):
     "Tasks `(shard, n_rows_or_None, skipped)` that read at most `limit` rows in order; a skip counts in the next task."
     import bisect
     at = {}
-    for p, name, reason in skips: at.setdefault(min(bisect.bisect(shards, p), len(shards) - 1), []).append((name, reason))
+    for p, name, reason in skips:   # a skipped file is counted by the task of the next shard in sorted order
+        at.setdefault(min(bisect.bisect(shards, p), len(shards) - 1), []).append((name, reason))
     if limit is None: return {f"part-{i:05d}": (p, None, at.get(i, [])) for i, p in enumerate(shards)}
     tasks, left = {}, limit
     for i, p in enumerate(shards):
@@ -234,15 +235,16 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
         name = "stdlib" if source == "stdlib" else root.name
         # not a silent empty corpus
         if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")
-        out = stage_dir(run_dir, "corpus"); fresh_stage(out, params, files)   # other parameters: no old shard stays
+        out = stage_dir(run_dir, "corpus")
         chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard]
                   for i in range(0, len(files), files_per_shard)}
         def process(chunk):
             for rel, reason in chunk:
                 yield Drop(reason,
                            {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
-        return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)], fmt=shard_format,
-                         progress=progress, map_tasks=unique_ids(mt, out))
+        with fresh_stage(out, params, files):   # other parameters: no old shard stays
+            return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)],
+                             fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
@@ -252,7 +254,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                                                                  for p, _, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
     out = stage_dir(run_dir, "corpus")
-    fresh_stage(out, params, [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()])
+    listing = [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()]
     def process(task):
         path, n, skipped = task
         yield from (Drop(reason, {"path": name}) for name, reason in skipped)   # links to a shard read, FIFOs, ...
@@ -267,8 +269,10 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
             yield (stack_record(r, i, max_bytes, keep_unparsable, show_name(src.name), shard) if format == "stack"
                    else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
         if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
-    return run_stage(out, tasks, process, stage="corpus", params=params, inputs=[str(p) for p, _, _ in tasks.values()],
-                     fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
+    with fresh_stage(out, params, listing):
+        return run_stage(out, tasks, process, stage="corpus", params=params,
+                         inputs=[str(p) for p, _, _ in tasks.values()], fmt=shard_format, progress=progress,
+                         map_tasks=unique_ids(mt, out))
 
 # %% ../nbs/01_corpus.ipynb #8a167d0e
 def corpus_stats(d, field:str="content") -> dict:

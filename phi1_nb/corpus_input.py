@@ -7,6 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/corpus_input.html.md"""
 # %% ../nbs/01b_corpus_input.ipynb #a5a726d2
 from __future__ import annotations
 import errno, hashlib, json, os, shutil, stat
+from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -78,8 +79,9 @@ def list_shards(src:Path, suffixes:tuple) -> tuple[list[Path], list[tuple[Path, 
 # %% ../nbs/01b_corpus_input.ipynb #1628208c
 _ENGINE = ("engine", "workers", "ray_address", "ray_actors", "progress")
 
-def fresh_stage(out:Path, params:dict, listing) -> bool:
-    "Keep the finished tasks in `out` only when written with these `params` and `listing`; True when it cleared them."
+@contextmanager
+def fresh_stage(out:Path, params:dict, listing):
+    "Around a stage's run: keep the finished tasks in `out` only when written with these `params` and `listing`."
     h, listing = hashlib.sha256(), iter(listing)
     while batch := list(islice(listing, 10_000)):   # (repr: 35M names in seconds, not a minute)
         h.update("\n".join(map(repr, batch)).encode("utf-8", "backslashreplace"))
@@ -88,11 +90,14 @@ def fresh_stage(out:Path, params:dict, listing) -> bool:
     p = Path(out)/"params.json"
     try: same = json.loads(p.read_text()) == key
     except (OSError, ValueError): same = False
-    if same: return False
-    for q in ("parts", "ids"): shutil.rmtree(Path(out)/q, ignore_errors=True)
-    for q in [*Path(out).glob("part-*"), Path(out)/"manifest.json"]: q.unlink(missing_ok=True)
-    with atomic_write(p, "w") as f: json.dump(key, f, indent=1)
-    return True
+    if not same:
+        for q in ("parts", "ids"): shutil.rmtree(Path(out)/q, ignore_errors=True)
+        for q in [*Path(out).glob("part-*"), Path(out)/"manifest.json"]: q.unlink(missing_ok=True)
+        with atomic_write(p, "w") as f: json.dump(key, f, indent=1)
+    try: yield not same   # (True: it cleared them)
+    except BaseException:   # a run that wrote nothing leaves nothing (the CLI then removes the folder it made)
+        if not any(q.is_file() and q != p for q in Path(out).rglob("*")): p.unlink(missing_ok=True)
+        raise
 
 # %% ../nbs/01b_corpus_input.ipynb #db5c424c
 def id_hash(x) -> int:
