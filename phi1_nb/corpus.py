@@ -115,6 +115,7 @@ def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str,
            "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
     return rec if utf8_ok(rec) else Drop("not_utf8", {"row": i})   # a lone surrogate in another field
 
+# %% ../nbs/01_corpus.ipynb #5f0c6a1e
 def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="") -> dict|Drop:
     "A question/answer record as one markdown document with its code blocks."
     rid, bad = record_id(r.get("id") if r.get("id") not in (None, "") else r.get("question_id"))
@@ -184,19 +185,12 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
     return on_ray
 
 
-# %% ../nbs/01_corpus.ipynb #884e5e7b
+# %% ../nbs/01_corpus.ipynb #2d7e4b90
 def _input_shards(src:Path) -> tuple[list[Path], list]:
     "The shards under `src` (each file once) and the skipped `(path, name, reason)`."
     out, skips = list_shards(src, SHARD_SUFFIXES)
     if not out: raise FileNotFoundError(f"no shards ({', '.join(SHARD_SUFFIXES)}) under {src}")
     return out, skips
-
-TEXT_FIELDS = dict(stack=("content",), stackoverflow=("question", "body", "answer"))
-
-def _no_text(path, format:str, cols) -> ShardError:
-    need = TEXT_FIELDS[format]
-    return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
-                      f"corpus.format={format} reads the text from it: choose the right format or rename the column")
 
 def _limited(shards, limit, skips=()):
     "Tasks `(shard, n_rows_or_None, skipped)` that read at most `limit` rows in order; a skip counts in the next task."
@@ -211,6 +205,14 @@ def _limited(shards, limit, skips=()):
         n = sum(1 for _ in read_shard(p))
         tasks[f"part-{i:05d}"] = (p, min(n, left), at.get(i, [])); left -= n
     return tasks
+
+# %% ../nbs/01_corpus.ipynb #884e5e7b
+TEXT_FIELDS = dict(stack=("content",), stackoverflow=("question", "body", "answer"))
+
+def _no_text(path, format:str, cols) -> ShardError:
+    need = TEXT_FIELDS[format]
+    return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
+                      f"corpus.format={format} reads the text from it: choose the right format or rename the column")
 
 def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                source:str="stdlib", # 'stdlib', a folder of .py files, or a folder (or file) of shards

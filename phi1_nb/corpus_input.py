@@ -124,7 +124,7 @@ def _hash_ids(out, fn, item):
     "Run `fn(item)` (a task), then hash the ids of the shard it wrote, in this worker."
     r = fn(item); shard_hashes(out, r); return r
 
-# %% ../nbs/01b_corpus_input.ipynb #9938345f
+# %% ../nbs/01b_corpus_input.ipynb #cbed5a5c
 def _without(out:Path, r:dict, repeats:list[int], h:np.ndarray) -> dict:
     "Write receipt `r`'s shard again without the records at `repeats`; its receipt and hashes follow."
     path, drop = Path(out)/r["shard"]["path"], set(repeats)
