@@ -19,7 +19,8 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
            'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
-from .corpus_input import fresh_stage, list_shards, read_regular, record_id, show_name, unique_ids, utf8_ok
+from .corpus_input import (fresh_stage, list_shards, noting_ids, read_regular, record_id, show_name, unique_ids,
+                                  utf8_ok)
 
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
@@ -245,7 +246,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                 yield Drop(reason,
                            {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
         with fresh_stage(out, params, files):   # other parameters: no old shard stays
-            return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)],
+            return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
                              fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
@@ -272,7 +273,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                    else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
         if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
     with fresh_stage(out, params, listing):
-        return run_stage(out, tasks, process, stage="corpus", params=params,
+        return run_stage(out, tasks, noting_ids(process), stage="corpus", params=params,
                          inputs=[str(p) for p, _, _ in tasks.values()], fmt=shard_format, progress=progress,
                          map_tasks=unique_ids(mt, out))
 

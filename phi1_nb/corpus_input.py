@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/corpus_input.html.md"""
 
 # %% ../nbs/01b_corpus_input.ipynb #a5a726d2
 from __future__ import annotations
-import errno, hashlib, json, os, shutil, stat
+import errno, hashlib, json, os, shutil, stat, threading
 from contextlib import contextmanager
 from functools import partial
 from itertools import islice
@@ -19,7 +19,7 @@ from .shards import atomic_write, read_shard, schema_from_str, shard_format, sha
 
 # %% auto #0
 __all__ = ['show_name', 'read_regular', 'record_id', 'utf8_ok', 'list_shards', 'fresh_stage', 'id_hash', 'shard_hashes',
-           'drop_repeats', 'unique_ids']
+           'noting_ids', 'drop_repeats', 'unique_ids']
 
 # %% ../nbs/01b_corpus_input.ipynb #c8adc1c8
 def show_name(s:str) -> str:
@@ -120,11 +120,29 @@ def shard_hashes(out:Path, r:dict) -> np.ndarray:
     with atomic_write(p) as f: f.write(sh["sha256"].encode() + h.tobytes())
     return h
 
-def _hash_ids(out, fn, item):
-    "Run `fn(item)` (a task), then hash the ids of the shard it wrote, in this worker."
-    r = fn(item); shard_hashes(out, r); return r
-
 # %% ../nbs/01b_corpus_input.ipynb #cbed5a5c
+_NOTED = threading.local()   # the id hashes of the records the running task yielded (in this worker, this thread)
+
+def noting_ids(process):
+    "A stage's `process` that also notes the hash of each record's id as it yields it (for `unique_ids`)."
+    return partial(_noting, process)
+
+def _noting(process, task):
+    for x in process(task):
+        if isinstance(x, dict) and (h := getattr(_NOTED, "h", None)) is not None: h.append(id_hash(x.get("id")))
+        yield x
+
+def _hash_ids(out, fn, item):
+    "Run `fn(item)` (a task), then keep the id hashes of the shard it wrote: as noted, else read back from it."
+    _NOTED.h = []
+    try: r = fn(item)
+    finally: h, _NOTED.h = _NOTED.h, None
+    if r.get("resumed") or len(h) != r["shard"]["n"]: shard_hashes(out, r); return r
+    with atomic_write(Path(out)/"ids"/f"{r['task']}.u64") as f:
+        f.write(r["shard"]["sha256"].encode() + np.array(h, "<i8").tobytes())
+    return r
+
+# %% ../nbs/01b_corpus_input.ipynb #44c077d6
 def _without(out:Path, r:dict, repeats:list[int], h:np.ndarray) -> dict:
     "Write receipt `r`'s shard again without the records at `repeats`; its receipt and hashes follow."
     path, drop = Path(out)/r["shard"]["path"], set(repeats)
