@@ -54,7 +54,12 @@ def record_id(x) -> tuple[str|None, str|None]:
 
 def utf8_ok(r:dict, skip:tuple=("content",)) -> bool:
     "Whether every value of record `r` but those in `skip` can be written as UTF-8 (a lone surrogate cannot)."
-    try: json.dumps({k: v for k, v in r.items() if k not in skip}, ensure_ascii=False, default=str).encode("utf-8")
+    try:
+        for k, v in r.items():
+            if k in skip: continue
+            k.encode("utf-8")   # (a key too: a JSON object's names are strings)
+            if type(v) is str: v.encode("utf-8")
+            elif isinstance(v, (list, dict)): json.dumps(v, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError: return False
     return True
 
