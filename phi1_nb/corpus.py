@@ -19,11 +19,16 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
            'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
+from .corpus_input import (fresh_stage, list_shards, noting_ids, read_regular, record_id, show_name, unique_ids,
+                                  utf8_ok)
+
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
     empty="nothing but whitespace", unreadable="cannot be opened (permissions, dangling link, vanished)",
     symlink_loop="a symbolic link that points back into itself", syntax_error="does not parse as Python",
-    no_content="a record without a text field")
+    no_content="a record without a text field", not_regular="a FIFO, a device or a socket, not a file",
+    same_file="a second path (a link) to a shard already read", bad_id="an id that is not a string or a whole number",
+    duplicate_id="an id an earlier record holds (the first, in source order, stays)")
 
 def stdlib_root() -> Path:
     "The standard library folder of the running Python."
@@ -72,14 +77,11 @@ def list_tree(root, exclude:tuple=("site-packages", "__pycache__"), suffix:str="
 
 def read_tree_file(root, rel:str, max_bytes:int, keep_unparsable:bool, source:str) -> dict|Drop:
     "One file of a tree as a record, or the reason it is dropped."
-    p = Path(root)/rel
-    try:
-        if p.stat().st_size > max_bytes: return Drop("too_large", {"path": rel})
-        data = p.read_bytes()
-    except OSError as e: return Drop("symlink_loop" if e.errno == errno.ELOOP else "unreadable", {"path": rel})
+    data, name, source = read_regular(Path(root)/rel, max_bytes), show_name(rel), show_name(source)
+    if isinstance(data, str): return Drop(data, {"path": name})   # not a regular file, too large, unreadable
     text, reason = check_text(data, max_bytes, keep_unparsable)
-    if reason: return Drop(reason, {"path": rel})
-    return dict(id=f"{source}:{rel}", content=text, path=rel, repo=source, source=source, size=len(data),
+    if reason: return Drop(reason, {"path": name})
+    return dict(id=f"{source}:{name}", content=text, path=name, repo=source, source=source, size=len(data),
                 lines=text.count("\n") + (not text.endswith("\n")))
 
 # %% ../nbs/01_corpus.ipynb #27b50859
@@ -99,28 +101,37 @@ def html_to_markdown(s:str) -> tuple[str, list[str]]:
     s = "```".join(html.unescape(p) if i % 2 == 0 else p for i, p in enumerate(parts))
     return re.sub(r"\n{3,}", "\n\n", s).strip(), blocks
 
-def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str) -> dict|Drop:
+def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str,
+                 shard:str="") -> dict|Drop: # the input shard's name: a row without id or path is `row<i>` of it
     "A The Stack-style row as a corpus record."
     if not isinstance(r.get("content"), str): return Drop("no_content", {"row": i})
+    rid, bad = record_id(r.get("id"))
+    if bad: return Drop(bad, {"row": i})
     text, reason = check_text(r["content"].encode("utf-8", "surrogatepass"), max_bytes, keep_unparsable)
     path = r.get("max_stars_repo_path") or r.get("path") or f"row{i}"
     if reason: return Drop(reason, {"path": path})
     repo = r.get("max_stars_repo_name") or r.get("repo") or source
-    return {**r, "id": r.get("id") or f"{repo}:{path}", "content": text, "path": path, "repo": repo,
-            "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
+    rid = rid or (f"{repo}:{path}" if path != f"row{i}" else f"{repo}:{shard}:row{i}")
+    rec = {**r, "id": rid, "content": text, "path": path, "repo": repo,
+           "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
+    return rec if utf8_ok(rec) else Drop("not_utf8", {"row": i})   # a lone surrogate in another field
 
-def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str) -> dict|Drop:
+# %% ../nbs/01_corpus.ipynb #5f0c6a1e
+def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="") -> dict|Drop:
     "A question/answer record as one markdown document with its code blocks."
+    rid, bad = record_id(r.get("id") if r.get("id") not in (None, "") else r.get("question_id"))
+    if bad: return Drop(bad, {"row": i})
     q, q_code = html_to_markdown(r.get("question") or r.get("body") or "")
     a, a_code = html_to_markdown(r.get("answer") or "")
     title = html.unescape(r.get("title") or "").strip()
     if not (q or a): return Drop("no_content", {"row": i})
     text = "\n\n".join(x for x in [f"# {title}" if title else "", q, "## Answer" if a else "", a] if x)
-    if len(text.encode()) > max_bytes: return Drop("too_large", {"row": i})
-    rid = str(r.get("id") or r.get("question_id") or i)
-    return {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
-            "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
-            "size": len(text.encode()), "lines": text.count("\n") + 1}
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes: return Drop("too_large", {"row": i})
+    rid = rid or (f"{shard}:{i}" if shard else str(i))
+    rec = {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
+           "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
+           "size": len(text.encode("utf-8", "surrogatepass")), "lines": text.count("\n") + 1}
+    return rec if utf8_ok(rec, ()) else Drop("not_utf8", {"row": i})
 
 # %% ../nbs/01_corpus.ipynb #8d138fc2
 def n_cores() -> int:
@@ -219,29 +230,34 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
         connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
     return on_ray
 
-# %% ../nbs/01_corpus.ipynb #884e5e7b
-def _input_shards(src:Path) -> list[Path]:
-    if src.is_file(): return [src]
-    out = sorted(p for p in src.rglob("*") if p.is_file() and str(p).endswith(SHARD_SUFFIXES))
+# %% ../nbs/01_corpus.ipynb #2d7e4b90
+def _input_shards(src:Path) -> tuple[list[Path], list]:
+    "The shards under `src` (each file once) and the skipped `(path, name, reason)`."
+    out, skips = list_shards(src, SHARD_SUFFIXES)
     if not out: raise FileNotFoundError(f"no shards ({', '.join(SHARD_SUFFIXES)}) under {src}")
-    return out
+    return out, skips
 
+def _limited(shards, limit, skips=()):
+    "Tasks `(shard, n_rows_or_None, skipped)` that read at most `limit` rows in order; a skip counts in the next task."
+    import bisect
+    at = {}
+    for p, name, reason in skips:   # a skipped file is counted by the task of the next shard in sorted order
+        at.setdefault(min(bisect.bisect(shards, p), len(shards) - 1), []).append((name, reason))
+    if limit is None: return {f"part-{i:05d}": (p, None, at.get(i, [])) for i, p in enumerate(shards)}
+    tasks, left = {}, limit
+    for i, p in enumerate(shards):
+        if left <= 0: break
+        n = sum(1 for _ in read_shard(p))
+        tasks[f"part-{i:05d}"] = (p, min(n, left), at.get(i, [])); left -= n
+    return tasks
+
+# %% ../nbs/01_corpus.ipynb #884e5e7b
 TEXT_FIELDS = dict(stack=("content",), stackoverflow=("question", "body", "answer"))
 
 def _no_text(path, format:str, cols) -> ShardError:
     need = TEXT_FIELDS[format]
     return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
                       f"corpus.format={format} reads the text from it: choose the right format or rename the column")
-
-def _limited(shards, limit):
-    "Tasks `(shard, n_rows_or_None)` that read at most `limit` rows in order."
-    if limit is None: return {f"part-{i:05d}": (p, None) for i, p in enumerate(shards)}
-    tasks, left = {}, limit
-    for i, p in enumerate(shards):
-        if left <= 0: break
-        n = sum(1 for _ in read_shard(p))
-        tasks[f"part-{i:05d}"] = (p, min(n, left)); left -= n
-    return tasks
 
 def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                source:str="stdlib", # 'stdlib', a folder of .py files, or a folder (or file) of shards
@@ -273,18 +289,23 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
             for rel, reason in chunk:
                 yield Drop(reason,
                            {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
-        return run_stage(out, chunks, process, stage="corpus", params=params, inputs=[str(root)], fmt=shard_format,
-                         progress=progress, map_tasks=mt)
+        with fresh_stage(out, params, files):   # other parameters: no old shard stays
+            return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
+                             fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
     src = Path(source).expanduser()
-    tasks = _limited(_input_shards(src), limit)
-    if not any(n != 0 for _,
-               n in tasks.values()) and not any(next(iter(read_shard(p)), None) for p, _ in tasks.values()):
+    shards, skips = _input_shards(src)
+    tasks = _limited(shards, limit, skips)
+    if not any(n != 0 for _, n, _ in tasks.values()) and not any(next(iter(read_shard(p)), None)
+                                                                 for p, _, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
     out = stage_dir(run_dir, "corpus")
+    listing = [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()]
     def process(task):
-        path, n = task
+        path, n, skipped = task
+        yield from (Drop(reason, {"path": name}) for name, reason in skipped)   # links to a shard read, FIFOs, ...
+        shard = show_name(str(path.relative_to(src)) if path != src else path.name)
         if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
             # a whole file without the text is an error, not n drops
             raise _no_text(path, format, cols)
@@ -292,11 +313,13 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
         for i, r in enumerate(read_shard(path)):
             if n is not None and i >= n: break
             cols.update(dict.fromkeys(r))
-            yield (stack_record(r, i, max_bytes, keep_unparsable, src.name) if format == "stack"
-                   else stackoverflow_record(r, i, max_bytes, src.name))
+            yield (stack_record(r, i, max_bytes, keep_unparsable, show_name(src.name), shard) if format == "stack"
+                   else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
         if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
-    return run_stage(out, tasks, process, stage="corpus", params=params, inputs=[str(p) for p, _ in tasks.values()],
-                     fmt=shard_format, progress=progress, map_tasks=mt)
+    with fresh_stage(out, params, listing):
+        return run_stage(out, tasks, noting_ids(process), stage="corpus", params=params,
+                         inputs=[str(p) for p, _, _ in tasks.values()], fmt=shard_format, progress=progress,
+                         map_tasks=unique_ids(mt, out))
 
 # %% ../nbs/01_corpus.ipynb #8a167d0e
 def corpus_stats(d, field:str="content") -> dict:
