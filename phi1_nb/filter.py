@@ -165,6 +165,7 @@ def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder n
                                      y_train=y[tr])
     return out
 
+# %% ../nbs/04_filter.ipynb #ce2d8f13
 def run_labels(run_dir, with_ids:bool=False) -> tuple:
     ("`(texts, labels)` (`with_ids`: and ids) of what a finished filter "
      "run's judge labelled (contents from the verified corpus).")
