@@ -48,6 +48,7 @@ def _code_of(block:str) -> str:
         return "\n".join(l.lstrip()[4:] for l in lines if l.lstrip().startswith((">>>", "...")))
     return block
 
+# %% ../nbs/06a_synth_quality.ipynb #4735e0fa
 def split_blocks(text:str) -> list[dict]:
     "Segments `{'kind': 'prose'|'code'|'other', 'text'}` in order; text without fences is one code segment."
     if not HAS_FENCE.search(text): return [{"kind": "code", "text": text}] if text.strip() else []
@@ -178,6 +179,7 @@ def split_answer(tree:ast.Module, fn) -> tuple[list, list]:
     keep = {id(s) for s in defs + consts}
     return [s for s in tree.body if id(s) in keep], [s for s in tree.body if id(s) not in keep]
 
+# %% ../nbs/06a_synth_quality.ipynb #ed929c48
 def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or raw code)
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
                    require_tests:bool=True) -> dict|str: # there must be tests (statements besides the definitions)
