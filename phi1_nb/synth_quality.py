@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 
 from .core import Drop
 from .minhash import HyperLogLog, ngram_hashes64, token_hashes
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'code_prose',
@@ -311,21 +312,24 @@ class DiversityReport:
         if rec.get("topic"): self.topics[rec["topic"]] += 1
         return None
 
-    def summary(self) -> dict:
-        "The measures as a flat dict."
-        stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
-        top, tot, topics = self.openers.most_common(1), self.total_ngrams, set(self.topics) & set(self.topics_all)
-        return {"records": self.n, "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
-                **{f"distinct_{n}": float(min(h.count(), tot[n])) / tot[n] if tot[n] else None
-                   for n, h in self.hll.items()},
-                "stock_opener_share": stock / self.n if self.n else None, "top_opener": top[0][0] if top else None,
-                "top_opener_share": top[0][1] / self.n if top else None,
-                "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
-                "topic_coverage": len(topics) / len(self.topics_all) if self.topics_all else None}
+# %% ../nbs/06a_synth_quality.ipynb #f6ede75e
+@patch
+def summary(self:DiversityReport) -> dict:
+    "The measures as a flat dict."
+    stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
+    top, tot, topics = self.openers.most_common(1), self.total_ngrams, set(self.topics) & set(self.topics_all)
+    return {"records": self.n, "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
+            **{f"distinct_{n}": float(min(h.count(), tot[n])) / tot[n] if tot[n] else None
+               for n, h in self.hll.items()},
+            "stock_opener_share": stock / self.n if self.n else None, "top_opener": top[0][0] if top else None,
+            "top_opener_share": top[0][1] / self.n if top else None,
+            "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
+            "topic_coverage": len(topics) / len(self.topics_all) if self.topics_all else None}
 
-    def coverage_by_branch(self) -> dict:
-        "`{branch: share of its leaves covered}`."
-        per, hit = Counter(), Counter()
-        for t in self.topics_all:
-            b = t.split(" > ")[0]; per[b] += 1; hit[b] += t in self.topics
-        return {b: hit[b] / per[b] for b in per}
+@patch
+def coverage_by_branch(self:DiversityReport) -> dict:
+    "`{branch: share of its leaves covered}`."
+    per, hit = Counter(), Counter()
+    for t in self.topics_all:
+        b = t.split(" > ")[0]; per[b] += 1; hit[b] += t in self.topics
+    return {b: hit[b] / per[b] for b in per}
