@@ -26,6 +26,7 @@ _all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParse
          "fit_forest", "forest_scores",                                # `classifiers`, and applying the filter in
          "CODE_LINE", "apply_filter", "budget_mask", "check_sample",   # `filter_apply`; stages import all from here
          "looks_like_code", "make_token_counter", "save_scores", "score_shards", "scored_records", "shard_fmt"]
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders', 'run_labels',
@@ -125,17 +126,6 @@ class EduFilter:
         s = self.classifier.predict(self.inputs(texts, cache_dir))
         self.last_truncated = (self.embedder or self.classifier).last_truncated
         return s
-    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
-    def __setstate__(self, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
-        self.__dict__.update(d)
-        self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
-    def save(self, dir) -> Path:
-        "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
-        d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
-        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
-                                         classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
-                                         metrics=self.metrics))
-        return d
     @classmethod
     def load(cls, dir) -> "EduFilter":
         "Reload a saved filter by path (a filter saved before the bake-off is a forest)."
@@ -143,6 +133,23 @@ class EduFilter:
         clf = load_classifier(dir, m.get("classifier", "rf"), m.get("classifier_params", {}))
         return cls(m["embedder"], m["embedder_params"], clf, m["metrics"])
 
+# %% ../nbs/04_filter.ipynb #0f3c2654
+@patch
+def __getstate__(self:EduFilter): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
+
+@patch
+def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
+    self.__dict__.update(d)
+    self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
+
+@patch
+def save(self:EduFilter, dir) -> Path:
+    "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
+    d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
+    write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
+                                     classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
+                                     metrics=self.metrics))
+    return d
 
 # %% ../nbs/04_filter.ipynb #55d9e6f0
 def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
