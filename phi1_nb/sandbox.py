@@ -180,9 +180,9 @@ def _fresh_ipc_works() -> bool:
     return os.waitpid(pid, 0)[1] == 0
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
-          hidden:list=(), view:list|None=None):
-    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+def _start_runner(mode:str, uid:int|None, tmp_mb:int, shm_mb:int, cgroups:tuple, jobs:int, hidden:list,
+                  view:list|None) -> tuple:
+    "The runner's start inside the sandbox: its view, signals and descriptors; `(out, sock, ctx, hello)`."
     import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
@@ -208,9 +208,17 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
         try: _readonly_tree("/proc", ro=uid is None, recursive=False)   # else the runner's /proc files are theirs
         except OSError: pass
     ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
+    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
+    return out, sock, ctx, hello
+
+# %% ../nbs/05_sandbox.ipynb #740227cf
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
+          hidden:list=(), view:list|None=None):
+    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+    import socket
+    out, sock, ctx, hello = _start_runner(mode, uid, tmp_mb, shm_mb, cgroups, jobs, hidden, view)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
-    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
     out.write(json.dumps(hello) + "\n")
     out.flush()
     while True:
