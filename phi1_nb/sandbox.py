@@ -266,6 +266,28 @@ def _isolation(isolation:str|None) -> str:
     if iso != "bwrap" and iso not in _warned: _log().warning(FALLBACK_WARNING[iso]); _warned.add(iso)
     return iso
 
+# %% ../nbs/05_sandbox.ipynb #7119d0bb
+def _lost(w, timeout:float) -> dict:
+    "The verdict when the runner died, hung or sent garbage: the program's fault; its worker is closed."
+    hung = w.proc.poll() is None
+    w.close()
+    return dict(status="timeout" if hung else "failed", returncode=None, stdout="",
+                stderr="the sandbox stopped answering" if hung else "the program killed its sandbox", seconds=timeout)
+
+def _work(jobs:list, results:list, take, start, grace:float, bar=None):
+    "One thread of `run_many`: job `take()` (None: done) in a worker from `start(limits)`, a fresh one after a `_lost`."
+    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
+    w = None
+    try:
+        while (i := take()) is not None:
+            if w is None: w = start(jobs[i]["limits"])
+            r, mem = w.run(jobs[i], grace), w.memory
+            if r is None: r, w = _lost(w, jobs[i]["timeout"]), None   # start a fresh sandbox for the next one
+            results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
+            if bar is not None: bar.update(1)
+    finally:
+        if w is not None: w.close()
+
 # %% ../nbs/05_sandbox.ipynb #2b0c4d35
 def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, setup, test, names} (`judge_case`)
              workers:int=2,              # sandboxes running in parallel
@@ -289,27 +311,12 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(jobs), desc="sandbox", unit="prog")
-    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
+    def take():
+        with lock: return next(nxt, None)
+    start = lambda lim: _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
     def loop():
-        w = None
-        try:
-            while True:
-                with lock: i = next(nxt, None)
-                if i is None: break
-                lim = jobs[i]["limits"]
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
-                r, mem = w.run(jobs[i], grace), w.memory
-                if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
-                    hung = w.proc.poll() is None
-                    w.close(); w = None
-                    r = dict(status="timeout" if hung else "failed", returncode=None, stdout="",
-                             stderr="the sandbox stopped answering" if hung else "the program killed its sandbox",
-                             seconds=jobs[i]["timeout"])
-                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
-                if bar is not None: bar.update(1)
+        try: _work(jobs, results, take, start, grace, bar)
         except BaseException as e: errors.append(e)
-        finally:
-            if w is not None: w.close()
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
     for t in threads: t.start()
     for t in threads: t.join()
