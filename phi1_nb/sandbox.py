@@ -117,6 +117,31 @@ def _read_all(fd:int) -> bytes:
     except BlockingIOError: pass
     return out
 
+# %% ../nbs/05_sandbox.ipynb #0f14ec59
+class _Output:
+    "A program's stdout and stderr pipes, read as the data comes, each kept to `cap` bytes (`truncated` past it)."
+    def __init__(self, out_r:int, err_r:int, cap:int):
+        self.fds, self.cap, self.truncated = (out_r, err_r), cap, False
+        self.bufs, self.poll = {out_r: bytearray(), err_r: bytearray()}, select.poll()
+        for fd in self.fds: self.poll.register(fd, select.POLLIN)
+    def read(self, fd:int) -> bool:
+        "Read what `fd` has; False at its end (then it is no longer polled)."
+        data = os.read(fd, 1 << 16)
+        if not data: self.poll.unregister(fd); return False
+        room = self.cap - len(self.bufs[fd])
+        if room > 0: self.bufs[fd] += data[:room]
+        self.truncated = self.truncated or len(data) > room
+        return True
+    def drain(self):
+        "Read what is left once every writer is dead, and close the pipes."
+        for fd in self.fds:
+            os.set_blocking(fd, False)
+            try:
+                while self.read(fd): pass
+            except (BlockingIOError, KeyError, OSError): pass
+            os.close(fd)
+    def text(self, fd:int) -> str: return bytes(self.bufs[fd]).decode(errors="replace")
+
 # %% ../nbs/05_sandbox.ipynb #1fa71ce6
 def _run_job(job:dict, ctx:dict) -> dict:
     "Run one job in forked children; returns its verdict, output and timing."
@@ -130,23 +155,14 @@ def _run_job(job:dict, ctx:dict) -> dict:
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
-    bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
-    poll = select.poll()
-    for fd in (out_r, err_r, ctx["wake"]): poll.register(fd, select.POLLIN)
-    def read(fd):
-        nonlocal truncated
-        data = os.read(fd, 1 << 16)
-        if not data: poll.unregister(fd); return False
-        room = cap - len(bufs[fd])
-        if room > 0: bufs[fd] += data[:room]
-        truncated = truncated or len(data) > room
-        return True
+    o, status, timed_out = _Output(out_r, err_r, cap), None, False
+    o.poll.register(ctx["wake"], select.POLLIN)
     deadline = t0 + job["timeout"]
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0: timed_out = True; break
-        for fd, _ in poll.poll(left * 1000):
-            if fd != ctx["wake"]: read(fd); continue
+        for fd, _ in o.poll.poll(left * 1000):
+            if fd != ctx["wake"]: o.read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
             p, st = os.waitpid(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
@@ -155,22 +171,16 @@ def _run_job(job:dict, ctx:dict) -> dict:
     passed = _verdict_of(status, said)
     why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
-    for fd in (out_r, err_r):   # drain what is left; every writer is dead now
-        os.set_blocking(fd, False)
-        try:
-            while read(fd): pass
-        except (BlockingIOError, KeyError, OSError): pass
-        os.close(fd)
+    o.drain()   # what is left; every writer is dead now
     if v_r is not None: os.close(v_r)
     if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
     # the judge's reason, last
-    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")
+    err = o.text(err_r) + (f"\n{why.decode(errors='replace')}" if why else "")
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
-                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
-                seconds=round(time.monotonic() - t0, 4), truncated=truncated)
+                stdout=o.text(out_r), stderr=err, seconds=round(time.monotonic() - t0, 4), truncated=o.truncated)
 
 # %% ../nbs/05_sandbox.ipynb #j24ipc
 def _fresh_ipc_works() -> bool:
