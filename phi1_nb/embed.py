@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic_write
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CODE_TOKEN', 'EMBEDDERS', 'Embedder', 'HashingEmbedder', 'quiet_transformers', 'make_tiny_causal_lm', 'HFEmbedder',
@@ -114,26 +115,28 @@ class HFEmbedder(Embedder):
         if self.tok.pad_token is None: self.tok.pad_token = self.tok.eos_token or self.tok.unk_token
         self.dim = self.model.config.hidden_size
 
-    def _embed(self, texts):
-        import torch
-        from tqdm.auto import tqdm
-        ids = self.tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        ids = [i if i else [self.tok.pad_token_id] for i in ids]        # an empty file still gets a vector
-        tr = np.array([len(i) > self.max_length for i in ids])
-        sep = self.tok.sep_token_id                                      # an encoder's closing [SEP] survives the cut
-        ids = [i[:self.max_length-1] + [sep] if t and sep is not None and i[-1] == sep else i[:self.max_length]
-               for i, t in zip(ids, tr)]
-        order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
-        with torch.inference_mode():
-            for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
-                          # None: on a terminal only
-                          disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):
-                idx = order[s:s+self.batch_size]
-                b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
-                h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
-                m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-                out[idx] = ((h*m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy()
-        return out, tr
+# %% ../nbs/03_embed.ipynb #79ddcea4
+@patch
+def _embed(self:HFEmbedder, texts):
+    import torch
+    from tqdm.auto import tqdm
+    ids = self.tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    ids = [i if i else [self.tok.pad_token_id] for i in ids]        # an empty file still gets a vector
+    tr = np.array([len(i) > self.max_length for i in ids])
+    sep = self.tok.sep_token_id                                      # an encoder's closing [SEP] survives the cut
+    ids = [i[:self.max_length-1] + [sep] if t and sep is not None and i[-1] == sep else i[:self.max_length]
+           for i, t in zip(ids, tr)]
+    order, out = np.argsort([len(i) for i in ids], kind="stable"), np.zeros((len(ids), self.dim), np.float32)
+    with torch.inference_mode():
+        for s in tqdm(range(0, len(ids), self.batch_size), desc=f"embed ({self.name})", unit="batch", leave=False,
+                      # None: on a terminal only
+                      disable=(not self.progress or len(ids) <= 4*self.batch_size) or None):
+            idx = order[s:s+self.batch_size]
+            b = self.tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt").to(self.device)
+            h = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+            m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
+            out[idx] = ((h*m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy()
+    return out, tr
 
 # %% ../nbs/03_embed.ipynb #c04e54c1
 class MiniLMEmbedder(HFEmbedder):
@@ -203,20 +206,22 @@ class EmbeddingCache:
                                  else _Sparse(self.dir/f"{name}.sparse.npz"))
         return self.chunks[name]
 
-    def put(self, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):
-        "Store a chunk of new vectors atomically."
-        if not len(hashes): return
-        name, v = uuid.uuid4().hex, np.asarray(vectors, np.float32)
-        nz = np.nonzero(v)
-        if v.ndim == 2 and 0 < v.shape[1] <= 1 << 16 and 6 * len(nz[0]) < 4 * v.size:   # sparse, compressed, exact
-            ptr = np.r_[0, np.cumsum(np.bincount(nz[0], minlength=len(v)))].astype(np.int64)
-            with atomic_write(self.dir/f"{name}.sparse.npz") as f:
-                np.savez_compressed(f, shape=np.array(v.shape), indptr=ptr, indices=nz[1].astype(np.uint16), data=v[nz])
-        else:
-            with atomic_write(self.dir/f"{name}.npy") as f: np.save(f, v)
-        keys = np.array(list(zip([h.encode() for h in hashes], truncated)), dtype=[("hash", "S64"), ("truncated", "?")])
-        with atomic_write(self.dir/f"{name}.keys.npy") as f: np.save(f, keys)
-        self._load(self.dir/f"{name}.keys.npy")
+# %% ../nbs/03_embed.ipynb #01914dcf
+@patch
+def put(self:EmbeddingCache, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):
+    "Store a chunk of new vectors atomically."
+    if not len(hashes): return
+    name, v = uuid.uuid4().hex, np.asarray(vectors, np.float32)
+    nz = np.nonzero(v)
+    if v.ndim == 2 and 0 < v.shape[1] <= 1 << 16 and 6 * len(nz[0]) < 4 * v.size:   # sparse, compressed, exact
+        ptr = np.r_[0, np.cumsum(np.bincount(nz[0], minlength=len(v)))].astype(np.int64)
+        with atomic_write(self.dir/f"{name}.sparse.npz") as f:
+            np.savez_compressed(f, shape=np.array(v.shape), indptr=ptr, indices=nz[1].astype(np.uint16), data=v[nz])
+    else:
+        with atomic_write(self.dir/f"{name}.npy") as f: np.save(f, v)
+    keys = np.array(list(zip([h.encode() for h in hashes], truncated)), dtype=[("hash", "S64"), ("truncated", "?")])
+    with atomic_write(self.dir/f"{name}.keys.npy") as f: np.save(f, keys)
+    self._load(self.dir/f"{name}.keys.npy")
 
 # %% ../nbs/03_embed.ipynb #c9545661
 _caches: dict = {}

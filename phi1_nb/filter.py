@@ -26,6 +26,7 @@ _all_ = ["GUI", "PROMPT", "RETRY_NOTE", "WEIGHTS", "HeuristicJudge", "JudgeParse
          "fit_forest", "forest_scores",                                # `classifiers`, and applying the filter in
          "CODE_LINE", "apply_filter", "budget_mask", "check_sample",   # `filter_apply`; stages import all from here
          "looks_like_code", "make_token_counter", "save_scores", "score_shards", "scored_records", "shard_fmt"]
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['near_duplicate_groups', 'group_split', 'heldout_metrics', 'plot_pr', 'EduFilter', 'compare_embedders', 'run_labels',
@@ -125,17 +126,6 @@ class EduFilter:
         s = self.classifier.predict(self.inputs(texts, cache_dir))
         self.last_truncated = (self.embedder or self.classifier).last_truncated
         return s
-    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
-    def __setstate__(self, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
-        self.__dict__.update(d)
-        self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
-    def save(self, dir) -> Path:
-        "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
-        d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
-        write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
-                                         classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
-                                         metrics=self.metrics))
-        return d
     @classmethod
     def load(cls, dir) -> "EduFilter":
         "Reload a saved filter by path (a filter saved before the bake-off is a forest)."
@@ -143,6 +133,23 @@ class EduFilter:
         clf = load_classifier(dir, m.get("classifier", "rf"), m.get("classifier_params", {}))
         return cls(m["embedder"], m["embedder_params"], clf, m["metrics"])
 
+# %% ../nbs/04_filter.ipynb #0f3c2654
+@patch
+def __getstate__(self:EduFilter): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
+
+@patch
+def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
+    self.__dict__.update(d)
+    self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
+
+@patch
+def save(self:EduFilter, dir) -> Path:
+    "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
+    d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
+    write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
+                                     classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
+                                     metrics=self.metrics))
+    return d
 
 # %% ../nbs/04_filter.ipynb #55d9e6f0
 def _labels_dir(out:Path, judge:str, judge_model:str) -> Path:
@@ -165,6 +172,7 @@ def compare_embedders(texts:list[str], y, embedders:dict, # `{label: (embedder n
                                      y_train=y[tr])
     return out
 
+# %% ../nbs/04_filter.ipynb #ce2d8f13
 def run_labels(run_dir, with_ids:bool=False) -> tuple:
     ("`(texts, labels)` (`with_ids`: and ids) of what a finished filter "
      "run's judge labelled (contents from the verified corpus).")
@@ -251,16 +259,38 @@ def train_filter(lab:list[dict], # labelled samples: {id, content, label, score}
     return filt, filt.metrics
 
 
+# %% ../nbs/04_filter.ipynb #3a2836e5
+def _filter_and_labels(p:dict, corpus, out:Path, labels_dir:Path, cache, progress:bool=True) -> tuple:
+    "`(filter, labels)`: saved in `out`, or a pool of `corpus` labelled and the filter trained (`p`: `run_filter`'s)."
+    if (out/"model"/"filter.json").exists(): return EduFilter.load(out/"model"), LabelStore(labels_dir).labels
+    ep = dict(p["embedder_params"] or {})
+    jd = make_judge(p["judge"], p["base_url"], p["judge_model"], p["api_key_env"], p["concurrency"], p["rpm"], p["tpm"],
+                    labels_dir/"llm_cache")
+    pool = sample_pool(read_dataset(corpus), p["pool_size"], p["seed"])
+    # the active sampler's forest reads it
+    emb = get_embedder(p["embedder"], **ep) if p["active_rounds"] > 0 else None
+    X = lambda ts: embed_cached(emb, ts, cache)
+    lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), p["n_labels"], p["active_rounds"], X,
+                                       p["n_estimators"], p["seed"]) if l["label"] is not None]
+    if len(lab) < 10 or len(set(l["label"] for l in lab)) < 2:
+        raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): "
+                         "need >= 10 of both classes")
+    filt, metrics = train_filter(lab, p["classifier"], p["embedder"], ep, p["model"], p["n_estimators"],
+                                 p["val_frac"], p["near_dup_threshold"], p["near_dup_shingles"], p["seed"], cache,
+                                 progress, out/"model")
+    print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")},
+          f"({p['classifier']}) majority baseline F1:", round(metrics["baseline"]["f1"], 3))
+    return filt, {l["id"]: l for l in lab}
+
 # %% ../nbs/04_filter.ipynb #9b224033
 def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_model:str="gpt-4",
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
                n_labels:int=600, active_rounds:int=0, pool_size:int=2000, embedder:str="hashing",
                embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200,
                val_frac:float=0.2, near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5,
-               token_budget:float|None=None,
-               token_counter:str="whitespace", cache_embeddings:bool=True, keep_dropped:bool=True,
-               batch_size:int=256, seed:int=1234, engine:str="local", ray_address:str|None=None,
-               ray_actors:int|None=None, progress:bool=True) -> dict:
+               token_budget:float|None=None, token_counter:str="whitespace", cache_embeddings:bool=True,
+               keep_dropped:bool=True, batch_size:int=256, seed:int=1234, engine:str="local",
+               ray_address:str|None=None, ray_actors:int|None=None, progress:bool=True) -> dict:
     ("The filter stage: label a sample, train the classifier, filter "
      "`run_dir/corpus/` into `run_dir/filter/` (local or Ray engine).")
     params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
@@ -281,24 +311,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
             shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("part-*"): p.unlink()
     labels_dir = _labels_dir(out, judge, judge_model)
-    if (out/"model"/"filter.json").exists():
-        filt = EduFilter.load(out/"model"); labels = LabelStore(labels_dir).labels
-    else:
-        jd = make_judge(judge, base_url, judge_model, api_key_env, concurrency, rpm, tpm, labels_dir/"llm_cache")
-        pool = sample_pool(read_dataset(corpus), pool_size, seed)
-        # the active sampler's forest reads it
-        emb = get_embedder(embedder, **embedder_params) if active_rounds > 0 else None
-        X = lambda ts: embed_cached(emb, ts, cache)
-        lab = [l for l in select_and_label(jd, pool, LabelStore(labels_dir), n_labels, active_rounds, X, n_estimators,
-                                           seed) if l["label"] is not None]
-        if len(lab) < 10 or len(set(l["label"] for l in lab)) < 2:
-            raise ValueError(f"the judge gave {len(lab)} usable labels ({Counter(l['label'] for l in lab)}): "
-                             "need >= 10 of both classes")
-        filt, metrics = train_filter(lab, classifier, embedder, embedder_params, model, n_estimators, val_frac,
-                                     near_dup_threshold, near_dup_shingles, seed, cache, progress, out/"model")
-        labels = {l["id"]: l for l in lab}
-        print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")},
-              f"({classifier}) majority baseline F1:", round(metrics["baseline"]["f1"], 3))
+    filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
     mt = None
     if engine == "ray":

@@ -92,6 +92,7 @@ def _emit(r, score, bad, keep, labels):
     if (l := labels.get(str(r.get("id")))) is not None: r.update(judge_label=l["label"], judge_reason=l["reason"])
     return Drop(bad, r) if bad else r if keep else Drop("below_threshold", r)
 
+# %% ../nbs/04d_filter_apply.ipynb #24a4b9ec
 def apply_filter(filt, # a trained `EduFilter` (04_filter)
                  in_dir, out_dir, threshold:float=0.5, token_budget:float|None=None,
                  token_counter_spec:str="whitespace", cache_dir=None, keep_dropped:bool=True, batch_size:int=256,
@@ -102,12 +103,8 @@ def apply_filter(filt, # a trained `EduFilter` (04_filter)
      "kept/dropped shards to `out_dir` (resumable); returns the manifest.")
     in_dir, out_dir = Path(in_dir), Path(out_dir); sdir = out_dir/"scores"; sdir.mkdir(parents=True, exist_ok=True)
     if filt.embedder: filt.embedder.progress = False     # run_stage's bar counts the shards; one per batch is noise
-    shards, count, labels, keep = (
-        verify_shards(in_dir)["shards"],
-        make_token_counter(token_counter_spec),
-        labels or {},
-        None,
-    )
+    shards, count = verify_shards(in_dir)["shards"], make_token_counter(token_counter_spec)
+    labels, keep = labels or {}, None
     load = lambda: [np.load(sdir/f"{_tid(sh)}.npz") for sh in shards]
     if token_budget is not None:                 # the cut needs every score first: a scoring pass, then the cut
         score_shards(filt, in_dir, sdir, count, cache_dir, batch_size, map_tasks)
@@ -132,7 +129,6 @@ def apply_filter(filt, # a trained `EduFilter` (04_filter)
     kept = keep if keep is not None else (bad == "") & (score >= threshold)
     m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
              total_tokens=int(tokens.sum()), scored=int((bad == "").sum()),
-             truncated=int(sum(v["truncated"].sum() for v in z)),
-             **(extra or {}))
+             truncated=int(sum(v["truncated"].sum() for v in z)), **(extra or {}))
     write_json(out_dir/"manifest.json", m)
     return m

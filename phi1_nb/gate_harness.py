@@ -71,7 +71,7 @@ def _pairs(src, name):
 '''
 
 # %% ../nbs/06k_gate_harness.ipynb #0bedcb3b
-_H_MUTANTS = r'''_calls, _depth, _state = [], [0], {{}}
+_H_PERTURB = r'''_calls, _depth, _state = [], [0], {{}}
 def _eq(a, b):
     "Equal values (NaN equals NaN; instances of a class without `__eq__` compare their attributes)."
     if type(a) is type(b) and type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"): return _eq(vars(a), vars(b))
@@ -90,7 +90,10 @@ def _perturb(v, top=True):
     if isinstance(v, (set, frozenset)): return type(v)({{_perturb(x, False) for x in v}} | {{"\u2603"}})
     if v is None: return 0
     return object()
-def _nudge(v):
+'''
+
+# %% ../nbs/06k_gate_harness.ipynb #540ee084
+_H_MUTANTS = _H_PERTURB + r'''def _nudge(v):
     "Every float 1% off (0.0 by 0.01): a tolerance that lets this through checks nothing a careful reader would trust."
     t = type(v)
     if t is float: return v * 1.01 if v else 0.01

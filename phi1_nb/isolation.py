@@ -66,6 +66,7 @@ def _view_args(view:list|None=None) -> list[str]:
         a += _parents(dst) + (["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst])
     return a
 
+# %% ../nbs/05a_isolation.ipynb #9b3699dd
 def bwrap_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None, hide:list=(), view:list|None=None) -> list[str]:
     "bubblewrap's command line: a read-only root of `view` (`view_ops`), fresh /tmp, /dev/shm, /proc, a minimal /dev."
     import shutil
@@ -87,7 +88,6 @@ def unshare_args(tmp_mb:int=256, shm_mb:int=64, userns:bool|None=None) -> list[s
          "--net", "--ipc", "--uts", "--propagation", "private"]
     if (os.geteuid() != 0) if userns is None else userns: a += ["--user", "--map-root-user"]
     return a + ["--"]
-
 
 # %% ../nbs/05a_isolation.ipynb #d73891f0
 @lru_cache(None)
@@ -276,6 +276,7 @@ def wipe(path:str):
             except OSError: skip.add(key)
     finally: os.close(fd)
 
+# %% ../nbs/05a_isolation.ipynb #6b5b942e
 def wipe_ipc(uid:int|None=None):
     "Remove every System V object and POSIX message queue (/dev/mqueue) of this IPC namespace (as `uid`)."
     objs = []

@@ -76,25 +76,6 @@ class Ledger:
                     self._write({"op": "settle", "rid": rid, "how": "lost"})
         if alone: fcntl.flock(self._fd, fcntl.LOCK_SH)   # from now on, whoever opens the books leaves ours alone
 
-    @contextlib.contextmanager
-    def _books(self):
-        "Hold the file's write lock, having read what other processes appended (their reservations count too)."
-        if self._fd is None: yield; return
-        fcntl.flock(self._mutex, fcntl.LOCK_EX)
-        try:
-            size = os.fstat(self._fd).st_size
-            if size > self._off:
-                data = os.pread(self._fd, size - self._off, self._off); end = data.rfind(b"\n") + 1
-                for line in data[:end].split(b"\n"):
-                    try: e = json.loads(line) if line.strip() else None
-                    except ValueError: self.torn += 1; continue
-                    if e: self._apply(e)
-                # _tail: a torn last line, sealed by the next write
-                self._off, self._tail = self._off + end, end < len(data)
-            yield
-        finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
-
-
 # %% ../nbs/02b_ledger.ipynb #c9179606
 def _apply(self, e):
     if e["op"] == "pause": self.paused_until = max(self.paused_until, e["until"]); return
@@ -129,6 +110,9 @@ def _apply(self, e):
         self.spent["bound_usd_micro"] += round(1e6 * _usd(r["prompt_bound"], r["max_tokens"], r.get("price")
                                                           or self.price))
 
+Ledger._apply = _apply
+
+# %% ../nbs/02b_ledger.ipynb #b6d06333
 def _write(self, e):
     "Append an entry (inside `_books`), starting a new line after a torn one."
     if self._fd is not None:
@@ -136,7 +120,28 @@ def _write(self, e):
         self._off, self._tail = os.lseek(self._fd, 0, os.SEEK_CUR), False   # we hold the lock: the end is ours
     self._apply(e)
 
-Ledger._apply, Ledger._write = _apply, _write
+Ledger._write = _write
+
+# %% ../nbs/02b_ledger.ipynb #9d5693e3
+@contextlib.contextmanager
+def _books(self):
+    "Hold the file's write lock, having read what other processes appended (their reservations count too)."
+    if self._fd is None: yield; return
+    fcntl.flock(self._mutex, fcntl.LOCK_EX)
+    try:
+        size = os.fstat(self._fd).st_size
+        if size > self._off:
+            data = os.pread(self._fd, size - self._off, self._off); end = data.rfind(b"\n") + 1
+            for line in data[:end].split(b"\n"):
+                try: e = json.loads(line) if line.strip() else None
+                except ValueError: self.torn += 1; continue
+                if e: self._apply(e)
+            # _tail: a torn last line, sealed by the next write
+            self._off, self._tail = self._off + end, end < len(data)
+        yield
+    finally: fcntl.flock(self._mutex, fcntl.LOCK_UN)
+
+Ledger._books = _books
 
 # %% ../nbs/02b_ledger.ipynb #c355ff5c
 def spent_tokens(self) -> int:

@@ -122,37 +122,40 @@ class LLMClient:
         self._loops = weakref.WeakKeyDictionary()   # per event loop: ([AsyncOpenAI], Semaphore, in flight)
         self._seq, self._open = 0, {}   # requests reserved so far; reservation id -> its rank, while in flight
 
-    def _probing(self) -> bool:
-        "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start"
-        " that a slow, long answer holds back): an overrun not yet seen is paid for by few requests."
-        led = self.ledger
-        limited = led.budget_tokens is not None or led.budget_usd is not None or self.limiter.tpm is not None
-        k = min(min(self._open.values(), default=self._seq), self.usage["settled_answers"])   # (errors do not open it)
-        return limited and len(self.ledger.own) >= 2 ** min(16, k)
-
-    def _settle(self, rid, usage):
-        self._open.pop(rid, None); self.ledger.settle(rid, usage)
-
-    def _state(self):
-        "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
-        loop = asyncio.get_running_loop()
-        if loop not in self._loops:
-            from openai import AsyncOpenAI
-            n = max(1, math.ceil(self.concurrency / 16))   # httpcore scans its whole pool per request: keep pools small
-            key = os.environ.get(self.api_key_env) or "EMPTY"
-            ocs = [AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout,
-                               http_client=_http_client())
-                   for _ in range(n)]
-            # {} : key -> future of a request in flight
-            self._loops[loop] = (ocs, asyncio.Semaphore(self.concurrency), {})
-        return self._loops[loop]
-
     def key(self, messages, **params) -> str:
         "The cache key of a request."
         return cache_key(model=self.model, endpoint="completions" if isinstance(messages, str) else "chat",
                          input=messages, params=params)
 
     def spent_usd(self) -> float: return self.ledger.spent_usd()
+
+# %% ../nbs/02_llm.ipynb #f482acab
+def _probing(self) -> bool:
+    "Under a budget or a TPM limit, 2**k in flight once the first k requests sent have all settled (a slow start"
+    " that a slow, long answer holds back): an overrun not yet seen is paid for by few requests."
+    led = self.ledger
+    limited = led.budget_tokens is not None or led.budget_usd is not None or self.limiter.tpm is not None
+    k = min(min(self._open.values(), default=self._seq), self.usage["settled_answers"])   # (errors do not open it)
+    return limited and len(self.ledger.own) >= 2 ** min(16, k)
+
+def _settle(self, rid, usage):
+    self._open.pop(rid, None); self.ledger.settle(rid, usage)
+
+def _state(self):
+    "This event loop's `AsyncOpenAI` clients and semaphore (asyncio objects belong to one loop)."
+    loop = asyncio.get_running_loop()
+    if loop not in self._loops:
+        from openai import AsyncOpenAI
+        n = max(1, math.ceil(self.concurrency / 16))   # httpcore scans its whole pool per request: keep pools small
+        key = os.environ.get(self.api_key_env) or "EMPTY"
+        ocs = [AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=self.timeout,
+                           http_client=_http_client())
+               for _ in range(n)]
+        # {} : key -> future of a request in flight
+        self._loops[loop] = (ocs, asyncio.Semaphore(self.concurrency), {})
+    return self._loops[loop]
+
+LLMClient._probing, LLMClient._settle, LLMClient._state = _probing, _settle, _state
 
 # %% ../nbs/02_llm.ipynb #a0fa78ad
 async def _attempt(self, oc, messages, params) -> dict:
@@ -219,6 +222,7 @@ def _no_answer(e) -> str|None:
         seen.add(id(e)); e = e.__cause__ or e.__context__
     return None
 
+# %% ../nbs/02_llm.ipynb #0bc6cbc7
 def _plausible(self, data:dict, pb:int) -> dict:
     "The reported usage, or, when it is under 1 token per 16 bytes of the answer (1 + 1 for 200 words), the bytes"
     " (>= tokens)."

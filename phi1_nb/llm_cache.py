@@ -8,6 +8,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/llm_cache.html.md"""
 from __future__ import annotations
 import hashlib, json, os, threading
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['cache_key', 'LLMCache']
@@ -51,14 +52,21 @@ class LLMCache:
             end = os.lseek(self._fd, 0, os.SEEK_CUR)    # this descriptor's offset: right after our write
             self.index[key] = (end - len(body) - 1, len(body)); self._unsynced += 1
             if self._unsynced >= self.sync_every: self.sync()
-    def sync(self):
-        "fsync what was appended."
-        if self._unsynced: os.fsync(self._fd); self._unsynced = 0
-    def close(self):
-        "Sync and close for writing (reading stays possible)."
-        if self._fd is not None: self.sync(); os.close(self._fd); self._fd = None
-    def __del__(self):
-        try:
-            for fd in (self._fd, self._rfd):
-                if fd is not None: os.close(fd)
-        except Exception: pass   # at interpreter exit `os` may already be gone
+
+# %% ../nbs/02e_llm_cache.ipynb #7ae2d87e
+@patch
+def sync(self:LLMCache):
+    "fsync what was appended."
+    if self._unsynced: os.fsync(self._fd); self._unsynced = 0
+
+@patch
+def close(self:LLMCache):
+    "Sync and close for writing (reading stays possible)."
+    if self._fd is not None: self.sync(); os.close(self._fd); self._fd = None
+
+@patch
+def __del__(self:LLMCache):
+    try:
+        for fd in (self._fd, self._rfd):
+            if fd is not None: os.close(fd)
+    except Exception: pass   # at interpreter exit `os` may already be gone

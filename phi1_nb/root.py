@@ -131,6 +131,7 @@ def _empty() -> str:
         os.mkdir(d, 0o555); _EMPTY.append(d); atexit.register(os.rmdir, d)
     return _EMPTY[0]
 
+# %% ../nbs/05c_root.ipynb #2bb21c50
 def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
     "The sandbox's root, ('bind'|'symlink', source, target): /usr, /etc, /lib*, the interpreter, this package."
     # covers: each socket and FIFO in those trees bound over with an empty file (see `pipes`)
@@ -152,7 +153,6 @@ def view_ops(covers:bool=True) -> list[tuple[str, str, str]]:
     trees = [t for k, _, t in out if k == "bind" and os.path.isdir(t)]   # /usr and the interpreter's lib too
     return out + [("bind", _empty() if os.path.isdir(p) and not os.path.islink(p) else "/dev/null", p)
                   for p in pipes(trees)]   # each socket or FIFO there covered, and each folder we could not list
-
 
 # %% ../nbs/05c_root.ipynb #j24root
 def _new_root(ops:list):
@@ -190,6 +190,7 @@ def _new_root(ops:list):
         os.umask(mask)
         for fd in fds.values(): os.close(fd)
 
+# %% ../nbs/05c_root.ipynb #adeb03c7
 def build_view(tmp_mb:int=256, shm_mb:int=64, ops:list|None=None) -> list[str]:
     "In `unshare` mode, the runner's own mounts (`ops`: the harness's `view_ops`); what could not be done (empty: all)."
     missing, ops = [], view_ops() if ops is None else [tuple(op) for op in ops]
@@ -202,4 +203,3 @@ def build_view(tmp_mb:int=256, shm_mb:int=64, ops:list|None=None) -> list[str]:
         try: _tmpfs(target, size, mode, binds)
         except OSError as e: missing.append(f"private {target} ({e.strerror})")
     return missing
-

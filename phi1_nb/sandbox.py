@@ -117,6 +117,31 @@ def _read_all(fd:int) -> bytes:
     except BlockingIOError: pass
     return out
 
+# %% ../nbs/05_sandbox.ipynb #0f14ec59
+class _Output:
+    "A program's stdout and stderr pipes, read as the data comes, each kept to `cap` bytes (`truncated` past it)."
+    def __init__(self, out_r:int, err_r:int, cap:int):
+        self.fds, self.cap, self.truncated = (out_r, err_r), cap, False
+        self.bufs, self.poll = {out_r: bytearray(), err_r: bytearray()}, select.poll()
+        for fd in self.fds: self.poll.register(fd, select.POLLIN)
+    def read(self, fd:int) -> bool:
+        "Read what `fd` has; False at its end (then it is no longer polled)."
+        data = os.read(fd, 1 << 16)
+        if not data: self.poll.unregister(fd); return False
+        room = self.cap - len(self.bufs[fd])
+        if room > 0: self.bufs[fd] += data[:room]
+        self.truncated = self.truncated or len(data) > room
+        return True
+    def drain(self):
+        "Read what is left once every writer is dead, and close the pipes."
+        for fd in self.fds:
+            os.set_blocking(fd, False)
+            try:
+                while self.read(fd): pass
+            except (BlockingIOError, KeyError, OSError): pass
+            os.close(fd)
+    def text(self, fd:int) -> str: return bytes(self.bufs[fd]).decode(errors="replace")
+
 # %% ../nbs/05_sandbox.ipynb #1fa71ce6
 def _run_job(job:dict, ctx:dict) -> dict:
     "Run one job in forked children; returns its verdict, output and timing."
@@ -130,23 +155,14 @@ def _run_job(job:dict, ctx:dict) -> dict:
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
-    bufs, truncated, status, timed_out = {out_r: bytearray(), err_r: bytearray()}, False, None, False
-    poll = select.poll()
-    for fd in (out_r, err_r, ctx["wake"]): poll.register(fd, select.POLLIN)
-    def read(fd):
-        nonlocal truncated
-        data = os.read(fd, 1 << 16)
-        if not data: poll.unregister(fd); return False
-        room = cap - len(bufs[fd])
-        if room > 0: bufs[fd] += data[:room]
-        truncated = truncated or len(data) > room
-        return True
+    o, status, timed_out = _Output(out_r, err_r, cap), None, False
+    o.poll.register(ctx["wake"], select.POLLIN)
     deadline = t0 + job["timeout"]
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0: timed_out = True; break
-        for fd, _ in poll.poll(left * 1000):
-            if fd != ctx["wake"]: read(fd); continue
+        for fd, _ in o.poll.poll(left * 1000):
+            if fd != ctx["wake"]: o.read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
             p, st = os.waitpid(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
@@ -155,22 +171,16 @@ def _run_job(job:dict, ctx:dict) -> dict:
     passed = _verdict_of(status, said)
     why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
-    for fd in (out_r, err_r):   # drain what is left; every writer is dead now
-        os.set_blocking(fd, False)
-        try:
-            while read(fd): pass
-        except (BlockingIOError, KeyError, OSError): pass
-        os.close(fd)
+    o.drain()   # what is left; every writer is dead now
     if v_r is not None: os.close(v_r)
     if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
     # the judge's reason, last
-    err = bytes(bufs[err_r]).decode(errors="replace") + (f"\n{why.decode(errors='replace')}" if why else "")
+    err = o.text(err_r) + (f"\n{why.decode(errors='replace')}" if why else "")
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
-                stdout=bytes(bufs[out_r]).decode(errors="replace"), stderr=err,
-                seconds=round(time.monotonic() - t0, 4), truncated=truncated)
+                stdout=o.text(out_r), stderr=err, seconds=round(time.monotonic() - t0, 4), truncated=o.truncated)
 
 # %% ../nbs/05_sandbox.ipynb #j24ipc
 def _fresh_ipc_works() -> bool:
@@ -180,9 +190,9 @@ def _fresh_ipc_works() -> bool:
     return os.waitpid(pid, 0)[1] == 0
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
-def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
-          hidden:list=(), view:list|None=None):
-    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+def _start_runner(mode:str, uid:int|None, tmp_mb:int, shm_mb:int, cgroups:tuple, jobs:int, hidden:list,
+                  view:list|None) -> tuple:
+    "The runner's start inside the sandbox: its view, signals and descriptors; `(out, sock, ctx, hello)`."
     import socket
     libc = _libc()
     libc.prctl(36, 1)   # PR_SET_CHILD_SUBREAPER: orphans come back to us to be reaped
@@ -208,9 +218,17 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
         try: _readonly_tree("/proc", ro=uid is None, recursive=False)   # else the runner's /proc files are theirs
         except OSError: pass
     ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
+    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
+    return out, sock, ctx, hello
+
+# %% ../nbs/05_sandbox.ipynb #740227cf
+def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
+          hidden:list=(), view:list|None=None):
+    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+    import socket
+    out, sock, ctx, hello = _start_runner(mode, uid, tmp_mb, shm_mb, cgroups, jobs, hidden, view)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
-    hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
     out.write(json.dumps(hello) + "\n")
     out.flush()
     while True:
@@ -258,6 +276,28 @@ def _isolation(isolation:str|None) -> str:
     if iso != "bwrap" and iso not in _warned: _log().warning(FALLBACK_WARNING[iso]); _warned.add(iso)
     return iso
 
+# %% ../nbs/05_sandbox.ipynb #7119d0bb
+def _lost(w, timeout:float) -> dict:
+    "The verdict when the runner died, hung or sent garbage: the program's fault; its worker is closed."
+    hung = w.proc.poll() is None
+    w.close()
+    return dict(status="timeout" if hung else "failed", returncode=None, stdout="",
+                stderr="the sandbox stopped answering" if hung else "the program killed its sandbox", seconds=timeout)
+
+def _work(jobs:list, results:list, take, start, grace:float, bar=None):
+    "One thread of `run_many`: job `take()` (None: done) in a worker from `start(limits)`, a fresh one after a `_lost`."
+    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
+    w = None
+    try:
+        while (i := take()) is not None:
+            if w is None: w = start(jobs[i]["limits"])
+            r, mem = w.run(jobs[i], grace), w.memory
+            if r is None: r, w = _lost(w, jobs[i]["timeout"]), None   # start a fresh sandbox for the next one
+            results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
+            if bar is not None: bar.update(1)
+    finally:
+        if w is not None: w.close()
+
 # %% ../nbs/05_sandbox.ipynb #2b0c4d35
 def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, setup, test, names} (`judge_case`)
              workers:int=2,              # sandboxes running in parallel
@@ -281,27 +321,12 @@ def run_many(programs:list[str|dict],  # Python sources, or judged cases {src, s
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(jobs), desc="sandbox", unit="prog")
-    keys = [f.name for f in fields(SandboxResult) if f.name != "memory"]
+    def take():
+        with lock: return next(nxt, None)
+    start = lambda lim: _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
     def loop():
-        w = None
-        try:
-            while True:
-                with lock: i = next(nxt, None)
-                if i is None: break
-                lim = jobs[i]["limits"]
-                if w is None: w = _Worker(iso, tmp_mb, shm_mb, lim["memory_mb"], lim["nproc"], tuple(hide), view)
-                r, mem = w.run(jobs[i], grace), w.memory
-                if r is None:   # the runner died, hung or sent garbage: this program's fault; start a fresh sandbox
-                    hung = w.proc.poll() is None
-                    w.close(); w = None
-                    r = dict(status="timeout" if hung else "failed", returncode=None, stdout="",
-                             stderr="the sandbox stopped answering" if hung else "the program killed its sandbox",
-                             seconds=jobs[i]["timeout"])
-                results[i] = SandboxResult(**{k: r[k] for k in keys if k in r}, memory=mem)
-                if bar is not None: bar.update(1)
+        try: _work(jobs, results, take, start, grace, bar)
         except BaseException as e: errors.append(e)
-        finally:
-            if w is not None: w.close()
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
     for t in threads: t.start()
     for t in threads: t.join()

@@ -34,6 +34,21 @@ def _say_missing(isolation:str, missing:list, memory:str, memory_mb:int, nproc:i
         _log().warning("sandbox: no cgroup could be made here, so memory is capped per process (%d MiB each): "
                        "one program of %d processes may use %d MiB", memory_mb, nproc, memory_mb * nproc)
 
+# %% ../nbs/05d_sandbox_worker.ipynb #5d0e8a31
+def _line(self, timeout:float) -> dict|None:
+    "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
+    fd, end = self.proc.stdout.fileno(), time.monotonic() + timeout
+    while b"\n" not in self.buf:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]: return None
+        data = os.read(fd, 1 << 16)
+        if not data: return None
+        self.buf += data
+    line, self.buf = self.buf.split(b"\n", 1)
+    try: r = json.loads(line)
+    except ValueError: return None
+    return r if isinstance(r, dict) else None
+
 # %% ../nbs/05d_sandbox_worker.ipynb #dba72911
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
@@ -70,21 +85,6 @@ class _Worker:
         if userns and os.geteuid() == 0:
             hello["missing"].append("a process cap (root without the capabilities to give programs their own uid)")
         _say_missing(isolation, hello["missing"], self.memory, memory_mb, nproc)
-
-# %% ../nbs/05d_sandbox_worker.ipynb #5d0e8a31
-def _line(self, timeout:float) -> dict|None:
-    "The runner's next JSON object, or None if it died, stayed silent past `timeout` or sent garbage."
-    fd, end = self.proc.stdout.fileno(), time.monotonic() + timeout
-    while b"\n" not in self.buf:
-        left = end - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]: return None
-        data = os.read(fd, 1 << 16)
-        if not data: return None
-        self.buf += data
-    line, self.buf = self.buf.split(b"\n", 1)
-    try: r = json.loads(line)
-    except ValueError: return None
-    return r if isinstance(r, dict) else None
 _Worker._line = _line
 
 # %% ../nbs/05d_sandbox_worker.ipynb #7f41d8a2

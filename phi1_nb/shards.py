@@ -193,6 +193,7 @@ def _write_jsonl(f, records, zst:bool, rows_per_group=2000):
     if out is not f: out.close()
     return n, schema
 
+# %% ../nbs/00a_shards.ipynb #3698d018
 def write_shard(path, records:Iterable[dict], schema=None, # a `pyarrow.Schema` (None: inferred from every record)
                 ) -> dict:
     "Stream `records` into a shard atomically; returns `{'path', 'n', 'sha256', 'bytes', 'schema'}`."

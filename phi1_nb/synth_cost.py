@@ -130,6 +130,7 @@ def _exit(stopped, failed:Counter, kinds:dict, be, unstarted:dict|None=None) -> 
         + f". Why: {why}"
     )
 
+# %% ../nbs/06f_synth_cost.ipynb #317a2cc4
 def _write_synth_manifest(out, summary, params, stopped, failed, be, price, seconds, unstarted=None) -> dict:
     cache = be.client.cache if hasattr(be, "client") else be.cache
     kinds = {k: {"counts": m["counts"], "drops": m["drops"], "by_source": source_rates(out/k, m["tasks"]),

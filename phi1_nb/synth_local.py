@@ -11,6 +11,7 @@ from collections import Counter
 
 from .llm import BudgetExceeded, Completion, LLMCache, cache_key
 from .prompts import exercise_prefix, textbook_prefix
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TransformersBackend']
@@ -37,51 +38,59 @@ class TransformersBackend:
                          params={**self.params, "max_tokens": max_tokens})
     def is_cached(self, spec, max_tokens): return self.cache is not None and self.key(spec, max_tokens) in self.cache
 
-    def _sample(self, prompts, max_tokens, seed) -> list[tuple[str, dict]]:
-        torch = self.torch; torch.manual_seed(seed); nt = torch.get_num_threads()
-        if self.cpu_threads and self.device == "cpu": torch.set_num_threads(self.cpu_threads)
-        ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
-        enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True,
-                       max_length=max(8, ctx - max_tokens)).to(self.device)
-        try:
-            with torch.no_grad():
-                out = self.lm.generate(**enc, do_sample=True, temperature=self.params["temperature"],
-                                       top_p=self.params["top_p"],
-                                       max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
-        finally: torch.set_num_threads(nt)
-        L, res = enc["input_ids"].shape[1], []
-        for j in range(len(prompts)):
-            gen = out[j, L:]; n = int((gen != self.tok.pad_token_id).sum())
-            res.append((self.tok.decode(gen, skip_special_tokens=True),
-                        {"prompt_tokens": int(enc["attention_mask"][j].sum()), "completion_tokens": n}))
-        return res
+# %% ../nbs/06g_synth_local.ipynb #ef08d79a
+@patch
+def _sample(self:TransformersBackend, prompts, max_tokens, seed) -> list[tuple[str, dict]]:
+    torch = self.torch; torch.manual_seed(seed); nt = torch.get_num_threads()
+    if self.cpu_threads and self.device == "cpu": torch.set_num_threads(self.cpu_threads)
+    ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
+    enc = self.tok(prompts, return_tensors="pt", padding=True, truncation=True,
+                   max_length=max(8, ctx - max_tokens)).to(self.device)
+    try:
+        with torch.no_grad():
+            out = self.lm.generate(**enc, do_sample=True, temperature=self.params["temperature"],
+                                   top_p=self.params["top_p"],
+                                   max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+    finally: torch.set_num_threads(nt)
+    L, res = enc["input_ids"].shape[1], []
+    for j in range(len(prompts)):
+        gen = out[j, L:]; n = int((gen != self.tok.pad_token_id).sum())
+        res.append((self.tok.decode(gen, skip_special_tokens=True),
+                    {"prompt_tokens": int(enc["attention_mask"][j].sum()), "completion_tokens": n}))
+    return res
 
-    def generate(self, specs:list[dict], max_tokens:int) -> list:
-        out, todo = [None]*len(specs), []
-        for j, s in enumerate(specs):
-            if self.cache is not None and (hit := self.cache.get(self.key(s, max_tokens))):
-                out[j] = Completion(hit["text"], hit["usage"], True); self.usage["cached"] += 1
-            else: todo.append(j)
-        for b in range(0, len(todo), self.batch_size):
-            idx = todo[b:b+self.batch_size]
-            spent = self.usage["prompt_tokens"] + self.usage["completion_tokens"]
-            worst = sum(len(self.tok(self.prompt(specs[j]))["input_ids"]) + max_tokens for j in idx)
-            if self.budget_tokens is not None and spent + worst > self.budget_tokens:
-                for j in todo[b:]: out[j] = BudgetExceeded(f"token budget {self.budget_tokens} reached ({spent} spent)")
-                break
-            seed = int(cache_key(seed=self.params["seed"], first=self.key(specs[idx[0]], max_tokens))[:8], 16)
-            for j, (text, u) in zip(idx, self._sample([self.prompt(specs[j]) for j in idx], max_tokens, seed)):
-                u["total_tokens"] = u["prompt_tokens"] + u["completion_tokens"]
-                for k, v in u.items(): self.usage[k] += v
-                self.usage["requests"] += 1
-                if self.cache is not None:
-                    self.cache.put(self.key(specs[j], max_tokens), {"text": text, "usage": u, "t": time.time()})
-                out[j] = Completion(text, u, False)
-        if self.cache is not None: self.cache.sync()
-        return out
-    def stream(self, specs, max_tokens:int, tag=None, progress=False):
-        "Answers for `specs`, in order, one batch at a time."
-        for b in range(0, len(specs), self.batch_size):
-            yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
-    def close(self):
-        if self.cache is not None: self.cache.close()
+# %% ../nbs/06g_synth_local.ipynb #8905f280
+@patch
+def generate(self:TransformersBackend, specs:list[dict], max_tokens:int) -> list:
+    out, todo = [None]*len(specs), []
+    for j, s in enumerate(specs):
+        if self.cache is not None and (hit := self.cache.get(self.key(s, max_tokens))):
+            out[j] = Completion(hit["text"], hit["usage"], True); self.usage["cached"] += 1
+        else: todo.append(j)
+    for b in range(0, len(todo), self.batch_size):
+        idx = todo[b:b+self.batch_size]
+        spent = self.usage["prompt_tokens"] + self.usage["completion_tokens"]
+        worst = sum(len(self.tok(self.prompt(specs[j]))["input_ids"]) + max_tokens for j in idx)
+        if self.budget_tokens is not None and spent + worst > self.budget_tokens:
+            for j in todo[b:]: out[j] = BudgetExceeded(f"token budget {self.budget_tokens} reached ({spent} spent)")
+            break
+        seed = int(cache_key(seed=self.params["seed"], first=self.key(specs[idx[0]], max_tokens))[:8], 16)
+        for j, (text, u) in zip(idx, self._sample([self.prompt(specs[j]) for j in idx], max_tokens, seed)):
+            u["total_tokens"] = u["prompt_tokens"] + u["completion_tokens"]
+            for k, v in u.items(): self.usage[k] += v
+            self.usage["requests"] += 1
+            if self.cache is not None:
+                self.cache.put(self.key(specs[j], max_tokens), {"text": text, "usage": u, "t": time.time()})
+            out[j] = Completion(text, u, False)
+    if self.cache is not None: self.cache.sync()
+    return out
+
+@patch
+def stream(self:TransformersBackend, specs, max_tokens:int, tag=None, progress=False):
+    "Answers for `specs`, in order, one batch at a time."
+    for b in range(0, len(specs), self.batch_size):
+        yield from self.generate([specs[j] for j in range(b, min(len(specs), b + self.batch_size))], max_tokens)
+
+@patch
+def close(self:TransformersBackend):
+    if self.cache is not None: self.cache.close()

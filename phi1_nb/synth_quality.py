@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 
 from .core import Drop
 from .minhash import HyperLogLog, ngram_hashes64, token_hashes
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['FENCE', 'HAS_FENCE', 'NON_PYTHON', 'STOCK_OPENERS', 'split_blocks', 'source_lines', 'parse_prefix', 'code_prose',
@@ -48,6 +49,7 @@ def _code_of(block:str) -> str:
         return "\n".join(l.lstrip()[4:] for l in lines if l.lstrip().startswith((">>>", "...")))
     return block
 
+# %% ../nbs/06a_synth_quality.ipynb #4735e0fa
 def split_blocks(text:str) -> list[dict]:
     "Segments `{'kind': 'prose'|'code'|'other', 'text'}` in order; text without fences is one code segment."
     if not HAS_FENCE.search(text): return [{"kind": "code", "text": text}] if text.strip() else []
@@ -178,6 +180,7 @@ def split_answer(tree:ast.Module, fn) -> tuple[list, list]:
     keep = {id(s) for s in defs + consts}
     return [s for s in tree.body if id(s) in keep], [s for s in tree.body if id(s) not in keep]
 
+# %% ../nbs/06a_synth_quality.ipynb #ed929c48
 def parse_exercise(text:str, # the model's answer (Markdown with code blocks, or raw code)
                    function_name:str|None=None, # the name the prompt asked for (None: the first function)
                    require_tests:bool=True) -> dict|str: # there must be tests (statements besides the definitions)
@@ -309,21 +312,24 @@ class DiversityReport:
         if rec.get("topic"): self.topics[rec["topic"]] += 1
         return None
 
-    def summary(self) -> dict:
-        "The measures as a flat dict."
-        stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
-        top, tot, topics = self.openers.most_common(1), self.total_ngrams, set(self.topics) & set(self.topics_all)
-        return {"records": self.n, "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
-                **{f"distinct_{n}": float(min(h.count(), tot[n])) / tot[n] if tot[n] else None
-                   for n, h in self.hll.items()},
-                "stock_opener_share": stock / self.n if self.n else None, "top_opener": top[0][0] if top else None,
-                "top_opener_share": top[0][1] / self.n if top else None,
-                "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
-                "topic_coverage": len(topics) / len(self.topics_all) if self.topics_all else None}
+# %% ../nbs/06a_synth_quality.ipynb #f6ede75e
+@patch
+def summary(self:DiversityReport) -> dict:
+    "The measures as a flat dict."
+    stock = sum(c for o, c in self.openers.items() if o.startswith(STOCK_OPENERS))
+    top, tot, topics = self.openers.most_common(1), self.total_ngrams, set(self.topics) & set(self.topics_all)
+    return {"records": self.n, "unique_function_names": len(self.names) / self.n_named if self.n_named else None,
+            **{f"distinct_{n}": float(min(h.count(), tot[n])) / tot[n] if tot[n] else None
+               for n, h in self.hll.items()},
+            "stock_opener_share": stock / self.n if self.n else None, "top_opener": top[0][0] if top else None,
+            "top_opener_share": top[0][1] / self.n if top else None,
+            "near_duplicate_rate": self.n_near_dup / self.n_checked if self.n_checked else None,
+            "topic_coverage": len(topics) / len(self.topics_all) if self.topics_all else None}
 
-    def coverage_by_branch(self) -> dict:
-        "`{branch: share of its leaves covered}`."
-        per, hit = Counter(), Counter()
-        for t in self.topics_all:
-            b = t.split(" > ")[0]; per[b] += 1; hit[b] += t in self.topics
-        return {b: hit[b] / per[b] for b in per}
+@patch
+def coverage_by_branch(self:DiversityReport) -> dict:
+    "`{branch: share of its leaves covered}`."
+    per, hit = Counter(), Counter()
+    for t in self.topics_all:
+        b = t.split(" > ")[0]; per[b] += 1; hit[b] += t in self.topics
+    return {b: hit[b] / per[b] for b in per}

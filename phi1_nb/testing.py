@@ -88,6 +88,9 @@ def _answer(self, path, body) -> dict:
             "created": int(time.time()), "model": body.get("model", "fake"), "choices": [choice],
             "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
 
+FakeOpenAIServer._answer = _answer
+
+# %% ../nbs/02c_testing.ipynb #39b2f17a
 async def _respond(self, method, path, raw):
     if re.search(r"/v1/(files|batches)\b", path): return self.batch.handle(method, path, raw)
     if method != "POST" or not path.rstrip("/").endswith(("/v1/chat/completions", "/v1/completions")):
@@ -124,7 +127,7 @@ async def _reply(self, path, body, fault):
     out = json.dumps(self._answer(path, body)).encode()
     return 200, {}, out[:len(out)//2] if fault == "truncated" else out
 
-FakeOpenAIServer._answer, FakeOpenAIServer._respond, FakeOpenAIServer._reply = _answer, _respond, _reply
+FakeOpenAIServer._respond, FakeOpenAIServer._reply = _respond, _reply
 
 # %% ../nbs/02c_testing.ipynb #8e1663b7
 async def _conn(self, reader, writer):
@@ -144,6 +147,9 @@ async def _conn(self, reader, writer):
     except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError): pass
     finally: writer.close()
 
+FakeOpenAIServer._conn = _conn
+
+# %% ../nbs/02c_testing.ipynb #e8ca22af
 def _enter(self):
     self._loop, started = asyncio.new_event_loop(), threading.Event()
     async def main():
@@ -166,7 +172,7 @@ def _exit(self, *exc):
     self._loop.call_soon_threadsafe(self._loop.stop); self._thread.join(10)
     if not self._thread.is_alive(): self._loop.close()
 
-FakeOpenAIServer._conn, FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = _conn, _enter, _exit
+FakeOpenAIServer.__enter__, FakeOpenAIServer.__exit__ = _enter, _exit
 
 # %% ../nbs/02c_testing.ipynb #372bb1fd
 _TEMPLATES = [
@@ -184,6 +190,7 @@ _TEMPLATES = [
      "[5]", "5 * {k} - {c}"),
 ]   # two checks with different expected values: the tests pin the function down (06c_synth_gate)
 
+# %% ../nbs/02c_testing.ipynb #077afc5f
 def fake_teacher(body:dict) -> str:
     "Answer a synth prompt (chat or base-model prefix) like a teacher model would, deterministically from the prompt."
     msg = body["messages"][-1]["content"] if body.get("messages") else str(body.get("prompt", ""))
