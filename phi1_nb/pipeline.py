@@ -6,15 +6,16 @@ Docs: https://phi1-nb.github.io/phi1_nb/pipeline.html.md"""
 
 # %% ../nbs/11_pipeline.ipynb #097b606e
 from __future__ import annotations
-import importlib, inspect, json, os, sys, time
+import contextlib, importlib, inspect, json, logging, os, signal, sys, threading, time
 from pathlib import Path
 
 from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
-           'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'execute_stage',
-           'in_cell_counter', 'stage_inputs', 'StageFailed', 'run_pipeline', 'stage_threads', 'summary_table']
+           'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'StageStopped',
+           'StageStop', 'execute_stage', 'in_cell_counter', 'stage_inputs', 'StageFailed', 'run_pipeline',
+           'stage_threads', 'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
 STAGES = [  # (stage = config section, notebook, "module:function")
@@ -109,6 +110,7 @@ def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
     try: return json.loads((run_dir/"timings.json").read_text())[stage]
     except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
 
+# %% ../nbs/11_pipeline.ipynb #p30c0010
 class StageProgress:
     "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
     def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
@@ -147,17 +149,34 @@ class StageProgress:
         self._stop.set()
         if self.bar is not None: self.bar.close()
 
+# %% ../nbs/11_pipeline.ipynb #p30c0013
+class StageStopped(RuntimeError):
+    "Raised before a stage's next cell once its run is stopping: the stage ends unfinished, with no manifest."
+
+class StageStop:
+    "A run's stop flag and running kernels; `signal(sig)` stops new cells and signals each kernel's process group."
+    def __init__(self): self.pids, self.flag = set(), __import__("threading").Event()
+    def check(self, **kw):
+        "nbclient's `on_cell_start` hook: no next cell once the run is stopping."
+        if self.flag.is_set(): raise StageStopped("the run was interrupted")
+    def signal(self, sig:int):
+        self.flag.set()
+        for pid in list(self.pids):   # a kernel leads its own session: the group is the kernel and its workers
+            try: os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError): self.pids.discard(pid)
+
 _QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
                     PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
 
 def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None,
-                  kernel_env:dict|None=None, **kw):
-    "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
+                  kernel_env:dict|None=None, stop:StageStop|None=None, **kw):
+    "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, each cell told to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
     # the kernel's own stderr: not the user's terminal on a Ctrl-C
     log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
     env = {**_QUIET_KERNEL, **(kernel_env or {}), **os.environ}   # the kernel's alone: no bars, no advisories
+    stop, pids = stop or StageStop(), []   # this call's kernels, known to `stop` while they run
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
@@ -166,10 +185,13 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
                 # nbclient passes its own (empty) list
                 k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
                 # its own folder, not papermill's chdir of this (shared) process: stages run side by side
-                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
+                out = await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
+                pids.append(self.provisioner.pid); stop.pids.add(pids[-1]); return out
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
-        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=None,
-                                   progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
+        try: return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3",
+                                        cwd=None, progress_bar=False, kernel_manager_class=QuietKernelManager,
+                                        on_cell_start=stop.check, **hook, **kw)
+        finally: stop.pids.difference_update(pids)
 
 # %% ../nbs/11_pipeline.ipynb #p30a0002
 _COUNT_BARS = """import os, sys, inspect
@@ -259,7 +281,8 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
     "Execute the stage notebooks into `runs/<name>/` (independent ones side by side), holding the run folder."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
-    with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
+    # one command at a time in a run folder, released on return or error; SIGTERM stops it as Ctrl-C does
+    with hold_run(run_dir, "pipeline"), _term_is_ctrl_c():
         return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
 
 def _reused(run_dir:Path, stage:str, out_nb:Path) -> dict:
@@ -279,8 +302,8 @@ def stage_threads(jobs:int, threads:int|None=None) -> dict:
     env = {"OMP_WAIT_POLICY": "PASSIVE"} if jobs > 1 else {}   # a count other than the cores' changes torch's sums
     return {**env, **({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else {})}
 
-def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, bar) -> dict:
-    "Execute one stage's notebook; its summary record (status ran, prepared or failed, with the error)."
+def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, bar, stop=None) -> dict:
+    "Execute one stage's notebook; its summary record (status ran, prepared, failed with the error, or interrupted)."
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     nb, out_nb = dict((s, n) for s, n, _ in STAGES)[stage], run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
@@ -288,8 +311,12 @@ def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, b
     tmo = cfg.pipeline.execution_timeout
     try:
         execute_stage(nbs_dir()/nb, out_nb, dict(run_dir=str(run_dir), **cfg.section(stage)), nbs_dir(), bar,
-                      prepare_only=prepare_only, execution_timeout=tmo, report_mode=False, kernel_env=env)
-    except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, died
+                      prepare_only=prepare_only, execution_timeout=tmo, report_mode=False, kernel_env=env, stop=stop)
+    except Exception as e:
+        if stop is not None and stop.flag.is_set():   # Ctrl-C: whatever the kernel's end looked like
+            return dict(stage=stage, status="interrupted", seconds=time.time() - t0, notebook=str(out_nb))
+        if not isinstance(e, (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError)): raise
+        # a cell raised, ran too long, or the kernel died
         why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
                f"a cell ran past pipeline.execution_timeout={tmo}s" if isinstance(e, CellTimeoutError) else
                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
@@ -307,6 +334,30 @@ def _wanted(stages) -> list[str]:
     if unknown := [s for s in wanted if s not in STAGE_NAMES]:
         raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGE_NAMES)}")
     return wanted
+
+# %% ../nbs/11_pipeline.ipynb #p30c0015
+@contextlib.contextmanager
+def _stops_stages(stop:StageStop, running:dict, grace:float=10.):
+    "On Ctrl-C: no next cell anywhere, each running kernel interrupted, then killed if its stage still runs after `grace` s."
+    from concurrent.futures import wait
+    try: yield
+    except KeyboardInterrupt:
+        quiet = lambda r: False   # the kernels' ends ("Kernel died ...") are this stop's doing: no news to the user
+        logging.getLogger("papermill").addFilter(quiet); stop.signal(signal.SIGINT)
+        try: late = wait(running.values(), timeout=grace).not_done
+        except KeyboardInterrupt: late = True   # a second Ctrl-C: no more grace
+        if late: stop.signal(signal.SIGKILL); wait(running.values(), timeout=60)
+        logging.getLogger("papermill").removeFilter(quiet)
+        raise
+
+@contextlib.contextmanager
+def _term_is_ctrl_c():
+    "SIGTERM (`kill`, a scheduler's stop) raises KeyboardInterrupt as Ctrl-C does (in the main thread)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def term(*_): raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, term)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
 
 # %% ../nbs/11_pipeline.ipynb #p30b0004
 def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
@@ -332,12 +383,16 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
         bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
                                                       last_timings(run_dir, stage, out_nb))
         args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
-        if pool: return pool.submit(_run_one, *args)
-        f = Future(); f.set_result(_run_one(*args)); return f   # one job: in this thread, as a sequential run
+        if pool: return pool.submit(_run_one, *args, stop=stop)
+        f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread, as a sequential run
     def failed(): return [r for r in recs.values() if r["status"] == "failed"]
     def save():
         summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)
-    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool:
+    stop = StageStop()
+    # imported here, not by two stage threads at once (one then saw black half-initialised: no FileMode)
+    if jobs > 1: from papermill.translators import PythonTranslator; PythonTranslator.codify({})
+    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool, \
+            _stops_stages(stop, running):
         while todo or running:
             for s in [s for s in todo if not failed() and deps[s] <= set(recs)][:max(jobs - len(running), 0)]:
                 todo.remove(s); r = start(s)
