@@ -10,12 +10,13 @@ import contextlib, importlib, inspect, json, logging, os, signal, sys, threading
 from pathlib import Path
 
 from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
+from .progress import (StageProgress, _counting_kernel, cell_durations, eta_seconds, in_cell_counter,
+                              last_timings, save_timings)   # a stage's progress (11a_progress); importable from here too
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
-           'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'StageStopped',
-           'StageStop', 'execute_stage', 'in_cell_counter', 'stage_inputs', 'StageFailed', 'run_pipeline',
-           'stage_threads', 'summary_table']
+           'StageStopped', 'StageStop', 'execute_stage', 'stage_inputs', 'StageFailed', 'run_pipeline', 'stage_threads',
+           'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
 STAGES = [  # (stage = config section, notebook, "module:function")
@@ -80,75 +81,6 @@ def check_stage(stage:str, cfg:Config|None=None, nbs:Path|None=None) -> list[str
     probs += [f"{stage}: config key {k!r} is not in the notebook's parameters cell" for k in sorted(keys - nb_keys)]
     return probs
 
-# %% ../nbs/11_pipeline.ipynb #a5c427c5
-def _fmt(s:float|None) -> str:
-    if s is None: return "?"
-    s = int(round(s)); return f"{s//60}m{s%60:02d}s" if s >= 60 else f"{s}s"
-
-def eta_seconds(last:list[float]|None, # the cell durations of the last run, in cell order
-                done:int, total:int, elapsed:float, in_cell:float=0.) -> float|None:
-    "Seconds left: the last run's time for the cells not done yet, less the time already in the current one (or the last total minus elapsed if the cells changed)."
-    if not last: return None
-    if len(last) == total: return max(float(sum(last[done:])) - in_cell, 0.0)
-    return max(float(sum(last)) - elapsed, 0.0)
-
-def cell_durations(nb_path) -> list[float]|None:
-    "The code cells' durations papermill recorded in an executed notebook (None if it is missing or unfinished)."
-    try: nb = json.loads(Path(nb_path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError): return None
-    d = [c.get("metadata", {}).get("papermill", {}).get("duration") for c in nb["cells"] if c["cell_type"] == "code"]
-    return None if not d or any(x is None for x in d) else [float(x) for x in d]
-
-def save_timings(run_dir:Path, stage:str, nb_path):
-    "Keep a finished stage's cell durations in `run_dir/timings.json` for the next run's ETA."
-    if (d := cell_durations(nb_path)) is None: return
-    t = (json.loads((run_dir/"timings.json").read_text()) if (run_dir/"timings.json").exists() else {})
-    write_json(run_dir/"timings.json", {**t, stage: d})
-
-def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
-    "The stage's cell durations from the last finished run (timings.json, else the executed notebook left there)."
-    try: return json.loads((run_dir/"timings.json").read_text())[stage]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
-
-# %% ../nbs/11_pipeline.ipynb #p30c0010
-class StageProgress:
-    "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
-    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
-                 every:float=30.):
-        from tqdm.auto import tqdm
-        self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
-        self.t_cell = self.t0
-        self.file = file or sys.stderr
-        self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
-        self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
-                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
-        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
-        self._stop = threading.Event()
-        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
-    def status(self) -> str:
-        "`done/total cells, elapsed, ETA` as one line."
-        el = time.time() - self.t0
-        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
-        if not self.last: tail = "ETA unknown (no earlier run)"
-        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
-        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
-        counter = in_cell_counter(getattr(self, "counter_file", None))   # the running cell's own counter, if it has one
-        return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
-    def _show(self, step:int=0, force:bool=False):
-        if self.bar is not None:
-            self.bar.set_postfix_str(self.status().split(", ", 2)[2],
-                                     refresh=False); self.bar.update(step); self.bar.refresh()
-        elif force or time.time() - self.shown >= self.every:
-            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
-    def _beat(self):
-        while not self._stop.wait(1. if self.tty else self.every): self._show()
-    def cell_done(self, cell=None, cell_index=None, **kw):
-        "nbclient's `on_cell_complete` hook: one more code cell finished."
-        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
-    def close(self):
-        self._stop.set()
-        if self.bar is not None: self.bar.close()
-
 # %% ../nbs/11_pipeline.ipynb #p30c0013
 class StageStopped(RuntimeError):
     "Raised before a stage's next cell once its run is stopping: the stage ends unfinished, with no manifest."
@@ -192,46 +124,6 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
                                         cwd=None, progress_bar=False, kernel_manager_class=QuietKernelManager,
                                         on_cell_start=stop.check, **hook, **kw)
         finally: stop.pids.difference_update(pids)
-
-# %% ../nbs/11_pipeline.ipynb #p30a0002
-_COUNT_BARS = """import os, sys, inspect
-from tqdm import std as _s
-_f = open(os.environ["PHI1_PROGRESS"], "a", buffering=1)
-_names, _init = list(inspect.signature(_s.tqdm.__init__).parameters)[1:], _s.tqdm.__init__
-def _counted(self, *a, **k):
-    given = set(_names[:len(a)]) | set(k)
-    if k.get("disable") is None and "disable" not in _names[:len(a)]: k["disable"] = False
-    k.update({n: v for n, v in dict(file=_f, bar_format="{desc}|{n_fmt}|{total_fmt}|{unit}\\n", mininterval=1.0,
-                                    ascii=True).items() if n not in given or n == "file" and "file" in k})
-    _init(self, *a, **k)
-_s.tqdm.__init__ = _counted
-_s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
-sys.stderr._isatty = True"""
-
-# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
-_PLAIN_LOGS = """import logging, sys
-_h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
-logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
-
-def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
-    "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
-    if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
-    progress.counter_file = d/"progress"; progress.counter_file.touch()
-    return {**env,
-            "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
-
-def in_cell_counter(path) -> str|None:
-    "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
-    try:
-        with open(path, "rb") as f: f.seek(max(f.seek(0, 2) - 4096, 0)); tail = f.read().decode(errors="replace")
-    except (OSError, TypeError): return None
-    for line in reversed(tail.replace("\r", "\n").splitlines()):
-        parts = line.split("|")
-        if len(parts) == 4 and parts[1].strip().isdigit():
-            desc, unit = parts[0].strip(), parts[3].strip()
-            unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
-            return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
-    return None
 
 # %% ../nbs/11_pipeline.ipynb #p30b0002
 _READS = {"filter": "corpus", "pretrain": "tokenizer,synth/textbooks", "synth": "pretrain,dedup,filter",
