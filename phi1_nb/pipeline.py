@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
 from .progress import (StageProgress, _counting_kernel, cell_durations, eta_seconds, in_cell_counter,
-                              last_timings, save_timings)   # a stage's progress (11a_progress); importable from here too
+                              last_timings, save_timings)   # 11a_progress; importable from here too
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
@@ -97,6 +97,7 @@ class StageStop:
             try: os.killpg(pid, sig)
             except (ProcessLookupError, PermissionError): self.pids.discard(pid)
 
+# %% ../nbs/11_pipeline.ipynb #p30c0019
 _QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
                     PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
 
@@ -230,7 +231,7 @@ def _wanted(stages) -> list[str]:
 # %% ../nbs/11_pipeline.ipynb #p30c0015
 @contextlib.contextmanager
 def _stops_stages(stop:StageStop, running:dict, grace:float=10.):
-    "On Ctrl-C: no next cell anywhere, each running kernel interrupted, then killed if its stage still runs after `grace` s."
+    "On Ctrl-C: no next cell anywhere, each running kernel interrupted, killed if its stage still runs after `grace` s."
     from concurrent.futures import wait
     try: yield
     except KeyboardInterrupt:
@@ -276,7 +277,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
                                                       last_timings(run_dir, stage, out_nb))
         args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
         if pool: return pool.submit(_run_one, *args, stop=stop)
-        f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread, as a sequential run
+        f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread
     def failed(): return [r for r in recs.values() if r["status"] == "failed"]
     def save():
         summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)

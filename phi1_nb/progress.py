@@ -21,7 +21,8 @@ def _fmt(s:float|None) -> str:
 
 def eta_seconds(last:list[float]|None, # the cell durations of the last run, in cell order
                 done:int, total:int, elapsed:float, in_cell:float=0.) -> float|None:
-    "Seconds left: the last run's time for the cells not done yet, less the time already in the current one (or the last total minus elapsed if the cells changed)."
+    """Seconds left: the last run's time for the cells not done yet, less the time already in the current one
+    (or the last total minus elapsed if the cells changed)."""
     if not last: return None
     if len(last) == total: return max(float(sum(last[done:])) - in_cell, 0.0)
     return max(float(sum(last)) - elapsed, 0.0)
@@ -46,7 +47,8 @@ def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
 
 # %% ../nbs/11a_progress.ipynb #p30c0010
 class StageProgress:
-    "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
+    """Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s
+    (0: per cell)."""
     def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
                  every:float=30.):
         from tqdm.auto import tqdm
@@ -104,7 +106,7 @@ _h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(mes
 logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
 
 def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
-    "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
+    "The kernel's environment and startup lines: plain log records; with `progress`, its bars counted in `d/progress`."
     if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
     progress.counter_file = d/"progress"; progress.counter_file.touch()
     return {**env,

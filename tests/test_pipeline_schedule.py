@@ -64,3 +64,4 @@ def test_failure_stops_its_dependents_and_nothing_new_starts(tmp_path, monkeypat
     s = P.run_pipeline("tiny", over, log=lambda *a: None)
     status = {x["stage"]: x["status"] for x in s["stages"]}
     assert [k for k, v in status.items() if v == "reused"] == ["corpus", "filter", "dedup", "tokenizer", "ablation"]
+
