@@ -92,14 +92,12 @@ class TokenMemo(dict):
     def encode(self, tokenizer, b:list[dict]) -> list[list]:
         keys = [(r.get("id"), hash(r["content"])) for r in b]
         miss = [i for i, k in enumerate(keys) if k not in self]
-        new = dict(zip(miss,
-                       tokenizer([b[i]["content"] for i in miss],
-                                 add_special_tokens=False)["input_ids"] if miss else []))
+        texts = [b[i]["content"] for i in miss]
+        new = dict(zip(miss, tokenizer(texts, add_special_tokens=False)["input_ids"] if miss else []))
         for i, ids in new.items():   # 2 bytes a token while the ids fit (a vocabulary like phi-1's 51K)
             if self.tokens < self.cap:
-                self[keys[i]] = np.asarray(ids,
-                                           np.uint16 if max(ids,
-                                                            default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
+                dtype = np.uint16 if max(ids, default=0) < 1 << 16 else np.int64
+                self[keys[i]] = np.asarray(ids, dtype); self.tokens += len(ids)
         return [new[i] if i in new else self[k].tolist() for i, k in enumerate(keys)]
 
 def measured(records:Iterable[dict], tokenizer=None, batch:int=256,
@@ -113,11 +111,11 @@ def measured(records:Iterable[dict], tokenizer=None, batch:int=256,
         if tokenizer is None:
             yield from ((r, None, len(r["content"].encode("utf-8", "surrogatepass"))) for r in b)
             continue
-        ids = memo.encode(tokenizer,
-                          b) if memo is not None else tokenizer([r["content"] for r in b],
-                                                                add_special_tokens=False)["input_ids"]
+        texts = [r["content"] for r in b]
+        ids = memo.encode(tokenizer, b) if memo is not None else tokenizer(texts, add_special_tokens=False)["input_ids"]
         yield from ((r, i, len(i) + 1) for r, i in zip(b, ids))
 
+# %% ../nbs/13a_arms.ipynb #p30e0004
 def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS, memo:TokenMemo|None=None,
                    upto:int|None=None) -> dict: # measure the bins up to this one (the rest: counted, not tokenized)
     "One streaming pass: the records' sizes (tokens, or bytes) summed by their bin in the random order."
