@@ -260,8 +260,10 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = _wanted(stages or cfg.pipeline.stages)
     todo, deps, avail = [s for s in STAGE_NAMES if s in wanted], stage_inputs(cfg, wanted), available_stages()
-    t_start = time.time()
     jobs = 1 if prepare_only else max(1, int(cfg.pipeline.get("jobs") or _cores()))
+    # imported here, not by two stage threads at once (one then saw black half-initialised: no FileMode)
+    if jobs > 1: from papermill.translators import PythonTranslator; PythonTranslator.codify({})
+    t_start = time.time()
     seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     recs, executed, running = {}, set(), {}
@@ -282,8 +284,6 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     def save():
         summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)
     stop = StageStop()
-    # imported here, not by two stage threads at once (one then saw black half-initialised: no FileMode)
-    if jobs > 1: from papermill.translators import PythonTranslator; PythonTranslator.codify({})
     with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool, \
             _stops_stages(stop, running):
         while todo or running:
