@@ -16,7 +16,7 @@ from .core import (atomic_write, read_json, require_stage, seed_everything, sha2
                           write_manifest)
 
 def _typed(fn):
-    "`checkpoints.typed`, imported at the first call: it loads torch, and the exercises import this module for its bootstrap."
+    "`checkpoints.typed`, imported at the first call: it loads torch, and the exercises import this module."
     import functools
     @functools.wraps(fn)
     def call(*a, **kw):
@@ -61,9 +61,10 @@ def solution_loss(model, tokenizer, problems:dict, max_len:int|None=None) -> dic
     return out
 
 # %% ../nbs/13_ablation.ipynb #d0beff8f
-def seed_problem_bootstrap(tables:dict[str, np.ndarray], # arm: its (seeds x problems) table, the same seeds and problems for all
+def seed_problem_bootstrap(tables:dict[str, np.ndarray], # arm: its (seeds x problems) table, alike for all arms
                            n_boot:int=2000, seed:int=0, lower_is_better:bool=True) -> tuple[dict, list]:
-    "Each arm's mean with a 95% interval over seeds and problems; each pair's difference `a - b`, its interval, and the share of problems b wins."
+    """Each arm's mean with a 95% interval over seeds and problems; each pair's difference `a - b`, its interval, and
+    the share of problems b wins."""
     S, P = next(iter(tables.values())).shape
     rng = np.random.default_rng(seed)
     ws, wp = rng.multinomial(S, np.full(S, 1 / S), n_boot), rng.multinomial(P, np.full(P, 1 / P), n_boot)
@@ -104,7 +105,7 @@ def train_arm(data_dir, tokenizer, out, *, model:str, seq_len:int, seed:int, dat
 
 def score_run(run, problems:dict, pass_at_1:bool=False, max_new_tokens:int=128, gen_batch_size:int=8,
               sandbox_workers:int=2) -> dict:
-    "Solution loss per problem of `run/final` (and greedy pass@1 per problem), kept in `run/scores.json` for that checkpoint."
+    "Solution loss per problem of `run/final` (and greedy pass@1), kept in `run/scores.json` for that checkpoint."
     import torch
     from phi1_nb.model import load_model, load_tokenizer
     f = Path(run)/"final"/"model.safetensors"
@@ -165,7 +166,8 @@ def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot
 
 # %% ../nbs/13_ablation.ipynb #08a2e04f
 def plot_ablation(results:dict, path=None):
-    "Each arm's loss on the canonical solutions with its 95% interval over seeds x problems, and each seed's mean; saved to `path`."
+    """Each arm's loss on the canonical solutions with its 95% interval over seeds x problems, and each seed's mean;
+    saved to `path`."""
     from matplotlib.figure import Figure
     arms = results["arms"]; names = list(arms); x = np.arange(len(names))
     fig = Figure(figsize=(2.5 + 1.4 * len(names), 3.8), layout="constrained"); ax = fig.subplots()
@@ -180,7 +182,8 @@ def plot_ablation(results:dict, path=None):
                    for a in names]); ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("NLL of canonical solutions (nats/token)")
     ax.set_title(
-        f"HumanEval solutions given the prompt, lower is better\n{len(results['seeds'])} seed(s) x {results['problems']} problems",
+        f"HumanEval solutions given the prompt, lower is better\n"
+        f"{len(results['seeds'])} seed(s) x {results['problems']} problems",
         fontsize=10,
     )
     ax.legend(fontsize=8)
@@ -203,10 +206,10 @@ def move_in(staging:Path, out:Path):
 
 @_typed
 def run_ablation(run_dir, # the run folder
-                 arms:str|list|dict="raw,filtered", # built-in arms (raw, filtered, filtered-nodedup, textbooks, filtered+textbooks) or name=src+src
+                 arms:str|list|dict="raw,filtered", # built-in arms (arms.BUILTIN_ARMS) or name=src+src
                  raw_source:str="corpus", # the arm 'raw': stage folder of the unfiltered corpus
-                 filtered_source:str="dedup", # the arms 'filtered' and 'filtered+textbooks': the filtered, deduplicated corpus
-                 tokenizer:str="fair", # fair: a BPE on an equal sample of every arm | run: the run's tokenizer | a Hub name or path
+                 filtered_source:str="dedup", # arms 'filtered', 'filtered+textbooks': the filtered, deduplicated code
+                 tokenizer:str="fair", # fair: a BPE on an equal sample of each arm | run: the run's | a Hub name/path
                  tokenizer_bytes:int=4_000_000, # fair: bytes drawn from each arm
                  vocab_size:int=4096, # fair: vocabulary size
                  tokens:int|None=None, # tokens of every sampled arm (None: the smallest sampled arm's size)

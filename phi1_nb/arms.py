@@ -18,7 +18,7 @@ from .core import (SHARD_SUFFIXES, atomic_write, read_dataset, read_manifest, re
 # %% auto #0
 __all__ = ['BUILTIN_ARMS', 'BINS', 'parse_arms', 'resolve_source', 'source_records', 'arm_records', 'source_stamp',
            'unit_interval', 'TokenMemo', 'measured', 'size_histogram', 'take', 'fair_tokenizer', 'bytes_per_token',
-           'write_tokens', 'prepare_arms']
+           'write_tokens', 'ArmSizes', 'prepare_arms']
 
 # %% ../nbs/13a_arms.ipynb #6b2d426b
 BUILTIN_ARMS = {                                    # name: sources in the run folder, joined by '+'
@@ -42,7 +42,8 @@ def parse_arms(arms, # a comma-separated string or a list of built-in names and 
         name = str(name).strip()
         if src is None and name not in table:
             raise ValueError(
-                f"ablation arm {name!r} is not built in ({', '.join(table)}): write {name}=<stage or path>[+<stage or path>]"
+                f"ablation arm {name!r} is not built in ({', '.join(table)}): "
+                f"write {name}=<stage or path>[+<stage or path>]"
             )
         src = table[name] if src is None else src
         parts = [str(p).strip()
@@ -55,7 +56,7 @@ def parse_arms(arms, # a comma-separated string or a list of built-in names and 
 
 # %% ../nbs/13a_arms.ipynb #8ff7ee1b
 def resolve_source(run_dir, src:str, arm:str="") -> Path:
-    "A finished dataset (a stage of the run, or a folder with a manifest) or a shard file; a clear error when there is none."
+    "A finished dataset (a stage of the run, or a folder with a manifest) or a shard file; a clear error if none."
     for p in dict.fromkeys([Path(run_dir)/src, Path(src)]):
         if (p/"manifest.json").exists() or (p.is_file() and p.name.endswith(SHARD_SUFFIXES)): return p
     raise FileNotFoundError(
@@ -91,19 +92,18 @@ class TokenMemo(dict):
     def encode(self, tokenizer, b:list[dict]) -> list[list]:
         keys = [(r.get("id"), hash(r["content"])) for r in b]
         miss = [i for i, k in enumerate(keys) if k not in self]
-        new = dict(zip(miss,
-                       tokenizer([b[i]["content"] for i in miss],
-                                 add_special_tokens=False)["input_ids"] if miss else []))
+        texts = [b[i]["content"] for i in miss]
+        new = dict(zip(miss, tokenizer(texts, add_special_tokens=False)["input_ids"] if miss else []))
         for i, ids in new.items():   # 2 bytes a token while the ids fit (a vocabulary like phi-1's 51K)
             if self.tokens < self.cap:
-                self[keys[i]] = np.asarray(ids,
-                                           np.uint16 if max(ids,
-                                                            default=0) < 1 << 16 else np.int64); self.tokens += len(ids)
+                dtype = np.uint16 if max(ids, default=0) < 1 << 16 else np.int64
+                self[keys[i]] = np.asarray(ids, dtype); self.tokens += len(ids)
         return [new[i] if i in new else self[k].tolist() for i, k in enumerate(keys)]
 
 def measured(records:Iterable[dict], tokenizer=None, batch:int=256,
              memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
-    "`(record, ids, size)` for every record with text: size = tokens + 1 (the eos) under `tokenizer`, or UTF-8 bytes without one."
+    """`(record, ids, size)` for every record with text: size = tokens + 1 (the eos) under `tokenizer`, or UTF-8 bytes
+    without one."""
     it = iter(records)
     while b := list(islice(it, batch)):
         b = [r for r in b if isinstance(r.get("content"), str) and r["content"]]
@@ -111,21 +111,26 @@ def measured(records:Iterable[dict], tokenizer=None, batch:int=256,
         if tokenizer is None:
             yield from ((r, None, len(r["content"].encode("utf-8", "surrogatepass"))) for r in b)
             continue
-        ids = memo.encode(tokenizer,
-                          b) if memo is not None else tokenizer([r["content"] for r in b],
-                                                                add_special_tokens=False)["input_ids"]
+        texts = [r["content"] for r in b]
+        ids = memo.encode(tokenizer, b) if memo is not None else tokenizer(texts, add_special_tokens=False)["input_ids"]
         yield from ((r, i, len(i) + 1) for r, i in zip(b, ids))
 
-def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS, memo:TokenMemo|None=None) -> dict:
+# %% ../nbs/13a_arms.ipynb #p30e0004
+def size_histogram(records:Iterable[dict], tokenizer=None, seed:int=0, bins:int=BINS, memo:TokenMemo|None=None,
+                   upto:int|None=None) -> dict: # measure the bins up to this one (the rest: counted, not tokenized)
     "One streaming pass: the records' sizes (tokens, or bytes) summed by their bin in the random order."
-    hist, seen, n, nbytes = np.zeros(bins, np.int64), 0, 0, 0
+    hist, seen, n, nbytes, past = np.zeros(bins, np.int64), 0, 0, 0, 0
     def counted():
-        nonlocal seen
-        for r in records: seen += 1; yield r
+        nonlocal seen, past
+        for r in records:
+            seen += 1
+            if upto is None or not (isinstance(r.get("content"), str) and r["content"]) or _bin(r, seed, bins) <= upto:
+                yield r
+            else: past += 1
     for r, ids, size in measured(counted(), tokenizer, memo=memo):
         hist[_bin(r, seed, bins)] += size; n += 1
         nbytes += size if ids is None else len(r["content"].encode("utf-8", "surrogatepass"))
-    return dict(hist=hist, records=n, empty=seen - n, size=int(hist.sum()), bytes=nbytes)
+    return dict(hist=hist, records=n + past, measured=n, empty=seen - n - past, size=int(hist.sum()), bytes=nbytes)
 
 def take(records:Iterable[dict], hist:np.ndarray, budget:int, tokenizer=None, seed:int=0,
          memo:TokenMemo|None=None) -> Iterator[tuple[dict, list|None, int]]:
@@ -145,7 +150,8 @@ def fair_tokenizer(arms:dict[str, list], # arm name: its sources
                    bytes_per_arm:int=4_000_000, # bytes drawn from each arm (at most the smallest arm's size)
                    seed:int=0, vocab_size:int=4096, min_frequency:int=2, model_max_length:int=2048,
                    hists:dict|None=None): # {arm: size_histogram in bytes}, when already measured
-    "A CodeGen-style BPE trained on an equal number of bytes drawn at random from every arm; returns (tokenizer, bytes per arm)."
+    """A CodeGen-style BPE trained on an equal number of bytes drawn at random from every arm; returns (tokenizer,
+    bytes per arm)."""
     from phi1_nb.model import train_tokenizer
     hists = hists or {a: size_histogram(arm_records(ps), None, seed) for a, ps in arms.items()}
     each = min([int(bytes_per_arm)] + [h["size"] for h in hists.values()])
@@ -155,11 +161,12 @@ def fair_tokenizer(arms:dict[str, list], # arm name: its sources
 
 def bytes_per_token(h:dict) -> float:
     "Bytes of text per token of a `size_histogram` in tokens (the separators not counted)."
-    return round(h["bytes"] / max(1, h["size"] - h["records"]), 4)
+    return round(h["bytes"] / max(1, h["size"] - h.get("measured", h["records"])), 4)
 
 # %% ../nbs/13a_arms.ipynb #edf2bdb6
 def write_tokens(out_dir, sample:Iterable[tuple[dict, list, int]], tokenizer, seq_len:int, **manifest) -> dict:
-    "`(record, ids, size)` as `(ids + eos)[:size]` into `out_dir/tokens.bin` (a `PackedDataset`), atomically; returns the manifest."
+    """`(record, ids, size)` as `(ids + eos)[:size]` into `out_dir/tokens.bin` (a `PackedDataset`), atomically; returns
+    the manifest."""
     from phi1_nb.model import token_dtype
     out, eos, dtype, n, docs = Path(out_dir), tokenizer.eos_token_id, token_dtype(len(tokenizer)), 0, 0
     out.mkdir(parents=True, exist_ok=True); (out/"manifest.json").unlink(missing_ok=True)
@@ -169,6 +176,29 @@ def write_tokens(out_dir, sample:Iterable[tuple[dict, list, int]], tokenizer, se
     return write_manifest(out, stage="ablation-arm", shards=[], counts={"in": docs, "out": docs, "tokens": n},
                           extra=dict(seq_len=seq_len, dtype=np.dtype(dtype).name, n_tokens=n, eos_token_id=eos,
                                      vocab_size=len(tokenizer), records=docs, **manifest))
+
+# %% ../nbs/13a_arms.ipynb #p30e0001
+class ArmSizes:
+    "Each arm's size histogram (bytes, or tokens of `tok`), measured once per source and summed over the arm's sources."
+    def __init__(self, paths:dict[str, list], seed:int):
+        self.paths, self.seed, self.cache = paths, seed, {}
+        self.memo = TokenMemo()   # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
+    def __call__(self, a:str, tok=None, upto:int|None=None) -> dict:
+        for p in self.paths[a]:
+            if (k := (str(p), tok is None, upto)) not in self.cache:
+                memo = None if tok is None else self.memo
+                self.cache[k] = size_histogram(source_records(p), tok, self.seed, memo=memo, upto=upto)
+        hs = [self.cache[str(p), tok is None, upto] for p in self.paths[a]]
+        return dict(hist=sum(h["hist"] for h in hs), upto=upto,
+                    **{k: sum(h[k] for h in hs) for k in ("records", "measured", "empty", "size", "bytes")},
+                    no_records=[str(p) for p, h in zip(self.paths[a], hs) if h["records"] == 0])
+    def enough(self, a:str, tok, tokens:int) -> dict:
+        "`a`'s token histogram over the first bins of its random order that hold `tokens` (all bins if it has fewer)."
+        cb, need = np.cumsum(self(a)["hist"]), 4 * tokens   # bytes: code runs 3-4 a token; twice as many on a miss
+        while (upto := int(np.searchsorted(cb, need))) < len(cb) - 1:
+            if (h := self(a, tok, upto))["size"] >= tokens: return h
+            need *= 2
+        return self(a, tok)
 
 # %% ../nbs/13a_arms.ipynb #fce4afbb
 def _wait_for(d:Path, signature:dict, timeout:float=24*3600, poll:float=5.) -> dict:
@@ -205,18 +235,7 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
     (dw/"manifest.json").unlink(missing_ok=True)
-    # the arms share records (dedup's are filter's, filter's the corpus'): tokenized once
-    cache, memo = {}, TokenMemo()
-    def hist(a, tok):  # per source, measured once, summed over the arm's sources
-        for p in paths[a]:
-            if (str(p), tok is None) not in cache:
-                cache[str(p),
-                      tok is None] = size_histogram(source_records(p), tok, seed,
-                                                    memo=memo if tok is not None else None)
-        hs = [cache[str(p), tok is None] for p in paths[a]]
-        return dict(hist=sum(h["hist"] for h in hs),
-                    **{k: sum(h[k] for h in hs) for k in ("records", "empty", "size", "bytes")},
-                    no_records=[str(p) for p, h in zip(paths[a], hs) if h["records"] == 0])
+    hist = ArmSizes(paths, seed)
     skipped, tok_info = {}, dict(kind=tokenizer)
     def active(tok):
         for a in [a for a in paths if a not in skipped]:
@@ -229,10 +248,11 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
         tok_info.update(vocab_size=len(tok), bytes_per_arm=each, trained_on=list(live))
     else: tok, tok_path = load_tokenizer(tokenizer), tokenizer; tok_info.update(name=tokenizer, vocab_size=len(tok))
     tok_hash = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
-    live = active(tok)
+    live = active(None)   # an arm with no text has none in bytes or in tokens: no need to tokenize it all
     if skipped: raise ValueError(f"ablation arm {next(iter(skipped))!r} is named but {next(iter(skipped.values()))}: "
                                  "fill its source or drop it from ablation.arms")
-    hs = {a: hist(a, tok) for a in live}
+    # a sampled arm of `tokens` tokens: only the first bins of its random order are tokenized
+    hs = {a: hist.enough(a, tok, int(tokens)) if tokens and a not in whole else hist(a, tok) for a in live}
     sampled = [a for a in hs if a not in whole]
     budget = int(tokens or min(hs[a]["size"] for a in sampled)) if sampled else None
     if short := {a: hs[a]["size"] for a in sampled if hs[a]["size"] < budget}:
@@ -241,13 +261,15 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
     for a, ps in live.items():
         h = hs[a]
         n = h["size"] if a in whole else budget
-        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed, memo), tok, seq_len,
-                         sources=[str(p) for p in ps], source_records=h["records"], source_tokens=h["size"],
+        known = h["size"] if h["upto"] is None else None   # the source's tokens (unknown: only its first bins counted)
+        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed, hist.memo), tok, seq_len,
+                         sources=[str(p) for p in ps], source_records=h["records"], source_tokens=known,
                          bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
         if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected")
         arms[a] = {k: m[k]
                    for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
-        arms[a].update(sampled=a not in whole, cut_tokens=h["size"] - n,   # the data id: its tokens and its tokenizer
+        # the data id: its tokens and its tokenizer
+        arms[a].update(sampled=a not in whole, cut_tokens=None if known is None else known - n,
                        data_id=hashlib.sha256(f"{sha256_file(dw/a/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])
     return write_manifest(dw, stage="ablation-data", shards=[], params=dict(signature=sig),
                           inputs=sorted({str(p) for ps in live.values() for p in ps}),

@@ -6,15 +6,17 @@ Docs: https://phi1-nb.github.io/phi1_nb/pipeline.html.md"""
 
 # %% ../nbs/11_pipeline.ipynb #097b606e
 from __future__ import annotations
-import importlib, inspect, json, os, sys, time
+import contextlib, importlib, inspect, json, logging, os, signal, sys, threading, time
 from pathlib import Path
 
 from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
+from .progress import (StageProgress, _counting_kernel, cell_durations, eta_seconds, in_cell_counter,
+                              last_timings, save_timings)   # 11a_progress; importable from here too
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_NAMES', 'nbs_dir', 'stage_function', 'available_stages', 'notebook_parameters', 'check_stage',
-           'eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'execute_stage',
-           'in_cell_counter', 'stage_inputs', 'StageFailed', 'run_pipeline', 'stage_threads', 'summary_table']
+           'StageStopped', 'StageStop', 'execute_stage', 'stage_inputs', 'StageFailed', 'run_pipeline', 'stage_threads',
+           'summary_table']
 
 # %% ../nbs/11_pipeline.ipynb #e01125c3
 STAGES = [  # (stage = config section, notebook, "module:function")
@@ -79,85 +81,35 @@ def check_stage(stage:str, cfg:Config|None=None, nbs:Path|None=None) -> list[str
     probs += [f"{stage}: config key {k!r} is not in the notebook's parameters cell" for k in sorted(keys - nb_keys)]
     return probs
 
-# %% ../nbs/11_pipeline.ipynb #a5c427c5
-def _fmt(s:float|None) -> str:
-    if s is None: return "?"
-    s = int(round(s)); return f"{s//60}m{s%60:02d}s" if s >= 60 else f"{s}s"
+# %% ../nbs/11_pipeline.ipynb #p30c0013
+class StageStopped(RuntimeError):
+    "Raised before a stage's next cell once its run is stopping: the stage ends unfinished, with no manifest."
 
-def eta_seconds(last:list[float]|None, # the cell durations of the last run, in cell order
-                done:int, total:int, elapsed:float, in_cell:float=0.) -> float|None:
-    "Seconds left: the last run's time for the cells not done yet, less the time already in the current one (or the last total minus elapsed if the cells changed)."
-    if not last: return None
-    if len(last) == total: return max(float(sum(last[done:])) - in_cell, 0.0)
-    return max(float(sum(last)) - elapsed, 0.0)
+class StageStop:
+    "A run's stop flag and running kernels; `signal(sig)` stops new cells and signals each kernel's process group."
+    def __init__(self): self.pids, self.flag = set(), __import__("threading").Event()
+    def check(self, **kw):
+        "nbclient's `on_cell_start` hook: no next cell once the run is stopping."
+        if self.flag.is_set(): raise StageStopped("the run was interrupted")
+    def signal(self, sig:int):
+        self.flag.set()
+        for pid in list(self.pids):   # a kernel leads its own session: the group is the kernel and its workers
+            try: os.killpg(pid, sig)
+            except (ProcessLookupError, PermissionError): self.pids.discard(pid)
 
-def cell_durations(nb_path) -> list[float]|None:
-    "The code cells' durations papermill recorded in an executed notebook (None if it is missing or unfinished)."
-    try: nb = json.loads(Path(nb_path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError): return None
-    d = [c.get("metadata", {}).get("papermill", {}).get("duration") for c in nb["cells"] if c["cell_type"] == "code"]
-    return None if not d or any(x is None for x in d) else [float(x) for x in d]
-
-def save_timings(run_dir:Path, stage:str, nb_path):
-    "Keep a finished stage's cell durations in `run_dir/timings.json` for the next run's ETA."
-    if (d := cell_durations(nb_path)) is None: return
-    t = (json.loads((run_dir/"timings.json").read_text()) if (run_dir/"timings.json").exists() else {})
-    write_json(run_dir/"timings.json", {**t, stage: d})
-
-def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
-    "The stage's cell durations from the last finished run (timings.json, else the executed notebook left there)."
-    try: return json.loads((run_dir/"timings.json").read_text())[stage]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
-
-class StageProgress:
-    "Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s (0: per cell)."
-    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
-                 every:float=30.):
-        from tqdm.auto import tqdm
-        self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
-        self.t_cell = self.t0
-        self.file = file or sys.stderr
-        self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
-        self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
-                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
-        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
-        self._stop = threading.Event()
-        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
-    def status(self) -> str:
-        "`done/total cells, elapsed, ETA` as one line."
-        el = time.time() - self.t0
-        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
-        if not self.last: tail = "ETA unknown (no earlier run)"
-        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
-        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
-        counter = in_cell_counter(getattr(self, "counter_file", None))   # the running cell's own counter, if it has one
-        return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
-    def _show(self, step:int=0, force:bool=False):
-        if self.bar is not None:
-            self.bar.set_postfix_str(self.status().split(", ", 2)[2],
-                                     refresh=False); self.bar.update(step); self.bar.refresh()
-        elif force or time.time() - self.shown >= self.every:
-            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
-    def _beat(self):
-        while not self._stop.wait(1. if self.tty else self.every): self._show()
-    def cell_done(self, cell=None, cell_index=None, **kw):
-        "nbclient's `on_cell_complete` hook: one more code cell finished."
-        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
-    def close(self):
-        self._stop.set()
-        if self.bar is not None: self.bar.close()
-
+# %% ../nbs/11_pipeline.ipynb #p30c0019
 _QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
                     PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
 
 def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|None=None,
-                  kernel_env:dict|None=None, **kw):
-    "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, reporting each cell to `progress`."
+                  kernel_env:dict|None=None, stop:StageStop|None=None, **kw):
+    "papermill-execute one notebook, its kernel on IPC sockets in a private temp folder, each cell told to `progress`."
     import papermill as pm, tempfile
     from jupyter_client import AsyncKernelManager
     # the kernel's own stderr: not the user's terminal on a Ctrl-C
     log = open(Path(nb_out).with_suffix(".kernel.log"), "ab")
     env = {**_QUIET_KERNEL, **(kernel_env or {}), **os.environ}   # the kernel's alone: no bars, no advisories
+    stop, pids = stop or StageStop(), []   # this call's kernels, known to `stop` while they run
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
         class QuietKernelManager(AsyncKernelManager):
@@ -166,50 +118,13 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
                 # nbclient passes its own (empty) list
                 k["extra_arguments"] = [*(k.get("extra_arguments") or []), *extra]
                 # its own folder, not papermill's chdir of this (shared) process: stages run side by side
-                return await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
+                out = await super().start_kernel(**{"stderr": log.fileno(), "env": env, **k, "cwd": str(cwd)})
+                pids.append(self.provisioner.pid); stop.pids.add(pids[-1]); return out
         hook = dict(on_cell_complete=progress.cell_done) if progress else {}
-        return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3", cwd=None,
-                                   progress_bar=False, kernel_manager_class=QuietKernelManager, **hook, **kw)
-
-# %% ../nbs/11_pipeline.ipynb #p30a0002
-_COUNT_BARS = """import os, sys, inspect
-from tqdm import std as _s
-_f = open(os.environ["PHI1_PROGRESS"], "a", buffering=1)
-_names, _init = list(inspect.signature(_s.tqdm.__init__).parameters)[1:], _s.tqdm.__init__
-def _counted(self, *a, **k):
-    given = set(_names[:len(a)]) | set(k)
-    if k.get("disable") is None and "disable" not in _names[:len(a)]: k["disable"] = False
-    k.update({n: v for n, v in dict(file=_f, bar_format="{desc}|{n_fmt}|{total_fmt}|{unit}\\n", mininterval=1.0,
-                                    ascii=True).items() if n not in given or n == "file" and "file" in k})
-    _init(self, *a, **k)
-_s.tqdm.__init__ = _counted
-_s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
-sys.stderr._isatty = True"""
-
-# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
-_PLAIN_LOGS = """import logging, sys
-_h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
-logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
-
-def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
-    "The kernel's environment and startup lines: plain log records, and (with `progress`) its bars counted into `d/progress`."
-    if progress is None: return env, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS]!r}"]
-    progress.counter_file = d/"progress"; progress.counter_file.touch()
-    return {**env,
-            "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
-
-def in_cell_counter(path) -> str|None:
-    "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
-    try:
-        with open(path, "rb") as f: f.seek(max(f.seek(0, 2) - 4096, 0)); tail = f.read().decode(errors="replace")
-    except (OSError, TypeError): return None
-    for line in reversed(tail.replace("\r", "\n").splitlines()):
-        parts = line.split("|")
-        if len(parts) == 4 and parts[1].strip().isdigit():
-            desc, unit = parts[0].strip(), parts[3].strip()
-            unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
-            return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
-    return None
+        try: return pm.execute_notebook(str(nb_in), str(nb_out), parameters=parameters, kernel_name="python3",
+                                        cwd=None, progress_bar=False, kernel_manager_class=QuietKernelManager,
+                                        on_cell_start=stop.check, **hook, **kw)
+        finally: stop.pids.difference_update(pids)
 
 # %% ../nbs/11_pipeline.ipynb #p30b0002
 _READS = {"filter": "corpus", "pretrain": "tokenizer,synth/textbooks", "synth": "pretrain,dedup,filter",
@@ -259,7 +174,8 @@ def run_pipeline(preset:str="tiny", # a preset name in configs/ or a YAML path
     "Execute the stage notebooks into `runs/<name>/` (independent ones side by side), holding the run folder."
     cfg = load_config(preset, overrides)
     run_dir = (Path(cfg.run.runs_dir)/cfg.run.name).resolve()
-    with hold_run(run_dir, "pipeline"):   # one command at a time in a run folder, released on return or error
+    # one command at a time in a run folder, released on return or error; SIGTERM stops it as Ctrl-C does
+    with hold_run(run_dir, "pipeline"), _term_is_ctrl_c():
         return _run_stages(preset, cfg, run_dir, stages, prepare_only, force, log)
 
 def _reused(run_dir:Path, stage:str, out_nb:Path) -> dict:
@@ -279,8 +195,8 @@ def stage_threads(jobs:int, threads:int|None=None) -> dict:
     env = {"OMP_WAIT_POLICY": "PASSIVE"} if jobs > 1 else {}   # a count other than the cores' changes torch's sums
     return {**env, **({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else {})}
 
-def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, bar) -> dict:
-    "Execute one stage's notebook; its summary record (status ran, prepared or failed, with the error)."
+def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, bar, stop=None) -> dict:
+    "Execute one stage's notebook; its summary record (status ran, prepared, failed with the error, or interrupted)."
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     nb, out_nb = dict((s, n) for s, n, _ in STAGES)[stage], run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
@@ -288,8 +204,12 @@ def _run_one(stage:str, i:int, cfg, run_dir:Path, prepare_only:bool, env:dict, b
     tmo = cfg.pipeline.execution_timeout
     try:
         execute_stage(nbs_dir()/nb, out_nb, dict(run_dir=str(run_dir), **cfg.section(stage)), nbs_dir(), bar,
-                      prepare_only=prepare_only, execution_timeout=tmo, report_mode=False, kernel_env=env)
-    except (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError) as e:   # a cell raised, ran too long, died
+                      prepare_only=prepare_only, execution_timeout=tmo, report_mode=False, kernel_env=env, stop=stop)
+    except Exception as e:
+        if stop is not None and stop.flag.is_set():   # Ctrl-C: whatever the kernel's end looked like
+            return dict(stage=stage, status="interrupted", seconds=time.time() - t0, notebook=str(out_nb))
+        if not isinstance(e, (pm.PapermillExecutionError, CellTimeoutError, DeadKernelError)): raise
+        # a cell raised, ran too long, or the kernel died
         why = (f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else
                f"a cell ran past pipeline.execution_timeout={tmo}s" if isinstance(e, CellTimeoutError) else
                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'the kernel died'}")
@@ -308,6 +228,30 @@ def _wanted(stages) -> list[str]:
         raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGE_NAMES)}")
     return wanted
 
+# %% ../nbs/11_pipeline.ipynb #p30c0015
+@contextlib.contextmanager
+def _stops_stages(stop:StageStop, running:dict, grace:float=10.):
+    "On Ctrl-C: no next cell anywhere, each running kernel interrupted, killed if its stage still runs after `grace` s."
+    from concurrent.futures import wait
+    try: yield
+    except KeyboardInterrupt:
+        quiet = lambda r: False   # the kernels' ends ("Kernel died ...") are this stop's doing: no news to the user
+        logging.getLogger("papermill").addFilter(quiet); stop.signal(signal.SIGINT)
+        try: late = wait(running.values(), timeout=grace).not_done
+        except KeyboardInterrupt: late = True   # a second Ctrl-C: no more grace
+        if late: stop.signal(signal.SIGKILL); wait(running.values(), timeout=60)
+        logging.getLogger("papermill").removeFilter(quiet)
+        raise
+
+@contextlib.contextmanager
+def _term_is_ctrl_c():
+    "SIGTERM (`kill`, a scheduler's stop) raises KeyboardInterrupt as Ctrl-C does (in the main thread)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def term(*_): raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, term)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 # %% ../nbs/11_pipeline.ipynb #p30b0004
 def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -316,8 +260,10 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = _wanted(stages or cfg.pipeline.stages)
     todo, deps, avail = [s for s in STAGE_NAMES if s in wanted], stage_inputs(cfg, wanted), available_stages()
-    t_start = time.time()
     jobs = 1 if prepare_only else max(1, int(cfg.pipeline.get("jobs") or _cores()))
+    # imported here, not by two stage threads at once (one then saw black half-initialised: no FileMode)
+    if jobs > 1: from papermill.translators import PythonTranslator; PythonTranslator.codify({})
+    t_start = time.time()
     seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     recs, executed, running = {}, set(), {}
@@ -332,12 +278,14 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
         bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
                                                       last_timings(run_dir, stage, out_nb))
         args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
-        if pool: return pool.submit(_run_one, *args)
-        f = Future(); f.set_result(_run_one(*args)); return f   # one job: in this thread, as a sequential run
+        if pool: return pool.submit(_run_one, *args, stop=stop)
+        f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread
     def failed(): return [r for r in recs.values() if r["status"] == "failed"]
     def save():
         summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)
-    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool:
+    stop = StageStop()
+    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool, \
+            _stops_stages(stop, running):
         while todo or running:
             for s in [s for s in todo if not failed() and deps[s] <= set(recs)][:max(jobs - len(running), 0)]:
                 todo.remove(s); r = start(s)

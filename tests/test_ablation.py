@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from phi1_nb.ablation import parse_seeds, run_ablation, seed_problem_bootstrap
-from phi1_nb.arms import (BINS, _bin, fair_tokenizer, parse_arms, prepare_arms, resolve_source, size_histogram, source_records,
+from phi1_nb.arms import (BINS, _bin, arm_records, fair_tokenizer, parse_arms, prepare_arms, resolve_source, size_histogram, source_records,
                           take)
 from phi1_nb.cli import main, stage_parser
 from phi1_nb.core import load_config, parse_overrides, write_manifest, write_shard
@@ -78,6 +78,9 @@ def test_take_lands_exactly_on_the_budget(words, frac, seed):
     cut = int(np.searchsorted(np.cumsum(h["hist"]), budget))
     taken = {r["id"] for r, _, _ in got}
     assert {r["id"] for r in recs if _bin(r, seed, 64) < cut} <= taken
+    part = size_histogram(recs, tok, seed, bins=64, upto=cut)   # measured only up to the cut's bin: the same sample
+    assert list(take(recs, part["hist"], budget, tok, seed)) == got and part["records"] == h["records"]
+    assert part["measured"] == sum(_bin(r, seed, 64) <= cut for r in recs)
 
 
 def test_streaming_sample_memory_is_bounded():
@@ -125,6 +128,14 @@ def test_arms_matched_in_tokens(run):
     assert m["arms"]["raw"]["records"] < m["arms"]["raw"]["source_records"]
     m2 = prepare_arms(run/"ablation2", paths, "fair", tokenizer_bytes=4000, vocab_size=400, tokens=500, seed=3, seq_len=32)
     assert {a: len(PackedDataset(run/"ablation2"/"data"/a).tokens) for a in m2["arms"]} == dict.fromkeys(m2["arms"], 500)
+    # a token budget tokenizes only the first bins of an arm's random order, and samples what the whole count would
+    from phi1_nb.model import load_tokenizer
+    tok = load_tokenizer(run/"ablation2"/"tokenizer")
+    for a in m2["arms"]:
+        h = size_histogram(arm_records(paths[a]), tok, 3)
+        want = [t for _, ids, n in take(arm_records(paths[a]), h["hist"], 500, tok, 3) for t in (ids + [tok.eos_token_id])[:n]]
+        assert PackedDataset(run/"ablation2"/"data"/a).tokens.tolist() == want, a
+    assert m2["arms"]["raw"]["source_tokens"] is None and m2["arms"]["raw"]["source_records"] == len(GOOD + BAD)
     with pytest.raises(ValueError, match="fewer tokens"):
         prepare_arms(run/"ablation3", paths, "fair", tokenizer_bytes=4000, vocab_size=400, tokens=10**7, seq_len=32)
 
@@ -243,7 +254,8 @@ def test_launcher_dry_run(tmp_path):
 def test_launcher_runs_the_ablation(run, tmp_path):
     "One CPU process through torchrun: the entry runs run_ablation with the preset's section and the overrides."
     preset = tmp_path/"p.yaml"
-    preset.write_text("ablation:\n" + "".join(f"  {k}: {v}\n" for k, v in SMALL.items()) + "  arms: raw,filtered\n  seeds: [5]\n")
+    preset.write_text("ablation:\n" + "".join(f"  {k}: {v}\n" for k, v in SMALL.items()) + "  arms: raw,filtered\n  seeds: [5]\n"
+                      "  tokens: null\n")
     r = launch(str(run), "--ablation.limit", "2", "--ablation.pass_at_1", "true", "--ablation.max_new_tokens", "8",
                PRESET=preset, LAUNCHER="torchrun", NGPUS=1, PYTHON=sys.executable,
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))

@@ -13,7 +13,7 @@ def fake_stages(monkeypatch, seconds=0.3, fail=()):
     "Replace `_run_one` by a stage that sleeps, writes its manifest and logs when it ran (and which threads it got)."
     spans, lock = {}, threading.Lock()
 
-    def run_one(stage, i, cfg, run_dir, prepare_only, env, bar):
+    def run_one(stage, i, cfg, run_dir, prepare_only, env, bar, stop=None):
         if bar is not None: bar.close()
         t0 = time.time(); time.sleep(seconds)
         with lock: spans[stage] = (t0, time.time(), env)
@@ -64,3 +64,4 @@ def test_failure_stops_its_dependents_and_nothing_new_starts(tmp_path, monkeypat
     s = P.run_pipeline("tiny", over, log=lambda *a: None)
     status = {x["stage"]: x["status"] for x in s["stages"]}
     assert [k for k, v in status.items() if v == "reused"] == ["corpus", "filter", "dedup", "tokenizer", "ablation"]
+
