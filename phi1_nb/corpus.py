@@ -267,7 +267,7 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                keep_unparsable:bool=False, # keep (rather than drop) code that does not parse
                files_per_shard:int=500, # records per output shard of a tree: the unit of resume
                shard_format:str="jsonl.zst", # jsonl | jsonl.zst | parquet
-               engine:str="local", # local (forked processes) | ray (a pool of Ray actors)
+               engine:str="local", # local (fresh worker processes) | ray (a pool of Ray actors)
                workers:int|None=None, # engine local: processes (None: all cores; 1: this process)
                ray_address:str|None=None, # engine ray: None (a Ray on this machine) | auto | host:port
                ray_actors:int|None=None, # engine ray: actors (None: one per CPU)
