@@ -10,23 +10,35 @@ import json, re
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MEASURED', 'FIELDS', 'DEDUP_CPU_MS', 'DEDUP_SOURCE', 'dedup_costs', 'parse_count', 'plan_rows', 'load_costs',
-           'costs_from_run', 'plan']
+__all__ = ['MEASURED', 'FIELDS', 'DEDUP_CPU_MS', 'DEDUP_SOURCE', 'FIXED', 'dedup_costs', 'parse_count', 'plan_rows', 'load_costs',
+           'run_seconds', 'costs_from_run', 'plan']
 
 # %% ../nbs/01a_plan.ipynb #25c9880d
 # per record: CPU ms (user+sys); one process's memory, MB + KB per record; KB written. None: not measured
 MEASURED = dict(
-    corpus=dict(cpu_ms=0.44, rss_mb=111.0, rss_kb=0.0, disk_kb=0.64, parallel=True, ray_cpu=1.0,
+    corpus=dict(cpu_ms=0.44, fixed_s=0.0, rss_mb=111.0, rss_kb=0.0, disk_kb=0.64, parallel=True, ray_cpu=1.0,
+                # python scripts/bench_corpus.py (5K and 20K Stack-style files, 1 process)
                 source="scripts/bench_corpus.py, 5K and 20K Stack-style files, 1 process (load 12-18): RSS flat"),
-    filter=dict(cpu_ms=0.67, rss_mb=525.0, rss_kb=7.5, disk_kb=7.75, parallel=False, ray_cpu=1.0,
-                source="issue 28: heuristic judge, hashing embedder, 5K-20K; disk: the embedding cache alone"),
-    dedup=dict(cpu_ms=9.77, rss_mb=182.0, rss_kb=5.2, disk_kb=None, parallel=False, ray_cpu=2.8,
-               source="ast shingles, local engine at 5K (DEDUP_SOURCE); memory: issue 28, 5K-20K (before its "
-                      "bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)"),
-    decontaminate=dict(cpu_ms=8.17, rss_mb=259.0, rss_kb=None, disk_kb=15.6, parallel=False, ray_cpu=1.0,
-                       source="issue 28: 3,416 records (one size: no memory growth), 27.9 s, 53 MB written"))
-FIELDS = dict(cpu_ms="CPU ms per record", rss_mb="memory of one process, MB", rss_kb="memory growth, KB per record",
-              disk_kb="KB written per record", parallel="the local engine uses every core",
+    filter=dict(cpu_ms=0.70, fixed_s=9.45, rss_mb=483.0, rss_kb=1.51, disk_kb=1.29, parallel=False, ray_cpu=1.0,
+                # python scripts/bench_scale.py --sizes 2000,8000,32000 --stages corpus,filter,decontaminate (load 6-8,
+                # 2026-12-07): CPU 11.1 / 14.7 / 31.8 s, least squares; RSS 495 -> 530 MB from 8K to 32K records
+                # (1.51 KB/record; 4.0 from 2K to 8K); peak disk 6.1 -> 43.9 MB (its embedding cache included)
+                source="scripts/bench_scale.py 2K-32K, heuristic judge, hashing embedder: the line through the sizes "
+                       "(fixed: labelling, training)"),
+    dedup=dict(cpu_ms=9.77, fixed_s=0.0, rss_mb=194.0, rss_kb=0.015, disk_kb=2.1, parallel=False, ray_cpu=2.8,
+               # memory: python scripts/bench_scale.py --sizes 80000,320000,1000000 --corpus words --stages dedup
+               #   --shingles word (README: 320K -> 1M +0.015 KB/record; 118 MB at 1M) and --sizes 80000,160000
+               #   --shingles word (stack corpus: 194 MB peak RSS, 337 MB peak disk at 160K = 2.1 KB/record)
+               source="ast shingles, local engine at 5K (DEDUP_SOURCE); memory and disk: the bounded engine "
+                      "(07e_dedup_disk), bench_scale.py 80K-1M; Ray: 2.8x the CPU at 5K, before its lean shuffle"),
+    decontaminate=dict(cpu_ms=0.98, fixed_s=0.08, rss_mb=124.0, rss_kb=0.12, disk_kb=0.17, parallel=False,
+                       ray_cpu=1.0,
+                       # the same command: CPU 2.3 / 7.6 / 31.5 s on bench_scale's exercises, least squares; RSS 125 ->
+                       # 128 MB from 8K to 32K (0.12 KB/record); 0.4 -> 5.5 MB written (0.17 KB/record)
+                       source="scripts/bench_scale.py 2K-32K exercises against HumanEval: the line through the sizes"))
+FIELDS = dict(cpu_ms="CPU ms per record", fixed_s="seconds once per run, in one process (not per record)",
+              rss_mb="memory of one process, MB", rss_kb="memory growth, KB per record",
+              disk_kb="KB written per record", parallel="the local engine runs a pool of worker processes",
               ray_cpu="CPU on Ray over the local engine's (1.0: taken as equal where not measured)",
               source="where it was measured")
 
@@ -37,7 +49,8 @@ DEDUP_SOURCE = ("`phi1 dedup` (local engine, tiny settings) on the first 5,000 r
                 "scripts/bench_scale.py's corpus, "
                 "the command's CPU with its imports (scripts/bench_ray.py --reap local), mean of 2 interleaved runs, "
                 "load 16-22; "
-                "memory: issue 28, 5K-20K (before its bounded-memory engine); Ray: 2.8x the CPU at 5K (issue 28)")
+                "memory and disk: the bounded engine (07e_dedup_disk), scripts/bench_scale.py 80K-1M (README); "
+                "Ray: 2.8x the CPU at 5K before its lean shuffle (issue 28; the new shuffle's CPU is not measured)")
 
 def dedup_costs(shingles:str="ast") -> dict:
     "`MEASURED['dedup']` with the CPU per record of `shingles`; an unknown kind is a one-line error."
@@ -60,18 +73,22 @@ def plan_rows(records:int, # records in the corpus
               nodes:int=1, # nodes (more than one: the stages run on Ray)
               costs:dict|None=None, # `{stage: {field: value}}` over `MEASURED`
               shingles:str="ast", # dedup's shingle kind (`dedup_costs`)
+              engine:str="local", # local (the stages' own engines) | ray (every stage on Ray, also on one node)
               ) -> list[dict]:
-    "Per data stage: CPU-hours, wall hours, peak memory GB and disk GB for `records` on `nodes` x `cores`."
-    rows = []
+    "Per data stage: engine, processes, CPU-hours, wall hours, peak memory GB and disk GB for `records`."
+    if engine not in ("local", "ray"): raise ValueError(f"engine must be local or ray, not {engine!r}")
+    ray, rows = engine == "ray" or nodes > 1, []
     for stage, base in MEASURED.items():
         c = {**(dedup_costs(shingles) if stage == "dedup" else base), **(costs or {}).get(stage, {})}
         unknown = [k for k in ("cpu_ms", "rss_mb", "rss_kb", "disk_kb") if c[k] is None]
         c.update({k: 0.0 for k in unknown})                      # counted as 0 and flagged
-        spread = nodes > 1 or c["parallel"]                     # on Ray every stage spreads; locally only some do
+        spread = ray or c["parallel"]      # a local worker pool: the corpus stage only; the others spread on Ray alone
         procs = cores * nodes if spread else 1
-        cpu_h = records * c["cpu_ms"] / 1000 / 3600 * (c["ray_cpu"] if nodes > 1 else 1)
+        per_h = records * c["cpu_ms"] / 3.6e6 * (c["ray_cpu"] if ray else 1)
+        fixed_h = (c.get("fixed_s") or 0) / 3600                # e.g. the filter's labelling and training: one process
         mem_gb = (c["rss_mb"] * min(procs, cores) + c["rss_kb"] * records / 1024 / (nodes if spread else 1)) / 1024
-        rows.append(dict(stage=stage, cpu_hours=cpu_h, wall_hours=cpu_h / procs, processes=procs,
+        rows.append(dict(stage=stage, engine="ray" if ray else "local pool" if spread else "local, 1 process",
+                         cpu_hours=fixed_h + per_h, wall_hours=fixed_h + per_h / procs, processes=procs,
                          peak_mem_gb_per_node=mem_gb, disk_gb=records * c["disk_kb"] / 2**20, source=c["source"],
                          not_measured=unknown))
     return rows
@@ -92,19 +109,44 @@ def load_costs(path) -> dict:
             if not ok: raise ValueError(f"{path}: {st}.{k} = {v!r} is not a valid {FIELDS[k]}")
     return costs
 
-def costs_from_run(run_dir) -> dict:
-    "CPU ms and KB written per record of each data stage that finished in `run_dir` (from its manifest)."
+FIXED = dict(filter=("model", "labels"))   # stages whose work before their shards is fixed: its folders, written once
+
+def run_seconds(run_dir) -> dict:
+    """`{stage: dict(n, seconds, fixed, per, size)}` of the finished data stages in `run_dir`: records, seconds, the
+    fixed seconds and seconds per record (`FIXED` stages: the median task's rate, from the receipts), bytes written."""
     out = {}
     for st in MEASURED:
         p = Path(run_dir)/st/"manifest.json"
         if not p.exists(): continue
-        m = json.loads(p.read_text())
-        n = (m.get("counts") or {}).get("in") or 0
+        m = json.loads(p.read_text()); n = (m.get("counts") or {}).get("in") or 0
         if not n: continue
-        size = sum(f.stat().st_size for f in p.parent.rglob("*") if f.is_file())
-        out[st] = dict(cpu_ms=1000 * m.get("seconds", 0) / n, disk_kb=size / 1024 / n,
-                       source=f"sample run {run_dir} ({n:,} records)")
+        once, secs = {p.parent/d for d in FIXED.get(st, ())}, m.get("seconds", 0)
+        size = sum(f.stat().st_size for f in p.parent.rglob("*") if f.is_file() and not once & set(f.parents))
+        rs = [json.loads(r.read_text()) for r in p.parent.glob("parts/*.json")] if st in FIXED else []
+        rates = sorted(r["seconds"] / k for r in rs if (k := r["shard"]["n"] + sum(r.get("drops", {}).values())))
+        fixed = max(0.0, secs - sum(r["seconds"] for r in rs)) if rates else 0.0
+        out[st] = dict(n=n, seconds=secs, fixed=fixed, per=rates[len(rates) // 2] if rates else secs / n, size=size)
     if not out: raise ValueError(f"{run_dir} holds no finished data stage (corpus, filter, dedup, decontaminate)")
+    return out
+
+
+# %% ../nbs/01a_plan.ipynb #cf5a1d01
+def costs_from_run(*run_dirs) -> dict:
+    "Costs per stage from finished sample runs: one run as it ran (`run_seconds`), two or more a line through them."
+    runs = [run_seconds(r) for r in run_dirs]; out = {}
+    for st in MEASURED:
+        pts = [r[st] for r in runs if st in r]
+        if not pts: continue
+        big = max(pts, key=lambda p: p["n"]); per, fixed = big["per"], big["fixed"]  # disk, one run: the largest
+        if len({p["n"] for p in pts}) > 1:                       # a line: seconds = fixed + records x per record
+            mn, ms = sum(p["n"] for p in pts) / len(pts), sum(p["seconds"] for p in pts) / len(pts)
+            per = max(0.0, sum((p["n"] - mn) * (p["seconds"] - ms) for p in pts) / sum((p["n"] - mn) ** 2 for p in pts))
+            fixed = max(0.0, ms - per * mn)
+        ns = ", ".join(f"{p['n']:,}" for p in pts)
+        out[st] = dict(cpu_ms=1000 * per, fixed_s=fixed, disk_kb=big["size"] / 1024 / big["n"],
+                       source=f"sample run(s) {', '.join(map(str, run_dirs))} ({ns}"
+                              f" records{'; a line through them' if len(pts) > 1 else ''})")
+    if not out: raise ValueError("no sample run given")
     return out
 
 # %% ../nbs/01a_plan.ipynb #0f03d377
@@ -112,26 +154,27 @@ def plan(records:str="35M", # corpus size: 35M, 35e6 or 35000000
          cores:str="16", # cores per node
          nodes:str="1", # nodes (more than one: the stages on Ray)
          costs:str=None, # a costs JSON file (e.g. from scripts/bench_corpus.py --json) over the measured figures
-         sample:str=None, # a finished small run whose manifests give CPU and disk per record
+         sample:str=None, # finished small run(s), comma-separated, whose manifests give CPU and disk per record
          preset:str="tiny", # the preset (name or YAML path) whose `dedup.shingles` sets dedup's CPU
          shingles:str=None, # dedup's shingle kind, ast | word (None: the preset's)
+         engine:str="local", # local (each stage's own engine) | ray (every stage on Ray, also on one node)
          ) -> str:
     "The estimate of the data stages on a corpus of `records` files, as a markdown table."
     n, c, k = parse_count(records), parse_count(cores, "cores"), parse_count(nodes, "nodes")
-    over = costs_from_run(sample) if sample else {}
+    over = costs_from_run(*sample.split(",")) if sample else {}
     for st, v in (load_costs(costs) if costs else {}).items(): over[st] = {**over.get(st, {}), **v}
     if shingles is None:
         from phi1_nb.core import load_config
         shingles = load_config(preset).section("dedup")["shingles"]
-    rows = plan_rows(n, c, k, over, shingles)
+    rows = plan_rows(n, c, k, over, shingles, engine)
     head = f"plan for {n:,} records on {k} node(s) x {c} cores, dedup with {shingles} shingles\n\n" \
-           "| stage | CPU-hours | processes | wall hours | " \
-           "peak memory GB/node | disk GB | costs from |\n|---|---|---|---|---|---|---|"
+           "| stage | CPU-hours | processes | engine | wall hours | " \
+           "peak memory GB/node | disk GB | costs from |\n|---|---|---|---|---|---|---|---|"
     q = lambda r, *ks: " + ?" if set(ks) & set(r["not_measured"]) else ""    # a part not measured: a lower bound
-    body = [f"| {r['stage']} | {r['cpu_hours']:,.1f}{q(r, 'cpu_ms')} | {r['processes']} | "
+    body = [f"| {r['stage']} | {r['cpu_hours']:,.1f}{q(r, 'cpu_ms')} | {r['processes']} | {r['engine']} | "
             f"{r['wall_hours']:,.2f}{q(r, 'cpu_ms')} | {r['peak_mem_gb_per_node']:,.1f}{q(r, 'rss_mb', 'rss_kb')} | "
             f"{r['disk_gb']:,.1f}{q(r, 'disk_kb')} | {r['source']} |" for r in rows]
     tot = sum(r["cpu_hours"] for r in rows), sum(r["wall_hours"] for r in rows), sum(r["disk_gb"] for r in rows)
-    return "\n".join([head, *body, f"| total | {tot[0]:,.1f} | | {tot[1]:,.2f} | | {tot[2]:,.1f} | |",
-                      "\n(+ ?: a part not measured, counted as 0; "
-                      "the wall hours add up the stages run one after another)"])
+    return "\n".join([head, *body, f"| total | {tot[0]:,.1f} | | | {tot[1]:,.2f} | | {tot[2]:,.1f} | |",
+                      "\n(+ ?: a part not measured, counted as 0; the wall hours add up the stages run one after "
+                      "another; locally only the corpus stage has a worker pool: `--engine ray` spreads the others)"])
