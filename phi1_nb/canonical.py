@@ -256,9 +256,10 @@ _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
 TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
 
-def _abstract(tree, tag:bool=False):
+def _abstract(tree, tag:bool=False, names:list|None=None):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
-    # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders
+    # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
+    # names: a list that gets each tagged name, in the order of their numbers
     ids = {}
     def ph(x, p):
         return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and x not in KEEP_NAMES else p
@@ -282,6 +283,7 @@ def _abstract(tree, tag:bool=False):
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.alias): n.asname = None                       # `import numpy as np`: a local choice
         elif isinstance(n, (ast.Global, ast.Nonlocal)): n.names = [_role(x) for x in n.names]
+    if names is not None: names += ids
     return tree
 
 def _sort_imports(tree):
@@ -332,16 +334,17 @@ def _string_words(tree, cap:int=48) -> list[str]:
     return words
 
 # %% ../nbs/07d_canonical.ipynb #28a4d583
-def canonical_code(code:str, tag:bool=False) -> str:
+def canonical_code(code:str, tag:bool=False, names:list|None=None) -> str:
     "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
-    # tag: each placeholder carries its name's number (`v_ǂ3ǂ`); `TAGGED.sub("", ...)` of it is the canonical form
+    # tag: each placeholder carries its name's number (`v_ǂ3ǂ`); `TAGGED.sub("", ...)` of it is the canonical form;
+    # names: a list that gets the name behind each number
     # a big AST is many small objects: no collection while building it
     gc_on = gc.isenabled(); gc.disable()
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
         _drop_unused_imports(tree)
-        _sort_imports(_abstract(tree, tag))
+        _sort_imports(_abstract(tree, tag, names))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed
         return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     except (SyntaxError, ValueError, RecursionError, MemoryError): raise
