@@ -131,6 +131,10 @@ def _is_log(s):
 # %% ../nbs/07d_canonical.ipynb #c0a51b7e
 def _const(e, truth:bool) -> bool: return isinstance(e, ast.Constant) and bool(e.value) is truth
 
+def _noop(s) -> bool:
+    "`pass`, or an `if False:` with no `else`: a statement that does nothing."
+    return isinstance(s, ast.Pass) or isinstance(s, ast.If) and _const(s.test, False) and not s.orelse
+
 def _is_gen(f) -> bool:
     "Whether a function's own body (not a nested def's or lambda's) has a `yield`."
     todo = list(ast.iter_child_nodes(f))
@@ -202,8 +206,8 @@ class _Canon(ast.NodeTransformer):
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
-        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                 for d, s in zip(logs, body)):
+        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) or _noop(s)
+                                 for d, s in zip(logs, body)):                     # (`pass`, `if False:`: a26e)
             body = [s for s, d in zip(body, logs) if not d]
         for s in body:
             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings

@@ -98,6 +98,18 @@ def relative_indents(tokens:list[str]) -> list[str]:
         out.append(t)
     return out
 
+# %% ../nbs/07f_canonical_keys.ipynb #lev00001
+def _levels(text:str) -> str:
+    "Each non-blank line as its indentation depth (a space a level: a tab and 4 spaces alike) and its words."
+    out, depths = [], [0]
+    for line in text.splitlines():
+        if not (s := " ".join(line.split())): continue
+        w = len(line) - len(line.lstrip())
+        while depths[-1] > w: depths.pop()
+        if w > depths[-1]: depths.append(w)
+        out.append(" " * (len(depths) - 1) + s)
+    return "\n".join(out)
+
 # %% ../nbs/07f_canonical_keys.ipynb #sib00001
 SIBLING_MAX_TOKENS, SIBLING_EDIT = 160, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
                                             # and that rename nothing, are siblings (`min` for `max`), not copies
@@ -113,17 +125,16 @@ def _unbound(code:str) -> tuple[set, set]:
     return read - bound - defs - KEEP_NAMES, defs
 
 def sibling_tokens(code:str, toks:list[str], flow:list[str], names:list[str]) -> tuple[tuple, list[int]]:
-    "((bound names but defs, tokens in order, tokens as a bag) keys; token hashes: data flow, helpers by name, odd: literal)."
-    free, defs = _unbound(code); bound, out, plain = [x for x in names if x not in free | defs], [], []   # a def: a name
+    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, odd: a literal)."
+    free, defs = _unbound(code); bound, out, plain = [x for x in names if x not in free | defs], [], []
     for i, (t, f) in enumerate(zip(toks, flow)):
-        m = _TAGGED_TOK.fullmatch(t)
-        x = names[int(m[2])] if m and names[int(m[2])] in free else f
+        m = _TAGGED_TOK.fullmatch(t); x = names[int(m[2])] if m else None
+        x = f if x is None or x not in free | defs else "d_" if x in defs else x   # a def's name: any; a helper's: its own
         lit = m is None and (_LIT_TOK.match(t) or t == "." and i and toks[i - 1][0].isdigit())   # `0.5`: 3 tokens
         out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~1 | bool(lit))
-        plain.append(x if m is None or x != f else m[1])                 # a bound name as its placeholder, no flow
-    return (_crc(bound) if bound else 1, zlib.crc32("\0".join(plain).encode("utf-8", "surrogatepass")), _crc_bag(plain)), out
-
-_crc_bag = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
+        plain.append(m[1] if m and x == f else x)                        # a bound name as its placeholder, no flow
+    key = lambda xs: zlib.crc32("\0".join(xs).encode("utf-8", "surrogatepass"))
+    return (key(bound) if bound else 1, key(plain), key(sorted(plain))), out
 
 def _sibling_part(w):
     "(bound-name key, token-sequence key, token-multiset key, token hashes) of a code record's `words` (long: empty)."

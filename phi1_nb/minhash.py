@@ -12,7 +12,8 @@ import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
 from .canonical_keys import (FLOW_SKETCH, SIBLING_MAX_TOKENS, _flow, _free_key, _keys, _split,  # noqa: F401
-                                    flow_jaccard, flow_jaccards, relative_indents, sibling_tokens, siblings, untag)
+                                    _levels, flow_jaccard, flow_jaccards, relative_indents, sibling_tokens, siblings,
+                                    untag)
 from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
@@ -30,17 +31,6 @@ _STR_OR_COMMENT = re.compile(rf"(?P<s>{_STR})|[ \t]*#[^\r\n]*")
 def strip_comments(code:str) -> str:
     "Drop Python `#` comments (and the blanks before them); a `#` inside a string stays."
     return _STR_OR_COMMENT.sub(lambda m: m.group("s") or "", code)
-
-def _levels(text:str) -> str:
-    "Each non-blank line as its indentation depth (a space a level: a tab and 4 spaces alike) and its words."
-    out, depths = [], [0]
-    for line in text.splitlines():
-        if not (s := " ".join(line.split())): continue
-        w = len(line) - len(line.lstrip())
-        while depths[-1] > w: depths.pop()
-        if w > depths[-1]: depths.append(w)
-        out.append(" " * (len(depths) - 1) + s)
-    return "\n".join(out)
 
 def normalize_text(text:str, comments:bool=True, # keep comments (False: strip them)
                    whitespace:bool=False) -> str: # keep whitespace as is (False: blank lines dropped, runs collapsed)

@@ -80,3 +80,29 @@ def test_a_tag_character_inside_a_string_stays():
     a = 'def f(x):\n    log("code \u01c21\u01c2 x", x)\n    return x\n'
     assert "'\u01c21\u01c2'" in code_tokens(a)                     # the tag is stripped from names only (a26f)
     assert code_tokens(a) != code_tokens(a.replace("1", "2"))
+
+
+SCREEN = '''def Screen():
+    """Return the singleton screen object."""
+    if Turtle._screen is None:
+        Turtle._screen = _Screen()
+    return Turtle._screen
+'''
+READ = '''def read_docstrings(lang):
+    modname = "turtle_docstringdict_%(language)s" % {'language': lang.lower()}
+    module = __import__(modname)
+    docsdict = module.docsdict
+    for key in docsdict:
+        try:
+            eval(key).__doc__ = docsdict[key]
+        except Exception:
+            print("Bad docstring-entry: %s" % key)
+'''
+
+@pytest.mark.parametrize("a,b", [   # copies of blind set a26e that the sibling check took for siblings at first
+    (SCREEN, SCREEN.replace("def Screen():", "def result() -> Any:")),     # the def's name changed case style
+    (READ, READ.replace('            print("Bad', '            if False:  # old\n                raise E()\n'
+                                              '            print("Bad')),        # a dead `if False:` beside a print
+])
+def test_copies_that_change_a_def_name_or_add_dead_code_stay_copies(a, b):
+    assert _merged(a, b)
