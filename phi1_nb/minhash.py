@@ -12,8 +12,8 @@ import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
 from .canonical_keys import (FLOW_SKETCH, SIBLING_MAX_TOKENS, _flow, _free_key, _keys, _split,  # noqa: F401
-                                    _levels, flow_jaccard, flow_jaccards, relative_indents, sibling_tokens, siblings,
-                                    untag)
+                                    _levels, flow_jaccard, flow_jaccards, one_literal_apart, relative_indents,
+                                    sibling_tokens, siblings, untag)
 from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
@@ -305,8 +305,7 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: code's keys, flow (+ words)."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     both = [code_flow(t) for t in texts] if kind == "ast" else [None] * len(texts)
-    toks, flows = [b and b[0] for b in both], [b and b[1] for b in both]
-    sibs = [b[2] if b and len(b) > 2 else None for b in both]
+    toks, flows, sibs = [b and b[0] for b in both], [b and b[1] for b in both], [b and b[2:] and b[2] for b in both]
     wi = [i for i, t in enumerate(toks) if t is None]
     sets = [None] * len(texts)
     for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
@@ -349,8 +348,9 @@ def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) ->
     return apart(a, b) <= ngram and apart(_split(wa)[2], _split(wb)[2]) <= ngram      # in data flow too
 
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
-    "Jaccard >= threshold or one token apart (`one_edit_apart`), and `words_agree` (data flow; a short form's words)."
-    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
+    "Jaccard >= threshold or one token or literal apart (`one_edit_apart`, `one_literal_apart`), and `words_agree`."
+    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)
+            or one_literal_apart(wa, wb)) and words_agree(len(a), len(b), wa, wb)
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:
