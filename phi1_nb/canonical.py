@@ -60,7 +60,8 @@ def _loop_to_comp(a, b):
     v = a.value
     if isinstance(v, ast.List) and not v.elts: kind = "list"
     elif isinstance(v, ast.Dict) and not v.keys: kind = "dict"
-    elif isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ("list", "set", "dict") and not v.args:
+    elif isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ("list", "set", "dict") \
+         and not v.args:
         kind = v.func.id
     if kind is None: return None
     s, ifs = b.body[0], []
@@ -151,7 +152,7 @@ def _is_stub(f) -> bool:
 
 # %% ../nbs/07d_canonical.ipynb #ead651c5
 class _Canon(ast.NodeTransformer):
-    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, statement order."
+    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, line order."
     loads = stores = None                      # inside a function: how often each name is read / written there
     def visit_FunctionDef(self, node):
         saved, node.returns, node.type_comment = (self.loads, self.stores), None, None

@@ -11,7 +11,7 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
-from .canonical_keys import (FLOW_SKETCH, SIBLING_MAX_TOKENS, _flow, _free_key, _keys, _split,  # noqa: F401
+from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401
                                     _levels, flow_jaccard, flow_jaccards, one_literal_apart, relative_indents,
                                     sibling_tokens, siblings, untag)
 from .signature_backend import has_rensa, pick_backend
@@ -25,7 +25,8 @@ __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 
            'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
-_STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
+_STR = (r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"""
+        r""""(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')""")
 _STR_OR_COMMENT = re.compile(rf"(?P<s>{_STR})|[ \t]*#[^\r\n]*")
 
 def strip_comments(code:str) -> str:
@@ -60,8 +61,7 @@ def code_flow(code:str) -> tuple[list[str], list[str], tuple|None]|None:
     try: names = []; canon = canonical_code(code, tag=True, names=names)
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
     toks = relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)]); flow = _flow(toks)
-    sib = sibling_tokens(code, toks, flow, names) if len(toks) <= SIBLING_MAX_TOKENS else None
-    return [untag(t) for t in toks], flow, sib
+    return [untag(t) for t in toks], flow, sibling_tokens(code, toks, flow, names)
 
 def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
@@ -286,7 +286,7 @@ def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
     return [x if x is not None else np.empty(0, np.uint32) for x in out]
 
 def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    "Word-token hashes of all texts (one flat array) and each text's token count, hashed about `chunk` characters at a time."
+    "Word-token hashes of all texts (one flat array) and each text's token count, hashed `chunk` characters at a time."
     if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
     ends = np.cumsum([len(t) + 1 for t in texts])
     if ends[-1] > chunk and len(texts) > 1:     # bounded work arrays (and cached powers) however large the batch
