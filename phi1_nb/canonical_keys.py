@@ -13,7 +13,7 @@ from .canonical import KEEP_NAMES, TAG, TAGGED, _is_log
 
 # %% auto #0
 __all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'SIBLING_MAX_TOKENS', 'SIBLING_EDIT', 'untag', 'flow_jaccard', 'flow_jaccards',
-           'relative_indents', 'sibling_tokens', 'siblings', 'one_literal_apart']
+           'relative_indents', 'sibling_tokens', 'siblings']
 
 # %% ../nbs/07f_canonical_keys.ipynb #581bfe08
 _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
@@ -125,16 +125,14 @@ def _unbound(code:str) -> tuple[set, set]:
     return read - bound - defs - KEEP_NAMES, defs
 
 def sibling_tokens(code:str, toks:list[str], flow:list[str], names:list[str]) -> tuple[tuple, list[int]]|None:
-    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, 1: a literal)."
+    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, odd: literal)."
     if len(toks) > SIBLING_MAX_TOKENS: return None                   # a long form: no sibling tokens
     free, defs = _unbound(code); bound, out, plain = [x for x in names if x not in free | defs], [], []
     for i, (t, f) in enumerate(zip(toks, flow)):
         m = _TAGGED_TOK.fullmatch(t); x = names[int(m[2])] if m else None
         x = f if x is None or x not in free | defs else "d_" if x in defs else x   # a def: any name; a helper: its own
         lit = m is None and (_LIT_TOK.match(t) or t == "." and i and toks[i - 1][0].isdigit())   # `0.5`: 3 tokens
-        near = [toks[j] for j in (i - 1, i + 1) if 0 <= j < len(toks)]
-        key = lit and _STR_TOK.match(t) and not any(_STR_TOK.match(u) for u in near)   # a one-word string: a key
-        out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~3 | bool(lit) | bool(key) << 1)
+        out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~1 | bool(lit))
         plain.append(m[1] if m and x == f else x)                        # a bound name as its placeholder, no flow
     key = lambda xs: zlib.crc32("\0".join(xs).encode("utf-8", "surrogatepass"))
     return (key(bound) if bound else 1, key(plain), key(sorted(plain))), out
@@ -155,10 +153,3 @@ def siblings(wa, wb, edit:int=SIBLING_EDIT) -> bool:
     ops = [o for o in ops if o[0] != "equal"]
     if not ops or sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) > edit: return False
     return any(x & 1 == 0 for _, i1, i2, j1, j2 in ops for x in [*a[i1:i2].tolist(), *b[j1:j2].tolist()])
-
-def one_literal_apart(wa, wb) -> bool:
-    "Short forms binding the same names, one number or a message's word apart (`0.5` for `1.0`): copies, not siblings."
-    if wa is None or wb is None: return False
-    (ka, _, _, a), (kb, _, _, b) = _sibling_part(wa), _sibling_part(wb)
-    if not len(a) or len(a) != len(b) or ka != kb or not (d := np.flatnonzero(a != b)).size: return False
-    return d[-1] - d[0] <= 2 and bool(np.all((a[d] & 3 == 1) & (b[d] & 3 == 1)))   # a one-word string is a key: 'cp932'

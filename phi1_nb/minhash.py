@@ -12,7 +12,7 @@ import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
 from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401
-                                    _levels, flow_jaccard, flow_jaccards, one_literal_apart, relative_indents,
+                                    _levels, flow_jaccard, flow_jaccards, relative_indents,
                                     sibling_tokens, siblings, untag)
 from .signature_backend import has_rensa, pick_backend
 
@@ -348,9 +348,8 @@ def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) ->
     return apart(a, b) <= ngram and apart(_split(wa)[2], _split(wb)[2]) <= ngram      # in data flow too
 
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
-    "Jaccard >= threshold or one token or literal apart (`one_edit_apart`, `one_literal_apart`), and `words_agree`."
-    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)
-            or one_literal_apart(wa, wb)) and words_agree(len(a), len(b), wa, wb)
+    "Jaccard >= threshold or one token apart (`one_edit_apart`), and `words_agree` (data flow; a short form's words)."
+    return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:
