@@ -2,16 +2,16 @@
 import pytest
 from phi1_nb.dedup import find_duplicates
 
-STATS = '''def moving_stats(xs, window):
-    out = []
-    total = 0.0
-    for i, x in enumerate(xs):
-        total += x
-        if i >= window:
-            total -= xs[i - window]
-        n = min(i + 1, window)
-        out.append(total / n)
-    return out
+STATS = '''def clipped_steps(xs, lo, hi):
+    steps = []
+    prev = xs[0]
+    for k in range(1, len(xs)):
+        d = xs[k] - prev
+        if d >= hi:
+            d -= hi
+        steps.append(min(max(d, lo), hi) / k)
+        prev = xs[k]
+    return steps
 '''
 BACKUP = '''import os, shutil
 
@@ -38,8 +38,8 @@ def _merged(a:str, b:str) -> bool:
     return bool(find_duplicates([a, b], threshold=0.8, shingles="ast")["duplicate_of"])
 
 
-@pytest.mark.parametrize("old,new", [("min(", "max("), ("total / n", "total * n"), ("total -= ", "total += "),
-                                     ("for i, x in enumerate(xs)", "for i, x in enumerate(reversed(xs))")])
+@pytest.mark.parametrize("old,new", [("min(max(", "max(max("), (") / k", ") * k"), ("d -= hi", "d += hi"),
+                                     ("in range(1, len(xs))", "in reversed(range(1, len(xs)))")])
 def test_one_operation_apart_is_a_sibling(old, new):
     assert _merged(STATS, STATS)
     assert not _merged(STATS, STATS.replace(old, new))
@@ -52,10 +52,9 @@ def test_swapped_arguments_or_another_helper_is_a_sibling(old, new):
 
 
 @pytest.mark.parametrize("edit", [
-    lambda s: s.replace("total", "acc").replace("out", "res"),                  # renamed locals
-    lambda s: s.replace("0.0", "0"),                                            # a constant changed
-    lambda s: s.replace("i + 1", "i + 2"),
-    lambda s: s.replace("    out = []\n    total = 0.0\n", "    total = 0.0\n    out = []\n"),  # reordered
+    lambda s: s.replace("steps", "out").replace("prev", "last"),                # renamed locals
+    lambda s: s.replace("range(1,", "range(2,"),                                # a constant changed
+    lambda s: s.replace("    steps = []\n    prev = xs[0]\n", "    prev = xs[0]\n    steps = []\n"),  # reordered
 ])
 def test_copies_stay_copies(edit):
     assert _merged(STATS, edit(STATS))
