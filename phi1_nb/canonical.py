@@ -60,7 +60,8 @@ def _loop_to_comp(a, b):
     v = a.value
     if isinstance(v, ast.List) and not v.elts: kind = "list"
     elif isinstance(v, ast.Dict) and not v.keys: kind = "dict"
-    elif isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ("list", "set", "dict") and not v.args:
+    elif isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ("list", "set", "dict") \
+         and not v.args:
         kind = v.func.id
     if kind is None: return None
     s, ifs = b.body[0], []
@@ -131,6 +132,10 @@ def _is_log(s):
 # %% ../nbs/07d_canonical.ipynb #c0a51b7e
 def _const(e, truth:bool) -> bool: return isinstance(e, ast.Constant) and bool(e.value) is truth
 
+def _noop(s) -> bool:
+    "`pass`, or an `if False:` with no `else`: a statement that does nothing."
+    return isinstance(s, ast.Pass) or isinstance(s, ast.If) and _const(s.test, False) and not s.orelse
+
 def _is_gen(f) -> bool:
     "Whether a function's own body (not a nested def's or lambda's) has a `yield`."
     todo = list(ast.iter_child_nodes(f))
@@ -147,7 +152,7 @@ def _is_stub(f) -> bool:
 
 # %% ../nbs/07d_canonical.ipynb #ead651c5
 class _Canon(ast.NodeTransformer):
-    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, statement order."
+    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, line order."
     loads = stores = None                      # inside a function: how often each name is read / written there
     def visit_FunctionDef(self, node):
         saved, node.returns, node.type_comment = (self.loads, self.stores), None, None
@@ -202,8 +207,8 @@ class _Canon(ast.NodeTransformer):
     def fix_body(self, body):
         fn, out = self.loads is not None, []
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
-        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                 for d, s in zip(logs, body)):
+        if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) or _noop(s)
+                                 for d, s in zip(logs, body)):                     # (`pass`, `if False:`: a26e)
             body = [s for s, d in zip(body, logs) if not d]
         for s in body:
             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
@@ -256,9 +261,10 @@ _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
 TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
 
-def _abstract(tree, tag:bool=False):
+def _abstract(tree, tag:bool=False, names:list|None=None):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
-    # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders
+    # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
+    # names: a list that gets each tagged name, in the order of their numbers
     ids = {}
     def ph(x, p):
         return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and x not in KEEP_NAMES else p
@@ -282,6 +288,7 @@ def _abstract(tree, tag:bool=False):
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.alias): n.asname = None                       # `import numpy as np`: a local choice
         elif isinstance(n, (ast.Global, ast.Nonlocal)): n.names = [_role(x) for x in n.names]
+    if names is not None: names += ids
     return tree
 
 def _sort_imports(tree):
@@ -332,16 +339,17 @@ def _string_words(tree, cap:int=48) -> list[str]:
     return words
 
 # %% ../nbs/07d_canonical.ipynb #28a4d583
-def canonical_code(code:str, tag:bool=False) -> str:
+def canonical_code(code:str, tag:bool=False, names:list|None=None) -> str:
     "The canonical form of Python code (SyntaxError if it does not parse; ValueError if a rewrite fails on it)."
-    # tag: each placeholder carries its name's number (`v_ǂ3ǂ`); `TAGGED.sub("", ...)` of it is the canonical form
+    # tag: each placeholder carries its name's number (`v_ǂ3ǂ`); `TAGGED.sub("", ...)` of it is the canonical form;
+    # names: a list that gets the name behind each number
     # a big AST is many small objects: no collection while building it
     gc_on = gc.isenabled(); gc.disable()
     try:
         tree = _Canon().visit(ast.parse(code))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
         _drop_unused_imports(tree)
-        _sort_imports(_abstract(tree, tag))
+        _sort_imports(_abstract(tree, tag, names))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed
         return _STR_SLOT.sub(lambda m: words[int(m.group(1))], ast.unparse(ast.fix_missing_locations(tree)))
     except (SyntaxError, ValueError, RecursionError, MemoryError): raise

@@ -12,7 +12,8 @@ from .canonical import KEEP_NAMES, TAG, TAGGED, _is_log
 
 
 # %% auto #0
-__all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'flow_jaccard', 'flow_jaccards', 'relative_indents']
+__all__ = ['FLOW_FAR', 'FLOW_SKETCH', 'SIBLING_MAX_TOKENS', 'SIBLING_EDIT', 'untag', 'flow_jaccard', 'flow_jaccards',
+           'relative_indents', 'sibling_tokens', 'siblings']
 
 # %% ../nbs/07f_canonical_keys.ipynb #581bfe08
 _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
@@ -53,11 +54,17 @@ def _free_names(code:str) -> tuple[set, set]:
 FLOW_FAR, FLOW_SKETCH = 32, 64    # a distance this far is "far"; hashes kept of a form's data-flow 5-grams
 _TAGGED_TOK = re.compile(f"(\\w+?){TAG}(\\d+){TAG}")
 
+_PLAIN_STR = re.compile(r"[rRbBuU]{0,2}['\"]")
+
+def untag(t:str) -> str:
+    "A token without its tags; a string but an f-string keeps its text (`'ǂ1ǂ'` in the source: a26f)."
+    return t if TAG not in t or _PLAIN_STR.match(t) else TAGGED.sub("", t)
+
 def _flow(toks:list[str]) -> list[str]:
     "Data-flow tokens of tagged tokens: a tagged name as its placeholder and how many tagged tokens back it was last."
     out, last, n = [], {}, 0
     for t in toks:
-        if (m := _TAGGED_TOK.fullmatch(t)) is None: out.append(TAGGED.sub("", t) if TAG in t else t); continue
+        if (m := _TAGGED_TOK.fullmatch(t)) is None: out.append(untag(t)); continue
         out.append(f"{m[1]}{min(n - last[m[2]], FLOW_FAR) if m[2] in last else 0}"); last[m[2]] = n; n += 1
     return out
 
@@ -69,17 +76,16 @@ def flow_jaccard(a:np.ndarray, b:np.ndarray, k:int=FLOW_SKETCH) -> float:
 
 def _split(w) -> tuple:
     "A code record's `words`: (free-name key, edit key, data-flow sketch, text sketch, a short form's word shingles)."
-    f = 4 + int(w[2]); t = f + int(w[3]); return w[0], w[1], w[4:f], w[f:t], w[t:]
+    f = 8 + int(w[2]); t = f + int(w[3]); return w[0], w[1], w[8:f], w[f:t], w[t + int(w[4]):]
 
 def flow_jaccards(wa, wb) -> tuple[float, float]:
     "(text, data-flow) Jaccard of two code records' `words`, estimated from their bottom-k sketches."
     (_, _, fa, ta, _), (_, _, fb, tb, _) = _split(wa), _split(wb)
     return flow_jaccard(ta, tb), flow_jaccard(fa, fb)
 
-
 # %% ../nbs/07f_canonical_keys.ipynb #7d49b119
 def relative_indents(tokens:list[str]) -> list[str]:
-    "A newline says how the indentation changes (`\\n`, `\\n>`, `\\n<<`), not its depth: code moved into a class keeps its tokens."
+    "How the indentation changes at each newline (`\\n`, `\\n>`, `\\n<<`), not its depth: a class keeps code's tokens."
     out, depths = [], [0]
     for i, t in enumerate(tokens):
         if t[0] == "\n":
@@ -91,3 +97,59 @@ def relative_indents(tokens:list[str]) -> list[str]:
                 t = "\n" + "<" * n
         out.append(t)
     return out
+
+# %% ../nbs/07f_canonical_keys.ipynb #lev00001
+def _levels(text:str) -> str:
+    "Each non-blank line as its indentation depth (a space a level: a tab and 4 spaces alike) and its words."
+    out, depths = [], [0]
+    for line in text.splitlines():
+        if not (s := " ".join(line.split())): continue
+        w = len(line) - len(line.lstrip())
+        while depths[-1] > w: depths.pop()
+        if w > depths[-1]: depths.append(w)
+        out.append(" " * (len(depths) - 1) + s)
+    return "\n".join(out)
+
+# %% ../nbs/07f_canonical_keys.ipynb #sib00001
+SIBLING_MAX_TOKENS, SIBLING_EDIT = 160, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
+                                            # and that rename nothing, are siblings (`min` for `max`), not copies
+_LIT_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]|\.?\d")
+
+def _unbound(code:str) -> tuple[set, set]:
+    "(non-builtin names the code reads and never binds by assignment, argument, def or class: called helpers; defs)."
+    t, bound, read, defs = ast.parse(code), set(), set(), set()
+    for n in ast.walk(t):
+        if isinstance(n, ast.Name): (read if isinstance(n.ctx, ast.Load) else bound).add(n.id)
+        elif isinstance(n, ast.arg): bound.add(n.arg)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): defs.add(n.name)
+    return read - bound - defs - KEEP_NAMES, defs
+
+def sibling_tokens(code:str, toks:list[str], flow:list[str], names:list[str]) -> tuple[tuple, list[int]]|None:
+    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, odd: literal)."
+    if len(toks) > SIBLING_MAX_TOKENS: return None                   # a long form: no sibling tokens
+    free, defs = _unbound(code); bound, out, plain = [x for x in names if x not in free | defs], [], []
+    for i, (t, f) in enumerate(zip(toks, flow)):
+        m = _TAGGED_TOK.fullmatch(t); x = names[int(m[2])] if m else None
+        x = f if x is None or x not in free | defs else "d_" if x in defs else x   # a def: any name; a helper: its own
+        lit = m is None and (_LIT_TOK.match(t) or t == "." and i and toks[i - 1][0].isdigit())   # `0.5`: 3 tokens
+        out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~1 | bool(lit))
+        plain.append(m[1] if m and x == f else x)                        # a bound name as its placeholder, no flow
+    key = lambda xs: zlib.crc32("\0".join(xs).encode("utf-8", "surrogatepass"))
+    return (key(bound) if bound else 1, key(plain), key(sorted(plain))), out
+
+def _sibling_part(w):
+    "(bound-name key, token-sequence key, token-multiset key, token hashes) of a code record's `words` (long: empty)."
+    f = 8 + int(w[2]) + int(w[3]); return int(w[5]), int(w[6]), int(w[7]), w[f:f + int(w[4])]
+
+def siblings(wa, wb, edit:int=SIBLING_EDIT) -> bool:
+    "Short forms that bind the same names in order, 1..`edit` tokens apart (not all literals), not only by order."
+    (ka, qa, ma, a), (kb, qb, mb, b) = _sibling_part(wa), _sibling_part(wb)
+    if not len(a) or not len(b) or ka != kb or abs(len(a) - len(b)) > edit: return False
+    if qa != qb and ma == mb: return False                       # the same tokens, moved: reordered lines
+    if len(a) == len(b) and (d := np.flatnonzero(a != b)).size <= edit:
+        return bool(d.size) and bool(np.any(a[d] & 1 == 0) or np.any(b[d] & 1 == 0))
+    import difflib
+    ops = difflib.SequenceMatcher(None, a.tolist(), b.tolist(), autojunk=False).get_opcodes()
+    ops = [o for o in ops if o[0] != "equal"]
+    if not ops or sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) > edit: return False
+    return any(x & 1 == 0 for _, i1, i2, j1, j2 in ops for x in [*a[i1:i2].tolist(), *b[j1:j2].tolist()])

@@ -11,8 +11,9 @@ import array, ast, gc, hashlib, math, operator, re, zlib
 import numpy as np
 
 from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re-exported)
-from .canonical_keys import (FLOW_SKETCH, _flow, relative_indents, _free_key, _keys, _split,  # noqa: F401 (re-exported)
-                                     flow_jaccard, flow_jaccards)
+from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401
+                                    _levels, flow_jaccard, flow_jaccards, relative_indents,
+                                    sibling_tokens, siblings, untag)
 from .signature_backend import has_rensa, pick_backend
 
 # %% auto #0
@@ -24,7 +25,8 @@ __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 
            'lsh_params', 'candidate_pairs', 'components']
 
 # %% ../nbs/07b_minhash.ipynb #02cf330e
-_STR = r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')"""
+_STR = (r"""[rRbBuUfF]{0,2}(?:'''(?:\\[\s\S]|[^\\])*?'''|\"\"\"(?:\\[\s\S]|[^\\])*?\"\"\"|"""
+        r""""(?:\\[\s\S]|[^"\\\n])*"|'(?:\\[\s\S]|[^'\\\n])*')""")
 _STR_OR_COMMENT = re.compile(rf"(?P<s>{_STR})|[ \t]*#[^\r\n]*")
 
 def strip_comments(code:str) -> str:
@@ -32,10 +34,10 @@ def strip_comments(code:str) -> str:
     return _STR_OR_COMMENT.sub(lambda m: m.group("s") or "", code)
 
 def normalize_text(text:str, comments:bool=True, # keep comments (False: strip them)
-                   whitespace:bool=False) -> str: # keep whitespace as is (False: collapse every run to one space)
-    "The text that exact dedup compares."
+                   whitespace:bool=False) -> str: # keep whitespace as is (False: blank lines dropped, runs collapsed)
+    "The text that exact dedup compares: each line keeps its indentation depth (`return` in a loop or after it)."
     if not comments: text = strip_comments(text)
-    return text if whitespace else " ".join(text.split())
+    return text if whitespace else _levels(text)
 
 def exact_key(text:str, comments:bool=False, whitespace:bool=False) -> str:
     "sha1 of the normalized text."
@@ -48,18 +50,18 @@ def word_tokens(text:str) -> list[str]:
     "Words and single punctuation characters."
     return WORD_RE.findall(text)
 
-# bump whenever `code_tokens` or the shingling changes: it is part of the dedup resume key (6: data-flow tags,
-# relative indentation)
-TOKENS_VERSION = 6
+# bump whenever `code_tokens`, the shingling or `exact_key` changes: it is part of the dedup resume key (6: data-flow
+# tags, relative indentation; 7: sibling tokens, `exact_key` keeps indentation depth)
+TOKENS_VERSION = 7
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
-def code_flow(code:str) -> tuple[list[str], list[str]]|None:
-    "(`code_tokens`, its data-flow tokens `canonical_keys._flow`) from one canonical form; None if it does not parse."
-    try: canon = canonical_code(code, tag=True)
+def code_flow(code:str) -> tuple[list[str], list[str], tuple|None]|None:
+    "(`code_tokens`, data-flow tokens `_flow`, a short form's `sibling_tokens`) of one canonical form; None: no parse."
+    try: names = []; canon = canonical_code(code, tag=True, names=names)
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
-    toks = relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)])
-    return [TAGGED.sub("", t) if TAG in t else t for t in toks], _flow(toks)
+    toks = relative_indents([m.group() for m in _STR_TOKEN.finditer(canon)]); flow = _flow(toks)
+    return [untag(t) for t in toks], flow, sibling_tokens(code, toks, flow, names)
 
 def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
@@ -284,7 +286,7 @@ def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
     return [x if x is not None else np.empty(0, np.uint32) for x in out]
 
 def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    "Word-token hashes of all texts (one flat array) and each text's token count, hashed about `chunk` characters at a time."
+    "Word-token hashes of all texts (one flat array) and each text's token count, hashed `chunk` characters at a time."
     if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
     ends = np.cumsum([len(t) + 1 for t in texts])
     if ends[-1] > chunk and len(texts) > 1:     # bounded work arrays (and cached powers) however large the batch
@@ -303,7 +305,7 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: code's keys, flow (+ words)."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
     both = [code_flow(t) for t in texts] if kind == "ast" else [None] * len(texts)
-    toks, flows = [b and b[0] for b in both], [b and b[1] for b in both]
+    toks, flows, sibs = [b and b[0] for b in both], [b and b[1] for b in both], [b and b[2:] and b[2] for b in both]
     wi = [i for i, t in enumerate(toks) if t is None]
     sets = [None] * len(texts)
     for i, s in zip(wi, batch_shingles(*_word_ids([texts[i] for i in wi]), ngram)): sets[i] = s
@@ -315,15 +317,16 @@ def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list,
     words, fi = [None] * len(texts), [i for i in ci if flows[i] is not None]
     fl = [x for i in fi for x in flows[i]]                   # data-flow 5-grams: the FLOW_SKETCH smallest are kept
     fl = dict(zip(fi, batch_shingles(token_hashes(fl), [len(flows[i]) for i in fi], ngram) if fi else []))
-    for i in ci:   # [free-name key, edit key, f, t, f data-flow hashes, t shingles (bottom-k), word shingles...]
+    for i in ci:   # [free-name key, edit key, f, t, s, bound-name key, f data-flow hashes, t shingles (bottom-k),
+                   #  s sibling tokens, word shingles...]
         f, t = fl.get(i, np.empty(0, np.uint32))[:FLOW_SKETCH], sets[i][:FLOW_SKETCH]
         keys = _keys(texts[i], toks[i]) if len(sets[i]) < EDIT_MAX_SHINGLES else (0, 0)   # (keys of small code only)
-        words[i] = np.r_[np.array([*keys, len(f), len(t)], np.uint32), f, t].astype(np.uint32)
+        k, s = sibs[i] or ((0, 0, 0), [])
+        words[i] = np.r_[np.array([*keys, len(f), len(t), len(s), *k], np.uint32), f, t, np.array(s, np.uint32)]
     for i, s in zip(short, batch_shingles(*_word_ids([texts[i] for i in short]), ngram)):
         words[i] = np.r_[words[i], s].astype(np.uint32)
     fell = [kind == "ast" and t is None for t in toks]
     return sets, fell, words
-
 
 # %% ../nbs/07b_minhash.ipynb #f732986d
 FLOW_RATIO, FLOW_SLACK = 10, 0.25   # data flow may differ 10x what the text differs, + 0.25 (Jaccard distances)
@@ -332,7 +335,7 @@ def words_agree(size_a:int, size_b:int, wa=None, wb=None) -> bool:
     "True unless two forms' data flow differs more than their text explains, or a short form's keys and words differ."
     if wa is not None and wb is not None:
         jt, jf = flow_jaccards(wa, wb)
-        if 1 - jf > FLOW_RATIO * (1 - jt) + FLOW_SLACK: return False
+        if 1 - jf > FLOW_RATIO * (1 - jt) + FLOW_SLACK or siblings(wa, wb): return False
     if min(size_a, size_b) >= SHORT_SHINGLES or (wa is None and wb is None): return True
     return wa is not None and wb is not None and \
         (wa[0] == wb[0] or jaccard(_split(wa)[4], _split(wb)[4]) >= SHORT_WORD_JACCARD)
@@ -347,7 +350,6 @@ def one_edit_apart(a:np.ndarray, b:np.ndarray, ngram:int=5, wa=None, wb=None) ->
 def similar(a:np.ndarray, b:np.ndarray, threshold:float, wa=None, wb=None, ngram:int=5) -> bool:
     "Jaccard >= threshold or one token apart (`one_edit_apart`), and `words_agree` (data flow; a short form's words)."
     return (jaccard(a, b) >= threshold or one_edit_apart(a, b, ngram, wa, wb)) and words_agree(len(a), len(b), wa, wb)
-
 
 # %% ../nbs/07b_minhash.ipynb #7e76803c
 def lsh_params(threshold:float=0.7, num_perm:int=128, weights:tuple=(0.5, 0.5)) -> tuple[int, int]:

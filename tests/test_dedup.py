@@ -58,6 +58,8 @@ def stdlib(n, lo=1000, hi=40000):
     ("x = 1  # one\n", "x = 1\n", {"comments": True}, False),
     ("x = 1\n", "x  =  1\n", {"whitespace": True}, False),
     ("s = '#x'\n", "s = ''\n", {}, False),                           # a '#' inside a string is not a comment
+    ("for t in ts:\n    f(t)\n    return t\n", "for t in ts:\n    f(t)\nreturn t\n", {}, False),   # a26f: depth kept
+    ("if a:\n    b\nelse:\n    c\n", "if a:\n\tb\n\nelse:\n\t\tc  \n", {}, True),   # a tab or 8 spaces: one level
 ])
 def test_exact_key(a, b, kw, same):
     assert (exact_key(a, **kw) == exact_key(b, **kw)) is same
