@@ -80,7 +80,8 @@ def score_shards(filt, in_dir, out_dir, count_tokens, cache_dir=None, batch_size
         return path
     (map_tasks or (lambda f, xs: [f(x) for x in xs]))(one, todo)
 
-def _tid(sh): return sh["path"].split(".")[0]
+def _tid(sh):   # `data.0.jsonl` is `data.0`, `a/x.jsonl` is `a__x`: one output shard per input shard
+    from phi1_nb.core import task_id; return task_id(sh["path"])
 
 def shard_fmt(shards) -> str:
     "The format of the input shards (the output uses the same)."
