@@ -166,6 +166,7 @@ def _done(out_dir:Path, tid:str, fmt:str, keep_dropped:bool) -> dict|None:
         except OSError: return None
     return r
 
+# %% ../nbs/00_core.ipynb #5e28a009
 def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]], fmt:str="jsonl.zst",
              keep_dropped:bool=False) -> dict:
     "One task of a stage: its shard, its dropped shard and its receipt `parts/<tid>.json` (reused when it is intact)."

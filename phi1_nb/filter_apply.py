@@ -125,15 +125,14 @@ def apply_filter(filt, # a trained `EduFilter` (04_filter)
         for r, s, n, b, t in scored_records(filt, in_dir/path, count, cache_dir, batch_size):
             rows.append((s, n, b, t)); yield _emit(r, s, b, s >= threshold, labels)
         save_scores(sdir/f"{_tid(dict(path=path))}.npz", rows)
-    m = run_stage(out_dir, {_tid(sh): sh["path"] for sh in shards}, process, stage="filter", params=params,
-                  inputs=[str(in_dir)], fmt=shard_fmt(shards), keep_dropped=keep_dropped, progress=progress,
-                  map_tasks=map_tasks)
-    z = load(); score, tokens, bad = (np.concatenate([v[k] for v in z]) if z else np.zeros(0)
-                                      for k in ("score", "tokens", "bad"))
-    kept = keep if keep is not None else (bad == "") & (score >= threshold)
-    m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
-             total_tokens=int(tokens.sum()), scored=int((bad == "").sum()),
-             truncated=int(sum(v["truncated"].sum() for v in z)),
-             **(extra or {}))
-    write_json(out_dir/"manifest.json", m)
-    return m
+    def finish(m):   # the cut's figures in the manifest, which run_stage writes last
+        z = load(); score, tokens, bad = (np.concatenate([v[k] for v in z]) if z else np.zeros(0)
+                                          for k in ("score", "tokens", "bad"))
+        kept = keep if keep is not None else (bad == "") & (score >= threshold)
+        m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
+                 total_tokens=int(tokens.sum()), scored=int((bad == "").sum()),
+                 truncated=int(sum(v["truncated"].sum() for v in z)),
+                 **(extra or {}))
+    return run_stage(out_dir, {_tid(sh): sh["path"] for sh in shards}, process, stage="filter", params=params,
+                     inputs=[str(in_dir)], fmt=shard_fmt(shards), keep_dropped=keep_dropped, progress=progress,
+                     map_tasks=map_tasks, finish=finish)
