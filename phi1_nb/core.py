@@ -152,15 +152,18 @@ class Drop:
     reason: str
     record: dict|None = None
 
-def _done(out_dir:Path, tid:str, fmt:str, keep_dropped:bool) -> dict|None:
+def _done(out_dir:Path, tid:str, fmt:str|None=None, keep_dropped:bool|None=None) -> dict|None:
     ("Task `tid`'s receipt when it is a dict naming this task and its own shards (the dropped one too), "
-     "whose bytes match: anything else (missing, truncated, another task's copy, a shard gone) reruns the task.")
+     "whose bytes match: anything else (missing, truncated, another task's copy, a shard gone) reruns the task. "
+     "`fmt`/`keep_dropped` None: any shard suffix, the dropped shard checked when the receipt names one.")
     try: r = read_json(out_dir/"parts"/f"{tid}.json")
     except (OSError, ValueError): return None
     if not isinstance(r, dict) or r.get("task") != tid: return None
-    for k, sub in [("shard", ""), *([("dropped", "dropped/")] if keep_dropped else [])]:
+    names = [f"{tid}.{fmt}"] if fmt else [tid + x for x in SHARD_SUFFIXES]
+    for k, sub in [("shard", ""), *([("dropped", "dropped/")] if (keep_dropped is None and "dropped" in r)
+                                    or keep_dropped else [])]:
         s = r.get(k)
-        if not isinstance(s, dict) or s.get("path") != f"{tid}.{fmt}": return None
+        if not isinstance(s, dict) or s.get("path") not in names: return None
         try:
             if sha256_file(out_dir/sub/s["path"]) != s.get("sha256"): return None
         except OSError: return None
