@@ -31,11 +31,11 @@ _all_ = ["SHARD_SUFFIXES", "ChecksumError", "SchemaError", "ShardError", "atomic
 
 # %% auto #0
 __all__ = ['seed_everything', 'write_json', 'read_json', 'versions', 'write_manifest', 'Drop', 'run_task', 'run_stage',
-           'stage_dir', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError', 'SchemaError', 'ShardError',
-           'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard', 'COLUMNS', 'SIDE_FILES',
-           'check_reader', 'check_receipts', 'read_dataset', 'read_manifest', 'stage_columns', 'verify_shards',
-           'Config', 'ConfigError', 'RANGES', 'check_value', 'describe_section', 'find_configs_dir', 'load_config',
-           'override_value', 'parse_overrides']
+           'stage_dir', 'task_id', 'task_ids', 'require_stage', 'hold_run', 'SHARD_SUFFIXES', 'ChecksumError',
+           'SchemaError', 'ShardError', 'atomic_write', 'read_shard', 'sha256_file', 'shard_format', 'write_shard',
+           'COLUMNS', 'SIDE_FILES', 'check_reader', 'check_receipts', 'read_dataset', 'read_manifest', 'stage_columns',
+           'verify_shards', 'Config', 'ConfigError', 'RANGES', 'check_value', 'describe_section', 'find_configs_dir',
+           'load_config', 'override_value', 'parse_overrides']
 
 # %% ../nbs/00_core.ipynb #a6267ad9
 class _SeedTorchOnImport:
@@ -110,7 +110,8 @@ def _subsets(out_dir:Path) -> dict:
 
 # %% ../nbs/00_core.ipynb #d641935f
 def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=None, inputs:list|None=None,
-                   counts:dict|None=None, drops:dict|None=None, seconds:float=0., extra:dict|None=None) -> dict:
+                   counts:dict|None=None, drops:dict|None=None, seconds:float=0., extra:dict|None=None,
+                   write:bool=True) -> dict:   # False: the card only; the caller writes manifest.json last
     "Write `out_dir/manifest.json` (one stage schema, Parquet shards conformed to it) and a dataset card `README.md`."
     out_dir = Path(out_dir); shards = [dict(s) for s in shards]
     schema = _stage_schema(out_dir, shards)
@@ -129,8 +130,20 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
             f.write(dataset_card(stage, [s["path"] for s in shards], schema, counts,
                                  card_fingerprint(shards) if shards else None,
                                  subsets))
-    write_json(out_dir/"manifest.json", m)
+    if write: write_json(out_dir/"manifest.json", m)
     return m
+
+# %% ../nbs/00_core.ipynb #5e28a005
+def _bad_text(r:dict) -> bool:
+    "Whether a top-level text of record `r` does not encode as UTF-8 (a lone surrogate)."
+    for v in r.values():
+        if isinstance(v, str) and not v.isascii():
+            try: v.encode()
+            except UnicodeEncodeError: return True
+    return False
+
+def _escaped(r:dict) -> dict:
+    return {k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v for k, v in r.items()}
 
 # %% ../nbs/00_core.ipynb #7c5f2072
 @dataclass
@@ -139,25 +152,38 @@ class Drop:
     reason: str
     record: dict|None = None
 
-def _done(out_dir:Path, tid:str) -> dict|None:
-    p = out_dir/"parts"/f"{tid}.json"
-    if not p.exists(): return None
-    r = read_json(p)
-    if not (out_dir / r["shard"]["path"]).exists() or sha256_file(out_dir / r["shard"]["path"]) != r["shard"]["sha256"]:
-        return None
+def _done(out_dir:Path, tid:str, fmt:str|None=None, keep_dropped:bool|None=None) -> dict|None:
+    ("Task `tid`'s receipt when it is a dict naming this task and its own shards (the dropped one too), "
+     "whose bytes match: anything else (missing, truncated, another task's copy, a shard gone) reruns the task. "
+     "`fmt`/`keep_dropped` None: any shard suffix, the dropped shard checked when the receipt names one.")
+    try: r = read_json(out_dir/"parts"/f"{tid}.json")
+    except (OSError, ValueError): return None
+    if not isinstance(r, dict) or r.get("task") != tid: return None
+    names = [f"{tid}.{fmt}"] if fmt else [tid + x for x in SHARD_SUFFIXES]
+    for k, sub in [("shard", ""), *([("dropped", "dropped/")] if (keep_dropped is None and "dropped" in r)
+                                    or keep_dropped else [])]:
+        s = r.get(k)
+        if not isinstance(s, dict) or s.get("path") not in names: return None
+        try:
+            if sha256_file(out_dir/sub/s["path"]) != s.get("sha256"): return None
+        except OSError: return None
     return r
 
+# %% ../nbs/00_core.ipynb #5e28a009
 def run_task(out_dir, tid:str, task, process:Callable[[Any], Iterable[dict|Drop]], fmt:str="jsonl.zst",
              keep_dropped:bool=False) -> dict:
     "One task of a stage: its shard, its dropped shard and its receipt `parts/<tid>.json` (reused when it is intact)."
     out_dir = Path(out_dir)
-    if (r := _done(out_dir, tid)) is not None: return {**r, "resumed": True}
+    if (r := _done(out_dir, tid, fmt, keep_dropped)) is not None: return {**r, "resumed": True}
     t0, drops, dropped = time.time(), Counter(), []
     def kept():
         for x in process(task):
+            if not isinstance(x, Drop) and _bad_text(x): x = Drop("invalid_utf8", x)   # unwritable: a counted drop
             if isinstance(x, Drop):
                 drops[x.reason] += 1
-                if keep_dropped and x.record is not None: dropped.append({**x.record, "drop_reason": x.reason})
+                if keep_dropped and x.record is not None:
+                    d = {**x.record, "drop_reason": x.reason}
+                    dropped.append(_escaped(d) if _bad_text(d) else d)
             else: yield x
     info = write_shard(out_dir/f"{tid}.{fmt}", kept())
     r = dict(task=tid, shard=info, drops=dict(drops), seconds=time.time()-t0)
@@ -175,6 +201,8 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
               progress:bool=True, extra:dict|None=None,
               # `(fn, [(tid, task)]) -> receipts` in task order (e.g. on Ray); None: a loop here
               map_tasks:Callable|None=None,
+              # `finish(m)`: the stage's side files and manifest additions, before the manifest (written last)
+              finish:Callable[[dict], Any]|None=None,
               ) -> dict:
     "Run `process` over `{task_id: task}` into `out_dir`, resuming finished tasks; returns the manifest."
     from functools import partial
@@ -193,11 +221,14 @@ def run_stage(out_dir, tasks:dict, process:Callable[[Any], Iterable[dict|Drop]],
                                for r in receipts if "dropped" in r]} if keep_dropped else {}
     m = write_manifest(out_dir, stage=stage, shards=[r["shard"] for r in receipts], params=params, inputs=inputs,
                        drops=drops, seconds=sum(r["seconds"] for r in receipts),
-                       extra={"resumed_tasks": sum(r["resumed"] for r in receipts), **more, **(extra or {})})
+                       extra={"resumed_tasks": sum(r["resumed"] for r in receipts), **more, **(extra or {})},
+                       write=False)
     for r, s in zip(receipts, m["shards"]):     # a shard conformed to the stage schema: its receipt follows
         if s["sha256"] != r["shard"]["sha256"]:
             write_json(out_dir/"parts"/f"{r['task']}.json", {**{k: v for k, v in r.items() if k != "resumed"},
                                                               "shard": {**s, "schema": m["schema"]}})
+    if finish is not None: finish(m)
+    write_json(out_dir/"manifest.json", m)   # last: a stage killed before it is rerun, side files and all
     return m
 
 # %% ../nbs/00_core.ipynb #7e0571b4
@@ -207,11 +238,30 @@ def stage_dir(run_dir, stage:str, create:bool=True) -> Path:
     if create: p.mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/00_core.ipynb #5e28a002
+def task_id(path) -> str:
+    "The task id of an input shard at `path` (relative to its folder): shard suffix off, `/` as `__`."
+    p = str(path)
+    for s in sorted(SHARD_SUFFIXES, key=len, reverse=True):
+        if p.endswith(s): p = p[:-len(s)]; break
+    return p.replace("/", "__")
+
+def task_ids(paths:list) -> list[str]:
+    "`task_id` of each of `paths`; a `ShardError` naming two shards whose ids clash (no shard is silently lost)."
+    ids, seen = [task_id(p) for p in paths], {}
+    for p, t in zip(paths, ids):
+        if t in seen:
+            raise ShardError(f"input shards {seen[t]} and {p} would both write the output shard {t!r}; rename one")
+        seen[t] = p
+    return ids
+
 # %% ../nbs/00_core.ipynb #3978a7e9
-def require_stage(run_dir, stage:str, reader:str|None=None) -> Path:
+def require_stage(run_dir, stage:str, reader:str|None=None, into:str|None=None) -> Path:
     ("The finished output folder of an upstream stage, or a clear error saying "
-     "which stage to run first (or that `reader` cannot use it).")
+     "which stage to run first (or that `reader` cannot use it, or that it is `into`, the reading stage's own).")
     p = Path(run_dir)/stage
+    if into is not None and p.resolve() == (Path(run_dir)/into).resolve():   # before anything is deleted
+        raise ConfigError(f"--input_stage {stage} is the {into} stage's own output; read an upstream stage")
     if not (p/"manifest.json").exists():
         raise FileNotFoundError(
             f"{p} has no manifest: run the '{stage}' stage first (phi1 {stage} --run-dir {run_dir})"
@@ -234,11 +284,9 @@ def hold_run(run_dir, what:str="phi1") -> io.TextIOBase:
      "file is closed or the process ends, killed or not).")
     d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
     env = os.environ   # the ranks of one torchrun launch share the lock: the first takes it, its siblings join
-    group = (
-        (env.get("TORCHELASTIC_RUN_ID") or f"{env.get('MASTER_ADDR')}:{env.get('MASTER_PORT')}")
-        if "RANK" in env
-        else ""
-    )
+    launch = env.get("TORCHELASTIC_RUN_ID") or (
+        f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}" if env.get("MASTER_ADDR") and env.get("MASTER_PORT") else "")
+    group = launch if "RANK" in env else ""   # RANK exported by hand, with no launch: no group, no sharing
     f = open(d/".phi1.lock", "a+")
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

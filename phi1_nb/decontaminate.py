@@ -310,8 +310,11 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k,
                                v in locals().items() if k != "run_dir"}
     if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
-    src, out = require_stage(run_dir, input_stage, reader="decontaminate"), stage_dir(run_dir, "decontaminate")
-    shards = verify_shards(src)["shards"]
+    src = require_stage(run_dir, input_stage, reader="decontaminate", into="decontaminate")
+    out, shards = stage_dir(run_dir, "decontaminate"), verify_shards(src)["shards"]
+    names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
+    import hashlib; probs = [p for b in names for p in load_benchmark(b)]   # their content in params: an edit reruns
+    params["benchmark_sha256"] = hashlib.sha256(json.dumps(probs, sort_keys=True, default=str).encode()).hexdigest()
     key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")},
                embedder=repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder,
                input=[sh["sha256"] for sh in shards])
@@ -321,21 +324,24 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
         for d in ("work", "parts", "dropped", "removed"): shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("*.*"): p.unlink()
         write_json(out/"work"/"key.json", json.loads(json.dumps(key, default=str)))
-    names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
-    probs = [p for b in names for p in load_benchmark(b)]
     tids = [p["task_id"] for p in probs]
     checker = Checker(probs, ngram, tau, min(min_match_rate, *taus), embedder, embed_threshold, remove_embedding,
                       remove_ngram,
                       doc_coverage)
     checker.log_floor = min(taus)
-    tasks = {sh["path"].split(".")[0]: Path(src)/sh["path"] for sh in shards}
-    process = lambda path: decontaminate_shard(checker, path, out/"work"/path.name.split(".")[0], batch_size)
+    from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path
+    tasks = {t: (t, Path(src)/sh["path"]) for t, sh in zip(task_ids([sh["path"] for sh in shards]), shards)}
+    process = lambda t: decontaminate_shard(checker, t[1], out/"work"/t[0], batch_size)
     mt = None
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
-    m = run_stage(out, tasks, process, stage="decontaminate", params=params, inputs=[src, *names], fmt=shard_format,
-                  keep_dropped=True, progress=False, map_tasks=mt)
+    return run_stage(out, tasks, process, stage="decontaminate", params=params, inputs=[src, *names],
+                     fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt,
+                     finish=lambda m: _finish(out, m, tasks, tids, taus, t0, engine))
+
+def _finish(out, m, tasks, tids, taus, t0, engine):
+    "The stage's side files (hits, match rates, split, tau table) and manifest additions, before its manifest."
     # top: each problem's highest match rate (all tau_table needs)
     best, top, counts = [], np.zeros(len(tids)), Counter()
     for tid in tasks:
@@ -361,5 +367,3 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     m["counts"].update({f"hits_{k}" if k != "unparsable" else k: counts.get(k, 0)
                         for k in ("unparsable", "ngram_docstring", "ngram_code", "embedding_l2", "ast")})
     m.update(seconds=round(time.time() - t0, 3), tau_table=rows, n_problems=len(tids), engine=engine)
-    write_json(out/"manifest.json", m)
-    return m

@@ -338,10 +338,11 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
         raise ValueError(
             "embedding near-duplicates (dedup.embedder) run on the local engine only: set engine local or embedder null"
         )
-    src = require_stage(run_dir, input_stage)
+    src = require_stage(run_dir, input_stage, into="dedup")
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
-    tasks = [dict(tid=sh["path"].split(".")[0], path=str(Path(src)/sh["path"]), offset=int(o))
-             for sh, o in zip(shards, np.cumsum([0] + [sh["n"] for sh in shards]))]
+    from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path
+    tasks = [dict(tid=t, path=str(Path(src)/sh["path"]), offset=int(o)) for t, sh, o in
+             zip(task_ids([sh["path"] for sh in shards]), shards, np.cumsum([0] + [sh["n"] for sh in shards]))]
     sb = run_backend(backend, tasks, ngram)     # one signature backend for the whole run, decided by the input
     key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors", "batch_size")},
                signature_backend=sb, tokens=TOKENS_VERSION, input=[sh["sha256"] for sh in shards])
@@ -372,12 +373,12 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
             if not isinstance(r.get("content"), str): yield Drop("no_content", {**r, "duplicate_of": None})
             elif (x := d.get(str(p))) is None: yield r
             else: yield Drop(x[0], {**r, "duplicate_of": json.loads(x[1])})
-    m = run_stage(out, {t["tid"]: t for t in tasks}, process, stage="dedup", params=params, inputs=[src],
-                  fmt=shard_format,
-                  keep_dropped=True, progress=False, map_tasks=mt)
-    shutil.copyfile(work/"clusters.json", out/"clusters.json")
-    m["counts"].update(ast_fallback=done["ast_fallback"], clusters=sum(sum(c.values()) for c in done["sizes"].values()))
-    m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
-             lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
-    write_json(out/"manifest.json", m)
-    return m
+    def finish(m):   # clusters.json and the manifest's additions, before run_stage writes the manifest (last)
+        with open(work/"clusters.json", "rb") as f, atomic_write(out/"clusters.json", "wb") as g:
+            shutil.copyfileobj(f, g)
+        m["counts"].update(ast_fallback=done["ast_fallback"],
+                           clusters=sum(sum(c.values()) for c in done["sizes"].values()))
+        m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
+                 lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
+    return run_stage(out, {t["tid"]: t for t in tasks}, process, stage="dedup", params=params, inputs=[src],
+                     fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt, finish=finish)

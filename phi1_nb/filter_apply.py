@@ -80,7 +80,8 @@ def score_shards(filt, in_dir, out_dir, count_tokens, cache_dir=None, batch_size
         return path
     (map_tasks or (lambda f, xs: [f(x) for x in xs]))(one, todo)
 
-def _tid(sh): return sh["path"].split(".")[0]
+def _tid(sh):   # `data.0.jsonl` is `data.0`, `a/x.jsonl` is `a__x`: one output shard per input shard
+    from phi1_nb.core import task_id; return task_id(sh["path"])
 
 def shard_fmt(shards) -> str:
     "The format of the input shards (the output uses the same)."
@@ -121,14 +122,13 @@ def apply_filter(filt, # a trained `EduFilter` (04_filter)
         for r, s, n, b, t in scored_records(filt, in_dir/path, count, cache_dir, batch_size):
             rows.append((s, n, b, t)); yield _emit(r, s, b, s >= threshold, labels)
         save_scores(sdir/f"{_tid(dict(path=path))}.npz", rows)
-    m = run_stage(out_dir, {_tid(sh): sh["path"] for sh in shards}, process, stage="filter", params=params,
-                  inputs=[str(in_dir)], fmt=shard_fmt(shards), keep_dropped=keep_dropped, progress=progress,
-                  map_tasks=map_tasks)
-    z = load(); score, tokens, bad = (np.concatenate([v[k] for v in z]) if z else np.zeros(0)
-                                      for k in ("score", "tokens", "bad"))
-    kept = keep if keep is not None else (bad == "") & (score >= threshold)
-    m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
-             total_tokens=int(tokens.sum()), scored=int((bad == "").sum()),
-             truncated=int(sum(v["truncated"].sum() for v in z)), **(extra or {}))
-    write_json(out_dir/"manifest.json", m)
-    return m
+    def finish(m):   # the cut's figures in the manifest, which run_stage writes last
+        z = load(); score, tokens, bad = (np.concatenate([v[k] for v in z]) if z else np.zeros(0)
+                                          for k in ("score", "tokens", "bad"))
+        kept = keep if keep is not None else (bad == "") & (score >= threshold)
+        m.update(cutoff=float(score[kept].min()) if kept.any() else None, kept_tokens=int(tokens[kept].sum()),
+                 total_tokens=int(tokens.sum()), scored=int((bad == "").sum()),
+                 truncated=int(sum(v["truncated"].sum() for v in z)), **(extra or {}))
+    return run_stage(out_dir, {_tid(sh): sh["path"] for sh in shards}, process, stage="filter", params=params,
+                     inputs=[str(in_dir)], fmt=shard_fmt(shards), keep_dropped=keep_dropped, progress=progress,
+                     map_tasks=map_tasks, finish=finish)
