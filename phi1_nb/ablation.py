@@ -103,6 +103,7 @@ def train_arm(data_dir, tokenizer, out, *, model:str, seq_len:int, seed:int, dat
     write_json(p, dict(model=key, summary=t))
     return t
 
+# %% ../nbs/13_ablation.ipynb #83f0635c
 def score_run(run, problems:dict, pass_at_1:bool=False, max_new_tokens:int=128, gen_batch_size:int=8,
               sandbox_workers:int=2) -> dict:
     "Solution loss per problem of `run/final` (and greedy pass@1), kept in `run/scores.json` for that checkpoint."
@@ -125,6 +126,15 @@ def score_run(run, problems:dict, pass_at_1:bool=False, max_new_tokens:int=128, 
 # %% ../nbs/13_ablation.ipynb #01db6ea5
 PAPER = {"unfiltered_pass@1": 12.19, "filtered_pass@1": 17.68, "filtered+textbooks_pass@1": 20.12}
 
+def _comparison(stats:dict, pairs:list, problems:int, seeds:int) -> dict:
+    "The raw-vs-filtered keys of earlier `results.json` versions, from the arms' means and the pair raw, filtered."
+    p = next(p for p in pairs if {p["a"], p["b"]} == {"raw", "filtered"}); sign = 1 if p["a"] == "raw" else -1
+    return dict(raw_loss=stats["raw"]["mean"], raw_ci=stats["raw"]["ci"], filtered_loss=stats["filtered"]["mean"],
+                filtered_ci=stats["filtered"]["ci"], raw_minus_filtered=sign * p["diff"],
+                diff_ci=sorted(sign * x for x in p["diff_ci"]), problems=problems, seeds=seeds,
+                share_of_problems_filtered_better=p["share_b_better"] if sign == 1 else 1 - p["share_b_better"])
+
+# %% ../nbs/13_ablation.ipynb #f8383894
 def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot:int=2000, seed:int=0) -> dict:
     "`results.json` from the data manifest, the arms' sources, and the `{(arm, seed): ...}` of training and scoring."
     names = list(data["arms"])
@@ -149,19 +159,7 @@ def summarize(data:dict, specs:dict, seeds:list, train:dict, scores:dict, n_boot
         for x, y in zip(pairs, ppairs): x.update({"pass@1_diff": y["diff"], "pass@1_diff_ci": y["diff_ci"]})
     res = dict(arms=arms, pairs=pairs, seeds=seeds, problems=len(tids), budget_tokens=data["budget"],
                skipped=data["skipped"], tokenizer=data["tokenizer"], paper=PAPER)
-    if {"raw", "filtered"} <= set(names):
-        p = next(p for p in pairs if {p["a"], p["b"]} == {"raw", "filtered"}); sign = 1 if p["a"] == "raw" else -1
-        res["comparison"] = dict(
-            raw_loss=stats["raw"]["mean"],
-            raw_ci=stats["raw"]["ci"],
-            filtered_loss=stats["filtered"]["mean"],
-            filtered_ci=stats["filtered"]["ci"],
-            raw_minus_filtered=sign * p["diff"],
-            diff_ci=sorted(sign * x for x in p["diff_ci"]),
-            problems=len(tids),
-            seeds=len(seeds),
-            share_of_problems_filtered_better=p["share_b_better"] if sign == 1 else 1 - p["share_b_better"],
-        )
+    if {"raw", "filtered"} <= set(names): res["comparison"] = _comparison(stats, pairs, len(tids), len(seeds))
     return res
 
 # %% ../nbs/13_ablation.ipynb #08a2e04f
@@ -204,6 +202,63 @@ def move_in(staging:Path, out:Path):
         if (staging/name).exists(): _replace_dir(staging/name, out/name)
     shutil.rmtree(staging)
 
+# %% ../nbs/13_ablation.ipynb #813b63da
+_HP = ("max_steps", "micro_batch_size", "effective_batch", "learning_rate", "warmup_steps", "weight_decay", "precision",
+       "save_steps", "logging_steps", "deepspeed")   # `run_ablation`'s training settings, alike for every run
+
+def _arm_sources(run_dir, arms, raw_source:str, filtered_source:str, whole_arms) -> tuple[dict, dict, list]:
+    "The arms' sources `{arm: [stage, ...]}`, their folders, and the arms trained whole (each one of the arms)."
+    specs = parse_arms(arms,
+                       {"raw": raw_source, "filtered": filtered_source,
+                        "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
+    paths = {a: [resolve_source(run_dir, s, a) for s in ss] for a, ss in specs.items()}
+    whole = [a.strip() for a in str(whole_arms or "").split(",") if a.strip()]
+    if bad := [a for a in whole if a not in specs]:
+        raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
+    return specs, paths, whole
+
+# %% ../nbs/13_ablation.ipynb #295b4518
+def _stage_arms(out:Path, paths:dict, tok_src:str, tokenizer_bytes:int, vocab_size:int, tokens, seed:int, seq_len:int,
+                whole:list, seeds:list, model:str, hp:dict, resume:bool, main:bool) -> tuple[dict, dict]:
+    """Check the settings, prepare the arms (new ones aside in `out/.prepare`), check that every run accepts them, then
+    move them in: `(data, runs)`. A refusal leaves `out` as it was."""
+    from phi1_nb.model import phi_config
+    from phi1_nb.train import check_resume, preflight
+    # every mistake known before training, before anything is touched
+    preflight(**hp, seq_len=seq_len, eval_steps=None, context=phi_config(model).max_position_embeddings)
+    staging = out/".prepare" if main else None   # new arms are prepared here, moved in once every run accepts them
+    if staging and staging.exists(): shutil.rmtree(staging)
+    try:
+        data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main,
+                            whole=whole, staging=staging)
+        runs = arm_runs(data, seeds, out, seq_len=seq_len, model=model, hp=hp)
+        for d, p in runs.values(): check_resume(d, p, resume, write=False)   # refuse before anything is touched
+    except BaseException:
+        if staging and staging.exists(): shutil.rmtree(staging)
+        raise
+    if staging and (staging/"data").exists(): move_in(staging, out)
+    elif staging and staging.exists(): shutil.rmtree(staging)
+    if main: (out/"manifest.json").unlink(missing_ok=True)   # stale until we finish
+    return data, runs
+
+# %% ../nbs/13_ablation.ipynb #414b77f0
+def _score_and_report(out:Path, data:dict, specs:dict, seeds:list, train:dict, problems:dict, params:dict,
+                      t0:float) -> dict:
+    "Score every run on `problems`, write `results.json`, `ablation.png` and the stage's manifest."
+    p = params
+    scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, p["pass_at_1"], p["max_new_tokens"],
+                           p["gen_batch_size"], p["sandbox_workers"])
+              for k in train}
+    res = summarize(data, specs, seeds, train, scores, p["n_boot"], p["seed"])
+    write_json(out/"results.json", res); plot_ablation(res, out/"ablation.png")
+    return write_manifest(out, stage="ablation", shards=[], params=params, seconds=time.time() - t0,
+                          inputs=data["inputs"],
+                          counts={"in": len(specs), "out": len(data["arms"]), "runs": len(train),
+                                  "budget_tokens": data["budget"]},
+                          drops={"no_records": len(data["skipped"])}, extra=dict(comparison=res.get("comparison"),
+                          arms={a: dict(loss=v["loss_mean"], ci=v["loss_ci"]) for a, v in res["arms"].items()}))
+
+# %% ../nbs/13_ablation.ipynb #def8c32a
 @_typed
 def run_ablation(run_dir, # the run folder
                  arms:str|list|dict="raw,filtered", # built-in arms (arms.BUILTIN_ARMS) or name=src+src
@@ -238,52 +293,17 @@ def run_ablation(run_dir, # the run folder
                  resume:bool=True): # continue each run's checkpoints (refused when written under other settings)
     "Train the same model on every arm at equal compute under several seeds; compare HumanEval solution loss."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
+    params = {k: v for k, v in locals().items() if k != "run_dir"}
     from phi1_nb.eval import load_problems
     from phi1_nb.model import load_tokenizer
-    from phi1_nb.train import check_resume, is_main_process
-    t0, out, main = time.time(), stage_dir(run_dir, "ablation"), is_main_process()
-    seeds = parse_seeds(seeds, seed)
-    specs = parse_arms(arms,
-                       {"raw": raw_source, "filtered": filtered_source,
-                        "filtered+textbooks": f"{filtered_source}+synth/textbooks"})
-    paths = {a: [resolve_source(run_dir, s, a) for s in ss] for a, ss in specs.items()}
-    whole = [a.strip() for a in str(whole_arms or "").split(",") if a.strip()]
-    if bad := [a for a in whole if a not in specs]:
-        raise ValueError(f"ablation.whole_arms names {bad[0]!r}, not one of the arms {list(specs)}")
+    from phi1_nb.train import is_main_process
+    t0, out, main, seeds = time.time(), stage_dir(run_dir, "ablation"), is_main_process(), parse_seeds(seeds, seed)
+    specs, paths, whole = _arm_sources(run_dir, arms, raw_source, filtered_source, whole_arms)
     tok_src = str(require_stage(run_dir, "tokenizer")) if tokenizer == "run" else tokenizer
-    hp = dict(max_steps=max_steps, micro_batch_size=micro_batch_size, effective_batch=effective_batch,
-              learning_rate=learning_rate,
-              warmup_steps=warmup_steps, weight_decay=weight_decay, precision=precision, save_steps=save_steps,
-              logging_steps=logging_steps, deepspeed=deepspeed)
-    from phi1_nb.model import phi_config
-    from phi1_nb.train import preflight   # every mistake known before training, before anything is touched
-    preflight(**hp, seq_len=seq_len, eval_steps=None, context=phi_config(model).max_position_embeddings)
-    staging = out/".prepare" if main else None   # new arms are prepared here, moved in once every run accepts them
-    if staging and staging.exists(): shutil.rmtree(staging)
-    try:
-        data = prepare_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, main=main,
-                            whole=whole, staging=staging)
-        runs = arm_runs(data, seeds, out, seq_len=seq_len, model=model, hp=hp)
-        for d, p in runs.values(): check_resume(d, p, resume, write=False)   # refuse before anything is touched
-    except BaseException:
-        if staging and staging.exists(): shutil.rmtree(staging)
-        raise
-    if staging and (staging/"data").exists(): move_in(staging, out)
-    elif staging and staging.exists(): shutil.rmtree(staging)
-    if main: (out/"manifest.json").unlink(missing_ok=True)   # stale until we finish
+    data, runs = _stage_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, whole, seeds,
+                             model, {k: params[k] for k in _HP}, resume, main)
     tok = load_tokenizer(out/data["tokenizer_path"] if tokenizer == "fair" else data["tokenizer_path"])
     train = {(a, s): train_arm(out/"data"/a, tok, d, resume=resume, peak_flops=peak_flops, **p)
              for (a, s), (d, p) in runs.items()}
     if not main: return {}
-    problems = load_problems("humaneval", limit=limit)
-    scores = {k: score_run(out/"runs"/k[0]/f"seed-{k[1]}", problems, pass_at_1, max_new_tokens, gen_batch_size,
-                           sandbox_workers)
-              for k in train}
-    res = summarize(data, specs, seeds, train, scores, n_boot, seed)
-    write_json(out/"results.json", res); plot_ablation(res, out/"ablation.png")
-    return write_manifest(out, stage="ablation", shards=[], params=params, seconds=time.time() - t0,
-                          inputs=data["inputs"],
-                          counts={"in": len(specs), "out": len(data["arms"]), "runs": len(train),
-                                  "budget_tokens": data["budget"]},
-                          drops={"no_records": len(data["skipped"])}, extra=dict(comparison=res.get("comparison"),
-                          arms={a: dict(loss=v["loss_mean"], ci=v["loss_ci"]) for a, v in res["arms"].items()}))
+    return _score_and_report(out, data, specs, seeds, train, load_problems("humaneval", limit=limit), params, t0)

@@ -212,6 +212,58 @@ def _wait_for(d:Path, signature:dict, timeout:float=24*3600, poll:float=5.) -> d
         time.sleep(poll)
     raise TimeoutError(f"the main process did not prepare {d} in {timeout:.0f}s")
 
+# %% ../nbs/13a_arms.ipynb #29e7d9a5
+def _arms_signature(paths:dict, tokenizer:str, tokenizer_bytes:int, vocab_size:int, tokens, seed:int, whole) -> dict:
+    "What the prepared arms depend on: their sources (by the checksums of their shards), the tokenizer and settings."
+    from phi1_nb.model import load_tokenizer
+    tok_id = (dict(bytes=tokenizer_bytes, vocab_size=vocab_size) if tokenizer == "fair" else
+              hashlib.sha256(load_tokenizer(tokenizer).backend_tokenizer.to_str().encode()).hexdigest())
+    return dict(arms={a: [[str(p), source_stamp(p)] for p in ps] for a, ps in paths.items()}, tokenizer=tokenizer,
+                tokenizer_id=tok_id, tokens=tokens, seed=seed, bins=BINS, whole=sorted(whole))
+
+def _live(hist, paths:dict, skipped:dict) -> dict:
+    "The arms none of whose sources is empty; an arm with an empty source goes into `skipped` with the reason."
+    for a in [a for a in paths if a not in skipped]:
+        if (e := hist(a, None)["no_records"]): skipped[a] = f"{', '.join(e)} holds no records"
+    return {a: paths[a] for a in paths if a not in skipped}
+
+def _budget(hs:dict, whole, tokens) -> int|None:
+    "Tokens of every sampled arm: `tokens`, or the smallest sampled arm's size; an arm holding fewer is an error."
+    sampled = [a for a in hs if a not in whole]
+    budget = int(tokens or min(hs[a]["size"] for a in sampled)) if sampled else None
+    if short := {a: hs[a]["size"] for a in sampled if hs[a]["size"] < budget}:
+        raise ValueError(f"ablation.tokens={tokens} but these arms hold fewer tokens: {short}")
+    return budget
+
+# %% ../nbs/13a_arms.ipynb #4b27fde0
+def _arm_tokenizer(tokenizer:str, hist, paths:dict, skipped:dict, w:Path, tokenizer_bytes:int, seed:int,
+                   vocab_size:int) -> tuple:
+    "`(tokenizer, its path, its description)`: a fair BPE trained on the live arms and saved in `w`, or a named one."
+    from phi1_nb.model import load_tokenizer
+    tok_info = dict(kind=tokenizer)
+    if tokenizer == "fair":
+        live = _live(hist, paths, skipped)
+        tok, each = fair_tokenizer(live, tokenizer_bytes, seed, vocab_size, hists={a: hist(a, None) for a in live})
+        tok.save_pretrained(w/"tokenizer"); tok_path = "tokenizer"   # beside data/: the folder may be moved in place
+        tok_info.update(vocab_size=len(tok), bytes_per_arm=each, trained_on=list(live))
+    else: tok, tok_path = load_tokenizer(tokenizer), tokenizer; tok_info.update(name=tokenizer, vocab_size=len(tok))
+    return tok, tok_path, tok_info
+
+def _write_arm(out:Path, ps:list, h:dict, n:int, tok, tok_hash:str, seed:int, seq_len:int, memo, sampled:bool,
+               where:Path) -> dict:
+    "The arm's token file, `n` tokens drawn from its sources `ps` (histogram `h`); its entry in the data manifest."
+    known = h["size"] if h["upto"] is None else None   # the source's tokens (unknown: only its first bins counted)
+    m = write_tokens(out, take(arm_records(ps), h["hist"], n, tok, seed, memo), tok, seq_len,
+                     sources=[str(p) for p in ps], source_records=h["records"], source_tokens=known,
+                     bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
+    if m["n_tokens"] != n: raise RuntimeError(f"{where}: {m['n_tokens']} tokens written, {n} expected")
+    e = {k: m[k] for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
+    # the data id: its tokens and its tokenizer
+    e.update(sampled=sampled, cut_tokens=None if known is None else known - n,
+             data_id=hashlib.sha256(f"{sha256_file(out/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])
+    return e
+
+# %% ../nbs/13a_arms.ipynb #6a6a15ac
 def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                  paths:dict[str, list], # arm: its sources (`resolve_source`)
                  tokenizer:str="fair", # fair | a tokenizer folder or Hub name
@@ -222,55 +274,27 @@ def prepare_arms(out, # the ablation's folder: tokenizer/ (fair) and data/<arm>/
                  staging:Path|None=None) -> dict: # new data and tokenizer go here (the caller moves them in)
     "Every arm's token file (a sampled arm exactly `budget` tokens long, a whole arm all its tokens), the tokenizer."
     import time
-    from phi1_nb.model import load_tokenizer
     t0, out, d = time.time(), Path(out), Path(out)/"data"
     w = Path(staging or out); dw = w/"data"
-    tok_id = (dict(bytes=tokenizer_bytes, vocab_size=vocab_size) if tokenizer == "fair" else
-              hashlib.sha256(load_tokenizer(tokenizer).backend_tokenizer.to_str().encode()).hexdigest())
-    sig = dict(arms={a: [[str(p), source_stamp(p)] for p in ps] for a, ps in paths.items()}, tokenizer=tokenizer,
-               tokenizer_id=tok_id, tokens=tokens, seed=seed, bins=BINS, whole=sorted(whole))
+    sig = _arms_signature(paths, tokenizer, tokenizer_bytes, vocab_size, tokens, seed, whole)
     if not main: return _wait_for(d, sig)
     try:
         m = read_manifest(d)
         if m["params"].get("signature") == sig and all((d/a/"manifest.json").exists() for a in m["arms"]): return m
     except FileNotFoundError: pass
     (dw/"manifest.json").unlink(missing_ok=True)
-    hist = ArmSizes(paths, seed)
-    skipped, tok_info = {}, dict(kind=tokenizer)
-    def active(tok):
-        for a in [a for a in paths if a not in skipped]:
-            if (e := hist(a, tok)["no_records"]): skipped[a] = f"{', '.join(e)} holds no records"
-        return {a: paths[a] for a in paths if a not in skipped}
-    if tokenizer == "fair":
-        live = active(None)
-        tok, each = fair_tokenizer(live, tokenizer_bytes, seed, vocab_size, hists={a: hist(a, None) for a in live})
-        tok.save_pretrained(w/"tokenizer"); tok_path = "tokenizer"   # beside data/: the folder may be moved in place
-        tok_info.update(vocab_size=len(tok), bytes_per_arm=each, trained_on=list(live))
-    else: tok, tok_path = load_tokenizer(tokenizer), tokenizer; tok_info.update(name=tokenizer, vocab_size=len(tok))
+    hist, skipped = ArmSizes(paths, seed), {}
+    tok, tok_path, tok_info = _arm_tokenizer(tokenizer, hist, paths, skipped, w, tokenizer_bytes, seed, vocab_size)
     tok_hash = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
-    live = active(None)   # an arm with no text has none in bytes or in tokens: no need to tokenize it all
+    # an arm with no text has none in bytes or in tokens: no need to tokenize it all
+    live = _live(hist, paths, skipped)
     if skipped: raise ValueError(f"ablation arm {next(iter(skipped))!r} is named but {next(iter(skipped.values()))}: "
                                  "fill its source or drop it from ablation.arms")
     # a sampled arm of `tokens` tokens: only the first bins of its random order are tokenized
     hs = {a: hist.enough(a, tok, int(tokens)) if tokens and a not in whole else hist(a, tok) for a in live}
-    sampled = [a for a in hs if a not in whole]
-    budget = int(tokens or min(hs[a]["size"] for a in sampled)) if sampled else None
-    if short := {a: hs[a]["size"] for a in sampled if hs[a]["size"] < budget}:
-        raise ValueError(f"ablation.tokens={tokens} but these arms hold fewer tokens: {short}")
-    arms = {}
-    for a, ps in live.items():
-        h = hs[a]
-        n = h["size"] if a in whole else budget
-        known = h["size"] if h["upto"] is None else None   # the source's tokens (unknown: only its first bins counted)
-        m = write_tokens(dw/a, take(arm_records(ps), h["hist"], n, tok, seed, hist.memo), tok, seq_len,
-                         sources=[str(p) for p in ps], source_records=h["records"], source_tokens=known,
-                         bytes_per_token=bytes_per_token(h), empty_records=h["empty"])
-        if m["n_tokens"] != n: raise RuntimeError(f"{d/a}: {m['n_tokens']} tokens written, {n} expected")
-        arms[a] = {k: m[k]
-                   for k in ("records", "n_tokens", "sources", "source_records", "source_tokens", "bytes_per_token")}
-        # the data id: its tokens and its tokenizer
-        arms[a].update(sampled=a not in whole, cut_tokens=None if known is None else known - n,
-                       data_id=hashlib.sha256(f"{sha256_file(dw/a/'tokens.bin')}:{tok_hash}".encode()).hexdigest()[:16])
+    budget = _budget(hs, whole, tokens)
+    arms = {a: _write_arm(dw/a, ps, hs[a], hs[a]["size"] if a in whole else budget, tok, tok_hash, seed, seq_len,
+                          hist.memo, a not in whole, d/a) for a, ps in live.items()}
     return write_manifest(dw, stage="ablation-data", shards=[], params=dict(signature=sig),
                           inputs=sorted({str(p) for ps in live.values() for p in ps}),
                           counts={"in": len(paths), "out": len(live)}, drops={"no_records": len(skipped)},

@@ -259,6 +259,62 @@ def _no_text(path, format:str, cols) -> ShardError:
     return ShardError(f"{path}: no {' or '.join(map(repr, need))} column (it has: {', '.join(cols) or 'none'}); "
                       f"corpus.format={format} reads the text from it: choose the right format or rename the column")
 
+# %% ../nbs/01_corpus.ipynb #76c91eb1
+def _run_tree(run_dir, source:str, limit, max_bytes:int, keep_unparsable:bool, files_per_shard:int, params:dict, mt,
+              shard_format:str, progress:bool) -> dict:
+    "`run_corpus` of a tree of .py files (or the standard library): `files_per_shard` files a task."
+    root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
+    name = "stdlib" if source == "stdlib" else root.name
+    # not a silent empty corpus
+    if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")
+    out = stage_dir(run_dir, "corpus")
+    chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard]
+              for i in range(0, len(files), files_per_shard)}
+    def process(chunk):
+        for rel, reason in chunk:
+            yield Drop(reason,
+                       {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
+    with fresh_stage(out, params, files):   # other parameters: no old shard stays
+        return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
+                         fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
+
+# %% ../nbs/01_corpus.ipynb #c65e96d4
+def _shard_reader(src:Path, format:str, max_bytes:int, keep_unparsable:bool):
+    "A task `(shard, rows to read or None, skips)` -> its records: the skips as drops, then the shard's rows."
+    def process(task):
+        path, n, skipped = task
+        yield from (Drop(reason, {"path": name}) for name, reason in skipped)   # links to a shard read, FIFOs, ...
+        shard = show_name(str(path.relative_to(src)) if path != src else path.name)
+        if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
+            # a whole file without the text is an error, not n drops
+            raise _no_text(path, format, cols)
+        cols = {}
+        for i, r in enumerate(read_shard(path)):
+            if n is not None and i >= n: break
+            cols.update(dict.fromkeys(r))
+            yield (stack_record(r, i, max_bytes, keep_unparsable, show_name(src.name), shard) if format == "stack"
+                   else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
+        if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
+    return process
+
+# %% ../nbs/01_corpus.ipynb #de5a64f7
+def _run_shards(run_dir, source:str, format:str, limit, max_bytes:int, keep_unparsable:bool, params:dict, mt,
+                shard_format:str, progress:bool) -> dict:
+    "`run_corpus` of a folder (or file) of shards in the Stack's or StackOverflow's columns: one task a shard."
+    src = Path(source).expanduser()
+    shards, skips = _input_shards(src)
+    tasks = _limited(shards, limit, skips)
+    if not any(n != 0 for _, n, _ in tasks.values()) and not any(next(iter(read_shard(p)), None)
+                                                                 for p, _, _ in tasks.values()):
+        raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
+    out = stage_dir(run_dir, "corpus")
+    listing = [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()]
+    with fresh_stage(out, params, listing):
+        return run_stage(out, tasks, noting_ids(_shard_reader(src, format, max_bytes, keep_unparsable)),
+                         stage="corpus", params=params, inputs=[str(p) for p, _, _ in tasks.values()],
+                         fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
+
+# %% ../nbs/01_corpus.ipynb #6ea633ec
 def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                source:str="stdlib", # 'stdlib', a folder of .py files, or a folder (or file) of shards
                format:str="tree", # tree | stack | stackoverflow
@@ -278,48 +334,11 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                   ray_address=ray_address, ray_actors=ray_actors)   # (no shard depends on the engine)
     mt = engine_map(engine, workers, ray_address, ray_actors, progress)    # a bad engine fails before any work
     if format == "tree":
-        root = stdlib_root() if source == "stdlib" else Path(source).expanduser()
-        name = "stdlib" if source == "stdlib" else root.name
-        # not a silent empty corpus
-        if not (files := list_tree(root)[:limit]): raise FileNotFoundError(f"0 .py files in {root}")
-        out = stage_dir(run_dir, "corpus")
-        chunks = {f"part-{i//files_per_shard:05d}": files[i:i+files_per_shard]
-                  for i in range(0, len(files), files_per_shard)}
-        def process(chunk):
-            for rel, reason in chunk:
-                yield Drop(reason,
-                           {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
-        with fresh_stage(out, params, files):   # other parameters: no old shard stays
-            return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
-                             fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
+        return _run_tree(run_dir, source, limit, max_bytes, keep_unparsable, files_per_shard, params, mt, shard_format,
+                         progress)
     if format not in ("stack", "stackoverflow"):
         raise ValueError(f"corpus.format must be tree, stack or stackoverflow, not {format!r}")
-    src = Path(source).expanduser()
-    shards, skips = _input_shards(src)
-    tasks = _limited(shards, limit, skips)
-    if not any(n != 0 for _, n, _ in tasks.values()) and not any(next(iter(read_shard(p)), None)
-                                                                 for p, _, _ in tasks.values()):
-        raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
-    out = stage_dir(run_dir, "corpus")
-    listing = [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()]
-    def process(task):
-        path, n, skipped = task
-        yield from (Drop(reason, {"path": name}) for name, reason in skipped)   # links to a shard read, FIFOs, ...
-        shard = show_name(str(path.relative_to(src)) if path != src else path.name)
-        if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
-            # a whole file without the text is an error, not n drops
-            raise _no_text(path, format, cols)
-        cols = {}
-        for i, r in enumerate(read_shard(path)):
-            if n is not None and i >= n: break
-            cols.update(dict.fromkeys(r))
-            yield (stack_record(r, i, max_bytes, keep_unparsable, show_name(src.name), shard) if format == "stack"
-                   else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
-        if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
-    with fresh_stage(out, params, listing):
-        return run_stage(out, tasks, noting_ids(process), stage="corpus", params=params,
-                         inputs=[str(p) for p, _, _ in tasks.values()], fmt=shard_format, progress=progress,
-                         map_tasks=unique_ids(mt, out))
+    return _run_shards(run_dir, source, format, limit, max_bytes, keep_unparsable, params, mt, shard_format, progress)
 
 # %% ../nbs/01_corpus.ipynb #8a167d0e
 def corpus_stats(d, field:str="content") -> dict:

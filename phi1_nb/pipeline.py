@@ -253,9 +253,8 @@ def _term_is_ctrl_c():
     finally: signal.signal(signal.SIGTERM, old)
 
 # %% ../nbs/11_pipeline.ipynb #p30b0004
-def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-    from contextlib import nullcontext
+def _plan_stages(cfg, run_dir:Path, stages, prepare_only:bool) -> tuple:
+    "Write the run's `config.yaml`; `(wanted, to do in order, each one's inputs, the stages built, jobs at once)`."
     (run_dir/"notebooks").mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir/"config.yaml", "w") as f: import yaml; yaml.safe_dump(dict(cfg), f, sort_keys=False)
     wanted = _wanted(stages or cfg.pipeline.stages)
@@ -263,8 +262,28 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     jobs = 1 if prepare_only else max(1, int(cfg.pipeline.get("jobs") or _cores()))
     # imported here, not by two stage threads at once (one then saw black half-initialised: no FileMode)
     if jobs > 1: from papermill.translators import PythonTranslator; PythonTranslator.codify({})
-    t_start = time.time()
-    seed_everything(cfg.run.seed)
+    return wanted, todo, deps, avail, jobs
+
+def _stage_args(stage:str, i:int, nb:str, out_nb:Path, cfg, run_dir:Path, wanted:list, jobs:int,
+                prepare_only:bool) -> tuple:
+    "`_run_one`'s arguments for `stage`: its threads, and its progress bar (code cells + parameters, last timings)."
+    n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs_dir()/nb).read_text())["cells"]) + 1  # +params
+    bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
+                                                  last_timings(run_dir, stage, out_nb))
+    return (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
+
+def _totals(summary:dict, t_start:float) -> dict:
+    "The stages' seconds added up, and the wall clock since `t_start`."
+    summary["seconds"] = round(sum(s.get("seconds", 0) for s in summary["stages"]), 2)
+    summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
+    return summary
+
+# %% ../nbs/11_pipeline.ipynb #c54d2284
+def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+    from contextlib import nullcontext
+    wanted, todo, deps, avail, jobs = _plan_stages(cfg, run_dir, stages, prepare_only)
+    t_start = time.time(); seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     recs, executed, running = {}, set(), {}
     def start(stage):   # a record now (missing, reused), or a running future
@@ -274,10 +293,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
             log(f"[{stage}] reusing {run_dir/stage} (manifest matches)"); return _reused(run_dir, stage, out_nb)
         executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
-        n_code = sum(c["cell_type"] == "code" for c in json.loads((nbs_dir()/nb).read_text())["cells"]) + 1  # +params
-        bar = None if prepare_only else StageProgress(stage, wanted.index(stage) + 1, len(wanted), n_code,
-                                                      last_timings(run_dir, stage, out_nb))
-        args = (stage, i, cfg, run_dir, prepare_only, stage_threads(jobs, cfg.pipeline.get("threads")), bar)
+        args = _stage_args(stage, i, nb, out_nb, cfg, run_dir, wanted, jobs, prepare_only)
         if pool: return pool.submit(_run_one, *args, stop=stop)
         f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread
     def failed(): return [r for r in recs.values() if r["status"] == "failed"]
@@ -297,9 +313,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
                     s = next(k for k, v in running.items() if v is f); recs[s] = running.pop(s).result()
                     if recs[s]["status"] == "ran": save_timings(run_dir, s, recs[s]["notebook"])   # here: one writer
             save()
-    summary["seconds"] = round(sum(s.get("seconds", 0) for s in summary["stages"]), 2)
-    summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
-    save()
+    _totals(summary, t_start); save()
     if bad := failed(): raise _failure(bad[0])
     for x in summary["stages"]: log(f"  {x['stage']:<14} {x['status']:<9} {x.get('seconds') or 0:>8.1f} s")
     return summary

@@ -117,6 +117,51 @@ def _dry_run(be, lock, specs:dict, max_tok:dict, price:dict, pilot:int, busy:str
         if lock is not None: lock.close()
 
 # %% ../nbs/06_synth.ipynb #5f3a1c2e
+def _synth_settings(params:dict) -> tuple[list, dict, dict]:
+    "From `run_synth`'s parameters: the kinds asked for (checked), the prices (live, batch), the Batch API's settings."
+    kinds_l = [k.strip() for k in str(params["kinds"]).split(",") if k.strip()]
+    if bad := set(kinds_l) - {"textbooks", "exercises"}:
+        raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
+    p = params
+    price = {"prompt": p["price_prompt"], "completion": p["price_completion"],
+             "batch": {"prompt": p["price_batch_prompt"], "completion": p["price_batch_completion"]}}
+    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")},
+                 poll=p["batch_poll"], wait=p["batch_wait"], rounds=p["batch_rounds"], price=price["batch"])
+    return kinds_l, price, batch
+
+def _synth_lock(out:Path, dry_run:bool, dry_run_pilot:int) -> tuple:
+    "`(lock, busy)`: a live run locks the folder; a dry run with a pilot too, or says why it cannot (`busy`)."
+    lock, busy = None, None
+    if not dry_run: lock = _lock(out)
+    elif dry_run_pilot:
+        try: lock = _lock(out)
+        except ValueError as e: busy = str(e)   # a live run holds the folder: priced without a pilot (its answers will)
+    return lock, busy
+
+# %% ../nbs/06_synth.ipynb #a8c7d2e8
+def _synth_kinds(kinds_l:list, out:Path, n_of:dict, spec_of:dict, be, lock, max_tok:dict, params:dict, run_dir,
+                 n_mined:int, progress:bool) -> tuple:
+    "Each kind in turn until one stops: `(summary, failed, stopped)`; the backend and the lock closed either way."
+    summary, failed, stopped = {}, Counter(), None
+    try:
+        for kind in kinds_l:
+            mined = _mined(run_dir, n_mined) if (kind == "exercises" and n_mined) else None
+            summary[kind], f, stopped = _synth_kind(kind, out/kind, n_of[kind], spec_of[kind], be, max_tok[kind],
+                                                    params, mined, progress)
+            failed += f
+            if stopped: break
+    finally:
+        be.close()
+        if lock is not None: lock.close()
+    return summary, failed, stopped
+
+def _unstarted(out:Path, kinds_l:list, summary:dict, n_of:dict, seed:int, per_shard:int) -> dict:
+    "Records of each kind a stop never reached: every missing record counts."
+    return {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])],
+                                           per_shard)[1]))
+            for k in kinds_l if k not in summary}
+
+# %% ../nbs/06_synth.ipynb #3857a15d
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
               backend:str="transformers", # 'openai' (an OpenAI-compatible endpoint) or 'transformers' (a checkpoint)
@@ -153,18 +198,8 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
     if explain: return {"explain": _explain(run_dir, explain)}
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}   # explain: None
-    kinds_l = [k.strip() for k in str(kinds).split(",") if k.strip()]
-    if bad := set(kinds_l) - {"textbooks", "exercises"}:
-        raise ValueError(f"unknown synth kinds {sorted(bad)}: use textbooks,exercises")
-    price = {"prompt": price_prompt, "completion": price_completion,
-             "batch": {"prompt": price_batch_prompt, "completion": price_batch_completion}}
-    batch = dict(limits={k: params[f"batch_{k}"] for k in ("max_requests", "max_bytes", "max_enqueued_tokens")},
-                 poll=batch_poll, wait=batch_wait, rounds=batch_rounds, price=price["batch"])
-    out, lock, busy = stage_dir(run_dir, "synth"), None, None
-    if not dry_run: lock = _lock(out)
-    elif dry_run_pilot:
-        try: lock = _lock(out)
-        except ValueError as e: busy = str(e)   # a live run holds the folder: priced without a pilot (its answers will)
+    kinds_l, price, batch = _synth_settings(params)
+    out = stage_dir(run_dir, "synth"); lock, busy = _synth_lock(out, dry_run, dry_run_pilot)
     be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
                       concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
                       api=api, ledger=out/"ledger.jsonl", batch=batch)
@@ -176,18 +211,7 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
                         dry_run_pilot, busy)
         for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
         return {"dry_run": rows, "params": params}
-    summary, failed, stopped = {}, Counter(), None
-    try:
-        for kind in kinds_l:
-            mined = _mined(run_dir, n_mined) if (kind == "exercises" and mine and n_mined) else None
-            summary[kind], f, stopped = _synth_kind(kind, out/kind, n_of[kind], spec_of[kind], be, max_tok[kind],
-                                                    params, mined, progress)
-            failed += f
-            if stopped: break
-    finally:
-        be.close()
-        if lock is not None: lock.close()
-    unstarted = {k: sum(map(len, plan_synthetic(out/k, [record_id(k[:-1], seed, i) for i in range(n_of[k])],
-                                                per_shard)[1]))
-                 for k in kinds_l if k not in summary}   # a kind a stop never reached: every missing record counts
-    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0, unstarted)
+    summary, failed, stopped = _synth_kinds(kinds_l, out, n_of, spec_of, be, lock, max_tok, params, run_dir,
+                                            n_mined if mine else 0, progress)
+    return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0,
+                                 _unstarted(out, kinds_l, summary, n_of, seed, per_shard))
