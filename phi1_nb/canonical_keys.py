@@ -20,9 +20,9 @@ _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
 _crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
 
 def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key`; edit key: the same names and the strings, numbers left out) of small code."
+    "(free-name key: `_free_key`; edit key: the same names and the strings in lower case, numbers left out)."
     names, nums = _free_names(code)
-    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
+    return _crc(names | nums), _crc(names | {t.lower() for t in toks if _STR_TOK.match(t)})
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
