@@ -111,7 +111,7 @@ def _levels(text:str) -> str:
     return "\n".join(out)
 
 # %% ../nbs/07f_canonical_keys.ipynb #sib00001
-SIBLING_MAX_TOKENS, SIBLING_EDIT = 160, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
+SIBLING_MAX_TOKENS, SIBLING_EDIT = 400, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
                                             # and that rename nothing, are siblings (`min` for `max`), not copies
 _LIT_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]|\.?\d")
 
