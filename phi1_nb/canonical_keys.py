@@ -20,9 +20,9 @@ _STR_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]")
 _crc = lambda xs: zlib.crc32("\0".join(sorted(xs)).encode("utf-8", "surrogatepass"))
 
 def _keys(code:str, toks:list[str]) -> tuple[int, int]:
-    "(free-name key: `_free_key`; edit key: the same names and the strings, numbers left out) of small code."
+    "(free-name key: `_free_key`; edit key: the same names and the strings in lower case, numbers left out)."
     names, nums = _free_names(code)
-    return _crc(names | nums), _crc(names | {t for t in toks if _STR_TOK.match(t)})
+    return _crc(names | nums), _crc(names | {t.lower() for t in toks if _STR_TOK.match(t)})
 
 def _free_key(code:str) -> int:
     "crc32 of non-builtin names but locals, attributes, numbers (no logging): a rename of locals keeps it."
@@ -111,7 +111,7 @@ def _levels(text:str) -> str:
     return "\n".join(out)
 
 # %% ../nbs/07f_canonical_keys.ipynb #sib00001
-SIBLING_MAX_TOKENS, SIBLING_EDIT = 160, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
+SIBLING_MAX_TOKENS, SIBLING_EDIT = 400, 4   # forms this short whose tokens differ in <= 4 places, not all literals,
                                             # and that rename nothing, are siblings (`min` for `max`), not copies
 _LIT_TOK = re.compile(r"[rRbBuUfF]{0,2}['\"]|\.?\d")
 
