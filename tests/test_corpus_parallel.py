@@ -131,10 +131,10 @@ def test_plan_from_a_tiny_sample_run(tmp_path, capsys):
     row = next(l for l in r.stdout.splitlines() if l.startswith("| corpus |")).split("|")
     cpu_h = 7.2e6 * m["seconds"] / m["counts"]["in"] / 3600       # the sample's seconds per record x 7.2M
     assert float(row[2]) == pytest.approx(cpu_h, abs=0.051) and row[3].strip() == "4"
-    assert float(row[4]) == pytest.approx(cpu_h / 4, abs=0.006)
+    assert row[4].strip() == "local pool" and float(row[5]) == pytest.approx(cpu_h / 4, abs=0.006)
     disk = sum(f.stat().st_size for f in (tmp_path / "run" / "corpus").rglob("*") if f.is_file())
-    assert float(row[6]) == pytest.approx(7.2e6 * disk / m["counts"]["in"] / 2**30, abs=0.051)
-    assert "sample run" in row[7] and "| dedup |" in r.stdout   # the stages it did not run: the measured figures
+    assert float(row[7]) == pytest.approx(7.2e6 * disk / m["counts"]["in"] / 2**30, abs=0.051)
+    assert "sample run" in row[8] and "| dedup |" in r.stdout   # the stages it did not run: the measured figures
 
 
 def test_plan_bad_input_is_one_line_exit_2(tmp_path, capsys):
