@@ -21,9 +21,8 @@ def _final_ids(kdir:Path, r:dict) -> set:
     "The ids a receipt made final (its `ids/` file, or read from its shards for receipts of older versions)."
     if (side := kdir/"ids"/f"{r['task']}.json").exists(): return set(read_json(side))
     ids = {x["id"] for x in read_shard(kdir/r["shard"]["path"])}
-    if "dropped" in r and (kdir/r["dropped"]["path"]).exists():
-        ids |= {x["id"]
-                for x in read_shard(kdir/r["dropped"]["path"]) if "id" in x and x.get("drop_reason") not in NOT_FINAL}
+    if "dropped" in r and (dp := kdir/"dropped"/r["dropped"]["path"]).exists():   # (run_task writes it in dropped/)
+        ids |= {x["id"] for x in read_shard(dp) if "id" in x and x.get("drop_reason") not in NOT_FINAL}
     return ids
 
 def plan_synthetic(kdir:Path, ids:list[str], per_shard:int) -> tuple[dict, list[list[int]]]:

@@ -169,7 +169,8 @@ def _drop_unrequested(kdir:Path, keep) -> int:
     for part in (kdir/"parts").glob("synthetic-*.json"):
         if part.stem in keep or (r := _done(kdir, part.stem)) is None: continue
         part.unlink(); gone += 1
-        for f in (kdir/r["shard"]["path"], kdir/r.get("dropped", {}).get("path", "-"), kdir/"ids"/f"{part.stem}.json"):
+        dropped = kdir/"dropped"/r.get("dropped", {}).get("path", "-")   # (run_task writes it in dropped/)
+        for f in (kdir/r["shard"]["path"], dropped, kdir/"ids"/f"{part.stem}.json"):
             if f.is_file(): f.unlink()
     return gone
 
