@@ -54,3 +54,21 @@ def test_embed_cache_at_most_the_text_for_short_records(tmp_path):
     _caches.clear()
     assert len(EmbeddingCache(tmp_path / "code", e.key)) == len(code)          # a function's vector is kept
     assert np.array_equal(embed_cached(e, code[:5] + texts[:5], tmp_path / "code"), e.embed(code[:5] + texts[:5]))
+
+
+def test_filling_the_embed_cache_holds_no_chunks_in_memory(tmp_path):
+    "a28f: the filter's RSS grew ~1.5 KB a record: each new chunk was read back whole and held (up to 64 chunks)."
+    import tracemalloc
+    fs = [f"def g{i}(a, b):\n    \"\"\"Variant {i}.\"\"\"\n    return [a * {i} - b, a + {i}, b // ({i} + 1)]\n"
+          for i in range(1300)]
+    texts = ["\n".join(fs[i:i + 20]) for i in range(1280)]
+    e, _ = get_embedder("hashing"), _caches.clear()
+    tracemalloc.start()
+    try:
+        for b in range(40):
+            embed_cached(e, texts[b * 16:b * 16 + 16], tmp_path)
+            if b == 9: at10 = tracemalloc.get_traced_memory()[0]
+        grown = (tracemalloc.get_traced_memory()[0] - at10) / (30 * 16)
+    finally: tracemalloc.stop()
+    assert grown < 500, f"{grown:.0f} bytes a record"                   # the index only (16-byte keys)
+    assert len(EmbeddingCache(tmp_path, e.key)) == 40 * 16
