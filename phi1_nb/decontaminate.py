@@ -230,6 +230,11 @@ class Checker:
         self.P = np.asarray(self.emb.embed(self.units), np.float32) if self.emb is not None else None
         self._nn = None
 
+    def _removes(self, meth:str, s:float) -> bool:
+        "Does a hit of method `meth` with score `s` remove its record?"
+        return ((meth == "ast" and s >= self.tau) or (meth == "ngram_docstring" and s >= self.doc_coverage)
+                or (self.remove_embedding and meth == "embedding_l2") or (self.remove_ngram and meth == "ngram_code"))
+
     def check(self, batch:list[dict]) -> tuple[list, dict]:
         "`(results, info)` for a batch of records with text: `(removed?, record)` each; info: hits, best rates, AST pairs, counts."
         names, codes, docs, owner = [], [], [], []
@@ -255,20 +260,21 @@ class Checker:
         for u, j, rate in ar["pairs"]: pairs[(owner[u], j)] = max(pairs.get((owner[u], j), 0.0), rate)
         results, lines = [], []
         for i, r in enumerate(batch):
-            sid, bad = r.get("id", i), []
+            top = {}   # (problem, method) -> (score, unit): a record's best unit per problem and method, once
             for u in per[i]:
                 for j, meth, s in hits[u]:
                     counts[meth] += 1
                     if meth == "ast" and s < self.log_floor: continue
-                    lines.append(json.dumps(dict(sample=sid, function=names[u], task_id=self.tids[j], method=meth,
-                                                 score=s)))
-                    if (
-                        (meth == "ast" and s >= self.tau)
-                        or (meth == "ngram_docstring" and s >= self.doc_coverage)
-                        or (self.remove_embedding and meth == "embedding_l2")
-                        or (self.remove_ngram and meth == "ngram_code")
-                    ):
-                        bad.append(dict(task_id=self.tids[j], function=names[u], method=meth, score=s))
+                    k = (j, meth)   # embedding_l2 is a distance: the least is the best
+                    if k not in top or (s < top[k][0] if meth == "embedding_l2" else s > top[k][0]): top[k] = (s, u)
+            by_prob = defaultdict(dict)
+            for (j, meth), (s, u) in top.items(): by_prob[j][meth] = (s, u)
+            for j, ms in by_prob.items():   # one hits line per (record, problem): the methods that fired, as fields
+                lead = ms.get("ast") or next(iter(ms.values()))
+                lines.append(json.dumps(dict(sample=r.get("id", i), function=names[lead[1]], task_id=self.tids[j],
+                                             methods={m: s for m, (s, _) in ms.items()})))
+            bad = [dict(task_id=self.tids[j], function=names[u], method=meth, score=s)
+                   for (j, meth), (s, u) in top.items() if self._removes(meth, s)]
             results.append((True, {**r, "match_rate": float(best[i]), "matched_problems": bad}) if bad else (False, r))
         return results, dict(hits=lines, best=best,
                              pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],

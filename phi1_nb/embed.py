@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/embed.html.md"""
 
 # %% ../nbs/03_embed.ipynb #4ffce2d1
 from __future__ import annotations
-import hashlib, json, os, re, uuid
+import hashlib, io, json, os, re, uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -165,6 +165,10 @@ def content_hash(text:str) -> str:
     "sha256 of a text's UTF-8 bytes: the cache key."
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
+def _kb(h:str) -> bytes:
+    "A content hash's 16-byte key, on disk and in the index (a quarter of the hex digest's 64 bytes)."
+    return hashlib.blake2b(h.encode(), digest_size=16).digest()
+
 class _Sparse:
     "A sparse chunk's rows as dense float32 vectors (`chunk[i]`), from CSR arrays."
     def __init__(self, path):
@@ -185,15 +189,16 @@ class EmbeddingCache:
     def _load(self, kf:Path):
         name = kf.name[:-len(".keys.npy")]
         if not (self.dir/f"{name}.npy").exists() and not (self.dir/f"{name}.sparse.npz").exists(): return
-        keys = np.load(kf)
-        for i, (k, t) in enumerate(zip(keys["hash"], keys["truncated"])): self.index[k.decode()] = (name, i, bool(t))
+        keys = np.load(kf); hs = keys["hash"]   # 16-byte keys (older chunks: 64-byte hex digests)
+        ks = [r.tobytes() for r in hs] if hs.ndim == 2 else [_kb(k.decode()) for k in hs]
+        for i, (k, t) in enumerate(zip(ks, keys["truncated"])): self.index[k] = (name, i, bool(t))
 
     def __len__(self): return len(self.index)
-    def __contains__(self, h): return h in self.index
+    def __contains__(self, h): return _kb(h) in self.index
 
     def get(self, hashes:list[str]) -> tuple[np.ndarray, np.ndarray]:
         "Vectors and truncation flags for `hashes` (all must be present)."
-        rows = [self.index[h] for h in hashes]
+        rows = [self.index[_kb(h)] for h in hashes]
         vs = [self._chunk(n)[i] for n, i, _ in rows]
         tr = np.array([t for *_, t in rows], bool)
         return (np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0), np.float32)), tr
@@ -207,21 +212,35 @@ class EmbeddingCache:
         return self.chunks[name]
 
 # %% ../nbs/03_embed.ipynb #01914dcf
-@patch
-def put(self:EmbeddingCache, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray):
-    "Store a chunk of new vectors atomically."
-    if not len(hashes): return
-    name, v = uuid.uuid4().hex, np.asarray(vectors, np.float32)
-    nz = np.nonzero(v)
+def _chunk_files(name:str, hashes:list[str], v:np.ndarray, tr:np.ndarray) -> dict:
+    "A chunk's files as bytes, keys last: sparse CSR (uint16 columns, float32 values, compressed) or dense `.npy`."
+    vb, kb, nz = io.BytesIO(), io.BytesIO(), np.nonzero(v)
     if v.ndim == 2 and 0 < v.shape[1] <= 1 << 16 and 6 * len(nz[0]) < 4 * v.size:   # sparse, compressed, exact
         ptr = np.r_[0, np.cumsum(np.bincount(nz[0], minlength=len(v)))].astype(np.int64)
-        with atomic_write(self.dir/f"{name}.sparse.npz") as f:
-            np.savez_compressed(f, shape=np.array(v.shape), indptr=ptr, indices=nz[1].astype(np.uint16), data=v[nz])
-    else:
-        with atomic_write(self.dir/f"{name}.npy") as f: np.save(f, v)
-    keys = np.array(list(zip([h.encode() for h in hashes], truncated)), dtype=[("hash", "S64"), ("truncated", "?")])
-    with atomic_write(self.dir/f"{name}.keys.npy") as f: np.save(f, keys)
-    self._load(self.dir/f"{name}.keys.npy")
+        np.savez_compressed(vb, shape=np.array(v.shape), indptr=ptr, indices=nz[1].astype(np.uint16), data=v[nz])
+        vn = f"{name}.sparse.npz"
+    else: np.save(vb, v); vn = f"{name}.npy"
+    keys = np.zeros(len(hashes), [("hash", "u1", (16,)), ("truncated", "?")])
+    keys["hash"] = np.frombuffer(b"".join(map(_kb, hashes)), np.uint8).reshape(-1, 16); keys["truncated"] = tr
+    np.save(kb, keys)
+    return {vn: vb.getvalue(), f"{name}.keys.npy": kb.getvalue()}
+
+@patch
+def put(self:EmbeddingCache, hashes:list[str], vectors:np.ndarray, truncated:np.ndarray,
+        sizes=None): # their texts' bytes: then only what takes less room than its text is kept
+    "Store a chunk of new vectors atomically."
+    v, tr, hashes = np.asarray(vectors, np.float32), np.asarray(truncated, bool), list(hashes)
+    if not len(hashes): return
+    files = _chunk_files(name := uuid.uuid4().hex, hashes, v, tr)
+    if sizes is not None and sum(map(len, files.values())) > sum(sizes):   # larger than its texts: keep only the
+        nnz = np.count_nonzero(v.reshape(len(v), -1), axis=1)             # vectors smaller than their text
+        keep = np.flatnonzero(17 + np.minimum(6 * nnz, 4 * v[0].size) <= np.asarray(sizes))
+        if not len(keep): return                                          # (a short text is embedded again)
+        files = _chunk_files(name, [hashes[k] for k in keep], v[keep], tr[keep])
+        if sum(map(len, files.values())) > np.asarray(sizes)[keep].sum(): return
+    for fn, b in files.items():   # keys last: a crash leaves nothing a reader would trust
+        with atomic_write(self.dir/fn) as f: f.write(b)
+    self._load(self.dir/fn)
 
 # %% ../nbs/03_embed.ipynb #c9545661
 _caches: dict = {}
@@ -239,11 +258,13 @@ def embed_cached(embedder:Embedder, texts:list[str], cache_dir=None, # None: no 
     if ck not in _caches: _caches[ck] = EmbeddingCache(cache_dir, embedder.key)
     cache = _caches[ck]
     hashes = [content_hash(t) for t in texts]
-    new = {h: t for h, t in zip(hashes, texts) if h not in cache}
+    new, got = {h: t for h, t in zip(hashes, texts) if h not in cache}, {}
     if new:
-        v = embedder.embed(list(new.values()))
-        cache.put(list(new), v, embedder.last_truncated)
+        v = embedder.embed(list(new.values())); tr = embedder.last_truncated
+        cache.put(list(new), v, tr, sizes=[len(t.encode("utf-8", "surrogatepass")) for t in new.values()])
+        got = {h: (v[k], tr[k]) for k, h in enumerate(new)}   # kept or not (a short text is embedded again)
     if not texts: embedder.last_truncated = np.zeros(0, bool); return np.zeros((0, embedder.dim), np.float32)
-    v, tr = cache.get(hashes)
-    embedder.last_truncated = tr
-    return v
+    old = [h for h in dict.fromkeys(hashes) if h not in got]
+    if old: cv, ct = cache.get(old); got.update({h: (cv[k], ct[k]) for k, h in enumerate(old)})
+    embedder.last_truncated = np.array([got[h][1] for h in hashes], bool)
+    return np.stack([got[h][0] for h in hashes]).astype(np.float32)

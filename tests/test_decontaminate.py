@@ -139,7 +139,7 @@ def test_run_decontaminate(tmp_path):
     assert {"task_id": "HumanEval/7", "function": "filter_by_substring", "method": "ast", "score": 1.0} in removed["ex10"]["matched_problems"]
     assert {"task_id": "HumanEval/20", "function": "find_closest_elements", "method": "ast", "score": 1.0} in removed["ex11"]["matched_problems"]
     hits = [json.loads(l) for l in (tmp_path / "decontaminate" / "hits.jsonl").read_text().splitlines()]
-    methods = {(h["sample"], h["task_id"], h["method"]) for h in hits}
+    methods = {(h["sample"], h["task_id"], m) for h in hits for m in h["methods"]}
     assert ("ex10", "HumanEval/7", "ngram_code") in methods and ("ex10", "HumanEval/7", "ngram_docstring") in methods
     assert ("ex11", "HumanEval/20", "ast") in methods and not any(h["sample"] == "ex12" for h in hits)
     split = read_json(tmp_path / "decontaminate" / "split.json")
@@ -274,8 +274,8 @@ def test_hits_below_the_lowest_tau_are_not_logged_and_written_once(tmp_path):
     m = run_decontaminate(tmp_path, tau=0.95, taus=[0.95, 0.9], min_match_rate=0.5, batch_size=16)
     out = tmp_path / "decontaminate"
     hits = [json.loads(l) for l in (out / "hits.jsonl").read_text().splitlines()]
-    ast_hits = [h for h in hits if h["method"] == "ast"]
-    assert ast_hits and all(h["score"] >= 0.9 for h in ast_hits)             # the lowest reported tau
+    ast_hits = [h for h in hits if "ast" in h["methods"]]
+    assert ast_hits and all(h["methods"]["ast"] >= 0.9 for h in ast_hits)   # the lowest reported tau
     assert m["counts"]["hits_ast"] > len(ast_hits)                           # pairs from 0.5 up were scored (match rates)
     assert not list((out / "work").glob("*.hits.jsonl"))                     # one copy: hits.jsonl
     rates = np.load(out / "match_rates.npy")
