@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import write_json
 
 # %% auto #0
-__all__ = ['eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'StageProgress', 'in_cell_counter']
+__all__ = ['eta_seconds', 'cell_durations', 'save_timings', 'last_timings', 'in_cell_counter', 'StageProgress']
 
 # %% ../nbs/11a_progress.ipynb #a5c427c5
 def _fmt(s:float|None) -> str:
@@ -44,46 +44,6 @@ def last_timings(run_dir:Path, stage:str, nb_path) -> list[float]|None:
     "The stage's cell durations from the last finished run (timings.json, else the executed notebook left there)."
     try: return json.loads((run_dir/"timings.json").read_text())[stage]
     except (FileNotFoundError, KeyError, json.JSONDecodeError): return cell_durations(nb_path)
-
-# %% ../nbs/11a_progress.ipynb #p30c0010
-class StageProgress:
-    """Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s
-    (0: per cell)."""
-    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
-                 every:float=30.):
-        from tqdm.auto import tqdm
-        self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
-        self.t_cell = self.t0
-        self.file = file or sys.stderr
-        self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
-        self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
-                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
-        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
-        self._stop = threading.Event()
-        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
-    def status(self) -> str:
-        "`done/total cells, elapsed, ETA` as one line."
-        el = time.time() - self.t0
-        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
-        if not self.last: tail = "ETA unknown (no earlier run)"
-        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
-        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
-        counter = in_cell_counter(getattr(self, "counter_file", None))   # the running cell's own counter, if it has one
-        return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
-    def _show(self, step:int=0, force:bool=False):
-        if self.bar is not None:
-            self.bar.set_postfix_str(self.status().split(", ", 2)[2],
-                                     refresh=False); self.bar.update(step); self.bar.refresh()
-        elif force or time.time() - self.shown >= self.every:
-            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
-    def _beat(self):
-        while not self._stop.wait(1. if self.tty else self.every): self._show()
-    def cell_done(self, cell=None, cell_index=None, **kw):
-        "nbclient's `on_cell_complete` hook: one more code cell finished."
-        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
-    def close(self):
-        self._stop.set()
-        if self.bar is not None: self.bar.close()
 
 # %% ../nbs/11a_progress.ipynb #p30a0002
 _COUNT_BARS = """import os, sys, inspect
@@ -124,3 +84,43 @@ def in_cell_counter(path) -> str|None:
             unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
             return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
     return None
+
+# %% ../nbs/11a_progress.ipynb #p30c0010
+class StageProgress:
+    """Cells done of all code cells of one stage, ETA from the last run: a tqdm bar on a TTY, else a line per `every` s
+    (0: per cell)."""
+    def __init__(self, stage:str, pos:int, n_stages:int, total:int, last:list[float]|None=None, file=None,
+                 every:float=30.):
+        from tqdm.auto import tqdm
+        self.stage, self.total, self.last, self.done, self.t0, self.every = stage, total, last, 0, time.time(), every
+        self.t_cell = self.t0
+        self.file = file or sys.stderr
+        self.desc, self.tty, self.shown = f"[{pos}/{n_stages} {stage}]", self.file.isatty(), self.t0
+        self.bar = tqdm(total=total, desc=self.desc, unit="cell", file=self.file, leave=False, dynamic_ncols=True,
+                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} cells {elapsed}{postfix}") if self.tty else None
+        import threading   # a heartbeat: a long cell (a training loop) still moves the clock and the ETA
+        self._stop = threading.Event()
+        if self.tty or every > 0: threading.Thread(target=self._beat, daemon=True).start()
+    def status(self) -> str:
+        "`done/total cells, elapsed, ETA` as one line."
+        el = time.time() - self.t0
+        eta = eta_seconds(self.last, self.done, self.total, el, time.time() - self.t_cell)
+        if not self.last: tail = "ETA unknown (no earlier run)"
+        elif eta or self.done == self.total: tail = f"ETA {_fmt(eta)} (last run {_fmt(sum(self.last))})"
+        else: tail = f"ETA ? (slower than the last run's {_fmt(sum(self.last))})"
+        counter = in_cell_counter(getattr(self, "counter_file", None))   # the running cell's own counter, if it has one
+        return f"{self.done}/{self.total} cells{f' ({counter})' if counter else ''}, {_fmt(el)} elapsed, {tail}"
+    def _show(self, step:int=0, force:bool=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.status().split(", ", 2)[2],
+                                     refresh=False); self.bar.update(step); self.bar.refresh()
+        elif force or time.time() - self.shown >= self.every:
+            self.shown = time.time(); print(f"{self.desc} {self.status()}", file=self.file, flush=True)
+    def _beat(self):
+        while not self._stop.wait(1. if self.tty else self.every): self._show()
+    def cell_done(self, cell=None, cell_index=None, **kw):
+        "nbclient's `on_cell_complete` hook: one more code cell finished."
+        self.done += 1; self.t_cell = time.time(); self._show(1, force=self.done == self.total)
+    def close(self):
+        self._stop.set()
+        if self.bar is not None: self.bar.close()
