@@ -6,21 +6,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/"scripts"))
 
 DEDUP = r"""
-import resource, sys
+import re, sys
 from phi1_nb.dedup import run_dedup
 run_dedup(sys.argv[1], input_stage="filter", shingles="word", threshold=0.8, verify="exact", batch_size=1000)
-print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RSS", re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
 """
 CONTRACT = r"""
-import resource, sys
+import re, sys
 from phi1_nb.contract import read_dataset
 n = sum(1 for _ in read_dataset(sys.argv[1] + "/filter"))
-print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("RSS", re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
 """
 
 
 def peak_rss_kb(code:str, run_dir) -> int:
-    "`ru_maxrss` (KB) of a child process that runs `code` on `run_dir` with this checkout's package."
+    """Peak RSS (KB) of a child process that runs `code` on `run_dir` with this checkout's package: its own `VmHWM`.
+    Not `ru_maxrss`: Linux keeps that across fork + exec, so a child of a large pytest process reports the parent's peak
+    (in CI both sizes read 1.27 GB: a growth of 0, whatever the stage did)."""
     r = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -36,13 +38,15 @@ def per_record(tmp_path, code:str, small:int, big:int) -> tuple[float, dict]:
 
 
 def test_read_contract_rss_per_record_is_flat(tmp_path):
-    """Reading 10,000 and 90,000 records through the read contract: peak RSS grows < 40 bytes a record.
+    """Reading 10,000 and 90,000 records through the read contract: peak RSS grows < 100 bytes a record (issue 28's
+    goal: 0.1 KB), measured by the child's own `VmHWM`.
 
-    Measured (2026-12-07, 2 cores at load 13): 0 bytes a record with 8-byte hashes of the ids in sorted runs
-    (`contract.SeenIds`: 0.7 MB at 90K, inside the heap's slack); 143-145 bytes a record when the contract kept a set
-    of the ids (this test failed then)."""
+    Measured (2026-12-07 08:20, 2 cores, /tmp/rss_probe.py-style runs of this test's child): 75.5-75.7 bytes a record
+    with 8-byte hashes of the ids in sorted runs (`contract.SeenIds`); 154 with a set of the ids; 33 with no id check
+    at all. An earlier version read `ru_maxrss`, which a child inherits from a large pytest process: it saw 0 and
+    claimed so (and held this test at < 40 bytes) when the real growth was 75."""
     per, rss = per_record(tmp_path, CONTRACT, 10_000, 90_000)
-    assert per < 40, f"peak RSS grew {per:.0f} bytes per record ({rss})"
+    assert per < 100, f"peak RSS grew {per:.0f} bytes per record ({rss})"
 
 
 def test_dedup_rss_per_record_is_bounded(tmp_path):
