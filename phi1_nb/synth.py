@@ -10,6 +10,7 @@ import hashlib, math, time
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 from .core import read_dataset, read_json, stage_dir
 from .llm import Completion, LLMClient
@@ -161,7 +162,7 @@ def _unstarted(out:Path, kinds_l:list, summary:dict, n_of:dict, seed:int, per_sh
                                            per_shard)[1]))
             for k in kinds_l if k not in summary}
 
-# %% ../nbs/06_synth.ipynb #3857a15d
+# %% ../nbs/06_synth.ipynb #7e61a8a6
 def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercises}/ and synth/manifest.json
               kinds:str="textbooks,exercises", # what to generate: textbooks, exercises or both
               backend:str="transformers", # 'openai' (an OpenAI-compatible endpoint) or 'transformers' (a checkpoint)
@@ -197,21 +198,29 @@ def run_synth(run_dir, # the run folder; writes run_dir/synth/{textbooks,exercis
               progress:bool=True) -> dict:
     "Generate, validate and report synthetic textbooks and exercises (plus mined exercises); returns the manifest."
     if explain: return {"explain": _explain(run_dir, explain)}
-    t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}   # explain: None
+    params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}   # explain: None
+    return _synth(run_dir, params, progress)
+
+# %% ../nbs/06_synth.ipynb #220083d2
+def _synth(run_dir, params:dict, progress:bool) -> dict:
+    "`run_synth`'s work, from its parameters: the backend and the prompts, then a dry run's bill, or every kind's"
+    " records and the manifest."
+    t0, p = time.time(), SimpleNamespace(**params)
     kinds_l, price, batch = _synth_settings(params)
-    out = stage_dir(run_dir, "synth"); lock, busy = _synth_lock(out, dry_run, dry_run_pilot)
-    be = make_backend(run_dir, backend, model, base_url, api_key_env, out/"cache", temperature, top_p, seed, batch_size,
-                      concurrency, rpm, tpm, timeout, max_retries, budget_tokens, budget_usd, price, cpu_threads,
-                      api=api, ledger=out/"ledger.jsonl", batch=batch)
-    spec_of = _spec_makers(run_dir, seed, k_words, topics, seed_from, max(4096, 8 * concurrency + 2 * per_shard))
-    n_of, max_tok = ({"textbooks": n_textbooks, "exercises": n_exercises},
-                     {"textbooks": max_tokens_textbook, "exercises": max_tokens_exercise})
-    if dry_run:
+    out = stage_dir(run_dir, "synth"); lock, busy = _synth_lock(out, p.dry_run, p.dry_run_pilot)
+    be = make_backend(run_dir, p.backend, p.model, p.base_url, p.api_key_env, out/"cache", p.temperature, p.top_p,
+                      p.seed, p.batch_size, p.concurrency, p.rpm, p.tpm, p.timeout, p.max_retries, p.budget_tokens,
+                      p.budget_usd, price, p.cpu_threads, api=p.api, ledger=out/"ledger.jsonl", batch=batch)
+    spec_of = _spec_makers(run_dir, p.seed, p.k_words, p.topics, p.seed_from,
+                           max(4096, 8 * p.concurrency + 2 * p.per_shard))
+    n_of, max_tok = ({"textbooks": p.n_textbooks, "exercises": p.n_exercises},
+                     {"textbooks": p.max_tokens_textbook, "exercises": p.max_tokens_exercise})
+    if p.dry_run:
         rows = _dry_run(be, lock, {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, max_tok, price,
-                        dry_run_pilot, busy)
+                        p.dry_run_pilot, busy)
         for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
         return {"dry_run": rows, "params": params}
     summary, failed, stopped = _synth_kinds(kinds_l, out, n_of, spec_of, be, lock, max_tok, params, run_dir,
-                                            n_mined if mine else 0, progress)
+                                            p.n_mined if p.mine else 0, progress)
     return _write_synth_manifest(out, summary, params, stopped, failed, be, price, time.time() - t0,
-                                 _unstarted(out, kinds_l, summary, n_of, seed, per_shard))
+                                 _unstarted(out, kinds_l, summary, n_of, p.seed, p.per_shard))
