@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil, time
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from .arms import parse_arms, prepare_arms, resolve_source
@@ -258,7 +259,7 @@ def _score_and_report(out:Path, data:dict, specs:dict, seeds:list, train:dict, p
                           drops={"no_records": len(data["skipped"])}, extra=dict(comparison=res.get("comparison"),
                           arms={a: dict(loss=v["loss_mean"], ci=v["loss_ci"]) for a, v in res["arms"].items()}))
 
-# %% ../nbs/13_ablation.ipynb #def8c32a
+# %% ../nbs/13_ablation.ipynb #f7647a0c
 @_typed
 def run_ablation(run_dir, # the run folder
                  arms:str|list|dict="raw,filtered", # built-in arms (arms.BUILTIN_ARMS) or name=src+src
@@ -293,17 +294,23 @@ def run_ablation(run_dir, # the run folder
                  resume:bool=True): # continue each run's checkpoints (refused when written under other settings)
     "Train the same model on every arm at equal compute under several seeds; compare HumanEval solution loss."
     params = {k: v for k, v in locals().items() if k != "run_dir"}
-    params = {k: v for k, v in locals().items() if k != "run_dir"}
+    return _ablation(run_dir, params)
+
+# %% ../nbs/13_ablation.ipynb #0f6f0045
+def _ablation(run_dir, params:dict) -> dict:
+    "`run_ablation`'s work, from its parameters: the arms sampled and tokenized, every (arm, seed) trained, then (by"
+    " the main process) every run scored and the results reported."
     from phi1_nb.eval import load_problems
     from phi1_nb.model import load_tokenizer
     from phi1_nb.train import is_main_process
-    t0, out, main, seeds = time.time(), stage_dir(run_dir, "ablation"), is_main_process(), parse_seeds(seeds, seed)
-    specs, paths, whole = _arm_sources(run_dir, arms, raw_source, filtered_source, whole_arms)
-    tok_src = str(require_stage(run_dir, "tokenizer")) if tokenizer == "run" else tokenizer
-    data, runs = _stage_arms(out, paths, tok_src, tokenizer_bytes, vocab_size, tokens, seed, seq_len, whole, seeds,
-                             model, {k: params[k] for k in _HP}, resume, main)
-    tok = load_tokenizer(out/data["tokenizer_path"] if tokenizer == "fair" else data["tokenizer_path"])
-    train = {(a, s): train_arm(out/"data"/a, tok, d, resume=resume, peak_flops=peak_flops, **p)
-             for (a, s), (d, p) in runs.items()}
+    p = SimpleNamespace(**params)
+    t0, out, main, seeds = time.time(), stage_dir(run_dir, "ablation"), is_main_process(), parse_seeds(p.seeds, p.seed)
+    specs, paths, whole = _arm_sources(run_dir, p.arms, p.raw_source, p.filtered_source, p.whole_arms)
+    tok_src = str(require_stage(run_dir, "tokenizer")) if p.tokenizer == "run" else p.tokenizer
+    data, runs = _stage_arms(out, paths, tok_src, p.tokenizer_bytes, p.vocab_size, p.tokens, p.seed, p.seq_len, whole,
+                             seeds, p.model, {k: params[k] for k in _HP}, p.resume, main)
+    tok = load_tokenizer(out/data["tokenizer_path"] if p.tokenizer == "fair" else data["tokenizer_path"])
+    train = {(a, s): train_arm(out/"data"/a, tok, d, resume=p.resume, peak_flops=p.peak_flops, **hp)
+             for (a, s), (d, hp) in runs.items()}
     if not main: return {}
-    return _score_and_report(out, data, specs, seeds, train, load_problems("humaneval", limit=limit), params, t0)
+    return _score_and_report(out, data, specs, seeds, train, load_problems("humaneval", limit=p.limit), params, t0)

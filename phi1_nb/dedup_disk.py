@@ -14,9 +14,10 @@ import numpy as np
 from .minhash import (MinHasher, estimate_jaccard, exact_key, lsh_params, similar, texts_shingles, words_agree)
 
 # %% auto #0
-__all__ = ['SpillStore', 'SpillRuns', 'band_keys', 'spill_features', 'near_pair', 'DiskDedup', 'resolve', 'disk_decisions']
+__all__ = ['SpillStore', 'row', 'features', 'sig', 'close', 'SpillRuns', 'band_keys', 'spill_features', 'near_pair', 'DiskDedup',
+           'resolve', 'disk_decisions']
 
-# %% ../nbs/07e_dedup_disk.ipynb #7f2ef5ff
+# %% ../nbs/07e_dedup_disk.ipynb #82597f6e
 _ROW = np.dtype([("off", "<u8"), ("gid", "<i8"), ("length", "<i8"), ("score", "<f8"), ("id_len", "<u4"),
                  ("set_len", "<u4"), ("words_len", "<i4"), ("size", "<u4")])   # a record's fixed-width row
 _MUL = np.uint64(0x9E3779B97F4A7C15)   # as minhash.candidate_pairs combines a band's rows
@@ -42,32 +43,35 @@ class SpillStore:
         if sigs is not None: self._w["sigs"].write(np.ascontiguousarray(sigs, np.uint32).tobytes())
         self.n += len(gids)
 
-    def _fd(self, k):
-        if self._r is None:
-            for f in self._w.values(): f.flush()
-            self._r = {k: os.open(self.root/f"{k}.bin", os.O_RDONLY) for k in self._w}
-        return self._r[k]
+# %% ../nbs/07e_dedup_disk.ipynb #6f81b305
+def _fd(self, k):
+    if self._r is None:
+        for f in self._w.values(): f.flush()
+        self._r = {k: os.open(self.root/f"{k}.bin", os.O_RDONLY) for k in self._w}
+    return self._r[k]
 
-    def row(self, j:int):
-        "The fixed-width entry of record `j` (read from disk, not kept)."
-        return np.frombuffer(os.pread(self._fd("index"), _ROW.itemsize, j * _ROW.itemsize), _ROW)[0]
+def row(self, j:int):
+    "The fixed-width entry of record `j` (read from disk, not kept)."
+    return np.frombuffer(os.pread(self._fd("index"), _ROW.itemsize, j * _ROW.itemsize), _ROW)[0]
 
-    def features(self, j:int):
-        "`(id, set, words, size)` of record `j`, read back from disk."
-        r = self.row(j); n_w = max(int(r["words_len"]), 0)
-        b = os.pread(self._fd("blob"), int(r["id_len"]) + 4 * (int(r["set_len"]) + n_w), int(r["off"]))
-        s = np.frombuffer(b, np.uint32, int(r["set_len"]), int(r["id_len"]))
-        w = np.frombuffer(b, np.uint32, n_w, int(r["id_len"]) + 4 * int(r["set_len"])) if r["words_len"] >= 0 else None
-        return json.loads(b[:int(r["id_len"])]), s, w, int(r["size"])
+def features(self, j:int):
+    "`(id, set, words, size)` of record `j`, read back from disk."
+    r = self.row(j); n_w = max(int(r["words_len"]), 0)
+    b = os.pread(self._fd("blob"), int(r["id_len"]) + 4 * (int(r["set_len"]) + n_w), int(r["off"]))
+    s = np.frombuffer(b, np.uint32, int(r["set_len"]), int(r["id_len"]))
+    w = np.frombuffer(b, np.uint32, n_w, int(r["id_len"]) + 4 * int(r["set_len"])) if r["words_len"] >= 0 else None
+    return json.loads(b[:int(r["id_len"])]), s, w, int(r["size"])
 
-    def sig(self, j:int) -> np.ndarray:
-        n = 4 * self.num_perm
-        return np.frombuffer(os.pread(self._fd("sigs"), n, j * n), np.uint32)
+def sig(self, j:int) -> np.ndarray:
+    n = 4 * self.num_perm
+    return np.frombuffer(os.pread(self._fd("sigs"), n, j * n), np.uint32)
 
-    def close(self):
-        for f in self._w.values(): f.close()
-        for fd in (self._r or {}).values(): os.close(fd)
-        self._r = None
+def close(self):
+    for f in self._w.values(): f.close()
+    for fd in (self._r or {}).values(): os.close(fd)
+    self._r = None
+
+SpillStore._fd, SpillStore.row, SpillStore.features, SpillStore.sig, SpillStore.close = _fd, row, features, sig, close
 
 # %% ../nbs/07e_dedup_disk.ipynb #2b13c742
 class SpillRuns:
@@ -99,16 +103,17 @@ class SpillRuns:
             ks = e["key"]; starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(e) else np.empty(0, np.int64)
             yield e["j"], starts, np.diff(np.r_[starts, len(e)])
 
-# %% ../nbs/07e_dedup_disk.ipynb #e350beed
+# %% ../nbs/07e_dedup_disk.ipynb #33c48893
 _REASONS = ("exact_duplicate", "near_duplicate", "embedding_duplicate")
 
 def band_keys(sigs:np.ndarray, b:int, r:int) -> np.ndarray:
-    "`(b, n)` uint64 LSH bucket keys of `(n, num_perm)` signatures, as `minhash.candidate_pairs` combines a band's rows."
+    "`(b, n)` uint64 LSH bucket keys of `(n, num_perm)` signatures (a band's rows combined as `candidate_pairs` does)."
     keys = np.zeros((b, len(sigs)), np.uint64)
     for k in range(b):
         for c in range(k * r, (k + 1) * r): keys[k] = keys[k] * _MUL + sigs[:, c].astype(np.uint64)
     return keys
 
+# %% ../nbs/07e_dedup_disk.ipynb #f7b91728
 def spill_features(store:SpillStore, hasher:MinHasher, lsh, texts, scores, gids, ids, exact=True, comments=False,
                    near="minhash", shingles="word", ngram=5, verify="exact"):
     "Append a batch's features to `store`: (exact keys `S20` or None, band keys `(b, n)` or None, AST fallbacks)."
@@ -128,6 +133,7 @@ def near_pair(fa, fb, threshold:float, verify:str="exact", sig_a=None, sig_b=Non
     if verify == "exact": return similar(sa, sb, threshold, wa, wb)
     return estimate_jaccard(sig_a, sig_b) >= threshold and words_agree(za, zb, wa, wb)
 
+# %% ../nbs/07e_dedup_disk.ipynb #f3903ae2
 class DiskDedup:
     "`DedupIndex`'s decisions with features on disk: the process keeps ~10 bytes per record (no embedder)."
     def __init__(self, root, n_hint:int=0, part_records:int=1 << 16, exact=True, comments=False, near="minhash",
@@ -188,7 +194,26 @@ def _bucket_pairs(js, starts, sizes, max_bucket):
         if z <= max_bucket: yield from ((m[a], m[b]) for a in range(z) for b in range(a + 1, z))
         else: yield from [(m[0], x) for x in m[1:]] + list(zip(m[1:-1], m[2:]))
 
-# %% ../nbs/07e_dedup_disk.ipynb #d159e941
+# %% ../nbs/07e_dedup_disk.ipynb #df44868c
+def _flatten(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
+    "Point each entry of a union-find array at its root, in place, a chunk at a time (temporaries of `chunk` entries)."
+    for a in range(0, len(root), chunk):
+        c = root[a:a + chunk]
+        while not np.array_equal(nxt := root[c], c): c[:] = nxt
+    return root
+
+def _clustered(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
+    "Records in a component of two or more (`root[x] != x`, or some `root[y] == x`), ascending; 1 byte a record."
+    flag = np.zeros(len(root), bool)
+    for a in range(0, len(root), chunk):
+        c = root[a:a + chunk]; m = c != np.arange(a, a + len(c)); flag[c[m]] = True; flag[a:a + len(c)] |= m
+    return np.flatnonzero(flag)
+
+def _cached(store, size:int=1024):
+    import functools
+    return functools.lru_cache(size)(store.features)
+
+# %% ../nbs/07e_dedup_disk.ipynb #8990777b
 def resolve(self) -> dict:
     "`{'keep', 'drops': (j, reason code, kept j) in decision order, 'clusters': {method: (flat, ends)}, 'lsh', ...}`."
     from phi1_nb.dedup import embedding_pairs, components
@@ -220,24 +245,6 @@ def resolve(self) -> dict:
         comps = components(n, [(idx[int(i)], idx[int(j)]) for i, j, _ in pairs])
         _apply(self, "embedding_duplicate", comps, alive, drops, clusters)
     return dict(keep=alive, drops=drops, clusters=clusters, lsh=lsh, ast_fallback=self.fallbacks)
-
-def _flatten(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
-    "Point each entry of a union-find array at its root, in place, a chunk at a time (temporaries of `chunk` entries)."
-    for a in range(0, len(root), chunk):
-        c = root[a:a + chunk]
-        while not np.array_equal(nxt := root[c], c): c[:] = nxt
-    return root
-
-def _clustered(root:np.ndarray, chunk:int=1 << 16) -> np.ndarray:
-    "Records in a component of two or more (`root[x] != x`, or some `root[y] == x`), ascending; 1 byte a record."
-    flag = np.zeros(len(root), bool)
-    for a in range(0, len(root), chunk):
-        c = root[a:a + chunk]; m = c != np.arange(a, a + len(c)); flag[c[m]] = True; flag[a:a + len(c)] |= m
-    return np.flatnonzero(flag)
-
-def _cached(store, size:int=1024):
-    import functools
-    return functools.lru_cache(size)(store.features)
 
 DiskDedup.resolve = resolve
 
