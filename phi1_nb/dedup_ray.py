@@ -71,7 +71,7 @@ def shard_features(task:dict, cfg:dict):
     return _table(gid=(gids, pa.int64()), name=(names, pa.binary()), key=_fixed(key, 20),
                   bk=_fixed(bk.astype("<u8"), 8 * max(b, 1)), fb=([fb] + [0] * (n - 1) if n else [], pa.int32()))
 
-# %% ../nbs/07c_dedup_ray.ipynb #5b1e7c20
+# %% ../nbs/07c_dedup_ray.ipynb #62a12146
 def _cluster_rows(method:int, kept:list, members:list):
     import pyarrow as pa
     return _table(method=([method] * len(kept), pa.int8()),
@@ -95,6 +95,7 @@ def _exact_part(t):
             a = i
     return _cluster_rows(0, kept, members)
 
+# %% ../nbs/07c_dedup_ray.ipynb #53509e75
 def _band_rows(t, b:int, P:int, dead:np.ndarray):
     "Each live record once per LSH band: partition `p`, `band`, `bkey`, `gid` (24 bytes a band; no feature)."
     import pyarrow as pa
@@ -150,7 +151,7 @@ def _verify_part(t, spill:str, offsets:list, num_perm:int, threshold:float, veri
     e = np.array(out, np.int64).reshape(-1, 2)
     return pa.table({"a": e[:, 0], "b": e[:, 1]})
 
-# %% ../nbs/07c_dedup_ray.ipynb #a8a91a37
+# %% ../nbs/07c_dedup_ray.ipynb #cabd31d0
 def _names_of(t, gids:np.ndarray):
     import pyarrow as pa
     m = np.isin(t["gid"].to_numpy(), gids)
@@ -174,6 +175,7 @@ def _near_clusters(edges:np.ndarray, feats):
         ns = sorted(name[int(nodes[i])] for i in g); kept.append(ns[0]); members.append(sorted(ns[1:], key=name_gid))
     return _cluster_rows(1, kept, members)
 
+# %% ../nbs/07c_dedup_ray.ipynb #c0c5ccaf
 def _decision_rows(t, offsets:list, reasons:tuple):
     import pyarrow as pa
     off = np.asarray(offsets, np.int64); shard, pos, reason, dup = [], [], [], []
@@ -192,37 +194,54 @@ def _write_decisions(t, tids:list, out_dir:str):
     import pyarrow as pa
     return pa.table({"shard": pa.array([k], pa.int32()), "n": pa.array([len(d)], pa.int64())})
 
-# %% ../nbs/07c_dedup_ray.ipynb #fbdf9fef
+# %% ../nbs/07c_dedup_ray.ipynb #d7ce2552
 REASONS = ("exact_duplicate", "near_duplicate")
 
-def _exact_step(feats, n:int):
-    "Exact groups on Ray: (cluster rows, the dropped indices sorted, bytes shuffled)."
+def _exact_step(feats, P:int):
+    "Exact groups on Ray, in `P` partitions: (cluster rows, the dropped indices sorted, bytes shuffled)."
     pa_kw = dict(batch_format="pyarrow")
-    X = feats.map_batches(_keyed, fn_kwargs=dict(P=(P := n_partitions(n))), **pa_kw).materialize()
+    X = feats.map_batches(_keyed, fn_kwargs=dict(P=P), **pa_kw).materialize()
     ex = X.groupby("p", num_partitions=P).map_groups(_exact_part, **pa_kw).materialize()
     dead = sorted(name_gid(x) for b in ex.iter_batches(**pa_kw) for ms in b["members"].to_pylist() for x in ms)
     return ex, np.array(dead, np.int64), X.size_bytes()
 
-def _near_step(feats, n:int, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket):
-    "Near-duplicate clusters on Ray: (cluster rows or None, bytes shuffled: bucket rows, candidate pairs)."
-    import ray.data
-    pa_kw, P = dict(batch_format="pyarrow"), n_partitions(n * lsh[0])
+def _near_edges(feats, P:int, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket):
+    "Near-duplicate edges on Ray, in `P` partitions: (the verified pairs, bytes shuffled: bucket rows, pairs)."
+    pa_kw = dict(batch_format="pyarrow")
     B = feats.map_batches(_band_rows, fn_kwargs=dict(b=lsh[0], P=P, dead=dead), **pa_kw).materialize()
     C = B.groupby("p", num_partitions=P).map_groups(_bucket_part, fn_kwargs=dict(max_bucket=max_bucket, P=P),
                                                     **pa_kw).materialize()
     kw = dict(spill=str(spill), offsets=offsets, num_perm=num_perm, threshold=threshold, verify=verify)
     E = C.groupby("q", num_partitions=P).map_groups(_verify_part, fn_kwargs=kw, **pa_kw)
     edges = np.stack([E.to_pandas()[c].to_numpy(np.int64) for c in ("a", "b")], 1) if C.count() else np.zeros((0, 2))
-    rows = ray.data.from_arrow(_near_clusters(edges, feats)) if len(edges) else None
-    return rows, B.size_bytes(), C.size_bytes()
+    return edges, B.size_bytes(), C.size_bytes()
 
-# %% ../nbs/07c_dedup_ray.ipynb #7d3e9a42
+# %% ../nbs/07c_dedup_ray.ipynb #1b02aa33
+def _decide(clusters, tasks:list, decisions_dir, offsets:list, P:int, spill:Path):
+    "Write each shard's decisions (one `groupby(shard)` task a shard, `P` partitions); return the clusters as a stream"
+    " of ids in output order. The spilled features are removed once it is read (at once when there is no cluster)."
+    pa_kw = dict(batch_format="pyarrow")
+    if clusters is None or not clusters.count():
+        shutil.rmtree(spill, ignore_errors=True); return iter(())
+    kw = dict(tids=[t["tid"] for t in tasks], out_dir=str(decisions_dir))
+    (clusters.map_batches(_decision_rows, fn_kwargs=dict(offsets=offsets, reasons=REASONS), **pa_kw)
+             .groupby("shard", num_partitions=P).map_groups(_write_decisions, fn_kwargs=kw, **pa_kw)
+             .take_all())
+    def stream():
+        try:
+            for b in clusters.sort(["method", "min_gid"]).iter_batches(**pa_kw):
+                for m, k, ms in zip(b["method"].to_pylist(), b["kept"].to_pylist(), b["members"].to_pylist()):
+                    yield REASONS[m], [name_id(k)] + [name_id(x) for x in ms]
+        finally: shutil.rmtree(spill, ignore_errors=True)
+    return stream()
+
+# %% ../nbs/07c_dedup_ray.ipynb #9662f7fe
 def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shard, in manifest order
                         decisions_dir, *, exact:bool=True, comments:bool=False, near:str="minhash",
                         shingles:str="word", ngram:int=5, threshold:float=0.7, num_perm:int=128, backend:str="auto",
                         verify:str="exact", weights=(0.002, 0.998), seed:int=1, batch_size:int=1000,
                         max_bucket:int=100):
-    "Find the duplicates on Ray: write `decisions_dir/<tid>.json` per shard with any; returns `(methods, clusters, info)`."
+    "Find the duplicates on Ray: write `decisions_dir/<tid>.json` per shard with any; `(methods, clusters, info)`."
     import ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
     if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
@@ -233,29 +252,18 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
                lsh=lsh or (0, 0), feat=dict(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram,
                                             verify=verify))
     Path(decisions_dir).mkdir(parents=True, exist_ok=True)
-    pa_kw, offsets = dict(batch_format="pyarrow"), [t["offset"] for t in tasks]
+    offsets = [t["offset"] for t in tasks]
     src = ray.data.from_items([dict(t, k=k) for k, t in enumerate(tasks)], override_num_blocks=max(len(tasks), 1))
     feats = src.map_batches(lambda b: shard_features({k: b[k][0] for k in ("path", "offset", "k")}, cfg),
                             batch_size=1, batch_format="numpy").materialize()
     n = feats.count(); fb = int(feats.sum("fb") or 0) if n else 0
     methods = ["exact_duplicate"] * exact + ["near_duplicate"] * (near != "none" and n > 0)
     parts, shuffled, pairs, dead = [], 0, 0, np.zeros(0, np.int64)
-    if n and exact: ex, dead, shuffled = _exact_step(feats, n); parts.append(ex)
+    if n and exact: ex, dead, shuffled = _exact_step(feats, n_partitions(n)); parts.append(ex)
     if n and near != "none":
-        rows, b, pairs = _near_step(feats, n, dead, lsh, spill, offsets, num_perm, threshold, verify, max_bucket)
-        shuffled += b + pairs; parts += [rows] if rows is not None else []
+        edges, b, pairs = _near_edges(feats, n_partitions(n * lsh[0]), dead, lsh, spill, offsets, num_perm, threshold,
+                                      verify, max_bucket)
+        shuffled += b + pairs; parts += [ray.data.from_arrow(_near_clusters(edges, feats))] if len(edges) else []
     info = dict(lsh=lsh, ast_fallback=fb, shuffled_bytes=shuffled, pair_bytes=pairs, records=n)
     clusters = (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).materialize() if parts else None
-    if clusters is None or not clusters.count():
-        shutil.rmtree(spill, ignore_errors=True); return methods, iter(()), info
-    kw = dict(tids=[t["tid"] for t in tasks], out_dir=str(decisions_dir))
-    (clusters.map_batches(_decision_rows, fn_kwargs=dict(offsets=offsets, reasons=REASONS), **pa_kw)
-             .groupby("shard", num_partitions=n_partitions(n)).map_groups(_write_decisions, fn_kwargs=kw, **pa_kw)
-             .take_all())
-    def stream():
-        try:
-            for b in clusters.sort(["method", "min_gid"]).iter_batches(**pa_kw):
-                for m, k, ms in zip(b["method"].to_pylist(), b["kept"].to_pylist(), b["members"].to_pylist()):
-                    yield REASONS[m], [name_id(k)] + [name_id(x) for x in ms]
-        finally: shutil.rmtree(spill, ignore_errors=True)
-    return methods, stream(), info
+    return methods, _decide(clusters, tasks, decisions_dir, offsets, n_partitions(n), spill), info
