@@ -179,52 +179,83 @@ def _probe(fn):
     return out
 '''
 
-# %% ../nbs/06k_gate_harness.ipynb #ef625f87
-_H_SUMMARY = r'''def _summary():
-    calls = [c for c in _calls if c]
-    res = [c for c in calls if "result" in c]
-    s = dict(calls=len(_calls),
-             results=[[i, _rep(c["result"])[:300]] for i, c in enumerate(_calls) if c and "result" in c],
-             plain=all(_plain(c["result"]) for c in res), floats=any(_floats(c["result"]) for c in res),
-             echo=[],
-             changed=dict(none=any(c["result"] is not None or not _eq(c["args"], c["after"]) for c in res),
-                          first_arg=any(not (c["args"][0] and _eq(c["result"], c["args"][0][0]))
-                                        or not _eq(c["args"], c["after"]) for c in res),
-                          constant=any(not _eq(c["result"], res[0]["result"]) for c in res[1:]),
-                          other_input=any(not _eq(x["result"], y["result"]) for x, y in zip(res, res[1:]))),
-             mismatch=0, content_error=None)
-    try:   # a module of its own (a dataclass looks its module up in sys.modules)
-        m = _sy.modules["__phi1_content__"] = _ty.ModuleType("__phi1_content__")
-        exec(compile(_CONTENT, "<content>", "exec"), m.__dict__); g = m.__dict__[_NAME]
-    except BaseException as e: s["content_error"] = f"{{type(e).__name__}}: {{e}}"[:300]; return s
-    try:   # a parameter (besides the first) whose argument every call returns: the tests cannot tell it from an echo
+# %% ../nbs/06k_gate_harness.ipynb #cafdf5e4
+def _harness_source(*fns) -> str:
+    "The source of `fns`, functions of this module, as harness text: braces doubled for `HARNESS.format`."
+    import inspect
+    return "".join(inspect.getsource(f) for f in fns).replace("{", "{{").replace("}", "}}")
+
+def _changed(res):
+    "Per mutant, whether it changes what a recorded call saw (its result, or its arguments after the call)."
+    return dict(none=any(c["result"] is not None or not _eq(c["args"], c["after"]) for c in res),
+                first_arg=any(not (c["args"][0] and _eq(c["result"], c["args"][0][0]))
+                              or not _eq(c["args"], c["after"]) for c in res),
+                constant=any(not _eq(c["result"], res[0]["result"]) for c in res[1:]),
+                other_input=any(not _eq(x["result"], y["result"]) for x, y in zip(res, res[1:])))
+
+# %% ../nbs/06k_gate_harness.ipynb #21d0be8d
+def _content_fn():
+    "The function as the record's definitions alone make it, in a module of its own (a dataclass looks its module up"
+    " in sys.modules)."
+    m = _sy.modules["__phi1_content__"] = _ty.ModuleType("__phi1_content__")
+    exec(compile(_CONTENT, "<content>", "exec"), m.__dict__); return m.__dict__[_NAME]
+
+def _echoes(g, res):
+    "The parameters (besides the first) whose argument every call returns: the tests cannot tell them from an echo."
+    try:
         import inspect as _in
         sig = _in.signature(g); first = next(iter(sig.parameters), None)
         bound = [sig.bind(*c["args"][0], **c["args"][1]).arguments for c in res]
-        s["echo"] = sorted(set.intersection(*[{{p for p, x in b.items() if p != first and _eq(c["result"], x)}}
-                                             for b, c in zip(bound, res)])) if res else []
-    except Exception: pass
-    try:   # every call a lookup of a literal table of the shown inputs
+        return sorted(set.intersection(*[{p for p, x in b.items() if p != first and _eq(c["result"], x)}
+                                         for b, c in zip(bound, res)])) if res else []
+    except Exception: return []
+
+# %% ../nbs/06k_gate_harness.ipynb #747e581b
+def _table(res):
+    "Whether every call is a lookup of a literal table of the shown inputs (`_pairs`)."
+    try:
         p = _pairs(_CONTENT, _NAME)
         key = lambda a, k: _rep(_norm(a[0] if len(a) == 1 and not k else tuple(a)))
-        s["table"] = bool(p) and all((key(*c["args"]), _rep(c["result"])) in p for c in res)
-    except Exception: s["table"] = False
+        return bool(p) and all((key(*c["args"]), _rep(c["result"])) in p for c in res)
+    except Exception: return False
+
+def _mismatches(g, calls):
+    "How many calls the definitions alone `g` do not repeat: another result, or another exception (1 s a call)."
+    n = 0
     for c in calls:
         a, k = _copy(c["args"])
         _sg.signal(_sg.SIGALRM, _alarm); _sg.setitimer(_sg.ITIMER_REAL, 1.0)
         try: r, e = _mat(g(*a, **k)), None
         except BaseException as x: r, e = None, type(x).__name__
         finally: _sg.setitimer(_sg.ITIMER_REAL, 0)
-        if e != c.get("raised") or (e is None and not hasattr(r, "__next__") and not _eq(r, c["result"])):
-            s["mismatch"] += 1
-    s["probe"] = _probe(g)
-    try:   # the calls, for a replay of the definitions alone in a fresh process (a test may patch builtins or modules)
+        if e != c.get("raised") or (e is None and not hasattr(r, "__next__") and not _eq(r, c["result"])): n += 1
+    return n
+
+def _replay(calls):
+    "The calls, pickled, for a replay of the definitions alone in a fresh process (a test may patch builtins or"
+    " modules); None when they do not pickle."
+    try:
         import base64, pickle
-        data = pickle.dumps([(c["args"], c.get("raised"), c.get("result")) for c in calls])
-        s["replay"] = base64.b64encode(data).decode()
-    except Exception: s["replay"] = None
+        return base64.b64encode(pickle.dumps([(c["args"], c.get("raised"), c.get("result")) for c in calls])).decode()
+    except Exception: return None
+
+# %% ../nbs/06k_gate_harness.ipynb #f7bcd48e
+def _summary():
+    "What the record reports: the calls and results, the mutants that change anything, whether the definitions alone"
+    " give the same results, and the probe."
+    calls = [c for c in _calls if c]
+    res = [c for c in calls if "result" in c]
+    s = dict(calls=len(_calls),
+             results=[[i, _rep(c["result"])[:300]] for i, c in enumerate(_calls) if c and "result" in c],
+             plain=all(_plain(c["result"]) for c in res), floats=any(_floats(c["result"]) for c in res),
+             echo=[], changed=_changed(res), mismatch=0, content_error=None)
+    try: g = _content_fn()
+    except BaseException as e: s["content_error"] = f"{type(e).__name__}: {e}"[:300]; return s
+    s["echo"], s["table"] = _echoes(g, res), _table(res)
+    s["mismatch"], s["probe"], s["replay"] = _mismatches(g, calls), _probe(g), _replay(calls)
     return s
-'''
+
+_H_SUMMARY = _harness_source(_changed, _content_fn, _echoes, _table, _mismatches, _replay, _summary)
 
 # %% ../nbs/06k_gate_harness.ipynb #966d2c1d
 _H_RUN = r'''_G = {{"__name__": "__main__", "__phi1_hook__": _hook}}
