@@ -33,3 +33,15 @@ def test_the_ends_that_fit():
     cfg = load_config("tiny", ["--dedup.num_perm", "1", "--dedup.threshold", "1", "--decontaminate.taus", "1,0.5",
                                "--filter.val_frac", "0.5", "--decontaminate.doc_coverage", "0"])
     assert (cfg.dedup.num_perm, cfg.dedup.threshold, cfg.decontaminate.taus) == (1, 1.0, [1.0, 0.5])
+
+
+def test_stage_functions_check_their_own_arguments(tmp_path):
+    "Called from Python (a notebook, the Ray engine), the filter and decontaminate stages refuse what the CLI refuses."
+    from phi1_nb.decontaminate import run_decontaminate
+    from phi1_nb.filter import run_filter
+    with pytest.raises(ConfigError, match=r"filter.n_labels in the call 0: expected an int in \[1, inf\]"):
+        run_filter(tmp_path, n_labels=0, progress=False)
+    with pytest.raises(ConfigError, match=r"decontaminate.taus in the call \[0.9, 0\]"):
+        run_decontaminate(tmp_path, taus=(0.9, 0))
+    with pytest.raises(ConfigError, match="no tau to report"): run_decontaminate(tmp_path, taus=())
+    assert not any(tmp_path.iterdir())
