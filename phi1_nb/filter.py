@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import check_params
 from .core import (read_dataset, read_json, read_manifest, read_shard, require_stage, seed_everything, stage_dir,
                           write_json, write_shard)
 from .classifiers import (CLASSIFIERS, Classifier, RandomForest, filter_embedder, fit_forest, forest_scores,
@@ -293,7 +294,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                ray_address:str|None=None, ray_actors:int|None=None, progress:bool=True) -> dict:
     ("The filter stage: label a sample, train the classifier, filter "
      "`run_dir/corpus/` into `run_dir/filter/` (local or Ray engine).")
-    params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}
+    params = {k: v for k, v in locals().items() if k not in ("run_dir", "progress")}; check_params("filter", params)
     t0, corpus, out = time.time(), require_stage(run_dir, "corpus"), stage_dir(run_dir, "filter")
     seed_everything(seed); embedder_params = dict(embedder_params or {})
     cache = embed_cache_dir(run_dir) if cache_embeddings else None

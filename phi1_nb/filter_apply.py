@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast, re
 from pathlib import Path
 import numpy as np
-from .core import Drop, read_manifest, read_shard, run_stage, verify_shards, write_json, atomic_write
+from .core import Drop, atomic_write, read_manifest, read_shard, run_stage, task_id, verify_shards
 
 # %% auto #0
 __all__ = ['CODE_LINE', 'looks_like_code', 'check_sample', 'make_token_counter', 'budget_mask', 'scored_records', 'save_scores',
@@ -81,7 +81,7 @@ def score_shards(filt, in_dir, out_dir, count_tokens, cache_dir=None, batch_size
     (map_tasks or (lambda f, xs: [f(x) for x in xs]))(one, todo)
 
 def _tid(sh):   # `data.0.jsonl` is `data.0`, `a/x.jsonl` is `a__x`: one output shard per input shard
-    from phi1_nb.core import task_id; return task_id(sh["path"])
+    return task_id(sh["path"])
 
 def shard_fmt(shards) -> str:
     "The format of the input shards (the output uses the same)."

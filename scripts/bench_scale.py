@@ -19,8 +19,10 @@ Stages (`--stages`), each on the size's corpus, in a child process:
   (the stage reads exercises only).
 Stages other than dedup run only at sizes up to `--other_max`.
 
-Per stage and size: CPU seconds (user + sys of the child and its children), wall seconds, peak RSS (`ru_maxrss` of the
-child; of its largest child for the corpus stage's worker processes), the largest its output folder got while it ran,
+Per stage and size: CPU seconds (user + sys of the child and its children), wall seconds, peak RSS (the child's own
+`VmHWM` at its end, or the largest `VmHWM` sampled every 0.2 s of its descendants, e.g. the corpus stage's worker
+processes; not `ru_maxrss`, which Linux keeps across fork + exec, so a child of this large parent would report the
+parent's peak), the largest its output folder got while it ran,
 and the load average (1 min) at its start and end. Then a least-squares cost per record (CPU s = a + b n, RSS = c + d n)
 and an extrapolation to `--target` records: on one `--cores`-core node and on `--nodes` such nodes (the stage's CPU
 divided over the cores, if it parallelized perfectly: the local dedup does not, so its one-process time is given too).
@@ -125,23 +127,31 @@ def make_stage(run_dir, n:int, seed:int=0, stage:str="filter", per_shard:int=500
 
 
 CHILD = r"""
-import importlib, json, os, resource, sys, threading, time
+import importlib, json, os, re, resource, sys, threading, time
 from pathlib import Path
+import psutil
 fn, run_dir, kw = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
-outs, src, peak = json.loads(sys.argv[4]), Path(sys.argv[5]), [0]
+outs, src, peak, kid_kb = json.loads(sys.argv[4]), Path(sys.argv[5]), [0], [0]
+def hwm_kb(pid="self"):                            # a process's own peak RSS since its exec (not ru_maxrss: inherited)
+    try: return int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+    except (OSError, AttributeError): return 0     # (gone, or a zombie: no VmHWM)
+def kids():                                        # the largest peak of a descendant (the corpus stage's workers)
+    while True:
+        for c in psutil.Process().children(recursive=True): kid_kb[0] = max(kid_kb[0], hwm_kb(c.pid))
+        time.sleep(0.2)
 def du(p):
     try: return sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file()) if Path(p).exists() else 0
     except OSError: return 0                       # (a file removed while it was summed)
 def size(): return sum(du(run_dir/o) for o in outs)
 def watch():                                       # the largest the stage's folders got while it ran (spills included)
     while True: peak[0] = max(peak[0], size()); time.sleep(1)
-threading.Thread(target=watch, daemon=True).start()
+threading.Thread(target=watch, daemon=True).start(); threading.Thread(target=kids, daemon=True).start()
 mod, name = fn.rsplit(".", 1); f = getattr(importlib.import_module(mod), name)
 load0, t = os.getloadavg()[0], time.time()
 f(run_dir, **kw)
 wall = time.time() - t
 me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-cpu, rss, extra = me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, max(me.ru_maxrss, ch.ru_maxrss) / 1024, {}
+cpu, rss, extra = me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, max(hwm_kb(), kid_kb[0]) / 1024, {}
 if kw.get("engine") == "ray":    # Ray's processes (raylet, workers) still run: their CPU and RSS, summed, are its
     import psutil
     procs = psutil.Process().children(recursive=True); cpu += sum(sum(p.cpu_times()[:2]) for p in procs)

@@ -156,11 +156,17 @@ def test_run_decontaminate(tmp_path):
 def test_run_decontaminate_embedding_and_ngram_removal(tmp_path):
     recs = [exercise(0, "", HE[7]["code"]), exercise(1, "def g(x):\n    \"\"\"Identity.\"\"\"\n", "    return x\n")]
     make_exercises(tmp_path, recs)
-    m = run_decontaminate(tmp_path, tau=1.01, taus=[0.9], min_match_rate=0.9, embedder=ToyEmbedder(), embed_threshold=1e-3,
+    # (tau 1: the copy is removed by its AST too; the methods that removed it are all in matched_problems)
+    removed_by = lambda m: {p["method"] for s in m["dropped_shards"]
+                            for r in read_shard(tmp_path / "decontaminate" / "dropped" / s["path"])
+                            for p in r["matched_problems"]}
+    m = run_decontaminate(tmp_path, tau=1.0, taus=[0.9], min_match_rate=0.9, embedder=ToyEmbedder(), embed_threshold=1e-3,
                           remove_embedding=True)
     assert m["drops"] == {"contaminated": 1} and m["counts"]["hits_embedding_l2"] == 1
-    m = run_decontaminate(tmp_path, tau=1.01, taus=[0.9], min_match_rate=0.9, remove_ngram=True)
+    assert "embedding_l2" in removed_by(m)
+    m = run_decontaminate(tmp_path, tau=1.0, taus=[0.9], min_match_rate=0.9, remove_ngram=True)
     assert m["drops"] == {"contaminated": 1} and [r["id"] for r in read_dataset(tmp_path / "decontaminate")] == ["ex1"]
+    assert "ngram_code" in removed_by(m) and "embedding_l2" not in removed_by(m)
 
 
 def test_run_decontaminate_needs_exercises(tmp_path):
