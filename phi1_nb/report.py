@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import read_json, read_manifest, stage_dir, write_json, write_manifest, atomic_write
 
 # %% auto #0
-__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report',
+__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report', 'readable',
            'kernel_display']
 
 # %% ../nbs/14_report.ipynb #20569695
@@ -356,6 +356,15 @@ def _cell(v):
     if isinstance(v, float) and v != v: return "–"
     return _fmt(v) if isinstance(v, (float, dict, list, tuple)) else v
 
+# %% ../nbs/14_report.ipynb #a10dcd48
+def readable(v) -> str:
+    "A value for a printed summary: floats at 3 significant digits, a dict as `key: value; ...` (nested: in ())."
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: ({readable(x)})" if isinstance(x, dict) and x else f"{k}: {readable(x)}"
+                         for k, x in v.items()) or "(none)"
+    if isinstance(v, (list, tuple)): return "[" + ", ".join(map(readable, v)) + "]"
+    return _fmt(v) if isinstance(v, float) else str(v)
+
 # %% ../nbs/14_report.ipynb #3e55ac08
 def _frame_html(d) -> str:
     "A pandas Series or DataFrame as an HTML table, its floats at 3 significant digits (the first `display.max_rows`)."
@@ -365,7 +374,7 @@ def _frame_html(d) -> str:
     return sub.to_html() + (f"<p>{len(d) - n} more rows</p>" if len(d) > n else "")
 
 def kernel_display(ip=None):
-    "In an IPython kernel: floats, dicts, pandas tables and HTML tables display at 3 significant digits, no dict literal."
+    "In an IPython kernel: floats, dicts, pandas and HTML tables display at 3 significant digits, no dict literal."
     from IPython import get_ipython
     from IPython.display import HTML
     ip = ip or get_ipython()

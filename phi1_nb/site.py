@@ -267,7 +267,8 @@ def page_problems(dom:str, title:str) -> list[str]:
         out.append("no figure")  # (icons are bare <svg>s)
     out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
     out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
-    return out + [f"{len(v)} {k}{'s' if len(v) > 1 else ''}: {', '.join(v[:3])}" for k, v in unreadable(art).items() if v]
+    return out + [f"{len(v)} {k}{'s' if len(v) > 1 else ''}: {', '.join(v[:3])}"
+                  for k, v in unreadable(art).items() if v]
 
 # %% ../nbs/17_site.ipynb #b89e25a1
 def check_site(site="_site", run_dir=None, # the run the site shows: screenshots go to run_dir/site_screenshots
