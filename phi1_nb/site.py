@@ -13,7 +13,7 @@ from .pipeline import STAGES, nbs_dir
 
 # %% auto #0
 __all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'build_site', 'chromium', 'render', 'probe_page',
-           'unreadable', 'external_refs', 'output_noise', 'page_problems', 'check_site']
+           'external_refs', 'output_noise', 'page_problems', 'unreadable', 'check_site']
 
 # %% ../nbs/17_site.ipynb #a2f5068b
 def stage_notebooks(run_dir) -> list[tuple[str, Path]]:
@@ -208,6 +208,36 @@ def probe_page(site, page:str, query:str|None=None, wait_ms:int=8000) -> dict:
     if not m: raise RuntimeError(f"the probe of {page} did not report: its scripts did not finish")
     return json.loads(H.unescape(m.group(1)))
 
+# %% ../nbs/17_site.ipynb #b8f4d2e3
+_ERRORS = ("Traceback (most recent call last)", "An Exception was encountered at", "PapermillExecutionError")
+_EXTERNAL = re.compile(
+    r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)"""
+)
+
+def external_refs(html_text:str) -> list[str]:
+    "What a page loads from outside the site: src/href of any tag but a plain link `<a>`, and CSS url()s."
+    return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)})
+
+def output_noise(art:str) -> dict:
+    "Counts of stderr output blocks and of Python warnings (`FooWarning:`) in a rendered page's outputs."
+    import html
+    outs = re.findall(r'<div[^>]*jp-OutputArea-output[^>]*>(.*?)</div>', art, re.S)
+    return {"stderr block": len(re.findall(r'<div[^>]*data-mime-type="application/vnd\.jupyter\.stderr"', art)),
+            "warning": sum(len(re.findall(r"\b\w*Warning: ", html.unescape(re.sub(r"<[^>]+>", "", o)))) for o in outs)}
+
+def page_problems(dom:str, title:str) -> list[str]:
+    "What a reader would miss on a rendered page: its H1 title, a figure in the article; and what should not be there."
+    import html
+    art = (re.search(r"<article.*?</article>", dom, re.S) or re.search(r"<body.*</body>", dom, re.S) or [dom])[0]
+    h1 = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", art, re.S)]
+    out = [] if any(title in h for h in h1) else [f"no <h1> with the title {title!r} (found {h1})"]
+    if not re.search(r"<img[^>]+src=", art) and not re.search(r'class="[^"]*jp-RenderedSVG', art):
+        out.append("no figure")  # (icons are bare <svg>s)
+    out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
+    out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
+    return out + [f"{len(v)} {k}{'s' if len(v) > 1 else ''}: {', '.join(v[:3])}"
+                  for k, v in unreadable(art).items() if v]
+
 # %% ../nbs/17_site.ipynb #6df0828a
 from html.parser import HTMLParser
 _NUM = re.compile(r"(?<![\w.:/-])(\d+\.\d+)(?:[eE][-+]?\d+)?(?![\w.:/-])")
@@ -239,36 +269,6 @@ def unreadable(art:str) -> dict:
     return {"long number": [m[0] for m in _NUM.finditer(text) if _sig(m[1]) > 3],
             "dict literal": [text[m.start():m.start() + 30].split("\n")[0].strip() for m in _DICT.finditer(text)],
             "NaN": re.findall(r"\bNaN\b", text)}
-
-# %% ../nbs/17_site.ipynb #b8f4d2e3
-_ERRORS = ("Traceback (most recent call last)", "An Exception was encountered at", "PapermillExecutionError")
-_EXTERNAL = re.compile(
-    r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)"""
-)
-
-def external_refs(html_text:str) -> list[str]:
-    "What a page loads from outside the site: src/href of any tag but a plain link `<a>`, and CSS url()s."
-    return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)})
-
-def output_noise(art:str) -> dict:
-    "Counts of stderr output blocks and of Python warnings (`FooWarning:`) in a rendered page's outputs."
-    import html
-    outs = re.findall(r'<div[^>]*jp-OutputArea-output[^>]*>(.*?)</div>', art, re.S)
-    return {"stderr block": len(re.findall(r'<div[^>]*data-mime-type="application/vnd\.jupyter\.stderr"', art)),
-            "warning": sum(len(re.findall(r"\b\w*Warning: ", html.unescape(re.sub(r"<[^>]+>", "", o)))) for o in outs)}
-
-def page_problems(dom:str, title:str) -> list[str]:
-    "What a reader would miss on a rendered page: its H1 title, a figure in the article; and what should not be there."
-    import html
-    art = (re.search(r"<article.*?</article>", dom, re.S) or re.search(r"<body.*</body>", dom, re.S) or [dom])[0]
-    h1 = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<h1[^>]*>(.*?)</h1>", art, re.S)]
-    out = [] if any(title in h for h in h1) else [f"no <h1> with the title {title!r} (found {h1})"]
-    if not re.search(r"<img[^>]+src=", art) and not re.search(r'class="[^"]*jp-RenderedSVG', art):
-        out.append("no figure")  # (icons are bare <svg>s)
-    out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
-    out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
-    return out + [f"{len(v)} {k}{'s' if len(v) > 1 else ''}: {', '.join(v[:3])}"
-                  for k, v in unreadable(art).items() if v]
 
 # %% ../nbs/17_site.ipynb #b89e25a1
 def check_site(site="_site", run_dir=None, # the run the site shows: screenshots go to run_dir/site_screenshots
