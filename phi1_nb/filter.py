@@ -279,7 +279,9 @@ def _filter_and_labels(p:dict, corpus, out:Path, labels_dir:Path, cache, progres
     filt, metrics = train_filter(lab, p["classifier"], p["embedder"], ep, p["model"], p["n_estimators"],
                                  p["val_frac"], p["near_dup_threshold"], p["near_dup_shingles"], p["seed"], cache,
                                  progress, out/"model")
-    print("held-out:", {k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy", "roc_auc")},
+    from phi1_nb.report import readable
+    print("held-out:", readable({k: metrics[k] for k in ("n", "precision", "recall", "f1", "balanced_accuracy",
+                                                         "roc_auc")}),
           f"({p['classifier']}) majority baseline F1:", round(metrics["baseline"]["f1"], 3))
     return filt, {l["id"]: l for l in lab}
 

@@ -97,6 +97,16 @@ class StageStop:
             try: os.killpg(pid, sig)
             except (ProcessLookupError, PermissionError): self.pids.discard(pid)
 
+# %% ../nbs/11_pipeline.ipynb #25c60f64
+_DISPLAY = "try:\n    from phi1_nb.report import kernel_display; kernel_display()\nexcept ImportError: pass"
+
+def _with_display(extra:list) -> list:
+    "A kernel's arguments with `kernel_display` added to its startup lines (`--IPKernelApp.exec_lines`)."
+    import ast
+    key = "--IPKernelApp.exec_lines="
+    if not any(a.startswith(key) for a in extra): return [*extra, key + repr([_DISPLAY])]
+    return [key + repr([*ast.literal_eval(a[len(key):]), _DISPLAY]) if a.startswith(key) else a for a in extra]
+
 # %% ../nbs/11_pipeline.ipynb #p30c0019
 _QUIET_KERNEL = dict(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
                     PYTHONWARNINGS="ignore:IProgress not found")   # tqdm.auto's warning in a kernel without ipywidgets
@@ -112,6 +122,7 @@ def execute_stage(nb_in, nb_out, parameters:dict, cwd, progress:StageProgress|No
     stop, pids = stop or StageStop(), []   # this call's kernels, known to `stop` while they run
     with log, tempfile.TemporaryDirectory(prefix="phi1-kernel-") as d:
         env, extra = _counting_kernel(env, Path(d), progress)   # its bars count into a file the progress line reads
+        extra = _with_display(extra)   # values at 3 significant digits, no dict literal (report.kernel_display)
         class QuietKernelManager(AsyncKernelManager):
             def __init__(self, **k): super().__init__(transport="ipc", ip=str(Path(d)/"kernel"), **k)
             async def start_kernel(self, **k):

@@ -12,7 +12,8 @@ from pathlib import Path
 from .core import read_json, read_manifest, stage_dir, write_json, write_manifest, atomic_write
 
 # %% auto #0
-__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report']
+__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report', 'readable',
+           'kernel_display']
 
 # %% ../nbs/14_report.ipynb #20569695
 PAPER = {  # the paper's figures that a run can be compared with (PAPER.md)
@@ -336,3 +337,54 @@ def run_report(run_dir): # the run folder
     return write_manifest(out, stage="report", shards=[], seconds=time.time() - t0,
                           counts={"in": len(r["stages"]), "out": 1},
                           extra=dict(missing=missing, figures=figs))
+
+# %% ../nbs/14_report.ipynb #db565767
+import re
+_TD_NUM = re.compile(r"(<td[^>]*>\s*)(-?\d+\.\d+(?:e[-+]?\d+)?|NaN|nan)(\s*</td>)")
+
+def _html_sig3(h:str) -> str:
+    "An HTML table's cells that hold a bare decimal number, at 3 significant digits (NaN: `–`)."
+    return _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else _fmt(float(m[2]))) + m[3], h or "")
+
+def _lines(d:dict, ind:str="") -> str:
+    "A dict as `key: value` lines, a nested dict indented under its key."
+    return "\n".join(f"{ind}{k}:\n{_lines(v, ind + '  ')}" if isinstance(v, dict) and v else f"{ind}{k}: {_cell(v)}"
+                     for k, v in d.items())
+
+def _cell(v):
+    "A value for a table cell or a line: floats at 3 significant digits, NaN as `–`, lists and dicts without brackets."
+    if isinstance(v, float) and v != v: return "–"
+    return _fmt(v) if isinstance(v, (float, dict, list, tuple)) else v
+
+# %% ../nbs/14_report.ipynb #a10dcd48
+def readable(v) -> str:
+    "A value for a printed summary: floats at 3 significant digits, a dict as `key: value; ...` (nested: in ())."
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: ({readable(x)})" if isinstance(x, dict) and x else f"{k}: {readable(x)}"
+                         for k, x in v.items()) or "(none)"
+    if isinstance(v, (list, tuple)): return "[" + ", ".join(map(readable, v)) + "]"
+    return _fmt(v) if isinstance(v, float) else str(v)
+
+# %% ../nbs/14_report.ipynb #3e55ac08
+def _frame_html(d) -> str:
+    "A pandas Series or DataFrame as an HTML table, its floats at 3 significant digits (the first `display.max_rows`)."
+    import pandas as pd
+    d = d.to_frame() if d.ndim == 1 else d; n = pd.get_option("display.max_rows") or len(d)
+    sub = d.head(n).astype(object); sub = sub.map(_cell) if hasattr(sub, "map") else sub.applymap(_cell)
+    return sub.to_html() + (f"<p>{len(d) - n} more rows</p>" if len(d) > n else "")
+
+def kernel_display(ip=None):
+    "In an IPython kernel: floats, dicts, pandas and HTML tables display at 3 significant digits, no dict literal."
+    from IPython import get_ipython
+    from IPython.display import HTML
+    ip = ip or get_ipython()
+    if ip is None: return None
+    plain, html = (ip.display_formatter.formatters[k] for k in ("text/plain", "text/html"))
+    plain.for_type(float, lambda v, p, cycle: p.text(_fmt(v)))
+    plain.for_type(dict, lambda v, p, cycle: p.text(_lines(v) if v else "(empty)"))
+    html.for_type(HTML, lambda h: _html_sig3(h.data))
+    try: import pandas as pd
+    except ImportError: return ip
+    for t in (pd.DataFrame, pd.Series): html.for_type(t, _frame_html)
+    pd.set_option("display.float_format", _fmt)   # print(df.to_string()) too
+    return ip

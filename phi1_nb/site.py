@@ -13,7 +13,7 @@ from .pipeline import STAGES, nbs_dir
 
 # %% auto #0
 __all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'build_site', 'chromium', 'render', 'probe_page',
-           'external_refs', 'output_noise', 'page_problems', 'check_site']
+           'external_refs', 'output_noise', 'page_problems', 'unreadable', 'check_site']
 
 # %% ../nbs/17_site.ipynb #a2f5068b
 def stage_notebooks(run_dir) -> list[tuple[str, Path]]:
@@ -235,7 +235,40 @@ def page_problems(dom:str, title:str) -> list[str]:
         out.append("no figure")  # (icons are bare <svg>s)
     out += [f"error output: {e!r}" for e in _ERRORS if e in html.unescape(re.sub(r"<[^>]+>", "", art))]
     out += [f"{v} {k}{'s' if v > 1 else ''}" for k, v in output_noise(art).items() if v]
-    return out
+    return out + [f"{len(v)} {k}{'s' if len(v) > 1 else ''}: {', '.join(v[:3])}"
+                  for k, v in unreadable(art).items() if v]
+
+# %% ../nbs/17_site.ipynb #6df0828a
+from html.parser import HTMLParser
+_NUM = re.compile(r"(?<![\w.:/-])(\d+\.\d+)(?:[eE][-+]?\d+)?(?![\w.:/-])")
+_DICT = re.compile(r"""\{\s*(?:'[^'\n]*'|"[^"\n]*"|\d+(?:\.\d+)?)\s*:""")
+
+class _Outputs(HTMLParser):
+    "The text of each `jp-OutputArea-output` element of a page (style and script left out)."
+    def __init__(self):
+        super().__init__(); self.texts, self.depth, self.skip = [], 0, 0
+    def handle_starttag(self, tag, attrs):
+        if tag in ("br", "img", "hr", "input", "meta", "link"): return
+        if tag in ("style", "script"): self.skip += 1
+        if self.depth: self.depth += 1
+        elif "jp-OutputArea-output" in (dict(attrs).get("class") or ""): self.depth = 1; self.texts.append("")
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"): self.skip = max(self.skip - 1, 0)
+        if self.depth and tag not in ("br", "img", "hr", "input", "meta", "link"): self.depth -= 1
+    def handle_data(self, data):
+        if self.depth and not self.skip: self.texts[-1] += data + " "
+
+def _sig(num:str) -> int:
+    "Significant digits as written: `0.6449` 4, `5.10` 3; a written zero counts its decimals (`0.000000`: 6)."
+    d = num.replace(".", "").lstrip("0")
+    return len(d) if d else len(num.split(".")[1])
+
+def unreadable(art:str) -> dict:
+    "What a page's outputs show that a reader should not: `{long number: [...], dict literal: [...], NaN: [...]}`."
+    p = _Outputs(); p.feed(art); text = "\n".join(p.texts)
+    return {"long number": [m[0] for m in _NUM.finditer(text) if _sig(m[1]) > 3],
+            "dict literal": [text[m.start():m.start() + 30].split("\n")[0].strip() for m in _DICT.finditer(text)],
+            "NaN": re.findall(r"\bNaN\b", text)}
 
 # %% ../nbs/17_site.ipynb #b89e25a1
 def check_site(site="_site", run_dir=None, # the run the site shows: screenshots go to run_dir/site_screenshots

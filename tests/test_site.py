@@ -121,3 +121,28 @@ def test_a_ten_column_markdown_table_fits(run, tmp_path):
     site = build_site(run, tmp_path/"_site")
     assert "<table" in (site/"01_filter.html").read_text()
     assert probe_page(site, "01_filter.html")["tables"] == []
+
+
+def test_outputs_read_at_3_digits(run, tmp_path):
+    """Today's raw outputs (a dict printed as a literal, the Trainer's 6-decimal loss table, NaN) fail the check; the
+    same values shown in a pipeline kernel (`execute_stage` starts it with `report.kernel_display`) pass it."""
+    from phi1_nb.pipeline import execute_stage
+    src = ['{"counts": {"in": 1221, "out": 1183}, "precision": 0.8478260869565217}',
+           'from IPython.display import HTML, display\n'
+           'display(HTML("<table><tr><th>Step</th><th>Training Loss</th></tr><tr><td>6</td><td>5.494605</td></tr></table>"))',
+           'import pandas as pd\npd.DataFrame({"rate": [0.138929, float("nan")], "drops": [{"too_short": 16}, {}]})',
+           '0.9428571428571428']
+    nb = executed("dedup", figure=True)
+    nb.cells[1].outputs += [nbformat.v4.new_output("stream", name="stdout", text="held-out: {'n': 6, 'precision': 0.6449}\n"),
+                            nbformat.v4.new_output("display_data", {"text/html": "<table><tr><td>5.494605</td><td>NaN</td></tr></table>"})]
+    nbformat.write(nb, run/"notebooks"/"02_dedup.ipynb")
+    raw = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# pretrain")] + [nbformat.v4.new_code_cell(s) for s in src],
+                                   metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
+    nbformat.write(raw, tmp_path/"in.ipynb")
+    execute_stage(tmp_path/"in.ipynb", run/"notebooks"/"03_pretrain.ipynb", {}, tmp_path)
+    out = nbformat.read(run/"notebooks"/"03_pretrain.ipynb", 4)
+    assert "5.49" in json.dumps(out.cells[2].outputs) and "0.139" in json.dumps(out.cells[3].outputs)   # shown, shorter
+    site = build_site(run, tmp_path/"_site")
+    problems = check_site(site, pages=["02_dedup.html", "03_pretrain.html"], query=None)
+    assert problems == {"02_dedup.html": ["2 long numbers: 0.6449, 5.494605", "1 dict literal: {'n': 6, 'precision': 0.6449}",
+                                          "1 NaN: NaN"], "03_pretrain.html": ["no figure"]}, problems
