@@ -126,7 +126,7 @@ def _lines(chunks, cap:int) -> Iterator[bytes|None]:
 
 def _byte_chunks(path:Path, raw) -> Iterator[bytes]:
     "A JSON Lines file's bytes in pieces of at most a few MB, however well they are compressed."
-    if path.name.endswith(".zst"): return _zstd_chunks(path, raw, 2048)   # 2 KB of zstd: at most 64 MB out
+    if path.name.endswith(".zst"): return _zstd_chunks(path, raw, 256)   # 256 bytes of zstd: a few MB out at most
     f = gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else raw
     return iter(lambda: f.read(1 << 20), b"")
 
