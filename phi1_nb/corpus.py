@@ -277,7 +277,7 @@ def _run_tree(run_dir, source:str, limit, max_bytes:int, keep_unparsable:bool, f
         for rel, reason in chunk:
             yield Drop(reason,
                        {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
-    # other parameters, or a file's stamp moved since (an edit, even one that kept its size and mtime): no old shard stays
+    # other parameters, or a file's stamp moved (an edit, even one keeping size and mtime): no old shard stays
     with fresh_stage(out, params, ((*f, stamp(root/f[0])) for f in files)):
         return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
                          fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))

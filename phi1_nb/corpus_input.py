@@ -124,6 +124,8 @@ def _lines(chunks, cap:int) -> Iterator[bytes|None]:
             buf.clear(); over, at = False, j + 1
     if over or (buf and not buf.isspace()): yield None if over else bytes(buf)
 
+
+# %% ../nbs/01b_corpus_input.ipynb #r1b00004
 def _byte_chunks(path:Path, raw) -> Iterator[bytes]:
     "A JSON Lines file's bytes in pieces of at most a few MB, however well they are compressed."
     if path.name.endswith(".zst"): return _zstd_chunks(path, raw, 256)   # 256 bytes of zstd: a few MB out at most
