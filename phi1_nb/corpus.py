@@ -20,7 +20,7 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 from .corpus_input import (INPUT_SUFFIXES, fresh_stage, list_shards, noting_ids, read_input, read_regular,
-                                  record_id, refuse_overlap, show_name, stamp, unique_ids, utf8_ok)
+                                  record_id, refuse_overlap, show_name, stamp, unique_ids)
 
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
@@ -29,6 +29,7 @@ DROP_REASONS = dict(
     no_content="a record without a text field", not_regular="a FIFO, a device or a socket, not a file",
     same_file="a second path (a link) to a shard already read", bad_id="an id that is not a string or a whole number",
     duplicate_id="an id an earlier record holds (the first, in source order, stays)",
+    invalid_utf8="a value, at any depth, that no UTF-8 file can hold (a lone surrogate): dropped by `core.run_task`",
     not_a_shard="a file beside the shards that is none of " + ", ".join(INPUT_SUFFIXES) + " (.tar.gz, .txt, ...)")
 
 def stdlib_root() -> Path:
@@ -115,7 +116,7 @@ def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str,
     rid = rid or (f"{repo}:{path}" if path != f"row{i}" else f"{repo}:{shard}:row{i}")
     rec = {**r, "id": rid, "content": text, "path": path, "repo": repo,
            "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
-    return rec if utf8_ok(rec) else Drop("not_utf8", {"row": i})   # a lone surrogate in another field
+    return rec   # (a lone surrogate in another field: `run_task`'s invalid_utf8 drop, as in every stage)
 
 # %% ../nbs/01_corpus.ipynb #5f0c6a1e
 def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="") -> dict|Drop:
@@ -132,7 +133,7 @@ def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="")
     rec = {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
            "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
            "size": len(text.encode("utf-8", "surrogatepass")), "lines": text.count("\n") + 1}
-    return rec if utf8_ok(rec, ()) else Drop("not_utf8", {"row": i})
+    return rec
 
 # %% ../nbs/01_corpus.ipynb #8d138fc2
 def n_cores() -> int:

@@ -20,9 +20,8 @@ from .shards import (ShardError, _bad, _one_line, _parquet_file, _zstd_chunks, a
                             schema_from_str, shard_format, shard_schema, write_shard)
 
 # %% auto #0
-__all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'utf8_ok', 'list_shards', 'refuse_overlap',
-           'line_cap', 'read_input', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats',
-           'unique_ids']
+__all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'list_shards', 'refuse_overlap', 'line_cap',
+           'read_input', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats', 'unique_ids']
 
 # %% ../nbs/01b_corpus_input.ipynb #c8adc1c8
 def show_name(s:str) -> str:
@@ -64,16 +63,6 @@ def record_id(x) -> tuple[str|None, str|None]:
     try: x.encode("utf-8"); return x, None
     except UnicodeEncodeError: return None, "bad_id"   # a lone surrogate: no file could hold it
 
-def utf8_ok(r:dict, skip:tuple=("content",)) -> bool:
-    "Whether every value of record `r` but those in `skip` can be written as UTF-8 (a lone surrogate cannot)."
-    try:
-        for k, v in r.items():
-            if k in skip: continue
-            k.encode("utf-8")   # (a key too: a JSON object's names are strings)
-            if type(v) is str: v.encode("utf-8")
-            elif isinstance(v, (list, dict)): json.dumps(v, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError: return False
-    return True
 
 # %% ../nbs/01b_corpus_input.ipynb #b0c62ccc
 def list_shards(src:Path, suffixes:tuple, others:bool=False) -> tuple[list[Path], list[tuple[Path, str, str]]]:

@@ -108,3 +108,15 @@ def test_writing_a_shard_holds_a_bounded_group(tmp_path):
     one, four = (_peak(lambda: write_shard(tmp_path/f"{n}.jsonl.zst", big(n))) for n in (1000, 4000))
     assert (four - one) / 3000 < 1000   # bytes a record more: the 2,000-row batches held 8 MB and more
     assert sum(1 for _ in read_shard(tmp_path/"4000.jsonl.zst")) == 4000
+
+
+def test_a_nested_lone_surrogate_is_every_stages_counted_drop(tmp_path):
+    "core's check looked at top-level strings only: a surrogate in a list or an object's name crashed the writer."
+    from phi1_nb.core import run_task
+    bad = json.loads('"o\\ud800"')
+    rows = [{"id": "a", "content": "x"}, {"id": "b", "content": "y", "meta": {"k": [bad]}},
+            {"id": "c", "content": "z", "meta": {bad: 1}}]
+    r = run_task(tmp_path, "t", None, lambda _: iter(rows), "jsonl", keep_dropped=True)
+    assert r["shard"]["n"] == 1 and r["drops"] == {"invalid_utf8": 2}
+    kept = list(read_shard(tmp_path/"dropped"/"t.jsonl"))   # the dropped rows, escaped so that a file holds them
+    assert [x["meta"] for x in kept] == [{"k": ["o\\ud800"]}, {"o\\ud800": 1}]
