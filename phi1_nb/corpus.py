@@ -19,8 +19,8 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
            'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
-from .corpus_input import (INPUT_SUFFIXES, fresh_stage, list_shards, noting_ids, read_input, read_regular,
-                                  record_id, refuse_overlap, show_name, stamp, unique_ids)
+from .corpus_input import (INPUT_SUFFIXES, count_rows, fresh_stage, list_shards, noting_ids, read_input,
+                                  read_regular, record_id, refuse_overlap, show_name, stamp, unique_ids)
 
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
@@ -251,7 +251,7 @@ def _limited(shards, limit, skips=(), max_bytes:int=100_000):
     tasks, left = {}, limit
     for i, p in enumerate(shards):
         if left <= 0: break
-        n = sum(1 for _ in read_input(p, max_bytes))
+        n = count_rows(p, max_bytes)   # (a Parquet footer's count; lines, unparsed)
         tasks[f"part-{i:05d}"] = (p, min(n, left), at.get(i, [])); left -= n
     return tasks
 

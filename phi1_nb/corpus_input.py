@@ -21,7 +21,8 @@ from .shards import (ShardError, _bad, _one_line, _parquet_file, _zstd_chunks, a
 
 # %% auto #0
 __all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'list_shards', 'refuse_overlap', 'line_cap',
-           'read_input', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats', 'unique_ids']
+           'read_input', 'count_rows', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats',
+           'unique_ids']
 
 # %% ../nbs/01b_corpus_input.ipynb #c8adc1c8
 def show_name(s:str) -> str:
@@ -144,6 +145,15 @@ def read_input(path, max_bytes:int) -> Iterator[dict|None]:
             for i, line in enumerate(_lines(_byte_chunks(path, raw), line_cap(max_bytes)), 1):
                 yield None if line is None else _parse(path, i, line)
         except (OSError, EOFError, zlib.error) as e: raise _bad(path, f"unreadable ({_one_line(e)})") from None
+
+def count_rows(path, max_bytes:int) -> int:
+    "The rows `read_input` yields, counted without parsing one: a Parquet footer's count, or the non-blank lines."
+    path = Path(path)
+    if path.name.endswith(".parquet"): return _parquet_file(path).metadata.num_rows
+    with open(path, "rb") as raw:
+        try: return sum(1 for _ in _lines(_byte_chunks(path, raw), line_cap(max_bytes)))
+        except (OSError, EOFError, zlib.error) as e: raise _bad(path, f"unreadable ({_one_line(e)})") from None
+
 
 # %% ../nbs/01b_corpus_input.ipynb #1628208c
 _ENGINE = ("engine", "workers", "ray_address", "ray_actors", "progress")
