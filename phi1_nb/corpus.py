@@ -311,6 +311,7 @@ def _run_shards(run_dir, source:str, format:str, limit, max_bytes:int, keep_unpa
     "`run_corpus` of a folder (or file) of shards in the Stack's or StackOverflow's columns: one task a shard."
     src = Path(source).expanduser()
     shards, skips = _input_shards(src)
+    for p in shards: refuse_overlap(p, Path(run_dir)/"corpus")   # a link into the output folder: refused too
     tasks = _limited(shards, limit, skips, max_bytes)
     if all(n == 0 or (n is None and next(iter(read_input(p, max_bytes)), 0) == 0) for p, n, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus

@@ -12,7 +12,8 @@ from phi1_nb.shards import ShardError, read_shard, write_shard
 
 def rec(i, k=0): return {"id": f"r{k}-{i}", "content": f"def f_{k}_{i}():\n    return {i}\n", "path": f"p{k}_{i}.py"}
 
-def run(rd, src, **kw): return run_corpus(rd, str(src), kw.pop("format", "stack"), None, workers=1, progress=False, **kw)
+def run(rd, src, **kw):
+    return run_corpus(rd, str(src), kw.pop("format", "stack"), None, workers=1, progress=False, **kw)
 
 def shas(m): return [s["sha256"] for s in m["shards"]]
 
@@ -26,6 +27,10 @@ def test_own_output_refused_before_anything_is_deleted(tmp_path):
     os.symlink(tmp_path/"run", tmp_path/"alias")                          # through a link: the same folder
     with pytest.raises(ValueError, match="overlap"): run(tmp_path/"run", tmp_path/"alias"/"corpus")
     assert not (src/"run"/"corpus").exists()
+    (tmp_path/"other").mkdir()
+    os.symlink(next((tmp_path/"run"/"corpus").glob("*.zst")), tmp_path/"other"/"a.jsonl.zst")
+    with pytest.raises(ValueError, match="overlap"): run(tmp_path/"run", tmp_path/"other")   # a link to its output
+    assert {p: p.read_bytes() for p in (tmp_path/"run"/"corpus").rglob("*.zst")} == before
 
 
 def test_other_formats_read_or_counted(tmp_path, capsys):
@@ -96,10 +101,12 @@ def _peak(fn) -> int:
 
 def test_a_compressed_line_bomb_is_never_held(tmp_path):
     line = b'{"content": "' + b"a" * 40_000_000 + b'"}\n'
-    (tmp_path/"a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(json.dumps(rec(0)).encode() + b"\n" + line))
+    data = zstandard.ZstdCompressor().compress(json.dumps(rec(0)).encode() + b"\n" + line)
+    (tmp_path/"a.jsonl.zst").write_bytes(data)
     del line
     got = []
-    assert _peak(lambda: got.extend(corpus_input.read_input(tmp_path/"a.jsonl.zst", 1000))) < 20_000_000   # a 40 MB line
+    peak = _peak(lambda: got.extend(corpus_input.read_input(tmp_path/"a.jsonl.zst", 1000)))
+    assert peak < 20_000_000   # a 40 MB line
     assert got == [rec(0), None]                                                              # a too_large drop
 
 
