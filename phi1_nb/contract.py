@@ -27,7 +27,7 @@ __all__ = ['COLUMNS', 'CARRIES', 'READS', 'SIDE_FILES', 'col', 'origin_stage', '
 
 # %% ../nbs/00b_contract.ipynb #770cc059
 def col(type:str, required:bool=False, lo:float|None=None, hi:float|None=None) -> tuple:
-    "One declared column: `type` one of 'str', 'id' (str or int), 'int', 'float' (finite); `required`: in every shard, not null."
+    "A declared column: `type` 'str', 'id' (str|int), 'int' or 'float' (finite); `required`: in every shard, not null."
     return (type, required, lo, hi)
 
 _CORPUS = {"id": col("id", True), "content": col("str", True), "path": col("str"), "repo": col("str"),
@@ -45,7 +45,7 @@ COLUMNS = {
 CARRIES = ("dedup", "decontaminate")   # stages that pass their `params.input_stage`'s records on, columns and all
 
 def origin_stage(m:dict, d=None, depth:int=0) -> str:
-    "The stage whose records the folder `d` of manifest `m` holds: its own, or (dedup, decontaminate) its input's, followed back."
+    "The stage whose records folder `d` (manifest `m`) holds: its own, or (dedup, decontaminate) its input's."
     stage, d = str(m.get("stage")), None if d is None else Path(d)
     # (a kind, as once written)
     if stage == "synth" and d is not None and d.parent.name == "synth": stage = f"synth/{d.name}"
@@ -57,7 +57,7 @@ def origin_stage(m:dict, d=None, depth:int=0) -> str:
     except (ValueError, OSError): return src
 
 def stage_columns(m:dict, d=None) -> dict:
-    "The declared columns of the records in folder `d` (manifest `m`): its `origin_stage`'s, and any column `COLUMNS` names."
+    "The declared columns of folder `d`'s records (manifest `m`): its `origin_stage`'s, and any column `COLUMNS` names."
     stage = str(m.get("stage"))
     if stage not in COLUMNS and stage not in CARRIES: return {}   # (`eval`, a demo's: held to their manifest alone)
     # a column means one thing
@@ -114,6 +114,15 @@ def _batches(path, names, cols, need):
     use = [k for k in names if k in cols or k in (need, "id")]
     for b in _parquet_file(path).iter_batches(batch_size=2000, columns=use): yield b.to_pylist()
 
+def _parquet_names(path, declared, need, bad) -> list:
+    "A Parquet shard's columns, once its footer's schema is the stage's `declared` one ([] for JSON Lines)."
+    if shard_format(path) != "parquet": return []
+    got, rows = (pf := _parquet_file(path)).schema_arrow, pf.metadata.num_rows
+    if rows: need_string(got, path, need)   # (an empty shard of an empty stage declares no columns)
+    if declared is not None and not got.equals(declared, check_metadata=False):
+        raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
+    return got.names
+
 # %% ../nbs/00b_contract.ipynb #6c3d9a51
 def _id_key(x):
     "What makes two ids one: a string is itself, any other value its JSON (1, 1.0, True and '1' are four ids)."
@@ -160,7 +169,8 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
                 cols:dict|None=None, # the stage's declared columns (`stage_columns`)
                 tally:Counter|None=None, # adds `texts`: the records with a non-blank `need`
                 ) -> int:
-    "Check one shard before any of its records is used: bytes, rows, schema, declared columns and values; returns its rows."
+    ("Check one shard before any of its records is used: bytes, rows, schema, declared columns and values; "
+     "returns its rows.")
     path, cols = Path(path), cols or {}
     if not path.is_file(): raise ChecksumError(f"{path}: listed in the manifest but missing; {fix}")
     if entry.get("bytes") is not None and path.stat().st_size != entry["bytes"]:
@@ -168,13 +178,7 @@ def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
     if sha256_file(path) != entry.get("sha256"):
         raise ChecksumError(f"{path}: does not match its manifest checksum (changed after it was written); {fix}")
     bad = lambda what: SchemaError(f"{path}: {what}; {fix}")
-    names, n, nulls, texts = [], 0, 0, 0
-    if shard_format(path) == "parquet":
-        got, rows = (pf := _parquet_file(path)).schema_arrow, pf.metadata.num_rows
-        if rows: need_string(got, path, need)   # (an empty shard of an empty stage declares no columns)
-        if declared is not None and not got.equals(declared, check_metadata=False):
-            raise bad(f"columns {_cols(got)} are not the stage's declared {_cols(declared)}")
-        names = got.names
+    names, n, nulls, texts = _parquet_names(path, declared, need, bad), 0, 0, 0
     for b in _batches(path, names, cols, need):
         if need and (i := next((i for i, r in enumerate(b) if not isinstance(r.get(need), (str, type(None)))),
                                None)) is not None:
@@ -256,9 +260,19 @@ def _check_manifest(d:Path, m:dict, fix:str):
         raise SchemaError(f"{mf}: its features {m.get('features')} are not its schema's columns; {fix}")
     return declared
 
+def _no_unlisted(d:Path, sh:list[dict], fix:str):
+    "Refuse a shard file in `d` that the manifest's shards `sh` do not list (pandas or pyarrow would read it)."
+    listed = {str(Path(x["path"])) for x in sh}
+    if extra := sorted(p.name for p in d.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
+                       and p.name not in listed | SIDE_FILES):
+        raise ShardError(
+            f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}"
+        )
+
 # %% ../nbs/00b_contract.ipynb #275ed23f
 def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
-    "The read contract: the manifest agrees with itself, the card and every shard (bytes, rows, schema, declared columns)."
+    ("The read contract: the manifest agrees with itself, the card and every shard "
+     "(bytes, rows, schema, declared columns).")
     d = Path(d); m = manifest or read_manifest(d)
     # checked, unchanged since
     if manifest is None and _VERIFIED.get((str(d), need)) == (stamp := _stamp(d, m)): return m
@@ -275,12 +289,7 @@ def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
             raise SchemaError(
                 f"{d/'manifest.json'}: its schema lacks {lack[0]!r}, which every {m.get('stage')} shard holds; {fix}"
             )
-    listed = {str(Path(s["path"])) for s in sh}
-    if extra := sorted(p.name for p in d.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
-                       and p.name not in listed | SIDE_FILES):
-        raise ShardError(
-            f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}"
-        )
+    _no_unlisted(d, sh, fix)
     seen, tally = SeenIds(), Counter()
     for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen, cols, tally)
     if total and need and not tally["texts"]:

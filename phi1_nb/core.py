@@ -135,15 +135,24 @@ def write_manifest(out_dir, *, stage:str, shards:list[dict], params:dict|None=No
 
 # %% ../nbs/00_core.ipynb #5e28a005
 def _bad_text(r:dict) -> bool:
-    "Whether a top-level text of record `r` does not encode as UTF-8 (a lone surrogate)."
-    for v in r.values():
-        if isinstance(v, str) and not v.isascii():
-            try: v.encode()
-            except UnicodeEncodeError: return True
+    "Whether any text of record `r`, at any depth (a name of a nested object too), cannot be UTF-8 (a lone surrogate)."
+    todo = [r]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, str):
+            if not x.isascii():
+                try: x.encode()
+                except UnicodeEncodeError: return True
+        elif isinstance(x, dict): todo += x.keys(); todo += x.values()
+        elif isinstance(x, (list, tuple)): todo += x
     return False
 
-def _escaped(r:dict) -> dict:
-    return {k: v.encode("utf-8", "backslashreplace").decode() if isinstance(v, str) else v for k, v in r.items()}
+def _escaped(x):
+    "`x` with every text, at any depth, written with `\\uXXXX` for what UTF-8 cannot hold."
+    if isinstance(x, str): return x.encode("utf-8", "backslashreplace").decode()
+    if isinstance(x, dict): return {_escaped(k): _escaped(v) for k, v in x.items()}
+    return [_escaped(v) for v in x] if isinstance(x, (list, tuple)) else x
+
 
 # %% ../nbs/00_core.ipynb #7c5f2072
 @dataclass

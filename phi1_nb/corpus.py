@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/corpus.html.md"""
 
 # %% ../nbs/01_corpus.ipynb #319fe8f0
 from __future__ import annotations
-import ast, errno, html, os, re, sysconfig
+import ast, errno, html, os, re, sys, sysconfig
 from pathlib import Path
 from typing import Iterator
 
@@ -19,8 +19,8 @@ __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tre
            'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
-from .corpus_input import (fresh_stage, list_shards, noting_ids, read_regular, record_id, show_name, unique_ids,
-                                  utf8_ok)
+from .corpus_input import (INPUT_SUFFIXES, count_rows, fresh_stage, list_shards, noting_ids, read_input,
+                                  read_regular, record_id, refuse_overlap, show_name, stamp, unique_ids)
 
 DROP_REASONS = dict(
     not_utf8="bytes that are not UTF-8", binary="a NUL byte: not text", too_large="over max_bytes",
@@ -28,7 +28,9 @@ DROP_REASONS = dict(
     symlink_loop="a symbolic link that points back into itself", syntax_error="does not parse as Python",
     no_content="a record without a text field", not_regular="a FIFO, a device or a socket, not a file",
     same_file="a second path (a link) to a shard already read", bad_id="an id that is not a string or a whole number",
-    duplicate_id="an id an earlier record holds (the first, in source order, stays)")
+    duplicate_id="an id an earlier record holds (the first, in source order, stays)",
+    invalid_utf8="a value, at any depth, that no UTF-8 file can hold (a lone surrogate): dropped by `core.run_task`",
+    not_a_shard="a file beside the shards that is none of " + ", ".join(INPUT_SUFFIXES) + " (.tar.gz, .txt, ...)")
 
 def stdlib_root() -> Path:
     "The standard library folder of the running Python."
@@ -114,7 +116,7 @@ def stack_record(r:dict, i:int, max_bytes:int, keep_unparsable:bool, source:str,
     rid = rid or (f"{repo}:{path}" if path != f"row{i}" else f"{repo}:{shard}:row{i}")
     rec = {**r, "id": rid, "content": text, "path": path, "repo": repo,
            "source": source, "size": r.get("size") or len(text.encode()), "lines": text.count("\n") + 1}
-    return rec if utf8_ok(rec) else Drop("not_utf8", {"row": i})   # a lone surrogate in another field
+    return rec   # (a lone surrogate in another field: `run_task`'s invalid_utf8 drop, as in every stage)
 
 # %% ../nbs/01_corpus.ipynb #5f0c6a1e
 def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="") -> dict|Drop:
@@ -131,7 +133,7 @@ def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="")
     rec = {**{k: v for k, v in r.items() if k not in ("question", "body", "answer")}, "id": f"{source}:{rid}",
            "content": text, "code_blocks": q_code + a_code, "path": rid, "repo": source, "source": source,
            "size": len(text.encode("utf-8", "surrogatepass")), "lines": text.count("\n") + 1}
-    return rec if utf8_ok(rec, ()) else Drop("not_utf8", {"row": i})
+    return rec
 
 # %% ../nbs/01_corpus.ipynb #8d138fc2
 def n_cores() -> int:
@@ -233,11 +235,13 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
 # %% ../nbs/01_corpus.ipynb #2d7e4b90
 def _input_shards(src:Path) -> tuple[list[Path], list]:
     "The shards under `src` (each file once) and the skipped `(path, name, reason)`."
-    out, skips = list_shards(src, SHARD_SUFFIXES)
-    if not out: raise FileNotFoundError(f"no shards ({', '.join(SHARD_SUFFIXES)}) under {src}")
+    if src.is_file() and not src.name.endswith(INPUT_SUFFIXES):
+        raise ShardError(f"{src}: not a shard this stage reads ({', '.join(INPUT_SUFFIXES)})")
+    out, skips = list_shards(src, INPUT_SUFFIXES, others=True)
+    if not out: raise FileNotFoundError(f"no shards ({', '.join(INPUT_SUFFIXES)}) under {src}")
     return out, skips
 
-def _limited(shards, limit, skips=()):
+def _limited(shards, limit, skips=(), max_bytes:int=100_000):
     "Tasks `(shard, n_rows_or_None, skipped)` that read at most `limit` rows in order; a skip counts in the next task."
     import bisect
     at = {}
@@ -247,7 +251,7 @@ def _limited(shards, limit, skips=()):
     tasks, left = {}, limit
     for i, p in enumerate(shards):
         if left <= 0: break
-        n = sum(1 for _ in read_shard(p))
+        n = count_rows(p, max_bytes)   # (a Parquet footer's count; lines, unparsed)
         tasks[f"part-{i:05d}"] = (p, min(n, left), at.get(i, [])); left -= n
     return tasks
 
@@ -274,7 +278,8 @@ def _run_tree(run_dir, source:str, limit, max_bytes:int, keep_unparsable:bool, f
         for rel, reason in chunk:
             yield Drop(reason,
                        {"path": rel}) if reason else read_tree_file(root, rel, max_bytes, keep_unparsable, name)
-    with fresh_stage(out, params, files):   # other parameters: no old shard stays
+    # other parameters, or a file's stamp moved (an edit, even one keeping size and mtime): no old shard stays
+    with fresh_stage(out, params, ((*f, stamp(root/f[0])) for f in files)):
         return run_stage(out, chunks, noting_ids(process), stage="corpus", params=params, inputs=[str(root)],
                          fmt=shard_format, progress=progress, map_tasks=unique_ids(mt, out))
 
@@ -288,13 +293,16 @@ def _shard_reader(src:Path, format:str, max_bytes:int, keep_unparsable:bool):
         if str(path).endswith(".parquet") and not set(TEXT_FIELDS[format]) & set(cols := shard_schema(path).names):
             # a whole file without the text is an error, not n drops
             raise _no_text(path, format, cols)
-        cols = {}
-        for i, r in enumerate(read_shard(path)):
+        cols, before = {}, stamp(path)
+        for i, r in enumerate(read_input(path, max_bytes)):
             if n is not None and i >= n: break
+            if r is None: yield Drop("too_large", {"row": i}); continue   # a line longer than any record could be
             cols.update(dict.fromkeys(r))
             yield (stack_record(r, i, max_bytes, keep_unparsable, show_name(src.name), shard) if format == "stack"
                    else stackoverflow_record(r, i, max_bytes, show_name(src.name), shard))
         if cols and not set(TEXT_FIELDS[format]) & set(cols): raise _no_text(path, format, list(cols))
+        if stamp(path) != before:   # its shard is not written: the run does not call itself done
+            raise ShardError(f"{path}: changed while being read; rerun when it is still")
     return process
 
 # %% ../nbs/01_corpus.ipynb #de5a64f7
@@ -303,12 +311,15 @@ def _run_shards(run_dir, source:str, format:str, limit, max_bytes:int, keep_unpa
     "`run_corpus` of a folder (or file) of shards in the Stack's or StackOverflow's columns: one task a shard."
     src = Path(source).expanduser()
     shards, skips = _input_shards(src)
-    tasks = _limited(shards, limit, skips)
-    if not any(n != 0 for _, n, _ in tasks.values()) and not any(next(iter(read_shard(p)), None)
-                                                                 for p, _, _ in tasks.values()):
+    for p in shards: refuse_overlap(p, Path(run_dir)/"corpus")   # a link into the output folder: refused too
+    tasks = _limited(shards, limit, skips, max_bytes)
+    if all(n == 0 or (n is None and next(iter(read_input(p, max_bytes)), 0) == 0) for p, n, _ in tasks.values()):
         raise FileNotFoundError(f"0 records in {src}: its shards are empty")   # not a silent empty corpus
+    if others := [name for _, name, reason in skips if reason == "not_a_shard"]:
+        print(f"corpus: {len(others)} file(s) under {src} are not shards ({', '.join(INPUT_SUFFIXES)}), e.g. "
+              f"{others[0]}: not read, counted as not_a_shard drops", file=sys.stderr)
     out = stage_dir(run_dir, "corpus")
-    listing = [(str(p), n, s, p.stat().st_size, p.stat().st_mtime_ns) for p, n, s in tasks.values()]
+    listing = [(str(p), n, s, stamp(p)) for p, n, s in tasks.values()]   # size, mtime, ctime, inode: any edit
     with fresh_stage(out, params, listing):
         return run_stage(out, tasks, noting_ids(_shard_reader(src, format, max_bytes, keep_unparsable)),
                          stage="corpus", params=params, inputs=[str(p) for p, _, _ in tasks.values()],
@@ -333,6 +344,8 @@ def run_corpus(run_dir:str, # the run's folder; output goes to run_dir/corpus/
                   files_per_shard=files_per_shard, shard_format=shard_format, engine=engine, workers=workers,
                   ray_address=ray_address, ray_actors=ray_actors)   # (no shard depends on the engine)
     mt = engine_map(engine, workers, ray_address, ray_actors, progress)    # a bad engine fails before any work
+    # reading its own output (or a source holding the run folder): refused before anything is deleted or written
+    refuse_overlap(stdlib_root() if source == "stdlib" and format == "tree" else Path(source), Path(run_dir)/"corpus")
     if format == "tree":
         return _run_tree(run_dir, source, limit, max_bytes, keep_unparsable, files_per_shard, params, mt, shard_format,
                          progress)

@@ -6,20 +6,23 @@ Docs: https://phi1-nb.github.io/phi1_nb/corpus_input.html.md"""
 
 # %% ../nbs/01b_corpus_input.ipynb #a5a726d2
 from __future__ import annotations
-import errno, hashlib, json, os, shutil, stat, threading
+import errno, gzip, hashlib, json, os, shutil, stat, sys, threading, zlib
 from contextlib import contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .contract import _id_key, _ids
-from .shards import atomic_write, read_shard, schema_from_str, shard_format, shard_schema, write_shard
+from .shards import (ShardError, _bad, _one_line, _parquet_file, _zstd_chunks, atomic_write, read_shard,
+                            schema_from_str, shard_format, shard_schema, write_shard)
 
 # %% auto #0
-__all__ = ['show_name', 'read_regular', 'record_id', 'utf8_ok', 'list_shards', 'fresh_stage', 'id_hash', 'shard_hashes',
-           'noting_ids', 'drop_repeats', 'unique_ids']
+__all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'list_shards', 'refuse_overlap', 'line_cap',
+           'read_input', 'count_rows', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats',
+           'unique_ids']
 
 # %% ../nbs/01b_corpus_input.ipynb #c8adc1c8
 def show_name(s:str) -> str:
@@ -29,19 +32,28 @@ def show_name(s:str) -> str:
     try: return os.fsencode(s).decode("utf-8", "backslashreplace")
     except UnicodeEncodeError: return s.encode("utf-8", "backslashreplace").decode("utf-8")
 
-def read_regular(path, max_bytes:int) -> bytes|str:
+def _st(s) -> tuple: return (s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
+
+def stamp(path) -> tuple|None:
+    "What changes whenever a file's bytes may have: size, mtime, ctime (which no user can set back) and inode."
+    try: return _st(os.stat(path))
+    except OSError: return None
+
+def read_regular(path, max_bytes:int, tries:int=3) -> bytes|str:
     "The bytes of a regular file (at most `max_bytes + 1` read), or the reason it is skipped."
     try:   # a FIFO, a device, a socket is never opened: opening or reading it can block or never end
         if not stat.S_ISREG(os.stat(path).st_mode): return "not_regular"
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e: return "symlink_loop" if e.errno == errno.ELOOP else "unreadable"
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode): return "not_regular"   # swapped for one since the stat
-        if st.st_size > max_bytes: return "too_large"
-        try: data = f.read(max_bytes + 1)
-        except OSError: return "unreadable"
-    return "too_large" if len(data) > max_bytes else data
+        for _ in range(tries):   # the file's stamp before and after the read: a file written meanwhile is read again
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode): return "not_regular"   # swapped for one since the stat
+            if st.st_size > max_bytes: return "too_large"
+            try: f.seek(0); data = f.read(max_bytes + 1)
+            except OSError: return "unreadable"
+            if _st(os.fstat(fd)) == _st(st): return "too_large" if len(data) > max_bytes else data
+    raise ShardError(f"{show_name(str(path))}: changed while being read ({tries} tries); rerun when it is still")
 
 # %% ../nbs/01b_corpus_input.ipynb #e1e4e656
 def record_id(x) -> tuple[str|None, str|None]:
@@ -52,34 +64,96 @@ def record_id(x) -> tuple[str|None, str|None]:
     try: x.encode("utf-8"); return x, None
     except UnicodeEncodeError: return None, "bad_id"   # a lone surrogate: no file could hold it
 
-def utf8_ok(r:dict, skip:tuple=("content",)) -> bool:
-    "Whether every value of record `r` but those in `skip` can be written as UTF-8 (a lone surrogate cannot)."
-    try:
-        for k, v in r.items():
-            if k in skip: continue
-            k.encode("utf-8")   # (a key too: a JSON object's names are strings)
-            if type(v) is str: v.encode("utf-8")
-            elif isinstance(v, (list, dict)): json.dumps(v, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError: return False
-    return True
 
 # %% ../nbs/01b_corpus_input.ipynb #b0c62ccc
-def list_shards(src:Path, suffixes:tuple) -> tuple[list[Path], list[tuple[Path, str, str]]]:
-    "The shards under `src` in sorted order, each file once; `(path, name, reason)` for each one skipped."
+def list_shards(src:Path, suffixes:tuple, others:bool=False) -> tuple[list[Path], list[tuple[Path, str, str]]]:
+    ("The shards under `src` in sorted order, each file once; `(path, name, reason)` for each one skipped "
+     "(`others`: every other file too, as `not_a_shard`).")
     if src.is_file(): return [src], []
     shards, skips, seen = [], [], set()
     for p in sorted(src.rglob("*")):
-        if not str(p).endswith(suffixes): continue
+        if not others and not str(p).endswith(suffixes): continue
         name, reason = show_name(str(p.relative_to(src))), None
         try: st = os.stat(p)
         except OSError as e: reason = "symlink_loop" if e.errno == errno.ELOOP else "unreadable"
         else:
             if stat.S_ISDIR(st.st_mode): continue
-            if not stat.S_ISREG(st.st_mode): reason = "not_regular"
+            if not str(p).endswith(suffixes): reason = "not_a_shard"
+            elif not stat.S_ISREG(st.st_mode): reason = "not_regular"
             elif (st.st_dev, st.st_ino) in seen: reason = "same_file"
             else: seen.add((st.st_dev, st.st_ino)); shards.append(p)
         if reason: skips.append((p, name, reason))
     return shards, skips
+
+def refuse_overlap(src:Path, out:Path):
+    "A one-line refusal, before anything is read or deleted, when the source holds the output folder or lies in it."
+    s, o = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()   # (symbolic links followed)
+    if s == o or s in o.parents or o in s.parents:
+        raise ValueError(f"the source {src} and the output folder {out} overlap (one holds the other): the stage would "
+                         f"read what it writes; choose a source outside the run folder, or a run folder outside it")
+
+# %% ../nbs/01b_corpus_input.ipynb #r1b00002
+INPUT_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".json.gz", ".parquet")   # (.json: JSON Lines)
+
+def line_cap(max_bytes:int) -> int:
+    "The longest JSON line that can hold a text of `max_bytes` (escapes take up to 6 bytes a character) and its fields."
+    return 6 * max_bytes + (1 << 20)
+
+def _lines(chunks, cap:int) -> Iterator[bytes|None]:
+    "The non-blank lines of a byte stream; `None` for a line over `cap` bytes (read past to its newline, never held)."
+    buf, over = bytearray(), False
+    for c in chunks:
+        at = 0
+        while True:
+            j = c.find(b"\n", at)
+            if not over:
+                buf += memoryview(c)[at:len(c) if j < 0 else j]
+                if len(buf) > cap: over = True; buf.clear()
+            if j < 0: break
+            if over or (buf and not buf.isspace()): yield None if over else bytes(buf)
+            buf.clear(); over, at = False, j + 1
+    if over or (buf and not buf.isspace()): yield None if over else bytes(buf)
+
+
+# %% ../nbs/01b_corpus_input.ipynb #r1b00004
+def _byte_chunks(path:Path, raw) -> Iterator[bytes]:
+    "A JSON Lines file's bytes in pieces of at most a few MB, however well they are compressed."
+    if path.name.endswith(".zst"): return _zstd_chunks(path, raw, 256)   # 256 bytes of zstd: a few MB out at most
+    f = gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else raw
+    return iter(lambda: f.read(1 << 20), b"")
+
+def _parse(path, i:int, line:bytes) -> dict:
+    try: r = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as e: raise _bad(path, f"not UTF-8 ({_one_line(e)})") from None
+    except (ValueError, RecursionError) as e: raise _bad(f"{path}:{i}", f"not a JSON line ({_one_line(e)})") from None
+    if not isinstance(r, dict): raise _bad(f"{path}:{i}", f"a JSON {type(r).__name__}, not an object")
+    return r
+
+def read_input(path, max_bytes:int) -> Iterator[dict|None]:
+    "An input shard's rows in order, a row group or a line at a time; `None` for a line too long for `max_bytes`."
+    import pyarrow as pa
+    path = Path(path)
+    if path.name.endswith(".parquet"):
+        pf = _parquet_file(path)
+        try:
+            for g in range(pf.num_row_groups):
+                for b in pf.iter_batches(batch_size=100, row_groups=[g]): yield from b.to_pylist()
+        except (pa.ArrowException, OSError) as e: raise _bad(path, f"corrupt Parquet data ({_one_line(e)})") from None
+        return
+    with open(path, "rb") as raw:
+        try:
+            for i, line in enumerate(_lines(_byte_chunks(path, raw), line_cap(max_bytes)), 1):
+                yield None if line is None else _parse(path, i, line)
+        except (OSError, EOFError, zlib.error) as e: raise _bad(path, f"unreadable ({_one_line(e)})") from None
+
+def count_rows(path, max_bytes:int) -> int:
+    "The rows `read_input` yields, counted without parsing one: a Parquet footer's count, or the non-blank lines."
+    path = Path(path)
+    if path.name.endswith(".parquet"): return _parquet_file(path).metadata.num_rows
+    with open(path, "rb") as raw:
+        try: return sum(1 for _ in _lines(_byte_chunks(path, raw), line_cap(max_bytes)))
+        except (OSError, EOFError, zlib.error) as e: raise _bad(path, f"unreadable ({_one_line(e)})") from None
+
 
 # %% ../nbs/01b_corpus_input.ipynb #1628208c
 _ENGINE = ("engine", "workers", "ray_address", "ray_actors", "progress")

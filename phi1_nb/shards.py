@@ -181,15 +181,19 @@ def _write_parquet(f, records, schema=None, rows_per_group=2000):
     w.close()
     return n, schema
 
-def _write_jsonl(f, records, zst:bool, rows_per_group=2000):
+def _write_jsonl(f, records, zst:bool, rows_per_group=2000, bytes_per_group=1 << 22):
+    "Each record's line written as it comes; the schema inferred a group (of rows, and of bytes) at a time."
     import zstandard
     out = zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(f, closefd=False) if zst else f
-    n, schema, ok = 0, None, True
-    for b in _chunks(records, rows_per_group):
-        if ok:
-            try: schema = unify_schemas([schema, infer_schema(b)])
-            except SchemaError: ok, schema = False, None       # mixed types: JSON holds them; no schema is declared
-        out.write("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in b).encode()); n += len(b)
+    def more(schema, b):
+        try: return unify_schemas([schema, infer_schema(b)]), True
+        except SchemaError: return None, False       # mixed types: JSON holds them; no schema is declared
+    n, schema, ok, b, size = 0, None, True, [], 0
+    for r in records:
+        line = (json.dumps(r, ensure_ascii=False, default=str) + "\n").encode(); out.write(line); n += 1
+        if ok: b.append(r); size += len(line)
+        if b and (len(b) >= rows_per_group or size >= bytes_per_group): (schema, ok), b, size = more(schema, b), [], 0
+    if b and ok: schema, ok = more(schema, b)
     if out is not f: out.close()
     return n, schema
 

@@ -110,7 +110,7 @@ def test_a_lone_surrogate_in_another_field_is_a_counted_skip(tmp_path):
     src = tmp_path / "src"; src.mkdir()
     _jsonl(src / "a.jsonl", [_rec(0), _rec(1, max_stars_repo_name="o/\ud800")])
     m = run_corpus(tmp_path / "run", str(src), "stack", None, shard_format="jsonl", workers=1, progress=False)
-    assert m["counts"] == {"in": 2, "out": 1} and m["drops"] == {"not_utf8": 1}
+    assert m["counts"] == {"in": 2, "out": 1} and m["drops"] == {"invalid_utf8": 1}   # the one check of every stage
 
 
 def test_hashes_that_collide_keep_distinct_ids(tmp_path, monkeypatch):
