@@ -12,8 +12,8 @@ from pathlib import Path
 from .pipeline import STAGES, nbs_dir
 
 # %% auto #0
-__all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'build_site', 'chromium', 'render', 'probe_page',
-           'external_refs', 'output_noise', 'page_problems', 'unreadable', 'check_site']
+__all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'strip_remote_scripts', 'build_site', 'chromium',
+           'render', 'probe_page', 'external_refs', 'output_noise', 'page_problems', 'unreadable', 'check_site']
 
 # %% ../nbs/17_site.ipynb #a2f5068b
 def stage_notebooks(run_dir) -> list[tuple[str, Path]]:
@@ -123,6 +123,14 @@ def _write_docs(run_dir:Path, docs:Path, nbs:list) -> tuple[list, list]:
         pages.append(dict(page="report.html", title="Run report", stage="report"))
     return nav, pages
 
+# %% ../nbs/17_site.ipynb #5f1a2b3c
+def strip_remote_scripts(html_text:str) -> str:
+    """Drop the inline scripts that would import code from another host: nbconvert's mermaid loader imports mermaid
+    from cdnjs when a page has a diagram. The site has none, and a site read offline must not reach out."""
+    def keep(m): return "" if _SCRIPT_URL.search(m.group(1)) else m.group(0)
+    return re.sub(r"<script\b[^>]*>(.*?)</script>", keep, html_text, flags=re.S)
+
+
 # %% ../nbs/17_site.ipynb #a95f44b6
 def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset tiny`)
                out="_site", # the site folder (replaced)
@@ -142,6 +150,7 @@ def build_site(run_dir="runs/tiny", # an executed run (`phi1 pipeline --preset t
         r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(work/"mkdocs.yml")],
                            capture_output=True, text=True, cwd=work)
         if r.returncode: raise RuntimeError(f"mkdocs build failed:\n{r.stderr[-3000:]}")
+        for page in tmp_out.rglob("*.html"): page.write_text(strip_remote_scripts(page.read_text()))
         (tmp_out/"phi1_pages.json").write_text(json.dumps(pages, indent=1))   # what check_site opens
         # the old site stays until the new one is whole
         shutil.rmtree(out, ignore_errors=True); os.replace(tmp_out, out)
@@ -214,9 +223,13 @@ _EXTERNAL = re.compile(
     r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)"""
 )
 
+_SCRIPT_URL = re.compile(r"""["'`]((?:https?:)?//(?!www\.w3\.org/)[^"'`\s]+)["'`]""")
+
 def external_refs(html_text:str) -> list[str]:
-    "What a page loads from outside the site: src/href of any tag but a plain link `<a>`, and CSS url()s."
-    return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)})
+    "What a page may load from outside: src/href of any tag but a plain link `<a>`, CSS url()s, URLs quoted in scripts."
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html_text, re.S)
+    return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)}
+                  | {u for s in scripts for u in _SCRIPT_URL.findall(s)})
 
 def output_noise(art:str) -> dict:
     "Counts of stderr output blocks and of Python warnings (`FooWarning:`) in a rendered page's outputs."
