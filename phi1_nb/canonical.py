@@ -255,19 +255,47 @@ def _tables(tree, run:int=2):
         cur = []
     return out
 
-# %% ../nbs/07d_canonical.ipynb #ab57ac71
+# %% ../nbs/07d_canonical.ipynb #9db24720
 _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 
 TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
 TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
 
+def _shadowing(tree) -> set:
+    "ids of the names and arguments of builtin names a function binds (`def f(type, dir)`, `list = []`): its locals."
+    out = set()
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)): continue
+        decl = {x for n in ast.walk(f) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
+        b = ({a.arg for a in ast.walk(f.args) if isinstance(a, ast.arg)} | {n.id for n in ast.walk(f) if isinstance(
+            n, ast.Name) and not isinstance(n.ctx, ast.Load)}) & KEEP_NAMES - decl - {"self", "cls"}
+        out |= {id(n) for n in ast.walk(f) if getattr(n, "id", None) in b and isinstance(n, ast.Name)
+                or isinstance(n, ast.arg) and n.arg in b}
+    return out
+
+def _unwrap(tree):
+    "A module's class of one method and no bases (a function moved into a class) as that function; unused `self` gone."
+    for k, c in enumerate(tree.body):
+        body = [s for s in getattr(c, "body", []) if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        if isinstance(c, ast.ClassDef) and not (c.bases or c.keywords or c.decorator_list) and len(body) == 1 \
+           and isinstance(f := body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+            f.decorator_list = [d for d in f.decorator_list if getattr(d, "id", "") not in ("staticmethod", "classmethod")]
+            tree.body[k] = f
+    for f in ast.walk(tree):                   # (b27: `self` added to a function that became a method, never read)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (a := f.args.posonlyargs + f.args.args) \
+           and a[0].arg in ("self", "cls") and a[0].arg not in _names(f, ast.AST):
+            (f.args.posonlyargs or f.args.args).pop(0)
+    return tree
+
+
+# %% ../nbs/07d_canonical.ipynb #ab57ac71
 def _abstract(tree, tag:bool=False, names:list|None=None):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
     # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
     # names: a list that gets each tagged name, in the order of their numbers
-    ids = {}
-    def ph(x, p):
-        return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and x not in KEEP_NAMES else p
+    ids, shadow = {}, _shadowing(tree)
+    def ph(x, p, bound=False):
+        return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and (bound or x not in KEEP_NAMES) else p
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
         data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
@@ -276,11 +304,16 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: keys are its content
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
+    attrs |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+              and n.value.id in ("self", "cls") and isinstance(n.ctx, ast.Store)
+              and _role(n.attr) != n.attr}          # `self._forks = 0`: the copy's choice too (a method: its API)
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
             and _is_stub(f) for a in ast.walk(f.args) if isinstance(a, ast.arg)}   # a stub's parameters: its API
     local = _locals(tree); role = lambda x: "v_" if x in local else _role(x)
     for n in ast.walk(tree):
-        if isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
+        if id(n) in shadow and isinstance(n, ast.Name): n.id = ph(n.id, "v_", True)   # `def f(type)`: bound, whatever
+        elif id(n) in shadow: n.arg = ph(n.arg, "v_", True)                           # its name (b27: 2/25 found)
+        elif isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
         elif isinstance(n, ast.arg): n.arg = ph(n.arg, n.arg if id(n) in stub else role(n.arg))
         elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph(n.attr, "a_")
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = ph(n.name, _role(n.name))
@@ -291,6 +324,8 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
     if names is not None: names += ids
     return tree
 
+
+# %% ../nbs/07d_canonical.ipynb #6549afa3
 def _sort_imports(tree):
     "Sort every run of consecutive imports (`import a, b` split in two; the names of a `from` import sorted)."
     for n, f, b in [(n, f, getattr(n, f, None)) for n in ast.walk(tree) for f in ("body", "orelse", "finalbody")]:
@@ -305,6 +340,7 @@ def _sort_imports(tree):
             out += sorted(run, key=ast.dump); run = []
             if s is not None: out.append(s)
         setattr(n, f, out)
+
 
 # %% ../nbs/07d_canonical.ipynb #5a7e1c3d
 def _drop_unused_imports(tree):
@@ -346,7 +382,7 @@ def canonical_code(code:str, tag:bool=False, names:list|None=None) -> str:
     # a big AST is many small objects: no collection while building it
     gc_on = gc.isenabled(); gc.disable()
     try:
-        tree = _Canon().visit(ast.parse(code))
+        tree = _Canon().visit(_unwrap(ast.parse(code)))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
         _drop_unused_imports(tree)
         _sort_imports(_abstract(tree, tag, names))

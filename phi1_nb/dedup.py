@@ -23,7 +23,8 @@ from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_
 
 # %% auto #0
 __all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'stdlib_functions', 'rename_bound',
-           'recomment', 'plant_copy', 'planted_set', 'pair_scores', 'OnlineDedup', 'write_clusters', 'run_dedup']
+           'recomment', 'plant_copy', 'planted_set', 'pair_scores', 'OnlineDedup', 'write_clusters',
+           'check_dedup_params', 'run_dedup']
 
 # %% ../nbs/07_dedup.ipynb #18c16aae
 def keep_one(members:list[int], lengths, scores=None) -> int:
@@ -324,6 +325,29 @@ def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
     flush()
     return disk_decisions(ix, tasks, ddir)
 
+# %% ../nbs/07_dedup.ipynb #926c6c29
+def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128,
+                       verify:str="exact", fp_weight:float=0.002, embedder=None, embed_metric:str="cosine",
+                       embed_threshold:float=0.02, batch_size:int=1000, engine:str="local", **_):
+    "Refuse a setting the stage cannot run with, in one line, before any work (`num_perm 0` ended in an IndexError)."
+    def need(ok, msg):
+        if not ok: raise ValueError(msg)
+    count = lambda v, lo: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
+    real = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and v == v   # not NaN
+    for k, v, ok in (("near", near, ("minhash", "none")), ("shingles", shingles, ("word", "ast")),
+                     ("verify", verify, ("exact", "signature")), ("engine", engine, ("local", "ray")),
+                     ("embed_metric", embed_metric, ("cosine", "l2"))):
+        need(v in ok, f"dedup.{k} must be one of {', '.join(ok)}, not {v!r}")
+    for k, v in (("num_perm", num_perm), ("ngram", ngram), ("batch_size", batch_size)):
+        need(count(v, 1), f"dedup.{k} must be an integer >= 1, not {v!r}")
+    need(near == "none" or real(threshold) and 0 < threshold < 1,
+         f"dedup.threshold must be a Jaccard similarity in (0, 1) (the LSH bands are chosen for it), not {threshold!r}")
+    need(real(fp_weight) and 0 <= fp_weight <= 1, f"dedup.fp_weight must be in [0, 1], not {fp_weight!r}")
+    need(real(embed_threshold) and embed_threshold >= 0, f"dedup.embed_threshold must be >= 0, not {embed_threshold!r}")
+    need(not (engine == "ray" and embedder), "embedding near-duplicates (dedup.embedder) run on the local engine "
+         "only: set engine local or embedder null")
+
+
 # %% ../nbs/07_dedup.ipynb #795411b0
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
@@ -333,11 +357,7 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
               engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
     "Deduplicate `run_dir/<input_stage>/` into `run_dir/dedup/` on the local or the Ray engine; returns the manifest."
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "t0")}
-    if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
-    if engine == "ray" and embedder:
-        raise ValueError(
-            "embedding near-duplicates (dedup.embedder) run on the local engine only: set engine local or embedder null"
-        )
+    check_dedup_params(**params)
     src = require_stage(run_dir, input_stage, into="dedup")
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
     from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path
