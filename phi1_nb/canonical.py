@@ -274,14 +274,20 @@ def _shadowing(tree) -> set:
     return out
 
 def _unwrap(tree):
-    "A module's class of one method and no bases (a function moved into a class) as that function; unused `self` gone."
+    "A module's class of one method and no bases (a function moved into a class) as that function."
     for k, c in enumerate(tree.body):
-        body = [s for s in getattr(c, "body", []) if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        body = [s for s in getattr(c, "body", []) if not (isinstance(s, ast.Expr)
+                                                            and isinstance(s.value, ast.Constant))]   # no docstring
         if isinstance(c, ast.ClassDef) and not (c.bases or c.keywords or c.decorator_list) and len(body) == 1 \
            and isinstance(f := body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-            f.decorator_list = [d for d in f.decorator_list if getattr(d, "id", "") not in ("staticmethod", "classmethod")]
+            f.decorator_list = [d for d in f.decorator_list
+                                if getattr(d, "id", "") not in ("staticmethod", "classmethod")]
             tree.body[k] = f
-    for f in ast.walk(tree):                   # (b27: `self` added to a function that became a method, never read)
+    return tree
+
+def _drop_self(tree):
+    "Drop a first parameter `self`/`cls` that nothing reads (once dead code is gone: b27 added it to a moved function)."
+    for f in ast.walk(tree):
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (a := f.args.posonlyargs + f.args.args) \
            and a[0].arg in ("self", "cls") and a[0].arg not in _names(f, ast.AST):
             (f.args.posonlyargs or f.args.args).pop(0)
@@ -294,7 +300,7 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
     # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
     # names: a list that gets each tagged name, in the order of their numbers
     ids, shadow = {}, _shadowing(tree)
-    def ph(x, p, bound=False):
+    def ph(x, p, bound=False):   # (an attribute's key is `.x`: `self.x = x` ties no flow to the argument, b27)
         return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and (bound or x not in KEEP_NAMES) else p
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
@@ -315,7 +321,7 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         elif id(n) in shadow: n.arg = ph(n.arg, "v_", True)                           # its name (b27: 2/25 found)
         elif isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
         elif isinstance(n, ast.arg): n.arg = ph(n.arg, n.arg if id(n) in stub else role(n.arg))
-        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph(n.attr, "a_")
+        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph("." + n.attr, "a_", True)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.ExceptHandler) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
@@ -384,6 +390,7 @@ def canonical_code(code:str, tag:bool=False, names:list|None=None) -> str:
     try:
         tree = _Canon().visit(_unwrap(ast.parse(code)))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
+        _drop_self(tree)
         _drop_unused_imports(tree)
         _sort_imports(_abstract(tree, tag, names))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed
