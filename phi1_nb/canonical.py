@@ -300,7 +300,7 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
     # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
     # names: a list that gets each tagged name, in the order of their numbers
     ids, shadow = {}, _shadowing(tree)
-    def ph(x, p, bound=False):   # (an attribute's key is `.x`: `self.x = x` ties no flow to the argument, b27)
+    def ph(x, p, bound=False):   # (an instance attribute's key is `.x`: `self.x = x` ties no flow to `x`, b27)
         return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and (bound or x not in KEEP_NAMES) else p
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
@@ -310,6 +310,7 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: keys are its content
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
+    own = set(attrs)                                  # a class's own names: `self.host` reads its `host = None`
     attrs |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
               and n.value.id in ("self", "cls") and isinstance(n.ctx, ast.Store)
               and _role(n.attr) != n.attr}          # `self._forks = 0`: the copy's choice too (a method: its API)
@@ -321,7 +322,8 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         elif id(n) in shadow: n.arg = ph(n.arg, "v_", True)                           # its name (b27: 2/25 found)
         elif isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
         elif isinstance(n, ast.arg): n.arg = ph(n.arg, n.arg if id(n) in stub else role(n.arg))
-        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph("." + n.attr, "a_", True)
+        elif isinstance(n, ast.Attribute) and n.attr in attrs:
+            n.attr = ph(n.attr if n.attr in own else "." + n.attr, "a_", True)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.ExceptHandler) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
