@@ -7,8 +7,8 @@ Docs: https://phi1-nb.github.io/phi1_nb/canonical.html.md"""
 # %% ../nbs/07d_canonical.ipynb #90f4008b
 from __future__ import annotations
 import ast, builtins, copy, gc, keyword, re, string, zlib
-from .canonical_order import (KEEP_NAMES, _barrier, _counts, _in_order, _inline, _key, _locals, _names,
-                                     _reads_writes, _replace, _role, _sort_runs)
+from .canonical_order import (KEEP_NAMES, _barrier, _counts, _drop_self, _in_order, _inline, _key, _locals,
+                                     _names, _reads_writes, _replace, _role, _shadowing, _sort_runs, _unwrap)
 
 
 # %% auto #0
@@ -260,39 +260,6 @@ _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 
 TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
 TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
-
-def _shadowing(tree) -> set:
-    "ids of the names and arguments of builtin names a function binds (`def f(type, dir)`, `list = []`): its locals."
-    out = set()
-    for f in ast.walk(tree):
-        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)): continue
-        decl = {x for n in ast.walk(f) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
-        b = ({a.arg for a in ast.walk(f.args) if isinstance(a, ast.arg)} | {n.id for n in ast.walk(f) if isinstance(
-            n, ast.Name) and not isinstance(n.ctx, ast.Load)}) & KEEP_NAMES - decl - {"self", "cls"}
-        out |= {id(n) for n in ast.walk(f) if getattr(n, "id", None) in b and isinstance(n, ast.Name)
-                or isinstance(n, ast.arg) and n.arg in b}
-    return out
-
-def _unwrap(tree):
-    "A module's class of one method and no bases (a function moved into a class) as that function."
-    for k, c in enumerate(tree.body):
-        body = [s for s in getattr(c, "body", []) if not (isinstance(s, ast.Expr)
-                                                            and isinstance(s.value, ast.Constant))]   # no docstring
-        if isinstance(c, ast.ClassDef) and not (c.bases or c.keywords or c.decorator_list) and len(body) == 1 \
-           and isinstance(f := body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-            f.decorator_list = [d for d in f.decorator_list
-                                if getattr(d, "id", "") not in ("staticmethod", "classmethod")]
-            tree.body[k] = f
-    return tree
-
-def _drop_self(tree):
-    "Drop a first parameter `self`/`cls` that nothing reads (once dead code is gone: b27 added it to a moved function)."
-    for f in ast.walk(tree):
-        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (a := f.args.posonlyargs + f.args.args) \
-           and a[0].arg in ("self", "cls") and a[0].arg not in _names(f, ast.AST):
-            (f.args.posonlyargs or f.args.args).pop(0)
-    return tree
-
 
 # %% ../nbs/07d_canonical.ipynb #ab57ac71
 def _abstract(tree, tag:bool=False, names:list|None=None):

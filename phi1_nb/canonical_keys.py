@@ -138,6 +138,7 @@ def sibling_tokens(code:str, toks:list[str], flow:list[str], names:list[str]) ->
     key = lambda xs: zlib.crc32("\0".join(xs).encode("utf-8", "surrogatepass"))
     return (key(bound) if bound else 1, key(plain), key(sorted(plain))), out
 
+# %% ../nbs/07f_canonical_keys.ipynb #cc12f483
 def _sibling_part(w):
     "(bound-name key, token-sequence key, token-multiset key, token hashes) of a code record's `words` (long: empty)."
     f = 8 + int(w[2]) + int(w[3]); return int(w[5]), int(w[6]), int(w[7]), w[f:f + int(w[4])]
@@ -157,3 +158,4 @@ def siblings(wa, wb, edit:int=SIBLING_EDIT) -> bool:
         diff = [x for _, i1, i2, j1, j2 in ops for x in [*a[i1:i2].tolist(), *b[j1:j2].tolist()]]
     # (b27: `<` for `<=` in copies of one template with other variable names chained all its variants into one)
     return any(x & 2 for x in diff) or ka == kb and any(x & 1 == 0 for x in diff)
+

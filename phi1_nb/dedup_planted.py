@@ -69,6 +69,7 @@ def rename_bound(src:str, rng:random.Random) -> str:
         out.append(t)
     return tokenize.untokenize(out)
 
+# %% ../nbs/07h_dedup_planted.ipynb #25e1f488
 def recomment(src:str, rng:random.Random) -> str:
     "Drop comment lines and some blank lines, add comment and blank lines (never inside a string)."
     inside = {i for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.STRING
