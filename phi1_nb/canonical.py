@@ -278,9 +278,10 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
     own = set(attrs)                                  # a class's own names: `self.host` reads its `host = None`
-    attrs |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-              and n.value.id in ("self", "cls") and isinstance(n.ctx, ast.Store)
-              and _role(n.attr) != n.attr}          # `self._forks = 0`: the copy's choice too (a method: its API)
+    attrs |= {n.attr for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and (a := f.args.posonlyargs + f.args.args) for n in ast.walk(f) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id == a[0].arg and isinstance(n.ctx, ast.Store)
+              and _role(n.attr) != n.attr}   # `self._forks = 0` (`self` by any name): the copy's choice (a method: API)
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
             and _is_stub(f) for a in ast.walk(f.args) if isinstance(a, ast.arg)}   # a stub's parameters: its API
     local = _locals(tree); role = lambda x: "v_" if x in local else _role(x)
