@@ -166,9 +166,11 @@ def _unwrap(tree):
     return tree
 
 def _drop_self(tree):
-    "Drop a first parameter `self`/`cls` that nothing reads (once dead code is gone: b27 added it to a moved function)."
-    for f in ast.walk(tree):
+    "A module's function (not a stub: its API) without a first `self`/`cls` that nothing reads (once dead code is gone:"
+    "b27 added it to a function it moved into a class)."
+    for f in tree.body:
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (a := f.args.posonlyargs + f.args.args) \
+           and not all(isinstance(s, (ast.Pass, ast.Expr)) for s in f.body) \
            and a[0].arg in ("self", "cls") and a[0].arg not in _names(f, ast.AST):
             (f.args.posonlyargs or f.args.args).pop(0)
     return tree
