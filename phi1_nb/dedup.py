@@ -148,8 +148,7 @@ def find_duplicates(texts:list[str], scores=None, **kw) -> dict:
 class OnlineDedup:
     "Insert-or-reject near-duplicate filter: `.add(key, text)` returns the key of an earlier near-duplicate, or None."
     def __init__(self, threshold:float=0.7, num_perm:int=128, ngram:int=5, shingles:str="word", weights=(0.5, 0.5),
-                 seed:int=1,
-                 backend:str="auto"):
+                 seed:int=1, backend:str="auto"):
         self.threshold, self.ngram, self.shingles = threshold, ngram, shingles
         self.hasher, (self.b, self.r) = MinHasher(num_perm, seed, backend), lsh_params(threshold, num_perm, weights)
         self.tables, self.sets, self._memo = [dict() for _ in range(self.b)], {}, {}
@@ -164,13 +163,12 @@ class OnlineDedup:
 
     def _features(self, text):
         "Shingles and band keys of `text` (kept a while: `add` after `query` of the same text computes them once)."
-        if (f := self._memo.get(text)) is None: self.prepare([text]); f = self._memo[text]
-        return f
+        if text not in self._memo: self.prepare([text])
+        return self._memo[text]
 
     def query(self, text:str, _f=None) -> str|None:
         "The key of a stored near-duplicate of `text`, or None."
-        s, bands, w = _f or self._features(text)
-        seen = set()
+        (s, bands, w), seen = _f or self._features(text), set()
         for t, band in zip(self.tables, bands):
             for key in t.get(band, ()):
                 if key not in seen and similar(s, self.sets[key][0], self.threshold, w, self.sets[key][1]): return key
@@ -185,7 +183,6 @@ class OnlineDedup:
         self.sets[key] = (f[0], f[2])
         for t, band in zip(self.tables, f[1]): t.setdefault(band, []).append(key)
         return None
-
     def __len__(self): return len(self.sets)
 
 # %% ../nbs/07_dedup.ipynb #7606a93c
