@@ -7,8 +7,8 @@ Docs: https://phi1-nb.github.io/phi1_nb/canonical.html.md"""
 # %% ../nbs/07d_canonical.ipynb #90f4008b
 from __future__ import annotations
 import ast, builtins, copy, gc, keyword, re, string, zlib
-from .canonical_order import (KEEP_NAMES, _barrier, _counts, _in_order, _inline, _key, _locals, _names,
-                                     _reads_writes, _replace, _role, _sort_runs)
+from .canonical_order import (KEEP_NAMES, _barrier, _counts, _drop_self, _in_order, _inline, _key, _locals,
+                                     _names, _reads_writes, _replace, _role, _shadowing, _sort_runs, _unwrap)
 
 
 # %% auto #0
@@ -255,19 +255,20 @@ def _tables(tree, run:int=2):
         cur = []
     return out
 
-# %% ../nbs/07d_canonical.ipynb #ab57ac71
+# %% ../nbs/07d_canonical.ipynb #9db24720
 _ENUMS = frozenset("Enum IntEnum StrEnum Flag IntFlag".split())
 
 TAG = "\u01c2"                             # `ǂ`, a letter: `v_ǂ3ǂ` is a name that `ast.unparse` writes as is
 TAGGED = re.compile(f"{TAG}(\\d+){TAG}")
 
+# %% ../nbs/07d_canonical.ipynb #ab57ac71
 def _abstract(tree, tag:bool=False, names:list|None=None):
     "Every non-builtin name as its case-style placeholder (locals: `v_`); class data members and table keys keep names."
     # tag: each non-builtin name also carries its number, `v_ǂ3ǂ`, so that data flow survives the placeholders;
     # names: a list that gets each tagged name, in the order of their numbers
-    ids = {}
-    def ph(x, p):
-        return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and x not in KEEP_NAMES else p
+    ids, shadow = {}, _shadowing(tree)
+    def ph(x, p, bound=False):   # (an instance attribute's key is `.x`: `self.x = x` ties no flow to `x`, b27)
+        return f"{p}{TAG}{ids.setdefault(x, len(ids))}{TAG}" if tag and (bound or x not in KEEP_NAMES) else p
     members, attrs = _tables(tree) if isinstance(tree, ast.Module) else set(), set()
     for c in [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)]:
         data = [t for s in c.body if isinstance(s, ast.Assign) for t in s.targets]
@@ -276,13 +277,21 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
         if enum or len(data) > len(defs): members |= {id(t) for t in data}   # an enum, a table: keys are its content
         else: attrs |= {t.id for t in data if isinstance(t, ast.Name)}
         attrs |= {d for d in defs if _role(d) != d}                            # its own methods' names: a copy's choice
+    own = set(attrs)                                  # a class's own names: `self.host` reads its `host = None`
+    attrs |= {n.attr for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and (a := f.args.posonlyargs + f.args.args) for n in ast.walk(f) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id == a[0].arg and isinstance(n.ctx, ast.Store)
+              and _role(n.attr) != n.attr}   # `self._forks = 0` (`self` by any name): the copy's choice (a method: API)
     stub = {id(a) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
             and _is_stub(f) for a in ast.walk(f.args) if isinstance(a, ast.arg)}   # a stub's parameters: its API
     local = _locals(tree); role = lambda x: "v_" if x in local else _role(x)
     for n in ast.walk(tree):
-        if isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
+        if id(n) in shadow and isinstance(n, ast.Name): n.id = ph(n.id, "v_", True)   # `def f(type)`: bound, whatever
+        elif id(n) in shadow: n.arg = ph(n.arg, "v_", True)                           # its name (b27: 2/25 found)
+        elif isinstance(n, ast.Name): n.id = ph(n.id, n.id if id(n) in members else role(n.id))
         elif isinstance(n, ast.arg): n.arg = ph(n.arg, n.arg if id(n) in stub else role(n.arg))
-        elif isinstance(n, ast.Attribute) and n.attr in attrs: n.attr = ph(n.attr, "a_")
+        elif isinstance(n, ast.Attribute) and n.attr in attrs:
+            n.attr = ph(n.attr if n.attr in own else "." + n.attr, "a_", True)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): n.name = ph(n.name, _role(n.name))
         elif isinstance(n, ast.ExceptHandler) and n.name: n.name = ph(n.name, _role(n.name))
         elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name: n.name = ph(n.name, _role(n.name))
@@ -291,6 +300,8 @@ def _abstract(tree, tag:bool=False, names:list|None=None):
     if names is not None: names += ids
     return tree
 
+
+# %% ../nbs/07d_canonical.ipynb #6549afa3
 def _sort_imports(tree):
     "Sort every run of consecutive imports (`import a, b` split in two; the names of a `from` import sorted)."
     for n, f, b in [(n, f, getattr(n, f, None)) for n in ast.walk(tree) for f in ("body", "orelse", "finalbody")]:
@@ -305,6 +316,7 @@ def _sort_imports(tree):
             out += sorted(run, key=ast.dump); run = []
             if s is not None: out.append(s)
         setattr(n, f, out)
+
 
 # %% ../nbs/07d_canonical.ipynb #5a7e1c3d
 def _drop_unused_imports(tree):
@@ -346,8 +358,9 @@ def canonical_code(code:str, tag:bool=False, names:list|None=None) -> str:
     # a big AST is many small objects: no collection while building it
     gc_on = gc.isenabled(); gc.disable()
     try:
-        tree = _Canon().visit(ast.parse(code))
+        tree = _Canon().visit(_unwrap(ast.parse(code)))
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]: _inline(fn)
+        _drop_self(tree)
         _drop_unused_imports(tree)
         _sort_imports(_abstract(tree, tag, names))
         words = _string_words(tree)                      # a string's words fill its slot once unparsed

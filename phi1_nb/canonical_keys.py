@@ -125,31 +125,37 @@ def _unbound(code:str) -> tuple[set, set]:
     return read - bound - defs - KEEP_NAMES, defs
 
 def sibling_tokens(code:str, toks:list[str], flow:list[str], names:list[str]) -> tuple[tuple, list[int]]|None:
-    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, odd: literal)."
+    "((bound names but defs, tokens, tokens as a bag) keys; a hash a token: data flow, a helper's name, odd: literal,"
+    "bit 1: structure (an operator, keyword, builtin or attribute: no placeholder a rename changes, no literal))."
     if len(toks) > SIBLING_MAX_TOKENS: return None                   # a long form: no sibling tokens
     free, defs = _unbound(code); bound, out, plain = [x for x in names if x not in free | defs], [], []
     for i, (t, f) in enumerate(zip(toks, flow)):
         m = _TAGGED_TOK.fullmatch(t); x = names[int(m[2])] if m else None
         x = f if x is None or x not in free | defs else "d_" if x in defs else x   # a def: any name; a helper: its own
         lit = m is None and (_LIT_TOK.match(t) or t == "." and i and toks[i - 1][0].isdigit())   # `0.5`: 3 tokens
-        out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~1 | bool(lit))
+        out.append(zlib.crc32(x.encode("utf-8", "surrogatepass")) & ~3 | bool(lit) | (m is None and not lit) << 1)
         plain.append(m[1] if m and x == f else x)                        # a bound name as its placeholder, no flow
     key = lambda xs: zlib.crc32("\0".join(xs).encode("utf-8", "surrogatepass"))
     return (key(bound) if bound else 1, key(plain), key(sorted(plain))), out
 
+# %% ../nbs/07f_canonical_keys.ipynb #cc12f483
 def _sibling_part(w):
     "(bound-name key, token-sequence key, token-multiset key, token hashes) of a code record's `words` (long: empty)."
     f = 8 + int(w[2]) + int(w[3]); return int(w[5]), int(w[6]), int(w[7]), w[f:f + int(w[4])]
 
 def siblings(wa, wb, edit:int=SIBLING_EDIT) -> bool:
-    "Short forms that bind the same names in order, 1..`edit` tokens apart (not all literals), not only by order."
+    "Short forms 1..`edit` tokens apart, not only by order: in structure (`<` for `<=`, renamed or not), or in a"
+    "helper's name where they bind the same names in order (a rename of bound names alone is a copy's edit)."
     (ka, qa, ma, a), (kb, qb, mb, b) = _sibling_part(wa), _sibling_part(wb)
-    if not len(a) or not len(b) or ka != kb or abs(len(a) - len(b)) > edit: return False
+    if not len(a) or not len(b) or abs(len(a) - len(b)) > edit: return False
     if qa != qb and ma == mb: return False                       # the same tokens, moved: reordered lines
-    if len(a) == len(b) and (d := np.flatnonzero(a != b)).size <= edit:
-        return bool(d.size) and bool(np.any(a[d] & 1 == 0) or np.any(b[d] & 1 == 0))
-    import difflib
-    ops = difflib.SequenceMatcher(None, a.tolist(), b.tolist(), autojunk=False).get_opcodes()
-    ops = [o for o in ops if o[0] != "equal"]
-    if not ops or sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) > edit: return False
-    return any(x & 1 == 0 for _, i1, i2, j1, j2 in ops for x in [*a[i1:i2].tolist(), *b[j1:j2].tolist()])
+    if len(a) == len(b) and (d := np.flatnonzero(a != b)).size <= edit: diff = [*a[d].tolist(), *b[d].tolist()]
+    else:
+        import difflib
+        ops = [o for o in difflib.SequenceMatcher(None, a.tolist(), b.tolist(), autojunk=False).get_opcodes()
+               if o[0] != "equal"]
+        if sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) > edit: return False
+        diff = [x for _, i1, i2, j1, j2 in ops for x in [*a[i1:i2].tolist(), *b[j1:j2].tolist()]]
+    # (b27: `<` for `<=` in copies of one template with other variable names chained all its variants into one)
+    return any(x & 2 for x in diff) or ka == kb and any(x & 1 == 0 for x in diff)
+

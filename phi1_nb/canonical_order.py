@@ -139,3 +139,39 @@ def _inline(fn):
                 k += 1
             setattr(node, f, _sort_runs(out))
 
+
+# %% ../nbs/07h_canonical_order.ipynb #31de6480
+def _shadowing(tree) -> set:
+    "ids of the names and arguments of builtin names a function binds (`def f(type, dir)`, `list = []`): its locals."
+    out = set()
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)): continue
+        decl = {x for n in ast.walk(f) if isinstance(n, (ast.Global, ast.Nonlocal)) for x in n.names}
+        b = ({a.arg for a in ast.walk(f.args) if isinstance(a, ast.arg)} | {n.id for n in ast.walk(f) if isinstance(
+            n, ast.Name) and not isinstance(n.ctx, ast.Load)}) & KEEP_NAMES - decl - {"self", "cls"}
+        out |= {id(n) for n in ast.walk(f) if getattr(n, "id", None) in b and isinstance(n, ast.Name)
+                or isinstance(n, ast.arg) and n.arg in b}
+    return out
+
+def _unwrap(tree):
+    "A module's class of one method and no bases (a function moved into a class) as that function."
+    for k, c in enumerate(tree.body):
+        body = [s for s in getattr(c, "body", []) if not (isinstance(s, ast.Expr)
+                                                            and isinstance(s.value, ast.Constant))]   # no docstring
+        if isinstance(c, ast.ClassDef) and not (c.bases or c.keywords or c.decorator_list) and len(body) == 1 \
+           and isinstance(f := body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+            f.decorator_list = [d for d in f.decorator_list
+                                if getattr(d, "id", "") not in ("staticmethod", "classmethod")]
+            tree.body[k] = f
+    return tree
+
+def _drop_self(tree):
+    "A module's function (not a stub: its API) without a first `self`/`cls` that nothing reads (once dead code is gone:"
+    "b27 added it to a function it moved into a class)."
+    for f in tree.body:
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (a := f.args.posonlyargs + f.args.args) \
+           and not all(isinstance(s, (ast.Pass, ast.Expr)) for s in f.body) \
+           and a[0].arg in ("self", "cls") and a[0].arg not in _names(f, ast.AST):
+            (f.args.posonlyargs or f.args.args).pop(0)
+    return tree
+

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/dedup.html.md"""
 
 # %% ../nbs/07_dedup.ipynb #50c56dba
 from __future__ import annotations
-import ast, functools, io, json, os, random, re, shutil, time, tokenize
+import ast, json, shutil, time
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +15,8 @@ import numpy as np
 from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
                           write_json)
 from .signature_backend import run_backend
+from .dedup_planted import (pair_scores, plant_copy, planted_set, recomment, rename_bound,  # noqa: F401
+                                   stdlib_functions)  # (re-exported: the planted sets live in dedup_planted)
 from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code,
                              code_tokens, components,  # noqa: F401 (re-exported)
                              estimate_jaccard, exact_key, fmix64, jaccard, lsh_params, ngram_combine, normalize_text,
@@ -22,8 +24,8 @@ from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_
                              token_hashes, word_token_hashes, word_tokens)
 
 # %% auto #0
-__all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'stdlib_functions', 'rename_bound',
-           'recomment', 'plant_copy', 'planted_set', 'pair_scores', 'OnlineDedup', 'write_clusters', 'run_dedup']
+__all__ = ['keep_one', 'embedding_pairs', 'resolve_embedder', 'DedupIndex', 'find_duplicates', 'OnlineDedup', 'write_clusters',
+           'check_dedup_params', 'run_dedup']
 
 # %% ../nbs/07_dedup.ipynb #18c16aae
 def keep_one(members:list[int], lengths, scores=None) -> int:
@@ -77,25 +79,18 @@ class DedupIndex:
                              threshold=threshold, weights=tuple(weights), embed_metric=embed_metric,
                              embed_threshold=embed_threshold,
                              embed_cache=embed_cache, verify=verify)
-        self.hasher, self.embedder = MinHasher(num_perm, seed,
-                                               backend), (resolve_embedder(embedder) if embedder else None)
-        self.keys, self.sets, self.sigs, self.lengths, self.scores, self.embs, self.fallbacks = (
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            0,
-        )
+        self.hasher = MinHasher(num_perm, seed, backend)
+        self.embedder = resolve_embedder(embedder) if embedder else None
+        self.keys, self.sets, self.sigs, self.lengths, self.scores, self.embs = [], [], [], [], [], []
+        self.fallbacks = 0
         # word shingles of short canonical forms (`similar` checks them), None for the others
         self.words, self.sizes = [], []
 
     def add_batch(self, texts:list[str], scores:list|None=None):
         "Add one batch of texts (and their `educational_value`s, or None)."
         self.keys += [exact_key(t, self.comments) for t in texts]
-        self.lengths += [len(t)
-                         for t in texts]; self.scores += list(scores) if scores is not None else [None] * len(texts)
+        self.lengths += [len(t) for t in texts]
+        self.scores += list(scores) if scores is not None else [None] * len(texts)
         if self.near != "none":
             sets, fb, words = texts_shingles(texts, self.shingles, self.ngram)
             self.fallbacks += sum(fb); self.words += words; self.sizes += [len(x) for x in sets]
@@ -149,107 +144,11 @@ def find_duplicates(texts:list[str], scores=None, **kw) -> dict:
     ix = DedupIndex(**kw); ix.add_batch(texts, scores)
     return ix.resolve()
 
-# %% ../nbs/07_dedup.ipynb #69b3ea12
-@functools.lru_cache(maxsize=4)
-def stdlib_functions(min_lines:int=5, max_lines:int=80) -> list[tuple[str, str]]:
-    "`(file:name, dedented source)` of the standard library's functions (tests excluded), one per distinct AST (cached: do not mutate)."
-    root, out, seen = Path(os.__file__).parent, [], set()
-    for f in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
-        if "test" in f.parts[-2:][0] or "test" in f.name: continue
-        try: text = f.read_text(encoding="utf-8"); tree = ast.parse(text)
-        except (UnicodeDecodeError, SyntaxError, ValueError): continue
-        lines = text.splitlines(keepends=True)
-        for n in ast.walk(tree):
-            if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) or not min_lines <= n.end_lineno - n.lineno + 1 <= max_lines: continue
-            src = "".join(lines[(n.decorator_list[0].lineno if n.decorator_list else n.lineno) - 1:n.end_lineno])
-            ind = len(src) - len(src.lstrip(" "))
-            src = "".join(l[ind:] if not l[:ind].strip() else l for l in src.splitlines(keepends=True))
-            try: key = ast.dump(ast.parse(src))
-            except SyntaxError: continue
-            if key not in seen: seen.add(key); out.append((f"{f.relative_to(root)}:{n.name}", src))
-    return out
-
-_FIELD = re.compile(r"\{[^{}]*\}")
-
-def rename_bound(src:str, rng:random.Random) -> str:
-    "Rename every name `src` binds (not imported, global or dunder names), in code and f-string fields."
-    tree, names, fixed = ast.parse(src), set(), set()
-    for n in ast.walk(tree):
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(n.name)
-        elif isinstance(n, ast.arg): names.add(n.arg)
-        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): names.add(n.id)
-        elif isinstance(n, (ast.Global, ast.Nonlocal)): fixed.update(n.names)
-        elif isinstance(n, ast.alias): fixed.add(n.asname or n.name.split(".")[0])
-    names = sorted(x for x in names - fixed if x not in ("self", "cls") and not x.startswith("__"))
-    if not names: return src
-    mp = {x: f"{rng.choice('abcdefghkmnpqrstuwxyz')}{rng.choice(['', 'v', 'tmp', 'val', 'x'])}{i}" for i, x in enumerate(names)}
-    pat = re.compile(r"(?<![.\w])(" + "|".join(map(re.escape, mp)) + r")\b")
-    toks = list(tokenize.generate_tokens(io.StringIO(src).readline))
-    code = [k for k, t in enumerate(toks) if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)]
-    nxt = {a: toks[b] for a, b in zip(code, code[1:])}; prv = {b: toks[a] for a, b in zip(code, code[1:])}
-    depth, in_def, out = 0, False, []
-    for k, t in enumerate(toks):
-        if t.type == tokenize.NEWLINE: in_def = False
-        elif t.type == tokenize.NAME and t.string == "def": in_def = True
-        elif t.type == tokenize.OP and t.string in "([{)]}": depth += 1 if t.string in "([{" else -1
-        if t.type == tokenize.NAME and t.string in mp and getattr(prv.get(k), "string", "") != "." \
-           and not (getattr(nxt.get(k), "string", "") == "=" and depth > 0 and not in_def):    # a keyword argument keeps its name
-            t = t._replace(string=mp[t.string])
-        elif t.type == tokenize.STRING and re.match(r"[rRbB]?[fF]", t.string):
-            t = t._replace(string=_FIELD.sub(lambda m: pat.sub(lambda x: mp[x.group(1)], m.group()), t.string))
-        out.append(t)
-    return tokenize.untokenize(out)
-
-def recomment(src:str, rng:random.Random) -> str:
-    "Drop comment lines and some blank lines, add comment and blank lines (never inside a string)."
-    inside = {i for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.STRING
-              for i in range(t.start[0], t.end[0] + 1)}
-    out = []
-    for i, l in enumerate(src.splitlines(keepends=True), 1):
-        s = l.strip()
-        if i in inside: out.append(l); continue
-        if s.startswith("#") or (not s and rng.random() < 0.5): continue
-        out.append(l)
-        if s and rng.random() < 0.2 and not s.endswith(("\\", ",", "(", "[", "{")) and i + 1 not in inside:
-            out.append(" " * (len(l) - len(l.lstrip())) + rng.choice(["# note: keep in sync", "# TODO: simplify", ""]) + "\n")
-    return "".join(out)
-
-def plant_copy(src:str, rng:random.Random) -> str:
-    "A copy to catch: bound names renamed (p=0.8), then re-printed (p=0.35) or re-commented (p=0.45), imports reordered."
-    v = rename_bound(src, rng) if rng.random() < 0.8 else src
-    r = rng.random()
-    v = ast.unparse(ast.parse(v)) + "\n" if r < 0.35 else recomment(v, rng) if r < 0.8 else v
-    lines = v.splitlines(keepends=True)
-    idx = [i for i, l in enumerate(lines) if re.match(r"\s*(import|from)\s", l)]
-    for i, l in zip(idx, rng.sample([lines[i] for i in idx], len(idx))): lines[i] = l
-    return "".join(lines)
-
-def planted_set(n:int, seed:int=0, frac:float=1/3) -> tuple[list[str], list[int]]:
-    "`(texts, group)`: `n` distinct stdlib functions, then planted copies of `frac` of them; `group[i]` = the original."
-    rng = random.Random(seed); fs = stdlib_functions()
-    texts = [s for _, s in rng.sample(fs, min(n, len(fs)))]; group = list(range(len(texts)))
-    for i in sorted(rng.sample(range(len(texts)), int(len(texts) * frac))):
-        try: v = plant_copy(texts[i], rng); ast.parse(v)
-        except (SyntaxError, ValueError, tokenize.TokenError): continue
-        texts.append(v); group.append(i)
-    return texts, group
-
-def pair_scores(duplicate_of:dict, group:list) -> dict:
-    "Precision (dropped records whose kept record is the same function) and recall (copies in their original's cluster)."
-    def root(i):
-        while i in duplicate_of: i = duplicate_of[i]
-        return i
-    tp = sum(group[i] == group[j] for i, j in duplicate_of.items())
-    copies = [k for k in range(len(group)) if group[k] != k]
-    return dict(precision=tp / len(duplicate_of) if duplicate_of else 1.0, false_pairs=len(duplicate_of) - tp,
-                recall=sum(root(k) == root(group[k]) for k in copies) / max(len(copies), 1), copies=len(copies))
-
 # %% ../nbs/07_dedup.ipynb #e671df30
 class OnlineDedup:
     "Insert-or-reject near-duplicate filter: `.add(key, text)` returns the key of an earlier near-duplicate, or None."
     def __init__(self, threshold:float=0.7, num_perm:int=128, ngram:int=5, shingles:str="word", weights=(0.5, 0.5),
-                 seed:int=1,
-                 backend:str="auto"):
+                 seed:int=1, backend:str="auto"):
         self.threshold, self.ngram, self.shingles = threshold, ngram, shingles
         self.hasher, (self.b, self.r) = MinHasher(num_perm, seed, backend), lsh_params(threshold, num_perm, weights)
         self.tables, self.sets, self._memo = [dict() for _ in range(self.b)], {}, {}
@@ -264,13 +163,12 @@ class OnlineDedup:
 
     def _features(self, text):
         "Shingles and band keys of `text` (kept a while: `add` after `query` of the same text computes them once)."
-        if (f := self._memo.get(text)) is None: self.prepare([text]); f = self._memo[text]
-        return f
+        if text not in self._memo: self.prepare([text])
+        return self._memo[text]
 
     def query(self, text:str, _f=None) -> str|None:
         "The key of a stored near-duplicate of `text`, or None."
-        s, bands, w = _f or self._features(text)
-        seen = set()
+        (s, bands, w), seen = _f or self._features(text), set()
         for t, band in zip(self.tables, bands):
             for key in t.get(band, ()):
                 if key not in seen and similar(s, self.sets[key][0], self.threshold, w, self.sets[key][1]): return key
@@ -285,7 +183,6 @@ class OnlineDedup:
         self.sets[key] = (f[0], f[2])
         for t, band in zip(self.tables, f[1]): t.setdefault(band, []).append(key)
         return None
-
     def __len__(self): return len(self.sets)
 
 # %% ../nbs/07_dedup.ipynb #7606a93c
@@ -324,6 +221,29 @@ def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
     flush()
     return disk_decisions(ix, tasks, ddir)
 
+# %% ../nbs/07_dedup.ipynb #926c6c29
+def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128,
+                       verify:str="exact", fp_weight:float=0.002, embedder=None, embed_metric:str="cosine",
+                       embed_threshold:float=0.02, batch_size:int=1000, engine:str="local", **_):
+    "Refuse a setting the stage cannot run with, in one line, before any work (`num_perm 0` ended in an IndexError)."
+    def need(ok, msg):
+        if not ok: raise ValueError(msg)
+    count = lambda v, lo: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
+    real = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and v == v   # not NaN
+    for k, v, ok in (("near", near, ("minhash", "none")), ("shingles", shingles, ("word", "ast")),
+                     ("verify", verify, ("exact", "signature")), ("engine", engine, ("local", "ray")),
+                     ("embed_metric", embed_metric, ("cosine", "l2"))):
+        need(v in ok, f"dedup.{k} must be one of {', '.join(ok)}, not {v!r}")
+    for k, v in (("num_perm", num_perm), ("ngram", ngram), ("batch_size", batch_size)):
+        need(count(v, 1), f"dedup.{k} must be an integer >= 1, not {v!r}")
+    need(near == "none" or real(threshold) and 0 < threshold < 1,
+         f"dedup.threshold must be a Jaccard similarity in (0, 1) (the LSH bands are chosen for it), not {threshold!r}")
+    need(real(fp_weight) and 0 <= fp_weight <= 1, f"dedup.fp_weight must be in [0, 1], not {fp_weight!r}")
+    need(real(embed_threshold) and embed_threshold >= 0, f"dedup.embed_threshold must be >= 0, not {embed_threshold!r}")
+    need(not (engine == "ray" and embedder), "embedding near-duplicates (dedup.embedder) run on the local engine "
+         "only: set engine local or embedder null")
+
+
 # %% ../nbs/07_dedup.ipynb #795411b0
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
@@ -333,11 +253,7 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
               engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
     "Deduplicate `run_dir/<input_stage>/` into `run_dir/dedup/` on the local or the Ray engine; returns the manifest."
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "t0")}
-    if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
-    if engine == "ray" and embedder:
-        raise ValueError(
-            "embedding near-duplicates (dedup.embedder) run on the local engine only: set engine local or embedder null"
-        )
+    check_dedup_params(**params)
     src = require_stage(run_dir, input_stage, into="dedup")
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
     from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path

@@ -52,8 +52,8 @@ def word_tokens(text:str) -> list[str]:
 
 # bump whenever `code_tokens`, the shingling or `exact_key` changes: it is part of the dedup resume key (6: data-flow
 # tags, relative indentation; 7: sibling tokens, `exact_key` keeps indentation depth; 8: the edit key's strings in
-# lower case, sibling tokens up to 400)
-TOKENS_VERSION = 8
+# lower case, sibling tokens up to 400; 9: sibling tokens mark structure, bit 1)
+TOKENS_VERSION = 9
 
 _STR_TOKEN = re.compile(rf"(?P<s>{_STR})|\n[ \t]*|\w+|\*\*=?|//=?|<<=?|>>=?|->|:=|\.\.\.|[-+*/%&|^@<>=!]=|[^\s\w]")
 
