@@ -115,7 +115,7 @@ RANGES.update({"corpus.workers": (int, 1, None), "*.ray_actors": (int, 1, None),
                "filter.pool_size": (int, 1, None), "filter.n_estimators": (int, 1, None),
                "filter.val_frac": (float, 0, 1, "()"), "filter.threshold": (float, 0, 1),
                "filter.token_budget": (int, 1, None), "filter.near_dup_threshold": (float, 0, 1, "(]"),
-               "dedup.threshold": (float, 0, 1, "(]"), "dedup.num_perm": (int, 1, None),
+               "dedup.threshold": (float, 0, 1, "()"), "dedup.num_perm": (int, 1, None),
                "decontaminate.tau": (float, 0, 1, "(]"), "decontaminate.taus": (float, 0, 1, "(]"),
                "decontaminate.doc_coverage": (float, 0, 1)})
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import check_params
 from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
                           write_json)
 from .signature_backend import run_backend
@@ -228,18 +229,15 @@ def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, thre
     "Refuse a setting the stage cannot run with, in one line, before any work (`num_perm 0` ended in an IndexError)."
     def need(ok, msg):
         if not ok: raise ValueError(msg)
-    count = lambda v, lo: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
-    real = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and v == v   # not NaN
     for k, v, ok in (("near", near, ("minhash", "none")), ("shingles", shingles, ("word", "ast")),
                      ("verify", verify, ("exact", "signature")), ("engine", engine, ("local", "ray")),
                      ("embed_metric", embed_metric, ("cosine", "l2"))):
         need(v in ok, f"dedup.{k} must be one of {', '.join(ok)}, not {v!r}")
-    for k, v in (("num_perm", num_perm), ("ngram", ngram), ("batch_size", batch_size)):
-        need(count(v, 1), f"dedup.{k} must be an integer >= 1, not {v!r}")
-    need(near == "none" or real(threshold) and 0 < threshold < 1,
-         f"dedup.threshold must be a Jaccard similarity in (0, 1) (the LSH bands are chosen for it), not {threshold!r}")
-    need(real(fp_weight) and 0 <= fp_weight <= 1, f"dedup.fp_weight must be in [0, 1], not {fp_weight!r}")
-    need(real(embed_threshold) and embed_threshold >= 0, f"dedup.embed_threshold must be >= 0, not {embed_threshold!r}")
+    # the numbers against the ranges the CLI and the presets are checked with (config.RANGES): one rule, one message
+    nums = dict(num_perm=num_perm, ngram=ngram, batch_size=batch_size, fp_weight=fp_weight,
+                embed_threshold=embed_threshold, threshold=None if near == "none" else threshold)
+    check_params("dedup", {k: v.item() if isinstance(v, np.generic) else v for k, v in nums.items()}, "run_dedup")
+    need(near == "none" or threshold is not None, "dedup.threshold must be set when near is minhash")
     need(not (engine == "ray" and embedder), "embedding near-duplicates (dedup.embedder) run on the local engine "
          "only: set engine local or embedder null")
 

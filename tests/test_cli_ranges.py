@@ -4,7 +4,7 @@ import pytest
 from phi1_nb.cli import main
 from phi1_nb.core import ConfigError, load_config
 
-BAD = [("dedup", "num_perm", "0"), ("dedup", "num_perm", "-5"), ("dedup", "threshold", "0"), ("dedup", "threshold", "1.5"),
+BAD = [("dedup", "num_perm", "0"), ("dedup", "num_perm", "-5"), ("dedup", "threshold", "0"), ("dedup", "threshold", "1.5"), ("dedup", "threshold", "1"),
        ("dedup", "ngram", "0"), ("dedup", "batch_size", "0"), ("dedup", "ray_actors", "0"),
        ("filter", "n_labels", "0"), ("filter", "pool_size", "0"), ("filter", "n_estimators", "0"),
        ("filter", "val_frac", "1"), ("filter", "threshold", "nan"), ("filter", "near_dup_threshold", "0"),
@@ -30,9 +30,9 @@ def test_out_of_range_in_a_pipeline_config(stage, key, value):
 
 
 def test_the_ends_that_fit():
-    cfg = load_config("tiny", ["--dedup.num_perm", "1", "--dedup.threshold", "1", "--decontaminate.taus", "1,0.5",
+    cfg = load_config("tiny", ["--dedup.num_perm", "1", "--dedup.threshold", "0.99", "--decontaminate.taus", "1,0.5",
                                "--filter.val_frac", "0.5", "--decontaminate.doc_coverage", "0"])
-    assert (cfg.dedup.num_perm, cfg.dedup.threshold, cfg.decontaminate.taus) == (1, 1.0, [1.0, 0.5])
+    assert (cfg.dedup.num_perm, cfg.dedup.threshold, cfg.decontaminate.taus) == (1, 0.99, [1.0, 0.5])
 
 
 def test_stage_functions_check_their_own_arguments(tmp_path):

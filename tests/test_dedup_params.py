@@ -3,8 +3,8 @@ import pytest
 from phi1_nb.cli import main
 
 
-@pytest.mark.parametrize("opt, val, says", [("--num_perm", "0", "dedup.num_perm must be an integer >= 1, not 0"),
-                                            ("--threshold", "1", "dedup.threshold must be"),
+@pytest.mark.parametrize("opt, val, says", [("--num_perm", "0", "--dedup.num_perm 0: expected an int in [1, inf]"),
+                                            ("--threshold", "1", "--dedup.threshold 1"),
                                             ("--ngram", "0", "ngram")])   # (the option-range check or ours)
 def test_cli_refuses_bad_dedup_params(tmp_path, capsys, opt, val, says):
     # the run folder has no input stage: only a check made before reading the input can name the setting
