@@ -103,10 +103,11 @@ def _(lr_at):
                                     1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
     for peak, warm, total in ((1e-4, 50, 6000), hidden):
         for step in sorted({0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total, total + 1, 2 * total}):
-            if not _close(lr_at(step, peak, warm, total), _linear_lr(step, peak, warm, total), 1e-6):
+            mine = lr_at(step, peak, warm, total)   # in units of the peak: lrs are ~1e-4, below _close's absolute floor
+            if not _close(mine / peak, _linear_lr(step, peak, warm, total) / peak, 1e-6):
                 return (
                     False,
-                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {lr_at(step, peak, warm, total)} "
+                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {mine} "
                     "is off",
                 )
     return (

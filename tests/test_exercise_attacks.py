@@ -68,7 +68,8 @@ def test_precision_recall_edge_cases(answer):
 
 def test_wrong_schedules_intervals_and_types():
     no_clamp = lambda s, p, w, t: p * s / w if s < w else p * (t - s) / max(1, t - w)
-    assert not check("finetune.lr", no_clamp)
+    over_total = lambda s, p, w, t: p * s / w if s < w else p * max(0.0, (t - s) / t)   # off by < 1e-6 absolute
+    assert not check("finetune.lr", no_clamp) and not check("finetune.lr", over_total)
 
     def ci90(a, b, n_boot=4000, seed=0):
         keys = sorted(set(a) & set(b)); d = np.array([a[k] - b[k] for k in keys])
