@@ -21,7 +21,8 @@ def plain(x):
     if isinstance(x, (list, tuple)): return [plain(v) for v in x]
     if isinstance(x, (set, frozenset)): return {"__set__": [plain(v) for v in x]}
     if isinstance(x, dict): return {"__dict__": [[plain(k), plain(v)] for k, v in x.items()]}
-    raise TypeError(f"an answer holds numbers, strings, lists, tuples, sets, dicts or functions, not {type(x).__name__}")
+    raise TypeError("an answer holds numbers, strings, lists, tuples, sets, dicts or functions, "
+                    f"not {type(x).__name__}")
 
 def _hashable(k): return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
 
@@ -36,7 +37,13 @@ def unplain(s:str):
 # %% auto #0
 __all__ = ['plain', 'unplain', 'Answer', 'judged']
 
-# %% ../nbs/16b_exercise_judge.ipynb #3f0ca06f
+# %% ../nbs/16b_exercise_judge.ipynb #8172c641
+def _env() -> dict:
+    "A fresh interpreter's environment that imports this same phi1_nb (its files, not the kernel's objects)."
+    import phi1_nb
+    root = str(Path(phi1_nb.__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+
 def _send(f, obj:bytes):
     f.write(struct.pack("<Q", len(obj)) + obj); f.flush()
 
@@ -58,13 +65,14 @@ def _worker():
             if err: raise RuntimeError(err[1])
             if op == "stdout":
                 buf = io.StringIO()
-                with contextlib.redirect_stdout(buf): exec(compile(args, "<exercise>", "exec"), {"__name__": "__main__"})
+                with contextlib.redirect_stdout(buf): exec(compile(args, "<answer>", "exec"), dict(__name__="__main__"))
                 reply = {"ok": buf.getvalue()}
             else: reply = {"ok": plain(fn(*args))}
             line = json.dumps(reply)
         except BaseException as e: line = json.dumps({"raised": [(err or [type(e).__name__])[0], str(e)[:300]]})
         out.write(line + "\n"); out.flush()
 
+# %% ../nbs/16b_exercise_judge.ipynb #a0d1c791
 class Answer:
     "The judge's handle on the student's function: each call goes to the worker process, only plain data comes back."
     def __init__(self, blob:bytes):
@@ -74,7 +82,7 @@ class Answer:
     def _ask(self, op, args):
         try: _send(self.p.stdin, pickle.dumps((op, args))); line = self.p.stdout.readline()
         except (BrokenPipeError, OSError): line = b""
-        if not line: raise type("ProcessDied", (Exception,), {})(f"your function's process ended (code {self.p.poll()})")
+        if not line: raise type("ProcessDied", (Exception,), {})(f"your function's process ended ({self.p.poll()})")
         try: r = unplain(line.decode())
         except ValueError: raise TypeError("your function's process replied with something that is not an answer")
         if "raised" in r: raise type(str(r["raised"][0]), (Exception,), {})(r["raised"][1])
@@ -88,11 +96,6 @@ class Answer:
         except subprocess.TimeoutExpired: self.p.kill(); self.p.wait()
 
 # %% ../nbs/16b_exercise_judge.ipynb #3276b9ec
-def _env() -> dict:
-    "A fresh interpreter's environment that imports this same phi1_nb (its files, not the kernel's objects)."
-    root = str(Path(__file__).resolve().parent.parent)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-
 def _judge():
     "Clean import of the checks, decode the answer, run the check; reply `[ok, message]` on stdout."
     req = json.loads(sys.stdin.read())
@@ -120,5 +123,5 @@ def judged(name:str, answer, timeout:float=600) -> tuple[bool, str]:
     except ValueError: return False, f"the checker failed (rc {r.returncode}): {r.stderr.strip()[-300:]}"
     return bool(ok), msg
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] in (["worker"], ["judge"]):   # python -m phi1_nb.exercise_judge judge
     {"worker": _worker, "judge": _judge}[sys.argv[1]]()

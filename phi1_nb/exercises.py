@@ -24,7 +24,7 @@ def check(name:str, # the exercise, e.g. 'eval.pass_at_k'
           answer, # the student's answer (a value or a function); None means not attempted yet
           quiet:bool=False) -> bool:
     "Check `answer` to exercise `name`: prints solved / not yet solved and why; never raises on a wrong answer."
-    from .exercise_judge import judged   # the verdict is computed in fresh processes the answer cannot reach
+    from phi1_nb.exercise_judge import judged   # the verdict is computed in fresh processes the answer cannot reach
     if name not in EXERCISES: raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
     if answer is None: ok, msg = False, "the answer is still None: replace it with yours"
     else: ok, msg = judged(name, answer)
@@ -290,25 +290,6 @@ _BENCH = '''def below_zero(operations):
     return False
 '''
 
-_BENCH_TESTS = """
-def check(candidate):
-    assert candidate([]) == False
-    assert candidate([1, 2, -3, 1, 2, -3]) == False
-    assert candidate([1, 2, -4, 5, 6]) == True
-    assert candidate([1, -1, 2, -2, 5, -5, 4, -4]) == False
-    assert candidate([1, -1, 2, -2, 5, -5, 4, -5]) == True
-    assert candidate([1, -2, 2, -2, 5, -5, 4, -4]) == True
-"""
-
-def _passes_bench_tests(src:str) -> bool:
-    "Does `src`'s first function pass HumanEval's tests of `below_zero`? Judged by the sandbox's separate judge."
-    import ast
-    from phi1_nb.sandbox import run_many
-    try: fn = next(n.name for n in ast.parse(src).body if isinstance(n, ast.FunctionDef))
-    except (SyntaxError, StopIteration): return False
-    case = dict(src=src, setup="", test=_BENCH_TESTS + f"check({fn})\n", names=[fn])
-    return run_many([case], workers=1, timeout=10.0)[0].passed
-
 @exercise("decontaminate.predict_match_rate")
 def _(rate):
     "The AST match rate of `_BENCH` and the same function with every variable renamed."
@@ -331,15 +312,34 @@ def _(n_ngrams):
 
 @exercise("decontaminate.break_it")
 def _(rewrite):
-    "A rewrite of `_BENCH` that shares no 13-gram with it yet keeps AST match rate >= 0.8."
+    "A rewrite of `_BENCH` that shares no 13-gram with it, keeps AST match rate >= 0.8 and passes its tests."
     from phi1_nb.decontaminate import NgramIndex, match_rate
-    if not isinstance(rewrite, str): return False, "your rewrite must be Python source, a string"
     hits, r = NgramIndex([_BENCH]).hits([rewrite]), match_rate(_BENCH, rewrite)
     if hits: return False, f"still shares {sum(hits.values())} 13-grams with the benchmark"
     if r < .8: return False, f"AST match rate {r:.3f} < 0.8: that is a different program, not a disguised copy"
     if not _passes_bench_tests(rewrite):
-        return False, "it fails below_zero's own tests (run in the sandbox): a disguised copy must still compute the same"
+        return False, "it fails below_zero's own tests (run in the sandbox): a disguise must still compute the same"
     return True, f"no shared 13-gram, AST match rate {r:.3f}: the n-gram check misses it, the AST check does not"
+
+# %% ../nbs/16_exercises.ipynb #5f5cbb6d
+_BENCH_TESTS = """
+def check(candidate):
+    assert candidate([]) == False
+    assert candidate([1, 2, -3, 1, 2, -3]) == False
+    assert candidate([1, 2, -4, 5, 6]) == True
+    assert candidate([1, -1, 2, -2, 5, -5, 4, -4]) == False
+    assert candidate([1, -1, 2, -2, 5, -5, 4, -5]) == True
+    assert candidate([1, -2, 2, -2, 5, -5, 4, -4]) == True
+"""
+
+def _passes_bench_tests(src:str) -> bool:
+    "Does `src`'s first function pass HumanEval's tests of `below_zero`? Judged by the sandbox's separate judge."
+    import ast
+    from phi1_nb.sandbox import run_many
+    try: fn = next(n.name for n in ast.parse(src).body if isinstance(n, ast.FunctionDef))
+    except (SyntaxError, StopIteration): return False
+    case = dict(src=src, setup="", test=_BENCH_TESTS + f"check({fn})\n", names=[fn])
+    return run_many([case], workers=1, timeout=10.0)[0].passed
 
 # %% ../nbs/16_exercises.ipynb #e5a10007
 from . import exercises_model   # noqa: E402,F401  registers the model half's checks

@@ -53,8 +53,7 @@ def _(tokens_per_s):
     L, d, ff, V = dims = _dims("phi-1-small")
     flops_tok = 6 * _n_params(*dims, embeddings=False) + 12 * L * d * 2048     # model.flops_per_token's PaLM formula
     u = mfu(float(tokens_per_s), flops_tok, 312e12)   # a failure says no figure: scaling it would give the answer
-    return _verdict(abs(u - .4) < 1e-3, f"{float(tokens_per_s):,.0f} tokens/s is {u:.1%} MFU",
-                    "no: tokens/s x FLOPs per token / peak FLOP/s must be 0.40")
+    return _verdict(abs(u - .4) < 1e-3, f"{u:.1%} MFU", "no: tokens/s x FLOPs per token / peak FLOP/s must be 0.40")
 
 # %% ../nbs/16a_exercises_model.ipynb #b0956e89
 @exercise("train.grad_accum")
@@ -99,17 +98,13 @@ def _linear_lr(step, peak, warm, total):
 @exercise("finetune.lr")
 def _(lr_at):
     "`lr_at(step, peak, warmup, total)`: linear warmup then linear decay to 0 (transformers' 'linear' schedule)."
-    h = _fresh(); total = h.randint(100,
-                                    1000); hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
+    h = _fresh(); total = h.randint(100, 1000)
+    hidden = (round(h.uniform(1e-5, 1e-3), 6), h.randint(1, total // 5), total)
     for peak, warm, total in ((1e-4, 50, 6000), hidden):
         for step in sorted({0, 1, warm // 2, warm, warm + 1, total // 2, total - 1, total, total + 1, 2 * total}):
             mine = lr_at(step, peak, warm, total)   # in units of the peak: lrs are ~1e-4, below _close's absolute floor
             if not _close(mine / peak, _linear_lr(step, peak, warm, total) / peak, 1e-6):
-                return (
-                    False,
-                    f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {mine} "
-                    "is off",
-                )
+                return False, f"step {step} of lr_at(step, {peak}, {warm}, {total}): yours {mine} is off"
     return (
         True,
         "matches get_linear_schedule_with_warmup (peak 1e-4, 50 warmup steps, 6000 steps) and a hidden schedule",
@@ -122,6 +117,28 @@ def _(answer):
     return _verdict(_close(t, ft, 1e-3) and _close(s, ft / pt, 1e-2),
                     f"{ft/1e9:.2f}B tokens, {ft/pt:.1%} of pretraining",
                     "no: steps x sequences x tokens per sequence, for each phase")
+
+# %% ../nbs/16a_exercises_model.ipynb #aaeb0dcf
+def _oom_kills(dirs:list) -> int:
+    "The kernel's count of memory-limit kills in a sandbox's cgroups (v2 memory.events, v1 memory.oom_control)."
+    n = 0
+    for d in dirs:
+        for f in ("memory.events", "memory.oom_control"):
+            try: n += sum(int(l.split()[1]) for l in open(f"{d}/{f}") if l.startswith("oom_kill "))
+            except (OSError, ValueError, IndexError): pass
+    return n
+
+def _sandbox_run(program:str) -> tuple:
+    "`run_program(program, timeout=2, memory_mb=256)`, and whether the sandbox's cgroup memory limit killed it."
+    from phi1_nb.sandbox import SandboxResult, _isolation, _job, view_ops
+    from phi1_nb.sandbox_worker import _Worker
+    iso = _isolation(None); w = _Worker(iso, memory_mb=256, view=view_ops() if iso != "none" else None)
+    try:
+        before = _oom_kills(w.cgroups); r = w.run(_job(program, 2.0, dict(memory_mb=256), 1 << 20))
+        oom = _oom_kills(w.cgroups) > before
+    finally: w.close()
+    r = r or dict(status="failed", returncode=None, stdout="", stderr="the program killed its sandbox", seconds=2.0)
+    return SandboxResult(**{k: r[k] for k in ("status", "returncode", "stdout", "stderr", "seconds")}), oom
 
 # %% ../nbs/16a_exercises_model.ipynb #2f29a29e
 @exercise("eval.pass_at_k")
@@ -144,27 +161,6 @@ def _(answer):
     return _verdict(_close(answer[0], naive, 1e-4) and _close(answer[1], unb, 1e-4),
                     f"naive {naive:.4f}, unbiased {unb:.4f}",
                     "no: compute both for n=20, c=2, k=10")
-
-def _oom_kills(dirs:list) -> int:
-    "The kernel's count of memory-limit kills in a sandbox's cgroups (v2 memory.events, v1 memory.oom_control)."
-    n = 0
-    for d in dirs:
-        for f in ("memory.events", "memory.oom_control"):
-            try: n += sum(int(l.split()[1]) for l in open(f"{d}/{f}") if l.startswith("oom_kill "))
-            except (OSError, ValueError, IndexError): pass
-    return n
-
-def _sandbox_run(program:str) -> tuple:
-    "`run_program(program, timeout=2, memory_mb=256)`, and whether the sandbox's cgroup memory limit killed it."
-    from phi1_nb.sandbox import SandboxResult, _isolation, _job, view_ops
-    from phi1_nb.sandbox_worker import _Worker
-    iso = _isolation(None); w = _Worker(iso, memory_mb=256, view=view_ops() if iso != "none" else None)
-    try:
-        before = _oom_kills(w.cgroups); r = w.run(_job(program, 2.0, dict(memory_mb=256), 1 << 20))
-        oom = _oom_kills(w.cgroups) > before
-    finally: w.close()
-    r = r or dict(status="failed", returncode=None, stdout="", stderr="the program killed its sandbox", seconds=2.0)
-    return SandboxResult(**{k: r[k] for k in ("status", "returncode", "stdout", "stderr", "seconds")}), oom
 
 @exercise("eval.break_it")
 def _(program):
