@@ -10,7 +10,7 @@ import contextlib, io, math, os, random
 import numpy as np
 
 # %% auto #0
-__all__ = ['EXERCISES', 'exercise', 'check', 'near_dup_benchmark', 'predicted_pairs']
+__all__ = ['EXERCISES', 'exercise', 'check', 'judge', 'near_dup_benchmark', 'predicted_pairs']
 
 # %% ../nbs/16_exercises.ipynb #fd9c8c1f
 EXERCISES: dict = {}  # name -> check function: answer -> (passed, message)
@@ -24,13 +24,17 @@ def check(name:str, # the exercise, e.g. 'eval.pass_at_k'
           answer, # the student's answer (a value or a function); None means not attempted yet
           quiet:bool=False) -> bool:
     "Check `answer` to exercise `name`: prints solved / not yet solved and why; never raises on a wrong answer."
+    from phi1_nb.exercise_judge import judged   # the verdict is computed in fresh processes the answer cannot reach
     if name not in EXERCISES: raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
     if answer is None: ok, msg = False, "the answer is still None: replace it with yours"
-    else:
-        try: ok, msg = EXERCISES[name](answer)
-        except Exception as e: ok, msg = False, f"your answer raised {type(e).__name__}: {e}"
+    else: ok, msg = judged(name, answer)
     if not quiet: print(f"{name}: {'solved' if ok else 'not yet solved'}: {msg}")
     return bool(ok)
+
+def judge(name:str, answer) -> tuple[bool, str]:
+    "Run check `name` here (the judge process calls it): `(passed, message)`; an answer's exception is a failure."
+    try: return EXERCISES[name](answer)
+    except Exception as e: return False, f"your answer raised {type(e).__name__}: {e}"
 
 def _close(a, b, tol=1e-6) -> bool:
     return a is not None and b is not None and abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
@@ -74,7 +78,10 @@ def _(criterion):
     for seed in (0, _fresh().randrange(1, 1 << 30)):
         texts, y = _snippets(seed=seed)
         base = np.array([[v for _, v in sorted(rubric(t)[1].items())] for t in texts])
-        new = np.array([float(criterion(t)) for t in texts])[:, None]
+        new = np.array([criterion(t) for t in texts], dtype=object)
+        if not all(type(v) in (int, float) and 0 <= v <= 1 for v in new):
+            return False, "your criterion must give a number in [0, 1] for every snippet"
+        new = new.astype(float)[:, None]
         a0, a1 = _forest_auc(base, y), _forest_auc(np.hstack([base, new]), y)
         rows.append(f"{'seed 0' if seed == 0 else 'a hidden draw'}: rubric only {a0:.3f}, with your criterion {a1:.3f}")
         if a1 < a0 + .1: return False, "held-out ROC AUC of the forest, " + rows[-1]
@@ -112,14 +119,18 @@ def _(precision_recall):
     "`precision_recall(y_true, scores, cut) -> (precision, recall)` agrees with `heldout_metrics` (a hidden input too)."
     from phi1_nb.filter import heldout_metrics
     g, h = np.random.default_rng(0), _fresh()
-    cases = [(f"cut {cut}", cut, g.random(50) < .4, g.random(50)) for cut in (.3, .5, .7)]
+    y, s = g.random(50) < .4, g.random(50)
+    cases = [(f"cut {cut}", cut, y, s) for cut in (.3, .5, .7)] + [("a cut above every score", 1.01, y, s),
+             ("a cut equal to a score", float(s[7]), y, s), ("no positive label", .5, np.zeros(50, bool), s)]
     gh, n = np.random.default_rng(h.getrandbits(32)), h.randint(20, 80)
-    cases.append(("a hidden input", round(h.uniform(.2, .8), 2), gh.random(n) < h.uniform(.2, .6), gh.random(n)))
+    yh, sh = gh.random(n) < h.uniform(.2, .6), gh.random(n).round(1)   # rounded: ties, a cut on a score
+    cases += [("a hidden input", c, yh, sh) for c in (round(h.uniform(.2, .8), 1), float(sh.max()) + .05)]
     for what, cut, y, s in cases:
         m = heldout_metrics(y, s, cut); p, r = precision_recall(y.astype(int), s, cut)
         if not (_close(p, m["precision"]) and _close(r, m["recall"])):
             return False, f"{what}: yours ({p}, {r}) differs from heldout_metrics"
-    return True, "matches heldout_metrics at cuts 0.3, 0.5, 0.7 and on a hidden input"
+    return True, ("matches heldout_metrics at cuts 0.3, 0.5, 0.7, above every score, on a score, with no "
+                  "positive label, and at 2 hidden cuts")
 
 # %% ../nbs/16_exercises.ipynb #238ff4ac
 @exercise("synth.unique_names")
@@ -248,8 +259,10 @@ def _(disguise):
     "`disguise(code) -> code` printing the same, no near-duplicate (word shingles, threshold 0.7); hidden program too."
     from phi1_nb.dedup import find_duplicates
     progs = _PROGRAMS + [_hidden_program(_fresh())]; outs = [disguise(p) for p in progs]
+    run = getattr(disguise, "stdout", _stdout)   # the judge runs your programs in your answer's process, not its own
     for p, d in zip(progs, outs):
-        if _stdout(d) != _stdout(p): return False, f"the disguised program prints something else:\n{_head(d)}"
+        if not isinstance(d, str): return False, "disguise must return the program's source, a string"
+        if run(d) != _stdout(p): return False, f"the disguised program prints something else:\n{_head(d)}"
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = sum(bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs))
@@ -293,18 +306,40 @@ def _(n_ngrams):
     cases = [(w, n) for w in (0, 5, 12, 13, 14, 40)
              for n in (5, 13)] + [(h.randint(0, 60), h.randint(2, 15)) for _ in range(2)]
     for w, n in cases:
-        if int(n_ngrams(w, n)) != len(ngram_hashes(" ".join(f"w{i}" for i in range(w)), n)):
-            return False, f"{w} words, n={n}: yours {n_ngrams(w, n)} differs from ngram_hashes"
+        if (v := n_ngrams(w, n)) != len(ngram_hashes(" ".join(f"w{i}" for i in range(w)), n)) or type(v) is not int:
+            return False, f"{w} words, n={n}: yours {v!r} differs from ngram_hashes (an int)"
     return True, "matches ngram_hashes for 0..40 words, n = 5, 13, and 2 hidden cases"
 
 @exercise("decontaminate.break_it")
 def _(rewrite):
-    "A rewrite of `_BENCH` that shares no 13-gram with it yet keeps AST match rate >= 0.8."
+    "A rewrite of `_BENCH` that shares no 13-gram with it, keeps AST match rate >= 0.8 and passes its tests."
     from phi1_nb.decontaminate import NgramIndex, match_rate
     hits, r = NgramIndex([_BENCH]).hits([rewrite]), match_rate(_BENCH, rewrite)
     if hits: return False, f"still shares {sum(hits.values())} 13-grams with the benchmark"
     if r < .8: return False, f"AST match rate {r:.3f} < 0.8: that is a different program, not a disguised copy"
+    if not _passes_bench_tests(rewrite):
+        return False, "it fails below_zero's own tests (run in the sandbox): a disguise must still compute the same"
     return True, f"no shared 13-gram, AST match rate {r:.3f}: the n-gram check misses it, the AST check does not"
+
+# %% ../nbs/16_exercises.ipynb #5f5cbb6d
+_BENCH_TESTS = """
+def check(candidate):
+    assert candidate([]) == False
+    assert candidate([1, 2, -3, 1, 2, -3]) == False
+    assert candidate([1, 2, -4, 5, 6]) == True
+    assert candidate([1, -1, 2, -2, 5, -5, 4, -4]) == False
+    assert candidate([1, -1, 2, -2, 5, -5, 4, -5]) == True
+    assert candidate([1, -2, 2, -2, 5, -5, 4, -4]) == True
+"""
+
+def _passes_bench_tests(src:str) -> bool:
+    "Does `src`'s first function pass HumanEval's tests of `below_zero`? Judged by the sandbox's separate judge."
+    import ast
+    from phi1_nb.sandbox import run_many
+    try: fn = next(n.name for n in ast.parse(src).body if isinstance(n, ast.FunctionDef))
+    except (SyntaxError, StopIteration): return False
+    case = dict(src=src, setup="", test=_BENCH_TESTS + f"check({fn})\n", names=[fn])
+    return run_many([case], workers=1, timeout=10.0)[0].passed
 
 # %% ../nbs/16_exercises.ipynb #e5a10007
 from . import exercises_model   # noqa: E402,F401  registers the model half's checks

@@ -100,8 +100,8 @@ Write `n_ngrams(w, n)` (mind texts shorter than n); the check compares it for n 
 "def n_ngrams(w, n=13):\n    return None  # your code\ncheck(\"decontaminate.ngram_count\", n_ngrams);",
 "def n_ngrams(w, n=13): return max(0, w - n + 1)\nassert check(\"decontaminate.ngram_count\", n_ngrams)"),
 ("decontaminate.break_it", """**Break it.** Rewrite `_BENCH` so that it shares no 13-gram with the original (the n-gram check misses it)
-while its AST match rate stays at least 0.8 (the paper's AST check still sees the copy). Your answer is the rewritten
-source.""",
+while its AST match rate stays at least 0.8 (the paper's AST check still sees the copy), and that still computes the same:
+its first function must pass `below_zero`'s own tests, run in the sandbox. Your answer is the rewritten source.""",
 "rewrite = None  # a string of Python source\ncheck(\"decontaminate.break_it\", rewrite);",
 """rewrite = '''def is_negative_somewhere(deltas):
     running = 0
@@ -142,7 +142,7 @@ assert check("model.mfu", tokens_per_s)"""),
 ],
 "09_train.ipynb": [
 ("train.grad_accum", """**Predict, then run.** phi-1-base trains on 1024 sequences per optimizer step. With a micro batch of 8
-sequences per GPU on 8 GPUs, how many gradient accumulation steps does one optimizer step take?""",
+sequences per GPU on 8 GPUs, how many gradient accumulation steps does one optimizer step take (an int)?""",
 "steps = None\ncheck(\"train.grad_accum\", steps);",
 "steps = 1024 // (8 * 8)  # sequences per step / (micro batch x GPUs), as train.grad_accum_steps computes\nassert check(\"train.grad_accum\", steps)"),
 ("train.initial_loss", """**Predict, then run.** Before training, a model spreads probability about evenly over its vocabulary. What
@@ -161,7 +161,7 @@ every prompt token.""",
 "def make_labels(prompt_ids, solution_ids):\n    return None  # your code\ncheck(\"finetune.mask_prompt\", make_labels);",
 "def make_labels(prompt_ids, solution_ids): return [-100] * len(prompt_ids) + list(solution_ids)\nassert check(\"finetune.mask_prompt\", make_labels)"),
 ("finetune.lr", """**The schedule.** The paper finetunes at peak lr 1e-4 with 50 warmup steps over 6K steps. Write
-`lr_at(step, peak, warmup, total)` for transformers' `linear` schedule (linear warmup from 0, then linear decay to 0).""",
+`lr_at(step, peak, warmup, total)` for transformers' `linear` schedule (linear warmup from 0, then linear decay to 0, and 0 after the last step).""",
 "def lr_at(step, peak, warmup, total):\n    return None  # your code\ncheck(\"finetune.lr\", lr_at);",
 """def lr_at(step, peak, warmup, total):
     if step < warmup: return peak * step / warmup
@@ -183,9 +183,10 @@ below the unbiased one? Give `(naive, unbiased)`.""",
 "answer = None  # (naive, unbiased)\ncheck(\"eval.naive_bias\", answer);",
 "answer = (1 - (1 - 2/20)**10, pass_at_k(20, 2, 10))\nassert check(\"eval.naive_bias\", answer)"),
 ("eval.break_it", """**Break it.** Generated code is untrusted. Write a program (a string) that the sandbox must stop: one that
-would run forever. The check runs it with `run_program(program, timeout=2, memory_mb=256)` and passes only when the
-sandbox killed it at its time limit: a program that raises (even `MemoryError`, which is also how the memory rlimit
-shows itself) or kills itself ended on its own, and a harness cannot tell that from a crash.""",
+would run forever. The check runs it as `run_program(program, timeout=2, memory_mb=256)` does and passes only when the
+sandbox stopped it: its time limit, or its memory cgroup's kill (the kernel counts it). A program that raises (even
+`MemoryError`, which is how a per-process memory rlimit shows itself) or kills itself ended on its own, and a harness
+cannot tell that from a crash.""",
 "program = None  # a string of Python source\ncheck(\"eval.break_it\", program);",
 "program = \"while True:\\n    pass\\n\"\nassert check(\"eval.break_it\", program)"),
 ],
