@@ -218,7 +218,8 @@ def _synth(run_dir, params:dict, progress:bool) -> dict:
     if p.dry_run:
         rows = _dry_run(be, lock, {k: [spec_of[k](i) for i in range(n_of[k])] for k in kinds_l}, max_tok, price,
                         p.dry_run_pilot, busy)
-        for r in rows: print("  ".join(f"{k}={v}" for k, v in r.items()))
+        from phi1_nb.report import readable   # the bill at 3 significant digits, as every printed summary
+        for r in rows: print("  ".join(f"{k}={readable(v)}" for k, v in r.items()))
         return {"dry_run": rows, "params": params}
     summary, failed, stopped = _synth_kinds(kinds_l, out, n_of, spec_of, be, lock, max_tok, params, run_dir,
                                             p.n_mined if p.mine else 0, progress)
