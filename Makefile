@@ -50,7 +50,9 @@ nbtest: install
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=40 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --no-loadscope-reorder -m "not serial" --durations=40 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial --durations=10 tests/test_distributed.py tests/test_ray.py \
+	  tests/test_sandbox.py tests/test_corpus_parallel.py
 
 test: check-clean nbtest pytest
 

@@ -17,3 +17,43 @@ def real_server(tmp_path_factory):
     d = tmp_path_factory.mktemp("real_server")
     with TransformersServer(build_tiny_checkpoint(d/"checkpoint"), startup_timeout=180, log=d/"serve.log") as srv:
         yield srv
+
+
+
+# `make pytest` runs the suite in two calls. First `-n 2 --dist loadscope --no-loadscope-reorder -m "not serial"`: two
+# workers, each file one unit of work (its tests in order, its module fixtures built once), files that share a
+# resource one unit (the launchers' rendezvous, the session's `transformers serve`), units longest first (the CI's
+# durations) so that no long one starts last. Then `pytest -m serial` alone: the tests that start a Ray cluster or
+# 2-rank DeepSpeed, whose startup timeouts are not met when the other worker competes for the 2 cores (seen: a Ray node
+# timed out during startup, a DeepSpeed launch ran past its 300 s), and the sandbox's, which look for sandbox processes
+# (uid >= 1,000,000) left anywhere on the host: another worker's `evaluate` runs such processes.
+# (The Makefile's second call names these files.)
+SERIAL = {"test_distributed", "test_ray", "test_sandbox",
+          "test_corpus_parallel.py::test_the_ray_engine_writes_the_same_bytes"}
+SHARED = {"test_launch": "launch", "test_ablation": "launch", "test_real_server": "real_server",
+          "test_synth_attack": "real_server"}
+LONGEST_FIRST = ["test_pipeline_e2e", "launch", "test_filter", "real_server", "test_synth", "test_dedup"]
+
+
+def unit(nodeid:str) -> str:
+    "The unit of work of a test: the resource its file shares, else the file."
+    mod = Path(nodeid.split("::")[0]).stem
+    return SHARED.get(mod, mod)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        f = Path(item.nodeid.split("::")[0]).name
+        if Path(f).stem in SERIAL or f"{f}::{item.name}" in SERIAL: item.add_marker(pytest.mark.serial)
+    order = {u: i for i, u in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(unit(item.nodeid), len(order)))   # stable: a file's own order is kept
+
+
+def pytest_xdist_make_scheduler(config, log):
+    "--dist loadscope with this file's units (xdist's loadgroup marks are lost on pytest 9.2: pytest-xdist#1386)."
+    if config.getvalue("dist") != "loadscope": return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid:str) -> str: return unit(nodeid)
+    return ByUnit(config, log)
