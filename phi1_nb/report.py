@@ -342,9 +342,12 @@ def run_report(run_dir): # the run folder
 import re
 _TD_NUM = re.compile(r"(<td[^>]*>\s*)(-?\d+\.\d+(?:e[-+]?\d+)?|NaN|nan)(\s*</td>)")
 
+_RATE = re.compile(r"(\d+\.\d+)(\s*(?:it/s|s/it)\b)")   # a progress bar's rate (a stopped run's bar keeps it)
+
 def _html_sig3(h:str) -> str:
-    "An HTML table's cells that hold a bare decimal number, at 3 significant digits (NaN: `–`)."
-    return _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else _fmt(float(m[2]))) + m[3], h or "")
+    "An HTML table's cells that hold a bare decimal number, and progress rates, at 3 significant digits (NaN: `–`)."
+    h = _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else _fmt(float(m[2]))) + m[3], h or "")
+    return _RATE.sub(lambda m: _fmt(float(m[1])) + m[2], h)
 
 def _lines(d:dict, ind:str="") -> str:
     "A dict as `key: value` lines, a nested dict indented under its key."
