@@ -55,8 +55,9 @@ def _snippets(n:int=120, seed:int=0) -> tuple[list[str], np.ndarray]:
     for i in range(n):
         hint, doc, op = i % 2 == 0, rng.random() < .5, rng.choice(ops)
         a, b = rng.choice("xyzuvw"), rng.choice("abcdpq")
-        wide = f"def f{i}({a}: int, {b}: int) -> int:"
-        sig = wide if hint else f"def f{i}({a}, {b}):".ljust(len(wide))
+        name = f"f{rng.randrange(10_000):04d}"   # a name that tells nothing of the label
+        wide = f"def {name}({a}: int, {b}: int) -> int:"
+        sig = wide if hint else f"def {name}({a}, {b}):".ljust(len(wide))
         body = f"{op}({a}, {b})" if op in ("max", "min") else f"{a} {op} {b}"
         doc_line = ['    "Combine two numbers."'] if doc else []
         lines = [sig, *doc_line, f"    r = {body}", "    for _ in range(2): r = r + 1", "    return r"]
@@ -157,8 +158,9 @@ def _(is_clean):
     from phi1_nb.synth import NameSpace, exercise_spec, humaneval_entry_points
     eps, h = humaneval_entry_points(), _fresh()
     drawn = [exercise_spec(0, i, NameSpace())["function_name"] for i in range(200)]
-    seed = h.randrange(1, 1 << 30); hidden = [exercise_spec(seed, i, NameSpace())["function_name"] for i in range(50)]
-    bad = hidden[:]; bad.insert(h.randrange(len(bad) + 1), h.choice(sorted(eps)))
+    seed, n = h.randrange(1, 1 << 30), h.randint(20, 120)   # any length: neither length nor parity tells
+    hidden = [exercise_spec(seed, i, NameSpace())["function_name"] for i in range(n)]
+    bad = hidden[:]; bad[h.randrange(n)] = h.choice(sorted(eps))   # same length as the clean draw
     for what, names in (("the 200 names of seed 0", drawn),
                         ("seed 0's names and one entry point", drawn + sorted(eps)[:1]),
                         ("a hidden draw", hidden), ("a hidden draw with one entry point hidden in it", bad)):

@@ -84,8 +84,8 @@ def _(answer):
 @exercise("finetune.mask_prompt")
 def _(make_labels):
     "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt (a hidden pair too)."
-    h = _fresh(); hp, hs = [h.randint(0, 999)
-                            for _ in range(h.randint(1, 9))], [h.randint(0, 999) for _ in range(h.randint(1, 9))]
+    h = _fresh(); hp, hs = ([h.randrange(51_200) for _ in range(h.randint(1, 9))],   # the whole vocabulary
+                            [h.randrange(51_200) for _ in range(h.randint(1, 9))])
     for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], []), (hp, hs)):
         if list(make_labels(p, s)) != [-100] * len(p) + s:
             return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
@@ -175,17 +175,22 @@ def _(program):
     return False, f"status {r.status}, return code {r.returncode}, {r.seconds:.1f}s: {why}"
 
 # %% ../nbs/16a_exercises_model.ipynb #da846626
-def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5) -> tuple[dict, dict]:
-    "Per-problem losses of two arms: `filtered` is `raw` minus `gain` on average, with noise; `spread`: problems' sd."
+def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5, noise:float=.1) -> tuple[dict, dict]:
+    "Per-problem losses of two arms: `filtered` is `raw` minus `gain` on average, with `noise`; `spread`: problems' sd."
     g = np.random.default_rng(seed); raw = g.normal(2., spread, n)
     return ({f"HumanEval/{i}": float(v) for i, v in enumerate(raw)},
-            {f"HumanEval/{i}": float(v - gain + g.normal(0, .1)) for i, v in enumerate(raw)})
+            {f"HumanEval/{i}": float(v - gain + g.normal(0, noise)) for i, v in enumerate(raw)})
+
+def _shuffled(a:dict, b:dict, h) -> tuple[dict, dict]:
+    "The same arms with `b`'s keys in another order and a few problems in one arm only: pairs are found by key."
+    ka, kb = list(a), list(b); h.shuffle(kb)
+    return ({k: a[k] for k in ka[h.randint(1, 4):]}, {k: b[k] for k in kb[h.randint(1, 4):]})
 
 def _loss_cases() -> list:
     "Seed 0's arms, and two hidden pairs drawn afresh (size, gain, spread), one twice as spread: no constant fits."
     h = _fresh()
-    hidden = [_losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd)
-              for sd in (h.uniform(.3, .7), h.uniform(1., 1.5))]
+    hidden = [_shuffled(*_losses(h.randrange(1, 1 << 30), h.randint(60, 200), h.uniform(-.1, .2), sd, noise), h)
+              for sd, noise in ((h.uniform(.3, .7), h.uniform(.05, .15)), (h.uniform(1., 1.5), h.uniform(.9, 1.4)))]
     return [("seed 0", _losses())] + [("a hidden pair", pair) for pair in hidden]
 
 def paired_diff(a:dict, b:dict, n_boot:int=2000) -> dict:
@@ -223,7 +228,8 @@ def _unpaired_ref(raw:dict, filt:dict) -> tuple[float, float]:
     "The unpaired and the paired interval's widths."
     A, B = np.array(list(raw.values())), np.array(list(filt.values())); g = np.random.default_rng(1)
     d = A[g.integers(0, len(A), (4000, len(A)))].mean(1) - B[g.integers(0, len(B), (4000, len(B)))].mean(1)
-    lo, hi = _ci(A - B, np.random.default_rng(1), 4000)
+    keys = sorted(set(raw) & set(filt))   # the paired width: the problems both arms have
+    lo, hi = _ci(np.array([raw[k] - filt[k] for k in keys]), np.random.default_rng(1), 4000)
     return float(np.percentile(d, 97.5) - np.percentile(d, 2.5)), hi - lo
 
 @exercise("ablation.unpaired")

@@ -124,6 +124,8 @@ def _write_docs(run_dir:Path, docs:Path, nbs:list) -> tuple[list, list]:
     return nav, pages
 
 # %% ../nbs/17_site.ipynb #5f1a2b3c
+_SCRIPT_URL = re.compile(r"""["'`]((?:https?:)?//(?!www\.w3\.org/)[^"'`\s]+)["'`]""")
+
 def strip_remote_scripts(html_text:str) -> str:
     """Drop the inline scripts that would import code from another host: nbconvert's mermaid loader imports mermaid
     from cdnjs when a page has a diagram. The site has none, and a site read offline must not reach out."""
@@ -222,8 +224,6 @@ _ERRORS = ("Traceback (most recent call last)", "An Exception was encountered at
 _EXTERNAL = re.compile(
     r"""<(?!a[\s>])(\w+)\b[^>]*?\s(?:src|href|data)=["']?((?:https?:)?//[^"'\s>]+)|url\(["']?((?:https?:)?//[^)"']+)"""
 )
-
-_SCRIPT_URL = re.compile(r"""["'`]((?:https?:)?//(?!www\.w3\.org/)[^"'`\s]+)["'`]""")
 
 def external_refs(html_text:str) -> list[str]:
     "What a page may load from outside: src/href of any tag but a plain link `<a>`, CSS url()s, URLs quoted in scripts."

@@ -49,6 +49,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: order.get(unit(item.nodeid), len(order)))   # stable: a file's own order is kept
 
 
+@pytest.hookimpl(optionalhook=True)   # a run with -p no:xdist has no such hook
 def pytest_xdist_make_scheduler(config, log):
     "--dist loadscope with this file's units (xdist's loadgroup marks are lost on pytest 9.2: pytest-xdist#1386)."
     if config.getvalue("dist") != "loadscope": return None
