@@ -20,9 +20,9 @@ from .shards import (ShardError, _bad, _one_line, _parquet_file, _zstd_chunks, a
                             schema_from_str, shard_format, shard_schema, write_shard)
 
 # %% auto #0
-__all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'list_shards', 'refuse_overlap', 'line_cap',
-           'read_input', 'count_rows', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids', 'drop_repeats',
-           'unique_ids']
+__all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'stage_listed', 'list_shards', 'refuse_overlap',
+           'line_cap', 'read_input', 'count_rows', 'fresh_stage', 'id_hash', 'shard_hashes', 'noting_ids',
+           'drop_repeats', 'unique_ids']
 
 # %% ../nbs/01b_corpus_input.ipynb #c8adc1c8
 def show_name(s:str) -> str:
@@ -66,19 +66,28 @@ def record_id(x) -> tuple[str|None, str|None]:
 
 
 # %% ../nbs/01b_corpus_input.ipynb #b0c62ccc
+def stage_listed(src:Path) -> set[Path]|None:
+    ("The shards a phi1 stage folder's `manifest.json` lists (its manifest, parameters and receipts are not data: "
+     "`.json` files read as JSON Lines would be); None when `src` is not a stage folder.")
+    try: sh = json.loads((Path(src)/"manifest.json").read_text()).get("shards")
+    except (OSError, ValueError, AttributeError): return None
+    ok = isinstance(sh, list) and all(isinstance(x, dict) and isinstance(x.get("path"), str) for x in sh)
+    return {Path(src)/x["path"] for x in sh} if ok else None
+
 def list_shards(src:Path, suffixes:tuple, others:bool=False) -> tuple[list[Path], list[tuple[Path, str, str]]]:
     ("The shards under `src` in sorted order, each file once; `(path, name, reason)` for each one skipped "
      "(`others`: every other file too, as `not_a_shard`).")
     if src.is_file(): return [src], []
-    shards, skips, seen = [], [], set()
+    shards, skips, seen, listed = [], [], set(), stage_listed(src)
+    def is_shard(p): return str(p).endswith(suffixes) and (listed is None or p in listed)
     for p in sorted(src.rglob("*")):
-        if not others and not str(p).endswith(suffixes): continue
+        if not others and not is_shard(p): continue
         name, reason = show_name(str(p.relative_to(src))), None
         try: st = os.stat(p)
         except OSError as e: reason = "symlink_loop" if e.errno == errno.ELOOP else "unreadable"
         else:
             if stat.S_ISDIR(st.st_mode): continue
-            if not str(p).endswith(suffixes): reason = "not_a_shard"
+            if not is_shard(p): reason = "not_a_shard"
             elif not stat.S_ISREG(st.st_mode): reason = "not_regular"
             elif (st.st_dev, st.st_ino) in seen: reason = "same_file"
             else: seen.add((st.st_dev, st.st_ino)); shards.append(p)
