@@ -68,7 +68,7 @@ def code_tokens(code:str) -> list[str]|None:
     "Tokens of the canonical form of Python code (a string literal is one token), or None when it does not parse."
     return None if (f := code_flow(code)) is None else f[0]
 
-# %% ../nbs/07b_minhash.ipynb #d09ab1b2
+# %% ../nbs/07b_minhash.ipynb #6add5971
 _M64, _B = (1 << 64) - 1, 0x100000001B3
 _BINV = pow(_B, -1, 1 << 64)
 _LEN_MUL = 0x9E3779B97F4A7C15
@@ -89,6 +89,7 @@ def _token_hash(t:str) -> int:
     for ch in t: h = (h * _B + ord(ch)) & _M64
     return int(fmix64(np.array([(h + len(t) * _LEN_MUL) & _M64], np.uint64))[0])
 
+# %% ../nbs/07b_minhash.ipynb #6806dc15
 def _joined_hashes(tokens:list[str], chunk:int=1 << 20) -> np.ndarray:
     "`_token_hash` of every token from the code points of their concatenation, about `chunk` code points at a time."
     lens = np.fromiter(map(len, tokens), np.int64, len(tokens)); ends = np.cumsum(lens); out = []
@@ -117,6 +118,7 @@ def _powers(base:int, n:int) -> np.ndarray:
         p = _POW[base] = np.cumprod(p, dtype=np.uint64)
     return p[:n]
 
+# %% ../nbs/07b_minhash.ipynb #c1e8f38c
 def word_token_hashes(text:str, starts:bool=False) -> np.ndarray:
     "`token_hashes(word_tokens(text))`, vectorized for ASCII text (`starts`: also each token's offset, ASCII only)."
     if not text.isascii(): return token_hashes(word_tokens(text))
@@ -131,6 +133,7 @@ def word_token_hashes(text:str, starts:bool=False) -> np.ndarray:
     h = fmix64(h + (ends - starts).astype(np.uint64) * np.uint64(_LEN_MUL))
     return (h, starts) if want else h
 
+# %% ../nbs/07b_minhash.ipynb #0ba372f9
 def ngram_combine(ids:np.ndarray, ngram:int=5) -> np.ndarray:
     "uint32 hash of every n-gram of token hashes (one of all tokens when there are fewer than `ngram`)."
     if not len(ids): return np.empty(0, np.uint32)
@@ -154,7 +157,7 @@ def text_shingles(text:str, kind:str="word", ngram:int=5) -> tuple[np.ndarray, b
     ids = token_hashes(toks) if toks is not None else word_token_hashes(text)
     return sorted_unique(ngram_combine(ids, ngram)), kind == "ast" and toks is None
 
-# %% ../nbs/07b_minhash.ipynb #0dc7c0cd
+# %% ../nbs/07b_minhash.ipynb #5dd8c84c
 def ngram_hashes64(ids:np.ndarray, n:int) -> np.ndarray:
     "uint64 hash of every n-gram of a uint64 token-hash array (empty when there are fewer than `n` tokens)."
     m = len(ids) - n + 1
@@ -180,6 +183,7 @@ def _hll_tau(x:float) -> float:
         x = math.sqrt(x); z0 = z; y *= 0.5; z -= (1 - x) ** 2 * y
         if z == z0: return z / 3
 
+# %% ../nbs/07b_minhash.ipynb #d3dbddcd
 class HyperLogLog:
     "A HyperLogLog sketch of distinct uint64 hashes, updated an array at a time."
     def __init__(self, p:int=14):
@@ -208,10 +212,43 @@ class HyperLogLog:
         if other.p != self.p: raise ValueError(f"cannot merge p={other.p} into p={self.p}")
         np.maximum(self.reg, other.reg, out=self.reg)
 
-
-# %% ../nbs/07b_minhash.ipynb #a21517ab
+# %% ../nbs/07b_minhash.ipynb #e13bb20c
 _rensa = lambda: __import__("rensa") if has_rensa() else None
 
+def _rensa_signatures(hash_sets:list, lens:np.ndarray, num_perm:int, seed:int) -> np.ndarray:
+    "rensa's signatures of all sets at once: one flat uint64 buffer (no copy when the sets are uint64) and row offsets."
+    flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32)
+                           for h in hash_sets])
+    m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
+                                                              np.r_[0, np.cumsum(lens)].astype(np.uint64),
+                                                              num_perm, seed)
+    rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
+    return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), num_perm).copy()
+
+# %% ../nbs/07b_minhash.ipynb #61b1a6ac
+def _numpy_signatures(hash_sets:list, lens:np.ndarray, a:np.ndarray, b:np.ndarray, out:np.ndarray,
+                      chunk:int=16384, threads:int=1) -> np.ndarray:
+    "`out` lowered to each set's minimum of `a*x + b mod 2^32`, in `(num_perm x chunk)` blocks over `threads` slabs."
+    flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
+    doc = np.repeat(np.arange(len(hash_sets)), lens)
+    a, b = a[:, None], b[:, None]
+    def work(lo, hi):  # one slab of shingles -> per-document minima, in (num_perm x chunk) blocks
+        buf, res = np.empty((len(a), min(chunk, hi - lo)), np.uint32), []
+        for s in range(lo, hi, chunk):
+            x, d = flat[s:min(s+chunk, hi)], doc[s:min(s+chunk, hi)]
+            H = buf[:, :len(x)]; np.multiply(a, x, out=H); np.add(H, b, out=H)
+            starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+            res.append((d[starts], np.minimum.reduceat(H, starts, axis=1).T))
+        return res
+    step = max(chunk, -(-len(flat) // max(threads, 1)))
+    slabs = [(lo, min(lo + step, len(flat))) for lo in range(0, len(flat), step)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(threads) as ex:
+        for res in (ex.map(lambda r: work(*r), slabs) if threads > 1 else (work(*r) for r in slabs)):
+            for ds, m in res: out[ds] = np.minimum(out[ds], m)
+    return out
+
+# %% ../nbs/07b_minhash.ipynb #2d9700fb
 class MinHasher:
     "Batched MinHash signatures (uint32, `(docs, num_perm)`) over shingle-hash arrays, on rensa or NumPy."
     def __init__(self, num_perm:int=128, seed:int=1, backend:str="auto"):
@@ -228,33 +265,8 @@ class MinHasher:
         out = np.full((len(hash_sets), self.num_perm), 0xFFFFFFFF, np.uint32)
         if lens.sum() == 0: return out
         if self.backend == "auto": self.backend = pick_backend("auto", lens)
-        # one flat uint64 buffer (no copy when the sets already are uint64) and row offsets
-        if self.backend == "rensa":
-            flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32)
-                                   for h in hash_sets])
-            m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
-                                                                      np.r_[0, np.cumsum(lens)].astype(np.uint64),
-                                                                       self.num_perm, self.seed)
-            rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
-            return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), self.num_perm).copy()
-        flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
-        doc = np.repeat(np.arange(len(hash_sets)), lens)
-        a, b = self.a[:, None], self.b[:, None]
-        def work(lo, hi):  # one slab of shingles -> per-document minima, in (num_perm x chunk) blocks
-            buf, res = np.empty((self.num_perm, min(chunk, hi - lo)), np.uint32), []
-            for s in range(lo, hi, chunk):
-                x, d = flat[s:min(s+chunk, hi)], doc[s:min(s+chunk, hi)]
-                H = buf[:, :len(x)]; np.multiply(a, x, out=H); np.add(H, b, out=H)
-                starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-                res.append((d[starts], np.minimum.reduceat(H, starts, axis=1).T))
-            return res
-        step = max(chunk, -(-len(flat) // max(threads, 1)))
-        slabs = [(lo, min(lo + step, len(flat))) for lo in range(0, len(flat), step)]
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(threads) as ex:
-            for res in (ex.map(lambda r: work(*r), slabs) if threads > 1 else (work(*r) for r in slabs)):
-                for ds, m in res: out[ds] = np.minimum(out[ds], m)
-        return out
+        if self.backend == "rensa": return _rensa_signatures(hash_sets, lens, self.num_perm, self.seed)
+        return _numpy_signatures(hash_sets, lens, self.a, self.b, out, chunk, threads)
 
 def jaccard(a:np.ndarray, b:np.ndarray) -> float:
     "Exact Jaccard similarity of two sorted unique hash arrays (1.0 for two empty sets)."
@@ -266,7 +278,7 @@ def estimate_jaccard(s1:np.ndarray, s2:np.ndarray) -> float:
     "Jaccard similarity estimated from two MinHash signatures."
     return float(np.mean(s1 == s2))
 
-# %% ../nbs/07b_minhash.ipynb #4a76e8a1
+# %% ../nbs/07b_minhash.ipynb #205f3a12
 SHORT_SHINGLES, SHORT_WORD_JACCARD = 16, 0.6   # canonical forms this small must share words too
 EDIT_MIN_SHINGLES, EDIT_MAX_SHINGLES = 24, 64   # forms in this range may be one token apart (`one_edit_apart`) and near
 
@@ -286,6 +298,7 @@ def batch_shingles(ids:np.ndarray, lens, ngram:int=5) -> list[np.ndarray]:
         for d in np.flatnonzero(lens >= ngram): out[d] = vals[cuts[d]:cuts[d+1]]
     return [x if x is not None else np.empty(0, np.uint32) for x in out]
 
+# %% ../nbs/07b_minhash.ipynb #9b1dbe9e
 def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarray]:
     "Word-token hashes of all texts (one flat array) and each text's token count, hashed `chunk` characters at a time."
     if not texts: return np.empty(0, np.uint64), np.zeros(0, np.int64)
@@ -302,6 +315,7 @@ def _word_ids(texts:list[str], chunk:int=1 << 20) -> tuple[np.ndarray, np.ndarra
     bounds = np.cumsum([len(t) + 1 for t in texts])
     return h, np.diff(np.r_[0, np.searchsorted(starts, bounds)])
 
+# %% ../nbs/07b_minhash.ipynb #ce853749
 def texts_shingles(texts:list[str], kind:str="word", ngram:int=5) -> tuple[list, int, list]:
     "`(sets, fell_back, words)`: `text_shingles` of each text in one pass; `words[i]`: code's keys, flow (+ words)."
     if kind not in ("word", "ast"): raise ValueError(f"shingles must be 'word' or 'ast', not {kind!r}")
