@@ -79,7 +79,7 @@ def _loop_to_comp(a, b):
     if acc in _names(new, ast.Load): return None
     return ast.Assign([ast.Name(acc, ast.Store())], new)
 
-# %% ../nbs/07d_canonical.ipynb #49efa365
+# %% ../nbs/07d_canonical.ipynb #f0d28e81
 _FLIP = {ast.Gt: ast.Lt, ast.GtE: ast.LtE}
 _NEG = {ast.NotEq: ast.Eq, ast.NotIn: ast.In, ast.IsNot: ast.Is}
 _LOG_CALLS = frozenset("debug info warning warn error exception critical log".split())
@@ -99,6 +99,7 @@ def _orient(node):
         return ast.Compare(node.comparators[0], node.ops, [node.left])     # `0 == x` as `x == 0`: a name-free order
     return node
 
+# %% ../nbs/07d_canonical.ipynb #5546508b
 def _numeric(e) -> bool:
     "Surely a number: a numeric literal, `len(...)`-like call, or arithmetic on one."
     if isinstance(e, ast.Constant): return type(e.value) in (int, float)
@@ -118,6 +119,7 @@ def _positive(test):
             return ast.Compare(test.comparators[0], [ast.Lt()], [test.left]), True   # (not for sets: subset)
     return test, False
 
+# %% ../nbs/07d_canonical.ipynb #b076cb0e
 def _is_log(s):
     "Only logs: `print(...)` (to stdout/stderr), `<...log...>.debug(...)`, a `getLogger` assignment, `import logging`."
     if isinstance(s, ast.Import): return [a.name for a in s.names] == ["logging"]
@@ -150,36 +152,10 @@ def _is_stub(f) -> bool:
     "A function whose body is only a docstring, `...` or `pass`."
     return all(isinstance(s, ast.Pass) or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in f.body)
 
-# %% ../nbs/07d_canonical.ipynb #ead651c5
-class _Canon(ast.NodeTransformer):
-    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, line order."
+# %% ../nbs/07d_canonical.ipynb #82c8d2ca
+class _Edits(ast.NodeTransformer):
+    "Rewrites of one node that a copy's edits undo: `list(genexp)`, format calls, comparisons, negated tests, hints."
     loads = stores = None                      # inside a function: how often each name is read / written there
-    def visit_FunctionDef(self, node):
-        saved, node.returns, node.type_comment = (self.loads, self.stores), None, None
-        self.loads, self.stores = _counts(node)
-        for n in ast.walk(node):                    # `DEBUG = False` only read by `if DEBUG:`: never read at all
-            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(t := n.targets[0], ast.Name) \
-               and _const(n.value, False) and self.stores.get(t.id) == 1 \
-               and self.loads.get(t.id) == sum(isinstance(i, ast.If) and isinstance(i.test, ast.Name)
-                                              and i.test.id == t.id for i in ast.walk(node)):
-                self.loads[t.id] = 0
-        gen = _is_gen(node); node = self.generic_visit(node)
-        if gen and not _is_gen(node): node.body.append(ast.Expr(ast.Yield()))   # dead `yield`: still a generator
-        self.loads, self.stores = saved
-        return node
-    visit_AsyncFunctionDef = visit_FunctionDef
-    def visit_ClassDef(self, node):
-        saved, self.loads, self.stores = (self.loads, self.stores), None, None
-        node = self.generic_visit(node); self.loads, self.stores = saved
-        return node
-    def generic_visit(self, node):
-        super().generic_visit(node)
-        for f in ("body", "orelse", "finalbody"):
-            b = getattr(node, f, None)
-            if isinstance(b, list) and b and isinstance(b[0], ast.stmt): setattr(node, f, self.fix_body(b))
-            # `x: int` dropped
-            elif f == "body" and b == [] and not isinstance(node, ast.Module): node.body = [ast.Pass()]
-        return node
     def visit_Call(self, node):
         node = self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id in ("list", "set") and len(node.args) == 1 \
@@ -204,27 +180,68 @@ class _Canon(ast.NodeTransformer):
         node = self.generic_visit(node)
         if node.value is None and self.loads is not None: return None         # `n: int` declared in a function
         return ast.Assign([node.target], node.value or ast.Constant(...))     # a class's field `x: float`: `x = ...`
+
+# %% ../nbs/07d_canonical.ipynb #713f8b46
+def _dead_flags(node, loads:dict, stores:dict):
+    "A local `DEBUG = False` that only `if DEBUG:` reads counts as never read (`loads[DEBUG] = 0`)."
+    for n in ast.walk(node):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(t := n.targets[0], ast.Name) \
+           and _const(n.value, False) and stores.get(t.id) == 1 \
+           and loads.get(t.id) == sum(isinstance(i, ast.If) and isinstance(i.test, ast.Name)
+                                      and i.test.id == t.id for i in ast.walk(node)):
+            loads[t.id] = 0
+
+def _live(body:list, loads:dict|None) -> list:
+    "A body's statements that do something (`loads`: a function's read counts; None: a class or module body)."
+    fn, out = loads is not None, []
+    for s in body:
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
+        if isinstance(s, ast.Pass) or isinstance(s, ast.Assert) and _const(s.test, True): continue   # `assert True`
+        if isinstance(s, ast.If) and (_const(s.test, False) or fn and isinstance(s.test, ast.Name)
+                                      and loads.get(s.test.id) == 0): out += s.orelse; continue
+        if not fn: out.append(s); continue
+        if isinstance(s, ast.FunctionDef) and not s.decorator_list and not loads.get(s.name): continue  # dead
+        if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
+           and not any(loads.get(t.id) for t in s.targets):                          # a dead assignment:
+            if _barrier(s.value): out.append(ast.Expr(s.value))                            # its call stays
+            continue
+        if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not loads.get(s.target.id):
+            continue                                                                       # `_n += 1`, never read
+        out.append(s)
+        if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
+    return out
+
+# %% ../nbs/07d_canonical.ipynb #989328a7
+class _Canon(_Edits):
+    "Rewrites that a copy's edits undo: hints, docstrings, dead code, temporaries, loops, format calls, line order."
+    def visit_FunctionDef(self, node):
+        saved, node.returns, node.type_comment = (self.loads, self.stores), None, None
+        self.loads, self.stores = _counts(node)
+        _dead_flags(node, self.loads, self.stores)
+        gen = _is_gen(node); node = self.generic_visit(node)
+        if gen and not _is_gen(node): node.body.append(ast.Expr(ast.Yield()))   # dead `yield`: still a generator
+        self.loads, self.stores = saved
+        return node
+    visit_AsyncFunctionDef = visit_FunctionDef
+    def visit_ClassDef(self, node):
+        saved, self.loads, self.stores = (self.loads, self.stores), None, None
+        node = self.generic_visit(node); self.loads, self.stores = saved
+        return node
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        for f in ("body", "orelse", "finalbody"):
+            b = getattr(node, f, None)
+            if isinstance(b, list) and b and isinstance(b[0], ast.stmt): setattr(node, f, self.fix_body(b))
+            # `x: int` dropped
+            elif f == "body" and b == [] and not isinstance(node, ast.Module): node.body = [ast.Pass()]
+        return node
     def fix_body(self, body):
-        fn, out = self.loads is not None, []
+        fn = self.loads is not None
         logs = [_is_log(s) and (fn or not isinstance(s, ast.Expr)) for s in body]    # logging added to a copy
         if any(logs) and not all(d or isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) or _noop(s)
                                  for d, s in zip(logs, body)):                     # (`pass`, `if False:`: a26e)
             body = [s for s, d in zip(body, logs) if not d]
-        for s in body:
-            if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant): continue      # docstrings, bare strings
-            if isinstance(s, ast.Pass) or isinstance(s, ast.Assert) and _const(s.test, True): continue   # `assert True`
-            if isinstance(s, ast.If) and (_const(s.test, False) or fn and isinstance(s.test, ast.Name)
-                                          and self.loads.get(s.test.id) == 0): out += s.orelse; continue
-            if not fn: out.append(s); continue
-            if isinstance(s, ast.FunctionDef) and not s.decorator_list and not self.loads.get(s.name): continue  # dead
-            if isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets) \
-               and not any(self.loads.get(t.id) for t in s.targets):                          # a dead assignment:
-                if _barrier(s.value): out.append(ast.Expr(s.value))                            # its call stays
-                continue
-            if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name) and not self.loads.get(s.target.id):
-                continue                                                                       # `_n += 1`, never read
-            out.append(s)
-            if isinstance(s, (ast.Return, ast.Raise, ast.Continue, ast.Break)): break         # unreachable after it
+        out = _live(body, self.loads)
         if not fn: return _sort_runs(out) or [ast.Pass()]                   # class and module lines too
         k = 0
         while k + 1 < len(out):                                                                # loop -> comprehension
