@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import read_json, read_manifest, stage_dir, write_json, write_manifest, atomic_write
 
 # %% auto #0
-__all__ = ['PAPER', 'stage_rows', 'report_figures', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report', 'readable',
+__all__ = ['PAPER', 'stage_rows', 'report_figures', 'readable', 'eval_rows', 'to_html', 'collect', 'to_markdown', 'run_report',
            'kernel_display']
 
 # %% ../nbs/14_report.ipynb #20569695
@@ -141,15 +141,20 @@ _CSS = (
     ".missing{color:#a33}"
 )
 
-def _fmt(v) -> str:
-    "A value as a reader wants it: 3 significant digits, an interval as `lo to hi`, a dict as `key: value` (no JSON)."
-    if v is None: return ""
-    if isinstance(v, bool) or isinstance(v, int): return str(v)
+def readable(v) -> str:
+    "The one formatter of tables, lines and printed summaries: 3 significant digits, no JSON or dict literal."
+    # a pair holding a float is an interval `lo to hi`, a list `[a, b]`, a dict `key: value; ...` (nested: in ()),
+    # a missing value (None, NaN) `–`
+    if v is None or isinstance(v, float) and v != v: return "–"
+    if isinstance(v, (bool, int)): return str(v)
     if isinstance(v, float): return f"{float(f'{v:.3g}'):,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: ({readable(x)})" if isinstance(x, dict) and x else f"{k}: {readable(x)}"
+                         for k, x in v.items()) or "(none)"
     if isinstance(v, (list, tuple)):
-        pair = len(v) == 2 and all(isinstance(x, (int, float)) for x in v)
-        return f"{_fmt(v[0])} to {_fmt(v[1])}" if pair else ", ".join(map(_fmt, v))
-    if isinstance(v, dict): return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+        if len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and any(isinstance(x, float) for x in v):
+            return f"{readable(v[0])} to {readable(v[1])}"
+        return "[" + ", ".join(map(readable, v)) + "]"
     return str(v)
 
 def _run_name(run_dir) -> str:
@@ -164,7 +169,7 @@ def _table(rows) -> str:
     rows = [x for x in rows or [] if isinstance(x, dict)]
     if not rows: return '<p class="missing">(none)</p>'
     cols = list(dict.fromkeys(c for x in rows for c in x))
-    cell = lambda v: html.escape(_fmt(v))
+    cell = lambda v: html.escape(readable(v))
     return ("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>" +
             "".join("<tr>" + "".join(f"<td>{cell(x.get(c))}</td>" for c in cols) + "</tr>" for x in rows) + "</table>")
 
@@ -205,7 +210,7 @@ _MISS = '<p class="missing">missing: the stage did not run or left no result</p>
 def _paper(k:str) -> str:
     "The paper's figure for section `k` as the page shows it (the tau table as `tau t: ...` pairs)."
     import html
-    v = PAPER[k]; v = _fmt({f"tau {t}": x for t, x in v.items()}) if isinstance(v, dict) else v
+    v = PAPER[k]; v = readable({f"tau {t}": x for t, x in v.items()}) if isinstance(v, dict) else v
     return f'<p class="paper">paper: {html.escape(v)}</p>'
 
 def _data_sections(r:dict, img) -> list[str]:
@@ -346,34 +351,20 @@ _RATE = re.compile(r"(\d+\.\d+)(\s*(?:it/s|s/it)\b)")   # a progress bar's rate 
 
 def _html_sig3(h:str) -> str:
     "An HTML table's cells that hold a bare decimal number, and progress rates, at 3 significant digits (NaN: `–`)."
-    h = _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else _fmt(float(m[2]))) + m[3], h or "")
-    return _RATE.sub(lambda m: _fmt(float(m[1])) + m[2], h)
+    h = _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else readable(float(m[2]))) + m[3], h or "")
+    return _RATE.sub(lambda m: readable(float(m[1])) + m[2], h)
 
 def _lines(d:dict, ind:str="") -> str:
     "A dict as `key: value` lines, a nested dict indented under its key."
-    return "\n".join(f"{ind}{k}:\n{_lines(v, ind + '  ')}" if isinstance(v, dict) and v else f"{ind}{k}: {_cell(v)}"
+    return "\n".join(f"{ind}{k}:\n{_lines(v, ind + '  ')}" if isinstance(v, dict) and v else f"{ind}{k}: {readable(v)}"
                      for k, v in d.items())
-
-def _cell(v):
-    "A value for a table cell or a line: floats at 3 significant digits, NaN as `–`, lists and dicts without brackets."
-    if isinstance(v, float) and v != v: return "–"
-    return _fmt(v) if isinstance(v, (float, dict, list, tuple)) else v
-
-# %% ../nbs/14_report.ipynb #a10dcd48
-def readable(v) -> str:
-    "A value for a printed summary: floats at 3 significant digits, a dict as `key: value; ...` (nested: in ())."
-    if isinstance(v, dict):
-        return "; ".join(f"{k}: ({readable(x)})" if isinstance(x, dict) and x else f"{k}: {readable(x)}"
-                         for k, x in v.items()) or "(none)"
-    if isinstance(v, (list, tuple)): return "[" + ", ".join(map(readable, v)) + "]"
-    return _fmt(v) if isinstance(v, float) else str(v)
 
 # %% ../nbs/14_report.ipynb #3e55ac08
 def _frame_html(d) -> str:
     "A pandas Series or DataFrame as an HTML table, its floats at 3 significant digits (the first `display.max_rows`)."
     import pandas as pd
     d = d.to_frame() if d.ndim == 1 else d; n = pd.get_option("display.max_rows") or len(d)
-    sub = d.head(n).astype(object); sub = sub.map(_cell) if hasattr(sub, "map") else sub.applymap(_cell)
+    sub = d.head(n).astype(object); sub = sub.map(readable) if hasattr(sub, "map") else sub.applymap(readable)
     return sub.to_html() + (f"<p>{len(d) - n} more rows</p>" if len(d) > n else "")
 
 def kernel_display(ip=None):
@@ -383,11 +374,11 @@ def kernel_display(ip=None):
     ip = ip or get_ipython()
     if ip is None: return None
     plain, html = (ip.display_formatter.formatters[k] for k in ("text/plain", "text/html"))
-    plain.for_type(float, lambda v, p, cycle: p.text(_fmt(v)))
+    plain.for_type(float, lambda v, p, cycle: p.text(readable(v)))
     plain.for_type(dict, lambda v, p, cycle: p.text(_lines(v) if v else "(empty)"))
     html.for_type(HTML, lambda h: _html_sig3(h.data))
     try: import pandas as pd
     except ImportError: return ip
     for t in (pd.DataFrame, pd.Series): html.for_type(t, _frame_html)
-    pd.set_option("display.float_format", _fmt)   # print(df.to_string()) too
+    pd.set_option("display.float_format", readable)   # print(df.to_string()) too
     return ip
