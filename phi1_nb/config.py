@@ -13,7 +13,7 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['RANGES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'check_params', 'override_value',
+__all__ = ['RANGES', 'CHOICES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'check_params', 'override_value',
            'parse_overrides', 'load_config', 'describe_section']
 
 # %% ../nbs/00c_config.ipynb #43fba7ea
@@ -44,7 +44,7 @@ class Config(dict):
         "`{'filter.threshold': 0.5, ...}`."
         return {f"{s}.{k}": v for s, d in self.items() for k, v in d.items()}
 
-# %% ../nbs/00c_config.ipynb #c4f380c5
+# %% ../nbs/00c_config.ipynb #5e357408
 RANGES = {"*.batch_size": (int, 1, None), "*.micro_batch_size": (int, 1, None), "*.ngram": (int, 1, None),
           "*.vocab_size": (int, 1, None), "*.model_max_length": (int, 1, None), "*.max_docs": (int, 1, None),
           "*.limit": (int, 1, None), "*.max_bytes": (int, 1, None), "*.files_per_shard": (int, 1, None),
@@ -53,16 +53,24 @@ RANGES = {"*.batch_size": (int, 1, None), "*.micro_batch_size": (int, 1, None), 
           "*.near_dup_threshold": (float, 0, 1), "*.dedup_threshold": (float, 0, 1), "dedup.threshold": (float, 0, 1),
           "*.embed_threshold": (float, 0, None)}   # `section.key` or `*.key`: (type, min, max[, ends "(]"]) it must fit
 
+# a setting that names one of a few ways: the CLI, the presets and the stage functions refuse anything else
+CHOICES = {"*.engine": ("local", "ray"), "dedup.near": ("minhash", "none"), "dedup.shingles": ("word", "ast"),
+           "dedup.verify": ("exact", "signature"), "dedup.embed_metric": ("cosine", "l2")}
+
+def _rule(table:dict, s:str, k:str): return table.get(f"{s}.{k}") or table.get(f"*.{k}")
 def _where(s, k, src): return f"--{s}.{k}" if src == "overrides" else f"{s}.{k} in {src}"
 
+# %% ../nbs/00c_config.ipynb #eaaf41fb
 def check_value(s:str, k:str, v, want, src:str="overrides"):
-    "`v` as the type of the reference value `want` (and in its declared `RANGES`), else a one-line `ConfigError`."
-    t, lo, hi, ends = (*(RANGES.get(f"{s}.{k}") or RANGES.get(f"*.{k}") or (None, None, None)), "[]")[:4]
+    "`v` as the type of the reference value `want` (in its `RANGES`, one of its `CHOICES`), else a one-line error."
+    t, lo, hi, ends = (*(_rule(RANGES, s, k) or (None, None, None)), "[]")[:4]
+    choices = _rule(CHOICES, s, k)
     def fits(x): return ((lo is None or x > lo or x == lo and ends[0] == "[")
                          and (hi is None or x < hi or x == hi and ends[1] == "]"))   # (NaN fits no range)
     like = f", like the preset's {want!r}" if want is not None else ""
     def bad(what): return ConfigError(f"{_where(s, k, src)} {v!r}: expected {what}{like}")
     def one(x, want, t):
+        if choices and x is not None and x not in choices: raise bad(f"one of {', '.join(choices)}")
         t = t or (type(want) if want is not None and not isinstance(want, (list, dict)) else None)
         if x is None or t is None: return x
         if t is bool or isinstance(x, bool):

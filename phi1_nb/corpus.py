@@ -223,7 +223,8 @@ def process_map(fn, items:list, workers:int|None=None, # processes (None: all co
 def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=None, ray_actors:int|None=None,
                progress:bool=False):
     "The `map_tasks` of `core.run_stage` for an engine: worker processes here (`local`) or Ray actors (`ray`)."
-    if engine not in ("local", "ray"): raise ValueError(f"corpus.engine must be 'local' or 'ray', not {engine!r}")
+    from phi1_nb.config import check_params
+    check_params("corpus", {"engine": engine})           # config.CHOICES: the rule the CLI and the presets use
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"corpus.workers must be a whole number >= 1 or null (all cores), not {workers!r}")
     if engine == "local": return lambda fn, items: process_map(fn, items, workers, progress, "corpus")

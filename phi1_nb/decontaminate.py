@@ -261,7 +261,6 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k,
                                v in locals().items() if k != "run_dir"}
     check_params("decontaminate", params)            # the arguments and the benchmark, whole, before any work
-    if engine not in ("local", "ray"): raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     if not taus: raise ConfigError("decontaminate.taus: no tau to report (e.g. [0.95, 0.9, 0.85, 0.8])")
     names = [b.strip() for b in (benchmarks.split(",") if isinstance(benchmarks, str) else benchmarks) if b.strip()]
     probs = load_benchmarks(names)

@@ -229,14 +229,11 @@ def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, thre
     "Refuse a setting the stage cannot run with, in one line, before any work (`num_perm 0` ended in an IndexError)."
     def need(ok, msg):
         if not ok: raise ValueError(msg)
-    for k, v, ok in (("near", near, ("minhash", "none")), ("shingles", shingles, ("word", "ast")),
-                     ("verify", verify, ("exact", "signature")), ("engine", engine, ("local", "ray")),
-                     ("embed_metric", embed_metric, ("cosine", "l2"))):
-        need(v in ok, f"dedup.{k} must be one of {', '.join(ok)}, not {v!r}")
-    # the numbers against the ranges the CLI and the presets are checked with (config.RANGES): one rule, one message
-    nums = dict(num_perm=num_perm, ngram=ngram, batch_size=batch_size, fp_weight=fp_weight,
+    # the choices and numbers against the rules the CLI and the presets are checked with (config.CHOICES, RANGES)
+    vals = dict(near=near, shingles=shingles, verify=verify, engine=engine, embed_metric=embed_metric,
+                num_perm=num_perm, ngram=ngram, batch_size=batch_size, fp_weight=fp_weight,
                 embed_threshold=embed_threshold, threshold=None if near == "none" else threshold)
-    check_params("dedup", {k: v.item() if isinstance(v, np.generic) else v for k, v in nums.items()}, "run_dedup")
+    check_params("dedup", {k: v.item() if isinstance(v, np.generic) else v for k, v in vals.items()}, "run_dedup")
     need(near == "none" or threshold is not None, "dedup.threshold must be set when near is minhash")
     need(not (engine == "ray" and embedder), "embedding near-duplicates (dedup.embedder) run on the local engine "
          "only: set engine local or embedder null")

@@ -305,7 +305,6 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                                            "embedder_params", "classifier", "model", "n_estimators", "val_frac",
                                            "near_dup_threshold", "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
-    if engine not in ("local", "ray"): raise ValueError(f"filter.engine must be 'local' or 'ray', not {engine!r}")
     same = lambda p: {k: v for k, v in (p or {}).items() if k not in ("engine", "ray_address", "ray_actors")}
     prev = read_json(out/"params.json") if (out/"params.json").exists() else {}
     # other settings or another corpus: what was computed with the old ones goes (the engine changes no result)

@@ -102,7 +102,7 @@ def test_kill_9_mid_run_then_a_rerun_finishes_with_the_same_bytes(tmp_path):
 
 def test_bad_engine_settings_are_one_line_errors(tmp_path):
     src = str(stack_source(tmp_path / "src", shards=1))
-    with pytest.raises(ValueError, match="corpus.engine must be 'local' or 'ray', not 'spark'"):
+    with pytest.raises(ValueError, match="corpus.engine in the call 'spark': expected one of local, ray"):
         run_corpus(tmp_path / "a", source=src, format="stack", engine="spark")
     for bad in (0, -2, 1.5, True, "two"):
         with pytest.raises(ValueError, match="corpus.workers must be a whole number >= 1 or null"):

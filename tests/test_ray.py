@@ -220,7 +220,7 @@ def test_unreachable_ray_address_is_a_clear_error(cluster, tmp_path):
         run_dedup(tmp_path, engine="ray", ray_address=addr)
     assert time.time() - t0 < 30
     with pytest.raises(RayUnavailable, match="expected host:port"): connect("nonsense")
-    with pytest.raises(ValueError, match="dedup.engine must be one of local, ray"): run_dedup(tmp_path, engine="spark")
+    with pytest.raises(ValueError, match="dedup.engine in run_dedup 'spark': expected one of local, ray"): run_dedup(tmp_path, engine="spark")
     r = subprocess.run([str(Path(sys.executable).parent / "phi1"), "dedup", "--run-dir", str(tmp_path), "--engine", "ray",
                         "--ray-address", addr], capture_output=True, text=True)
     assert r.returncode == 2 and "no Ray cluster answers" in r.stderr, r.stderr[-2000:]
