@@ -67,13 +67,14 @@ def record_id(x) -> tuple[str|None, str|None]:
 
 # %% ../nbs/01b_corpus_input.ipynb #b0c62ccc
 def stage_listed(src:Path) -> set[Path]|None:
-    ("The shards a phi1 stage folder's `manifest.json` lists, each verified against it first (`contract.verify_shards`: "
-     "bytes, checksum, rows, schema; a changed shard is a one-line error naming it); None when `src` is no stage folder.")
+    ("The shards a phi1 stage folder's `manifest.json` lists, each verified against it first "
+     "(`contract.verify_shards`: bytes, checksum, rows, schema; a changed shard is a one-line error naming it); "
+     "None when `src` is no stage folder.")
     from phi1_nb.contract import verify_shards
     try: m = json.loads((Path(src)/"manifest.json").read_text())
     except (OSError, ValueError): return None
     if not isinstance(m, dict) or not isinstance(m.get("shards"), list): return None   # another tool's manifest.json
-    return {Path(src)/x["path"] for x in verify_shards(src, need=None)["shards"]}   # (its manifest, params: not data)
+    return {Path(src)/x["path"] for x in verify_shards(src, need=None)["shards"]}   # (its manifest, params: no data)
 
 def list_shards(src:Path, suffixes:tuple, others:bool=False) -> tuple[list[Path], list[tuple[Path, str, str]]]:
     ("The shards under `src` in sorted order, each file once; `(path, name, reason)` for each one skipped "

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/minhash.html.md"""
 
 # %% ../nbs/07b_minhash.ipynb #20755ae5
 from __future__ import annotations
-import array, ast, gc, hashlib, math, operator, re, zlib
+import ast, gc, hashlib, math, operator, re, zlib
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from .canonical import KEEP_NAMES, TAG, TAGGED, canonical_code  # noqa: F401 (re
 from .canonical_keys import (FLOW_SKETCH, _flow, _free_key, _keys, _split,  # noqa: F401
                                     _levels, flow_jaccard, flow_jaccards, relative_indents,
                                     sibling_tokens, siblings, untag)
-from .signature_backend import has_rensa, pick_backend
+from .signature_backend import _numpy_signatures, _rensa_signatures, has_rensa, pick_backend
 
 # %% auto #0
 __all__ = ['WORD_RE', 'TOKENS_VERSION', 'SHORT_SHINGLES', 'SHORT_WORD_JACCARD', 'EDIT_MIN_SHINGLES', 'EDIT_MAX_SHINGLES',
@@ -211,42 +211,6 @@ class HyperLogLog:
         "Fold in another sketch of the same `p` (the union of what both saw)."
         if other.p != self.p: raise ValueError(f"cannot merge p={other.p} into p={self.p}")
         np.maximum(self.reg, other.reg, out=self.reg)
-
-# %% ../nbs/07b_minhash.ipynb #e13bb20c
-_rensa = lambda: __import__("rensa") if has_rensa() else None
-
-def _rensa_signatures(hash_sets:list, lens:np.ndarray, num_perm:int, seed:int) -> np.ndarray:
-    "rensa's signatures of all sets at once: one flat uint64 buffer (no copy when the sets are uint64) and row offsets."
-    flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32)
-                           for h in hash_sets])
-    m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
-                                                              np.r_[0, np.cumsum(lens)].astype(np.uint64),
-                                                              num_perm, seed)
-    rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
-    return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), num_perm).copy()
-
-# %% ../nbs/07b_minhash.ipynb #61b1a6ac
-def _numpy_signatures(hash_sets:list, lens:np.ndarray, a:np.ndarray, b:np.ndarray, out:np.ndarray,
-                      chunk:int=16384, threads:int=1) -> np.ndarray:
-    "`out` lowered to each set's minimum of `a*x + b mod 2^32`, in `(num_perm x chunk)` blocks over `threads` slabs."
-    flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
-    doc = np.repeat(np.arange(len(hash_sets)), lens)
-    a, b = a[:, None], b[:, None]
-    def work(lo, hi):  # one slab of shingles -> per-document minima, in (num_perm x chunk) blocks
-        buf, res = np.empty((len(a), min(chunk, hi - lo)), np.uint32), []
-        for s in range(lo, hi, chunk):
-            x, d = flat[s:min(s+chunk, hi)], doc[s:min(s+chunk, hi)]
-            H = buf[:, :len(x)]; np.multiply(a, x, out=H); np.add(H, b, out=H)
-            starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-            res.append((d[starts], np.minimum.reduceat(H, starts, axis=1).T))
-        return res
-    step = max(chunk, -(-len(flat) // max(threads, 1)))
-    slabs = [(lo, min(lo + step, len(flat))) for lo in range(0, len(flat), step)]
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(threads) as ex:
-        for res in (ex.map(lambda r: work(*r), slabs) if threads > 1 else (work(*r) for r in slabs)):
-            for ds, m in res: out[ds] = np.minimum(out[ds], m)
-    return out
 
 # %% ../nbs/07b_minhash.ipynb #2d9700fb
 class MinHasher:

@@ -6,6 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/signature_backend.html.md"""
 
 # %% ../nbs/07g_signature_backend.ipynb #7833387e
 from __future__ import annotations
+import array
 from itertools import islice
 
 import numpy as np
@@ -39,3 +40,39 @@ def run_backend(backend:str, tasks:list[dict], ngram:int=5, sample:int=256) -> s
     recs = (r for t in tasks for r in read_shard(t["path"]))
     texts = list(islice((r["content"] for r in recs if isinstance(r.get("content"), str)), sample))   # word n-grams
     return pick_backend("auto", np.maximum(_word_ids(texts)[1] - ngram + 1, 1) if texts else [])
+
+# %% ../nbs/07g_signature_backend.ipynb #e13bb20c
+_rensa = lambda: __import__("rensa") if has_rensa() else None
+
+def _rensa_signatures(hash_sets:list, lens:np.ndarray, num_perm:int, seed:int) -> np.ndarray:
+    "rensa's signatures of all sets at once: one flat uint64 buffer (no copy when the sets are uint64) and row offsets."
+    flat = np.concatenate([h if isinstance(h, np.ndarray) and h.dtype.kind == "u" else np.asarray(h, np.uint32)
+                           for h in hash_sets])
+    m = _rensa().RMinHash.digest_matrix_from_flat_token_hashes(flat.astype(np.uint64, copy=False),
+                                                              np.r_[0, np.cumsum(lens)].astype(np.uint64),
+                                                              num_perm, seed)
+    rows = b"".join(array.array("I", r).tobytes() for r in m.to_rows())   # 2-3x np.array on a list of lists
+    return np.frombuffer(rows, np.uint32).reshape(len(hash_sets), num_perm).copy()
+
+# %% ../nbs/07g_signature_backend.ipynb #61b1a6ac
+def _numpy_signatures(hash_sets:list, lens:np.ndarray, a:np.ndarray, b:np.ndarray, out:np.ndarray,
+                      chunk:int=16384, threads:int=1) -> np.ndarray:
+    "`out` lowered to each set's minimum of `a*x + b mod 2^32`, in `(num_perm x chunk)` blocks over `threads` slabs."
+    flat = np.concatenate([np.asarray(h, np.uint32) for h in hash_sets])
+    doc = np.repeat(np.arange(len(hash_sets)), lens)
+    a, b = a[:, None], b[:, None]
+    def work(lo, hi):  # one slab of shingles -> per-document minima, in (num_perm x chunk) blocks
+        buf, res = np.empty((len(a), min(chunk, hi - lo)), np.uint32), []
+        for s in range(lo, hi, chunk):
+            x, d = flat[s:min(s+chunk, hi)], doc[s:min(s+chunk, hi)]
+            H = buf[:, :len(x)]; np.multiply(a, x, out=H); np.add(H, b, out=H)
+            starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+            res.append((d[starts], np.minimum.reduceat(H, starts, axis=1).T))
+        return res
+    step = max(chunk, -(-len(flat) // max(threads, 1)))
+    slabs = [(lo, min(lo + step, len(flat))) for lo in range(0, len(flat), step)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(threads) as ex:
+        for res in (ex.map(lambda r: work(*r), slabs) if threads > 1 else (work(*r) for r in slabs)):
+            for ds, m in res: out[ds] = np.minimum(out[ds], m)
+    return out
