@@ -351,7 +351,7 @@ _RATE = re.compile(r"(\d+\.\d+)(\s*(?:it/s|s/it)\b)")   # a progress bar's rate 
 
 def _html_sig3(h:str) -> str:
     "An HTML table's cells that hold a bare decimal number, and progress rates, at 3 significant digits (NaN: `–`)."
-    h = _TD_NUM.sub(lambda m: m[1] + ("–" if m[2].lower() == "nan" else readable(float(m[2]))) + m[3], h or "")
+    h = _TD_NUM.sub(lambda m: m[1] + readable(float(m[2])) + m[3], h or "")          # (float('NaN') reads `–`)
     return _RATE.sub(lambda m: readable(float(m[1])) + m[2], h)
 
 def _lines(d:dict, ind:str="") -> str:
