@@ -65,9 +65,12 @@ def _worker():
         op, args = pickle.loads(msg)
         try:
             if err: raise RuntimeError(err[1])
-            if op == "stdout":
-                buf = io.StringIO()
-                with contextlib.redirect_stdout(buf): exec(compile(args, "<answer>", "exec"), dict(__name__="__main__"))
+            if op == "stdout":   # a program of the answer's, run on an input: what it prints
+                buf, keep, sys.stdin = io.StringIO(), sys.stdin, io.StringIO(args[1] + "\n")
+                try:
+                    with contextlib.redirect_stdout(buf):
+                        exec(compile(args[0], "<answer>", "exec"), dict(__name__="__main__"))
+                finally: sys.stdin = keep
                 reply = {"ok": buf.getvalue()}
             else: reply = {"ok": plain(fn(*args))}
             line = json.dumps(reply)
@@ -90,7 +93,7 @@ class Answer:
         if "raised" in r: raise type(str(r["raised"][0]), (Exception,), {})(r["raised"][1])
         return r["ok"]
     def __call__(self, *args): return self._ask("call", args)
-    def stdout(self, code:str) -> str: return self._ask("stdout", code)
+    def stdout(self, code:str, stdin:str="") -> str: return self._ask("stdout", (code, stdin))
     def close(self):
         try: self.p.stdin.close()
         except OSError: pass
