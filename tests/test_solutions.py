@@ -58,10 +58,16 @@ def _paste(name:str):
     return {"ablation.paired_ci": lambda a, b: ci, "ablation.unpaired": lambda a, b: _unpaired_ref(raw, filt)[0]}[name]
 
 
+import cloudpickle  # noqa: E402
+cloudpickle.register_pickle_by_value(sys.modules[__name__])   # answers defined here go by value, as a notebook's do
+
+
 def _printed(code):   # A10: the program replaced by a print of its output on its visible input (no disguise at all)
-    from phi1_nb.exercises import _INPUTS, _PROGRAMS, _stdout
-    seen = dict(zip(_PROGRAMS, [x for x, _ in _INPUTS])).get(code, "10")
-    return "import sys\nsys.stdout.write(" + repr(_stdout(code, seen)) + ")\n"
+    import phi1_nb.exercises as E
+    seen = dict(zip(E._PROGRAMS, [x for x, _ in getattr(E, "_INPUTS", [])])).get(code, "10")
+    try: out = E._stdout(code, seen)
+    except TypeError: out = E._stdout(code)   # (before issue 30's a30 A10, the programs read no input)
+    return "import sys\nsys.stdout.write(" + repr(out) + ")\n"
 
 
 PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
