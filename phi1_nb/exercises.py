@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/exercises.html.md"""
 
 # %% ../nbs/16_exercises.ipynb #9214c9a4
 from __future__ import annotations
-import contextlib, io, math, os, random, sys
+import math, os, random
 import numpy as np
 
 # %% auto #0
@@ -248,12 +248,8 @@ def _hidden_program(h:random.Random) -> tuple[str, str, object]:
 
 def _stdout(code:str, stdin:str="") -> str:
     "What `code` prints when its `input()` reads `stdin`."
-    buf, keep = io.StringIO(), sys.stdin
-    sys.stdin = io.StringIO(stdin + "\n")
-    try:
-        with contextlib.redirect_stdout(buf): exec(compile(code, "<exercise>", "exec"), {"__name__": "__main__"})
-    finally: sys.stdin = keep
-    return buf.getvalue()
+    from phi1_nb.exercise_judge import printed
+    return printed(code, stdin)
 
 def _head(code:str, n:int=6) -> str:
     lines = code.splitlines()
