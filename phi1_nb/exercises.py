@@ -270,14 +270,12 @@ def _break_it_cases(h:random.Random) -> list:
 def _padding_note(progs:list, outs:list, ast_hits:list) -> str:
     "What a padded copy defeats, as measured: it keeps most of the original's word shingles yet slipped past Jaccard."
     padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5]
-    if not padded: return ": renaming changes words, not the syntax tree, which is why the stage offers AST shingles" \
-        if any(ast_hits) else ""
+    if not padded: return ""
     missed = [i for i in padded if not ast_hits[i]]
-    beat = (f"word and AST shingles alike ({len(missed)} of them slipped past both)" if missed else
+    beat = (f"word and AST shingles alike ({len(missed)} slipped past both)" if missed else
             f"word shingles, not AST shingles (they caught all {len(padded)})")
-    return (f". {len(padded)} of your copies are padded: each keeps >= 50% of the original's word shingles yet slips "
-            f"past, since padding grows the union of shingles; it defeated {beat}. A containment check "
-            "(|A ∩ B| / |A|) would catch them")
+    return (f"{len(padded)} of your copies are padded, which defeated {beat}: each keeps >= 50% of the original's word "
+            "shingles, but padding grows the union of shingles; a containment check (|A ∩ B| / |A|) would catch them. ")
 
 @exercise("dedup.break_it")
 def _(disguise):
@@ -294,9 +292,10 @@ def _(disguise):
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = [bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs)]
-    return True, (f"all {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past word "
-                  f"shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}"
-                  + _padding_note(progs, outs, ast))
+    note = _padding_note(progs, outs, ast) or ("Renaming changes words, not the syntax tree, which is why the stage "
+                                                "offers AST shingles. " if any(ast) else "")
+    return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past word "
+                  f"shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):
