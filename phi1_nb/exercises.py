@@ -292,10 +292,10 @@ def _(disguise):
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = [bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs)]
-    note = _padding_note(progs, outs, ast) or ("Renaming changes words, not the syntax tree, which is why the stage "
-                                                "offers AST shingles. " if any(ast) else "")
-    return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past word "
-                  f"shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
+    renamed = "Renaming changes words, not the syntax tree, which is why the stage offers AST shingles. "
+    note = _padding_note(progs, outs, ast) or (renamed if any(ast) else "")
+    return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past "
+                  f"word shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):
