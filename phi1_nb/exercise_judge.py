@@ -1,4 +1,4 @@
-"""Where a check's verdict is computed: a fresh interpreter the student's kernel cannot reach, the answer in a second one.
+"""Where a check's verdict is computed: a judge interpreter the student's kernel cannot reach, the answer in a fresh second one.
 
 Docs: https://phi1-nb.github.io/phi1_nb/exercise_judge.html.md"""
 
@@ -35,7 +35,7 @@ def unplain(s:str):
     return json.loads(s, object_hook=hook)
 
 # %% auto #0
-__all__ = ['plain', 'unplain', 'Answer', 'judged']
+__all__ = ['plain', 'unplain', 'printed', 'Answer', 'judged']
 
 # %% ../nbs/16b_exercise_judge.ipynb #8172c641
 def _env() -> dict:
@@ -54,7 +54,7 @@ def _recv(f) -> bytes|None:
 
 def _worker():
     "The student's process: load the function, answer each call with plain data; it never sees a reference value."
-    import contextlib, ctypes, io, signal, cloudpickle
+    import ctypes, signal, cloudpickle
     try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: a hung answer dies with its judge
     except (OSError, AttributeError): pass
     out, inp = os.fdopen(os.dup(1), "w"), sys.stdin.buffer
@@ -65,14 +65,26 @@ def _worker():
         op, args = pickle.loads(msg)
         try:
             if err: raise RuntimeError(err[1])
-            if op == "stdout":
-                buf = io.StringIO()
-                with contextlib.redirect_stdout(buf): exec(compile(args, "<answer>", "exec"), dict(__name__="__main__"))
-                reply = {"ok": buf.getvalue()}
+            if op == "stdout": reply = {"ok": printed(*args)}   # a program of the answer's, run on an input
             else: reply = {"ok": plain(fn(*args))}
             line = json.dumps(reply)
         except BaseException as e: line = json.dumps({"raised": [(err or [type(e).__name__])[0], str(e)[:300]]})
         out.write(line + "\n"); out.flush()
+
+# %% ../nbs/16b_exercise_judge.ipynb #e0df9d25
+def printed(code:str, stdin:str="") -> str:
+    "What `code` prints when its `input()` (or `sys.stdin`) reads `stdin` (as a script: `__name__` is `'__main__'`)."
+    import contextlib, io
+    f, buf, keep = io.StringIO(stdin + "\n"), io.StringIO(), sys.stdin
+    def input(prompt=""):   # in the program's globals: IPython replaces the builtin with one that refuses
+        if not (line := f.readline()): raise EOFError("EOF when reading a line")
+        return line.rstrip("\n")
+    sys.stdin = f
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(code, "<program>", "exec"), dict(__name__="__main__", input=input))
+    finally: sys.stdin = keep
+    return buf.getvalue()
 
 # %% ../nbs/16b_exercise_judge.ipynb #a0d1c791
 class Answer:
@@ -90,7 +102,7 @@ class Answer:
         if "raised" in r: raise type(str(r["raised"][0]), (Exception,), {})(r["raised"][1])
         return r["ok"]
     def __call__(self, *args): return self._ask("call", args)
-    def stdout(self, code:str) -> str: return self._ask("stdout", code)
+    def stdout(self, code:str, stdin:str="") -> str: return self._ask("stdout", (code, stdin))
     def close(self):
         try: self.p.stdin.close()
         except OSError: pass
@@ -99,31 +111,76 @@ class Answer:
 
 # %% ../nbs/16b_exercise_judge.ipynb #3276b9ec
 def _judge():
-    "Clean import of the checks, decode the answer, run the check; reply `[ok, message]` on stdout."
-    req = json.loads(sys.stdin.read())
-    out = os.fdopen(os.dup(1), "w"); os.dup2(2, 1)
+    "The judge: a clean import of the checks; per request, decode the answer, run the check, reply `[ok, message]`."
+    out, inp = os.fdopen(os.dup(1), "w"), sys.stdin.buffer
+    os.dup2(2, 1)   # a check's prints go to stderr, not into the replies
     from phi1_nb.exercises import judge
-    ans = Answer(base64.b64decode(req["fn"])) if "fn" in req else unplain(req["value"])
-    try: ok, msg = judge(req["name"], ans)
-    finally:
-        if isinstance(ans, Answer): ans.close()
-    out.write(json.dumps([bool(ok), str(msg)])); out.flush()
+    while (msg := _recv(inp)) is not None:
+        req = json.loads(msg)
+        ans = Answer(base64.b64decode(req["fn"])) if "fn" in req else unplain(req["value"])
+        try: ok, why = judge(req["name"], ans)
+        finally:
+            if isinstance(ans, Answer): ans.close()
+        out.write(json.dumps([bool(ok), str(why)]) + "\n"); out.flush()
 
-def judged(name:str, answer, timeout:float=600) -> tuple[bool, str]:
-    "Run check `name` on `answer` in a fresh interpreter; the answer, if a function, in a second one."
+# %% ../nbs/16b_exercise_judge.ipynb #209a173a
+def _stamp() -> float:
+    "The newest change to phi1_nb's files: a judge older than that is stale."
+    import phi1_nb
+    return max(p.stat().st_mtime for p in Path(phi1_nb.__file__).parent.glob("*.py"))
+
+class _Judge:
+    "This kernel's judge: one interpreter, started at the first check and kept; requests in, one reply line out."
+    def __init__(self):
+        import tempfile
+        self.err, self.stamp = tempfile.TemporaryFile(), _stamp()
+        self.p = subprocess.Popen([sys.executable, "-m", "phi1_nb.exercise_judge", "judge"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self.err, env=_env())
+    def ask(self, req:dict, timeout:float) -> list|str:
+        "`[ok, message]`; else why not ('timeout', or what it said dying): then it is closed."
+        import select, time
+        fd, buf, end = self.p.stdout.fileno(), b"", time.monotonic() + timeout
+        try: _send(self.p.stdin, json.dumps(req).encode())
+        except OSError: return self._died()
+        while not buf.endswith(b"\n"):
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]: self.close(); return "timeout"
+            if not (b := os.read(fd, 1 << 16)): return self._died()
+            buf += b
+        try: return json.loads(buf)
+        except ValueError: return self._died()
+    def _died(self) -> str:
+        self.close(); self.err.seek(0)
+        return self.err.read().decode(errors="replace").strip()[-300:] or f"it ended ({self.p.returncode})"
+    def close(self):
+        self.p.kill(); self.p.wait()
+
+# %% ../nbs/16b_exercise_judge.ipynb #394c19ad
+import threading
+_JUDGE, _LOCK = [None], threading.Lock()   # this kernel's `_Judge`: a fresh one after a timeout, a crash or an edit
+
+def _request(name:str, answer) -> dict|str:
+    "The answer as data the judge opens without running it (a function: cloudpickle bytes for the worker), or why not."
     if callable(answer) and not isinstance(answer, str):
         import cloudpickle
-        try: req = {"name": name, "fn": base64.b64encode(cloudpickle.dumps(answer)).decode()}
-        except Exception as e: return False, f"your function cannot be sent to the checker: {type(e).__name__}: {e}"
-    else:
-        try: req = {"name": name, "value": json.dumps(plain(answer))}
-        except TypeError as e: return False, str(e)
-    try: r = subprocess.run([sys.executable, "-m", "phi1_nb.exercise_judge", "judge"], input=json.dumps(req),
-                            capture_output=True, text=True, env=_env(), timeout=timeout)
-    except subprocess.TimeoutExpired: return False, f"the check took over {timeout:.0f} s: does your answer finish?"
-    try: ok, msg = json.loads(r.stdout)
-    except ValueError: return False, f"the checker failed (rc {r.returncode}): {r.stderr.strip()[-300:]}"
-    return bool(ok), msg
+        try: return {"name": name, "fn": base64.b64encode(cloudpickle.dumps(answer)).decode()}
+        except Exception as e: return f"your function cannot be sent to the checker: {type(e).__name__}: {e}"
+    try: return {"name": name, "value": json.dumps(plain(answer))}
+    except TypeError as e: return str(e)
+
+def judged(name:str, answer, timeout:float=600) -> tuple[bool, str]:
+    "Run check `name` on `answer` in this kernel's judge process; the answer, if a function, in a fresh worker."
+    if isinstance(req := _request(name, answer), str): return False, req
+    with _LOCK:
+        j = _JUDGE[0]
+        if j is None or j.p.poll() is not None or j.stamp != _stamp():
+            if j is not None: j.close()
+            j = _JUDGE[0] = _Judge()
+        r = j.ask(req, timeout)
+        if isinstance(r, str): _JUDGE[0] = None
+    if r == "timeout": return False, f"the check took over {timeout:.0f} s: does your answer finish?"
+    if isinstance(r, str): return False, f"the checker failed: {r}"
+    return bool(r[0]), r[1]
 
 if __name__ == "__main__" and sys.argv[1:2] in (["worker"], ["judge"]):   # python -m phi1_nb.exercise_judge judge
     {"worker": _worker, "judge": _judge}[sys.argv[1]]()

@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/exercises.html.md"""
 
 # %% ../nbs/16_exercises.ipynb #9214c9a4
 from __future__ import annotations
-import contextlib, io, math, os, random
+import math, os, random
 import numpy as np
 
 # %% auto #0
@@ -226,24 +226,30 @@ def _(measured):
     return True, "; ".join(rows)
 
 # %% ../nbs/16_exercises.ipynb #7c1e0b5a
-_PROGRAMS = [
-    "total = 0\nfor i in range(10):\n    if i % 3 == 0:\n        total += i * i\nprint('total', total)\n",
+_PROGRAMS = [   # each reads its input with input(): a copy must compute, since the check feeds inputs drawn afresh
+    "nums = [int(w) for w in input().split()]\ntotal = 0\nfor i in nums:\n    if i % 3 == 0:\n        total += i * i\n"
+    "print('total', total)\n",
     "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
-    "print([fib(k) for k in range(12)])\n",
-    "words = 'the quick brown fox jumps over the lazy dog'.split()\ncounts = {}\nfor w in words:\n"
-    "    counts[w] = counts.get(w, 0) + 1\nprint(sorted(counts.items()))\n",
+    "print([fib(k) for k in range(int(input()))])\n",
+    "words = input().split()\ncounts = {}\nfor w in words:\n    counts[w] = counts.get(w, 0) + 1\n"
+    "print(sorted(counts.items()))\n",
 ]
+_WORDS = "the quick brown fox jumps over lazy dog a an of to".split()
+_INPUTS = [("0 1 2 3 4 5 6 7 8 9", lambda h: " ".join(str(h.randint(-99, 99)) for _ in range(h.randint(0, 15)))),
+           ("12", lambda h: str(h.randint(0, 40))),
+           ("the quick brown fox jumps over the lazy dog", lambda h: " ".join(h.choices(_WORDS, k=h.randint(0, 15))))]
 
-def _hidden_program(h:random.Random) -> str:
-    "A small program drawn afresh: a loop with random constants and names."
-    v, a, b, k = h.choice(["acc", "score", "level", "tally"]), h.randint(2, 9), h.randint(2, 5), h.randint(6, 15)
-    return (f"{v} = {a}\nfor step in range({k}):\n    if step % {b} == 1:\n        {v} += step * {a}\n    else:\n"
-            f"        {v} -= 1\nprint('{v}', {v}, [step * {b} for step in range(4)])\n")
+def _hidden_program(h:random.Random) -> tuple[str, str, object]:
+    "A small program drawn afresh, with its visible input and its input maker: a loop with random constants and names."
+    v, a, b = h.choice(["acc", "score", "level", "tally"]), h.randint(2, 9), h.randint(2, 5)
+    return (f"{v} = {a}\nfor step in range(int(input())):\n    if step % {b} == 1:\n        {v} += step * {a}\n"
+            f"    else:\n        {v} -= 1\nprint('{v}', {v}, [step * {b} for step in range(4)])\n",
+            str(h.randint(6, 15)), lambda g: str(g.randint(0, 30)))
 
-def _stdout(code:str) -> str:
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf): exec(compile(code, "<exercise>", "exec"), {"__name__": "__main__"})
-    return buf.getvalue()
+def _stdout(code:str, stdin:str="") -> str:
+    "What `code` prints when its `input()` reads `stdin`."
+    from phi1_nb.exercise_judge import printed
+    return printed(code, stdin)
 
 def _head(code:str, n:int=6) -> str:
     lines = code.splitlines()
@@ -256,31 +262,40 @@ def _containment(orig:str, copy:str) -> float:
     return float(np.isin(a, b).mean()) if len(a) else 0.
 
 # %% ../nbs/16_exercises.ipynb #58854b48
+def _break_it_cases(h:random.Random) -> list:
+    "`(program, [3 inputs])`: the 3 programs and a hidden one, each on its visible input and 2 drawn afresh."
+    progs = [(p, seen, make) for p, (seen, make) in zip(_PROGRAMS, _INPUTS)] + [_hidden_program(h)]
+    return [(p, [seen, make(h), make(h)]) for p, seen, make in progs]
+
+def _padding_note(progs:list, outs:list, ast_hits:list) -> str:
+    "What a padded copy defeats, as measured: it keeps most of the original's word shingles yet slipped past Jaccard."
+    padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5]
+    if not padded: return ""
+    missed = [i for i in padded if not ast_hits[i]]
+    beat = (f"word and AST shingles alike ({len(missed)} slipped past both)" if missed else
+            f"word shingles, not AST shingles (they caught all {len(padded)})")
+    return (f"{len(padded)} of your copies are padded, which defeated {beat}: each keeps >= 50% of the original's word "
+            "shingles, but padding grows the union of shingles; a containment check (|A ∩ B| / |A|) would catch them. ")
+
 @exercise("dedup.break_it")
 def _(disguise):
-    "`disguise(code) -> code` printing the same, no near-duplicate (word shingles, threshold 0.7); hidden program too."
+    "`disguise(code) -> code` that prints the same on fresh inputs, no near-duplicate (word shingles, 0.7); hidden too."
     from phi1_nb.dedup import find_duplicates
-    progs = _PROGRAMS + [_hidden_program(_fresh())]; outs = [disguise(p) for p in progs]
+    cases = _break_it_cases(_fresh()); progs = [p for p, _ in cases]; outs = [disguise(p) for p in progs]
     run = getattr(disguise, "stdout", _stdout)   # the judge runs your programs in your answer's process, not its own
-    for p, d in zip(progs, outs):
+    for (p, inputs), d in zip(cases, outs):
         if not isinstance(d, str): return False, "disguise must return the program's source, a string"
-        if run(d) != _stdout(p): return False, f"the disguised program prints something else:\n{_head(d)}"
+        for k, x in enumerate(inputs):
+            if run(d, x) != _stdout(p, x):
+                return False, (f"the disguised program prints something else on {'an input drawn afresh' if k else x!r}"
+                               f":\n{_head(d)}")
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
-    ast = sum(bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs))
-    grow, kept = max(len(d) / len(p) for p, d in zip(progs, outs)), min(_containment(p, d) for p, d in zip(progs, outs))
-    msg = (f"all {len(progs)} programs slip past word shingles; AST shingles (names normalized) catch {ast} of "
-           f"{len(progs)}")
-    if grow > 2 and kept > .5:
-        return True, (
-            msg
-            + f". Your copies are padded (up to {grow:.0f}x longer): padding defeats every Jaccard detector, word and"
-            f" AST alike, since it grows the union; yet >= {kept:.0%} of the original's shingles are still in each"
-            " copy, so a containment check (|A ∩ B| / |A|) would catch them"
-        )
-    return True, msg + (
-        ": renaming changes words, not the syntax tree, which is why the stage offers AST shingles" if ast else ""
-    )
+    ast = [bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs)]
+    renamed = "Renaming changes words, not the syntax tree, which is why the stage offers AST shingles. "
+    note = _padding_note(progs, outs, ast) or (renamed if any(ast) else "")
+    return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past "
+                  f"word shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):

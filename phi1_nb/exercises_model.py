@@ -119,26 +119,13 @@ def _(answer):
                     "no: steps x sequences x tokens per sequence, for each phase")
 
 # %% ../nbs/16a_exercises_model.ipynb #aaeb0dcf
-def _oom_kills(dirs:list) -> int:
-    "The kernel's count of memory-limit kills in a sandbox's cgroups (v2 memory.events, v1 memory.oom_control)."
-    n = 0
-    for d in dirs:
-        for f in ("memory.events", "memory.oom_control"):
-            try: n += sum(int(l.split()[1]) for l in open(f"{d}/{f}") if l.startswith("oom_kill "))
-            except (OSError, ValueError, IndexError): pass
-    return n
+_LIMITS = {"timeout": "its 2 s time limit", "cpu": "its CPU-time rlimit", "memory": "its memory cgroup's 256 MB limit",
+           "file_size": "its file-size rlimit (64 MB)"}   # the sandbox's names in `SandboxResult.stopped_by`
 
-def _sandbox_run(program:str) -> tuple:
-    "`run_program(program, timeout=2, memory_mb=256)`, and whether the sandbox's cgroup memory limit killed it."
-    from phi1_nb.sandbox import SandboxResult, _isolation, _job, view_ops
-    from phi1_nb.sandbox_worker import _Worker
-    iso = _isolation(None); w = _Worker(iso, memory_mb=256, view=view_ops() if iso != "none" else None)
-    try:
-        before = _oom_kills(w.cgroups); r = w.run(_job(program, 2.0, dict(memory_mb=256), 1 << 20))
-        oom = _oom_kills(w.cgroups) > before
-    finally: w.close()
-    r = r or dict(status="failed", returncode=None, stdout="", stderr="the program killed its sandbox", seconds=2.0)
-    return SandboxResult(**{k: r[k] for k in ("status", "returncode", "stdout", "stderr", "seconds")}), oom
+def _sandbox_run(program:str):
+    "`run_program(program, timeout=2, memory_mb=256)`: its `stopped_by` is the sandbox's record of the limit it hit."
+    from phi1_nb.sandbox import run_program
+    return run_program(program, timeout=2.0, memory_mb=256)
 
 # %% ../nbs/16a_exercises_model.ipynb #2f29a29e
 @exercise("eval.pass_at_k")
@@ -164,15 +151,12 @@ def _(answer):
 
 @exercise("eval.break_it")
 def _(program):
-    "A program the sandbox kills at its time limit (not an exception, even a MemoryError, nor a signal to itself)."
-    if not isinstance(program, str): return False, "your program must be Python source, a string"
-    r, oom = _sandbox_run(program)
-    if r.status == "timeout": return True, f"the sandbox killed it at its {r.seconds:.1f} s limit"
-    if oom: return True, f"the sandbox's memory limit (its cgroup, 256 MB) killed it after {r.seconds:.1f} s"
-    why = ("it killed itself: the sandbox did not stop it" if (r.returncode or 0) < 0 else
-           "it raised MemoryError itself, or the memory limit made it raise one: either way it ended on its own"
-           if "MemoryError" in r.stderr else "it ended on its own")
-    return False, f"status {r.status}, return code {r.returncode}, {r.seconds:.1f}s: {why}"
+    "A program a limit of the sandbox stops (its clock, memory cgroup, file-size rlimit), by the sandbox's record."
+    if type(program) is not str: return False, "your program must be Python source, a string"
+    r = _sandbox_run(program)
+    if r.stopped_by in _LIMITS: return True, f"the sandbox stopped it at {_LIMITS[r.stopped_by]} ({r.seconds:.1f} s)"
+    return False, (f"status {r.status}, return code {r.returncode}, {r.seconds:.1f} s: it ended on its own; no limit "
+                   "of the sandbox stopped it (an exception, even MemoryError, an exit or a signal it sent itself)")
 
 # %% ../nbs/16a_exercises_model.ipynb #da846626
 def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5, noise:float=.1) -> tuple[dict, dict]:

@@ -142,6 +142,31 @@ class _Output:
             os.close(fd)
     def text(self, fd:int) -> str: return bytes(self.bufs[fd]).decode(errors="replace")
 
+# %% ../nbs/05_sandbox.ipynb #3334ee7d
+def _big_file(roots:list, size:int, most:int=10_000) -> bool:
+    "A regular file with `size` bytes allocated under `roots`? (No links followed, no sparse file; `most` entries)"
+    import stat
+    seen = 0
+    for root in roots:
+        for d, _, files in os.walk(root):
+            for f in files:
+                if (seen := seen + 1) > most: return False
+                try: st = os.lstat(os.path.join(d, f))
+                except OSError: continue
+                if stat.S_ISREG(st.st_mode) and st.st_blocks * 512 >= size: return True
+    return False
+
+def _stop_reason(status, timed_out:bool, limits:dict, cpu:float, roots:list) -> str|None:
+    """Which limit stopped the program, from what the runner saw itself, never from what the program said or its
+    signal alone (a program can send itself SIGKILL, SIGXCPU, SIGXFSZ): its own clock; the CPU seconds the kernel
+    counted, at the rlimit; a file the program left at the file-size rlimit. (The harness adds 'memory'.)"""
+    if timed_out: return "timeout"
+    if status is None or not os.WIFSIGNALED(status): return None
+    sig = os.WTERMSIG(status)
+    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= int(limits["timeout"]) + 1: return "cpu"
+    if sig == signal.SIGXFSZ and _big_file(roots, limits["fsize_mb"] << 20): return "file_size"
+    return None
+
 # %% ../nbs/05_sandbox.ipynb #1fa71ce6
 def _run_job(job:dict, ctx:dict) -> dict:
     "Run one job in forked children; returns its verdict, output and timing."
@@ -155,9 +180,8 @@ def _run_job(job:dict, ctx:dict) -> dict:
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
-    o, status, timed_out = _Output(out_r, err_r, cap), None, False
-    o.poll.register(ctx["wake"], select.POLLIN)
-    deadline = t0 + job["timeout"]
+    o, status, timed_out, cpu = _Output(out_r, err_r, cap), None, False, 0.
+    o.poll.register(ctx["wake"], select.POLLIN); deadline = t0 + job["timeout"]
     while status is None:
         left = deadline - time.monotonic()
         if left <= 0: timed_out = True; break
@@ -165,22 +189,24 @@ def _run_job(job:dict, ctx:dict) -> dict:
             if fd != ctx["wake"]: o.read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
-            p, st = os.waitpid(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
-            if p: status = st
+            p, st, use = os.wait4(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
+            if p: status, cpu = st, use.ru_utime + use.ru_stime
     said = None if v_r is None else _read_all(v_r) if status is not None else b""
     passed = _verdict_of(status, said)
     why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
-    o.drain()   # what is left; every writer is dead now
+    o.drain()   # what is left; every writer is dead now (and so every process of it)
+    stop = None if passed or (v_r is not None and not timed_out) else _stop_reason(
+        status, timed_out, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
     if v_r is not None: os.close(v_r)
     if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
     else: rmtree(workdir)
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
-    # the judge's reason, last
-    err = o.text(err_r) + (f"\n{why.decode(errors='replace')}" if why else "")
+    err = o.text(err_r) + (f"\n{why.decode(errors='replace')}" if why else "")   # the judge's reason, last
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
-                stdout=o.text(out_r), stderr=err, seconds=round(time.monotonic() - t0, 4), truncated=o.truncated)
+                stdout=o.text(out_r), stderr=err, seconds=round(time.monotonic() - t0, 4), truncated=o.truncated,
+                stopped_by=stop)
 
 # %% ../nbs/05_sandbox.ipynb #j24ipc
 def _fresh_ipc_works() -> bool:
@@ -255,6 +281,8 @@ class SandboxResult:
     stderr: str
     seconds: float
     truncated: bool = False
+    stopped_by: str|None = None   # the limit that stopped it, by the sandbox's own record: 'timeout' | 'memory' |
+    # 'file_size' | 'cpu' (a self-sent signal, an exit or a raised MemoryError is None; the program cannot write it)
     memory: str = ""   # the memory budget's scope: 'cgroup v1' | 'cgroup v2' (one per program) | 'per process'
     @property
     def passed(self) -> bool: return self.status == "passed"
@@ -282,6 +310,7 @@ def _lost(w, timeout:float) -> dict:
     hung = w.proc.poll() is None
     w.close()
     return dict(status="timeout" if hung else "failed", returncode=None, stdout="",
+                stopped_by="timeout" if hung else None,
                 stderr="the sandbox stopped answering" if hung else "the program killed its sandbox", seconds=timeout)
 
 def _work(jobs:list, results:list, take, start, grace:float, bar=None):

@@ -13,7 +13,7 @@ from .isolation import (_memfd, bwrap_args, launcher, make_cgroup, remove_cgroup
 # (the harness side only: nothing here is imported inside the sandbox, where every import slows each fork)
 
 # %% auto #0
-__all__ = ['SandboxError', 'run', 'close']
+__all__ = ['SandboxError', 'oom_kills', 'run', 'close']
 
 # %% ../nbs/05d_sandbox_worker.ipynb #b4e0c7a9
 class SandboxError(RuntimeError):
@@ -87,9 +87,20 @@ class _Worker:
         _say_missing(isolation, hello["missing"], self.memory, memory_mb, nproc)
 _Worker._line = _line
 
+# %% ../nbs/05d_sandbox_worker.ipynb #0dc6b2cd
+def oom_kills(dirs:list) -> int:
+    "The kernel's count of memory-limit kills in a sandbox's cgroups (v2 memory.events, v1 memory.oom_control)."
+    n = 0
+    for d in dirs:
+        for f in ("memory.events", "memory.oom_control"):
+            try: n += sum(int(l.split()[1]) for l in open(f"{d}/{f}") if l.startswith("oom_kill "))
+            except (OSError, ValueError, IndexError): pass
+    return n
+
 # %% ../nbs/05d_sandbox_worker.ipynb #7f41d8a2
 def run(self, job:dict, grace:float=5.0) -> dict|None:
-    "Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it."
+    """Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it.
+    A program SIGKILLed while its cgroup's OOM counter rose was `stopped_by` the memory limit: the harness reads it."""
     import socket
     self.n += 1
     meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
@@ -97,12 +108,16 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
     if job.get("judge"):
         meta["judge"] = {"names": job["judge"]["names"]}
         fds.append(_memfd(json.dumps({k: job["judge"][k] for k in ("setup", "test")}).encode()))
+    kills = oom_kills(self.cgroups)   # the harness's own reading: a program cannot write a cgroup's counter
     try: socket.send_fds(self.sock, [json.dumps({**meta, "id": self.n}).encode()], fds)
     except OSError: return None
     finally:
         for fd in fds: os.close(fd)
     r = self._line(job["timeout"] + grace)
-    return r if r is not None and r.get("id") == self.n and r.get("status") in ("passed", "failed", "timeout") else None
+    if r is None or r.get("id") != self.n or r.get("status") not in ("passed", "failed", "timeout"): return None
+    if r.get("stopped_by") is None and r.get("returncode") == -9 and oom_kills(self.cgroups) > kills:
+        r["stopped_by"] = "memory"
+    return r
 
 def close(self):
     "Kill the sandbox and its programs; remove its scratch folder and cgroups."

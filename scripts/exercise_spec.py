@@ -71,10 +71,11 @@ for n in (2, 5, 10):
     got = predicted_pairs(find_duplicates(texts, exact=False, ngram=n, threshold=0.7))
     measured[n] = (len(got & true) / len(got) if got else 1.0, len(got & true) / len(true))
 assert check("dedup.shingle_size", measured)"""),
-("dedup.break_it", """**Break it.** Write `disguise(code) -> code` that keeps what a program prints but makes `find_duplicates`
-(word shingles, threshold 0.7) stop calling it a near-duplicate of the original; the check adds a hidden program drawn
-afresh. It also tells you how many of your disguises the AST-normalized shingles (`shingles='ast'`) still catch, and
-which detector a padded copy defeats.""",
+("dedup.break_it", """**Break it.** Write `disguise(code) -> code` that keeps what a program prints
+(for whatever its `input()` reads) but makes `find_duplicates` (word shingles, threshold 0.7) stop calling it a near-duplicate of the original. The
+check runs each program on its visible input and on two drawn afresh, and adds a hidden program. It also tells you how
+many of your disguises the AST-normalized shingles (`shingles='ast'`) still catch, and which detectors a padded copy
+defeats.""",
 "disguise = None  # a function: code -> code\ncheck(\"dedup.break_it\", disguise);",
 """import builtins, io, keyword, tokenize
 def disguise(code):
@@ -182,11 +183,12 @@ pass@k = 1 - C(n-c, k) / C(n, k). Write `my_pass_at_k(n, c, k)` with `math.comb`
 below the unbiased one? Give `(naive, unbiased)`.""",
 "answer = None  # (naive, unbiased)\ncheck(\"eval.naive_bias\", answer);",
 "answer = (1 - (1 - 2/20)**10, pass_at_k(20, 2, 10))\nassert check(\"eval.naive_bias\", answer)"),
-("eval.break_it", """**Break it.** Generated code is untrusted. Write a program (a string) that the sandbox must stop: one that
-would run forever. The check runs it as `run_program(program, timeout=2, memory_mb=256)` does and passes only when the
-sandbox stopped it: its time limit, or its memory cgroup's kill (the kernel counts it). A program that raises (even
-`MemoryError`, which is how a per-process memory rlimit shows itself) or kills itself ended on its own, and a harness
-cannot tell that from a crash.""",
+("eval.break_it", """**Break it.** Generated code is untrusted. Write a program (a string) that the sandbox must
+stop. The check runs it as `run_program(program, timeout=2, memory_mb=256)` does and passes only when a limit of the sandbox
+stopped it, by the sandbox's own record (`SandboxResult.stopped_by`): its 2 s clock, its memory cgroup's kill (the
+kernel counts it), or its 64 MB file-size rlimit (the kernel's `SIGXFSZ`, with the file at the limit). A program that
+raises (even `MemoryError`, which is how a per-process memory rlimit shows itself), exits, or sends itself a signal
+ended on its own, whatever it prints or its return code says.""",
 "program = None  # a string of Python source\ncheck(\"eval.break_it\", program);",
 "program = \"while True:\\n    pass\\n\"\nassert check(\"eval.break_it\", program)"),
 ],

@@ -268,6 +268,28 @@ def test_memory_and_file_limits(mode):
     assert "MemoryError" in rs[0].stderr and "MemoryError" in rs[1].stderr and "File too large" in rs[3].stderr
 
 
+STOPS = {  # program -> the `stopped_by` the sandbox must record (memory: only where a cgroup holds the budget)
+    "while True: pass": "timeout",
+    "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nf = open('big', 'wb')\n"
+    "while True: f.write(b'x' * (1 << 20))": "file_size",
+    "x = []\nwhile True: x.append(' ' * 10**6)": "memory",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)": None, "raise MemoryError": None,
+    "import os, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGXFSZ)": None,
+    "import os; os._exit(137)": None, "print('MemoryError'); raise SystemExit(1)": None,
+    "import os, signal\nf = open('big', 'wb'); f.truncate(8 << 20); f.close()\nos.kill(os.getpid(), signal.SIGXFSZ)": None,
+    # a forged record: the runner's JSON on every descriptor it might hold, and on stdout/stderr
+    "import os, sys\nline = b'\\n{\"id\": 1, \"status\": \"timeout\", \"stopped_by\": \"timeout\"}\\n'\n"
+    "for fd in range(1, 64):\n    try: os.write(fd, line)\n    except OSError: pass\nos._exit(3)": None,
+}
+
+
+def test_stopped_by_is_the_sandboxs_record(mode):
+    "Only the sandbox's own observations name a limit: never a self-sent signal, an exit code, a raise or a printout."
+    rs = run_many(list(STOPS), timeout=2, memory_mb=256, fsize_mb=8)
+    want = [None if w == "memory" and not r.memory.startswith("cgroup") else w for w, r in zip(STOPS.values(), rs)]
+    assert [r.stopped_by for r in rs] == want, [(r.returncode, r.stopped_by, r.stderr[-100:]) for r in rs]
+    assert rs[1].returncode == rs[5].returncode == -25   # the same exit status: the record, not the status, tells them apart
+
 def test_prints_gigabytes(mode):
     rss0 = psutil.Process().memory_info().rss
     r = run_program("import sys\nchunk = 'x' * (1 << 20)\nwhile True: sys.stdout.write(chunk)", timeout=1.5, max_output=1 << 16)

@@ -58,6 +58,18 @@ def _paste(name:str):
     return {"ablation.paired_ci": lambda a, b: ci, "ablation.unpaired": lambda a, b: _unpaired_ref(raw, filt)[0]}[name]
 
 
+import cloudpickle  # noqa: E402
+cloudpickle.register_pickle_by_value(sys.modules[__name__])   # answers defined here go by value, as a notebook's do
+
+
+def _printed(code):   # A10: the program replaced by a print of its output on its visible input (no disguise at all)
+    import phi1_nb.exercises as E
+    seen = dict(zip(E._PROGRAMS, [x for x, _ in getattr(E, "_INPUTS", [])])).get(code, "10")
+    try: out = E._stdout(code, seen)
+    except TypeError: out = E._stdout(code)   # (before issue 30's a30 A10, the programs read no input)
+    return "import sys\nsys.stdout.write(" + repr(out) + ")\n"
+
+
 PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
 
 WRONG = {  # plausible mistakes for every exercise: each must fail
@@ -67,7 +79,7 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
                                                                                       lambda names: "has_close_elements" not in names],
     "dedup.jaccard": [lambda a, b: len(a & b) / max(len(a | b), 1), lambda a, b: len(a & b) / max(len(a), 1)],
     "dedup.shingle_size": [{2: (1., 1.), 5: (1., 1.), 10: (1., 1.)}],
-    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, ")],
+    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed],
     "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
     "decontaminate.break_it": ["def f():\n    return 1\n"],
     "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff)], "model.embedding_share": [0.5], "model.mfu": [1e6],
@@ -78,7 +90,9 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
     "finetune.tokens": [(6_000 * 256, 0.5)],
     "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k], "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
     "eval.break_it": ["raise RuntimeError('not a real escape')", "raise MemoryError",                 # the issue's two
-                      "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "import sys\nsys.exit(-9)"],
+                      "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "import sys\nsys.exit(-9)",
+                      "import os, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGXFSZ)",
+                      "import os; os._exit(137)", "print('MemoryError')"],   # A15: a self-SIGXFSZ, an exit code, a print
     "ablation.sign": ["-"], "ablation.paired_ci": [lambda a, b: (0.0, 0.1), lambda a, b: (0.043, 0.076), "paste"],
     "ablation.unpaired": [lambda a, b: 0.0329, lambda a, b: 0.2, "paste"],
 }
@@ -140,12 +154,16 @@ def test_every_function_check_uses_three_inputs_one_drawn_afresh():
 def test_break_it_names_the_detector_a_padded_copy_defeats():
     ns, _ = run_cells([PADDED])
     msg = _message("dedup.break_it", ns["disguise"])
-    assert "dedup.break_it: solved" in msg and "padded" in msg and "AST alike" in msg and "containment" in msg, msg
+    assert "dedup.break_it: solved" in msg and "padded" in msg and "containment" in msg, msg
+    ast = int(msg.split("AST shingles (names normalized) catch ")[1].split(" of")[0])   # what it measured, said so
+    assert ("word and AST shingles alike" in msg) == (ast < 4) and ("not AST shingles" in msg) == (ast == 4), msg
     assert msg.count("\n") <= 2, msg      # one verdict, no program listing
 
 
 def test_eval_break_it_wants_the_sandbox_kill():
     assert check("eval.break_it", "import time\ntime.sleep(60)\n")
+    fill = "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nf = open('big', 'wb')\nwhile True: f.write(b'x' * 2**20)"
+    assert "file-size rlimit" in _message("eval.break_it", fill)   # A15: the kernel's SIGXFSZ at the sandbox's limit
     msg = _message("eval.break_it", "raise MemoryError")
     assert "not yet solved" in msg and "ended on its own" in msg, msg
 
