@@ -25,13 +25,17 @@ def real_server(tmp_path_factory):
 # resource one unit (the launchers' rendezvous, the session's `transformers serve`), units longest first (the CI's
 # durations) so that no long one starts last. Then `pytest -m serial` alone: the tests that start a Ray cluster or
 # 2-rank DeepSpeed, whose startup timeouts are not met when the other worker competes for the 2 cores (seen: a Ray node
-# timed out during startup, a DeepSpeed launch ran past its 300 s), and the two sandbox tests that look at the whole
-# host (any process of a sandbox uid >= 1,000,000 left; the host's process count): another worker's `evaluate` runs
-# such processes. The rest of test_sandbox.py runs beside the other worker: it mostly waits on its programs' timeouts
-# (measured alone: 160 s of wall clock, 36 s of CPU), and it looks only at processes that carry its own tag.
+# timed out during startup, a DeepSpeed launch ran past its 300 s), and the sandbox tests that touch the whole host: two
+# look at it (any process of a sandbox uid >= 1,000,000 left; the host's process count: another worker's `evaluate`
+# runs such processes), two plant sockets, FIFOs and folders in the trees a sandbox binds (seen: another worker's
+# sandbox found one, and bwrap failed to start when it was gone before bwrap covered it). The rest of test_sandbox.py
+# runs beside the other worker: it mostly waits on its programs' timeouts (measured alone: 160 s of wall clock, 36 s
+# of CPU), and it looks only at processes that carry its own tag.
 # (The Makefile's second call names these files; a name below is a file, or file::test with every parametrization.)
-SERIAL = {"test_distributed", "test_ray", "test_sandbox.py::test_fork_bomb_is_capped_as_root",
-          "test_sandbox.py::test_classic_fork_bomb", "test_corpus_parallel.py::test_the_ray_engine_writes_the_same_bytes"}
+SERIAL = {"test_distributed", "test_ray", "test_corpus_parallel.py::test_the_ray_engine_writes_the_same_bytes",
+          *(f"test_sandbox.py::{t}" for t in ("test_fork_bomb_is_capped_as_root", "test_classic_fork_bomb",
+                                               "test_no_host_socket_or_fifo_is_reachable",
+                                               "test_a_socket_in_a_folder_the_harness_cannot_list_is_covered"))}
 SHARED = {"test_launch": "launch", "test_ablation": "launch", "test_real_server": "real_server",
           "test_synth_attack": "real_server"}
 LONGEST_FIRST = ["test_pipeline_e2e", "test_sandbox", "launch", "test_filter", "real_server", "test_synth", "test_dedup"]
