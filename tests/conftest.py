@@ -25,14 +25,20 @@ def real_server(tmp_path_factory):
 # resource one unit (the launchers' rendezvous, the session's `transformers serve`), units longest first (the CI's
 # durations) so that no long one starts last. Then `pytest -m serial` alone: the tests that start a Ray cluster or
 # 2-rank DeepSpeed, whose startup timeouts are not met when the other worker competes for the 2 cores (seen: a Ray node
-# timed out during startup, a DeepSpeed launch ran past its 300 s), and the sandbox's, which look for sandbox processes
-# (uid >= 1,000,000) left anywhere on the host: another worker's `evaluate` runs such processes.
-# (The Makefile's second call names these files.)
-SERIAL = {"test_distributed", "test_ray", "test_sandbox",
-          "test_corpus_parallel.py::test_the_ray_engine_writes_the_same_bytes"}
+# timed out during startup, a DeepSpeed launch ran past its 300 s), and the sandbox tests that touch the whole host: two
+# look at it (any process of a sandbox uid >= 1,000,000 left; the host's process count: another worker's `evaluate`
+# runs such processes), two plant sockets, FIFOs and folders in the trees a sandbox binds (seen: another worker's
+# sandbox found one, and bwrap failed to start when it was gone before bwrap covered it). The rest of test_sandbox.py
+# runs beside the other worker: it mostly waits on its programs' timeouts (measured alone: 160 s of wall clock, 36 s
+# of CPU), and it looks only at processes that carry its own tag.
+# (The Makefile's second call names these files; a name below is a file, or file::test with every parametrization.)
+SERIAL = {"test_distributed", "test_ray", "test_corpus_parallel.py::test_the_ray_engine_writes_the_same_bytes",
+          *(f"test_sandbox.py::{t}" for t in ("test_fork_bomb_is_capped_as_root", "test_classic_fork_bomb",
+                                               "test_no_host_socket_or_fifo_is_reachable",
+                                               "test_a_socket_in_a_folder_the_harness_cannot_list_is_covered"))}
 SHARED = {"test_launch": "launch", "test_ablation": "launch", "test_real_server": "real_server",
           "test_synth_attack": "real_server"}
-LONGEST_FIRST = ["test_pipeline_e2e", "launch", "test_filter", "real_server", "test_synth", "test_dedup"]
+LONGEST_FIRST = ["test_pipeline_e2e", "test_sandbox", "launch", "test_filter", "real_server", "test_synth", "test_dedup"]
 
 
 def unit(nodeid:str) -> str:
@@ -44,7 +50,8 @@ def unit(nodeid:str) -> str:
 def pytest_collection_modifyitems(config, items):
     for item in items:
         f = Path(item.nodeid.split("::")[0]).name
-        if Path(f).stem in SERIAL or f"{f}::{item.name}" in SERIAL: item.add_marker(pytest.mark.serial)
+        name = getattr(item, "originalname", item.name)   # a parametrized test's name without its [id]
+        if Path(f).stem in SERIAL or f"{f}::{name}" in SERIAL: item.add_marker(pytest.mark.serial)
     order = {u: i for i, u in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: order.get(unit(item.nodeid), len(order)))   # stable: a file's own order is kept
 
