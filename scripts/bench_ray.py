@@ -277,7 +277,7 @@ def cpu_main(a):
     t = time.perf_counter(); make_stage(rd, n); print(f"# corpus of {n:,} records ready ({time.perf_counter() - t:.0f} s)")
     dirs, runs = {e: side_run(rd, e) for e in ("local", "ray")}, []
     print(f"# phi1 dedup {' '.join(a.dedup_args)}; load {os.getloadavg()[0]:.1f}", flush=True)
-    order = (["ray_idle"] if a.idle else []) + ["local", "ray"] * a.repeats
+    order = (["ray_idle"] if a.idle else []) + a.engines.split(",") * a.repeats
     for k, e in enumerate(order):
         cmd = [sys.executable, __file__, "--reap", e, "--run-dir", str(dirs.get(e, dirs["ray"])), "--", *a.dedup_args]
         for attempt in range(1, 5):      # Ray's node start waits 30 s (hard-coded in ray/_private/node.py) under load
@@ -294,7 +294,10 @@ def cpu_main(a):
               f"{x['processes']} processes, drained in {x['drain_s']:.1f} s{', killed ' + str(x['killed_left']) if x['killed_left'] else ''}"
               f"  load {x['load']:.1f}\n         by kind (polled, lower bound): {x['by_kind']}", flush=True)
         if e == "ray" and k == len(order) - 1: check_same(dirs["local"], dirs["ray"], n, "the local engine")
-    med = {e: statistics.median(r["cpu"] for r in runs if r["engine"] == e) for e in ("local", "ray")}
+    med = {e: statistics.median(r["cpu"] for r in runs if r["engine"] == e) for e in ("local", "ray")
+           if any(r["engine"] == e for r in runs)}
+    if len(med) < 2:
+        print(f"median CPU over {a.repeats} run(s): {med}"); return med
     print(f"\nmedian CPU over {a.repeats} run(s): local {med['local']:.1f} s, ray {med['ray']:.1f} s: "
           f"ray / local = {med['ray'] / med['local']:.2f}x ({1000 * med['local'] / n:.2f} and {1000 * med['ray'] / n:.2f} ms/record)")
     if a.out: Path(a.out).write_text(json.dumps(dict(n=n, args=a.dedup_args, runs=runs, median=med), indent=1))
@@ -315,6 +318,8 @@ def main():
     ap.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     ap.add_argument("--cpu", type=int, default=0, help="instead: CPU of every process of `phi1 dedup` on each engine, "
                     "on bench_scale's corpus of this many records (interleaved, --repeats each; medians)")
+    ap.add_argument("--engines", default="local,ray", help="with --cpu: the engines in the order run, each --repeats "
+                    "times (ray alone: compared with the local engine's output already in the work dir)")
     ap.add_argument("--idle", action="store_true", help="with --cpu: also Ray started and stopped with no work")
     ap.add_argument("--reap", choices=["local", "ray", "ray_idle"], help=argparse.SUPPRESS)
     ap.add_argument("dedup_args", nargs="*", default=None, help="with --cpu: phi1 dedup options after -- "

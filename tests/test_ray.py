@@ -245,3 +245,16 @@ def test_connect_gives_a_loaded_machine_time_to_start_ray(monkeypatch):
     monkeypatch.setenv("RAY_agent_register_timeout_ms", "1234")             # the user's own setting is kept
     connect()
     assert int(seen[0]) >= 300_000 and seen[1] == "1234"
+
+
+def test_a_local_ray_starts_lean(cluster):
+    """Issue 28: at load 14 the raylet aborted after waiting a fixed 15 s for its agents to write their ports, and a log
+    monitor and an autoscaler monitor ran for nothing. connect() gives a local Ray the ports and starts neither."""
+    import psutil
+    cmds = []
+    for p in psutil.Process().children(recursive=True):
+        try: cmds.append(" ".join(p.cmdline()))
+        except psutil.Error: pass
+    raylet = [c for c in cmds if "raylet/raylet " in c]
+    assert raylet and all("--metrics_export_port=0" not in c and "--metrics-agent-port=0" not in c for c in raylet)
+    assert not [c for c in cmds if "log_monitor.py" in c or "autoscaler/_private/monitor.py" in c]
