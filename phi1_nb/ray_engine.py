@@ -67,15 +67,10 @@ def start_ray(init, kw:dict, tries:int=START_TRIES):
 # %% ../nbs/15_ray.ipynb #1395468f
 # no log monitor (log_to_driver is off), no autoscaler monitor (a local node is fixed)
 LEAN_NODE = dict(include_log_monitor=False, no_monitor=True)
-_AGENT_PORTS = ("metrics_agent_port", "metrics_export_port", "runtime_env_agent_port", "dashboard_agent_listen_port")
-
-def _free_port() -> int:
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 @contextlib.contextmanager
 def lean_local_node(params_cls=None):
-    """While a local Ray starts: two Python daemons fewer (`LEAN_NODE`), and the agents' ports chosen here, so that the
-    raylet does not wait for the agents to write them (Ray 2.60 waits a fixed 15 s and aborts: issue 28, at load 14)."""
+    "While a local Ray starts: two Python daemons that only poll are not started (`LEAN_NODE`)."
     if params_cls is None:
         try: from ray._private.parameter import RayParams as params_cls
         except ImportError: yield; return      # another Ray: its own start-up
@@ -83,8 +78,6 @@ def lean_local_node(params_cls=None):
     def lean(self, *a, **kw):
         init(self, *a, **kw)
         for k, v in LEAN_NODE.items(): setattr(self, k, v)
-        for k in _AGENT_PORTS:
-            if getattr(self, k, None) in (None, 0, 52365): setattr(self, k, _free_port())   # 52365: Ray's fixed default
     params_cls.__init__ = lean
     try: yield
     finally: params_cls.__init__ = init

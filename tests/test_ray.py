@@ -248,13 +248,11 @@ def test_connect_gives_a_loaded_machine_time_to_start_ray(monkeypatch):
 
 
 def test_a_local_ray_starts_lean(cluster):
-    """Issue 28: at load 14 the raylet aborted after waiting a fixed 15 s for its agents to write their ports, and a log
-    monitor and an autoscaler monitor ran for nothing. connect() gives a local Ray the ports and starts neither."""
+    "Issue 28: a local Ray ran a log monitor and an autoscaler monitor, polling for nothing; connect() starts neither."
     import psutil
     cmds = []
     for p in psutil.Process().children(recursive=True):
         try: cmds.append(" ".join(p.cmdline()))
         except psutil.Error: pass
-    raylet = [c for c in cmds if "raylet/raylet " in c]
-    assert raylet and all("--metrics_export_port=0" not in c and "--metrics-agent-port=0" not in c for c in raylet)
+    assert [c for c in cmds if "raylet/raylet " in c]
     assert not [c for c in cmds if "log_monitor.py" in c or "autoscaler/_private/monitor.py" in c]
