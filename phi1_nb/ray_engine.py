@@ -6,14 +6,14 @@ Docs: https://phi1-nb.github.io/phi1_nb/ray.html.md"""
 
 # %% ../nbs/15_ray.ipynb #7cf2030c
 from __future__ import annotations
-import json, logging, os, signal, socket
+import contextlib, json, logging, os, signal, socket
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['START_TRIES', 'STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'start_ray', 'connect', 'map_tasks',
-           'large_star', 'small_star', 'star_components', 'n_partitions', 'ray_star_components']
+__all__ = ['START_TRIES', 'LEAN_NODE', 'STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'start_ray', 'lean_local_node',
+           'connect', 'map_tasks', 'large_star', 'small_star', 'star_components', 'n_partitions', 'ray_star_components']
 
 # %% ../nbs/15_ray.ipynb #e23cd9b3
 class RayUnavailable(ConnectionError):
@@ -64,6 +64,25 @@ def start_ray(init, kw:dict, tries:int=START_TRIES):
                                      "machine?): run again when it is quieter, or use --engine local") from None
 
 
+# %% ../nbs/15_ray.ipynb #1395468f
+# no log monitor (log_to_driver is off), no autoscaler monitor (a local node is fixed)
+LEAN_NODE = dict(include_log_monitor=False, no_monitor=True)
+
+@contextlib.contextmanager
+def lean_local_node(params_cls=None):
+    "While a local Ray starts: two Python daemons that only poll are not started (`LEAN_NODE`)."
+    if params_cls is None:
+        try: from ray._private.parameter import RayParams as params_cls
+        except ImportError: yield; return      # another Ray: its own start-up
+    init = params_cls.__init__
+    def lean(self, *a, **kw):
+        init(self, *a, **kw)
+        for k, v in LEAN_NODE.items(): setattr(self, k, v)
+    params_cls.__init__ = lean
+    try: yield
+    finally: params_cls.__init__ = init
+
+
 # %% ../nbs/15_ray.ipynb #988819ab
 STARTUP_TIMEOUTS = dict(RAY_agent_register_timeout_ms="300000")   # Ray's default, 30 s, failed at load 12-15 (issue 28)
 
@@ -80,7 +99,9 @@ def connect(address:str|None=None, # None/'local': a Ray on this machine; 'auto'
         for k, v in STARTUP_TIMEOUTS.items(): os.environ.setdefault(k, v)
         kw = dict(address=None if local else address, num_cpus=num_cpus if local else None, include_dashboard=False,
                   log_to_driver=False, logging_level=logging.WARNING)
-        try: start_ray(ray.init, kw, START_TRIES if local else 1)
+        lean = lean_local_node() if local else contextlib.nullcontext()   # a cluster's nodes are started by `ray start`
+        try:
+            with lean: start_ray(ray.init, kw, START_TRIES if local else 1)
         except ConnectionError as e: raise RayUnavailable(f"could not join the Ray cluster at {address}: {e}") from None
     from ray.data.context import ShuffleStrategy
     ctx = ray.data.DataContext.get_current()

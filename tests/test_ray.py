@@ -245,3 +245,14 @@ def test_connect_gives_a_loaded_machine_time_to_start_ray(monkeypatch):
     monkeypatch.setenv("RAY_agent_register_timeout_ms", "1234")             # the user's own setting is kept
     connect()
     assert int(seen[0]) >= 300_000 and seen[1] == "1234"
+
+
+def test_a_local_ray_starts_lean(cluster):
+    "Issue 28: a local Ray ran a log monitor and an autoscaler monitor, polling for nothing; connect() starts neither."
+    import psutil
+    cmds = []
+    for p in psutil.Process().children(recursive=True):
+        try: cmds.append(" ".join(p.cmdline()))
+        except psutil.Error: pass
+    assert [c for c in cmds if "raylet/raylet " in c]
+    assert not [c for c in cmds if "log_monitor.py" in c or "autoscaler/_private/monitor.py" in c]
