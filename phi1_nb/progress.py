@@ -60,10 +60,12 @@ _s.tqdm.__init__ = _counted
 _s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
 sys.stderr._isatty = True"""
 
-# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
+# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks;
+# DeepSpeed's advisory on a machine without a GPU (`[WARNING] ... Setting accelerator to CPU`, to stdout) is dropped
 _PLAIN_LOGS = """import logging, sys
 _h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
-logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
+logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False
+logging.getLogger("DeepSpeed").addFilter(lambda r: not r.getMessage().startswith("Setting accelerator to CPU"))"""
 
 def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
     "The kernel's environment and startup lines: plain log records; with `progress`, its bars counted in `d/progress`."
