@@ -82,9 +82,10 @@ def in_cell_counter(path) -> str|None:
     for line in reversed(tail.replace("\r", "\n").splitlines()):
         parts = line.split("|")
         if len(parts) == 4 and parts[1].strip().isdigit():
-            desc, unit = parts[0].strip(), parts[3].strip()
+            desc, unit, total = parts[0].strip(), parts[3].strip(), parts[2].strip()
             unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
-            return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
+            of = f"/{total}" if total.isdigit() and int(total) > 0 else ""   # a bar with no total (0, ?): a count
+            return f"{desc + ': ' if desc else ''}{parts[1].strip()}{of} {unit}"
     return None
 
 # %% ../nbs/11a_progress.ipynb #p30c0010
