@@ -289,6 +289,21 @@ def _totals(summary:dict, t_start:float) -> dict:
     summary["wall_seconds"] = round(time.time() - t_start, 2)   # less than `seconds` when stages ran side by side
     return summary
 
+# %% ../nbs/11_pipeline.ipynb #p30e0001
+_WHOLE_RUN = {"report"}   # reads summary.json: starts once every stage it reads has ended, not when outputs are written
+
+class _Released:
+    """The running stages whose output is complete: a manifest written since they started (the stage function writes
+    it last). A stage that reads them may start then, while their notebooks' last cells (plots, demos) still run."""
+    def __init__(self, run_dir): self.run_dir, self.since, self.done = Path(run_dir), {}, set()
+    def started(self, stage:str): self.since[stage] = time.time(); self.done.discard(stage)
+    def __call__(self, running) -> set:
+        for s in set(running) - self.done:
+            try: fresh = (self.run_dir/s/"manifest.json").stat().st_mtime >= self.since.get(s, float("inf"))
+            except OSError: fresh = False
+            if fresh: self.done.add(s)
+        return self.done & set(running)
+
 # %% ../nbs/11_pipeline.ipynb #c54d2284
 def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -296,7 +311,7 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     wanted, todo, deps, avail, jobs = _plan_stages(cfg, run_dir, stages, prepare_only)
     t_start = time.time(); seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    recs, executed, running = {}, set(), {}
+    recs, executed, running, released = {}, set(), {}, _Released(run_dir)
     def start(stage):   # a record now (missing, reused), or a running future
         i = STAGE_NAMES.index(stage); out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
         if stage not in avail: log(f"[{stage}] not built yet: skipped"); return dict(stage=stage, status="missing")
@@ -304,6 +319,9 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
             log(f"[{stage}] reusing {run_dir/stage} (manifest matches)"); return _reused(run_dir, stage, out_nb)
         executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
+        if early := sorted(deps[stage] - set(recs)):   # its inputs are written; their notebooks' last cells still run
+            log(f"[{stage}] starts beside {', '.join(early)}: the output it reads is written")
+        released.started(stage)
         args = _stage_args(stage, i, nb, out_nb, cfg, run_dir, wanted, jobs, prepare_only)
         if pool: return pool.submit(_run_one, *args, stop=stop)
         f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread
@@ -314,13 +332,16 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
     with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool, \
             _stops_stages(stop, running):
         while todo or running:
-            for s in [s for s in todo if not failed() and deps[s] <= set(recs)][:max(jobs - len(running), 0)]:
+            ready = lambda s: deps[s] <= (set(recs) if s in _WHOLE_RUN else set(recs) | released(running))
+            for s in [s for s in todo if not failed() and ready(s)][:max(jobs - len(running), 0)]:
                 todo.remove(s); r = start(s)
                 if isinstance(r, dict): recs[s] = r; break   # done at once: look at what it made ready
                 running[s] = r
             else:
                 if not running: break   # a failure: start nothing more
-                for f in wait(running.values(), return_when=FIRST_COMPLETED).done:
+                done = wait(running.values(), timeout=1. if todo else None, return_when=FIRST_COMPLETED).done
+                if not done: continue   # a second on: look again for a running stage's written output
+                for f in done:
                     s = next(k for k, v in running.items() if v is f); recs[s] = running.pop(s).result()
                     if recs[s]["status"] == "ran": save_timings(run_dir, s, recs[s]["notebook"])   # here: one writer
             save()

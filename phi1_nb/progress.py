@@ -60,10 +60,12 @@ _s.tqdm.__init__ = _counted
 _s.tqdm.write = classmethod(lambda cls, s, file=None, end="\\n", nolock=False: _f.write(str(s) + end))
 sys.stderr._isatty = True"""
 
-# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks
+# phi1_nb's own log records (an LLM retry, a sandbox restart) read as the cell's output, not as red stderr blocks;
+# DeepSpeed's advisory on a machine without a GPU (`[WARNING] ... Setting accelerator to CPU`, to stdout) is dropped
 _PLAIN_LOGS = """import logging, sys
 _h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter("%(message)s"))
-logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False"""
+logging.getLogger("phi1_nb").addHandler(_h); logging.getLogger("phi1_nb").propagate = False
+logging.getLogger("DeepSpeed").addFilter(lambda r: not r.getMessage().startswith("Setting accelerator to CPU"))"""
 
 def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
     "The kernel's environment and startup lines: plain log records; with `progress`, its bars counted in `d/progress`."
@@ -80,9 +82,10 @@ def in_cell_counter(path) -> str|None:
     for line in reversed(tail.replace("\r", "\n").splitlines()):
         parts = line.split("|")
         if len(parts) == 4 and parts[1].strip().isdigit():
-            desc, unit = parts[0].strip(), parts[3].strip()
+            desc, unit, total = parts[0].strip(), parts[3].strip(), parts[2].strip()
             unit = "steps" if unit in ("", "it") else unit if unit.endswith("s") else unit + "s"
-            return f"{desc + ': ' if desc else ''}{parts[1].strip()}/{parts[2].strip()} {unit}"
+            of = f"/{total}" if total.isdigit() and int(total) > 0 else ""   # a bar with no total (0, ?): a count
+            return f"{desc + ': ' if desc else ''}{parts[1].strip()}{of} {unit}"
     return None
 
 # %% ../nbs/11a_progress.ipynb #p30c0010

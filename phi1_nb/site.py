@@ -13,7 +13,8 @@ from .pipeline import STAGES, nbs_dir
 
 # %% auto #0
 __all__ = ['OFFLINE', 'stage_notebooks', 'notebook_title', 'mkdocs_config', 'strip_remote_scripts', 'build_site', 'chromium',
-           'render', 'probe_page', 'external_refs', 'output_noise', 'page_problems', 'unreadable', 'check_site']
+           'render', 'probe_page', 'external_refs', 'warnings_in', 'output_noise', 'page_problems', 'unreadable',
+           'check_site']
 
 # %% ../nbs/17_site.ipynb #a2f5068b
 def stage_notebooks(run_dir) -> list[tuple[str, Path]]:
@@ -231,12 +232,21 @@ def external_refs(html_text:str) -> list[str]:
     return sorted({m.group(2) or m.group(3) for m in _EXTERNAL.finditer(html_text)}
                   | {u for s in scripts for u in _SCRIPT_URL.findall(s)})
 
+# a Python warning (`FooWarning: `), or a log record of level WARNING as common formats print it: `[WARNING]`,
+# `WARNING:root:`, `- WARNING -`, `WARNING  name`, `[WARNING|f.py:3]`, absl's `W1207 12:00:00`, `level=warn`
+_WARNS = re.compile(r"\b\w*Warning: |(?:^|(?<=[\s\[(|]))WARN(?:ING)?(?=[\s\]):|]|$)|^W\d{4} \d\d:\d\d:\d\d"
+                    r"|\blevel=\"?warn(?:ing)?\b", re.M)
+
+def warnings_in(text:str) -> int:
+    "How many warnings a page's output text shows: Python warnings and WARNING-level log records (`_WARNS`)."
+    return len(_WARNS.findall(text))
+
 def output_noise(art:str) -> dict:
-    "Counts of stderr output blocks and of Python warnings (`FooWarning:`) in a rendered page's outputs."
+    "Counts of stderr output blocks and of warnings (`warnings_in`) in a rendered page's outputs."
     import html
     outs = re.findall(r'<div[^>]*jp-OutputArea-output[^>]*>(.*?)</div>', art, re.S)
     return {"stderr block": len(re.findall(r'<div[^>]*data-mime-type="application/vnd\.jupyter\.stderr"', art)),
-            "warning": sum(len(re.findall(r"\b\w*Warning: ", html.unescape(re.sub(r"<[^>]+>", "", o)))) for o in outs)}
+            "warning": sum(warnings_in(html.unescape(re.sub(r"<[^>]+>", "", o))) for o in outs)}
 
 def page_problems(dom:str, title:str) -> list[str]:
     "What a reader would miss on a rendered page: its H1 title, a figure in the article; and what should not be there."

@@ -1,19 +1,21 @@
 """Count what the site would show as log noise in a run's executed notebooks: stderr stream outputs and Python warnings.
 
 usage: python scripts/page_noise.py runs/tiny/notebooks   (the issue's "page noise counts"; `make site` checks the same in a browser)"""
-import json, re, sys
+import json, sys
 from pathlib import Path
+
+from phi1_nb.site import warnings_in   # Python warnings and WARNING-level log records, as the site's check counts them
 
 
 def noise(nb:Path) -> tuple[int, int]:
-    "(stderr blocks, `FooWarning: ` occurrences) in one executed notebook's outputs."
+    "(stderr blocks, warnings) in one executed notebook's outputs."
     se = w = 0
     for c in json.loads(nb.read_text())["cells"]:
         for o in c.get("outputs", []):
             stream = o.get("output_type") == "stream"
             t = "".join(o.get("text", "")) if stream else "".join((o.get("data") or {}).get("text/plain", ""))
             se += stream and o.get("name") == "stderr"
-            w += len(re.findall(r"\b\w*Warning: ", t))
+            w += warnings_in(t)
     return se, w
 
 

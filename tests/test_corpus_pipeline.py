@@ -106,7 +106,7 @@ def test_stage_config_function_and_notebook_agree(stage):
 def test_cli_help_and_errors(tmp_path):
     phi1 = [str(Path(sys.executable).parent / "phi1")]
     r = subprocess.run(phi1 + ["pipeline", "--help"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and "--corpus.limit (default: 2000)" in r.stdout
+    assert r.returncode == 0 and "--corpus.limit (default: 1500)" in r.stdout
     r = subprocess.run(phi1 + ["corpus", "--run-dir", str(tmp_path), "--limit", "5", "--corpus.files_per_shard", "2"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr

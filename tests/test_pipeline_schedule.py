@@ -65,3 +65,26 @@ def test_failure_stops_its_dependents_and_nothing_new_starts(tmp_path, monkeypat
     status = {x["stage"]: x["status"] for x in s["stages"]}
     assert [k for k, v in status.items() if v == "reused"] == ["corpus", "filter", "dedup", "tokenizer", "ablation"]
 
+
+
+def test_a_stage_starts_once_the_output_it_reads_is_written(tmp_path, monkeypatch):
+    "The filter's last cells (plots, an embedder comparison) run beside dedup; the report waits for every stage to end."
+    spans, lock, logs = {}, threading.Lock(), []
+
+    def run_one(stage, i, cfg, run_dir, prepare_only, env, bar, stop=None):
+        if bar is not None: bar.close()
+        t0 = time.time(); time.sleep(0.2)
+        write_manifest(run_dir/stage, stage=stage, shards=[], params=cfg.section(stage), seconds=0.0)
+        wrote = time.time(); time.sleep(1.5 if stage in ("filter", "eval") else 0)   # the notebook's last cells
+        with lock: spans[stage] = (t0, wrote, time.time())
+        return dict(stage=stage, status="ran", seconds=round(time.time() - t0, 2), notebook="nb")
+    monkeypatch.setattr(P, "_run_one", run_one)
+    s = P.run_pipeline("tiny", {"run": {"runs_dir": str(tmp_path), "name": "r"}, "pipeline": {"jobs": 2}},
+                       log=logs.append)
+    assert {x["status"] for x in s["stages"]} == {"ran"}
+    assert spans["dedup"][0] < spans["filter"][2], spans   # dedup began while the filter's notebook still ran
+    assert any(line.startswith("[dedup] starts beside filter") for line in logs), logs
+    for b, ins in P.stage_inputs(load_config("tiny")).items():
+        for a in ins: assert spans[a][1] <= spans[b][0], (b, "started before the output of", a, "was written")
+    assert all(sp[2] <= spans["report"][0] for st, sp in spans.items() if st != "report")   # it reads summary.json
+    assert max(sum(sp[0] <= t < sp[2] for sp in spans.values()) for t, *_ in spans.values()) == 2   # 2 at once

@@ -24,7 +24,9 @@ def executed(title:str, figure:bool=True, error:bool=False, noise:bool=False):
     outs = [nbformat.v4.new_output("stream", name="stdout", text="counts: 3 in, 2 out\n")]
     if figure: outs.append(nbformat.v4.new_output("display_data", {"image/png": _png(), "text/plain": "<Figure>"}))
     if noise: outs += [nbformat.v4.new_output("stream", name="stderr", text="Loading weights: 100%|#####| 3/3\n"),
-                       nbformat.v4.new_output("stream", name="stdout", text="x.py:3: FutureWarning: old\n")]
+                       nbformat.v4.new_output("stream", name="stdout", text="x.py:3: FutureWarning: old\n"),
+                       nbformat.v4.new_output("stream", name="stdout", text="[2026-12-07 02:59:35,193] [WARNING] "
+                                              "[real_accelerator.py:213:get_accelerator] Setting accelerator to CPU.\n")]
     if error: outs.append(nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
                                                  traceback=["Traceback (most recent call last)", "ValueError: boom"]))
     nb.cells[1].outputs = outs
@@ -53,7 +55,7 @@ def test_site_pages_in_a_browser(run, tmp_path):
     problems = check_site(site, run, screenshots=1)   # the network blocked; "shingle" typed into the index's search box
     assert problems == {"index.html": [], "00_corpus.html": [], "01_filter.html": [], "02_dedup.html": ["no figure"],
                         "03_pretrain.html": ["error output: 'Traceback (most recent call last)'", "1 stderr block"],
-                        "04_finetune.html": ["1 stderr block", "1 warning"], "report.html": []}, problems
+                        "04_finetune.html": ["1 stderr block", "2 warnings"], "report.html": []}, problems
     assert [p.name for p in (run/"site_screenshots").glob("*.png")] == ["index.png"]
     assert (run/"site_screenshots"/"index.png").stat().st_size > 10_000
     html = (site/"01_filter.html").read_text()
