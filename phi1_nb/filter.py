@@ -292,7 +292,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200,
                val_frac:float=0.2, near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5,
                token_budget:float|None=None, token_counter:str="whitespace", cache_embeddings:bool=True,
-               keep_dropped:bool=True, batch_size:int=256, seed:int=1234, engine:str="local",
+               keep_dropped:bool=True, batch_size:int=256, seed:int=1234, engine:str="local", workers:int|None=None,
                ray_address:str|None=None, ray_actors:int|None=None, progress:bool=True) -> dict:
     ("The filter stage: label a sample, train the classifier, filter "
      "`run_dir/corpus/` into `run_dir/filter/` (local or Ray engine).")
@@ -306,7 +306,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                                            "near_dup_threshold", "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
     if engine not in ("local", "ray"): raise ValueError(f"filter.engine must be 'local' or 'ray', not {engine!r}")
-    same = lambda p: {k: v for k, v in (p or {}).items() if k not in ("engine", "ray_address", "ray_actors")}
+    same = lambda p: {k: v for k, v in (p or {}).items() if k not in "engine workers ray_address ray_actors".split()}
     prev = read_json(out/"params.json") if (out/"params.json").exists() else {}
     # other settings or another corpus: what was computed with the old ones goes (the engine changes no result)
     if same(prev.get("params")) != same(params) or prev.get("corpus") != corpus_id:
@@ -316,7 +316,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     labels_dir = _labels_dir(out, judge, judge_model)
     filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
-    mt = None
+    from phi1_nb.corpus import local_map; mt = local_map(workers, "filter")   # local: None is all cores, 1 is here
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors)
