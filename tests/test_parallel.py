@@ -29,8 +29,9 @@ def manifest(d: Path) -> dict:
 def stage(d: Path, name: str, recs: list, per: int) -> Path:
     "`recs` as a finished stage `name` in `d`, `per` records a shard."
     out = d / name
-    write_manifest(out, stage=name.split("/")[0], shards=[write_shard(out / f"part-{i // per:05d}.jsonl", recs[i:i + per])
-                                                         for i in range(0, len(recs), per)])
+    write_manifest(out, stage=name.split("/")[0],
+                   shards=[write_shard(out / f"part-{i // per:05d}.jsonl", recs[i:i + per])
+                           for i in range(0, len(recs), per)])
     return d
 
 
@@ -44,7 +45,8 @@ def dedup_input(d: Path) -> Path:
              dict(id="edited", content=b + "\n\ndef extra():\n    return 1\n", educational_value=0.2),
              dict(id="tie7", content=recs[7]["content"]), dict(id="tie11", content=recs[11]["content"]),  # ties:
              dict(id="tie11b", content=recs[11]["content"]),          # the first in input order stays
-             dict(id="empty", content=None, educational_value=0.5), dict(id="broken", content="def f(:\n", educational_value=0.5)]
+             dict(id="empty", content=None, educational_value=0.5),
+             dict(id="broken", content="def f(:\n", educational_value=0.5)]
     for r in recs[30:33]: r["educational_value"] = 0.5
     return stage(d, "filter", recs, 9)
 
@@ -118,7 +120,8 @@ def test_a_failing_dedup_worker_is_one_line_and_leaves_no_output(tmp_path, monke
     msg = str(e.value)
     assert "\n" not in msg and ("shard broke in a worker" if fault is boom else "dedup worker") in msg, msg
     out = run / "dedup"
-    assert not (out / "manifest.json").exists() and not list(out.glob("part-*")) and not (out / "work" / "done.json").exists()
+    assert not (out / "manifest.json").exists() and not list(out.glob("part-*"))
+    assert not (out / "work" / "done.json").exists()
     from phi1_nb.core import require_stage
     with pytest.raises(FileNotFoundError, match="run the 'dedup' stage first"): require_stage(run, "dedup")
     if fault is boom: return
