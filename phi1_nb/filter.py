@@ -316,7 +316,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     labels_dir = _labels_dir(out, judge, judge_model)
     filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
-    from phi1_nb.corpus import local_map; mt = local_map(workers, "filter")   # local: None is all cores, 1 is here
+    from phi1_nb.corpus import local_map; mt = local_map(workers, "filter", progress)   # None: all cores
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors)
