@@ -132,14 +132,22 @@ class EduFilter:
         "Reload a saved filter by path (a filter saved before the bake-off is a forest)."
         m = read_json(Path(dir)/"filter.json")
         clf = load_classifier(dir, m.get("classifier", "rf"), m.get("classifier_params", {}))
-        return cls(m["embedder"], m["embedder_params"], clf, m["metrics"])
+        f = cls(m["embedder"], m["embedder_params"], clf, m["metrics"]); f.saved_in = str(Path(dir).resolve())
+        return f
 
 # %% ../nbs/04_filter.ipynb #0f3c2654
 @patch
-def __getstate__(self:EduFilter): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
+def __getstate__(self:EduFilter):
+    d = {k: v for k, v in self.__dict__.items() if k != "embedder"}
+    if d.get("saved_in"):     # a classifier that does not pickle (fasttext's): read back from its folder there
+        import pickle
+        try: pickle.dumps(self.classifier)
+        except TypeError: return dict(saved_in=d["saved_in"])
+    return d
 
 @patch
 def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
+    if set(d) == {"saved_in"}: self.__dict__.update(EduFilter.load(d["saved_in"]).__dict__); return
     self.__dict__.update(d)
     self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
 
@@ -147,6 +155,7 @@ def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder 
 def save(self:EduFilter, dir) -> Path:
     "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
     d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
+    self.saved_in = str(d.resolve())   # where a worker reads it back when it does not pickle (`__getstate__`)
     write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
                                      classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
                                      metrics=self.metrics))

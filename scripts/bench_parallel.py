@@ -22,7 +22,7 @@ import argparse, ast, json, os, re, resource, shutil, statistics, subprocess, sy
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = dict(filter=4000, dedup=1500, decontaminate=1500)        # records a stage; the default run: ~4-5 min
+SIZES = dict(filter=5000, dedup=800, decontaminate=6000)         # records a stage; the default run: ~3-5 min
 SMALL = dict(filter=300, dedup=120, decontaminate=150)
 STAGES = ("filter", "dedup", "decontaminate")
 
