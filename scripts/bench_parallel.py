@@ -8,7 +8,8 @@ medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side 
 means the pool adds no work). The filter's judge labels and its model are made once, before the timed runs: what is
 timed is the scoring pass over every shard (the part that runs on the pool).
 
-On a quiet 2-core machine the default sizes take about 4-5 minutes in all:
+On a quiet 2-core machine the default sizes should take about 3-5 minutes in all (estimated from the CPU seconds
+measured at load 20, 2026-12-07: not yet timed on a quiet machine):
 
     PYTHONPATH=. .venv/bin/python scripts/bench_parallel.py
 
