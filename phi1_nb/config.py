@@ -118,7 +118,9 @@ RANGES.update({"synth.budget_tokens": (int, 0, None), "synth.budget_usd": (float
                "synth.batch_wait": (float, 0, None), "synth.batch_rounds": (int, 1, None)})
 
 # %% ../nbs/00c_config.ipynb #60ba8548
-RANGES.update({"corpus.workers": (int, 1, None), "*.ray_actors": (int, 1, None), "*.concurrency": (int, 1, None),
+RANGES.update({"corpus.workers": (int, 1, None), "filter.workers": (int, 1, None),
+               "dedup.workers": (int, 1, None), "decontaminate.workers": (int, 1, None),
+               "*.ray_actors": (int, 1, None), "*.concurrency": (int, 1, None),
                "filter.n_labels": (int, 1, None), "filter.active_rounds": (int, 0, None),
                "filter.pool_size": (int, 1, None), "filter.n_estimators": (int, 1, None),
                "filter.val_frac": (float, 0, 1, "()"), "filter.threshold": (float, 0, 1),

@@ -15,8 +15,8 @@ from .shards import shard_schema
 
 # %% auto #0
 __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown',
-           'stack_record', 'stackoverflow_record', 'n_cores', 'process_map', 'engine_map', 'run_corpus', 'corpus_stats',
-           'plot_sizes']
+           'stack_record', 'stackoverflow_record', 'n_cores', 'process_map', 'engine_map', 'local_map', 'run_corpus',
+           'corpus_stats', 'plot_sizes']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 from .corpus_input import (INPUT_SUFFIXES, count_rows, fresh_stage, list_shards, noting_ids, read_input,
@@ -232,6 +232,13 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
     return on_ray
+
+# %% ../nbs/01_corpus.ipynb #be5ba291
+def local_map(workers:int|None=None, # processes (None: all cores; 1: a loop in this process, no pool)
+              desc:str="", progress:bool=False):
+    "A stage's local engine as `run_stage`'s `map_tasks`: `process_map` on `workers` processes, or None for one."
+    w = workers or n_cores()
+    return None if w == 1 else lambda fn, items: process_map(fn, items, w, progress, desc)
 
 # %% ../nbs/01_corpus.ipynb #2d7e4b90
 def _input_shards(src:Path) -> tuple[list[Path], list]:

@@ -255,8 +255,8 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
                       tau:float=0.95, taus:list=(0.95, 0.9, 0.85, 0.8), min_match_rate:float=0.5,
                       embedder:str|None=None, embed_threshold:float=0.1, remove_embedding:bool=False,
                       remove_ngram:bool=False, doc_coverage:float=0.5, batch_size:int=1000,
-                      shard_format:str="jsonl.zst", engine:str="local", ray_address:str|None=None,
-                      ray_actors:int|None=None) -> dict:
+                      shard_format:str="jsonl.zst", engine:str="local", workers:int|None=None,
+                      ray_address:str|None=None, ray_actors:int|None=None) -> dict:
     "Decontaminate `run_dir/<input_stage>/` against the benchmarks into `run_dir/decontaminate/`; returns the manifest."
     t0, params = time.time(), {k: (list(v) if isinstance(v, tuple) else v) for k,
                                v in locals().items() if k != "run_dir"}
@@ -276,7 +276,8 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     # one output shard per input shard, its name from the input's path
     tasks = {t: (t, Path(src)/sh["path"]) for t, sh in zip(task_ids([sh["path"] for sh in shards]), shards)}
     process = lambda t: decontaminate_shard(checker, t[1], out/"work"/t[0], batch_size)
-    mt = None
+    from phi1_nb.corpus import local_map
+    mt = local_map(workers, "decontaminate")   # engine local: `workers` processes (None: all cores; 1: here)
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
@@ -287,7 +288,8 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
 # %% ../nbs/07a_decontaminate.ipynb #a1ce286c
 def _fresh_work(out, params:dict, embedder, shards):
     "Start the stage's folder afresh unless its work was done with these settings, benchmark and input."
-    same = {k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors")}   # (no result changes)
+    # (no result changes)
+    same = {k: v for k, v in params.items() if k not in ("engine", "workers", "ray_address", "ray_actors")}
     emb = repr(embedder) if embedder is not None and not isinstance(embedder, str) else embedder
     key = json.loads(json.dumps(dict(same, embedder=emb, input=[sh["sha256"] for sh in shards]), default=str))
     if not (out/"work"/"key.json").exists() or read_json(out/"work"/"key.json") != key:

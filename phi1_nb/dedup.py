@@ -8,7 +8,10 @@ Docs: https://phi1-nb.github.io/phi1_nb/dedup.html.md"""
 from __future__ import annotations
 import ast, json, shutil, time
 from collections import Counter
+from functools import partial
 from pathlib import Path
+
+from fastcore.basics import patch
 
 import numpy as np
 
@@ -105,41 +108,44 @@ class DedupIndex:
             else: X = self.embedder.embed(list(texts))
             self.embs.append(np.asarray(X, np.float32))
 
-    def resolve(self) -> dict:
-        "`{'reason': {i: reason}, 'duplicate_of': {i: j}, 'clusters': {method: [[kept, ...members]]}, ...}`."
-        n, alive = len(self.keys), np.ones(len(self.keys), bool)
-        reason, dup_of, clusters = {}, {}, {}
-        def apply(method, groups):
-            clusters[method] = []
-            for g in groups:
-                k = keep_one(g, self.lengths, self.scores)
-                for i in g:
-                    if i != k: alive[i] = False; reason[i] = method; dup_of[i] = k
-                clusters[method].append([k] + [i for i in g if i != k])
-        if self.exact:
-            by = {}
-            for i, k in enumerate(self.keys): by.setdefault(k, []).append(i)
-            apply("exact_duplicate", [g for g in by.values() if len(g) > 1])
-        lsh = None
-        if self.near != "none" and n:
-            idx = np.flatnonzero(alive); sigs = np.concatenate(self.sigs)[idx]
-            lsh = lsh_params(self.threshold, self.hasher.num_perm, self.weights)
-            cand = candidate_pairs(sigs, *lsh)
-            W, S, t = self.words, self.sets, self.threshold
-            def near(i, j):   # 'signature' keeps no sets: the estimate, and for a small form (by its size) the words
-                a, b = idx[i], idx[j]
-                if self.verify == "exact": return similar(S[a], S[b], t, W[a], W[b])
-                return estimate_jaccard(sigs[i], sigs[j]) >= t and words_agree(self.sizes[a], self.sizes[b], W[a], W[b])
-            ok = [(idx[i], idx[j]) for i, j in cand if near(i, j)]
-            apply("near_duplicate", components(n, ok))
-            self.n_candidates, self.n_verified = len(cand), len(ok)
-        if self.embedder is not None and n:
-            idx = np.flatnonzero(alive)
-            pairs = embedding_pairs(np.concatenate(self.embs)[idx], self.embed_threshold, self.embed_metric)
-            apply("embedding_duplicate", components(n, [(idx[int(i)], idx[int(j)]) for i, j, _ in pairs]))
-        return dict(keep=alive, reason=reason, duplicate_of=dup_of, clusters=clusters, lsh=lsh,
-                    ast_fallback=self.fallbacks)
+# %% ../nbs/07_dedup.ipynb #b1275613
+@patch
+def resolve(self:DedupIndex) -> dict:
+    "`{'reason': {i: reason}, 'duplicate_of': {i: j}, 'clusters': {method: [[kept, ...members]]}, ...}`."
+    n, alive = len(self.keys), np.ones(len(self.keys), bool)
+    reason, dup_of, clusters = {}, {}, {}
+    def apply(method, groups):
+        clusters[method] = []
+        for g in groups:
+            k = keep_one(g, self.lengths, self.scores)
+            for i in g:
+                if i != k: alive[i] = False; reason[i] = method; dup_of[i] = k
+            clusters[method].append([k] + [i for i in g if i != k])
+    if self.exact:
+        by = {}
+        for i, k in enumerate(self.keys): by.setdefault(k, []).append(i)
+        apply("exact_duplicate", [g for g in by.values() if len(g) > 1])
+    lsh = None
+    if self.near != "none" and n:
+        idx = np.flatnonzero(alive); sigs = np.concatenate(self.sigs)[idx]
+        lsh = lsh_params(self.threshold, self.hasher.num_perm, self.weights)
+        cand = candidate_pairs(sigs, *lsh)
+        W, S, t = self.words, self.sets, self.threshold
+        def near(i, j):   # 'signature' keeps no sets: the estimate, and for a small form (by its size) the words
+            a, b = idx[i], idx[j]
+            if self.verify == "exact": return similar(S[a], S[b], t, W[a], W[b])
+            return estimate_jaccard(sigs[i], sigs[j]) >= t and words_agree(self.sizes[a], self.sizes[b], W[a], W[b])
+        ok = [(idx[i], idx[j]) for i, j in cand if near(i, j)]
+        apply("near_duplicate", components(n, ok))
+        self.n_candidates, self.n_verified = len(cand), len(ok)
+    if self.embedder is not None and n:
+        idx = np.flatnonzero(alive)
+        pairs = embedding_pairs(np.concatenate(self.embs)[idx], self.embed_threshold, self.embed_metric)
+        apply("embedding_duplicate", components(n, [(idx[int(i)], idx[int(j)]) for i, j, _ in pairs]))
+    return dict(keep=alive, reason=reason, duplicate_of=dup_of, clusters=clusters, lsh=lsh,
+                ast_fallback=self.fallbacks)
 
+# %% ../nbs/07_dedup.ipynb #a390a6c8
 def find_duplicates(texts:list[str], scores=None, **kw) -> dict:
     "Dedup a list of texts in memory (keywords as `DedupIndex`)."
     ix = DedupIndex(**kw); ix.add_batch(texts, scores)
@@ -207,10 +213,15 @@ def write_clusters(path, methods:list[str], clusters) -> tuple[dict, dict]:
         f.write("\n}\n")
     return {m: dict(sorted(c.items())) for m, c in sizes.items()}, top
 
-def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
+# %% ../nbs/07_dedup.ipynb #17829d49
+def _local_decisions(tasks, ddir, ix_kw, batch_size, n_hint:int=0, mt=None):
     "The local engine's first pass: every shard's features spilled to disk (`phi1_nb.dedup_disk`), decisions per shard."
-    from phi1_nb.dedup_disk import DiskDedup, disk_decisions
+    from phi1_nb.dedup_disk import DiskDedup, disk_decisions, spill_shard
     ix, gids, ids, batch = DiskDedup(Path(ddir).parent/"spill", n_hint, **ix_kw), [], [], []
+    if mt is not None and len(tasks) > 1 and ix.mem.embedder is None:   # a shard per worker, merged in shard order
+        mt(partial(spill_shard, ix.root/"parts", ix.hasher, ix.lsh, ix.cfg, batch_size), tasks)
+        for t in tasks: ix.add_spilled(ix.root/"parts"/t["tid"])
+        return disk_decisions(ix, tasks, ddir)
     def flush():
         ix.add_batch([r["content"] for r in batch], [r.get("educational_value") for r in batch], gids, ids)
         for x in (gids, ids, batch): x.clear()
@@ -221,6 +232,12 @@ def _local_decisions(src, tasks, ddir, ix_kw, batch_size, n_hint:int=0):
             if len(batch) >= batch_size: flush()
     flush()
     return disk_decisions(ix, tasks, ddir)
+
+def _dedup_tasks(src, shards:list) -> list[dict]:
+    "One task per input shard: its output shard's name (from the input's path), its path, its first global index."
+    from phi1_nb.core import task_ids
+    return [dict(tid=t, path=str(Path(src)/sh["path"]), offset=int(o)) for t, sh, o in
+            zip(task_ids([sh["path"] for sh in shards]), shards, np.cumsum([0] + [sh["n"] for sh in shards]))]
 
 # %% ../nbs/07_dedup.ipynb #926c6c29
 def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128,
@@ -240,56 +257,66 @@ def check_dedup_params(near:str="minhash", shingles:str="ast", ngram:int=5, thre
 
 
 # %% ../nbs/07_dedup.ipynb #795411b0
+def _decide(out, tasks:list, key:dict, p:dict, run_dir, n:int, mt=None) -> dict:
+    "The first pass unless `work/done.json` holds `key`: each shard's decisions into `work/decisions/`, the clusters."
+    work, ddir = out/"work", out/"work"/"decisions"
+    if (work/"done.json").exists() and read_json(work/"done.json")["key"] == key: return read_json(work/"done.json")
+    for d in ("work", "parts", "dropped"): shutil.rmtree(out/d, ignore_errors=True)   # another input or setting
+    for f in out.glob("*.*"): f.unlink()
+    ddir.mkdir(parents=True)
+    ix_kw = {k: p[k] for k in ("exact", "comments", "near", "shingles", "ngram", "threshold", "num_perm", "verify")}
+    ix_kw.update(backend=key["signature_backend"], weights=(p["fp_weight"], 1 - p["fp_weight"]))
+    if p["engine"] == "ray":
+        from phi1_nb.dedup_ray import ray_dedup_decisions
+        methods, stream, info = ray_dedup_decisions(tasks, ddir, batch_size=p["batch_size"], **ix_kw)
+    else:
+        ix_kw.update(embedder=p["embedder"], embed_metric=p["embed_metric"], embed_threshold=p["embed_threshold"],
+                     embed_cache=Path(run_dir)/"cache"/"embed" if p["embedder"] else None)
+        methods, stream, info = _local_decisions(tasks, ddir, ix_kw, p["batch_size"], n, mt)
+    sizes, top = write_clusters(work/"clusters.json", methods, stream)
+    write_json(work/"done.json", dict(key=key, sizes=sizes, top=top, **info))      # the marker: decisions complete
+    return read_json(work/"done.json")
+
+def _write_pass(ddir, task):
+    "The second pass over one shard: its records, those decided against as `Drop`s (with the kept copy's id)."
+    d = read_json(ddir/f"{task['tid']}.json") if (ddir/f"{task['tid']}.json").exists() else {}
+    for p, r in enumerate(read_shard(task["path"])):
+        if not isinstance(r.get("content"), str): yield Drop("no_content", {**r, "duplicate_of": None})
+        elif (x := d.get(str(p))) is None: yield r
+        else: yield Drop(x[0], {**r, "duplicate_of": json.loads(x[1])})
+
+# %% ../nbs/07_dedup.ipynb #d1e45483
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
               verify:str="exact", fp_weight:float=0.002,
               embedder:str|None=None, embed_metric:str="cosine", embed_threshold:float=0.02,
-              batch_size:int=1000, shard_format:str="jsonl.zst",
-              engine:str="local", ray_address:str|None=None, ray_actors:int|None=None) -> dict:
+              batch_size:int=1000, shard_format:str="jsonl.zst", engine:str="local",
+              workers:int|None=None, # engine local: processes (None: all cores; 1: this process); the same bytes
+              ray_address:str|None=None, ray_actors:int|None=None) -> dict:
     "Deduplicate `run_dir/<input_stage>/` into `run_dir/dedup/` on the local or the Ray engine; returns the manifest."
     t0, params = time.time(), {k: v for k, v in locals().items() if k not in ("run_dir", "t0")}
-    check_dedup_params(**params)
+    check_dedup_params(**params); check_params("dedup", dict(workers=workers), "run_dedup")
     src = require_stage(run_dir, input_stage, into="dedup")
     out, shards = stage_dir(run_dir, "dedup"), verify_shards(src)["shards"]
-    from phi1_nb.core import task_ids   # one output shard per input shard, its name from the input's path
-    tasks = [dict(tid=t, path=str(Path(src)/sh["path"]), offset=int(o)) for t, sh, o in
-             zip(task_ids([sh["path"] for sh in shards]), shards, np.cumsum([0] + [sh["n"] for sh in shards]))]
+    tasks = _dedup_tasks(src, shards)
     sb = run_backend(backend, tasks, ngram)     # one signature backend for the whole run, decided by the input
-    key = dict({k: v for k, v in params.items() if k not in ("engine", "ray_address", "ray_actors", "batch_size")},
+    key = dict({k: v for k, v in params.items() if k not in ("engine", "workers", "ray_address", "ray_actors",
+                                                             "batch_size")},
                signature_backend=sb, tokens=TOKENS_VERSION, input=[sh["sha256"] for sh in shards])
-    work, ddir, mt = out/"work", out/"work"/"decisions", None
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
-    # another input or setting: start over
-    if not (work/"done.json").exists() or read_json(work/"done.json")["key"] != key:
-        for d in ("work", "parts", "dropped"): shutil.rmtree(out/d, ignore_errors=True)
-        for p in out.glob("*.*"): p.unlink()
-        ddir.mkdir(parents=True)
-        ix_kw = dict(exact=exact, comments=comments, near=near, shingles=shingles, ngram=ngram, threshold=threshold,
-                     num_perm=num_perm, backend=sb, verify=verify, weights=(fp_weight, 1 - fp_weight))
-        if engine == "ray":
-            from phi1_nb.dedup_ray import ray_dedup_decisions
-            methods, stream, info = ray_dedup_decisions(tasks, ddir, batch_size=batch_size, **ix_kw)
-        else:
-            ix_kw.update(embedder=embedder, embed_metric=embed_metric, embed_threshold=embed_threshold,
-                         embed_cache=Path(run_dir)/"cache"/"embed" if embedder else None)
-            methods, stream, info = _local_decisions(src, tasks, ddir, ix_kw, batch_size, sum(sh["n"] for sh in shards))
-        sizes, top = write_clusters(work/"clusters.json", methods, stream)
-        write_json(work/"done.json", dict(key=key, sizes=sizes, top=top, **info))      # the marker: decisions complete
-    done = read_json(work/"done.json")
-    def process(task):
-        d = read_json(ddir/f"{task['tid']}.json") if (ddir/f"{task['tid']}.json").exists() else {}
-        for p, r in enumerate(read_shard(task["path"])):
-            if not isinstance(r.get("content"), str): yield Drop("no_content", {**r, "duplicate_of": None})
-            elif (x := d.get(str(p))) is None: yield r
-            else: yield Drop(x[0], {**r, "duplicate_of": json.loads(x[1])})
+    else:
+        from phi1_nb.corpus import local_map
+        mt = local_map(workers, "dedup")
+    done = _decide(out, tasks, key, params, run_dir, sum(sh["n"] for sh in shards), mt)
     def finish(m):   # clusters.json and the manifest's additions, before run_stage writes the manifest (last)
-        with open(work/"clusters.json", "rb") as f, atomic_write(out/"clusters.json", "wb") as g:
+        with open(out/"work"/"clusters.json", "rb") as f, atomic_write(out/"clusters.json", "wb") as g:
             shutil.copyfileobj(f, g)
         m["counts"].update(ast_fallback=done["ast_fallback"],
                            clusters=sum(sum(c.values()) for c in done["sizes"].values()))
         m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
                  lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
-    return run_stage(out, {t["tid"]: t for t in tasks}, process, stage="dedup", params=params, inputs=[src],
-                     fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt, finish=finish)
+    return run_stage(out, {t["tid"]: t for t in tasks}, partial(_write_pass, out/"work"/"decisions"), stage="dedup",
+                     params=params, inputs=[src], fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt,
+                     finish=finish)

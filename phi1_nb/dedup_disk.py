@@ -15,7 +15,7 @@ from .minhash import (MinHasher, estimate_jaccard, exact_key, lsh_params, simila
 
 # %% auto #0
 __all__ = ['SpillStore', 'row', 'features', 'sig', 'close', 'SpillRuns', 'band_keys', 'spill_features', 'near_pair', 'DiskDedup',
-           'resolve', 'disk_decisions']
+           'resolve', 'disk_decisions', 'spill_shard', 'add_spilled']
 
 # %% ../nbs/07e_dedup_disk.ipynb #82597f6e
 _ROW = np.dtype([("off", "<u8"), ("gid", "<i8"), ("length", "<i8"), ("score", "<f8"), ("id_len", "<u4"),
@@ -270,3 +270,38 @@ def disk_decisions(ix:DiskDedup, tasks:list, ddir) -> tuple[list, object, dict]:
                 for a, b in zip([0] + list(ends[:-1]), ends): yield m, [json.loads(_id_json(st, j)) for j in flat[a:b]]
         finally: st.close(); shutil.rmtree(ix.root, ignore_errors=True)
     return list(res["clusters"]), stream(), dict(lsh=res["lsh"], ast_fallback=res["ast_fallback"])
+
+# %% ../nbs/07e_dedup_disk.ipynb #3f75bb9e
+def spill_shard(root, hasher:MinHasher, lsh, cfg:dict, batch_size:int, task:dict) -> dict:
+    "A worker's pass over one shard: its features into `root/<tid>/` (a `SpillStore`, `keys.npz`); returns counts."
+    from phi1_nb.core import read_shard
+    part = Path(root)/task["tid"]; shutil.rmtree(part, ignore_errors=True)
+    store, keys, bands, fb, batch = SpillStore(part/"features", hasher.num_perm), [], [], [0], []
+    def flush():
+        if not batch: return
+        k, b, f = spill_features(store, hasher, lsh, [r["content"] for _, r in batch],
+                                 [r.get("educational_value") for _, r in batch], [g for g, _ in batch],
+                                 [r.get("id", g) for g, r in batch], **cfg)
+        keys.extend([] if k is None else [k]); bands.extend([] if b is None else [b]); fb[0] += f; batch.clear()
+    for p, r in enumerate(read_shard(task["path"])):   # (records without text are the write pass's `no_content`)
+        if isinstance(r.get("content"), str): batch.append((task["offset"] + p, r))
+        if len(batch) >= batch_size: flush()
+    flush(); store.close()
+    np.savez(part/"keys.npz", exact=np.concatenate(keys) if keys else np.empty(0, "S20"), fallbacks=fb[0],
+             bands=np.concatenate(bands, axis=1) if bands else np.zeros((lsh[0], 0), np.uint64))
+    return dict(tid=task["tid"], n=store.n, fallbacks=fb[0])
+
+def add_spilled(self:DiskDedup, part) -> int:
+    "Append a worker's part (`spill_shard`) as `add_batch` would have added its records, then delete it: the count."
+    part, st = Path(part), self.store; n0, z = st.n, np.load(Path(part)/"keys.npz")
+    rows = np.fromfile(part/"features"/"index.bin", _ROW); rows["off"] += np.uint64(st._off)
+    st._w["index"].write(rows.tobytes())
+    for k in ("blob", "sigs"):
+        with open(part/"features"/f"{k}.bin", "rb") as f: shutil.copyfileobj(f, st._w[k])
+    st._off += (part/"features"/"blob.bin").stat().st_size; st.n += len(rows); js = np.arange(n0, st.n)
+    if self.exact: self.keys.append(z["exact"], js)
+    for k in range(self.lsh[0]): self.bands[k].append(z["bands"][k], js)
+    self.fallbacks += int(z["fallbacks"]); shutil.rmtree(part)
+    return len(rows)
+
+DiskDedup.add_spilled = add_spilled

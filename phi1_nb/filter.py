@@ -132,14 +132,22 @@ class EduFilter:
         "Reload a saved filter by path (a filter saved before the bake-off is a forest)."
         m = read_json(Path(dir)/"filter.json")
         clf = load_classifier(dir, m.get("classifier", "rf"), m.get("classifier_params", {}))
-        return cls(m["embedder"], m["embedder_params"], clf, m["metrics"])
+        f = cls(m["embedder"], m["embedder_params"], clf, m["metrics"]); f.saved_in = str(Path(dir).resolve())
+        return f
 
 # %% ../nbs/04_filter.ipynb #0f3c2654
 @patch
-def __getstate__(self:EduFilter): return {k: v for k, v in self.__dict__.items() if k != "embedder"}
+def __getstate__(self:EduFilter):
+    d = {k: v for k, v in self.__dict__.items() if k != "embedder"}
+    if d.get("saved_in"):     # a classifier that does not pickle (fasttext's): read back from its folder there
+        import pickle
+        try: pickle.dumps(self.classifier)
+        except TypeError: return dict(saved_in=d["saved_in"])
+    return d
 
 @patch
 def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder is rebuilt there, on that actor's device
+    if set(d) == {"saved_in"}: self.__dict__.update(EduFilter.load(d["saved_in"]).__dict__); return
     self.__dict__.update(d)
     self.embedder = get_embedder(self.embedder_name, **self.embedder_params) if self.embedder_name else None
 
@@ -147,6 +155,7 @@ def __setstate__(self:EduFilter, d):   # unpickled in a Ray actor: the embedder 
 def save(self:EduFilter, dir) -> Path:
     "Write the classifier's file and `filter.json` (the marker, last) into `dir`."
     d = Path(dir); d.mkdir(parents=True, exist_ok=True); c = self.classifier; c.save(d)
+    self.saved_in = str(d.resolve())   # where a worker reads it back when it does not pickle (`__getstate__`)
     write_json(d/"filter.json", dict(embedder=self.embedder_name, embedder_params=self.embedder_params,
                                      classifier=c.name, classifier_params=c.params, kind=type(self.model).__name__,
                                      metrics=self.metrics))
@@ -292,7 +301,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                embedder_params:dict|None=None, classifier:str="rf", model:str="classifier", n_estimators:int=200,
                val_frac:float=0.2, near_dup_threshold:float=0.7, near_dup_shingles:str="ast", threshold:float=0.5,
                token_budget:float|None=None, token_counter:str="whitespace", cache_embeddings:bool=True,
-               keep_dropped:bool=True, batch_size:int=256, seed:int=1234, engine:str="local",
+               keep_dropped:bool=True, batch_size:int=256, seed:int=1234, engine:str="local", workers:int|None=None,
                ray_address:str|None=None, ray_actors:int|None=None, progress:bool=True) -> dict:
     ("The filter stage: label a sample, train the classifier, filter "
      "`run_dir/corpus/` into `run_dir/filter/` (local or Ray engine).")
@@ -305,7 +314,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
                                            "embedder_params", "classifier", "model", "n_estimators", "val_frac",
                                            "near_dup_threshold", "near_dup_shingles", "seed")}
     model_params["corpus"] = corpus_id
-    same = lambda p: {k: v for k, v in (p or {}).items() if k not in ("engine", "ray_address", "ray_actors")}
+    same = lambda p: {k: v for k, v in (p or {}).items() if k not in "engine workers ray_address ray_actors".split()}
     prev = read_json(out/"params.json") if (out/"params.json").exists() else {}
     # other settings or another corpus: what was computed with the old ones goes (the engine changes no result)
     if same(prev.get("params")) != same(params) or prev.get("corpus") != corpus_id:
@@ -315,7 +324,7 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
     labels_dir = _labels_dir(out, judge, judge_model)
     filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
     write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
-    mt = None
+    from phi1_nb.corpus import local_map; mt = local_map(workers, "filter", progress)   # None: all cores
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors)
