@@ -194,13 +194,12 @@ class EmbeddingCache:
         keys = np.load(kf); hs = keys["hash"]   # 16-byte keys (older chunks: 64-byte hex digests)
         e = np.zeros(len(hs), _IX); e["chunk"], e["row"], e["tr"] = len(self.names), np.arange(len(hs)), keys["truncated"]
         e["key"] = np.ascontiguousarray(hs).view("S16").ravel() if hs.ndim == 2 else [_kb(k.decode()) for k in hs]
-        self.names.append(name); self.runs.append(e[np.argsort(e["key"], kind="stable")])
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):   # older first: a later chunk wins
-            new, old = self.runs.pop(), self.runs.pop(); c = np.concatenate([old, new])
-            self.runs.append(c[np.argsort(c["key"], kind="stable")])
+        e.sort(order=["key", "chunk"]); self.names.append(name); self.runs.append(e)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):   # in place: no index, no copy
+            c = np.concatenate([self.runs.pop(), self.runs.pop()]); c.sort(order=["key", "chunk"]); self.runs.append(c)
 
     def _find(self, hashes:list[str]) -> np.ndarray:
-        "The index entry of each content hash (`chunk` -1: not cached), the latest chunk's where two hold it."
+        "The index entry of each content hash (`chunk` -1: not cached), the latest chunk's (the last of its key)."
         k = np.array([_kb(h) for h in hashes], "S16"); out = np.zeros(len(k), _IX); out["chunk"] = -1
         for r in reversed(self.runs):
             i = np.searchsorted(r["key"], k, side="right") - 1; m = (out["chunk"] < 0) & (i >= 0)
