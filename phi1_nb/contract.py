@@ -150,21 +150,24 @@ class SeenIds:
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
             c = np.concatenate([self.runs.pop(), self.runs.pop()]); c.sort(kind="stable"); self.runs.append(c)
 
-    def _exact(self, ids, pos, keys, hs:list, want:set, n0:int, bad):
-        """Compare the batch's ids whose hashes are in `want` with the earlier records' ids of those hashes: read again
-        from the shards the first time a hash is hit, then kept (`known`: every id of that hash, so one reread each)."""
-        last, new = len(self.shards) - 1, want - self.known.keys()
-        if new:
-            self.rereads += 1; self.known.update((h, {}) for h in new)
-            for k, (p, names) in enumerate(self.shards):
-                for j, x in enumerate(_ids(p, names) if k < last else islice(_ids(p, names), n0), 1):
-                    if x is not None and (h := self.hash(key := _id_key(x))) in new:
-                        self.known[h].setdefault(key, (k, j))
-        for i, key, h in zip(pos, keys, hs):
-            if h not in want: continue
-            if (was := self.known[h].setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
-                name = self.shards[was[0]][0].name
-                raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+# %% ../nbs/00b_contract.ipynb #9879ede2
+def _exact(self, ids, pos, keys, hs:list, want:set, n0:int, bad):
+    """Compare the batch's ids whose hashes are in `want` with the earlier records' ids of those hashes: read again
+    from the shards the first time a hash is hit, then kept (`known`: every id of that hash, so one reread each)."""
+    last, new = len(self.shards) - 1, want - self.known.keys()
+    if new:
+        self.rereads += 1; self.known.update((h, {}) for h in new)
+        for k, (p, names) in enumerate(self.shards):
+            for j, x in enumerate(_ids(p, names) if k < last else islice(_ids(p, names), n0), 1):
+                if x is not None and (h := self.hash(key := _id_key(x))) in new:
+                    self.known[h].setdefault(key, (k, j))
+    for i, key, h in zip(pos, keys, hs):
+        if h not in want: continue
+        if (was := self.known[h].setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
+            name = self.shards[was[0]][0].name
+            raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+
+SeenIds._exact = _exact
 
 # %% ../nbs/00b_contract.ipynb #302900dd
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`

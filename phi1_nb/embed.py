@@ -17,7 +17,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CODE_TOKEN', 'EMBEDDERS', 'Embedder', 'HashingEmbedder', 'quiet_transformers', 'make_tiny_causal_lm', 'HFEmbedder',
-           'MiniLMEmbedder', 'get_embedder', 'content_hash', 'EmbeddingCache', 'embed_cache_dir', 'embed_cached']
+           'MiniLMEmbedder', 'get_embedder', 'content_hash', 'EmbeddingCache', 'get', 'embed_cache_dir', 'embed_cached']
 
 # %% ../nbs/03_embed.ipynb #6e10e6a3
 class Embedder:
@@ -192,7 +192,8 @@ class EmbeddingCache:
         name = kf.name[:-len(".keys.npy")]
         if not (self.dir/f"{name}.npy").exists() and not (self.dir/f"{name}.sparse.npz").exists(): return
         keys = np.load(kf); hs = keys["hash"]   # 16-byte keys (older chunks: 64-byte hex digests)
-        e = np.zeros(len(hs), _IX); e["chunk"], e["row"], e["tr"] = len(self.names), np.arange(len(hs)), keys["truncated"]
+        e = np.zeros(len(hs), _IX); e["chunk"], e["row"] = len(self.names), np.arange(len(hs))
+        e["tr"] = keys["truncated"]
         e["key"] = np.ascontiguousarray(hs).view("S16").ravel() if hs.ndim == 2 else [_kb(k.decode()) for k in hs]
         e.sort(order=["key", "chunk"]); self.names.append(name); self.runs.append(e)
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):   # in place: no index, no copy
@@ -210,21 +211,24 @@ class EmbeddingCache:
     def __contains__(self, h): return bool(self._find([h])["chunk"][0] >= 0)
     def cached(self, hashes:list[str]) -> np.ndarray: return self._find(hashes)["chunk"] >= 0
 
-    def get(self, hashes:list[str]) -> tuple[np.ndarray, np.ndarray]:
-        "Vectors and truncation flags for `hashes` (all must be present)."
-        rows = self._find(hashes)
-        if (rows["chunk"] < 0).any(): raise KeyError(hashes[int(np.argmax(rows["chunk"] < 0))])
-        vs = [self._chunk(self.names[c])[i] for c, i in zip(rows["chunk"].tolist(), rows["row"].tolist())]
-        return (np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0), np.float32)), rows["tr"].astype(bool)
+# %% ../nbs/03_embed.ipynb #33875f2d
+def get(self, hashes:list[str]) -> tuple[np.ndarray, np.ndarray]:
+    "Vectors and truncation flags for `hashes` (all must be present)."
+    rows = self._find(hashes)
+    if (rows["chunk"] < 0).any(): raise KeyError(hashes[int(np.argmax(rows["chunk"] < 0))])
+    vs = [self._chunk(self.names[c])[i] for c, i in zip(rows["chunk"].tolist(), rows["row"].tolist())]
+    return (np.stack(vs).astype(np.float32) if vs else np.zeros((0, 0), np.float32)), rows["tr"].astype(bool)
 
-    def _chunk(self, name):
-        if name in self.chunks: self.chunks[name] = self.chunks.pop(name)   # the last used last
-        else:   # the 8 last used stay open: 64 held 37 MB of sparse chunks at 20K (a dense one maps 2 MB)
-            if len(self.chunks) >= 8: self.chunks.pop(next(iter(self.chunks)))
-            dense = self.dir/f"{name}.npy"   # a dense chunk (memory-mapped), or a sparse one (read whole: it is small)
-            self.chunks[name] = (np.load(dense, mmap_mode="r") if dense.exists()
-                                 else _Sparse(self.dir/f"{name}.sparse.npz"))
-        return self.chunks[name]
+def _chunk(self, name):
+    if name in self.chunks: self.chunks[name] = self.chunks.pop(name)   # the last used last
+    else:   # the 8 last used stay open: 64 held 37 MB of sparse chunks at 20K (a dense one maps 2 MB)
+        if len(self.chunks) >= 8: self.chunks.pop(next(iter(self.chunks)))
+        dense = self.dir/f"{name}.npy"   # a dense chunk (memory-mapped), or a sparse one (read whole: it is small)
+        self.chunks[name] = (np.load(dense, mmap_mode="r") if dense.exists()
+                             else _Sparse(self.dir/f"{name}.sparse.npz"))
+    return self.chunks[name]
+
+EmbeddingCache.get, EmbeddingCache._chunk = get, _chunk
 
 # %% ../nbs/03_embed.ipynb #01914dcf
 def _chunk_files(name:str, hashes:list[str], v:np.ndarray, tr:np.ndarray) -> dict:
