@@ -134,7 +134,8 @@ def _ids(path, names):
 class SeenIds:
     "The ids of a stage's shards so far as 8-byte hashes in sorted runs; a hash seen before is decided by the ids."
     hash = staticmethod(hash)   # (a test puts a weak one here to force collisions)
-    def __init__(self): self.runs, self.shards = [], []   # runs: sorted int64, each over twice the next in size
+    def __init__(self):   # runs: sorted int64, each over twice the next in size; known: hash -> {id: its first}
+        self.runs, self.shards, self.known, self.rereads = [], [], {}, 0
 
     def add(self, ids:list, path, names, n0:int, bad):
         "The ids of records `n0 + 1, ...` of shard `path` (columns `names`); raises `bad(what)` at the first repeat."
@@ -144,21 +145,29 @@ class SeenIds:
         keys = [_id_key(ids[i]) for i in pos]; hs = np.fromiter(map(self.hash, keys), np.int64, len(keys))
         s = np.sort(hs); hit = np.isin(hs, s[1:][s[1:] == s[:-1]])
         for r in self.runs: hit |= r[np.minimum(np.searchsorted(r, hs), len(r) - 1)] == hs
-        if hit.any(): self._exact(ids, pos, keys, set(hs[hit].tolist()), n0, bad)
+        if hit.any(): self._exact(ids, pos, keys, hs.tolist(), set(hs[hit].tolist()), n0, bad)
         self.runs.append(s)
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
             c = np.concatenate([self.runs.pop(), self.runs.pop()]); c.sort(kind="stable"); self.runs.append(c)
 
-    def _exact(self, ids, pos, keys, want:set, n0:int, bad):
-        "Compare the batch's ids with the earlier records' ids whose hashes are in `want` (read again from the shards)."
-        first, last = {}, len(self.shards) - 1   # id -> (shard, record) of its first record
+# %% ../nbs/00b_contract.ipynb #9879ede2
+def _exact(self, ids, pos, keys, hs:list, want:set, n0:int, bad):
+    """Compare the batch's ids whose hashes are in `want` with the earlier records' ids of those hashes: read again
+    from the shards the first time a hash is hit, then kept (`known`: every id of that hash, so one reread each)."""
+    last, new = len(self.shards) - 1, want - self.known.keys()
+    if new:
+        self.rereads += 1; self.known.update((h, {}) for h in new)
         for k, (p, names) in enumerate(self.shards):
             for j, x in enumerate(_ids(p, names) if k < last else islice(_ids(p, names), n0), 1):
-                if x is not None and self.hash(key := _id_key(x)) in want: first.setdefault(key, (k, j))
-        for i, key in zip(pos, keys):
-            if (was := first.setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
-                name = self.shards[was[0]][0].name
-                raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+                if x is not None and (h := self.hash(key := _id_key(x))) in new:
+                    self.known[h].setdefault(key, (k, j))
+    for i, key, h in zip(pos, keys, hs):
+        if h not in want: continue
+        if (was := self.known[h].setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
+            name = self.shards[was[0]][0].name
+            raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+
+SeenIds._exact = _exact
 
 # %% ../nbs/00b_contract.ipynb #302900dd
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`

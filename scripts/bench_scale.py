@@ -50,26 +50,45 @@ def config_file(rng) -> str:
     return f"import {rng.choice(mods)}\n\n" + "\n".join(rows) + "\n"
 
 
-def stack_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, boring:float=0.1, pool:int=2000):
-    "`n` Stack-style records `{id, content, educational_value}` (a generator: copies come from the last `pool` ones)."
+def _copy(job) -> str:
+    "A near copy of `src` (`phi1_nb.dedup.plant_copy` with its own seed), or `src` plus a comment if it fails to parse."
     import ast, tokenize
-    from phi1_nb.dedup import plant_copy, stdlib_functions
+    from phi1_nb.dedup import plant_copy
+    src, seed = job
+    try: text = plant_copy(src, random.Random(seed)); ast.parse(text); return text
+    except (SyntaxError, ValueError, tokenize.TokenError, RecursionError): return src + "\n# copy\n"
+
+
+def stack_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, boring:float=0.1, pool:int=2000,
+                  block:int=500, workers:int|None=None):
+    """`n` Stack-style records `{id, content, educational_value}` (a generator). Made `block` records at a time: copies
+    come from `pool` records of the earlier blocks, and a block's near copies (each with its own seed, the slow part)
+    are made by `workers` processes (default: all cores; 1: in this process). The records depend on `seed` only."""
+    from concurrent.futures import ProcessPoolExecutor
+    from phi1_nb.dedup import stdlib_functions
     rng, fs, recent = random.Random(seed), stdlib_functions(), []
     notes = ["# helper", "# TODO: tidy up", "# see the docs", "# fast path", "# copied from upstream"]
-    for i in range(n):
-        r = rng.random()
-        if recent and r < exact: text = rng.choice(recent) + "\n\n"                  # same normalized text
-        elif recent and r < exact + near:
-            src = rng.choice(recent)
-            try: text = plant_copy(src, rng); ast.parse(text)
-            except (SyntaxError, ValueError, tokenize.TokenError, RecursionError): text = src + "\n# copy\n"
-        elif r < exact + near + boring: text = config_file(rng)
-        else:
-            parts = [s for _, s in rng.sample(fs, rng.randint(2, 6))]
-            text = "\n\n".join((rng.choice(notes) + "\n" if rng.random() < 0.3 else "") + p for p in parts)
-        recent.append(text)
-        if len(recent) > pool: recent.pop(rng.randrange(len(recent)))
-        yield dict(id=f"f{i:08d}", content=text, educational_value=round(rng.random(), 3))
+    ex = ProcessPoolExecutor(workers or os.cpu_count() or 1) if workers != 1 and n > block else None
+    try:
+        for b0 in range(0, n, block):
+            rows, jobs = [], []
+            for i in range(b0, min(n, b0 + block)):
+                r, text = rng.random(), None
+                if recent and r < exact: text = rng.choice(recent) + "\n\n"              # same normalized text
+                elif recent and r < exact + near: jobs.append((len(rows), rng.choice(recent), rng.getrandbits(64)))
+                elif r < exact + near + boring: text = config_file(rng)
+                else:
+                    parts = [s for _, s in rng.sample(fs, rng.randint(2, 6))]
+                    text = "\n\n".join((rng.choice(notes) + "\n" if rng.random() < 0.3 else "") + p for p in parts)
+                rows.append(dict(id=f"f{i:08d}", content=text, educational_value=round(rng.random(), 3)))
+            made = (ex.map(_copy, [j[1:] for j in jobs], chunksize=4) if ex else map(_copy, [j[1:] for j in jobs]))
+            for (k, _, _), text in zip(jobs, made): rows[k]["content"] = text
+            for x in rows:
+                recent.append(x["content"])
+                if len(recent) > pool: recent.pop(rng.randrange(len(recent)))
+            yield from rows
+    finally:
+        if ex: ex.shutdown(cancel_futures=True)
 
 
 def word_records(n:int, seed:int=0, near:float=0.12, exact:float=0.03, pool:int=2000):

@@ -51,6 +51,8 @@ def test_seen_ids_is_the_set_of_ids(shards, size, weak):
             except ValueError as e: got = str(e)
     finally: SeenIds.hash = staticmethod(hash)
     assert got == old_first_repeat(shards, names)
+    assert seen.rereads <= len(seen.known)   # the earlier shards are read again once per hash hit, not once per batch
+    if weak == "one": assert seen.rereads <= 1
 
 
 def stage(d:Path, shards:list, fmt:str="jsonl", listed=None) -> Path:

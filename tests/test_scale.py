@@ -61,3 +61,31 @@ def test_dedup_rss_per_record_is_bounded(tmp_path):
     assert m["drops"].get("exact_duplicate", 0) > 1000 and m["drops"].get("near_duplicate", 0) > 1000   # it found copies
     assert per < 100, f"peak RSS grew {per:.0f} bytes per record ({rss})"
     assert not (tmp_path/"n100000"/"dedup"/"work"/"spill").exists()     # the spilled features are removed
+
+
+CACHE = r"""
+import re, sys
+from phi1_nb.embed import EmbeddingCache
+c = EmbeddingCache(sys.argv[1], "k")
+assert c.cached([f"h{i}" for i in range(0, int(sys.argv[2]), 7)]).all()
+print("RSS", re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+"""
+
+
+def test_embedding_cache_index_per_record_is_small(tmp_path):
+    """The embedding cache's index of 10,000 and 90,000 cached vectors, loaded in a child: its peak RSS grows < 60 bytes
+    a vector (25-byte entries in sorted runs, 50 while two merge). A dict of the keys (before) took ~200 bytes a vector:
+    the filter's RSS grew with the corpus."""
+    import numpy as np
+    from phi1_nb.embed import EmbeddingCache
+    rss = {}
+    for n in (10_000, 90_000):
+        c = EmbeddingCache(tmp_path/f"n{n}", "k")
+        for a in range(0, n, 5000): c.put([f"h{i}" for i in range(a, a + 5000)], np.eye(5000, 4, dtype=np.float32),
+                                          np.zeros(5000, bool))
+        r = subprocess.run([sys.executable, "-c", CACHE, str(tmp_path/f"n{n}"), str(n)], capture_output=True, text=True,
+                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        rss[n] = int(r.stdout.split("RSS")[-1])
+    per = (rss[90_000] - rss[10_000]) * 1024 / 80_000
+    assert per < 60, f"peak RSS grew {per:.0f} bytes per cached vector ({rss})"

@@ -21,3 +21,15 @@ def test_child_peak_is_its_own_not_the_parents(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     rss = json.loads(p.stdout.splitlines()[-1])["rss_mb"]
     assert 5 < rss < 300, rss
+
+
+def test_stack_generator_is_the_same_with_any_workers():
+    """The generator's near copies are made in a worker pool, a block at a time: the records depend on the seed only
+    (not on the workers), a smaller size is a prefix of a larger one, and copies are planted."""
+    sys.path.insert(0, str(ROOT/"scripts"))
+    from bench_scale import stack_records
+    one = list(stack_records(1300, seed=3, block=400, workers=1))
+    two = list(stack_records(1300, seed=3, block=400, workers=2))
+    assert one == two and list(stack_records(700, seed=3, block=400, workers=2)) == one[:700]
+    assert sum(r["content"].endswith("\n\n") for r in one) > 10                                  # exact copies
+    assert one != list(stack_records(1300, seed=4, block=400, workers=1))
