@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from phi1_nb.exercises import EXERCISES, check, judge
+from phi1_nb.exercises_model import _n_params
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/"scripts"))
@@ -82,9 +83,12 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
     "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed],
     "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
     "decontaminate.break_it": ["def f():\n    return 1\n"],
-    "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff)], "model.embedding_share": [0.5], "model.mfu": [1e6],
+    "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff),
+                       lambda L, d, ff, V: _n_params(L, d, ff, V) + d % 32],   # right only for widths 32k
+    "model.embedding_share": [0.5], "model.mfu": [1e6],
     "train.grad_accum": [128, 16.4, 16.9, "16"], "train.initial_loss": [1024], "train.tokens_seen": [(36_000 * 1024, 1.0)],
-    "finetune.mask_prompt": [lambda p, s: [-100] * len(p) + [-100] * len(s), lambda p, s: {(5, 6, 7): [-100] * 3 + [8, 9], (): [1], (3,): [-100]}[tuple(p)]],  # the last: the visible cases, memorized
+    "finetune.mask_prompt": [lambda p, s: [-100] * len(p) + [-100] * len(s), lambda p, s: {(5, 6, 7): [-100] * 3 + [8, 9], (): [1], (3,): [-100]}[tuple(p)],  # the visible cases, memorized
+                             lambda p, s: [-100] * len(p) + list(s) if len(p) < 4 else list(s)],  # a29 j18: long prompts
     "finetune.lr": [lambda step, peak, warmup, total: peak,   # the first schedule only: the hidden one must catch it
                     lambda step, peak, warmup, total: 1e-4 * (step / 50 if step < 50 else (6000 - step) / 5950)],
     "finetune.tokens": [(6_000 * 256, 0.5)],
