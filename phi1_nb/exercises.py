@@ -247,9 +247,16 @@ def _hidden_program(h:random.Random) -> tuple[str, str, object]:
             str(h.randint(6, 15)), lambda g: str(g.randint(0, 30)))
 
 def _stdout(code:str, stdin:str="") -> str:
-    "What `code` prints when its `input()` reads `stdin`."
+    "What `code` prints when its `input()` reads `stdin` (the check's own programs, run in the judge)."
     from phi1_nb.exercise_judge import printed
     return printed(code, stdin)
+
+def _sandboxed(runs:list[tuple[str, str]]) -> list[str|None]:
+    "What each `(code, stdin)` prints, each run alone in the sandbox (a fresh process that never loaded the answer)."
+    from phi1_nb.sandbox import run_many
+    feed = "import io as _io, sys as _sys\n_sys.stdin = _io.StringIO({!r})\ndel _io, _sys\n"   # input() reads it
+    rs = run_many([feed.format(x + "\n") + c for c, x in runs], workers=2, timeout=10, memory_mb=512)
+    return [r.stdout if r.status == "passed" else None for r in rs]
 
 def _head(code:str, n:int=6) -> str:
     lines = code.splitlines()
@@ -282,11 +289,11 @@ def _(disguise):
     "`disguise(code) -> code` that prints the same on fresh inputs, no near-duplicate (word shingles, 0.7); hidden too."
     from phi1_nb.dedup import find_duplicates
     cases = _break_it_cases(_fresh()); progs = [p for p, _ in cases]; outs = [disguise(p) for p in progs]
-    run = getattr(disguise, "stdout", _stdout)   # the judge runs your programs in your answer's process, not its own
-    for (p, inputs), d in zip(cases, outs):
-        if not isinstance(d, str): return False, "disguise must return the program's source, a string"
+    if not all(type(d) is str for d in outs): return False, "disguise must return the program's source, a string"
+    got = iter(_sandboxed([(str.__str__(d), x) for (_, inputs), d in zip(cases, outs) for x in inputs]))
+    for (p, inputs), d in zip(cases, outs):   # each copy ran alone, never in your answer's process
         for k, x in enumerate(inputs):
-            if run(d, x) != _stdout(p, x):
+            if next(got) != _stdout(p, x):
                 return False, (f"the disguised program prints something else on {'an input drawn afresh' if k else x!r}"
                                f":\n{_head(d)}")
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:

@@ -71,6 +71,22 @@ def _printed(code):   # A10: the program replaced by a print of its output on it
     return "import sys\nsys.stdout.write(" + repr(out) + ")\n"
 
 
+def _stash(code):   # a29 j08: the original kept in the answer's process; the copy runs it from there
+    import builtins, hashlib
+    k = "k" + hashlib.sha1(code.encode()).hexdigest()[:12]; setattr(builtins, k, code)
+    return f"import builtins as B\nexec(getattr(B, {k!r}))\n"
+
+
+def _lie(code):   # a29 j07: the answer's process rebinds the printed() that ran the copies to run the original
+    import sys
+    m = sys.modules["__main__"]; store = m.__dict__.setdefault("_orig", {})
+    fake = f"print('hello {len(store)}')\n"; store[fake] = code
+    if hasattr(m, "printed") and not getattr(m, "_patched", False):
+        real = m.printed; m._patched = True
+        m.printed = lambda c, stdin="": real(store.get(c, c), stdin)
+    return fake
+
+
 PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
 
 WRONG = {  # plausible mistakes for every exercise: each must fail
@@ -80,7 +96,8 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
                                                                                       lambda names: "has_close_elements" not in names],
     "dedup.jaccard": [lambda a, b: len(a & b) / max(len(a | b), 1), lambda a, b: len(a & b) / max(len(a), 1)],
     "dedup.shingle_size": [{2: (1., 1.), 5: (1., 1.), 10: (1., 1.)}],
-    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed],
+    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed,
+                       _stash, _lie],
     "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
     "decontaminate.break_it": ["def f():\n    return 1\n"],
     "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff),
