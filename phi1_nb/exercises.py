@@ -269,6 +269,11 @@ def _containment(orig:str, copy:str) -> float:
     return float(np.isin(a, b).mean()) if len(a) else 0.
 
 # %% ../nbs/16_exercises.ipynb #58854b48
+def _grew(orig:str, copy:str) -> bool:
+    "Padded, not edited: the copy has more distinct word shingles than the original (a same-length rename: not)."
+    from phi1_nb.dedup import text_shingles
+    return len(np.unique(text_shingles(copy)[0])) > len(np.unique(text_shingles(orig)[0]))
+
 def _break_it_cases(h:random.Random) -> list:
     "`(program, [3 inputs])`: the 3 programs and a hidden one, each on its visible input and 2 drawn afresh."
     progs = [(p, seen, make) for p, (seen, make) in zip(_PROGRAMS, _INPUTS)] + [_hidden_program(h)]
@@ -276,7 +281,7 @@ def _break_it_cases(h:random.Random) -> list:
 
 def _padding_note(progs:list, outs:list, ast_hits:list) -> str:
     "What a padded copy defeats, as measured: it keeps most of the original's word shingles yet slipped past Jaccard."
-    padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5]
+    padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5 and _grew(p, d)]
     if not padded: return ""
     missed = [i for i in padded if not ast_hits[i]]
     beat = (f"word and AST shingles alike ({len(missed)} slipped past both)" if missed else
@@ -299,10 +304,11 @@ def _(disguise):
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = [bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs)]
-    renamed = "Renaming changes words, not the syntax tree, which is why the stage offers AST shingles. "
+    renamed = "A rename that keeps each name's case style changes words, not the tree: hence AST shingles. "
     note = _padding_note(progs, outs, ast) or (renamed if any(ast) else "")
     return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past "
-                  f"word shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
+                  f"word shingles; AST shingles (names become placeholders by case style: v_, C_, K_ for 'ALL_CAPS'; "
+                  f"a rename that changes the style changes the tree) catch {sum(ast)} of {len(progs)}")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):

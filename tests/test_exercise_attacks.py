@@ -112,3 +112,12 @@ def test_memory_hog_is_stopped_by_the_sandbox():
     if r.returncode != -9 and r.status != "timeout": pytest.skip(f"no memory cgroup here ({r.status}, rc {r.returncode})")
     assert check("eval.break_it", hog)
     assert not check("eval.break_it", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+
+
+def test_a_same_length_rename_is_not_called_padded():
+    "a29 j09: a copy that only renames (nothing added) keeps >= 50% containment yet is edited, not padded."
+    import re
+    p = E._PROGRAMS[0]; q = re.sub(r"(?<!')\bnums\b(?!')", "NUMS", p)
+    assert len(q) == len(p) and E._containment(p, q) >= .5
+    assert E._padding_note([p], [q], [False]) == ""
+    assert E._padding_note([p], [p + "".join(f"_pad{i} = {i}\n" for i in range(300))], [False]).startswith("1 of")
