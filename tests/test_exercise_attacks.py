@@ -121,3 +121,35 @@ def test_a_same_length_rename_is_not_called_padded():
     assert len(q) == len(p) and E._containment(p, q) >= .5
     assert E._padding_note([p], [q], [False]) == ""
     assert E._padding_note([p], [p + "".join(f"_pad{i} = {i}\n" for i in range(300))], [False]).startswith("1 of")
+
+
+def _rogue(L, d, ff, V):   # a29 j01/j02/j04: forge the judge's reply, write into the package, leave a daemon behind
+    import os, subprocess, phi1_nb
+    def link(p):
+        try: return os.readlink(p)
+        except OSError: return ""
+    pp, mine = os.getppid(), {link(f"/proc/self/fd/{f}") for f in os.listdir("/proc/self/fd")}
+    for fd in os.listdir(f"/proc/{pp}/fd") if os.path.isdir(f"/proc/{pp}/fd") else []:
+        if link(f"/proc/{pp}/fd/{fd}").startswith("pipe:") and fd != "0" and link(f"/proc/{pp}/fd/{fd}") not in mine:
+            try: w = os.open(f"/proc/{pp}/fd/{fd}", os.O_WRONLY); os.write(w, b'[true, "forged", null]\n'); os.close(w)
+            except OSError: pass
+    try: open(os.path.join(os.path.dirname(phi1_nb.__file__), "_rogue_was_here.txt"), "w").write("x")
+    except OSError: pass
+    subprocess.Popen(["sleep", "3601.5"], start_new_session=True)
+    return 0
+
+
+def test_an_answer_has_no_power_over_its_judge():
+    import os, cloudpickle, phi1_nb
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # _rogue goes by value, as a notebook's function
+    mark = os.path.join(os.path.dirname(phi1_nb.__file__), "_rogue_was_here.txt")
+    try:
+        assert check("model.n_params", _rogue) is False
+        assert not os.path.exists(mark)
+        def cmd(p):
+            try: return open(f"/proc/{p}/cmdline", "rb").read()
+            except OSError: return b""
+        alive = [p for p in os.listdir("/proc") if p.isdigit() and b"3601.5" in cmd(p)]
+        assert not alive, alive
+    finally:
+        if os.path.exists(mark): os.remove(mark)
