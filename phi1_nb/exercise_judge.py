@@ -10,19 +10,22 @@ import base64, json, os, pickle, subprocess, sys, struct
 from pathlib import Path
 
 def plain(x):
-    "`x` as JSON-able data of exact built-in types: numbers, strings, lists, `{'__dict__': [[k, v], ...]}`."
+    "`x` as JSON-able data of exact built-in types, read by `type(x)` and built-in methods (never `x.__class__`)."
     import numbers
-    if x is None or type(x) in (bool, str): return x
-    if isinstance(x, str): return str.__str__(x)
-    if isinstance(x, bool) or type(x).__name__ == "bool_": return bool(x)
-    if isinstance(x, numbers.Integral): return int(x)
-    if isinstance(x, numbers.Real): return float(x)
-    if hasattr(x, "tolist") and hasattr(x, "shape"): return plain(x.tolist())
-    if isinstance(x, (list, tuple)): return [plain(v) for v in x]
-    if isinstance(x, (set, frozenset)): return {"__set__": [plain(v) for v in x]}
-    if isinstance(x, dict): return {"__dict__": [[plain(k), plain(v)] for k, v in x.items()]}
+    t = type(x)
+    if x is None or t in (bool, str): return x
+    if issubclass(t, str): return str.__str__(x)
+    if issubclass(t, bool) or t.__name__ == "bool_" and t.__module__ == "numpy": return bool(x)
+    if issubclass(t, int): return int.__int__(x)
+    if issubclass(t, float): return float.__float__(x)
+    if t.__module__ == "numpy" and issubclass(t, numbers.Integral): return int(x)
+    if t.__module__ == "numpy" and issubclass(t, numbers.Real): return float(x)
+    if t.__module__ == "numpy" and t.__name__ == "ndarray": return plain(x.tolist())
+    if issubclass(t, (list, tuple)): return [plain(v) for v in (list if issubclass(t, list) else tuple).__iter__(x)]
+    if issubclass(t, (set, frozenset)): return {"__set__": [plain(v) for v in frozenset(x)]}
+    if issubclass(t, dict): return {"__dict__": [[plain(k), plain(v)] for k, v in dict.items(x)]}
     raise TypeError("an answer holds numbers, strings, lists, tuples, sets, dicts or functions, "
-                    f"not {type(x).__name__}")
+                    f"not {t.__name__}")
 
 def _hashable(k): return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
 
@@ -137,7 +140,7 @@ class Answer:
 
 # %% ../nbs/16b_exercise_judge.ipynb #3276b9ec
 def _judge():
-    "The judge: a clean import of the checks; per request, decode the answer, run the check, reply `[ok, message, nonce]`."
+    "The judge: a clean import of the checks; per request, decode the answer, run the check, reply `[ok, why, nonce]`."
     out, inp = os.fdopen(os.dup(1), "w"), sys.stdin.buffer
     os.dup2(2, 1)   # a check's prints go to stderr, not into the replies
     from phi1_nb.exercises import judge
@@ -199,10 +202,12 @@ _JUDGE, _LOCK = [None], threading.Lock()   # this kernel's `_Judge`: a fresh one
 
 def _request(name:str, answer) -> dict|str:
     "The answer as data the judge opens without running it (a function: cloudpickle bytes for the worker), or why not."
-    if callable(answer) and not isinstance(answer, str):
+    import types
+    if type(answer) is types.FunctionType:   # exactly a def or a lambda (A02: its globals still pickle in the kernel)
         import cloudpickle
         try: return {"name": name, "fn": base64.b64encode(cloudpickle.dumps(answer)).decode()}
         except Exception as e: return f"your function cannot be sent to the checker: {type(e).__name__}: {e}"
+    if callable(answer) and type(answer) is not str: return "a function answer is a def or a lambda"
     try: return {"name": name, "value": json.dumps(plain(answer))}
     except TypeError as e: return str(e)
 

@@ -153,3 +153,13 @@ def test_an_answer_has_no_power_over_its_judge():
         assert not alive, alive
     finally:
         if os.path.exists(mark): os.remove(mark)
+
+
+def test_a_value_cannot_run_code_through_its_class():
+    "a29 j05: plain() reads type(x), never x.__class__ (a property that runs in the kernel)."
+    ran = []
+    class Evil:
+        @property
+        def __class__(self): ran.append(1); return int
+        def __int__(self): return 16
+    assert check("train.grad_accum", Evil()) is False and not ran
