@@ -135,7 +135,8 @@ def _(my_pass_at_k):
     from phi1_nb.eval import pass_at_k
     h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n})
                            for k in (1, 10, 100) if k <= n]
-    for _ in range(3): n = h.randint(2, 300); cases.append((n, h.randint(0, n), h.randint(1, n)))
+    for lo, hi in ((2, 50), (51, 200), (201, 500)):   # every tier of n, past the visible 200 too
+        n = h.randint(lo, hi); cases.append((n, h.randint(0, n), h.randint(1, n)))
     for n, c, k in cases:
         if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
             return False, f"n={n} c={c} k={k}: yours {my_pass_at_k(n, c, k)} differs from eval.pass_at_k"

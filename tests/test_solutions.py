@@ -87,6 +87,11 @@ def _lie(code):   # a29 j07: the answer's process rebinds the printed() that ran
     return fake
 
 
+def _pass_at_k_to_200(n, c, k):   # right only up to the visible cases' n = 200
+    from phi1_nb.eval import pass_at_k
+    return pass_at_k(n, c, k) if n <= 200 else 0.0
+
+
 PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
 
 WRONG = {  # plausible mistakes for every exercise: each must fail
@@ -98,7 +103,8 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
     "dedup.shingle_size": [{2: (1., 1.), 5: (1., 1.), 10: (1., 1.)}],
     "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed,
                        _stash, _lie],
-    "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
+    "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [
+        lambda w, n=13: w - n + 1, lambda w, n=13: max(0, w - n + 1) if w <= 40 else 0],   # the last: to 40 words
     "decontaminate.break_it": ["def f():\n    return 1\n"],
     "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff),
                        lambda L, d, ff, V: _n_params(L, d, ff, V) + d % 32],   # right only for widths 32k
@@ -109,7 +115,8 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
     "finetune.lr": [lambda step, peak, warmup, total: peak,   # the first schedule only: the hidden one must catch it
                     lambda step, peak, warmup, total: 1e-4 * (step / 50 if step < 50 else (6000 - step) / 5950)],
     "finetune.tokens": [(6_000 * 256, 0.5)],
-    "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k], "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
+    "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k, _pass_at_k_to_200],
+    "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
     "eval.break_it": ["raise RuntimeError('not a real escape')", "raise MemoryError",                 # the issue's two
                       "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "import sys\nsys.exit(-9)",
                       "import os, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGXFSZ)",
@@ -176,7 +183,7 @@ def test_break_it_names_the_detector_a_padded_copy_defeats():
     ns, _ = run_cells([PADDED])
     msg = _message("dedup.break_it", ns["disguise"])
     assert "dedup.break_it: solved" in msg and "padded" in msg and "containment" in msg, msg
-    ast = int(msg.split("AST shingles (names normalized) catch ")[1].split(" of")[0])   # what it measured, said so
+    ast = int(__import__("re").search(r"AST shingles \(.*\) catch (\d) of", msg)[1])   # what it measured, said so
     assert ("word and AST shingles alike" in msg) == (ast < 4) and ("not AST shingles" in msg) == (ast == 4), msg
     assert msg.count("\n") <= 2, msg      # one verdict, no program listing
 
