@@ -94,7 +94,7 @@ def printed(code:str, stdin:str="") -> str:
     finally: sys.stdin = keep
     return buf.getvalue()
 
-# %% ../nbs/16b_exercise_judge.ipynb #a0d1c791
+# %% ../nbs/16b_exercise_judge.ipynb #156ec134
 def _jail() -> list[str]:
     ("bubblewrap's prefix for an answer: the sandbox's view (read-only root, own PID namespace, private /tmp, no "
      "network), every capability dropped; [] where there is no bwrap (then the worker is only its own session).")
@@ -107,6 +107,7 @@ def _jail() -> list[str]:
     return _JAIL[0]
 _JAIL = []
 
+# %% ../nbs/16b_exercise_judge.ipynb #a0d1c791
 class Answer:
     "The judge's handle on the student's function: each call goes to the worker process, only plain data comes back."
     def __init__(self, blob:bytes):
@@ -152,7 +153,7 @@ def _judge():
             if isinstance(ans, Answer): ans.close()
         out.write(json.dumps([bool(ok), str(why), req.get("nonce")]) + "\n"); out.flush()
 
-# %% ../nbs/16b_exercise_judge.ipynb #209a173a
+# %% ../nbs/16b_exercise_judge.ipynb #2ca75472
 def _stamp() -> str:
     "A hash of phi1_nb's files' contents (not their mtimes, which a writer sets at will): a judge older is stale."
     import hashlib, phi1_nb
@@ -167,6 +168,7 @@ def _private() -> str:
     if not _PRIVATE: _PRIVATE.append(tempfile.mkdtemp(prefix="phi1-judge-"))
     return _PRIVATE[0]
 
+# %% ../nbs/16b_exercise_judge.ipynb #209a173a
 class _Judge:
     "This kernel's judge: one interpreter (`python -I`, a private cwd), started at the first check and kept."
     def __init__(self):

@@ -251,13 +251,6 @@ def _stdout(code:str, stdin:str="") -> str:
     from phi1_nb.exercise_judge import printed
     return printed(code, stdin)
 
-def _sandboxed(runs:list[tuple[str, str]]) -> list[str|None]:
-    "What each `(code, stdin)` prints, each run alone in the sandbox (a fresh process that never loaded the answer)."
-    from phi1_nb.sandbox import run_many
-    feed = "import io as _io, sys as _sys\n_sys.stdin = _io.StringIO({!r})\ndel _io, _sys\n"   # input() reads it
-    rs = run_many([feed.format(x + "\n") + c for c, x in runs], workers=2, timeout=10, memory_mb=512)
-    return [r.stdout if r.status == "passed" else None for r in rs]
-
 def _head(code:str, n:int=6) -> str:
     lines = code.splitlines()
     return "\n".join(lines[:n] + ([f"... ({len(lines) - n} more lines)"] if len(lines) > n else []))
@@ -268,12 +261,20 @@ def _containment(orig:str, copy:str) -> float:
     a, b = text_shingles(orig)[0], text_shingles(copy)[0]
     return float(np.isin(a, b).mean()) if len(a) else 0.
 
-# %% ../nbs/16_exercises.ipynb #58854b48
+# %% ../nbs/16_exercises.ipynb #0fd6f4eb
+def _sandboxed(runs:list[tuple[str, str]]) -> list[str|None]:
+    "What each `(code, stdin)` prints, each run alone in the sandbox (a fresh process that never loaded the answer)."
+    from phi1_nb.sandbox import run_many
+    feed = "import io as _io, sys as _sys\n_sys.stdin = _io.StringIO({!r})\ndel _io, _sys\n"   # input() reads it
+    rs = run_many([feed.format(x + "\n") + c for c, x in runs], workers=2, timeout=10, memory_mb=512)
+    return [r.stdout if r.status == "passed" else None for r in rs]
+
 def _grew(orig:str, copy:str) -> bool:
     "Padded, not edited: the copy has more distinct word shingles than the original (a same-length rename: not)."
     from phi1_nb.dedup import text_shingles
     return len(np.unique(text_shingles(copy)[0])) > len(np.unique(text_shingles(orig)[0]))
 
+# %% ../nbs/16_exercises.ipynb #58854b48
 def _break_it_cases(h:random.Random) -> list:
     "`(program, [3 inputs])`: the 3 programs and a hidden one, each on its visible input and 2 drawn afresh."
     progs = [(p, seen, make) for p, (seen, make) in zip(_PROGRAMS, _INPUTS)] + [_hidden_program(h)]
