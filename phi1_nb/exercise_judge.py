@@ -10,19 +10,22 @@ import base64, json, os, pickle, subprocess, sys, struct
 from pathlib import Path
 
 def plain(x):
-    "`x` as JSON-able data of exact built-in types: numbers, strings, lists, `{'__dict__': [[k, v], ...]}`."
+    "`x` as JSON-able data of exact built-in types, read by `type(x)` and built-in methods (never `x.__class__`)."
     import numbers
-    if x is None or type(x) in (bool, str): return x
-    if isinstance(x, str): return str.__str__(x)
-    if isinstance(x, bool) or type(x).__name__ == "bool_": return bool(x)
-    if isinstance(x, numbers.Integral): return int(x)
-    if isinstance(x, numbers.Real): return float(x)
-    if hasattr(x, "tolist") and hasattr(x, "shape"): return plain(x.tolist())
-    if isinstance(x, (list, tuple)): return [plain(v) for v in x]
-    if isinstance(x, (set, frozenset)): return {"__set__": [plain(v) for v in x]}
-    if isinstance(x, dict): return {"__dict__": [[plain(k), plain(v)] for k, v in x.items()]}
+    t = type(x)
+    if x is None or t in (bool, str): return x
+    if issubclass(t, str): return str.__str__(x)
+    if issubclass(t, bool) or t.__name__ == "bool_" and t.__module__ == "numpy": return bool(x)
+    if issubclass(t, int): return int.__int__(x)
+    if issubclass(t, float): return float.__float__(x)
+    if t.__module__ == "numpy" and issubclass(t, numbers.Integral): return int(x)
+    if t.__module__ == "numpy" and issubclass(t, numbers.Real): return float(x)
+    if t.__module__ == "numpy" and t.__name__ == "ndarray": return plain(x.tolist())
+    if issubclass(t, (list, tuple)): return [plain(v) for v in (list if issubclass(t, list) else tuple).__iter__(x)]
+    if issubclass(t, (set, frozenset)): return {"__set__": [plain(v) for v in frozenset(x)]}
+    if issubclass(t, dict): return {"__dict__": [[plain(k), plain(v)] for k, v in dict.items(x)]}
     raise TypeError("an answer holds numbers, strings, lists, tuples, sets, dicts or functions, "
-                    f"not {type(x).__name__}")
+                    f"not {t.__name__}")
 
 def _hashable(k): return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
 
@@ -38,11 +41,14 @@ def unplain(s:str):
 __all__ = ['plain', 'unplain', 'printed', 'Answer', 'judged']
 
 # %% ../nbs/16b_exercise_judge.ipynb #8172c641
-def _env() -> dict:
-    "A fresh interpreter's environment that imports this same phi1_nb (its files, not the kernel's objects)."
+def _root() -> str:
+    "The folder that holds this phi1_nb (its files, not the kernel's objects)."
     import phi1_nb
-    root = str(Path(phi1_nb.__file__).resolve().parent.parent)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return str(Path(phi1_nb.__file__).resolve().parent.parent)
+
+def _env() -> dict:
+    "A fresh interpreter's environment that imports this same phi1_nb."
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([_root(), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 def _send(f, obj:bytes):
     f.write(struct.pack("<Q", len(obj)) + obj); f.flush()
@@ -54,9 +60,11 @@ def _recv(f) -> bytes|None:
 
 def _worker():
     "The student's process: load the function, answer each call with plain data; it never sees a reference value."
-    import ctypes, signal, cloudpickle
+    import ctypes, signal
     try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: a hung answer dies with its judge
     except (OSError, AttributeError): pass
+    if sys.argv[2:]: sys.path.append(sys.argv[2])     # the answer may import phi1_nb (read-only to it)
+    import cloudpickle
     out, inp = os.fdopen(os.dup(1), "w"), sys.stdin.buffer
     os.dup2(2, 1)                                     # the answer's prints go to stderr, not into the replies
     try: fn, err = cloudpickle.loads(_recv(inp)), None
@@ -86,12 +94,29 @@ def printed(code:str, stdin:str="") -> str:
     finally: sys.stdin = keep
     return buf.getvalue()
 
+# %% ../nbs/16b_exercise_judge.ipynb #156ec134
+def _jail() -> list[str]:
+    ("bubblewrap's prefix for an answer: the sandbox's view (read-only root, own PID namespace, private /tmp, no "
+     "network), every capability dropped; [] where there is no bwrap (then the worker is only its own session).")
+    from phi1_nb.isolation import bwrap_args, launcher
+    from phi1_nb.root import view_ops
+    if not _JAIL:
+        try: a = bwrap_args(64, 16, launcher("bwrap")[1], [], view_ops()) if launcher("bwrap")[0] else []
+        except Exception: a = []
+        _JAIL.append([x for i, x in enumerate(a) if "--cap-add" not in (x, a[i - 1])])   # RUNNER_CAPS: none here
+    return _JAIL[0]
+_JAIL = []
+
 # %% ../nbs/16b_exercise_judge.ipynb #a0d1c791
 class Answer:
     "The judge's handle on the student's function: each call goes to the worker process, only plain data comes back."
     def __init__(self, blob:bytes):
-        self.p = subprocess.Popen([sys.executable, "-m", "phi1_nb.exercise_judge", "worker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env())
+        import tempfile, phi1_nb.exercise_judge as me
+        self.home = tempfile.mkdtemp(prefix="phi1-answer-")   # its cwd where there is no jail (inside: a fresh /tmp)
+        env = dict(PATH="/usr/bin:/bin", HOME="/tmp", LANG="C.UTF-8", OMP_NUM_THREADS="1")
+        self.p = subprocess.Popen([*_jail(), sys.executable, "-I", "-B", "-c", Path(me.__file__).read_text(), "worker",
+                                   _root()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  env=env, cwd=self.home, start_new_session=True)
         _send(self.p.stdin, blob)
     def _ask(self, op, args):
         try: _send(self.p.stdin, pickle.dumps((op, args))); line = self.p.stdout.readline()
@@ -104,14 +129,19 @@ class Answer:
     def __call__(self, *args): return self._ask("call", args)
     def stdout(self, code:str, stdin:str="") -> str: return self._ask("stdout", (code, stdin))
     def close(self):
+        import shutil
         try: self.p.stdin.close()
         except OSError: pass
         try: self.p.wait(5)
-        except subprocess.TimeoutExpired: self.p.kill(); self.p.wait()
+        except subprocess.TimeoutExpired: pass
+        try: os.killpg(self.p.pid, 9)   # its session; in the jail its PID namespace dies with it (daemons too)
+        except OSError: pass
+        self.p.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 # %% ../nbs/16b_exercise_judge.ipynb #3276b9ec
 def _judge():
-    "The judge: a clean import of the checks; per request, decode the answer, run the check, reply `[ok, message]`."
+    "The judge: a clean import of the checks; per request, decode the answer, run the check, reply `[ok, why, nonce]`."
     out, inp = os.fdopen(os.dup(1), "w"), sys.stdin.buffer
     os.dup2(2, 1)   # a check's prints go to stderr, not into the replies
     from phi1_nb.exercises import judge
@@ -121,34 +151,47 @@ def _judge():
         try: ok, why = judge(req["name"], ans)
         finally:
             if isinstance(ans, Answer): ans.close()
-        out.write(json.dumps([bool(ok), str(why)]) + "\n"); out.flush()
+        out.write(json.dumps([bool(ok), str(why), req.get("nonce")]) + "\n"); out.flush()
+
+# %% ../nbs/16b_exercise_judge.ipynb #2ca75472
+def _stamp() -> str:
+    "A hash of phi1_nb's files' contents (not their mtimes, which a writer sets at will): a judge older is stale."
+    import hashlib, phi1_nb
+    h = hashlib.sha256()
+    for p in sorted(Path(phi1_nb.__file__).parent.glob("*.py")): h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+_PRIVATE = []   # this kernel's private folder: the judge's cwd and bytecode cache (mode 700: no answer writes there)
+
+def _private() -> str:
+    import tempfile
+    if not _PRIVATE: _PRIVATE.append(tempfile.mkdtemp(prefix="phi1-judge-"))
+    return _PRIVATE[0]
 
 # %% ../nbs/16b_exercise_judge.ipynb #209a173a
-def _stamp() -> float:
-    "The newest change to phi1_nb's files: a judge older than that is stale."
-    import phi1_nb
-    return max(p.stat().st_mtime for p in Path(phi1_nb.__file__).parent.glob("*.py"))
-
 class _Judge:
-    "This kernel's judge: one interpreter, started at the first check and kept; requests in, one reply line out."
+    "This kernel's judge: one interpreter (`python -I`, a private cwd), started at the first check and kept."
     def __init__(self):
         import tempfile
-        self.err, self.stamp = tempfile.TemporaryFile(), _stamp()
-        self.p = subprocess.Popen([sys.executable, "-m", "phi1_nb.exercise_judge", "judge"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self.err, env=_env())
+        self.err, self.stamp, d = tempfile.TemporaryFile(), _stamp(), _private()
+        boot = f"import sys; sys.path.insert(0, {_root()!r}); from phi1_nb.exercise_judge import _judge; _judge()"
+        self.p = subprocess.Popen([sys.executable, "-I", "-X", f"pycache_prefix={d}", "-c", boot], cwd=d,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
     def ask(self, req:dict, timeout:float) -> list|str:
         "`[ok, message]`; else why not ('timeout', or what it said dying): then it is closed."
-        import select, time
-        fd, buf, end = self.p.stdout.fileno(), b"", time.monotonic() + timeout
-        try: _send(self.p.stdin, json.dumps(req).encode())
+        import secrets, select, time
+        fd, buf, end, nonce = self.p.stdout.fileno(), b"", time.monotonic() + timeout, secrets.token_hex(16)
+        try: _send(self.p.stdin, json.dumps({**req, "nonce": nonce}).encode())
         except OSError: return self._died()
         while not buf.endswith(b"\n"):
             left = end - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]: self.close(); return "timeout"
             if not (b := os.read(fd, 1 << 16)): return self._died()
             buf += b
-        try: return json.loads(buf)
+        try: r = json.loads(buf)
         except ValueError: return self._died()
+        if not (type(r) is list and len(r) == 3 and r[2] == nonce): self.close(); return "a reply to another request"
+        return r[:2]
     def _died(self) -> str:
         self.close(); self.err.seek(0)
         return self.err.read().decode(errors="replace").strip()[-300:] or f"it ended ({self.p.returncode})"
@@ -161,10 +204,12 @@ _JUDGE, _LOCK = [None], threading.Lock()   # this kernel's `_Judge`: a fresh one
 
 def _request(name:str, answer) -> dict|str:
     "The answer as data the judge opens without running it (a function: cloudpickle bytes for the worker), or why not."
-    if callable(answer) and not isinstance(answer, str):
+    import types
+    if type(answer) is types.FunctionType:   # exactly a def or a lambda (A02: its globals still pickle in the kernel)
         import cloudpickle
         try: return {"name": name, "fn": base64.b64encode(cloudpickle.dumps(answer)).decode()}
         except Exception as e: return f"your function cannot be sent to the checker: {type(e).__name__}: {e}"
+    if callable(answer) and type(answer) is not str: return "a function answer is a def or a lambda"
     try: return {"name": name, "value": json.dumps(plain(answer))}
     except TypeError as e: return str(e)
 

@@ -247,7 +247,7 @@ def _hidden_program(h:random.Random) -> tuple[str, str, object]:
             str(h.randint(6, 15)), lambda g: str(g.randint(0, 30)))
 
 def _stdout(code:str, stdin:str="") -> str:
-    "What `code` prints when its `input()` reads `stdin`."
+    "What `code` prints when its `input()` reads `stdin` (the check's own programs, run in the judge)."
     from phi1_nb.exercise_judge import printed
     return printed(code, stdin)
 
@@ -261,6 +261,19 @@ def _containment(orig:str, copy:str) -> float:
     a, b = text_shingles(orig)[0], text_shingles(copy)[0]
     return float(np.isin(a, b).mean()) if len(a) else 0.
 
+# %% ../nbs/16_exercises.ipynb #0fd6f4eb
+def _sandboxed(runs:list[tuple[str, str]]) -> list[str|None]:
+    "What each `(code, stdin)` prints, each run alone in the sandbox (a fresh process that never loaded the answer)."
+    from phi1_nb.sandbox import run_many
+    feed = "import io as _io, sys as _sys\n_sys.stdin = _io.StringIO({!r})\ndel _io, _sys\n"   # input() reads it
+    rs = run_many([feed.format(x + "\n") + c for c, x in runs], workers=2, timeout=10, memory_mb=512)
+    return [r.stdout if r.status == "passed" else None for r in rs]
+
+def _grew(orig:str, copy:str) -> bool:
+    "Padded, not edited: the copy has more distinct word shingles than the original (a same-length rename: not)."
+    from phi1_nb.dedup import text_shingles
+    return len(np.unique(text_shingles(copy)[0])) > len(np.unique(text_shingles(orig)[0]))
+
 # %% ../nbs/16_exercises.ipynb #58854b48
 def _break_it_cases(h:random.Random) -> list:
     "`(program, [3 inputs])`: the 3 programs and a hidden one, each on its visible input and 2 drawn afresh."
@@ -269,7 +282,7 @@ def _break_it_cases(h:random.Random) -> list:
 
 def _padding_note(progs:list, outs:list, ast_hits:list) -> str:
     "What a padded copy defeats, as measured: it keeps most of the original's word shingles yet slipped past Jaccard."
-    padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5]
+    padded = [i for i, (p, d) in enumerate(zip(progs, outs)) if _containment(p, d) >= .5 and _grew(p, d)]
     if not padded: return ""
     missed = [i for i in padded if not ast_hits[i]]
     beat = (f"word and AST shingles alike ({len(missed)} slipped past both)" if missed else
@@ -282,20 +295,21 @@ def _(disguise):
     "`disguise(code) -> code` that prints the same on fresh inputs, no near-duplicate (word shingles, 0.7); hidden too."
     from phi1_nb.dedup import find_duplicates
     cases = _break_it_cases(_fresh()); progs = [p for p, _ in cases]; outs = [disguise(p) for p in progs]
-    run = getattr(disguise, "stdout", _stdout)   # the judge runs your programs in your answer's process, not its own
-    for (p, inputs), d in zip(cases, outs):
-        if not isinstance(d, str): return False, "disguise must return the program's source, a string"
+    if not all(type(d) is str for d in outs): return False, "disguise must return the program's source, a string"
+    got = iter(_sandboxed([(str.__str__(d), x) for (_, inputs), d in zip(cases, outs) for x in inputs]))
+    for (p, inputs), d in zip(cases, outs):   # each copy ran alone, never in your answer's process
         for k, x in enumerate(inputs):
-            if run(d, x) != _stdout(p, x):
+            if next(got) != _stdout(p, x):
                 return False, (f"the disguised program prints something else on {'an input drawn afresh' if k else x!r}"
                                f":\n{_head(d)}")
         if find_duplicates([p, d], threshold=0.7)["duplicate_of"]:
             return False, f"still caught as a duplicate:\n{_head(d)}"
     ast = [bool(find_duplicates([p, d], shingles="ast", threshold=.7)["duplicate_of"]) for p, d in zip(progs, outs)]
-    renamed = "Renaming changes words, not the syntax tree, which is why the stage offers AST shingles. "
+    renamed = "A rename that keeps each name's case style changes words, not the tree: hence AST shingles. "
     note = _padding_note(progs, outs, ast) or (renamed if any(ast) else "")
     return True, (f"{note}All {len(progs)} programs print the same on 3 inputs each (2 drawn afresh) and slip past "
-                  f"word shingles; AST shingles (names normalized) catch {sum(ast)} of {len(progs)}")
+                  f"word shingles; AST shingles (names become placeholders by case style: v_, C_, K_ for 'ALL_CAPS'; "
+                  f"a rename that changes the style changes the tree) catch {sum(ast)} of {len(progs)}")
 
 # %% ../nbs/16_exercises.ipynb #35d91955
 _BENCH = '''def below_zero(operations):
@@ -321,7 +335,7 @@ def _(n_ngrams):
     from phi1_nb.decontaminate import ngram_hashes
     h = _fresh()
     cases = [(w, n) for w in (0, 5, 12, 13, 14, 40)
-             for n in (5, 13)] + [(h.randint(0, 60), h.randint(2, 15)) for _ in range(2)]
+             for n in (5, 13)] + [(h.randint(0, 40), h.randint(2, 15)), (h.randint(41, 300), h.randint(2, 15))]
     for w, n in cases:
         if (v := n_ngrams(w, n)) != len(ngram_hashes(" ".join(f"w{i}" for i in range(w)), n)) or type(v) is not int:
             return False, f"{w} words, n={n}: yours {v!r} differs from ngram_hashes (an int)"

@@ -30,7 +30,7 @@ def _dims(name, V=51200, **kw):
 def _(n_params):
     "`n_params(L, d, ff, V)`: a `PhiForCausalLM`'s parameters (untied lm_head with bias) by formula, hidden sizes too."
     h = _fresh()
-    hidden = (h.randint(1, 4), 32 * h.randint(1, 4), h.randint(16, 300), h.randint(50, 3000))
+    hidden = (h.randint(1, 4), h.randint(1, 160), h.randint(1, 300), h.randint(1, 3000))   # any width, odd ones too
     for what, dims in (("tiny, V=1024", _dims("tiny", 1024)), ("tiny, V=4096", _dims("tiny", 4096)),
                        ("phi-1-small", _dims("phi-1-small")), ("a hidden size", hidden)):
         if (mine := n_params(*dims)) != _n_params(*dims) or type(mine) is not int:
@@ -84,12 +84,13 @@ def _(answer):
 @exercise("finetune.mask_prompt")
 def _(make_labels):
     "`make_labels(prompt_ids, solution_ids)`: the labels of the joined ids, -100 on the prompt (a hidden pair too)."
-    h = _fresh(); hp, hs = ([h.randrange(51_200) for _ in range(h.randint(1, 9))],   # the whole vocabulary
-                            [h.randrange(51_200) for _ in range(h.randint(1, 9))])
-    for p, s in (([5, 6, 7], [8, 9]), ([], [1]), ([3], []), (hp, hs)):
+    h = _fresh()   # hidden pairs of every prompt length 1..16, ids from the whole vocabulary: no sub-domain is unseen
+    hidden = [([h.randrange(51_200) for _ in range(n)], [h.randrange(51_200) for _ in range(h.randint(0, 16))])
+              for n in range(1, 17)]
+    for p, s in [([5, 6, 7], [8, 9]), ([], [1]), ([3], [])] + hidden:
         if list(make_labels(p, s)) != [-100] * len(p) + s:
             return False, f"prompt {p}, solution {s}: got {list(make_labels(p, s))}"
-    return True, "prompt tokens are ignored (-100), solution tokens are learned"
+    return True, "prompt tokens are ignored (-100), solution tokens are learned (hidden prompts of 1 to 16 ids)"
 
 def _linear_lr(step, peak, warm, total):
     "transformers' `get_linear_schedule_with_warmup` at `step` (no torch: a test holds the two equal)."
@@ -134,7 +135,8 @@ def _(my_pass_at_k):
     from phi1_nb.eval import pass_at_k
     h = _fresh(); cases = [(n, c, k) for n in (1, 5, 20, 200) for c in sorted({0, 1, n // 3, n})
                            for k in (1, 10, 100) if k <= n]
-    for _ in range(3): n = h.randint(2, 300); cases.append((n, h.randint(0, n), h.randint(1, n)))
+    for lo, hi in ((2, 50), (51, 200), (201, 500)):   # every tier of n, past the visible 200 too
+        n = h.randint(lo, hi); cases.append((n, h.randint(0, n), h.randint(1, n)))
     for n, c, k in cases:
         if not _close(my_pass_at_k(n, c, k), pass_at_k(n, c, k), 1e-6):
             return False, f"n={n} c={c} k={k}: yours {my_pass_at_k(n, c, k)} differs from eval.pass_at_k"

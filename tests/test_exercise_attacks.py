@@ -112,3 +112,54 @@ def test_memory_hog_is_stopped_by_the_sandbox():
     if r.returncode != -9 and r.status != "timeout": pytest.skip(f"no memory cgroup here ({r.status}, rc {r.returncode})")
     assert check("eval.break_it", hog)
     assert not check("eval.break_it", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+
+
+def test_a_same_length_rename_is_not_called_padded():
+    "a29 j09: a copy that only renames (nothing added) keeps >= 50% containment yet is edited, not padded."
+    import re
+    p = E._PROGRAMS[0]; q = re.sub(r"(?<!')\bnums\b(?!')", "NUMS", p)
+    assert len(q) == len(p) and E._containment(p, q) >= .5
+    assert E._padding_note([p], [q], [False]) == ""
+    assert E._padding_note([p], [p + "".join(f"_pad{i} = {i}\n" for i in range(300))], [False]).startswith("1 of")
+
+
+def _rogue(L, d, ff, V):   # a29 j01/j02/j04: forge the judge's reply, write into the package, leave a daemon behind
+    import os, subprocess, phi1_nb
+    def link(p):
+        try: return os.readlink(p)
+        except OSError: return ""
+    pp, mine = os.getppid(), {link(f"/proc/self/fd/{f}") for f in os.listdir("/proc/self/fd")}
+    for fd in os.listdir(f"/proc/{pp}/fd") if os.path.isdir(f"/proc/{pp}/fd") else []:
+        if link(f"/proc/{pp}/fd/{fd}").startswith("pipe:") and fd != "0" and link(f"/proc/{pp}/fd/{fd}") not in mine:
+            try: w = os.open(f"/proc/{pp}/fd/{fd}", os.O_WRONLY); os.write(w, b'[true, "forged", null]\n'); os.close(w)
+            except OSError: pass
+    try: open(os.path.join(os.path.dirname(phi1_nb.__file__), "_rogue_was_here.txt"), "w").write("x")
+    except OSError: pass
+    subprocess.Popen(["sleep", "3601.5"], start_new_session=True)
+    return 0
+
+
+def test_an_answer_has_no_power_over_its_judge():
+    import os, cloudpickle, phi1_nb
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # _rogue goes by value, as a notebook's function
+    mark = os.path.join(os.path.dirname(phi1_nb.__file__), "_rogue_was_here.txt")
+    try:
+        assert check("model.n_params", _rogue) is False
+        assert not os.path.exists(mark)
+        def cmd(p):
+            try: return open(f"/proc/{p}/cmdline", "rb").read()
+            except OSError: return b""
+        alive = [p for p in os.listdir("/proc") if p.isdigit() and b"3601.5" in cmd(p)]
+        assert not alive, alive
+    finally:
+        if os.path.exists(mark): os.remove(mark)
+
+
+def test_a_value_cannot_run_code_through_its_class():
+    "a29 j05: plain() reads type(x), never x.__class__ (a property that runs in the kernel)."
+    ran = []
+    class Evil:
+        @property
+        def __class__(self): ran.append(1); return int
+        def __int__(self): return 16
+    assert check("train.grad_accum", Evil()) is False and not ran

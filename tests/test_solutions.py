@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from phi1_nb.exercises import EXERCISES, check, judge
+from phi1_nb.exercises_model import _n_params
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/"scripts"))
@@ -70,6 +71,27 @@ def _printed(code):   # A10: the program replaced by a print of its output on it
     return "import sys\nsys.stdout.write(" + repr(out) + ")\n"
 
 
+def _stash(code):   # a29 j08: the original kept in the answer's process; the copy runs it from there
+    import builtins, hashlib
+    k = "k" + hashlib.sha1(code.encode()).hexdigest()[:12]; setattr(builtins, k, code)
+    return f"import builtins as B\nexec(getattr(B, {k!r}))\n"
+
+
+def _lie(code):   # a29 j07: the answer's process rebinds the printed() that ran the copies to run the original
+    import sys
+    m = sys.modules["__main__"]; store = m.__dict__.setdefault("_orig", {})
+    fake = f"print('hello {len(store)}')\n"; store[fake] = code
+    if hasattr(m, "printed") and not getattr(m, "_patched", False):
+        real = m.printed; m._patched = True
+        m.printed = lambda c, stdin="": real(store.get(c, c), stdin)
+    return fake
+
+
+def _pass_at_k_to_200(n, c, k):   # right only up to the visible cases' n = 200
+    from phi1_nb.eval import pass_at_k
+    return pass_at_k(n, c, k) if n <= 200 else 0.0
+
+
 PADDED = "def disguise(code):\n    return code + ''.join(f'_pad{i} = {i}\\n' for i in range(300))\n"
 
 WRONG = {  # plausible mistakes for every exercise: each must fail
@@ -79,16 +101,22 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
                                                                                       lambda names: "has_close_elements" not in names],
     "dedup.jaccard": [lambda a, b: len(a & b) / max(len(a | b), 1), lambda a, b: len(a & b) / max(len(a), 1)],
     "dedup.shingle_size": [{2: (1., 1.), 5: (1., 1.), 10: (1., 1.)}],
-    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed],
-    "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [lambda w, n=13: w - n + 1],
+    "dedup.break_it": [lambda code: code.replace("\n", "\n\n"), lambda code: code.replace("print(", "print(1, "), _printed,
+                       _stash, _lie],
+    "decontaminate.predict_match_rate": [0.5], "decontaminate.ngram_count": [
+        lambda w, n=13: w - n + 1, lambda w, n=13: max(0, w - n + 1) if w <= 40 else 0],   # the last: to 40 words
     "decontaminate.break_it": ["def f():\n    return 1\n"],
-    "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff)], "model.embedding_share": [0.5], "model.mfu": [1e6],
+    "model.n_params": [lambda L, d, ff, V: V*d + L*(4*d*d + 2*d*ff),
+                       lambda L, d, ff, V: _n_params(L, d, ff, V) + d % 32],   # right only for widths 32k
+    "model.embedding_share": [0.5], "model.mfu": [1e6],
     "train.grad_accum": [128, 16.4, 16.9, "16"], "train.initial_loss": [1024], "train.tokens_seen": [(36_000 * 1024, 1.0)],
-    "finetune.mask_prompt": [lambda p, s: [-100] * len(p) + [-100] * len(s), lambda p, s: {(5, 6, 7): [-100] * 3 + [8, 9], (): [1], (3,): [-100]}[tuple(p)]],  # the last: the visible cases, memorized
+    "finetune.mask_prompt": [lambda p, s: [-100] * len(p) + [-100] * len(s), lambda p, s: {(5, 6, 7): [-100] * 3 + [8, 9], (): [1], (3,): [-100]}[tuple(p)],  # the visible cases, memorized
+                             lambda p, s: [-100] * len(p) + list(s) if len(p) < 4 else list(s)],  # a29 j18: long prompts
     "finetune.lr": [lambda step, peak, warmup, total: peak,   # the first schedule only: the hidden one must catch it
                     lambda step, peak, warmup, total: 1e-4 * (step / 50 if step < 50 else (6000 - step) / 5950)],
     "finetune.tokens": [(6_000 * 256, 0.5)],
-    "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k], "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
+    "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k, _pass_at_k_to_200],
+    "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
     "eval.break_it": ["raise RuntimeError('not a real escape')", "raise MemoryError",                 # the issue's two
                       "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "import sys\nsys.exit(-9)",
                       "import os, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGXFSZ)",
@@ -155,7 +183,7 @@ def test_break_it_names_the_detector_a_padded_copy_defeats():
     ns, _ = run_cells([PADDED])
     msg = _message("dedup.break_it", ns["disguise"])
     assert "dedup.break_it: solved" in msg and "padded" in msg and "containment" in msg, msg
-    ast = int(msg.split("AST shingles (names normalized) catch ")[1].split(" of")[0])   # what it measured, said so
+    ast = int(__import__("re").search(r"AST shingles \(.*\) catch (\d) of", msg)[1])   # what it measured, said so
     assert ("word and AST shingles alike" in msg) == (ast < 4) and ("not AST shingles" in msg) == (ast == 4), msg
     assert msg.count("\n") <= 2, msg      # one verdict, no program listing
 
