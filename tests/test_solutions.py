@@ -114,7 +114,7 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
                              lambda p, s: [-100] * len(p) + list(s) if len(p) < 4 else list(s)],  # a29 j18: long prompts
     "finetune.lr": [lambda step, peak, warmup, total: peak,   # the first schedule only: the hidden one must catch it
                     lambda step, peak, warmup, total: 1e-4 * (step / 50 if step < 50 else (6000 - step) / 5950)],
-    "finetune.tokens": [(6_000 * 256, 0.5)],
+    "finetune.tokens": [(6_000 * 256, 0.5), (6_000 * 256 * 2048, 0.05), (6_000 * 256 * 2048, 6_000 / 36_000 / 4 * 1.024)],
     "eval.pass_at_k": [lambda n, c, k: 1 - (1 - c / n) ** k, _pass_at_k_to_200],
     "eval.naive_bias": [(0.7632, 0.6513), (0.65, 0.76)],
     "eval.break_it": ["raise RuntimeError('not a real escape')", "raise MemoryError",                 # the two
@@ -122,7 +122,7 @@ WRONG = {  # plausible mistakes for every exercise: each must fail
                       "import os, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nos.kill(os.getpid(), signal.SIGXFSZ)",
                       "import os; os._exit(137)", "print('MemoryError')"],   # A15: a self-SIGXFSZ, an exit code, a print
     "ablation.sign": ["-"], "ablation.paired_ci": [lambda a, b: (0.0, 0.1), lambda a, b: (0.043, 0.076), "paste"],
-    "ablation.unpaired": [lambda a, b: 0.0329, lambda a, b: 0.2, "paste"],
+    "ablation.unpaired": [lambda a, b: 0.0329, lambda a, b: 0.2, "paste", lambda a, b: float("nan")],
 }
 
 
