@@ -13,7 +13,7 @@ from .isolation import (_memfd, bwrap_args, launcher, make_cgroup, remove_cgroup
 # (the harness side only: nothing here is imported inside the sandbox, where every import slows each fork)
 
 # %% auto #0
-__all__ = ['SandboxError', 'oom_kills', 'run', 'close']
+__all__ = ['SandboxError', 'oom_kills', 'run', 'close', 'ready']
 
 # %% ../nbs/05d_sandbox_worker.ipynb #b4e0c7a9
 class SandboxError(RuntimeError):
@@ -115,6 +115,7 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
         for fd in fds: os.close(fd)
     r = self._line(job["timeout"] + grace)
     if r is None or r.get("id") != self.n or r.get("status") not in ("passed", "failed", "timeout"): return None
+    self.dirty = True   # the runner empties /tmp after its verdict: `ready` waits for that
     if r.get("stopped_by") is None and r.get("returncode") == -9 and oom_kills(self.cgroups) > kills:
         r["stopped_by"] = "memory"
     return r
@@ -135,3 +136,13 @@ def close(self):
         rmtree(self.scratch)
     remove_cgroups(self.cgroups)
 _Worker.run, _Worker.close = run, close
+
+# %% ../nbs/05d_sandbox_worker.ipynb #1a5b72ea
+def ready(self, wait:float) -> bool:
+    "Did the runner empty what the last program left (its `clean` line within `wait` s)? If not, it is spent."
+    if not getattr(self, "dirty", False): return True
+    r, self.dirty = self._line(wait), False
+    return r is not None and r.get("clean") == self.n
+
+_Worker.ready = ready
+
