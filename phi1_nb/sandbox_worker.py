@@ -102,6 +102,7 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
     """Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it.
     A program SIGKILLed while its cgroup's OOM counter rose was `stopped_by` the memory limit: the harness reads it."""
     import socket
+    if getattr(self, "dirty", False) and not self.ready(grace): return None   # (`run_many` asks `ready` first)
     self.n += 1
     meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
     fds = [_memfd(job["src"].encode("utf-8", "surrogatepass"))]

@@ -138,7 +138,7 @@ os._exit(0)
                                   "os.kill(os.getppid(), 19)", "os.killpg(os.getpgid(os.getppid()), 9)"])
 def test_kills_the_runner(mode, kill):
     r = _batch(f"import os\ntry: {kill}\nexcept OSError: pass\nimport time; time.sleep(0.2)\nos._exit(0)")
-    assert r.status in ("failed", "timeout")
+    assert r.status in ("failed", "timeout", "lost") and r.stopped_by is None, r
 
 
 def test_cannot_kill_a_sibling(mode):
@@ -299,7 +299,7 @@ def test_prints_gigabytes(mode):
 
 def test_stopped_runner_is_killed_from_outside(mode):
     rs = run_many(["import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)", HONEST], workers=1, timeout=0.5, grace=1.0)
-    assert rs[0].status in ("timeout", "failed") and rs[1].passed
+    assert rs[0].status in ("timeout", "failed", "lost") and rs[1].passed   # 'lost': where the runner could be stopped
 
 
 # ---------------------------------------------------------------- the whole-program verdict's documented limit
