@@ -196,11 +196,11 @@ def _run_job(job:dict, ctx:dict) -> dict:
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
-    o, status, timed_out, cpu = _Output(out_r, err_r, cap), None, False, 0.
+    o, status, timed_out, cpu, ended = _Output(out_r, err_r, cap), None, False, 0., None
     o.poll.register(ctx["wake"], select.POLLIN); deadline = t0 + job["timeout"]
     while status is None:
         left = deadline - time.monotonic()
-        if left <= 0: timed_out = True; break
+        if left <= 0: timed_out, ended = True, os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT); break
         for fd, _ in o.poll.poll(left * 1000):
             if fd != ctx["wake"]: o.read(fd); continue
             try: os.read(fd, 4096)
@@ -212,7 +212,7 @@ def _run_job(job:dict, ctx:dict) -> dict:
     _sweep(pid, ctx["pidns"])
     o.drain()   # what is left; every writer is dead now (and so every process of it)
     stop = None if passed or (v_r is not None and not timed_out) else _stop_reason(
-        status, timed_out, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
+        status, timed_out and not ended, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
     if v_r is not None: os.close(v_r)
     ctx["dirty"] = workdir   # emptied by `_cleanup` once the verdict is out
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)

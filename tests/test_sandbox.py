@@ -843,7 +843,7 @@ def test_a_lost_runner_names_no_limit():
     assert (r["status"], r["stopped_by"]) == ("lost", None), r
 
 
-def _in_runner(srcs:list, limits_timeout:float) -> list:
+def _in_runner(srcs:list, limits_timeout:float, wall:float=120.0, late:bool=False) -> list:
     "`_run_job` of each source in a forked stand-in for the runner (wake-up pipe as `serve` sets it), a long wall clock."
     import json, tempfile
     r, w = os.pipe(); pid = os.fork()
@@ -852,11 +852,16 @@ def _in_runner(srcs:list, limits_timeout:float) -> list:
             import signal
             wake_r, wake_w = os.pipe(); os.set_blocking(wake_r, False); os.set_blocking(wake_w, False)
             signal.signal(signal.SIGCHLD, lambda *a: None); signal.set_wakeup_fd(wake_w)
+            if late:   # the runner looks only after the program ended by itself and its clock ran out (a loaded host)
+                real = sandbox._start
+                def _start(*a):
+                    pid, v = real(*a); os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT); time.sleep(wall); return pid, v
+                sandbox._start = _start
             ctx = dict(scratch=tempfile.mkdtemp(), uid=None, pidns=False, wake=wake_r, cgroups=(), newipc=False)
             lim = dict(timeout=limits_timeout, memory_mb=1024, nproc=64, fsize_mb=64)
             out = []
             for s in srcs:
-                job = dict(timeout=120.0, max_output=1 << 16, limits=lim, fds=[iso_mod._memfd(s.encode())])
+                job = dict(timeout=wall, max_output=1 << 16, limits=lim, fds=[iso_mod._memfd(s.encode())])
                 out.append(sandbox._run_job(job, ctx)); sandbox._cleanup(ctx)
             os.write(w, json.dumps(out).encode())
         finally: os._exit(0)
@@ -874,3 +879,8 @@ def test_cpu_is_the_programs_own_not_its_reaped_childrens():
     real = BURN + "burn(30)"   # the control: the kernel stops it at its 1 s
     got = _in_runner([kids, real], limits_timeout=0.2)
     assert [(r["returncode"], r["stopped_by"]) for r in got] == [(-9, None), (-9, "cpu")], got
+
+
+def test_a_program_that_ended_before_the_runner_looked_was_not_stopped_by_the_clock():
+    got = _in_runner(["raise SystemExit(3)"], limits_timeout=0.2, wall=0.2, late=True)
+    assert [(r["status"], r["stopped_by"]) for r in got] == [("timeout", None)], got
