@@ -253,27 +253,31 @@ def wipe(path:str):
     F = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try: fd = os.open(path, F)
     except OSError: return
-    dev, stack, skip = os.fstat(fd).st_dev, [], set()
+    dev, stack = os.fstat(fd).st_dev, []   # stack: (name of the directory we are in, its parent's subdirs left)
     try:
         while True:
-            down = None
+            subdirs = []   # each directory is listed once: linear in the entries, however many siblings
             with os.scandir(fd) as it:
                 for e in it:
                     try:
                         if not e.is_dir(follow_symlinks=False): os.unlink(e.name, dir_fd=fd); continue
-                        st = e.stat(follow_symlinks=False)
-                        if st.st_dev != dev or (st.st_dev, st.st_ino) in skip: continue
-                        try: os.chmod(e.name, 0o700, dir_fd=fd)
+                        try: os.rmdir(e.name, dir_fd=fd); continue   # an empty one: gone in one call
                         except OSError: pass
-                        down = (e.name, os.open(e.name, F, dir_fd=fd), (st.st_dev, st.st_ino)); break
+                        if e.stat(follow_symlinks=False).st_dev == dev: subdirs.append(e.name)
                     except OSError: pass
-            if down:
-                stack.append((down[0], down[2])); os.close(fd); fd = down[1]; continue
-            if not stack: break
-            name, key = stack.pop()
-            up = os.open("..", F, dir_fd=fd); os.close(fd); fd = up
-            try: os.rmdir(name, dir_fd=fd)
-            except OSError: skip.add(key)
+            while True:
+                if subdirs:
+                    name = subdirs.pop()
+                    try: os.chmod(name, 0o700, dir_fd=fd)
+                    except OSError: pass
+                    try: down = os.open(name, F, dir_fd=fd)
+                    except OSError: continue
+                    stack.append((name, subdirs)); os.close(fd); fd = down; break
+                if not stack: return
+                name, subdirs = stack.pop()
+                up = os.open("..", F, dir_fd=fd); os.close(fd); fd = up
+                try: os.rmdir(name, dir_fd=fd)
+                except OSError: pass   # not empty (what it could not remove) or a mount point: left
     finally: os.close(fd)
 
 # %% ../nbs/05a_isolation.ipynb #6b5b942e

@@ -142,6 +142,20 @@ class _Output:
             os.close(fd)
     def text(self, fd:int) -> str: return bytes(self.bufs[fd]).decode(errors="replace")
 
+# %% ../nbs/05_sandbox.ipynb #78b58acf
+def _reap(pid:int, flags:int) -> tuple[int|None, float]:
+    """`(wait status, CPU seconds of the process itself)` if `pid` ended (or stopped: WUNTRACED), else `(None, 0.)`.
+    Its CPU is read before it is reaped (WNOWAIT) from its process CPU clock of kind PROF: the very ticks the kernel
+    holds RLIMIT_CPU against (one process and its threads). wait4's rusage adds every child it reaped, and its and
+    /proc's times are scaled to the scheduler's runtime, which differ from those ticks (0.86 s at a 1 s kill here)."""
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG | (os.WSTOPPED if flags & os.WUNTRACED else 0)) \
+            is None: return None, 0.
+    try: cpu = time.clock_gettime(~pid << 3)   # the clock id of pid's CPUCLOCK_PROF (0), per process (not thread)
+    except OSError: cpu = 0.   # unread: no CPU verdict
+    p, st = os.waitpid(pid, flags | os.WNOHANG)
+    return (st if p else None), cpu
+
+
 # %% ../nbs/05_sandbox.ipynb #3334ee7d
 def _big_file(roots:list, size:int, most:int=10_000) -> bool:
     "A regular file with `size` bytes allocated under `roots`? (No links followed, no sparse file; `most` entries)"
@@ -149,6 +163,7 @@ def _big_file(roots:list, size:int, most:int=10_000) -> bool:
     seen = 0
     for root in roots:
         for d, _, files in os.walk(root):
+            if (seen := seen + 1) > most: return False   # directories count too: an empty one costs a listing
             for f in files:
                 if (seen := seen + 1) > most: return False
                 try: st = os.lstat(os.path.join(d, f))
@@ -159,7 +174,8 @@ def _big_file(roots:list, size:int, most:int=10_000) -> bool:
 def _stop_reason(status, timed_out:bool, limits:dict, cpu:float, roots:list) -> str|None:
     """Which limit stopped the program, from what the runner saw itself, never from what the program said or its
     signal alone (a program can send itself SIGKILL, SIGXCPU, SIGXFSZ): its own clock; the CPU seconds the kernel
-    counted, at the rlimit; a file the program left at the file-size rlimit. (The harness adds 'memory'.)"""
+    counted for the process itself (`_reap`), at the rlimit; a file the program left at the file-size rlimit. (The
+    harness adds 'memory'.)"""
     if timed_out: return "timeout"
     if status is None or not os.WIFSIGNALED(status): return None
     sig = os.WTERMSIG(status)
@@ -180,33 +196,41 @@ def _run_job(job:dict, ctx:dict) -> dict:
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
     os.close(out_w); os.close(err_w)
-    o, status, timed_out, cpu = _Output(out_r, err_r, cap), None, False, 0.
+    o, status, timed_out, cpu, ended = _Output(out_r, err_r, cap), None, False, 0., None
     o.poll.register(ctx["wake"], select.POLLIN); deadline = t0 + job["timeout"]
     while status is None:
         left = deadline - time.monotonic()
-        if left <= 0: timed_out = True; break
+        if left <= 0: timed_out, ended = True, os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT); break
         for fd, _ in o.poll.poll(left * 1000):
             if fd != ctx["wake"]: o.read(fd); continue
             try: os.read(fd, 4096)
             except BlockingIOError: pass
-            p, st, use = os.wait4(pid, os.WNOHANG | (0 if v_r is not None else os.WUNTRACED))
-            if p: status, cpu = st, use.ru_utime + use.ru_stime
+            status, cpu = _reap(pid, 0 if v_r is not None else os.WUNTRACED)
     said = None if v_r is None else _read_all(v_r) if status is not None else b""
     passed = _verdict_of(status, said)
     why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
     o.drain()   # what is left; every writer is dead now (and so every process of it)
     stop = None if passed or (v_r is not None and not timed_out) else _stop_reason(
-        status, timed_out, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
+        status, timed_out and not ended, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
     if v_r is not None: os.close(v_r)
-    if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
-    else: rmtree(workdir)
+    ctx["dirty"] = workdir   # emptied by `_cleanup` once the verdict is out
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
           else os.waitstatus_to_exitcode(status))
     err = o.text(err_r) + (f"\n{why.decode(errors='replace')}" if why else "")   # the judge's reason, last
     return dict(status="timeout" if timed_out else "passed" if passed else "failed", returncode=rc,
                 stdout=o.text(out_r), stderr=err, seconds=round(time.monotonic() - t0, 4), truncated=o.truncated,
                 stopped_by=stop)
+
+
+# %% ../nbs/05_sandbox.ipynb #cee0f195
+def _cleanup(ctx:dict):
+    "After the verdict is sent: empty what the last program left (its folder; in a PID namespace /tmp, /dev/shm, IPC)."
+    workdir = ctx.pop("dirty", None)
+    if workdir is None: return
+    if ctx["pidns"]: wipe(ctx["scratch"]); wipe("/dev/shm"); wipe_ipc(ctx["uid"])
+    else: rmtree(workdir)
+
 
 # %% ../nbs/05_sandbox.ipynb #j24ipc
 def _fresh_ipc_works() -> bool:
@@ -250,7 +274,7 @@ def _start_runner(mode:str, uid:int|None, tmp_mb:int, shm_mb:int, cgroups:tuple,
 # %% ../nbs/05_sandbox.ipynb #740227cf
 def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
           hidden:list=(), view:list|None=None):
-    "The runner's main loop (runs inside the sandbox): jobs in on the socket `jobs`, JSON verdicts out on stdout."
+    "The runner's main loop (in the sandbox): jobs in on the socket `jobs`; out on stdout a verdict, then `clean`."
     import socket
     out, sock, ctx, hello = _start_runner(mode, uid, tmp_mb, shm_mb, cgroups, jobs, hidden, view)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
@@ -269,12 +293,15 @@ def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cg
             try: os.close(fd)
             except OSError: pass
         res["id"] = job.get("id") if isinstance(job, dict) else None
-        out.write(json.dumps(res) + "\n"); out.flush()
+        out.write(json.dumps(res) + "\n"); out.flush()   # the verdict before the cleanup, which it cannot wait on
+        try: _cleanup(ctx); clean = res["id"]
+        except Exception: clean = None   # the harness starts a fresh sandbox
+        out.write(json.dumps({"clean": clean}) + "\n"); out.flush()
 
 # %% ../nbs/05_sandbox.ipynb #0aeaa845
 @dataclass
 class SandboxResult:
-    "What one program did: `status` in {'passed', 'failed', 'timeout'}."
+    "What one program did: `status` in {'passed', 'failed', 'timeout', 'lost' (its sandbox stopped answering)}."
     status: str
     returncode: int|None
     stdout: str
@@ -306,11 +333,11 @@ def _isolation(isolation:str|None) -> str:
 
 # %% ../nbs/05_sandbox.ipynb #7119d0bb
 def _lost(w, timeout:float) -> dict:
-    "The verdict when the runner died, hung or sent garbage: the program's fault; its worker is closed."
+    """The verdict when the runner died, hung or sent garbage: the program failed; its worker is closed. No limit is
+    named: the runner's record is what says a limit stopped a program, and none came (status 'lost' if it hung)."""
     hung = w.proc.poll() is None
     w.close()
-    return dict(status="timeout" if hung else "failed", returncode=None, stdout="",
-                stopped_by="timeout" if hung else None,
+    return dict(status="lost" if hung else "failed", returncode=None, stdout="", stopped_by=None,
                 stderr="the sandbox stopped answering" if hung else "the program killed its sandbox", seconds=timeout)
 
 def _work(jobs:list, results:list, take, start, grace:float, bar=None):
@@ -319,6 +346,7 @@ def _work(jobs:list, results:list, take, start, grace:float, bar=None):
     w = None
     try:
         while (i := take()) is not None:
+            if w is not None and not w.ready(grace): w.close(); w = None   # its cleanup hung or failed: a fresh one
             if w is None: w = start(jobs[i]["limits"])
             r, mem = w.run(jobs[i], grace), w.memory
             if r is None: r, w = _lost(w, jobs[i]["timeout"]), None   # start a fresh sandbox for the next one

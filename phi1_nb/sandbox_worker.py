@@ -13,7 +13,7 @@ from .isolation import (_memfd, bwrap_args, launcher, make_cgroup, remove_cgroup
 # (the harness side only: nothing here is imported inside the sandbox, where every import slows each fork)
 
 # %% auto #0
-__all__ = ['SandboxError', 'oom_kills', 'run', 'close']
+__all__ = ['SandboxError', 'oom_kills', 'run', 'close', 'ready']
 
 # %% ../nbs/05d_sandbox_worker.ipynb #b4e0c7a9
 class SandboxError(RuntimeError):
@@ -102,6 +102,7 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
     """Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it.
     A program SIGKILLed while its cgroup's OOM counter rose was `stopped_by` the memory limit: the harness reads it."""
     import socket
+    if getattr(self, "dirty", False) and not self.ready(grace): return None   # (`run_many` asks `ready` first)
     self.n += 1
     meta = {k: v for k, v in job.items() if k not in ("src", "judge")}
     fds = [_memfd(job["src"].encode("utf-8", "surrogatepass"))]
@@ -115,6 +116,7 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
         for fd in fds: os.close(fd)
     r = self._line(job["timeout"] + grace)
     if r is None or r.get("id") != self.n or r.get("status") not in ("passed", "failed", "timeout"): return None
+    self.dirty = True   # the runner empties /tmp after its verdict: `ready` waits for that
     if r.get("stopped_by") is None and r.get("returncode") == -9 and oom_kills(self.cgroups) > kills:
         r["stopped_by"] = "memory"
     return r
@@ -135,3 +137,13 @@ def close(self):
         rmtree(self.scratch)
     remove_cgroups(self.cgroups)
 _Worker.run, _Worker.close = run, close
+
+# %% ../nbs/05d_sandbox_worker.ipynb #1a5b72ea
+def ready(self, wait:float) -> bool:
+    "Did the runner empty what the last program left (its `clean` line within `wait` s)? If not, it is spent."
+    if not getattr(self, "dirty", False): return True
+    r, self.dirty = self._line(wait), False
+    return r is not None and r.get("clean") == self.n
+
+_Worker.ready = ready
+

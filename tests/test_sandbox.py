@@ -138,7 +138,7 @@ os._exit(0)
                                   "os.kill(os.getppid(), 19)", "os.killpg(os.getpgid(os.getppid()), 9)"])
 def test_kills_the_runner(mode, kill):
     r = _batch(f"import os\ntry: {kill}\nexcept OSError: pass\nimport time; time.sleep(0.2)\nos._exit(0)")
-    assert r.status in ("failed", "timeout")
+    assert r.status in ("failed", "timeout", "lost") and r.stopped_by is None, r
 
 
 def test_cannot_kill_a_sibling(mode):
@@ -299,7 +299,7 @@ def test_prints_gigabytes(mode):
 
 def test_stopped_runner_is_killed_from_outside(mode):
     rs = run_many(["import os, signal, time\nos.kill(os.getppid(), signal.SIGSTOP)\ntime.sleep(60)", HONEST], workers=1, timeout=0.5, grace=1.0)
-    assert rs[0].status in ("timeout", "failed") and rs[1].passed
+    assert rs[0].status in ("timeout", "failed", "lost") and rs[1].passed   # 'lost': where the runner could be stopped
 
 
 # ---------------------------------------------------------------- the whole-program verdict's documented limit
@@ -816,3 +816,71 @@ def test_a_socket_in_a_folder_the_harness_cannot_list_is_covered(iso, who):
             s.close(); os.close(fd)
             for x in (".sock", ".fifo"): os.remove(p + x)
         os.rmdir(d)
+
+
+# ---------------------------------------------------------------- stopped_by against a program that games the record
+MANY_DIRS = ("import os, time\nt = time.monotonic(); os.mkdir('/tmp/d'); n = 0\nwhile time.monotonic() - t < SECS:\n"
+             "    for _ in range(200): os.mkdir(f'/tmp/d/{n:x}'); n += 1\nraise SystemExit(3)")
+
+
+def test_a_slow_cleanup_is_no_timeout():
+    "Tens of thousands of empty dirs left in /tmp, then exit 3: the runner's verdict comes before its cleanup."
+    rs = run_many([MANY_DIRS.replace("SECS", "0.8"), HONEST], workers=1, timeout=2, grace=0.5)
+    assert (rs[0].status, rs[0].returncode, rs[0].stopped_by) == ("failed", 3, None), rs[0]
+    assert rs[1].passed, rs[1]   # after the cleanup, or in a fresh sandbox if the cleanup took longer than `grace`
+
+
+def test_eval_break_it_is_not_solved_by_a_slow_cleanup():
+    import phi1_nb.exercises_model  # noqa: F401 (registers the checks)
+    from phi1_nb.exercises import judge
+    ok, msg = judge("eval.break_it", MANY_DIRS.replace("SECS", "1.2"))
+    assert not ok and "return code 3" in msg, msg
+
+
+def test_a_lost_runner_names_no_limit():
+    w = types.SimpleNamespace(proc=types.SimpleNamespace(poll=lambda: None), close=lambda: None)
+    r = sandbox._lost(w, 2.0)
+    assert (r["status"], r["stopped_by"]) == ("lost", None), r
+
+
+def _in_runner(srcs:list, limits_timeout:float, wall:float=120.0, late:bool=False) -> list:
+    "`_run_job` of each source in a forked stand-in for the runner (wake-up pipe as `serve` sets it), a long wall clock."
+    import json, tempfile
+    r, w = os.pipe(); pid = os.fork()
+    if pid == 0:
+        try:
+            import signal
+            wake_r, wake_w = os.pipe(); os.set_blocking(wake_r, False); os.set_blocking(wake_w, False)
+            signal.signal(signal.SIGCHLD, lambda *a: None); signal.set_wakeup_fd(wake_w)
+            if late:   # the runner looks only after the program ended by itself and its clock ran out (a loaded host)
+                real = sandbox._start
+                def _start(*a):
+                    pid, v = real(*a); os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT); time.sleep(wall); return pid, v
+                sandbox._start = _start
+            ctx = dict(scratch=tempfile.mkdtemp(), uid=None, pidns=False, wake=wake_r, cgroups=(), newipc=False)
+            lim = dict(timeout=limits_timeout, memory_mb=1024, nproc=64, fsize_mb=64)
+            out = []
+            for s in srcs:
+                job = dict(timeout=wall, max_output=1 << 16, limits=lim, fds=[iso_mod._memfd(s.encode())])
+                out.append(sandbox._run_job(job, ctx)); sandbox._cleanup(ctx)
+            os.write(w, json.dumps(out).encode())
+        finally: os._exit(0)
+    os.close(w); os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as f: return json.loads(f.read())
+
+
+BURN = "import time\ndef burn(s):\n    t = time.process_time()\n    while time.process_time() - t < s: pass\n"
+
+
+def test_cpu_is_the_programs_own_not_its_reaped_childrens():
+    "RLIMIT_CPU (1 s here) is per process: 2 children of 0.55 s each, reaped, then a self-SIGKILL is no CPU stop."
+    kids = BURN + ("import os, signal\nks = [p for p in (os.fork() for _ in range(2)) if p or (burn(.55), os._exit(0))]\n"
+                   "[os.waitpid(k, 0) for k in ks]\nos.kill(os.getpid(), signal.SIGKILL)")
+    real = BURN + "burn(30)"   # the control: the kernel stops it at its 1 s
+    got = _in_runner([kids, real], limits_timeout=0.2)
+    assert [(r["returncode"], r["stopped_by"]) for r in got] == [(-9, None), (-9, "cpu")], got
+
+
+def test_a_program_that_ended_before_the_runner_looked_was_not_stopped_by_the_clock():
+    got = _in_runner(["raise SystemExit(3)"], limits_timeout=0.2, wall=0.2, late=True)
+    assert [(r["status"], r["stopped_by"]) for r in got] == [("timeout", None)], got
