@@ -37,7 +37,9 @@ def judge(name:str, answer) -> tuple[bool, str]:
     except Exception as e: return False, f"your answer raised {type(e).__name__}: {e}"
 
 def _close(a, b, tol=1e-6) -> bool:
-    return a is not None and b is not None and abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
+    "`a` within `tol` of `b`, relative to `b` (a share of 0.04 gets 1% of 0.04, not of 1); NaN and inf are never close."
+    if a is None or b is None or not math.isfinite(a := float(a)): return False
+    return abs(a - float(b)) <= tol * max(abs(float(b)), 1e-9)
 
 def _fresh() -> random.Random:
     "A generator seeded by the OS: each call of a check draws its hidden input anew, so no fixed answer passes."

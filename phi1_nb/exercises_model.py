@@ -120,8 +120,8 @@ def _(answer):
                     "no: steps x sequences x tokens per sequence, for each phase")
 
 # %% ../nbs/16a_exercises_model.ipynb #aaeb0dcf
-_LIMITS = {"timeout": "its 2 s time limit", "cpu": "its CPU-time rlimit", "memory": "its memory cgroup's 256 MB limit",
-           "file_size": "its file-size rlimit (64 MB)"}   # the sandbox's names in `SandboxResult.stopped_by`
+_LIMITS = {"timeout": "its 2 s time limit", "cpu": "its CPU-time rlimit", "memory": "its memory cgroup's 256 MB limit"}
+# the sandbox's names in `SandboxResult.stopped_by` (a SIGXFSZ is none: a program can send it itself at the limit)
 
 def _sandbox_run(program:str):
     "`run_program(program, timeout=2, memory_mb=256)`: its `stopped_by` is the sandbox's record of the limit it hit."
@@ -153,12 +153,13 @@ def _(answer):
 
 @exercise("eval.break_it")
 def _(program):
-    "A program a limit of the sandbox stops (its clock, memory cgroup, file-size rlimit), by the sandbox's record."
+    "A program a limit of the sandbox stops (its clock, CPU rlimit or memory cgroup), by the sandbox's record."
     if type(program) is not str: return False, "your program must be Python source, a string"
     r = _sandbox_run(program)
     if r.stopped_by in _LIMITS: return True, f"the sandbox stopped it at {_LIMITS[r.stopped_by]} ({r.seconds:.1f} s)"
     return False, (f"status {r.status}, return code {r.returncode}, {r.seconds:.1f} s: it ended on its own; no limit "
-                   "of the sandbox stopped it (an exception, even MemoryError, an exit or a signal it sent itself)")
+                   "of the sandbox stopped it (an exception, even MemoryError, an exit, a signal it sent itself, "
+                   "or SIGXFSZ, which it can send itself at the file-size limit)")
 
 # %% ../nbs/16a_exercises_model.ipynb #da846626
 def _losses(seed:int=0, n:int=164, gain:float=.05, spread:float=.5, noise:float=.1) -> tuple[dict, dict]:
@@ -223,6 +224,6 @@ def _(unpaired_width):
     "`unpaired_width(a, b)`: the width of the 95% interval of mean(a) - mean(b), a and b resampled independently."
     for what, (raw, filt) in _loss_cases():   # .08: a 90% interval is 16% narrower
         (ref, pw), w = _unpaired_ref(raw, filt), float(unpaired_width(raw, filt))
-        if abs(w - ref) >= .08 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
+        if not abs(w - ref) < .08 * ref: return False, f"{what}: yours {w:.4f} is not the unpaired bootstrap width"
     return True, (f"unpaired width {ref:.4f} vs paired {pw:.4f} on the last pair: pairing removes the problems' "
                   "difficulty")

@@ -157,30 +157,15 @@ def _reap(pid:int, flags:int) -> tuple[int|None, float]:
 
 
 # %% ../nbs/05_sandbox.ipynb #3334ee7d
-def _big_file(roots:list, size:int, most:int=10_000) -> bool:
-    "A regular file with `size` bytes allocated under `roots`? (No links followed, no sparse file; `most` entries)"
-    import stat
-    seen = 0
-    for root in roots:
-        for d, _, files in os.walk(root):
-            if (seen := seen + 1) > most: return False   # directories count too: an empty one costs a listing
-            for f in files:
-                if (seen := seen + 1) > most: return False
-                try: st = os.lstat(os.path.join(d, f))
-                except OSError: continue
-                if stat.S_ISREG(st.st_mode) and st.st_blocks * 512 >= size: return True
-    return False
-
-def _stop_reason(status, timed_out:bool, limits:dict, cpu:float, roots:list) -> str|None:
+def _stop_reason(status, timed_out:bool, limits:dict, cpu:float) -> str|None:
     """Which limit stopped the program, from what the runner saw itself, never from what the program said or its
     signal alone (a program can send itself SIGKILL, SIGXCPU, SIGXFSZ): its own clock; the CPU seconds the kernel
-    counted for the process itself (`_reap`), at the rlimit; a file the program left at the file-size rlimit. (The
-    harness adds 'memory'.)"""
+    counted for the process itself (`_reap`), at the rlimit. (The harness adds 'memory'.) A `SIGXFSZ` names nothing:
+    the kernel's, at the file-size rlimit, and one the program sends itself after filling a file to the limit are the
+    same signal from the same process, with the same file left behind."""
     if timed_out: return "timeout"
     if status is None or not os.WIFSIGNALED(status): return None
-    sig = os.WTERMSIG(status)
-    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= int(limits["timeout"]) + 1: return "cpu"
-    if sig == signal.SIGXFSZ and _big_file(roots, limits["fsize_mb"] << 20): return "file_size"
+    if os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL) and cpu >= int(limits["timeout"]) + 1: return "cpu"
     return None
 
 # %% ../nbs/05_sandbox.ipynb #1fa71ce6
@@ -212,7 +197,7 @@ def _run_job(job:dict, ctx:dict) -> dict:
     _sweep(pid, ctx["pidns"])
     o.drain()   # what is left; every writer is dead now (and so every process of it)
     stop = None if passed or (v_r is not None and not timed_out) else _stop_reason(
-        status, timed_out and not ended, job["limits"], cpu, [workdir, *(["/tmp", "/dev/shm"] if ctx["pidns"] else [])])
+        status, timed_out and not ended, job["limits"], cpu)
     if v_r is not None: os.close(v_r)
     ctx["dirty"] = workdir   # emptied by `_cleanup` once the verdict is out
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
@@ -309,7 +294,7 @@ class SandboxResult:
     seconds: float
     truncated: bool = False
     stopped_by: str|None = None   # the limit that stopped it, by the sandbox's own record: 'timeout' | 'memory' |
-    # 'file_size' | 'cpu' (a self-sent signal, an exit or a raised MemoryError is None; the program cannot write it)
+    # 'cpu' (a self-sent signal, SIGXFSZ, an exit or a raised MemoryError is None; the program cannot write it)
     memory: str = ""   # the memory budget's scope: 'cgroup v1' | 'cgroup v2' (one per program) | 'per process'
     @property
     def passed(self) -> bool: return self.status == "passed"

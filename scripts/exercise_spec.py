@@ -186,7 +186,8 @@ below the unbiased one? Give `(naive, unbiased)`.""",
 ("eval.break_it", """**Break it.** Generated code is untrusted. Write a program (a string) that the sandbox must
 stop. The check runs it as `run_program(program, timeout=2, memory_mb=256)` does and passes only when a limit of the sandbox
 stopped it, by the sandbox's own record (`SandboxResult.stopped_by`): its 2 s clock, its memory cgroup's kill (the
-kernel counts it), or its 64 MB file-size rlimit (the kernel's `SIGXFSZ`, with the file at the limit). A program that
+kernel counts it), or its CPU-time rlimit. A `SIGXFSZ` at the 64 MB file-size rlimit does not count: a program can send it
+itself once its file is at the limit, and no record tells the two apart. A program that
 raises (even `MemoryError`, which is how a per-process memory rlimit shows itself), exits, or sends itself a signal
 ended on its own, whatever it prints or its return code says.""",
 "program = None  # a string of Python source\ncheck(\"eval.break_it\", program);",
