@@ -7,6 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/pipeline.html.md"""
 # %% ../nbs/11_pipeline.ipynb #097b606e
 from __future__ import annotations
 import contextlib, importlib, inspect, json, logging, os, signal, sys, threading, time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from .core import Config, hold_run, load_config, read_manifest, seed_everything, write_json, atomic_write
@@ -306,30 +307,26 @@ class _Released:
 
 # %% ../nbs/11_pipeline.ipynb #c54d2284
 def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool, log) -> dict:
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-    from contextlib import nullcontext
     wanted, todo, deps, avail, jobs = _plan_stages(cfg, run_dir, stages, prepare_only)
     t_start = time.time(); seed_everything(cfg.run.seed)
     summary = dict(preset=str(preset), run_dir=str(run_dir), stages=[], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    recs, executed, running, released = {}, set(), {}, _Released(run_dir)
+    recs, executed, running, released, stop = {}, set(), {}, _Released(run_dir), StageStop()
     def start(stage):   # a record now (missing, reused), or a running future
         i = STAGE_NAMES.index(stage); out_nb = run_dir/"notebooks"/f"{i:02d}_{stage}.ipynb"
         if stage not in avail: log(f"[{stage}] not built yet: skipped"); return dict(stage=stage, status="missing")
         if not (prepare_only or force or deps[stage] & executed) and _reusable(run_dir, stage, cfg.section(stage)):
             log(f"[{stage}] reusing {run_dir/stage} (manifest matches)"); return _reused(run_dir, stage, out_nb)
-        executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]
+        executed.add(stage); nb = dict((s, n) for s, n, _ in STAGES)[stage]; released.started(stage)
         log(f"[{stage}] {'preparing' if prepare_only else 'running'} {nb} -> {out_nb}")
         if early := sorted(deps[stage] - set(recs)):   # its inputs are written; their notebooks' last cells still run
             log(f"[{stage}] starts beside {', '.join(early)}: the output it reads is written")
-        released.started(stage)
         args = _stage_args(stage, i, nb, out_nb, cfg, run_dir, wanted, jobs, prepare_only)
         if pool: return pool.submit(_run_one, *args, stop=stop)
         f = Future(); f.set_result(_run_one(*args, stop=stop)); return f   # one job: in this thread
     def failed(): return [r for r in recs.values() if r["status"] == "failed"]
     def save():
         summary["stages"] = [recs[s] for s in STAGE_NAMES if s in recs]; write_json(run_dir/"summary.json", summary)
-    stop = StageStop()
-    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else nullcontext()) as pool, \
+    with (ThreadPoolExecutor(jobs, thread_name_prefix="stage") if jobs > 1 else contextlib.nullcontext()) as pool, \
             _stops_stages(stop, running):
         while todo or running:
             ready = lambda s: deps[s] <= (set(recs) if s in _WHOLE_RUN else set(recs) | released(running))
@@ -338,9 +335,8 @@ def _run_stages(preset, cfg, run_dir:Path, stages, prepare_only:bool, force:bool
                 if isinstance(r, dict): recs[s] = r; break   # done at once: look at what it made ready
                 running[s] = r
             else:
-                if not running: break   # a failure: start nothing more
-                done = wait(running.values(), timeout=1. if todo else None, return_when=FIRST_COMPLETED).done
-                if not done: continue   # a second on: look again for a running stage's written output
+                if not running: break   # a failure: start nothing more; none done in a second: look for written output
+                if not (done := wait(running.values(), 1. if todo else None, FIRST_COMPLETED).done): continue
                 for f in done:
                     s = next(k for k, v in running.items() if v is f); recs[s] = running.pop(s).result()
                     if recs[s]["status"] == "ran": save_timings(run_dir, s, recs[s]["notebook"])   # here: one writer

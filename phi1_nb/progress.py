@@ -74,6 +74,7 @@ def _counting_kernel(env:dict, d:Path, progress) -> tuple[dict, list]:
     return {**env,
             "PHI1_PROGRESS": str(progress.counter_file)}, [f"--IPKernelApp.exec_lines={[_PLAIN_LOGS, _COUNT_BARS]!r}"]
 
+# %% ../nbs/11a_progress.ipynb #p30a0013
 def in_cell_counter(path) -> str|None:
     "The last bar's count in a counter file, `80/200 steps` (None: no bar yet, or no file)."
     try:
