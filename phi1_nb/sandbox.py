@@ -156,16 +156,31 @@ def _reap(pid:int, flags:int) -> tuple[int|None, float]:
     return (st if p else None), cpu
 
 
+# %% ../nbs/05_sandbox.ipynb #oomk0001
+def _oom_kills(fds:tuple) -> int:
+    """The kernel's count of memory-limit kills, read from descriptors of the sandbox's cgroups' `memory.events` (v2)
+    or `memory.oom_control` (v1), which the harness opened (`oom_counters`, 05d): no program can write either."""
+    n = 0
+    for fd in fds:
+        try: n += sum(int(l.split()[1]) for l in os.pread(fd, 4096, 0).decode().splitlines()
+                      if l.startswith("oom_kill "))
+        except (OSError, ValueError, IndexError): pass
+    return n
+
 # %% ../nbs/05_sandbox.ipynb #3334ee7d
-def _stop_reason(status, timed_out:bool, limits:dict, cpu:float) -> str|None:
-    """Which limit stopped the program, from what the runner saw itself, never from what the program said or its
-    signal alone (a program can send itself SIGKILL, SIGXCPU, SIGXFSZ): its own clock; the CPU seconds the kernel
-    counted for the process itself (`_reap`), at the rlimit. (The harness adds 'memory'.) A `SIGXFSZ` names nothing:
-    the kernel's, at the file-size rlimit, and one the program sends itself after filling a file to the limit are the
-    same signal from the same process, with the same file left behind."""
-    if timed_out: return "timeout"
-    if status is None or not os.WIFSIGNALED(status): return None
-    if os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL) and cpu >= int(limits["timeout"]) + 1: return "cpu"
+def _stop_reason(late:bool,              # the runner's clock ran out before the deciding process was reaped
+                 ended:bool,             # ...and that process had ended by itself when the runner looked
+                 status:int|None,        # the deciding process's wait status (None: not reaped)
+                 cpu:float,              # its own CPU seconds, read before it was reaped (`_reap`)
+                 cpu_limit:int,          # the RLIMIT_CPU it ran under, in seconds
+                 ooms:tuple[int, int],   # the cgroups' oom_kill count before the job and after its sweep
+                 judged:bool=False,      # the deciding process is a judged case's judge
+                ) -> str|None:
+    "Which limit stopped a program: 'timeout' | 'cpu' | 'memory' | None, by the table above."
+    if late and not ended: return "timeout"
+    sig = os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else None
+    if sig in (signal.SIGXCPU, signal.SIGKILL) and not judged and cpu >= cpu_limit: return "cpu"
+    if sig == signal.SIGKILL and ooms[1] > ooms[0]: return "memory"
     return None
 
 # %% ../nbs/05_sandbox.ipynb #1fa71ce6
@@ -177,6 +192,7 @@ def _run_job(job:dict, ctx:dict) -> dict:
     os.mkdir(workdir, 0o700)
     if ctx["uid"] is not None: os.chown(workdir, ctx["uid"], ctx["uid"])
     out_r, out_w = os.pipe(); err_r, err_w = os.pipe()
+    ooms = _oom_kills(ctx.get("oom", ()))   # before the program starts
     try: pid, v_r = _start(job, ctx, workdir, out_w, err_w)
     except BaseException:   # the judge's fork failed (its cgroup, memory): the candidate may run already
         _sweep(0, ctx["pidns"]); [os.close(fd) for fd in (out_r, out_w, err_r, err_w)]; raise
@@ -196,8 +212,8 @@ def _run_job(job:dict, ctx:dict) -> dict:
     why = b"" if passed or not said else said[1:]
     _sweep(pid, ctx["pidns"])
     o.drain()   # what is left; every writer is dead now (and so every process of it)
-    stop = None if passed or (v_r is not None and not timed_out) else _stop_reason(
-        status, timed_out and not ended, job["limits"], cpu)
+    stop = _stop_reason(timed_out, ended is not None, status, cpu, int(job["limits"]["timeout"]) + 1,
+                        (ooms, _oom_kills(ctx.get("oom", ()))), judged=v_r is not None)   # after the sweep
     if v_r is not None: os.close(v_r)
     ctx["dirty"] = workdir   # emptied by `_cleanup` once the verdict is out
     rc = (0 if passed else None if status is None else -os.WSTOPSIG(status) if os.WIFSTOPPED(status)
@@ -226,7 +242,7 @@ def _fresh_ipc_works() -> bool:
 
 # %% ../nbs/05_sandbox.ipynb #5f982b59
 def _start_runner(mode:str, uid:int|None, tmp_mb:int, shm_mb:int, cgroups:tuple, jobs:int, hidden:list,
-                  view:list|None) -> tuple:
+                  view:list|None, oom:tuple=()) -> tuple:
     "The runner's start inside the sandbox: its view, signals and descriptors; `(out, sock, ctx, hello)`."
     import socket
     libc = _libc()
@@ -252,16 +268,16 @@ def _start_runner(mode:str, uid:int|None, tmp_mb:int, shm_mb:int, cgroups:tuple,
     if mode != "none":   # /proc writable (a child sets its oom_score_adj) only where programs have a uid of their own:
         try: _readonly_tree("/proc", ro=uid is None, recursive=False)   # else the runner's /proc files are theirs
         except OSError: pass
-    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc)
+    ctx = dict(scratch=scratch, uid=uid, pidns=pidns, wake=wake_r, cgroups=(), newipc=newipc, oom=tuple(oom))
     hello = {"ready": True, "missing": missing, "uid": uid is not None, "pidns": pidns, "ipc": ipc}
     return out, sock, ctx, hello
 
 # %% ../nbs/05_sandbox.ipynb #740227cf
 def serve(mode:str="bwrap", uid:int|None=None, tmp_mb:int=256, shm_mb:int=64, cgroups:tuple=(), jobs:int=-1,
-          hidden:list=(), view:list|None=None):
+          hidden:list=(), view:list|None=None, oom:tuple=()):
     "The runner's main loop (in the sandbox): jobs in on the socket `jobs`; out on stdout a verdict, then `clean`."
     import socket
-    out, sock, ctx, hello = _start_runner(mode, uid, tmp_mb, shm_mb, cgroups, jobs, hidden, view)
+    out, sock, ctx, hello = _start_runner(mode, uid, tmp_mb, shm_mb, cgroups, jobs, hidden, view, oom)
     import typing, math, gc   # what many prompts import, once for every fork; no at-fork handlers
     gc.freeze()               # the runner's objects stay out of the children's collections (and their pages shared)
     out.write(json.dumps(hello) + "\n")

@@ -13,7 +13,7 @@ from .isolation import (_memfd, bwrap_args, launcher, make_cgroup, remove_cgroup
 # (the harness side only: nothing here is imported inside the sandbox, where every import slows each fork)
 
 # %% auto #0
-__all__ = ['SandboxError', 'oom_kills', 'run', 'close', 'ready']
+__all__ = ['SandboxError', 'oom_counters', 'run', 'close', 'ready']
 
 # %% ../nbs/05d_sandbox_worker.ipynb #b4e0c7a9
 class SandboxError(RuntimeError):
@@ -49,6 +49,16 @@ def _line(self, timeout:float) -> dict|None:
     except ValueError: return None
     return r if isinstance(r, dict) else None
 
+# %% ../nbs/05d_sandbox_worker.ipynb #0dc6b2cd
+def oom_counters(dirs:list) -> list[int]:
+    "Read-only descriptors of the kernel's memory-limit kill counts in a sandbox's cgroups, for its runner to read."
+    fds = []
+    for d in dirs:
+        for f in ("memory.events", "memory.oom_control"):   # cgroup v2, v1
+            try: fds.append(os.open(os.path.join(d, f), os.O_RDONLY))
+            except OSError: pass
+    return fds
+
 # %% ../nbs/05d_sandbox_worker.ipynb #dba72911
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
@@ -58,6 +68,7 @@ class _Worker:
         import phi1_nb
         self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
         fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
+        ooms = oom_counters(self.cgroups)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # jobs go with descriptors
         userns = launcher(isolation)[1] if isolation != "none" else False
         self.uid = None if userns else sandbox_uid()   # in a user namespace only the runner's own uid is mapped
@@ -67,15 +78,15 @@ class _Worker:
         cmd = pre + [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {pkg_root!r}); from phi1_nb.sandbox "
                      f"import serve; serve({isolation!r}, {self.uid!r}, {tmp_mb}, {shm_mb}, {fds!r}, "
                      f"{theirs.fileno()}, {list(hide) if isolation == 'unshare' else []!r}, "
-                     f"{view if isolation == 'unshare' else None!r})"]
+                     f"{view if isolation == 'unshare' else None!r}, {ooms!r})"]
         self.errf, self.n = tempfile.TemporaryFile(), 0
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV")}
         self.scratch = tempfile.mkdtemp(prefix="phi1-sandbox-") if isolation == "none" else None
         if self.scratch: env["TMPDIR"] = self.scratch; os.chmod(self.scratch, 0o711)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errf,
                                      start_new_session=True, env=env, cwd="/tmp" if isolation == "bwrap" else "/",
-                                     pass_fds=fds + [theirs.fileno()])
-        for fd in fds: os.close(fd)
+                                     pass_fds=fds + ooms + [theirs.fileno()])
+        for fd in fds + ooms: os.close(fd)
         theirs.close()
         self.buf = b""
         hello = self._line(30)
@@ -87,20 +98,9 @@ class _Worker:
         _say_missing(isolation, hello["missing"], self.memory, memory_mb, nproc)
 _Worker._line = _line
 
-# %% ../nbs/05d_sandbox_worker.ipynb #0dc6b2cd
-def oom_kills(dirs:list) -> int:
-    "The kernel's count of memory-limit kills in a sandbox's cgroups (v2 memory.events, v1 memory.oom_control)."
-    n = 0
-    for d in dirs:
-        for f in ("memory.events", "memory.oom_control"):
-            try: n += sum(int(l.split()[1]) for l in open(f"{d}/{f}") if l.startswith("oom_kill "))
-            except (OSError, ValueError, IndexError): pass
-    return n
-
 # %% ../nbs/05d_sandbox_worker.ipynb #7f41d8a2
 def run(self, job:dict, grace:float=5.0) -> dict|None:
-    """Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it.
-    A program SIGKILLed while its cgroup's OOM counter rose was `stopped_by` the memory limit: the harness reads it."""
+    "Send `job` (its source and judge as memfds) to the runner: its verdict, or None if the runner failed it."
     import socket
     if getattr(self, "dirty", False) and not self.ready(grace): return None   # (`run_many` asks `ready` first)
     self.n += 1
@@ -109,7 +109,6 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
     if job.get("judge"):
         meta["judge"] = {"names": job["judge"]["names"]}
         fds.append(_memfd(json.dumps({k: job["judge"][k] for k in ("setup", "test")}).encode()))
-    kills = oom_kills(self.cgroups)   # the harness's own reading: a program cannot write a cgroup's counter
     try: socket.send_fds(self.sock, [json.dumps({**meta, "id": self.n}).encode()], fds)
     except OSError: return None
     finally:
@@ -117,8 +116,6 @@ def run(self, job:dict, grace:float=5.0) -> dict|None:
     r = self._line(job["timeout"] + grace)
     if r is None or r.get("id") != self.n or r.get("status") not in ("passed", "failed", "timeout"): return None
     self.dirty = True   # the runner empties /tmp after its verdict: `ready` waits for that
-    if r.get("stopped_by") is None and r.get("returncode") == -9 and oom_kills(self.cgroups) > kills:
-        r["stopped_by"] = "memory"
     return r
 
 def close(self):

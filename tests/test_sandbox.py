@@ -884,3 +884,35 @@ def test_cpu_is_the_programs_own_not_its_reaped_childrens():
 def test_a_program_that_ended_before_the_runner_looked_was_not_stopped_by_the_clock():
     got = _in_runner(["raise SystemExit(3)"], limits_timeout=0.2, wall=0.2, late=True)
     assert [(r["status"], r["stopped_by"]) for r in got] == [("timeout", None)], got
+
+
+# ---------------------------------------------------------------- stopped_by: one decision over its whole input space
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+WAIT_STATUSES = st.one_of(   # None (not reaped), and every kind of wait status: exited, killed (with a core), stopped
+    st.none(), st.integers(0, 255).map(lambda c: c << 8), st.integers(1, 64), st.integers(1, 64).map(lambda s: s | 0x80),
+    st.integers(1, 64).map(lambda s: s << 8 | 0x7f), st.integers(0, 0xffff))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(late=st.booleans(), ended=st.booleans(), status=WAIT_STATUSES, cpu=st.floats(0, 1e4), cpu_limit=st.integers(1, 999),
+       before=st.integers(0, 1 << 40), rose=st.integers(-2, 2), judged=st.booleans())
+def test_a_stop_reason_names_a_limit_only_from_the_runners_own_observation_of_it(late, ended, status, cpu, cpu_limit,
+                                                                                   before, rose, judged):
+    import signal
+    after = max(0, before + rose)
+    got = sandbox._stop_reason(late, ended, status, cpu, cpu_limit, (before, after), judged)
+    sig = os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else None
+    clock, over_cpu = late and not ended, sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= cpu_limit and not judged
+    oom = sig == signal.SIGKILL and after > before
+    # each name only with the runner's own observation of that limit
+    assert got in (None, "timeout", "cpu", "memory")
+    assert got != "timeout" or clock
+    assert got != "cpu" or over_cpu
+    assert got != "memory" or oom
+    # so nothing the program alone can do names one: an exit of any code, a stop, SIGXFSZ, a signal under the limits
+    if not clock and sig != signal.SIGKILL and sig != signal.SIGXCPU: assert got is None
+    if not clock and sig == signal.SIGXFSZ: assert got is None
+    if not clock and status is None: assert got is None   # not reaped (a late runner): no record, no limit
+    # and each observation names its limit, the clock first, then the CPU, then the memory
+    assert got == ("timeout" if clock else "cpu" if over_cpu else "memory" if oom else None)
