@@ -1,10 +1,11 @@
 """Hostile programs against phi1_nb.sandbox, each run with bubblewrap and with bubblewrap hidden from PATH (the
 `unshare` fallback): every forged pass is scored failed, every attack on the host, the runner or a sibling is
 contained, and the honest programs around it keep their verdicts."""
-import os, socket, threading, time, types
+import os, signal, socket, threading, time, types
 
 import psutil
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from phi1_nb import isolation as iso_mod, sandbox
 from phi1_nb.sandbox import detect_isolation, run_many, run_program
@@ -887,32 +888,31 @@ def test_a_program_that_ended_before_the_runner_looked_was_not_stopped_by_the_cl
 
 
 # ---------------------------------------------------------------- stopped_by: one decision over its whole input space
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
+KILL, XCPU, XFSZ = signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ
+SIGNALS = st.one_of(st.sampled_from([KILL, XCPU, XFSZ, signal.SIGSTOP, signal.SIGSEGV]), st.integers(1, 64))
 WAIT_STATUSES = st.one_of(   # None (not reaped), and every kind of wait status: exited, killed (with a core), stopped
-    st.none(), st.integers(0, 255).map(lambda c: c << 8), st.integers(1, 64), st.integers(1, 64).map(lambda s: s | 0x80),
-    st.integers(1, 64).map(lambda s: s << 8 | 0x7f), st.integers(0, 0xffff))
+    st.none(), st.integers(0, 255).map(lambda c: c << 8), SIGNALS, SIGNALS.map(lambda s: s | 0x80),
+    SIGNALS.map(lambda s: s << 8 | 0x7f), st.integers(0, 0xffff))
 
 
 @settings(max_examples=1000, deadline=None)
-@given(late=st.booleans(), ended=st.booleans(), status=WAIT_STATUSES, cpu=st.floats(0, 1e4), cpu_limit=st.integers(1, 999),
-       before=st.integers(0, 1 << 40), rose=st.integers(-2, 2), judged=st.booleans())
-def test_a_stop_reason_names_a_limit_only_from_the_runners_own_observation_of_it(late, ended, status, cpu, cpu_limit,
-                                                                                   before, rose, judged):
-    import signal
-    after = max(0, before + rose)
+@given(late=st.booleans(), ended=st.booleans(), status=WAIT_STATUSES, cpu_limit=st.integers(1, 999),
+       cpu_off=st.one_of(st.floats(-2, 2), st.floats(-1e4, 1e4)), before=st.integers(0, 1 << 40),
+       rose=st.integers(-2, 2), judged=st.booleans())
+def test_a_stop_reason_names_a_limit_only_from_the_runners_own_observation_of_it(late, ended, status, cpu_limit,
+                                                                                   cpu_off, before, rose, judged):
+    cpu, after = max(0., cpu_limit + cpu_off), max(0, before + rose)   # CPU seconds about the limit, or anywhere
     got = sandbox._stop_reason(late, ended, status, cpu, cpu_limit, (before, after), judged)
     sig = os.WTERMSIG(status) if status is not None and os.WIFSIGNALED(status) else None
-    clock, over_cpu = late and not ended, sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= cpu_limit and not judged
-    oom = sig == signal.SIGKILL and after > before
+    clock, over_cpu = late and not ended, sig in (XCPU, KILL) and cpu >= cpu_limit and not judged
+    oom = sig == KILL and after > before
     # each name only with the runner's own observation of that limit
     assert got in (None, "timeout", "cpu", "memory")
     assert got != "timeout" or clock
     assert got != "cpu" or over_cpu
     assert got != "memory" or oom
     # so nothing the program alone can do names one: an exit of any code, a stop, SIGXFSZ, a signal under the limits
-    if not clock and sig != signal.SIGKILL and sig != signal.SIGXCPU: assert got is None
-    if not clock and sig == signal.SIGXFSZ: assert got is None
+    if not clock and sig not in (KILL, XCPU): assert got is None
     if not clock and status is None: assert got is None   # not reaped (a late runner): no record, no limit
     # and each observation names its limit, the clock first, then the CPU, then the memory
     assert got == ("timeout" if clock else "cpu" if over_cpu else "memory" if oom else None)
