@@ -59,6 +59,11 @@ def oom_counters(dirs:list) -> list[int]:
             except OSError: pass
     return fds
 
+# %% ../nbs/05d_sandbox_worker.ipynb #gone0002
+def _present(view:list|None) -> list|None:
+    "`view` without the binds whose target is gone since its scan (a path that is not there cannot be reached)."
+    return None if view is None else [op for op in view if op[0] != "bind" or os.path.lexists(op[2])]
+
 # %% ../nbs/05d_sandbox_worker.ipynb #dba72911
 class _Worker:
     "One sandbox process (bwrap/unshare + runner) that runs jobs one at a time."
@@ -66,6 +71,7 @@ class _Worker:
                  view:list|None=None):
         import socket, subprocess, tempfile
         import phi1_nb
+        view = _present(view)
         self.memory, self.cgroups = make_cgroup(memory_mb, nproc + 2)   # one budget for a program, its runner and judge
         fds = [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY) for d in self.cgroups]
         ooms = oom_counters(self.cgroups)

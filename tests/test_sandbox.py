@@ -916,3 +916,28 @@ def test_a_stop_reason_names_a_limit_only_from_the_runners_own_observation_of_it
     if not clock and status is None: assert got is None   # not reaped (a late runner): no record, no limit
     # and each observation names its limit, the clock first, then the CPU, then the memory
     assert got == ("timeout" if clock else "cpu" if over_cpu else "memory" if oom else None)
+
+
+# ---------------------------------------------------------------- a socket or FIFO gone between the scan and the start
+def test_a_socket_or_fifo_gone_since_the_scan_neither_fails_the_start_nor_is_written(mode, monkeypatch):
+    "The scan (cached 60 s; one view for a whole `run_many`) covered a socket and a FIFO, gone when a sandbox starts."
+    from phi1_nb import root
+    monkeypatch.setattr(root, "_memo", {})   # a fresh scan: this process may hold one from before the files were made
+    d = tempfile.mkdtemp(prefix="phi1-gone-", dir=os.path.dirname(sandbox.__file__))   # in a tree the view binds
+    os.chmod(d, 0o755)
+    s = socket.socket(socket.AF_UNIX); s.bind(f"{d}/x.sock"); os.mkfifo(f"{d}/x.fifo")
+    gone, w = [os.path.realpath(f"{d}/x.{x}") for x in ("sock", "fifo")], None
+    try:
+        view = root.view_ops()
+        assert set(gone) <= {t for _, _, t in view}, gone   # covered by the scan
+        s.close(); [os.remove(p) for p in gone]   # then gone: a path that is not there cannot be reached
+        w = sandbox._Worker(mode, view=view)
+        r = w.run(sandbox._job(HONEST, 5, {}, 1 << 16))
+        assert (r["status"], r["stdout"]) == ("passed", "honest\n"), r
+        assert not any(os.path.lexists(p) for p in gone), os.listdir(d)   # nothing made on the host in their place
+    finally:
+        if w is not None: w.close()
+        s.close()
+        for p in gone:
+            if os.path.lexists(p): os.remove(p)
+        os.rmdir(d)
