@@ -1,12 +1,13 @@
 """Peak memory of the repeated-id check at growing sizes (not run by the tests; `tests/test_scale.py` bounds it).
 
-Two uses of `contract.SeenIds`, each in a child process per size, that prints its own `VmHWM` (peak RSS) and CPU seconds:
+Two uses of `contract.SeenIds`, each in a child process per size, that prints its own `VmHWM` (peak RSS) and CPU
+seconds:
 - `contract`: the read contract's check, `SeenIds.add` fed ids `s<shard>-<i>` in batches of 2,000, 10,000 a shard, then
   `refuse` (none repeats, so no shard is read);
 - `corpus`: `corpus_input.drop_repeats` of receipts whose id hashes (random, none repeated) are written beside them in
   `ids/<task>.u64`, 10,000 a shard (no shard is read or written again).
-Then the growth per id between consecutive sizes. `--code DIR` imports `phi1_nb` from DIR instead (another checkout, e.g.
-`git archive main | tar -x -C /tmp/base`), to compare with the code before.
+Then the growth per id between consecutive sizes. `--code DIR` imports `phi1_nb` from DIR instead (another checkout,
+e.g. `git archive main | tar -x -C /tmp/base`), to compare with the code before.
 
 usage: python scripts/bench_ids.py [--sizes 100000,400000,1600000] [--uses contract,corpus] [--code DIR]
 """
@@ -25,7 +26,8 @@ from phi1_nb.contract import SeenIds
 n, seen = int(sys.argv[1]), SeenIds()
 for s in range(0, n, 10_000):
     for n0 in range(0, min(10_000, n - s), 2000):
-        seen.add([f"s{s}-{i}" for i in range(n0, min(n0 + 2000, n - s))], f"/nowhere/s{s}.jsonl", ["id"], n0, ValueError)
+        ids = [f"s{s}-{i}" for i in range(n0, min(n0 + 2000, n - s))]
+        seen.add(ids, f"/nowhere/s{s}.jsonl", ["id"], n0, ValueError)
 if hasattr(seen, "refuse"): seen.refuse()
 u = resource.getrusage(resource.RUSAGE_SELF)
 print("RSS", re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1), "CPU", u.ru_utime + u.ru_stime)
@@ -76,7 +78,7 @@ if __name__ == "__main__":
         for use in a.uses.split(","):
             got = {n: measure(use, n, Path(a.code), Path(t)) for n in sizes}
             for i, n in enumerate(sizes):
-                per = "" if i == 0 else \
-                    f"  +{(got[n][0] - got[sizes[i - 1]][0]) * 1024 / (n - sizes[i - 1]):.2f} bytes/id from {sizes[i - 1]:,}"
+                m = sizes[i - 1]
+                per = "" if i == 0 else f"  +{(got[n][0] - got[m][0]) * 1024 / (n - m):.2f} bytes/id from {m:,}"
                 print(f"{use:<9} {n:>10,} ids: peak RSS {got[n][0] / 1024:7.1f} MB, CPU {got[n][1]:6.2f} s{per}")
     print(f"load {os.getloadavg()[0]:.2f}")
