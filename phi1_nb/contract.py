@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/contract.html.md"""
 
 # %% ../nbs/00b_contract.ipynb #dc2eb96b
 from __future__ import annotations
-import json, math
+import json, math, tempfile
 from itertools import islice
 from collections import Counter
 from pathlib import Path
@@ -22,8 +22,8 @@ from .shards import (SHARD_SUFFIXES, ChecksumError, SchemaError, ShardError, _ch
 
 # %% auto #0
 __all__ = ['COLUMNS', 'CARRIES', 'READS', 'SIDE_FILES', 'col', 'origin_stage', 'stage_columns', 'check_reader', 'bad_value',
-           'check_records', 'missing_columns', 'SeenIds', 'check_shard', 'read_manifest', 'check_receipts',
-           'verify_shards', 'read_dataset']
+           'check_records', 'missing_columns', 'SeenIds', 'twice', 'repeats', 'refuse', 'check_shard', 'read_manifest',
+           'check_receipts', 'verify_shards', 'read_dataset']
 
 # %% ../nbs/00b_contract.ipynb #770cc059
 def col(type:str, required:bool=False, lo:float|None=None, hi:float|None=None) -> tuple:
@@ -128,53 +128,117 @@ def _id_key(x):
     "What makes two ids one: a string is itself, any other value its JSON (1, 1.0, True and '1' are four ids)."
     return x if type(x) is str else ("", json.dumps(x, sort_keys=True, default=str))
 
-def _ids(path, names):
+def _ids(path, names=None):
+    "A shard's ids in record order (`names`: its columns; None: read from a Parquet footer)."
+    if names is None: names = _parquet_file(path).schema_arrow.names if shard_format(path) == "parquet" else []
     for b in _batches(path, names, {}, None): yield from (r.get("id") for r in b)
 
+def _read(f, n:int) -> np.ndarray:
+    "The next `n` hashes (or fewer, at its end) of an open run file: read, not mapped, so only they are in memory."
+    return np.frombuffer(f.read(8 * n), "<i8")
+
+def _merge(p:Path, q:Path, out:Path, step:int):
+    "Merge the sorted runs of hashes in files `p` and `q` into file `out`, `step` hashes read at a time from each."
+    with open(p, "rb") as f, open(q, "rb") as g, open(out, "wb") as o:
+        a, b = _read(f, step), _read(g, step)
+        while len(a) and len(b):   # all up to the smaller of the two last: one side is used up, and read on
+            t = min(a[-1], b[-1]); i, j = np.searchsorted(a, t, "right"), np.searchsorted(b, t, "right")
+            o.write(np.sort(np.concatenate([a[:i], b[:j]])).tobytes())
+            a, b = a[i:] if i < len(a) else _read(f, step), b[j:] if j < len(b) else _read(g, step)
+        for x, h in ((a, f), (b, g)):
+            while len(x): o.write(x.tobytes()); x = _read(h, step)
+
+# %% ../nbs/00b_contract.ipynb #b2c4f8a1
 class SeenIds:
-    "The ids of a stage's shards so far as 8-byte hashes in sorted runs; a hash seen before is decided by the ids."
-    hash = staticmethod(hash)   # (a test puts a weak one here to force collisions)
-    def __init__(self):   # runs: sorted int64, each over twice the next in size; known: hash -> {id: its first}
-        self.runs, self.shards, self.known, self.rereads = [], [], {}, 0
+    "The ids of a stage's shards, noted in order as 8-byte hashes in sorted runs on disk; a hash noted twice: read ids."
+    hash = staticmethod(hash)   # of an id's `_id_key` (a test puts a weak one here to force collisions)
+    buffer, step = 1 << 17, 1 << 16   # hashes held until a run is written (1 MB); read at a time from each of two runs
+    def __init__(self, dir=None):   # dir: where the runs' temporary folder goes (None: the system's, `TMPDIR`)
+        self.parent, self.tmp, self.made, self.rereads = dir, None, 0, 0
+        self.shards, self.buf, self.runs = [], [], []   # runs: (file, hashes), each over twice the next in size
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.tmp is None or self.tmp.cleanup()
 
     def add(self, ids:list, path, names, n0:int, bad):
-        "The ids of records `n0 + 1, ...` of shard `path` (columns `names`); raises `bad(what)` at the first repeat."
-        if n0 == 0: self.shards.append((Path(path), names))
-        pos = [i for i, x in enumerate(ids) if x is not None]
-        if not pos: return
-        keys = [_id_key(ids[i]) for i in pos]; hs = np.fromiter(map(self.hash, keys), np.int64, len(keys))
-        s = np.sort(hs); hit = np.isin(hs, s[1:][s[1:] == s[:-1]])
-        for r in self.runs: hit |= r[np.minimum(np.searchsorted(r, hs), len(r) - 1)] == hs
-        if hit.any(): self._exact(ids, pos, keys, hs.tolist(), set(hs[hit].tolist()), n0, bad)
-        self.runs.append(s)
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-            c = np.concatenate([self.runs.pop(), self.runs.pop()]); c.sort(kind="stable"); self.runs.append(c)
+        "Note the ids of records `n0 + 1, ...` of shard `path` (columns `names`); `refuse` raises `bad(what)`."
+        if n0 == 0: self.shards.append([Path(path), names, 0, bad])
+        self.shards[-1][2] = n0 + len(ids)   # (a null id is no id: never a repeat)
+        self.note(np.fromiter((self.hash(_id_key(x)) for x in ids if x is not None), "<i8"))
+
+    def add_hashes(self, hs:np.ndarray, path, names=None):
+        "Note a whole shard's id hashes, in record order (`repeats` is then told where to read them again)."
+        self.shards.append([Path(path), names, len(hs), None]); self.note(hs)
+
+    def note(self, hs:np.ndarray):
+        "Keep hashes `hs`: in memory up to `buffer`, then as a sorted run on disk that merges with the runs before it."
+        self.buf.append(np.asarray(hs, "<i8"))
+        if sum(map(len, self.buf)) >= self.buffer: self._flush()
+
+# %% ../nbs/00b_contract.ipynb #c3d5a9b2
+def _file(self) -> Path:
+    if self.tmp is None: self.tmp = tempfile.TemporaryDirectory(prefix="seen-ids-", dir=self.parent)
+    self.made += 1; return Path(self.tmp.name)/f"{self.made}.i8"
+
+def _merge_last(self):
+    "Merge the two last runs on disk into one."
+    (q, m), (p, n) = self.runs.pop(), self.runs.pop()
+    _merge(p, q, out := self._file(), self.step); p.unlink(); q.unlink(); self.runs.append((out, n + m))
+
+def _flush(self):
+    "Write the buffer as a sorted run; merge while the run before is at most twice the last (a few runs, as `embed`)."
+    if not self.buf: return
+    r = np.sort(np.concatenate(self.buf)); self.buf = []
+    (p := self._file()).write_bytes(r.tobytes()); self.runs.append((p, len(r))); del r
+    while len(self.runs) > 1 and self.runs[-2][1] <= 2 * self.runs[-1][1]: self._merge_last()
+
+SeenIds._file, SeenIds._merge_last, SeenIds._flush = _file, _merge_last, _flush
+
+# %% ../nbs/00b_contract.ipynb #d4e6b0c3
+def twice(self) -> np.ndarray:
+    "The hashes noted more than once, sorted: the runs merged into one and read `step` at a time (or the buffer)."
+    if self.runs: self._flush()
+    while len(self.runs) > 1: self._merge_last()
+    def parts():
+        if not self.runs: yield np.sort(np.concatenate(self.buf)) if self.buf else np.zeros(0, "<i8"); return
+        with open(self.runs[0][0], "rb") as f:
+            while len(a := _read(f, self.step)): yield a
+    out, prev = [np.zeros(0, "<i8")], np.zeros(0, "<i8")
+    for a in parts():   # (the last hash of a part is kept: its equal may open the next)
+        c = np.concatenate([prev, a]); out.append(c[1:][c[1:] == c[:-1]]); prev = c[-1:]
+    return np.unique(np.concatenate(out))
+
+SeenIds.twice = twice
 
 # %% ../nbs/00b_contract.ipynb #9879ede2
-def _exact(self, ids, pos, keys, hs:list, want:set, n0:int, bad):
-    """Compare the batch's ids whose hashes are in `want` with the earlier records' ids of those hashes: read again
-    from the shards the first time a hash is hit, then kept (`known`: every id of that hash, so one reread each)."""
-    last, new = len(self.shards) - 1, want - self.known.keys()
-    if new:
-        self.rereads += 1; self.known.update((h, {}) for h in new)
-        for k, (p, names) in enumerate(self.shards):
-            for j, x in enumerate(_ids(p, names) if k < last else islice(_ids(p, names), n0), 1):
-                if x is not None and (h := self.hash(key := _id_key(x))) in new:
-                    self.known[h].setdefault(key, (k, j))
-    for i, key, h in zip(pos, keys, hs):
-        if h not in want: continue
-        if (was := self.known[h].setdefault(key, (last, n0 + i + 1))) != (last, n0 + i + 1):
-            name = self.shards[was[0]][0].name
-            raise bad(f"record {n0 + i + 1} repeats id {ids[i]!r} of record {was[1]} in {name}")
+def repeats(self, order=None) -> Iterator[tuple[int, list]]:
+    """Each shard with records whose id an earlier record holds, in order: `(shard, [(record, id, (shard, record) of its
+    first)])`. Only the records of a hash noted twice are compared, as ids, read again from their shards (`order(k)`:
+    shard k's hashes in record order, which names them; else each id is hashed again). The first of an id stays."""
+    if not len(tw := self.twice()): return
+    self.rereads += 1; first, tws = {}, set(tw.tolist())   # first: id -> where it was first (hashes noted twice only)
+    for k, (path, names, n, _) in enumerate(self.shards):
+        want = None if order is None else set(np.flatnonzero(np.isin(order(k), tw)).tolist())
+        if want == set(): continue
+        reps = []
+        for j, x in enumerate(islice(_ids(path, names), n if want is None else max(want) + 1)):
+            if x is None or (self.hash(_id_key(x)) not in tws if want is None else j not in want): continue
+            if (was := first.setdefault(_id_key(x), (k, j))) != (k, j): reps.append((j, x, was))
+        if reps: yield k, reps
 
-SeenIds._exact = _exact
+def refuse(self):
+    "Raise the first record whose id an earlier record holds, as its shard's `bad` (as `add` was given it)."
+    for k, reps in self.repeats():
+        j, x, (k0, j0) = reps[0]
+        raise self.shards[k][3](f"record {j + 1} repeats id {x!r} of record {j0 + 1} in {self.shards[k0][0].name}")
+
+SeenIds.repeats, SeenIds.refuse = repeats, refuse
 
 # %% ../nbs/00b_contract.ipynb #302900dd
 def check_shard(path, entry:dict, # its manifest entry: `n`, `sha256`
                 declared=None, # the stage's declared `pyarrow.Schema` (None: JSON Lines whose types clash)
                 need:str|None="content", # a column every record must hold as a string (or null)
                 fix:str="rerun the stage that wrote it",
-                seen:SeenIds|None=None, # the ids of the stage's shards so far: an id twice is an error
+                seen:SeenIds|None=None, # notes the ids of the stage's shards (`seen.refuse()`: an id twice)
                 cols:dict|None=None, # the stage's declared columns (`stage_columns`)
                 tally:Counter|None=None, # adds `texts`: the records with a non-blank `need`
                 ) -> int:
@@ -278,6 +342,17 @@ def _no_unlisted(d:Path, sh:list[dict], fix:str):
             f"{d/extra[0]}: a shard file the manifest does not list (pandas or pyarrow would read it); {fix}"
         )
 
+# %% ../nbs/00b_contract.ipynb #f6a8d2e5
+def _check_each(d:Path, sh:list[dict], declared, need, fix:str, cols:dict) -> Counter:
+    "`check_shard` each shard of `sh` in order, its ids noted; then `refuse` a repeat. Returns the tally of texts."
+    with SeenIds() as seen:
+        tally = Counter()
+        try:
+            for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen, cols, tally)
+        except Exception: seen.refuse(); raise   # a repeat noted before this error came first: it is the one told
+        seen.refuse()
+    return tally
+
 # %% ../nbs/00b_contract.ipynb #275ed23f
 def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
     ("The read contract: the manifest agrees with itself, the card and every shard "
@@ -299,8 +374,7 @@ def verify_shards(d, manifest:dict|None=None, need:str|None="content") -> dict:
                 f"{d/'manifest.json'}: its schema lacks {lack[0]!r}, which every {m.get('stage')} shard holds; {fix}"
             )
     _no_unlisted(d, sh, fix)
-    seen, tally = SeenIds(), Counter()
-    for s in sh: check_shard(d/s["path"], s, declared, need, fix, seen, cols, tally)
+    tally = _check_each(d, sh, declared, need, fix, cols)
     if total and need and not tally["texts"]:
         raise ShardError(f"{d}: every one of its {total} records has a null or blank {need!r}: no data to read; {fix}")
     check_receipts(d, sh, fix)

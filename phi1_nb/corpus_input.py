@@ -15,9 +15,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .contract import _id_key, _ids
+from .contract import SeenIds, _id_key, _ids
 from .shards import (ShardError, _bad, _one_line, _parquet_file, _zstd_chunks, atomic_write, read_shard,
-                            schema_from_str, shard_format, shard_schema, write_shard)
+                            schema_from_str, shard_format, write_shard)
 
 # %% auto #0
 __all__ = ['INPUT_SUFFIXES', 'show_name', 'stamp', 'read_regular', 'record_id', 'stage_listed', 'list_shards', 'refuse_overlap',
@@ -196,9 +196,6 @@ def id_hash(x) -> int:
     b = (k if type(k) is str else "\0" + k[1]).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little", signed=True)
 
-def _names(path) -> list:
-    return shard_schema(path).names if shard_format(path) == "parquet" else []
-
 def shard_hashes(out:Path, r:dict) -> np.ndarray:
     "The id hashes of receipt `r`'s shard, in record order (from `ids/<task>.u64` when it is this shard's)."
     p, sh = Path(out)/"ids"/f"{r['task']}.u64", r["shard"]
@@ -206,7 +203,7 @@ def shard_hashes(out:Path, r:dict) -> np.ndarray:
     except OSError: raw = b""
     if raw[:64] == sh["sha256"].encode() and len(raw) == 64 + 8 * sh["n"]: return np.frombuffer(raw[64:], "<i8")
     path = Path(out)/sh["path"]
-    h = np.fromiter((id_hash(x) for x in _ids(path, _names(path))), "<i8")
+    h = np.fromiter(map(id_hash, _ids(path)), "<i8")
     with atomic_write(p) as f: f.write(sh["sha256"].encode() + h.tobytes())
     return h
 
@@ -248,20 +245,11 @@ def _without(out:Path, r:dict, repeats:list[int], h:np.ndarray) -> dict:
 
 def drop_repeats(out:Path, receipts:list[dict]) -> list[dict]:
     "The receipts, in task order, after every record whose id an earlier record holds is dropped (`duplicate_id`)."
-    a, n = np.empty(sum(r["shard"]["n"] for r in receipts), "<i8"), 0   # 8 bytes a record, and no more
-    for r in receipts: a[n:n + r["shard"]["n"]] = shard_hashes(out, r); n += r["shard"]["n"]
-    a.sort(); twice = np.unique(a[1:][a[1:] == a[:-1]]); del a
-    if not len(twice): return receipts
-    first, done = set(), []   # the ids (not hashes) of records whose hash is repeated: the first of each stays
-    for r in receipts:
-        h = shard_hashes(out, r); want, repeats = set(np.flatnonzero(np.isin(h, twice)).tolist()), []
-        path, last = Path(out)/r["shard"]["path"], max(want, default=-1)
-        for j, x in enumerate(_ids(path, _names(path)) if want else []):
-            if j in want:
-                if (k := _id_key(x)) in first: repeats.append(j)
-                else: first.add(k)
-            if j >= last: break
-        done.append(_without(out, r, repeats, h) if repeats else r)
+    out, done = Path(out), list(receipts)
+    with SeenIds(out/"ids") as seen:   # the hashes in sorted runs on disk, beside them: memory does not grow
+        for r in receipts: seen.add_hashes(shard_hashes(out, r), out/r["shard"]["path"])
+        for k, reps in seen.repeats(lambda k: shard_hashes(out, receipts[k])):   # only a hash seen twice: the ids
+            done[k] = _without(out, receipts[k], [j for j, *_ in reps], shard_hashes(out, receipts[k]))
     return done
 
 def unique_ids(map_tasks, out:Path):

@@ -147,3 +147,43 @@ def test_a_crash_between_a_shard_and_its_receipt_then_a_rerun(tmp_path, monkeypa
     got = go("run")
     snap = lambda d: [(p.name, p.read_bytes()) for p in sorted((tmp_path / d / "corpus").glob("part-*"))]
     assert got["drops"] == want["drops"] and snap("run") == snap("clean")
+
+
+def _first_occurrences(shards: list) -> list:
+    "Each shard's records whose id no earlier record (in task order, then row order) holds."
+    seen, out = set(), []
+    for ids in shards:
+        out.append([x for x in ids if not (x in seen or seen.add(x))])
+    return out
+
+
+WEAK = {"blake2b": None, "one": lambda x: 0, "two": lambda x: len(str(x)) % 2}   # weak: collisions on purpose
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(shards=st.lists(st.lists(st.sampled_from(["a", "b", "c", "1", "10", "abc"]), max_size=8), min_size=1,
+                       max_size=5),
+       weak=st.sampled_from(list(WEAK)), buffer=st.sampled_from([1, 4, 1 << 17]))
+def test_drop_repeats_keeps_each_first_occurrence(shards, weak, buffer):
+    """Any ids repeated within and across shards, any hash (one for all included), hashes in memory or in runs on disk:
+    the kept records are the first occurrence of each id in task order, and each shard counts what it dropped."""
+    import tempfile
+    import phi1_nb.corpus_input as ci
+    from phi1_nb.contract import SeenIds
+    from phi1_nb.core import run_task
+    old = ci.id_hash, SeenIds.buffer, SeenIds.step
+    ci.id_hash, SeenIds.buffer, SeenIds.step = WEAK[weak] or old[0], buffer, 3
+    try:
+        with tempfile.TemporaryDirectory() as t:
+            o, items = Path(t), [(f"part-{k:05d}", ids) for k, ids in enumerate(shards)]
+            proc = lambda ids: ({"id": i, "content": "x"} for i in ids)
+            rs = ci.unique_ids(lambda fn, it: [fn(x) for x in it], o)(
+                lambda item: run_task(o, *item, ci.noting_ids(proc), "jsonl"), items)
+            kept = [[x["id"] for x in read_shard(o / r["shard"]["path"])] for r in rs]
+            assert not list((o / "ids").glob("seen-ids-*"))   # the runs are gone with the check
+    finally: ci.id_hash, SeenIds.buffer, SeenIds.step = old
+    want = _first_occurrences(shards)
+    assert kept == want
+    assert [r["drops"].get("duplicate_id", 0) for r in rs] == [len(a) - len(b) for a, b in zip(shards, want)]
