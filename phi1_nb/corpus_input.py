@@ -246,6 +246,7 @@ def _without(out:Path, r:dict, repeats:list[int], h:np.ndarray) -> dict:
 def drop_repeats(out:Path, receipts:list[dict]) -> list[dict]:
     "The receipts, in task order, after every record whose id an earlier record holds is dropped (`duplicate_id`)."
     out, done = Path(out), list(receipts)
+    for d in (out/"ids").glob("seen-ids-*"): shutil.rmtree(d, ignore_errors=True)   # a killed run's runs
     with SeenIds(out/"ids") as seen:   # the hashes in sorted runs on disk, beside them: memory does not grow
         for r in receipts: seen.add_hashes(shard_hashes(out, r), out/r["shard"]["path"])
         for k, reps in seen.repeats(lambda k: shard_hashes(out, receipts[k])):   # only a hash seen twice: the ids

@@ -187,3 +187,16 @@ def test_drop_repeats_keeps_each_first_occurrence(shards, weak, buffer):
     want = _first_occurrences(shards)
     assert kept == want
     assert [r["drops"].get("duplicate_id", 0) for r in rs] == [len(a) - len(b) for a, b in zip(shards, want)]
+
+
+def test_a_killed_runs_id_folder_is_gone_on_resume(tmp_path):
+    "A run killed while its id runs were on disk leaves a `seen-ids-*` folder in `ids/`: the next check removes it."
+    import phi1_nb.corpus_input as ci
+    from phi1_nb.core import run_task
+    stale = tmp_path / "ids" / "seen-ids-killed"
+    stale.mkdir(parents=True); (stale / "1.i8").write_bytes(b"\0" * 64)
+    proc = lambda ids: ({"id": i, "content": "x"} for i in ids)
+    rs = ci.unique_ids(lambda fn, it: [fn(x) for x in it], tmp_path)(
+        lambda item: run_task(tmp_path, *item, ci.noting_ids(proc), "jsonl"), [("part-00000", ["a", "b", "a"])])
+    assert [x["id"] for x in read_shard(tmp_path / rs[0]["shard"]["path"])] == ["a", "b"]
+    assert not list((tmp_path / "ids").glob("seen-ids-*"))
