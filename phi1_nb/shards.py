@@ -6,7 +6,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/shards.html.md"""
 
 # %% ../nbs/00a_shards.ipynb #32cf1306
 from __future__ import annotations
-import base64, codecs, hashlib, json, os, tempfile
+import base64, codecs, errno, hashlib, json, os, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -41,22 +41,24 @@ def _fsync_dir(d:Path):
     except OSError: pass
 
 TMP_PREFIX = ".tmp-"
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}   # errors only a write gets
 
 @contextmanager
 def atomic_write(path:str|Path, mode:str="wb"):
     "Open a temp file beside `path`; on success fsync and rename it onto `path`, on error remove it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
+    body = True   # the caller's code runs (its writes, and perhaps reads of its own)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            body = False; f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path); _fsync_dir(path.parent)
     except BaseException as e:
         try: os.unlink(tmp)
         except FileNotFoundError: pass
-        # a full disk says which file it could not write
-        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)
+        # a full disk says which file it could not write; another error of the caller's (a read) keeps its own words
+        if isinstance(e, OSError) and e.filename is None and (not body or e.errno in _FULL): e.filename = str(path)
         raise
 
 def remove_stale_temps(d) -> int:
