@@ -107,14 +107,16 @@ def boom(*a, **k):
     raise ValueError("shard broke in a worker")
 
 
-def die(*a, **k):
-    os._exit(3)
+def die(*a, **k):   # a worker dies; this process (which works too, `PHI1_TEST_PARENT`) fails the plain way
+    if str(os.getpid()) != os.environ["PHI1_TEST_PARENT"]: os._exit(3)
+    raise ValueError("shard broke here")
 
 
 @pytest.mark.parametrize("fault", [boom, die])
 def test_a_failing_dedup_worker_is_one_line_and_leaves_no_output(tmp_path, monkeypatch, fault):
     import phi1_nb.dedup_disk as dd
-    monkeypatch.setattr(dd, "spill_shard", fault)   # (sent to the workers; this process never runs it)
+    monkeypatch.setattr(dd, "spill_shard", fault)   # (sent to the worker, which takes the first shard)
+    monkeypatch.setenv("PHI1_TEST_PARENT", str(os.getpid()))   # (what the worker's environment says)
     recs = [dict(id=f"r{i}", content=f"def f(x):\n    return x + {i % 3}\n", educational_value=0.5) for i in range(6)]
     run = stage(tmp_path, "filter", recs, 2)
     with pytest.raises(Exception) as e: run_dedup(run, workers=2, shard_format="jsonl")
