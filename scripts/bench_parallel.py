@@ -10,8 +10,8 @@ timed is the stage's run that loads the model (scikit-learn and skops imports: s
 one core whatever the pool) and scores every shard (the part that runs on the pool). The filter runs at two sizes
 (5,000 and 20,000 records), so that the share of those fixed seconds shows.
 
-On a quiet 2-core machine the default sizes should take about 3-5 minutes in all (estimated from the CPU seconds
-measured at load 20, 2026-12-07: not yet timed on a quiet machine):
+The default sizes have not been timed on a quiet machine: at load 9-16 on 2 cores (2026-12-07) one rep of each took
+21 minutes, the filter at 20,000 records 10 of them; `--reps 3` (the default) takes about three times that:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_parallel.py
 
