@@ -4,8 +4,8 @@ speed-up.
 Each stage gets one input (built once from the standard library: Stack-style shards for corpus, files with planted
 near-copies for filter and dedup, top-level functions for decontaminate); every timed run starts from a fresh copy
 of it in a child process, `workers=1` and `workers=N` interleaved, `--reps` times each. The child reports the
-stage's wall time and its CPU (user+sys of the child and of its reaped worker processes: `resource.getrusage`, SELF + CHILDREN); the table gives
-medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side (the same per-record CPU
+stage's wall time and its CPU (user+sys of the child and of its reaped worker processes: `resource.getrusage`,
+SELF + CHILDREN); the table gives medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side (the same per-record CPU
 means the pool adds no work). The filter's judge labels and its model are made once, before the timed runs: what is
 timed is the stage's run that loads the model (scikit-learn and skops imports: seconds of CPU in this process, on
 one core whatever the pool) and scores every shard (the part that runs on the pool). The filter runs at two sizes
