@@ -4,12 +4,12 @@ speed-up.
 Each stage gets one input (built once from the standard library: Stack-style shards for corpus, files with planted
 near-copies for filter and dedup, top-level functions for decontaminate); every timed run starts from a fresh copy
 of it in a child process, `workers=1` and `workers=N` interleaved, `--reps` times each. The child reports the
-stage's wall time and its CPU (user+sys of the child and of its reaped worker processes: `resource.getrusage`,
-SELF + CHILDREN); the table gives medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side (the same per-record CPU
-means the pool adds no work). The filter's judge labels and its model are made once, before the timed runs: what is
-timed is the stage's run that loads the model (scikit-learn and skops imports: seconds of CPU in this process, on
-one core whatever the pool) and scores every shard (the part that runs on the pool). The filter runs at two sizes
-(5,000 and 20,000 records), so that the share of those fixed seconds shows.
+stage's wall time and its CPU (user+sys of the child and of its reaped worker processes: `resource.getrusage`, SELF
++ CHILDREN); the table gives medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side
+(the same per-record CPU means the pool adds no work). The filter's judge labels and its model are made once, before
+the timed runs: what is timed is the stage's run that loads the model (scikit-learn and skops imports: seconds of
+CPU in this process, on one core whatever the pool) and scores every shard (the part that runs on the pool). The
+filter runs at two sizes (5,000 and 20,000 records), so that the share of those fixed seconds shows.
 
 The default sizes have not been timed on a quiet machine: at load 9-16 on 2 cores (2026-12-07) one rep of each took
 21 minutes, the filter at 20,000 records 10 of them; `--reps 3` (the default) takes about three times that:
