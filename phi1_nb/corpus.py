@@ -12,11 +12,13 @@ from typing import Iterator
 
 from .core import Drop, SHARD_SUFFIXES, ShardError, read_dataset, read_shard, run_stage, stage_dir
 from .shards import shard_schema
+from .pool import local_map, n_cores, process_map   # (00d) the stages' worker pool
+_all_ = ["local_map", "n_cores", "process_map"]
 
 # %% auto #0
 __all__ = ['DROP_REASONS', 'TEXT_FIELDS', 'stdlib_root', 'check_text', 'list_tree', 'read_tree_file', 'html_to_markdown',
-           'stack_record', 'stackoverflow_record', 'n_cores', 'process_map', 'engine_map', 'local_map', 'run_corpus',
-           'corpus_stats', 'plot_sizes']
+           'stack_record', 'stackoverflow_record', 'engine_map', 'run_corpus', 'corpus_stats', 'plot_sizes',
+           'local_map', 'n_cores', 'process_map']
 
 # %% ../nbs/01_corpus.ipynb #2ea4968e
 from .corpus_input import (INPUT_SUFFIXES, count_rows, fresh_stage, list_shards, noting_ids, read_input,
@@ -135,91 +137,7 @@ def stackoverflow_record(r:dict, i:int, max_bytes:int, source:str, shard:str="")
            "size": len(text.encode("utf-8", "surrogatepass")), "lines": text.count("\n") + 1}
     return rec
 
-# %% ../nbs/01_corpus.ipynb #8d138fc2
-def n_cores() -> int:
-    "The cores this process may run on (its CPU affinity, else the machine's count)."
-    try: return len(os.sched_getaffinity(0))
-    except AttributeError: return os.cpu_count() or 1
-
-_BOOT = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); import sys; "   # Ctrl-C: the parent's to handle
-         "from multiprocessing.connection import Connection; c = Connection({fd}); sys.path[:] = c.recv(); "
-         "from phi1_nb.corpus import _serve; _serve(c, {pid})")
-
-def _serve(conn, parent:int):
-    "A worker: the task function once, then `(i, item)` -> `(i, ok, result or error)` until `None` or the pipe ends."
-    import pickle, signal, sys
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # the parent ends it: a half-written shard's temp file goes
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # whatever its parent thread blocked
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: kill -9 leaves no orphan
-    except (OSError, AttributeError): pass
-    if os.getppid() != parent: return                                # (the parent died before that)
-    try: fn = pickle.loads(conn.recv_bytes())
-    except EOFError: return
-    except Exception as e: fn = e                                    # (reported on the first item)
-    while True:
-        try: msg = conn.recv()
-        except EOFError: return                                      # the parent is gone
-        if msg is None: return
-        i, x = msg
-        try:
-            if isinstance(fn, Exception): raise fn
-            out = (i, True, fn(x))
-        except Exception as e: out = (i, False, e)
-        try: conn.send(out)
-        except Exception as e: conn.send((i, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} ({e!r})")))
-
-# %% ../nbs/01_corpus.ipynb #5b1c0e7a
-def _start(blob:bytes):
-    "A worker: a fresh Python (no fork of this process, whose threads may hold locks) running `_serve` on a pipe."
-    import subprocess, sys
-    from multiprocessing import Pipe
-    mine, theirs = Pipe()
-    p = subprocess.Popen([sys.executable, "-c", _BOOT.format(fd=theirs.fileno(), pid=os.getpid())],
-                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-    theirs.close(); mine.send(sys.path); mine.send_bytes(blob)
-    return p, mine
-
-def _stop(procs:list, ok:bool):
-    "Done: each worker reads `None` and exits. Failed or interrupted: SIGTERM (it removes its temp file), then SIGKILL."
-    import subprocess
-    for p, c in procs:
-        try: c.send(None) if ok else p.terminate()
-        except OSError: pass
-    for p, c in procs:
-        try: p.wait(5)
-        except subprocess.TimeoutExpired: p.kill(); p.wait()
-        c.close()
-
 # %% ../nbs/01_corpus.ipynb #7d3e2a9c
-def process_map(fn, items:list, workers:int|None=None, # processes (None: all cores; 1: a loop in this process)
-                progress:bool=False, desc:str="") -> list:
-    "`[fn(x) for x in items]` in worker processes, in item order; `fn` may be a closure (cloudpickle sends it)."
-    import cloudpickle
-    from multiprocessing.connection import wait
-    from tqdm.auto import tqdm
-    workers = max(1, min(workers or n_cores(), len(items)))
-    bar = tqdm(items, total=len(items), desc=desc, disable=None if progress else True, unit="shard")
-    if workers == 1:
-        with bar: return [fn(x) for x in bar]
-    blob, out, errs, busy, todo, procs = cloudpickle.dumps(fn), [None] * len(items), {}, {}, enumerate(items), []
-    def give(p, c):   # the next item to an idle worker; none after an error
-        if not errs and (nxt := next(todo, None)) is not None: busy[c] = (p, nxt[0]); c.send(nxt)
-    try:
-        for _ in range(workers): procs.append(_start(blob)); give(*procs[-1])
-        while busy and not (errs and min(i for _, i in busy.values()) > min(errs)):   # the first error in item order
-            for c in wait(list(busy)):
-                p, i = busy.pop(c)
-                try: _, good, r = c.recv()
-                except Exception as e: good, r = False, RuntimeError(f"{desc} worker {p.pid} died on item {i} ({e!r})")
-                if good: out[i] = r; bar.update()
-                else: errs[i] = r
-                give(p, c)
-        if errs: raise errs[min(errs)]
-        return out
-    finally: bar.close(); _stop(procs, ok=not errs and not busy)
-
 def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=None, ray_actors:int|None=None,
                progress:bool=False):
     "The `map_tasks` of `core.run_stage` for an engine: worker processes here (`local`) or Ray actors (`ray`)."
@@ -232,13 +150,6 @@ def engine_map(engine:str="local", workers:int|None=None, ray_address:str|None=N
         from phi1_nb.ray_engine import connect, map_tasks
         connect(ray_address); return map_tasks(fn, items, ray_actors, num_gpus=0)
     return on_ray
-
-# %% ../nbs/01_corpus.ipynb #be5ba291
-def local_map(workers:int|None=None, # processes (None: all cores; 1: a loop in this process, no pool)
-              desc:str="", progress:bool=False):
-    "A stage's local engine as `run_stage`'s `map_tasks`: `process_map` on `workers` processes, or None for one."
-    w = workers or n_cores()
-    return None if w == 1 else lambda fn, items: process_map(fn, items, w, progress, desc)
 
 # %% ../nbs/01_corpus.ipynb #2d7e4b90
 def _input_shards(src:Path) -> tuple[list[Path], list]:

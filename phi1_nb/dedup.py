@@ -7,6 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/dedup.html.md"""
 # %% ../nbs/07_dedup.ipynb #50c56dba
 from __future__ import annotations
 import ast, json, shutil, time
+from contextlib import contextmanager
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ from .config import check_params
 from .core import (Drop, atomic_write, read_json, read_shard, require_stage, run_stage, stage_dir, verify_shards,
                           write_json)
 from .signature_backend import run_backend
+from .pool import local_pool
 from .dedup_planted import (pair_scores, plant_copy, planted_set, recomment, rename_bound,  # noqa: F401
                                    stdlib_functions)  # (re-exported: the planted sets live in dedup_planted)
 from .minhash import (KEEP_NAMES, TOKENS_VERSION, WORD_RE, MinHasher, candidate_pairs, canonical_code,
@@ -286,6 +288,15 @@ def _write_pass(ddir, task):
         else: yield Drop(x[0], {**r, "duplicate_of": json.loads(x[1])})
 
 # %% ../nbs/07_dedup.ipynb #d1e45483
+@contextmanager
+def _dedup_engine(engine:str, workers:int|None, ray_address:str|None, ray_actors:int|None):
+    "`map_tasks` for both passes: Ray actors, or one local pool (None: this process) that serves both."
+    if engine != "ray":
+        with local_pool(workers, "dedup", warm=["phi1_nb.dedup"]) as pool: yield pool
+        return
+    from phi1_nb.ray_engine import connect, map_tasks
+    connect(ray_address); yield lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
+
 def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=False, near:str="minhash",
               shingles:str="ast", ngram:int=5, threshold:float=0.8, num_perm:int=128, backend:str="auto",
               verify:str="exact", fp_weight:float=0.002,
@@ -303,20 +314,16 @@ def run_dedup(run_dir, input_stage:str="filter", exact:bool=True, comments:bool=
     key = dict({k: v for k, v in params.items() if k not in ("engine", "workers", "ray_address", "ray_actors",
                                                              "batch_size")},
                signature_backend=sb, tokens=TOKENS_VERSION, input=[sh["sha256"] for sh in shards])
-    if engine == "ray":
-        from phi1_nb.ray_engine import connect, map_tasks
-        connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors, num_gpus=0)
-    else:
-        from phi1_nb.corpus import local_map
-        mt = local_map(workers, "dedup")
-    done = _decide(out, tasks, key, params, run_dir, sum(sh["n"] for sh in shards), mt)
-    def finish(m):   # clusters.json and the manifest's additions, before run_stage writes the manifest (last)
-        with open(out/"work"/"clusters.json", "rb") as f, atomic_write(out/"clusters.json", "wb") as g:
-            shutil.copyfileobj(f, g)
-        m["counts"].update(ast_fallback=done["ast_fallback"],
-                           clusters=sum(sum(c.values()) for c in done["sizes"].values()))
-        m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
-                 lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
-    return run_stage(out, {t["tid"]: t for t in tasks}, partial(_write_pass, out/"work"/"decisions"), stage="dedup",
-                     params=params, inputs=[src], fmt=shard_format, keep_dropped=True, progress=False, map_tasks=mt,
-                     finish=finish)
+    with _dedup_engine(engine, workers, ray_address, ray_actors) as mt:   # one pool for both passes
+        done = _decide(out, tasks, key, params, run_dir, sum(sh["n"] for sh in shards), mt)
+        def finish(m):   # clusters.json and the manifest's additions, before run_stage writes the manifest (last)
+            with open(out/"work"/"clusters.json", "rb") as f, atomic_write(out/"clusters.json", "wb") as g:
+                shutil.copyfileobj(f, g)
+            m["counts"].update(ast_fallback=done["ast_fallback"],
+                               clusters=sum(sum(c.values()) for c in done["sizes"].values()))
+            m.update(seconds=round(time.time() - t0, 3), cluster_sizes=done["sizes"], example_clusters=done["top"],
+                     lsh_bands_rows=done["lsh"], engine=engine, signature_backend=sb)
+        return run_stage(out, {t["tid"]: t for t in tasks}, partial(_write_pass, out/"work"/"decisions"),
+                         stage="dedup", params=params, inputs=[src], fmt=shard_format, keep_dropped=True,
+                         progress=False, map_tasks=mt, finish=finish)
+

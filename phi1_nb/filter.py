@@ -7,6 +7,7 @@ Docs: https://phi1-nb.github.io/phi1_nb/filter.html.md"""
 # %% ../nbs/04_filter.ipynb #31bf7682
 from __future__ import annotations
 import hashlib, json, shutil, time
+from contextlib import contextmanager
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .core import (read_dataset, read_json, read_manifest, read_shard, require_s
 from .classifiers import (CLASSIFIERS, Classifier, RandomForest, filter_embedder, fit_forest, forest_scores,
                                  load_classifier, make_classifier)
 from .embed import embed_cache_dir, embed_cached, get_embedder
+from .pool import local_pool
 from .judge import (GUI, PROMPT, RETRY_NOTE, WEIGHTS, HeuristicJudge, JudgeParseError, LabelStore, OpenAIJudge,
                            label_samples, make_judge, parse_judgement, rubric)
 from .filter_apply import (CODE_LINE, apply_filter, budget_mask, check_sample, looks_like_code,
@@ -294,6 +296,27 @@ def _filter_and_labels(p:dict, corpus, out:Path, labels_dir:Path, cache, progres
           f"({p['classifier']}) majority baseline F1:", round(metrics["baseline"]["f1"], 3))
     return filt, {l["id"]: l for l in lab}
 
+# %% ../nbs/04_filter.ipynb #4be3cdbc
+def _scoring_imports(classifier:str, embedder:str) -> list[str]:
+    "What a filter worker imports to score: the filter, its classifier's library, the embedder's (if it reads vectors)."
+    libs = dict(rf=["sklearn.ensemble"], logreg=["sklearn.pipeline", "sklearn.linear_model"], fasttext=["fasttext"],
+                head=["torch"])
+    vecs = dict(hashing=["sklearn.feature_extraction.text"], hf=["torch", "transformers"],
+                minilm=["torch", "transformers"])
+    return ["phi1_nb.filter", *libs.get(classifier, []), *([] if classifier == "fasttext" else vecs.get(embedder, []))]
+
+@contextmanager
+def _scoring_engine(p:dict, progress:bool=False):
+    "`map_tasks` for the scoring pass: Ray actors, or a local pool (None: this process) whose workers start now."
+    if p["engine"] == "ray":
+        def on_ray(fn, items):   # Ray starts (or is joined) when the filter is ready
+            from phi1_nb.ray_engine import connect, map_tasks
+            connect(p["ray_address"]); return map_tasks(fn, items, p["ray_actors"])
+        yield on_ray; return
+    # the workers import what scoring needs while this process loads (or trains) the filter
+    with local_pool(p["workers"], "filter", progress, _scoring_imports(p["classifier"], p["embedder"])) as pool:
+        yield pool
+
 # %% ../nbs/04_filter.ipynb #9b224033
 def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_model:str="gpt-4",
                api_key_env:str="OPENAI_API_KEY", concurrency:int=8, rpm:float|None=None, tpm:float|None=None,
@@ -322,14 +345,11 @@ def run_filter(run_dir, judge:str="heuristic", base_url:str|None=None, judge_mod
             shutil.rmtree(out/d, ignore_errors=True)
         for p in out.glob("part-*"): p.unlink()
     labels_dir = _labels_dir(out, judge, judge_model)
-    filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
-    write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
-    from phi1_nb.corpus import local_map; mt = local_map(workers, "filter", progress)   # None: all cores
-    if engine == "ray":
-        from phi1_nb.ray_engine import connect, map_tasks
-        connect(ray_address); mt = lambda fn, items: map_tasks(fn, items, ray_actors)
-    m = apply_filter(filt, corpus, out, threshold, token_budget, token_counter, cache, keep_dropped, batch_size, labels,
-                     params, dict(metrics=filt.metrics, labels=len(labels), engine=engine,
-                     classifier=filt.classifier.name, embedder=filt.embedder_name), progress, mt)
+    with _scoring_engine(params, progress) as mt:   # (a local pool's workers start now)
+        filt, labels = _filter_and_labels(params, corpus, out, labels_dir, cache, progress)
+        write_json(out/"params.json", dict(params=params, corpus=corpus_id, model_params=model_params))
+        m = apply_filter(filt, corpus, out, threshold, token_budget, token_counter, cache, keep_dropped, batch_size,
+                         labels, params, dict(metrics=filt.metrics, labels=len(labels), engine=engine,
+                         classifier=filt.classifier.name, embedder=filt.embedder_name), progress, mt)
     m["seconds"] = round(time.time() - t0, 3); write_json(out/"manifest.json", m)
     return m

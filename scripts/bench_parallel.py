@@ -1,15 +1,18 @@
-"""The local engines of filter, dedup and decontaminate on 1 worker against 2 (or --workers): wall, CPU, speed-up.
+"""The local engines of corpus, filter, dedup and decontaminate on 1 worker against 2 (or --workers): wall, CPU,
+speed-up.
 
-Each stage gets one input (built once from the standard library: files with planted near-copies for filter and
-dedup, top-level functions for decontaminate); every timed run starts from a fresh copy of it in a child process,
-`workers=1` and `workers=N` interleaved, `--reps` times each. The child reports the stage's wall time and its CPU
-(user+sys of the child and of its reaped worker processes: `resource.getrusage`, SELF + CHILDREN); the table gives
-medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side (the same per-record CPU
-means the pool adds no work). The filter's judge labels and its model are made once, before the timed runs: what is
-timed is the scoring pass over every shard (the part that runs on the pool).
+Each stage gets one input (built once from the standard library: Stack-style shards for corpus, files with planted
+near-copies for filter and dedup, top-level functions for decontaminate); every timed run starts from a fresh copy
+of it in a child process, `workers=1` and `workers=N` interleaved, `--reps` times each. The child reports the
+stage's wall time and its CPU (user+sys of the child and of its reaped worker processes: `resource.getrusage`, SELF
++ CHILDREN); the table gives medians, the speed-up (wall 1 / wall N) and the CPU per record of each arm side by side
+(the same per-record CPU means the pool adds no work). The filter's judge labels and its model are made once, before
+the timed runs: what is timed is the stage's run that loads the model (scikit-learn and skops imports: seconds of
+CPU in this process, on one core whatever the pool) and scores every shard (the part that runs on the pool). The
+filter runs at two sizes (5,000 and 20,000 records), so that the share of those fixed seconds shows.
 
-On a quiet 2-core machine the default sizes should take about 3-5 minutes in all (estimated from the CPU seconds
-measured at load 20, 2026-12-07: not yet timed on a quiet machine):
+The default sizes have not been timed on a quiet machine: at load 9-16 on 2 cores (2026-12-07) one rep of each took
+21 minutes, the filter at 20,000 records 10 of them; `--reps 3` (the default) takes about three times that:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_parallel.py
 
@@ -23,9 +26,9 @@ import argparse, ast, json, os, re, resource, shutil, statistics, subprocess, sy
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = dict(filter=5000, dedup=800, decontaminate=6000)         # records a stage; the default run: ~3-5 min
-SMALL = dict(filter=300, dedup=120, decontaminate=150)
-STAGES = ("filter", "dedup", "decontaminate")
+SIZES = dict(corpus=[6000], filter=[5000, 20000], dedup=[800], decontaminate=[6000])   # records a stage
+SMALL = dict(corpus=[300], filter=[300], dedup=[120], decontaminate=[150])
+STAGES = ("corpus", "filter", "dedup", "decontaminate")
 
 
 def stdlib_files(lo=1000, hi=20000) -> list[str]:
@@ -75,8 +78,14 @@ def functions(n: int) -> list[dict]:
 def prepare(stage: str, n: int, shards: int, d: Path) -> Path:
     "The input run folder of `stage` (for filter: labels and model made once, outputs cleared)."
     from phi1_nb.core import write_manifest, write_shard
-    name = dict(filter="corpus", dedup="filter", decontaminate="synth/exercises")[stage]
     recs = functions(n) if stage == "decontaminate" else records(n)
+    if stage == "corpus":   # Stack-style source shards (what `phi1 corpus --format stack` reads)
+        per = -(-n // shards)
+        for i in range(0, n, per):
+            write_shard(d / "src" / f"train-{i // per:05d}.jsonl.zst",
+                        [dict(content=r["content"], max_stars_repo_path=r["path"]) for r in recs[i:i + per]])
+        return d
+    name = dict(filter="corpus", dedup="filter", decontaminate="synth/exercises")[stage]
     if stage == "filter":
         for r in recs: r.pop("educational_value")
     per = -(-len(recs) // shards)
@@ -92,7 +101,8 @@ def prepare(stage: str, n: int, shards: int, d: Path) -> Path:
     return d
 
 
-KW = dict(filter=dict(n_labels=200, pool_size=400, embedder_params={"n_features": 1024}, classifier="logreg",
+KW = dict(corpus=dict(format="stack", limit=None, progress=False),
+          filter=dict(n_labels=200, pool_size=400, embedder_params={"n_features": 1024}, classifier="logreg",
                       progress=False),
           dedup=dict(shingles="ast", batch_size=200), decontaminate=dict(batch_size=200))
 
@@ -100,6 +110,7 @@ CHILD = r"""
 import json, resource, sys, time
 stage, workers, run = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 kw = json.loads(sys.argv[4])
+if stage == "corpus": kw["source"] = f"{run}/src"
 import importlib
 fn = getattr(importlib.import_module(f"phi1_nb.{stage}"), f"run_{stage}")
 cpu = lambda: sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -121,22 +132,24 @@ def child(stage: str, workers: int, run: Path) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated: filter,dedup,decontaminate")
+    ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated: " + ",".join(STAGES))
     ap.add_argument("--workers", type=int, default=2, help="the pool's size, against 1 (default 2)")
     ap.add_argument("--reps", type=int, default=3, help="timed runs of each arm (median reported; default 3)")
     ap.add_argument("--shards", type=int, default=8, help="input shards a stage (the pool's unit; default 8)")
     ap.add_argument("--small", action="store_true", help=f"tiny inputs {SMALL}: shows it works, in seconds")
-    ap.add_argument("--records", default="", help=f"records a stage, e.g. dedup=3000 (default {SIZES})")
+    ap.add_argument("--records", default="", help=f"records a stage, e.g. dedup=3000,filter=5000+20000 "
+                                                   f"(default {SIZES})")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     a = ap.parse_args(argv)
-    more = {k: int(v) for k, v in (x.split("=") for x in a.records.split(",") if x)}
+    more = {k: [int(n) for n in v.split("+")] for k, v in (x.split("=") for x in a.records.split(",") if x)}
     sizes = dict(SMALL if a.small else SIZES, **more)
-    print(f"cores (affinity): {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()}", flush=True)
+    print(f"cores (affinity): {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()}; "
+          f"bytecode cache: {'off (PYTHONDONTWRITEBYTECODE)' if sys.dont_write_bytecode else 'on'}", flush=True)
     rows, t_all = [], time.time()
-    for stage in a.stages.split(","):
+    for stage, size in [(st, k) for st in a.stages.split(",") for k in sizes[st]]:
         base = Path(tempfile.mkdtemp(prefix=f"bench_parallel_{stage}_"))
         try:
-            prepare(stage, sizes[stage], a.shards, base / "input")
+            prepare(stage, size, a.shards, base / "input")
             res = {1: [], a.workers: []}
             for _ in range(a.reps):
                 for w in res:                                            # interleaved: 1, N, 1, N, ...
@@ -150,7 +163,8 @@ def main(argv=None):
                          wall_n=med[a.workers]["wall"],
                          speedup=med[1]["wall"] / med[a.workers]["wall"], cpu_ms_rec_1=1e3 * med[1]["cpu"] / n,
                          cpu_ms_rec_n=1e3 * med[a.workers]["cpu"] / n, runs=res))
-        print(f"{stage}: done ({time.time() - t_all:.0f} s so far; load {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"{stage} ({n} records): done ({time.time() - t_all:.0f} s so far; load {os.getloadavg()[0]:.1f})",
+              flush=True)
     n = a.workers
     print(f"\n| stage | records | wall 1 (s) | wall {n} (s) | speed-up | CPU ms/record 1 | CPU ms/record {n} "
           f"| CPU {n}/1 |")

@@ -81,7 +81,16 @@ def test_decontaminate_two_workers_write_the_same_bytes_as_one(tmp_path):
     assert manifest(a) == manifest(b)
 
 
-def test_filter_two_workers_write_the_same_bytes_as_one(tmp_path):
+def test_dedup_runs_both_passes_on_one_pool(tmp_path, monkeypatch):
+    "Two processes: this one and one worker, started once for both passes (not a pool a pass)."
+    import phi1_nb.pool as pool
+    started, real = [], pool._start
+    monkeypatch.setattr(pool, "_start", lambda warm=(): started.append(list(warm)) or real(warm))
+    m = run_dedup(dedup_input(tmp_path), workers=2, shard_format="jsonl")
+    assert started == [["phi1_nb.dedup"]] and m["drops"]["exact_duplicate"] >= 4
+
+
+def test_filter_two_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch):
     recs = [dict(id=f"stdlib/{p.name}", content=p.read_text(encoding="utf-8", errors="replace")) for p in STDLIB]
     recs += [dict(id="empty", content=""), dict(id="prose", content="Please do the needful.\nRegards,\nA. User")]
     # fasttext: the tiny preset's, whose model does not pickle (the workers read it back from its folder)
@@ -91,7 +100,12 @@ def test_filter_two_workers_write_the_same_bytes_as_one(tmp_path):
     shutil.copytree(tmp_path / "w1", tmp_path / "w2")
     for p in ("filter/parts", "filter/scores", "filter/dropped", "cache"): shutil.rmtree(tmp_path / "w2" / p, ignore_errors=True)
     for p in (tmp_path / "w2" / "filter").glob("part-*"): p.unlink()
+    import phi1_nb.filter as F, phi1_nb.pool as pool
+    seen, start, load = [], pool._start, F.EduFilter.load.__func__
+    monkeypatch.setattr(pool, "_start", lambda warm=(): seen.append(("start", list(warm))) or start(warm))
+    monkeypatch.setattr(F.EduFilter, "load", classmethod(lambda cls, d: seen.append("load") or load(cls, d)))
     m2 = run_filter(tmp_path / "w2", workers=2, **kw)
+    assert seen == [("start", ["phi1_nb.filter", "fasttext"]), "load"]   # the worker starts first, importing fastText
     assert (m1["params"]["workers"], m2["params"]["workers"], m2["resumed_tasks"], len(m2["shards"])) == (1, 2, 0, 5)
     assert m1["counts"]["out"] > 0 and m1["drops"]["empty"] == m1["drops"]["not_code"] == 1
     a, b = tmp_path / "w1" / "filter", tmp_path / "w2" / "filter"
@@ -107,14 +121,16 @@ def boom(*a, **k):
     raise ValueError("shard broke in a worker")
 
 
-def die(*a, **k):
-    os._exit(3)
+def die(*a, **k):   # a worker dies; this process (which works too, `PHI1_TEST_PARENT`) fails the plain way
+    if str(os.getpid()) != os.environ["PHI1_TEST_PARENT"]: os._exit(3)
+    raise ValueError("shard broke here")
 
 
 @pytest.mark.parametrize("fault", [boom, die])
 def test_a_failing_dedup_worker_is_one_line_and_leaves_no_output(tmp_path, monkeypatch, fault):
     import phi1_nb.dedup_disk as dd
-    monkeypatch.setattr(dd, "spill_shard", fault)   # (sent to the workers; this process never runs it)
+    monkeypatch.setattr(dd, "spill_shard", fault)   # (sent to the worker, which takes the first shard)
+    monkeypatch.setenv("PHI1_TEST_PARENT", str(os.getpid()))   # (what the worker's environment says)
     recs = [dict(id=f"r{i}", content=f"def f(x):\n    return x + {i % 3}\n", educational_value=0.5) for i in range(6)]
     run = stage(tmp_path, "filter", recs, 2)
     with pytest.raises(Exception) as e: run_dedup(run, workers=2, shard_format="jsonl")
