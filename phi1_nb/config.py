@@ -130,8 +130,14 @@ RANGES.update({"corpus.workers": (int, 1, None), "filter.workers": (int, 1, None
                "decontaminate.doc_coverage": (float, 0, 1)})
 
 def check_params(section:str, params:dict, src:str="the call") -> None:
-    "A stage function's own arguments against `RANGES`, as `load_config` checks a config: a one-line `ConfigError`."
-    for k, v in params.items(): check_value(section, k, list(v) if isinstance(v, tuple) else v, None, src)
+    """A stage function's own arguments against `RANGES`, as `load_config` checks a config: a one-line `ConfigError`.
+    A call keeps the values it passed, so a whole number must be an int where one is wanted (`workers=2.0` is refused:
+    the stage would use the float)."""
+    for k, v in params.items():
+        x = check_value(section, k, list(v) if isinstance(v, tuple) else v, None, src)
+        for a, b in zip(v if isinstance(v, (list, tuple)) else [v], x if isinstance(x, list) else [x]):
+            if isinstance(a, float) and isinstance(b, int) and not isinstance(b, bool):
+                raise ConfigError(f"{_where(section, k, src)} {v!r}: expected an int (like {b!r}), not a float")
 
 # %% ../nbs/00c_config.ipynb #a6d4abcc
 _DEC = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?")

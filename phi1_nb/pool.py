@@ -6,18 +6,29 @@ Docs: https://phi1-nb.github.io/phi1_nb/pool.html.md"""
 
 # %% ../nbs/00d_pool.ipynb #217f871c
 from __future__ import annotations
-import os, subprocess, sys, threading
+import os, signal, subprocess, sys, threading
 from contextlib import contextmanager
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['n_cores', 'Pool', 'process_map', 'local_pool', 'local_map']
+__all__ = ['n_cores', 'WorkerFailed', 'Pool', 'process_map', 'local_pool', 'local_map']
 
 # %% ../nbs/00d_pool.ipynb #b64ba4fd
 def n_cores() -> int:
     "The cores this process may run on (its CPU affinity, else the machine's count)."
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
+
+class WorkerFailed(RuntimeError):
+    "A worker died, or the error it met could not be carried back: one line at the command line (exit status 2)."
+    exit_status = 2
+
+def _paths() -> list:
+    """This process's `sys.path` for a worker, each entry absolute, the folder this package came from first: a worker
+    starts in the cwd of now, which may not be the one a relative entry (`''` too) was imported from."""
+    import importlib.util
+    here = os.path.dirname(os.path.dirname(importlib.util.find_spec("phi1_nb").origin))   # (the copy imported, if any)
+    return [here] + [q for q in dict.fromkeys(os.path.abspath(e) for e in sys.path) if q != here]
 
 _BOOT = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); import sys; "   # Ctrl-C: the parent's to handle
          "from multiprocessing.connection import Connection; c = Connection({fd}); sys.path[:] = c.recv(); "
@@ -31,6 +42,12 @@ def _warm(modules):
         except Exception: pass
 
 # %% ../nbs/00d_pool.ipynb #39f5c88e
+def _portable(e:Exception) -> Exception:
+    "`e`, if its pickle rebuilds it (as the parent will); else a `WorkerFailed` with its type and words."
+    import pickle
+    try: pickle.loads(pickle.dumps(e)); return e
+    except Exception: return WorkerFailed(f"{type(e).__name__}: {e}")
+
 def _serve(conn, parent:int):
     "A worker: `warm`, then a task function (bytes) or `(i, item)` -> `(i, ok, result or error)` until `None`."
     import pickle, signal
@@ -53,9 +70,9 @@ def _serve(conn, parent:int):
             try:
                 if isinstance(fn, Exception): raise fn
                 out = (i, True, fn(x))
-            except Exception as e: out = (i, False, e)
+            except Exception as e: out = (i, False, _portable(e))
             try: conn.send(out)
-            except Exception as e: conn.send((i, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} ({e!r})")))
+            except Exception as e: conn.send((i, False, WorkerFailed(f"{type(out[2]).__name__}: {out[2]} ({e!r})")))
     except EOFError: return                                          # the parent is gone
 
 # %% ../nbs/00d_pool.ipynb #a34faab9
@@ -65,7 +82,8 @@ def _start(warm=()):
     mine, theirs = Pipe()
     p = subprocess.Popen([sys.executable, "-c", _BOOT.format(fd=theirs.fileno(), pid=os.getpid())],
                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-    theirs.close(); mine.send(sys.path); mine.send(list(warm))
+    try: theirs.close(); mine.send(_paths()); mine.send(list(warm))
+    except BaseException: p.kill(); p.wait(); mine.close(); raise   # Ctrl-C or a full pipe: no worker left behind
     return p, mine
 
 def _stop(procs:list, ok:bool):
@@ -77,6 +95,17 @@ def _stop(procs:list, ok:bool):
         try: p.wait(5)
         except subprocess.TimeoutExpired: p.kill(); p.wait()
         c.close()
+
+# %% ../nbs/00d_pool.ipynb #d1ed0a01
+def _died(p, i:int, desc:str, e:Exception) -> WorkerFailed:
+    "A worker that is gone: how it ended (its exit status or signal, once the kernel has it)."
+    try: rc = p.wait(2)
+    except subprocess.TimeoutExpired: rc = None
+    try: how = f"killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0 else None
+    except ValueError: how = None
+    how = how or (f"exit status {rc}" if rc is not None else repr(e))
+    return WorkerFailed(f"{desc} worker {p.pid} died on item {i} ({how})")
+
 
 # %% ../nbs/00d_pool.ipynb #6ae5bc08
 class _Run:
@@ -103,13 +132,16 @@ def _feed(run:_Run, kids:list, blob:bytes, first:list, desc:str):
         try:
             if fn is not None: c.send(fn)
             c.send((i, x)); run.busy[c] = (p, i)
-        except OSError as e: run.done(i, False, RuntimeError(f"{desc} worker {p.pid} died on item {i} ({e!r})"))
+        except OSError as e: run.done(i, False, _died(p, i, desc, e))
     for (p, c), (i, x) in zip(kids, first): give(p, c, i, x, blob)
     while not run.stop and run.waiting():
         for c in wait(list(run.busy), timeout=.2):
             p, i = run.busy.pop(c)
             try: _, good, r = c.recv()
-            except Exception as e: good, r = False, RuntimeError(f"{desc} worker {p.pid} died on item {i} ({e!r})")
+            except (EOFError, OSError) as e: good, r = False, _died(p, i, desc, e)
+            except Exception as e:   # alive, but its answer does not unpickle here
+                r = WorkerFailed(f"{desc} worker {p.pid}: its answer for item {i} could not be read ({e!r})")
+                good = False
             run.done(i, good, r)
             if (nxt := run.take()) is not None: give(p, c, *nxt)
 
@@ -119,7 +151,10 @@ class Pool:
     def __init__(self, workers:int|None=None, # processes, this one included (None: all cores)
                  desc:str="", progress:bool=False, warm=()):
         self.desc, self.progress, self.used, self.closed = desc, progress, False, False
-        self.procs = [_start(warm) for _ in range(max(1, workers or n_cores()) - 1)]
+        self.procs = []
+        try:
+            for _ in range(max(1, workers or n_cores()) - 1): self.procs.append(_start(warm))
+        except BaseException: self.closed = True; _stop(self.procs, ok=False); raise   # Ctrl-C while they start
     def __enter__(self): return self
     def __exit__(self, typ, *_): self.close(ok=typ is None)
     def close(self, ok:bool=True):

@@ -1,0 +1,96 @@
+"""The worker pool against ap28's attack (code in hand): a float worker count, a relative `sys.path` and a `chdir`, a
+Ctrl-C while the workers start, an error the parent cannot rebuild, a worker that dies, at the command line."""
+import os, shutil, signal, subprocess, sys, textwrap
+from pathlib import Path
+
+import pytest
+import phi1_nb
+import phi1_nb.pool as pool
+from phi1_nb.config import ConfigError
+from phi1_nb.dedup import run_dedup
+from phi1_nb.decontaminate import run_decontaminate
+from phi1_nb.filter import run_filter
+from phi1_nb.pool import Pool, WorkerFailed, process_map
+
+
+@pytest.mark.parametrize("run", [run_dedup, run_decontaminate, run_filter])
+def test_a_float_worker_count_is_refused_before_any_folder(tmp_path, run):
+    "`workers=2.0` passed the check, then reached `range()` after the stage's folder was made (c01)."
+    with pytest.raises(ConfigError, match="workers.*2.0.*expected an int"): run(tmp_path, workers=2.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workers_run_the_parents_package_after_a_chdir(tmp_path):
+    """A driver that imported phi1_nb through a relative `sys.path` entry, then changed folder: its workers import the
+    same copy, not another one later on the path (c02: they ran the venv's other checkout)."""
+    src = Path(phi1_nb.__file__).parent
+    for name in ("mine", "decoy"): shutil.copytree(src, tmp_path / name / "phi1_nb")
+    (tmp_path / "elsewhere").mkdir()
+    prog = textwrap.dedent(f"""
+        import os, sys
+        sys.path[:0] = ["mine", {str(tmp_path / 'decoy')!r}]
+        import phi1_nb.pool as pool
+        os.chdir("elsewhere")
+        def where(_):
+            import phi1_nb; return phi1_nb.__file__
+        print(pool.__file__); print(*pool.process_map(where, [0, 1, 2, 3], workers=2), sep="\\n")""")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", prog], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[0] == str(tmp_path / "mine" / "phi1_nb" / "pool.py")
+    assert set(lines[1:]) == {str(tmp_path / "mine" / "phi1_nb" / "__init__.py")}, lines
+
+
+def test_ctrl_c_while_workers_start_leaves_none(monkeypatch):
+    "An interrupt while the pool starts its workers (c12): the ones already started end, none waits for ever."
+    started, real = [], pool._start
+    def start(warm=()):
+        if started: raise KeyboardInterrupt
+        started.append(real(warm)); return started[-1]
+    monkeypatch.setattr(pool, "_start", start)
+    with pytest.raises(KeyboardInterrupt): Pool(3)
+    assert started and all(p.poll() is not None for p, _ in started)
+
+
+def test_ctrl_c_inside_a_workers_start_ends_it(monkeypatch):
+    "An interrupt after the worker's process exists but before `_start` returns it: `_start` ends it itself."
+    made, real = [], subprocess.Popen
+    def popen(*a, **k): made.append(real(*a, **k)); return made[-1]
+    def interrupted(): raise KeyboardInterrupt
+    monkeypatch.setattr(pool.subprocess, "Popen", popen); monkeypatch.setattr(pool, "_paths", interrupted)
+    with pytest.raises(KeyboardInterrupt): pool._start()
+    assert len(made) == 1 and made[0].poll() is not None
+
+
+def test_an_error_the_parent_cannot_rebuild_keeps_its_words(tmp_path, monkeypatch):
+    "An exception whose `__init__` wants two arguments pickles but does not unpickle (c03): not 'worker died'."
+    (tmp_path / "quota.py").write_text(textwrap.dedent("""
+        class QuotaError(Exception):
+            def __init__(self, shard, why): super().__init__(f"{shard}: {why}")
+        def task(x):   # in a worker (this process runs items too)
+            import os
+            if str(os.getpid()) != os.environ["QUOTA_PARENT"]: raise QuotaError("train-002", "disk quota exceeded")
+            return x"""))
+    monkeypatch.syspath_prepend(str(tmp_path)); monkeypatch.setenv("QUOTA_PARENT", str(os.getpid()))
+    import quota
+    with pytest.raises(WorkerFailed) as e: process_map(quota.task, [0, 1, 2, 3], workers=2)
+    assert "QuotaError: train-002: disk quota exceeded" in str(e.value) and "died" not in str(e.value)
+
+
+def test_a_dead_worker_says_how_it_died():
+    me = os.getpid()
+    with pytest.raises(WorkerFailed, match=r"died on item 0 \(killed by SIGKILL\)"):
+        process_map(lambda x: os.kill(os.getpid(), signal.SIGKILL) if os.getpid() != me else x, [0, 1, 2], 2)
+
+
+def test_a_dead_worker_is_one_line_at_the_command_line(monkeypatch, capsys):
+    "At the command line a dead worker was a 33-line traceback with exit status 1 (c16)."
+    import phi1_nb.cli as cli
+    me = os.getpid()
+    def run(cmd, rest): process_map(lambda x: os._exit(3) if os.getpid() != me else x, [0, 1, 2], 2)
+    monkeypatch.setattr(cli, "_run", run)
+    assert cli.main(["corpus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "died on item 0 (exit status 3)" in err[0], err
