@@ -121,9 +121,13 @@ print(json.dumps(dict(wall=time.perf_counter() - t0, cpu=cpu() - c0, n=m["counts
 """
 
 
+PYCACHE = None   # --pycache: a folder for compiled bytecode (the children and their workers write and read it there)
+
+
 def child(stage: str, workers: int, run: Path) -> dict:
     "Run the stage in a child process: its wall and CPU (the child's and its workers'), and the records read."
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if PYCACHE: env.pop("PYTHONDONTWRITEBYTECODE", None); env["PYTHONPYCACHEPREFIX"] = PYCACHE
     r = subprocess.run([sys.executable, "-c", CHILD, stage, str(workers), str(run), json.dumps(KW[stage])],
                        capture_output=True, text=True, env=env)
     if r.returncode: raise SystemExit(f"{stage} workers={workers} failed:\n{r.stderr[-2000:]}")
@@ -140,11 +144,15 @@ def main(argv=None):
     ap.add_argument("--records", default="", help=f"records a stage, e.g. dedup=3000,filter=5000+20000 "
                                                    f"(default {SIZES})")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--pycache", default=None, help="cache compiled bytecode in this folder (PYTHONPYCACHEPREFIX), as "
+                    "an installed venv has it: without, every fresh worker compiles what it imports")
     a = ap.parse_args(argv)
+    global PYCACHE; PYCACHE = a.pycache
     more = {k: [int(n) for n in v.split("+")] for k, v in (x.split("=") for x in a.records.split(",") if x)}
     sizes = dict(SMALL if a.small else SIZES, **more)
     print(f"cores (affinity): {len(os.sched_getaffinity(0))}; load average before: {os.getloadavg()}; "
-          f"bytecode cache: {'off (PYTHONDONTWRITEBYTECODE)' if sys.dont_write_bytecode else 'on'}", flush=True)
+          f"bytecode cache: {a.pycache or ('off (PYTHONDONTWRITEBYTECODE)' if sys.dont_write_bytecode else 'on')}",
+          flush=True)
     rows, t_all = [], time.time()
     for stage, size in [(st, k) for st in a.stages.split(",") for k in sizes[st]]:
         base = Path(tempfile.mkdtemp(prefix=f"bench_parallel_{stage}_"))
