@@ -177,4 +177,5 @@ def plan(records:str="35M", # corpus size: 35M, 35e6 or 35000000
     tot = sum(r["cpu_hours"] for r in rows), sum(r["wall_hours"] for r in rows), sum(r["disk_gb"] for r in rows)
     return "\n".join([head, *body, f"| total | {tot[0]:,.1f} | | | {tot[1]:,.2f} | | {tot[2]:,.1f} | |",
                       "\n(+ ?: a part not measured, counted as 0; the wall hours add up the stages run one after "
-                      "another; locally only the corpus stage has a worker pool: `--engine ray` spreads the others)"])
+                      "another; locally only the corpus stage is planned on a pool: the others' wall hours are an "
+                      "upper bound)"])
