@@ -13,8 +13,8 @@ from typing import Iterable
 import yaml
 
 # %% auto #0
-__all__ = ['RANGES', 'CHOICES', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'check_params', 'override_value',
-           'parse_overrides', 'load_config', 'describe_section']
+__all__ = ['RANGES', 'CHOICES', 'LISTS', 'ConfigError', 'find_configs_dir', 'Config', 'check_value', 'check_params',
+           'override_value', 'parse_overrides', 'load_config', 'describe_section']
 
 # %% ../nbs/00c_config.ipynb #43fba7ea
 class ConfigError(ValueError):
@@ -61,6 +61,8 @@ def _rule(table:dict, s:str, k:str): return table.get(f"{s}.{k}") or table.get(f
 def _where(s, k, src): return f"--{s}.{k}" if src == "overrides" else f"{s}.{k} in {src}"
 
 # %% ../nbs/00c_config.ipynb #eaaf41fb
+LISTS = {"decontaminate.taus", "ablation.seeds"}   # the keys whose value is a list (the presets' lists: a test checks)
+
 def check_value(s:str, k:str, v, want, src:str="overrides"):
     "`v` as the type of the reference value `want` (in its `RANGES`, one of its `CHOICES`), else a one-line error."
     t, lo, hi, ends = (*(_rule(RANGES, s, k) or (None, None, None)), "[]")[:4]
@@ -84,7 +86,7 @@ def check_value(s:str, k:str, v, want, src:str="overrides"):
             if isinstance(x, (int, float)): return str(x)
             if not isinstance(x, str): raise bad("a string")
         return x
-    if isinstance(want, list) or (t is not None and k.endswith("s") and isinstance(v, list)):
+    if isinstance(want, list) or (f"{s}.{k}" in LISTS and isinstance(v, list)):   # (a call has no preset value)
         items = ([override_value(x.strip()) for x in v.split(",") if x.strip()]   # `1,2,3` on a command line
                  if isinstance(v, str) and isinstance(want, list) else v)
         if isinstance(want, list) and isinstance(items, (int, float, str)): items = [items]   # `--seeds 1234`

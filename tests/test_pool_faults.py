@@ -94,3 +94,32 @@ def test_a_dead_worker_is_one_line_at_the_command_line(monkeypatch, capsys):
     assert cli.main(["corpus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "died on item 0 (exit status 3)" in err[0], err
+
+
+@pytest.mark.parametrize("stage", ["corpus", "filter", "dedup", "decontaminate"])
+@pytest.mark.parametrize("value", ["[2]", "[]", "[1, 2]"])
+def test_a_list_of_workers_is_refused_at_the_command_line(tmp_path, stage, value, capsys):
+    "bp28 c11: `--workers '[2]'` passed the check (a key ending in s took lists), made the folder, then crashed."
+    import phi1_nb.cli as cli
+    from phi1_nb.core import write_manifest, write_shard
+    recs = [dict(id=f"r{i}", content=f"def f{i}(x):\n    return x + {i}\n") for i in range(40)]
+    if stage != "corpus":   # a finished input: the stage would start
+        write_manifest(tmp_path / "run" / "corpus", stage="corpus", shards=[
+            write_shard(tmp_path / "run" / "corpus" / f"part-{i:05d}.jsonl", recs[i * 10:i * 10 + 10]) for i in range(4)])
+    more = [] if stage in ("corpus", "filter") else ["--input_stage", "corpus"]
+    assert cli.main([stage, "--run-dir", str(tmp_path / "run"), "--workers", value, *more]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workers" in err[0], err
+    assert not (tmp_path / "run" / stage).exists()
+
+
+def test_the_list_keys_are_the_presets_lists():
+    "`config.LISTS` names every key a preset gives a list, and no other (a list elsewhere is refused)."
+    import yaml
+    from phi1_nb.config import LISTS
+    found = {f"{s}.{k}" for f in Path(phi1_nb.__file__).parents[1].glob("configs/*.yaml")
+             for s, d in yaml.safe_load(f.read_text()).items() if isinstance(d, dict)
+             for k, v in d.items() if isinstance(v, list)}
+    assert found == LISTS
+    with pytest.raises(ConfigError, match="expected"): __import__("phi1_nb.config").config.check_params(
+        "dedup", {"workers": [2]})
