@@ -71,6 +71,10 @@ def shard_features(task:dict, cfg:dict):
     return _table(gid=(gids, pa.int64()), name=(names, pa.binary()), key=_fixed(key, 20),
                   bk=_fixed(bk.astype("<u8"), 8 * max(b, 1)), fb=([fb] + [0] * (n - 1) if n else [], pa.int32()))
 
+def _shard_task(task:dict, cfg:dict):
+    "A shard's feature rows as a Ray task: (the rows, their count, the AST fallbacks), so the driver reads no rows."
+    t = shard_features(task, cfg); return t, t.num_rows, int(t["fb"].to_numpy().sum())
+
 # %% ../nbs/07c_dedup_ray.ipynb #62a12146
 def _cluster_rows(method:int, kept:list, members:list):
     import pyarrow as pa
@@ -242,7 +246,7 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
                         verify:str="exact", weights=(0.002, 0.998), seed:int=1, batch_size:int=1000,
                         max_bucket:int=100):
     "Find the duplicates on Ray: write `decisions_dir/<tid>.json` per shard with any; `(methods, clusters, info)`."
-    import ray.data
+    import ray, ray.data
     if near not in ("minhash", "none"): raise ValueError(f"near must be 'minhash' or 'none', not {near!r}")
     if verify not in ("exact", "signature"): raise ValueError(f"verify must be 'exact' or 'signature', not {verify!r}")
     backend = run_backend(backend, tasks, ngram)     # every worker signs with one backend (not each its own 'auto')
@@ -253,10 +257,10 @@ def ray_dedup_decisions(tasks:list[dict], # `{tid, path, offset}` per input shar
                                             verify=verify))
     Path(decisions_dir).mkdir(parents=True, exist_ok=True)
     offsets = [t["offset"] for t in tasks]
-    src = ray.data.from_items([dict(t, k=k) for k, t in enumerate(tasks)], override_num_blocks=max(len(tasks), 1))
-    feats = src.map_batches(lambda b: shard_features({k: b[k][0] for k in ("path", "offset", "k")}, cfg),
-                            batch_size=1, batch_format="numpy").materialize()
-    n = feats.count(); fb = int(feats.sum("fb") or 0) if n else 0
+    task = ray.remote(num_cpus=1, num_returns=3)(_shard_task)       # plain tasks: the driver waits in ray.get
+    refs = [task.remote(dict(t, k=k), cfg) for k, t in enumerate(tasks)]
+    n, fb = (sum(ray.get([r[i] for r in refs])) for i in (1, 2))
+    feats = ray.data.from_arrow_refs([r[0] for r in refs]) if n else None   # the rows stay in the object store
     methods = ["exact_duplicate"] * exact + ["near_duplicate"] * (near != "none" and n > 0)
     parts, shuffled, pairs, dead = [], 0, 0, np.zeros(0, np.int64)
     if n and exact: ex, dead, shuffled = _exact_step(feats, n_partitions(n)); parts.append(ex)

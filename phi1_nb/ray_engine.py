@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['START_TRIES', 'LEAN_NODE', 'STARTUP_TIMEOUTS', 'RayUnavailable', 'check_address', 'start_ray', 'lean_local_node',
-           'connect', 'map_tasks', 'large_star', 'small_star', 'star_components', 'n_partitions', 'ray_star_components']
+__all__ = ['START_TRIES', 'LEAN_NODE', 'STARTUP_TIMEOUTS', 'TASK_FN_BYTES', 'RayUnavailable', 'check_address', 'start_ray',
+           'lean_local_node', 'connect', 'map_tasks', 'large_star', 'small_star', 'star_components', 'n_partitions',
+           'ray_star_components']
 
 # %% ../nbs/15_ray.ipynb #e23cd9b3
 class RayUnavailable(ConnectionError):
@@ -123,12 +124,28 @@ class _Runner:
                 "out": np.array([json.dumps(self.fn(self.items[int(i)]), default=str) for i in batch["i"]],
                                 dtype=object)}
 
+def _call(fn, item) -> str: return json.dumps(fn(item), default=str)
+
+TASK_FN_BYTES = 1 << 20   # a pickled `fn` up to this size runs as plain tasks (sent with each); larger: actors
+
+def _task_map(fn, items:list, most:int|None=None) -> list:
+    "`[fn(item) ...]` as plain Ray tasks (`fn` put once), at most `most` running at a time, results in item order."
+    import ray
+    call, f, refs, running = ray.remote(num_cpus=1)(_call), ray.put(fn), [], []
+    for it in items:
+        if most and len(running) >= most: _, running = ray.wait(running, num_returns=1)
+        refs.append(call.remote(f, it)); running.append(refs[-1])
+    return [json.loads(r) for r in ray.get(refs)]
+
+
+# %% ../nbs/15_ray.ipynb #8e1c2b7a
 def map_tasks(fn, items:list, actors:int|None=None, # pool size (None: one per GPU, else one per CPU)
               num_gpus:float|None=None, # GPUs per actor (None: 1 when the cluster has GPUs, else 0)
               ) -> list:
     "`[fn(item) for item in items]` on the Ray cluster, one item a call, in item order (results JSON-serialisable)."
-    import ray, ray.data
+    import cloudpickle, ray, ray.data
     if not items: return []
+    if num_gpus == 0 and len(cloudpickle.dumps(fn)) <= TASK_FN_BYTES: return _task_map(fn, items, actors)
     res = ray.cluster_resources()
     if num_gpus is None: num_gpus = 1 if res.get("GPU", 0) >= 1 else 0
     if actors is None: actors = int(res["GPU"] // max(num_gpus, 1e-9)) if num_gpus else int(res.get("CPU", 1))
@@ -138,6 +155,7 @@ def map_tasks(fn, items:list, actors:int|None=None, # pool size (None: one per G
                          num_gpus=num_gpus or None, num_cpus=1)
     rows = sorted(out.take_all(), key=lambda r: r["i"])
     return [json.loads(r["out"]) for r in rows]
+
 
 # %% ../nbs/15_ray.ipynb #17961a6e
 def large_star(u, nbrs) -> list[tuple]:
