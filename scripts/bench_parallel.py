@@ -11,8 +11,8 @@ the timed runs: what is timed is the stage's run that loads the model (scikit-le
 CPU in this process, on one core whatever the pool) and scores every shard (the part that runs on the pool). The
 filter runs at two sizes (5,000 and 20,000 records), so that the share of those fixed seconds shows.
 
-The default sizes have not been timed on a quiet machine: at load 9-16 on 2 cores (2026-12-07) one rep of each took
-21 minutes, the filter at 20,000 records 10 of them; `--reps 3` (the default) takes about three times that:
+On a quiet 2-core machine (load 1.1-1.4, 2026-12-07) the default sizes with `--reps 3` took 439 s in all (the filter
+at 20,000 records 200 s of it); at load 9-16 one rep of each took 21 minutes:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_parallel.py
 
