@@ -74,6 +74,7 @@ def _serve(conn, parent:int):
             try: conn.send(out)
             except Exception as e: conn.send((i, False, WorkerFailed(f"{type(out[2]).__name__}: {out[2]} ({e!r})")))
     except EOFError: return                                          # the parent is gone
+    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)          # a SIGTERM while it exits: no "Exception ignored"
 
 # %% ../nbs/00d_pool.ipynb #a34faab9
 def _start(warm=()):

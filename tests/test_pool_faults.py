@@ -123,3 +123,21 @@ def test_the_list_keys_are_the_presets_lists():
     assert found == LISTS
     with pytest.raises(ConfigError, match="expected"): __import__("phi1_nb.config").config.check_params(
         "dedup", {"workers": [2]})
+
+
+def test_a_sigterm_while_a_worker_exits_prints_nothing(tmp_path, monkeypatch, capfd):
+    """ap28 c04's rerun: a worker ended by the pool's SIGTERM while it was already exiting printed 'Exception ignored ...
+    SystemExit' under the stage's one error line. A slow exit (an atexit handler) opens that window here."""
+    import time
+    mark = tmp_path / "exiting"
+    (tmp_path / "slow_exit.py").write_text(
+        f"import atexit, pathlib, time\natexit.register(lambda: pathlib.Path({str(mark)!r}).touch() or time.sleep(30))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    p, c = pool._start(["slow_exit"])
+    c.send(None)
+    for _ in range(600):   # until it is inside its exit
+        if mark.exists(): break
+        time.sleep(0.1)
+    assert mark.exists()
+    p.terminate(); p.wait(20); c.close()
+    assert "Exception ignored" not in capfd.readouterr().err
