@@ -144,7 +144,7 @@ def _run(cmd:str, rest:list[str]) -> int:
 def main(argv:list[str]|None=None) -> int:
     "The `phi1` command line on `argv` (None: `sys.argv`); returns the exit status."
     from phi1_nb.core import ConfigError
-    from phi1_nb.pipeline import STAGE_NAMES, StageFailed
+    from phi1_nb.pipeline import STAGE_NAMES, StageFailed, _term_is_ctrl_c
     from phi1_nb.sandbox import SandboxError
     argv = list(sys.argv[1:] if argv is None else argv)
     cmds = STAGE_NAMES + ["pipeline"] + list(TOOLS)
@@ -155,7 +155,8 @@ def main(argv:list[str]|None=None) -> int:
         near = difflib.get_close_matches(cmd, cmds, n=1)
         print(f"phi1: unknown command {cmd!r}{f'; did you mean {near[0]}?' if near else ''} "
               f"(valid: {', '.join(cmds)})", file=sys.stderr); return 2
-    try: return _run(cmd, rest)
+    try:
+        with _term_is_ctrl_c(): return _run(cmd, rest)   # SIGTERM stops a command as Ctrl-C does (exit 130)
     # ConnectionError (no Ray cluster) is an OSError
     except (ConfigError, OSError, StageFailed, ValueError, SandboxError) as e:
         print(_say(cmd, e), file=sys.stderr); return 2

@@ -141,3 +141,19 @@ def test_a_sigterm_while_a_worker_exits_prints_nothing(tmp_path, monkeypatch, ca
     assert mark.exists()
     p.terminate(); p.wait(20); c.close()
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_sigterm_stops_a_stage_command_as_ctrl_c_does(tmp_path):
+    "bp28 c10: SIGTERM to `phi1 <stage>` ended it silently (exit -15); `phi1 pipeline` already took it as Ctrl-C."
+    import time
+    prog = textwrap.dedent("""
+        import sys, time
+        import phi1_nb.cli as cli
+        def run(cmd, rest): print("ready", flush=True); time.sleep(60)
+        cli._run = run
+        sys.argv = ["phi1", "dedup"]; sys.exit(cli.console())""")
+    p = subprocess.Popen([sys.executable, "-c", prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err.strip() == "phi1: interrupted; rerun resumes", (p.returncode, err)
