@@ -113,30 +113,43 @@ class _Run:
     "One map's state, shared by this process's loop and the feeder thread: results, errors, the next item."
     def __init__(self, items:list, bar):
         self.out, self.errs, self.todo, self.bar = [None] * len(items), {}, enumerate(items), bar
-        self.lock, self.stop, self.busy = threading.Lock(), False, {}
+        self.lock, self.stop, self.busy, self.n = threading.Lock(), False, {}, 0
     def take(self):
         "The next `(i, item)`; None when all are given, after an error, or when stopped."
         with self.lock: return None if self.errs or self.stop else next(self.todo, None)
     def done(self, i:int, ok:bool, r):
         with self.lock:
-            if ok: self.out[i] = r; self.bar.update()
+            if ok: self.out[i] = r; self.n += 1; self.bar.update()
             else: self.errs[i] = r
     def waiting(self) -> bool:
         "Whether a worker's task still matters: none failed yet, or one before the first failed task (it may fail too)."
         with self.lock:
             return bool(self.busy) and not (self.errs and min(i for _, i in self.busy.values()) > min(self.errs))
 
+
+# %% ../nbs/00d_pool.ipynb #d1ed0a04
 def _feed(run:_Run, kids:list, blob:bytes, first:list, desc:str):
     "The workers' side of a map (a thread): the function and a first item to each, then the next to whichever is free."
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # Ctrl-C is the main thread's
+    try: _serve_workers(run, kids, blob, first, desc)
+    except BaseException as e: run.done(-1, False, WorkerFailed(f"{desc} pool: its feeder thread failed ({e!r})"))
+
+def _serve_workers(run:_Run, kids:list, blob:bytes, first:list, desc:str):
     from multiprocessing.connection import wait
     def give(p, c, i, x, fn=None):
         try:
             if fn is not None: c.send(fn)
             c.send((i, x)); run.busy[c] = (p, i)
         except OSError as e: run.done(i, False, _died(p, i, desc, e))
+        except Exception as e:   # (the item does not pickle)
+            run.done(i, False, WorkerFailed(f"{desc}: item {i} does not pickle for a worker ({e!r})"))
     for (p, c), (i, x) in zip(kids, first): give(p, c, i, x, blob)
     while not run.stop and run.waiting():
-        for c in wait(list(run.busy), timeout=.2):
+        ready = wait(list(run.busy), timeout=.2)
+        for c, (p, i) in list(run.busy.items()):   # ended, though a process it forked holds its pipe open
+            if c not in ready and p.poll() is not None and not c.poll(): run.busy.pop(c); run.done(i, False, _died(
+                p, i, desc, EOFError()))
+        for c in ready:
             p, i = run.busy.pop(c)
             try: _, good, r = c.recv()
             except (EOFError, OSError) as e: good, r = False, _died(p, i, desc, e)
@@ -171,12 +184,14 @@ def __call__(self:Pool, fn, items:list) -> list:
     if self.closed: raise RuntimeError(f"{self.desc} pool: closed (an earlier map failed)")
     items = list(items); kids = self.procs[:max(0, len(items) - 1)]   # one item at least for this process
     run = _Run(items, tqdm(total=len(items), desc=self.desc, disable=None if self.progress else True, unit="shard"))
-    blob, first = cloudpickle.dumps(fn) if kids else b"", [next(run.todo) for _ in kids]
+    try: blob = cloudpickle.dumps(fn) if kids else b""
+    except Exception: kids, blob = [], b""   # a task that does not pickle: this process runs every item
+    first = [next(run.todo) for _ in kids]
     t = threading.Thread(target=_feed, args=(run, kids, blob, first, self.desc), daemon=True); t.start()
     try:
         while (nxt := run.take()) is not None:
             try: r = fn(nxt[1])
-            except Exception as e: run.done(nxt[0], False, e)
+            except (Exception, SystemExit) as e: run.done(nxt[0], False, e)   # (after any earlier item's error)
             else: run.done(nxt[0], True, r)
         t.join()
     finally:
@@ -186,6 +201,7 @@ def __call__(self:Pool, fn, items:list) -> list:
             for p, _ in kids: p.terminate()
             t.join(); self.close(ok=False)
     if run.errs: raise run.errs[min(run.errs)]
+    if run.n != len(items): raise WorkerFailed(f"{self.desc} pool: {len(items) - run.n} of {len(items)} results lost")
     self.used = True
     return run.out
 

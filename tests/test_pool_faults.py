@@ -157,3 +157,48 @@ def test_sigterm_stops_a_stage_command_as_ctrl_c_does(tmp_path):
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err.strip() == "phi1: interrupted; rerun resumes", (p.returncode, err)
+
+
+def test_a_task_that_does_not_pickle_runs_here():
+    "ap30 c14: a task closing over a lock (decontaminate with an embedder object) failed on 2 workers, not on 1."
+    import threading
+    lock = threading.Lock()
+    def task(x):
+        with lock: return x * 2
+    assert process_map(task, [1, 2, 3, 4], 2) == [2, 4, 6, 8]
+
+
+def test_an_item_that_does_not_pickle_is_an_error_not_a_lost_result():
+    "ap30 c01: an item a worker could not be sent killed the feeder thread, and the map returned None in its place."
+    me = os.getpid()
+    items = [lambda: "A", "B", "C"]   # item 0 goes to the worker: a lambda does not pickle
+    with pytest.raises(WorkerFailed, match="item 0 does not pickle"):
+        process_map(lambda x: x() if callable(x) else x, items, 2)
+    assert os.getpid() == me
+
+
+def test_systemexit_in_this_processs_item_waits_for_an_earlier_error():
+    "ap30 c02: SystemExit in the caller's own item 1 was raised before the worker's item 0 error, unlike one process."
+    import time
+    me = os.getpid()
+    def task(x):
+        if x == 0 and os.getpid() != me: time.sleep(1); raise ValueError("item 0")
+        if x == 1 and os.getpid() == me: raise SystemExit(3)
+        return x
+    with pytest.raises(ValueError, match="item 0"): process_map(task, [0, 1, 2], 2)
+
+
+def test_a_worker_that_dies_with_a_forked_child_alive_is_seen_at_once(tmp_path):
+    "ap30 c11: a worker died while a process it forked kept its pipe open: the error came only when that child ended."
+    import time
+    me, pidfile = os.getpid(), tmp_path / "child"
+    def task(x):
+        if os.getpid() != me:
+            if os.fork() == 0:   # holds the pipe open for 30 s, then says it ended
+                pidfile.write_text(str(os.getpid())); time.sleep(30); pidfile.unlink(); os._exit(0)
+            while not pidfile.exists(): time.sleep(0.01)
+            os._exit(3)
+        return x
+    with pytest.raises(WorkerFailed, match="died on item 0"): process_map(task, [0, 1, 2], 2)
+    child = int(pidfile.read_text())   # (still there: the error did not wait for the child's end)
+    os.kill(child, signal.SIGKILL)
