@@ -276,7 +276,7 @@ def run_decontaminate(run_dir, input_stage:str="synth/exercises", benchmarks:str
     # one output shard per input shard, its name from the input's path
     tasks = {t: (t, Path(src)/sh["path"]) for t, sh in zip(task_ids([sh["path"] for sh in shards]), shards)}
     process = lambda t: decontaminate_shard(checker, t[1], out/"work"/t[0], batch_size)
-    from phi1_nb.corpus import local_map
+    from phi1_nb.pool import local_map
     mt = local_map(workers, "decontaminate")   # engine local: `workers` processes (None: all cores; 1: here)
     if engine == "ray":
         from phi1_nb.ray_engine import connect, map_tasks
